@@ -1,0 +1,759 @@
+// RocksDB implementation of Store. Layout: key_codec.h and docs/storage-format.md.
+#include "storage/store.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "storage/envelope_codec.h"
+#include "storage/key_codec.h"
+
+namespace doppel::storage {
+namespace {
+
+using doppel::v1::Envelope;
+using doppel::v1::RunInfo;
+using doppel::v1::RunResult;
+using doppel::v1::SessionCounts;
+using doppel::v1::SessionInfo;
+
+// Bumped when a change makes old binaries misread the store. Readers refuse newer versions.
+constexpr uint32_t kFormatVersion = 1;
+constexpr char kMetaFormatVersion[] = "meta/format_version";
+constexpr char kMetaNextSessionId[] = "meta/next_session_id";
+constexpr char kMetaNextRunId[] = "meta/next_run_id";
+
+constexpr char kCfSessions[] = "sessions";
+constexpr char kCfEnvelopes[] = "envelopes";
+constexpr char kCfDicts[] = "dicts";
+constexpr char kCfRuns[] = "runs";
+
+// Per-envelope mode: a session's dictionary is trained on its first envelopes.
+constexpr size_t kDictTrainSamples = 2000;
+constexpr size_t kDictTrainMaxBytes = 8 << 20;
+constexpr size_t kDictSize = 64 << 10;
+
+uint64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  std::string m = what + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(m);
+  if (s.IsCorruption()) return Status::Corruption(m);
+  if (s.IsNoSpace()) return Status::ResourceExhausted(m + " (the disk is full; free space)");
+  if (s.IsIOError()) return Status::IoError(m);
+  if (s.IsNotSupported()) return Status::Unsupported(m);
+  return Status::Internal(m);
+}
+
+std::string EncodeU32(uint32_t v) {
+  std::string s;
+  PutBigEndian32(&s, v);
+  return s;
+}
+
+class RocksEnvelopeIterator final : public EnvelopeIterator {
+ public:
+  RocksEnvelopeIterator(std::string session, std::string lower, std::string upper,
+                        bool skip_corrupt, std::unique_ptr<EnvelopeCodec> codec)
+      : session_(std::move(session)),
+        lower_(std::move(lower)),
+        upper_(std::move(upper)),
+        upper_slice_(upper_),
+        skip_corrupt_(skip_corrupt),
+        codec_(std::move(codec)) {}
+
+  // REQUIRES: called once, with an iterator created with read options whose
+  // iterate_upper_bound is &upper_slice_.
+  void Start(std::unique_ptr<rocksdb::Iterator> it) {
+    it_ = std::move(it);
+    it_->Seek(lower_);
+    Settle();
+  }
+  const rocksdb::Slice* upper_bound() const { return &upper_slice_; }
+
+  bool Valid() const override { return valid_; }
+  void Next() override {
+    it_->Next();
+    Settle();
+  }
+  const Envelope& envelope() const override { return envelope_; }
+  Status status() const override { return status_; }
+  uint64_t skipped() const override { return skipped_; }
+
+ private:
+  // Moves to the first decodable entry at or after the current position.
+  void Settle() {
+    valid_ = false;
+    for (; it_->Valid(); it_->Next()) {
+      rocksdb::Slice v = it_->value();
+      Status s = codec_->Decode(std::string_view(v.data(), v.size()), &envelope_);
+      if (s.ok()) {
+        valid_ = true;
+        return;
+      }
+      rocksdb::Slice k = it_->key();
+      if (!skip_corrupt_) {
+        status_ = Status::Corruption("session '" + session_ + "', envelope " +
+                                     DescribeEnvelopeKey(std::string_view(k.data(), k.size())) +
+                                     ": " + s.message() +
+                                     " (use --skip-corrupt to read past it)");
+        return;
+      }
+      ++skipped_;
+    }
+    if (!it_->status().ok()) status_ = FromRocks(it_->status(), "reading session '" + session_ + "'");
+  }
+
+  std::string session_, lower_, upper_;
+  rocksdb::Slice upper_slice_;  // must outlive it_
+  bool skip_corrupt_;
+  std::unique_ptr<EnvelopeCodec> codec_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+  Envelope envelope_;
+  bool valid_ = false;
+  Status status_;
+  uint64_t skipped_ = 0;
+};
+
+class RocksRunResultIterator final : public RunResultIterator {
+ public:
+  RocksRunResultIterator(uint32_t run_id, std::string prefix)
+      : run_id_(run_id), prefix_(std::move(prefix)) {
+    upper_ = prefix_;
+    upper_.back() = static_cast<char>(upper_.back() + 1);
+    upper_slice_ = rocksdb::Slice(upper_);
+  }
+  void Start(std::unique_ptr<rocksdb::Iterator> it) {
+    it_ = std::move(it);
+    it_->Seek(prefix_);
+    Settle();
+  }
+  const rocksdb::Slice* upper_bound() const { return &upper_slice_; }
+  bool Valid() const override { return valid_; }
+  void Next() override {
+    it_->Next();
+    Settle();
+  }
+  const RunResult& result() const override { return result_; }
+  Status status() const override { return status_; }
+
+ private:
+  void Settle() {
+    valid_ = false;
+    if (!it_->Valid()) {
+      if (!it_->status().ok()) status_ = FromRocks(it_->status(), "reading run results");
+      return;
+    }
+    rocksdb::Slice v = it_->value();
+    if (!result_.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+      status_ = Status::Corruption("run " + std::to_string(run_id_) +
+                                   ": a result record does not decode");
+      return;
+    }
+    valid_ = true;
+  }
+  uint32_t run_id_;
+  std::string prefix_, upper_;
+  rocksdb::Slice upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+  RunResult result_;
+  bool valid_ = false;
+  Status status_;
+};
+
+class RocksStore final : public Store {
+ public:
+  RocksStore(StoreOptions options, std::string path) : opts_(options), path_(std::move(path)) {}
+
+  ~RocksStore() override {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    delete db_;
+  }
+
+  Status Init();
+
+  Result<SessionInfo> CreateSession(SessionInfo info) override;
+  Result<SessionInfo> GetSession(std::string_view name) override;
+  Result<std::vector<SessionInfo>> ListSessions() override;
+  Status DeleteSession(std::string_view name) override;
+  Status CloseSession(std::string_view name, const SessionCounts& recorder_counts,
+                      doppel::v1::SessionState state) override;
+  Status RenameSession(std::string_view from, std::string_view to) override;
+  Status Append(std::string_view session, std::span<const Envelope> batch) override;
+  Result<EnvelopeIteratorPtr> Scan(std::string_view session, const ScanOptions& options) override;
+  Result<uint64_t> DeleteEnvelopesBefore(std::string_view session, uint64_t cutoff_us) override;
+  Result<uint64_t> ApproximateSessionBytes(std::string_view session) override;
+  Result<RunInfo> CreateRun(RunInfo info) override;
+  Status UpdateRun(const RunInfo& info) override;
+  Result<RunInfo> GetRun(uint32_t run_id) override;
+  Result<std::vector<RunInfo>> ListRuns() override;
+  Status AppendRunResults(uint32_t run_id, std::span<const RunResult> results) override;
+  Result<RunResultIteratorPtr> ScanRunResults(uint32_t run_id) override;
+  Status DeleteRun(uint32_t run_id) override;
+  Status Flush() override;
+
+ private:
+  // Write-side state of one session, cached while it is being appended to.
+  struct SessionWriter {
+    std::mutex mu;
+    SessionInfo info;
+    EnvelopeCodec codec;
+    std::vector<std::string> samples;  // per-envelope mode, until the dictionary is trained
+    size_t sample_bytes = 0;
+    bool dict_done = false;
+    SessionWriter(int level, uint64_t max_decoded) : codec(level, max_decoded) {}
+  };
+
+  rocksdb::ColumnFamilyHandle* sessions() { return handles_[1]; }
+  rocksdb::ColumnFamilyHandle* envelopes() { return handles_[2]; }
+  rocksdb::ColumnFamilyHandle* dicts() { return handles_[3]; }
+  rocksdb::ColumnFamilyHandle* runs() { return handles_[4]; }
+
+  Status CheckWritable() const {
+    if (opts_.read_only) return Status::Unsupported("the store was opened read-only");
+    return Status::Ok();
+  }
+  Result<SessionInfo> ReadSession(std::string_view name);
+  Result<uint32_t> NextId(const char* meta_key);  // REQUIRES: mu_ held
+  Status LoadDictionaries(uint32_t session_id, EnvelopeCodec* codec,
+                          std::string* encode_dict);
+  Result<std::shared_ptr<SessionWriter>> Writer(std::string_view name);
+  Status MarkInterrupted();
+
+  StoreOptions opts_;
+  std::string path_;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::WriteOptions write_options_;
+  std::mutex mu_;  // guards writers_ and id allocation
+  std::map<std::string, std::shared_ptr<SessionWriter>, std::less<>> writers_;
+};
+
+rocksdb::ColumnFamilyOptions EnvelopeCfOptions(const StoreOptions& o) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kSessionPrefixSize));
+  rocksdb::BlockBasedTableOptions table;
+  if (o.compression == Compression::kBlockZstdDict) {
+    // Large blocks hold many envelopes, so one zstd frame sees their shared structure.
+    table.block_size = 64 << 10;
+    cf.compression = rocksdb::kZSTD;
+    cf.compression_opts.level = o.zstd_level;
+    cf.compression_opts.max_dict_bytes = kDictSize;
+    cf.compression_opts.zstd_max_train_bytes = 100 * kDictSize;
+    cf.compression_opts.max_dict_buffer_bytes = 64ull << 20;
+    cf.compression_opts.enabled = true;
+    cf.bottommost_compression = rocksdb::kZSTD;
+    cf.bottommost_compression_opts = cf.compression_opts;
+  } else {
+    // Values are already zstd frames: never compress twice.
+    cf.compression = rocksdb::kNoCompression;
+    cf.bottommost_compression = rocksdb::kNoCompression;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.write_buffer_size = 64 << 20;
+  return cf;
+}
+
+Status RocksStore::Init() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  bool exists = fs::exists(fs::path(path_) / "CURRENT", ec);
+  if (!exists && (opts_.read_only || !opts_.create_if_missing)) {
+    return Status::NotFound("no doppel store at '" + path_ +
+                            "' (record or import a session first, or point --store / "
+                            "DOPPEL_STORE at an existing store)");
+  }
+  if (!exists) {
+    fs::create_directories(path_, ec);
+    if (ec) return Status::IoError("cannot create store directory '" + path_ + "': " + ec.message());
+    ::chmod(path_.c_str(), 0700);  // envelopes hold production traffic
+  }
+
+  rocksdb::DBOptions db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  db.max_background_jobs = 2;
+  db.keep_log_file_num = 4;
+  db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+
+  std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName, kCfSessions,
+                                    kCfEnvelopes, kCfDicts, kCfRuns};
+  if (exists) {
+    std::vector<std::string> on_disk;
+    if (rocksdb::DB::ListColumnFamilies(db, path_, &on_disk).ok()) {
+      for (const auto& n : on_disk)
+        if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    }
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) {
+    rocksdb::ColumnFamilyOptions cf;
+    if (n == kCfEnvelopes) cf = EnvelopeCfOptions(opts_);
+    cfs.emplace_back(n, cf);
+  }
+  rocksdb::Status s = opts_.read_only
+                          ? rocksdb::DB::OpenForReadOnly(db, path_, cfs, &handles_, &db_)
+                          : rocksdb::DB::Open(db, path_, cfs, &handles_, &db_);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Status::Unavailable("store '" + path_ +
+                                 "' is in use by another doppel process (a recorder?); "
+                                 "read-only commands still work, or use another --store");
+    }
+    return FromRocks(s, "opening store '" + path_ + "'");
+  }
+  write_options_.sync = opts_.sync;
+
+  std::string v;
+  s = db_->Get(rocksdb::ReadOptions(), handles_[0], kMetaFormatVersion, &v);
+  if (s.ok()) {
+    if (v.size() != 4) return Status::Corruption("store '" + path_ + "': bad format version record");
+    uint32_t version = GetBigEndian32(v.data());
+    if (version > kFormatVersion) {
+      return Status::Unsupported("store '" + path_ + "' was written by a newer doppel (format " +
+                                 std::to_string(version) + "; this doppel reads up to " +
+                                 std::to_string(kFormatVersion) +
+                                 "); upgrade doppel or use another --store");
+    }
+  } else if (s.IsNotFound()) {
+    if (!opts_.read_only) {
+      DOPPEL_RETURN_IF_ERROR(FromRocks(
+          db_->Put(write_options_, handles_[0], kMetaFormatVersion, EncodeU32(kFormatVersion)),
+          "writing format version"));
+    }
+  } else {
+    return FromRocks(s, "reading format version");
+  }
+  if (!opts_.read_only) DOPPEL_RETURN_IF_ERROR(MarkInterrupted());
+  return Status::Ok();
+}
+
+// No other process can have the store open for writing (RocksDB's lock), so a session still
+// RECORDING here was left by a writer that died.
+Status RocksStore::MarkInterrupted() {
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), sessions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    SessionInfo info;
+    if (!info.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
+    if (info.state() == doppel::v1::SESSION_STATE_RECORDING) {
+      info.set_state(doppel::v1::SESSION_STATE_INTERRUPTED);
+      batch.Put(sessions(), it->key(), info.SerializeAsString());
+    }
+  }
+  std::unique_ptr<rocksdb::Iterator> rit(db_->NewIterator(rocksdb::ReadOptions(), runs()));
+  for (rit->SeekToFirst(); rit->Valid(); rit->Next()) {
+    if (rit->key().size() != 5) continue;  // run results
+    RunInfo run;
+    if (!run.ParseFromArray(rit->value().data(), static_cast<int>(rit->value().size()))) continue;
+    if (run.state() == doppel::v1::RUN_STATE_RUNNING) {
+      run.set_state(doppel::v1::RUN_STATE_INTERRUPTED);
+      batch.Put(runs(), rit->key(), run.SerializeAsString());
+    }
+  }
+  if (batch.Count() == 0) return Status::Ok();
+  return FromRocks(db_->Write(write_options_, &batch), "marking interrupted sessions");
+}
+
+Result<uint32_t> RocksStore::NextId(const char* meta_key) {
+  std::string v;
+  uint32_t id = 1;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[0], meta_key, &v);
+  if (s.ok() && v.size() == 4) id = GetBigEndian32(v.data());
+  else if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading id counter");
+  DOPPEL_RETURN_IF_ERROR(FromRocks(
+      db_->Put(write_options_, handles_[0], meta_key, EncodeU32(id + 1)), "writing id counter"));
+  return id;
+}
+
+Result<SessionInfo> RocksStore::ReadSession(std::string_view name) {
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), sessions(),
+                               rocksdb::Slice(name.data(), name.size()), &v);
+  if (s.IsNotFound())
+    return Status::NotFound("no session named '" + std::string(name) +
+                            "' (see `doppel sessions list`)");
+  if (!s.ok()) return FromRocks(s, "reading session '" + std::string(name) + "'");
+  SessionInfo info;
+  if (!info.ParseFromString(v))
+    return Status::Corruption("session record '" + std::string(name) + "' does not decode");
+  return info;
+}
+
+Result<SessionInfo> RocksStore::CreateSession(SessionInfo info) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  if (info.name().empty()) return Status::InvalidArgument("a session needs a name");
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), sessions(), info.name(), &v);
+  if (s.ok())
+    return Status::AlreadyExists("session '" + info.name() +
+                                 "' exists already; pick another name or remove it with "
+                                 "`doppel sessions rm " + info.name() + "`");
+  if (!s.IsNotFound()) return FromRocks(s, "reading sessions");
+  auto id = NextId(kMetaNextSessionId);
+  if (!id.ok()) return id.status();
+  info.set_id(*id);
+  if (info.created_us() == 0) info.set_created_us(NowUs());
+  if (info.state() == doppel::v1::SESSION_STATE_UNSPECIFIED)
+    info.set_state(doppel::v1::SESSION_STATE_RECORDING);
+  DOPPEL_RETURN_IF_ERROR(FromRocks(
+      db_->Put(write_options_, sessions(), info.name(), info.SerializeAsString()),
+      "writing session '" + info.name() + "'"));
+  return info;
+}
+
+Result<SessionInfo> RocksStore::GetSession(std::string_view name) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = writers_.find(name);
+    if (it != writers_.end()) {
+      std::lock_guard<std::mutex> wl(it->second->mu);
+      return it->second->info;
+    }
+  }
+  return ReadSession(name);
+}
+
+Result<std::vector<SessionInfo>> RocksStore::ListSessions() {
+  std::vector<SessionInfo> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), sessions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    SessionInfo info;
+    if (!info.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
+      return Status::Corruption("session record '" + it->key().ToString() + "' does not decode");
+    out.push_back(std::move(info));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing sessions");
+  return out;
+}
+
+Status RocksStore::DeleteSession(std::string_view name) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  auto info = ReadSession(name);
+  if (!info.ok()) return info.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = writers_.find(name); it != writers_.end()) writers_.erase(it);
+  rocksdb::WriteBatch batch;
+  std::string from = SessionPrefix(info->id()), to = SessionPrefix(info->id() + 1);
+  batch.DeleteRange(envelopes(), from, to);
+  batch.DeleteRange(dicts(), from, to);
+  batch.Delete(sessions(), rocksdb::Slice(name.data(), name.size()));
+  return FromRocks(db_->Write(write_options_, &batch), "deleting session '" + std::string(name) + "'");
+}
+
+Status RocksStore::CloseSession(std::string_view name, const SessionCounts& rc,
+                                doppel::v1::SessionState state) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  auto w = Writer(name);
+  if (!w.ok()) return w.status();
+  std::lock_guard<std::mutex> wl((*w)->mu);
+  SessionInfo info = (*w)->info;
+  info.set_state(state);
+  info.set_closed_us(NowUs());
+  auto* c = info.mutable_counts();
+  c->set_requests_seen(rc.requests_seen());
+  c->set_sampled(rc.sampled());
+  c->set_dropped(rc.dropped());
+  c->set_errors(rc.errors());
+  DOPPEL_RETURN_IF_ERROR(FromRocks(
+      db_->Put(write_options_, sessions(), info.name(), info.SerializeAsString()),
+      "closing session '" + info.name() + "'"));
+  (*w)->info = info;
+  std::lock_guard<std::mutex> lock(mu_);
+  writers_.erase(info.name());
+  return Status::Ok();
+}
+
+Status RocksStore::RenameSession(std::string_view from, std::string_view to) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (writers_.count(from))
+    return Status::Unavailable("session '" + std::string(from) + "' is being written");
+  std::string v;
+  if (db_->Get(rocksdb::ReadOptions(), sessions(), rocksdb::Slice(to.data(), to.size()), &v).ok())
+    return Status::AlreadyExists("session '" + std::string(to) + "' exists already");
+  auto info = ReadSession(from);
+  if (!info.ok()) return info.status();
+  info->set_name(std::string(to));
+  rocksdb::WriteBatch batch;
+  batch.Delete(sessions(), rocksdb::Slice(from.data(), from.size()));
+  batch.Put(sessions(), info->name(), info->SerializeAsString());
+  return FromRocks(db_->Write(write_options_, &batch), "renaming session");
+}
+
+Status RocksStore::LoadDictionaries(uint32_t session_id, EnvelopeCodec* codec,
+                                    std::string* encode_dict) {
+  std::string lower = SessionPrefix(session_id), upper = SessionPrefix(session_id + 1);
+  rocksdb::Slice ub(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &ub;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, dicts()));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    std::string_view d(it->value().data(), it->value().size());
+    DOPPEL_RETURN_IF_ERROR(codec->AddDictionary(d, false).WithContext(
+        "session id " + std::to_string(session_id) + " dictionary"));
+    if (encode_dict) *encode_dict = std::string(d);
+  }
+  return FromRocks(it->status(), "reading dictionaries");
+}
+
+Result<std::shared_ptr<RocksStore::SessionWriter>> RocksStore::Writer(std::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = writers_.find(name);
+  if (it != writers_.end()) return it->second;
+  auto info = ReadSession(name);
+  if (!info.ok()) return info.status();
+  auto w = std::make_shared<SessionWriter>(opts_.zstd_level, opts_.max_decoded_envelope_bytes);
+  w->info = *info;
+  std::string dict;
+  DOPPEL_RETURN_IF_ERROR(LoadDictionaries(info->id(), &w->codec, &dict));
+  if (!dict.empty()) {
+    DOPPEL_RETURN_IF_ERROR(w->codec.AddDictionary(dict, true));
+    w->dict_done = true;
+  }
+  writers_.emplace(std::string(name), w);
+  return w;
+}
+
+Status RocksStore::Append(std::string_view session, std::span<const Envelope> batch) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  auto wr = Writer(session);
+  if (!wr.ok()) return wr.status();
+  SessionWriter& w = **wr;
+  std::lock_guard<std::mutex> wl(w.mu);
+  if (w.info.state() == doppel::v1::SESSION_STATE_CLOSED ||
+      w.info.state() == doppel::v1::SESSION_STATE_INTERRUPTED) {
+    return Status::InvalidArgument("session '" + w.info.name() +
+                                   "' is closed; record into a new session");
+  }
+  const bool per_envelope = opts_.compression == Compression::kEnvelopeZstdDict;
+  SessionInfo info = w.info;
+  auto* counts = info.mutable_counts();
+  rocksdb::WriteBatch wb;
+  std::string key, value, serialized;
+  for (const Envelope& e : batch) {
+    key = EncodeEnvelopeKey({info.id(), e.arrival_us(), e.seq()});
+    serialized.clear();
+    e.AppendToString(&serialized);
+    if (per_envelope) {
+      if (!w.dict_done) {
+        w.samples.push_back(serialized);
+        w.sample_bytes += serialized.size();
+        if (w.samples.size() >= kDictTrainSamples || w.sample_bytes >= kDictTrainMaxBytes) {
+          std::string dict = TrainDictionary(w.samples, kDictSize);
+          uint32_t id = DictionaryId(dict);
+          if (id != 0) {
+            DOPPEL_RETURN_IF_ERROR(w.codec.AddDictionary(dict, true));
+            wb.Put(dicts(), EncodeDictKey(info.id(), id), dict);
+            info.set_dict_id(id);
+          }
+          w.dict_done = true;
+          w.samples.clear();
+          w.samples.shrink_to_fit();
+        }
+      }
+      DOPPEL_RETURN_IF_ERROR(w.codec.EncodeZstdSerialized(serialized, &value));
+    } else {
+      value.clear();
+      value.push_back(static_cast<char>(kCodecRaw));
+      value += serialized;
+    }
+    wb.Put(envelopes(), key, value);
+    counts->set_envelopes(counts->envelopes() + 1);
+    counts->set_raw_bytes(counts->raw_bytes() + serialized.size());
+    counts->set_stored_bytes(counts->stored_bytes() + value.size());
+    if (counts->first_arrival_us() == 0 || e.arrival_us() < counts->first_arrival_us())
+      counts->set_first_arrival_us(e.arrival_us());
+    if (e.arrival_us() > counts->last_arrival_us()) counts->set_last_arrival_us(e.arrival_us());
+  }
+  wb.Put(sessions(), info.name(), info.SerializeAsString());
+  DOPPEL_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &wb),
+                                   "appending to session '" + info.name() + "'"));
+  w.info = std::move(info);
+  return Status::Ok();
+}
+
+Result<EnvelopeIteratorPtr> RocksStore::Scan(std::string_view session, const ScanOptions& o) {
+  auto info = GetSession(session);
+  if (!info.ok()) return info.status();
+  auto codec = std::make_unique<EnvelopeCodec>(opts_.zstd_level, opts_.max_decoded_envelope_bytes);
+  DOPPEL_RETURN_IF_ERROR(LoadDictionaries(info->id(), codec.get(), nullptr));
+  std::string lower = EncodeEnvelopeKey({info->id(), o.from_us, 0});
+  std::string upper = o.to_us == UINT64_MAX ? SessionPrefix(info->id() + 1)
+                                            : EncodeEnvelopeKey({info->id(), o.to_us, 0});
+  auto iter = std::make_unique<RocksEnvelopeIterator>(std::string(session), lower, upper,
+                                                      o.skip_corrupt, std::move(codec));
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = iter->upper_bound();
+  ro.total_order_seek = true;
+  ro.readahead_size = 2 << 20;
+  ro.fill_cache = false;  // a scan reads each block once
+  iter->Start(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(ro, envelopes())));
+  return EnvelopeIteratorPtr(std::move(iter));
+}
+
+Result<uint64_t> RocksStore::DeleteEnvelopesBefore(std::string_view session, uint64_t cutoff_us) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  auto wr = Writer(session);
+  if (!wr.ok()) return wr.status();
+  SessionWriter& w = **wr;
+  std::lock_guard<std::mutex> wl(w.mu);
+  const uint32_t sid = w.info.id();
+  std::string lower = SessionPrefix(sid), upper = EncodeEnvelopeKey({sid, cutoff_us, 0});
+  rocksdb::Slice ub(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &ub;
+  ro.total_order_seek = true;
+  ro.fill_cache = false;
+  uint64_t n = 0, raw = 0, stored = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, envelopes()));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    ++n;
+    stored += it->value().size();
+    raw += DecodedSize(std::string_view(it->value().data(), it->value().size()));
+  }
+  DOPPEL_RETURN_IF_ERROR(FromRocks(it->status(), "counting old envelopes"));
+  it.reset();
+  SessionInfo info = w.info;
+  auto* c = info.mutable_counts();
+  c->set_envelopes(c->envelopes() - std::min(n, c->envelopes()));
+  c->set_raw_bytes(c->raw_bytes() - std::min(raw, c->raw_bytes()));
+  c->set_stored_bytes(c->stored_bytes() - std::min(stored, c->stored_bytes()));
+  if (n > 0 && c->first_arrival_us() < cutoff_us) c->set_first_arrival_us(cutoff_us);
+  rocksdb::WriteBatch wb;
+  wb.DeleteRange(envelopes(), lower, upper);
+  wb.Put(sessions(), info.name(), info.SerializeAsString());
+  DOPPEL_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &wb), "deleting old envelopes"));
+  w.info = std::move(info);
+  // A closed session is not kept in the writer cache.
+  if (w.info.state() != doppel::v1::SESSION_STATE_RECORDING) {
+    std::lock_guard<std::mutex> lock(mu_);
+    writers_.erase(w.info.name());
+  }
+  return n;
+}
+
+Result<uint64_t> RocksStore::ApproximateSessionBytes(std::string_view session) {
+  auto info = GetSession(session);
+  if (!info.ok()) return info.status();
+  std::string a = SessionPrefix(info->id()), b = SessionPrefix(info->id() + 1);
+  rocksdb::Range r(a, b);
+  uint64_t size = 0;
+  rocksdb::SizeApproximationOptions so;
+  so.include_memtables = true;
+  so.include_files = true;
+  DOPPEL_RETURN_IF_ERROR(
+      FromRocks(db_->GetApproximateSizes(so, envelopes(), &r, 1, &size), "sizing session"));
+  return size;
+}
+
+Result<RunInfo> RocksStore::CreateRun(RunInfo info) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto id = NextId(kMetaNextRunId);
+  if (!id.ok()) return id.status();
+  info.set_id(*id);
+  if (info.state() == doppel::v1::RUN_STATE_UNSPECIFIED) info.set_state(doppel::v1::RUN_STATE_RUNNING);
+  if (info.started_us() == 0) info.set_started_us(NowUs());
+  DOPPEL_RETURN_IF_ERROR(FromRocks(
+      db_->Put(write_options_, runs(), EncodeRunInfoKey(*id), info.SerializeAsString()),
+      "writing run"));
+  return info;
+}
+
+Status RocksStore::UpdateRun(const RunInfo& info) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  return FromRocks(
+      db_->Put(write_options_, runs(), EncodeRunInfoKey(info.id()), info.SerializeAsString()),
+      "writing run " + std::to_string(info.id()));
+}
+
+Result<RunInfo> RocksStore::GetRun(uint32_t run_id) {
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), runs(), EncodeRunInfoKey(run_id), &v);
+  if (s.IsNotFound())
+    return Status::NotFound("no run " + std::to_string(run_id) + " (see `doppel runs list`)");
+  if (!s.ok()) return FromRocks(s, "reading run");
+  RunInfo info;
+  if (!info.ParseFromString(v))
+    return Status::Corruption("run " + std::to_string(run_id) + " does not decode");
+  return info;
+}
+
+Result<std::vector<RunInfo>> RocksStore::ListRuns() {
+  std::vector<RunInfo> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), runs()));
+  it->SeekToFirst();
+  while (it->Valid()) {
+    if (it->key().size() != 5) {
+      // A result record: jump over the rest of this run's results to the next run.
+      it->Seek(EncodeRunInfoKey(GetBigEndian32(it->key().data()) + 1));
+      continue;
+    }
+    RunInfo info;
+    if (!info.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
+      return Status::Corruption("run record does not decode");
+    out.push_back(std::move(info));
+    it->Next();
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing runs");
+  return out;
+}
+
+Status RocksStore::AppendRunResults(uint32_t run_id, std::span<const RunResult> results) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  rocksdb::WriteBatch wb;
+  for (const RunResult& r : results)
+    wb.Put(runs(), EncodeRunResultKey(run_id, r.index(), r.target()), r.SerializeAsString());
+  return FromRocks(db_->Write(write_options_, &wb), "writing run results");
+}
+
+Result<RunResultIteratorPtr> RocksStore::ScanRunResults(uint32_t run_id) {
+  auto iter = std::make_unique<RocksRunResultIterator>(run_id, RunResultPrefix(run_id));
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = iter->upper_bound();
+  iter->Start(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(ro, runs())));
+  return RunResultIteratorPtr(std::move(iter));
+}
+
+Status RocksStore::DeleteRun(uint32_t run_id) {
+  DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  rocksdb::WriteBatch wb;
+  wb.Delete(runs(), EncodeRunInfoKey(run_id));
+  wb.DeleteRange(runs(), RunResultPrefix(run_id), EncodeRunInfoKey(run_id + 1));
+  return FromRocks(db_->Write(write_options_, &wb), "deleting run");
+}
+
+Status RocksStore::Flush() {
+  if (opts_.read_only) return Status::Ok();
+  rocksdb::FlushOptions fo;
+  return FromRocks(db_->Flush(fo, handles_), "flushing");
+}
+
+}  // namespace
+
+Status Store::Open(const StoreOptions& options, const std::string& path,
+                   std::unique_ptr<Store>* store) {
+  auto s = std::make_unique<RocksStore>(options, path);
+  DOPPEL_RETURN_IF_ERROR(s->Init());
+  *store = std::move(s);
+  return Status::Ok();
+}
+
+}  // namespace doppel::storage

@@ -1,0 +1,49 @@
+#include "tests/storage/test_envelopes.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace doppel::storage::testing {
+
+doppel::v1::Envelope MakeEnvelope(uint64_t arrival_us, uint32_t seq, int i) {
+  doppel::v1::Envelope e;
+  e.set_arrival_us(arrival_us);
+  e.set_seq(seq);
+  e.set_client_addr("127.0.0.1:5" + std::to_string(1000 + i % 1000));
+  auto* r = e.mutable_request();
+  r->set_method(i % 5 == 0 ? "POST" : "GET");
+  r->set_target("/api/v1/orders/" + std::to_string(1000 + i) + "?expand=items");
+  r->set_version(11);
+  auto* h = r->add_headers();
+  h->set_name("Host");
+  h->set_value("shop.internal");
+  h = r->add_headers();
+  h->set_name("Accept");
+  h->set_value("application/json");
+  if (i % 5 == 0) r->set_body("{\"sku\":\"A-" + std::to_string(i) + "\",\"qty\":" + std::to_string(i % 7) + "}");
+  r->set_body_size(r->body().size());
+  auto* s = e.mutable_response();
+  s->set_status(i % 11 == 0 ? 404 : 200);
+  s->set_version(11);
+  h = s->add_headers();
+  h->set_name("Content-Type");
+  h->set_value("application/json");
+  s->set_body("{\"id\":" + std::to_string(1000 + i) +
+              ",\"status\":\"shipped\",\"items\":[{\"sku\":\"A-1\",\"price\":" +
+              std::to_string(10 + i % 90) + ".5}],\"updated_at\":\"2026-11-27T10:00:" +
+              std::to_string(10 + i % 50) + "Z\"}");
+  s->set_body_size(s->body().size());
+  s->set_latency_us(800 + i % 300);
+  return e;
+}
+
+std::string TempDir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("doppel-test-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+}  // namespace doppel::storage::testing

@@ -1,0 +1,29 @@
+// The doppel command line: each command family registers itself on the CLI11 app.
+//
+// A command's Add* function declares its options on `app` and, in the subcommand's
+// callback, stores what to run in *run; main() runs it after parsing succeeded. A runner
+// returns the process exit code: 0 ok, 1 regressions found, 2 usage/configuration/runtime
+// error (with a message on stderr that says what to fix).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace doppel::cli {
+
+struct GlobalOptions {
+  std::string store = "./doppel-data";  // --store, or $DOPPEL_STORE
+};
+
+using Runner = std::function<int()>;
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRegressions = 1;
+inline constexpr int kExitError = 2;
+
+// tools/cmd_store.cc: sessions list|show|rm, cat, export, import, runs list.
+void AddStoreCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+
+}  // namespace doppel::cli

@@ -1,0 +1,278 @@
+// Commands that read and manage the store: sessions, cat, export, import, runs.
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <memory>
+
+#include <boost/json/serialize.hpp>
+
+#include "storage/bundle.h"
+#include "storage/envelope_json.h"
+#include "storage/store.h"
+#include "tools/cli.h"
+
+namespace doppel::cli {
+namespace {
+
+using storage::Store;
+using storage::StoreOptions;
+
+int Fail(const Status& s) {
+  std::cerr << "doppel: " << s.ToString() << "\n";
+  return kExitError;
+}
+
+std::unique_ptr<Store> OpenStore(const GlobalOptions& g, bool read_only, Status* status) {
+  StoreOptions o;
+  o.read_only = read_only;
+  o.create_if_missing = !read_only;
+  std::unique_ptr<Store> store;
+  *status = Store::Open(o, g.store, &store);
+  return store;
+}
+
+std::string StateName(v1::SessionState s) {
+  switch (s) {
+    case v1::SESSION_STATE_RECORDING: return "recording";
+    case v1::SESSION_STATE_CLOSED: return "closed";
+    case v1::SESSION_STATE_INTERRUPTED: return "interrupted";
+    case v1::SESSION_STATE_IMPORTED: return "imported";
+    default: return "unknown";
+  }
+}
+
+std::string FormatTime(uint64_t us) {
+  if (us == 0) return "-";
+  std::time_t t = static_cast<std::time_t>(us / 1000000);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+std::string FormatBytes(uint64_t b) {
+  char buf[32];
+  if (b >= (1ull << 30)) std::snprintf(buf, sizeof(buf), "%.1f GiB", b / double(1ull << 30));
+  else if (b >= (1ull << 20)) std::snprintf(buf, sizeof(buf), "%.1f MiB", b / double(1ull << 20));
+  else if (b >= 1024) std::snprintf(buf, sizeof(buf), "%.1f KiB", b / 1024.0);
+  else std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(b));
+  return buf;
+}
+
+int SessionsList(const GlobalOptions& g) {
+  Status s;
+  auto store = OpenStore(g, true, &s);
+  if (!s.ok()) return Fail(s);
+  auto list = store->ListSessions();
+  if (!list.ok()) return Fail(list.status());
+  if (list->empty()) {
+    std::cout << "no sessions in " << g.store << " (record one with `doppel record`)\n";
+    return kExitOk;
+  }
+  std::printf("%-32s %-11s %10s %10s  %s\n", "NAME", "STATE", "ENVELOPES", "STORED", "CREATED");
+  for (const auto& info : *list) {
+    if (info.name().rfind(".import.", 0) == 0) continue;  // an import in progress
+    std::printf("%-32s %-11s %10llu %10s  %s\n", info.name().c_str(),
+                StateName(info.state()).c_str(),
+                static_cast<unsigned long long>(info.counts().envelopes()),
+                FormatBytes(info.counts().stored_bytes()).c_str(),
+                FormatTime(info.created_us()).c_str());
+  }
+  return kExitOk;
+}
+
+int SessionsShow(const GlobalOptions& g, const std::string& name) {
+  Status s;
+  auto store = OpenStore(g, true, &s);
+  if (!s.ok()) return Fail(s);
+  auto info = store->GetSession(name);
+  if (!info.ok()) return Fail(info.status());
+  const auto& c = info->counts();
+  auto disk = store->ApproximateSessionBytes(name);
+  std::cout << "name:          " << info->name() << "\n"
+            << "id:            " << info->id() << "\n"
+            << "state:         " << StateName(info->state()) << "\n"
+            << "source:        " << (info->source().empty() ? "record" : info->source()) << "\n"
+            << "upstream:      " << info->upstream() << "\n"
+            << "created:       " << FormatTime(info->created_us()) << "\n"
+            << "closed:        " << FormatTime(info->closed_us()) << "\n"
+            << "first request: " << FormatTime(c.first_arrival_us()) << "\n"
+            << "last request:  " << FormatTime(c.last_arrival_us()) << "\n"
+            << "envelopes:     " << c.envelopes() << "\n"
+            << "raw bytes:     " << FormatBytes(c.raw_bytes()) << "\n"
+            << "value bytes:   " << FormatBytes(c.stored_bytes()) << "\n"
+            << "on disk (≈):   " << (disk.ok() ? FormatBytes(*disk) : "?") << "\n";
+  if (info->has_sampling())
+    std::cout << "sampling:      " << info->sampling().percent() << "%"
+              << (info->sampling().key().empty() ? "" : " by " + info->sampling().key()) << "\n";
+  if (c.requests_seen())
+    std::cout << "requests seen: " << c.requests_seen() << " (sampled " << c.sampled()
+              << ", dropped " << c.dropped() << ", errors " << c.errors() << ")\n";
+  return kExitOk;
+}
+
+int SessionsRm(const GlobalOptions& g, const std::string& name) {
+  Status s;
+  auto store = OpenStore(g, false, &s);
+  if (!s.ok()) return Fail(s);
+  s = store->DeleteSession(name);
+  if (!s.ok()) return Fail(s);
+  std::cout << "removed session '" << name << "'\n";
+  return kExitOk;
+}
+
+int Retain(const GlobalOptions& g, const std::string& name, uint64_t older_than_s) {
+  Status s;
+  auto store = OpenStore(g, false, &s);
+  if (!s.ok()) return Fail(s);
+  uint64_t now_us = static_cast<uint64_t>(std::time(nullptr)) * 1000000;
+  uint64_t cutoff = now_us > older_than_s * 1000000 ? now_us - older_than_s * 1000000 : 0;
+  auto n = store->DeleteEnvelopesBefore(name, cutoff);
+  if (!n.ok()) return Fail(n.status());
+  std::cout << "deleted " << *n << " envelopes older than " << FormatTime(cutoff) << " from '"
+            << name << "'\n";
+  return kExitOk;
+}
+
+int Cat(const GlobalOptions& g, const std::string& name, uint64_t limit, bool skip_corrupt) {
+  Status s;
+  auto store = OpenStore(g, true, &s);
+  if (!s.ok()) return Fail(s);
+  storage::ScanOptions so;
+  so.skip_corrupt = skip_corrupt;
+  auto it = store->Scan(name, so);
+  if (!it.ok()) return Fail(it.status());
+  uint64_t n = 0;
+  for (; (*it)->Valid() && (limit == 0 || n < limit); (*it)->Next(), ++n)
+    std::cout << boost::json::serialize(storage::EnvelopeToJson((*it)->envelope())) << "\n";
+  std::cout.flush();
+  if ((*it)->skipped())
+    std::cerr << "doppel: skipped " << (*it)->skipped() << " envelopes that do not decode\n";
+  if (!(*it)->status().ok()) return Fail((*it)->status());
+  return kExitOk;
+}
+
+int Export(const GlobalOptions& g, const std::string& name, const std::string& out) {
+  Status s;
+  auto store = OpenStore(g, true, &s);
+  if (!s.ok()) return Fail(s);
+  storage::BundleStats stats;
+  s = storage::ExportBundle(*store, name, out, &stats);
+  if (!s.ok()) return Fail(s);
+  std::cout << "exported " << stats.envelopes << " envelopes of '" << name << "' to " << out
+            << " (" << FormatBytes(stats.bytes) << ")\n";
+  return kExitOk;
+}
+
+int Import(const GlobalOptions& g, const std::string& file, const std::string& as) {
+  Status s;
+  auto store = OpenStore(g, false, &s);
+  if (!s.ok()) return Fail(s);
+  auto info = storage::ImportBundle(*store, file, as);
+  if (!info.ok()) return Fail(info.status());
+  std::cout << "imported " << info->counts().envelopes() << " envelopes as session '"
+            << info->name() << "'\n";
+  return kExitOk;
+}
+
+int RunsList(const GlobalOptions& g) {
+  Status s;
+  auto store = OpenStore(g, true, &s);
+  if (!s.ok()) return Fail(s);
+  auto runs = store->ListRuns();
+  if (!runs.ok()) return Fail(runs.status());
+  if (runs->empty()) {
+    std::cout << "no replay runs in " << g.store << "\n";
+    return kExitOk;
+  }
+  std::printf("%-6s %-12s %-24s %-20s %s\n", "ID", "STATE", "SESSION", "STARTED", "TARGETS");
+  for (const auto& r : *runs) {
+    std::string state = doppel::v1::RunState_Name(r.state()).substr(10);
+    std::string targets;
+    for (const auto& t : r.settings().targets()) targets += (targets.empty() ? "" : ",") + t;
+    std::printf("%-6u %-12s %-24s %-20s %s\n", r.id(), state.c_str(),
+                r.settings().session().c_str(), FormatTime(r.started_us()).c_str(),
+                targets.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
+  auto* sessions = app.add_subcommand("sessions", "list, show and remove recorded sessions");
+  sessions->require_subcommand(1);
+  sessions->add_subcommand("list", "list the sessions in the store")
+      ->callback([run, &g] { *run = [&g] { return SessionsList(g); }; });
+  {
+    auto* show = sessions->add_subcommand("show", "show one session's record and counts");
+    auto name = std::make_shared<std::string>();
+    show->add_option("name", *name, "session name")->required();
+    show->callback([run, &g, name] { *run = [&g, name] { return SessionsShow(g, *name); }; });
+  }
+  {
+    auto* rm = sessions->add_subcommand("rm", "remove a session and its envelopes");
+    auto name = std::make_shared<std::string>();
+    rm->add_option("name", *name, "session name")->required();
+    rm->callback([run, &g, name] { *run = [&g, name] { return SessionsRm(g, *name); }; });
+  }
+  {
+    auto* retain = sessions->add_subcommand(
+        "retain", "delete a session's envelopes older than a duration (range delete)");
+    auto name = std::make_shared<std::string>();
+    auto older = std::make_shared<std::string>();
+    retain->add_option("name", *name, "session name")->required();
+    retain->add_option("--older-than", *older, "age, e.g. 7d, 12h, 30m, 90s")->required();
+    retain->callback([run, &g, name, older] {
+      *run = [&g, name, older]() -> int {
+        const std::string& s = *older;
+        char* end = nullptr;
+        double v = std::strtod(s.c_str(), &end);
+        std::string unit = end ? end : "";
+        double mult = unit == "d" ? 86400 : unit == "h" ? 3600 : unit == "m" ? 60
+                    : (unit == "s" || unit.empty()) ? 1 : -1;
+        if (s.empty() || end == s.c_str() || v < 0 || mult < 0) {
+          std::cerr << "doppel: --older-than '" << s
+                    << "' is not a duration; use a number with d, h, m or s (e.g. 7d)\n";
+          return kExitError;
+        }
+        return Retain(g, *name, static_cast<uint64_t>(v * mult));
+      };
+    });
+  }
+  {
+    auto* cat = app.add_subcommand("cat", "print a session's envelopes as JSON Lines");
+    auto name = std::make_shared<std::string>();
+    auto limit = std::make_shared<uint64_t>(0);
+    auto skip = std::make_shared<bool>(false);
+    cat->add_option("--session", *name, "session name")->required();
+    cat->add_option("--limit", *limit, "print at most N envelopes (0 = all)");
+    cat->add_flag("--skip-corrupt", *skip, "skip envelopes that do not decode, and count them");
+    cat->callback([run, &g, name, limit, skip] {
+      *run = [&g, name, limit, skip] { return Cat(g, *name, *limit, *skip); };
+    });
+  }
+  {
+    auto* exp = app.add_subcommand("export", "write a session to a portable bundle file");
+    auto name = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    exp->add_option("--session", *name, "session name")->required();
+    exp->add_option("--out", *out, "bundle file to write (e.g. session.dpl)")->required();
+    exp->callback([run, &g, name, out] { *run = [&g, name, out] { return Export(g, *name, *out); }; });
+  }
+  {
+    auto* imp = app.add_subcommand("import", "load a bundle file into the store");
+    auto file = std::make_shared<std::string>();
+    auto as = std::make_shared<std::string>();
+    imp->add_option("file", *file, "bundle file written by `doppel export`")->required();
+    imp->add_option("--as", *as, "session name to import as (default: the bundle's own)");
+    imp->callback([run, &g, file, as] { *run = [&g, file, as] { return Import(g, *file, *as); }; });
+  }
+  {
+    auto* runs = app.add_subcommand("runs", "replay runs stored in the store");
+    runs->require_subcommand(1);
+    runs->add_subcommand("list", "list replay runs")
+        ->callback([run, &g] { *run = [&g] { return RunsList(g); }; });
+  }
+}
+
+}  // namespace doppel::cli
