@@ -1,0 +1,18 @@
+# Sourced by tools/*.sh and bench/*.sh: installs the Debian 12 packages doppel needs,
+# skipping what is already there. Usage: doppel_install_deps [extra packages...]
+doppel_install_deps() {
+  local pkgs=(build-essential cmake pkg-config libboost1.81-dev librocksdb-dev libprotobuf-dev
+              protobuf-compiler libzstd-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
+              ca-certificates "$@")
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "doppel: installing ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
