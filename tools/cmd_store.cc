@@ -6,6 +6,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "base/duration.h"
 #include "storage/bundle.h"
 #include "storage/envelope_json.h"
 #include "storage/store.h"
@@ -224,18 +225,9 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     retain->add_option("--older-than", *older, "age, e.g. 7d, 12h, 30m, 90s")->required();
     retain->callback([run, &g, name, older] {
       *run = [&g, name, older]() -> int {
-        const std::string& s = *older;
-        char* end = nullptr;
-        double v = std::strtod(s.c_str(), &end);
-        std::string unit = end ? end : "";
-        double mult = unit == "d" ? 86400 : unit == "h" ? 3600 : unit == "m" ? 60
-                    : (unit == "s" || unit.empty()) ? 1 : -1;
-        if (s.empty() || end == s.c_str() || v < 0 || mult < 0) {
-          std::cerr << "doppel: --older-than '" << s
-                    << "' is not a duration; use a number with d, h, m or s (e.g. 7d)\n";
-          return kExitError;
-        }
-        return Retain(g, *name, static_cast<uint64_t>(v * mult));
+        auto age = ParseDurationUs(*older);
+        if (!age.ok()) return Fail(age.status().WithContext("--older-than"));
+        return Retain(g, *name, *age / 1000000);
       };
     });
   }

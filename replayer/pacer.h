@@ -1,0 +1,55 @@
+// Pacer: when each request of a replay is due, relative to the start of the run.
+//
+// Exactly one mode per run:
+//   rate  — open loop: request i is due at the time the (possibly ramped) rate has produced
+//           i requests, whatever the responses. Latency is measured from the due time, so a
+//           slow target shows up as latency, not as a lower offered rate (no coordinated
+//           omission).
+//   speed — the recorded gaps divided by X; gaps are capped at max_gap, and a timestamp
+//           earlier than its predecessor counts as a zero gap (never a long sleep).
+//   max   — closed loop: no schedule; the sender keeps `concurrency` requests in flight.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace doppel::replay {
+
+struct PacingSpec {
+  enum class Mode { kRate, kSpeed, kMax };
+  Mode mode = Mode::kMax;
+  double rate_from = 0;   // requests per second (kRate)
+  double rate_to = 0;     // equal to rate_from when not ramped
+  uint64_t ramp_us = 0;   // time to go from rate_from to rate_to; 0 = no ramp
+  double speed = 1;       // kSpeed
+  uint64_t max_gap_us = UINT64_MAX;  // kSpeed: longest recorded gap honoured
+  std::string ToString() const;      // "rate=500", "rate=100:2000:60s", "speed=2", "max"
+};
+
+// Parses --rate values: "500", "0.5", or a ramp "FROM:TO:OVER" ("100:2000:60s").
+Result<PacingSpec> ParseRate(std::string_view text);
+
+class Pacer {
+ public:
+  explicit Pacer(const PacingSpec& spec) : spec_(spec) {}
+
+  // Due time, in µs after the start of the run, of the next request, whose recorded arrival
+  // time is `recorded_us`. Call once per request, in order. Returns 0 for every request in
+  // kMax mode.
+  uint64_t Next(uint64_t recorded_us);
+
+  // The rate-mode schedule on its own: due time of request `index` (0-based).
+  static uint64_t RateDueUs(const PacingSpec& spec, uint64_t index);
+
+ private:
+  PacingSpec spec_;
+  uint64_t index_ = 0;
+  bool have_prev_ = false;
+  uint64_t prev_recorded_us_ = 0;
+  double due_us_ = 0;  // speed mode accumulates fractional µs
+};
+
+}  // namespace doppel::replay

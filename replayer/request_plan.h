@@ -1,0 +1,87 @@
+// What the replayer sends for each recorded envelope: which envelopes are selected
+// (percent, filters, unsafe methods) and how a request is rewritten for a target.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+#include "doppel/v1/envelope.pb.h"
+
+namespace doppel::replay {
+
+// Deterministic subset: true for about `percent` % of envelopes, decided by a hash of the
+// envelope's id (arrival_us, seq) and `seed`, so reruns select the same requests.
+bool InPercent(uint64_t arrival_us, uint32_t seq, double percent, uint64_t seed);
+
+// POST, PUT, PATCH, DELETE: skipped unless --allow-unsafe-methods.
+bool IsUnsafeMethod(std::string_view method);
+
+struct SelectionOptions {
+  double percent = 100;
+  uint64_t seed = 0;
+  std::vector<std::string> methods;       // empty = all
+  std::string path_regex;                 // ECMAScript, matched against the whole target
+  std::vector<std::string> header_regex;  // "Name: REGEX"; every one must match some value
+  bool allow_unsafe = false;
+};
+
+enum class Decision { kSend, kNotInPercent, kFiltered, kUnsafe };
+
+class Selector {
+ public:
+  // Errors name the option and what is wrong with it (bad regex, percent out of range).
+  static Result<std::shared_ptr<const Selector>> Create(const SelectionOptions& options);
+  Decision Decide(const doppel::v1::Envelope& envelope) const;
+
+ private:
+  SelectionOptions opts_;
+  std::vector<std::string> methods_upper_;
+  std::optional<std::regex> path_;
+  std::vector<std::pair<std::string, std::regex>> headers_;
+};
+
+// A request ready to send, independent of the HTTP library.
+struct OutgoingRequest {
+  std::string method;
+  std::string target;
+  unsigned version = 11;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+struct RewriteOptions {
+  std::vector<std::pair<std::string, std::string>> set_headers;  // replace or add
+  std::vector<std::string> remove_headers;
+  std::vector<std::pair<std::string, std::string>> rewrite_path;  // REGEX=REPLACEMENT
+  bool keep_host = false;
+};
+
+class Rewriter {
+ public:
+  static Result<std::shared_ptr<const Rewriter>> Create(const RewriteOptions& options);
+
+  // Builds the request for one target. `target_authority` is the target's Host value,
+  // `base_path` its path prefix. Redacted header values (recorded as "hmac:…") are
+  // dropped unless set_headers supplies the header; *dropped_redacted counts them.
+  // Framing headers (Content-Length, Transfer-Encoding) are not copied: the sender frames
+  // the body itself.
+  void Build(const doppel::v1::Envelope& envelope, const std::string& target_authority,
+             const std::string& base_path, OutgoingRequest* out,
+             uint64_t* dropped_redacted) const;
+
+ private:
+  RewriteOptions opts_;
+  std::vector<std::pair<std::regex, std::string>> paths_;
+};
+
+// Splits "Name=Value" / "Name: Value" (set-header) or "REGEX=REPL" (rewrite-path) at the
+// first separator; false when there is none or the left side is empty.
+bool SplitAssignment(std::string_view text, std::string* left, std::string* right);
+
+}  // namespace doppel::replay
