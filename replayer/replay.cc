@@ -349,6 +349,11 @@ Result<ReplayStats> Engine::Run() {
   signals_.async_wait([this](boost::system::error_code ec, int) {
     if (ec) return;
     stats_.interrupted = true;
+    // A second signal stops at once; in-flight requests are then not waited for. Armed
+    // before stopping, so that MaybeDone() can cancel it when nothing is left to wait for.
+    signals_.async_wait([this](boost::system::error_code ec2, int) {
+      if (!ec2) io_.stop();
+    });
     // Requests still waiting for a slot are not sent; those in flight finish (bounded by
     // --timeout).
     for (size_t i = 0; i < lanes_.size(); ++i) {
@@ -360,10 +365,6 @@ Result<ReplayStats> Engine::Run() {
       }
     }
     StopDispatching();
-    // A second signal stops at once; in-flight requests are then not waited for.
-    signals_.async_wait([this](boost::system::error_code ec2, int) {
-      if (!ec2) io_.stop();
-    });
   });
   progress_timer_.expires_after(std::chrono::seconds(1));
   progress_timer_.async_wait([this](boost::system::error_code ec) {
