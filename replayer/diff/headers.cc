@@ -1,0 +1,181 @@
+#include "replayer/diff/headers.h"
+
+#include <algorithm>
+#include <map>
+
+#include "replayer/diff/path.h"
+
+namespace doppel::diff {
+namespace {
+
+constexpr std::string_view kDefaultIgnored[] = {"date",
+                                                "server",
+                                                "age",
+                                                "via",
+                                                "expires",
+                                                "last-modified",
+                                                "keep-alive",
+                                                "connection",
+                                                "x-request-id",
+                                                "request-id",
+                                                "x-correlation-id",
+                                                "traceparent",
+                                                "tracestate",
+                                                "x-trace-id",
+                                                "x-amzn-trace-id",
+                                                "x-b3-traceid",
+                                                "x-b3-spanid",
+                                                "x-b3-parentspanid",
+                                                "x-b3-sampled",
+                                                "b3",
+                                                "x-cloud-trace-context",
+                                                "x-runtime",
+                                                "x-response-time",
+                                                "x-envoy-upstream-service-time",
+                                                "content-encoding",
+                                                "transfer-encoding"};
+
+// Headers whose single values contain commas: never split into list elements.
+constexpr std::string_view kUnsplit[] = {"set-cookie",
+                                         "date",
+                                         "expires",
+                                         "last-modified",
+                                         "if-modified-since",
+                                         "if-unmodified-since",
+                                         "retry-after",
+                                         "www-authenticate",
+                                         "proxy-authenticate",
+                                         "cookie"};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+void SplitInto(std::string_view value, bool split, std::vector<std::string>* out) {
+  if (!split) {
+    out->emplace_back(Trim(value));
+    return;
+  }
+  bool quoted = false;
+  size_t start = 0;
+  for (size_t i = 0; i <= value.size(); ++i) {
+    if (i < value.size()) {
+      char c = value[i];
+      if (c == '\\' && quoted) {
+        ++i;
+        continue;
+      }
+      if (c == '"') quoted = !quoted;
+      if (c != ',' || quoted) continue;
+    }
+    std::string_view element = Trim(value.substr(start, i - start));
+    if (!element.empty()) out->emplace_back(element);
+    start = i + 1;
+  }
+}
+
+std::string Join(const std::vector<std::string>& values) {
+  std::string out;
+  for (const std::string& v : values) {
+    if (!out.empty()) out += ", ";
+    out += v;
+  }
+  return Abbreviate(out, 200);
+}
+
+}  // namespace
+
+std::vector<std::string> HeaderValues(
+    const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers, std::string_view name) {
+  std::string lower = Lower(name);
+  bool split = std::find(std::begin(kUnsplit), std::end(kUnsplit), lower) == std::end(kUnsplit);
+  std::vector<std::string> out;
+  for (const doppel::v1::Header& h : headers) {
+    if (Lower(h.name()) == lower) SplitInto(h.value(), split, &out);
+  }
+  return out;
+}
+
+std::string_view FirstHeader(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
+                             std::string_view name) {
+  std::string lower = Lower(name);
+  for (const doppel::v1::Header& h : headers) {
+    if (Lower(h.name()) == lower) return h.value();
+  }
+  return {};
+}
+
+HeaderPolicy::HeaderPolicy(const std::vector<std::string>& ignore,
+                           const std::vector<std::string>& compare) {
+  for (std::string_view h : kDefaultIgnored) ignored_.emplace(h);
+  presence_only_.emplace("set-cookie");
+  for (const std::string& h : ignore) ignored_.insert(Lower(h));
+  for (const std::string& h : compare) {
+    std::string lower = Lower(h);
+    ignored_.erase(lower);
+    presence_only_.erase(lower);
+    if (lower == "content-length") content_length_when_bodies_equal_ = false;
+  }
+}
+
+void HeaderPolicy::Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& expected,
+                        const google::protobuf::RepeatedPtrField<doppel::v1::Header>& actual,
+                        bool bodies_equal, DiffSink* sink) const {
+  // Lowercased name -> values, in the order names first appear (expected, then actual).
+  std::vector<std::string> names;
+  struct Values {
+    std::vector<std::string> e, a;
+    bool in_e = false, in_a = false;  // a header with an empty value is still present
+  };
+  std::map<std::string, Values> values;
+  auto collect = [&](const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
+                     bool is_expected) {
+    for (const doppel::v1::Header& h : headers) {
+      std::string lower = Lower(h.name());
+      auto [it, inserted] = values.try_emplace(lower);
+      if (inserted) names.push_back(lower);
+      bool split = std::find(std::begin(kUnsplit), std::end(kUnsplit), lower) == std::end(kUnsplit);
+      (is_expected ? it->second.in_e : it->second.in_a) = true;
+      SplitInto(h.value(), split, is_expected ? &it->second.e : &it->second.a);
+    }
+  };
+  collect(expected, true);
+  collect(actual, false);
+  for (const std::string& name : names) {
+    const Values& v = values[name];
+    const std::vector<std::string>& e = v.e;
+    const std::vector<std::string>& a = v.a;
+    bool in_e = v.in_e, in_a = v.in_a;
+    std::vector<std::string> se = e, sa = a;
+    std::sort(se.begin(), se.end());
+    std::sort(sa.begin(), sa.end());
+    bool same = in_e == in_a && se == sa;
+    if (same) continue;
+    std::string path = "headers";
+    AppendKey(&path, name);
+    bool ignore = ignored_.count(name) > 0 ||
+                  (name == "content-length" && content_length_when_bodies_equal_ && bodies_equal) ||
+                  (presence_only_.count(name) > 0 && in_e && in_a);
+    if (ignore) {
+      sink->Ignored(std::move(path));
+    } else if (!in_a) {
+      sink->Add(std::move(path), DiffKind::kMissing, Join(e), "");
+    } else if (!in_e) {
+      sink->Add(std::move(path), DiffKind::kExtra, "", Join(a));
+    } else {
+      sink->Add(std::move(path), DiffKind::kValue, Join(e), Join(a));
+    }
+  }
+}
+
+}  // namespace doppel::diff
