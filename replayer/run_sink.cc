@@ -35,6 +35,7 @@ void RunSink::OnCompleted(const Completed& c) {
       obs.error = out.error;
       obs.diff = d ? &*d : nullptr;
       obs.noise = noise ? &*noise : nullptr;
+      obs.secondary = (c.secondary && c.secondary->error.empty()) ? &c.secondary->response : nullptr;
       obs.latency_us = out.latency_us;
       aggregator_->Add(obs);
     }
