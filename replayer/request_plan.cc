@@ -4,6 +4,8 @@
 #include <cctype>
 #include <optional>
 
+#include "base/strings.h"
+
 namespace doppel::replay {
 namespace {
 
@@ -12,14 +14,6 @@ uint64_t Mix64(uint64_t x) {  // splitmix64 finalizer
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
   return x ^ (x >> 31);
-}
-
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 std::string Upper(std::string s) {
@@ -31,8 +25,8 @@ Result<std::regex> CompileRegex(const std::string& option, const std::string& te
   try {
     return std::regex(text, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {
-    return Status::InvalidArgument(option + " '" + text + "' is not a valid regular expression: " +
-                                   e.what());
+    return Status::InvalidArgument(option + " '" + text +
+                                   "' is not a valid regular expression: " + e.what());
   }
 }
 
@@ -48,7 +42,8 @@ bool InPercent(uint64_t arrival_us, uint32_t seq, double percent, uint64_t seed)
 }
 
 bool IsUnsafeMethod(std::string_view m) {
-  return IEquals(m, "POST") || IEquals(m, "PUT") || IEquals(m, "PATCH") || IEquals(m, "DELETE");
+  return EqualsIgnoreCase(m, "POST") || EqualsIgnoreCase(m, "PUT") ||
+         EqualsIgnoreCase(m, "PATCH") || EqualsIgnoreCase(m, "DELETE");
 }
 
 bool SplitAssignment(std::string_view text, std::string* left, std::string* right) {
@@ -91,16 +86,16 @@ Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions&
 
 Decision Selector::Decide(const doppel::v1::Envelope& e) const {
   const auto& req = e.request();
-  if (!InPercent(e.arrival_us(), e.seq(), opts_.percent, opts_.seed)) return Decision::kNotInPercent;
-  if (!methods_upper_.empty() &&
-      std::find(methods_upper_.begin(), methods_upper_.end(), Upper(req.method())) ==
-          methods_upper_.end())
+  if (!InPercent(e.arrival_us(), e.seq(), opts_.percent, opts_.seed))
+    return Decision::kNotInPercent;
+  if (!methods_upper_.empty() && std::find(methods_upper_.begin(), methods_upper_.end(),
+                                           Upper(req.method())) == methods_upper_.end())
     return Decision::kFiltered;
   if (path_ && !std::regex_search(req.target(), *path_)) return Decision::kFiltered;
   for (const auto& [name, re] : headers_) {
     bool any = false;
     for (const auto& h : req.headers())
-      if (IEquals(h.name(), name) && std::regex_search(h.value(), re)) any = true;
+      if (EqualsIgnoreCase(h.name(), name) && std::regex_search(h.value(), re)) any = true;
     if (!any) return Decision::kFiltered;
   }
   if (!opts_.allow_unsafe && IsUnsafeMethod(req.method())) return Decision::kUnsafe;
@@ -130,20 +125,20 @@ void Rewriter::Build(const doppel::v1::Envelope& e, const std::string& authority
   out->headers.clear();
   auto listed = [](const auto& list, std::string_view name) {
     for (const auto& item : list)
-      if (IEquals(item, name)) return true;
+      if (EqualsIgnoreCase(item, name)) return true;
     return false;
   };
   bool host_seen = false;
   for (const auto& h : req.headers()) {
     const std::string& name = h.name();
-    if (IEquals(name, "Content-Length") || IEquals(name, "Transfer-Encoding") ||
-        IEquals(name, "Expect"))
+    if (EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding") ||
+        EqualsIgnoreCase(name, "Expect"))
       continue;
     if (listed(opts_.remove_headers, name)) continue;
     bool overridden = false;
-    for (const auto& [n, v] : opts_.set_headers) overridden |= IEquals(n, name);
+    for (const auto& [n, v] : opts_.set_headers) overridden |= EqualsIgnoreCase(n, name);
     if (overridden) continue;
-    if (IEquals(name, "Host")) {
+    if (EqualsIgnoreCase(name, "Host")) {
       host_seen = true;
       out->headers.emplace_back("Host", opts_.keep_host ? h.value() : authority);
       continue;
@@ -156,7 +151,7 @@ void Rewriter::Build(const doppel::v1::Envelope& e, const std::string& authority
   }
   if (!host_seen && !listed(opts_.remove_headers, "Host")) {
     bool set = false;
-    for (const auto& [n, v] : opts_.set_headers) set |= IEquals(n, "Host");
+    for (const auto& [n, v] : opts_.set_headers) set |= EqualsIgnoreCase(n, "Host");
     if (!set) out->headers.emplace_back("Host", authority);
   }
   for (const auto& [n, v] : opts_.set_headers) out->headers.emplace_back(n, v);

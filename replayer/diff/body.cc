@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "base/strings.h"
 #include "replayer/diff/decode.h"
 #include "replayer/diff/headers.h"
 
@@ -11,14 +12,6 @@ namespace doppel::diff {
 namespace {
 
 constexpr std::string_view kRoot = "body";
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 bool IsUtf8Text(std::string_view s) {
   size_t i = 0;
@@ -57,7 +50,7 @@ const CompiledRule* RootIgnoreRule(std::span<const CompiledRule* const> rules) {
 }  // namespace
 
 BodyKind BodyKindOf(std::string_view content_type, std::string_view body) {
-  std::string type = Lower(content_type.substr(0, content_type.find(';')));
+  std::string type = AsciiLower(content_type.substr(0, content_type.find(';')));
   while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
   while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.erase(0, 1);
   if (type.empty()) {

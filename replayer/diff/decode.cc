@@ -1,30 +1,19 @@
 #include "replayer/diff/decode.h"
 
 #include <zlib.h>
+
 #include <zstd.h>
 
 #include <algorithm>
 #include <memory>
 #include <vector>
 
+#include "base/strings.h"
+
 namespace doppel::diff {
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 Status TooLarge(size_t limit) {
   return Status::ResourceExhausted("decoded body exceeds the limit of " + std::to_string(limit) +
@@ -107,7 +96,7 @@ Result<std::string> Unzstd(std::string_view in, size_t limit) {
 }
 
 Result<std::string> DecodeOne(std::string_view body, std::string_view coding, size_t limit) {
-  std::string c = Lower(Trim(coding));
+  std::string c = AsciiLower(TrimSpaces(coding));
   // An empty body stays empty whatever its header claims (204, HEAD-like answers).
   if (c.empty() || c == "identity" || body.empty()) {
     if (body.size() > limit) return TooLarge(limit);
@@ -122,7 +111,7 @@ Result<std::string> DecodeOne(std::string_view body, std::string_view coding, si
     return Inflate(body, -15, limit, "deflate");
   }
   if (c == "zstd") return Unzstd(body, limit);
-  return Status::Unsupported("unsupported Content-Encoding \"" + std::string(Trim(coding)) +
+  return Status::Unsupported("unsupported Content-Encoding \"" + std::string(TrimSpaces(coding)) +
                              "\" (supported: gzip, deflate, zstd, identity)");
 }
 
@@ -135,7 +124,7 @@ Result<std::string> DecodeContent(std::string_view body, std::string_view conten
   while (start <= content_encoding.size()) {
     size_t comma = content_encoding.find(',', start);
     if (comma == std::string_view::npos) comma = content_encoding.size();
-    std::string_view c = Trim(content_encoding.substr(start, comma - start));
+    std::string_view c = TrimSpaces(content_encoding.substr(start, comma - start));
     if (!c.empty()) codings.push_back(c);
     start = comma + 1;
   }
@@ -150,19 +139,19 @@ Result<std::string> DecodeContent(std::string_view body, std::string_view conten
 }
 
 std::string CharsetOf(std::string_view content_type) {
-  std::string lower = Lower(content_type);
+  std::string lower = AsciiLower(content_type);
   size_t pos = 0;
   while ((pos = lower.find(';', pos)) != std::string::npos) {
     ++pos;
-    std::string_view param = Trim(std::string_view(lower).substr(pos));
+    std::string_view param = TrimSpaces(std::string_view(lower).substr(pos));
     if (param.substr(0, 7) != "charset") continue;
     param.remove_prefix(7);
-    param = Trim(param);
+    param = TrimSpaces(param);
     if (param.empty() || param.front() != '=') continue;
     param.remove_prefix(1);
-    param = Trim(param);
+    param = TrimSpaces(param);
     size_t end = param.find(';');
-    param = Trim(param.substr(0, end));
+    param = TrimSpaces(param.substr(0, end));
     if (param.size() >= 2 && param.front() == '"' && param.back() == '"') {
       param = param.substr(1, param.size() - 2);
     }
@@ -172,7 +161,7 @@ std::string CharsetOf(std::string_view content_type) {
 }
 
 bool IsLatin1Charset(std::string_view charset) {
-  std::string c = Lower(charset);
+  std::string c = AsciiLower(charset);
   return c == "iso-8859-1" || c == "iso_8859-1" || c == "iso8859-1" || c == "latin1" ||
          c == "latin-1" || c == "l1" || c == "iso-ir-100" || c == "cp819" || c == "iso_8859-1:1987";
 }

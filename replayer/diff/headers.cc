@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "base/strings.h"
 #include "replayer/diff/path.h"
 
 namespace doppel::diff {
@@ -47,23 +48,9 @@ constexpr std::string_view kUnsplit[] = {"set-cookie",
                                          "proxy-authenticate",
                                          "cookie"};
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 void SplitInto(std::string_view value, bool split, std::vector<std::string>* out) {
   if (!split) {
-    out->emplace_back(Trim(value));
+    out->emplace_back(TrimSpaces(value));
     return;
   }
   bool quoted = false;
@@ -78,7 +65,7 @@ void SplitInto(std::string_view value, bool split, std::vector<std::string>* out
       if (c == '"') quoted = !quoted;
       if (c != ',' || quoted) continue;
     }
-    std::string_view element = Trim(value.substr(start, i - start));
+    std::string_view element = TrimSpaces(value.substr(start, i - start));
     if (!element.empty()) out->emplace_back(element);
     start = i + 1;
   }
@@ -97,20 +84,20 @@ std::string Join(const std::vector<std::string>& values) {
 
 std::vector<std::string> HeaderValues(
     const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers, std::string_view name) {
-  std::string lower = Lower(name);
+  std::string lower = AsciiLower(name);
   bool split = std::find(std::begin(kUnsplit), std::end(kUnsplit), lower) == std::end(kUnsplit);
   std::vector<std::string> out;
   for (const doppel::v1::Header& h : headers) {
-    if (Lower(h.name()) == lower) SplitInto(h.value(), split, &out);
+    if (AsciiLower(h.name()) == lower) SplitInto(h.value(), split, &out);
   }
   return out;
 }
 
 std::string_view FirstHeader(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
                              std::string_view name) {
-  std::string lower = Lower(name);
+  std::string lower = AsciiLower(name);
   for (const doppel::v1::Header& h : headers) {
-    if (Lower(h.name()) == lower) return h.value();
+    if (AsciiLower(h.name()) == lower) return h.value();
   }
   return {};
 }
@@ -119,9 +106,9 @@ HeaderPolicy::HeaderPolicy(const std::vector<std::string>& ignore,
                            const std::vector<std::string>& compare) {
   for (std::string_view h : kDefaultIgnored) ignored_.emplace(h);
   presence_only_.emplace("set-cookie");
-  for (const std::string& h : ignore) ignored_.insert(Lower(h));
+  for (const std::string& h : ignore) ignored_.insert(AsciiLower(h));
   for (const std::string& h : compare) {
-    std::string lower = Lower(h);
+    std::string lower = AsciiLower(h);
     ignored_.erase(lower);
     presence_only_.erase(lower);
     if (lower == "content-length") content_length_when_bodies_equal_ = false;
@@ -141,7 +128,7 @@ void HeaderPolicy::Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Hea
   auto collect = [&](const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
                      bool is_expected) {
     for (const doppel::v1::Header& h : headers) {
-      std::string lower = Lower(h.name());
+      std::string lower = AsciiLower(h.name());
       auto [it, inserted] = values.try_emplace(lower);
       if (inserted) names.push_back(lower);
       bool split = std::find(std::begin(kUnsplit), std::end(kUnsplit), lower) == std::end(kUnsplit);

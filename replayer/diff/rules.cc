@@ -1,12 +1,15 @@
 #include "replayer/diff/rules.h"
 
 #include <algorithm>
+
 #include <boost/json.hpp>
 #include <boost/regex.hpp>
 #include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "base/strings.h"
 
 namespace doppel::diff {
 
@@ -34,14 +37,6 @@ namespace json = boost::json;
 
 constexpr std::string_view kActions[] = {"ignore",    "ignore-if-value",  "tolerance",
                                          "unordered", "unordered-by-key", "presence-only"};
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
@@ -461,8 +456,8 @@ Result<RuleSet> RuleSet::Compile(const doppel::v1::DiffRules& rules) {
     }
     set.rules_.push_back(std::move(compiled));
   }
-  for (const std::string& h : rules.headers().ignore()) set.header_ignore_.push_back(Lower(h));
-  for (const std::string& h : rules.headers().compare()) set.header_compare_.push_back(Lower(h));
+  for (const std::string& h : rules.headers().ignore()) set.header_ignore_.push_back(AsciiLower(h));
+  for (const std::string& h : rules.headers().compare()) set.header_compare_.push_back(AsciiLower(h));
   std::vector<EndpointTemplate> patterns;
   for (int i = 0; i < rules.endpoints_size(); ++i) {
     Result<EndpointTemplate> t = EndpointTemplate::Parse(rules.endpoints(i).pattern());

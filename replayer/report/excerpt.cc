@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "base/strings.h"
 #include "replayer/diff/body.h"
 #include "replayer/diff/decode.h"
 #include "replayer/diff/result.h"
@@ -14,17 +15,6 @@ namespace {
 constexpr size_t kMaxPrettyInput = 4 << 20;  // larger JSON bodies are shown as they are
 constexpr size_t kMaxDecoded = 8 << 20;
 constexpr int kMaxPrettyDepth = 64;
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string_view HeaderValue(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
                              std::string_view name) {

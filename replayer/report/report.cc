@@ -1,21 +1,13 @@
 #include "replayer/report/report.h"
 
 #include <cctype>
+
 #include <cstdio>
+
+#include "base/strings.h"
 
 namespace doppel::report {
 namespace {
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 }  // namespace
 

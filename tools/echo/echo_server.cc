@@ -66,6 +66,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/strings.h"
+
 namespace doppel::echo {
 namespace {
 
@@ -286,12 +288,6 @@ std::string_view Pick(const std::array<std::string_view, N>& a, uint64_t h) {
   return a[h % N];
 }
 
-std::string Lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
-
 // RFC 3339 UTC, second precision.
 std::string FormatTimestamp(int64_t epoch_seconds) {
   std::time_t t = static_cast<std::time_t>(epoch_seconds);
@@ -378,7 +374,7 @@ class Catalogue {
       p.name = std::string(Pick(kAdjectives, h >> 8)) + " " +
                std::string(Pick(kMaterials, h >> 16)) + " " +
                std::string(Pick(kNouns[p.category], h >> 24));
-      p.lower_name = Lower(p.name);
+      p.lower_name = AsciiLower(p.name);
       p.price_cents = static_cast<int64_t>(1 + (h >> 32) % 250) * 100 - 1 -
                       static_cast<int64_t>((h >> 40) % 2) * 50;  // X.99 or X.49
       products_.push_back(std::move(p));
@@ -388,7 +384,7 @@ class Catalogue {
       user.id = id;
       user.first = Pick(kFirstNames, u);
       user.last = Pick(kLastNames, u >> 8);
-      user.username = Lower(user.first) + "." + Lower(user.last) + std::to_string(id);
+      user.username = AsciiLower(user.first) + "." + AsciiLower(user.last) + std::to_string(id);
       user.city = static_cast<int>((u >> 16) % kCities.size());
       user.street = std::to_string(1 + (u >> 24) % 200) + " " +
                     std::string(Pick(kStreets, u >> 32)) + " Street";
@@ -456,8 +452,8 @@ class Catalogue {
     w.Key("tags").BeginArray();
     size_t space = p.name.find(' ');
     size_t space2 = p.name.find(' ', space + 1);
-    w.String(Lower(std::string_view(p.name).substr(space + 1, space2 - space - 1)));
-    w.String(Lower(std::string_view(p.name).substr(space2 + 1)));
+    w.String(AsciiLower(std::string_view(p.name).substr(space + 1, space2 - space - 1)));
+    w.String(AsciiLower(std::string_view(p.name).substr(space2 + 1)));
     w.String(category);
     w.EndArray();
     w.Key("dimensions").BeginObject();
@@ -842,7 +838,7 @@ class ShopApi {
     if (!q || q->empty()) return r->Error(400, "missing_parameter", "q is required");
     std::optional<int> page = IntParam(query, "page", 1, 1, 1000000, r);
     if (!page) return;
-    std::string needle = Lower(*q);
+    std::string needle = AsciiLower(*q);
 
     JsonWriter w(&r->owned);
     w.BeginObject();
