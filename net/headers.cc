@@ -1,0 +1,73 @@
+#include "net/headers.h"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <string>
+#include <vector>
+
+namespace doppel::net {
+
+namespace http = boost::beast::http;
+
+bool IsHopByHop(std::string_view name) {
+  static constexpr std::string_view kHopByHop[] = {"connection", "keep-alive", "proxy-connection",
+                                                   "te",         "trailer",    "transfer-encoding",
+                                                   "upgrade"};
+  for (std::string_view h : kHopByHop) {
+    if (boost::beast::iequals(name, h)) return true;
+  }
+  return false;
+}
+
+void StripHopByHop(http::fields& fields) {
+  // Collect the names Connection lists first (there may be several Connection lines).
+  std::vector<std::string> named;
+  // (fields.equal_range is not usable: it spans list positions, not only equal names.)
+  for (const auto& f : fields) {
+    if (f.name() != http::field::connection) continue;
+    for (auto token : http::token_list(f.value())) named.emplace_back(token);
+  }
+  for (const std::string& name : named) fields.erase(name);
+  fields.erase(http::field::connection);
+  fields.erase(http::field::keep_alive);
+  fields.erase(http::field::proxy_connection);
+  fields.erase(http::field::te);
+  fields.erase(http::field::trailer);
+  fields.erase(http::field::transfer_encoding);
+  fields.erase(http::field::upgrade);
+}
+
+void AppendVia(http::fields& fields, unsigned version, std::string_view name) {
+  std::string hop = std::to_string(version / 10) + "." + std::to_string(version % 10) + " ";
+  hop += name;
+  auto it = fields.find(http::field::via);
+  if (it == fields.end()) {
+    fields.set(http::field::via, hop);
+  } else {
+    std::string value(it->value());
+    value += ", ";
+    value += hop;
+    fields.set(http::field::via, value);
+  }
+}
+
+void AddForwardingHeaders(http::fields& fields, const ForwardingInfo& info) {
+  // Several X-Forwarded-For lines are folded into one list, then this client is appended.
+  std::string xff;
+  for (const auto& f : fields) {
+    if (!boost::beast::iequals(f.name_string(), "X-Forwarded-For")) continue;
+    if (!xff.empty()) xff += ", ";
+    xff += f.value();
+  }
+  if (!xff.empty()) xff += ", ";
+  xff += info.client_ip;
+  fields.set("X-Forwarded-For", xff);
+  fields.set("X-Forwarded-Proto", info.proto);
+  if (fields.find("X-Forwarded-Host") == fields.end()) {
+    auto host = fields.find(http::field::host);
+    if (host != fields.end()) fields.set("X-Forwarded-Host", host->value());
+  }
+  AppendVia(fields, info.version, info.via_name);
+}
+
+}  // namespace doppel::net

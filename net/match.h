@@ -1,0 +1,90 @@
+// Capture rules in the spirit of Istio's HTTPMatchRequest: a rule set is a list of named
+// blocks; a request matches the first block all of whose fields match (blocks are OR'd,
+// fields inside a block AND'd). An empty rule set matches nothing: callers treat "no rules"
+// as "everything".
+//
+// Flag syntax, one block per --match (items separated by ',', a literal comma as '\,'):
+//   name=NAME  method=GET  method~=GET|HEAD
+//   uri=/exact  uri^=/prefix  uri~=/regex/.*
+//   header.X-User=alice  header.X-User^=al  header.X-User~=a.*  header.X-User   (present)
+//   query.debug=1  query.debug^=1  query.debug~=[0-9]+  query.debug         (present)
+// `uri` is matched against the path without the query string; regexes must match the whole
+// value (ECMAScript syntax); header names are case-insensitive.
+//
+// JSON file syntax (docs/recorder.md):
+//   {"rules": [{"name": "checkout", "method": {"exact": "POST"},
+//               "uri": {"prefix": "/checkout"},
+//               "headers": {"x-user": {"regex": "a.*"}},
+//               "query_params": {"debug": {"present": true}}}]}
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace doppel::net {
+
+class StringMatch {
+ public:
+  enum class Kind { kExact, kPrefix, kRegex, kPresent };
+  static Result<StringMatch> Make(Kind kind, std::string value);
+  // `value` is nullopt when the header or parameter is absent: only kPresent... and nothing
+  // else matches then.
+  bool Matches(std::optional<std::string_view> value) const;
+  Kind kind() const { return kind_; }
+  const std::string& value() const { return value_; }
+
+ private:
+  Kind kind_ = Kind::kExact;
+  std::string value_;
+  std::shared_ptr<const std::regex> regex_;
+};
+
+struct MatchBlock {
+  std::string name;
+  std::optional<StringMatch> method;
+  std::optional<StringMatch> uri;
+  std::vector<std::pair<std::string, StringMatch>> headers;       // name, match
+  std::vector<std::pair<std::string, StringMatch>> query_params;  // name, match
+};
+
+// What a rule looks at. `header` returns the first value of a header (case-insensitive
+// name), or nullopt.
+struct RequestView {
+  std::string_view method;
+  std::string_view target;  // origin-form, "/path?query"
+  std::function<std::optional<std::string_view>(std::string_view name)> header;
+};
+
+class MatchRules {
+ public:
+  // One block per flag value (see the syntax above); unnamed blocks are "match-1", ...
+  static Result<MatchRules> FromFlags(const std::vector<std::string>& flags);
+  // A JSON document; errors name the line and column (syntax) or the line and field path.
+  static Result<MatchRules> FromJson(std::string_view text);
+  static Result<MatchRules> FromJsonFile(const std::string& path);
+
+  bool empty() const { return blocks_.empty(); }
+  const std::vector<MatchBlock>& blocks() const { return blocks_; }
+  // The first matching block, or nullptr.
+  const MatchBlock* Match(const RequestView& request) const;
+  // Appends the blocks of `other` (names must stay unique).
+  Status Merge(MatchRules other);
+
+ private:
+  std::vector<MatchBlock> blocks_;
+};
+
+// The path of an origin-form target, without the query.
+std::string_view TargetPath(std::string_view target);
+// The first value of query parameter `name` in `target`, percent-decoded ('+' is a space).
+std::optional<std::string> QueryParam(std::string_view target, std::string_view name);
+
+}  // namespace doppel::net

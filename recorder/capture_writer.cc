@@ -1,0 +1,132 @@
+#include "recorder/capture_writer.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "storage/store.h"
+
+namespace doppel::recorder {
+
+namespace {
+
+class StoreSink : public CaptureSink {
+ public:
+  StoreSink(storage::Store* store, std::string session)
+      : store_(store), session_(std::move(session)) {}
+  Status Append(std::span<const doppel::v1::Envelope> batch) override {
+    return store_->Append(session_, batch);
+  }
+
+ private:
+  storage::Store* store_;
+  std::string session_;
+};
+
+uint64_t ApproximateBytes(const doppel::v1::Envelope& e) {
+  return e.request().body().size() + e.response().body().size() + 512;
+}
+
+}  // namespace
+
+CaptureSinkPtr MakeStoreSink(storage::Store* store, std::string session) {
+  return std::make_unique<StoreSink>(store, std::move(session));
+}
+
+CaptureWriter::CaptureWriter(CaptureSink* sink, const Redactor* redactor,
+                             CaptureWriterOptions options, CaptureCounters counters)
+    : sink_(sink), redactor_(redactor), options_(options), counters_(counters) {}
+
+CaptureWriter::~CaptureWriter() { Stop(); }
+
+void CaptureWriter::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+bool CaptureWriter::Push(doppel::v1::Envelope&& envelope) {
+  const uint64_t bytes = ApproximateBytes(envelope);
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || pending_.size() + in_writer_ >= options_.queue_size ||
+        queued_bytes_ + bytes > options_.max_queue_bytes) {
+      counters_.dropped_queue_full->Inc();
+      return false;
+    }
+    pending_.push_back(std::move(envelope));
+    queued_bytes_ += bytes;
+    wake = writer_waiting_;
+    writer_waiting_ = false;
+  }
+  if (wake) wake_.notify_one();
+  return true;
+}
+
+void CaptureWriter::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t CaptureWriter::depth() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_.size() + in_writer_;
+}
+
+Status CaptureWriter::first_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return first_error_;
+}
+
+void CaptureWriter::Run() {
+  std::vector<doppel::v1::Envelope> work;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      in_writer_ = 0;
+      if (pending_.empty() && !stopping_) {
+        while (pending_.empty() && !stopping_) {
+          writer_waiting_ = true;
+          wake_.wait(lock);
+        }
+        // Woken by the first envelope after a quiet spell: give the proxy threads a moment
+        // to queue more, so there is one wake-up (a futex call on the proxy's hot path) per
+        // batch rather than per request.
+        if (!stopping_) {
+          lock.unlock();
+          std::this_thread::sleep_for(std::chrono::microseconds(500));
+          lock.lock();
+        }
+      }
+      if (pending_.empty() && stopping_) return;
+      work.swap(pending_);
+      in_writer_ = work.size();
+      // Bytes being written are no longer counted: memory is bounded by max_queue_bytes
+      // queued plus one batch being written.
+      queued_bytes_ = 0;
+    }
+    if (redactor_ != nullptr) {
+      for (auto& e : work) redactor_->Redact(&e);
+    }
+    for (size_t i = 0; i < work.size(); i += options_.max_batch) {
+      const size_t n = std::min(options_.max_batch, work.size() - i);
+      Status st = sink_->Append(std::span<const doppel::v1::Envelope>(work.data() + i, n));
+      if (st.ok()) {
+        counters_.stored->Inc(n);
+      } else {
+        counters_.dropped_store_error->Inc(n);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (first_error_.ok()) {
+          first_error_ = st;
+          std::fprintf(stderr, "doppel record: storing envelopes failed: %s\n",
+                       st.ToString().c_str());
+        }
+      }
+    }
+    work.clear();
+  }
+}
+
+}  // namespace doppel::recorder

@@ -1,0 +1,91 @@
+// The capture path: proxy threads push envelopes into a bounded queue without waiting; one
+// writer thread redacts them and appends them to a sink (the store) in batches. A full queue
+// drops the envelope and counts it, so the primary's latency never depends on storage.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "doppel/v1/envelope.pb.h"
+#include "net/metrics.h"
+#include "recorder/redactor.h"
+
+namespace doppel::storage {
+class Store;
+}
+
+namespace doppel::recorder {
+
+// Where captured envelopes go. Called from the writer thread only.
+class CaptureSink {
+ public:
+  virtual ~CaptureSink() = default;
+  virtual Status Append(std::span<const doppel::v1::Envelope> batch) = 0;
+};
+using CaptureSinkPtr = std::unique_ptr<CaptureSink>;
+
+// Appends to one session of a Store. `store` must outlive the sink.
+CaptureSinkPtr MakeStoreSink(storage::Store* store, std::string session);
+
+struct CaptureWriterOptions {
+  size_t queue_size = 10000;             // envelopes queued or being written, at most
+  uint64_t max_queue_bytes = 256 << 20;  // approximate body bytes queued, at most
+  size_t max_batch = 512;                // envelopes per Append
+};
+
+struct CaptureCounters {
+  net::Counter* stored = nullptr;
+  net::Counter* dropped_queue_full = nullptr;
+  net::Counter* dropped_store_error = nullptr;
+};
+
+class CaptureWriter {
+ public:
+  // `redactor` may be null (--no-redact). `sink`, `redactor` and the counters must outlive
+  // the writer.
+  CaptureWriter(CaptureSink* sink, const Redactor* redactor, CaptureWriterOptions options,
+                CaptureCounters counters);
+  ~CaptureWriter();  // Stop()s
+
+  void Start();
+  // Thread-safe, never blocks on storage. Returns false (and counts) when the envelope was
+  // dropped because the queue is full or the writer stopped.
+  bool Push(doppel::v1::Envelope&& envelope);
+  // Writes everything queued, then stops the writer thread. Idempotent.
+  void Stop();
+
+  size_t depth() const;  // envelopes queued or being written
+  uint64_t stored() const { return counters_.stored->value(); }
+  uint64_t dropped() const {
+    return counters_.dropped_queue_full->value() + counters_.dropped_store_error->value();
+  }
+  // First store error seen, OK if none.
+  Status first_error() const;
+
+ private:
+  void Run();
+
+  CaptureSink* sink_;
+  const Redactor* redactor_;
+  CaptureWriterOptions options_;
+  CaptureCounters counters_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::vector<doppel::v1::Envelope> pending_;  // guarded by mu_
+  size_t in_writer_ = 0;                       // guarded by mu_
+  uint64_t queued_bytes_ = 0;                  // guarded by mu_
+  bool writer_waiting_ = false;                // guarded by mu_
+  bool stopping_ = false;                      // guarded by mu_
+  Status first_error_;                         // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace doppel::recorder

@@ -1,0 +1,96 @@
+// The capture proxy behind `doppel record`: forwards every request to the primary, answers
+// the client with the primary's response, and captures a sampled share as envelopes.
+//
+// Threads: `threads` proxy threads, each with its own io_context, SO_REUSEPORT acceptor and
+// upstream keep-alive pool (no lock on the hot path); one capture writer thread; one admin
+// thread when the admin endpoint is on.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "net/http_client.h"
+#include "net/match.h"
+#include "net/url.h"
+#include "recorder/capture_writer.h"
+#include "recorder/redactor.h"
+
+namespace doppel::recorder {
+
+struct RecorderOptions {
+  net::HostPort listen{"127.0.0.1", 8080};
+  net::Url upstream;
+  int threads = 1;
+  std::optional<net::HostPort> admin;  // off when unset
+  std::string session;                 // shown in /status
+
+  // Client side limits.
+  uint32_t max_header_bytes = 16 * 1024;             // request line + headers (431 beyond)
+  uint64_t max_request_body = 64ull << 20;           // 413 beyond
+  std::chrono::milliseconds idle_timeout{60000};     // keep-alive wait for the next request
+  std::chrono::milliseconds request_timeout{30000};  // reading a request / writing a response
+  size_t max_connections = 10000;                    // client connections; over it: closed
+
+  // Upstream.
+  net::ClientOptions upstream_client;  // connect/response timeouts, pool sizes
+  net::TlsClientOptions upstream_tls;  // https upstreams only
+
+  // Capture.
+  uint64_t capture_body_limit = 1ull << 20;  // bytes of each body kept in the record
+  double sample_percent = 100;
+  std::string sample_key;  // "", "header:NAME", "query:NAME"
+  net::MatchRules rules;   // empty: every request is a candidate
+  CaptureWriterOptions queue;
+
+  // Shutdown: how long Stop() waits for in-flight requests before closing them.
+  std::chrono::milliseconds drain_timeout{10000};
+};
+
+// What the recorder has done so far (monotonic counters and current gauges).
+struct RecorderCounts {
+  uint64_t requests = 0;        // requests answered (including proxy errors)
+  uint64_t sampled = 0;         // captured envelopes pushed or dropped
+  uint64_t stored = 0;          // envelopes appended to the sink
+  uint64_t dropped = 0;         // sampled but dropped (queue full or store error)
+  uint64_t errors = 0;          // proxy errors: answered 400/413/431/502/504, or timed out
+  uint64_t request_bytes = 0;   // request bodies forwarded
+  uint64_t response_bytes = 0;  // response bodies returned
+  uint64_t queue_depth = 0;
+  uint64_t connections = 0;  // open client connections
+  uint64_t first_arrival_us = 0;
+  uint64_t last_arrival_us = 0;
+};
+
+class Recorder {
+ public:
+  // Binds the listener (and the admin endpoint), starts the threads and returns once the
+  // proxy accepts connections. `redactor` may be null (--no-redact); `sink` and `redactor`
+  // must outlive the recorder.
+  static Result<std::unique_ptr<Recorder>> Start(RecorderOptions options, CaptureSink* sink,
+                                                 const Redactor* redactor);
+  virtual ~Recorder() = default;
+
+  // The bound addresses (the real port when 0 was asked for).
+  virtual net::HostPort listen_address() const = 0;
+  virtual std::optional<net::HostPort> admin_address() const = 0;
+
+  // Graceful stop: stops accepting, closes idle keep-alive connections, lets in-flight
+  // requests finish (up to drain_timeout), then writes every queued envelope. Idempotent;
+  // call from any thread but a recorder thread.
+  virtual void Stop() = 0;
+
+  // Thread-safe.
+  virtual RecorderCounts counts() const = 0;
+  virtual std::string MetricsText() const = 0;
+  virtual std::string StatusJson() const = 0;
+  // First error of the capture sink (OK if none).
+  virtual Status capture_error() const = 0;
+};
+using RecorderPtr = std::unique_ptr<Recorder>;
+
+}  // namespace doppel::recorder

@@ -1,0 +1,154 @@
+#include "net/http_client.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http.hpp>
+
+#include "tests/net/test_upstream.h"
+
+namespace doppel::net {
+namespace {
+
+namespace http = boost::beast::http;
+
+class HttpClientTest : public ::testing::Test {
+ protected:
+  HttpClientPoolPtr MakePool(ClientOptions options = {}) {
+    auto url = ParseUrl(upstream_.url());
+    EXPECT_TRUE(url.ok());
+    auto pool = HttpClientPool::Create(io_, url.value(), options, nullptr);
+    EXPECT_TRUE(pool.ok());
+    return pool.value();
+  }
+
+  HttpRequest Get(const std::string& target, http::verb verb = http::verb::get) {
+    HttpRequest req{verb, target, 11};
+    req.set(http::field::host, "test");
+    return req;
+  }
+
+  // Runs one exchange to completion.
+  ExchangeResult Run(HttpClientPool& pool, HttpRequest req) {
+    ExchangeResult out;
+    bool done = false;
+    pool.Send(std::move(req), [&](ExchangeResult&& r) {
+      out = std::move(r);
+      done = true;
+    });
+    EXPECT_FALSE(done) << "the callback must not run inside Send";
+    io_.restart();
+    io_.run_for(std::chrono::seconds(20));
+    EXPECT_TRUE(done);
+    return out;
+  }
+
+  testing::TestUpstream upstream_;
+  boost::asio::io_context io_;
+};
+
+TEST_F(HttpClientTest, KeepAliveReusesOneConnection) {
+  auto pool = MakePool();
+  for (int i = 0; i < 5; ++i) {
+    HttpRequest req = Get("/echo", http::verb::post);
+    req.body() = "hello " + std::to_string(i);
+    req.prepare_payload();
+    ExchangeResult r = Run(*pool, std::move(req));
+    ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+    EXPECT_EQ(r.response.body(), "hello " + std::to_string(i));
+    EXPECT_EQ(r.reused_connection, i > 0);
+  }
+  EXPECT_EQ(upstream_.connections(), 1u);
+  EXPECT_EQ(pool->stats().connections_opened, 1u);
+  EXPECT_EQ(pool->stats().reused, 4u);
+  EXPECT_EQ(pool->stats().idle, 1u);
+}
+
+TEST_F(HttpClientTest, ConcurrentExchangesOpenSeveralConnections) {
+  auto pool = MakePool();
+  int done = 0;
+  for (int i = 0; i < 8; ++i) {
+    pool->Send(Get("/slow?ms=50"), [&](ExchangeResult&& r) {
+      EXPECT_EQ(r.error, ClientError::kNone) << r.detail;
+      EXPECT_EQ(r.response.body(), "slow");
+      ++done;
+    });
+  }
+  io_.run_for(std::chrono::seconds(20));
+  EXPECT_EQ(done, 8);
+  EXPECT_EQ(pool->stats().idle, 8u);
+  EXPECT_EQ(pool->stats().active, 0u);
+}
+
+TEST_F(HttpClientTest, ChunkedResponseIsDecoded) {
+  auto pool = MakePool();
+  ExchangeResult r = Run(*pool, Get("/chunked?n=70000"));
+  ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+  EXPECT_EQ(r.response.body().size(), 70000u);
+  EXPECT_TRUE(r.response.chunked());
+}
+
+TEST_F(HttpClientTest, HeadHasNoBodyAndKeepsTheConnection) {
+  auto pool = MakePool();
+  ExchangeResult r = Run(*pool, Get("/size?n=123", http::verb::head));
+  ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+  EXPECT_EQ(r.response[http::field::content_length], "123");
+  EXPECT_TRUE(r.response.body().empty());
+  ExchangeResult next = Run(*pool, Get("/size?n=5"));
+  ASSERT_EQ(next.error, ClientError::kNone) << next.detail;
+  EXPECT_EQ(next.response.body(), "sssss");
+  EXPECT_TRUE(next.reused_connection);
+}
+
+TEST_F(HttpClientTest, InterimResponsesAreSkipped) {
+  auto pool = MakePool();
+  ExchangeResult r = Run(*pool, Get("/interim"));
+  ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+  EXPECT_EQ(r.response.result_int(), 200u);
+  EXPECT_EQ(r.response.body(), "final");
+}
+
+TEST_F(HttpClientTest, RefusedIsConnectError) {
+  testing::TestUpstream gone;
+  const std::string url = gone.url();
+  gone.Stop();
+  auto pool = HttpClientPool::Create(io_, ParseUrl(url).value(), {}, nullptr).value();
+  ExchangeResult r = Run(*pool, Get("/"));
+  EXPECT_EQ(r.error, ClientError::kConnect);
+  EXPECT_NE(r.detail.find("refused"), std::string::npos) << r.detail;
+}
+
+TEST_F(HttpClientTest, SlowUpstreamTimesOut) {
+  ClientOptions o;
+  o.response_timeout = std::chrono::milliseconds(200);
+  auto pool = MakePool(o);
+  ExchangeResult r = Run(*pool, Get("/slow?ms=1500"));
+  EXPECT_EQ(r.error, ClientError::kTimeout) << r.detail;
+  EXPECT_EQ(pool->stats().idle, 0u);
+}
+
+TEST_F(HttpClientTest, ResetIsReported) {
+  auto pool = MakePool();
+  ExchangeResult r = Run(*pool, Get("/reset"));
+  EXPECT_EQ(r.error, ClientError::kReset) << r.detail;
+}
+
+TEST_F(HttpClientTest, OversizedResponseIsRefused) {
+  ClientOptions o;
+  o.max_response_body = 100;
+  auto pool = MakePool(o);
+  ExchangeResult r = Run(*pool, Get("/size?n=1000"));
+  EXPECT_EQ(r.error, ClientError::kTooLarge) << r.detail;
+}
+
+TEST_F(HttpClientTest, HttpsNeedsATlsContext) {
+  auto url = ParseUrl("https://127.0.0.1:1").value();
+  EXPECT_FALSE(HttpClientPool::Create(io_, url, {}, nullptr).ok());
+  auto ctx = MakeClientTlsContext({});
+  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+  EXPECT_TRUE(HttpClientPool::Create(io_, url, {}, ctx.value()).ok());
+  EXPECT_FALSE(MakeClientTlsContext({true, "/nonexistent/ca.pem"}).ok());
+}
+
+}  // namespace
+}  // namespace doppel::net

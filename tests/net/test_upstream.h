@@ -1,0 +1,92 @@
+// Test helpers: a small blocking HTTP/1.1 upstream (one thread per connection) that records
+// what it received, and blocking clients for well-formed and raw requests. Loopback only,
+// port 0.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/http_client.h"
+
+namespace doppel::testing {
+
+struct ReceivedRequest {
+  std::string method;
+  std::string target;
+  unsigned version = 11;
+  std::vector<std::pair<std::string, std::string>> headers;  // in order
+  std::string body;
+  bool chunked = false;  // arrived with Transfer-Encoding: chunked
+  uint64_t connection_id = 0;
+  // First value of a header (case-insensitive), "" if absent.
+  std::string Header(const std::string& name) const;
+  bool HasHeader(const std::string& name) const;
+};
+
+// Endpoints (query parameters in brackets):
+//   /chunked[n]        200, chunked body of n bytes ('c')
+//   /size[n]           200, body of n bytes ('s') with Content-Length
+//   /slow[ms]          sleeps ms, then 200 "slow"
+//   /status[code]      answers with that status and body "status"
+//   /reset             closes the connection without answering
+//   /interim           sends "100 Continue" and a 102 first, then 200 "final"
+//   /hop               200 with hop-by-hop headers and Set-Cookie: upstream-secret
+//   anything else      200, echoes the request body
+// HEAD gets the GET headers (Content-Length included) and no body.
+class TestUpstream {
+ public:
+  TestUpstream();
+  ~TestUpstream();
+  uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<ReceivedRequest> requests() const;
+  uint64_t connections() const { return connections_.load(); }
+  void Stop();
+
+ private:
+  void AcceptLoop();
+  void Serve(int fd, uint64_t id);
+
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> connections_{0};
+  mutable std::mutex mu_;
+  std::vector<ReceivedRequest> requests_;
+  std::vector<int> fds_;
+  std::vector<std::thread> threads_;
+  std::thread accept_thread_;
+};
+
+// Blocking keep-alive client. Errors become a response with status 0 and the message in the
+// body, so tests can assert on them.
+class TestClient {
+ public:
+  explicit TestClient(uint16_t port);
+  ~TestClient();
+  net::HttpResponse Send(net::HttpRequest request, bool head = false);
+  bool connected() const { return fd_ >= 0; }
+  // Writes raw bytes.
+  bool Write(const std::string& raw);
+  // Reads until the peer closes or `timeout_ms` passes; returns what arrived.
+  std::string ReadAll(int timeout_ms = 5000);
+  // Reads until `text` appears or timeout; returns what arrived.
+  std::string ReadUntil(const std::string& text, int timeout_ms = 5000);
+  bool PeerClosed(int timeout_ms = 2000);
+
+ private:
+  int fd_ = -1;
+  std::string pending_;  // bytes read but not yet consumed
+};
+
+// One request on a new connection.
+net::HttpResponse Fetch(uint16_t port, const std::string& method, const std::string& target,
+                        const std::string& body = "",
+                        std::vector<std::pair<std::string, std::string>> headers = {});
+
+}  // namespace doppel::testing

@@ -1,0 +1,269 @@
+// `doppel record` as a real process: flags, the "listening on" line, SIGTERM, and the store
+// read back afterwards.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "storage/store.h"
+#include "tests/net/test_upstream.h"
+
+namespace doppel {
+namespace {
+
+namespace http = boost::beast::http;
+
+const std::string kDoppel = std::string(DOPPEL_BINARY_DIR) + "/tools/doppel";
+
+// A child process with stdout on a pipe; killed (SIGKILL) on destruction if still running.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> args) {
+    int out[2], err[2];
+    EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    EXPECT_EQ(::pipe2(err, O_CLOEXEC), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::dup2(err[1], 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      _exit(127);
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+    out_ = out[0];
+    err_ = err[0];
+  }
+  ~Child() {
+    if (pid_ > 0 && !exited_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(out_);
+    ::close(err_);
+  }
+  // Reads stdout until a line starting with `prefix`; returns the rest of it ("" on EOF or
+  // after timeout).
+  std::string WaitForLine(const std::string& prefix, int timeout_ms = 20000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      size_t nl;
+      while ((nl = stdout_.find('\n')) != std::string::npos) {
+        std::string line = stdout_.substr(0, nl);
+        stdout_.erase(0, nl + 1);
+        seen_ += line + "\n";
+        if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+      }
+      if (std::chrono::steady_clock::now() > deadline || !ReadSome(out_, &stdout_, 200)) {
+        if (std::chrono::steady_clock::now() > deadline) return "";
+      }
+    }
+  }
+  // Waits for exit; returns the exit code (or 128+signal, or -1 on timeout).
+  int Wait(int timeout_ms = 30000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    int status = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      ReadSome(out_, &stdout_, 0);
+      ReadSome(err_, &stderr_, 0);
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        while (ReadSome(out_, &stdout_, 50)) {
+        }
+        while (ReadSome(err_, &stderr_, 50)) {
+        }
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+  void Signal(int sig) { ::kill(pid_, sig); }
+  std::string all_stdout() const { return seen_ + stdout_; }
+  const std::string& all_stderr() const { return stderr_; }
+
+ private:
+  static bool ReadSome(int fd, std::string* into, int timeout_ms) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0) return false;
+    char buf[4096];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return false;
+    into->append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  pid_t pid_ = -1;
+  int out_ = -1, err_ = -1;
+  bool exited_ = false;
+  std::string stdout_, stderr_, seen_;
+};
+
+uint16_t PortOf(const std::string& addr) {
+  return static_cast<uint16_t>(std::stoi(addr.substr(addr.rfind(':') + 1)));
+}
+
+class RecordCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string t = std::filesystem::temp_directory_path() / "doppel-record-XXXXXX";
+    dir_ = mkdtemp(t.data());
+    store_ = dir_ + "/store";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::vector<std::string> Args(std::vector<std::string> extra) {
+    std::vector<std::string> a = {
+        kDoppel,       "--store",    store_,          "record",    "--listen",
+        "127.0.0.1:0", "--upstream", upstream_.url(), "--threads", "2"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  std::string dir_, store_;
+  testing::TestUpstream upstream_;
+};
+
+TEST_F(RecordCliTest, RecordsRedactsAndClosesTheSessionOnSigterm) {
+  Child child(Args({"--session", "s1", "--admin", "127.0.0.1:0"}));
+  const std::string listen = child.WaitForLine("listening on ");
+  ASSERT_FALSE(listen.empty()) << child.all_stdout();
+  const std::string admin = child.WaitForLine("admin on ");
+  ASSERT_FALSE(admin.empty());
+  const uint16_t port = PortOf(listen);
+  const int n = 200;
+  {
+    testing::TestClient c(port);
+    for (int i = 0; i < n; ++i) {
+      net::HttpRequest r{http::verb::post, "/item/" + std::to_string(i), 11};
+      r.set(http::field::host, "shop.test");
+      r.set(http::field::authorization, "Bearer topsecret-" + std::to_string(i % 3));
+      r.body() = "body-" + std::to_string(i);
+      r.prepare_payload();
+      ASSERT_EQ(c.Send(std::move(r)).result_int(), 200u) << i;
+    }
+  }
+  auto health = testing::Fetch(PortOf(admin), "GET", "/healthz");
+  EXPECT_EQ(health.result_int(), 200u);
+  child.Signal(SIGTERM);
+  ASSERT_EQ(child.Wait(), 0) << child.all_stderr();
+  EXPECT_NE(child.all_stdout().find("session s1: requests 200, sampled 200, stored 200, dropped 0"),
+            std::string::npos)
+      << child.all_stdout();
+
+  struct stat st;
+  ASSERT_EQ(::stat((store_ + "/redaction.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  storage::StoreOptions o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  std::unique_ptr<storage::Store> store;
+  ASSERT_TRUE(storage::Store::Open(o, store_, &store).ok());
+  auto info = store->GetSession("s1");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->state(), v1::SESSION_STATE_CLOSED);
+  EXPECT_EQ(info->counts().requests_seen(), static_cast<uint64_t>(n));
+  EXPECT_EQ(info->counts().sampled(), static_cast<uint64_t>(n));
+  auto it = store->Scan("s1");
+  ASSERT_TRUE(it.ok());
+  int count = 0;
+  std::set<std::string> hashes;
+  for (auto& i = it.value(); i->Valid(); i->Next()) {
+    const auto& e = i->envelope();
+    for (const auto& h : e.request().headers()) {
+      if (boost::beast::iequals(h.name(), "Authorization")) hashes.insert(h.value());
+    }
+    EXPECT_EQ(e.SerializeAsString().find("topsecret"), std::string::npos);
+    ++count;
+  }
+  EXPECT_TRUE(it.value()->status().ok());
+  EXPECT_EQ(count, n);
+  EXPECT_EQ(hashes.size(), 3u);  // equal values stay equal
+  for (const auto& h : hashes) EXPECT_EQ(h.rfind("hmac:", 0), 0u);
+  // The secret is nowhere in the store's files either (WAL, SSTs, logs).
+  for (const auto& f : std::filesystem::recursive_directory_iterator(store_)) {
+    if (!f.is_regular_file()) continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    EXPECT_EQ(ss.str().find("topsecret"), std::string::npos) << f.path();
+  }
+}
+
+TEST_F(RecordCliTest, SigintWithSamplingAndRules) {
+  Child child(Args({"--session", "s2", "--sample", "100", "--match", "name=api,uri^=/api/"}));
+  const uint16_t port = PortOf(child.WaitForLine("listening on "));
+  ASSERT_NE(port, 0);
+  for (const char* t : {"/api/a", "/web", "/api/b"}) {
+    ASSERT_EQ(testing::Fetch(port, "GET", t).result_int(), 200u);
+  }
+  child.Signal(SIGINT);
+  ASSERT_EQ(child.Wait(), 0) << child.all_stderr();
+  storage::StoreOptions o;
+  o.read_only = true;
+  std::unique_ptr<storage::Store> store;
+  ASSERT_TRUE(storage::Store::Open(o, store_, &store).ok());
+  auto it = store->Scan("s2");
+  ASSERT_TRUE(it.ok());
+  int count = 0;
+  for (auto& i = it.value(); i->Valid(); i->Next()) {
+    EXPECT_EQ(i->envelope().matched_rule(), "api");
+    ++count;
+  }
+  EXPECT_EQ(count, 2);
+}
+
+TEST_F(RecordCliTest, BadRulesFileIsRefusedWithTheLine) {
+  const std::string rules = dir_ + "/rules.json";
+  std::ofstream(rules)
+      << "{\"rules\": [\n  {\"uri\": {\"prefix\": \"/a\"}},\n  {\"urii\": \"/b\"}\n]}\n";
+  Child child(Args({"--rules", rules}));
+  EXPECT_EQ(child.Wait(), 2);
+  EXPECT_NE(child.all_stderr().find("line 3"), std::string::npos) << child.all_stderr();
+  EXPECT_NE(child.all_stderr().find("urii"), std::string::npos) << child.all_stderr();
+}
+
+TEST_F(RecordCliTest, UsageErrorsExit2) {
+  {
+    Child child({kDoppel, "--store", store_, "record", "--upstream", "ftp://x"});
+    EXPECT_EQ(child.Wait(), 2);
+    EXPECT_NE(child.all_stderr().find("--upstream"), std::string::npos) << child.all_stderr();
+  }
+  {
+    Child child(Args({"--sample", "150"}));
+    EXPECT_EQ(child.Wait(), 2);
+  }
+  {
+    Child child(Args({"--sample-key", "cookie:x"}));
+    EXPECT_EQ(child.Wait(), 2);
+  }
+}
+
+TEST_F(RecordCliTest, ExistingSessionNameIsRefused) {
+  {
+    Child first(Args({"--session", "dup"}));
+    ASSERT_FALSE(first.WaitForLine("listening on ").empty());
+    first.Signal(SIGTERM);
+    ASSERT_EQ(first.Wait(), 0);
+  }
+  Child second(Args({"--session", "dup"}));
+  EXPECT_EQ(second.Wait(), 2);
+  EXPECT_NE(second.all_stderr().find("dup"), std::string::npos) << second.all_stderr();
+}
+
+}  // namespace
+}  // namespace doppel
