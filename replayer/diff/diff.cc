@@ -35,8 +35,13 @@ class RuleDiffer final : public Differ {
       if (IgnoresStatus(rules)) {
         sink.Ignored("status");
       } else {
-        sink.Add("status", DiffKind::kValue, std::to_string(expected.status()),
-                 std::to_string(actual.status()));
+        // A different status class (200 -> 500) breaks every client: high. Within a class
+        // (200 -> 204) it is an ordinary value change.
+        const bool class_changed = expected.status() / 100 != actual.status() / 100;
+        sink.Add(FieldDiff{"status", DiffKind::kValue,
+                           class_changed ? Severity::kHigh : DefaultSeverity(DiffKind::kValue),
+                           std::to_string(expected.status()), std::to_string(actual.status()),
+                           {}});
       }
     }
     // The body first (Content-Length depends on it), reported after the headers.

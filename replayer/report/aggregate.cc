@@ -377,6 +377,8 @@ Report RunAggregator::Finish() const {
       }
       std::sort(er.fields.begin(), er.fields.end(), [](const FieldReport& a, const FieldReport& b) {
         if (a.verdict != b.verdict) return a.verdict > b.verdict;
+        // The status leads: body differences of an error response follow from it.
+        if ((a.path == "status") != (b.path == "status")) return a.path == "status";
         if (a.mismatches != b.mismatches) return a.mismatches > b.mismatches;
         if (a.noise_mismatches != b.noise_mismatches) {
           return a.noise_mismatches > b.noise_mismatches;

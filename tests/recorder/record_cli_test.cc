@@ -17,104 +17,20 @@
 #include <thread>
 
 #include "storage/store.h"
+#include "tests/integration/child_process.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel {
 namespace {
 
 namespace http = boost::beast::http;
+using testing::ChildProcess;
+using testing::DoppelBinary;
+using testing::PortOf;
 
-const std::string kDoppel = std::string(DOPPEL_BINARY_DIR) + "/tools/doppel";
+const std::string kDoppel = DoppelBinary();
+using Child = ChildProcess;
 
-// A child process with stdout on a pipe; killed (SIGKILL) on destruction if still running.
-class Child {
- public:
-  explicit Child(std::vector<std::string> args) {
-    int out[2], err[2];
-    EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
-    EXPECT_EQ(::pipe2(err, O_CLOEXEC), 0);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      ::dup2(err[1], 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      _exit(127);
-    }
-    ::close(out[1]);
-    ::close(err[1]);
-    out_ = out[0];
-    err_ = err[0];
-  }
-  ~Child() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    ::close(out_);
-    ::close(err_);
-  }
-  // Reads stdout until a line starting with `prefix`; returns the rest of it ("" on EOF or
-  // after timeout).
-  std::string WaitForLine(const std::string& prefix, int timeout_ms = 20000) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      size_t nl;
-      while ((nl = stdout_.find('\n')) != std::string::npos) {
-        std::string line = stdout_.substr(0, nl);
-        stdout_.erase(0, nl + 1);
-        seen_ += line + "\n";
-        if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
-      }
-      if (std::chrono::steady_clock::now() > deadline || !ReadSome(out_, &stdout_, 200)) {
-        if (std::chrono::steady_clock::now() > deadline) return "";
-      }
-    }
-  }
-  // Waits for exit; returns the exit code (or 128+signal, or -1 on timeout).
-  int Wait(int timeout_ms = 30000) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    int status = 0;
-    while (std::chrono::steady_clock::now() < deadline) {
-      ReadSome(out_, &stdout_, 0);
-      ReadSome(err_, &stderr_, 0);
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        while (ReadSome(out_, &stdout_, 50)) {
-        }
-        while (ReadSome(err_, &stderr_, 50)) {
-        }
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
-  void Signal(int sig) { ::kill(pid_, sig); }
-  std::string all_stdout() const { return seen_ + stdout_; }
-  const std::string& all_stderr() const { return stderr_; }
-
- private:
-  static bool ReadSome(int fd, std::string* into, int timeout_ms) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return false;
-    char buf[4096];
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) return false;
-    into->append(buf, static_cast<size_t>(n));
-    return true;
-  }
-  pid_t pid_ = -1;
-  int out_ = -1, err_ = -1;
-  bool exited_ = false;
-  std::string stdout_, stderr_, seen_;
-};
-
-uint16_t PortOf(const std::string& addr) {
-  return static_cast<uint16_t>(std::stoi(addr.substr(addr.rfind(':') + 1)));
-}
 
 class RecordCliTest : public ::testing::Test {
  protected:

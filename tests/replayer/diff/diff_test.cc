@@ -51,6 +51,16 @@ TEST(DifferTest, IdenticalResponsesMatch) {
   EXPECT_EQ(result.endpoint, "GET /users/{id}");
 }
 
+TEST(DifferTest, StatusClassChangeIsHighSeverity) {
+  DifferPtr d = MustCreate();
+  DiffResult cls = d->Compare("GET", "/a", Json(200, "{}"), Json(503, "{}"));
+  ASSERT_EQ(cls.diffs.size(), 1u);
+  EXPECT_EQ(cls.diffs[0].severity, Severity::kHigh);
+  DiffResult same_class = d->Compare("GET", "/a", Json(200, "{}"), Json(203, "{}"));
+  ASSERT_EQ(same_class.diffs.size(), 1u);
+  EXPECT_EQ(same_class.diffs[0].severity, Severity::kMedium);
+}
+
 TEST(DifferTest, ReportsStatusThenHeadersThenBody) {
   DifferPtr d = MustCreate();
   DiffResult r = d->Compare("GET", "/a", Json(200, R"({"a":1})", {{"ETag", "1"}, {"Date", "Mon"}}),
