@@ -38,9 +38,13 @@ constexpr char kCfEnvelopes[] = "envelopes";
 constexpr char kCfDicts[] = "dicts";
 constexpr char kCfRuns[] = "runs";
 
-// Per-envelope mode: a session's dictionary is trained on its first envelopes.
-constexpr size_t kDictTrainSamples = 2000;
-constexpr size_t kDictTrainMaxBytes = 8 << 20;
+// Per-envelope mode: a session's dictionary is trained on its first envelopes, inside the
+// Append that reaches the threshold, so the training time is a one-off stall of that Append.
+// zstd's trainer costs roughly linear in the sample bytes: 2000 envelopes (~4.8 MB) took
+// ~1 s on the bench machine; 500 (~1.2 MB) take ~0.3 s and, on the bench corpus, give a
+// slightly *smaller* store (511 vs 519 B/env; bench/RESULTS.md, Storage, "tuning").
+constexpr size_t kDictTrainSamples = 500;
+constexpr size_t kDictTrainMaxBytes = 2 << 20;
 constexpr size_t kDictSize = 64 << 10;
 
 uint64_t NowUs() {
@@ -216,6 +220,10 @@ class RocksStore final : public Store {
     std::vector<std::string> samples;  // per-envelope mode, until the dictionary is trained
     size_t sample_bytes = 0;
     bool dict_done = false;
+    // Reused by every Append (under mu): keeps its capacity, so a batch does not regrow
+    // (and page-fault in) a fresh multi-MB buffer each time.
+    rocksdb::WriteBatch batch;
+    std::string key, value, serialized, session_value;
     SessionWriter(int level, uint64_t max_decoded) : codec(level, max_decoded) {}
   };
 
@@ -254,7 +262,11 @@ rocksdb::ColumnFamilyOptions EnvelopeCfOptions(const StoreOptions& o) {
     cf.compression = rocksdb::kZSTD;
     cf.compression_opts.level = o.zstd_level;
     cf.compression_opts.max_dict_bytes = kDictSize;
-    cf.compression_opts.zstd_max_train_bytes = 100 * kDictSize;
+    // The dictionary is trained in every flush and compaction, on that thread; with 6.4 MB
+    // of samples training took about as long as compressing the whole 64 MB memtable, so
+    // flushes fell behind and the writer stalled for seconds. 1 MiB of samples keeps the
+    // dictionary almost as good (+1% bytes/env) at a fraction of the cost.
+    cf.compression_opts.zstd_max_train_bytes = 16 * kDictSize;
     cf.compression_opts.max_dict_buffer_bytes = 64ull << 20;
     cf.compression_opts.enabled = true;
     cf.bottommost_compression = rocksdb::kZSTD;
@@ -266,6 +278,9 @@ rocksdb::ColumnFamilyOptions EnvelopeCfOptions(const StoreOptions& o) {
   }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.write_buffer_size = 64 << 20;
+  // Up to 4 memtables (256 MB): a burst keeps appending while earlier memtables are still
+  // being flushed (compressed), instead of stopping as soon as one flush is in progress.
+  cf.max_write_buffer_number = 4;
   return cf;
 }
 
@@ -545,13 +560,19 @@ Status RocksStore::Append(std::string_view session, std::span<const Envelope> ba
   const bool per_envelope = opts_.compression == Compression::kEnvelopeZstdDict;
   SessionInfo info = w.info;
   auto* counts = info.mutable_counts();
-  rocksdb::WriteBatch wb;
-  std::string key, value, serialized;
+  rocksdb::WriteBatch& wb = w.batch;
+  wb.Clear();
+  std::string& key = w.key;
+  std::string& value = w.value;
+  std::string& serialized = w.serialized;
+  uint64_t raw_bytes = 0, stored_bytes = 0;
   for (const Envelope& e : batch) {
     key = EncodeEnvelopeKey({info.id(), e.arrival_us(), e.seq()});
-    serialized.clear();
-    e.AppendToString(&serialized);
+    size_t raw_size;
     if (per_envelope) {
+      serialized.clear();
+      e.AppendToString(&serialized);
+      raw_size = serialized.size();
       if (!w.dict_done) {
         w.samples.push_back(serialized);
         w.sample_bytes += serialized.size();
@@ -570,21 +591,27 @@ Status RocksStore::Append(std::string_view session, std::span<const Envelope> ba
       }
       DOPPEL_RETURN_IF_ERROR(w.codec.EncodeZstdSerialized(serialized, &value));
     } else {
-      value.clear();
-      value.push_back(static_cast<char>(kCodecRaw));
-      value += serialized;
+      // Serialize straight after the tag byte: no intermediate copy.
+      value.assign(1, static_cast<char>(kCodecRaw));
+      e.AppendToString(&value);
+      raw_size = value.size() - 1;
     }
     wb.Put(envelopes(), key, value);
-    counts->set_envelopes(counts->envelopes() + 1);
-    counts->set_raw_bytes(counts->raw_bytes() + serialized.size());
-    counts->set_stored_bytes(counts->stored_bytes() + value.size());
+    raw_bytes += raw_size;
+    stored_bytes += value.size();
     if (counts->first_arrival_us() == 0 || e.arrival_us() < counts->first_arrival_us())
       counts->set_first_arrival_us(e.arrival_us());
     if (e.arrival_us() > counts->last_arrival_us()) counts->set_last_arrival_us(e.arrival_us());
   }
-  wb.Put(sessions(), info.name(), info.SerializeAsString());
-  DOPPEL_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &wb),
-                                   "appending to session '" + info.name() + "'"));
+  counts->set_envelopes(counts->envelopes() + batch.size());
+  counts->set_raw_bytes(counts->raw_bytes() + raw_bytes);
+  counts->set_stored_bytes(counts->stored_bytes() + stored_bytes);
+  info.SerializeToString(&w.session_value);
+  wb.Put(sessions(), info.name(), w.session_value);
+  rocksdb::Status ws = db_->Write(write_options_, &wb);
+  // Do not keep a very large buffer around after an unusually large batch.
+  if (wb.GetDataSize() > (64u << 20)) wb = rocksdb::WriteBatch();
+  DOPPEL_RETURN_IF_ERROR(FromRocks(ws, "appending to session '" + info.name() + "'"));
   w.info = std::move(info);
   return Status::Ok();
 }

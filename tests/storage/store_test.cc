@@ -141,7 +141,7 @@ TEST_P(StoreTest, ScanInTimeOrderAndRange) {
   EXPECT_EQ(info->counts().first_arrival_us(), 1'000'000u);
   EXPECT_EQ(info->counts().last_arrival_us(), 1'000'000u + 2999 * 10);
   if (GetParam() == Compression::kEnvelopeZstdDict) {
-    EXPECT_NE(info->dict_id(), 0u);  // trained after the first 2000 envelopes
+    EXPECT_NE(info->dict_id(), 0u);  // trained on the first envelopes
     EXPECT_LT(info->counts().stored_bytes(), info->counts().raw_bytes());
   }
   // Reopening (new codec, dictionaries loaded from disk) reads the same.
