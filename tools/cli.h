@@ -15,6 +15,7 @@ namespace doppel::cli {
 
 struct GlobalOptions {
   std::string store = "./doppel-data";  // --store, or $DOPPEL_STORE
+  std::string command_line;             // argv joined, for run records
 };
 
 using Runner = std::function<int()>;
@@ -25,5 +26,14 @@ inline constexpr int kExitError = 2;
 
 // tools/cmd_store.cc: sessions list|show|rm, cat, export, import, runs list.
 void AddStoreCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+
+// tools/cmd_replay.cc: replay, report.
+void AddReplayCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+
+// tools/cmd_record.cc: record (the capture proxy).
+void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+
+// tools/cmd_noise.cc: noise learn.
+void AddNoiseCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 }  // namespace doppel::cli

@@ -16,10 +16,14 @@ int main(int argc, char** argv) {
 
   doppel::cli::GlobalOptions global;
   if (const char* env = std::getenv("DOPPEL_STORE"); env && *env) global.store = env;
+  for (int i = 0; i < argc; ++i) global.command_line += (i ? " " : "") + std::string(argv[i]);
   app.add_option("--store", global.store, "store directory (default ./doppel-data, or $DOPPEL_STORE)");
 
   doppel::cli::Runner run;
   doppel::cli::AddStoreCommands(app, global, &run);
+  doppel::cli::AddRecordCommand(app, global, &run);
+  doppel::cli::AddReplayCommands(app, global, &run);
+  doppel::cli::AddNoiseCommands(app, global, &run);
 
   try {
     app.parse(argc, argv);
