@@ -1,5 +1,7 @@
 #include "replayer/diff/diff.h"
 
+#include <algorithm>
+
 #include <utility>
 #include <vector>
 
@@ -48,7 +50,10 @@ class RuleDiffer final : public Differ {
     DiffResult body;
     DiffSink body_sink(&body, config_.max_diffs, config_.max_listed_paths);
     DiffBodies(expected, actual, rules, body_, &body_sink);
-    headers_.Diff(expected.headers(), actual.headers(), body.match, &sink);
+    const bool body_compared =
+        std::none_of(body.diffs.begin(), body.diffs.end(),
+                     [](const FieldDiff& d) { return d.kind == DiffKind::kUncompared; });
+    headers_.Diff(expected.headers(), actual.headers(), body_compared, &sink);
     for (FieldDiff& d : body.diffs) sink.Add(std::move(d));
     result.omitted_diffs += body.omitted_diffs;
     if (body.omitted_diffs > 0) result.match = false;

@@ -111,13 +111,13 @@ HeaderPolicy::HeaderPolicy(const std::vector<std::string>& ignore,
     std::string lower = AsciiLower(h);
     ignored_.erase(lower);
     presence_only_.erase(lower);
-    if (lower == "content-length") content_length_when_bodies_equal_ = false;
+    if (lower == "content-length") content_length_follows_body_ = false;
   }
 }
 
 void HeaderPolicy::Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& expected,
                         const google::protobuf::RepeatedPtrField<doppel::v1::Header>& actual,
-                        bool bodies_equal, DiffSink* sink) const {
+                        bool body_compared, DiffSink* sink) const {
   // Lowercased name -> values, in the order names first appear (expected, then actual).
   std::vector<std::string> names;
   struct Values {
@@ -151,7 +151,7 @@ void HeaderPolicy::Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Hea
     std::string path = "headers";
     AppendKey(&path, name);
     bool ignore = ignored_.count(name) > 0 ||
-                  (name == "content-length" && content_length_when_bodies_equal_ && bodies_equal) ||
+                  (name == "content-length" && content_length_follows_body_ && body_compared) ||
                   (presence_only_.count(name) > 0 && in_e && in_a);
     if (ignore) {
       sink->Ignored(std::move(path));

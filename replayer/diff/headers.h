@@ -11,7 +11,8 @@
 //     x-amzn-trace-id, x-b3-traceid, x-b3-spanid, x-b3-parentspanid, x-b3-sampled, b3,
 //     x-cloud-trace-context, x-runtime, x-response-time, x-envoy-upstream-service-time,
 //     content-encoding and transfer-encoding (bodies are compared decoded)
-//   content-length: ignored when the bodies compared equal, compared otherwise
+//   content-length: ignored when the bodies were compared (the body diff already says what
+//     changed, and a changed body changes its length); compared when the body could not be
 //   set-cookie: presence only — a cookie that appears or disappears is reported, a new
 //     value is not (session ids differ on every response, and the recorder stores values
 //     redacted by a keyed hash)
@@ -36,16 +37,16 @@ class HeaderPolicy {
   HeaderPolicy(const std::vector<std::string>& ignore, const std::vector<std::string>& compare);
   HeaderPolicy() : HeaderPolicy({}, {}) {}
 
-  // Reports header differences into *sink. `bodies_equal`: the body comparison found no
-  // difference (decides Content-Length). Thread-safe (const).
+  // Reports header differences into *sink. `body_compared`: the bodies were compared (no
+  // `uncompared` difference), which makes Content-Length redundant. Thread-safe (const).
   void Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& expected,
-            const google::protobuf::RepeatedPtrField<doppel::v1::Header>& actual, bool bodies_equal,
+            const google::protobuf::RepeatedPtrField<doppel::v1::Header>& actual, bool body_compared,
             DiffSink* sink) const;
 
  private:
   std::unordered_set<std::string> ignored_;
   std::unordered_set<std::string> presence_only_;
-  bool content_length_when_bodies_equal_ = true;
+  bool content_length_follows_body_ = true;
 };
 
 // The values of header `name` (case-insensitive) split into list elements as described

@@ -25,11 +25,11 @@ Headers Make(std::vector<std::pair<std::string, std::string>> list) {
   return out;
 }
 
-DiffResult Diff(const Headers& e, const Headers& a, bool bodies_equal = true,
+DiffResult Diff(const Headers& e, const Headers& a, bool body_compared = true,
                 const HeaderPolicy& policy = HeaderPolicy()) {
   DiffResult r;
   DiffSink sink(&r, 100, 100);
-  policy.Diff(e, a, bodies_equal, &sink);
+  policy.Diff(e, a, body_compared, &sink);
   return r;
 }
 
@@ -77,13 +77,13 @@ TEST(HeadersTest, DefaultIgnoreListIsReportedAsIgnored) {
                               "headers.traceparent", "headers.age", "headers.via"}));
 }
 
-TEST(HeadersTest, ContentLengthOnlyMattersWhenBodiesDiffer) {
+TEST(HeadersTest, ContentLengthOnlyMattersWhenTheBodyWasNotCompared) {
   Headers e = Make({{"Content-Length", "10"}});
   Headers a = Make({{"Content-Length", "12"}});
-  DiffResult equal = Diff(e, a, /*bodies_equal=*/true);
-  EXPECT_TRUE(equal.match);
-  EXPECT_EQ(equal.ignored, Paths{"headers.content-length"});
-  EXPECT_EQ(Summary(Diff(e, a, /*bodies_equal=*/false)), Paths{"headers.content-length:value"});
+  DiffResult compared = Diff(e, a, /*body_compared=*/true);
+  EXPECT_TRUE(compared.match);
+  EXPECT_EQ(compared.ignored, Paths{"headers.content-length"});
+  EXPECT_EQ(Summary(Diff(e, a, /*body_compared=*/false)), Paths{"headers.content-length:value"});
 }
 
 TEST(HeadersTest, EncodingHeadersAreIgnoredBecauseBodiesAreComparedDecoded) {

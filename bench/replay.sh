@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# Replay benchmark (issue 5, DESIGN.md "Performance contract").
+#
+# In one run, on 127.0.0.1 only, with everything in a fresh temp dir:
+#   target     nginx (1 worker) answering every request with a fixed 1 KB JSON body
+#   record     wrk -> doppel record --threads 1 --sample 100 -> target, stopped at ~RECORD_N
+#              envelopes (doppel's /status is polled), giving session S
+#   max        wrk -t1 -c64 -d10s against the target  vs
+#              doppel replay --session S --target URL --max --concurrency 64 --loop --duration 10s
+#              (diffing on, the default); ratio doppel/wrk (target >= 0.8)
+#   rate       doppel replay --session S --rate 2000 --duration 10s --loop (diffing on):
+#              achieved rate (target within +-1 %) and p99 send lag (target <= 2 ms)
+#   rss        peak RSS (/usr/bin/time -v) of doppel replay --max of a 1M-envelope replay
+#              (target <= 150 MB). RSS_MODE=loop (default): S looped with --loop --limit 1000000;
+#              RSS_MODE=real: a session of >= 1,000,000 envelopes is recorded first (slow: at the
+#              proxy's rate, minutes) and replayed whole; RSS_MODE=both does both.
+# Finally replaces the "replay" section of bench/RESULTS.md.
+#
+# Environment: BUILD_DIR (default build), SKIP_BUILD=1, DOPPEL (binary to measure, default
+# $BUILD_DIR/tools/doppel), RECORD_N (default 40000), DURATION
+# (default 10s), WARMUP (default 2s), CONNS (default 64), RATE (default 2000), RSS_N (default
+# 1000000), RSS_MODE (loop|real|both), LOAD_MAX (default 1.5), LOAD_WAIT (default 60 s; before
+# each measurement wait up to this long for the 1-minute load to drop under LOAD_MAX; the load
+# is recorded either way), NO_RESULTS=1 (do not touch bench/RESULTS.md), KEEP_TMP=1.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build_dir=${BUILD_DIR:-build}
+results=bench/RESULTS.md
+RECORD_N=${RECORD_N:-40000}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-64}
+RATE=${RATE:-2000}
+RSS_N=${RSS_N:-1000000}
+RSS_MODE=${RSS_MODE:-loop}
+LOAD_MAX=${LOAD_MAX:-1.5}
+LOAD_WAIT=${LOAD_WAIT:-60}
+
+log() { echo "[replay.sh $(date -u +%H:%M:%S)] $*" >&2; }
+
+# ---------------------------------------------------------------- tools
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo=sudo; fi
+missing=()
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[[ -x /usr/bin/time ]] || missing+=(time)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  $sudo apt-get update
+  $sudo apt-get install -y "${missing[@]}"
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# ---------------------------------------------------------------- build
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  if [[ ! -d "$build_dir" ]]; then
+    cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  fi
+  cmake --build "$build_dir" -j2 --target doppel doppel-echo
+fi
+DOPPEL=${DOPPEL:-$root/$build_dir/tools/doppel}
+[[ -x "$DOPPEL" ]] || { echo "no $DOPPEL: build it first" >&2; exit 2; }
+build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' "$build_dir/CMakeCache.txt" 2>/dev/null || echo '?')
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)
+dirty=$(git -C "$root" status --porcelain 2>/dev/null | wc -l)
+binary_note="binary \`$DOPPEL\` ($(stat -c %s "$DOPPEL") B, modified $(date -u -r "$DOPPEL" +%Y-%m-%dT%H:%M:%SZ), $("$DOPPEL" --version 2>&1 | head -1))"
+
+# ---------------------------------------------------------------- temp dir and cleanup
+tmp=$(mktemp -d /tmp/doppel-bench-replay.XXXXXX)
+pids=()
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  if [[ -z "${KEEP_TMP:-}" ]]; then rm -rf "$tmp"; else log "kept $tmp"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$(shuf -i 20000-60999 -n 1)
+    if ! ss -Htan "( sport = :$p )" 2>/dev/null | grep -q .; then echo "$p"; return; fi
+  done
+  echo "no free port" >&2; return 1
+}
+wait_http() {  # URL
+  for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing answers at $1" >&2; return 1
+}
+wait_load() {
+  local waited=0
+  while awk -v m="$LOAD_MAX" '{exit !($1 >= m)}' /proc/loadavg && ((waited < LOAD_WAIT)); do
+    sleep 5; waited=$((waited + 5))
+  done
+  cut -d' ' -f1-3 /proc/loadavg
+}
+to_ms() { awk -v v="$1" 'BEGIN {
+  if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+  else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+  else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+  else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+  else printf "?" }'; }
+secs() { awk -v v="$1" 'BEGIN {
+  if (v ~ /ms$/) { sub(/ms$/, "", v); print v / 1000 } else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60 }
+  else { sub(/s$/, "", v); print v + 0 } }'; }
+
+# ---------------------------------------------------------------- target: nginx, fixed 1 KB JSON
+body=$(
+  printf '{"items":['
+  for i in 1 2 3 4 5 6 7; do  # ~940 B, padded to 1024 B below
+    ((i > 1)) && printf ','
+    printf '{"id":%d,"sku":"SKU-%05d","name":"Product number %d","price":%d,"currency":"EUR","in_stock":true,"tags":["shop","bench"]}' \
+      "$i" "$((i * 37))" "$i" "$((1999 + i * 100))"
+  done
+  printf '],"total":7,"page":1,"next":null,"note":"fixed body for doppel bench","pad":"'
+)
+pad=$((1024 - ${#body} - 2))
+body+=$(printf '%*s' "$pad" '' | tr ' ' 'x')'"}'
+body_len=${#body}
+
+up_port=$(free_port)
+ndir=$tmp/nginx
+mkdir -p "$ndir/logs"
+cat >"$ndir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $ndir/nginx.pid;
+error_log $ndir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $ndir/client_body;
+  proxy_temp_path $ndir/proxy;
+  fastcgi_temp_path $ndir/fastcgi;
+  uwsgi_temp_path $ndir/uwsgi;
+  scgi_temp_path $ndir/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$up_port;
+    location / { default_type application/json; return 200 '$body'; }
+  }
+}
+EOF
+"$NGINX" -c "$ndir/nginx.conf" -p "$ndir/" >"$ndir/logs/stdout" 2>&1 &
+pids+=($!)
+UP=http://127.0.0.1:$up_port
+wait_http "$UP/"
+got=$(curl -fsS "$UP/api/items")
+[[ ${#got} -eq $body_len ]] || { echo "target body is ${#got} B, expected $body_len" >&2; exit 1; }
+
+# ---------------------------------------------------------------- recording
+STORE=$tmp/store
+# Records at least N envelopes of GET /api/items through doppel record into $STORE, session NAME.
+record_session() {  # NAME N -> rec_summary, rec_secs
+  local name=$1 n=$2 dir=$tmp/record-$1 admin rec_pid wrk_pid t0 count=0 rc=0
+  mkdir -p "$dir"
+  admin=$(free_port)
+  "$DOPPEL" --store "$STORE" record --listen 127.0.0.1:0 --admin "127.0.0.1:$admin" \
+    --upstream "$UP" --session "$name" --threads 1 --sample 100 >"$dir/stdout" 2>"$dir/stderr" &
+  rec_pid=$!
+  pids+=($rec_pid)
+  local url=""
+  for _ in $(seq 100); do
+    url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
+    [[ -n "$url" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$url" ]] || { echo "doppel record did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
+  wait_http "http://127.0.0.1:$admin/healthz"
+  t0=$(date +%s.%N)
+  wrk -t1 -c"$CONNS" -d3600s "$url/api/items" >"$dir/wrk.txt" 2>&1 &
+  wrk_pid=$!
+  pids+=($wrk_pid)
+  while ((count < n)); do
+    sleep 0.2
+    kill -0 "$rec_pid" 2>/dev/null || { echo "doppel record died while recording:" >&2; tail -5 "$dir/stderr" >&2; exit 1; }
+    count=$(curl -fsS "http://127.0.0.1:$admin/status" | sed -n 's/.*"stored":\([0-9]*\).*/\1/p')
+    count=${count:-0}
+  done
+  kill -INT "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" 2>/dev/null || true
+  rec_secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+  kill -INT "$rec_pid"
+  for _ in $(seq 600); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$rec_pid" 2>/dev/null && { echo "doppel record still running 60 s after SIGINT" >&2; exit 1; }
+  wait "$rec_pid" || rc=$?
+  ((rc == 0)) || { echo "doppel record exited with $rc:" >&2; tail -5 "$dir/stderr" >&2; exit 1; }
+  rec_summary=$(grep '^session ' "$dir/stdout" | tail -1)
+  log "recorded in ${rec_secs}s: $rec_summary"
+}
+
+machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo) RAM, Linux $(uname -r)"
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+S=bench-replay-$$
+record_session "$S" "$RECORD_N"
+S_SUMMARY=$rec_summary
+S_SECS=$rec_secs
+S_COUNT=$("$DOPPEL" --store "$STORE" sessions list | awk -v s="$S" '$1 == s {print $3}')
+S_STORED=$("$DOPPEL" --store "$STORE" sessions list | awk -v s="$S" '$1 == s {print $4, $5}')
+log "session $S: $S_COUNT envelopes, $S_STORED"
+
+# Parses a replay's summary: lane line (TARGET SENT 2xx 3xx 4xx 5xx ERRORS p50 p90 p99 max LAG)
+# and "N requests in X s (R req/s)".
+parse_replay() {  # FILE -> R_SENT R_2XX R_ERR R_P50 R_P99 R_LAG R_N R_SECS R_RPS R_MATCH
+  local f=$1
+  read -r R_SENT R_2XX R_ERR R_P50 R_P99 R_LAG < <(awk '$1 ~ /^http/ && NF >= 12 {print $2, $3, $7, $8, $10, $12; exit}' "$f") || true
+  R_P50=$(to_ms "${R_P50:-?}"); R_P99=$(to_ms "${R_P99:-?}"); R_LAG=$(to_ms "${R_LAG:-?}")
+  read -r R_N R_SECS R_RPS < <(sed -n 's/^\([0-9]*\) requests in \([0-9.]*\)s (\([0-9.]*\) req\/s).*/\1 \2 \3/p' "$f" | head -1) || true
+  R_MATCH=$(awk '$1 ~ /^http/ && $NF ~ /ms$/ && $0 ~ /%/ {for (i = 1; i <= NF; i++) if ($i ~ /%$/) {print $i; exit}}' "$f")
+}
+
+# ---------------------------------------------------------------- max: wrk vs doppel replay --max
+wrk -t1 -c"$CONNS" -d"$WARMUP" "$UP/api/items" >/dev/null
+LOAD_WRK=$(wait_load)
+log "wrk -t1 -c$CONNS -d$DURATION --latency $UP/api/items (load $LOAD_WRK)"
+wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$UP/api/items" >"$tmp/wrk.txt"
+WRK_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$tmp/wrk.txt")
+WRK_P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$tmp/wrk.txt")")
+WRK_P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt")")
+WRK_ERR=$(grep -E 'Non-2xx|Socket errors' "$tmp/wrk.txt" | tr -s ' ' | paste -sd';' - || true)
+log "wrk: $WRK_RPS req/s p50 $WRK_P50 p99 $WRK_P99 ${WRK_ERR}"
+
+MAX_CMD=(replay --session "$S" --target "$UP" --max --concurrency "$CONNS" --loop --duration "$DURATION" --no-progress)
+"$DOPPEL" --store "$STORE" replay --session "$S" --target "$UP" --max --concurrency "$CONNS" \
+  --loop --duration "$WARMUP" --no-progress >/dev/null 2>&1 || true
+LOAD_MAX_RUN=$(wait_load)
+log "doppel ${MAX_CMD[*]} (load $LOAD_MAX_RUN)"
+rc=0
+"$DOPPEL" --store "$STORE" "${MAX_CMD[@]}" >"$tmp/max.txt" 2>"$tmp/max.err" || rc=$?
+((rc == 0)) || { echo "replay --max exited with $rc:" >&2; tail -20 "$tmp/max.txt" "$tmp/max.err" >&2; exit 1; }
+parse_replay "$tmp/max.txt"
+MAX_SENT=$R_SENT MAX_2XX=$R_2XX MAX_ERR=$R_ERR MAX_P50=$R_P50 MAX_P99=$R_P99 MAX_N=$R_N MAX_SECS=$R_SECS MAX_RPS=$R_RPS MAX_MATCH=$R_MATCH
+log "replay --max: $MAX_RPS req/s ($MAX_N in ${MAX_SECS}s), p50 $MAX_P50 p99 $MAX_P99, errors $MAX_ERR, match $MAX_MATCH"
+
+# ---------------------------------------------------------------- fixed rate
+RATE_CMD=(replay --session "$S" --target "$UP" --rate "$RATE" --duration "$DURATION" --loop --no-progress)
+LOAD_RATE=$(wait_load)
+log "doppel ${RATE_CMD[*]} (load $LOAD_RATE)"
+rc=0
+"$DOPPEL" --store "$STORE" "${RATE_CMD[@]}" >"$tmp/rate.txt" 2>"$tmp/rate.err" || rc=$?
+((rc == 0)) || { echo "replay --rate exited with $rc:" >&2; tail -20 "$tmp/rate.txt" "$tmp/rate.err" >&2; exit 1; }
+parse_replay "$tmp/rate.txt"
+RATE_SENT=$R_SENT RATE_ERR=$R_ERR RATE_P50=$R_P50 RATE_P99=$R_P99 RATE_LAG=$R_LAG RATE_N=$R_N RATE_SECS=$R_SECS RATE_RPS=$R_RPS RATE_MATCH=$R_MATCH
+dur_s=$(secs "$DURATION")
+RATE_OVER_DUR=$(awk -v n="$RATE_N" -v d="$dur_s" 'BEGIN {printf "%.1f", n / d}')
+log "replay --rate $RATE: $RATE_RPS req/s ($RATE_N in ${RATE_SECS}s; $RATE_OVER_DUR over ${dur_s}s), lag p99 $RATE_LAG ms, p99 $RATE_P99"
+
+# ---------------------------------------------------------------- RSS of a 1M-envelope replay
+declare -a RSS_ROWS=()
+RSS_WORST=0
+rss_run() {  # LABEL SESSION EXTRA_ARGS...
+  local label=$1 session=$2; shift 2
+  local out=$tmp/rss-$session.txt err=$tmp/rss-$session.err load rc=0 kb mb
+  load=$(wait_load)
+  log "/usr/bin/time -v doppel replay --session $session --target $UP --max --concurrency $CONNS $* (load $load)"
+  /usr/bin/time -v "$DOPPEL" --store "$STORE" replay --session "$session" --target "$UP" --max \
+    --concurrency "$CONNS" --no-progress "$@" >"$out" 2>"$err" || rc=$?
+  ((rc == 0)) || { echo "RSS replay exited with $rc:" >&2; tail -30 "$out" "$err" >&2; exit 1; }
+  kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$err")
+  mb=$(awk -v k="$kb" 'BEGIN {printf "%.1f", k / 1024}')
+  parse_replay "$out"
+  RSS_ROWS+=("| $label | \`doppel replay --session $session --target URL --max --concurrency $CONNS${*:+ $*}\` | $R_N | $R_SECS | $R_RPS | $R_ERR | $mb | $load |")
+  RSS_WORST=$(awk -v a="$RSS_WORST" -v b="$mb" 'BEGIN {print (b > a) ? b : a}')
+  log "RSS $label: $mb MiB ($R_N requests in ${R_SECS}s)"
+}
+if [[ "$RSS_MODE" == loop || "$RSS_MODE" == both ]]; then
+  rss_run "session S ($S_COUNT envelopes) looped to $RSS_N requests" "$S" --loop --limit "$RSS_N"
+fi
+BIG_SUMMARY=""
+if [[ "$RSS_MODE" == real || "$RSS_MODE" == both ]]; then
+  BIG=bench-replay-1m-$$
+  record_session "$BIG" "$RSS_N"
+  BIG_SUMMARY="$rec_summary (recorded in ${rec_secs} s)"
+  big_count=$("$DOPPEL" --store "$STORE" sessions list | awk -v s="$BIG" '$1 == s {print $3}')
+  rss_run "recorded session of $big_count envelopes, replayed whole" "$BIG"
+fi
+
+loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- report
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
+R_MAX=$(ratio "$MAX_RPS" "$WRK_RPS")
+v_max=$(awk -v r="$R_MAX" 'BEGIN { if (r >= 0.8) print "met"; else printf "NOT met — %.0f %% short of 0.8× (%.2f×)", (1 - r / 0.8) * 100, r }')
+dev=$(awk -v a="$RATE_RPS" -v r="$RATE" 'BEGIN {printf "%+.2f", (a - r) / r * 100}')
+dev2=$(awk -v a="$RATE_OVER_DUR" -v r="$RATE" 'BEGIN {printf "%+.2f", (a - r) / r * 100}')
+v_rate=$(awk -v d="$dev" 'BEGIN { d = d < 0 ? -d : d; if (d <= 1) print "met"; else printf "NOT met — off by %.2f %%", d }')
+v_lag=$(awk -v l="$RATE_LAG" 'BEGIN { if (l <= 2) print "met"; else printf "NOT met — %.2f ms over", l - 2 }')
+v_rss=$(awk -v m="$RSS_WORST" 'BEGIN { if (m <= 150) print "met"; else printf "NOT met — %.1f MB over", m - 150 }')
+
+section=$tmp/section.md
+{
+  echo "<!-- replay:begin -->"
+  echo "## Replay"
+  echo
+  echo "Run on $started at commit $commit$( ((dirty)) && echo " (+$dirty uncommitted or untracked paths in the work tree, which the binary may include)") with \`bench/replay.sh\`$([[ "$RSS_MODE" != loop ]] && echo " (RSS_MODE=$RSS_MODE)"); doppel build type $build_type, $binary_note."
+  echo
+  echo "Machine: $machine. Load average (1/5/15 min) at start: $loadavg_start; at end: $loadavg_end. Other processes on the machine compete for its CPUs; the load next to each measurement was taken just before it, after waiting up to ${LOAD_WAIT} s for the 1-minute load to drop under $LOAD_MAX."
+  echo
+  echo "Target: nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`return 200\` of a fixed $body_len B JSON body, access_log off, on 127.0.0.1. Session S: \`wrk -t1 -c$CONNS URL/api/items\` through \`doppel record --threads 1 --sample 100\` (stopped once doppel's /status said ≥ $RECORD_N stored, ${S_SECS} s): $S_COUNT envelopes, $S_STORED in the store (\`$S_SUMMARY\`). All replays below run with diffing on (the default) against the same target, so every answer is compared with the recorded one."
+  echo
+  echo "### Closed loop: \`--max\` vs wrk"
+  echo
+  echo "| load generator | command | req/s | p50 ms | p99 ms | errors | load before |"
+  echo "|---|---|---:|---:|---:|---|---|"
+  echo "| wrk | \`wrk -t1 -c$CONNS -d$DURATION --latency URL/api/items\` (after a $WARMUP warm-up) | $WRK_RPS | $WRK_P50 | $WRK_P99 | ${WRK_ERR:-none} | $LOAD_WRK |"
+  echo "| doppel replay | \`doppel ${MAX_CMD[*]/$UP/URL}\` (after a $WARMUP warm-up) | $MAX_RPS ($MAX_N in ${MAX_SECS} s) | $MAX_P50 | $MAX_P99 | $MAX_ERR; 2xx $MAX_2XX; diff match ${MAX_MATCH:-?} | $LOAD_MAX_RUN |"
+  echo
+  echo "**doppel replay --max / wrk = ${R_MAX}× (target ≥ 0.8×): $v_max.**"
+  echo
+  echo "### Open loop: \`--rate $RATE\`"
+  echo
+  echo "\`doppel ${RATE_CMD[*]/$UP/URL}\` (load before: $LOAD_RATE): sent $RATE_SENT, errors $RATE_ERR, diff match ${RATE_MATCH:-?}; doppel's summary: $RATE_N requests in $RATE_SECS s = **$RATE_RPS req/s ($dev % vs $RATE)**; $RATE_N / ${dur_s} s = $RATE_OVER_DUR req/s ($dev2 %). Latency from due time p50 $RATE_P50 ms, p99 $RATE_P99 ms. **Send lag p99 $RATE_LAG ms.**"
+  echo
+  echo "**Achieved rate within ±1 % (judged on doppel's own req/s): $v_rate. Send lag p99 ≤ 2 ms: $v_lag.**"
+  echo
+  echo "### Replayer peak RSS, 1M-envelope replay"
+  echo
+  echo "Measured with \`/usr/bin/time -v\` (\"Maximum resident set size\"), diffing on, run persisted to the store as usual.$([[ "$RSS_MODE" == loop ]] && echo " The 1M envelopes are session S replayed in a loop (\`--loop --limit $RSS_N\`), not a stored 1M-envelope session: this measures what a long replay accumulates (per-request results, histograms, diff state) but not anything that grows with the stored session's size; \`RSS_MODE=real\` (or \`both\`) records a real ≥ 1M-envelope session first.")"
+  echo
+  echo "| what | command | requests | seconds | req/s | errors | peak RSS MiB | load before |"
+  echo "|---|---|---:|---:|---:|---:|---:|---|"
+  for row in "${RSS_ROWS[@]}"; do echo "$row"; done
+  [[ -n "$BIG_SUMMARY" ]] && echo && echo "1M session recorded by doppel: \`$BIG_SUMMARY\`."
+  echo
+  echo "**Peak RSS ${RSS_WORST} MiB (target ≤ 150 MB): $v_rss.**"
+  echo "<!-- replay:end -->"
+} >"$section"
+
+cat "$section"
+if [[ -z "${NO_RESULTS:-}" ]]; then
+  if [[ ! -f "$results" ]]; then
+    printf '# Benchmark results\n\nEvery number here comes from a run of the script named in its section, on the machine\ndescribed there. Re-run the script to update its section; other sections are left alone.\n\n' >"$results"
+  fi
+  if grep -q '<!-- replay:begin -->' "$results"; then
+    awk -v section="$section" '
+      /<!-- replay:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
+      /<!-- replay:end -->/ { skip = 0; next }
+      !skip { print }' "$results" >"$tmp/results.new"
+  else
+    { cat "$results"; echo; cat "$section"; } >"$tmp/results.new"
+  fi
+  cat "$tmp/results.new" >"$results"
+  log "updated $results"
+fi
