@@ -40,15 +40,29 @@ wait_for_line() {
   cat "$1" >&2
   return 1
 }
-start_echo() {  # start_echo NAME ARGS... -> prints the port
-  local log="$work/$1.log"; shift
+# run_waiting CMD...: runs CMD in the background and waits for it. Bash runs a trap only
+# after a foreground command ends (and not at all when that command handles SIGINT itself,
+# as wrk and doppel replay do); `wait` is interrupted at once, so Ctrl-C stops the demo.
+run_waiting() {
+  "$@" &
+  local pid=$!
+  pids+=($pid)
+  wait "$pid"
+}
+
+# start_echo NAME VAR ARGS...: starts doppel-echo in this shell (so cleanup can stop it) and
+# stores its port in the variable VAR.
+start_echo() {
+  local log="$work/$1.log" var=$2; shift 2
   "$echo_bin" --listen 127.0.0.1:0 --threads 1 "$@" >"$log" 2>&1 &
   pids+=($!)
-  wait_for_line "$log" 'listening on 127.0.0.1:[0-9]*' | sed 's/.*://'
+  local port
+  port=$(wait_for_line "$log" 'listening on 127.0.0.1:[0-9]*' | sed 's/.*://')
+  printf -v "$var" '%s' "$port"
 }
 
 echo "== 1. primary (doppel-echo v1) and the capture proxy"
-primary=$(start_echo primary --noise)
+start_echo primary primary --noise
 "$doppel" --store "$work/store" record --listen 127.0.0.1:0 \
   --upstream "http://127.0.0.1:$primary" --session demo >"$work/record.log" 2>&1 &
 recorder=$!
@@ -57,18 +71,19 @@ proxy=$(wait_for_line "$work/record.log" 'listening on 127.0.0.1:[0-9]*' | sed '
 echo "   primary on :$primary, doppel record on :$proxy"
 
 echo "== 2. $requests requests of mixed traffic through the proxy"
-DOPPEL_REQUESTS=$requests wrk -t1 -c4 -d10s -s tools/demo/traffic.lua "http://127.0.0.1:$proxy" \
-  | sed 's/^/   /'
+run_waiting env DOPPEL_REQUESTS="$requests" wrk -t1 -c4 -d10s -s tools/demo/traffic.lua \
+  "http://127.0.0.1:$proxy" >"$work/wrk.log"
+sed 's/^/   /' "$work/wrk.log"
 kill -INT "$recorder"
 wait "$recorder" || true
 sed 's/^/   /' "$work/record.log" | tail -n 8
 "$doppel" --store "$work/store" sessions show demo | sed 's/^/   /'
 
 echo "== 3. candidate (doppel-echo v2) and secondary (v1 again), replay with diffing"
-candidate=$(start_echo candidate --noise --variant v2)
-secondary=$(start_echo secondary --noise)
+start_echo candidate candidate --noise --variant v2
+start_echo secondary secondary --noise
 set +e
-"$doppel" --store "$work/store" replay --session demo \
+run_waiting "$doppel" --store "$work/store" replay --session demo \
   --target "http://127.0.0.1:$candidate" --secondary "http://127.0.0.1:$secondary" \
   --max --concurrency 16 --allow-unsafe-methods \
   --html "$root/demo-report.html" --report-json "$root/demo-report.json"
