@@ -36,19 +36,11 @@ LOAD_WAIT=${LOAD_WAIT:-60}
 log() { echo "[proxy.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
 # ---------------------------------------------------------------- tools
+NAME=proxy
+source bench/common.sh
+bench_install nginx:nginx wrk:wrk curl:curl
 sudo=""
-if [[ $(id -u) -ne 0 ]]; then sudo=sudo; fi
-missing=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  $sudo apt-get update
-  $sudo apt-get install -y "${missing[@]}"
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
+[[ $(id -u) -ne 0 ]] && sudo=sudo
 # wrk2 (fixed-rate wrk) is not packaged by every distribution; check the apt candidate.
 wrk2_candidate=$(apt-cache policy wrk2 2>/dev/null | awk '/Candidate:/ {print $2}')
 if [[ -z "$wrk2_candidate" || "$wrk2_candidate" == "(none)" ]]; then
@@ -64,88 +56,6 @@ elif [[ -n "$wrk2_candidate" && "$wrk2_candidate" != "(none)" ]]; then
   $sudo apt-get install -y wrk2 && WRK2=$(command -v wrk2 || true)
 fi
 wrk2_note="\`apt-cache policy wrk2\` on $(. /etc/os-release; echo "$PRETTY_NAME"): ${wrk2_candidate:-no such package}"
-
-# ---------------------------------------------------------------- build
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-  if [[ ! -d "$build_dir" ]]; then
-    cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  fi
-  cmake --build "$build_dir" -j2 --target doppel doppel-echo
-fi
-DOPPEL=${DOPPEL:-$root/$build_dir/tools/doppel}
-[[ -x "$DOPPEL" ]] || { echo "no $DOPPEL: build it first" >&2; exit 2; }
-build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' "$build_dir/CMakeCache.txt" 2>/dev/null || echo '?')
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)
-dirty=$(git -C "$root" status --porcelain 2>/dev/null | wc -l)
-binary_note="binary \`$DOPPEL\` ($(stat -c %s "$DOPPEL") B, modified $(date -u -r "$DOPPEL" +%Y-%m-%dT%H:%M:%SZ), $("$DOPPEL" --version 2>&1 | head -1))"
-
-# ---------------------------------------------------------------- temp dir and cleanup
-tmp=$(mktemp -d /tmp/doppel-bench-proxy.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  if [[ -z "${KEEP_TMP:-}" ]]; then rm -rf "$tmp"; else log "kept $tmp"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A free port on 127.0.0.1 (for nginx, which cannot listen on port 0).
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$(shuf -i 20000-60999 -n 1)
-    if ! ss -Htan "( sport = :$p )" 2>/dev/null | grep -q .; then echo "$p"; return; fi
-  done
-  echo "no free port" >&2; return 1
-}
-wait_http() {  # URL
-  for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing answers at $1" >&2; return 1
-}
-
-# ~1 KB JSON body without quotes/dollars/backslashes that nginx would interpret.
-body=$(
-  printf '{"items":['
-  for i in 1 2 3 4 5 6 7; do  # ~940 B, padded to 1024 B below
-    ((i > 1)) && printf ','
-    printf '{"id":%d,"sku":"SKU-%05d","name":"Product number %d","price":%d,"currency":"EUR","in_stock":true,"tags":["shop","bench"]}' \
-      "$i" "$((i * 37))" "$i" "$((1999 + i * 100))"
-  done
-  printf '],"total":7,"page":1,"next":null,"note":"fixed body for doppel bench","pad":"'
-)
-pad=$((1024 - ${#body} - 2))
-body+=$(printf '%*s' "$pad" '' | tr ' ' 'x')'"}'
-body_len=${#body}
-
-start_nginx() {  # NAME CONF_HTTP_BLOCK -> sets nginx_pid_NAME
-  local name=$1 http=$2 dir=$tmp/nginx-$1
-  mkdir -p "$dir/logs"
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $dir/client_body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  keepalive_requests 1000000;
-$http
-}
-EOF
-  "$NGINX" -c "$dir/nginx.conf" -p "$dir/" >"$dir/logs/stdout" 2>&1 &
-  pids+=($!)
-}
 
 up_port=$(free_port)
 start_nginx upstream "  server {
@@ -205,22 +115,7 @@ stop_doppel() {  # NAME: SIGINT, wait for the flush, keep its summary line in re
   fi
 }
 
-# ---------------------------------------------------------------- load average
-wait_load() {
-  local waited=0
-  while awk -v m="$LOAD_MAX" '{exit !($1 >= m)}' /proc/loadavg && ((waited < LOAD_WAIT)); do
-    sleep 5; waited=$((waited + 5))
-  done
-  cut -d' ' -f1-3 /proc/loadavg
-}
-
 # ---------------------------------------------------------------- wrk
-to_ms() { awk -v v="$1" 'BEGIN {
-  if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-  else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-  else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-  else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-  else printf "?" }'; }
 
 declare -A RPS P50 P99 LOAD ERRS
 run_wrk() {  # NAME URL
