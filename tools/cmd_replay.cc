@@ -27,6 +27,17 @@
 namespace doppel::cli {
 namespace {
 
+// Where to write the report: the same three options on `replay` and `report`.
+struct ReportFiles {
+  std::string json, junit, html;
+};
+
+void AddReportFileOptions(CLI::App* cmd, ReportFiles* files) {
+  cmd->add_option("--report-json", files->json, "write the JSON report here");
+  cmd->add_option("--junit", files->junit, "write a JUnit XML report here");
+  cmd->add_option("--html", files->html, "write a self-contained HTML report here");
+}
+
 struct ReplayFlags {
   std::string session, from;
   std::vector<std::string> targets;
@@ -47,7 +58,7 @@ struct ReplayFlags {
   bool keep_host = false, allow_unsafe = false;
   std::string rules;
   bool no_diff = false;
-  std::string report_json, junit, html;
+  ReportFiles reports;
   double fail_threshold = 0;
   std::string fail_on = "low";
   bool no_progress = false, quiet = false;
@@ -85,11 +96,10 @@ Status WriteFile(const std::string& path, const std::string& content) {
 }
 
 // Writes every report file asked for; returns the first error.
-Status WriteReports(const report::Report& r, const std::string& json, const std::string& junit,
-                    const std::string& html) {
-  if (!json.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(json, report::ReportToJson(r)));
-  if (!junit.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(junit, report::RenderJUnit(r)));
-  if (!html.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(html, report::RenderHtml(r)));
+Status WriteReports(const report::Report& r, const ReportFiles& files) {
+  if (!files.json.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.json, report::ReportToJson(r)));
+  if (!files.junit.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.junit, report::RenderJUnit(r)));
+  if (!files.html.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.html, report::RenderHtml(r)));
   return Status::Ok();
 }
 
@@ -365,15 +375,14 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
     std::cout << "run " << run.id() << " saved; re-render with `doppel report --run " << run.id()
               << " --html report.html`\n";
   }
-  if (Status ws = WriteReports(rep, f.report_json, f.junit, f.html); !ws.ok()) return Fail(ws);
+  if (Status ws = WriteReports(rep, f.reports); !ws.ok()) return Fail(ws);
   if (stats->interrupted) {
     std::cerr << "doppel: interrupted; the partial run " << run.id() << " is saved\n";
   }
   return rep.exit_code;
 }
 
-int ReportCommand(const GlobalOptions& g, uint32_t run_id, const std::string& json,
-                  const std::string& junit, const std::string& html) {
+int ReportCommand(const GlobalOptions& g, uint32_t run_id, const ReportFiles& files) {
   std::unique_ptr<storage::Store> store;
   storage::StoreOptions o;
   o.read_only = true;
@@ -387,7 +396,7 @@ int ReportCommand(const GlobalOptions& g, uint32_t run_id, const std::string& js
   auto rep = report::ReportFromJson(run->report_json());
   if (!rep.ok()) return Fail(rep.status().WithContext("run " + std::to_string(run_id)));
   std::cout << report::RenderText(*rep, TextOpts());
-  if (Status ws = WriteReports(*rep, json, junit, html); !ws.ok()) return Fail(ws);
+  if (Status ws = WriteReports(*rep, files); !ws.ok()) return Fail(ws);
   return rep->exit_code;
 }
 
@@ -423,9 +432,7 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_flag("--allow-unsafe-methods", f->allow_unsafe, "also send POST, PUT, PATCH and DELETE");
   r->add_option("--rules", f->rules, "diff rules file (JSON, see docs/diff-rules.md)");
   r->add_flag("--no-diff", f->no_diff, "send and measure only; compare nothing");
-  r->add_option("--report-json", f->report_json, "write the JSON report here");
-  r->add_option("--junit", f->junit, "write a JUnit XML report here");
-  r->add_option("--html", f->html, "write a self-contained HTML report here");
+  AddReportFileOptions(r, &f->reports);
   r->add_option("--fail-threshold", f->fail_threshold,
                 "mismatch rate (%) tolerated per endpoint before exit 1 (default 0)");
   r->add_option("--fail-on", f->fail_on, "lowest severity that fails: low, medium, high");
@@ -441,17 +448,11 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
 
   auto* rep = app.add_subcommand("report", "re-render the report of a stored replay run");
   auto run_id = std::make_shared<uint32_t>(0);
-  auto json = std::make_shared<std::string>();
-  auto junit = std::make_shared<std::string>();
-  auto html = std::make_shared<std::string>();
+  auto files = std::make_shared<ReportFiles>();
   rep->add_option("--run", *run_id, "run id (see `doppel runs list`)")->required();
-  rep->add_option("--report-json", *json, "write the JSON report here");
-  rep->add_option("--junit", *junit, "write a JUnit XML report here");
-  rep->add_option("--html", *html, "write a self-contained HTML report here");
-  rep->callback([run, &g, run_id, json, junit, html] {
-    *run = [&g, run_id, json, junit, html] {
-      return ReportCommand(g, *run_id, *json, *junit, *html);
-    };
+  AddReportFileOptions(rep, files.get());
+  rep->callback([run, &g, run_id, files] {
+    *run = [&g, run_id, files] { return ReportCommand(g, *run_id, *files); };
   });
 }
 
