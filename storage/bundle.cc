@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include "storage/envelope_codec.h"
 #include "storage/key_codec.h"
+#include "storage/session_import.h"
 
 namespace doppel::storage {
 namespace {
@@ -185,11 +187,19 @@ bool BundleReader::ReadRecord(uint8_t* type, std::string* payload) {
     hash_->Update(payload->data(), 8);
     return true;
   }
-  payload->resize(len);
-  if (!ReadExact(payload->data(), len)) {
-    Fail("file ends inside a record of " + std::to_string(len) + " bytes (truncated)");
-    return false;
+  // Grown as the bytes arrive: a corrupt length in a short file then fails at the file's end
+  // instead of first allocating and zeroing up to kMaxBundleRecord (found by fuzzing).
+  payload->clear();
+  while (payload->size() < len) {
+    const size_t at = payload->size();
+    const size_t n = std::min<size_t>(len - at, 1u << 20);
+    payload->resize(at + n);
+    if (std::fread(payload->data() + at, 1, n, file_) != n) {
+      Fail("file ends inside a record of " + std::to_string(len) + " bytes (truncated)");
+      return false;
+    }
   }
+  offset_ += len;
   hash_->Update(head, sizeof(head));
   hash_->Update(payload->data(), len);
   return true;
@@ -276,46 +286,23 @@ Result<doppel::v1::SessionInfo> ImportBundle(Store& store, const std::string& pa
   if (!verified.ok()) return verified.status();
   auto r = BundleReader::Open(path);
   if (!r.ok()) return r.status();
-  const std::string name = as_name.empty() ? (*r)->session().name() : as_name;
-  if (store.GetSession(name).ok())
-    return Status::AlreadyExists("session '" + name +
-                                 "' exists already; import with --as NEW_NAME or remove it");
   doppel::v1::SessionInfo info = (*r)->session();
-  const std::string tmp_name = ".import." + name + "." + std::to_string(::getpid());
-  info.set_name(tmp_name);
-  info.set_id(0);
-  info.set_state(doppel::v1::SESSION_STATE_IMPORTED);
-  info.set_dict_id(0);
-  info.clear_counts();
+  if (!as_name.empty()) info.set_name(as_name);
   info.set_source("import:bundle");
-  auto created = store.CreateSession(info);
-  if (!created.ok()) return created.status();
+  auto import = SessionImport::Begin(store, info);
+  if (!import.ok()) return import.status();
   auto abort = [&](const Status& why) {
-    store.DeleteSession(tmp_name);
-    return why.WithContext("importing '" + path + "' (nothing was imported)");
+    return (*import)->Abort(why.WithContext("importing '" + path + "' (nothing was imported)"));
   };
-  std::vector<doppel::v1::Envelope> batch;
-  batch.reserve(1000);
   doppel::v1::Envelope e;
   while ((*r)->Next(&e)) {
-    batch.push_back(std::move(e));
-    if (batch.size() == 1000) {
-      Status s = store.Append(tmp_name, batch);
-      if (!s.ok()) return abort(s);
-      batch.clear();
-    }
-  }
-  if (!(*r)->status().ok()) return abort((*r)->status());
-  if (!batch.empty()) {
-    Status s = store.Append(tmp_name, batch);
+    Status s = (*import)->Add(std::move(e));
     if (!s.ok()) return abort(s);
   }
-  doppel::v1::SessionCounts rc = (*r)->session().counts();
-  Status s = store.CloseSession(tmp_name, rc, doppel::v1::SESSION_STATE_IMPORTED);
-  if (!s.ok()) return abort(s);
-  s = store.RenameSession(tmp_name, name);
-  if (!s.ok()) return abort(s);
-  return store.GetSession(name);
+  if (!(*r)->status().ok()) return abort((*r)->status());
+  auto published = (*import)->Commit((*r)->session().counts());
+  if (!published.ok()) return abort(published.status());
+  return published;
 }
 
 }  // namespace doppel::storage

@@ -1,14 +1,16 @@
 // Commands that read and manage the store: sessions, cat, export, import, runs.
+// export/import speak bundle, HAR, JSON Lines, GoReplay (in) and curl (out): storage/interop.h.
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
 #include <boost/json/serialize.hpp>
 
 #include "base/duration.h"
-#include "storage/bundle.h"
 #include "storage/envelope_json.h"
+#include "storage/interop.h"
 #include "storage/store.h"
 #include "tools/cli.h"
 
@@ -152,26 +154,125 @@ int Cat(const GlobalOptions& g, const std::string& name, uint64_t limit, bool sk
   return kExitOk;
 }
 
-int Export(const GlobalOptions& g, const std::string& name, const std::string& out) {
+// `doppel export` arguments: the session and file may come as positionals or, as before
+// interop, as --session/--out.
+struct ExportArgs {
+  std::string session, file, session_opt, out_opt, format, id, target;
+};
+
+int UsageError(const std::string& what) {
+  std::cerr << "doppel: " << what << "\n";
+  return kExitError;
+}
+
+int Export(const GlobalOptions& g, const ExportArgs& a) {
+  if (!a.session.empty() && !a.session_opt.empty() && a.session != a.session_opt)
+    return UsageError("export: give the session once (SESSION or --session)");
+  if (!a.file.empty() && !a.out_opt.empty() && a.file != a.out_opt)
+    return UsageError("export: give the file once (FILE or --out)");
+  const std::string name = a.session.empty() ? a.session_opt : a.session;
+  std::string file = a.file.empty() ? a.out_opt : a.file;
+  if (name.empty()) return UsageError("export: which session? doppel export SESSION FILE");
+  storage::InteropFormat format = storage::ExportFormatForPath(file);
+  if (!a.format.empty()) {
+    auto f = storage::ParseInteropFormat(a.format);
+    if (!f.ok()) return UsageError("export --format: " + f.status().message());
+    format = *f;
+  }
+  if (format == storage::InteropFormat::kGor)
+    return UsageError(
+        "export: GoReplay is an import format only; export bundle, har, jsonl or curl");
+  const bool curl = format == storage::InteropFormat::kCurl;
+  if (curl && a.id.empty())
+    return UsageError("export --format curl needs --id ARRIVAL_US.SEQ (see `doppel cat`)");
+  if (!curl && (!a.id.empty() || !a.target.empty()))
+    return UsageError("export: --id and --target go with --format curl");
+  if (curl && file.empty()) file = "-";
+  if (file.empty())
+    return UsageError("export: which file? doppel export SESSION FILE ('-' = stdout)");
+
   Status s;
   auto store = OpenStore(g, true, &s);
   if (!s.ok()) return Fail(s);
-  storage::BundleStats stats;
-  s = storage::ExportBundle(*store, name, out, &stats);
+  if (curl) {
+    auto id = storage::ParseEnvelopeId(a.id);
+    if (!id.ok()) return UsageError("export --id: " + id.status().message());
+    auto envelope = storage::FindEnvelope(*store, name, *id);
+    if (!envelope.ok()) return Fail(envelope.status());
+    storage::CurlOptions co;
+    co.target = a.target;
+    auto command = storage::CurlCommand(*envelope, co);
+    if (!command.ok()) return Fail(command.status());
+    if (file == "-") {
+      std::cout << *command;
+      std::cout.flush();
+      return std::cout ? kExitOk : Fail(Status::IoError("writing to stdout failed"));
+    }
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << *command;
+    out.close();
+    if (!out) return Fail(Status::IoError("cannot write '" + file + "'"));
+    std::cout << "wrote a curl command for envelope " << a.id << " of '" << name << "' to " << file
+              << "\n";
+    return kExitOk;
+  }
+  storage::ExportStats stats;
+  s = storage::ExportFile(*store, name, format, file, &stats);
   if (!s.ok()) return Fail(s);
-  std::cout << "exported " << stats.envelopes << " envelopes of '" << name << "' to " << out
-            << " (" << FormatBytes(stats.bytes) << ")\n";
+  // With the data on stdout, the summary goes to stderr.
+  (file == "-" ? std::cerr : std::cout)
+      << "exported " << stats.envelopes << " envelopes of '" << name << "' to "
+      << (file == "-" ? "stdout" : file) << " (" << storage::InteropFormatName(format) << ", "
+      << FormatBytes(stats.bytes) << ")\n";
   return kExitOk;
 }
 
-int Import(const GlobalOptions& g, const std::string& file, const std::string& as) {
+int Import(const GlobalOptions& g, const std::string& file, const std::string& as,
+           const std::string& format_name, bool skip_bad) {
+  storage::InteropFormat format;
+  if (!format_name.empty()) {
+    auto f = storage::ParseInteropFormat(format_name);
+    if (!f.ok()) return UsageError("import --format: " + f.status().message());
+    format = *f;
+  } else {
+    auto f = storage::DetectImportFormat(file);
+    if (!f.ok()) {
+      if (f.status().code() == Status::Code::kInvalidArgument)
+        return UsageError(f.status().message());
+      return Fail(f.status());
+    }
+    format = *f;
+  }
+  if (format == storage::InteropFormat::kCurl)
+    return UsageError("import: curl is an export format only; import bundle, har, jsonl or gor");
+  if (skip_bad && format == storage::InteropFormat::kBundle)
+    return UsageError(
+        "import: --skip-bad applies to har, jsonl and gor files (a bundle is "
+        "checksummed and imported whole)");
   Status s;
   auto store = OpenStore(g, false, &s);
   if (!s.ok()) return Fail(s);
-  auto info = storage::ImportBundle(*store, file, as);
+  storage::ImportOptions options;
+  options.skip_bad = skip_bad;
+  storage::ImportStats stats;
+  auto info = storage::ImportFile(*store, file, format, as, options, &stats);
   if (!info.ok()) return Fail(info.status());
   std::cout << "imported " << info->counts().envelopes() << " envelopes as session '"
-            << info->name() << "'\n";
+            << info->name() << "' (" << storage::InteropFormatName(format) << ")\n";
+  if (stats.skipped)
+    std::cerr << "doppel: skipped " << stats.skipped
+              << " bad records (--skip-bad); the first: " << stats.first_skipped << "\n";
+  if (stats.without_response)
+    std::cerr << "doppel: " << stats.without_response
+              << " requests have no recorded response (imported; replay sends them but does "
+                 "not diff them)\n";
+  if (stats.ignored)
+    std::cerr << "doppel: ignored " << stats.ignored
+              << " GoReplay payloads (replayed responses, or responses without their request)\n";
+  if (stats.decoded_bodies)
+    std::cerr << "doppel: " << stats.decoded_bodies
+              << " response bodies are stored decoded: their Content-Encoding cannot be redone "
+                 "here, so it was removed\n";
   return kExitOk;
 }
 
@@ -232,32 +333,62 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     });
   }
   {
-    auto* cat = app.add_subcommand("cat", "print a session's envelopes as JSON Lines");
+    auto* cat = app.add_subcommand(
+        "cat", "print a session's envelopes as JSON Lines (docs/jsonl-format.md)");
     auto name = std::make_shared<std::string>();
+    auto name_opt = std::make_shared<std::string>();
     auto limit = std::make_shared<uint64_t>(0);
     auto skip = std::make_shared<bool>(false);
-    cat->add_option("--session", *name, "session name")->required();
+    cat->add_option("SESSION", *name, "session name");
+    cat->add_option("--session", *name_opt, "session name (same as SESSION)");
     cat->add_option("--limit", *limit, "print at most N envelopes (0 = all)");
     cat->add_flag("--skip-corrupt", *skip, "skip envelopes that do not decode, and count them");
-    cat->callback([run, &g, name, limit, skip] {
-      *run = [&g, name, limit, skip] { return Cat(g, *name, *limit, *skip); };
+    cat->callback([run, &g, name, name_opt, limit, skip] {
+      *run = [&g, name, name_opt, limit, skip] {
+        if (!name->empty() && !name_opt->empty() && *name != *name_opt)
+          return UsageError("cat: give the session once (SESSION or --session)");
+        const std::string& session = name->empty() ? *name_opt : *name;
+        if (session.empty()) return UsageError("cat: which session? doppel cat SESSION");
+        return Cat(g, session, *limit, *skip);
+      };
     });
   }
   {
-    auto* exp = app.add_subcommand("export", "write a session to a portable bundle file");
-    auto name = std::make_shared<std::string>();
-    auto out = std::make_shared<std::string>();
-    exp->add_option("--session", *name, "session name")->required();
-    exp->add_option("--out", *out, "bundle file to write (e.g. session.dpl)")->required();
-    exp->callback([run, &g, name, out] { *run = [&g, name, out] { return Export(g, *name, *out); }; });
+    auto* exp = app.add_subcommand(
+        "export",
+        "write a session to a file (doppel bundle, HAR, JSON Lines) or one envelope "
+        "as a curl command");
+    auto a = std::make_shared<ExportArgs>();
+    exp->add_option("SESSION", a->session, "session name");
+    exp->add_option("FILE", a->file,
+                    "file to write ('-' = stdout for har, jsonl, curl); its extension picks the "
+                    "format: .har, .jsonl, else a bundle");
+    exp->add_option("--session", a->session_opt, "session name (same as SESSION)");
+    exp->add_option("--out", a->out_opt, "file to write (same as FILE)");
+    exp->add_option("--format", a->format, "bundle, har, jsonl or curl (default: by FILE)");
+    exp->add_option("--id", a->id,
+                    "curl: the envelope, ARRIVAL_US.SEQ as `doppel cat` prints them");
+    exp->add_option("--target", a->target,
+                    "curl: base URL to send to (default: the recorded scheme and Host)");
+    exp->callback([run, &g, a] { *run = [&g, a] { return Export(g, *a); }; });
   }
   {
-    auto* imp = app.add_subcommand("import", "load a bundle file into the store");
+    auto* imp = app.add_subcommand(
+        "import", "load a bundle, HAR, JSON Lines or GoReplay (.gor, .gor.gz) file into the store");
     auto file = std::make_shared<std::string>();
     auto as = std::make_shared<std::string>();
-    imp->add_option("file", *file, "bundle file written by `doppel export`")->required();
-    imp->add_option("--as", *as, "session name to import as (default: the bundle's own)");
-    imp->callback([run, &g, file, as] { *run = [&g, file, as] { return Import(g, *file, *as); }; });
+    auto format = std::make_shared<std::string>();
+    auto skip = std::make_shared<bool>(false);
+    imp->add_option("file", *file, "file to import")->required();
+    imp->add_option("--as", *as,
+                    "session name (default: a bundle's own, else the file name without "
+                    "extensions)");
+    imp->add_option("--format", *format,
+                    "bundle, har, jsonl or gor (default: by magic bytes, extension, content)");
+    imp->add_flag("--skip-bad", *skip, "skip records that do not parse, and count them");
+    imp->callback([run, &g, file, as, format, skip] {
+      *run = [&g, file, as, format, skip] { return Import(g, *file, *as, *format, *skip); };
+    });
   }
   {
     auto* runs = app.add_subcommand("runs", "replay runs stored in the store");
