@@ -29,4 +29,25 @@ inline std::string_view TrimSpaces(std::string_view s) {
   return s;
 }
 
+// Bytes >= 0x80 as %XX (upper-case hex), everything else as is. For text that goes into
+// proto3 `string` fields (an envelope's target and reason phrase): protobuf serializes bytes
+// that are not UTF-8 but refuses to parse them back, so one such request would make a stored
+// session unreadable. For a request target this is the RFC 3986 spelling of the same URI.
+inline std::string PercentEncodeNonAscii(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+    }
+  }
+  return out;
+}
+
 }  // namespace doppel

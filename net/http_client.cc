@@ -89,9 +89,14 @@ bool IsIpLiteral(const std::string& host) {
   return !ec;
 }
 
+constexpr size_t kReadBufferBytes = 16 * 1024;
+
 // One upstream connection, plain or TLS.
 struct Connection {
   Connection(asio::io_context& io, asio::ssl::context* tls) {
+    // Beast reads max(512, free capacity) bytes per recv: an empty flat_buffer would take a
+    // 1 KB response in three recv calls, each with its own timer re-arm and reactor pass.
+    buffer.reserve(kReadBufferBytes);
     if (tls != nullptr) {
       tls_stream.emplace(io, *tls);
     } else {
@@ -183,7 +188,9 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   }
   const Url& upstream() const override { return upstream_; }
 
-  std::unique_ptr<Connection> TakeIdle() {
+  // `probe_always`: for requests that are not retried when the connection turns out closed
+  // (POST, PATCH), so a connection the upstream closed while idle is never used for them.
+  std::unique_ptr<Connection> TakeIdle(bool probe_always) {
     const auto now = Clock::now();
     while (!idle_.empty()) {
       std::unique_ptr<Connection> c = std::move(idle_.back());
@@ -192,7 +199,8 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
       // The liveness probe costs a syscall; a connection used within the last second is
       // taken as alive (servers close idle connections after seconds, and announce a close
       // after N requests with "Connection: close", which keeps it out of the pool).
-      if (idle < options_.idle_timeout && (idle < std::chrono::seconds(1) || c->LooksAlive())) {
+      if (idle < options_.idle_timeout &&
+          ((idle < std::chrono::seconds(1) && !probe_always) || c->LooksAlive())) {
         ++stats_.reused;
         return c;
       }
@@ -223,7 +231,7 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
 };
 
 void Exchange::Start() {
-  conn_ = pool_->TakeIdle();
+  conn_ = pool_->TakeIdle(!IsIdempotent(request_.method()));
   if (conn_) {
     reused_ = true;
     Write();

@@ -91,7 +91,8 @@ class HttpClientPool {
   // response was read whole and both sides allow keep-alive. When a pooled connection turns
   // out to have been closed by the upstream before any response byte, the exchange is
   // retried once on a new connection (for idempotent methods, or when the request could not
-  // be written at all).
+  // be written at all). A non-idempotent request only goes out on a pooled connection
+  // that a liveness probe found open, since it is not retried.
   virtual void Send(HttpRequest request, ExchangeCallback done) = 0;
 
   // Closes idle connections and makes later exchanges not return theirs to the pool.

@@ -1,7 +1,11 @@
 #include "net/match.h"
 
+#include "doppel/v1/rules.pb.h"
+#include "net/rules_file.h"
+
 #include <algorithm>
 #include <boost/json.hpp>
+#include <boost/regex.hpp>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -34,90 +38,14 @@ std::string PercentDecode(std::string_view s) {
   return out;
 }
 
-// Line and column (1-based) of a byte offset.
-std::string Position(std::string_view text, size_t offset) {
-  offset = std::min(offset, text.size());
-  size_t line = 1, col = 1;
-  for (size_t i = 0; i < offset; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      col = 1;
-    } else {
-      ++col;
-    }
-  }
-  return "line " + std::to_string(line) + ", column " + std::to_string(col);
-}
-
-// Offsets of the object keys of a syntactically valid JSON document, by path
-// ("rules[1].uri.prefix"), so semantic errors can name a line.
-std::map<std::string, size_t> KeyOffsets(std::string_view text) {
-  struct Frame {
-    bool array;
-    size_t index = 0;
-    std::string path;
-    bool expect_key = true;  // objects only
-  };
-  std::map<std::string, size_t> out;
-  std::vector<Frame> stack;
-  std::string pending;  // path of the value that follows a key
-  auto child_path = [&]() -> std::string {
-    if (stack.empty()) return "";
-    Frame& f = stack.back();
-    if (f.array) return f.path + "[" + std::to_string(f.index) + "]";
-    return pending;
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '"') {
-      const size_t start = i;
-      std::string s;
-      for (++i; i < text.size() && text[i] != '"'; ++i) {
-        if (text[i] == '\\')
-          ++i;
-        else
-          s += text[i];
-      }
-      if (!stack.empty() && !stack.back().array && stack.back().expect_key) {
-        const std::string& base = stack.back().path;
-        pending = base.empty() ? s : base + "." + s;
-        out.emplace(pending, start);
-        stack.back().expect_key = false;
-      }
-    } else if (c == '{' || c == '[') {
-      Frame f{c == '[', 0, child_path(), true};
-      stack.push_back(std::move(f));
-    } else if (c == '}' || c == ']') {
-      if (!stack.empty()) stack.pop_back();
-    } else if (c == ',') {
-      if (!stack.empty()) {
-        if (stack.back().array)
-          ++stack.back().index;
-        else
-          stack.back().expect_key = true;
-      }
-    }
-  }
-  return out;
-}
-
+// Compiles the rule blocks of a document that passed the schema check: match kinds,
+// regexes, names.
 class JsonRuleReader {
  public:
-  explicit JsonRuleReader(std::string_view text) : text_(text), offsets_(KeyOffsets(text)) {}
+  explicit JsonRuleReader(const ConfigDoc& doc) : doc_(doc) {}
 
   Status Error(const std::string& path, const std::string& what) const {
-    // Name the deepest known key on the path.
-    std::string p = path;
-    while (!p.empty()) {
-      auto it = offsets_.find(p);
-      if (it != offsets_.end()) {
-        return Status::InvalidArgument(Position(text_, it->second) + ": " + path + ": " + what);
-      }
-      const size_t cut = p.find_last_of(".[");
-      if (cut == std::string::npos) break;
-      p.resize(cut);
-    }
-    return Status::InvalidArgument(path + ": " + what);
+    return doc_.Error(path, what);
   }
 
   Result<StringMatch> ReadStringMatch(const boost::json::value& v, const std::string& path,
@@ -185,8 +113,7 @@ class JsonRuleReader {
   }
 
  private:
-  std::string_view text_;
-  std::map<std::string, size_t> offsets_;
+  const ConfigDoc& doc_;
 };
 
 // Splits on ',' except "\,".
@@ -207,13 +134,33 @@ std::vector<std::string> SplitItems(std::string_view s) {
 
 }  // namespace
 
+// Boost.Regex, not std::regex: libstdc++'s std::regex accepts patterns like "a**" and
+// backtracks exponentially ("/api/(a+)+x" takes seconds on a 24-byte path), on the proxy
+// thread, for every request. Boost.Regex refuses such patterns, gives up past a complexity
+// bound (counted as no match) and does not recurse on the stack. Found by fuzzing
+// (tests/fuzz/rules_loader).
+class MatchRegex {
+ public:
+  explicit MatchRegex(const std::string& pattern) : re_(pattern, boost::regex::ECMAScript) {}
+  bool FullMatch(std::string_view s) const {
+    try {
+      return boost::regex_match(s.begin(), s.end(), re_);
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+ private:
+  boost::regex re_;
+};
+
 Result<StringMatch> StringMatch::Make(Kind kind, std::string value) {
   StringMatch m;
   m.kind_ = kind;
   if (kind == Kind::kRegex) {
     try {
-      m.regex_ = std::make_shared<const std::regex>(value, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
+      m.regex_ = std::make_shared<const MatchRegex>(value);
+    } catch (const std::exception& e) {
       return Status::InvalidArgument("bad regex '" + value + "': " + e.what());
     }
   }
@@ -231,7 +178,7 @@ bool StringMatch::Matches(std::optional<std::string_view> value) const {
     case Kind::kPrefix:
       return value->substr(0, value_.size()) == value_;
     case Kind::kRegex:
-      return std::regex_match(value->begin(), value->end(), *regex_);
+      return regex_->FullMatch(*value);
   }
   return false;
 }
@@ -259,26 +206,29 @@ std::optional<std::string> QueryParam(std::string_view target, std::string_view 
   return std::nullopt;
 }
 
+bool BlockMatches(const MatchBlock& block, const RequestView& request) {
+  if (block.method && !block.method->Matches(request.method)) return false;
+  if (block.uri && !block.uri->Matches(TargetPath(request.target))) return false;
+  for (const auto& [name, m] : block.headers) {
+    if (!m.Matches(request.header ? request.header(name) : std::nullopt)) return false;
+  }
+  for (const auto& [name, m] : block.query_params) {
+    std::optional<std::string> v = QueryParam(request.target, name);
+    if (!m.Matches(v ? std::optional<std::string_view>(*v) : std::nullopt)) return false;
+  }
+  return true;
+}
+
 const MatchBlock* MatchRules::Match(const RequestView& request) const {
   for (const MatchBlock& block : blocks_) {
-    if (block.method && !block.method->Matches(request.method)) continue;
-    if (block.uri && !block.uri->Matches(TargetPath(request.target))) continue;
-    bool ok = true;
-    for (const auto& [name, m] : block.headers) {
-      if (!m.Matches(request.header ? request.header(name) : std::nullopt)) {
-        ok = false;
-        break;
-      }
-    }
-    if (!ok) continue;
-    for (const auto& [name, m] : block.query_params) {
-      std::optional<std::string> v = QueryParam(request.target, name);
-      if (!m.Matches(v ? std::optional<std::string_view>(*v) : std::nullopt)) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok) return &block;
+    if (BlockMatches(block, request)) return &block;
+  }
+  return nullptr;
+}
+
+const MatchBlock* MatchRules::Find(std::string_view name) const {
+  for (const MatchBlock& block : blocks_) {
+    if (block.name == name) return &block;
   }
   return nullptr;
 }
@@ -346,51 +296,70 @@ Result<MatchRules> MatchRules::FromFlags(const std::vector<std::string>& flags) 
   return rules;
 }
 
-Result<MatchRules> MatchRules::FromJson(std::string_view text) {
-  boost::json::stream_parser parser;
-  boost::system::error_code ec;
-  const size_t consumed = parser.write_some(text.data(), text.size(), ec);
-  if (!ec) parser.finish(ec);
-  if (ec) {
-    return Status::InvalidArgument(Position(text, consumed) + ": invalid JSON: " + ec.message());
+namespace {
+
+Status FromDoc(ConfigDoc doc, std::vector<MatchBlock>* blocks) {
+  if (doc.value.is_array()) {
+    // A bare list of rules is accepted for {"rules": [...]}.
+    boost::json::object wrapped;
+    wrapped["rules"] = std::move(doc.value);
+    doc.value = std::move(wrapped);
+    std::map<std::string, std::pair<size_t, size_t>> moved;
+    for (auto& [path, pos] : doc.positions) moved.emplace("rules" + path, pos);
+    doc.positions = std::move(moved);
   }
-  boost::json::value doc = parser.release();
-  JsonRuleReader reader(text);
-  const boost::json::array* list = nullptr;
-  if (doc.is_array()) {
-    list = &doc.as_array();
-  } else if (doc.is_object()) {
-    for (const auto& [key, val] : doc.as_object()) {
-      if (key != "rules")
-        return reader.Error(std::string(key), "unknown field (expected \"rules\")");
-    }
-    auto it = doc.as_object().find("rules");
-    if (it == doc.as_object().end() || !it->value().is_array()) {
-      return Status::InvalidArgument("expected {\"rules\": [...]} at the top level");
-    }
-    list = &it->value().as_array();
-  } else {
+  // A bare string where a match is expected means {"exact": ...}.
+  const SchemaShorthand exact_string = [](const google::protobuf::FieldDescriptor& f,
+                                          const boost::json::value& v) {
+    return f.message_type() == doppel::v1::MatchStringMatch::descriptor() && v.is_string();
+  };
+  DOPPEL_RETURN_IF_ERROR(
+      CheckAgainstSchema(doc, *doppel::v1::MatchRulesFile::descriptor(), exact_string));
+  const auto* top = doc.value.if_object();
+  const auto it = top ? top->find("rules") : nullptr;
+  if (top == nullptr || it == top->end() || !it->value().is_array()) {
     return Status::InvalidArgument("expected {\"rules\": [...]} at the top level");
   }
-  MatchRules rules;
-  for (size_t i = 0; i < list->size(); ++i) {
-    auto block = reader.ReadBlock((*list)[i], i);
+  const boost::json::array& list = it->value().as_array();
+  JsonRuleReader reader(doc);
+  for (size_t i = 0; i < list.size(); ++i) {
+    auto block = reader.ReadBlock(list[i], i);
     if (!block.ok()) return block.status();
-    MatchRules one;
-    one.blocks_.push_back(std::move(block.value()));
-    Status st = rules.Merge(std::move(one));
-    if (!st.ok()) return reader.Error("rules[" + std::to_string(i) + "].name", st.message());
+    blocks->push_back(std::move(block.value()));
+    for (size_t j = 0; j + 1 < blocks->size(); ++j) {
+      if ((*blocks)[j].name == blocks->back().name) {
+        return reader.Error("rules[" + std::to_string(i) + "].name",
+                            "two rules are named '" + blocks->back().name + "'");
+      }
+    }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<MatchRules> MatchRules::FromJson(std::string_view text) {
+  auto doc = ParseConfig(text, ConfigFormat::kJson);
+  if (!doc.ok()) return doc.status();
+  MatchRules rules;
+  DOPPEL_RETURN_IF_ERROR(FromDoc(std::move(doc.value()), &rules.blocks_));
   return rules;
 }
 
-Result<MatchRules> MatchRules::FromJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("cannot read rules file '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto rules = FromJson(ss.str());
-  if (!rules.ok()) return rules.status().WithContext(path);
+Result<MatchRules> MatchRules::FromYaml(std::string_view text) {
+  auto doc = ParseConfig(text, ConfigFormat::kYaml);
+  if (!doc.ok()) return doc.status();
+  MatchRules rules;
+  DOPPEL_RETURN_IF_ERROR(FromDoc(std::move(doc.value()), &rules.blocks_));
+  return rules;
+}
+
+Result<MatchRules> MatchRules::FromFile(const std::string& path) {
+  auto doc = LoadConfigFile(path);
+  if (!doc.ok()) return doc.status();
+  MatchRules rules;
+  Status st = FromDoc(std::move(doc.value()), &rules.blocks_);
+  if (!st.ok()) return st.WithContext(path);
   return rules;
 }
 

@@ -11,7 +11,7 @@
 // `uri` is matched against the path without the query string; regexes must match the whole
 // value (ECMAScript syntax); header names are case-insensitive.
 //
-// JSON file syntax (docs/recorder.md):
+// File syntax (docs/recorder.md), JSON or the same structure in YAML:
 //   {"rules": [{"name": "checkout", "method": {"exact": "POST"},
 //               "uri": {"prefix": "/checkout"},
 //               "headers": {"x-user": {"regex": "a.*"}},
@@ -31,6 +31,8 @@
 
 namespace doppel::net {
 
+class MatchRegex;  // a compiled regex (Boost.Regex); defined in match.cc
+
 class StringMatch {
  public:
   enum class Kind { kExact, kPrefix, kRegex, kPresent };
@@ -44,7 +46,7 @@ class StringMatch {
  private:
   Kind kind_ = Kind::kExact;
   std::string value_;
-  std::shared_ptr<const std::regex> regex_;
+  std::shared_ptr<const MatchRegex> regex_;
 };
 
 struct MatchBlock {
@@ -67,20 +69,28 @@ class MatchRules {
  public:
   // One block per flag value (see the syntax above); unnamed blocks are "match-1", ...
   static Result<MatchRules> FromFlags(const std::vector<std::string>& flags);
-  // A JSON document; errors name the line and column (syntax) or the line and field path.
+  // A JSON or YAML document checked against the proto schema v1::MatchRulesFile
+  // (proto/doppel/v1/rules.proto); errors name the line and column and the field path.
   static Result<MatchRules> FromJson(std::string_view text);
-  static Result<MatchRules> FromJsonFile(const std::string& path);
+  static Result<MatchRules> FromYaml(std::string_view text);
+  // By extension: .yaml/.yml is YAML, anything else JSON.
+  static Result<MatchRules> FromFile(const std::string& path);
 
   bool empty() const { return blocks_.empty(); }
   const std::vector<MatchBlock>& blocks() const { return blocks_; }
   // The first matching block, or nullptr.
   const MatchBlock* Match(const RequestView& request) const;
+  // The block named `name`, or nullptr.
+  const MatchBlock* Find(std::string_view name) const;
   // Appends the blocks of `other` (names must stay unique).
   Status Merge(MatchRules other);
 
  private:
   std::vector<MatchBlock> blocks_;
 };
+
+// True when every field of `block` matches `request`.
+bool BlockMatches(const MatchBlock& block, const RequestView& request);
 
 // The path of an origin-form target, without the query.
 std::string_view TargetPath(std::string_view target);

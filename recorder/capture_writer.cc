@@ -16,6 +16,7 @@ class StoreSink : public CaptureSink {
   Status Append(std::span<const doppel::v1::Envelope> batch) override {
     return store_->Append(session_, batch);
   }
+  Status Recover() override { return store_->Resume(); }
 
  private:
   storage::Store* store_;
@@ -112,17 +113,42 @@ void CaptureWriter::Run() {
     }
     for (size_t i = 0; i < work.size(); i += options_.max_batch) {
       const size_t n = std::min(options_.max_batch, work.size() - i);
-      Status st = sink_->Append(std::span<const doppel::v1::Envelope>(work.data() + i, n));
+      Status st;
+      if (failing_) {
+        // The sink failed: retry (recover, then append) at most once a second, drop between.
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_retry_ < std::chrono::seconds(1)) {
+          st = Status::Unavailable("the store failed earlier");
+        } else {
+          last_retry_ = now;
+          st = sink_->Recover();
+        }
+      }
+      if (st.ok()) st = sink_->Append(std::span<const doppel::v1::Envelope>(work.data() + i, n));
       if (st.ok()) {
         counters_.stored->Inc(n);
-      } else {
-        counters_.dropped_store_error->Inc(n);
-        std::lock_guard<std::mutex> lock(mu_);
-        if (first_error_.ok()) {
-          first_error_ = st;
-          std::fprintf(stderr, "doppel record: storing envelopes failed: %s\n",
-                       st.ToString().c_str());
+        if (failing_) {
+          failing_ = false;
+          std::fprintf(stderr,
+                       "doppel record: storing envelopes works again; %llu envelopes were "
+                       "dropped meanwhile\n",
+                       static_cast<unsigned long long>(dropped_while_failing_));
         }
+        continue;
+      }
+      counters_.dropped_store_error->Inc(n);
+      dropped_while_failing_ += n;
+      if (!failing_) {
+        failing_ = true;
+        dropped_while_failing_ = n;
+        last_retry_ = std::chrono::steady_clock::now();
+        std::fprintf(stderr,
+                     "doppel record: storing envelopes failed: %s; captures are dropped (and "
+                     "counted) until the store accepts writes again, retried every second; "
+                     "proxying goes on\n",
+                     st.ToString().c_str());
+        std::lock_guard<std::mutex> lock(mu_);
+        if (first_error_.ok()) first_error_ = st;
       }
     }
     work.clear();

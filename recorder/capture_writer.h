@@ -3,6 +3,7 @@
 // drops the envelope and counts it, so the primary's latency never depends on storage.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -28,6 +29,9 @@ class CaptureSink {
  public:
   virtual ~CaptureSink() = default;
   virtual Status Append(std::span<const doppel::v1::Envelope> batch) = 0;
+  // Called before retrying after a failed Append (at most once a second): lets a sink that
+  // stops writing after an error (RocksDB after a full disk) go on. OK when it may.
+  virtual Status Recover() { return Status::Ok(); }
 };
 using CaptureSinkPtr = std::unique_ptr<CaptureSink>;
 
@@ -66,7 +70,9 @@ class CaptureWriter {
   uint64_t dropped() const {
     return counters_.dropped_queue_full->value() + counters_.dropped_store_error->value();
   }
-  // First store error seen, OK if none.
+  // First store error seen, OK if none. After a store error the writer keeps draining the
+  // queue: batches are dropped (counted as store_error) until the sink works again, tried
+  // at most once a second, and then stored again.
   Status first_error() const;
 
  private:
@@ -85,6 +91,10 @@ class CaptureWriter {
   bool writer_waiting_ = false;                // guarded by mu_
   bool stopping_ = false;                      // guarded by mu_
   Status first_error_;                         // guarded by mu_
+  // Writer thread only: set while the sink fails; when it was last retried.
+  bool failing_ = false;
+  std::chrono::steady_clock::time_point last_retry_;
+  uint64_t dropped_while_failing_ = 0;
   std::thread thread_;
 };
 

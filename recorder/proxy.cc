@@ -16,10 +16,13 @@
 #include <thread>
 #include <unordered_set>
 
+#include "base/strings.h"
 #include "net/headers.h"
 #include "net/metrics.h"
 #include "recorder/admin.h"
+#include "recorder/mirror.h"
 #include "recorder/recorder.h"
+#include "recorder/request_log.h"
 #include "recorder/sampler.h"
 
 namespace doppel::recorder {
@@ -147,6 +150,7 @@ struct Worker {
   tcp::acceptor acceptor{io};
   asio::steady_timer accept_backoff{io};
   net::HttpClientPoolPtr pool;
+  std::unique_ptr<MirrorLane> mirror;  // --mirror only
   std::thread thread;
 };
 
@@ -167,12 +171,60 @@ void FillBody(const std::string& body, uint64_t limit, std::string* out, bool* t
   out->assign(body, 0, std::min<uint64_t>(limit, body.size()));
 }
 
+
+// RFC 9112 2.3: a request line ending in "HTTP/" DIGIT "." DIGIT other than 1.0 and 1.1 is
+// answered 505 (Beast reports those like garbage, as bad_version).
+bool UnsupportedVersion(const beast::flat_buffer& buffer) {
+  const auto data = buffer.cdata();
+  const std::string_view head(static_cast<const char*>(data.data()),
+                              std::min<size_t>(data.size(), 8192));
+  const size_t eol = head.find("\r\n");
+  if (eol == std::string_view::npos || eol < 9) return false;
+  const std::string_view v = head.substr(eol - 9, 9);  // " HTTP/x.y"
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (v.substr(0, 6) != " HTTP/" || !digit(v[6]) || v[7] != '.' || !digit(v[8])) return false;
+  return !(v[6] == '1' && (v[8] == '0' || v[8] == '1'));
+}
+
+// RFC 9112 3.2: one Host (required in HTTP/1.1) and a target in origin form, absolute form
+// or "*" (OPTIONS). An absolute-form target is forwarded in origin form with its authority
+// as Host, as a gateway must. Returns why the request is refused, "" when it is fine.
+std::string NormalizeTarget(http::request<http::string_body>& req) {
+  size_t hosts = 0;
+  for (const auto& f : req) hosts += f.name() == http::field::host;
+  if (hosts > 1) return "more than one Host header";
+  const std::string_view target = req.target();
+  const bool origin_form = !target.empty() && target[0] == '/';
+  if (origin_form || (target == "*" && req.method() == http::verb::options)) {
+    if (hosts == 0 && req.version() >= 11) return "HTTP/1.1 request without a Host header";
+    return "";
+  }
+  const size_t scheme_end = target.find("://");
+  const std::string_view scheme = target.substr(0, scheme_end);
+  if (scheme_end == std::string_view::npos ||
+      !(beast::iequals(scheme, "http") || beast::iequals(scheme, "https"))) {
+    return "the request target must be a /path, an http(s):// URL, or * for OPTIONS";
+  }
+  const std::string_view rest = target.substr(scheme_end + 3);
+  const size_t end = rest.find_first_of("/?");
+  const std::string authority(rest.substr(0, end));
+  if (authority.empty() || authority.find('@') != std::string::npos) {
+    return "no host, or user info, in the absolute request target";
+  }
+  std::string path(end == std::string_view::npos ? "/" : rest.substr(end));
+  if (path[0] == '?') path.insert(0, "/");
+  req.set(http::field::host, authority);
+  req.target(path);
+  return "";
+}
+
 class RecorderImpl : public Recorder {
  public:
   RecorderImpl(RecorderOptions options, CaptureSink* sink, const Redactor* redactor,
                Sampler sampler)
       : options_(std::move(options)),
         sampler_(std::move(sampler)),
+        redactor_(redactor),
         metrics_(registry_),
         writer_(sink, redactor, options_.queue,
                 {metrics_.stored, metrics_.dropped_full, metrics_.dropped_error}) {
@@ -191,6 +243,9 @@ class RecorderImpl : public Recorder {
   }
   void Stop() override;
   RecorderCounts counts() const override;
+  std::vector<MirrorCounts> mirror_counts() const override {
+    return mirrors_ ? mirrors_->counts() : std::vector<MirrorCounts>{};
+  }
   std::string MetricsText() const override { return registry_.RenderPrometheus(); }
   std::string StatusJson() const override;
   Status capture_error() const override { return writer_.first_error(); }
@@ -214,6 +269,13 @@ class RecorderImpl : public Recorder {
     writer_.Push(std::move(e));
   }
   std::atomic<size_t>& open_connections() { return open_connections_; }
+  // --log-bodies: one line per request the proxy answered itself.
+  void LogFailure(unsigned status, const char* label, const std::string& request,
+                  const std::string& reason) {
+    failure_log_.Write("doppel record: " + std::to_string(status) + " " + label + ": " + reason +
+                       ": " + request);
+  }
+  const Redactor* redactor() const { return redactor_; }
 
  private:
   void Accept(Worker& w);
@@ -221,9 +283,12 @@ class RecorderImpl : public Recorder {
 
   RecorderOptions options_;
   Sampler sampler_;
+  const Redactor* redactor_;
+  RateLimitedLog failure_log_{20};
   net::MetricsRegistry registry_;
   RecorderMetrics metrics_;
   CaptureWriter writer_;
+  std::unique_ptr<MirrorHub> mirrors_;  // outlives the workers (their pending copies use it)
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
   net::HostPort listen_address_;
@@ -247,6 +312,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
       client_addr_ = net::HostPort{client_ip_, remote.port()}.ToString();
     }
     stream_.socket().set_option(tcp::no_delay(true), ec);
+    // One recv for a typical request head instead of several 512-byte ones (Beast reads
+    // max(512, free capacity) bytes at a time).
+    buffer_.reserve(4096);
   }
 
   ~ProxySession() {
@@ -295,22 +363,37 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
         return Fail(ProxyFailure::kBodyTooLarge, http::status::payload_too_large,
                     "request body over " + std::to_string(opts().max_request_body) + " bytes");
       }
+      if (ec == http::error::bad_version && UnsupportedVersion(buffer_)) {
+        return Fail(ProxyFailure::kBadRequest, http::status::http_version_not_supported,
+                    "HTTP version not supported: use HTTP/1.1 or HTTP/1.0");
+      }
       if (IsParseError(ec)) {
         return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
                     "malformed request: " + ec.message());
+      }
+      // A client that sent part of a request head and stalled (slowloris) was cut by the
+      // timer: nothing can be answered, but it is counted.
+      if (ec == beast::error::timeout && buffer_.size() > 0) {
+        rec_.metrics().errors[static_cast<int>(ProxyFailure::kRequestTimeout)]->Inc();
       }
       return Close();  // client closed, idle timeout, or shutdown
     }
     in_request_ = true;
     arrival_us_ = NowUs();
     auto& req = parser_->get();
-    // RFC 9112 6.3: a Transfer-Encoding whose last coding is not chunked cannot be framed,
-    // and Transfer-Encoding together with Content-Length is a smuggling vector.
+    // RFC 9112 6.1/6.3: a Transfer-Encoding whose last coding is not chunked cannot be
+    // framed; Transfer-Encoding together with Content-Length, or in an HTTP/1.0 request, is
+    // a smuggling vector.
     const bool has_te = req.find(http::field::transfer_encoding) != req.end();
-    if (has_te && (!parser_->chunked() || req.find(http::field::content_length) != req.end())) {
+    if (has_te && (!parser_->chunked() || req.version() < 11 ||
+                   req.find(http::field::content_length) != req.end())) {
       return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
-                  "malformed request: Transfer-Encoding must be chunked and without "
-                  "Content-Length");
+                  "malformed request: Transfer-Encoding must be chunked, without "
+                  "Content-Length, and HTTP/1.1");
+    }
+    if (std::string why = NormalizeTarget(req); !why.empty()) {
+      return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
+                  "malformed request: " + why);
     }
     DecideCapture();
     auto expect = req.find(http::field::expect);
@@ -389,7 +472,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
     if (block != nullptr) envelope_->set_matched_rule(block->name);
     auto* r = envelope_->mutable_request();
     r->set_method(std::string(req.method_string()));
-    r->set_target(std::string(req.target()));
+    // Obs-text bytes (Beast accepts them) percent-encoded, or the envelope would not parse
+    // back (base/strings.h); the primary still gets the target as sent.
+    r->set_target(PercentEncodeNonAscii(req.target()));
     r->set_version(req.version());
   }
 
@@ -400,6 +485,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
     is_head_ = req.method() == http::verb::head;
     const bool chunked = req.chunked();
     const bool had_length = req.find(http::field::content_length) != req.end();
+    if (opts().log_bodies) {
+      logged_request_ = DescribeRequestForLog(req, req.body(), rec_.redactor());
+    }
     net::StripHopByHop(req);
     rec_.metrics().request_bytes->Inc(req.body().size());
     if (envelope_) {
@@ -412,14 +500,29 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
       r->set_body_size(size);
     }
     net::AddForwardingHeaders(req, {client_ip_, "http", client_version_});
+    // HTTP/1.0 allows a request without Host; the upstream gets HTTP/1.1, which does not.
+    if (req.find(http::field::host) == req.end()) {
+      req.set(http::field::host, rec_.options().upstream.Authority());
+    }
     req.version(11);
-    const net::Url& upstream = rec_.options().upstream;
-    if (!upstream.base_path.empty()) req.target(upstream.TargetFor(req.target()));
     if (chunked) {
       req.chunked(true);
     } else if (had_length || !req.body().empty()) {
       req.content_length(req.body().size());
     }
+    if (worker_.mirror) {
+      // The copy is the request as forwarded, target as the client sent it (each mirror
+      // applies its own base path); sent now, never waited for.
+      net::RequestView view{req.method_string(), req.target(),
+                            [&req](std::string_view name) -> std::optional<std::string_view> {
+                              auto it = req.find(name);
+                              if (it == req.end()) return std::nullopt;
+                              return it->value();
+                            }};
+      mirrored_ = worker_.mirror->Dispatch(req, view);
+    }
+    const net::Url& upstream = rec_.options().upstream;
+    if (!upstream.base_path.empty()) req.target(upstream.TargetFor(req.target()));
     worker_.pool->Send(std::move(req), [self = shared_from_this()](net::ExchangeResult&& r) {
       self->OnUpstream(std::move(r));
     });
@@ -446,10 +549,14 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
     const bool upstream_chunked = res.chunked();
     const unsigned upstream_version = res.version();
     net::StripHopByHop(res);
+    if (mirrored_) {
+      mirrored_->OnPrimary(res, result.latency_us);
+      mirrored_.reset();
+    }
     if (envelope_) {
       auto* r = envelope_->mutable_response();
       r->set_status(res.result_int());
-      r->set_reason(std::string(res.reason()));
+      r->set_reason(PercentEncodeNonAscii(res.reason()));
       r->set_version(upstream_version);
       FillHeaders(res, r->mutable_headers());
       uint64_t size = 0;
@@ -480,7 +587,21 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   // reused (the rest of the request is unread), so it is closed after the answer.
   void Fail(ProxyFailure failure, http::status status, std::string reason) {
     rec_.metrics().errors[static_cast<int>(failure)]->Inc();
+    if (mirrored_) {
+      mirrored_->OnPrimaryFailed();
+      mirrored_.reset();
+    }
     const bool request_complete = failure >= ProxyFailure::kUpstreamConnect;
+    if (opts().log_bodies) {
+      std::string request = std::move(logged_request_);
+      if (!request_complete) {
+        request =
+            parser_ ? DescribeRequestForLog(parser_->get(), parser_->get().body(), rec_.redactor())
+                    : "(no request)";
+      }
+      rec_.LogFailure(static_cast<unsigned>(status), kFailureNames[static_cast<int>(failure)],
+                      request + " from " + client_addr_, reason);
+    }
     if (!in_request_ && !envelope_ && rec_.options().rules.empty() &&
         rec_.sampler().SampleRandom(worker_.rng.Next())) {
       // Malformed before a header could be read: capture what is known, decided at random.
@@ -574,6 +695,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::string client_addr_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<Envelope> envelope_;  // the capture of the current request, when sampled
+  std::shared_ptr<MirroredRequest> mirrored_;  // the mirrors the current request went to
+  std::string logged_request_;  // --log-bodies: the current request, described
   HttpResponse response_;
   static constexpr size_t kDiscardBytes = 16 * 1024;
   std::unique_ptr<char[]> discard_;  // only while lingering
@@ -588,6 +711,11 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
 
 Status RecorderImpl::Init() {
   if (options_.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
+  if (!options_.mirror.mirrors.empty()) {
+    auto hub = MirrorHub::Create(options_.mirror, options_.rules, registry_);
+    if (!hub.ok()) return hub.status();
+    mirrors_ = std::move(hub.value());
+  }
   std::shared_ptr<asio::ssl::context> tls;
   if (options_.upstream.tls()) {
     auto ctx = net::MakeClientTlsContext(options_.upstream_tls);
@@ -606,6 +734,11 @@ Status RecorderImpl::Init() {
         net::HttpClientPool::Create(w->io, options_.upstream, options_.upstream_client, tls);
     if (!pool.ok()) return pool.status();
     w->pool = std::move(pool.value());
+    if (mirrors_) {
+      auto lane = mirrors_->MakeLane(w->io);
+      if (!lane.ok()) return lane.status();
+      w->mirror = std::move(lane.value());
+    }
     const tcp::endpoint ep(ip, port);
     w->acceptor.open(ep.protocol(), ec);
     if (!ec) w->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -685,12 +818,22 @@ void RecorderImpl::Stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+  // Mirror copies are fire-and-forget: give those still out a moment, not their timeout.
+  const auto mirror_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (mirrors_ && mirrors_->inflight() > 0 &&
+         std::chrono::steady_clock::now() < mirror_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const bool mirrors_busy = mirrors_ && mirrors_->inflight() > 0;
   for (auto& w : workers_) {
     Worker* raw = w.get();
-    asio::post(raw->io, [raw] { raw->pool->Shutdown(); });
+    asio::post(raw->io, [raw] {
+      raw->pool->Shutdown();
+      if (raw->mirror) raw->mirror->Shutdown();
+    });
     raw->work.reset();
     // Sessions still open after the drain timeout are cut: stopping the loop destroys them.
-    if (raw->live_sessions.load() > 0) raw->io.stop();
+    if (raw->live_sessions.load() > 0 || mirrors_busy) raw->io.stop();
   }
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
@@ -729,6 +872,7 @@ std::string RecorderImpl::StatusJson() const {
   boost::json::array rules;
   for (const auto& b : options_.rules.blocks()) rules.emplace_back(b.name);
   o["rules"] = std::move(rules);
+  if (mirrors_) o["mirrors"] = mirrors_->StatusJson();
   o["requests"] = c.requests;
   o["sampled"] = c.sampled;
   o["stored"] = c.stored;

@@ -18,6 +18,7 @@
 #include "net/match.h"
 #include "net/url.h"
 #include "recorder/capture_writer.h"
+#include "recorder/mirror.h"
 #include "recorder/redactor.h"
 
 namespace doppel::recorder {
@@ -46,6 +47,14 @@ struct RecorderOptions {
   std::string sample_key;  // "", "header:NAME", "query:NAME"
   net::MatchRules rules;   // empty: every request is a candidate
   CaptureWriterOptions queue;
+
+  // Live mirroring (--mirror ...); no mirror when `mirror.mirrors` is empty.
+  MirrorOptions mirror;
+
+  // Log each request the proxy answered itself (400/413/431/505/502/504) with its headers
+  // (redacted ones as hashes) and the first KiB of its body, at most 20 lines a second.
+  // Off by default: these hold production data.
+  bool log_bodies = false;
 
   // Shutdown: how long Stop() waits for in-flight requests before closing them.
   std::chrono::milliseconds drain_timeout{10000};
@@ -86,6 +95,8 @@ class Recorder {
 
   // Thread-safe.
   virtual RecorderCounts counts() const = 0;
+  // One entry per --mirror, in flag order (empty without mirrors).
+  virtual std::vector<MirrorCounts> mirror_counts() const = 0;
   virtual std::string MetricsText() const = 0;
   virtual std::string StatusJson() const = 0;
   // First error of the capture sink (OK if none).

@@ -182,8 +182,11 @@ json::object EnvelopeToJson(const Envelope& e) {
   if (!e.matched_rule().empty()) o["matched_rule"] = e.matched_rule();
   if (e.error() != doppel::v1::PROXY_ERROR_NONE) {
     o["error"] = doppel::v1::ProxyError_Name(e.error());
-    o["error_detail"] = e.error_detail();
   }
+  // Also without an error: an imported envelope may carry a detail alone, and an export
+  // must not drop it (found by fuzzing, tests/fuzz/envelope_json).
+  if (e.error() != doppel::v1::PROXY_ERROR_NONE || !e.error_detail().empty())
+    o["error_detail"] = e.error_detail();
   json::object req;
   req["method"] = e.request().method();
   req["target"] = e.request().target();

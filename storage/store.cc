@@ -1,15 +1,20 @@
 // RocksDB implementation of Store. Layout: key_codec.h and docs/storage-format.md.
 #include "storage/store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -46,6 +51,33 @@ constexpr char kCfRuns[] = "runs";
 constexpr size_t kDictTrainSamples = 500;
 constexpr size_t kDictTrainMaxBytes = 2 << 20;
 constexpr size_t kDictSize = 64 << 10;
+
+// RocksDB's info log (`<store>/LOG`, warnings and errors only), written with plain
+// appends whose failures are ignored. RocksDB's own file logger aborts the process (an
+// assertion in its file writer, on in Debian's build) on the first line after a failed
+// write, and a full disk is exactly when it logs: the recorder must survive that.
+class StoreLogger : public rocksdb::Logger {
+ public:
+  explicit StoreLogger(const std::string& path)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL),
+        fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) {}
+  ~StoreLogger() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (fd_ < 0) return;
+    char line[1024];
+    const int n = std::vsnprintf(line, sizeof line - 1, format, ap);
+    if (n < 0) return;
+    size_t len = std::min<size_t>(static_cast<size_t>(n), sizeof line - 2);
+    if (len == 0 || line[len - 1] != '\n') line[len++] = '\n';
+    (void)!::write(fd_, line, len);  // best effort: a full disk must not stop the store
+  }
+
+ private:
+  int fd_;
+};
 
 uint64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -210,6 +242,7 @@ class RocksStore final : public Store {
   Result<RunResultIteratorPtr> ScanRunResults(uint32_t run_id) override;
   Status DeleteRun(uint32_t run_id) override;
   Status Flush() override;
+  Status Resume() override;
 
  private:
   // Write-side state of one session, cached while it is being appended to.
@@ -305,6 +338,7 @@ Status RocksStore::Init() {
   db.max_background_jobs = 2;
   db.keep_log_file_num = 4;
   db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db.info_log = std::make_shared<StoreLogger>(path_ + "/LOG");
 
   std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName, kCfSessions,
                                     kCfEnvelopes, kCfDicts, kCfRuns};
@@ -765,6 +799,11 @@ Status RocksStore::DeleteRun(uint32_t run_id) {
   wb.Delete(runs(), EncodeRunInfoKey(run_id));
   wb.DeleteRange(runs(), RunResultPrefix(run_id), EncodeRunInfoKey(run_id + 1));
   return FromRocks(db_->Write(write_options_, &wb), "deleting run");
+}
+
+Status RocksStore::Resume() {
+  if (opts_.read_only) return Status::Ok();
+  return FromRocks(db_->Resume(), "resuming writes");
 }
 
 Status RocksStore::Flush() {

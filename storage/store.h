@@ -135,6 +135,11 @@ class Store {
 
   // Flushes memtables to SST files (benchmarks and tests; not needed for durability).
   virtual Status Flush() = 0;
+
+  // After a write failed on an I/O error (the disk was full, say), RocksDB refuses every
+  // later write until told to go on: this does so. OK when writes are accepted again (or
+  // nothing had failed); the error again while its cause persists. Cheap to retry.
+  virtual Status Resume() = 0;
 };
 using StorePtr = std::unique_ptr<Store>;
 

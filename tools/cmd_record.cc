@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -17,6 +19,8 @@
 #include "net/match.h"
 #include "net/url.h"
 #include "recorder/capture_writer.h"
+#include "recorder/mirror.h"
+#include "replayer/diff/rules.h"
 #include "recorder/recorder.h"
 #include "recorder/redactor.h"
 #include "storage/store.h"
@@ -35,6 +39,8 @@ struct RecordFlags {
   std::string rules_file;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string admin;
+  bool admin_allow_remote = false;
+  bool log_bodies = false;
   std::string max_request_body = "64MiB";
   std::string max_header_size = "16KiB";
   std::string capture_body_limit = "1MiB";
@@ -50,6 +56,16 @@ struct RecordFlags {
   bool no_redact = false;
   bool upstream_insecure = false;
   std::string upstream_ca;
+  // Live mirroring.
+  std::vector<std::string> mirrors;
+  bool no_shadow_suffix = false;
+  bool mirror_same_sample = false;
+  bool mirror_diff = false;
+  std::string mirror_diff_rules;
+  std::vector<std::string> mirror_set_headers;
+  std::vector<std::string> mirror_remove_headers;
+  std::vector<std::string> mirror_match;
+  std::string mirror_rules_file;
 };
 
 int Fail(const Status& s) {
@@ -127,6 +143,51 @@ std::string HumanBytes(uint64_t b) {
   return buf;
 }
 
+Status BuildMirrorOptions(const RecordFlags& f, recorder::MirrorOptions* m) {
+  const bool any_mirror_flag = f.no_shadow_suffix || f.mirror_same_sample || f.mirror_diff ||
+                               !f.mirror_diff_rules.empty() || !f.mirror_set_headers.empty() ||
+                               !f.mirror_remove_headers.empty() || !f.mirror_match.empty() ||
+                               !f.mirror_rules_file.empty();
+  if (f.mirrors.empty()) {
+    if (any_mirror_flag) {
+      return Status::InvalidArgument(
+          "--mirror-* options need at least one --mirror URL[,percent=P,...]");
+    }
+    return Status::Ok();
+  }
+  for (const std::string& text : f.mirrors) {
+    auto spec = recorder::ParseMirrorSpec(text);
+    if (!spec.ok()) return spec.status();
+    m->mirrors.push_back(std::move(spec.value()));
+  }
+  m->shadow_suffix = !f.no_shadow_suffix;
+  m->same_sample = f.mirror_same_sample;
+  m->diff = f.mirror_diff || !f.mirror_diff_rules.empty();
+  if (!f.mirror_diff_rules.empty()) {
+    auto rules = diff::LoadRulesFile(f.mirror_diff_rules);
+    if (!rules.ok()) return rules.status().WithContext("--mirror-diff-rules");
+    m->diff_rules = std::move(rules.value());
+  }
+  for (const std::string& kv : f.mirror_set_headers) {
+    const size_t eq = kv.find_first_of("=:");
+    if (eq == std::string::npos || eq == 0) {
+      return Status::InvalidArgument("--mirror-set-header '" + kv +
+                                     "': give NAME=VALUE, e.g. X-Shadow=1");
+    }
+    m->set_headers.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  m->remove_headers = f.mirror_remove_headers;
+  auto rules = net::MatchRules::FromFlags(f.mirror_match);
+  if (!rules.ok()) return rules.status().WithContext("--mirror-match");
+  m->rules = std::move(rules.value());
+  if (!f.mirror_rules_file.empty()) {
+    auto from_file = net::MatchRules::FromFile(f.mirror_rules_file);
+    if (!from_file.ok()) return from_file.status().WithContext("--mirror-rules");
+    DOPPEL_RETURN_IF_ERROR(m->rules.Merge(std::move(from_file.value())));
+  }
+  return Status::Ok();
+}
+
 Result<recorder::RecorderOptions> BuildOptions(const RecordFlags& f) {
   recorder::RecorderOptions o;
   auto listen = net::ParseHostPort(f.listen);
@@ -140,7 +201,17 @@ Result<recorder::RecorderOptions> BuildOptions(const RecordFlags& f) {
     auto admin = net::ParseHostPort(f.admin);
     if (!admin.ok()) return admin.status().WithContext("--admin");
     o.admin = admin.value();
+    boost::system::error_code ec;
+    const auto ip = boost::asio::ip::make_address(o.admin->host, ec);
+    if (!ec && !ip.is_loopback() && !f.admin_allow_remote) {
+      return Status::InvalidArgument(
+          "--admin " + f.admin +
+          " is not a loopback address: /status and /metrics would be open to the network "
+          "(upstream, traffic counts); use 127.0.0.1:PORT, or pass --admin-allow-remote if "
+          "that is really wanted");
+    }
   }
+  o.log_bodies = f.log_bodies;
   o.threads = f.threads;
   if (o.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
   o.sample_percent = f.sample;
@@ -150,7 +221,7 @@ Result<recorder::RecorderOptions> BuildOptions(const RecordFlags& f) {
   if (!rules.ok()) return rules.status();
   o.rules = std::move(rules.value());
   if (!f.rules_file.empty()) {
-    auto from_file = net::MatchRules::FromJsonFile(f.rules_file);
+    auto from_file = net::MatchRules::FromFile(f.rules_file);
     if (!from_file.ok()) return from_file.status().WithContext("--rules");
     DOPPEL_RETURN_IF_ERROR(o.rules.Merge(std::move(from_file.value())));
   }
@@ -198,6 +269,7 @@ Result<recorder::RecorderOptions> BuildOptions(const RecordFlags& f) {
   o.queue.queue_size = std::max<size_t>(1, f.queue_size);
   o.upstream_tls.verify = !f.upstream_insecure;
   o.upstream_tls.ca_file = f.upstream_ca;
+  DOPPEL_RETURN_IF_ERROR(BuildMirrorOptions(f, &o.mirror));
   return o;
 }
 
@@ -258,6 +330,12 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
   std::cerr << "doppel record: session '" << options.session << "' -> "
             << options.upstream.ToString() << ", sampling " << options.sample_percent << "%"
             << (options.rules.empty() ? "" : " of matching requests") << "\n";
+  for (const auto& m : options.mirror.mirrors) {
+    std::cerr << "doppel record: mirroring " << m.percent << "%"
+              << (m.rule.empty() ? "" : " of rule '" + m.rule + "'") << " to " << m.url.ToString()
+              << " as '" << m.name << "' (timeout " << m.timeout.count() << " ms, max in flight "
+              << m.max_inflight << (options.mirror.diff ? ", diffed" : "") << ")\n";
+  }
 
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   const auto interval = tty ? std::chrono::seconds(1) : std::chrono::seconds(5);
@@ -271,7 +349,7 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
     if (caught <= 0 && now - last_report >= interval) {
       const recorder::RecorderCounts c = rec->counts();
       const double secs = std::chrono::duration<double>(now - last_report).count();
-      char line[256];
+      char line[1024];
       std::snprintf(
           line, sizeof line,
           "%.0f req/s | requests %llu | sampled %llu | stored %llu | dropped %llu | "
@@ -280,6 +358,12 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
           static_cast<unsigned long long>(c.sampled), static_cast<unsigned long long>(c.stored),
           static_cast<unsigned long long>(c.dropped), static_cast<unsigned long long>(c.errors),
           static_cast<unsigned long long>(c.queue_depth));
+      for (const recorder::MirrorCounts& m : rec->mirror_counts()) {
+        const size_t used = std::strlen(line);
+        std::snprintf(line + used, sizeof line - used, " | %s sent %llu failed %llu", m.name.c_str(),
+                      static_cast<unsigned long long>(m.sent),
+                      static_cast<unsigned long long>(m.failed + m.dropped_cap));
+      }
       if (tty) {
         std::fprintf(stderr, "\r\033[K%s", line);
       } else {
@@ -308,6 +392,19 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
             << c.sampled << ", stored " << c.stored << ", dropped " << c.dropped << ", errors "
             << c.errors << ", bytes in " << HumanBytes(c.request_bytes) << ", out "
             << HumanBytes(c.response_bytes) << std::endl;
+  for (const recorder::MirrorCounts& m : rec->mirror_counts()) {
+    std::cout << "mirror " << m.name << ": sent " << m.sent << ", succeeded " << m.succeeded
+              << ", failed " << m.failed << " (connect " << m.failed_connect << ", timeout "
+              << m.failed_timeout << ", reset " << m.failed_reset << ", 5xx " << m.failed_5xx
+              << ", bad response " << m.failed_other << "), dropped at max-inflight "
+              << m.dropped_cap << ", while unavailable " << m.dropped_unavailable
+              << ", not picked " << m.skipped_sample + m.skipped_rule;
+    if (options.mirror.diff) {
+      std::cout << ", diff: match " << m.diff_match << ", mismatch " << m.diff_mismatch
+                << ", uncompared " << m.diff_uncompared;
+    }
+    std::cout << std::endl;
+  }
   const Status capture = rec->capture_error();
   rec.reset();
   if (!closed.ok()) return Fail(closed.WithContext("closing session " + options.session));
@@ -335,9 +432,14 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--match", flags->match,
                   "capture rule, e.g. 'name=api,method=GET,uri^=/api,header.X-User' "
                   "(repeatable; rules are OR'd)");
-  cmd->add_option("--rules", flags->rules_file, "JSON file of capture rules");
+  cmd->add_option("--rules", flags->rules_file,
+                  "JSON or YAML file of capture rules (.yaml/.yml: YAML)");
   cmd->add_option("--threads", flags->threads, "proxy threads")->capture_default_str();
   cmd->add_option("--admin", flags->admin, "ADDR:PORT for /metrics, /healthz, /status");
+  cmd->add_flag("--admin-allow-remote", flags->admin_allow_remote,
+                "allow --admin on a non-loopback address");
+  cmd->add_flag("--log-bodies", flags->log_bodies,
+                "log requests the proxy answered itself (4xx/5xx) with headers and body");
   cmd->add_option("--max-request-body", flags->max_request_body, "413 beyond")
       ->capture_default_str();
   cmd->add_option("--max-header-size", flags->max_header_size, "431 beyond")->capture_default_str();
@@ -368,6 +470,38 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_flag("--upstream-insecure", flags->upstream_insecure,
                 "do not verify the primary's TLS certificate");
   cmd->add_option("--upstream-ca", flags->upstream_ca, "PEM CA bundle for the primary");
+
+  const std::string mg = "Live mirroring (fire-and-forget shadow traffic)";
+  cmd->add_option("--mirror", flags->mirrors,
+                  "copy requests to a shadow target: URL[,percent=P][,timeout=2s]"
+                  "[,max-inflight=1000][,rule=NAME][,name=LABEL][,set-header=N:V]"
+                  "[,remove-header=N][,ca=FILE][,insecure] (repeatable)")
+      ->group(mg);
+  cmd->add_flag("--no-shadow-suffix", flags->no_shadow_suffix,
+                "send the Host header unchanged (default: host-shadow[:port])")
+      ->group(mg);
+  cmd->add_option("--mirror-set-header", flags->mirror_set_headers,
+                  "NAME=VALUE set on every mirror copy (repeatable)")
+      ->group(mg);
+  cmd->add_option("--mirror-remove-header", flags->mirror_remove_headers,
+                  "header removed from every mirror copy (repeatable)")
+      ->group(mg);
+  cmd->add_flag("--mirror-same-sample", flags->mirror_same_sample,
+                "one draw per request for all mirrors (a 1% mirror gets a subset of a 10% one)")
+      ->group(mg);
+  cmd->add_flag("--mirror-diff", flags->mirror_diff,
+                "diff each mirror response against the primary's; counts on /metrics, /status")
+      ->group(mg);
+  cmd->add_option("--mirror-diff-rules", flags->mirror_diff_rules,
+                  "diff rules file (as for replay) for --mirror-diff; implies --mirror-diff")
+      ->group(mg);
+  cmd->add_option("--mirror-match", flags->mirror_match,
+                  "a named rule for --mirror ...,rule=NAME only (same syntax as --match; does "
+                  "not limit recording)")
+      ->group(mg);
+  cmd->add_option("--mirror-rules", flags->mirror_rules_file,
+                  "JSON or YAML file of rules for --mirror ...,rule=NAME (same schema as --rules)")
+      ->group(mg);
   cmd->callback(
       [&global, flags, run] { *run = [&global, flags] { return RunRecord(global, *flags); }; });
 }

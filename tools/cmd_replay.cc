@@ -27,15 +27,19 @@
 namespace doppel::cli {
 namespace {
 
-// Where to write the report: the same three options on `replay` and `report`.
+// Where to write the report, and what the terminal shows: the same options on `replay` and
+// `report`.
 struct ReportFiles {
   std::string json, junit, html;
+  bool log_bodies = false;  // show differing values in the terminal report
 };
 
 void AddReportFileOptions(CLI::App* cmd, ReportFiles* files) {
   cmd->add_option("--report-json", files->json, "write the JSON report here");
   cmd->add_option("--junit", files->junit, "write a JUnit XML report here");
   cmd->add_option("--html", files->html, "write a self-contained HTML report here");
+  cmd->add_flag("--log-bodies", files->log_bodies,
+                "show differing header and body values in the terminal report");
 }
 
 struct ReplayFlags {
@@ -60,6 +64,7 @@ struct ReplayFlags {
   bool no_diff = false;
   ReportFiles reports;
   double fail_threshold = 0;
+  uint64_t min_samples = 30;
   std::string fail_on = "low";
   bool no_progress = false, quiet = false;
   bool insecure = false;
@@ -68,9 +73,10 @@ struct ReplayFlags {
   std::string command_line;
 };
 
-report::TextOptions TextOpts() {
+report::TextOptions TextOpts(bool log_bodies) {
   report::TextOptions o;
   o.color = ::isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
+  o.show_values = log_bodies;
   return o;
 }
 
@@ -296,6 +302,7 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
   ao.targets = f.targets;
   ao.secondary = f.secondary;
   ao.fail_threshold_pct = f.fail_threshold;
+  ao.thresholds.min_samples = f.min_samples;
   ao.fail_on = *fail_on;
   ao.run_id = std::to_string(run.id());
   ao.session = session_name;
@@ -371,7 +378,7 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
                 << " redacted header values were not sent (recorded as hashes); supply real "
                    "values with --set-header Name=Value\n";
     PrintLaneSummary(*stats);
-    std::cout << "\n" << report::RenderText(rep, TextOpts());
+    std::cout << "\n" << report::RenderText(rep, TextOpts(f.reports.log_bodies));
     std::cout << "run " << run.id() << " saved; re-render with `doppel report --run " << run.id()
               << " --html report.html`\n";
   }
@@ -395,7 +402,7 @@ int ReportCommand(const GlobalOptions& g, uint32_t run_id, const ReportFiles& fi
                                  " has no report (it did not finish); replay again"));
   auto rep = report::ReportFromJson(run->report_json());
   if (!rep.ok()) return Fail(rep.status().WithContext("run " + std::to_string(run_id)));
-  std::cout << report::RenderText(*rep, TextOpts());
+  std::cout << report::RenderText(*rep, TextOpts(files.log_bodies));
   if (Status ws = WriteReports(*rep, files); !ws.ok()) return Fail(ws);
   return rep->exit_code;
 }
@@ -436,6 +443,11 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_option("--fail-threshold", f->fail_threshold,
                 "mismatch rate (%) tolerated per endpoint before exit 1 (default 0)");
   r->add_option("--fail-on", f->fail_on, "lowest severity that fails: low, medium, high");
+  r->add_option("--min-samples", f->min_samples,
+                "compared requests a field needs before it can be a regression (small CI "
+                "bundles: lower it; docs/diff-rules.md)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}))
+      ->capture_default_str();
   r->add_flag("--no-progress", f->no_progress, "no progress line or periodic log");
   r->add_flag("--quiet", f->quiet, "print nothing but errors");
   r->add_flag("--target-insecure", f->insecure, "do not verify https targets' certificates");

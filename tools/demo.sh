@@ -83,10 +83,12 @@ echo "== 3. candidate (doppel-echo v2) and secondary (v1 again), replay with dif
 start_echo candidate candidate --noise --variant v2
 start_echo secondary secondary --noise
 set +e
+# --log-bodies: show differing values on the terminal (hidden by default: real traffic may
+# hold personal data; the demo's is synthetic). The HTML and JSON reports always have them.
 run_waiting "$doppel" --store "$work/store" replay --session demo \
   --target "http://127.0.0.1:$candidate" --secondary "http://127.0.0.1:$secondary" \
   --max --concurrency 16 --allow-unsafe-methods \
-  --html "$root/demo-report.html" --report-json "$root/demo-report.json"
+  --html "$root/demo-report.html" --report-json "$root/demo-report.json" --log-bodies
 code=$?
 set -e
 

@@ -219,9 +219,18 @@ std::string RenderText(const Report& report, const TextOptions& options) {
             return v.empty() ? std::string("(absent)")
                              : Safe(diff::Abbreviate(v, options.max_value_bytes));
           };
-          out += paint.Dim("      e.g. " + Safe(x.method) + " " +
-                           Safe(diff::Abbreviate(x.target, 80)) + "  " + Safe(x.path) + ": ") +
-                 value(x.expected) + " \xE2\x86\x92 " + value(x.actual) + "\n";
+          if (!options.show_values) {
+            const std::string path = x.target.substr(0, x.target.find('?'));
+            out += paint.Dim("      e.g. " + Safe(x.method) + " " +
+                             Safe(diff::Abbreviate(path, 80)) + "  " + Safe(x.path) +
+                             ": values not shown (--log-bodies shows them; so do the HTML "
+                             "and JSON reports)") +
+                   "\n";
+          } else {
+            out += paint.Dim("      e.g. " + Safe(x.method) + " " +
+                             Safe(diff::Abbreviate(x.target, 80)) + "  " + Safe(x.path) + ": ") +
+                   value(x.expected) + " \xE2\x86\x92 " + value(x.actual) + "\n";
+          }
         }
       }
       if (significant > rows) {

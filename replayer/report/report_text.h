@@ -16,6 +16,10 @@ struct TextOptions {
   size_t max_fields = 5;        // field rows per endpoint
   size_t max_listed_paths = 6;  // paths per endpoint in the noise/normalized/ignored lines
   size_t max_value_bytes = 60;  // expected/actual renderings in exemplar lines
+  // Exemplar lines show the differing values (header values, body excerpts) and the query
+  // string. The CLI turns this off unless --log-bodies: terminal output often ends up in CI
+  // logs; the HTML and JSON reports keep the values.
+  bool show_values = true;
 };
 
 // Plain text (UTF-8), lines ending in '\n'. Control characters from the traffic are shown

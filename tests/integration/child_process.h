@@ -24,6 +24,7 @@ class ChildProcess {
   // Waits for exit, draining both pipes; returns the exit code, 128+signal, or -1 on timeout.
   int Wait(int timeout_ms = 60000);
   void Signal(int sig);
+  pid_t pid() const { return pid_; }
   std::string all_stdout() const { return seen_ + stdout_; }
   const std::string& all_stderr() const { return stderr_; }
 

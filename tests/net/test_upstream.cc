@@ -118,6 +118,11 @@ void TestUpstream::Stop() {
   for (auto& t : threads) t.join();
 }
 
+void TestUpstream::SetHandler(Handler handler) {
+  std::lock_guard<std::mutex> lock(mu_);
+  handler_ = std::move(handler);
+}
+
 std::vector<ReceivedRequest> TestUpstream::requests() const {
   std::lock_guard<std::mutex> lock(mu_);
   return requests_;
@@ -159,9 +164,28 @@ void TestUpstream::Serve(int fd, uint64_t id) {
     rec.body = req.body();
     rec.chunked = parser.chunked();
     rec.connection_id = id;
+    Handler handler;
     {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(rec);
+      handler = handler_;
+    }
+    if (never_answer_) {
+      // Hold the connection: read and discard until the peer closes or Stop().
+      char buf[4096];
+      while (!stopping_) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 50) > 0 && ::recv(fd, buf, sizeof buf, 0) <= 0) break;
+      }
+      break;
+    }
+    if (handler) {
+      if (std::optional<net::HttpResponse> custom = handler(rec)) {
+        custom->content_length(custom->body().size());
+        custom->keep_alive(req.keep_alive());
+        if (!SendAll(fd, Serialize(*custom)) || !req.keep_alive()) break;
+        continue;
+      }
     }
     const std::string_view path = net::TargetPath(req.target());
     const auto param = [&](const char* name, uint64_t dflt) -> uint64_t {

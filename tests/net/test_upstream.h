@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +50,16 @@ class TestUpstream {
   uint64_t connections() const { return connections_.load(); }
   void Stop();
 
+  // Optional behaviour; may be changed while serving (thread-safe).
+  // Consulted for each request before the endpoints above: a response it returns is sent
+  // (Content-Length set from the body), nullopt falls through to the endpoints. Runs on the
+  // connection's thread, so it may sleep to imitate a slow server.
+  using Handler = std::function<std::optional<net::HttpResponse>(const ReceivedRequest&)>;
+  void SetHandler(Handler handler);
+  // A black hole: each request is read and recorded, never answered; the connection is
+  // held (and whatever else arrives discarded) until the peer closes it or Stop().
+  void SetNeverAnswer(bool on) { never_answer_ = on; }
+
  private:
   void AcceptLoop();
   void Serve(int fd, uint64_t id);
@@ -56,7 +68,9 @@ class TestUpstream {
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> connections_{0};
+  std::atomic<bool> never_answer_{false};
   mutable std::mutex mu_;
+  Handler handler_;  // guarded by mu_
   std::vector<ReceivedRequest> requests_;
   std::vector<int> fds_;
   std::vector<std::thread> threads_;

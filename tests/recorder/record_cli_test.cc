@@ -153,6 +153,15 @@ TEST_F(RecordCliTest, BadRulesFileIsRefusedWithTheLine) {
   EXPECT_NE(child.all_stderr().find("urii"), std::string::npos) << child.all_stderr();
 }
 
+TEST_F(RecordCliTest, BadYamlRulesFileIsRefusedWithTheLine) {
+  const std::string rules = dir_ + "/rules.yaml";
+  std::ofstream(rules) << "rules:\n  - uri: {prefix: /a}\n  - name: b\n    method: [GET]\n";
+  Child child(Args({"--rules", rules}));
+  EXPECT_EQ(child.Wait(), 2);
+  EXPECT_NE(child.all_stderr().find("line 4"), std::string::npos) << child.all_stderr();
+  EXPECT_NE(child.all_stderr().find("rules[1].method"), std::string::npos) << child.all_stderr();
+}
+
 TEST_F(RecordCliTest, UsageErrorsExit2) {
   {
     Child child({kDoppel, "--store", store_, "record", "--upstream", "ftp://x"});

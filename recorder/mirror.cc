@@ -1,0 +1,585 @@
+// Live mirroring (see mirror.h). The Beast/Asio async code is in net/http_client.cc; this
+// file only copies requests, decides and counts.
+#include "recorder/mirror.h"
+
+#include <algorithm>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <cmath>
+#include <map>
+#include <random>
+#include <unordered_set>
+
+#include "base/duration.h"
+#include "base/strings.h"
+#include "net/headers.h"
+#include "replayer/diff/diff.h"
+
+namespace doppel::recorder {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+// Splits "a,b\,c" into {"a", "b,c"}.
+std::vector<std::string> SplitSpec(std::string_view s) {
+  std::vector<std::string> out(1);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == ',') {
+      out.back() += ',';
+      ++i;
+    } else if (s[i] == ',') {
+      out.emplace_back();
+    } else {
+      out.back() += s[i];
+    }
+  }
+  return out;
+}
+
+bool ValidLabel(std::string_view s) {
+  if (s.empty() || s.size() > 100) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+           c == ':' || c == '[' || c == ']';
+  });
+}
+
+bool ValidHeaderName(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+bool ValidHeaderValue(std::string_view s) {
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    return c == '\r' || c == '\n' || c == '\0';
+  });
+}
+
+// "api:9000" -> "api-shadow:9000", "api" -> "api-shadow", "[::1]:80" -> "[::1]-shadow:80".
+std::string ShadowHost(std::string_view host) {
+  size_t port = std::string_view::npos;
+  const size_t bracket = host.rfind(']');
+  const size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    port = colon;
+  }
+  if (port == std::string_view::npos) return std::string(host) + "-shadow";
+  return std::string(host.substr(0, port)) + "-shadow" + std::string(host.substr(port));
+}
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void ToProto(net::HttpResponse& res, doppel::v1::HttpResponse* out) {
+  net::StripHopByHop(res);
+  out->set_status(res.result_int());
+  out->set_version(res.version());
+  for (const auto& f : res) {
+    auto* h = out->add_headers();
+    h->set_name(std::string(f.name_string()));
+    h->set_value(std::string(f.value()));
+  }
+  out->set_body_size(res.body().size());
+  out->set_body(std::move(res.body()));
+}
+
+}  // namespace
+
+Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
+  MirrorSpec spec;
+  spec.text = std::string(text);
+  const std::vector<std::string> items = SplitSpec(text);
+  const std::string where = "--mirror '" + spec.text + "'";
+  auto url = net::ParseUrl(items[0]);
+  if (!url.ok()) return url.status().WithContext(where);
+  spec.url = url.value();
+  spec.name = net::HostPort{spec.url.host, spec.url.port}.ToString();
+  for (size_t i = 1; i < items.size(); ++i) {
+    const std::string& item = items[i];
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    auto bad = [&](const std::string& what) {
+      return Status::InvalidArgument(where + ": " + what);
+    };
+    if (key == "insecure" && eq == std::string::npos) {
+      spec.tls.verify = false;
+      continue;
+    }
+    if (eq == std::string::npos) {
+      return bad("'" + item +
+                 "' is not KEY=VALUE; known keys: percent, timeout, max-inflight, rule, name, "
+                 "set-header, remove-header, ca, insecure");
+    }
+    if (key == "percent") {
+      char* end = nullptr;
+      const double p = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(p >= 0 && p <= 100)) {
+        return bad("percent='" + value + "' must be a number from 0 to 100");
+      }
+      spec.percent = p;
+    } else if (key == "timeout") {
+      auto us = ParseDurationUs(value, 1000000);
+      if (!us.ok() || us.value() < 1000) {
+        return bad("timeout='" + value + "' must be a duration of at least 1ms, e.g. 2s");
+      }
+      spec.timeout = std::chrono::milliseconds(us.value() / 1000);
+    } else if (key == "max-inflight") {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || n < 1 || n > 1000000) {
+        return bad("max-inflight='" + value + "' must be a whole number from 1 to 1000000");
+      }
+      spec.max_inflight = n;
+    } else if (key == "rule") {
+      if (value.empty()) return bad("rule= needs the name of a match rule");
+      spec.rule = value;
+    } else if (key == "name") {
+      if (!ValidLabel(value)) {
+        return bad("name='" + value + "' may only use letters, digits and . _ - :");
+      }
+      spec.name = value;
+    } else if (key == "set-header") {
+      const size_t colon = value.find(':');
+      const std::string name = value.substr(0, colon);
+      std::string v = colon == std::string::npos ? "" : value.substr(colon + 1);
+      if (colon == std::string::npos || !ValidHeaderName(name) || !ValidHeaderValue(v)) {
+        return bad("set-header='" + value + "' must be NAME:VALUE with a valid header name");
+      }
+      spec.set_headers.emplace_back(name, std::string(TrimSpaces(v)));
+    } else if (key == "remove-header") {
+      if (!ValidHeaderName(value)) return bad("remove-header='" + value + "' is not a header name");
+      spec.remove_headers.push_back(value);
+    } else if (key == "ca") {
+      if (value.empty()) return bad("ca= needs a PEM file");
+      spec.tls.ca_file = value;
+    } else {
+      return bad("unknown key '" + key +
+                 "'; known keys: percent, timeout, max-inflight, rule, name, set-header, "
+                 "remove-header, ca, insecure");
+    }
+  }
+  return spec;
+}
+
+// ---------------------------------------------------------------- hub
+
+class MirrorDiffer {
+ public:
+  explicit MirrorDiffer(diff::DifferPtr d) : differ(std::move(d)) {}
+  diff::DifferPtr differ;
+};
+
+struct MirrorHub::Target {
+  MirrorSpec spec;
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  const net::MatchBlock* rule = nullptr;
+  net::Counter* sent = nullptr;
+  net::Counter* succeeded = nullptr;
+  net::Counter* failed_connect = nullptr;
+  net::Counter* failed_timeout = nullptr;
+  net::Counter* failed_reset = nullptr;
+  net::Counter* failed_5xx = nullptr;
+  net::Counter* failed_other = nullptr;
+  net::Counter* dropped_cap = nullptr;
+  net::Counter* dropped_unavailable = nullptr;
+  net::Counter* skipped_sample = nullptr;
+  net::Counter* skipped_rule = nullptr;
+  net::Counter* diff_match = nullptr;
+  net::Counter* diff_mismatch = nullptr;
+  net::Counter* diff_uncompared = nullptr;
+  net::Histogram* latency = nullptr;
+  net::Histogram* primary_latency = nullptr;
+  std::atomic<uint64_t> inflight{0};
+  // Steady-clock ns until which copies are dropped after a failed connect (0: never failed).
+  std::atomic<int64_t> unavailable_until_ns{0};
+
+  // --mirror-diff: how often each (endpoint, field path) differed — the field path alone
+  // ("body.id") does not say which endpoint differs. Bounded; the rest is counted under
+  // the path "(other)".
+  static constexpr size_t kMaxPaths = 200;
+  mutable std::mutex paths_mu;
+  std::map<std::pair<std::string, std::string>, uint64_t> diff_paths;
+
+  void CountPath(const std::string& endpoint, const std::string& path) {
+    std::lock_guard<std::mutex> lock(paths_mu);
+    auto it = diff_paths.find({endpoint, path});
+    if (it != diff_paths.end()) {
+      ++it->second;
+    } else if (diff_paths.size() < kMaxPaths) {
+      diff_paths.emplace(std::make_pair(endpoint, path), 1);
+    } else {
+      ++diff_paths[{"", "(other)"}];
+    }
+  }
+};
+
+MirrorHub::MirrorHub(MirrorOptions options) : options_(std::move(options)) {}
+MirrorHub::~MirrorHub() = default;
+
+Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
+                                                     const net::MatchRules& capture_rules,
+                                                     net::MetricsRegistry& registry) {
+  std::unique_ptr<MirrorHub> hub(new MirrorHub(std::move(options)));
+  hub->capture_rules_ = capture_rules;
+  const MirrorOptions& o = hub->options_;
+  for (const auto& [name, value] : o.set_headers) {
+    if (!ValidHeaderName(name) || !ValidHeaderValue(value)) {
+      return Status::InvalidArgument("--mirror-set-header '" + name + "=" + value +
+                                     "': give NAME=VALUE with a valid header name");
+    }
+  }
+  for (const auto& name : o.remove_headers) {
+    if (!ValidHeaderName(name)) {
+      return Status::InvalidArgument("--mirror-remove-header '" + name +
+                                     "' is not a header name");
+    }
+  }
+  if (o.diff) {
+    diff::DiffConfig config;
+    config.rules = o.diff_rules;
+    config.max_diffs = 20;
+    config.max_listed_paths = 20;
+    auto d = diff::Differ::Create(std::move(config));
+    if (!d.ok()) return d.status().WithContext("--mirror-diff-rules");
+    hub->differ_ = std::make_unique<MirrorDiffer>(std::move(d.value()));
+  }
+  std::unordered_set<std::string> names;
+  for (const MirrorSpec& spec : o.mirrors) {
+    auto t = std::make_unique<Target>();
+    t->spec = spec;
+    if (!names.insert(spec.name).second) {
+      return Status::InvalidArgument(
+          "two mirrors are named '" + spec.name +
+          "': give each a distinct name= (e.g. --mirror URL,name=staging-b)");
+    }
+    if (!spec.rule.empty()) {
+      t->rule = o.rules.Find(spec.rule);
+      if (t->rule == nullptr) t->rule = hub->capture_rules_.Find(spec.rule);
+      if (t->rule == nullptr) {
+        return Status::InvalidArgument("--mirror '" + spec.text + "': no match rule named '" +
+                                       spec.rule +
+                                       "'; define it with --mirror-match 'name=" + spec.rule +
+                                       ",...' (or --match / --rules)");
+      }
+    }
+    if (spec.url.tls()) {
+      auto ctx = net::MakeClientTlsContext(spec.tls);
+      if (!ctx.ok()) return ctx.status().WithContext("--mirror '" + spec.text + "'");
+      t->tls = std::move(ctx.value());
+    }
+    const std::string l = "mirror=\"" + spec.name + "\"";
+    t->sent = registry.AddCounter("doppel_mirror_sent_total", "Request copies sent to a mirror.",
+                                  l);
+    t->succeeded = registry.AddCounter("doppel_mirror_succeeded_total",
+                                       "Mirror copies answered with a status below 500.", l);
+    const char* fhelp = "Mirror copies that failed, by reason.";
+    t->failed_connect =
+        registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"connect\"");
+    t->failed_timeout =
+        registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"timeout\"");
+    t->failed_reset =
+        registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"reset\"");
+    t->failed_5xx = registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"5xx\"");
+    t->failed_other = registry.AddCounter("doppel_mirror_failed_total", fhelp,
+                                          l + ",reason=\"bad_response\"");
+    const char* dhelp = "Requests not copied to a mirror, by reason.";
+    t->dropped_cap =
+        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"max_inflight\"");
+    t->skipped_sample =
+        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"sampling\"");
+    t->skipped_rule =
+        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"rule\"");
+    t->dropped_unavailable = registry.AddCounter("doppel_mirror_dropped_total", dhelp,
+                                                 l + ",reason=\"unavailable\"");
+    Target* raw = t.get();
+    registry.AddGaugeFunction(
+        "doppel_mirror_inflight", "Mirror copies sent and not yet answered or failed.",
+        [raw] { return static_cast<double>(raw->inflight.load(std::memory_order_relaxed)); }, l);
+    t->latency = registry.AddHistogram("doppel_mirror_latency_seconds",
+                                       "Mirror latency: copy sent to last response byte.",
+                                       net::Histogram::DefaultLatencyBoundsUs(), l);
+    t->primary_latency = registry.AddHistogram(
+        "doppel_mirror_primary_latency_seconds",
+        "Primary latency of the requests copied to this mirror (to compare with the mirror's).",
+        net::Histogram::DefaultLatencyBoundsUs(), l);
+    if (o.diff) {
+      const char* h = "Mirror responses compared with the primary's (--mirror-diff), by result.";
+      t->diff_match = registry.AddCounter("doppel_mirror_diff_total", h, l + ",result=\"match\"");
+      t->diff_mismatch =
+          registry.AddCounter("doppel_mirror_diff_total", h, l + ",result=\"mismatch\"");
+      t->diff_uncompared =
+          registry.AddCounter("doppel_mirror_diff_total", h, l + ",result=\"uncompared\"");
+    }
+    hub->targets_.push_back(std::move(t));
+  }
+  return hub;
+}
+
+Result<std::unique_ptr<MirrorLane>> MirrorHub::MakeLane(boost::asio::io_context& io) {
+  std::vector<net::HttpClientPoolPtr> pools;
+  for (const auto& t : targets_) {
+    net::ClientOptions co;
+    co.connect_timeout = t->spec.timeout;
+    co.response_timeout = t->spec.timeout;
+    co.max_idle_connections = std::min<size_t>(t->spec.max_inflight, 256);
+    co.max_response_body = options_.max_response_body;
+    auto pool = net::HttpClientPool::Create(io, t->spec.url, co, t->tls);
+    if (!pool.ok()) return pool.status().WithContext("--mirror '" + t->spec.text + "'");
+    pools.push_back(std::move(pool.value()));
+  }
+  std::random_device rd;
+  const uint64_t seed = (uint64_t{rd()} << 32) ^ rd();
+  return std::unique_ptr<MirrorLane>(new MirrorLane(*this, std::move(pools), seed));
+}
+
+std::vector<MirrorCounts> MirrorHub::counts() const {
+  std::vector<MirrorCounts> out;
+  for (const auto& t : targets_) {
+    MirrorCounts c;
+    c.name = t->spec.name;
+    c.url = t->spec.url.ToString();
+    c.sent = t->sent->value();
+    c.succeeded = t->succeeded->value();
+    c.failed_connect = t->failed_connect->value();
+    c.failed_timeout = t->failed_timeout->value();
+    c.failed_reset = t->failed_reset->value();
+    c.failed_5xx = t->failed_5xx->value();
+    c.failed_other = t->failed_other->value();
+    c.failed = c.failed_connect + c.failed_timeout + c.failed_reset + c.failed_5xx + c.failed_other;
+    c.dropped_cap = t->dropped_cap->value();
+    c.skipped_sample = t->skipped_sample->value();
+    c.skipped_rule = t->skipped_rule->value();
+    c.dropped_unavailable = t->dropped_unavailable->value();
+    c.inflight = t->inflight.load(std::memory_order_relaxed);
+    if (t->diff_match != nullptr) {
+      c.diff_match = t->diff_match->value();
+      c.diff_mismatch = t->diff_mismatch->value();
+      c.diff_uncompared = t->diff_uncompared->value();
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+uint64_t MirrorHub::inflight() const {
+  uint64_t n = 0;
+  for (const auto& t : targets_) n += t->inflight.load(std::memory_order_relaxed);
+  return n;
+}
+
+boost::json::array MirrorHub::StatusJson() const {
+  boost::json::array out;
+  const std::vector<MirrorCounts> all = counts();
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    const Target& t = *targets_[i];
+    const MirrorCounts& c = all[i];
+    boost::json::object o;
+    o["name"] = c.name;
+    o["url"] = c.url;
+    o["percent"] = t.spec.percent;
+    o["rule"] = t.spec.rule;
+    o["timeout_ms"] = t.spec.timeout.count();
+    o["max_inflight"] = t.spec.max_inflight;
+    o["sent"] = c.sent;
+    o["succeeded"] = c.succeeded;
+    o["failed"] = boost::json::object{{"connect", c.failed_connect},
+                                      {"timeout", c.failed_timeout},
+                                      {"reset", c.failed_reset},
+                                      {"5xx", c.failed_5xx},
+                                      {"bad_response", c.failed_other}};
+    o["dropped"] = boost::json::object{{"max_inflight", c.dropped_cap},
+                                       {"sampling", c.skipped_sample},
+                                       {"rule", c.skipped_rule},
+                                       {"unavailable", c.dropped_unavailable}};
+    o["inflight"] = c.inflight;
+    // Paired: the primary's latency over the same requests that went to this mirror.
+    o["latency_p50_us_le"] = t.latency->ApproximateQuantileUs(0.5);
+    o["latency_p99_us_le"] = t.latency->ApproximateQuantileUs(0.99);
+    o["primary_latency_p50_us_le"] = t.primary_latency->ApproximateQuantileUs(0.5);
+    o["primary_latency_p99_us_le"] = t.primary_latency->ApproximateQuantileUs(0.99);
+    if (options_.diff) {
+      boost::json::object d{{"match", c.diff_match},
+                            {"mismatch", c.diff_mismatch},
+                            {"uncompared", c.diff_uncompared}};
+      std::vector<std::pair<std::pair<std::string, std::string>, uint64_t>> paths;
+      {
+        std::lock_guard<std::mutex> lock(t.paths_mu);
+        paths.assign(t.diff_paths.begin(), t.diff_paths.end());
+      }
+      std::sort(paths.begin(), paths.end(), [](const auto& a, const auto& b) {
+        return a.second != b.second ? a.second > b.second : a.first < b.first;
+      });
+      if (paths.size() > 20) paths.resize(20);
+      boost::json::array top;
+      for (const auto& [key, n] : paths) {
+        top.push_back({{"endpoint", key.first}, {"path", key.second}, {"count", n}});
+      }
+      d["top_paths"] = std::move(top);
+      o["diff"] = std::move(d);
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- lane
+
+MirrorLane::MirrorLane(MirrorHub& hub, std::vector<net::HttpClientPoolPtr> pools, uint64_t seed)
+    : hub_(hub), pools_(std::move(pools)), rng_state_(seed) {}
+
+MirrorLane::~MirrorLane() = default;
+
+double MirrorLane::NextUniform() {
+  uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * (100.0 / 9007199254740992.0);  // 53 bits -> [0,100)
+}
+
+std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& request,
+                                                      const net::RequestView& view) {
+  const MirrorOptions& o = hub_.options_;
+  std::shared_ptr<MirroredRequest> mirrored;
+  const double shared_draw = o.same_sample ? NextUniform() : 0;
+  for (size_t i = 0; i < hub_.targets_.size(); ++i) {
+    MirrorHub::Target& t = *hub_.targets_[i];
+    if (t.rule != nullptr && !net::BlockMatches(*t.rule, view)) {
+      t.skipped_rule->Inc();
+      continue;
+    }
+    const double draw = o.same_sample ? shared_draw : NextUniform();
+    if (!(draw < t.spec.percent)) {
+      t.skipped_sample->Inc();
+      continue;
+    }
+    const int64_t until = t.unavailable_until_ns.load(std::memory_order_relaxed);
+    if (until != 0 && SteadyNowNs() < until) {
+      t.dropped_unavailable->Inc();
+      continue;
+    }
+    if (t.inflight.fetch_add(1, std::memory_order_relaxed) >= t.spec.max_inflight) {
+      t.inflight.fetch_sub(1, std::memory_order_relaxed);
+      t.dropped_cap->Inc();
+      continue;
+    }
+    net::HttpRequest copy = request;
+    if (!t.spec.url.base_path.empty()) copy.target(t.spec.url.TargetFor(request.target()));
+    if (o.shadow_suffix) {
+      auto host = copy.find(http::field::host);
+      if (host != copy.end()) copy.set(http::field::host, ShadowHost(host->value()));
+    }
+    copy.erase(http::field::expect);
+    for (const auto& name : o.remove_headers) copy.erase(name);
+    for (const auto& [name, value] : o.set_headers) copy.set(name, value);
+    for (const auto& name : t.spec.remove_headers) copy.erase(name);
+    for (const auto& [name, value] : t.spec.set_headers) copy.set(name, value);
+    if (!mirrored) {
+      mirrored = std::make_shared<MirroredRequest>(hub_, std::string(request.method_string()),
+                                                   std::string(request.target()));
+    }
+    const size_t slot = mirrored->slots_.size();
+    mirrored->slots_.push_back(MirroredRequest::Slot{i});
+    t.sent->Inc();
+    // The callback runs later on this thread (never inside Send).
+    pools_[i]->Send(std::move(copy), [mirrored, slot](net::ExchangeResult&& r) {
+      mirrored->OnMirror(slot, std::move(r));
+    });
+  }
+  return mirrored;
+}
+
+void MirrorLane::Shutdown() {
+  for (auto& p : pools_) p->Shutdown();
+}
+
+// ---------------------------------------------------------------- one mirrored request
+
+MirroredRequest::MirroredRequest(MirrorHub& hub, std::string method, std::string target)
+    : hub_(hub), method_(std::move(method)), target_(std::move(target)) {}
+
+MirroredRequest::~MirroredRequest() {
+  // The client went away before the primary answered: answered copies were never compared.
+  if (!hub_.differ_ || primary_ != Primary::kPending) return;
+  for (const Slot& s : slots_) {
+    if (s.done) hub_.targets_[s.mirror]->diff_uncompared->Inc();
+  }
+}
+
+void MirroredRequest::OnMirror(size_t index, net::ExchangeResult&& result) {
+  Slot& slot = slots_[index];
+  MirrorHub::Target& t = *hub_.targets_[slot.mirror];
+  t.inflight.fetch_sub(1, std::memory_order_relaxed);
+  slot.done = true;
+  switch (result.error) {
+    case net::ClientError::kNone: {
+      t.latency->ObserveUs(result.latency_us);
+      const unsigned status = result.response.result_int();
+      (status >= 500 ? t.failed_5xx : t.succeeded)->Inc();
+      slot.ok = true;
+      if (hub_.differ_) ToProto(result.response, &slot.response);
+      break;
+    }
+    case net::ClientError::kConnect:
+      t.failed_connect->Inc();
+      t.unavailable_until_ns.store(
+          SteadyNowNs() + std::chrono::nanoseconds(MirrorHub::kUnavailableHold).count(),
+          std::memory_order_relaxed);
+      break;
+    case net::ClientError::kTimeout:
+      t.failed_timeout->Inc();
+      break;
+    case net::ClientError::kReset:
+      t.failed_reset->Inc();
+      break;
+    default:
+      t.failed_other->Inc();
+      break;
+  }
+  if (hub_.differ_ && primary_ != Primary::kPending) Compare(slot);
+}
+
+void MirroredRequest::OnPrimary(const net::HttpResponse& response, uint64_t latency_us) {
+  for (const Slot& s : slots_) hub_.targets_[s.mirror]->primary_latency->ObserveUs(latency_us);
+  primary_ = Primary::kOk;
+  if (!hub_.differ_) return;
+  net::HttpResponse copy = response;
+  ToProto(copy, &primary_response_);
+  for (Slot& s : slots_) {
+    if (s.done) Compare(s);
+  }
+}
+
+void MirroredRequest::OnPrimaryFailed() {
+  primary_ = Primary::kFailed;
+  if (!hub_.differ_) return;
+  for (Slot& s : slots_) {
+    if (s.done) Compare(s);
+  }
+}
+
+void MirroredRequest::Compare(Slot& slot) {
+  MirrorHub::Target& t = *hub_.targets_[slot.mirror];
+  if (primary_ != Primary::kOk || !slot.ok) {
+    t.diff_uncompared->Inc();
+    return;
+  }
+  const diff::DiffResult r =
+      hub_.differ_->differ->Compare(method_, target_, primary_response_, slot.response);
+  if (r.match) {
+    t.diff_match->Inc();
+  } else {
+    t.diff_mismatch->Inc();
+    for (const auto& d : r.diffs) t.CountPath(r.endpoint, d.path);
+  }
+  slot.response.Clear();
+}
+
+}  // namespace doppel::recorder

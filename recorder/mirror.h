@@ -1,0 +1,186 @@
+// Live mirroring: the capture proxy sends a copy of a share of the requests to shadow
+// targets, fire-and-forget, as Istio/Envoy's request mirroring does — but isolated from the
+// primary path by construction:
+//   - a copy is sent from the worker's event loop on the mirror's own keep-alive pool and
+//     never waited for: the client's response and its keep-alive connection never depend on
+//     a mirror;
+//   - each mirror has an in-flight cap (over it the copy is dropped and counted), a timeout,
+//     and a response-size cap, so a slow, black-holed or refusing mirror costs a bounded
+//     amount of memory and sockets;
+//   - each mirror has its own percentage and optional match rule; with --mirror-diff, every
+//     mirror response is compared with the primary's by the diff engine as it arrives.
+//
+// Threads: one MirrorHub per recorder (thread-safe counters and diff tallies), one
+// MirrorLane per proxy thread (its pools; used only from that thread).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/json/array.hpp>
+
+#include "base/status.h"
+#include "doppel/v1/envelope.pb.h"
+#include "doppel/v1/rules.pb.h"
+#include "net/http_client.h"
+#include "net/match.h"
+#include "net/metrics.h"
+#include "net/url.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace doppel::recorder {
+
+// One --mirror flag:
+//   URL[,percent=P][,timeout=D][,max-inflight=N][,rule=NAME][,name=LABEL]
+//      [,set-header=NAME:VALUE][,remove-header=NAME][,ca=FILE][,insecure]
+struct MirrorSpec {
+  std::string text;  // as given, for messages
+  net::Url url;
+  std::string name;      // label in /metrics and /status; default "host:port"
+  double percent = 100;  // share of (rule-matching) requests copied, 0..100
+  // Bounds connecting, and separately sending + reading the whole response (so a copy
+  // ends at the latest 2 × timeout after it was sent).
+  std::chrono::milliseconds timeout{2000};
+  size_t max_inflight = 1000;               // copies outstanding at once; over it: dropped
+  std::string rule;                         // match block name; "" = every request
+  std::vector<std::pair<std::string, std::string>> set_headers;
+  std::vector<std::string> remove_headers;
+  net::TlsClientOptions tls;  // https mirrors: verification on by default
+};
+
+// Parses one --mirror value; errors name the item and say what is expected.
+Result<MirrorSpec> ParseMirrorSpec(std::string_view text);
+
+struct MirrorOptions {
+  std::vector<MirrorSpec> mirrors;
+  bool shadow_suffix = true;  // Host "api:9000" -> "api-shadow:9000" (Istio/Envoy do so)
+  bool same_sample = false;   // one draw per request for all mirrors (nested subsets)
+  bool diff = false;          // compare each mirror response with the primary's
+  doppel::v1::DiffRules diff_rules;  // noise rules for --mirror-diff (same file as replay)
+  net::MatchRules rules;             // --mirror-match / --mirror-rules, for rule=NAME only
+  // Applied to every mirror, before the mirror's own set-header/remove-header items.
+  std::vector<std::pair<std::string, std::string>> set_headers;
+  std::vector<std::string> remove_headers;
+  uint64_t max_response_body = 64ull << 20;  // a mirror answering more is failed (too_large)
+};
+
+// A mirror's counters (monotonic) as shown in /status and the record summary.
+struct MirrorCounts {
+  std::string name;
+  std::string url;
+  uint64_t sent = 0;
+  uint64_t succeeded = 0;  // a response that is not 5xx
+  uint64_t failed = 0;     // sum of the failure reasons below
+  uint64_t failed_connect = 0, failed_timeout = 0, failed_reset = 0, failed_5xx = 0,
+           failed_other = 0;
+  uint64_t dropped_cap = 0;       // over max-inflight
+  uint64_t dropped_unavailable = 0;  // within kUnavailableHold of a failed connect
+  uint64_t skipped_sample = 0;    // not picked by percent
+  uint64_t skipped_rule = 0;      // did not match the mirror's rule
+  uint64_t inflight = 0;
+  uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
+};
+
+class MirrorLane;
+class MirroredRequest;
+
+class MirrorHub {
+ public:
+  // After a copy fails to connect (refused, unreachable, TLS handshake), copies to that
+  // mirror are dropped (counted as "unavailable") for this long instead of each trying to
+  // connect again: a dead mirror then costs ~10 connection attempts a second rather than
+  // one per request, which halved the proxy's throughput.
+  static constexpr std::chrono::milliseconds kUnavailableHold{100};
+
+  // Checks the options (rule names must exist in options.rules or `capture_rules`; names
+  // unique) and registers the per-mirror metrics in `registry`.
+  static Result<std::unique_ptr<MirrorHub>> Create(MirrorOptions options,
+                                                   const net::MatchRules& capture_rules,
+                                                   net::MetricsRegistry& registry);
+  ~MirrorHub();
+
+  // A lane for one proxy thread: a keep-alive pool per mirror on `io`.
+  Result<std::unique_ptr<MirrorLane>> MakeLane(boost::asio::io_context& io);
+
+  const MirrorOptions& options() const { return options_; }
+  std::vector<MirrorCounts> counts() const;
+  uint64_t inflight() const;  // all mirrors
+  // Per mirror: counts, mirror vs primary latency percentiles, and with --mirror-diff the
+  // most frequent differing (endpoint, field path) pairs.
+  boost::json::array StatusJson() const;
+
+ private:
+  friend class MirrorLane;
+  friend class MirroredRequest;
+  struct Target;
+  explicit MirrorHub(MirrorOptions options);
+
+  MirrorOptions options_;
+  std::vector<std::unique_ptr<Target>> targets_;
+  std::vector<const net::MatchBlock*> rule_blocks_;  // per mirror; null = every request
+  net::MatchRules capture_rules_;                    // owns blocks referenced above
+  std::unique_ptr<class MirrorDiffer> differ_;       // --mirror-diff only
+};
+
+// One proxy thread's side. Not thread-safe: used only on the thread running `io`.
+class MirrorLane {
+ public:
+  ~MirrorLane();
+  // Decides which mirrors get `request` (the request as forwarded to the primary, before the
+  // primary's base path is applied), copies and sends it. Never blocks. Returns null when no
+  // copy went out; otherwise the proxy passes the primary's outcome to the result, which
+  // ties primary and mirror latencies (and responses, with --mirror-diff) together.
+  std::shared_ptr<MirroredRequest> Dispatch(const net::HttpRequest& request,
+                                            const net::RequestView& view);
+  // Closes idle mirror connections; outstanding copies finish or time out.
+  void Shutdown();
+
+ private:
+  friend class MirrorHub;
+  MirrorLane(MirrorHub& hub, std::vector<net::HttpClientPoolPtr> pools, uint64_t seed);
+  MirrorHub& hub_;
+  std::vector<net::HttpClientPoolPtr> pools_;
+  uint64_t rng_state_;
+  double NextUniform();  // [0, 100)
+};
+
+// The mirrors one request was sent to, waiting for the primary's outcome and the mirrors'
+// responses (in any order; all on the lane's thread).
+class MirroredRequest : public std::enable_shared_from_this<MirroredRequest> {
+ public:
+  MirroredRequest(MirrorHub& hub, std::string method, std::string target);
+  ~MirroredRequest();
+  // The primary answered (`response` as received, after hop-by-hop stripping).
+  void OnPrimary(const net::HttpResponse& response, uint64_t latency_us);
+  // The primary failed: nothing to compare against.
+  void OnPrimaryFailed();
+
+ private:
+  friend class MirrorLane;
+  struct Slot {
+    size_t mirror = 0;
+    bool done = false;
+    bool ok = false;  // a response arrived
+    doppel::v1::HttpResponse response;
+  };
+  void OnMirror(size_t slot, net::ExchangeResult&& result);
+  void Compare(Slot& slot);
+
+  MirrorHub& hub_;
+  std::string method_, target_;
+  std::vector<Slot> slots_;
+  enum class Primary { kPending, kOk, kFailed } primary_ = Primary::kPending;
+  doppel::v1::HttpResponse primary_response_;  // --mirror-diff only
+};
+
+}  // namespace doppel::recorder

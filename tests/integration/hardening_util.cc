@@ -1,0 +1,104 @@
+#include "tests/integration/hardening_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <sstream>
+
+#include "tests/net/test_upstream.h"
+
+namespace doppel::testing {
+
+RecordProcess::RecordProcess(const std::string& store, const std::string& upstream,
+                             std::vector<std::string> extra) {
+  std::vector<std::string> args = {DoppelBinary(), "--store",     store,     "record",
+                                   "--listen",     "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                                   "--upstream",   upstream};
+  args.insert(args.end(), extra.begin(), extra.end());
+  child_ = std::make_unique<ChildProcess>(args);
+  port_ = static_cast<uint16_t>(PortOf(child_->WaitForLine("listening on ")));
+  if (port_ != 0) admin_port_ = static_cast<uint16_t>(PortOf(child_->WaitForLine("admin on ")));
+}
+
+std::string RecordProcess::Admin(const std::string& path) const {
+  auto res = Fetch(admin_port_, "GET", path);
+  return res.result_int() == 200 ? res.body() : std::string();
+}
+
+double RecordProcess::Metric(const std::string& series) const {
+  return MetricIn(Admin("/metrics"), series);
+}
+
+int64_t RecordProcess::StatusStored() const {
+  const std::string body = Admin("/status");
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object() || !v.as_object().contains("stored")) return -1;
+  return v.as_object().at("stored").to_number<int64_t>();
+}
+
+double MetricIn(const std::string& page, const std::string& series) {
+  std::istringstream in(page);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return -1;
+}
+
+int CountFds(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return ec ? -1 : n;
+}
+
+int ConnectTo(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+uint16_t DeadPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+}  // namespace doppel::testing

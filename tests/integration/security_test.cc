@@ -1,0 +1,412 @@
+// Security checks on the doppel binary: the admin endpoint stays on loopback unless asked,
+// secrets stay out of output, logs and the store, request and response content reaches the
+// logs only with --log-bodies, and TLS certificates are verified by default (record and
+// replay).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "storage/store.h"
+#include "tests/integration/hardening_util.h"
+#include "tests/net/test_upstream.h"
+
+namespace doppel::testing {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    store_ = dir_ + "/nested/store";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // A session of `n` GETs of /p/I recorded with 200 `body(I)`, written straight to the store.
+  void WriteSession(const std::string& name, int n,
+                    const std::function<std::string(int)>& request_body,
+                    const std::function<std::string(int)>& response_body) {
+    std::unique_ptr<storage::Store> s;
+    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
+    v1::SessionInfo info;
+    info.set_name(name);
+    ASSERT_TRUE(s->CreateSession(info).ok());
+    std::vector<v1::Envelope> batch;
+    for (int i = 0; i < n; ++i) {
+      v1::Envelope e;
+      e.set_arrival_us(1'000'000 + i * 1000);
+      e.set_seq(i);
+      auto* r = e.mutable_request();
+      r->set_method("GET");
+      r->set_target("/p/" + std::to_string(i) + "?token=QUERYSECRET");
+      r->set_version(11);
+      r->set_body(request_body(i));
+      auto* res = e.mutable_response();
+      res->set_status(200);
+      auto* h = res->add_headers();
+      h->set_name("Content-Type");
+      h->set_value("text/plain");
+      res->set_body(response_body(i));
+      batch.push_back(e);
+    }
+    ASSERT_TRUE(s->Append(name, batch).ok());
+    ASSERT_TRUE(s->CloseSession(name, v1::SessionCounts()).ok());
+  }
+
+  int Doppel(std::vector<std::string> args, std::unique_ptr<ChildProcess>* out) {
+    std::vector<std::string> cmd = {DoppelBinary(), "--store", store_};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    *out = std::make_unique<ChildProcess>(cmd);
+    return (*out)->Wait(60000);
+  }
+
+  std::string dir_, store_;
+};
+
+TEST_F(SecurityTest, AdminOnANonLoopbackAddressNeedsAllowRemote) {
+  TestUpstream up;
+  for (const char* admin : {"0.0.0.0:0", "[::]:0"}) {
+    ChildProcess refused({DoppelBinary(), "--store", store_, "record", "--listen", "127.0.0.1:0",
+                          "--upstream", up.url(), "--admin", admin});
+    EXPECT_EQ(refused.Wait(20000), 2) << admin;
+    EXPECT_NE(refused.all_stderr().find("not a loopback address"), std::string::npos)
+        << refused.all_stderr();
+    EXPECT_NE(refused.all_stderr().find("--admin-allow-remote"), std::string::npos)
+        << refused.all_stderr();
+    EXPECT_EQ(refused.all_stdout().find("listening on"), std::string::npos);
+  }
+  ChildProcess allowed({DoppelBinary(), "--store", store_, "record", "--listen", "127.0.0.1:0",
+                        "--upstream", up.url(), "--admin", "0.0.0.0:0", "--admin-allow-remote",
+                        "--session", "remote-admin"});
+  ASSERT_FALSE(allowed.WaitForLine("listening on ").empty()) << allowed.all_stderr();
+  const std::string admin = allowed.WaitForLine("admin on ");
+  EXPECT_EQ(admin.rfind("0.0.0.0:", 0), 0u) << admin;
+  EXPECT_EQ(Fetch(static_cast<uint16_t>(PortOf(admin)), "GET", "/healthz").body(), "ok\n");
+  allowed.Signal(SIGTERM);
+  EXPECT_EQ(allowed.Wait(20000), 0) << allowed.all_stderr();
+  // Loopback addresses need nothing.
+  RecordProcess loopback(store_, up.url(), {"--session", "loopback-admin"});
+  EXPECT_TRUE(loopback.started()) << loopback.child().all_stderr();
+}
+
+// Secrets in requests and responses (Authorization, Cookie, Set-Cookie) reach neither the
+// output, nor the logs, nor the store (which keeps their HMAC), also on error paths and also
+// with --log-bodies; bodies reach the log only with --log-bodies.
+TEST_F(SecurityTest, SecretsStayOutOfOutputLogsAndStoreAndBodiesNeedLogBodies) {
+  TestUpstream up;
+  auto drive = [&](RecordProcess& rec) {
+    const std::vector<std::pair<std::string, std::string>> secrets = {
+        {"Authorization", "Bearer SECRET123"}, {"Cookie", "sid=COOKIESECRET"}};
+    EXPECT_EQ(Fetch(rec.port(), "GET", "/hop", "", secrets).result_int(), 200u);  // Set-Cookie
+    EXPECT_EQ(Fetch(rec.port(), "POST", "/orders", "BODYMARKER-ok", secrets).result_int(), 200u);
+    // The primary resets: 502 for a POST with a body.
+    EXPECT_EQ(Fetch(rec.port(), "POST", "/reset", "BODYMARKER-502", secrets).result_int(), 502u);
+    // A malformed body after the secret header: 400.
+    TestClient c(rec.port());
+    EXPECT_TRUE(
+        c.Write("POST /bad HTTP/1.1\r\nHost: shop.test\r\nAuthorization: Bearer SECRET123\r\n"
+                "Cookie: sid=COOKIESECRET\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "e\r\nBODYMARKER-400\r\nzz\r\n"));
+    EXPECT_EQ(c.ReadAll(3000).rfind("HTTP/1.1 400", 0), 0u);
+    rec.child().Signal(SIGTERM);
+    EXPECT_EQ(rec.child().Wait(20000), 0) << rec.child().all_stderr();
+    return rec.child().all_stdout() + rec.child().all_stderr();
+  };
+
+  RecordProcess quiet(store_, up.url(), {"--session", "quiet"});
+  ASSERT_TRUE(quiet.started()) << quiet.child().all_stderr();
+  const std::string quiet_out = drive(quiet);
+  RecordProcess verbose(store_, up.url(), {"--session", "verbose", "--log-bodies"});
+  ASSERT_TRUE(verbose.started()) << verbose.child().all_stderr();
+  const std::string verbose_out = drive(verbose);
+
+  for (const std::string* out : {&quiet_out, &verbose_out}) {
+    for (const char* secret : {"SECRET123", "COOKIESECRET", "upstream-secret"}) {
+      EXPECT_EQ(out->find(secret), std::string::npos) << secret << " in:\n" << *out;
+    }
+  }
+  EXPECT_EQ(quiet_out.find("BODYMARKER"), std::string::npos) << quiet_out;
+  // With --log-bodies: each request the proxy answered itself, its body, and the secret
+  // header as its hash.
+  for (const char* line :
+       {"doppel record: 502 upstream_reset", "BODYMARKER-502", "doppel record: 400 bad_request",
+        "BODYMARKER-400", "Authorization: hmac:"}) {
+    EXPECT_NE(verbose_out.find(line), std::string::npos) << line << " not in:\n" << verbose_out;
+  }
+  EXPECT_EQ(verbose_out.find("BODYMARKER-ok"), std::string::npos);  // answered by the primary
+
+  // The store: created private, the key 0600, the secrets only as HMACs, in no file.
+  struct stat st;
+  ASSERT_EQ(::stat(store_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat((store_ + "/redaction.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  {
+    storage::StoreOptions o;
+    o.read_only = true;
+    std::unique_ptr<storage::Store> store;
+    ASSERT_TRUE(storage::Store::Open(o, store_, &store).ok());
+    int hashed = 0;
+    for (const char* session : {"quiet", "verbose"}) {
+      auto it = store->Scan(session);
+      ASSERT_TRUE(it.ok());
+      for (auto& i = it.value(); i->Valid(); i->Next()) {
+        for (const auto* headers :
+             {&i->envelope().request().headers(), &i->envelope().response().headers()}) {
+          for (const auto& h : *headers) {
+            if (boost::beast::iequals(h.name(), "Authorization") ||
+                boost::beast::iequals(h.name(), "Cookie") ||
+                boost::beast::iequals(h.name(), "Set-Cookie")) {
+              EXPECT_EQ(h.value().rfind("hmac:", 0), 0u) << h.name() << ": " << h.value();
+              ++hashed;
+            }
+          }
+        }
+      }
+    }
+    EXPECT_GE(hashed, 2 * 7);  // 3 requests x 2 headers + Set-Cookie, per session
+  }
+  for (const auto& f : std::filesystem::recursive_directory_iterator(store_)) {
+    if (!f.is_regular_file()) continue;
+    const std::string bytes = ReadFile(f.path());
+    for (const char* secret : {"SECRET123", "COOKIESECRET", "upstream-secret"}) {
+      EXPECT_EQ(bytes.find(secret), std::string::npos) << secret << " in " << f.path();
+    }
+  }
+
+  // Replaying the session: the hashes are not sent, and nothing secret is printed.
+  std::unique_ptr<ChildProcess> replay;
+  TestUpstream target;
+  EXPECT_NE(Doppel({"replay", "--session", "verbose", "--target", target.url(), "--max",
+                    "--allow-unsafe-methods", "--no-progress", "--log-bodies"},
+                   &replay),
+            2)
+      << replay->all_stderr();
+  const std::string replay_out = replay->all_stdout() + replay->all_stderr();
+  for (const char* secret : {"SECRET123", "COOKIESECRET", "upstream-secret", "hmac:"}) {
+    EXPECT_EQ(replay_out.find(secret), std::string::npos) << secret << " in:\n" << replay_out;
+  }
+  for (const auto& r : target.requests()) {
+    EXPECT_FALSE(r.HasHeader("Authorization"));
+    EXPECT_FALSE(r.HasHeader("Cookie"));
+  }
+}
+
+// The terminal report shows differing values (here a response body) only with --log-bodies;
+// the JSON report keeps them either way.
+TEST_F(SecurityTest, ReplayShowsDifferingValuesOnlyWithLogBodies) {
+  // The target echoes the request body; the recording says the answer was different.
+  WriteSession(
+      "s", 40, [](int i) { return "RESPMARKER-new-" + std::to_string(i); },
+      [](int i) { return "RESPMARKER-old-" + std::to_string(i); });
+  TestUpstream target;
+  const std::string json_path = dir_ + "/report.json";
+  std::unique_ptr<ChildProcess> p;
+  EXPECT_EQ(Doppel({"replay", "--session", "s", "--target", target.url(), "--max", "--no-progress",
+                    "--report-json", json_path},
+                   &p),
+            1)
+      << p->all_stderr();
+  const std::string hidden = p->all_stdout() + p->all_stderr();
+  EXPECT_NE(hidden.find("values not shown"), std::string::npos) << hidden;
+  EXPECT_EQ(hidden.find("RESPMARKER"), std::string::npos) << hidden;
+  EXPECT_EQ(hidden.find("QUERYSECRET"), std::string::npos) << hidden;
+  EXPECT_NE(ReadFile(json_path).find("RESPMARKER"), std::string::npos);
+
+  EXPECT_EQ(Doppel({"replay", "--session", "s", "--target", target.url(), "--max", "--no-progress",
+                    "--log-bodies"},
+                   &p),
+            1)
+      << p->all_stderr();
+  EXPECT_NE(p->all_stdout().find("RESPMARKER-old"), std::string::npos) << p->all_stdout();
+
+  // `doppel report` re-renders the same way.
+  EXPECT_EQ(Doppel({"report", "--run", "1"}, &p), 1) << p->all_stderr();
+  EXPECT_EQ(p->all_stdout().find("RESPMARKER"), std::string::npos) << p->all_stdout();
+  EXPECT_EQ(Doppel({"report", "--run", "1", "--log-bodies"}, &p), 1) << p->all_stderr();
+  EXPECT_NE(p->all_stdout().find("RESPMARKER-old"), std::string::npos) << p->all_stdout();
+}
+
+// A TLS upstream with a self-signed certificate for 127.0.0.1 (made with the openssl CLI),
+// one thread per connection; answers "tls ok TARGET".
+class TlsUpstream {
+ public:
+  TlsUpstream(const std::string& cert, const std::string& key)
+      : ctx_(asio::ssl::context::tls_server), acceptor_(io_) {
+    ctx_.use_certificate_chain_file(cert);
+    ctx_.use_private_key_file(key, asio::ssl::context::pem);
+    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol());
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~TlsUpstream() {
+    stopping_ = true;
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    thread_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& s : sockets_) ::shutdown(s, SHUT_RDWR);
+    for (auto& t : workers_) t.join();
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  int served() const { return served_; }
+
+ private:
+  void AcceptLoop() {
+    while (!stopping_) {
+      boost::system::error_code ec;
+      tcp::socket socket(io_);
+      acceptor_.accept(socket, ec);
+      if (ec) continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      sockets_.push_back(socket.native_handle());
+      workers_.emplace_back([this, s = std::move(socket)]() mutable { Serve(std::move(s)); });
+    }
+  }
+  void Serve(tcp::socket socket) {
+    boost::system::error_code ec;
+    asio::ssl::stream<tcp::socket> stream(std::move(socket), ctx_);
+    stream.handshake(asio::ssl::stream_base::server, ec);
+    if (ec) return;
+    boost::beast::flat_buffer buffer;
+    for (;;) {
+      http::request<http::string_body> req;
+      http::read(stream, buffer, req, ec);
+      if (ec) return;
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.set(http::field::content_type, "text/plain");
+      res.body() = "tls ok " + std::string(req.target());
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      http::write(stream, res, ec);
+      ++served_;
+      if (ec || !req.keep_alive()) return;
+    }
+  }
+
+  asio::io_context io_;
+  asio::ssl::context ctx_;
+  tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> served_{0};
+  std::mutex mu_;
+  std::vector<int> sockets_;
+  std::vector<std::thread> workers_;
+  std::thread thread_;
+};
+
+TEST_F(SecurityTest, TlsIsVerifiedByDefaultForRecordAndReplay) {
+  const std::string cert = dir_ + "/cert.pem", key = dir_ + "/key.pem";
+  const std::string openssl =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+      "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(std::system(openssl.c_str()), 0) << "the openssl CLI is needed: " << openssl;
+  TlsUpstream up(cert, key);
+
+  // doppel record
+  struct RecordCase {
+    std::vector<std::string> flags;
+    unsigned status;
+    const char* body;
+  } record_cases[] = {
+      {{}, 502, "certificate verify failed"},
+      {{"--upstream-insecure"}, 200, "tls ok /r"},
+      {{"--upstream-ca", cert}, 200, "tls ok /r"},
+  };
+  int n = 0;
+  for (const RecordCase& c : record_cases) {
+    std::vector<std::string> flags = c.flags;
+    flags.insert(flags.end(), {"--session", "tls-" + std::to_string(n++)});
+    RecordProcess rec(store_, up.url(), flags);
+    ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
+    auto res = Fetch(rec.port(), "GET", "/r");
+    EXPECT_EQ(res.result_int(), c.status) << res.body();
+    EXPECT_NE(res.body().find(c.body), std::string::npos) << res.body();
+    if (c.status == 502) {
+      EXPECT_NE(res.body().find("TLS handshake"), std::string::npos) << res.body();
+      EXPECT_EQ(rec.Metric("doppel_proxy_errors_total{reason=\"upstream_connect\"}"), 1);
+    }
+    rec.child().Signal(SIGTERM);
+    EXPECT_EQ(rec.child().Wait(20000), 0);
+  }
+
+  // doppel record --mirror (https mirrors, fire-and-forget: watched from the upstream side)
+  TestUpstream primary;
+  struct MirrorCase {
+    std::string options;
+    bool reaches;
+  } mirror_cases[] = {{"", false}, {",insecure", true}, {",ca=" + cert, true}};
+  for (const MirrorCase& c : mirror_cases) {
+    const int before = up.served();
+    RecordProcess rec(store_, primary.url(),
+                      {"--session", "tls-" + std::to_string(n++), "--mirror", up.url() + c.options});
+    ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
+    EXPECT_EQ(Fetch(rec.port(), "GET", "/m").result_int(), 200u);
+    if (c.reaches) {
+      EXPECT_TRUE(Eventually([&] { return up.served() > before; })) << c.options;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      EXPECT_EQ(up.served(), before) << "an unverified mirror got a copy";
+    }
+    rec.child().Signal(SIGTERM);
+    EXPECT_EQ(rec.child().Wait(20000), 0) << rec.child().all_stderr();
+  }
+
+  // doppel replay (https targets)
+  WriteSession(
+      "tls", 5, [](int) { return std::string(); },
+      [](int i) { return "tls ok /p/" + std::to_string(i) + "?token=QUERYSECRET"; });
+  struct ReplayCase {
+    std::vector<std::string> flags;
+    int64_t errors;
+  } replay_cases[] = {{{}, 5}, {{"--target-insecure"}, 0}, {{"--target-ca", cert}, 0}};
+  for (const ReplayCase& c : replay_cases) {
+    const std::string report = dir_ + "/tls-report.json";
+    std::vector<std::string> args = {"replay",        "--session",     "tls",
+                                     "--target",      up.url(),        "--max",
+                                     "--no-progress", "--report-json", report};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    std::unique_ptr<ChildProcess> p;
+    const int code = Doppel(args, &p);
+    EXPECT_EQ(code, c.errors ? 1 : 0) << p->all_stderr() << p->all_stdout();
+    auto rep = json::parse(ReadFile(report));
+    const auto& t = rep.at("targets").as_array().at(0);
+    EXPECT_EQ(t.at("errors").to_number<int64_t>(), c.errors) << json::serialize(t);
+    if (c.errors) {
+      EXPECT_NE(json::serialize(t).find("connect"), std::string::npos) << json::serialize(t);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace doppel::testing
