@@ -133,6 +133,14 @@ Status EnvelopeCodec::Decode(std::string_view value, doppel::v1::Envelope* envel
   if (size > impl_->max_decoded)
     return Status::Corruption("frame would decode to " + std::to_string(size) +
                               " bytes, over the limit of " + std::to_string(impl_->max_decoded));
+  // The content size is only the header's claim. A zstd block yields at most 128 KiB and
+  // takes at least its 3-byte header (RFC 8878 3.1.1.2), so n bytes of frame cannot hold more
+  // than (n / 3 + 1) * 128 KiB: a short corrupt value must not make us allocate and zero up to
+  // the limit before decompression fails (found by fuzzing, tests/fuzz/envelope_decode).
+  if (size > (payload.size() / 3 + 1) * (128ull << 10))
+    return Status::Corruption("zstd frame of " + std::to_string(payload.size()) +
+                              " bytes claims " + std::to_string(size) +
+                              " decoded bytes (corrupt or truncated)");
   uint32_t dict_id = ZSTD_getDictID_fromFrame(payload.data(), payload.size());
   ZSTD_DDict* ddict = nullptr;
   if (dict_id != 0) {

@@ -3,6 +3,7 @@
 doppel_install_deps() {
   local pkgs=(build-essential cmake pkg-config libboost1.81-dev librocksdb-dev libprotobuf-dev
               protobuf-compiler libzstd-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
+              libyaml-cpp-dev
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do
@@ -16,3 +17,8 @@ doppel_install_deps() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 }
+
+# The libFuzzer build (tools/test.sh --fuzz, bench/fuzz.sh): clang, its runtime libraries
+# (libclang_rt.fuzzer and the ASan/UBSan runtimes; the clang package only recommends them),
+# and llvm for llvm-symbolizer, which turns crash stacks into file:line.
+DOPPEL_FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm)

@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# Mirroring benchmark (issue 4, DESIGN.md "Performance contract": proxy + 1 mirror ≥ 1.0×
+# nginx + mirror; proxy with a mirror answering after 2 s ≥ 0.9× doppel without mirror).
+#
+# In one run, on 127.0.0.1 only, with everything in a fresh temp dir:
+#   upstream     nginx (1 worker) answering every request with a fixed ~1 KB JSON body
+#   mirror       a second nginx (1 worker) answering every request 200 "ok" (the fast mirror)
+#   slow mirror  doppel-echo --threads 1 --latency 2s (asio timer: holds any number of
+#                requests 2 s each without blocking; nginx 1.22 has no sleep directive)
+#   nginx        proxy_pass (1 worker, upstream keepalive 64), without mirror / with
+#                `mirror /mirror; mirror_request_body on;` to the mirror / to the slow mirror
+#   doppel       doppel record --threads 1 --sample 0, without mirror / with
+#                --mirror MIRROR (100 %) / with --mirror SLOW_MIRROR,timeout=5s (100 %)
+# Each is measured with `wrk -t1 -c64 -d10s --latency --timeout 10s` after a 2 s warm-up, in
+# ROUNDS rounds (nginx and doppel alternate inside a round), with the proxy's CPU time and
+# (when perf can trace) its syscalls per request. Then, per round, the two comparisons that
+# have targets are run *paired*: both sides loaded at the same time (wrk -c32 each), which
+# cancels most of the noise of a shared machine. Finally replaces the "mirror" section of
+# bench/RESULTS.md.
+#
+# A separate script from bench/proxy.sh (sharing bench/common.sh): it needs two more
+# upstreams and three nginx configurations of its own, and can be re-run without
+# re-measuring (and rewriting) the proxy section. It takes 5–15 min (more when it waits for
+# the load to drop).
+#
+# Environment: BUILD_DIR (default build), SKIP_BUILD=1, DOPPEL (binary to measure), ECHO
+# (doppel-echo binary), DURATION (10s), WARMUP (2s), CONNS (64), ROUNDS (2), SLOW (2s: the
+# slow mirror's delay), LOAD_MAX (1.5) and LOAD_WAIT (30 s): before each measurement wait up
+# to LOAD_WAIT s for the 1-minute load average to drop under LOAD_MAX (recorded either way),
+# NO_RESULTS=1 (do not touch bench/RESULTS.md).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build_dir=${BUILD_DIR:-build}
+results=bench/RESULTS.md
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-2}
+SLOW=${SLOW:-2s}
+LOAD_MAX=${LOAD_MAX:-1.5}
+LOAD_WAIT=${LOAD_WAIT:-30}
+
+log() { echo "[mirror.sh $(date -u +%H:%M:%S)] $*" >&2; }
+
+NAME=mirror
+source bench/common.sh
+bench_install nginx:nginx wrk:wrk curl:curl
+ECHO=${ECHO:-$root/$build_dir/tools/echo/doppel-echo}
+[[ -x "$ECHO" ]] || { echo "no $ECHO: build doppel-echo first" >&2; exit 2; }
+
+# ---------------------------------------------------------------- upstreams
+up_port=$(free_port)
+start_nginx upstream "  server {
+    listen 127.0.0.1:$up_port;
+    location / { default_type application/json; return 200 '$body'; }
+  }"
+UP=http://127.0.0.1:$up_port
+wait_http "$UP/"
+got=$(curl -fsS "$UP/api/items")
+[[ ${#got} -eq $body_len ]] || { echo "upstream body is ${#got} B, expected $body_len" >&2; exit 1; }
+
+mt_port=$(free_port)
+start_nginx mirror-target "  server {
+    listen 127.0.0.1:$mt_port;
+    location / { default_type text/plain; return 200 'ok'; }
+  }"
+MIRROR=http://127.0.0.1:$mt_port
+wait_http "$MIRROR/"
+
+"$ECHO" --listen 127.0.0.1:0 --threads 1 --latency "$SLOW" >"$tmp/echo.stdout" 2>"$tmp/echo.stderr" &
+pids+=($!)
+SLOW_MIRROR=""
+for _ in $(seq 100); do
+  SLOW_MIRROR=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$tmp/echo.stdout" | head -1)
+  [[ -n "$SLOW_MIRROR" ]] && break
+  sleep 0.1
+done
+[[ -n "$SLOW_MIRROR" ]] || { echo "doppel-echo did not start:" >&2; cat "$tmp/echo.stderr" >&2; exit 1; }
+t0=$(date +%s.%N)
+curl -fsS -o /dev/null "$SLOW_MIRROR/healthz"
+slow_check=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
+log "slow mirror $SLOW_MIRROR answers after $slow_check s"
+
+# ---------------------------------------------------------------- nginx proxies
+nginx_proxy() {  # NAME MIRROR_URL|"" -> sets proxy_url (not in a subshell: start_nginx records the pid)
+  local name=$1 target=$2 port mirror_conf="" mirror_dir="" mirror_loc=""
+  port=$(free_port)
+  if [[ -n "$target" ]]; then
+    mirror_conf="  upstream mirror_$name { server ${target#http://}; keepalive 64; }"
+    mirror_dir="      mirror /mirror;
+      mirror_request_body on;"
+    mirror_loc="    location = /mirror {
+      internal;
+      proxy_pass http://mirror_$name\$request_uri;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+    }"
+  fi
+  start_nginx "proxy-$name" "  upstream backend { server 127.0.0.1:$up_port; keepalive 64; }
+$mirror_conf
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+$mirror_dir
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+    }
+$mirror_loc
+  }"
+  proxy_url="http://127.0.0.1:$port"
+  proxy_master=${pids[-1]}
+}
+# The worker of an nginx master (1 worker each): the process whose CPU time is measured.
+nginx_worker() {
+  local w=""
+  for _ in $(seq 50); do w=$(pgrep -P "$1" | head -1); [[ -n "$w" ]] && break; sleep 0.1; done
+  echo "$w"
+}
+nginx_proxy plain ""; NGX_PLAIN=$proxy_url; NGX_PLAIN_MASTER=$proxy_master
+nginx_proxy fast "$MIRROR"; NGX_MIRROR=$proxy_url; NGX_MIRROR_MASTER=$proxy_master
+nginx_proxy slow "$SLOW_MIRROR"; NGX_SLOW=$proxy_url; NGX_SLOW_MASTER=$proxy_master
+for u in "$NGX_PLAIN" "$NGX_MIRROR" "$NGX_SLOW"; do
+  wait_http "$u/" || { tail -n 20 "$tmp"/nginx-proxy-*/logs/* >&2; exit 1; }
+done
+NGX_PLAIN_PID=$(nginx_worker "$NGX_PLAIN_MASTER")
+NGX_MIRROR_PID=$(nginx_worker "$NGX_MIRROR_MASTER")
+NGX_SLOW_PID=$(nginx_worker "$NGX_SLOW_MASTER")
+
+# ---------------------------------------------------------------- doppel
+# doppel record in the background; sets rec_pid, rec_url, rec_admin.
+start_doppel() {  # NAME EXTRA_ARGS...
+  local name=$1 dir=$tmp/doppel-$1
+  shift
+  mkdir -p "$dir"
+  "$DOPPEL" --store "$dir/store" record --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+    --upstream "$UP" --session "bench-mirror-$name-$$" --threads 1 --sample 0 "$@" \
+    >"$dir/stdout" 2>"$dir/stderr" &
+  rec_pid=$!
+  pids+=($rec_pid)
+  rec_url="" rec_admin=""
+  for _ in $(seq 100); do
+    rec_url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
+    rec_admin=$(sed -n 's/^admin on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
+    [[ -n "$rec_url" && -n "$rec_admin" ]] && break
+    kill -0 "$rec_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -n "$rec_url" ]] || { echo "doppel record did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
+  wait_http "$rec_url/"
+}
+stop_doppel() {  # NAME: SIGINT, wait; its session and mirror summary lines -> rec_summary
+  local name=$1 dir=$tmp/doppel-$1 rc=0
+  kill -INT "$rec_pid" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$rec_pid" 2>/dev/null; then
+    echo "doppel record ($name) still running 30 s after SIGINT" >&2
+    kill -KILL "$rec_pid"
+  fi
+  wait "$rec_pid" || rc=$?
+  rec_summary=$(grep -E '^(session|mirror) ' "$dir/stdout" | paste -sd';' - || true)
+  if ((rc != 0)); then
+    echo "doppel record ($name) exited with $rc:" >&2; tail -5 "$dir/stderr" >&2
+    rec_summary="$rec_summary (exit $rc)"
+  fi
+}
+
+# ---------------------------------------------------------------- wrk
+declare -A RPS P50 P99 LOAD ERRS SUMMARY CPU SYSC
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # utime + stime
+# Syscalls per request (perf's raw_syscalls tracepoint), when perf may trace: a count of work
+# done that, unlike req/s and CPU time, does not depend on how busy the machine is.
+PERF_OK=""
+if command -v perf >/dev/null 2>&1 &&
+   perf stat -x, -e raw_syscalls:sys_enter -o /dev/null -- true >/dev/null 2>&1; then
+  PERF_OK=1
+fi
+duration_s=$(secs "$DURATION")
+run_wrk() {  # KEY URL PROXY_PID -> RPS[KEY], CPU[KEY] (proxy CPU µs per request) ...
+  local key=$1 url=$2 pid=$3 out=$tmp/wrk-$1.txt c0 c1 n
+  wrk -t1 -c"$CONNS" -d"$WARMUP" --timeout 10s "$url/api/items" >/dev/null
+  LOAD[$key]=$(wait_load)
+  log "$key: wrk -t1 -c$CONNS -d$DURATION --latency --timeout 10s $url/api/items (load ${LOAD[$key]})"
+  c0=$(cpu_ticks "$pid")
+  local sp=""
+  if [[ -n "$PERF_OK" ]]; then
+    perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$out.perf" -- sleep "$duration_s" \
+      >/dev/null 2>&1 &
+    sp=$!
+  fi
+  wrk -t1 -c"$CONNS" -d"$DURATION" --latency --timeout 10s "$url/api/items" >"$out"
+  c1=$(cpu_ticks "$pid")
+  [[ -n "$sp" ]] && wait "$sp"
+  n=$(awk '/requests in/ {print $1; exit}' "$out")
+  SYSC[$key]="n/a"
+  if [[ -n "$sp" ]]; then
+    SYSC[$key]=$(awk -F, -v n="$n" '$3 ~ /raw_syscalls/ { if (n > 0) printf "%.2f", $1 / n }' "$out.perf")
+  fi
+  CPU[$key]=$(awk -v c=$((c1 - c0)) -v n="$n" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
+  RPS[$key]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+  P50[$key]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+  P99[$key]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+  ERRS[$key]=$(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ' | paste -sd';' - || true)
+  log "$key: ${RPS[$key]} req/s, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms, proxy CPU ${CPU[$key]} µs/request, ${SYSC[$key]} syscalls/request ${ERRS[$key]}"
+}
+# doppel's mirror counters from /status, as "sent S, dropped at cap D, failed F".
+doppel_mirror_counts() {
+  curl -fsS "$rec_admin/status" | python3 -c '
+import json, sys
+for m in json.load(sys.stdin).get("mirrors", []):
+    print("sent %d, succeeded %d, failed %d, dropped at max-inflight %d, in flight %d, mirror p50 <= %s us, primary p50 <= %s us" % (
+        m["sent"], m["succeeded"], sum(m["failed"].values()), m["dropped"]["max_inflight"],
+        m["inflight"], m["latency_p50_us_le"], m["primary_latency_p50_us_le"]))' 2>/dev/null || echo "?"
+}
+
+# Paired run: A and B loaded at the same time (wrk -c CONNS/2 each), so whatever else the
+# machine runs weighs on both alike; their ratio is far steadier than that of two runs
+# minutes apart. Appends a row to PAIR_ROWS and the B/A req/s ratio to PAIR_RATIOS[NAME].
+declare -a PAIR_ROWS=()
+declare -A PAIR_RATIOS PAIR_CPU_RATIOS
+run_pair() {  # NAME ROUND LABEL_A URL_A PID_A LABEL_B URL_B PID_B
+  local name=$1 round=$2 la=$3 ua=$4 pa=$5 lb=$6 ub=$7 pb=$8 half=$((CONNS / 2)) w a0 b0 a1 b1 load
+  local oa=$tmp/pair-$name-$round-a.txt ob=$tmp/pair-$name-$round-b.txt ra rb na nb ca cb
+  wrk -t1 -c"$half" -d"$WARMUP" --timeout 10s "$ua/api/items" >/dev/null & w=$!
+  wrk -t1 -c"$half" -d"$WARMUP" --timeout 10s "$ub/api/items" >/dev/null; wait "$w"
+  load=$(wait_load)
+  log "pair $name.$round: $la vs $lb, wrk -t1 -c$half -d$DURATION each, at once (load $load)"
+  a0=$(cpu_ticks "$pa"); b0=$(cpu_ticks "$pb")
+  wrk -t1 -c"$half" -d"$DURATION" --timeout 10s "$ua/api/items" >"$oa" & w=$!
+  wrk -t1 -c"$half" -d"$DURATION" --timeout 10s "$ub/api/items" >"$ob"; wait "$w"
+  a1=$(cpu_ticks "$pa"); b1=$(cpu_ticks "$pb")
+  ra=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$oa"); rb=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$ob")
+  na=$(awk '/requests in/ {print $1; exit}' "$oa"); nb=$(awk '/requests in/ {print $1; exit}' "$ob")
+  ca=$(awk -v c=$((a1 - a0)) -v n="$na" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
+  cb=$(awk -v c=$((b1 - b0)) -v n="$nb" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
+  PAIR_RATIOS[$name]+="$(ratio "$rb" "$ra") "
+  PAIR_CPU_RATIOS[$name]+="$(ratio "$ca" "$cb") "
+  PAIR_ROWS+=("| $round | $la | $ra | $ca | $lb | $rb | $cb | $(ratio "$rb" "$ra")× | $(ratio "$ca" "$cb")× | $load |")
+  log "pair $name.$round: $ra vs $rb req/s, $ca vs $cb µs/request"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "?" }'; }
+
+machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo) RAM, Linux $(uname -r)"
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
+CONFIGS=(nginx nginx_mirror nginx_slow doppel doppel_mirror doppel_slow)
+declare -A SUM CPUSUM SYSSUM
+for c in "${CONFIGS[@]}"; do SUM[$c]=0; CPUSUM[$c]=0; SYSSUM[$c]=0; done
+
+for round in $(seq "$ROUNDS"); do
+  run_wrk "nginx.$round" "$NGX_PLAIN" "$NGX_PLAIN_PID"
+  start_doppel "plain$round"
+  run_wrk "doppel.$round" "$rec_url" "$rec_pid"
+  stop_doppel "plain$round"; SUMMARY[doppel.$round]=$rec_summary
+
+  run_wrk "nginx_mirror.$round" "$NGX_MIRROR" "$NGX_MIRROR_PID"
+  start_doppel "mirror$round" --mirror "$MIRROR,name=mirror"
+  run_wrk "doppel_mirror.$round" "$rec_url" "$rec_pid"
+  SUMMARY[doppel_mirror.$round]="$(doppel_mirror_counts)"
+  stop_doppel "mirror$round"
+
+  run_wrk "nginx_slow.$round" "$NGX_SLOW" "$NGX_SLOW_PID"
+  sleep 3  # let nginx's last slow subrequests finish before doppel is measured
+  start_doppel "slow$round" --mirror "$SLOW_MIRROR,name=slow,timeout=5s"
+  run_wrk "doppel_slow.$round" "$rec_url" "$rec_pid"
+  SUMMARY[doppel_slow.$round]="$(doppel_mirror_counts)"
+  stop_doppel "slow$round"
+  sleep 3
+
+  # The same comparisons, paired: both sides loaded at once.
+  start_doppel "pplain$round"; a_pid=$rec_pid; a_url=$rec_url
+  start_doppel "pslow$round" --mirror "$SLOW_MIRROR,name=slow,timeout=5s"; b_pid=$rec_pid; b_url=$rec_url
+  run_pair slow "$round" "doppel, no mirror" "$a_url" "$a_pid" "doppel + $SLOW mirror" "$b_url" "$b_pid"
+  rec_pid=$b_pid; stop_doppel "pslow$round"
+  rec_pid=$a_pid; stop_doppel "pplain$round"
+  sleep 3
+  start_doppel "pmirror$round" --mirror "$MIRROR,name=mirror"
+  run_pair mirror "$round" "nginx + mirror" "$NGX_MIRROR" "$NGX_MIRROR_PID" "doppel + mirror" "$rec_url" "$rec_pid"
+  stop_doppel "pmirror$round"
+
+  for c in "${CONFIGS[@]}"; do
+    SUM[$c]=$(awk -v a="${SUM[$c]}" -v b="${RPS[$c.$round]}" 'BEGIN {print a + b}')
+    CPUSUM[$c]=$(awk -v a="${CPUSUM[$c]}" -v b="${CPU[$c.$round]}" 'BEGIN {print a + b}')
+    SYSSUM[$c]=$(awk -v a="${SYSSUM[$c]}" -v b="${SYSC[$c.$round]}" 'BEGIN {print a + b}')
+  done
+done
+loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- report
+mean() { awk -v s="${SUM[$1]}" -v n="$ROUNDS" 'BEGIN {printf "%.0f", s / n}'; }
+list_mean() { echo "$1" | awk '{ for (i = 1; i <= NF; ++i) s += $i; if (NF) printf "%.3f", s / NF; else print "?" }'; }
+p_slow=$(list_mean "${PAIR_RATIOS[slow]}")
+p_mirror=$(list_mean "${PAIR_RATIOS[mirror]}")
+pc_slow=$(list_mean "${PAIR_CPU_RATIOS[slow]}")
+pc_mirror=$(list_mean "${PAIR_CPU_RATIOS[mirror]}")
+declare -A MEAN MEANCPU MEANSYS
+for c in "${CONFIGS[@]}"; do
+  MEAN[$c]=$(mean "$c")
+  MEANCPU[$c]=$(awk -v s="${CPUSUM[$c]}" -v n="$ROUNDS" 'BEGIN {printf "%.1f", s / n}')
+  MEANSYS[$c]=$(awk -v s="${SYSSUM[$c]}" -v n="$ROUNDS" 'BEGIN {printf "%.2f", s / n}')
+done
+s_mirror=$(ratio "${MEANSYS[nginx_mirror]}" "${MEANSYS[doppel_mirror]}")
+s_slow=$(ratio "${MEANSYS[doppel]}" "${MEANSYS[doppel_slow]}")
+c_mirror=$(ratio "${MEANCPU[nginx_mirror]}" "${MEANCPU[doppel_mirror]}")
+c_slow=$(ratio "${MEANCPU[doppel]}" "${MEANCPU[doppel_slow]}")
+r_mirror=$(ratio "${MEAN[doppel_mirror]}" "${MEAN[nginx_mirror]}")
+r_slow=$(ratio "${MEAN[doppel_slow]}" "${MEAN[doppel]}")
+r_nginx_slow=$(ratio "${MEAN[nginx_slow]}" "${MEAN[nginx]}")
+r_nginx_mirror=$(ratio "${MEAN[nginx_mirror]}" "${MEAN[nginx]}")
+r_doppel_mirror=$(ratio "${MEAN[doppel_mirror]}" "${MEAN[doppel]}")
+verdict() {  # VALUE TARGET -> "met (by X %)" or "NOT met — X % short"
+  awk -v v="$1" -v t="$2" 'BEGIN {
+    if (v >= t) printf "met (%.0f %% above the target)", (v / t - 1) * 100
+    else printf "NOT met — %.0f %% short of the target", (1 - v / t) * 100 }'
+}
+label() {
+  case $1 in
+    nginx) echo "nginx proxy_pass, no mirror" ;;
+    nginx_mirror) echo "nginx proxy_pass + mirror (fast mirror)" ;;
+    nginx_slow) echo "nginx proxy_pass + mirror answering after $SLOW" ;;
+    doppel) echo "doppel record --sample 0, no mirror" ;;
+    doppel_mirror) echo "doppel record --sample 0 --mirror FAST (100 %)" ;;
+    doppel_slow) echo "doppel record --sample 0 --mirror SLOW,timeout=5s (100 %)" ;;
+  esac
+}
+
+section=$tmp/section.md
+{
+  echo "<!-- mirror:begin -->"
+  echo "## Mirroring"
+  echo
+  echo "Run on $started at commit $commit$( ((dirty)) && echo " (+$dirty uncommitted or untracked paths in the work tree, which the binary may include)") with \`bench/mirror.sh\` (ROUNDS=$ROUNDS); doppel build type $build_type, $binary_note."
+  echo
+  echo "Machine: $machine. Load average (1/5/15 min) at start: $loadavg_start; at end: $loadavg_end. The machine is shared with other engineers' builds and tests, so the load is given next to each measurement (taken just before it, after waiting up to ${LOAD_WAIT} s for the 1-minute load to drop under $LOAD_MAX); nginx and doppel alternate within each round so both see similar load."
+  echo
+  echo "Setup, all on 127.0.0.1: upstream = nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`return 200\` of a fixed $body_len B JSON body. Fast mirror target = a second nginx, 1 worker, \`return 200 'ok'\`. Slow mirror target = \`doppel-echo --threads 1 --latency $SLOW\` (a timer per request, so it holds any number of requests; one request took $slow_check s). nginx proxy = 1 worker, \`proxy_pass\` to an \`upstream\` block with \`keepalive 64\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`; with a mirror it adds \`mirror /mirror; mirror_request_body on;\` and \`location = /mirror { internal; proxy_pass http://mirror_upstream\$request_uri; }\` (again HTTP/1.1 keep-alive, \`keepalive 64\`). doppel = \`doppel record --threads 1 --sample 0 [--mirror URL[,timeout=5s]]\` (own fresh store each run; the mirror at the default 100 %, max-inflight 1000; timeout 5 s for the slow mirror so its answers arrive rather than time out). Load: \`wrk -t1 -c$CONNS -d$DURATION --latency --timeout 10s URL/api/items\` ($(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')), each after a $WARMUP warm-up."
+  echo
+  echo "### Separate runs"
+  echo
+  echo "\"proxy CPU\" is the user + system CPU time of the proxy process (the nginx worker, or doppel) during the measured run divided by the requests wrk completed: it depends less on what else the machine runs than req/s does, but still varies with it (cache and scheduler effects). \"syscalls\" is the number of system calls the proxy process made per request (perf's \`raw_syscalls:sys_enter\` tracepoint over the same run; n/a without perf): a count of work, independent of the machine's load — a sound measure of the extra work of a mirror in the same program (doppel with vs without), only a rough one between nginx and doppel, which do different amounts of user-space work per call. The ratios are given all three ways."
+  echo
+  echo "| round | config | req/s | p50 ms | p99 ms | proxy CPU µs/request | syscalls/request | load before | wrk errors | doppel mirror counters at the end of the run |"
+  echo "|---|---|---:|---:|---:|---:|---:|---|---|---|"
+  for round in $(seq "$ROUNDS"); do
+    for c in "${CONFIGS[@]}"; do
+      k=$c.$round
+      echo "| $round | $(label "$c") | ${RPS[$k]} | ${P50[$k]} | ${P99[$k]} | ${CPU[$k]} | ${SYSC[$k]} | ${LOAD[$k]} | ${ERRS[$k]:-none} | ${SUMMARY[$k]:-} |"
+    done
+  done
+  echo
+  echo "Means over $ROUNDS round(s), req/s: $(for c in "${CONFIGS[@]}"; do printf '%s %s; ' "$c" "${MEAN[$c]}"; done)"
+  echo
+  echo "Means over $ROUNDS round(s), proxy CPU µs/request: $(for c in "${CONFIGS[@]}"; do printf '%s %s; ' "$c" "${MEANCPU[$c]}"; done)"
+  echo
+  echo "Means over $ROUNDS round(s), proxy syscalls/request: $(for c in "${CONFIGS[@]}"; do printf '%s %s; ' "$c" "${MEANSYS[$c]}"; done)"
+  echo
+  echo "### Paired runs"
+  echo
+  echo "Two proxies loaded at the same time, \`wrk -t1 -c$((CONNS / 2)) -d$DURATION --timeout 10s\` each (after a $WARMUP warm-up of both): whatever else the machine runs weighs on both alike, so their ratio is much steadier than that of two runs minutes apart. The two share the 2 CPUs, the upstream and the mirror target, so the absolute req/s are lower than above."
+  echo
+  echo "| round | A | A req/s | A CPU µs/request | B | B req/s | B CPU µs/request | B/A req/s | A/B CPU per request | load before |"
+  echo "|---|---|---:|---:|---|---:|---:|---:|---:|---|"
+  for row in "${PAIR_ROWS[@]}"; do echo "$row"; done
+  echo
+  echo "### Verdict"
+  echo
+  echo "| ratio | value | target | verdict |"
+  echo "|---|---:|---:|---|"
+  echo "| doppel + 1 mirror / nginx + mirror, req/s, paired runs | ${p_mirror}× | ≥ 1.0× | $(verdict "$p_mirror" 1.0) |"
+  echo "| the same, CPU per request, paired runs (nginx µs / doppel µs) | ${pc_mirror}× | ≥ 1.0× | $(verdict "$pc_mirror" 1.0) |"
+  echo "| doppel + 1 mirror / nginx + mirror, req/s, separate runs | ${r_mirror}× | ≥ 1.0× | $(verdict "$r_mirror" 1.0) |"
+  echo "| the same by CPU per request (nginx µs / doppel µs) | ${c_mirror}× | ≥ 1.0× | $(verdict "$c_mirror" 1.0) |"
+  [[ -n "$PERF_OK" ]] && echo "| the same by syscalls per request (nginx / doppel; rough) | ${s_mirror}× | ≥ 1.0× | $(verdict "$s_mirror" 1.0) |"
+  echo "| doppel with the $SLOW mirror / doppel without mirror, req/s, paired runs | ${p_slow}× | ≥ 0.9× | $(verdict "$p_slow" 0.9) |"
+  echo "| the same, CPU per request, paired runs (without µs / with µs) | ${pc_slow}× | ≥ 0.9× | $(verdict "$pc_slow" 0.9) |"
+  echo "| doppel with the $SLOW mirror / doppel without mirror, req/s, separate runs | ${r_slow}× | ≥ 0.9× | $(verdict "$r_slow" 0.9) |"
+  echo "| the same by CPU per request (without µs / with µs) | ${c_slow}× | ≥ 0.9× | $(verdict "$c_slow" 0.9) |"
+  [[ -n "$PERF_OK" ]] && echo "| the same by syscalls per request (without / with) | ${s_slow}× | ≥ 0.9× | $(verdict "$s_slow" 0.9) |"
+  echo "| nginx with the $SLOW mirror / nginx without mirror | ${r_nginx_slow}× | (reference) | |"
+  echo "| nginx + fast mirror / nginx without mirror | ${r_nginx_mirror}× | (reference) | |"
+  echo "| doppel + fast mirror / doppel without mirror | ${r_doppel_mirror}× | (reference) | |"
+  echo
+  echo "**Paired runs: doppel + 1 mirror vs nginx + mirror ${p_mirror}× by req/s (target ≥ 1.0×): $(verdict "$p_mirror" 1.0); doppel with a $SLOW mirror vs without ${p_slow}× by req/s (target ≥ 0.9×): $(verdict "$p_slow" 0.9).**"
+  echo
+  echo "Separate runs: doppel + 1 mirror vs nginx + mirror (target ≥ 1.0×): ${r_mirror}× by req/s — $(verdict "$r_mirror" 1.0); ${c_mirror}× by CPU per request — $(verdict "$c_mirror" 1.0); ${s_mirror}× by syscalls per request — $(verdict "$s_mirror" 1.0). doppel with a $SLOW mirror vs without (target ≥ 0.9×): ${r_slow}× by req/s — $(verdict "$r_slow" 0.9); ${c_slow}× by CPU per request — $(verdict "$c_slow" 0.9); ${s_slow}× by syscalls per request — $(verdict "$s_slow" 0.9). nginx with the same slow mirror keeps ${r_nginx_slow}× of its own throughput. On this shared machine the req/s and CPU ratios move by ±30 % between rounds of the same configuration (see the table); the syscall counts do not."
+  echo "<!-- mirror:end -->"
+} >"$section"
+
+cat "$section"
+if [[ -z "${NO_RESULTS:-}" ]]; then
+  if grep -q '<!-- mirror:begin -->' "$results"; then
+    awk -v section="$section" '
+      /<!-- mirror:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
+      /<!-- mirror:end -->/ { skip = 0; next }
+      !skip { print }' "$results" >"$tmp/results.new"
+  else
+    { cat "$results"; echo; cat "$section"; } >"$tmp/results.new"
+  fi
+  cat "$tmp/results.new" >"$results"
+  log "updated $results"
+fi

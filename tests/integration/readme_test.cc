@@ -1,0 +1,344 @@
+// Runs the shell commands of README.md as a new user would, so the README stays true.
+//
+// Every ```sh block in the README must be preceded by a marker line
+//   <!-- readme-test: NAME -->
+// naming a case below (or `skip: why`). Each command of a block (continuation lines joined,
+// comments dropped) runs through bash in a scratch directory with `doppel` and
+// `doppel-echo` on PATH; the example addresses are mapped to real local processes:
+//   127.0.0.1:9000, http://prod:9000      -> doppel-echo v1 (the primary, "prod")
+//   127.0.0.1:9100, https://preprod.internal, http://staging:9000 -> doppel-echo v2
+//   http://ml-shadow:8080                 -> doppel-echo v1 (a second, distinct mirror)
+//   127.0.0.1:8080, 127.0.0.1:9901        -> free ports for the proxy and its admin endpoint
+// and long durations are shortened. `doppel record` runs in the background, gets some
+// traffic, and is stopped with SIGINT like a user's Ctrl-C. Each command's exit code is
+// checked against the case's expectation.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/child_process.h"
+
+namespace doppel::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Block {
+  std::string marker;  // NAME after "readme-test:"
+  size_t line = 0;     // of the opening fence, 1-based
+  std::vector<std::string> commands;
+};
+
+std::vector<Block> ReadmeBlocks(std::string* error) {
+  std::ifstream in(std::string(DOPPEL_SOURCE_DIR) + "/README.md");
+  std::vector<Block> blocks;
+  std::string line, last_marker, pending;
+  size_t n = 0;
+  bool in_sh = false, in_other = false;
+  while (std::getline(in, line)) {
+    ++n;
+    if (in_sh || in_other) {
+      if (line.rfind("```", 0) == 0) {
+        in_sh = in_other = false;
+        continue;
+      }
+      if (!in_sh) continue;
+      std::string l = line;
+      // Drop comments (a '#' at the start or after a space), keep the command.
+      const size_t hash = l.find(" #");
+      if (l.find_first_not_of(' ') != std::string::npos && l[l.find_first_not_of(' ')] == '#') {
+        l.clear();
+      } else if (hash != std::string::npos) {
+        l.resize(hash);
+      }
+      while (!l.empty() && l.back() == ' ') l.pop_back();
+      if (!l.empty() && l.back() == '\\') {
+        l.pop_back();
+        pending += l;
+        continue;
+      }
+      pending += l;
+      if (pending.find_first_not_of(' ') != std::string::npos) {
+        blocks.back().commands.push_back(pending.substr(pending.find_first_not_of(' ')));
+      }
+      pending.clear();
+      continue;
+    }
+    std::smatch m;
+    static const std::regex marker(R"(<!--\s*readme-test:\s*(.*?)\s*-->)");
+    if (std::regex_search(line, m, marker)) {
+      last_marker = m[1];
+      continue;
+    }
+    if (line == "```sh" || line == "```bash" || line == "```shell") {
+      if (last_marker.empty()) {
+        *error += "README.md line " + std::to_string(n) +
+                  ": a shell block without a <!-- readme-test: NAME --> marker on the line "
+                  "before it (add one and a case in tests/integration/readme_test.cc)\n";
+      }
+      blocks.push_back(Block{last_marker, n, {}});
+      in_sh = true;
+      last_marker.clear();
+      continue;
+    }
+    if (line.rfind("```", 0) == 0) {
+      in_other = true;
+      continue;
+    }
+    if (!line.empty()) last_marker.clear();  // a marker applies to the very next block only
+  }
+  return blocks;
+}
+
+unsigned FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  unsigned port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+class ReadmeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("readme");
+    bin_ = dir_ + "/bin";
+    work_ = dir_ + "/work";
+    fs::create_directories(bin_);
+    fs::create_directories(work_);
+    fs::create_symlink(DoppelBinary(), bin_ + "/doppel");
+    fs::create_symlink(EchoBinary(), bin_ + "/doppel-echo");
+    v1_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1"});
+    v2_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1", "--variant", "v2"});
+    const unsigned p1 = PortOf(v1_->WaitForLine("listening on "));
+    const unsigned p2 = PortOf(v2_->WaitForLine("listening on "));
+    ASSERT_NE(p1, 0u);
+    ASSERT_NE(p2, 0u);
+    proxy_port_ = FreePort();
+    const std::string v1 = "127.0.0.1:" + std::to_string(p1);
+    const std::string v2 = "127.0.0.1:" + std::to_string(p2);
+    subst_ = {
+        {"127.0.0.1:9000", v1},
+        {"http://prod:9000", "http://" + v1},
+        {"127.0.0.1:9100", v2},
+        {"https://preprod.internal", "http://" + v2},
+        {"http://staging:9000", "http://" + v2},
+        {"http://ml-shadow:8080", "http://" + v1},
+        {"127.0.0.1:8080", "127.0.0.1:" + std::to_string(proxy_port_)},
+        {"127.0.0.1:9901", "127.0.0.1:" + std::to_string(FreePort())},
+        {"--duration 10m", "--duration 2s"},
+        {"100:2000:60s", "100:400:1s"},
+    };
+  }
+  void TearDown() override {
+    v1_.reset();
+    v2_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string Rewrite(std::string cmd) const {
+    for (const auto& [from, to] : subst_) cmd = ReplaceAll(cmd, from, to);
+    return cmd;
+  }
+  std::vector<std::string> Env() const {
+    return {"PATH=" + bin_ + ":" + (getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin"),
+            "DOPPEL_STORE="};
+  }
+
+  // Runs one foreground command; returns its exit code and keeps its output for messages.
+  int Run(const std::string& cmd, std::string* output) {
+    ChildProcess p({"/bin/bash", "-c", "cd '" + work_ + "' && " + cmd}, Env());
+    const int rc = p.Wait(120000);
+    *output = p.all_stdout() + p.all_stderr();
+    return rc;
+  }
+
+  // `doppel record ...`: in the background until it listens, some traffic, then Ctrl-C.
+  void RunRecorder(const std::string& cmd, int requests) {
+    ChildProcess rec({"/bin/bash", "-c", "cd '" + work_ + "' && exec " + cmd}, Env());
+    ASSERT_FALSE(rec.WaitForLine("listening on ").empty()) << cmd << "\n" << rec.all_stderr();
+    std::string out;
+    const std::string base = "http://127.0.0.1:" + std::to_string(proxy_port_);
+    const std::string traffic =
+        "for i in $(seq " + std::to_string(requests) + "); do "
+        "curl -sf -o /dev/null " + base + "/api/v1/products/$i && "
+        "curl -sf -o /dev/null " + base + "/api/v1/users/$i && "
+        "curl -s -o /dev/null '" + base + "/api/v1/search?q=lamp' || exit 1; done";
+    ASSERT_EQ(Run(traffic, &out), 0) << "traffic through the recorder failed: " << out;
+    rec.Signal(SIGINT);
+    EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
+    record_output_ = rec.all_stdout() + rec.all_stderr();
+  }
+
+  void RunBlock(const Block& b, const std::map<std::string, int>& expected_exit) {
+    ASSERT_FALSE(b.commands.empty()) << "README.md line " << b.line << ": empty block";
+    for (const std::string& original : b.commands) {
+      const std::string cmd = Rewrite(original);
+      SCOPED_TRACE("README.md block at line " + std::to_string(b.line) + ": " + original);
+      if (cmd.rfind("doppel record", 0) == 0) {
+        // 35 per endpoint: above the significance test's default --min-samples (30).
+        RunRecorder(cmd, 35);
+        continue;
+      }
+      int want = 0;
+      for (const auto& [prefix, code] : expected_exit) {
+        if (original.rfind(prefix, 0) == 0) want = code;
+      }
+      std::string out;
+      EXPECT_EQ(Run(cmd, &out), want) << cmd << "\n" << out;
+    }
+  }
+
+  std::string dir_, bin_, work_;
+  std::unique_ptr<ChildProcess> v1_, v2_;
+  unsigned proxy_port_ = 0;
+  std::vector<std::pair<std::string, std::string>> subst_;
+  std::string record_output_;
+};
+
+const Block* Find(const std::vector<Block>& blocks, const std::string& name) {
+  for (const Block& b : blocks) {
+    if (b.marker == name) return &b;
+  }
+  return nullptr;
+}
+
+TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
+  std::string error;
+  const std::vector<Block> blocks = ReadmeBlocks(&error);
+  EXPECT_TRUE(error.empty()) << error;
+  static const std::set<std::string> kKnown = {"record-replay", "ci", "load-test", "interop",
+                                                "mirror"};
+  size_t run = 0;
+  for (const Block& b : blocks) {
+    if (b.marker.rfind("skip:", 0) == 0) continue;
+    EXPECT_TRUE(kKnown.count(b.marker)) << "README.md line " << b.line << ": unknown case '"
+                                        << b.marker << "'";
+    ++run;
+  }
+  std::cout << "README: " << blocks.size() << " shell blocks, " << run << " run by ReadmeTest\n";
+}
+
+// Record in front of the primary, list, replay against the candidate with the primary as
+// secondary: v2's three changes are regressions, so the replay exits 1 and writes the HTML.
+TEST_F(ReadmeTest, RecordReplayWorkflow) {
+  std::string error;
+  const auto blocks = ReadmeBlocks(&error);
+  const Block* b = Find(blocks, "record-replay");
+  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: record-replay --> block";
+  RunBlock(*b, {{"doppel replay", 1}});
+  EXPECT_NE(record_output_.find("session checkout: requests 105"), std::string::npos)
+      << record_output_;
+  EXPECT_TRUE(fs::exists(work_ + "/report.html"));
+}
+
+// The CI job: export a bundle, replay it from a second store with JUnit and JSON output.
+TEST_F(ReadmeTest, CiWorkflow) {
+  std::string error;
+  const auto blocks = ReadmeBlocks(&error);
+  const Block* rec = Find(blocks, "record-replay");
+  const Block* ci = Find(blocks, "ci");
+  ASSERT_NE(rec, nullptr);
+  ASSERT_NE(ci, nullptr) << "README.md has no <!-- readme-test: ci --> block";
+  // 12 per endpoint: below the default --min-samples (30), above the block's 10, so exit 1
+  // also checks that the flag takes effect.
+  RunRecorder(Rewrite(rec->commands.front()), 12);
+  RunBlock(*ci, {{"doppel --store ./ci-store replay", 1}});
+  EXPECT_TRUE(fs::exists(work_ + "/checkout.dpl"));
+  std::ifstream junit(work_ + "/junit.xml");
+  std::stringstream ss;
+  ss << junit.rdbuf();
+  EXPECT_NE(ss.str().find("<testsuite"), std::string::npos) << ss.str();
+  EXPECT_TRUE(fs::exists(work_ + "/report.json"));
+}
+
+// The load test: ramp and loop for a (shortened) duration without diffing; exits 0.
+TEST_F(ReadmeTest, LoadTestWorkflow) {
+  std::string error;
+  const auto blocks = ReadmeBlocks(&error);
+  const Block* rec = Find(blocks, "record-replay");
+  const Block* load = Find(blocks, "load-test");
+  ASSERT_NE(rec, nullptr);
+  ASSERT_NE(load, nullptr) << "README.md has no <!-- readme-test: load-test --> block";
+  RunRecorder(Rewrite(rec->commands.front()), 5);
+  RunBlock(*load, {});
+}
+
+// Interop: HAR and GoReplay imports from the committed fixtures, HAR export, curl export of
+// a real envelope id.
+TEST_F(ReadmeTest, InteropWorkflow) {
+  std::string error;
+  const auto blocks = ReadmeBlocks(&error);
+  const Block* rec = Find(blocks, "record-replay");
+  const Block* b = Find(blocks, "interop");
+  ASSERT_NE(rec, nullptr);
+  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: interop --> block";
+  const std::string data = std::string(DOPPEL_SOURCE_DIR) + "/tests/testdata/interop";
+  std::string har, gor;
+  for (const auto& e : fs::directory_iterator(data)) {
+    const std::string name = e.path().filename().string();
+    if (har.empty() && name.size() > 4 && name.substr(name.size() - 4) == ".har") {
+      har = e.path().string();
+    }
+    if (gor.empty() && name.size() > 7 && name.substr(name.size() - 7) == ".gor.gz") {
+      gor = e.path().string();
+    }
+  }
+  ASSERT_FALSE(har.empty()) << "no .har fixture in " << data;
+  ASSERT_FALSE(gor.empty()) << "no .gor.gz fixture in " << data;
+  fs::copy_file(har, work_ + "/capture.har");
+  fs::copy_file(gor, work_ + "/requests.gor.gz");
+  RunRecorder(Rewrite(rec->commands.front()), 3);
+  std::string out;
+  ASSERT_EQ(Run("doppel cat checkout | head -1", &out), 0) << out;
+  std::smatch arrival, seq;
+  ASSERT_TRUE(std::regex_search(out, arrival, std::regex(R"("arrival_us"\s*:\s*([0-9]+))")))
+      << out;
+  ASSERT_TRUE(std::regex_search(out, seq, std::regex(R"("seq"\s*:\s*([0-9]+))"))) << out;
+  subst_.emplace_back("1714558830123456.0", arrival[1].str() + "." + seq[1].str());
+  RunBlock(*b, {});
+  EXPECT_TRUE(fs::exists(work_ + "/checkout.har"));
+}
+
+// Live mirroring: the record command with mirrors runs, mirrors get copies, Ctrl-C prints
+// one summary line per mirror.
+TEST_F(ReadmeTest, MirrorWorkflow) {
+  std::string error;
+  const auto blocks = ReadmeBlocks(&error);
+  const Block* b = Find(blocks, "mirror");
+  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: mirror --> block";
+  RunBlock(*b, {});
+  EXPECT_NE(record_output_.find("\nmirror "), std::string::npos) << record_output_;
+}
+
+}  // namespace
+}  // namespace doppel::testing

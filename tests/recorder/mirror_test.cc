@@ -1,0 +1,428 @@
+// Live mirroring, fast checks: the --mirror spec parser (every key, defaults, every error),
+// MirrorHub::Create's checks and metrics, and Host shadowing through a real exchange (the
+// proxy in-process, a TestUpstream as primary and another as mirror).
+#include "recorder/mirror.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "recorder/recorder.h"
+#include "tests/net/test_upstream.h"
+
+namespace doppel::recorder {
+namespace {
+
+namespace http = boost::beast::http;
+using testing::TestClient;
+using testing::TestUpstream;
+
+// The error message of a spec that must not parse ("" if it parsed).
+std::string SpecError(const std::string& text) {
+  auto spec = ParseMirrorSpec(text);
+  if (spec.ok()) return "";
+  EXPECT_EQ(spec.status().code(), Status::Code::kInvalidArgument) << text;
+  return spec.status().message();
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// ---------------------------------------------------------------- ParseMirrorSpec
+
+TEST(ParseMirrorSpecTest, DefaultsForABareUrl) {
+  auto spec = ParseMirrorSpec("http://staging.internal:8080");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->text, "http://staging.internal:8080");
+  EXPECT_EQ(spec->url.host, "staging.internal");
+  EXPECT_EQ(spec->url.port, 8080);
+  EXPECT_EQ(spec->name, "staging.internal:8080");
+  EXPECT_EQ(spec->percent, 100);
+  EXPECT_EQ(spec->timeout, std::chrono::milliseconds(2000));
+  EXPECT_EQ(spec->max_inflight, 1000u);
+  EXPECT_EQ(spec->rule, "");
+  EXPECT_TRUE(spec->set_headers.empty());
+  EXPECT_TRUE(spec->remove_headers.empty());
+  EXPECT_TRUE(spec->tls.verify);
+  EXPECT_EQ(spec->tls.ca_file, "");
+
+  // The default port of the scheme goes into the default name.
+  auto https = ParseMirrorSpec("https://shadow.example");
+  ASSERT_TRUE(https.ok()) << https.status().ToString();
+  EXPECT_EQ(https->name, "shadow.example:443");
+  EXPECT_TRUE(https->url.tls());
+}
+
+TEST(ParseMirrorSpecTest, EveryKey) {
+  auto spec = ParseMirrorSpec(
+      "https://m.test:9443/base,percent=12.5,timeout=250ms,max-inflight=50,rule=dbg,"
+      "name=stg-a,set-header=X-Env:staging,set-header=X-Two:  spaced  ,remove-header=Cookie,"
+      "remove-header=X-Debug,ca=/etc/ssl/shadow.pem,insecure");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->url.scheme, "https");
+  EXPECT_EQ(spec->url.base_path, "/base");
+  EXPECT_DOUBLE_EQ(spec->percent, 12.5);
+  EXPECT_EQ(spec->timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(spec->max_inflight, 50u);
+  EXPECT_EQ(spec->rule, "dbg");
+  EXPECT_EQ(spec->name, "stg-a");
+  ASSERT_EQ(spec->set_headers.size(), 2u);
+  EXPECT_EQ(spec->set_headers[0], std::make_pair(std::string("X-Env"), std::string("staging")));
+  // The value is trimmed, as a header value is.
+  EXPECT_EQ(spec->set_headers[1], std::make_pair(std::string("X-Two"), std::string("spaced")));
+  EXPECT_EQ(spec->remove_headers, (std::vector<std::string>{"Cookie", "X-Debug"}));
+  EXPECT_EQ(spec->tls.ca_file, "/etc/ssl/shadow.pem");
+  EXPECT_FALSE(spec->tls.verify);
+}
+
+TEST(ParseMirrorSpecTest, TimeoutUnitsAndPercentBounds) {
+  auto bare = ParseMirrorSpec("http://m:1,timeout=3");  // a bare number is seconds
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->timeout, std::chrono::milliseconds(3000));
+  auto fraction = ParseMirrorSpec("http://m:1,timeout=1.5s");
+  ASSERT_TRUE(fraction.ok());
+  EXPECT_EQ(fraction->timeout, std::chrono::milliseconds(1500));
+  for (const char* p : {"0", "100", "0.01", "99.99"}) {
+    auto s = ParseMirrorSpec(std::string("http://m:1,percent=") + p);
+    ASSERT_TRUE(s.ok()) << p << ": " << s.status().ToString();
+    EXPECT_DOUBLE_EQ(s->percent, std::stod(p));
+  }
+  auto cap = ParseMirrorSpec("http://m:1,max-inflight=1000000");
+  ASSERT_TRUE(cap.ok());
+  EXPECT_EQ(cap->max_inflight, 1000000u);
+}
+
+TEST(ParseMirrorSpecTest, EscapedCommaInASetHeaderValue) {
+  auto spec = ParseMirrorSpec(R"(http://m:1,set-header=X-List:a\,b\, c,percent=5)");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_EQ(spec->set_headers.size(), 1u);
+  EXPECT_EQ(spec->set_headers[0].first, "X-List");
+  EXPECT_EQ(spec->set_headers[0].second, "a,b, c");
+  EXPECT_DOUBLE_EQ(spec->percent, 5);  // the item after the value is still its own item
+}
+
+TEST(ParseMirrorSpecTest, BadPercent) {
+  for (const char* p : {"abc", "101", "-1", "", "30%", "nan", "inf", "5x"}) {
+    const std::string text = std::string("http://m:1,percent=") + p;
+    const std::string err = SpecError(text);
+    EXPECT_TRUE(Contains(err, "--mirror '" + text + "'")) << err;
+    EXPECT_TRUE(Contains(err, std::string("percent='") + p + "' must be a number from 0 to 100"))
+        << err;
+  }
+}
+
+TEST(ParseMirrorSpecTest, BadTimeout) {
+  for (const char* t : {"fast", "0", "500us", "", "-1s", "2 weeks"}) {
+    const std::string err = SpecError(std::string("http://m:1,timeout=") + t);
+    EXPECT_TRUE(Contains(
+        err, std::string("timeout='") + t + "' must be a duration of at least 1ms, e.g. 2s"))
+        << t << ": " << err;
+  }
+}
+
+TEST(ParseMirrorSpecTest, BadMaxInflight) {
+  for (const char* n : {"0", "x", "", "1000001", "-5", "10.5"}) {
+    const std::string err = SpecError(std::string("http://m:1,max-inflight=") + n);
+    EXPECT_TRUE(Contains(
+        err, std::string("max-inflight='") + n + "' must be a whole number from 1 to 1000000"))
+        << n << ": " << err;
+  }
+}
+
+TEST(ParseMirrorSpecTest, UnknownKeyAndNotKeyValue) {
+  std::string err = SpecError("http://m:1,pct=5");
+  EXPECT_TRUE(Contains(err, "unknown key 'pct'")) << err;
+  EXPECT_TRUE(Contains(err,
+                       "known keys: percent, timeout, max-inflight, rule, name, set-header, "
+                       "remove-header, ca, insecure"))
+      << err;
+  err = SpecError("http://m:1,verbose");
+  EXPECT_TRUE(Contains(err, "'verbose' is not KEY=VALUE")) << err;
+  EXPECT_TRUE(Contains(err, "known keys: percent")) << err;
+  // A comma too many leaves an empty item, which is not KEY=VALUE either.
+  err = SpecError("http://m:1,,percent=5");
+  EXPECT_TRUE(Contains(err, "'' is not KEY=VALUE")) << err;
+}
+
+TEST(ParseMirrorSpecTest, BadHeaders) {
+  std::string err = SpecError("http://m:1,set-header=NoColon");
+  EXPECT_TRUE(Contains(err, "set-header='NoColon' must be NAME:VALUE with a valid header name"))
+      << err;
+  err = SpecError("http://m:1,set-header=Bad Name:1");
+  EXPECT_TRUE(Contains(err, "set-header='Bad Name:1' must be NAME:VALUE")) << err;
+  err = SpecError("http://m:1,set-header=:value");
+  EXPECT_TRUE(Contains(err, "set-header=':value' must be NAME:VALUE")) << err;
+  err = SpecError("http://m:1,remove-header=Bad Name");
+  EXPECT_TRUE(Contains(err, "remove-header='Bad Name' is not a header name")) << err;
+  err = SpecError("http://m:1,remove-header=");
+  EXPECT_TRUE(Contains(err, "remove-header='' is not a header name")) << err;
+}
+
+TEST(ParseMirrorSpecTest, BadNameRuleCaAndUrl) {
+  std::string err = SpecError("http://m:1,name=has space");
+  EXPECT_TRUE(Contains(err, "name='has space' may only use letters, digits and . _ - :")) << err;
+  err = SpecError("http://m:1,name=");
+  EXPECT_TRUE(Contains(err, "name='' may only use")) << err;
+  err = SpecError("http://m:1,name=a\"b");  // would break the Prometheus label
+  EXPECT_TRUE(Contains(err, "may only use")) << err;
+  err = SpecError("http://m:1,rule=");
+  EXPECT_TRUE(Contains(err, "rule= needs the name of a match rule")) << err;
+  err = SpecError("https://m:1,ca=");
+  EXPECT_TRUE(Contains(err, "ca= needs a PEM file")) << err;
+  err = SpecError("ftp://m:1,percent=5");
+  EXPECT_TRUE(Contains(err, "--mirror 'ftp://m:1,percent=5'")) << err;
+  EXPECT_TRUE(Contains(err, "scheme must be http or https")) << err;
+  err = SpecError("");
+  EXPECT_FALSE(err.empty());
+}
+
+// ---------------------------------------------------------------- MirrorHub::Create
+
+MirrorSpec Spec(const std::string& text) {
+  auto spec = ParseMirrorSpec(text);
+  EXPECT_TRUE(spec.ok()) << text << ": " << spec.status().ToString();
+  return spec.ok() ? spec.value() : MirrorSpec{};
+}
+
+std::string CreateError(MirrorOptions o, const net::MatchRules& capture = {}) {
+  net::MetricsRegistry registry;
+  auto hub = MirrorHub::Create(std::move(o), capture, registry);
+  if (hub.ok()) return "";
+  EXPECT_EQ(hub.status().code(), Status::Code::kInvalidArgument);
+  return hub.status().message();
+}
+
+TEST(MirrorHubTest, UnknownRuleName) {
+  MirrorOptions o;
+  o.mirrors.push_back(Spec("http://m:1,rule=dbg"));
+  const std::string err = CreateError(o);
+  EXPECT_TRUE(Contains(err, "--mirror 'http://m:1,rule=dbg': no match rule named 'dbg'")) << err;
+  EXPECT_TRUE(Contains(err, "define it with --mirror-match 'name=dbg,...'")) << err;
+
+  // Defined among the mirror rules, or among the capture rules (--match): both are found.
+  auto mirror_rules = net::MatchRules::FromFlags({"name=dbg,header.Cookie~=.*x.*"});
+  ASSERT_TRUE(mirror_rules.ok());
+  o.rules = mirror_rules.value();
+  EXPECT_EQ(CreateError(o), "");
+  o.rules = {};
+  auto capture = net::MatchRules::FromFlags({"name=dbg,uri^=/api/"});
+  ASSERT_TRUE(capture.ok());
+  EXPECT_EQ(CreateError(o, capture.value()), "");
+}
+
+TEST(MirrorHubTest, DuplicateNames) {
+  MirrorOptions o;
+  o.mirrors.push_back(Spec("http://m:1/a"));
+  o.mirrors.push_back(Spec("http://m:1/b"));  // same default name "m:1"
+  std::string err = CreateError(o);
+  EXPECT_TRUE(Contains(err, "two mirrors are named 'm:1'")) << err;
+  EXPECT_TRUE(Contains(err, "give each a distinct name=")) << err;
+  o.mirrors[1] = Spec("http://m:1/b,name=m-b");
+  EXPECT_EQ(CreateError(o), "");
+  o.mirrors[1] = Spec("http://other:2,name=m:1");  // an explicit name can collide too
+  err = CreateError(o);
+  EXPECT_TRUE(Contains(err, "two mirrors are named 'm:1'")) << err;
+}
+
+TEST(MirrorHubTest, BadGlobalHeaderMutations) {
+  MirrorOptions o;
+  o.mirrors.push_back(Spec("http://m:1"));
+  o.set_headers = {{"Bad Name", "1"}};
+  std::string err = CreateError(o);
+  EXPECT_TRUE(Contains(err,
+                       "--mirror-set-header 'Bad Name=1': give NAME=VALUE with a valid "
+                       "header name"))
+      << err;
+  o.set_headers = {{"X-Ok", "line\r\nInjected: 1"}};
+  err = CreateError(o);
+  EXPECT_TRUE(Contains(err, "--mirror-set-header 'X-Ok=")) << err;
+  o.set_headers = {{"X-Ok", "fine"}};
+  o.remove_headers = {"no good"};
+  err = CreateError(o);
+  EXPECT_TRUE(Contains(err, "--mirror-remove-header 'no good' is not a header name")) << err;
+  o.remove_headers = {"Authorization"};
+  EXPECT_EQ(CreateError(o), "");
+}
+
+TEST(MirrorHubTest, RegistersPerMirrorMetricsAndStatus) {
+  net::MetricsRegistry registry;
+  MirrorOptions o;
+  o.mirrors.push_back(Spec("http://m:1,name=staging,percent=10,max-inflight=7,timeout=300ms"));
+  o.mirrors.push_back(Spec("http://n:2"));
+  o.diff = true;
+  auto hub = MirrorHub::Create(o, {}, registry);
+  ASSERT_TRUE(hub.ok()) << hub.status().ToString();
+  const std::string page = registry.RenderPrometheus();
+  for (const char* series :
+       {"doppel_mirror_sent_total{mirror=\"staging\"} 0",
+        "doppel_mirror_succeeded_total{mirror=\"n:2\"} 0",
+        "doppel_mirror_failed_total{mirror=\"staging\",reason=\"connect\"} 0",
+        "doppel_mirror_failed_total{mirror=\"staging\",reason=\"timeout\"} 0",
+        "doppel_mirror_failed_total{mirror=\"staging\",reason=\"reset\"} 0",
+        "doppel_mirror_failed_total{mirror=\"staging\",reason=\"5xx\"} 0",
+        "doppel_mirror_dropped_total{mirror=\"staging\",reason=\"max_inflight\"} 0",
+        "doppel_mirror_dropped_total{mirror=\"staging\",reason=\"sampling\"} 0",
+        "doppel_mirror_dropped_total{mirror=\"staging\",reason=\"rule\"} 0",
+        "doppel_mirror_dropped_total{mirror=\"staging\",reason=\"unavailable\"} 0",
+        "doppel_mirror_inflight{mirror=\"staging\"} 0",
+        "doppel_mirror_diff_total{mirror=\"staging\",result=\"match\"} 0",
+        "doppel_mirror_diff_total{mirror=\"n:2\",result=\"mismatch\"} 0",
+        "doppel_mirror_latency_seconds_count{mirror=\"staging\"} 0",
+        "doppel_mirror_primary_latency_seconds_count{mirror=\"staging\"} 0"}) {
+    EXPECT_TRUE(Contains(page, series)) << series << "\n" << page;
+  }
+  const boost::json::array status = hub.value()->StatusJson();
+  ASSERT_EQ(status.size(), 2u);
+  const auto& s = status[0].as_object();
+  EXPECT_EQ(s.at("name").as_string(), "staging");
+  EXPECT_EQ(s.at("percent").to_number<double>(), 10);
+  EXPECT_EQ(s.at("max_inflight").to_number<int>(), 7);
+  EXPECT_EQ(s.at("timeout_ms").to_number<int>(), 300);
+  EXPECT_EQ(s.at("sent").to_number<int>(), 0);
+  EXPECT_TRUE(s.at("diff").as_object().at("top_paths").is_array());
+  EXPECT_EQ(hub.value()->inflight(), 0u);
+
+  // Without --mirror-diff there is no diff series and no "diff" object.
+  net::MetricsRegistry plain_registry;
+  o.diff = false;
+  auto plain = MirrorHub::Create(o, {}, plain_registry);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(Contains(plain_registry.RenderPrometheus(), "doppel_mirror_diff_total"));
+  EXPECT_FALSE(plain.value()->StatusJson()[0].as_object().contains("diff"));
+}
+
+// ---------------------------------------------------------------- Host shadowing
+
+class NullSink : public CaptureSink {
+ public:
+  Status Append(std::span<const doppel::v1::Envelope>) override { return Status::Ok(); }
+};
+
+class MirrorExchangeTest : public ::testing::Test {
+ protected:
+  void Start(bool shadow_suffix, std::string mirror_url = "") {
+    RecorderOptions o;
+    o.listen = {"127.0.0.1", 0};
+    o.upstream = net::ParseUrl(primary_.url()).value();
+    o.threads = 1;
+    o.session = "mirror-unit";
+    o.sample_percent = 0;
+    if (mirror_url.empty()) mirror_url = mirror_.url();
+    o.mirror.mirrors.push_back(Spec(mirror_url + ",name=m"));
+    o.mirror.shadow_suffix = shadow_suffix;
+    auto rec = Recorder::Start(std::move(o), &sink_, &redactor_);
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    rec_ = std::move(rec.value());
+  }
+  void TearDown() override {
+    if (rec_) rec_->Stop();
+  }
+  // Sends one request per Host value on one keep-alive connection; returns the Host each
+  // one arrived with at the primary and at the mirror (matched by X-Seq).
+  std::vector<std::pair<std::string, std::string>> HostsSeen(
+      const std::vector<std::string>& hosts) {
+    TestClient client(rec_->listen_address().port);
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      net::HttpRequest r{http::verb::get, "/h?i=" + std::to_string(i), 11};
+      r.set(http::field::host, hosts[i]);
+      r.set("X-Seq", std::to_string(i));
+      EXPECT_EQ(client.Send(std::move(r)).result_int(), 200u) << hosts[i];
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (mirror_.requests().size() < hosts.size() &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::vector<std::pair<std::string, std::string>> seen(hosts.size());
+    for (const auto& r : primary_.requests())
+      seen.at(std::stoul(r.Header("X-Seq"))).first = r.Header("Host");
+    for (const auto& r : mirror_.requests())
+      seen.at(std::stoul(r.Header("X-Seq"))).second = r.Header("Host");
+    return seen;
+  }
+
+  TestUpstream primary_, mirror_;
+  NullSink sink_;
+  Redactor redactor_{"0123456789abcdef0123456789abcdef", {}};
+  RecorderPtr rec_;
+};
+
+TEST_F(MirrorExchangeTest, HostGetsTheShadowSuffixBeforeThePort) {
+  Start(/*shadow_suffix=*/true);
+  const std::vector<std::string> hosts = {"api:9000", "api", "[::1]:80", "[::1]",
+                                          "shop.example.com"};
+  const auto seen = HostsSeen(hosts);
+  const std::vector<std::string> want = {"api-shadow:9000", "api-shadow", "[::1]-shadow:80",
+                                         "[::1]-shadow", "shop.example.com-shadow"};
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    EXPECT_EQ(seen[i].first, hosts[i]) << "the primary's Host is never changed";
+    EXPECT_EQ(seen[i].second, want[i]) << hosts[i];
+  }
+  const auto counts = rec_->mirror_counts();
+  ASSERT_EQ(counts.size(), 1u);
+  EXPECT_EQ(counts[0].sent, hosts.size());
+}
+
+TEST_F(MirrorExchangeTest, NoShadowSuffixKeepsHost) {
+  Start(/*shadow_suffix=*/false);
+  const std::vector<std::string> hosts = {"api:9000", "api", "[::1]:80"};
+  const auto seen = HostsSeen(hosts);
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    EXPECT_EQ(seen[i].first, hosts[i]);
+    EXPECT_EQ(seen[i].second, hosts[i]);
+  }
+}
+
+// A port nothing listens on.
+uint16_t ClosedPort() {
+  TestUpstream gone;
+  const uint16_t port = gone.port();
+  gone.Stop();
+  return port;
+}
+
+TEST_F(MirrorExchangeTest, RefusingMirrorIsSkippedForAMomentAfterAFailedConnect) {
+  Start(/*shadow_suffix=*/true, "http://127.0.0.1:" + std::to_string(ClosedPort()));
+  TestClient client(rec_->listen_address().port);
+  auto send = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      net::HttpRequest r{http::verb::get, "/r", 11};
+      r.set(http::field::host, "api");
+      ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u) << "the primary still answers";
+    }
+  };
+  auto counts = [&] { return rec_->mirror_counts().at(0); };
+  auto settle = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (counts().inflight > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  send(1);
+  settle();
+  ASSERT_EQ(counts().sent, 1u);
+  ASSERT_EQ(counts().failed_connect, 1u);
+  // A burst right after: copies inside the hold are dropped, not each a connect attempt.
+  send(200);
+  settle();
+  MirrorCounts c = counts();
+  EXPECT_EQ(c.sent + c.dropped_unavailable, 201u);
+  EXPECT_EQ(c.failed_connect, c.sent);
+  EXPECT_GT(c.dropped_unavailable, 0u);
+  EXPECT_EQ(c.failed, c.failed_connect);
+  // Once the hold is over, the next copy tries again.
+  std::this_thread::sleep_for(MirrorHub::kUnavailableHold + std::chrono::milliseconds(50));
+  const uint64_t sent_before = c.sent;
+  send(1);
+  settle();
+  EXPECT_EQ(counts().sent, sent_before + 1);
+  EXPECT_EQ(counts().failed_connect, sent_before + 1);
+}
+
+}  // namespace
+}  // namespace doppel::recorder
