@@ -116,21 +116,6 @@ class JsonRuleReader {
   const ConfigDoc& doc_;
 };
 
-// Splits on ',' except "\,".
-std::vector<std::string> SplitItems(std::string_view s) {
-  std::vector<std::string> out(1);
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == ',') {
-      out.back() += ',';
-      ++i;
-    } else if (s[i] == ',') {
-      out.emplace_back();
-    } else {
-      out.back() += s[i];
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -204,6 +189,21 @@ std::optional<std::string> QueryParam(std::string_view target, std::string_view 
     return eq == std::string_view::npos ? std::string() : PercentDecode(item.substr(eq + 1));
   }
   return std::nullopt;
+}
+
+std::vector<std::string> SplitItems(std::string_view s) {
+  std::vector<std::string> out(1);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == ',') {
+      out.back() += ',';
+      ++i;
+    } else if (s[i] == ',') {
+      out.emplace_back();
+    } else {
+      out.back() += s[i];
+    }
+  }
+  return out;
 }
 
 bool BlockMatches(const MatchBlock& block, const RequestView& request) {

@@ -89,6 +89,9 @@ class MatchRules {
   std::vector<MatchBlock> blocks_;
 };
 
+// Splits a flag value on ',' except "\," (a literal comma): "a,b\,c" -> {"a", "b,c"}.
+std::vector<std::string> SplitItems(std::string_view s);
+
 // True when every field of `block` matches `request`.
 bool BlockMatches(const MatchBlock& block, const RequestView& request);
 

@@ -13,6 +13,7 @@
 #include "base/duration.h"
 #include "base/strings.h"
 #include "net/headers.h"
+#include "recorder/sampler.h"
 #include "replayer/diff/diff.h"
 
 namespace doppel::recorder {
@@ -20,22 +21,6 @@ namespace doppel::recorder {
 namespace http = boost::beast::http;
 
 namespace {
-
-// Splits "a,b\,c" into {"a", "b,c"}.
-std::vector<std::string> SplitSpec(std::string_view s) {
-  std::vector<std::string> out(1);
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == ',') {
-      out.back() += ',';
-      ++i;
-    } else if (s[i] == ',') {
-      out.emplace_back();
-    } else {
-      out.back() += s[i];
-    }
-  }
-  return out;
-}
 
 bool ValidLabel(std::string_view s) {
   if (s.empty() || s.size() > 100) return false;
@@ -94,7 +79,7 @@ void ToProto(net::HttpResponse& res, doppel::v1::HttpResponse* out) {
 Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
   MirrorSpec spec;
   spec.text = std::string(text);
-  const std::vector<std::string> items = SplitSpec(text);
+  const std::vector<std::string> items = net::SplitItems(text);
   const std::string where = "--mirror '" + spec.text + "'";
   auto url = net::ParseUrl(items[0]);
   if (!url.ok()) return url.status().WithContext(where);
@@ -432,16 +417,12 @@ boost::json::array MirrorHub::StatusJson() const {
 // ---------------------------------------------------------------- lane
 
 MirrorLane::MirrorLane(MirrorHub& hub, std::vector<net::HttpClientPoolPtr> pools, uint64_t seed)
-    : hub_(hub), pools_(std::move(pools)), rng_state_(seed) {}
+    : hub_(hub), pools_(std::move(pools)), rng_(seed) {}
 
 MirrorLane::~MirrorLane() = default;
 
 double MirrorLane::NextUniform() {
-  uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * (100.0 / 9007199254740992.0);  // 53 bits -> [0,100)
+  return static_cast<double>(rng_.Next() >> 11) * (100.0 / 9007199254740992.0);  // [0,100)
 }
 
 std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& request,

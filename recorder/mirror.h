@@ -33,6 +33,7 @@
 #include "net/match.h"
 #include "net/metrics.h"
 #include "net/url.h"
+#include "recorder/sampler.h"
 
 namespace boost::asio {
 class io_context;
@@ -150,7 +151,7 @@ class MirrorLane {
   MirrorLane(MirrorHub& hub, std::vector<net::HttpClientPoolPtr> pools, uint64_t seed);
   MirrorHub& hub_;
   std::vector<net::HttpClientPoolPtr> pools_;
-  uint64_t rng_state_;
+  SplitMix64 rng_;
   double NextUniform();  // [0, 100)
 };
 
