@@ -77,6 +77,12 @@ class ScriptedUpstream {
     std::lock_guard<std::mutex> lock(mu_);
     return seen_[request_line];
   }
+  int total() {
+    std::lock_guard<std::mutex> lock(mu_);
+    int n = 0;
+    for (const auto& [line, c] : seen_) n += c;
+    return n;
+  }
 
  private:
   void AcceptLoop() {
@@ -446,17 +452,21 @@ TEST_F(FaultTest, ReplayTargetDyingMidRunIsCountedAndTheRunSaved) {
     ASSERT_TRUE(s->Append("s", batch).ok());
     ASSERT_TRUE(s->CloseSession("s", v1::SessionCounts()).ok());
   }
-  auto target = std::make_unique<ChildProcess>(
-      std::vector<std::string>{EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1"});
-  const unsigned port = PortOf(target->WaitForLine("listening on "));
-  ASSERT_NE(port, 0u) << target->all_stderr();
+  // The target answers (Connection: close) until it has seen kFirst requests, then stops
+  // listening: every later connect is refused. Progress-driven, not timed, so a slow
+  // (sanitized) build cannot kill the target before the replay has started.
+  constexpr int kFirst = 20;
+  ScriptedUpstream target;
   const std::string report = dir_ + "/report.json";
   ChildProcess replay({DoppelBinary(), "--store", store_, "replay", "--session", "s", "--target",
-                       "http://127.0.0.1:" + std::to_string(port), "--rate", "100", "--no-diff",
-                       "--no-progress", "--timeout", "2s", "--report-json", report});
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));
-  target->Signal(SIGKILL);
-  EXPECT_EQ(target->Wait(5000), 128 + SIGKILL);
+                       target.url(), "--rate", "100", "--no-diff", "--no-progress", "--timeout",
+                       "2s", "--report-json", report});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (target.total() < kFirst && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GE(target.total(), kFirst) << replay.all_stderr();
+  target.StopListening();
   const int code = replay.Wait(30000);
   EXPECT_EQ(code, 1) << "errors fail the run, it is not a runtime error: " << replay.all_stderr();
 
@@ -482,7 +492,7 @@ TEST_F(FaultTest, ReplayTargetDyingMidRunIsCountedAndTheRunSaved) {
   gs << g.rdbuf();
   EXPECT_EQ(json::parse(gs.str()).at("targets").as_array().at(0).at("errors").to_number<int64_t>(),
             errors);
-  std::printf("replay target killed after 600 ms: %lld of %d requests failed\n",
+  std::printf("replay target gone after %d requests: %lld of %d requests failed\n", kFirst,
               static_cast<long long>(errors), kEnvelopes);
 }
 
