@@ -174,6 +174,7 @@ struct MirrorHub::Target {
   net::Counter* failed_other = nullptr;
   net::Counter* dropped_cap = nullptr;
   net::Counter* dropped_unavailable = nullptr;
+  net::Counter* dropped_bytes = nullptr;
   net::Counter* skipped_sample = nullptr;
   net::Counter* skipped_rule = nullptr;
   net::Counter* diff_match = nullptr;
@@ -283,6 +284,8 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
         registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"rule\"");
     t->dropped_unavailable = registry.AddCounter("doppel_mirror_dropped_total", dhelp,
                                                  l + ",reason=\"unavailable\"");
+    t->dropped_bytes =
+        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"max_bytes\"");
     Target* raw = t.get();
     registry.AddGaugeFunction(
         "doppel_mirror_inflight", "Mirror copies sent and not yet answered or failed.",
@@ -304,6 +307,14 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
     }
     hub->targets_.push_back(std::move(t));
   }
+  if (o.max_inflight_bytes == 0) {
+    return Status::InvalidArgument("--mirror-max-inflight-bytes must be above 0");
+  }
+  MirrorHub* raw_hub = hub.get();
+  registry.AddGaugeFunction(
+      "doppel_mirror_inflight_bytes",
+      "Request bytes held by mirror copies in flight, all mirrors (see max_inflight_bytes).",
+      [raw_hub] { return static_cast<double>(raw_hub->inflight_bytes()); });
   return hub;
 }
 
@@ -342,6 +353,7 @@ std::vector<MirrorCounts> MirrorHub::counts() const {
     c.skipped_sample = t->skipped_sample->value();
     c.skipped_rule = t->skipped_rule->value();
     c.dropped_unavailable = t->dropped_unavailable->value();
+    c.dropped_bytes = t->dropped_bytes->value();
     c.inflight = t->inflight.load(std::memory_order_relaxed);
     if (t->diff_match != nullptr) {
       c.diff_match = t->diff_match->value();
@@ -382,7 +394,8 @@ boost::json::array MirrorHub::StatusJson() const {
     o["dropped"] = boost::json::object{{"max_inflight", c.dropped_cap},
                                        {"sampling", c.skipped_sample},
                                        {"rule", c.skipped_rule},
-                                       {"unavailable", c.dropped_unavailable}};
+                                       {"unavailable", c.dropped_unavailable},
+                                       {"max_bytes", c.dropped_bytes}};
     o["inflight"] = c.inflight;
     // Paired: the primary's latency over the same requests that went to this mirror.
     o["latency_p50_us_le"] = t.latency->ApproximateQuantileUs(0.5);
@@ -416,6 +429,15 @@ boost::json::array MirrorHub::StatusJson() const {
 
 // ---------------------------------------------------------------- lane
 
+namespace {
+// What a copy of `r` holds: the head as serialized (roughly) and the body.
+uint64_t ApproximateBytes(const net::HttpRequest& r) {
+  uint64_t n = r.method_string().size() + r.target().size() + 12 + r.body().size();
+  for (const auto& f : r) n += f.name_string().size() + f.value().size() + 4;
+  return n;
+}
+}  // namespace
+
 MirrorLane::MirrorLane(MirrorHub& hub, std::vector<net::HttpClientPoolPtr> pools, uint64_t seed)
     : hub_(hub), pools_(std::move(pools)), rng_(seed) {}
 
@@ -430,6 +452,7 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
   const MirrorOptions& o = hub_.options_;
   std::shared_ptr<MirroredRequest> mirrored;
   const double shared_draw = o.same_sample ? NextUniform() : 0;
+  uint64_t bytes = 0;  // of `request`, computed for the first copy
   for (size_t i = 0; i < hub_.targets_.size(); ++i) {
     MirrorHub::Target& t = *hub_.targets_[i];
     if (t.rule != nullptr && !net::BlockMatches(*t.rule, view)) {
@@ -451,6 +474,14 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
       t.dropped_cap->Inc();
       continue;
     }
+    if (bytes == 0) bytes = ApproximateBytes(request);
+    if (hub_.inflight_bytes_.fetch_add(bytes, std::memory_order_relaxed) + bytes >
+        o.max_inflight_bytes) {
+      hub_.inflight_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+      t.inflight.fetch_sub(1, std::memory_order_relaxed);
+      t.dropped_bytes->Inc();
+      continue;
+    }
     net::HttpRequest copy = request;
     if (!t.spec.url.base_path.empty()) copy.target(t.spec.url.TargetFor(request.target()));
     if (o.shadow_suffix) {
@@ -467,7 +498,7 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
                                                    std::string(request.target()));
     }
     const size_t slot = mirrored->slots_.size();
-    mirrored->slots_.push_back(MirroredRequest::Slot{i});
+    mirrored->slots_.push_back(MirroredRequest::Slot{i, bytes});
     t.sent->Inc();
     // The callback runs later on this thread (never inside Send).
     pools_[i]->Send(std::move(copy), [mirrored, slot](net::ExchangeResult&& r) {
@@ -498,6 +529,7 @@ void MirroredRequest::OnMirror(size_t index, net::ExchangeResult&& result) {
   Slot& slot = slots_[index];
   MirrorHub::Target& t = *hub_.targets_[slot.mirror];
   t.inflight.fetch_sub(1, std::memory_order_relaxed);
+  hub_.inflight_bytes_.fetch_sub(slot.bytes, std::memory_order_relaxed);
   slot.done = true;
   switch (result.error) {
     case net::ClientError::kNone: {

@@ -73,6 +73,10 @@ struct MirrorOptions {
   std::vector<std::pair<std::string, std::string>> set_headers;
   std::vector<std::string> remove_headers;
   uint64_t max_response_body = 64ull << 20;  // a mirror answering more is failed (too_large)
+  // All mirrors together: request bytes (head + body) of the copies in flight. A copy that
+  // would go over it is dropped ("max_bytes"), so large bodies to a slow mirror cannot hold
+  // max-inflight × max-request-body of memory.
+  uint64_t max_inflight_bytes = 256ull << 20;
 };
 
 // A mirror's counters (monotonic) as shown in /status and the record summary.
@@ -86,6 +90,7 @@ struct MirrorCounts {
            failed_other = 0;
   uint64_t dropped_cap = 0;       // over max-inflight
   uint64_t dropped_unavailable = 0;  // within kUnavailableHold of a failed connect
+  uint64_t dropped_bytes = 0;     // over the hub's max_inflight_bytes
   uint64_t skipped_sample = 0;    // not picked by percent
   uint64_t skipped_rule = 0;      // did not match the mirror's rule
   uint64_t inflight = 0;
@@ -116,6 +121,7 @@ class MirrorHub {
   const MirrorOptions& options() const { return options_; }
   std::vector<MirrorCounts> counts() const;
   uint64_t inflight() const;  // all mirrors
+  uint64_t inflight_bytes() const { return inflight_bytes_.load(std::memory_order_relaxed); }
   // Per mirror: counts, mirror vs primary latency percentiles, and with --mirror-diff the
   // most frequent differing (endpoint, field path) pairs.
   boost::json::array StatusJson() const;
@@ -131,6 +137,7 @@ class MirrorHub {
   std::vector<const net::MatchBlock*> rule_blocks_;  // per mirror; null = every request
   net::MatchRules capture_rules_;                    // owns blocks referenced above
   std::unique_ptr<class MirrorDiffer> differ_;       // --mirror-diff only
+  std::atomic<uint64_t> inflight_bytes_{0};          // all lanes; see max_inflight_bytes
 };
 
 // One proxy thread's side. Not thread-safe: used only on the thread running `io`.
@@ -170,6 +177,7 @@ class MirroredRequest : public std::enable_shared_from_this<MirroredRequest> {
   friend class MirrorLane;
   struct Slot {
     size_t mirror = 0;
+    uint64_t bytes = 0;  // counted in the hub's inflight_bytes_ until the copy ends
     bool done = false;
     bool ok = false;  // a response arrived
     doppel::v1::HttpResponse response;

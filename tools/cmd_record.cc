@@ -60,6 +60,7 @@ struct RecordFlags {
   std::vector<std::string> mirrors;
   bool no_shadow_suffix = false;
   bool mirror_same_sample = false;
+  std::string mirror_max_inflight_bytes = "256MiB";
   bool mirror_diff = false;
   std::string mirror_diff_rules;
   std::vector<std::string> mirror_set_headers;
@@ -162,6 +163,9 @@ Status BuildMirrorOptions(const RecordFlags& f, recorder::MirrorOptions* m) {
   }
   m->shadow_suffix = !f.no_shadow_suffix;
   m->same_sample = f.mirror_same_sample;
+  auto max_bytes = ParseSize("--mirror-max-inflight-bytes", f.mirror_max_inflight_bytes);
+  if (!max_bytes.ok()) return max_bytes.status();
+  m->max_inflight_bytes = max_bytes.value();
   m->diff = f.mirror_diff || !f.mirror_diff_rules.empty();
   if (!f.mirror_diff_rules.empty()) {
     auto rules = diff::LoadRulesFile(f.mirror_diff_rules);
@@ -360,9 +364,13 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
           static_cast<unsigned long long>(c.queue_depth));
       for (const recorder::MirrorCounts& m : rec->mirror_counts()) {
         const size_t used = std::strlen(line);
-        std::snprintf(line + used, sizeof line - used, " | %s sent %llu failed %llu", m.name.c_str(),
-                      static_cast<unsigned long long>(m.sent),
-                      static_cast<unsigned long long>(m.failed + m.dropped_cap));
+        // Failed: sent and not answered well. Dropped: never sent (over max-inflight, or
+        // the mirror was unavailable after a failed connect).
+        std::snprintf(line + used, sizeof line - used, " | %s sent %llu failed %llu dropped %llu",
+                      m.name.c_str(), static_cast<unsigned long long>(m.sent),
+                      static_cast<unsigned long long>(m.failed),
+                      static_cast<unsigned long long>(m.dropped_cap + m.dropped_unavailable +
+                                                      m.dropped_bytes));
       }
       if (tty) {
         std::fprintf(stderr, "\r\033[K%s", line);
@@ -397,12 +405,15 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
               << ", failed " << m.failed << " (connect " << m.failed_connect << ", timeout "
               << m.failed_timeout << ", reset " << m.failed_reset << ", 5xx " << m.failed_5xx
               << ", bad response " << m.failed_other << "), dropped at max-inflight "
-              << m.dropped_cap << ", while unavailable " << m.dropped_unavailable
+              << m.dropped_cap << ", over max-inflight-bytes " << m.dropped_bytes
+              << ", while unavailable " << m.dropped_unavailable
               << ", not picked " << m.skipped_sample + m.skipped_rule;
     if (options.mirror.diff) {
       std::cout << ", diff: match " << m.diff_match << ", mismatch " << m.diff_mismatch
                 << ", uncompared " << m.diff_uncompared;
     }
+    // Copies still unanswered after the 1 s shutdown grace were abandoned with the process.
+    if (m.inflight > 0) std::cout << ", abandoned at exit " << m.inflight;
     std::cout << std::endl;
   }
   const Status capture = rec->capture_error();
@@ -486,6 +497,10 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--mirror-remove-header", flags->mirror_remove_headers,
                   "header removed from every mirror copy (repeatable)")
       ->group(mg);
+  cmd->add_option("--mirror-max-inflight-bytes", flags->mirror_max_inflight_bytes,
+                  "request bytes all mirror copies in flight may hold; over it copies are "
+                  "dropped")
+      ->capture_default_str();
   cmd->add_flag("--mirror-same-sample", flags->mirror_same_sample,
                 "one draw per request for all mirrors (a 1% mirror gets a subset of a 10% one)")
       ->group(mg);

@@ -540,88 +540,111 @@ class MirrorIsolationTest : public MirrorCliTest {
       return std::make_pair(std::move(rec), r);
     };
 
-    // Two rounds of (no mirror, three bad mirrors), each in a fresh process; the ratios
-    // compare the better run of each, which filters out most of the shared machine's noise.
-    LoadResult best_base, best_mirrored;
-    for (int round = 1; round <= 2; ++round) {
-      const std::string tag = sample + "-" + std::to_string(round) + "-";
-      auto base_run = measure({"--sample", sample}, "b" + tag);
-      ASSERT_TRUE(base_run.first->started());
-      base_run.first.reset();
-      const LoadResult base = base_run.second;
-      EXPECT_EQ(base.answered_2xx, base.total);
-      EXPECT_EQ(base.reusable, clients);
+    // One run without mirrors and one with the three bad mirrors, each in a fresh process.
+    // Isolation is checked causally, not by timing ratios (those are machine-dependent and
+    // belong to bench/mirror.sh): every request is answered, keep-alive connections stay
+    // usable, memory stays bounded, and no request waits for a mirror. The slow mirror
+    // answers after 2 s and the black hole never does, so a request that waited on a copy
+    // would take at least 2 s; the p99 bound of 1 s leaves a sanitized build on a loaded
+    // 2-core machine an order of magnitude of headroom (it measured ~65 ms under ASan).
+    const std::string tag = sample + "-";
+    auto base_run = measure({"--sample", sample}, "b" + tag);
+    ASSERT_TRUE(base_run.first->started());
+    base_run.first.reset();
+    const LoadResult base = base_run.second;
+    EXPECT_EQ(base.answered_2xx, base.total);
+    EXPECT_EQ(base.reusable, clients);
 
-      // The black hole's copies stay out for the whole run (timeout 60 s): they pile up.
-      auto mirror_run = measure(
-          {"--sample", sample, "--mirror",
-           "http://127.0.0.1:" + std::to_string(slow_port) + ",name=slow,timeout=5s", "--mirror",
-           hole.url() + ",name=hole,max-inflight=50,timeout=60s", "--mirror", dead + ",name=dead"},
-          "m" + tag);
-      RecordProcess* rec = mirror_run.first.get();
-      ASSERT_TRUE(rec->started());
-      const LoadResult mirrored = mirror_run.second;
-      std::cout << "[ mirror ] --sample " << sample << " round " << round << ", " << clients << "x"
-                << per_client << " keep-alive requests: no mirror " << base.rps << " req/s p99 "
-                << base.p99_ms << " ms; 3 bad mirrors " << mirrored.rps << " req/s p99 "
-                << mirrored.p99_ms << " ms; max RSS " << mirrored.max_rss_kib / 1024
-                << " MiB (no mirror " << base.max_rss_kib / 1024 << " MiB)\n";
-      // Every request answered 2xx, on keep-alive connections that stay usable.
-      EXPECT_EQ(mirrored.answered_2xx, mirrored.total);
-      EXPECT_EQ(mirrored.answered_2xx, base.answered_2xx);
-      EXPECT_EQ(mirrored.reusable, clients) << "client keep-alive connections stay usable";
-      EXPECT_GT(mirrored.max_rss_kib, 0);
-      EXPECT_LT(mirrored.max_rss_kib, 300 * 1024);
+    // The black hole's copies stay out for the whole run (timeout 60 s): they pile up.
+    auto mirror_run = measure(
+        {"--sample", sample, "--mirror",
+         "http://127.0.0.1:" + std::to_string(slow_port) + ",name=slow,timeout=5s", "--mirror",
+         hole.url() + ",name=hole,max-inflight=50,timeout=60s", "--mirror", dead + ",name=dead"},
+        "m" + tag);
+    RecordProcess* rec = mirror_run.first.get();
+    ASSERT_TRUE(rec->started());
+    const LoadResult mirrored = mirror_run.second;
+    std::cout << "[ mirror ] --sample " << sample << ", " << clients << "x" << per_client
+              << " keep-alive requests: no mirror " << base.rps << " req/s p99 " << base.p99_ms
+              << " ms; 3 bad mirrors " << mirrored.rps << " req/s p99 " << mirrored.p99_ms
+              << " ms (throughput ratio " << mirrored.rps / base.rps << ", informational); max RSS "
+              << mirrored.max_rss_kib / 1024 << " MiB (no mirror " << base.max_rss_kib / 1024
+              << " MiB)\n";
+    // Every request answered 2xx, on keep-alive connections that stay usable.
+    EXPECT_EQ(mirrored.answered_2xx, mirrored.total);
+    EXPECT_EQ(mirrored.answered_2xx, base.answered_2xx);
+    EXPECT_EQ(mirrored.reusable, clients) << "client keep-alive connections stay usable";
+    EXPECT_LT(mirrored.p99_ms, 1000.0) << "a request waited for a mirror copy";
+    EXPECT_GT(mirrored.max_rss_kib, 0);
+    EXPECT_LT(mirrored.max_rss_kib, 300 * 1024);
 
-      const int expected = warmup + mirrored.total + clients;  // warm-up, load, one after
-      const json::object slow_m = MirrorStatus(*rec, "slow");
-      const json::object hole_m = MirrorStatus(*rec, "hole");
-      const json::object dead_m = MirrorStatus(*rec, "dead");
-      ASSERT_FALSE(slow_m.empty() || hole_m.empty() || dead_m.empty());
-      std::cout << "[ mirror ] slow sent " << Num(slow_m, {"sent"}) << " dropped "
-                << json::serialize(slow_m.at("dropped")) << "; hole sent " << Num(hole_m, {"sent"})
-                << " dropped " << json::serialize(hole_m.at("dropped")) << "; dead sent "
-                << Num(dead_m, {"sent"}) << " failed " << json::serialize(dead_m.at("failed"))
-                << " dropped " << json::serialize(dead_m.at("dropped")) << "\n";
-      EXPECT_GT(Num(slow_m, {"sent"}), 0);
-      EXPECT_EQ(Num(slow_m, {"sent"}) + Num(slow_m, {"dropped", "max_inflight"}), expected);
-      EXPECT_EQ(Num(hole_m, {"sent"}), 50) << "the black hole holds its 50 in-flight copies";
-      EXPECT_EQ(Num(hole_m, {"inflight"}), 50);
-      EXPECT_EQ(Num(hole_m, {"dropped", "max_inflight"}), expected - 50);
-      // A refusing mirror is tried again at most every 100 ms; copies in between are
-      // dropped as "unavailable" rather than each costing a connection attempt.
-      EXPECT_GT(Num(dead_m, {"sent"}), 0);
-      EXPECT_GT(Num(dead_m, {"dropped", "unavailable"}), 0);
-      EXPECT_EQ(Num(dead_m, {"sent"}) + Num(dead_m, {"dropped", "unavailable"}), expected);
-      EXPECT_TRUE(Eventually([&] {
-        const json::object d = MirrorStatus(*rec, "dead");
-        return Num(d, {"failed", "connect"}) == Num(d, {"sent"});
-      })) << json::serialize(MirrorStatus(*rec, "dead"));
-      // The primary saw every request exactly once.
-      EXPECT_EQ(ById(primary_, "m" + tag).size(), static_cast<size_t>(expected));
-      if (sample == "100") {
-        EXPECT_TRUE(Eventually([&] { return rec->StatusStored() == expected; }))
-            << rec->StatusStored();
-      }
-      if (base.rps > best_base.rps) best_base.rps = base.rps;
-      if (mirrored.rps > best_mirrored.rps) best_mirrored.rps = mirrored.rps;
-      if (round == 1 || base.p99_ms < best_base.p99_ms) best_base.p99_ms = base.p99_ms;
-      if (round == 1 || mirrored.p99_ms < best_mirrored.p99_ms) {
-        best_mirrored.p99_ms = mirrored.p99_ms;
-      }
+    const int expected = warmup + mirrored.total + clients;  // warm-up, load, one after
+    const json::object slow_m = MirrorStatus(*rec, "slow");
+    const json::object hole_m = MirrorStatus(*rec, "hole");
+    const json::object dead_m = MirrorStatus(*rec, "dead");
+    ASSERT_FALSE(slow_m.empty() || hole_m.empty() || dead_m.empty());
+    std::cout << "[ mirror ] slow sent " << Num(slow_m, {"sent"}) << " dropped "
+              << json::serialize(slow_m.at("dropped")) << "; hole sent " << Num(hole_m, {"sent"})
+              << " dropped " << json::serialize(hole_m.at("dropped")) << "; dead sent "
+              << Num(dead_m, {"sent"}) << " failed " << json::serialize(dead_m.at("failed"))
+              << " dropped " << json::serialize(dead_m.at("dropped")) << "\n";
+    EXPECT_GT(Num(slow_m, {"sent"}), 0);
+    EXPECT_EQ(Num(slow_m, {"sent"}) + Num(slow_m, {"dropped", "max_inflight"}), expected);
+    EXPECT_EQ(Num(hole_m, {"sent"}), 50) << "the black hole holds its 50 in-flight copies";
+    EXPECT_EQ(Num(hole_m, {"inflight"}), 50);
+    EXPECT_EQ(Num(hole_m, {"dropped", "max_inflight"}), expected - 50);
+    // A refusing mirror is tried again at most every 100 ms; copies in between are
+    // dropped as "unavailable" rather than each costing a connection attempt.
+    EXPECT_GT(Num(dead_m, {"sent"}), 0);
+    EXPECT_GT(Num(dead_m, {"dropped", "unavailable"}), 0);
+    EXPECT_EQ(Num(dead_m, {"sent"}) + Num(dead_m, {"dropped", "unavailable"}), expected);
+    EXPECT_TRUE(Eventually([&] {
+      const json::object d = MirrorStatus(*rec, "dead");
+      return Num(d, {"failed", "connect"}) == Num(d, {"sent"});
+    })) << json::serialize(MirrorStatus(*rec, "dead"));
+    // The primary saw every request exactly once.
+    EXPECT_EQ(ById(primary_, "m" + tag).size(), static_cast<size_t>(expected));
+    if (sample == "100") {
+      EXPECT_TRUE(Eventually([&] { return rec->StatusStored() == expected; }))
+          << rec->StatusStored();
     }
-    const double tput_ratio = best_mirrored.rps / best_base.rps;
-    std::cout << "[ mirror ] --sample " << sample << ", best of 2: throughput with 3 bad mirrors / "
-              << "without = " << tput_ratio << " (" << best_mirrored.rps << " / " << best_base.rps
-              << " req/s); p99 " << best_mirrored.p99_ms << " ms vs " << best_base.p99_ms
-              << " ms (ratio " << best_mirrored.p99_ms / best_base.p99_ms << ")\n";
-    EXPECT_GE(tput_ratio, 0.5);
-    EXPECT_LE(best_mirrored.p99_ms, 2 * best_base.p99_ms + 50);
   }
 };
 
 TEST_F(MirrorIsolationTest, BadMirrorsDoNotSlowMirrorOnlyProxy) { Run("0"); }
 TEST_F(MirrorIsolationTest, BadMirrorsDoNotSlowRecordingProxy) { Run("100"); }
+
+// Large bodies to a mirror that never answers: the copies held are capped by bytes across
+// all mirrors, not only by count, and the rest are dropped as "max_bytes".
+TEST_F(MirrorCliTest, InflightBytesCapDropsCopiesOverIt) {
+  TestUpstream hole;
+  hole.SetNeverAnswer(true);
+  auto rec = Record({"--sample", "0", "--mirror-max-inflight-bytes", "10KiB", "--mirror",
+                     hole.url() + ",name=hole,timeout=60s"});
+  ASSERT_TRUE(rec->started());
+  const std::string body(4000, 'b');
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(Fetch(rec->port(), "POST", "/upload/" + std::to_string(i), body).result_int(),
+              200u);
+  }
+  const json::object m = MirrorStatus(*rec, "hole");
+  EXPECT_EQ(Num(m, {"sent"}), 2) << json::serialize(m);  // 2 x ~4.1 KB fit under 10 KiB
+  EXPECT_EQ(Num(m, {"inflight"}), 2);
+  EXPECT_EQ(Num(m, {"dropped", "max_bytes"}), 8);
+  EXPECT_EQ(Num(m, {"dropped", "max_inflight"}), 0);
+  EXPECT_EQ(rec->Metric("doppel_mirror_dropped_total{mirror=\"hole\",reason=\"max_bytes\"}"), 8);
+  const double held = rec->Metric("doppel_mirror_inflight_bytes");
+  EXPECT_GE(held, 8000);
+  EXPECT_LE(held, 10240);
+  // A bad size is a usage error naming the flag.
+  ChildProcess bad({DoppelBinary(), "--store", dir_ + "/store-bad", "record", "--listen",
+                    "127.0.0.1:0", "--upstream", primary_.url(), "--mirror-max-inflight-bytes",
+                    "lots", "--mirror", hole.url()});
+  EXPECT_EQ(bad.Wait(10000), 2);
+  EXPECT_NE(bad.all_stderr().find("--mirror-max-inflight-bytes: 'lots' is not a size"),
+            std::string::npos)
+      << bad.all_stderr();
+}
 
 // ---------------------------------------------------------------- 7. shutdown
 
@@ -650,6 +673,14 @@ TEST_F(MirrorCliTest, SigintWithCopiesInFlightExitsPromptlyWithSummary) {
   EXPECT_NE(out.find("requests 20, sampled 20, stored 20"), std::string::npos) << out;
   EXPECT_NE(out.find("mirror hole: sent 20, succeeded 0, failed 0"), std::string::npos) << out;
   EXPECT_NE(out.find("mirror fine: sent 20, succeeded 20, failed 0"), std::string::npos) << out;
+  // The black hole's 20 copies were never answered: the summary says they were abandoned.
+  EXPECT_NE(out.find("while unavailable 0, not picked 0, abandoned at exit 20\n"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("mirror fine:", 0) != std::string::npos &&
+                out.find("abandoned", out.find("mirror fine:")) != std::string::npos,
+            false)
+      << "the answered mirror abandoned nothing: " << out;
 }
 
 }  // namespace
