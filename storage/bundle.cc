@@ -1,5 +1,6 @@
 #include "storage/bundle.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -98,6 +99,8 @@ Status ExportBundle(Store& store, const std::string& name, const std::string& pa
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) return Status::IoError("cannot write '" + tmp + "': " + std::strerror(errno));
+  // A bundle holds recorded traffic: readable by its owner only, like the store.
+  ::fchmod(fileno(f), 0600);
   auto fail = [&](const std::string& why) {
     std::fclose(f);
     std::remove(tmp.c_str());

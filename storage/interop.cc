@@ -288,6 +288,11 @@ Status WriteTextFile(const std::string& path, const std::function<Status(std::os
   const std::string tmp = path + ".tmp";
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out) return Status::IoError("cannot write '" + tmp + "': " + std::strerror(errno));
+  // Exports hold recorded traffic: readable by their owner only, like the store.
+  std::error_code perm_ec;
+  std::filesystem::permissions(
+      tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+      std::filesystem::perm_options::replace, perm_ec);
   Status s = write(out);
   out.flush();
   if (s.ok() && !out) s = Status::IoError("writing '" + tmp + "' failed (disk full?)");

@@ -200,6 +200,15 @@ TEST_F(SecurityTest, SecretsStayOutOfOutputLogsAndStoreAndBodiesNeedLogBodies) {
     }
   }
 
+  // Exports hold recorded traffic too: readable by their owner only, whatever the umask.
+  for (const char* name : {"out.dpl", "out.har", "out.jsonl"}) {
+    const std::string file = dir_ + "/" + name;
+    std::unique_ptr<ChildProcess> exporter;
+    ASSERT_EQ(Doppel({"export", "verbose", file}, &exporter), 0) << exporter->all_stderr();
+    ASSERT_EQ(::stat(file.c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
+  }
+
   // Replaying the session: the hashes are not sent, and nothing secret is printed.
   std::unique_ptr<ChildProcess> replay;
   TestUpstream target;
