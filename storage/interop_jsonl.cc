@@ -1,5 +1,6 @@
 // JSON Lines: one envelope per line, the object EnvelopeToJson makes (docs/jsonl-format.md).
 #include <boost/json.hpp>
+#include <unordered_map>
 
 #include "storage/envelope_json.h"
 #include "storage/interop.h"
@@ -11,6 +12,14 @@ namespace {
 namespace json = boost::json;
 
 bool Blank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::string_view::npos; }
+
+// (arrival_us, seq) is the envelope's key in the store: two lines with the same pair would
+// silently overwrite each other, so the second is a bad record.
+struct KeyHash {
+  size_t operator()(const std::pair<uint64_t, uint32_t>& k) const {
+    return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
+  }
+};
 
 }  // namespace
 
@@ -24,6 +33,7 @@ Status ReadJsonl(std::istream& in, const std::string& source, const ImportOption
   json::parse_options opts;
   opts.max_depth = 64;
   json::parser parser(json::storage_ptr(), opts);
+  std::unordered_map<std::pair<uint64_t, uint32_t>, uint64_t, KeyHash> first_line_of;
   std::string line;
   uint64_t line_no = 0;
   while (src.ReadLine(&line, interop::kMaxRecordBytes)) {
@@ -50,6 +60,17 @@ Status ReadJsonl(std::istream& in, const std::string& source, const ImportOption
     if (!s.ok()) {
       DOPPEL_RETURN_IF_ERROR(
           interop::BadRecord(options, stats, Status::InvalidArgument(where + ": " + s.message())));
+      continue;
+    }
+    const auto [at, fresh] = first_line_of.try_emplace({e.arrival_us(), e.seq()}, line_no);
+    if (!fresh) {
+      DOPPEL_RETURN_IF_ERROR(interop::BadRecord(
+          options, stats,
+          Status::InvalidArgument(
+              where + ": arrival_us " + std::to_string(e.arrival_us()) + " with seq " +
+              std::to_string(e.seq()) + " repeats line " + std::to_string(at->second) +
+              "; the pair is the envelope's id and must be unique in a session (give one of "
+              "them another seq)")));
       continue;
     }
     ++stats->envelopes;

@@ -195,7 +195,7 @@ TEST_F(InteropCliTest, BadFilesExitNonZeroAndLeaveNothing) {
     std::vector<std::string> want;
   } cases[] = {
       {"bad.jsonl",
-       good.substr(0, good.find('\n') + 1) + "\n{\"seq\": oops}\n" + good,
+       "\n\n{\"seq\": oops}\n" + good,
        {"JSON Lines", "line 3", "--skip-bad"}},
       {"bad.gor", Read(Testdata("traffic.gor")).substr(0, 300), {"GoReplay", "record 2"}},
       {"bad.har",

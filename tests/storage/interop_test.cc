@@ -457,7 +457,10 @@ TEST(JsonlImport, Fixture) {
 TEST(JsonlImport, MalformedLinesNameLineAndField) {
   std::string good = Fixture("session.jsonl");
   std::string first = good.substr(0, good.find('\n') + 1);
-  ExpectError(Read(ReadJsonl, first + "\n" + first + "{\"request\":\n"),
+  // The same envelope with another id (arrival_us, seq).
+  std::string second = first;
+  second.replace(second.find("\"seq\":0"), 7, "\"seq\":7");
+  ExpectError(Read(ReadJsonl, first + "\n" + second + "{\"request\":\n"),
               {"JSON Lines 'test-input' line 4", "column", "not valid JSON", "--skip-bad"});
   ExpectError(Read(ReadJsonl, first + R"({"seq":"x","request":{"method":"GET","target":"/"}})"),
               {"line 2", "field 'seq' must be a non-negative integer"});
@@ -468,14 +471,31 @@ TEST(JsonlImport, MalformedLinesNameLineAndField) {
   ExpectError(Read(ReadJsonl, std::string("\x1f\x8b", 2) + std::string(200, 'z')),
               {"not a valid gzip stream"});
   // Blank lines are allowed and still counted.
-  Parsed p = Read(ReadJsonl, "\n" + first + "\r\n   \n" + first, false);
+  Parsed p = Read(ReadJsonl, "\n" + first + "\r\n   \n" + second, false);
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   EXPECT_EQ(p.envelopes.size(), 2u);
-  Parsed skipped = Read(ReadJsonl, first + "nonsense\n" + first, true);
+  Parsed skipped = Read(ReadJsonl, first + "nonsense\n" + second, true);
   ASSERT_TRUE(skipped.status.ok());
   EXPECT_EQ(skipped.envelopes.size(), 2u);
   EXPECT_EQ(skipped.stats.skipped, 1u);
   EXPECT_NE(skipped.stats.first_skipped.find("line 2"), std::string::npos);
+}
+
+// (arrival_us, seq) is the key in the store: a repeated pair would overwrite the first
+// envelope while the session counted both, so it is a bad record naming both lines.
+TEST(JsonlImport, RepeatedIdIsABadRecord) {
+  std::string good = Fixture("session.jsonl");
+  std::string first = good.substr(0, good.find('\n') + 1);
+  std::string same_id = first;
+  same_id.replace(same_id.find("/api/"), 5, "/other/");
+  ExpectError(Read(ReadJsonl, first + "\n" + same_id),
+              {"line 3", "arrival_us 1714558830000000 with seq 0 repeats line 1", "--skip-bad"});
+  Parsed skipped = Read(ReadJsonl, first + same_id + good, true);
+  ASSERT_TRUE(skipped.status.ok()) << skipped.status.ToString();
+  EXPECT_EQ(skipped.stats.skipped, 2u);  // line 2, and line 3 (the fixture's first line)
+  EXPECT_EQ(skipped.envelopes.size(), 4u);
+  // The first envelope with the id is the one kept.
+  EXPECT_EQ(skipped.envelopes[0].request().target(), "/api/items/7?expand=price");
 }
 
 TEST_F(InteropStoreTest, JsonlIsWhatCatPrintsAndRoundTrips) {
@@ -687,9 +707,9 @@ TEST_F(InteropStoreTest, ImportFileIsAllOrNothing) {
   EXPECT_EQ(r->name(), "broken");
   EXPECT_EQ(r->state(), v1::SESSION_STATE_IMPORTED);
   EXPECT_EQ(r->source(), "import:jsonl");
-  // Lines 1-4 and 6-9 hold the same four keys twice: the second copy overwrites.
+  // Lines 6-9 repeat the ids of lines 1-4: bad records too, skipped, the first kept.
   EXPECT_EQ(Scan("broken").size(), 4u);
-  EXPECT_EQ(stats.skipped, 1u);
+  EXPECT_EQ(stats.skipped, 5u);
 
   // The name is taken: refused, nothing changed.
   r = ImportFile(*store_, path, InteropFormat::kJsonl, "", skip, nullptr);
