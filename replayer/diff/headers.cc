@@ -1,7 +1,8 @@
 #include "replayer/diff/headers.h"
 
 #include <algorithm>
-#include <map>
+#include <string_view>
+#include <unordered_map>
 
 #include "base/strings.h"
 #include "replayer/diff/path.h"
@@ -48,7 +49,9 @@ constexpr std::string_view kUnsplit[] = {"set-cookie",
                                          "proxy-authenticate",
                                          "cookie"};
 
-void SplitInto(std::string_view value, bool split, std::vector<std::string>* out) {
+// `Out` is std::string or std::string_view (views into `value`).
+template <typename Out>
+void SplitInto(std::string_view value, bool split, std::vector<Out>* out) {
   if (!split) {
     out->emplace_back(TrimSpaces(value));
     return;
@@ -71,9 +74,9 @@ void SplitInto(std::string_view value, bool split, std::vector<std::string>* out
   }
 }
 
-std::string Join(const std::vector<std::string>& values) {
+std::string Join(const std::vector<std::string_view>& values) {
   std::string out;
-  for (const std::string& v : values) {
+  for (std::string_view v : values) {
     if (!out.empty()) out += ", ";
     out += v;
   }
@@ -118,36 +121,64 @@ HeaderPolicy::HeaderPolicy(const std::vector<std::string>& ignore,
 void HeaderPolicy::Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& expected,
                         const google::protobuf::RepeatedPtrField<doppel::v1::Header>& actual,
                         bool body_compared, DiffSink* sink) const {
-  // Lowercased name -> values, in the order names first appear (expected, then actual).
-  std::vector<std::string> names;
-  struct Values {
-    std::vector<std::string> e, a;
+  // One entry per lowercased name, in the order names first appear (expected, then actual);
+  // values are views into the headers. This runs for every replayed response: no map, and
+  // no copies of values unless a header differs (then order is ignored).
+  struct Entry {
+    std::string name;
+    std::vector<std::string_view> e, a;
     bool in_e = false, in_a = false;  // a header with an empty value is still present
   };
-  std::map<std::string, Values> values;
+  std::vector<Entry> entries;
+  entries.reserve(static_cast<size_t>(expected.size() + actual.size()));  // never moves
+  // Past a few dozen names (a hostile response), look names up by hash instead of scanning.
+  constexpr size_t kScanLimit = 32;
+  std::unordered_map<std::string_view, size_t> index;
+  auto find = [&](const std::string& lower) -> Entry& {
+    if (entries.size() <= kScanLimit) {
+      for (Entry& en : entries) {
+        if (en.name == lower) return en;
+      }
+    } else {
+      if (index.empty()) {
+        for (size_t i = 0; i < entries.size(); ++i) index.emplace(entries[i].name, i);
+      }
+      if (auto it = index.find(lower); it != index.end()) return entries[it->second];
+    }
+    Entry& en = entries.emplace_back();
+    en.name = lower;
+    if (!index.empty()) index.emplace(en.name, entries.size() - 1);
+    return en;
+  };
   auto collect = [&](const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
                      bool is_expected) {
+    std::string lower;
     for (const doppel::v1::Header& h : headers) {
-      std::string lower = AsciiLower(h.name());
-      auto [it, inserted] = values.try_emplace(lower);
-      if (inserted) names.push_back(lower);
+      lower.assign(h.name());
+      for (char& c : lower) c = AsciiLowerChar(c);
+      Entry& en = find(lower);
       bool split = std::find(std::begin(kUnsplit), std::end(kUnsplit), lower) == std::end(kUnsplit);
-      (is_expected ? it->second.in_e : it->second.in_a) = true;
-      SplitInto(h.value(), split, is_expected ? &it->second.e : &it->second.a);
+      (is_expected ? en.in_e : en.in_a) = true;
+      SplitInto(std::string_view(h.value()), split, is_expected ? &en.e : &en.a);
     }
   };
   collect(expected, true);
   collect(actual, false);
-  for (const std::string& name : names) {
-    const Values& v = values[name];
-    const std::vector<std::string>& e = v.e;
-    const std::vector<std::string>& a = v.a;
-    bool in_e = v.in_e, in_a = v.in_a;
-    std::vector<std::string> se = e, sa = a;
-    std::sort(se.begin(), se.end());
-    std::sort(sa.begin(), sa.end());
-    bool same = in_e == in_a && se == sa;
-    if (same) continue;
+  for (const Entry& en : entries) {
+    const std::string& name = en.name;
+    const std::vector<std::string_view>& e = en.e;
+    const std::vector<std::string_view>& a = en.a;
+    bool in_e = en.in_e, in_a = en.in_a;
+    if (in_e != in_a) {
+      // present on one side only: differs
+    } else if (e == a) {
+      continue;
+    } else if (e.size() == a.size()) {
+      std::vector<std::string_view> se = e, sa = a;
+      std::sort(se.begin(), se.end());
+      std::sort(sa.begin(), sa.end());
+      if (se == sa) continue;
+    }
     std::string path = "headers";
     AppendKey(&path, name);
     bool ignore = ignored_.count(name) > 0 ||

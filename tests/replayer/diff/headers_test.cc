@@ -62,6 +62,28 @@ TEST(HeadersTest, MultiValueListsCompareAsMultisets) {
             (std::vector<std::string>{"\"a,b\"", "c"}));
 }
 
+// Past 32 names the lookup switches from a scan to a hash index: the result must be the
+// same, in first-appearance order, including names first seen on the actual side and
+// repeated lines of one name far apart.
+TEST(HeadersTest, ManyHeadersGiveTheSameResultAsFew) {
+  std::vector<std::pair<std::string, std::string>> e, a;
+  for (int i = 0; i < 100; ++i) {
+    e.push_back({"X-H" + std::to_string(i), "v" + std::to_string(i)});
+    a.push_back({"x-h" + std::to_string(99 - i), "v" + std::to_string(99 - i)});
+  }
+  e.push_back({"X-H5", "second"});  // a second line of an early name, after the index exists
+  a.push_back({"X-H5", "second"});
+  a[10].second = "changed";  // x-h89
+  e.push_back({"X-Only-Expected", "1"});
+  a.push_back({"X-Only-Actual", "1"});
+  DiffResult r = Diff(Make(e), Make(a));
+  EXPECT_EQ(Summary(r), (Paths{"headers.x-h89:value", "headers.x-only-expected:missing",
+                               "headers.x-only-actual:extra"}));
+  EXPECT_EQ(r.diffs[0].expected, "v89");
+  EXPECT_EQ(r.diffs[0].actual, "changed");
+  EXPECT_TRUE(Diff(Make(e), Make(e)).match);
+}
+
 TEST(HeadersTest, DefaultIgnoreListIsReportedAsIgnored) {
   DiffResult r = Diff(Make({{"Date", "Mon, 01 Jan 2024 00:00:00 GMT"},
                             {"Server", "a"},
