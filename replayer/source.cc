@@ -22,7 +22,7 @@ class StoreSource final : public EnvelopeSource {
     if (!first_) it_->Next();
     first_ = false;
     if (!it_->Valid()) return false;
-    *e = it_->envelope();
+    it_->TakeEnvelope(e);  // no copy of the recorded bodies
     return true;
   }
   Status status() const override { return it_ ? it_->status() : Status::Ok(); }

@@ -128,6 +128,7 @@ class RocksEnvelopeIterator final : public EnvelopeIterator {
     Settle();
   }
   const Envelope& envelope() const override { return envelope_; }
+  void TakeEnvelope(Envelope* out) override { envelope_.Swap(out); }
   Status status() const override { return status_; }
   uint64_t skipped() const override { return skipped_; }
 

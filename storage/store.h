@@ -61,6 +61,10 @@ class EnvelopeIterator {
   virtual void Next() = 0;
   // REQUIRES: Valid(). The envelope stays valid until Next().
   virtual const doppel::v1::Envelope& envelope() const = 0;
+  // REQUIRES: Valid(). Hands the envelope over without copying its bodies (the iterator
+  // swaps it with `*out`, whose old contents it reuses); envelope() is unspecified until
+  // Next().
+  virtual void TakeEnvelope(doppel::v1::Envelope* out) { *out = envelope(); }
   // OK at a clean end; non-OK when iteration stopped on an error.
   virtual Status status() const = 0;
   // Number of values skipped because they failed to decode (skip_corrupt only).

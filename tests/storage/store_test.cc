@@ -114,6 +114,25 @@ TEST_P(StoreTest, SessionLifecycle) {
   EXPECT_EQ(store_->Scan("checkout").status().code(), Status::Code::kNotFound);
 }
 
+// TakeEnvelope (what the replayer reads with) yields what envelope() shows, envelope after
+// envelope, while the iterator reuses the message handed back to it.
+TEST_P(StoreTest, TakeEnvelopeMatchesEnvelope) {
+  Create("s");
+  AppendN("s", 1200);
+  const std::vector<v1::Envelope> copied = ScanAll("s");
+  auto it = store_->Scan("s");
+  ASSERT_TRUE(it.ok());
+  v1::Envelope taken;
+  size_t i = 0;
+  for (; (*it)->Valid(); (*it)->Next(), ++i) {
+    ASSERT_LT(i, copied.size());
+    (*it)->TakeEnvelope(&taken);  // swaps the previous one back into the iterator
+    ASSERT_EQ(taken.SerializeAsString(), copied[i].SerializeAsString()) << "envelope " << i;
+  }
+  EXPECT_EQ(i, copied.size());
+  EXPECT_TRUE((*it)->status().ok());
+}
+
 TEST_P(StoreTest, ScanInTimeOrderAndRange) {
   Create("s");
   Create("other");
