@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/integration/child_process.h"
+#include "tests/net/test_upstream.h"
 
 namespace doppel::testing {
 
@@ -47,11 +48,7 @@ int CountFds(pid_t pid);
 
 // A raw client socket on 127.0.0.1:port (blocking, TCP_NODELAY); -1 on failure.
 int ConnectTo(uint16_t port);
-// send() until everything is written or the peer is gone; false then.
-bool SendAll(int fd, const std::string& data);
-
-// A port nothing listens on (bound, then closed).
-uint16_t DeadPort();
+// SendAll and DeadPort: tests/net/test_upstream.h.
 
 // Polls `pred` every 20 ms for up to `timeout_ms`; its last value.
 template <class Pred>

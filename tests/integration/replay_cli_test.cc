@@ -22,19 +22,6 @@ namespace {
 
 namespace json = boost::json;
 
-// A port nothing listens on: bound, then closed.
-unsigned DeadPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 class ReplayCliTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -21,16 +21,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-bool SendAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Appends what arrives within timeout_ms; false on EOF/error/timeout.
 bool RecvSome(int fd, std::string* into, int timeout_ms) {
   pollfd p{fd, POLLIN, 0};
@@ -340,6 +330,28 @@ net::HttpResponse Fetch(uint16_t port, const std::string& method, const std::str
   if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
   req.keep_alive(false);
   return client.Send(std::move(req));
+}
+
+bool SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+uint16_t DeadPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 }  // namespace doppel::testing

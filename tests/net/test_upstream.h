@@ -98,6 +98,12 @@ class TestClient {
   std::string pending_;  // bytes read but not yet consumed
 };
 
+// send() until everything is written or the peer is gone; false then.
+bool SendAll(int fd, const std::string& data);
+
+// A port nothing listens on on 127.0.0.1 (bound, then closed).
+uint16_t DeadPort();
+
 // One request on a new connection.
 net::HttpResponse Fetch(uint16_t port, const std::string& method, const std::string& target,
                         const std::string& body = "",
