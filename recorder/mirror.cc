@@ -215,6 +215,9 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
   std::unique_ptr<MirrorHub> hub(new MirrorHub(std::move(options)));
   hub->capture_rules_ = capture_rules;
   const MirrorOptions& o = hub->options_;
+  if (o.max_inflight_bytes == 0) {
+    return Status::InvalidArgument("--mirror-max-inflight-bytes must be above 0");
+  }
   for (const auto& [name, value] : o.set_headers) {
     if (!ValidHeaderName(name) || !ValidHeaderValue(value)) {
       return Status::InvalidArgument("--mirror-set-header '" + name + "=" + value +
@@ -306,9 +309,6 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
           registry.AddCounter("doppel_mirror_diff_total", h, l + ",result=\"uncompared\"");
     }
     hub->targets_.push_back(std::move(t));
-  }
-  if (o.max_inflight_bytes == 0) {
-    return Status::InvalidArgument("--mirror-max-inflight-bytes must be above 0");
   }
   MirrorHub* raw_hub = hub.get();
   registry.AddGaugeFunction(

@@ -275,9 +275,6 @@ Result<doppel::v1::SessionInfo> ImportFile(Store& store, const std::string& path
   return (*import)->Commit();
 }
 
-namespace {
-
-// Writes text formats to `path` via path.tmp + rename, or to stdout for "-".
 Status WriteTextFile(const std::string& path, const std::function<Status(std::ostream&)>& write) {
   if (path == "-") {
     Status s = write(std::cout);
@@ -309,8 +306,6 @@ Status WriteTextFile(const std::string& path, const std::function<Status(std::os
   }
   return Status::Ok();
 }
-
-}  // namespace
 
 Status ExportFile(Store& store, const std::string& session, InteropFormat format,
                   const std::string& path, ExportStats* stats) {

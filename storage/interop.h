@@ -104,6 +104,10 @@ struct ExportStats {
 Status WriteHar(Store& store, const std::string& session, std::ostream& out, ExportStats* stats);
 Status WriteJsonl(Store& store, const std::string& session, std::ostream& out, ExportStats* stats);
 
+// Writes what `write` produces to `path` via `path.tmp` and a rename, created readable by its
+// owner only (exports hold recorded traffic), or to stdout for "-". On failure no file is left.
+Status WriteTextFile(const std::string& path, const std::function<Status(std::ostream&)>& write);
+
 // Writes session `session` in `format` (bundle, HAR or JSON Lines) to `path`: via
 // `path.tmp` and a rename, so a failed export leaves no half-written file; "-" writes text
 // formats to stdout.

@@ -1,9 +1,7 @@
 // Commands that read and manage the store: sessions, cat, export, import, runs.
 // export/import speak bundle, HAR, JSON Lines, GoReplay (in) and curl (out): storage/interop.h.
 #include <cstdio>
-#include <filesystem>
 #include <ctime>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -204,19 +202,12 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
     co.target = a.target;
     auto command = storage::CurlCommand(*envelope, co);
     if (!command.ok()) return Fail(command.status());
-    if (file == "-") {
-      std::cout << *command;
-      std::cout.flush();
-      return std::cout ? kExitOk : Fail(Status::IoError("writing to stdout failed"));
-    }
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    std::error_code perm_ec;  // the command may carry recorded headers: owner only
-    std::filesystem::permissions(
-        file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-        std::filesystem::perm_options::replace, perm_ec);
-    out << *command;
-    out.close();
-    if (!out) return Fail(Status::IoError("cannot write '" + file + "'"));
+    s = storage::WriteTextFile(file, [&](std::ostream& out) {
+      out << *command;
+      return Status::Ok();
+    });
+    if (!s.ok()) return Fail(s);
+    if (file == "-") return kExitOk;
     std::cout << "wrote a curl command for envelope " << a.id << " of '" << name << "' to " << file
               << "\n";
     return kExitOk;

@@ -1,5 +1,7 @@
 // `doppel import` / `doppel export` with HAR, JSON Lines, GoReplay and curl, end to end: the
 // real binary on a temporary store; curl commands run by bash against a TestUpstream.
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -186,6 +188,9 @@ TEST_F(InteropCliTest, CurlCommandReachesTheUpstreamUnchanged) {
   const std::string file = dir_ + "/replay.sh";
   ASSERT_EQ(Doppel({"export", "hostile", file, "--format", "curl", "--id", "1000"}), 0) << Err();
   EXPECT_NE(Read(file).find("'http://shop.prod/a/b?q=1&r=%20x'"), std::string::npos) << Read(file);
+  struct stat st;  // it may carry recorded headers: owner only, like the other exports
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 TEST_F(InteropCliTest, BadFilesExitNonZeroAndLeaveNothing) {

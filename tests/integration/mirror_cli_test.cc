@@ -677,9 +677,10 @@ TEST_F(MirrorCliTest, SigintWithCopiesInFlightExitsPromptlyWithSummary) {
   EXPECT_NE(out.find("while unavailable 0, not picked 0, abandoned at exit 20\n"),
             std::string::npos)
       << out;
-  EXPECT_EQ(out.find("mirror fine:", 0) != std::string::npos &&
-                out.find("abandoned", out.find("mirror fine:")) != std::string::npos,
-            false)
+  const size_t fine_at = out.find("mirror fine:");
+  ASSERT_NE(fine_at, std::string::npos) << out;
+  EXPECT_EQ(out.substr(fine_at, out.find('\n', fine_at) - fine_at).find("abandoned"),
+            std::string::npos)
       << "the answered mirror abandoned nothing: " << out;
 }
 
