@@ -21,6 +21,8 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,7 +31,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -162,18 +166,29 @@ class CheckingSink : public doppel::recorder::CaptureSink {
   }
 };
 
+// libFuzzer's -timeout watchdog is a SIGALRM installed without SA_RESTART, so a blocking
+// connect() on a loaded machine can come back with EINTR; that is the harness's problem, not
+// the proxy's, so it tries again with a fresh socket. Any other failure names errno.
 int Connect(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  FUZZ_CHECK(fd >= 0, "socket() failed");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(port);
-  FUZZ_CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0,
-             "cannot connect to the recorder on port " + std::to_string(port));
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
+  const auto deadline = Clock::now() + kCloseTimeout;
+  for (;;) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    FUZZ_CHECK(fd >= 0, std::string("socket() failed: ") + std::strerror(errno));
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return fd;
+    }
+    const int err = errno;
+    ::close(fd);
+    FUZZ_CHECK(err == EINTR && Clock::now() < deadline,
+               "cannot connect to the recorder on port " + std::to_string(port) + ": " +
+                   std::strerror(err));
+  }
 }
 
 // Writes `data` (as far as the peer accepts it), half-closes, and reads until the peer
@@ -276,7 +291,15 @@ Harness* TheHarness() {
     // first, it runs after ours below, so the recorder threads end (freeing their OpenSSL
     // thread state) before OpenSSL is torn down. The other order reports a leak at exit.
     OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr);
+    // Every thread the harness starts (the upstream's, the recorders') inherits a mask that
+    // blocks libFuzzer's SIGALRM, so the watchdog always lands on this thread, whose calls
+    // handle EINTR, and never fails a blocking read in the upstream.
+    sigset_t alarm, old;
+    sigemptyset(&alarm);
+    sigaddset(&alarm, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &alarm, &old);
     auto* harness = new Harness();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     // Stop the recorders before static destructors run (libFuzzer and the regression
     // runner both leave through exit()); the upstream's threads die with the process.
     std::atexit([] {
