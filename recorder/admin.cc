@@ -7,6 +7,8 @@
 #include <boost/beast/http.hpp>
 #include <thread>
 
+#include "base/thread.h"
+
 namespace doppel::recorder {
 
 namespace {
@@ -87,6 +89,7 @@ class AdminServerImpl : public AdminServer {
     address_ = {local.address().to_string(), local.port()};
     Accept();
     thread_ = std::thread([this] { io_.run(); });
+    NameThread(thread_, "doppel-admin");
     return Status::Ok();
   }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "base/thread.h"
 #include "storage/store.h"
 
 namespace doppel::recorder {
@@ -41,6 +42,7 @@ CaptureWriter::~CaptureWriter() { Stop(); }
 
 void CaptureWriter::Start() {
   thread_ = std::thread([this] { Run(); });
+  NameThread(thread_, "doppel-capture");
 }
 
 bool CaptureWriter::Push(doppel::v1::Envelope&& envelope) {

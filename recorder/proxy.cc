@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "base/thread.h"
 #include "base/strings.h"
 #include "net/headers.h"
 #include "net/metrics.h"
@@ -766,10 +767,11 @@ Status RecorderImpl::Init() {
     admin_ = std::move(admin.value());
   }
   writer_.Start();
-  for (auto& w : workers_) {
-    Accept(*w);
-    Worker* raw = w.get();
-    w->thread = std::thread([raw] { raw->io.run(); });
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Accept(*workers_[i]);
+    Worker* raw = workers_[i].get();
+    raw->thread = std::thread([raw] { raw->io.run(); });
+    NameThread(raw->thread, "doppel-proxy-" + std::to_string(i));
   }
   return Status::Ok();
 }

@@ -5,7 +5,10 @@
 #include <atomic>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "recorder/recorder.h"
@@ -122,6 +125,23 @@ TEST_F(ProxyTest, ForwardsWithHeaderHygieneAndCaptures) {
   EXPECT_EQ(e.client_addr().rfind("127.0.0.1:", 0), 0u);
   EXPECT_EQ(e.scheme(), "http");
   EXPECT_EQ(e.error(), doppel::v1::PROXY_ERROR_NONE);
+}
+
+// `top -H`, `perf` and `ps -L` tell the proxy threads from the capture writer and the admin
+// endpoint by name; the names are listed in docs/recorder.md.
+TEST_F(ProxyTest, ThreadsAreNamedForTopAndPerf) {
+  Start([](RecorderOptions& o) { o.threads = 2; });
+  std::set<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  EXPECT_EQ(names.count("doppel-proxy-0"), 1u);
+  EXPECT_EQ(names.count("doppel-proxy-1"), 1u);
+  EXPECT_EQ(names.count("doppel-capture"), 1u);
+  EXPECT_EQ(names.count("doppel-admin"), 1u);
 }
 
 TEST_F(ProxyTest, KeepAliveBothSides) {
