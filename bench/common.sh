@@ -1,5 +1,6 @@
-# Shared by bench/proxy.sh and bench/replay.sh: tools, build, temp dir and cleanup, ports,
-# load average, the ~1 KB JSON body and an nginx started from a config fragment.
+# Shared by bench/proxy.sh, bench/replay.sh and bench/mirror.sh: tools, build, temp dir and cleanup, ports,
+# load average, the ~1 KB JSON body, an nginx started from a config fragment, and the nginx
+# upstream that answers every request with that body.
 # REQUIRES before sourcing: root, build_dir, log(), and NAME (used in the temp dir's name).
 
 # bench_install CMD:PACKAGE...: installs the Debian packages whose command is missing.
@@ -121,3 +122,18 @@ EOF
   pids+=($!)
 }
 
+
+# start_json_upstream NAME -> sets UP and up_port: an nginx (1 worker) answering every
+# request with the fixed $body as application/json; checks one answer before returning.
+start_json_upstream() {
+  local got
+  up_port=$(free_port)
+  start_nginx "$1" "  server {
+    listen 127.0.0.1:$up_port;
+    location / { default_type application/json; return 200 '$body'; }
+  }"
+  UP=http://127.0.0.1:$up_port
+  wait_http "$UP/"
+  got=$(curl -fsS "$UP/api/items")
+  [[ ${#got} -eq $body_len ]] || { echo "$1 body is ${#got} B, expected $body_len" >&2; exit 1; }
+}

@@ -51,15 +51,7 @@ ECHO=${ECHO:-$root/$build_dir/tools/echo/doppel-echo}
 [[ -x "$ECHO" ]] || { echo "no $ECHO: build doppel-echo first" >&2; exit 2; }
 
 # ---------------------------------------------------------------- upstreams
-up_port=$(free_port)
-start_nginx upstream "  server {
-    listen 127.0.0.1:$up_port;
-    location / { default_type application/json; return 200 '$body'; }
-  }"
-UP=http://127.0.0.1:$up_port
-wait_http "$UP/"
-got=$(curl -fsS "$UP/api/items")
-[[ ${#got} -eq $body_len ]] || { echo "upstream body is ${#got} B, expected $body_len" >&2; exit 1; }
+start_json_upstream upstream
 
 mt_port=$(free_port)
 start_nginx mirror-target "  server {

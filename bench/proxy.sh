@@ -57,15 +57,7 @@ elif [[ -n "$wrk2_candidate" && "$wrk2_candidate" != "(none)" ]]; then
 fi
 wrk2_note="\`apt-cache policy wrk2\` on $(. /etc/os-release; echo "$PRETTY_NAME"): ${wrk2_candidate:-no such package}"
 
-up_port=$(free_port)
-start_nginx upstream "  server {
-    listen 127.0.0.1:$up_port;
-    location / { default_type application/json; return 200 '$body'; }
-  }"
-UP=http://127.0.0.1:$up_port
-wait_http "$UP/"
-got=$(curl -fsS "$UP/api/items")
-[[ ${#got} -eq $body_len ]] || { echo "upstream body is ${#got} B, expected $body_len" >&2; exit 1; }
+start_json_upstream upstream
 
 px_port=$(free_port)
 start_nginx proxy "  upstream backend { server 127.0.0.1:$up_port; keepalive 64; }

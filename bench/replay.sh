@@ -46,15 +46,7 @@ source bench/common.sh
 bench_install nginx:nginx wrk:wrk curl:curl /usr/bin/time:time
 
 # ---------------------------------------------------------------- target: nginx, fixed 1 KB JSON
-up_port=$(free_port)
-start_nginx target "  server {
-    listen 127.0.0.1:$up_port;
-    location / { default_type application/json; return 200 '$body'; }
-  }"
-UP=http://127.0.0.1:$up_port
-wait_http "$UP/"
-got=$(curl -fsS "$UP/api/items")
-[[ ${#got} -eq $body_len ]] || { echo "target body is ${#got} B, expected $body_len" >&2; exit 1; }
+start_json_upstream target
 
 # ---------------------------------------------------------------- recording
 STORE=$tmp/store
