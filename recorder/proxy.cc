@@ -16,8 +16,8 @@
 #include <thread>
 #include <unordered_set>
 
-#include "base/thread.h"
 #include "base/strings.h"
+#include "base/thread.h"
 #include "net/headers.h"
 #include "net/metrics.h"
 #include "recorder/admin.h"
