@@ -1,6 +1,6 @@
-# Shared by bench/proxy.sh, bench/replay.sh and bench/mirror.sh: tools, build, temp dir and cleanup, ports,
-# load average, the ~1 KB JSON body, an nginx started from a config fragment, and the nginx
-# upstream that answers every request with that body.
+# Shared by bench/proxy.sh, bench/replay.sh and bench/mirror.sh: tools, build, temp dir and
+# cleanup, ports, load average, the ~1 KB JSON body, an nginx started from a config fragment,
+# and the nginx upstream that answers every request with that body.
 # REQUIRES before sourcing: root, build_dir, log(), and NAME (used in the temp dir's name).
 
 # bench_install CMD:PACKAGE...: installs the Debian packages whose command is missing.
@@ -121,7 +121,6 @@ EOF
   "$NGINX" -c "$dir/nginx.conf" -p "$dir/" >"$dir/logs/stdout" 2>&1 &
   pids+=($!)
 }
-
 
 # start_json_upstream NAME -> sets UP and up_port: an nginx (1 worker) answering every
 # request with the fixed $body as application/json; checks one answer before returning.

@@ -33,9 +33,9 @@
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
