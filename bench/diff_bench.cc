@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "bench/corpus/corpus.h"
-#include "replayer/diff/diff.h"
+#include "diff/diff.h"
 
 namespace doppel::bench {
 namespace {

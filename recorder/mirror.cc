@@ -14,7 +14,7 @@
 #include "base/strings.h"
 #include "net/headers.h"
 #include "recorder/sampler.h"
-#include "replayer/diff/diff.h"
+#include "diff/diff.h"
 
 namespace doppel::recorder {
 

@@ -1,5 +1,5 @@
 // `doppel noise learn`: learn which response fields vary between identical recorded requests
-// and write them as a reviewable rules file (replayer/noise_learn.h, docs/diff-rules.md).
+// and write them as a reviewable rules file (replay/noise_learn.h, docs/diff-rules.md).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "replayer/diff/rules.h"
-#include "replayer/noise_learn.h"
-#include "replayer/source.h"
+#include "diff/rules.h"
+#include "replay/noise_learn.h"
+#include "replay/source.h"
 #include "storage/store.h"
 #include "tools/cli.h"
 

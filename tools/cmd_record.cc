@@ -20,7 +20,7 @@
 #include "net/url.h"
 #include "recorder/capture_writer.h"
 #include "recorder/mirror.h"
-#include "replayer/diff/rules.h"
+#include "diff/rules.h"
 #include "recorder/recorder.h"
 #include "recorder/redactor.h"
 #include "storage/store.h"

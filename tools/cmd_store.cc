@@ -1,5 +1,5 @@
 // Commands that read and manage the store: sessions, cat, export, import, runs.
-// export/import speak bundle, HAR, JSON Lines, GoReplay (in) and curl (out): storage/interop.h.
+// export/import speak bundle, HAR, JSON Lines, GoReplay (in) and curl (out): interop/interop.h.
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -8,8 +8,8 @@
 #include <boost/json/serialize.hpp>
 
 #include "base/duration.h"
-#include "storage/envelope_json.h"
-#include "storage/interop.h"
+#include "interop/envelope_json.h"
+#include "interop/interop.h"
 #include "storage/store.h"
 #include "tools/cli.h"
 
@@ -145,7 +145,7 @@ int Cat(const GlobalOptions& g, const std::string& name, uint64_t limit, bool sk
   if (!it.ok()) return Fail(it.status());
   uint64_t n = 0;
   for (; (*it)->Valid() && (limit == 0 || n < limit); (*it)->Next(), ++n)
-    std::cout << boost::json::serialize(storage::EnvelopeToJson((*it)->envelope())) << "\n";
+    std::cout << boost::json::serialize(interop::EnvelopeToJson((*it)->envelope())) << "\n";
   std::cout.flush();
   if ((*it)->skipped())
     std::cerr << "doppel: skipped " << (*it)->skipped() << " envelopes that do not decode\n";
@@ -172,16 +172,16 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
   const std::string name = a.session.empty() ? a.session_opt : a.session;
   std::string file = a.file.empty() ? a.out_opt : a.file;
   if (name.empty()) return UsageError("export: which session? doppel export SESSION FILE");
-  storage::InteropFormat format = storage::ExportFormatForPath(file);
+  interop::InteropFormat format = interop::ExportFormatForPath(file);
   if (!a.format.empty()) {
-    auto f = storage::ParseInteropFormat(a.format);
+    auto f = interop::ParseInteropFormat(a.format);
     if (!f.ok()) return UsageError("export --format: " + f.status().message());
     format = *f;
   }
-  if (format == storage::InteropFormat::kGor)
+  if (format == interop::InteropFormat::kGor)
     return UsageError(
         "export: GoReplay is an import format only; export bundle, har, jsonl or curl");
-  const bool curl = format == storage::InteropFormat::kCurl;
+  const bool curl = format == interop::InteropFormat::kCurl;
   if (curl && a.id.empty())
     return UsageError("export --format curl needs --id ARRIVAL_US.SEQ (see `doppel cat`)");
   if (!curl && (!a.id.empty() || !a.target.empty()))
@@ -194,15 +194,15 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
   auto store = OpenStore(g, true, &s);
   if (!s.ok()) return Fail(s);
   if (curl) {
-    auto id = storage::ParseEnvelopeId(a.id);
+    auto id = interop::ParseEnvelopeId(a.id);
     if (!id.ok()) return UsageError("export --id: " + id.status().message());
-    auto envelope = storage::FindEnvelope(*store, name, *id);
+    auto envelope = interop::FindEnvelope(*store, name, *id);
     if (!envelope.ok()) return Fail(envelope.status());
-    storage::CurlOptions co;
+    interop::CurlOptions co;
     co.target = a.target;
-    auto command = storage::CurlCommand(*envelope, co);
+    auto command = interop::CurlCommand(*envelope, co);
     if (!command.ok()) return Fail(command.status());
-    s = storage::WriteTextFile(file, [&](std::ostream& out) {
+    s = interop::WriteTextFile(file, [&](std::ostream& out) {
       out << *command;
       return Status::Ok();
     });
@@ -212,26 +212,26 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
               << "\n";
     return kExitOk;
   }
-  storage::ExportStats stats;
-  s = storage::ExportFile(*store, name, format, file, &stats);
+  interop::ExportStats stats;
+  s = interop::ExportFile(*store, name, format, file, &stats);
   if (!s.ok()) return Fail(s);
   // With the data on stdout, the summary goes to stderr.
   (file == "-" ? std::cerr : std::cout)
       << "exported " << stats.envelopes << " envelopes of '" << name << "' to "
-      << (file == "-" ? "stdout" : file) << " (" << storage::InteropFormatName(format) << ", "
+      << (file == "-" ? "stdout" : file) << " (" << interop::InteropFormatName(format) << ", "
       << FormatBytes(stats.bytes) << ")\n";
   return kExitOk;
 }
 
 int Import(const GlobalOptions& g, const std::string& file, const std::string& as,
            const std::string& format_name, bool skip_bad) {
-  storage::InteropFormat format;
+  interop::InteropFormat format;
   if (!format_name.empty()) {
-    auto f = storage::ParseInteropFormat(format_name);
+    auto f = interop::ParseInteropFormat(format_name);
     if (!f.ok()) return UsageError("import --format: " + f.status().message());
     format = *f;
   } else {
-    auto f = storage::DetectImportFormat(file);
+    auto f = interop::DetectImportFormat(file);
     if (!f.ok()) {
       if (f.status().code() == Status::Code::kInvalidArgument)
         return UsageError(f.status().message());
@@ -239,22 +239,22 @@ int Import(const GlobalOptions& g, const std::string& file, const std::string& a
     }
     format = *f;
   }
-  if (format == storage::InteropFormat::kCurl)
+  if (format == interop::InteropFormat::kCurl)
     return UsageError("import: curl is an export format only; import bundle, har, jsonl or gor");
-  if (skip_bad && format == storage::InteropFormat::kBundle)
+  if (skip_bad && format == interop::InteropFormat::kBundle)
     return UsageError(
         "import: --skip-bad applies to har, jsonl and gor files (a bundle is "
         "checksummed and imported whole)");
   Status s;
   auto store = OpenStore(g, false, &s);
   if (!s.ok()) return Fail(s);
-  storage::ImportOptions options;
+  interop::ImportOptions options;
   options.skip_bad = skip_bad;
-  storage::ImportStats stats;
-  auto info = storage::ImportFile(*store, file, format, as, options, &stats);
+  interop::ImportStats stats;
+  auto info = interop::ImportFile(*store, file, format, as, options, &stats);
   if (!info.ok()) return Fail(info.status());
   std::cout << "imported " << info->counts().envelopes() << " envelopes as session '"
-            << info->name() << "' (" << storage::InteropFormatName(format) << ")\n";
+            << info->name() << "' (" << interop::InteropFormatName(format) << ")\n";
   if (stats.skipped)
     std::cerr << "doppel: skipped " << stats.skipped
               << " bad records (--skip-bad); the first: " << stats.first_skipped << "\n";

@@ -1,4 +1,4 @@
-// Fuzz target: a bundle file with arbitrary contents (storage/bundle.h), read the two ways
+// Fuzz target: a bundle file with arbitrary contents (interop/bundle.h), read the two ways
 // doppel reads one: VerifyBundle (`doppel import`, `doppel replay --from`) and a streaming
 // BundleReader. The input is written to a tmpfs file because both take a path.
 //
@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "storage/bundle.h"
+#include "interop/bundle.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -24,10 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(doppel::fuzz::WriteFile(*path, {reinterpret_cast<const char*>(data), size}),
              "cannot write " + *path);
 
-  const doppel::Result<uint64_t> verified = doppel::storage::VerifyBundle(*path);
+  const doppel::Result<uint64_t> verified = doppel::interop::VerifyBundle(*path);
   if (!verified.ok()) FUZZ_CHECK(!verified.status().message().empty(), "error without a message");
 
-  auto reader = doppel::storage::BundleReader::Open(*path);
+  auto reader = doppel::interop::BundleReader::Open(*path);
   if (!reader.ok()) {
     FUZZ_CHECK(!verified.ok(), "VerifyBundle accepted a file Open refuses");
     FUZZ_CHECK(!reader.status().message().empty(), "Open error without a message");

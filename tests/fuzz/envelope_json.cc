@@ -1,4 +1,4 @@
-// Fuzz target: EnvelopeFromJson (storage/envelope_json.h) on arbitrary text, one JSON
+// Fuzz target: EnvelopeFromJson (interop/envelope_json.h) on arbitrary text, one JSON
 // object per line as a JSON Lines import reads it.
 //
 // Properties: no crash; a line that is not an object, or an object with a wrong field, is
@@ -6,7 +6,7 @@
 // back (protobuf and codec round trip; proto3 `string` fields must stay valid UTF-8), and
 // exporting it again (EnvelopeToJson, serialize, parse, EnvelopeFromJson) gives the same
 // envelope.
-#include "storage/envelope_json.h"
+#include "interop/envelope_json.h"
 
 #include <boost/json.hpp>
 #include <cstdint>
@@ -27,18 +27,18 @@ void CheckLine(std::string_view line) {
   json::value v = json::parse(line, ec, {}, options);
   if (ec || !v.is_object()) return;
   Envelope e;
-  doppel::Status s = doppel::storage::EnvelopeFromJson(v.get_object(), &e);
+  doppel::Status s = doppel::interop::EnvelopeFromJson(v.get_object(), &e);
   if (!s.ok()) {
     FUZZ_CHECK(!s.message().empty(), "error without a message");
     return;
   }
   doppel::fuzz::CheckStorable(e, "an imported envelope");
-  const std::string exported = json::serialize(doppel::storage::EnvelopeToJson(e));
+  const std::string exported = json::serialize(doppel::interop::EnvelopeToJson(e));
   json::value again = json::parse(exported, ec);
   FUZZ_CHECK(!ec && again.is_object(),
              "the export of an imported envelope is not JSON: " + exported.substr(0, 200));
   Envelope back;
-  s = doppel::storage::EnvelopeFromJson(again.get_object(), &back);
+  s = doppel::interop::EnvelopeFromJson(again.get_object(), &back);
   FUZZ_CHECK(s.ok(), "the export of an imported envelope does not import: " + s.message());
   FUZZ_CHECK(back.SerializeAsString() == e.SerializeAsString(),
              "export and re-import changed the envelope: " + exported.substr(0, 200));

@@ -1,4 +1,4 @@
-// Fuzz target: the GoReplay importer (storage/interop.h ReadGor, `doppel import x.gor`) on
+// Fuzz target: the GoReplay importer (interop/interop.h ReadGor, `doppel import x.gor`) on
 // arbitrary file contents, plain or gzip. Properties: import_check.h.
 #include <cstdint>
 #include <string_view>
@@ -6,6 +6,6 @@
 #include "tests/fuzz/import_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  doppel::fuzz::CheckImport(&doppel::storage::ReadGor, {reinterpret_cast<const char*>(data), size});
+  doppel::fuzz::CheckImport(&doppel::interop::ReadGor, {reinterpret_cast<const char*>(data), size});
   return 0;
 }

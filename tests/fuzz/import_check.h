@@ -1,4 +1,4 @@
-// The checks har_import and gor_import share: one interop reader (storage/interop.h) run on
+// The checks har_import and gor_import share: one interop reader (interop/interop.h) run on
 // the input twice, strict and with skip_bad.
 //
 // Properties: no crash; OK or an error with a message; every envelope the reader hands out
@@ -13,24 +13,24 @@
 #include <string_view>
 #include <vector>
 
-#include "storage/interop.h"
+#include "interop/interop.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace doppel::fuzz {
 
-using InteropReader = Status (*)(std::istream&, const std::string&, const storage::ImportOptions&,
-                                 const storage::EnvelopeSink&, storage::ImportStats*);
+using InteropReader = Status (*)(std::istream&, const std::string&, const interop::ImportOptions&,
+                                 const interop::EnvelopeSink&, interop::ImportStats*);
 
 inline void CheckImport(InteropReader read, std::string_view data) {
   struct Run {
     Status status;
-    storage::ImportStats stats;
+    interop::ImportStats stats;
     std::vector<std::string> envelopes;  // serialized
   };
   auto run = [&](bool skip_bad) {
     Run r;
     std::istringstream in{std::string(data)};
-    storage::ImportOptions options;
+    interop::ImportOptions options;
     options.skip_bad = skip_bad;
     r.status = read(
         in, "fuzz-input", options,

@@ -1,4 +1,4 @@
-// Fuzz target: the diff engine (replayer/diff) on two arbitrary documents. The input is
+// Fuzz target: the diff engine (diff/) on two arbitrary documents. The input is
 // split at its first NUL byte into the expected (recorded) and the actual (replayed) text
 // (no NUL: both sides are the whole input).
 //
@@ -9,15 +9,15 @@
 //
 // Properties: no crash, no exception, bounded output (at most max_diffs kept); a document
 // compared with itself matches; swapping the sides does not change whether they match.
-#include "replayer/diff/json_diff.h"
+#include "diff/json_diff.h"
 
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 
-#include "replayer/diff/diff.h"
-#include "replayer/diff/rules.h"
+#include "diff/diff.h"
+#include "diff/rules.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "storage/bundle.h"
+#include "interop/bundle.h"
 #include "storage/envelope_codec.h"
-#include "storage/envelope_json.h"
+#include "interop/envelope_json.h"
 #include "storage/store.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -90,7 +90,7 @@ void Bundles(const fs::path& out) {
     if (!batch.empty() && !store->Append(spec.name, batch).ok()) std::exit(1);
     if (!store->CloseSession(spec.name, {}).ok()) std::exit(1);
     const std::string path = dir + "/" + spec.name + ".dpl";
-    s = doppel::storage::ExportBundle(*store, spec.name, path, nullptr);
+    s = doppel::interop::ExportBundle(*store, spec.name, path, nullptr);
     if (!s.ok()) {
       std::fprintf(stderr, "export: %s\n", s.message().c_str());
       std::exit(1);
@@ -119,11 +119,11 @@ void CodecValues(const fs::path& out) {
 void JsonLines(const fs::path& out) {
   std::string lines;
   for (const auto& e : doppel::fuzz::SampleEnvelopes(3)) {
-    lines += boost::json::serialize(doppel::storage::EnvelopeToJson(e)) + "\n";
+    lines += boost::json::serialize(doppel::interop::EnvelopeToJson(e)) + "\n";
   }
   Write(out / "envelope_json" / "export.jsonl", lines);
   Write(out / "envelope_json" / "binary_and_error.jsonl",
-        boost::json::serialize(doppel::storage::EnvelopeToJson(OddEnvelope())) + "\n");
+        boost::json::serialize(doppel::interop::EnvelopeToJson(OddEnvelope())) + "\n");
 }
 
 }  // namespace

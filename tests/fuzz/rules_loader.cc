@@ -1,5 +1,5 @@
 // Fuzz target: the two rule-file loaders on arbitrary text —
-//   - diff rules (replayer/diff/rules.h ParseRulesJson, then Differ::Create as
+//   - diff rules (diff/rules.h ParseRulesJson, then Differ::Create as
 //     `doppel replay --rules FILE` does), and
 //   - recorder match rules (net/match.h MatchRules::FromJson and FromYaml, `doppel record
 //     --rules FILE`), plus each line of the text as one `--match` flag (FromFlags).
@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "net/match.h"
-#include "replayer/diff/diff.h"
-#include "replayer/diff/rules.h"
+#include "diff/diff.h"
+#include "diff/rules.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {

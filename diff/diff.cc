@@ -1,0 +1,97 @@
+#include "diff/diff.h"
+
+#include <algorithm>
+
+#include <utility>
+#include <vector>
+
+#include "diff/body.h"
+#include "diff/headers.h"
+#include "diff/rules.h"
+
+namespace doppel::diff {
+namespace {
+
+class RuleDiffer final : public Differ {
+ public:
+  RuleDiffer(DiffConfig config, RuleSet rules)
+      : config_(std::move(config)),
+        rules_(std::move(rules)),
+        headers_(rules_.header_ignore(), rules_.header_compare()) {
+    body_.max_decoded_bytes = config_.max_decoded_bytes;
+    body_.json.normalizers = config_.normalizers;
+    body_.json.max_depth = config_.max_json_depth;
+    body_.json.max_rendered_bytes = config_.max_rendered_bytes;
+    body_.text.max_rendered_bytes = config_.max_rendered_bytes;
+  }
+
+  DiffResult Compare(std::string_view method, std::string_view target,
+                     const doppel::v1::HttpResponse& expected,
+                     const doppel::v1::HttpResponse& actual) const override {
+    DiffResult result;
+    result.endpoint = Endpoint(method, target);
+    std::vector<const CompiledRule*> rules = rules_.ForRequest(method, target);
+    DiffSink sink(&result, config_.max_diffs, config_.max_listed_paths);
+
+    if (expected.status() != actual.status()) {
+      if (IgnoresStatus(rules)) {
+        sink.Ignored("status");
+      } else {
+        // A different status class (200 -> 500) breaks every client: high. Within a class
+        // (200 -> 204) it is an ordinary value change.
+        const bool class_changed = expected.status() / 100 != actual.status() / 100;
+        sink.Add(FieldDiff{"status", DiffKind::kValue,
+                           class_changed ? Severity::kHigh : DefaultSeverity(DiffKind::kValue),
+                           std::to_string(expected.status()), std::to_string(actual.status()),
+                           {}});
+      }
+    }
+    // The body first (Content-Length depends on it), reported after the headers.
+    DiffResult body;
+    DiffSink body_sink(&body, config_.max_diffs, config_.max_listed_paths);
+    DiffBodies(expected, actual, rules, body_, &body_sink);
+    const bool body_compared =
+        std::none_of(body.diffs.begin(), body.diffs.end(),
+                     [](const FieldDiff& d) { return d.kind == DiffKind::kUncompared; });
+    headers_.Diff(expected.headers(), actual.headers(), body_compared, &sink);
+    for (FieldDiff& d : body.diffs) sink.Add(std::move(d));
+    result.omitted_diffs += body.omitted_diffs;
+    if (body.omitted_diffs > 0) result.match = false;
+    for (std::string& p : body.normalized) sink.Normalized(std::move(p));
+    for (std::string& p : body.ignored) sink.Ignored(std::move(p));
+    result.omitted_paths += body.omitted_paths;
+    return result;
+  }
+
+  std::string Endpoint(std::string_view method, std::string_view target) const override {
+    return rules_.endpoints().Name(method, target);
+  }
+
+ private:
+  static bool IgnoresStatus(const std::vector<const CompiledRule*>& rules) {
+    for (const CompiledRule* r : rules) {
+      if (r->path.root() == "status" && r->path.depth() == 0 &&
+          (r->action == RuleAction::kIgnore || r->action == RuleAction::kPresenceOnly)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  const DiffConfig config_;
+  const RuleSet rules_;
+  const HeaderPolicy headers_;
+  BodyDiffOptions body_;
+};
+
+}  // namespace
+
+Result<DifferPtr> Differ::Create(DiffConfig config) {
+  Result<RuleSet> rules = RuleSet::Compile(config.rules);
+  if (!rules.ok()) return rules.status().WithContext("diff rules");
+  if (config.max_diffs == 0) return Status::InvalidArgument("max_diffs must be at least 1");
+  DifferPtr differ = std::make_unique<RuleDiffer>(std::move(config), std::move(rules).value());
+  return differ;
+}
+
+}  // namespace doppel::diff

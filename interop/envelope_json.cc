@@ -1,0 +1,276 @@
+#include "interop/envelope_json.h"
+
+#include <cstring>
+
+#include <boost/json.hpp>
+
+namespace doppel::interop {
+namespace {
+
+namespace json = boost::json;
+using doppel::v1::Envelope;
+using doppel::v1::Header;
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+json::array HeadersToJson(const google::protobuf::RepeatedPtrField<Header>& headers) {
+  json::array out;
+  for (const auto& h : headers) {
+    json::object o;
+    o["name"] = h.name();
+    if (IsValidUtf8(h.value())) o["value"] = h.value();
+    else o["value_base64"] = Base64Encode(h.value());
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+void PutBody(json::object& o, const std::string& body, bool truncated, uint64_t size) {
+  if (IsValidUtf8(body)) {
+    o["body"] = body;
+  } else {
+    o["body"] = Base64Encode(body);
+    o["body_encoding"] = "base64";
+  }
+  if (truncated) o["body_truncated"] = true;
+  o["body_size"] = size;
+}
+
+// Field readers: absent is fine (default), present with the wrong type is an error.
+Status GetString(const json::object& o, const char* key, std::string* out) {
+  auto* v = o.if_contains(key);
+  if (!v || v->is_null()) return Status::Ok();
+  if (!v->is_string()) return Status::InvalidArgument(std::string("field '") + key + "' must be a string");
+  *out = std::string(v->get_string());
+  return Status::Ok();
+}
+
+Status GetUint(const json::object& o, const char* key, uint64_t* out) {
+  auto* v = o.if_contains(key);
+  if (!v || v->is_null()) return Status::Ok();
+  if (v->is_uint64()) *out = v->get_uint64();
+  else if (v->is_int64() && v->get_int64() >= 0) *out = static_cast<uint64_t>(v->get_int64());
+  else return Status::InvalidArgument(std::string("field '") + key + "' must be a non-negative integer");
+  return Status::Ok();
+}
+
+Status GetBool(const json::object& o, const char* key, bool* out) {
+  auto* v = o.if_contains(key);
+  if (!v || v->is_null()) return Status::Ok();
+  if (!v->is_bool()) return Status::InvalidArgument(std::string("field '") + key + "' must be true or false");
+  *out = v->get_bool();
+  return Status::Ok();
+}
+
+Status GetHeaders(const json::object& o, const char* where,
+                  google::protobuf::RepeatedPtrField<Header>* out) {
+  auto* v = o.if_contains("headers");
+  if (!v || v->is_null()) return Status::Ok();
+  if (!v->is_array()) return Status::InvalidArgument(std::string(where) + ".headers must be an array");
+  for (const auto& item : v->get_array()) {
+    if (!item.is_object())
+      return Status::InvalidArgument(std::string(where) + ".headers[] must hold objects");
+    const auto& h = item.get_object();
+    Header* hdr = out->Add();
+    std::string name, value, b64;
+    DOPPEL_RETURN_IF_ERROR(GetString(h, "name", &name));
+    DOPPEL_RETURN_IF_ERROR(GetString(h, "value", &value));
+    DOPPEL_RETURN_IF_ERROR(GetString(h, "value_base64", &b64));
+    if (!b64.empty() && !Base64Decode(b64, &value))
+      return Status::InvalidArgument(std::string(where) + ".headers[].value_base64 is not base64");
+    hdr->set_name(name);
+    hdr->set_value(value);
+  }
+  return Status::Ok();
+}
+
+Status GetBody(const json::object& o, const char* where, std::string* body, bool* truncated,
+               uint64_t* size) {
+  std::string text, encoding;
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "body", &text));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "body_encoding", &encoding));
+  if (encoding == "base64") {
+    if (!Base64Decode(text, body))
+      return Status::InvalidArgument(std::string(where) + ".body is not valid base64");
+  } else if (encoding.empty() || encoding == "utf-8") {
+    *body = std::move(text);
+  } else {
+    return Status::InvalidArgument(std::string(where) + ".body_encoding must be \"base64\" or absent");
+  }
+  DOPPEL_RETURN_IF_ERROR(GetBool(o, "body_truncated", truncated));
+  *size = body->size();
+  return GetUint(o, "body_size", size);
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
+    else return false;
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string Base64Encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) |
+                 uint8_t(in[i + 2]);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += (i + 1 < in.size()) ? kB64[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+bool Base64Decode(std::string_view in, std::string* out) {
+  out->clear();
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    if (ch == '=' || ch == '\n' || ch == '\r') continue;
+    const char* p = std::strchr(kB64, ch);
+    if (!p || ch == '\0') return false;
+    acc = (acc << 6) | static_cast<uint32_t>(p - kB64);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return true;
+}
+
+json::object EnvelopeToJson(const Envelope& e) {
+  json::object o;
+  o["arrival_us"] = e.arrival_us();
+  o["seq"] = e.seq();
+  if (!e.client_addr().empty()) o["client_addr"] = e.client_addr();
+  if (!e.scheme().empty()) o["scheme"] = e.scheme();
+  if (!e.matched_rule().empty()) o["matched_rule"] = e.matched_rule();
+  if (e.error() != doppel::v1::PROXY_ERROR_NONE) {
+    o["error"] = doppel::v1::ProxyError_Name(e.error());
+  }
+  // Also without an error: an imported envelope may carry a detail alone, and an export
+  // must not drop it (found by fuzzing, tests/fuzz/envelope_json).
+  if (e.error() != doppel::v1::PROXY_ERROR_NONE || !e.error_detail().empty())
+    o["error_detail"] = e.error_detail();
+  json::object req;
+  req["method"] = e.request().method();
+  req["target"] = e.request().target();
+  req["version"] = e.request().version();
+  req["headers"] = HeadersToJson(e.request().headers());
+  PutBody(req, e.request().body(), e.request().body_truncated(), e.request().body_size());
+  o["request"] = std::move(req);
+  if (e.has_response()) {
+    json::object resp;
+    resp["status"] = e.response().status();
+    if (!e.response().reason().empty()) resp["reason"] = e.response().reason();
+    resp["version"] = e.response().version();
+    resp["headers"] = HeadersToJson(e.response().headers());
+    PutBody(resp, e.response().body(), e.response().body_truncated(), e.response().body_size());
+    resp["latency_us"] = e.response().latency_us();
+    o["response"] = std::move(resp);
+  }
+  return o;
+}
+
+Status EnvelopeFromJson(const json::object& o, Envelope* e) {
+  e->Clear();
+  uint64_t u = 0;
+  DOPPEL_RETURN_IF_ERROR(GetUint(o, "arrival_us", &u));
+  e->set_arrival_us(u);
+  u = 0;
+  DOPPEL_RETURN_IF_ERROR(GetUint(o, "seq", &u));
+  if (u > UINT32_MAX) return Status::InvalidArgument("field 'seq' is over 2^32");
+  e->set_seq(static_cast<uint32_t>(u));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "client_addr", e->mutable_client_addr()));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "scheme", e->mutable_scheme()));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "matched_rule", e->mutable_matched_rule()));
+  std::string err;
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "error", &err));
+  if (!err.empty()) {
+    doppel::v1::ProxyError pe;
+    if (!doppel::v1::ProxyError_Parse(err, &pe))
+      return Status::InvalidArgument("field 'error' has unknown value '" + err + "'");
+    e->set_error(pe);
+  }
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "error_detail", e->mutable_error_detail()));
+
+  auto* req = o.if_contains("request");
+  if (!req || !req->is_object()) return Status::InvalidArgument("'request' object is missing");
+  const auto& r = req->get_object();
+  auto* mr = e->mutable_request();
+  DOPPEL_RETURN_IF_ERROR(GetString(r, "method", mr->mutable_method()));
+  DOPPEL_RETURN_IF_ERROR(GetString(r, "target", mr->mutable_target()));
+  if (mr->method().empty()) return Status::InvalidArgument("request.method is missing");
+  if (mr->target().empty()) return Status::InvalidArgument("request.target is missing");
+  u = 11;
+  DOPPEL_RETURN_IF_ERROR(GetUint(r, "version", &u));
+  mr->set_version(static_cast<uint32_t>(u));
+  DOPPEL_RETURN_IF_ERROR(GetHeaders(r, "request", mr->mutable_headers()));
+  bool truncated = false;
+  uint64_t size = 0;
+  DOPPEL_RETURN_IF_ERROR(GetBody(r, "request", mr->mutable_body(), &truncated, &size));
+  mr->set_body_truncated(truncated);
+  mr->set_body_size(size);
+
+  auto* resp = o.if_contains("response");
+  if (resp && resp->is_object()) {
+    const auto& s = resp->get_object();
+    auto* ms = e->mutable_response();
+    u = 0;
+    DOPPEL_RETURN_IF_ERROR(GetUint(s, "status", &u));
+    if (u > 999) return Status::InvalidArgument("response.status must be 100..999");
+    ms->set_status(static_cast<uint32_t>(u));
+    DOPPEL_RETURN_IF_ERROR(GetString(s, "reason", ms->mutable_reason()));
+    u = 11;
+    DOPPEL_RETURN_IF_ERROR(GetUint(s, "version", &u));
+    ms->set_version(static_cast<uint32_t>(u));
+    DOPPEL_RETURN_IF_ERROR(GetHeaders(s, "response", ms->mutable_headers()));
+    truncated = false;
+    DOPPEL_RETURN_IF_ERROR(GetBody(s, "response", ms->mutable_body(), &truncated, &size));
+    ms->set_body_truncated(truncated);
+    ms->set_body_size(size);
+    u = 0;
+    DOPPEL_RETURN_IF_ERROR(GetUint(s, "latency_us", &u));
+    ms->set_latency_us(u);
+  } else if (resp && !resp->is_null()) {
+    return Status::InvalidArgument("'response' must be an object");
+  }
+  return Status::Ok();
+}
+
+}  // namespace doppel::interop

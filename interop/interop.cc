@@ -1,0 +1,390 @@
+// Format names and detection, the import/export drivers, envelope ids, and the helpers the
+// format readers share (interop_internal.h).
+#include "interop/interop.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <vector>
+
+#include "base/strings.h"
+#include "net/headers.h"
+#include "interop/bundle.h"
+#include "interop/internal.h"
+#include "interop/session_import.h"
+#include "interop/text_source.h"
+
+namespace doppel::interop {
+namespace {
+
+using doppel::v1::Envelope;
+using doppel::v1::Header;
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && EqualsIgnoreCase(s.substr(s.size() - suffix.size()), suffix);
+}
+
+// The file name with a trailing ".gz" removed, lower-cased (for extension checks).
+std::string BaseForExtension(std::string_view path) {
+  std::string s = AsciiLower(path);
+  if (EndsWith(s, ".gz")) s.resize(s.size() - 3);
+  return s;
+}
+
+bool LooksLikeGorHeader(std::string_view text) {
+  // "1 ID TIMESTAMP": type digit, space, a token, space, digits.
+  if (text.size() < 5 || (text[0] != '1' && text[0] != '2' && text[0] != '3') || text[1] != ' ')
+    return false;
+  size_t sp = text.find(' ', 2);
+  if (sp == std::string_view::npos || sp == 2) return false;
+  size_t i = sp + 1;
+  size_t digits = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i, ++digits;
+  return digits > 0 && i < text.size() && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r');
+}
+
+}  // namespace
+
+Result<InteropFormat> ParseInteropFormat(std::string_view name) {
+  std::string n = AsciiLower(name);
+  if (n == "bundle" || n == "dpl") return InteropFormat::kBundle;
+  if (n == "har") return InteropFormat::kHar;
+  if (n == "jsonl" || n == "ndjson") return InteropFormat::kJsonl;
+  if (n == "gor" || n == "goreplay") return InteropFormat::kGor;
+  if (n == "curl") return InteropFormat::kCurl;
+  return Status::InvalidArgument("unknown format '" + std::string(name) +
+                                 "': use bundle, har, jsonl, gor or curl");
+}
+
+const char* InteropFormatName(InteropFormat format) {
+  switch (format) {
+    case InteropFormat::kBundle: return "bundle";
+    case InteropFormat::kHar: return "HAR";
+    case InteropFormat::kJsonl: return "JSON Lines";
+    case InteropFormat::kGor: return "GoReplay";
+    case InteropFormat::kCurl: return "curl";
+  }
+  return "?";
+}
+
+Result<InteropFormat> DetectImportFormat(const std::string& path) {
+  {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return Status::NotFound("cannot open '" + path + "': " + std::strerror(errno));
+    char magic[7] = {};
+    f.read(magic, sizeof(magic));
+    if (f.gcount() == 7 && std::memcmp(magic, "DOPPELB", 7) == 0) return InteropFormat::kBundle;
+  }
+  const std::string base = BaseForExtension(path);
+  if (EndsWith(base, ".dpl")) return InteropFormat::kBundle;
+  if (EndsWith(base, ".har")) return InteropFormat::kHar;
+  if (EndsWith(base, ".jsonl") || EndsWith(base, ".ndjson")) return InteropFormat::kJsonl;
+  if (EndsWith(base, ".gor")) return InteropFormat::kGor;
+  auto head = PeekContent(path, 4096);
+  if (!head.ok()) return head.status();
+  std::string_view h = *head;
+  size_t i = h.find_first_not_of(" \t\r\n");
+  if (i != std::string_view::npos && h[i] == '{') {
+    size_t j = h.find_first_not_of(" \t\r\n", i + 1);
+    if (j != std::string_view::npos && h.substr(j, 5) == "\"log\"") return InteropFormat::kHar;
+    return InteropFormat::kJsonl;
+  }
+  if (LooksLikeGorHeader(h)) return InteropFormat::kGor;
+  return Status::InvalidArgument("cannot tell the format of '" + path +
+                                 "' from its name or content: give --format bundle|har|jsonl|gor");
+}
+
+InteropFormat ExportFormatForPath(std::string_view path) {
+  const std::string base = AsciiLower(path);
+  if (EndsWith(base, ".har")) return InteropFormat::kHar;
+  if (EndsWith(base, ".jsonl") || EndsWith(base, ".ndjson")) return InteropFormat::kJsonl;
+  return InteropFormat::kBundle;
+}
+
+std::string SessionNameForPath(std::string_view path) {
+  std::string name = std::filesystem::path(std::string(path)).filename().string();
+  size_t dot = name.find('.', 1);  // a leading dot is part of the name (".hidden.har")
+  if (dot != std::string::npos) name.resize(dot);
+  return name;
+}
+
+// ---- helpers shared by the readers ----
+
+namespace internal {
+
+Status BadRecord(const ImportOptions& options, ImportStats* stats, const Status& why) {
+  if (!options.skip_bad)
+    return Status::InvalidArgument(why.message() +
+                                   "; nothing was imported (fix the file, or import with "
+                                   "--skip-bad to skip bad records)");
+  if (stats) {
+    if (stats->skipped == 0) stats->first_skipped = why.message();
+    ++stats->skipped;
+  }
+  return Status::Ok();
+}
+
+void StripHopByHop(google::protobuf::RepeatedPtrField<Header>* headers) {
+  std::vector<std::string> named;
+  for (const auto& h : *headers) {
+    if (!EqualsIgnoreCase(h.name(), "Connection")) continue;
+    std::string_view v = h.value();
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view token = TrimSpaces(v.substr(0, comma));
+      if (!token.empty()) named.emplace_back(token);
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  auto drop = [&](const Header& h) {
+    if (net::IsHopByHop(h.name())) return true;
+    for (const auto& n : named)
+      if (EqualsIgnoreCase(n, h.name())) return true;
+    return false;
+  };
+  int out = 0;
+  for (int i = 0; i < headers->size(); ++i) {
+    if (drop(headers->Get(i))) continue;
+    if (out != i) headers->SwapElements(out, i);
+    ++out;
+  }
+  while (headers->size() > out) headers->RemoveLast();
+}
+
+const std::string* FindHeader(const google::protobuf::RepeatedPtrField<Header>& headers,
+                              std::string_view name) {
+  for (const auto& h : headers)
+    if (EqualsIgnoreCase(h.name(), name)) return &h.value();
+  return nullptr;
+}
+
+namespace {
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+}  // namespace
+
+Result<uint64_t> ParseIso8601Us(std::string_view s) {
+  auto bad = [&] {
+    return Status::InvalidArgument("'" + std::string(s.substr(0, 64)) +
+                                   "' is not an ISO 8601 date-time like 2024-05-01T10:20:30.123Z");
+  };
+  int year, month, day, hour, minute, second;
+  if (!Digits(s, 0, 4, &year) || s.size() < 19 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
+      s[7] != '-' || !Digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !Digits(s, 11, 2, &hour) || s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' ||
+      !Digits(s, 17, 2, &second))
+    return bad();
+  size_t i = 19;
+  uint64_t frac_us = 0;
+  if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
+    ++i;
+    size_t digits = 0;
+    uint64_t scale = 100000;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (digits < 6) frac_us += static_cast<uint64_t>(s[i] - '0') * scale, scale /= 10;
+      ++i, ++digits;
+    }
+    if (digits == 0) return bad();
+  }
+  int64_t offset_s = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int oh, om;
+    bool colon = i + 3 < s.size() && s[i + 3] == ':';
+    if (!Digits(s, i + 1, 2, &oh) || !Digits(s, i + (colon ? 4 : 3), 2, &om) || oh > 23 || om > 59)
+      return bad();
+    offset_s = (oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
+    i += colon ? 6 : 5;
+  }  // no zone: taken as UTC
+  if (i != s.size()) return bad();
+  using namespace std::chrono;
+  year_month_day ymd{std::chrono::year(year), std::chrono::month(static_cast<unsigned>(month)),
+                     std::chrono::day(static_cast<unsigned>(day))};
+  if (!ymd.ok() || hour > 23 || minute > 59 || second > 60 || year < 1970) return bad();
+  int64_t epoch_s = static_cast<int64_t>(sys_days(ymd).time_since_epoch().count()) * 86400 +
+                    hour * 3600 + minute * 60 + second - offset_s;
+  if (epoch_s < 0) return bad();
+  return static_cast<uint64_t>(epoch_s) * 1000000 + frac_us;
+}
+
+std::string FormatIso8601Us(uint64_t us) {
+  using namespace std::chrono;
+  const int64_t secs = static_cast<int64_t>(us / 1000000);
+  const sys_days days{std::chrono::days(secs / 86400)};
+  const year_month_day ymd{days};
+  const int64_t rem = secs % 86400;
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02uT%02d:%02d:%02d.%06uZ", int(ymd.year()),
+                unsigned(ymd.month()), unsigned(ymd.day()), int(rem / 3600), int(rem / 60 % 60),
+                int(rem % 60), unsigned(us % 1000000));
+  return buf;
+}
+
+}  // namespace internal
+
+// ---- import / export drivers ----
+
+Result<doppel::v1::SessionInfo> ImportFile(storage::Store& store, const std::string& path,
+                                           InteropFormat format, const std::string& as_name,
+                                           const ImportOptions& options, ImportStats* stats) {
+  ImportStats local;
+  if (!stats) stats = &local;
+  if (format == InteropFormat::kBundle) {
+    auto info = ImportBundle(store, path, as_name);
+    if (info.ok()) stats->envelopes = stats->records = info->counts().envelopes();
+    return info;
+  }
+  if (format == InteropFormat::kCurl)
+    return Status::InvalidArgument("curl is an export format only");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot open '" + path + "': " + std::strerror(errno));
+
+  doppel::v1::SessionInfo info;
+  info.set_name(as_name.empty() ? SessionNameForPath(path) : as_name);
+  info.set_source(format == InteropFormat::kHar     ? "import:har"
+                  : format == InteropFormat::kJsonl ? "import:jsonl"
+                                                    : "import:gor");
+  auto import = SessionImport::Begin(store, info);
+  if (!import.ok()) return import.status();
+  EnvelopeSink sink = [&](Envelope&& e) { return (*import)->Add(std::move(e)); };
+  Status s;
+  switch (format) {
+    case InteropFormat::kHar: s = ReadHar(in, path, options, sink, stats); break;
+    case InteropFormat::kJsonl: s = ReadJsonl(in, path, options, sink, stats); break;
+    default: s = ReadGor(in, path, options, sink, stats); break;
+  }
+  if (s.ok() && stats->envelopes == 0 && stats->skipped > 0)
+    s = Status::InvalidArgument(std::string(InteropFormatName(format)) + " '" + path + "': all " +
+                                std::to_string(stats->skipped) +
+                                " records were bad, the first: " + stats->first_skipped);
+  if (!s.ok()) return (*import)->Abort(s);
+
+  return (*import)->Commit();
+}
+
+Status WriteTextFile(const std::string& path, const std::function<Status(std::ostream&)>& write) {
+  if (path == "-") {
+    Status s = write(std::cout);
+    std::cout.flush();
+    if (s.ok() && !std::cout) return Status::IoError("writing to stdout failed");
+    return s;
+  }
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) return Status::IoError("cannot write '" + tmp + "': " + std::strerror(errno));
+  // Exports hold recorded traffic: readable by their owner only, like the store.
+  std::error_code perm_ec;
+  std::filesystem::permissions(
+      tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+      std::filesystem::perm_options::replace, perm_ec);
+  Status s = write(out);
+  out.flush();
+  if (s.ok() && !out) s = Status::IoError("writing '" + tmp + "' failed (disk full?)");
+  out.close();
+  if (!s.ok()) {
+    std::remove(tmp.c_str());
+    return s;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    return Status::IoError("renaming '" + tmp + "' to '" + path + "': " + ec.message());
+  }
+  return Status::Ok();
+}
+
+Status ExportFile(storage::Store& store, const std::string& session, InteropFormat format,
+                  const std::string& path, ExportStats* stats) {
+  ExportStats local;
+  if (!stats) stats = &local;
+  switch (format) {
+    case InteropFormat::kBundle: {
+      if (path == "-")
+        return Status::InvalidArgument("a bundle is binary: give a file name, not '-'");
+      BundleStats b;
+      DOPPEL_RETURN_IF_ERROR(ExportBundle(store, session, path, &b));
+      stats->envelopes = b.envelopes;
+      stats->bytes = b.bytes;
+      return Status::Ok();
+    }
+    case InteropFormat::kHar:
+      return WriteTextFile(path,
+                           [&](std::ostream& o) { return WriteHar(store, session, o, stats); });
+    case InteropFormat::kJsonl:
+      return WriteTextFile(path,
+                           [&](std::ostream& o) { return WriteJsonl(store, session, o, stats); });
+    default:
+      return Status::InvalidArgument(std::string(InteropFormatName(format)) +
+                                     " is not a session export format (use bundle, har or jsonl)");
+  }
+}
+
+// ---- envelope ids ----
+
+Result<EnvelopeId> ParseEnvelopeId(std::string_view text) {
+  auto bad = [&] {
+    return Status::InvalidArgument("envelope id '" + std::string(text) +
+                                   "' is not ARRIVAL_US.SEQ (the arrival_us and seq that "
+                                   "`doppel cat` prints, e.g. 1714558830123456.0)");
+  };
+  EnvelopeId id;
+  size_t dot = text.find('.');
+  std::string_view a = text.substr(0, dot);
+  if (a.empty() || a.size() > 20) return bad();
+  uint64_t v = 0;
+  for (char c : a) {
+    if (c < '0' || c > '9') return bad();
+    if (v > (UINT64_MAX - (c - '0')) / 10) return bad();
+    v = v * 10 + (c - '0');
+  }
+  id.arrival_us = v;
+  if (dot != std::string_view::npos) {
+    std::string_view b = text.substr(dot + 1);
+    if (b.empty() || b.size() > 10) return bad();
+    uint64_t s = 0;
+    for (char c : b) {
+      if (c < '0' || c > '9') return bad();
+      s = s * 10 + (c - '0');
+    }
+    if (s > UINT32_MAX) return bad();
+    id.seq = static_cast<uint32_t>(s);
+  }
+  return id;
+}
+
+std::string FormatEnvelopeId(const Envelope& e) {
+  return std::to_string(e.arrival_us()) + "." + std::to_string(e.seq());
+}
+
+Result<Envelope> FindEnvelope(storage::Store& store, const std::string& session, const EnvelopeId& id) {
+  storage::ScanOptions so;
+  so.from_us = id.arrival_us;
+  so.to_us = id.arrival_us == UINT64_MAX ? UINT64_MAX : id.arrival_us + 1;
+  auto it = store.Scan(session, so);
+  if (!it.ok()) return it.status();
+  for (; (*it)->Valid(); (*it)->Next()) {
+    const Envelope& e = (*it)->envelope();
+    if (!id.seq || e.seq() == *id.seq) return e;
+  }
+  if (!(*it)->status().ok()) return (*it)->status();
+  return Status::NotFound("session '" + session + "' has no envelope " +
+                          std::to_string(id.arrival_us) +
+                          (id.seq ? "." + std::to_string(*id.seq) : std::string()) +
+                          " (ids are arrival_us.seq as `doppel cat` prints them)");
+}
+
+}  // namespace doppel::interop

@@ -1,0 +1,435 @@
+// The replay engine (all Asio/Beast code of the replayer lives in this file).
+#include "replay/replay.h"
+
+#include <chrono>
+#include <deque>
+#include <memory>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http.hpp>
+
+#include "base/clock.h"
+
+namespace doppel::replay {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+const char* ErrorName(net::ClientError e) {
+  switch (e) {
+    case net::ClientError::kNone: return "";
+    case net::ClientError::kConnect: return "connect";
+    case net::ClientError::kReset: return "reset";
+    case net::ClientError::kBadResponse: return "bad-response";
+    case net::ClientError::kTooLarge: return "too-large";
+    case net::ClientError::kTimeout: return "timeout";
+  }
+  return "error";
+}
+
+void ToProto(const net::HttpResponse& in, uint64_t latency_us, doppel::v1::HttpResponse* out) {
+  out->Clear();
+  out->set_status(in.result_int());
+  out->set_reason(std::string(in.reason()));
+  out->set_version(in.version());
+  for (const auto& f : in) {
+    auto* h = out->add_headers();
+    h->set_name(std::string(f.name_string()));
+    h->set_value(std::string(f.value()));
+  }
+  out->set_body(in.body());
+  out->set_body_size(in.body().size());
+  out->set_latency_us(latency_us);
+}
+
+net::HttpRequest ToBeast(const OutgoingRequest& r) {
+  net::HttpRequest req;
+  http::verb v = http::string_to_verb(r.method);
+  if (v == http::verb::unknown) req.method_string(r.method);
+  else req.method(v);
+  req.target(r.target);
+  req.version(r.version);
+  for (const auto& [name, value] : r.headers) req.insert(name, value);
+  req.body() = r.body;
+  req.prepare_payload();
+  return req;
+}
+
+// One dispatched envelope, shared by the lanes until all of them answered.
+struct Job {
+  uint64_t index = 0;
+  uint64_t due_us = 0;  // monotonic µs
+  doppel::v1::Envelope envelope;
+  std::vector<TargetOutcome> outcomes;  // targets..., then secondary
+  size_t remaining = 0;
+};
+using JobPtr = std::shared_ptr<Job>;
+
+struct Lane {
+  net::Url url;
+  net::HttpClientPoolPtr pool;
+  uint32_t in_flight = 0;
+  std::deque<JobPtr> backlog;
+  LaneStats stats;
+};
+
+class Engine {
+ public:
+  Engine(const ReplayOptions& o, EnvelopeSource& source, const Selector& selector,
+         const Rewriter& rewriter, ResultSink& sink)
+      : opts_(o), source_(source), selector_(selector), rewriter_(rewriter), sink_(sink),
+        timer_(io_), progress_timer_(io_), signals_(io_, SIGINT, SIGTERM) {}
+
+  Status Setup();
+  Result<ReplayStats> Run();
+
+ private:
+  uint64_t Now() const { return clock_.NowUs(); }
+  bool ReadNext(doppel::v1::Envelope* e);
+  void Pump();
+  void Dispatch(JobPtr job);
+  void StartOnLane(size_t lane, const JobPtr& job);
+  void Send(size_t lane, JobPtr job, net::HttpRequest req);
+  void Finish(size_t lane, const JobPtr& job);
+  void StopDispatching() {
+    exhausted_ = true;
+    timer_.cancel();
+    MaybeDone();
+  }
+  void MaybeDone() {
+    if (exhausted_ && active_ == 0 && !done_) {
+      done_ = true;
+      stats_.elapsed_us = started_ ? Now() - t0_ : 0;
+      timer_.cancel();
+      progress_timer_.cancel();
+      signals_.cancel();
+      for (auto& l : lanes_) l.pool->Shutdown();
+    }
+  }
+  void Progress();
+
+  const ReplayOptions& opts_;
+  EnvelopeSource& source_;
+  const Selector& selector_;
+  const Rewriter& rewriter_;
+  ResultSink& sink_;
+  const Clock& clock_ = SystemClock::Instance();
+
+  asio::io_context io_{1};
+  asio::steady_timer timer_, progress_timer_;
+  asio::signal_set signals_;
+  std::shared_ptr<asio::ssl::context> tls_;
+  std::vector<Lane> lanes_;
+  size_t n_targets_ = 0;
+
+  Pacer pacer_{PacingSpec{}};
+  std::optional<doppel::v1::Envelope> next_;  // read but not yet due
+  uint64_t next_due_ = 0;
+  uint64_t t0_ = 0;
+  bool started_ = false, exhausted_ = false, done_ = false, pump_posted_ = false;
+  uint64_t active_ = 0;  // dispatched, not completed
+  Status source_status_;
+  ReplayStats stats_;
+};
+
+Status Engine::Setup() {
+  pacer_ = Pacer(opts_.pacing);
+  std::vector<net::Url> urls = opts_.targets;
+  n_targets_ = urls.size();
+  if (opts_.secondary) urls.push_back(*opts_.secondary);
+  net::ClientOptions co;
+  co.response_timeout = std::chrono::milliseconds(opts_.timeout_us / 1000);
+  co.connect_timeout = std::min(co.response_timeout, std::chrono::milliseconds(5000));
+  co.max_idle_connections = opts_.concurrency + 8;
+  co.max_response_body = 256ull << 20;
+  for (const auto& u : urls) {
+    if (u.tls() && !tls_) {
+      auto ctx = net::MakeClientTlsContext(opts_.tls);
+      if (!ctx.ok()) return ctx.status();
+      tls_ = *ctx;
+    }
+    auto pool = net::HttpClientPool::Create(io_, u, co, tls_);
+    if (!pool.ok()) return pool.status().WithContext("target " + u.ToString());
+    Lane lane;
+    lane.url = u;
+    lane.pool = *pool;
+    lane.stats.url = u.ToString();
+    lanes_.push_back(std::move(lane));
+  }
+  return Status::Ok();
+}
+
+bool Engine::ReadNext(doppel::v1::Envelope* e) {
+  for (;;) {
+    if (opts_.limit && stats_.dispatched >= opts_.limit) return false;
+    if (!source_.Next(e)) {
+      if (!source_.status().ok()) {
+        source_status_ = source_.status();
+        return false;
+      }
+      ++stats_.passes;
+      if (!opts_.loop || stats_.read == 0) return false;
+      if (Status s = source_.Rewind(); !s.ok()) {
+        source_status_ = s;
+        return false;
+      }
+      continue;
+    }
+    ++stats_.read;
+    switch (selector_.Decide(*e)) {
+      case Decision::kSend: return true;
+      case Decision::kNotInPercent: ++stats_.skipped_percent; break;
+      case Decision::kFiltered: ++stats_.skipped_filtered; break;
+      case Decision::kUnsafe: ++stats_.skipped_unsafe; break;
+    }
+  }
+}
+
+// Dispatches everything that is due, then sleeps until the next due time (or, in --max
+// mode, until a request completes).
+void Engine::Pump() {
+  if (exhausted_ || done_) return;
+  const bool closed_loop = opts_.pacing.mode == PacingSpec::Mode::kMax;
+  for (;;) {
+    if (closed_loop && active_ >= opts_.concurrency) return;
+    if (!next_) {
+      doppel::v1::Envelope e;
+      if (!ReadNext(&e)) {
+        StopDispatching();
+        return;
+      }
+      next_ = std::move(e);
+      if (!started_) {
+        started_ = true;
+        t0_ = Now();
+      }
+      next_due_ = t0_ + pacer_.Next(next_->arrival_us());
+    }
+    const uint64_t now = Now();
+    if (opts_.duration_us && now - t0_ >= opts_.duration_us) {
+      StopDispatching();
+      return;
+    }
+    if (!closed_loop && next_due_ > now) {
+      timer_.expires_after(std::chrono::microseconds(next_due_ - now));
+      timer_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) Pump();
+      });
+      return;
+    }
+    auto job = std::make_shared<Job>();
+    job->index = stats_.dispatched++;
+    job->due_us = closed_loop ? now : next_due_;
+    job->envelope = std::move(*next_);
+    next_.reset();
+    Dispatch(std::move(job));
+  }
+}
+
+void Engine::Dispatch(JobPtr job) {
+  ++active_;
+  job->outcomes.resize(lanes_.size());
+  job->remaining = lanes_.size();
+  for (size_t i = 0; i < lanes_.size(); ++i) StartOnLane(i, job);
+}
+
+void Engine::StartOnLane(size_t i, const JobPtr& job) {
+  Lane& lane = lanes_[i];
+  if (lane.in_flight >= opts_.concurrency) {
+    if (lane.backlog.size() >= opts_.max_backlog) {
+      ++lane.stats.dropped_backlog;
+      job->outcomes[i].error = "backlog";
+      job->outcomes[i].error_detail = "target is behind by more than " +
+                                      std::to_string(opts_.max_backlog) + " requests";
+      Finish(i, job);
+      return;
+    }
+    lane.backlog.push_back(job);
+    return;
+  }
+  OutgoingRequest out;
+  rewriter_.Build(job->envelope, lane.url.Authority(), lane.url.base_path, &out,
+                  i == 0 ? &stats_.dropped_redacted_headers : nullptr);
+  ++lane.in_flight;
+  ++lane.stats.sent;
+  const uint64_t now = Now();
+  job->outcomes[i].lag_us = now > job->due_us ? now - job->due_us : 0;
+  lane.stats.lag.Add(job->outcomes[i].lag_us);
+  Send(i, job, ToBeast(out));
+}
+
+void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
+  ++job->outcomes[i].attempts;
+  net::HttpRequest copy;
+  if (opts_.retries > 0) copy = req;  // kept only when a retry may need it
+  lanes_[i].pool->Send(std::move(req), [this, i, job, copy = std::move(copy)](
+                                           net::ExchangeResult&& r) mutable {
+    TargetOutcome& out = job->outcomes[i];
+    if (r.error == net::ClientError::kConnect && out.attempts <= opts_.retries && !exhausted_) {
+      Send(i, job, std::move(copy));
+      return;
+    }
+    Lane& lane = lanes_[i];
+    --lane.in_flight;
+    const uint64_t now = Now();
+    out.latency_us = now > job->due_us ? now - job->due_us : 0;
+    if (r.error != net::ClientError::kNone) {
+      out.error = ErrorName(r.error);
+      out.error_detail = r.detail;
+      ++lane.stats.errors;
+    } else {
+      ToProto(r.response, out.latency_us, &out.response);
+      ++lane.stats.ok;
+      const unsigned cls = r.response.result_int() / 100;
+      ++lane.stats.status_class[cls >= 2 && cls <= 5 ? cls : 0];
+      lane.stats.latency.Add(out.latency_us);
+    }
+    Finish(i, job);
+    // A slot is free: start the oldest waiting request of this lane.
+    while (!lane.backlog.empty() && lane.in_flight < opts_.concurrency) {
+      JobPtr next = std::move(lane.backlog.front());
+      lane.backlog.pop_front();
+      StartOnLane(i, next);
+    }
+  });
+}
+
+void Engine::Finish(size_t lane, const JobPtr& job) {
+  (void)lane;
+  if (--job->remaining > 0) return;
+  std::vector<TargetOutcome> targets(std::make_move_iterator(job->outcomes.begin()),
+                                     std::make_move_iterator(job->outcomes.begin() + n_targets_));
+  Completed c;
+  c.index = job->index;
+  c.envelope = &job->envelope;
+  c.targets = &targets;
+  c.secondary = opts_.secondary ? &job->outcomes[n_targets_] : nullptr;
+  sink_.OnCompleted(c);
+  ++stats_.completed;
+  --active_;
+  if (opts_.pacing.mode == PacingSpec::Mode::kMax && !exhausted_) {
+    // Continue outside this handler so deep completion chains cannot recurse.
+    if (!pump_posted_) {
+      pump_posted_ = true;
+      asio::post(io_, [this] {
+        pump_posted_ = false;
+        Pump();
+      });
+    }
+  }
+  MaybeDone();
+}
+
+void Engine::Progress() {
+  if (done_) return;
+  if (opts_.on_progress) {
+    ReplayProgress p;
+    p.read = stats_.read;
+    p.dispatched = stats_.dispatched;
+    p.completed = stats_.completed;
+    p.in_flight = active_;
+    for (const auto& l : lanes_) p.errors += l.stats.errors + l.stats.dropped_backlog;
+    p.elapsed_us = started_ ? Now() - t0_ : 0;
+    opts_.on_progress(p);
+  }
+  progress_timer_.expires_after(std::chrono::seconds(1));
+  progress_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Progress();
+  });
+}
+
+Result<ReplayStats> Engine::Run() {
+  signals_.async_wait([this](boost::system::error_code ec, int) {
+    if (ec) return;
+    stats_.interrupted = true;
+    // A second signal stops at once; in-flight requests are then not waited for. Armed
+    // before stopping, so that MaybeDone() can cancel it when nothing is left to wait for.
+    signals_.async_wait([this](boost::system::error_code ec2, int) {
+      if (!ec2) io_.stop();
+    });
+    // Requests still waiting for a slot are not sent; those in flight finish (bounded by
+    // --timeout).
+    for (size_t i = 0; i < lanes_.size(); ++i) {
+      while (!lanes_[i].backlog.empty()) {
+        JobPtr job = std::move(lanes_[i].backlog.front());
+        lanes_[i].backlog.pop_front();
+        job->outcomes[i].error = "interrupted";
+        Finish(i, job);
+      }
+    }
+    StopDispatching();
+  });
+  progress_timer_.expires_after(std::chrono::seconds(1));
+  progress_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Progress();
+  });
+  asio::post(io_, [this] { Pump(); });
+  io_.run();
+  if (!done_) stats_.elapsed_us = started_ ? Now() - t0_ : 0;
+  for (const auto& l : lanes_) stats_.lanes.push_back(l.stats);
+  if (!source_status_.ok()) return source_status_;
+  return stats_;
+}
+
+}  // namespace
+
+Status ProbeTargets(const std::vector<net::Url>& urls, uint64_t timeout_us) {
+  asio::io_context io;
+  std::vector<std::string> failures(urls.size());
+  std::vector<std::unique_ptr<asio::ip::tcp::socket>> sockets;
+  std::vector<std::unique_ptr<asio::ip::tcp::resolver>> resolvers;
+  asio::steady_timer deadline(io, std::chrono::microseconds(timeout_us));
+  size_t pending = urls.size();
+  auto done = [&] {
+    if (--pending == 0) deadline.cancel();
+  };
+  for (size_t i = 0; i < urls.size(); ++i) {
+    failures[i] = "no answer within " + std::to_string(timeout_us / 1000) + " ms";
+    auto& res = resolvers.emplace_back(std::make_unique<asio::ip::tcp::resolver>(io));
+    auto& sock = sockets.emplace_back(std::make_unique<asio::ip::tcp::socket>(io));
+    res->async_resolve(urls[i].host, std::to_string(urls[i].port),
+                       [&, i, s = sock.get()](boost::system::error_code ec,
+                                              asio::ip::tcp::resolver::results_type r) {
+                         if (ec) {
+                           failures[i] = "cannot resolve: " + ec.message();
+                           done();
+                           return;
+                         }
+                         asio::async_connect(*s, r, [&, i](boost::system::error_code ec2,
+                                                           const asio::ip::tcp::endpoint&) {
+                           failures[i] = ec2 ? ec2.message() : "";
+                           done();
+                         });
+                       });
+  }
+  deadline.async_wait([&](boost::system::error_code ec) {
+    if (!ec) io.stop();
+  });
+  io.run();
+  std::string msg;
+  for (size_t i = 0; i < urls.size(); ++i)
+    if (!failures[i].empty()) msg += (msg.empty() ? "" : "; ") + urls[i].ToString() + ": " + failures[i];
+  if (msg.empty()) return Status::Ok();
+  return Status::Unavailable("target not reachable (" + msg +
+                             "); start it, or check the URL and port");
+}
+
+Result<ReplayStats> RunReplay(const ReplayOptions& options, EnvelopeSource& source,
+                              const Selector& selector, const Rewriter& rewriter,
+                              ResultSink& sink) {
+  if (options.targets.empty())
+    return Status::InvalidArgument("no --target given; name at least one URL to replay to");
+  if (options.concurrency == 0) return Status::InvalidArgument("--concurrency must be at least 1");
+  Engine engine(options, source, selector, rewriter, sink);
+  DOPPEL_RETURN_IF_ERROR(engine.Setup());
+  return engine.Run();
+}
+
+}  // namespace doppel::replay

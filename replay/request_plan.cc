@@ -1,0 +1,161 @@
+#include "replay/request_plan.h"
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+
+#include "base/strings.h"
+
+namespace doppel::replay {
+namespace {
+
+uint64_t Mix64(uint64_t x) {  // splitmix64 finalizer
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::string Upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+Result<std::regex> CompileRegex(const std::string& option, const std::string& text) {
+  try {
+    return std::regex(text, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return Status::InvalidArgument(option + " '" + text +
+                                   "' is not a valid regular expression: " + e.what());
+  }
+}
+
+}  // namespace
+
+bool InPercent(uint64_t arrival_us, uint32_t seq, double percent, uint64_t seed) {
+  if (percent >= 100) return true;
+  if (percent <= 0) return false;
+  uint64_t h = Mix64(Mix64(arrival_us ^ Mix64(seed)) ^ seq);
+  // Top 53 bits as a fraction in [0, 1).
+  double u = static_cast<double>(h >> 11) / static_cast<double>(1ull << 53);
+  return u * 100.0 < percent;
+}
+
+bool IsUnsafeMethod(std::string_view m) {
+  return EqualsIgnoreCase(m, "POST") || EqualsIgnoreCase(m, "PUT") ||
+         EqualsIgnoreCase(m, "PATCH") || EqualsIgnoreCase(m, "DELETE");
+}
+
+bool SplitAssignment(std::string_view text, std::string* left, std::string* right) {
+  size_t eq = text.find('=');
+  size_t colon = text.find(':');
+  size_t at = std::min(eq, colon);
+  if (at == std::string_view::npos || at == 0) return false;
+  *left = std::string(text.substr(0, at));
+  std::string_view r = text.substr(at + 1);
+  if (text[at] == ':') {
+    while (!r.empty() && r.front() == ' ') r.remove_prefix(1);
+  }
+  *right = std::string(r);
+  return true;
+}
+
+Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions& o) {
+  if (!(o.percent >= 0 && o.percent <= 100))
+    return Status::InvalidArgument("--percent must be between 0 and 100");
+  auto s = std::shared_ptr<Selector>(new Selector());
+  s->opts_ = o;
+  for (const auto& m : o.methods) s->methods_upper_.push_back(Upper(m));
+  if (!o.path_regex.empty()) {
+    auto re = CompileRegex("--path-regex", o.path_regex);
+    if (!re.ok()) return re.status();
+    s->path_ = std::move(*re);
+  }
+  for (const auto& h : o.header_regex) {
+    size_t colon = h.find(':');
+    if (colon == std::string::npos || colon == 0)
+      return Status::InvalidArgument("--header-regex '" + h + "' must look like 'Name: REGEX'");
+    std::string value = h.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    auto re = CompileRegex("--header-regex", value);
+    if (!re.ok()) return re.status();
+    s->headers_.emplace_back(h.substr(0, colon), std::move(*re));
+  }
+  return std::shared_ptr<const Selector>(s);
+}
+
+Decision Selector::Decide(const doppel::v1::Envelope& e) const {
+  const auto& req = e.request();
+  if (!InPercent(e.arrival_us(), e.seq(), opts_.percent, opts_.seed))
+    return Decision::kNotInPercent;
+  if (!methods_upper_.empty() && std::find(methods_upper_.begin(), methods_upper_.end(),
+                                           Upper(req.method())) == methods_upper_.end())
+    return Decision::kFiltered;
+  if (path_ && !std::regex_search(req.target(), *path_)) return Decision::kFiltered;
+  for (const auto& [name, re] : headers_) {
+    bool any = false;
+    for (const auto& h : req.headers())
+      if (EqualsIgnoreCase(h.name(), name) && std::regex_search(h.value(), re)) any = true;
+    if (!any) return Decision::kFiltered;
+  }
+  if (!opts_.allow_unsafe && IsUnsafeMethod(req.method())) return Decision::kUnsafe;
+  return Decision::kSend;
+}
+
+Result<std::shared_ptr<const Rewriter>> Rewriter::Create(const RewriteOptions& o) {
+  auto r = std::shared_ptr<Rewriter>(new Rewriter());
+  r->opts_ = o;
+  for (const auto& [re, repl] : o.rewrite_path) {
+    auto compiled = CompileRegex("--rewrite-path", re);
+    if (!compiled.ok()) return compiled.status();
+    r->paths_.emplace_back(std::move(*compiled), repl);
+  }
+  return std::shared_ptr<const Rewriter>(r);
+}
+
+void Rewriter::Build(const doppel::v1::Envelope& e, const std::string& authority,
+                     const std::string& base_path, OutgoingRequest* out,
+                     uint64_t* dropped_redacted) const {
+  const auto& req = e.request();
+  out->method = req.method();
+  std::string target = req.target().empty() ? "/" : req.target();
+  for (const auto& [re, repl] : paths_) target = std::regex_replace(target, re, repl);
+  out->target = base_path + target;
+  out->version = req.version() == 10 ? 10 : 11;
+  out->headers.clear();
+  auto listed = [](const auto& list, std::string_view name) {
+    for (const auto& item : list)
+      if (EqualsIgnoreCase(item, name)) return true;
+    return false;
+  };
+  bool host_seen = false;
+  for (const auto& h : req.headers()) {
+    const std::string& name = h.name();
+    if (EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding") ||
+        EqualsIgnoreCase(name, "Expect"))
+      continue;
+    if (listed(opts_.remove_headers, name)) continue;
+    bool overridden = false;
+    for (const auto& [n, v] : opts_.set_headers) overridden |= EqualsIgnoreCase(n, name);
+    if (overridden) continue;
+    if (EqualsIgnoreCase(name, "Host")) {
+      host_seen = true;
+      out->headers.emplace_back("Host", opts_.keep_host ? h.value() : authority);
+      continue;
+    }
+    if (h.value().rfind("hmac:", 0) == 0) {
+      if (dropped_redacted) ++*dropped_redacted;
+      continue;
+    }
+    out->headers.emplace_back(name, h.value());
+  }
+  if (!host_seen && !listed(opts_.remove_headers, "Host")) {
+    bool set = false;
+    for (const auto& [n, v] : opts_.set_headers) set |= EqualsIgnoreCase(n, "Host");
+    if (!set) out->headers.emplace_back("Host", authority);
+  }
+  for (const auto& [n, v] : opts_.set_headers) out->headers.emplace_back(n, v);
+  out->body = req.body();
+}
+
+}  // namespace doppel::replay

@@ -1,0 +1,417 @@
+#include "report/aggregate.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+#include "diff/path.h"
+#include "report/excerpt.h"
+#include "base/latency_histogram.h"
+
+namespace doppel::report {
+namespace {
+
+// The diffs of one comparison grouped by generalized path: one entry per field.
+struct FieldGroup {
+  const diff::FieldDiff* first = nullptr;  // the first concrete diff, for an exemplar
+  diff::Severity severity = diff::Severity::kLow;
+  uint32_t kinds = 0;  // bit per DiffKind
+};
+using Groups = std::map<std::string, FieldGroup>;
+
+Groups GroupDiffs(const diff::DiffResult* result) {
+  Groups groups;
+  if (result == nullptr) return groups;
+  for (const diff::FieldDiff& d : result->diffs) {
+    auto [it, inserted] = groups.try_emplace(SanitizeUtf8(diff::GeneralizePath(d.path)));
+    FieldGroup& g = it->second;
+    if (inserted) {
+      g.first = &d;
+      g.severity = d.severity;
+    } else {
+      g.severity = std::max(g.severity, d.severity);
+    }
+    g.kinds |= 1u << static_cast<unsigned>(d.kind);
+  }
+  return groups;
+}
+
+std::vector<diff::DiffKind> KindsOf(uint32_t mask) {
+  std::vector<diff::DiffKind> kinds;
+  for (unsigned k = 0; k <= static_cast<unsigned>(diff::DiffKind::kUncompared); ++k) {
+    if (mask & (1u << k)) kinds.push_back(static_cast<diff::DiffKind>(k));
+  }
+  return kinds;
+}
+
+// Sorted by count (descending), then name.
+std::vector<NamedCount> SortedCounts(const std::unordered_map<std::string, uint64_t>& counts) {
+  std::vector<NamedCount> out;
+  out.reserve(counts.size());
+  for (const auto& [name, count] : counts) out.push_back({name, count});
+  std::sort(out.begin(), out.end(), [](const NamedCount& a, const NamedCount& b) {
+    return a.count != b.count ? a.count > b.count : a.name < b.name;
+  });
+  return out;
+}
+
+// Reports carry p-values to 6 significant digits: enough to read, and stable across libm
+// implementations, so a stored report does not change with the machine that rendered it.
+double SixDigits(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.6g", x);
+  return std::strtod(buf, nullptr);
+}
+
+std::vector<NamedCount> ByName(const std::map<std::string, uint64_t>& counts) {
+  std::vector<NamedCount> out;
+  out.reserve(counts.size());
+  for (const auto& [name, count] : counts) out.push_back({name, count});
+  return out;
+}
+
+}  // namespace
+
+struct RunAggregator::State {
+  struct Field {
+    uint64_t mismatches = 0;
+    uint64_t masked = 0;           // candidate mismatches masked by noise
+    uint64_t masked_requests = 0;  // compared requests where the field was masked
+    uint64_t noise_mismatches = 0;
+    uint32_t kinds = 0;
+    int severity = -1;        // worst over unmasked candidate mismatches
+    int other_severity = -1;  // worst over masked and noise mismatches
+    uint64_t offered = 0, noise_offered = 0;
+    std::vector<Exemplar> exemplars, noise_exemplars;
+  };
+  struct Endpoint {
+    uint64_t requests = 0, errors = 0, compared = 0, matched = 0, mismatched = 0;
+    uint64_t noise_compared = 0, untracked_fields = 0;
+    std::map<std::string, uint64_t> errors_by_reason;
+    StatusCounts status;
+    LatencyHistogram recorded, latency;
+    std::unordered_map<std::string, Field> fields;
+    std::unordered_map<std::string, uint64_t> normalized, ignored;
+  };
+  struct Target {
+    std::map<std::string, Endpoint> endpoints;
+  };
+
+  std::vector<Target> targets;
+  uint64_t rng = 0;
+  size_t body_bytes = 0;  // exemplar bodies held, against max_exemplar_body_bytes
+
+  // Puts `e` at `slot` of a reservoir (appending when slot == size), keeping body_bytes.
+  void Place(std::vector<Exemplar>* items, size_t slot, Exemplar e) {
+    body_bytes += e.expected_body.size() + e.actual_body.size();
+    if (slot == items->size()) {
+      items->push_back(std::move(e));
+      return;
+    }
+    Exemplar& old = (*items)[slot];
+    body_bytes -= old.expected_body.size() + old.actual_body.size();
+    old = std::move(e);
+  }
+
+  // splitmix64: a fixed, portable sequence (std distributions differ between libraries).
+  uint64_t Next() {
+    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+
+  // Reservoir sampling (Algorithm R): the slot the offered item goes to, or nullopt.
+  std::optional<size_t> Offer(uint64_t* offered, size_t size, size_t capacity) {
+    ++*offered;
+    if (capacity == 0) return std::nullopt;
+    if (size < capacity) return size;
+    uint64_t j = Next() % *offered;
+    if (j < capacity) return static_cast<size_t>(j);
+    return std::nullopt;
+  }
+};
+
+RunAggregator::RunAggregator(AggregatorOptions options)
+    : options_(std::move(options)), state_(std::make_unique<State>()) {
+  state_->targets.resize(options_.targets.size());
+  state_->rng = options_.seed;
+}
+
+RunAggregator::~RunAggregator() = default;
+
+namespace {
+
+// Bodies rendered at most once per observation, and only when an exemplar needs them.
+class LazyBodies {
+ public:
+  LazyBodies(const doppel::v1::Envelope& envelope, const doppel::v1::HttpResponse* actual,
+             size_t max_bytes)
+      : envelope_(envelope), actual_(actual), max_bytes_(max_bytes) {}
+  const std::string& expected() {
+    if (!expected_) {
+      const doppel::v1::HttpResponse& r = envelope_.response();
+      expected_ = BodyForDisplay(r.headers(), r.body(), r.body_truncated(), max_bytes_);
+    }
+    return *expected_;
+  }
+  const std::string& actual() {
+    if (!actual_body_) {
+      actual_body_ = actual_ == nullptr ? std::string()
+                                        : BodyForDisplay(actual_->headers(), actual_->body(),
+                                                         actual_->body_truncated(), max_bytes_);
+    }
+    return *actual_body_;
+  }
+
+ private:
+  const doppel::v1::Envelope& envelope_;
+  const doppel::v1::HttpResponse* actual_;
+  size_t max_bytes_;
+  std::optional<std::string> expected_, actual_body_;
+};
+
+Exemplar MakeExemplar(const doppel::v1::Envelope& envelope, const diff::FieldDiff& d,
+                      size_t max_request_body_bytes) {
+  Exemplar e;
+  e.method = SanitizeUtf8(envelope.request().method());
+  e.target = SanitizeUtf8(envelope.request().target());
+  e.request_body =
+      diff::Abbreviate(SanitizeUtf8(envelope.request().body()), max_request_body_bytes);
+  e.path = SanitizeUtf8(d.path);
+  e.kind = d.kind;
+  e.severity = d.severity;
+  e.expected = SanitizeUtf8(d.expected);
+  e.actual = SanitizeUtf8(d.actual);
+  e.detail = SanitizeUtf8(d.detail);
+  e.expected_status = envelope.response().status();
+  return e;
+}
+
+}  // namespace
+
+Status RunAggregator::Add(const Observation& obs) {
+  if (obs.target >= state_->targets.size()) {
+    return Status::InvalidArgument("observation for target " + std::to_string(obs.target) +
+                                   " but the run has " + std::to_string(state_->targets.size()) +
+                                   " targets");
+  }
+  if (obs.envelope == nullptr) return Status::InvalidArgument("observation without envelope");
+  State::Target& target = state_->targets[obs.target];
+  auto it = target.endpoints.find(obs.endpoint);
+  if (it == target.endpoints.end()) {
+    std::string name = target.endpoints.size() < options_.max_endpoints
+                           ? SanitizeUtf8(obs.endpoint)
+                           : std::string(kOtherEndpoints);
+    it = target.endpoints.try_emplace(std::move(name)).first;
+  }
+  State::Endpoint& ep = it->second;
+  ++ep.requests;
+
+  // The field's state, or nullptr when the endpoint tracks too many fields already.
+  auto field = [&](const std::string& path) -> State::Field* {
+    auto f = ep.fields.find(path);
+    if (f != ep.fields.end()) return &f->second;
+    if (ep.fields.size() >= options_.max_fields_per_endpoint) return nullptr;
+    return &ep.fields.try_emplace(path).first->second;
+  };
+  const size_t capacity = options_.exemplars_per_field;
+
+  // Noise: the secondary against the recording, whatever happened to the candidate.
+  Groups noise = GroupDiffs(obs.noise);
+  LazyBodies secondary_bodies(*obs.envelope, obs.secondary, options_.max_body_bytes);
+  if (obs.noise != nullptr) {
+    ++ep.noise_compared;
+    for (const auto& [path, g] : noise) {
+      State::Field* f = field(path);
+      if (f == nullptr) continue;
+      ++f->noise_mismatches;
+      f->kinds |= g.kinds;
+      f->other_severity = std::max(f->other_severity, static_cast<int>(g.severity));
+      if (auto slot = state_->Offer(&f->noise_offered, f->noise_exemplars.size(), capacity)) {
+        Exemplar e = MakeExemplar(*obs.envelope, *g.first, options_.max_request_body_bytes);
+        if (obs.secondary != nullptr) {
+          e.actual_status = obs.secondary->status();
+          if (state_->body_bytes < options_.max_exemplar_body_bytes) {
+            e.expected_body = secondary_bodies.expected();
+            e.actual_body = secondary_bodies.actual();
+          }
+        }
+        state_->Place(&f->noise_exemplars, *slot, std::move(e));
+      }
+    }
+  }
+
+  if (obs.actual == nullptr) {
+    ++ep.errors;
+    ++ep.errors_by_reason[obs.error.empty() ? std::string("unknown") : SanitizeUtf8(obs.error)];
+    return Status::Ok();
+  }
+  ep.status.Add(obs.actual->status());
+  ep.recorded.Add(obs.envelope->response().latency_us());
+  ep.latency.Add(obs.latency_us);
+  if (obs.diff == nullptr) return Status::Ok();
+
+  ++ep.compared;
+  for (const auto& [path, g] : noise) {
+    if (State::Field* f = field(path)) ++f->masked_requests;
+  }
+  LazyBodies bodies(*obs.envelope, obs.actual, options_.max_body_bytes);
+  bool mismatch = obs.diff->omitted_diffs > 0;  // differences we have no path for
+  for (const auto& [path, g] : GroupDiffs(obs.diff)) {
+    bool masked = noise.count(path) > 0;
+    State::Field* f = field(path);
+    if (f == nullptr) {
+      if (!masked) {
+        ++ep.untracked_fields;
+        mismatch = true;
+      }
+      continue;
+    }
+    f->kinds |= g.kinds;
+    if (masked) {
+      ++f->masked;
+      f->other_severity = std::max(f->other_severity, static_cast<int>(g.severity));
+      continue;
+    }
+    mismatch = true;
+    ++f->mismatches;
+    f->severity = std::max(f->severity, static_cast<int>(g.severity));
+    if (auto slot = state_->Offer(&f->offered, f->exemplars.size(), capacity)) {
+      Exemplar e = MakeExemplar(*obs.envelope, *g.first, options_.max_request_body_bytes);
+      e.actual_status = obs.actual->status();
+      if (state_->body_bytes < options_.max_exemplar_body_bytes) {
+        e.expected_body = bodies.expected();
+        e.actual_body = bodies.actual();
+      }
+      state_->Place(&f->exemplars, *slot, std::move(e));
+    }
+  }
+  ++(mismatch ? ep.mismatched : ep.matched);
+
+  // Normalized and ignored paths, once per request and generalized like fields.
+  auto count_paths = [&](const std::vector<std::string>& paths,
+                         std::unordered_map<std::string, uint64_t>* counts) {
+    std::vector<std::string> seen;
+    for (const std::string& p : paths) {
+      std::string g = SanitizeUtf8(diff::GeneralizePath(p));
+      if (std::find(seen.begin(), seen.end(), g) != seen.end()) continue;
+      auto c = counts->find(g);
+      if (c == counts->end()) {
+        if (counts->size() >= options_.max_fields_per_endpoint) continue;
+        c = counts->try_emplace(g, 0).first;
+      }
+      ++c->second;
+      seen.push_back(std::move(g));
+    }
+  };
+  count_paths(obs.diff->normalized, &ep.normalized);
+  count_paths(obs.diff->ignored, &ep.ignored);
+  return Status::Ok();
+}
+
+Report RunAggregator::Finish() const {
+  Report report;
+  report.run_id = SanitizeUtf8(options_.run_id);
+  report.session = SanitizeUtf8(options_.session);
+  report.generated_at = SanitizeUtf8(options_.generated_at);
+  report.settings.fail_threshold_pct = options_.fail_threshold_pct;
+  report.settings.fail_on = options_.fail_on;
+  report.settings.alpha = options_.thresholds.alpha;
+  report.settings.min_samples = options_.thresholds.min_samples;
+  report.settings.min_rate_difference = options_.thresholds.min_rate_difference;
+  report.settings.secondary = SanitizeUtf8(options_.secondary);
+
+  auto over_threshold = [&](uint64_t count, uint64_t total) {
+    return total > 0 && 100.0 * static_cast<double>(count) / static_cast<double>(total) >
+                            options_.fail_threshold_pct;
+  };
+
+  for (size_t t = 0; t < state_->targets.size(); ++t) {
+    const State::Target& ts = state_->targets[t];
+    TargetReport tr;
+    tr.index = static_cast<uint32_t>(t);
+    tr.name = SanitizeUtf8(options_.targets[t]);
+    LatencyHistogram recorded, latency;
+    std::map<std::string, uint64_t> errors_by_reason;
+    for (const auto& [name, ep] : ts.endpoints) {
+      EndpointReport er;
+      er.name = name;
+      er.requests = ep.requests;
+      er.errors = ep.errors;
+      er.errors_by_reason = ByName(ep.errors_by_reason);
+      er.status = ep.status;
+      er.compared = ep.compared;
+      er.matched = ep.matched;
+      er.mismatched = ep.mismatched;
+      er.noise_compared = ep.noise_compared;
+      er.untracked_fields = ep.untracked_fields;
+      er.recorded_latency = ep.recorded.Summary();
+      er.latency = ep.latency.Summary();
+      for (const auto& [path, f] : ep.fields) {
+        FieldReport fr;
+        fr.path = path;
+        fr.mismatches = f.mismatches;
+        fr.compared = ep.compared - std::min(ep.compared, f.masked_requests);
+        fr.masked = f.masked;
+        fr.noise_mismatches = f.noise_mismatches;
+        fr.noise_compared = ep.noise_compared;
+        fr.kinds = KindsOf(f.kinds);
+        fr.severity = static_cast<diff::Severity>(f.severity >= 0 ? f.severity
+                                                                  : std::max(f.other_severity, 0));
+        fr.p_value = SixDigits(diff::RegressionPValue(fr.mismatches, fr.compared,
+                                                      fr.noise_mismatches, fr.noise_compared));
+        if (diff::IsRegression(fr.mismatches, fr.compared, fr.noise_mismatches, fr.noise_compared,
+                               options_.thresholds)) {
+          bool fails =
+              over_threshold(fr.mismatches, fr.compared) && fr.severity >= options_.fail_on;
+          fr.verdict = fails ? FieldVerdict::kRegression : FieldVerdict::kTolerated;
+        }
+        if (fr.verdict == FieldVerdict::kRegression) ++er.regressions;
+        fr.exemplars = f.exemplars;
+        fr.noise_exemplars = f.noise_exemplars;
+        er.fields.push_back(std::move(fr));
+      }
+      std::sort(er.fields.begin(), er.fields.end(), [](const FieldReport& a, const FieldReport& b) {
+        if (a.verdict != b.verdict) return a.verdict > b.verdict;
+        // The status leads: body differences of an error response follow from it.
+        if ((a.path == "status") != (b.path == "status")) return a.path == "status";
+        if (a.mismatches != b.mismatches) return a.mismatches > b.mismatches;
+        if (a.noise_mismatches != b.noise_mismatches) {
+          return a.noise_mismatches > b.noise_mismatches;
+        }
+        return a.path < b.path;
+      });
+      er.normalized = SortedCounts(ep.normalized);
+      er.ignored = SortedCounts(ep.ignored);
+      er.error_rate_exceeded = over_threshold(ep.errors, ep.requests);
+      er.failed = er.regressions > 0 || er.error_rate_exceeded;
+
+      tr.requests += er.requests;
+      tr.errors += er.errors;
+      tr.compared += er.compared;
+      tr.matched += er.matched;
+      tr.mismatched += er.mismatched;
+      tr.status.Add(er.status);
+      for (const auto& [reason, count] : ep.errors_by_reason) errors_by_reason[reason] += count;
+      recorded.Merge(ep.recorded);
+      latency.Merge(ep.latency);
+      tr.regressions += er.regressions + (er.error_rate_exceeded ? 1 : 0);
+      if (er.failed) ++tr.failed_endpoints;
+      tr.endpoints.push_back(std::move(er));
+    }
+    tr.errors_by_reason = ByName(errors_by_reason);
+    tr.recorded_latency = recorded.Summary();
+    tr.latency = latency.Summary();
+    report.regressions += tr.regressions;
+    report.failed_endpoints += tr.failed_endpoints;
+    report.targets.push_back(std::move(tr));
+  }
+  report.exit_code = report.failed_endpoints > 0 ? 1 : 0;
+  return report;
+}
+
+}  // namespace doppel::report

@@ -1,0 +1,172 @@
+#include "report/excerpt.h"
+
+#include <boost/json.hpp>
+#include <cctype>
+#include <charconv>
+
+#include "base/strings.h"
+#include "diff/body.h"
+#include "diff/decode.h"
+#include "diff/result.h"
+
+namespace doppel::report {
+namespace {
+
+constexpr size_t kMaxPrettyInput = 4 << 20;  // larger JSON bodies are shown as they are
+constexpr size_t kMaxDecoded = 8 << 20;
+constexpr int kMaxPrettyDepth = 64;
+
+std::string_view HeaderValue(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
+                             std::string_view name) {
+  for (const doppel::v1::Header& h : headers) {
+    if (EqualsIgnoreCase(h.name(), name)) return h.value();
+  }
+  return {};
+}
+
+void Indent(std::string* out, int depth) {
+  out->push_back('\n');
+  out->append(static_cast<size_t>(depth) * 2, ' ');
+}
+
+void Pretty(const boost::json::value& v, int depth, std::string* out) {
+  if (depth >= kMaxPrettyDepth) {
+    out->append(boost::json::serialize(v));
+    return;
+  }
+  if (v.is_object()) {
+    const boost::json::object& o = v.get_object();
+    if (o.empty()) {
+      out->append("{}");
+      return;
+    }
+    out->push_back('{');
+    bool first = true;
+    for (const auto& member : o) {
+      if (!first) out->push_back(',');
+      first = false;
+      Indent(out, depth + 1);
+      out->append(boost::json::serialize(boost::json::string_view(member.key())));
+      out->append(": ");
+      Pretty(member.value(), depth + 1, out);
+    }
+    Indent(out, depth);
+    out->push_back('}');
+  } else if (v.is_array()) {
+    const boost::json::array& a = v.get_array();
+    if (a.empty()) {
+      out->append("[]");
+      return;
+    }
+    out->push_back('[');
+    bool first = true;
+    for (const boost::json::value& e : a) {
+      if (!first) out->push_back(',');
+      first = false;
+      Indent(out, depth + 1);
+      Pretty(e, depth + 1, out);
+    }
+    Indent(out, depth);
+    out->push_back(']');
+  } else if (v.is_double()) {
+    // Shortest round-trip form ("0.01", "3.17e-05"); serialize() would write "1E-2".
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v.get_double());
+    if (ec == std::errc()) {
+      out->append(buf, end);
+    } else {
+      out->append(boost::json::serialize(v));
+    }
+  } else {
+    out->append(boost::json::serialize(v));
+  }
+}
+
+}  // namespace
+
+std::string SanitizeUtf8(std::string_view s) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      cp = c & 0x07;
+    }
+    bool valid = len > 0 && i + len <= s.size();
+    for (size_t k = 1; valid && k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) {
+        valid = false;
+      } else {
+        cp = (cp << 6) | (cc & 0x3F);
+      }
+    }
+    if (valid) {
+      // Overlong forms, surrogates and values past U+10FFFF.
+      if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+          (cp >= 0xD800 && cp <= 0xDFFF)) {
+        valid = false;
+      }
+    }
+    if (valid) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out.append(kReplacement);
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string PrettyJson(std::string_view text) {
+  boost::json::error_code ec;
+  boost::json::parse_options options;
+  options.max_depth = 1024;  // deeper than kMaxPrettyDepth is rendered compactly
+  boost::json::value v = boost::json::parse(text, ec, {}, options);
+  if (ec) return {};
+  std::string out;
+  Pretty(v, 0, &out);
+  return out;
+}
+
+std::string BodyForDisplay(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
+                           std::string_view body, bool truncated, size_t max_bytes) {
+  std::string content_type(HeaderValue(headers, "content-type"));
+  std::string text;
+  if (truncated) {
+    text = std::string(body);  // a cut stream cannot be decoded; show what was kept
+  } else {
+    Result<std::string> decoded =
+        diff::DecodeBody(body, HeaderValue(headers, "content-encoding"), content_type, kMaxDecoded);
+    text = decoded.ok() ? std::move(decoded).value() : std::string(body);
+  }
+  diff::BodyKind kind = diff::BodyKindOf(content_type, text);
+  if (kind == diff::BodyKind::kBinary) {
+    text = "<binary, " + std::to_string(text.size()) + " bytes>";
+  } else if (kind == diff::BodyKind::kJson && !truncated && text.size() <= kMaxPrettyInput) {
+    std::string pretty = PrettyJson(text);
+    if (!pretty.empty()) text = std::move(pretty);
+  }
+  std::string out = diff::Abbreviate(SanitizeUtf8(text), max_bytes);
+  if (truncated) out += "\xE2\x80\xA6 (recording truncated)";
+  return out;
+}
+
+}  // namespace doppel::report

@@ -1,0 +1,27 @@
+// One self-contained HTML page for a Report: inline CSS, no script, no network. A summary
+// table per target; per endpoint a table of its fields, side-by-side expected/actual
+// exemplar bodies with the differing lines highlighted (<details>, open for regressions),
+// noise (masked) fields in their own table, normalized and ignored paths listed.
+// Everything taken from the traffic is escaped.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "report/report.h"
+
+namespace doppel::report {
+
+struct HtmlOptions {
+  size_t max_fields_with_exemplars = 10;  // per endpoint, regressions first
+  bool show_passing_endpoints = true;     // endpoints without any difference, collapsed
+};
+
+std::string RenderHtml(const Report& report, const HtmlOptions& options = {});
+
+// & < > " ' as entities; invalid UTF-8 replaced by U+FFFD and control characters other than
+// tab/CR/LF shown as "\xNN", so the text can go into element content or a quoted attribute.
+std::string HtmlEscape(std::string_view text);
+
+}  // namespace doppel::report

@@ -1,0 +1,177 @@
+#include "diff/diff.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "diff/rules.h"
+#include "tests/diff/test_util.h"
+
+namespace doppel::diff {
+namespace {
+
+using testing::Summary;
+using Paths = std::vector<std::string>;
+
+doppel::v1::HttpResponse Json(uint32_t status, const std::string& body,
+                              std::vector<std::pair<std::string, std::string>> headers = {}) {
+  doppel::v1::HttpResponse r;
+  r.set_status(status);
+  doppel::v1::Header* ct = r.add_headers();
+  ct->set_name("Content-Type");
+  ct->set_value("application/json");
+  for (auto& [n, v] : headers) {
+    doppel::v1::Header* h = r.add_headers();
+    h->set_name(n);
+    h->set_value(v);
+  }
+  r.set_body(body);
+  return r;
+}
+
+DifferPtr MustCreate(std::string_view rules_json = "{}") {
+  DiffConfig config;
+  Result<doppel::v1::DiffRules> rules = ParseRulesJson(rules_json);
+  EXPECT_TRUE(rules.ok()) << rules.status().ToString();
+  if (rules.ok()) config.rules = rules.value();
+  Result<DifferPtr> differ = Differ::Create(std::move(config));
+  EXPECT_TRUE(differ.ok()) << differ.status().ToString();
+  return std::move(differ).value();
+}
+
+TEST(DifferTest, IdenticalResponsesMatch) {
+  DifferPtr d = MustCreate();
+  doppel::v1::HttpResponse r = Json(200, R"({"a":1})", {{"Date", "x"}});
+  DiffResult result = d->Compare("GET", "/users/7", r, r);
+  EXPECT_TRUE(result.match);
+  EXPECT_TRUE(result.diffs.empty());
+  EXPECT_EQ(result.endpoint, "GET /users/{id}");
+}
+
+TEST(DifferTest, StatusClassChangeIsHighSeverity) {
+  DifferPtr d = MustCreate();
+  DiffResult cls = d->Compare("GET", "/a", Json(200, "{}"), Json(503, "{}"));
+  ASSERT_EQ(cls.diffs.size(), 1u);
+  EXPECT_EQ(cls.diffs[0].severity, Severity::kHigh);
+  DiffResult same_class = d->Compare("GET", "/a", Json(200, "{}"), Json(203, "{}"));
+  ASSERT_EQ(same_class.diffs.size(), 1u);
+  EXPECT_EQ(same_class.diffs[0].severity, Severity::kMedium);
+}
+
+TEST(DifferTest, ReportsStatusThenHeadersThenBody) {
+  DifferPtr d = MustCreate();
+  DiffResult r = d->Compare("GET", "/a", Json(200, R"({"a":1})", {{"ETag", "1"}, {"Date", "Mon"}}),
+                            Json(500, R"({"a":2})", {{"ETag", "2"}, {"Date", "Tue"}}));
+  EXPECT_EQ(Summary(r), (Paths{"status:value", "headers.etag:value", "body.a:value"}));
+  EXPECT_EQ(r.diffs[0].expected, "200");
+  EXPECT_EQ(r.diffs[0].actual, "500");
+  EXPECT_EQ(r.ignored, Paths{"headers.date"});
+  EXPECT_FALSE(r.match);
+}
+
+// Content-Length follows the body: the body diff says what changed, so a length change is
+// listed as ignored rather than reported a second time.
+TEST(DifferTest, ContentLengthFollowsTheBody) {
+  DifferPtr d = MustCreate(R"({"rules":[{"path":"body.t","action":"ignore"}]})");
+  DiffResult equal = d->Compare("GET", "/", Json(200, R"({"t":"aa"})", {{"Content-Length", "8"}}),
+                                Json(200, R"({"t":"aaa"})", {{"Content-Length", "9"}}));
+  EXPECT_TRUE(equal.match) << ::testing::PrintToString(Summary(equal));
+  EXPECT_EQ(equal.ignored, (Paths{"headers.content-length", "body.t"}));
+  DiffResult differ = d->Compare("GET", "/", Json(200, R"({"u":"aa"})", {{"Content-Length", "8"}}),
+                                 Json(200, R"({"u":"aaa"})", {{"Content-Length", "9"}}));
+  EXPECT_EQ(Summary(differ), (Paths{"body.u:value"}));
+  EXPECT_EQ(differ.ignored, (Paths{"headers.content-length"}));
+}
+
+TEST(DifferTest, EndpointRulesApplyOnlyToTheirEndpoint) {
+  DifferPtr d = MustCreate(R"({
+    "rules": [{"endpoint": "GET /users/{id}", "path": "body.seen", "action": "ignore"}],
+    "endpoints": [{"pattern": "GET /users/{id}"}]})");
+  doppel::v1::HttpResponse e = Json(200, R"({"seen":1})"), a = Json(200, R"({"seen":2})");
+  DiffResult users = d->Compare("GET", "/users/alice", e, a);
+  EXPECT_TRUE(users.match);
+  EXPECT_EQ(users.endpoint, "GET /users/{id}");
+  EXPECT_FALSE(d->Compare("GET", "/orders/1", e, a).match);
+  EXPECT_EQ(d->Endpoint("GET", "/orders/1?x=2"), "GET /orders/{id}");
+}
+
+TEST(DifferTest, StatusCanBeIgnoredByRule) {
+  DifferPtr d = MustCreate(R"({"rules":[{"path":"status","action":"ignore"}]})");
+  DiffResult r = d->Compare("GET", "/", Json(200, "{}"), Json(201, "{}"));
+  EXPECT_TRUE(r.match);
+  EXPECT_EQ(r.ignored, Paths{"status"});
+}
+
+TEST(DifferTest, CapsDiffsAndCountsTheRest) {
+  DiffConfig config;
+  config.max_diffs = 3;
+  Result<DifferPtr> d = Differ::Create(config);
+  ASSERT_TRUE(d.ok());
+  DiffResult r = d.value()->Compare("GET", "/", Json(200, "[1,2,3,4,5]"), Json(500, "[5,6,7,8,9]"));
+  EXPECT_EQ(r.diffs.size(), 3u);
+  EXPECT_EQ(r.omitted_diffs, 3u);  // status + 5 elements = 6 differences
+  EXPECT_FALSE(r.match);
+}
+
+TEST(DifferTest, CreateRejectsBadRules) {
+  DiffConfig config;
+  doppel::v1::DiffRule* rule = config.rules.add_rules();
+  rule->set_path("body.a");
+  rule->set_action("ignore-if-value");
+  rule->set_regex("(unclosed");
+  Result<DifferPtr> d = Differ::Create(config);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(d.status().message().find("rules[0].regex"), std::string::npos) << d.status().message();
+}
+
+TEST(DifferTest, ConcurrentComparesOnOneDifferAgree) {
+  DifferPtr d = MustCreate(R"({"rules":[
+    {"path":"body.items","action":"unordered-by-key","key":"id"},
+    {"path":"body.token","action":"ignore-if-value","regex":"^t[0-9]+$"}]})");
+  doppel::v1::HttpResponse e =
+      Json(200, R"({"items":[{"id":1,"v":"a"},{"id":2,"v":"b"}],"token":"t1","n":1})");
+  doppel::v1::HttpResponse a =
+      Json(200, R"({"items":[{"id":2,"v":"b"},{"id":1,"v":"c"}],"token":"t2","n":2})");
+  Paths want = {"body.items[0].v:value", "body.n:value"};
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        if (Summary(d->Compare("GET", "/", e, a)) != want) ++failures[t];
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int f : failures) EXPECT_EQ(f, 0);
+}
+
+TEST(DifferTest, ArbitraryBytesNeverCrash) {
+  DifferPtr d = MustCreate(R"({"rules":[{"path":"body[*].a","action":"unordered"}]})");
+  std::mt19937 rng(12345);
+  const std::vector<std::string> types = {"application/json", "text/plain", "",
+                                          "application/x-www-form-urlencoded", "image/png"};
+  const std::vector<std::string> encodings = {"", "gzip", "deflate", "zstd", "br"};
+  const std::string alphabet = "{}[]\":,0123456789.eE+-truefalsn \n\\u\x1f\xc3\xa9\xff";
+  for (int i = 0; i < 2000; ++i) {
+    auto random_body = [&] {
+      std::string s(rng() % 64, ' ');
+      for (char& c : s) c = alphabet[rng() % alphabet.size()];
+      return s;
+    };
+    doppel::v1::HttpResponse e = Json(200, random_body(), {{"Content-Type", types[rng() % 5]}});
+    doppel::v1::HttpResponse a = Json(200, random_body());
+    doppel::v1::Header* h = a.add_headers();
+    h->set_name("Content-Encoding");
+    h->set_value(encodings[rng() % 5]);
+    DiffResult r = d->Compare("GET", random_body(), e, a);
+    EXPECT_EQ(r.match, r.diffs.empty() && r.omitted_diffs == 0);
+  }
+}
+
+}  // namespace
+}  // namespace doppel::diff

@@ -1,0 +1,72 @@
+#include "interop/envelope_json.h"
+
+#include <gtest/gtest.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <boost/json.hpp>
+
+#include "tests/storage/test_envelopes.h"
+
+namespace doppel::interop {
+namespace {
+
+TEST(EnvelopeJson, TextRoundTrip) {
+  auto e = storage::testing::MakeEnvelope(123, 4, 5);
+  e.set_error(v1::PROXY_ERROR_UPSTREAM_TIMEOUT);
+  e.set_error_detail("no answer in 30s");
+  auto o = EnvelopeToJson(e);
+  EXPECT_EQ(o.at("request").at("target").as_string(), "/api/v1/orders/1005?expand=items");
+  EXPECT_FALSE(o.at("response").as_object().contains("body_encoding"));
+  v1::Envelope back;
+  ASSERT_TRUE(EnvelopeFromJson(o, &back).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(e, back));
+}
+
+TEST(EnvelopeJson, BinaryBodiesAreBase64AndMarked) {
+  auto e = storage::testing::MakeEnvelope(1, 1);
+  e.mutable_response()->set_body(std::string("\x89PNG\r\n\x1a\n\0\xff", 10));
+  auto* h = e.mutable_request()->add_headers();
+  h->set_name("X-Bin");
+  h->set_value("\xc3\x28");
+  auto o = EnvelopeToJson(e);
+  EXPECT_EQ(o.at("response").at("body_encoding").as_string(), "base64");
+  v1::Envelope back;
+  ASSERT_TRUE(EnvelopeFromJson(boost::json::parse(boost::json::serialize(o)).as_object(), &back).ok());
+  EXPECT_EQ(back.response().body(), e.response().body());
+  EXPECT_EQ(back.request().headers(2).value(), "\xc3\x28");
+}
+
+TEST(EnvelopeJson, WrongTypesNameTheField) {
+  auto o = boost::json::parse(R"({"request":{"method":"GET","target":"/"},"seq":"x"})").as_object();
+  v1::Envelope e;
+  Status s = EnvelopeFromJson(o, &e);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("'seq'"), std::string::npos);
+  o = boost::json::parse(R"({"request":{"target":"/"}})").as_object();
+  EXPECT_NE(EnvelopeFromJson(o, &e).message().find("method"), std::string::npos);
+  o = boost::json::parse(R"({})").as_object();
+  EXPECT_NE(EnvelopeFromJson(o, &e).message().find("request"), std::string::npos);
+}
+
+TEST(EnvelopeJson, Utf8Validation) {
+  EXPECT_TRUE(IsValidUtf8("plain"));
+  EXPECT_TRUE(IsValidUtf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x90\xb5"));
+  EXPECT_FALSE(IsValidUtf8("\xc3"));
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // > U+10FFFF
+}
+
+TEST(EnvelopeJson, Base64) {
+  for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
+    std::string back;
+    ASSERT_TRUE(Base64Decode(Base64Encode(s), &back));
+    EXPECT_EQ(back, s);
+  }
+  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
+  std::string out;
+  EXPECT_FALSE(Base64Decode("a$b", &out));
+}
+
+}  // namespace
+}  // namespace doppel::interop

@@ -1,0 +1,145 @@
+#include "replay/request_plan.h"
+
+#include <gtest/gtest.h>
+
+namespace doppel::replay {
+namespace {
+
+doppel::v1::Envelope Env(const std::string& method, const std::string& target, uint64_t t = 1,
+                         uint32_t seq = 0) {
+  doppel::v1::Envelope e;
+  e.set_arrival_us(t);
+  e.set_seq(seq);
+  e.mutable_request()->set_method(method);
+  e.mutable_request()->set_target(target);
+  e.mutable_request()->set_version(11);
+  auto add = [&](const char* n, const char* v) {
+    auto* h = e.mutable_request()->add_headers();
+    h->set_name(n);
+    h->set_value(v);
+  };
+  add("Host", "shop.prod");
+  add("Accept", "application/json");
+  add("Authorization", "hmac:0123abcd");
+  add("Content-Length", "0");
+  add("X-Session", "abc123");
+  return e;
+}
+
+TEST(Percent, DeterministicAndNearTheShare) {
+  int in = 0;
+  for (uint64_t i = 0; i < 20000; ++i) {
+    bool a = InPercent(1'700'000'000'000'000 + i * 37, static_cast<uint32_t>(i % 3), 25, 7);
+    bool b = InPercent(1'700'000'000'000'000 + i * 37, static_cast<uint32_t>(i % 3), 25, 7);
+    ASSERT_EQ(a, b);
+    in += a;
+  }
+  // 25 % of 20000 = 5000, binomial sd ≈ 61: allow 5 sd.
+  EXPECT_NEAR(in, 5000, 310);
+}
+
+TEST(Percent, SeedsChooseDifferentSubsets) {
+  int same = 0, n = 0;
+  for (uint64_t i = 0; i < 10000; ++i) {
+    bool a = InPercent(i * 1000, 0, 50, 1), b = InPercent(i * 1000, 0, 50, 2);
+    same += (a == b);
+    ++n;
+  }
+  // Independent halves agree about half of the time.
+  EXPECT_NEAR(same, n / 2, 400);
+  EXPECT_TRUE(InPercent(5, 5, 100, 9));
+  EXPECT_FALSE(InPercent(5, 5, 0, 9));
+}
+
+TEST(Selector, UnsafeMethodsAreSkippedUnlessAllowed) {
+  auto s = *Selector::Create({});
+  EXPECT_EQ(s->Decide(Env("GET", "/a")), Decision::kSend);
+  for (const char* m : {"POST", "PUT", "PATCH", "DELETE", "delete"})
+    EXPECT_EQ(s->Decide(Env(m, "/a")), Decision::kUnsafe) << m;
+  SelectionOptions o;
+  o.allow_unsafe = true;
+  EXPECT_EQ((*Selector::Create(o))->Decide(Env("POST", "/a")), Decision::kSend);
+}
+
+TEST(Selector, Filters) {
+  SelectionOptions o;
+  o.methods = {"get"};
+  o.path_regex = "^/api/v1/(users|orders)/";
+  o.header_regex = {"X-Session: ^abc"};
+  auto s = *Selector::Create(o);
+  EXPECT_EQ(s->Decide(Env("GET", "/api/v1/users/7")), Decision::kSend);
+  EXPECT_EQ(s->Decide(Env("HEAD", "/api/v1/users/7")), Decision::kFiltered);
+  EXPECT_EQ(s->Decide(Env("GET", "/api/v1/products/7")), Decision::kFiltered);
+  o.header_regex = {"X-Session: ^zzz"};
+  EXPECT_EQ((*Selector::Create(o))->Decide(Env("GET", "/api/v1/users/7")), Decision::kFiltered);
+}
+
+TEST(Selector, BadOptionsAreClearErrors) {
+  SelectionOptions o;
+  o.path_regex = "([";
+  auto r = Selector::Create(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--path-regex"), std::string::npos);
+  o = {};
+  o.header_regex = {"no-colon"};
+  EXPECT_NE(Selector::Create(o).status().message().find("Name: REGEX"), std::string::npos);
+  o = {};
+  o.percent = 150;
+  EXPECT_FALSE(Selector::Create(o).ok());
+}
+
+TEST(Rewriter, HostRedactionAndFraming) {
+  auto r = *Rewriter::Create({});
+  OutgoingRequest out;
+  uint64_t dropped = 0;
+  r->Build(Env("GET", "/a?b=1"), "127.0.0.1:9000", "", &out, &dropped);
+  EXPECT_EQ(out.target, "/a?b=1");
+  EXPECT_EQ(dropped, 1u);
+  std::map<std::string, std::string> h(out.headers.begin(), out.headers.end());
+  EXPECT_EQ(h["Host"], "127.0.0.1:9000");
+  EXPECT_EQ(h.count("Authorization"), 0u);   // its recorded value is a hash: never sent
+  EXPECT_EQ(h.count("Content-Length"), 0u);  // the sender frames the body
+  EXPECT_EQ(h["X-Session"], "abc123");
+}
+
+TEST(Rewriter, SetRemoveRewriteKeepHost) {
+  RewriteOptions o;
+  o.set_headers = {{"Authorization", "Bearer test-token"}, {"X-Shadow", "1"}};
+  o.remove_headers = {"x-session"};
+  o.rewrite_path = {{"^/api/v1/", "/api/v2/"}};
+  o.keep_host = true;
+  auto r = *Rewriter::Create(o);
+  OutgoingRequest out;
+  uint64_t dropped = 0;
+  r->Build(Env("GET", "/api/v1/users/7"), "staging:9000", "/base", &out, &dropped);
+  EXPECT_EQ(out.target, "/base/api/v2/users/7");
+  EXPECT_EQ(dropped, 0u);
+  std::multimap<std::string, std::string> h(out.headers.begin(), out.headers.end());
+  EXPECT_EQ(h.find("Host")->second, "shop.prod");
+  EXPECT_EQ(h.count("Authorization"), 1u);
+  EXPECT_EQ(h.find("Authorization")->second, "Bearer test-token");
+  EXPECT_EQ(h.count("X-Session"), 0u);
+  EXPECT_EQ(h.find("X-Shadow")->second, "1");
+}
+
+TEST(Rewriter, BadRewriteIsAClearError) {
+  RewriteOptions o;
+  o.rewrite_path = {{"(", "x"}};
+  auto r = Rewriter::Create(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--rewrite-path"), std::string::npos);
+}
+
+TEST(SplitAssignment, Forms) {
+  std::string l, r;
+  ASSERT_TRUE(SplitAssignment("X-A=1=2", &l, &r));
+  EXPECT_EQ(l, "X-A");
+  EXPECT_EQ(r, "1=2");
+  ASSERT_TRUE(SplitAssignment("X-A: v", &l, &r));
+  EXPECT_EQ(r, "v");
+  EXPECT_FALSE(SplitAssignment("=x", &l, &r));
+  EXPECT_FALSE(SplitAssignment("novalue", &l, &r));
+}
+
+}  // namespace
+}  // namespace doppel::replay

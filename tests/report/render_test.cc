@@ -1,0 +1,340 @@
+// Renderings of a Report: JSON (golden file, round trip, errors), JUnit (golden file, a real
+// XML parser), HTML (escaping, self-contained), text (sections, verdict line).
+//
+// Golden files live in tests/testdata/report/. After an intended change to an output, rerun
+// with DOPPEL_UPDATE_GOLDEN=1 to rewrite them, and review the diff.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include "report/report_html.h"
+#include "report/report_json.h"
+#include "report/report_junit.h"
+#include "report/report_text.h"
+#include "tests/report/test_util.h"
+
+namespace doppel::report {
+namespace {
+
+using testing::Exchange;
+using testing::Feeder;
+using testing::Response;
+
+// A small run exercising everything a report can hold: two targets, a secondary, a
+// regression, a masked noisy field, normalized and ignored paths, transport errors, a text
+// body with markup, control characters and invalid UTF-8, and a passing endpoint.
+Report SampleReport() {
+  AggregatorOptions options;
+  options.targets = {"http://candidate:8080", "http://canary:8081"};
+  options.secondary = "http://known-good:8080";
+  options.thresholds.min_samples = 5;
+  options.run_id = "42";
+  options.session = "checkout";
+  options.generated_at = "2026-01-01T00:00:00Z";
+  options.max_body_bytes = 400;
+  Feeder feed(options);
+  for (uint32_t target = 0; target < 2; ++target) {
+    for (int i = 1; i <= 8; ++i) {
+      Exchange x;
+      x.target = target;
+      x.path = "/users/" + std::to_string(i);
+      std::string base = R"({"id":)" + std::to_string(i) + R"(,"price":)";
+      std::string recorded_ts = R"(,"ts":"2024-01-01T00:00:00Z","rnd":1})";
+      x.recorded = Response(200, base + "10" + recorded_ts, 1000 + i * 10, {{"Date", "Mon"}});
+      // Target 0 changed the price on every request; the canary is fine. Both answer with a
+      // new timestamp (normalized), a new Date (ignored) and, like the secondary, a new
+      // random value on even requests (masked noise).
+      std::string rnd = i % 2 == 0 ? "2" : "1";
+      std::string price = target == 0 ? "11" : "10";
+      x.actual = Response(200, base + price + R"(,"ts":"2025-06-01T12:00:00Z","rnd":)" + rnd + "}",
+                          900, {{"Date", "Tue"}});
+      x.secondary = Response(200, base + "10" + R"(,"ts":"2024-01-01T00:00:00Z","rnd":)" +
+                                      (i % 2 == 0 ? "3" : "1") + "}");
+      x.latency_us = 2000 + static_cast<uint64_t>(i) * 100 * (target + 1);
+      feed.Add(x);
+    }
+    for (int i = 0; i < 6; ++i) {
+      Exchange x;
+      x.target = target;
+      x.path = "/page?q=<a&b>\"'";
+      x.recorded =
+          Response(200, std::string("line one\nhello\x01 <b>&\xff\nend\n"), 500, {}, "text/plain");
+      if (target == 0) {
+        x.actual = Response(200, "line one\nhello </script><b>\nend\n", 700, {}, "text/plain");
+      } else if (i == 0) {
+        x.error = "timeout";  // one transport error on the canary
+      } else {
+        x.actual = x.recorded;
+      }
+      x.latency_us = 700;
+      feed.Add(x);
+    }
+  }
+  return feed.Finish();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+void ExpectGolden(const std::string& name, const std::string& actual) {
+  std::string path = std::string(DOPPEL_SOURCE_DIR) + "/tests/testdata/report/" + name;
+  if (std::getenv("DOPPEL_UPDATE_GOLDEN") != nullptr) {
+    WriteFile(path, actual);
+    GTEST_SKIP() << "rewrote " << path;
+  }
+  std::string expected = ReadFile(path);
+  ASSERT_FALSE(expected.empty()) << "missing golden file " << path
+                                 << " (run with DOPPEL_UPDATE_GOLDEN=1 to create it)";
+  EXPECT_EQ(actual, expected) << "output differs from " << path
+                              << "; if intended, rerun with DOPPEL_UPDATE_GOLDEN=1";
+}
+
+TEST(ReportSampleTest, HasWhatTheGoldenFilesShouldShow) {
+  Report r = SampleReport();
+  ASSERT_EQ(r.targets.size(), 2u);
+  // Candidate: price regression and the text body change; canary: one timeout.
+  EXPECT_EQ(r.targets[0].regressions, 2u);
+  EXPECT_EQ(r.targets[0].failed_endpoints, 2u);
+  EXPECT_EQ(r.targets[1].regressions, 1u);
+  EXPECT_EQ(r.targets[1].failed_endpoints, 1u);
+  EXPECT_EQ(r.exit_code, 1);
+  const EndpointReport* users = testing::FindEndpoint(r, "GET /users/{id}", 1);
+  ASSERT_NE(users, nullptr);
+  EXPECT_FALSE(users->failed);  // the canary only has masked noise there
+  const FieldReport* rnd = testing::FindField(users, "body.rnd");
+  ASSERT_NE(rnd, nullptr);
+  EXPECT_EQ(rnd->masked, 4u);
+  EXPECT_EQ(rnd->mismatches, 0u);
+}
+
+TEST(ReportJsonTest, MatchesGoldenFile) {
+  ExpectGolden("report.json", ReportToJson(SampleReport()));
+}
+
+TEST(ReportJsonTest, RoundTripIsIdentical) {
+  Report report = SampleReport();
+  std::string json = ReportToJson(report);
+  Result<Report> parsed = ReportFromJson(json);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed.value(), report);
+  EXPECT_EQ(ReportToJson(parsed.value()), json);
+}
+
+TEST(ReportJsonTest, EmptyReportRoundTrips) {
+  Report empty;
+  Result<Report> parsed = ReportFromJson(ReportToJson(empty));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed.value(), empty);
+  EXPECT_EQ(ReportToJson(empty).find("generated_at"), std::string::npos);
+}
+
+TEST(ReportJsonTest, ErrorsNameTheMember) {
+  EXPECT_EQ(ReportFromJson("not json").status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(ReportFromJson("[]").status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(ReportFromJson(R"({"schema":"doppel.report/v9"})").status().code(),
+            Status::Code::kUnsupported);
+
+  std::string json = ReportToJson(SampleReport());
+  std::string bad = json;
+  size_t at = bad.find("\"verdict\": \"regression\"");
+  ASSERT_NE(at, std::string::npos);
+  bad.replace(at, std::string_view("\"verdict\": \"regression\"").size(), "\"verdict\": \"maybe\"");
+  Result<Report> r = ReportFromJson(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("targets[0].endpoints[0].fields[0].verdict"),
+            std::string::npos)
+      << r.status().message();
+
+  bad = json;
+  at = bad.find("\"requests\": ");
+  ASSERT_NE(at, std::string::npos);
+  bad.replace(at, 12, "\"requests\": -");
+  r = ReportFromJson(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("targets[0].requests"), std::string::npos)
+      << r.status().message();
+}
+
+TEST(ReportJUnitTest, MatchesGoldenFile) {
+  ExpectGolden("report.junit.xml", RenderJUnit(SampleReport()));
+}
+
+TEST(ReportJUnitTest, ParsesWithARealXmlParser) {
+  std::string xml = RenderJUnit(SampleReport());
+  std::string path = std::string(DOPPEL_BINARY_DIR) + "/report_junit_test.xml";
+  WriteFile(path, xml);
+  std::string cmd =
+      "python3 -c 'import sys,xml.dom.minidom; d=xml.dom.minidom.parse(sys.argv[1]); "
+      "s=d.getElementsByTagName(\"testsuite\"); "
+      "assert len(s)==2, len(s); "
+      "assert s[0].getAttribute(\"name\")==\"http://candidate:8080\"; "
+      "assert s[0].getAttribute(\"failures\")==\"2\"; "
+      "c=d.getElementsByTagName(\"testcase\"); "
+      "assert c[0].getAttribute(\"name\")==\"GET /page\", c[0].getAttribute(\"name\"); "
+      "f=c[0].getElementsByTagName(\"failure\")[0]; "
+      "assert \"\\n\" in f.firstChild.data' " +
+      path;
+  // Without python3, xmllint (libxml2-utils) checks well-formedness.
+  int rc = std::system("command -v python3 >/dev/null 2>&1") == 0
+               ? std::system(cmd.c_str())
+               : std::system(("xmllint --noout " + path).c_str());
+  EXPECT_EQ(rc, 0) << "JUnit XML rejected by the parser: " << path;
+}
+
+TEST(ReportJUnitTest, EscapesMarkupAndControlCharacters) {
+  EXPECT_EQ(XmlEscape("a<b>&\"'", true), "a&lt;b&gt;&amp;&quot;&apos;");
+  EXPECT_EQ(XmlEscape("a<b>&\"'", false), "a&lt;b&gt;&amp;\"'");
+  EXPECT_EQ(XmlEscape("x\x01y\x1b", false), "x\\x01y\\x1b");
+  EXPECT_EQ(XmlEscape("l1\nl2\tt\r", true), "l1&#10;l2&#9;t&#13;");
+  EXPECT_EQ(XmlEscape("l1\nl2", false), "l1\nl2");
+  EXPECT_EQ(XmlEscape("bad\xff", false), "bad\xEF\xBF\xBD");
+  EXPECT_EQ(XmlEscape("\xEF\xBF\xBE", false), "\xEF\xBF\xBD");  // U+FFFE
+  EXPECT_EQ(XmlEscape("caf\xC3\xA9", false), "caf\xC3\xA9");
+}
+
+TEST(ReportJUnitTest, CountsTestsFailuresAndSkipped) {
+  Report r;
+  TargetReport t;
+  t.name = "http://t";
+  EndpointReport pass, fail, skip;
+  pass.name = "GET /a";
+  pass.requests = pass.compared = pass.matched = 1;
+  fail.name = "GET /b";
+  fail.requests = fail.errors = 1;
+  fail.error_rate_exceeded = fail.failed = true;
+  skip.name = "GET /c";
+  skip.requests = 1;
+  t.endpoints = {pass, fail, skip};
+  r.targets.push_back(t);
+  std::string xml = RenderJUnit(r);
+  EXPECT_NE(xml.find("<testsuite name=\"http://t\" tests=\"3\" failures=\"1\" errors=\"0\" "
+                     "skipped=\"1\""),
+            std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("type=\"errors\""), std::string::npos);
+  EXPECT_NE(xml.find("<skipped"), std::string::npos);
+}
+
+TEST(ReportHtmlTest, EscapesTrafficAndIsSelfContained) {
+  std::string html = RenderHtml(SampleReport());
+  WriteFile(std::string(DOPPEL_BINARY_DIR) + "/report_sample.html", html);  // to look at
+  EXPECT_EQ(html.find("</script><b>"), std::string::npos);
+  EXPECT_NE(html.find("&lt;/script&gt;&lt;b&gt;"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);  // no script at all, no network
+  EXPECT_EQ(html.find("src="), std::string::npos);
+  EXPECT_EQ(html.find("href="), std::string::npos);
+  EXPECT_EQ(html.find("@import"), std::string::npos);
+  EXPECT_EQ(html.find("\x01"), std::string::npos);
+  EXPECT_NE(html.find("hello\\x01 &lt;b&gt;&amp;\xEF\xBF\xBD"), std::string::npos);
+  EXPECT_NE(html.find("/page?q=&lt;a&amp;b&gt;&quot;&#39;"), std::string::npos);
+  // The side-by-side view marks the changed line on each side.
+  EXPECT_NE(html.find("<td class=\"del\">hello\\x01 &lt;b&gt;"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"add\">hello &lt;/script&gt;&lt;b&gt;</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td>line one</td>"), std::string::npos);
+  // Noise, normalized and ignored are shown separately.
+  EXPECT_NE(html.find("noise (masked)"), std::string::npos);
+  EXPECT_NE(html.find("normalized: <code>body.ts</code>"), std::string::npos);
+  EXPECT_NE(html.find("ignored: <code>headers.date</code>"), std::string::npos);
+  EXPECT_NE(html.find("3 regressions in 3 endpoints"), std::string::npos);
+  EXPECT_EQ(html.rfind("</html>\n"), html.size() - 8);
+}
+
+TEST(ReportHtmlTest, EscapeFunction) {
+  EXPECT_EQ(HtmlEscape("</script><b>"), "&lt;/script&gt;&lt;b&gt;");
+  EXPECT_EQ(HtmlEscape("a&\"'"), "a&amp;&quot;&#39;");
+  EXPECT_EQ(HtmlEscape("x\x1b[31my"), "x\\x1b[31my");
+  EXPECT_EQ(HtmlEscape("\xc0\xafz"), "\xEF\xBF\xBD\xEF\xBF\xBDz");  // overlong '/'
+}
+
+TEST(ReportTextTest, SummarySectionsAndVerdict) {
+  std::string text = RenderText(SampleReport());
+  WriteFile(std::string(DOPPEL_BINARY_DIR) + "/report_sample.txt", text);  // to look at
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);                         // no color unless asked
+  EXPECT_EQ(text.find('\x01'), std::string::npos);
+  EXPECT_NE(text.find("TARGET"), std::string::npos);
+  EXPECT_NE(text.find("http://candidate:8080"), std::string::npos);
+  EXPECT_NE(text.find("regressions on http://candidate:8080"), std::string::npos);
+  EXPECT_NE(text.find("body.price"), std::string::npos);
+  EXPECT_NE(text.find("10 \xE2\x86\x92 11"), std::string::npos);  // an exemplar
+  EXPECT_NE(text.find("errors 1/6 (16.7%): timeout 1"), std::string::npos);
+  EXPECT_NE(text.find("noise (masked)"), std::string::npos);
+  EXPECT_NE(text.find("body.rnd 4/8"), std::string::npos);
+  EXPECT_NE(text.find("normalized"), std::string::npos);
+  EXPECT_NE(text.find("body.ts (8\xC3\x97)"), std::string::npos);
+  EXPECT_NE(text.find("headers.date (8\xC3\x97)"), std::string::npos);
+  std::string last = "3 regressions in 3 endpoints \xE2\x80\x94 exit 1\n";
+  ASSERT_GE(text.size(), last.size());
+  EXPECT_EQ(text.substr(text.size() - last.size()), last);
+
+  std::string colored = RenderText(SampleReport(), TextOptions{.color = true});
+  EXPECT_NE(colored.find("\x1b[31m"), std::string::npos);
+}
+
+TEST(ReportTextTest, TrafficCannotDriveTheTerminal) {
+  Report r;
+  r.exit_code = 1;
+  r.regressions = r.failed_endpoints = 1;
+  TargetReport t;
+  t.name = "http://t";
+  EndpointReport e;
+  e.name = "GET /x\x1b[2J";
+  e.failed = true;
+  e.regressions = 1;
+  FieldReport f;
+  f.path = "body.a";
+  f.verdict = FieldVerdict::kRegression;
+  f.mismatches = f.compared = 40;
+  Exemplar x;
+  x.method = "GET";
+  x.target = "/x";
+  x.path = "body.a";
+  x.expected = "\"\x1b[31mred\"";
+  x.actual =
+      "\"\xC2\x9B"
+      "2J\"";  // U+009B, an 8-bit CSI
+  f.exemplars.push_back(x);
+  e.fields.push_back(f);
+  t.endpoints.push_back(e);
+  r.targets.push_back(t);
+  std::string text = RenderText(r);
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find("\xC2\x9B"), std::string::npos) << text;
+  EXPECT_NE(text.find("GET /x\\x1b[2J"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"\\x1b[31mred\" \xE2\x86\x92 \"\\u009b2J\""), std::string::npos) << text;
+}
+
+TEST(ReportTextTest, TableColumnsAlign) {
+  std::string text = RenderText(SampleReport());
+  std::istringstream lines(text);
+  std::string header, row;
+  std::getline(lines, header);
+  while (header.rfind("TARGET", 0) != 0 && std::getline(lines, header)) {
+  }
+  std::getline(lines, row);
+  EXPECT_EQ(header.size(), row.size()) << header << "\n" << row;
+}
+
+TEST(ReportTextTest, CleanRunSaysExitZero) {
+  Report r;
+  r.targets.push_back(TargetReport{});
+  r.targets[0].name = "http://t";
+  EXPECT_EQ(VerdictLine(r), "no regressions \xE2\x80\x94 exit 0");
+  std::string text = RenderText(r);
+  EXPECT_NE(text.find("no regressions \xE2\x80\x94 exit 0\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace doppel::report
