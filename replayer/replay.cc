@@ -185,6 +185,7 @@ bool Engine::ReadNext(doppel::v1::Envelope* e) {
     ++stats_.read;
     switch (selector_.Decide(*e)) {
       case Decision::kSend: return true;
+      case Decision::kRefused: ++stats_.skipped_refused; break;
       case Decision::kNotInPercent: ++stats_.skipped_percent; break;
       case Decision::kFiltered: ++stats_.skipped_filtered; break;
       case Decision::kUnsafe: ++stats_.skipped_unsafe; break;

@@ -82,6 +82,7 @@ struct ReplayStats {
   uint64_t read = 0;              // envelopes read from the source (all passes)
   uint64_t dispatched = 0;        // selected and sent to the lanes
   uint64_t skipped_percent = 0, skipped_filtered = 0, skipped_unsafe = 0;
+  uint64_t skipped_refused = 0;   // the recording proxy refused them (storage::ProxyRefused)
   uint64_t dropped_redacted_headers = 0;
   uint64_t completed = 0;
   uint64_t passes = 0;            // times the source was read (--loop)

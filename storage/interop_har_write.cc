@@ -6,6 +6,7 @@
 #include "storage/envelope_json.h"
 #include "storage/interop.h"
 #include "storage/interop_internal.h"
+#include "storage/proxy_error.h"
 
 namespace doppel::storage {
 namespace {
@@ -253,6 +254,10 @@ Status WriteHar(Store& store, const std::string& session, std::ostream& out, Exp
   if (!write(head)) return Status::IoError("writing HAR failed");
   std::string text;
   for (; (*it)->Valid(); (*it)->Next()) {
+    if (ProxyRefused((*it)->envelope())) {
+      ++stats->refused;
+      continue;
+    }
     text = (stats->envelopes ? ",\n" : "") +
            json::serialize(EnvelopeToHar((*it)->envelope(), fallback));
     if (!write(text)) return Status::IoError("writing HAR failed (disk full or closed pipe?)");

@@ -242,13 +242,14 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
   }
 
   // A first pass counts what will be sent and skipped, for the banner and the ETA.
-  uint64_t total = 0, n_send = 0, n_unsafe = 0, n_filtered = 0, n_percent = 0;
+  uint64_t total = 0, n_send = 0, n_refused = 0, n_unsafe = 0, n_filtered = 0, n_percent = 0;
   {
     doppel::v1::Envelope e;
     while (source->Next(&e)) {
       ++total;
       switch ((*selector)->Decide(e)) {
         case replay::Decision::kSend: ++n_send; break;
+        case replay::Decision::kRefused: ++n_refused; break;
         case replay::Decision::kUnsafe: ++n_unsafe; break;
         case replay::Decision::kFiltered: ++n_filtered; break;
         case replay::Decision::kNotInPercent: ++n_percent; break;
@@ -264,6 +265,10 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
               << session_name << "' to " << f.targets.size() << " target(s) at "
               << opts.pacing.ToString() << (f.secondary.empty() ? "" : ", secondary " + f.secondary)
               << "\n";
+    if (n_refused)
+      std::cerr << "doppel: " << n_refused
+                << " envelopes the proxy refused were not replayed (they never reached the "
+                   "primary)\n";
     if (n_unsafe)
       std::cerr << "doppel: skipping " << n_unsafe
                 << " POST/PUT/PATCH/DELETE requests (pass --allow-unsafe-methods to send them)\n";
