@@ -273,7 +273,10 @@ void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
   lanes_[i].pool->Send(std::move(req), [this, i, job, copy = std::move(copy)](
                                            net::ExchangeResult&& r) mutable {
     TargetOutcome& out = job->outcomes[i];
-    if (r.error == net::ClientError::kConnect && out.attempts <= opts_.retries && !exhausted_) {
+    // Requests still in flight when dispatching stopped (end of the session, --duration) are
+    // retried like any other; after SIGINT/SIGTERM the run only winds down.
+    if (r.error == net::ClientError::kConnect && out.attempts <= opts_.retries &&
+        !stats_.interrupted) {
       Send(i, job, std::move(copy));
       return;
     }

@@ -31,7 +31,8 @@ struct ReplayOptions {
   PacingSpec pacing;
   uint32_t concurrency = 64;          // per lane in-flight limit (and --max window)
   uint64_t timeout_us = 10'000'000;   // per request
-  uint32_t retries = 0;               // extra attempts after a connection failure
+  uint32_t retries = 0;               // extra attempts after a connection failure (connect or
+                                      // TLS handshake), at once; none after SIGINT/SIGTERM
   uint64_t duration_us = 0;           // stop dispatching after this long; 0 = no limit
   uint64_t limit = 0;                 // stop after this many dispatched requests; 0 = none
   bool loop = false;                  // start the session again at its end

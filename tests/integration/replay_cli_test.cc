@@ -15,6 +15,7 @@
 
 #include "storage/store.h"
 #include "tests/integration/child_process.h"
+#include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::testing {
@@ -274,6 +275,40 @@ TEST_F(ReplayCliTest, WhatTheProxyRefusedIsNotReplayedNorLearnedFrom) {
                                       "primary): not learned from"),
             std::string::npos)
       << child_->all_stdout();
+}
+
+// --retries also covers the requests still in flight when the session runs out (they used to
+// fail on their first connection failure). The target fails every other connection at the TLS
+// handshake and answers one request per connection, so with one request in flight at a time
+// each request's first attempt fails and its retry succeeds, the last one's included.
+TEST_F(ReplayCliTest, RetriesCoverTheLastRequestsOfTheSession) {
+  std::vector<v1::Envelope> envelopes;
+  for (uint32_t i = 0; i < 10; ++i)
+    envelopes.push_back(AnsweredGet(i, "/items/" + std::to_string(i)));
+  MakeSession("ten", envelopes);
+  auto replay = [&](TestTlsUpstream& target, const std::string& retries) {
+    // --no-probe: the probe's connection would shift which connections fail.
+    return Doppel({"replay", "--session", "ten", "--target", target.url(), "--target-insecure",
+                   "--no-probe", "--rate", "1000", "--concurrency", "1", "--retries", retries,
+                   "--no-diff", "--no-progress", "--report-json", dir_ + "/report.json"});
+  };
+  auto every_other = [](uint64_t connection) { return connection % 2 == 1; };
+
+  TestTlsUpstream flaky;
+  flaky.SetRefuse(every_other);
+  ASSERT_EQ(replay(flaky, "1"), 0) << child_->all_stderr() << child_->all_stdout();
+  EXPECT_EQ(ReadJson(dir_ + "/report.json").at("targets").at(0).at("errors").as_int64(), 0);
+  std::vector<std::string> want;
+  for (int i = 0; i < 10; ++i) want.push_back("/items/" + std::to_string(i));
+  EXPECT_EQ(flaky.answered(), want);
+  EXPECT_EQ(flaky.connections(), 20u);
+
+  // Without retries the same target fails every other request: the failures are real.
+  TestTlsUpstream flaky_again;
+  flaky_again.SetRefuse(every_other);
+  EXPECT_EQ(replay(flaky_again, "0"), 1) << child_->all_stderr();
+  EXPECT_EQ(ReadJson(dir_ + "/report.json").at("targets").at(0).at("errors").as_int64(), 5);
+  EXPECT_EQ(flaky_again.answered().size(), 5u);
 }
 
 TEST_F(ReplayCliTest, RunIsPersistedAndReRendered) {
