@@ -212,6 +212,27 @@ TEST_F(ReplayCliTest, UsageErrorsAreExitTwoWithAFix) {
       {{"--target", up.url(), "--path-regex", "(["}, "--path-regex"},
       {{"--target", up.url(), "--fail-on", "loud"}, "--fail-on"},
       {{"--target", up.url(), "--rules", "/nonexistent/rules.json"}, "rules.json"},
+      // Numbers a flag would otherwise quietly read as something else (--speed 0 as real
+      // time, --concurrency 0 as a run that fails once started, --limit 0 as no limit, ...).
+      {{"--target", up.url(), "--speed", "0"},
+       "--speed: '0' is not a number above 0; 2 replays twice as fast"},
+      {{"--target", up.url(), "--speed=-2"}, "--speed: '-2' is not a number above 0"},
+      {{"--target", up.url(), "--speed", "nan"}, "--speed: 'nan' is not a number above 0"},
+      {{"--target", up.url(), "--rate", "0"}, "--rate '0': not a positive rate"},
+      {{"--target", up.url(), "--rate=-5"}, "--rate '-5': not a positive rate"},
+      {{"--target", up.url(), "--concurrency", "0"},
+       "--concurrency: '0' is not a number above 0; give at least 1"},
+      {{"--target", up.url(), "--concurrency=-1"}, "--concurrency: '-1' is not a number above 0"},
+      {{"--target", up.url(), "--percent", "101"}, "--percent must be between 0 and 100"},
+      {{"--target", up.url(), "--percent=-1"}, "--percent must be between 0 and 100"},
+      {{"--target", up.url(), "--duration=-1s"}, "--duration: '-1s' is not a duration"},
+      {{"--target", up.url(), "--duration", "0"},
+       "--duration '0' is not a positive duration (e.g. 10m); leave"},
+      {{"--target", up.url(), "--limit", "0"},
+       "--limit: '0' is not a number above 0; leave --limit out"},
+      {{"--target", up.url(), "--max", "--max-gap", "2s"},
+       "--max-gap caps the recorded gaps of --speed pacing"},
+      {{"--target", up.url(), "--rate", "50", "--max-gap", "2s"}, "--max-gap"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(Replay(c.args), 2) << c.want;
@@ -220,6 +241,15 @@ TEST_F(ReplayCliTest, UsageErrorsAreExitTwoWithAFix) {
   EXPECT_EQ(Doppel({"replay", "--session", "nope", "--target", up.url()}), 2);
   EXPECT_NE(child_->all_stderr().find("no session named 'nope'"), std::string::npos);
   EXPECT_TRUE(up.requests().empty());
+  // Refused before a run is stored, too.
+  ASSERT_EQ(Doppel({"runs", "list"}), 0);
+  EXPECT_EQ(child_->all_stdout().find("FAILED"), std::string::npos) << child_->all_stdout();
+  // A valid --speed (with --max-gap) still replays.
+  EXPECT_EQ(Replay({"--target", up.url(), "--no-diff", "--speed", "1000", "--max-gap", "1ms",
+                    "--limit", "3"}),
+            0)
+      << child_->all_stderr();
+  EXPECT_EQ(up.requests().size(), 3u);
 }
 
 // Issue #12: what the recording proxy refused (a connection that sent a lone "\n", a body over
