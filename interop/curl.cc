@@ -4,8 +4,9 @@
 #include "base/strings.h"
 #include "net/url.h"
 #include "interop/envelope_json.h"
-#include "interop/interop.h"
 #include "interop/internal.h"
+#include "interop/interop.h"
+#include "storage/proxy_error.h"
 
 namespace doppel::interop {
 namespace {
@@ -89,6 +90,14 @@ std::string ShellQuote(std::string_view s) {
 }
 
 Result<std::string> CurlCommand(const doppel::v1::Envelope& e, const CurlOptions& options) {
+  if (storage::ProxyRefused(e)) {
+    std::string why = doppel::v1::ProxyError_Name(e.error());
+    if (why.empty()) why = "error " + std::to_string(e.error());
+    if (!e.error_detail().empty()) why += ": " + Printable(e.error_detail());
+    return Status::InvalidArgument("envelope " + FormatEnvelopeId(e) +
+                                   " was refused by the recording proxy (" + why +
+                                   ") and never reached the primary: there is no request to send");
+  }
   const auto& req = e.request();
   std::string comments = "# doppel envelope " + FormatEnvelopeId(e) + ", recorded " +
                          internal::FormatIso8601Us(e.arrival_us()) + "\n";

@@ -4,8 +4,9 @@
 
 #include "diff/decode.h"
 #include "interop/envelope_json.h"
-#include "interop/interop.h"
 #include "interop/internal.h"
+#include "interop/interop.h"
+#include "storage/proxy_error.h"
 
 namespace doppel::interop {
 namespace {
@@ -253,6 +254,10 @@ Status WriteHar(storage::Store& store, const std::string& session, std::ostream&
   if (!write(head)) return Status::IoError("writing HAR failed");
   std::string text;
   for (; (*it)->Valid(); (*it)->Next()) {
+    if (storage::ProxyRefused((*it)->envelope())) {
+      ++stats->refused;
+      continue;
+    }
     text = (stats->envelopes ? ",\n" : "") +
            json::serialize(EnvelopeToHar((*it)->envelope(), fallback));
     if (!write(text)) return Status::IoError("writing HAR failed (disk full or closed pipe?)");

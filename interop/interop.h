@@ -95,14 +95,20 @@ Result<doppel::v1::SessionInfo> ImportFile(storage::Store& store, const std::str
 struct ExportStats {
   uint64_t envelopes = 0;
   uint64_t bytes = 0;
+  uint64_t refused = 0;  // HAR: envelopes left out because the proxy refused them
 };
 
 // Stream session `session` of `store` to `out`. JSON Lines lines are exactly `doppel cat`'s.
 // HAR is HAR 1.2 (what Chrome, Firefox and HAR validators read): response bodies are
 // Content-Encoding-decoded text, or base64 ("encoding": "base64") when not UTF-8; what HAR
 // cannot say (seq, client address, truncation, proxy errors) goes into `_doppel` fields.
-Status WriteHar(storage::Store& store, const std::string& session, std::ostream& out, ExportStats* stats);
-Status WriteJsonl(storage::Store& store, const std::string& session, std::ostream& out, ExportStats* stats);
+// HAR leaves out the envelopes the proxy refused (ProxyRefused, storage/proxy_error.h): HAR
+// files get replayed by other tools, and those requests never reached the primary. JSON Lines
+// (like bundles) keeps every envelope.
+Status WriteHar(storage::Store& store, const std::string& session, std::ostream& out,
+                ExportStats* stats);
+Status WriteJsonl(storage::Store& store, const std::string& session, std::ostream& out,
+                  ExportStats* stats);
 
 // Writes what `write` produces to `path` via `path.tmp` and a rename, created readable by its
 // owner only (exports hold recorded traffic), or to stdout for "-". On failure no file is left.
@@ -139,7 +145,8 @@ struct CurlOptions {
 // $'...' when it holds control characters); a body that is not UTF-8 or holds NUL comes
 // through `base64 -d` from a here-document. Headers recorded redacted ("hmac:...") are left
 // out, with a comment naming them; Host, Content-Length and Transfer-Encoding come from curl.
-// InvalidArgument when there is no host to send to (no Host header and no target).
+// InvalidArgument when there is no host to send to (no Host header and no target), or when
+// the proxy refused the request (ProxyRefused): it never reached the primary.
 Result<std::string> CurlCommand(const doppel::v1::Envelope& envelope, const CurlOptions& options);
 
 // Quotes `s` as one shell word for bash: '...' when that is exact and readable, else $'...'.

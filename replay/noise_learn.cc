@@ -11,6 +11,7 @@
 #include "diff/diff.h"
 #include "diff/endpoint.h"
 #include "diff/path.h"
+#include "storage/proxy_error.h"
 
 namespace doppel::replay {
 namespace {
@@ -113,6 +114,10 @@ Result<NoiseLearnResult> LearnNoise(EnvelopeSource& source, const NoiseLearnOpti
   doppel::v1::Envelope e;
   while (source.Next(&e)) {
     ++result.envelopes;
+    if (storage::ProxyRefused(e)) {
+      ++result.refused;
+      continue;
+    }
     if (!Complete(e)) {
       ++result.incomplete;
       continue;

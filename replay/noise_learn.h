@@ -46,7 +46,9 @@ struct LearnedField {
 
 struct NoiseLearnResult {
   uint64_t envelopes = 0;           // read from the source
-  uint64_t incomplete = 0;          // skipped: proxy error, or a truncated request/response body
+  uint64_t refused = 0;             // skipped: the proxy refused them (storage::ProxyRefused)
+  uint64_t incomplete = 0;          // skipped: no primary response (upstream error), or a
+                                    // truncated request/response body
   uint64_t keys = 0;                // distinct requests kept
   bool key_cap_reached = false;     // max_keys or max_kept_bytes reached
   uint64_t not_kept = 0;            // envelopes of new requests seen after the cap

@@ -185,6 +185,7 @@ bool Engine::ReadNext(doppel::v1::Envelope* e) {
     ++stats_.read;
     switch (selector_.Decide(*e)) {
       case Decision::kSend: return true;
+      case Decision::kRefused: ++stats_.skipped_refused; break;
       case Decision::kNotInPercent: ++stats_.skipped_percent; break;
       case Decision::kFiltered: ++stats_.skipped_filtered; break;
       case Decision::kUnsafe: ++stats_.skipped_unsafe; break;
@@ -272,7 +273,10 @@ void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
   lanes_[i].pool->Send(std::move(req), [this, i, job, copy = std::move(copy)](
                                            net::ExchangeResult&& r) mutable {
     TargetOutcome& out = job->outcomes[i];
-    if (r.error == net::ClientError::kConnect && out.attempts <= opts_.retries && !exhausted_) {
+    // Requests still in flight when dispatching stopped (end of the session, --duration) are
+    // retried like any other; after SIGINT/SIGTERM the run only winds down.
+    if (r.error == net::ClientError::kConnect && out.attempts <= opts_.retries &&
+        !stats_.interrupted) {
       Send(i, job, std::move(copy));
       return;
     }

@@ -31,7 +31,8 @@ struct ReplayOptions {
   PacingSpec pacing;
   uint32_t concurrency = 64;          // per lane in-flight limit (and --max window)
   uint64_t timeout_us = 10'000'000;   // per request
-  uint32_t retries = 0;               // extra attempts after a connection failure
+  uint32_t retries = 0;               // extra attempts after a connection failure (connect or
+                                      // TLS handshake), at once; none after SIGINT/SIGTERM
   uint64_t duration_us = 0;           // stop dispatching after this long; 0 = no limit
   uint64_t limit = 0;                 // stop after this many dispatched requests; 0 = none
   bool loop = false;                  // start the session again at its end
@@ -82,6 +83,7 @@ struct ReplayStats {
   uint64_t read = 0;              // envelopes read from the source (all passes)
   uint64_t dispatched = 0;        // selected and sent to the lanes
   uint64_t skipped_percent = 0, skipped_filtered = 0, skipped_unsafe = 0;
+  uint64_t skipped_refused = 0;   // the recording proxy refused them (storage::ProxyRefused)
   uint64_t dropped_redacted_headers = 0;
   uint64_t completed = 0;
   uint64_t passes = 0;            // times the source was read (--loop)

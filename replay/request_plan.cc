@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "base/strings.h"
+#include "storage/proxy_error.h"
 
 namespace doppel::replay {
 namespace {
@@ -85,6 +86,7 @@ Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions&
 }
 
 Decision Selector::Decide(const doppel::v1::Envelope& e) const {
+  if (storage::ProxyRefused(e)) return Decision::kRefused;
   const auto& req = e.request();
   if (!InPercent(e.arrival_us(), e.seq(), opts_.percent, opts_.seed))
     return Decision::kNotInPercent;

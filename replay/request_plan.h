@@ -31,7 +31,9 @@ struct SelectionOptions {
   bool allow_unsafe = false;
 };
 
-enum class Decision { kSend, kNotInPercent, kFiltered, kUnsafe };
+// kRefused: the recording proxy refused the request and never forwarded it to the primary
+// (storage::ProxyRefused); never sent, whatever the options.
+enum class Decision { kSend, kRefused, kNotInPercent, kFiltered, kUnsafe };
 
 class Selector {
  public:

@@ -2,6 +2,7 @@
 // a stored run).
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -47,14 +48,14 @@ struct ReplayFlags {
   std::vector<std::string> targets;
   std::string secondary;
   std::string rate;
-  double speed = 0;
+  double speed = 0;  // 0: not given (AboveZero refuses 0 on the command line)
   bool max = false;
   std::string max_gap;
   double percent = 100;
   uint64_t seed = 0;
   uint32_t concurrency = 64;
   std::string duration, timeout = "10s";
-  uint64_t limit = 0;
+  uint64_t limit = 0;  // 0: not given, no limit
   uint32_t retries = 0;
   bool loop = false;
   std::vector<std::string> set_headers, remove_headers, rewrite_paths, methods, header_regex;
@@ -72,6 +73,20 @@ struct ReplayFlags {
   bool no_probe = false;
   std::string command_line;
 };
+
+// Checks a numeric flag's text: a finite number above zero. `otherwise` tells what to give
+// instead of 0 or a negative number (which CLI11 would accept and the flag silently ignore).
+CLI::Validator AboveZero(std::string otherwise) {
+  return CLI::Validator(
+      [otherwise](std::string& text) {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(v) || v <= 0)
+          return "'" + text + "' is not a number above 0; " + otherwise;
+        return std::string();
+      },
+      "");
+}
 
 report::TextOptions TextOpts(bool log_bodies) {
   report::TextOptions o;
@@ -149,9 +164,13 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
   } else if (f.max) {
     opts.pacing.mode = replay::PacingSpec::Mode::kMax;
   } else {
-    opts.pacing.mode = replay::PacingSpec::Mode::kSpeed;  // default: real time
-    opts.pacing.speed = f.speed > 0 ? f.speed : 1;
+    opts.pacing.mode = replay::PacingSpec::Mode::kSpeed;
+    opts.pacing.speed = f.speed > 0 ? f.speed : 1;  // default: real time
   }
+  if (!f.max_gap.empty() && (!f.rate.empty() || f.max))
+    return Fail(Status::InvalidArgument(
+        "--max-gap caps the recorded gaps of --speed pacing and does nothing with --rate or "
+        "--max; leave it out"));
   if (!f.max_gap.empty()) {
     auto gap = ParseDurationUs(f.max_gap);
     if (!gap.ok()) return Fail(gap.status().WithContext("--max-gap"));
@@ -173,6 +192,10 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
   if (!f.duration.empty()) {
     auto d = ParseDurationUs(f.duration);
     if (!d.ok()) return Fail(d.status().WithContext("--duration"));
+    if (*d == 0)
+      return Fail(Status::InvalidArgument(
+          "--duration '" + f.duration +
+          "' is not a positive duration (e.g. 10m); leave --duration out for no time limit"));
     opts.duration_us = *d;
   }
   opts.limit = f.limit;
@@ -242,13 +265,14 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
   }
 
   // A first pass counts what will be sent and skipped, for the banner and the ETA.
-  uint64_t total = 0, n_send = 0, n_unsafe = 0, n_filtered = 0, n_percent = 0;
+  uint64_t total = 0, n_send = 0, n_refused = 0, n_unsafe = 0, n_filtered = 0, n_percent = 0;
   {
     doppel::v1::Envelope e;
     while (source->Next(&e)) {
       ++total;
       switch ((*selector)->Decide(e)) {
         case replay::Decision::kSend: ++n_send; break;
+        case replay::Decision::kRefused: ++n_refused; break;
         case replay::Decision::kUnsafe: ++n_unsafe; break;
         case replay::Decision::kFiltered: ++n_filtered; break;
         case replay::Decision::kNotInPercent: ++n_percent; break;
@@ -264,6 +288,10 @@ int RunReplayCommand(const GlobalOptions& g, const ReplayFlags& f) {
               << session_name << "' to " << f.targets.size() << " target(s) at "
               << opts.pacing.ToString() << (f.secondary.empty() ? "" : ", secondary " + f.secondary)
               << "\n";
+    if (n_refused)
+      std::cerr << "doppel: " << n_refused
+                << " envelopes the proxy refused were not replayed (they never reached the "
+                   "primary)\n";
     if (n_unsafe)
       std::cerr << "doppel: skipping " << n_unsafe
                 << " POST/PUT/PATCH/DELETE requests (pass --allow-unsafe-methods to send them)\n";
@@ -418,14 +446,18 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_option("--secondary", f->secondary,
                 "known-good build: fields that differ there too are treated as noise");
   r->add_option("--rate", f->rate, "open-loop requests/s, or a ramp FROM:TO:OVER (100:2000:60s)");
-  r->add_option("--speed", f->speed, "recorded gaps divided by X (default: 1, real time)");
+  r->add_option("--speed", f->speed, "recorded gaps divided by X (default: 1, real time)")
+      ->check(AboveZero("2 replays twice as fast as recorded, 0.5 half as fast; --max sends as "
+                        "fast as --concurrency allows"));
   r->add_flag("--max", f->max, "closed loop: as fast as --concurrency allows");
   r->add_option("--max-gap", f->max_gap, "with --speed: cap recorded gaps (e.g. 2s)");
   r->add_option("--percent", f->percent, "replay a deterministic P% subset (default 100)");
   r->add_option("--seed", f->seed, "seed of the --percent subset");
-  r->add_option("--concurrency", f->concurrency, "in-flight requests per target (default 64)");
+  r->add_option("--concurrency", f->concurrency, "in-flight requests per target (default 64)")
+      ->check(AboveZero("give at least 1 (in-flight requests per target)"));
   r->add_option("--duration", f->duration, "stop after this long (e.g. 10m)");
-  r->add_option("--limit", f->limit, "stop after N requests");
+  r->add_option("--limit", f->limit, "stop after N requests")
+      ->check(AboveZero("leave --limit out to replay the whole session"));
   r->add_flag("--loop", f->loop, "start over at the end of the session");
   r->add_option("--timeout", f->timeout, "per request (default 10s)");
   r->add_option("--retries", f->retries, "retries after connection failures only (default 0)");

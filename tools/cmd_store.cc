@@ -220,6 +220,10 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
       << "exported " << stats.envelopes << " envelopes of '" << name << "' to "
       << (file == "-" ? "stdout" : file) << " (" << interop::InteropFormatName(format) << ", "
       << FormatBytes(stats.bytes) << ")\n";
+  if (stats.refused)
+    (file == "-" ? std::cerr : std::cout)
+        << stats.refused << " envelopes the proxy refused were not exported (they never reached "
+        << "the primary; jsonl and bundle exports keep them)\n";
   return kExitOk;
 }
 

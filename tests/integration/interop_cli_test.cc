@@ -193,6 +193,47 @@ TEST_F(InteropCliTest, CurlCommandReachesTheUpstreamUnchanged) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+// What the recording proxy refused (a header block or a body over its limits) never reached
+// the primary: HAR and curl, which other tools send again, leave it out and say so.
+TEST_F(InteropCliTest, ExportLeavesOutWhatTheProxyRefused) {
+  const std::string jsonl =
+      R"({"arrival_us":1000,"seq":0,"request":{"method":"GET","target":"/ok","version":11,)"
+      R"("headers":[{"name":"Host","value":"shop.prod"}]},"response":{"status":200}})"
+      "\n"
+      R"({"arrival_us":2000,"seq":0,"error":"PROXY_ERROR_BAD_REQUEST",)"
+      R"("error_detail":"header block too large","request":{"method":"GET","target":"/big",)"
+      R"("headers":[{"name":"Host","value":"shop.prod"}]}})"
+      "\n"
+      R"({"arrival_us":3000,"seq":0,"error":"PROXY_ERROR_BODY_TOO_LARGE","request":)"
+      R"({"method":"PUT","target":"/upload","headers":[{"name":"Host","value":"shop.prod"}],)"
+      R"("body":"first bytes","body_truncated":true,"body_size":99999999}})"
+      "\n";
+  ASSERT_EQ(Doppel({"import", Write("refused.jsonl", jsonl)}), 0) << Err();
+
+  const std::string har = dir_ + "/refused.har";
+  ASSERT_EQ(Doppel({"export", "refused", har}), 0) << Err();
+  EXPECT_NE(Out().find("exported 1 envelopes"), std::string::npos) << Out();
+  EXPECT_NE(Out().find("2 envelopes the proxy refused were not exported"), std::string::npos)
+      << Out();
+  ASSERT_EQ(Doppel({"import", har, "--as", "from-har"}), 0) << Err();
+  EXPECT_EQ(Lines(Cat("from-har")), 1u);
+  // JSON Lines (like a bundle) is the lossless copy: it keeps them.
+  ASSERT_EQ(Doppel({"export", "refused", dir_ + "/all.jsonl"}), 0) << Err();
+  EXPECT_EQ(Lines(Read(dir_ + "/all.jsonl")), 3u);
+  EXPECT_EQ(Out().find("the proxy refused"), std::string::npos) << Out();
+
+  EXPECT_EQ(Doppel({"export", "refused", "--format", "curl", "--id", "2000.0"}), 2);
+  EXPECT_NE(Err().find("envelope 2000.0 was refused by the recording proxy "
+                       "(PROXY_ERROR_BAD_REQUEST: header block too large) and never reached "
+                       "the primary"),
+            std::string::npos)
+      << Err();
+  EXPECT_EQ(Out(), "");
+  EXPECT_EQ(Doppel({"export", "refused", "--format", "curl", "--id", "3000.0"}), 2);
+  EXPECT_NE(Err().find("PROXY_ERROR_BODY_TOO_LARGE"), std::string::npos) << Err();
+  ASSERT_EQ(Doppel({"export", "refused", "--format", "curl", "--id", "1000.0"}), 0) << Err();
+}
+
 TEST_F(InteropCliTest, BadFilesExitNonZeroAndLeaveNothing) {
   std::string good = Read(Testdata("session.jsonl"));
   struct Case {

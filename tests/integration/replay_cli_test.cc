@@ -15,6 +15,7 @@
 
 #include "storage/store.h"
 #include "tests/integration/child_process.h"
+#include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::testing {
@@ -27,11 +28,6 @@ class ReplayCliTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     store_ = dir_ + "/store";
-    std::unique_ptr<storage::Store> s;
-    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
-    v1::SessionInfo info;
-    info.set_name("s");
-    ASSERT_TRUE(s->CreateSession(info).ok());
     std::vector<v1::Envelope> batch;
     for (int i = 0; i < kGets + kPosts; ++i) {
       v1::Envelope e;
@@ -51,10 +47,44 @@ class ReplayCliTest : public ::testing::Test {
       e.mutable_response()->set_status(200);
       batch.push_back(e);
     }
-    ASSERT_TRUE(s->Append("s", batch).ok());
-    ASSERT_TRUE(s->CloseSession("s", v1::SessionCounts()).ok());
+    MakeSession("s", batch);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Stores `envelopes` as session `name`; the store is closed again for the doppel process.
+  void MakeSession(const std::string& name, const std::vector<v1::Envelope>& envelopes) {
+    std::unique_ptr<storage::Store> s;
+    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
+    v1::SessionInfo info;
+    info.set_name(name);
+    ASSERT_TRUE(s->CreateSession(info).ok());
+    ASSERT_TRUE(s->Append(name, envelopes).ok());
+    ASSERT_TRUE(s->CloseSession(name, v1::SessionCounts()).ok());
+  }
+  // GET `target` recorded with the answer a TestUpstream gives it: 200, empty text/plain.
+  static v1::Envelope AnsweredGet(uint32_t seq, const std::string& target) {
+    v1::Envelope e;
+    e.set_arrival_us(2'000'000 + seq * 1000);
+    e.set_seq(seq);
+    e.set_client_addr("127.0.0.1:40000");
+    auto* r = e.mutable_request();
+    r->set_method("GET");
+    r->set_target(target);
+    r->set_version(11);
+    auto* h = r->add_headers();
+    h->set_name("Host");
+    h->set_value("shop.prod");
+    auto* resp = e.mutable_response();
+    resp->set_status(200);
+    resp->set_reason("OK");
+    resp->set_version(11);
+    for (auto [n, v] : {std::pair{"Content-Type", "text/plain"}, {"Content-Length", "0"}}) {
+      h = resp->add_headers();
+      h->set_name(n);
+      h->set_value(v);
+    }
+    return e;
+  }
 
   // Runs `doppel --store STORE replay --session s ARGS...`, returns the exit code.
   int Replay(std::vector<std::string> args, ChildProcess** keep = nullptr) {
@@ -182,6 +212,27 @@ TEST_F(ReplayCliTest, UsageErrorsAreExitTwoWithAFix) {
       {{"--target", up.url(), "--path-regex", "(["}, "--path-regex"},
       {{"--target", up.url(), "--fail-on", "loud"}, "--fail-on"},
       {{"--target", up.url(), "--rules", "/nonexistent/rules.json"}, "rules.json"},
+      // Numbers a flag would otherwise quietly read as something else (--speed 0 as real
+      // time, --concurrency 0 as a run that fails once started, --limit 0 as no limit, ...).
+      {{"--target", up.url(), "--speed", "0"},
+       "--speed: '0' is not a number above 0; 2 replays twice as fast"},
+      {{"--target", up.url(), "--speed=-2"}, "--speed: '-2' is not a number above 0"},
+      {{"--target", up.url(), "--speed", "nan"}, "--speed: 'nan' is not a number above 0"},
+      {{"--target", up.url(), "--rate", "0"}, "--rate '0': not a positive rate"},
+      {{"--target", up.url(), "--rate=-5"}, "--rate '-5': not a positive rate"},
+      {{"--target", up.url(), "--concurrency", "0"},
+       "--concurrency: '0' is not a number above 0; give at least 1"},
+      {{"--target", up.url(), "--concurrency=-1"}, "--concurrency: '-1' is not a number above 0"},
+      {{"--target", up.url(), "--percent", "101"}, "--percent must be between 0 and 100"},
+      {{"--target", up.url(), "--percent=-1"}, "--percent must be between 0 and 100"},
+      {{"--target", up.url(), "--duration=-1s"}, "--duration: '-1s' is not a duration"},
+      {{"--target", up.url(), "--duration", "0"},
+       "--duration '0' is not a positive duration (e.g. 10m); leave"},
+      {{"--target", up.url(), "--limit", "0"},
+       "--limit: '0' is not a number above 0; leave --limit out"},
+      {{"--target", up.url(), "--max", "--max-gap", "2s"},
+       "--max-gap caps the recorded gaps of --speed pacing"},
+      {{"--target", up.url(), "--rate", "50", "--max-gap", "2s"}, "--max-gap"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(Replay(c.args), 2) << c.want;
@@ -190,6 +241,104 @@ TEST_F(ReplayCliTest, UsageErrorsAreExitTwoWithAFix) {
   EXPECT_EQ(Doppel({"replay", "--session", "nope", "--target", up.url()}), 2);
   EXPECT_NE(child_->all_stderr().find("no session named 'nope'"), std::string::npos);
   EXPECT_TRUE(up.requests().empty());
+  // Refused before a run is stored, too.
+  ASSERT_EQ(Doppel({"runs", "list"}), 0);
+  EXPECT_EQ(child_->all_stdout().find("FAILED"), std::string::npos) << child_->all_stdout();
+  // A valid --speed (with --max-gap) still replays.
+  EXPECT_EQ(Replay({"--target", up.url(), "--no-diff", "--speed", "1000", "--max-gap", "1ms",
+                    "--limit", "3"}),
+            0)
+      << child_->all_stderr();
+  EXPECT_EQ(up.requests().size(), 3u);
+}
+
+// Issue #12: what the recording proxy refused (a connection that sent a lone "\n", a body over
+// --max-request-body) never reached the primary. Replay skips and counts it, so an identical
+// target passes; an upstream failure did go to the primary and is replayed, uncompared.
+TEST_F(ReplayCliTest, WhatTheProxyRefusedIsNotReplayedNorLearnedFrom) {
+  std::vector<v1::Envelope> envelopes;
+  for (uint32_t i = 0; i < 6; ++i)
+    envelopes.push_back(AnsweredGet(i, "/items/" + std::to_string(i % 3)));
+  v1::Envelope lone_newline;  // as the proxy stores it: no method, no target
+  lone_newline.set_arrival_us(2'000'000 + 6 * 1000);
+  lone_newline.set_seq(6);
+  lone_newline.set_client_addr("127.0.0.1:40001");
+  lone_newline.set_scheme("http");
+  lone_newline.set_error(v1::PROXY_ERROR_BAD_REQUEST);
+  lone_newline.set_error_detail("bad method");
+  envelopes.push_back(lone_newline);
+  v1::Envelope too_large = AnsweredGet(7, "/upload");
+  too_large.mutable_request()->set_method("PUT");
+  too_large.mutable_request()->set_body("first bytes of a big upload");
+  too_large.mutable_request()->set_body_truncated(true);
+  too_large.clear_response();
+  too_large.set_error(v1::PROXY_ERROR_BODY_TOO_LARGE);
+  envelopes.push_back(too_large);
+  v1::Envelope timed_out = AnsweredGet(8, "/slow-on-the-primary");
+  timed_out.clear_response();
+  timed_out.set_error(v1::PROXY_ERROR_UPSTREAM_TIMEOUT);
+  envelopes.push_back(timed_out);
+  MakeSession("mixed", envelopes);
+
+  TestUpstream up;
+  const std::string report = dir_ + "/report.json";
+  ASSERT_EQ(Doppel({"replay", "--session", "mixed", "--target", up.url(), "--max",
+                    "--allow-unsafe-methods", "--no-progress", "--report-json", report}),
+            0)
+      << child_->all_stderr() << child_->all_stdout();
+  EXPECT_NE(child_->all_stderr().find("replaying 7 of 9 envelopes"), std::string::npos)
+      << child_->all_stderr();
+  EXPECT_NE(child_->all_stderr().find("doppel: 2 envelopes the proxy refused were not replayed"),
+            std::string::npos)
+      << child_->all_stderr();
+  std::multiset<std::string> sent;
+  for (const auto& r : up.requests()) sent.insert(r.method + " " + r.target);
+  EXPECT_EQ(sent, (std::multiset<std::string>{"GET /items/0", "GET /items/0", "GET /items/1",
+                                              "GET /items/1", "GET /items/2", "GET /items/2",
+                                              "GET /slow-on-the-primary"}));
+  EXPECT_EQ(ReadJson(report).at("targets").at(0).at("errors").as_int64(), 0);
+
+  // `noise learn` leaves them out too, and says so.
+  ASSERT_EQ(Doppel({"noise", "learn", "--session", "mixed", "--out", dir_ + "/learned.json"}), 0)
+      << child_->all_stderr();
+  EXPECT_NE(child_->all_stdout().find("refused by the proxy  2 envelopes (never reached the "
+                                      "primary): not learned from"),
+            std::string::npos)
+      << child_->all_stdout();
+}
+
+// --retries also covers the requests still in flight when the session runs out (they used to
+// fail on their first connection failure). The target fails every other connection at the TLS
+// handshake and answers one request per connection, so with one request in flight at a time
+// each request's first attempt fails and its retry succeeds, the last one's included.
+TEST_F(ReplayCliTest, RetriesCoverTheLastRequestsOfTheSession) {
+  std::vector<v1::Envelope> envelopes;
+  for (uint32_t i = 0; i < 10; ++i)
+    envelopes.push_back(AnsweredGet(i, "/items/" + std::to_string(i)));
+  MakeSession("ten", envelopes);
+  auto replay = [&](TestTlsUpstream& target, const std::string& retries) {
+    // --no-probe: the probe's connection would shift which connections fail.
+    return Doppel({"replay", "--session", "ten", "--target", target.url(), "--target-insecure",
+                   "--no-probe", "--rate", "1000", "--concurrency", "1", "--retries", retries,
+                   "--no-diff", "--no-progress", "--report-json", dir_ + "/report.json"});
+  };
+  auto every_other = [](uint64_t connection) { return connection % 2 == 1; };
+
+  TestTlsUpstream flaky;
+  flaky.SetRefuse(every_other);
+  ASSERT_EQ(replay(flaky, "1"), 0) << child_->all_stderr() << child_->all_stdout();
+  EXPECT_EQ(ReadJson(dir_ + "/report.json").at("targets").at(0).at("errors").as_int64(), 0);
+  std::vector<std::string> want;
+  for (int i = 0; i < 10; ++i) want.push_back("/items/" + std::to_string(i));
+  EXPECT_EQ(flaky.answered(), want);
+  EXPECT_EQ(flaky.connections(), 20u);
+
+  // Without retries the same target fails every other request: the failures are real.
+  TestTlsUpstream flaky_again;
+  flaky_again.SetRefuse(every_other);
+  EXPECT_EQ(replay(flaky_again, "0"), 1) << child_->all_stderr();
+  EXPECT_EQ(ReadJson(dir_ + "/report.json").at("targets").at(0).at("errors").as_int64(), 5);
+  EXPECT_EQ(flaky_again.answered().size(), 5u);
 }
 
 TEST_F(ReplayCliTest, RunIsPersistedAndReRendered) {

@@ -436,6 +436,46 @@ TEST_F(InteropStoreTest, HarExportDecodesGzipBodiesAndImportRedoesThem) {
   EXPECT_EQ(HeaderValue(back.envelopes[0].response().headers(), "Content-Encoding"), "gzip");
 }
 
+// What the proxy refused never reached the primary: HAR (which other tools replay) leaves it
+// out and counts it; upstream failures are real requests and stay. JSON Lines keeps all.
+TEST_F(InteropStoreTest, HarLeavesOutWhatTheProxyRefused) {
+  std::vector<Envelope> original = VariedEnvelopes();  // [4] is an upstream timeout
+  Envelope lone_newline;  // what a connection that sent a lone "\n" is stored as
+  lone_newline.set_arrival_us(kT0Us + 500);
+  lone_newline.set_seq(100);
+  lone_newline.set_client_addr("127.0.0.1:50000");
+  lone_newline.set_error(v1::PROXY_ERROR_BAD_REQUEST);
+  lone_newline.set_error_detail("bad method");
+  Envelope too_large = storage::testing::MakeEnvelope(kT0Us + 1500, 101, 5);
+  too_large.clear_response();
+  too_large.set_error(v1::PROXY_ERROR_BODY_TOO_LARGE);
+  std::vector<Envelope> with_refused = original;
+  with_refused.push_back(lone_newline);
+  with_refused.push_back(too_large);
+  MakeSession("s", with_refused);
+
+  std::ostringstream har;
+  ExportStats stats;
+  ASSERT_TRUE(WriteHar(*store_, "s", har, &stats).ok());
+  EXPECT_EQ(stats.envelopes, original.size());
+  EXPECT_EQ(stats.refused, 2u);
+  json::value doc = json::parse(har.str());
+  ExpectValidHar12(doc);
+  EXPECT_EQ(doc.at("log").at("entries").as_array().size(), original.size());
+  EXPECT_EQ(har.str().find("PROXY_ERROR_BAD_REQUEST"), std::string::npos);
+  EXPECT_EQ(har.str().find("PROXY_ERROR_BODY_TOO_LARGE"), std::string::npos);
+  EXPECT_NE(har.str().find("PROXY_ERROR_UPSTREAM_TIMEOUT"), std::string::npos);
+  Parsed back = Read(ReadHar, har.str());
+  ASSERT_TRUE(back.status.ok()) << back.status.ToString();
+  EXPECT_EQ(back.envelopes.size(), original.size());
+
+  std::ostringstream jsonl;
+  ExportStats jsonl_stats;
+  ASSERT_TRUE(WriteJsonl(*store_, "s", jsonl, &jsonl_stats).ok());
+  EXPECT_EQ(jsonl_stats.envelopes, with_refused.size());
+  EXPECT_EQ(jsonl_stats.refused, 0u);
+}
+
 // ---------------------------------------------------------------------------------------
 // JSON Lines
 
@@ -899,6 +939,27 @@ TEST(Curl, CommandForAnEnvelope) {
   std::string decoded;
   ASSERT_TRUE(Base64Decode(b64, &decoded));
   EXPECT_EQ(decoded, e.request().body());
+
+  // What the proxy refused never reached the primary: no command, and the reason why.
+  for (auto err : {v1::PROXY_ERROR_BAD_REQUEST, v1::PROXY_ERROR_BODY_TOO_LARGE}) {
+    Envelope refused = e;
+    refused.set_error(err);
+    refused.set_error_detail("over --max-request-body");
+    auto no = CurlCommand(refused, CurlOptions());
+    ASSERT_FALSE(no.ok());
+    EXPECT_EQ(no.status().code(), Status::Code::kInvalidArgument);
+    EXPECT_NE(no.status().message().find("envelope 1714558830000000.3 was refused by the "
+                                         "recording proxy (" + v1::ProxyError_Name(err) +
+                                         ": over --max-request-body) and never reached the "
+                                         "primary"),
+              std::string::npos)
+        << no.status().ToString();
+  }
+  // An upstream failure: the request was complete and went to the primary.
+  Envelope timed_out = e;
+  timed_out.set_error(v1::PROXY_ERROR_UPSTREAM_TIMEOUT);
+  timed_out.clear_response();
+  EXPECT_TRUE(CurlCommand(timed_out, CurlOptions()).ok());
 
   // Nowhere to send it.
   e.mutable_request()->mutable_headers()->DeleteSubrange(0, 1);

@@ -187,6 +187,39 @@ TEST_F(NoiseLearnTest, LearnsVaryingFieldsNotTimestampsNorStableFields) {
   EXPECT_EQ(rare->pairs, 3u);
 }
 
+// What the proxy refused never reached the primary: counted apart, never compared. Upstream
+// failures have no primary response and count as incomplete.
+TEST_F(NoiseLearnTest, WhatTheProxyRefusedIsCountedAndNotLearnedFrom) {
+  std::vector<Envelope> batch;
+  uint32_t seq = 0;
+  for (int repeat = 0; repeat < 4; ++repeat)
+    batch.push_back(MakeEnvelope(seq++, "GET", "/api/v1/products/1", "", 200, Product(1, 0)));
+  Envelope lone_newline;  // no method, no target
+  lone_newline.set_arrival_us(kT0 + seq * 1000ull);
+  lone_newline.set_seq(seq++);
+  lone_newline.set_error(doppel::v1::PROXY_ERROR_BAD_REQUEST);
+  batch.push_back(lone_newline);
+  // Refused, yet carrying a differing response (an edited import): must not become noise.
+  for (int i = 0; i < 3; ++i) {
+    Envelope e = MakeEnvelope(seq++, "GET", "/api/v1/products/1", "", 200, Product(1, 1 + i));
+    e.set_error(doppel::v1::PROXY_ERROR_BODY_TOO_LARGE);
+    batch.push_back(e);
+  }
+  Envelope timed_out = MakeEnvelope(seq++, "GET", "/api/v1/products/1", "", 200, "");
+  timed_out.clear_response();
+  timed_out.set_error(doppel::v1::PROXY_ERROR_UPSTREAM_TIMEOUT);
+  batch.push_back(timed_out);
+  ASSERT_TRUE(store_->Append("prod", batch).ok());
+
+  auto r = Learn();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->envelopes, 9u);
+  EXPECT_EQ(r->refused, 4u);
+  EXPECT_EQ(r->incomplete, 1u);
+  EXPECT_EQ(r->pairs, 3u);
+  EXPECT_TRUE(r->fields.empty());
+}
+
 TEST_F(NoiseLearnTest, WrittenRulesLoadAndSilenceTheLearnedFields) {
   RecordSession();
   auto r = Learn();

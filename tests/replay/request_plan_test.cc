@@ -74,6 +74,31 @@ TEST(Selector, Filters) {
   EXPECT_EQ((*Selector::Create(o))->Decide(Env("GET", "/api/v1/users/7")), Decision::kFiltered);
 }
 
+TEST(Selector, WhatTheProxyRefusedIsNeverSentButUpstreamFailuresAre) {
+  SelectionOptions o;
+  o.allow_unsafe = true;
+  auto s = *Selector::Create(o);
+  // A connection that sent a lone "\n": no method, no target.
+  doppel::v1::Envelope lone_newline;
+  lone_newline.set_error(doppel::v1::PROXY_ERROR_BAD_REQUEST);
+  EXPECT_EQ(s->Decide(lone_newline), Decision::kRefused);
+  doppel::v1::Envelope e = Env("POST", "/upload");
+  e.set_error(doppel::v1::PROXY_ERROR_BODY_TOO_LARGE);
+  EXPECT_EQ(s->Decide(e), Decision::kRefused);
+  // An error value this build does not know: it may not have reached the primary either.
+  e.set_error(static_cast<doppel::v1::ProxyError>(99));
+  EXPECT_EQ(s->Decide(e), Decision::kRefused);
+  // The proxy forwarded (or tried to reach the primary with) a complete request.
+  for (auto err : {doppel::v1::PROXY_ERROR_UPSTREAM_CONNECT, doppel::v1::PROXY_ERROR_UPSTREAM_RESET,
+                   doppel::v1::PROXY_ERROR_UPSTREAM_TIMEOUT}) {
+    e.set_error(err);
+    EXPECT_EQ(s->Decide(e), Decision::kSend) << doppel::v1::ProxyError_Name(err);
+  }
+  // Refused comes before the percent subset: it is counted whatever --percent selects.
+  o.percent = 0;
+  EXPECT_EQ((*Selector::Create(o))->Decide(lone_newline), Decision::kRefused);
+}
+
 TEST(Selector, BadOptionsAreClearErrors) {
   SelectionOptions o;
   o.path_regex = "([";

@@ -1,0 +1,57 @@
+// Test helper: a blocking HTTPS upstream on 127.0.0.1:0 that can fail chosen connections at
+// the TLS handshake, which an HTTP client reports as a connection failure (what replay's
+// --retries retries). A plain TCP listener cannot do that: the kernel completes the TCP
+// handshake before accept(), so a closed connection shows up as a reset instead.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+namespace doppel::testing {
+
+// Its certificate is self-signed and made at start: clients must not verify it (replay:
+// --target-insecure). One thread per connection; each connection gets one response,
+// 200 "tls ok TARGET" with Connection: close, so every request needs a new connection.
+class TestTlsUpstream {
+ public:
+  TestTlsUpstream();
+  ~TestTlsUpstream();
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+
+  // Connection number n (1, 2, ... in accept order) is closed before the TLS handshake when
+  // `refuse(n)` is true. Set before the first connection arrives.
+  void SetRefuse(std::function<bool(uint64_t connection)> refuse) { refuse_ = std::move(refuse); }
+  uint64_t connections() const { return connections_.load(); }
+  // Request-targets answered, in the order the answers were sent.
+  std::vector<std::string> answered() const;
+
+ private:
+  void AcceptLoop();
+  void Serve(boost::asio::ip::tcp::socket socket);
+  void Answer(boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream);
+
+  boost::asio::io_context io_;
+  boost::asio::ssl::context ctx_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::function<bool(uint64_t)> refuse_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> connections_{0};
+  mutable std::mutex mu_;
+  std::vector<std::string> answered_;  // guarded by mu_
+  std::vector<int> fds_;               // guarded by mu_
+  std::vector<std::thread> workers_;   // guarded by mu_
+  std::thread accept_thread_;
+};
+
+}  // namespace doppel::testing
