@@ -100,10 +100,54 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     parser_.emplace();
     parser_->header_limit(opts().max_header_bytes);
     parser_->body_limit(opts().max_request_body);
+    empty_line_bytes_ = 0;
+    obs_fold_ = false;
     stream_.expires_after(opts().idle_timeout);
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+    ParseHead();
+  }
+
+  // Feeds buffered bytes to the parser until the request head is complete, reading more as
+  // needed: http::async_read_header by hand, because the proxy looks at the raw head. Empty
+  // lines before the request line are skipped (RFC 9112 2.2; Beast answers them "bad method")
+  // and obs-fold is noted to be refused (5.2; Beast would unfold it silently). The parser
+  // consumes the head in whole lines (a folded field with its continuation lines), so each
+  // consumed piece is checked on its own.
+  void ParseHead() {
+    for (;;) {
+      if (!parser_->got_some()) {
+        const size_t empty = LeadingEmptyLines(BufferedBytes());
+        buffer_.consume(empty);
+        empty_line_bytes_ += empty;
+        if (empty_line_bytes_ > opts().max_header_bytes) {
+          return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
+                      "malformed request: over " + std::to_string(opts().max_header_bytes) +
+                          " bytes of empty lines before the request line");
+        }
+        if (BufferedBytes() == "\r") break;  // one more empty line, or garbage: read on
+      }
+      if (buffer_.size() == 0) break;
+      beast::error_code ec;
+      const std::string_view data = BufferedBytes();
+      const size_t used = parser_->put(asio::buffer(data.data(), data.size()), ec);
+      obs_fold_ = obs_fold_ || HasObsFold(data.substr(0, used));
+      buffer_.consume(used);
+      if (ec == http::error::need_more) break;
+      if (ec || parser_->is_header_done()) return OnHeader(ec);
+      if (used == 0) break;
+    }
+    stream_.async_read_some(
+        buffer_.prepare(beast::read_size(buffer_, 65536)),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnHeadRead(ec, n); });
+  }
+
+  void OnHeadRead(beast::error_code ec, size_t n) {
+    buffer_.commit(n);
+    // End of stream as http::async_read_header reports it: inside a request head, or before.
+    if (ec == asio::error::eof) {
+      ec = parser_->got_some() ? http::error::partial_message : http::error::end_of_stream;
+    }
+    if (ec) return OnHeader(ec);
+    ParseHead();
   }
 
   void OnHeader(beast::error_code ec) {
@@ -134,6 +178,22 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     in_request_ = true;
     arrival_us_ = NowUs();
     auto& req = parser_->get();
+    if (obs_fold_) {
+      return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
+                  "malformed request: obs-fold (a header line continued on the next, which "
+                  "starts with a space or tab) is not allowed; send each header on one line");
+    }
+    switch (CheckMethod(req.method_string())) {
+      case MethodCheck::kForward:
+        break;
+      case MethodCheck::kConnect:
+        return Fail(ProxyFailure::kBadRequest, http::status::not_implemented,
+                    "CONNECT is not supported: doppel forwards requests, it does not open "
+                    "tunnels");
+      case MethodCheck::kNotToken:
+        return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
+                    "malformed request: the method is not a token");
+    }
     // RFC 9112 6.1/6.3: a Transfer-Encoding whose last coding is not chunked cannot be
     // framed; Transfer-Encoding together with Content-Length, or in an HTTP/1.0 request, is
     // a smuggling vector.
@@ -146,8 +206,8 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     }
     size_t hosts = 0;
     for (const auto& f : req) hosts += f.name() == http::field::host;
-    const TargetCheck target =
-        CheckRequestTarget(req.method_string(), req.target(), req.version(), hosts);
+    const TargetCheck target = CheckRequestTarget(req.method_string(), req.target(), req.version(),
+                                                  hosts, req[http::field::host]);
     if (!target.error.empty()) {
       return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
                   "malformed request: " + target.error);
@@ -461,6 +521,8 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   HttpResponse response_;
   static constexpr size_t kDiscardBytes = 16 * 1024;
   std::unique_ptr<char[]> discard_;  // only while lingering
+  size_t empty_line_bytes_ = 0;      // skipped before the current request line
+  bool obs_fold_ = false;            // the current request head has an obs-fold
   bool linger_ = false;
   bool in_request_ = false;
   bool client_keep_alive_ = false;
