@@ -51,7 +51,7 @@ struct RecorderOptions {
   // Live mirroring (--mirror ...); no mirror when `mirror.mirrors` is empty.
   MirrorOptions mirror;
 
-  // Log each request the proxy answered itself (400/413/431/505/502/504) with its headers
+  // Log each request the proxy answered itself (400/413/431/501/505/502/504) with its headers
   // (redacted ones as hashes) and the first KiB of its body, at most 20 lines a second.
   // Off by default: these hold production data.
   bool log_bodies = false;
@@ -66,7 +66,7 @@ struct RecorderCounts {
   uint64_t sampled = 0;         // captured envelopes pushed or dropped
   uint64_t stored = 0;          // envelopes appended to the sink
   uint64_t dropped = 0;         // sampled but dropped (queue full or store error)
-  uint64_t errors = 0;          // proxy errors: answered 400/413/431/502/504, or timed out
+  uint64_t errors = 0;          // proxy errors: answered 400/413/431/501/505/502/504, or timed out
   uint64_t request_bytes = 0;   // request bodies forwarded
   uint64_t response_bytes = 0;  // response bodies returned
   uint64_t queue_depth = 0;

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "recorder/recorder.h"
@@ -376,6 +377,30 @@ TEST_F(MirrorExchangeTest, NoShadowSuffixKeepsHost) {
     EXPECT_EQ(seen[i].first, hosts[i]);
     EXPECT_EQ(seen[i].second, hosts[i]);
   }
+}
+
+// RFC 9110 9.1: an extension method (one Beast has no verb for included) reaches the
+// primary and the mirror as the client sent it.
+TEST_F(MirrorExchangeTest, ExtensionMethodsReachTheMirrorUnchanged) {
+  Start(/*shadow_suffix=*/false);
+  const std::vector<std::string> methods = {"PROPFIND", "M-SEARCH", "X-ZAP_1!"};
+  TestClient client(rec_->listen_address().port);
+  for (const auto& m : methods) {
+    net::HttpRequest r{http::verb::get, "/dav", 11};
+    r.method_string(m);
+    r.set(http::field::host, "api");
+    EXPECT_EQ(client.Send(std::move(r)).result_int(), 200u) << m;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (mirror_.requests().size() < methods.size() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::multiset<std::string> want(methods.begin(), methods.end()), primary, mirror;
+  for (const auto& r : primary_.requests()) primary.insert(r.method);
+  for (const auto& r : mirror_.requests()) mirror.insert(r.method);
+  EXPECT_EQ(primary, want);
+  EXPECT_EQ(mirror, want);
 }
 
 // A port nothing listens on.

@@ -281,6 +281,104 @@ TEST_F(ProxyTest, MalformedRequestsAre400AndCounted) {
   EXPECT_NE(Metrics().find("doppel_requests_total{class=\"4xx\"} 3"), std::string::npos);
 }
 
+// RFC 9112 2.2: empty lines before a request line are skipped, also between requests on a
+// keep-alive connection (an old client's extra CRLF after a POST body).
+TEST_F(ProxyTest, EmptyLinesBeforeARequestLineAreSkipped) {
+  Start();
+  TestClient c(port_);
+  ASSERT_TRUE(c.Write("\r\n\n\r\nGET /size?n=3 HTTP/1.1\r\nHost: shop.test\r\n\r\n"));
+  const std::string first = c.ReadUntil("sss");
+  EXPECT_EQ(first.rfind("HTTP/1.1 200", 0), 0u) << first;
+  ASSERT_TRUE(
+      c.Write("POST /echo HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 4\r\n\r\nbody\r\n"));
+  const std::string second = c.ReadUntil("body");
+  EXPECT_NE(second.find("HTTP/1.1 200"), std::string::npos) << second;
+  auto third = c.Send(Req(http::verb::get, "/size?n=2"));
+  EXPECT_EQ(third.result_int(), 200u);
+  EXPECT_EQ(third.body(), "ss");
+  ASSERT_EQ(upstream_.requests().size(), 3u);
+  EXPECT_EQ(upstream_.requests()[0].target, "/size?n=3");
+  rec_->Stop();
+  EXPECT_EQ(sink_.envelopes().size(), 3u);
+  EXPECT_EQ(rec_->counts().errors, 0u);
+}
+
+// A connection that sends only an empty line and leaves sent no request: nothing is
+// answered, counted or stored (it used to be a 400 with an envelope without a method).
+TEST_F(ProxyTest, AConnectionWithOnlyAnEmptyLineIsNotARequest) {
+  Start();
+  for (const char* line : {"\n", "\r\n", "\r\n\n"}) {
+    TestClient c(port_);
+    ASSERT_TRUE(c.Write(line));
+  }
+  for (int i = 0; i < 300 && rec_->counts().connections > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(rec_->counts().connections, 0u);
+  rec_->Stop();
+  EXPECT_TRUE(sink_.envelopes().empty()) << sink_.envelopes().at(0).DebugString();
+  EXPECT_EQ(rec_->counts().requests, 0u);
+  EXPECT_EQ(rec_->counts().errors, 0u);
+}
+
+TEST_F(ProxyTest, ObsFoldIsRefusedNotUnfolded) {
+  Start();
+  TestClient c(port_);
+  ASSERT_TRUE(c.Write("GET / HTTP/1.1\r\nHost: a\r\n Folded: x\r\n\r\n"));
+  const std::string out = c.ReadAll(3000);
+  EXPECT_EQ(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << out;
+  EXPECT_NE(out.find("obs-fold"), std::string::npos) << out;
+  EXPECT_TRUE(upstream_.requests().empty());
+}
+
+TEST_F(ProxyTest, InvalidHostIs400WithTheReason) {
+  Start();
+  for (const std::string host : {"a b", "a:99999", "[::1", "x@y", ""}) {
+    TestClient c(port_);
+    ASSERT_TRUE(c.Write("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n"));
+    const std::string out = c.ReadAll(3000);
+    EXPECT_EQ(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << host << ": " << out;
+    EXPECT_NE(out.find("doppel: malformed request: Host"), std::string::npos) << out;
+  }
+  EXPECT_TRUE(upstream_.requests().empty());
+  EXPECT_NE(Metrics().find("doppel_proxy_errors_total{reason=\"bad_request\"} 5"),
+            std::string::npos)
+      << Metrics();
+}
+
+// RFC 9110 9.1: any token is a method, forwarded and recorded as sent (case included).
+TEST_F(ProxyTest, ExtensionMethodsAreForwardedAndRecorded) {
+  Start();
+  const std::vector<std::string> methods = {"M-SEARCH", "PROPFIND", "PURGE", "X-ZAP_1!", "get"};
+  TestClient c(port_);
+  for (const auto& m : methods) {
+    net::HttpRequest r = Req(http::verb::get, "/m");
+    r.method_string(m);
+    EXPECT_EQ(c.Send(std::move(r)).result_int(), 200u) << m;
+  }
+  const auto seen = upstream_.requests();
+  ASSERT_EQ(seen.size(), methods.size());
+  for (size_t i = 0; i < methods.size(); ++i) EXPECT_EQ(seen[i].method, methods[i]);
+  rec_->Stop();
+  const auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), methods.size());
+  for (size_t i = 0; i < methods.size(); ++i) EXPECT_EQ(env[i].request().method(), methods[i]);
+}
+
+// The proxy is not a tunnel: CONNECT is "not implemented", not a malformed request.
+TEST_F(ProxyTest, ConnectIs501) {
+  Start();
+  TestClient c(port_);
+  ASSERT_TRUE(c.Write("CONNECT shop.test:443 HTTP/1.1\r\nHost: shop.test:443\r\n\r\n"));
+  const std::string out = c.ReadAll(3000);
+  EXPECT_EQ(out.rfind("HTTP/1.1 501 Not Implemented\r\n", 0), 0u) << out;
+  EXPECT_NE(out.find("Content-Type: text/plain"), std::string::npos) << out;
+  EXPECT_NE(out.find("doppel: CONNECT"), std::string::npos) << out;
+  EXPECT_TRUE(upstream_.requests().empty());
+  EXPECT_NE(Metrics().find("doppel_proxy_errors_total{reason=\"bad_request\"} 1"),
+            std::string::npos);
+}
+
 TEST_F(ProxyTest, OversizedBodiesAre413) {
   Start([](RecorderOptions& o) { o.max_request_body = 1000; });
   {

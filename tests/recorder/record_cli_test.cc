@@ -143,6 +143,27 @@ TEST_F(RecordCliTest, SigintWithSamplingAndRules) {
   EXPECT_EQ(count, 2);
 }
 
+// RFC 9110 9.1: extension methods (one Beast has no verb for included) are recorded as sent
+// and `doppel replay` sends them with the same method.
+TEST_F(RecordCliTest, ExtensionMethodsAreRecordedAndReplayedWithTheirMethod) {
+  const std::multiset<std::string> methods = {"M-SEARCH", "PROPFIND", "X-ZAP_1!"};
+  {
+    Child child(Args({"--session", "ext"}));
+    const uint16_t port = PortOf(child.WaitForLine("listening on "));
+    ASSERT_NE(port, 0);
+    for (const auto& m : methods) ASSERT_EQ(testing::Fetch(port, m, "/dav").result_int(), 200u);
+    child.Signal(SIGTERM);
+    ASSERT_EQ(child.Wait(), 0) << child.all_stderr();
+  }
+  testing::TestUpstream target;
+  Child replay({kDoppel, "--store", store_, "replay", "--session", "ext", "--target",
+                target.url(), "--no-progress", "--no-diff"});
+  ASSERT_EQ(replay.Wait(), 0) << replay.all_stderr();
+  std::multiset<std::string> replayed;
+  for (const auto& r : target.requests()) replayed.insert(r.method);
+  EXPECT_EQ(replayed, methods);
+}
+
 TEST_F(RecordCliTest, BadRulesFileIsRefusedWithTheLine) {
   const std::string rules = dir_ + "/rules.json";
   std::ofstream(rules)

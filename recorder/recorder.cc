@@ -1,0 +1,183 @@
+// The recorder's lifecycle: Start (listeners, workers, threads), the accept loops, and the
+// graceful Stop. Client connections are served by ProxySession (proxy_session.cc); counts and
+// /status by recorder_status.cc.
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/thread.h"
+#include "recorder/proxy_session.h"
+#include "recorder/recorder_impl.h"
+#include "recorder/worker.h"
+
+namespace doppel::recorder {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+RecorderImpl::RecorderImpl(RecorderOptions options, CaptureSink* sink, const Redactor* redactor,
+                           Sampler sampler)
+    : options_(std::move(options)),
+      sampler_(std::move(sampler)),
+      redactor_(redactor),
+      metrics_(registry_),
+      writer_(sink, redactor, options_.queue,
+              {metrics_.stored, metrics_.dropped_full, metrics_.dropped_error}) {
+  registry_.AddGaugeFunction("doppel_capture_queue_depth",
+                             "Envelopes waiting for (or being written by) the writer.",
+                             [this] { return static_cast<double>(writer_.depth()); });
+}
+
+RecorderImpl::~RecorderImpl() { Stop(); }
+
+Status RecorderImpl::Init() {
+  if (options_.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
+  if (!options_.mirror.mirrors.empty()) {
+    auto hub = MirrorHub::Create(options_.mirror, options_.rules, registry_);
+    if (!hub.ok()) return hub.status();
+    mirrors_ = std::move(hub.value());
+  }
+  std::shared_ptr<asio::ssl::context> tls;
+  if (options_.upstream.tls()) {
+    auto ctx = net::MakeClientTlsContext(options_.upstream_tls);
+    if (!ctx.ok()) return ctx.status();
+    tls = std::move(ctx.value());
+  }
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(options_.listen.host, ec);
+  if (ec) {
+    return Status::InvalidArgument("--listen: '" + options_.listen.host + "' is not an IP address");
+  }
+  uint16_t port = options_.listen.port;
+  for (int i = 0; i < options_.threads; ++i) {
+    auto w = std::make_unique<Worker>();
+    auto pool =
+        net::HttpClientPool::Create(w->io, options_.upstream, options_.upstream_client, tls);
+    if (!pool.ok()) return pool.status();
+    w->pool = std::move(pool.value());
+    if (mirrors_) {
+      auto lane = mirrors_->MakeLane(w->io);
+      if (!lane.ok()) return lane.status();
+      w->mirror = std::move(lane.value());
+    }
+    const tcp::endpoint ep(ip, port);
+    w->acceptor.open(ep.protocol(), ec);
+    if (!ec) w->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      // Every thread has its own acceptor on the same port; the kernel spreads connections.
+      using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+      w->acceptor.set_option(reuse_port(true), ec);
+    }
+    if (!ec) w->acceptor.bind(ep, ec);
+    if (!ec) w->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status::Unavailable("cannot listen on " + options_.listen.ToString() + ": " +
+                                 ec.message());
+    }
+    if (i == 0) {
+      port = w->acceptor.local_endpoint(ec).port();
+      listen_address_ = {options_.listen.host, port};
+    }
+    workers_.push_back(std::move(w));
+  }
+  if (options_.admin) {
+    auto admin =
+        AdminServer::Start(*options_.admin, [this](std::string_view t) { return HandleAdmin(t); });
+    if (!admin.ok()) return admin.status();
+    admin_ = std::move(admin.value());
+  }
+  writer_.Start();
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Accept(*workers_[i]);
+    Worker* raw = workers_[i].get();
+    raw->thread = std::thread([raw] { raw->io.run(); });
+    NameThread(raw->thread, "doppel-proxy-" + std::to_string(i));
+  }
+  return Status::Ok();
+}
+
+void RecorderImpl::Accept(Worker& w) {
+  w.acceptor.async_accept(w.io, [this, &w](boost::system::error_code ec, tcp::socket socket) {
+    if (w.draining || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Out of descriptors and the like: back off instead of spinning.
+      w.accept_backoff.expires_after(std::chrono::milliseconds(20));
+      w.accept_backoff.async_wait([this, &w](boost::system::error_code ec) {
+        if (!ec && !w.draining) Accept(w);
+      });
+      return;
+    }
+    metrics_.accepted->Inc();
+    if (open_connections_.fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
+      open_connections_.fetch_sub(1, std::memory_order_relaxed);
+      metrics_.rejected->Inc();
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    } else {
+      ProxySession::Start(std::move(socket), w, *this);
+    }
+    Accept(w);
+  });
+}
+
+void RecorderImpl::Stop() {
+  std::lock_guard<std::mutex> lock(stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& w : workers_) {
+    Worker* raw = w.get();
+    asio::post(raw->io, [raw] {
+      raw->draining = true;
+      boost::system::error_code ignored;
+      raw->acceptor.close(ignored);
+      raw->accept_backoff.cancel();
+      for (ProxySession* s : raw->sessions) s->OnDrain();
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+  for (auto& w : workers_) {
+    while (w->live_sessions.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  // Mirror copies are fire-and-forget: give those still out a moment, not their timeout.
+  const auto mirror_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (mirrors_ && mirrors_->inflight() > 0 &&
+         std::chrono::steady_clock::now() < mirror_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const bool mirrors_busy = mirrors_ && mirrors_->inflight() > 0;
+  for (auto& w : workers_) {
+    Worker* raw = w.get();
+    asio::post(raw->io, [raw] {
+      raw->pool->Shutdown();
+      if (raw->mirror) raw->mirror->Shutdown();
+    });
+    raw->work.reset();
+    // Sessions still open after the drain timeout are cut: stopping the loop destroys them.
+    if (raw->live_sessions.load() > 0 || mirrors_busy) raw->io.stop();
+  }
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  if (admin_) admin_->Stop();
+  writer_.Stop();
+}
+
+Result<std::unique_ptr<Recorder>> Recorder::Start(RecorderOptions options, CaptureSink* sink,
+                                                  const Redactor* redactor) {
+  auto sampler = Sampler::Create(options.sample_percent, options.sample_key);
+  if (!sampler.ok()) return sampler.status();
+  auto rec = std::make_unique<RecorderImpl>(std::move(options), sink, redactor,
+                                            std::move(sampler.value()));
+  Status st = rec->Init();
+  if (!st.ok()) {
+    rec->Stop();
+    return st;
+  }
+  return std::unique_ptr<Recorder>(std::move(rec));
+}
+
+}  // namespace doppel::recorder

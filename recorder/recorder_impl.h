@@ -1,0 +1,103 @@
+// The Recorder behind recorder.h, shared by its parts: the lifecycle (recorder.cc: threads,
+// listeners, Stop), the client sessions (proxy_session.cc, which use the "used by sessions"
+// members from the proxy threads) and the reports (recorder_status.cc: counts, /status,
+// /metrics). Internal to recorder/.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "recorder/admin.h"
+#include "recorder/capture_writer.h"
+#include "recorder/mirror.h"
+#include "recorder/recorder.h"
+#include "recorder/recorder_metrics.h"
+#include "recorder/request_log.h"
+#include "recorder/sampler.h"
+
+namespace doppel::recorder {
+
+struct Worker;
+
+class RecorderImpl : public Recorder {
+ public:
+  RecorderImpl(RecorderOptions options, CaptureSink* sink, const Redactor* redactor,
+               Sampler sampler);
+  ~RecorderImpl() override;
+
+  // Binds the listeners and the admin endpoint and starts the threads.
+  Status Init();
+
+  net::HostPort listen_address() const override { return listen_address_; }
+  std::optional<net::HostPort> admin_address() const override {
+    if (!admin_) return std::nullopt;
+    return admin_->address();
+  }
+  void Stop() override;
+  RecorderCounts counts() const override;
+  std::vector<MirrorCounts> mirror_counts() const override {
+    return mirrors_ ? mirrors_->counts() : std::vector<MirrorCounts>{};
+  }
+  std::string MetricsText() const override { return registry_.RenderPrometheus(); }
+  std::string StatusJson() const override;
+  Status capture_error() const override { return writer_.first_error(); }
+
+  // ---- used by sessions (from worker threads) ----
+  const RecorderOptions& options() const { return options_; }
+  const Sampler& sampler() const { return sampler_; }
+  RecorderMetrics& metrics() { return metrics_; }
+  uint32_t NextSeq() { return seq_.fetch_add(1, std::memory_order_relaxed); }
+  void Capture(doppel::v1::Envelope&& e) {
+    metrics_.sampled->Inc();
+    uint64_t first = first_arrival_us_.load(std::memory_order_relaxed);
+    while ((first == 0 || e.arrival_us() < first) &&
+           !first_arrival_us_.compare_exchange_weak(first, e.arrival_us(),
+                                                    std::memory_order_relaxed)) {
+    }
+    uint64_t last = last_arrival_us_.load(std::memory_order_relaxed);
+    while (last < e.arrival_us() && !last_arrival_us_.compare_exchange_weak(
+                                        last, e.arrival_us(), std::memory_order_relaxed)) {
+    }
+    writer_.Push(std::move(e));
+  }
+  std::atomic<size_t>& open_connections() { return open_connections_; }
+  // --log-bodies: one line per request the proxy answered itself.
+  void LogFailure(unsigned status, const char* label, const std::string& request,
+                  const std::string& reason) {
+    failure_log_.Write("doppel record: " + std::to_string(status) + " " + label + ": " + reason +
+                       ": " + request);
+  }
+  const Redactor* redactor() const { return redactor_; }
+
+ private:
+  void Accept(Worker& w);
+  AdminReply HandleAdmin(std::string_view target) const;
+
+  RecorderOptions options_;
+  Sampler sampler_;
+  const Redactor* redactor_;
+  RateLimitedLog failure_log_{20};
+  net::MetricsRegistry registry_;
+  RecorderMetrics metrics_;
+  CaptureWriter writer_;
+  std::unique_ptr<MirrorHub> mirrors_;  // outlives the workers (their pending copies use it)
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<AdminServer> admin_;
+  net::HostPort listen_address_;
+  std::atomic<uint32_t> seq_{0};
+  std::atomic<uint64_t> first_arrival_us_{0};
+  std::atomic<uint64_t> last_arrival_us_{0};
+  std::atomic<size_t> open_connections_{0};
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::mutex stop_mu_;
+  bool stopped_ = false;
+};
+
+}  // namespace doppel::recorder

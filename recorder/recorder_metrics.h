@@ -1,0 +1,51 @@
+// The capture proxy's metrics (`/metrics` on the admin endpoint) and the reasons it answers a
+// request itself. Registered once per recorder; updated from every proxy thread.
+#pragma once
+
+#include <cstdint>
+
+#include "doppel/v1/envelope.pb.h"
+#include "net/metrics.h"
+
+namespace doppel::recorder {
+
+// Why the proxy answered itself; indexes RecorderMetrics::errors.
+enum class ProxyFailure {
+  kBadRequest,
+  kHeaderTooLarge,
+  kBodyTooLarge,
+  kRequestTimeout,
+  kUpstreamConnect,
+  kUpstreamReset,
+  kUpstreamTimeout,
+  kCount
+};
+
+// The `reason` label of doppel_proxy_errors_total, e.g. "bad_request".
+const char* FailureName(ProxyFailure f);
+
+// The error recorded in the envelope of a request the proxy answered itself.
+doppel::v1::ProxyError ToProxyError(ProxyFailure f);
+
+struct RecorderMetrics {
+  // Registers every series in `r`, which must outlive this.
+  explicit RecorderMetrics(net::MetricsRegistry& r);
+  uint64_t errors_total() const;
+
+  net::Counter* requests[5];  // by status class of the answer: 1xx .. 5xx
+  net::Counter* sampled;
+  net::Counter* unmatched;
+  net::Counter* stored;
+  net::Counter* dropped_full;
+  net::Counter* dropped_error;
+  net::Counter* errors[static_cast<int>(ProxyFailure::kCount)];
+  net::Counter* accepted;
+  net::Counter* rejected;
+  net::Gauge* active;
+  net::Counter* request_bytes;
+  net::Counter* response_bytes;
+  net::Counter* upstream_reused;
+  net::Histogram* latency;
+};
+
+}  // namespace doppel::recorder

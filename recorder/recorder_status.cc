@@ -1,0 +1,65 @@
+// What the recorder reports: its counts, the /status JSON and the admin endpoint's pages.
+#include <boost/json.hpp>
+#include <chrono>
+
+#include "net/match.h"
+#include "recorder/recorder_impl.h"
+
+namespace doppel::recorder {
+
+RecorderCounts RecorderImpl::counts() const {
+  RecorderCounts c;
+  for (auto* r : metrics_.requests) c.requests += r->value();
+  c.sampled = metrics_.sampled->value();
+  c.stored = metrics_.stored->value();
+  c.dropped = metrics_.dropped_full->value() + metrics_.dropped_error->value();
+  c.errors = metrics_.errors_total();
+  c.request_bytes = metrics_.request_bytes->value();
+  c.response_bytes = metrics_.response_bytes->value();
+  c.queue_depth = writer_.depth();
+  c.connections = open_connections_.load(std::memory_order_relaxed);
+  c.first_arrival_us = first_arrival_us_.load(std::memory_order_relaxed);
+  c.last_arrival_us = last_arrival_us_.load(std::memory_order_relaxed);
+  return c;
+}
+
+std::string RecorderImpl::StatusJson() const {
+  const RecorderCounts c = counts();
+  boost::json::object o;
+  o["session"] = options_.session;
+  o["listen"] = listen_address_.ToString();
+  o["upstream"] = options_.upstream.ToString();
+  o["threads"] = options_.threads;
+  o["uptime_s"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  o["sample_percent"] = sampler_.percent();
+  o["sample_key"] = sampler_.key();
+  boost::json::array rules;
+  for (const auto& b : options_.rules.blocks()) rules.emplace_back(b.name);
+  o["rules"] = std::move(rules);
+  if (mirrors_) o["mirrors"] = mirrors_->StatusJson();
+  o["requests"] = c.requests;
+  o["sampled"] = c.sampled;
+  o["stored"] = c.stored;
+  o["dropped"] = c.dropped;
+  o["errors"] = c.errors;
+  o["queue_depth"] = c.queue_depth;
+  o["connections"] = c.connections;
+  o["request_body_bytes"] = c.request_bytes;
+  o["response_body_bytes"] = c.response_bytes;
+  o["primary_latency_p50_us_le"] = metrics_.latency->ApproximateQuantileUs(0.5);
+  o["primary_latency_p99_us_le"] = metrics_.latency->ApproximateQuantileUs(0.99);
+  return boost::json::serialize(o) + "\n";
+}
+
+AdminReply RecorderImpl::HandleAdmin(std::string_view target) const {
+  const std::string_view path = net::TargetPath(target);
+  if (path == "/metrics") {
+    return {200, "text/plain; version=0.0.4; charset=utf-8", registry_.RenderPrometheus()};
+  }
+  if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+  if (path == "/status") return {200, "application/json", StatusJson()};
+  return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz, /status\n"};
+}
+
+}  // namespace doppel::recorder
