@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -21,6 +20,7 @@
 #include "replayer/report/report_text.h"
 #include "replayer/run_sink.h"
 #include "replayer/source.h"
+#include "storage/interop.h"
 #include "storage/store.h"
 #include "tools/cli.h"
 
@@ -92,20 +92,22 @@ std::string NowRfc3339() {
   return buf;
 }
 
-Status WriteFile(const std::string& path, const std::string& content) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) return Status::IoError("cannot write '" + path + "'");
-  f << content;
-  f.close();
-  if (!f) return Status::IoError("writing '" + path + "' failed (disk full?)");
-  return Status::Ok();
+// A report quotes recorded traffic (header values, body excerpts): written like an export,
+// readable by its owner only whatever the umask, complete or not at all (a temporary file
+// renamed over `path`).
+Status WriteReport(const std::string& path, const std::string& content) {
+  return storage::WriteTextFile(path, [&](std::ostream& out) {
+    out << content;
+    return Status::Ok();
+  });
 }
 
 // Writes every report file asked for; returns the first error.
 Status WriteReports(const report::Report& r, const ReportFiles& files) {
-  if (!files.json.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.json, report::ReportToJson(r)));
-  if (!files.junit.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.junit, report::RenderJUnit(r)));
-  if (!files.html.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.html, report::RenderHtml(r)));
+  if (!files.json.empty()) DOPPEL_RETURN_IF_ERROR(WriteReport(files.json, report::ReportToJson(r)));
+  if (!files.junit.empty())
+    DOPPEL_RETURN_IF_ERROR(WriteReport(files.junit, report::RenderJUnit(r)));
+  if (!files.html.empty()) DOPPEL_RETURN_IF_ERROR(WriteReport(files.html, report::RenderHtml(r)));
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -411,6 +412,50 @@ TEST_F(ReplayCliTest, HtmlReportShowsEveryRegressingEndpoint) {
   for (const auto& [name, s] : HtmlEndpoints(html)) names.insert(name);
   for (const auto& [name, s] : HtmlEndpoints(html_again)) names_again.insert(name);
   EXPECT_EQ(names, names_again);
+}
+
+// Report files quote recorded traffic: --report-json, --junit and --html (of `replay` and of
+// `report`) are created owner-only whatever the umask, and replace an existing file by a
+// rename rather than writing through it (a hard link to the old file keeps the old text).
+TEST_F(ReplayCliTest, ReportFilesAreOwnerOnlyAndReplacedWhole) {
+  const mode_t old_umask = ::umask(022);
+  TestUpstream up;
+  up.SetHandler([](const ReceivedRequest&) -> std::optional<net::HttpResponse> { return Answer(); });
+  const std::vector<std::string> flags = {"--report-json", "--junit", "--html"};
+  auto check = [&](const std::string& command, const std::vector<std::string>& paths) {
+    for (const std::string& path : paths) {
+      SCOPED_TRACE(command + " " + path);
+      struct stat st {};
+      ASSERT_EQ(::stat(path.c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 0777, 0600u);
+      EXPECT_GT(st.st_size, 100);
+      EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+      std::ifstream old(path + ".link");
+      EXPECT_EQ(std::string((std::istreambuf_iterator<char>(old)), {}), "old report\n");
+    }
+  };
+  auto prepare = [&](const std::string& prefix) {
+    std::vector<std::string> args, paths;
+    for (size_t i = 0; i < flags.size(); ++i) {
+      const std::string path = dir_ + "/" + prefix + std::to_string(i);
+      std::ofstream(path) << "old report\n";
+      std::filesystem::permissions(path, std::filesystem::perms(0644));
+      std::filesystem::create_hard_link(path, path + ".link");
+      args.insert(args.end(), {flags[i], path});
+      paths.push_back(path);
+    }
+    return std::make_pair(args, paths);
+  };
+  auto [replay_args, replay_paths] = prepare("replay");
+  replay_args.insert(replay_args.begin(), {"--target", up.url(), "--max"});
+  EXPECT_EQ(Replay(replay_args), 0) << child_->all_stderr();
+  check("replay", replay_paths);
+
+  auto [report_args, report_paths] = prepare("report");
+  report_args.insert(report_args.begin(), {"report", "--run", "1"});
+  EXPECT_EQ(Doppel(report_args), 0) << child_->all_stderr();
+  check("report", report_paths);
+  ::umask(old_umask);
 }
 
 // `doppel noise learn` on a session that asked each of 10 quotes 6 times: "nonce" differs
