@@ -2,6 +2,9 @@
 # cleanup, ports, load average, the ~1 KB JSON body, an nginx started from a config fragment,
 # and the nginx upstream that answers every request with that body.
 # REQUIRES before sourcing: root, build_dir, log(), and NAME (used in the temp dir's name).
+# Arithmetic on figures and the verdicts against targets: bench/verdict.sh.
+
+source "$root/bench/verdict.sh"
 
 # bench_install CMD:PACKAGE...: installs the Debian packages whose command is missing.
 bench_install() {

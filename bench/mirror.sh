@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mirroring benchmark (issue 4, DESIGN.md "Performance contract": proxy + 1 mirror ≥ 1.0×
+# Mirroring benchmark (issue 4, docs/architecture.md "Performance contract": proxy + 1 mirror ≥ 1.0×
 # nginx + mirror; proxy with a mirror answering after 2 s ≥ 0.9× doppel without mirror).
 #
 # In one run, on 127.0.0.1 only, with everything in a fresh temp dir:
@@ -228,19 +228,19 @@ run_pair() {  # NAME ROUND LABEL_A URL_A PID_A LABEL_B URL_B PID_B
   na=$(awk '/requests in/ {print $1; exit}' "$oa"); nb=$(awk '/requests in/ {print $1; exit}' "$ob")
   ca=$(awk -v c=$((a1 - a0)) -v n="$na" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
   cb=$(awk -v c=$((b1 - b0)) -v n="$nb" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
-  PAIR_RATIOS[$name]+="$(ratio "$rb" "$ra") "
-  PAIR_CPU_RATIOS[$name]+="$(ratio "$ca" "$cb") "
-  PAIR_ROWS+=("| $round | $la | $ra | $ca | $lb | $rb | $cb | $(ratio "$rb" "$ra")× | $(ratio "$ca" "$cb")× | $load |")
+  PAIR_RATIOS[$name]+="$(bench_ratio "$rb" "$ra" %.3f) "
+  PAIR_CPU_RATIOS[$name]+="$(bench_ratio "$ca" "$cb" %.3f) "
+  PAIR_ROWS+=("| $round | $la | $ra | $ca | $lb | $rb | $cb | $(bench_ratio "$rb" "$ra" %.3f)× | $(bench_ratio "$ca" "$cb" %.3f)× | $load |")
   log "pair $name.$round: $ra vs $rb req/s, $ca vs $cb µs/request"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "?" }'; }
 
 machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo) RAM, Linux $(uname -r)"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 CONFIGS=(nginx nginx_mirror nginx_slow doppel doppel_mirror doppel_slow)
-declare -A SUM CPUSUM SYSSUM
-for c in "${CONFIGS[@]}"; do SUM[$c]=0; CPUSUM[$c]=0; SYSSUM[$c]=0; done
+declare -A RPS_ROUNDS CPU_ROUNDS SYSC_ROUNDS
+# Per configuration, the rounds' figures as a list ("?" where one was not measured).
+for c in "${CONFIGS[@]}"; do RPS_ROUNDS[$c]=""; CPU_ROUNDS[$c]=""; SYSC_ROUNDS[$c]=""; done
 
 for round in $(seq "$ROUNDS"); do
   run_wrk "nginx.$round" "$NGX_PLAIN" "$NGX_PLAIN_PID"
@@ -274,40 +274,33 @@ for round in $(seq "$ROUNDS"); do
   stop_doppel "pmirror$round"
 
   for c in "${CONFIGS[@]}"; do
-    SUM[$c]=$(awk -v a="${SUM[$c]}" -v b="${RPS[$c.$round]}" 'BEGIN {print a + b}')
-    CPUSUM[$c]=$(awk -v a="${CPUSUM[$c]}" -v b="${CPU[$c.$round]}" 'BEGIN {print a + b}')
-    SYSSUM[$c]=$(awk -v a="${SYSSUM[$c]}" -v b="${SYSC[$c.$round]}" 'BEGIN {print a + b}')
+    RPS_ROUNDS[$c]+="${RPS[$c.$round]:-?} "
+    CPU_ROUNDS[$c]+="${CPU[$c.$round]:-?} "
+    SYSC_ROUNDS[$c]+="${SYSC[$c.$round]:-?} "
   done
 done
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
-mean() { awk -v s="${SUM[$1]}" -v n="$ROUNDS" 'BEGIN {printf "%.0f", s / n}'; }
-list_mean() { echo "$1" | awk '{ for (i = 1; i <= NF; ++i) s += $i; if (NF) printf "%.3f", s / NF; else print "?" }'; }
-p_slow=$(list_mean "${PAIR_RATIOS[slow]}")
-p_mirror=$(list_mean "${PAIR_RATIOS[mirror]}")
-pc_slow=$(list_mean "${PAIR_CPU_RATIOS[slow]}")
-pc_mirror=$(list_mean "${PAIR_CPU_RATIOS[mirror]}")
+p_slow=$(bench_mean "${PAIR_RATIOS[slow]}")
+p_mirror=$(bench_mean "${PAIR_RATIOS[mirror]}")
+pc_slow=$(bench_mean "${PAIR_CPU_RATIOS[slow]}")
+pc_mirror=$(bench_mean "${PAIR_CPU_RATIOS[mirror]}")
 declare -A MEAN MEANCPU MEANSYS
 for c in "${CONFIGS[@]}"; do
-  MEAN[$c]=$(mean "$c")
-  MEANCPU[$c]=$(awk -v s="${CPUSUM[$c]}" -v n="$ROUNDS" 'BEGIN {printf "%.1f", s / n}')
-  MEANSYS[$c]=$(awk -v s="${SYSSUM[$c]}" -v n="$ROUNDS" 'BEGIN {printf "%.2f", s / n}')
+  MEAN[$c]=$(bench_mean "${RPS_ROUNDS[$c]}" %.0f)
+  MEANCPU[$c]=$(bench_mean "${CPU_ROUNDS[$c]}" %.1f)
+  MEANSYS[$c]=$(bench_mean "${SYSC_ROUNDS[$c]}" %.2f)
 done
-s_mirror=$(ratio "${MEANSYS[nginx_mirror]}" "${MEANSYS[doppel_mirror]}")
-s_slow=$(ratio "${MEANSYS[doppel]}" "${MEANSYS[doppel_slow]}")
-c_mirror=$(ratio "${MEANCPU[nginx_mirror]}" "${MEANCPU[doppel_mirror]}")
-c_slow=$(ratio "${MEANCPU[doppel]}" "${MEANCPU[doppel_slow]}")
-r_mirror=$(ratio "${MEAN[doppel_mirror]}" "${MEAN[nginx_mirror]}")
-r_slow=$(ratio "${MEAN[doppel_slow]}" "${MEAN[doppel]}")
-r_nginx_slow=$(ratio "${MEAN[nginx_slow]}" "${MEAN[nginx]}")
-r_nginx_mirror=$(ratio "${MEAN[nginx_mirror]}" "${MEAN[nginx]}")
-r_doppel_mirror=$(ratio "${MEAN[doppel_mirror]}" "${MEAN[doppel]}")
-verdict() {  # VALUE TARGET -> "met (by X %)" or "NOT met — X % short"
-  awk -v v="$1" -v t="$2" 'BEGIN {
-    if (v >= t) printf "met (%.0f %% above the target)", (v / t - 1) * 100
-    else printf "NOT met — %.0f %% short of the target", (1 - v / t) * 100 }'
-}
+s_mirror=$(bench_ratio "${MEANSYS[nginx_mirror]}" "${MEANSYS[doppel_mirror]}" %.3f)
+s_slow=$(bench_ratio "${MEANSYS[doppel]}" "${MEANSYS[doppel_slow]}" %.3f)
+c_mirror=$(bench_ratio "${MEANCPU[nginx_mirror]}" "${MEANCPU[doppel_mirror]}" %.3f)
+c_slow=$(bench_ratio "${MEANCPU[doppel]}" "${MEANCPU[doppel_slow]}" %.3f)
+r_mirror=$(bench_ratio "${MEAN[doppel_mirror]}" "${MEAN[nginx_mirror]}" %.3f)
+r_slow=$(bench_ratio "${MEAN[doppel_slow]}" "${MEAN[doppel]}" %.3f)
+r_nginx_slow=$(bench_ratio "${MEAN[nginx_slow]}" "${MEAN[nginx]}" %.3f)
+r_nginx_mirror=$(bench_ratio "${MEAN[nginx_mirror]}" "${MEAN[nginx]}" %.3f)
+r_doppel_mirror=$(bench_ratio "${MEAN[doppel_mirror]}" "${MEAN[doppel]}" %.3f)
 label() {
   case $1 in
     nginx) echo "nginx proxy_pass, no mirror" ;;
@@ -361,23 +354,23 @@ section=$tmp/section.md
   echo
   echo "| ratio | value | target | verdict |"
   echo "|---|---:|---:|---|"
-  echo "| doppel + 1 mirror / nginx + mirror, req/s, paired runs | ${p_mirror}× | ≥ 1.0× | $(verdict "$p_mirror" 1.0) |"
-  echo "| the same, CPU per request, paired runs (nginx µs / doppel µs) | ${pc_mirror}× | ≥ 1.0× | $(verdict "$pc_mirror" 1.0) |"
-  echo "| doppel + 1 mirror / nginx + mirror, req/s, separate runs | ${r_mirror}× | ≥ 1.0× | $(verdict "$r_mirror" 1.0) |"
-  echo "| the same by CPU per request (nginx µs / doppel µs) | ${c_mirror}× | ≥ 1.0× | $(verdict "$c_mirror" 1.0) |"
-  [[ -n "$PERF_OK" ]] && echo "| the same by syscalls per request (nginx / doppel; rough) | ${s_mirror}× | ≥ 1.0× | $(verdict "$s_mirror" 1.0) |"
-  echo "| doppel with the $SLOW mirror / doppel without mirror, req/s, paired runs | ${p_slow}× | ≥ 0.9× | $(verdict "$p_slow" 0.9) |"
-  echo "| the same, CPU per request, paired runs (without µs / with µs) | ${pc_slow}× | ≥ 0.9× | $(verdict "$pc_slow" 0.9) |"
-  echo "| doppel with the $SLOW mirror / doppel without mirror, req/s, separate runs | ${r_slow}× | ≥ 0.9× | $(verdict "$r_slow" 0.9) |"
-  echo "| the same by CPU per request (without µs / with µs) | ${c_slow}× | ≥ 0.9× | $(verdict "$c_slow" 0.9) |"
-  [[ -n "$PERF_OK" ]] && echo "| the same by syscalls per request (without / with) | ${s_slow}× | ≥ 0.9× | $(verdict "$s_slow" 0.9) |"
+  echo "| doppel + 1 mirror / nginx + mirror, req/s, paired runs | ${p_mirror}× | ≥ 1.0× | $(bench_verdict "$p_mirror" ">=" 1.0) |"
+  echo "| the same, CPU per request, paired runs (nginx µs / doppel µs) | ${pc_mirror}× | ≥ 1.0× | $(bench_verdict "$pc_mirror" ">=" 1.0) |"
+  echo "| doppel + 1 mirror / nginx + mirror, req/s, separate runs | ${r_mirror}× | ≥ 1.0× | $(bench_verdict "$r_mirror" ">=" 1.0) |"
+  echo "| the same by CPU per request (nginx µs / doppel µs) | ${c_mirror}× | ≥ 1.0× | $(bench_verdict "$c_mirror" ">=" 1.0) |"
+  [[ -n "$PERF_OK" ]] && echo "| the same by syscalls per request (nginx / doppel; rough) | ${s_mirror}× | ≥ 1.0× | $(bench_verdict "$s_mirror" ">=" 1.0) |"
+  echo "| doppel with the $SLOW mirror / doppel without mirror, req/s, paired runs | ${p_slow}× | ≥ 0.9× | $(bench_verdict "$p_slow" ">=" 0.9) |"
+  echo "| the same, CPU per request, paired runs (without µs / with µs) | ${pc_slow}× | ≥ 0.9× | $(bench_verdict "$pc_slow" ">=" 0.9) |"
+  echo "| doppel with the $SLOW mirror / doppel without mirror, req/s, separate runs | ${r_slow}× | ≥ 0.9× | $(bench_verdict "$r_slow" ">=" 0.9) |"
+  echo "| the same by CPU per request (without µs / with µs) | ${c_slow}× | ≥ 0.9× | $(bench_verdict "$c_slow" ">=" 0.9) |"
+  [[ -n "$PERF_OK" ]] && echo "| the same by syscalls per request (without / with) | ${s_slow}× | ≥ 0.9× | $(bench_verdict "$s_slow" ">=" 0.9) |"
   echo "| nginx with the $SLOW mirror / nginx without mirror | ${r_nginx_slow}× | (reference) | |"
   echo "| nginx + fast mirror / nginx without mirror | ${r_nginx_mirror}× | (reference) | |"
   echo "| doppel + fast mirror / doppel without mirror | ${r_doppel_mirror}× | (reference) | |"
   echo
-  echo "**Verdict (paired runs, CPU per request): doppel + 1 mirror vs nginx + mirror ${pc_mirror}× (target ≥ 1.0×): $(verdict "$pc_mirror" 1.0). doppel with a $SLOW mirror vs without ${pc_slow}× (target ≥ 0.9×): $(verdict "$pc_slow" 0.9).** Paired req/s: ${p_mirror}× and ${p_slow}×."
+  echo "**Verdict (paired runs, CPU per request): doppel + 1 mirror vs nginx + mirror ${pc_mirror}× (target ≥ 1.0×): $(bench_verdict "$pc_mirror" ">=" 1.0). doppel with a $SLOW mirror vs without ${pc_slow}× (target ≥ 0.9×): $(bench_verdict "$pc_slow" ">=" 0.9).** Paired req/s: ${p_mirror}× and ${p_slow}×."
   echo
-  echo "Separate runs: doppel + 1 mirror vs nginx + mirror (target ≥ 1.0×): ${r_mirror}× by req/s — $(verdict "$r_mirror" 1.0); ${c_mirror}× by CPU per request — $(verdict "$c_mirror" 1.0); ${s_mirror}× by syscalls per request — $(verdict "$s_mirror" 1.0). doppel with a $SLOW mirror vs without (target ≥ 0.9×): ${r_slow}× by req/s — $(verdict "$r_slow" 0.9); ${c_slow}× by CPU per request — $(verdict "$c_slow" 0.9); ${s_slow}× by syscalls per request — $(verdict "$s_slow" 0.9). nginx with the same slow mirror keeps ${r_nginx_slow}× of its own throughput. On this shared machine the req/s and CPU ratios move by ±30 % between rounds of the same configuration (see the table); the syscall counts do not."
+  echo "Separate runs: doppel + 1 mirror vs nginx + mirror (target ≥ 1.0×): ${r_mirror}× by req/s — $(bench_verdict "$r_mirror" ">=" 1.0); ${c_mirror}× by CPU per request — $(bench_verdict "$c_mirror" ">=" 1.0); ${s_mirror}× by syscalls per request — $(bench_verdict "$s_mirror" ">=" 1.0). doppel with a $SLOW mirror vs without (target ≥ 0.9×): ${r_slow}× by req/s — $(bench_verdict "$r_slow" ">=" 0.9); ${c_slow}× by CPU per request — $(bench_verdict "$c_slow" ">=" 0.9); ${s_slow}× by syscalls per request — $(bench_verdict "$s_slow" ">=" 0.9). nginx with the same slow mirror keeps ${r_nginx_slow}× of its own throughput. On this shared machine the req/s and CPU ratios move by ±30 % between rounds of the same configuration (see the table); the syscall counts do not."
   echo "<!-- mirror:end -->"
 } >"$section"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proxy benchmark (issue 3, DESIGN.md "Performance contract").
+# Proxy benchmark (issue 3, docs/architecture.md "Performance contract").
 #
 # In one run, on 127.0.0.1 only, with everything in a fresh temp dir:
 #   upstream   nginx (1 worker) answering every request with a fixed ~1 KB JSON body
@@ -169,8 +169,8 @@ fixed_run() {  # NAME URL RUN -> appends a row
     p50=$(to_ms "$p50"); p99=$(to_ms "$p99"); lag=$(to_ms "$lag")
     rate=$(sed -n 's/.* requests in .*(\([0-9.]*\) req\/s).*/\1/p' "$out" | head -1)
   fi
-  FIX_P99SUM[$name]=$(awk -v a="${FIX_P99SUM[$name]}" -v b="$p99" 'BEGIN {print a + b}')
-  FIX_P50SUM[$name]=$(awk -v a="${FIX_P50SUM[$name]}" -v b="$p50" 'BEGIN {print a + b}')
+  FIX_P99SUM[$name]=$(bench_calc %.3f 'a + b' a="${FIX_P99SUM[$name]}" b="$p99")
+  FIX_P50SUM[$name]=$(bench_calc %.3f 'a + b' a="${FIX_P50SUM[$name]}" b="$p50")
   FIX_ROWS+=("| $run | $name | $half | $rate | $sent | $p50 | $p99 | $lag | $load |")
   log "fixed $name run $run: rate $rate, p50 $p50 ms, p99 $p99 ms, lag p99 $lag ms (load $load)"
 }
@@ -188,7 +188,7 @@ fixed_run_wrk() {  # NAME URL RUN
   sent=$(awk '/requests in/ {print $1; exit}' "$out")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-  PACED_P99SUM[$name]=$(awk -v a="${PACED_P99SUM[$name]}" -v b="$p99" 'BEGIN {print a + b}')
+  PACED_P99SUM[$name]=$(bench_calc %.3f 'a + b' a="${PACED_P99SUM[$name]}" b="$p99")
   PACED_ROWS+=("| $run | $name | $rate | $sent | $p50 | $p99 | $load |")
   log "paced wrk $name run $run: rate $rate, p50 $p50 ms, p99 $p99 ms (load $load)"
 }
@@ -208,23 +208,19 @@ for run in $(seq "$FIXED_RUNS"); do
   [[ -n "$WRK2" ]] || fixed_run_wrk doppel "$rec_url" "$run"
   stop_doppel fixed$run
 done
-paced_added=$(awk -v a="${PACED_P99SUM[doppel]}" -v b="${PACED_P99SUM[direct]}" -v n="$FIXED_RUNS" 'BEGIN {printf "%.3f", (a - b) / n}')
-p99_direct=$(awk -v s="${FIX_P99SUM[direct]}" -v n="$FIXED_RUNS" 'BEGIN {printf "%.3f", s / n}')
-p99_doppel=$(awk -v s="${FIX_P99SUM[doppel]}" -v n="$FIXED_RUNS" 'BEGIN {printf "%.3f", s / n}')
-added=$(awk -v a="$p99_doppel" -v b="$p99_direct" 'BEGIN {printf "%.3f", a - b}')
-p50_added=$(awk -v a="${FIX_P50SUM[doppel]}" -v b="${FIX_P50SUM[direct]}" -v n="$FIXED_RUNS" 'BEGIN {printf "%.3f", (a - b) / n}')
+paced_added=$(bench_calc %.3f '(a - b) / n' a="${PACED_P99SUM[doppel]}" b="${PACED_P99SUM[direct]}" n="$FIXED_RUNS")
+p99_direct=$(bench_calc %.3f 's / n' s="${FIX_P99SUM[direct]}" n="$FIXED_RUNS")
+p99_doppel=$(bench_calc %.3f 's / n' s="${FIX_P99SUM[doppel]}" n="$FIXED_RUNS")
+added=$(bench_calc %.3f 'a - b' a="$p99_doppel" b="$p99_direct")
+p50_added=$(bench_calc %.3f '(a - b) / n' a="${FIX_P50SUM[doppel]}" b="${FIX_P50SUM[direct]}" n="$FIXED_RUNS")
 
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
-r0=$(ratio "${RPS[doppel0]}" "${RPS[nginx]}")
-r100=$(ratio "${RPS[doppel100]}" "${RPS[nginx]}")
-verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "NOT met" }'; }
-v100=$(verdict "$r100" 1.0 ">=")
-vadd=$(verdict "$added" 0.3 "<=")
-miss100=$(awk -v r="$r100" 'BEGIN { if (r < 1) printf " — %.0f %% short of nginx", (1 - r) * 100 }')
-missadd=$(awk -v a="$added" 'BEGIN { if (a > 0.3) printf " — %.3f ms over the 0.3 ms budget", a - 0.3 }')
+r0=$(bench_ratio "${RPS[doppel0]}" "${RPS[nginx]}")
+r100=$(bench_ratio "${RPS[doppel100]}" "${RPS[nginx]}")
+v100=$(bench_verdict "$r100" ">=" 1.0)
+vadd=$(bench_verdict "$added" "<=" 0.3 ms)
 
 section=$tmp/section.md
 {
@@ -246,12 +242,12 @@ section=$tmp/section.md
       doppel0) label="doppel record, --sample 0" ;;
       doppel100) label="doppel record, --sample 100" ;;
     esac
-    echo "| $label | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}")× | ${LOAD[$n]} | ${ERRS[$n]:-none} |"
+    echo "| $label | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | $(bench_ratio "${RPS[$n]}" "${RPS[nginx]}")× | ${LOAD[$n]} | ${ERRS[$n]:-none} |"
   done
   echo
   echo "doppel's own summaries: 0 %: \`${SUMMARY0}\`; 100 %: \`${SUMMARY100}\`."
   echo
-  echo "**Throughput, 100 % recording: doppel/nginx = ${r100}× (target ≥ 1.0×): $v100$miss100.** At 0 %: ${r0}×."
+  echo "**Throughput, 100 % recording: doppel/nginx = ${r100}× (target ≥ 1.0×): $v100.** At 0 %: ${r0}×."
   echo
   echo "### Added p99 at half of doppel's max load"
   echo
@@ -271,7 +267,7 @@ section=$tmp/section.md
     echo "Added p99 with the paced wrk (mean over $FIXED_RUNS run(s)): $paced_added ms."
     echo
   fi
-  echo "**Added p99 = mean doppel p99 − mean direct p99 over $FIXED_RUNS run(s) = $p99_doppel − $p99_direct = $added ms (target ≤ 0.3 ms): $vadd$missadd.** Added p50: $p50_added ms."
+  echo "**Added p99 = mean doppel p99 − mean direct p99 over $FIXED_RUNS run(s) = $p99_doppel − $p99_direct = $added ms (target ≤ 0.3 ms): $vadd.** Added p50: $p50_added ms."
   echo "<!-- proxy:end -->"
 } >"$section"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Replay benchmark (issue 5, DESIGN.md "Performance contract").
+# Replay benchmark (issue 5, docs/architecture.md "Performance contract").
 #
 # In one run, on 127.0.0.1 only, with everything in a fresh temp dir:
 #   target     nginx (1 worker) answering every request with a fixed 1 KB JSON body
@@ -144,12 +144,13 @@ rc=0
 parse_replay "$tmp/rate.txt"
 RATE_SENT=$R_SENT RATE_ERR=$R_ERR RATE_P50=$R_P50 RATE_P99=$R_P99 RATE_LAG=$R_LAG RATE_N=$R_N RATE_SECS=$R_SECS RATE_RPS=$R_RPS RATE_MATCH=$R_MATCH
 dur_s=$(secs "$DURATION")
-RATE_OVER_DUR=$(awk -v n="$RATE_N" -v d="$dur_s" 'BEGIN {printf "%.1f", n / d}')
+RATE_OVER_DUR=$(bench_calc %.1f 'n / d' n="$RATE_N" d="$dur_s")
 log "replay --rate $RATE: $RATE_RPS req/s ($RATE_N in ${RATE_SECS}s; $RATE_OVER_DUR over ${dur_s}s), lag p99 $RATE_LAG ms, p99 $RATE_P99"
 
 # ---------------------------------------------------------------- RSS of a 1M-envelope replay
 declare -a RSS_ROWS=()
-RSS_WORST=0
+RSS_WORST="?"  # the largest peak RSS of the runs below, "?" when one was not measured
+rss_runs=0
 rss_run() {  # LABEL SESSION EXTRA_ARGS...
   local label=$1 session=$2; shift 2
   local out=$tmp/rss-$session.txt err=$tmp/rss-$session.err load rc=0 kb mb
@@ -159,10 +160,10 @@ rss_run() {  # LABEL SESSION EXTRA_ARGS...
     --concurrency "$CONNS" --no-progress "$@" >"$out" 2>"$err" || rc=$?
   ((rc == 0)) || { echo "RSS replay exited with $rc:" >&2; tail -30 "$out" "$err" >&2; exit 1; }
   kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$err")
-  mb=$(awk -v k="$kb" 'BEGIN {printf "%.1f", k / 1024}')
+  mb=$(bench_calc %.1f 'k / 1024' k="$kb")
   parse_replay "$out"
   RSS_ROWS+=("| $label | \`doppel replay --session $session --target URL --max --concurrency $CONNS${*:+ $*}\` | $R_N | $R_SECS | $R_RPS | $R_ERR | $mb | $load |")
-  RSS_WORST=$(awk -v a="$RSS_WORST" -v b="$mb" 'BEGIN {print (b > a) ? b : a}')
+  if ((rss_runs++ == 0)); then RSS_WORST=$mb; else RSS_WORST=$(bench_calc %.1f '(b > a) ? b : a' a="$RSS_WORST" b="$mb"); fi
   log "RSS $label: $mb MiB ($R_N requests in ${R_SECS}s)"
 }
 if [[ "$RSS_MODE" == loop || "$RSS_MODE" == both ]]; then
@@ -180,14 +181,13 @@ fi
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
-R_MAX=$(ratio "$MAX_RPS" "$WRK_RPS")
-v_max=$(awk -v r="$R_MAX" 'BEGIN { if (r >= 0.8) print "met"; else printf "NOT met — %.0f %% short of 0.8× (%.2f×)", (1 - r / 0.8) * 100, r }')
-dev=$(awk -v a="$RATE_RPS" -v r="$RATE" 'BEGIN {printf "%+.2f", (a - r) / r * 100}')
-dev2=$(awk -v a="$RATE_OVER_DUR" -v r="$RATE" 'BEGIN {printf "%+.2f", (a - r) / r * 100}')
-v_rate=$(awk -v d="$dev" 'BEGIN { d = d < 0 ? -d : d; if (d <= 1) print "met"; else printf "NOT met — off by %.2f %%", d }')
-v_lag=$(awk -v l="$RATE_LAG" 'BEGIN { if (l <= 2) print "met"; else printf "NOT met — %.2f ms over", l - 2 }')
-v_rss=$(awk -v m="$RSS_WORST" 'BEGIN { if (m <= 150) print "met"; else printf "NOT met — %.1f MB over", m - 150 }')
+R_MAX=$(bench_ratio "$MAX_RPS" "$WRK_RPS")
+v_max=$(bench_verdict "$R_MAX" ">=" 0.8)
+dev=$(bench_calc %+.2f '(a - r) / r * 100' a="$RATE_RPS" r="$RATE")
+dev2=$(bench_calc %+.2f '(a - r) / r * 100' a="$RATE_OVER_DUR" r="$RATE")
+v_rate=$(bench_verdict "${dev#[+-]}" "<=" 1 %)  # off by at most 1 %, either way
+v_lag=$(bench_verdict "$RATE_LAG" "<=" 2 ms)
+v_rss=$(bench_verdict "$RSS_WORST" "<=" 150 MB)
 
 section=$tmp/section.md
 {

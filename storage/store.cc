@@ -227,13 +227,14 @@ class RocksStore final : public Store {
   Result<SessionInfo> CreateSession(SessionInfo info) override;
   Result<SessionInfo> GetSession(std::string_view name) override;
   Result<std::vector<SessionInfo>> ListSessions() override;
-  Status DeleteSession(std::string_view name) override;
+  Result<DeletedCounts> DeleteSession(std::string_view name) override;
   Status CloseSession(std::string_view name, const SessionCounts& recorder_counts,
                       doppel::v1::SessionState state) override;
   Status RenameSession(std::string_view from, std::string_view to) override;
   Status Append(std::string_view session, std::span<const Envelope> batch) override;
   Result<EnvelopeIteratorPtr> Scan(std::string_view session, const ScanOptions& options) override;
-  Result<uint64_t> DeleteEnvelopesBefore(std::string_view session, uint64_t cutoff_us) override;
+  Result<DeletedCounts> DeleteEnvelopesBefore(std::string_view session,
+                                              uint64_t cutoff_us) override;
   Result<uint64_t> ApproximateSessionBytes(std::string_view session) override;
   Result<RunInfo> CreateRun(RunInfo info) override;
   Status UpdateRun(const RunInfo& info) override;
@@ -276,6 +277,11 @@ class RocksStore final : public Store {
                           std::string* encode_dict);
   Result<std::shared_ptr<SessionWriter>> Writer(std::string_view name);
   Status MarkInterrupted();
+  // Ids of the replay runs of `session` (by name; runs of a bundle file are not its) that
+  // replayed an envelope with arrival_us < before_us; every run of it for UINT64_MAX.
+  Result<std::vector<uint32_t>> RunsOfSession(std::string_view session, uint64_t before_us);
+  // Adds the deletion of a run and its results to `batch`.
+  void DeleteRunIn(rocksdb::WriteBatch* batch, uint32_t run_id);
 
   StoreOptions opts_;
   std::string path_;
@@ -493,10 +499,12 @@ Result<std::vector<SessionInfo>> RocksStore::ListSessions() {
   return out;
 }
 
-Status RocksStore::DeleteSession(std::string_view name) {
+Result<DeletedCounts> RocksStore::DeleteSession(std::string_view name) {
   DOPPEL_RETURN_IF_ERROR(CheckWritable());
   auto info = ReadSession(name);
   if (!info.ok()) return info.status();
+  auto runs = RunsOfSession(name, UINT64_MAX);
+  if (!runs.ok()) return runs.status();
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = writers_.find(name); it != writers_.end()) writers_.erase(it);
   rocksdb::WriteBatch batch;
@@ -504,7 +512,10 @@ Status RocksStore::DeleteSession(std::string_view name) {
   batch.DeleteRange(envelopes(), from, to);
   batch.DeleteRange(dicts(), from, to);
   batch.Delete(sessions(), rocksdb::Slice(name.data(), name.size()));
-  return FromRocks(db_->Write(write_options_, &batch), "deleting session '" + std::string(name) + "'");
+  for (uint32_t id : *runs) DeleteRunIn(&batch, id);
+  DOPPEL_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &batch),
+                                   "deleting session '" + std::string(name) + "'"));
+  return DeletedCounts{info->counts().envelopes(), runs->size()};
 }
 
 Status RocksStore::CloseSession(std::string_view name, const SessionCounts& rc,
@@ -670,8 +681,11 @@ Result<EnvelopeIteratorPtr> RocksStore::Scan(std::string_view session, const Sca
   return EnvelopeIteratorPtr(std::move(iter));
 }
 
-Result<uint64_t> RocksStore::DeleteEnvelopesBefore(std::string_view session, uint64_t cutoff_us) {
+Result<DeletedCounts> RocksStore::DeleteEnvelopesBefore(std::string_view session,
+                                                        uint64_t cutoff_us) {
   DOPPEL_RETURN_IF_ERROR(CheckWritable());
+  auto runs = RunsOfSession(session, cutoff_us);
+  if (!runs.ok()) return runs.status();
   auto wr = Writer(session);
   if (!wr.ok()) return wr.status();
   SessionWriter& w = **wr;
@@ -701,6 +715,7 @@ Result<uint64_t> RocksStore::DeleteEnvelopesBefore(std::string_view session, uin
   rocksdb::WriteBatch wb;
   wb.DeleteRange(envelopes(), lower, upper);
   wb.Put(sessions(), info.name(), info.SerializeAsString());
+  for (uint32_t id : *runs) DeleteRunIn(&wb, id);
   DOPPEL_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &wb), "deleting old envelopes"));
   w.info = std::move(info);
   // A closed session is not kept in the writer cache.
@@ -708,7 +723,7 @@ Result<uint64_t> RocksStore::DeleteEnvelopesBefore(std::string_view session, uin
     std::lock_guard<std::mutex> lock(mu_);
     writers_.erase(w.info.name());
   }
-  return n;
+  return DeletedCounts{n, runs->size()};
 }
 
 Result<uint64_t> RocksStore::ApproximateSessionBytes(std::string_view session) {
@@ -797,9 +812,37 @@ Result<RunResultIteratorPtr> RocksStore::ScanRunResults(uint32_t run_id) {
 Status RocksStore::DeleteRun(uint32_t run_id) {
   DOPPEL_RETURN_IF_ERROR(CheckWritable());
   rocksdb::WriteBatch wb;
-  wb.Delete(runs(), EncodeRunInfoKey(run_id));
-  wb.DeleteRange(runs(), RunResultPrefix(run_id), EncodeRunInfoKey(run_id + 1));
+  DeleteRunIn(&wb, run_id);
   return FromRocks(db_->Write(write_options_, &wb), "deleting run");
+}
+
+void RocksStore::DeleteRunIn(rocksdb::WriteBatch* batch, uint32_t run_id) {
+  batch->Delete(runs(), EncodeRunInfoKey(run_id));
+  batch->DeleteRange(runs(), RunResultPrefix(run_id), EncodeRunInfoKey(run_id + 1));
+}
+
+Result<std::vector<uint32_t>> RocksStore::RunsOfSession(std::string_view session,
+                                                        uint64_t before_us) {
+  auto runs = ListRuns();
+  if (!runs.ok()) return runs.status();
+  std::vector<uint32_t> ids;
+  for (const RunInfo& run : *runs) {
+    if (run.settings().from_bundle() || run.settings().session() != session) continue;
+    if (before_us == UINT64_MAX) {
+      ids.push_back(run.id());
+      continue;
+    }
+    auto it = ScanRunResults(run.id());
+    if (!it.ok()) return it.status();
+    for (auto& i = *it; i->Valid(); i->Next()) {
+      if (i->result().arrival_us() < before_us) {
+        ids.push_back(run.id());
+        break;
+      }
+    }
+    DOPPEL_RETURN_IF_ERROR((*it)->status());
+  }
+  return ids;
 }
 
 Status RocksStore::Resume() {

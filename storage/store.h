@@ -83,6 +83,14 @@ class RunResultIterator {
 };
 using RunResultIteratorPtr = std::unique_ptr<RunResultIterator>;
 
+// What a deletion of recorded traffic removed.
+struct DeletedCounts {
+  uint64_t envelopes = 0;
+  // Replay runs removed with the envelopes: a run's results and report quote the requests
+  // and responses it replayed (paths, header values, body excerpts).
+  uint64_t runs = 0;
+};
+
 // Thread safety: all methods may be called from several threads; appends to one session
 // are serialized internally. Intended use is one writer thread per session.
 class Store {
@@ -102,8 +110,10 @@ class Store {
   virtual Result<doppel::v1::SessionInfo> CreateSession(doppel::v1::SessionInfo info) = 0;
   virtual Result<doppel::v1::SessionInfo> GetSession(std::string_view name) = 0;
   virtual Result<std::vector<doppel::v1::SessionInfo>> ListSessions() = 0;
-  // Deletes the session record, its envelopes and its dictionary.
-  virtual Status DeleteSession(std::string_view name) = 0;
+  // Deletes the session record, its envelopes, its dictionary and its replay runs (the runs
+  // whose settings name the session; not runs of a bundle file) with their results, in one
+  // batch. `envelopes` is the session record's count.
+  virtual Result<DeletedCounts> DeleteSession(std::string_view name) = 0;
   // Sets the final state (CLOSED unless given) and closed_us; merges recorder-side counts
   // (requests_seen, sampled, dropped, errors) from `recorder_counts`.
   virtual Status CloseSession(std::string_view name, const doppel::v1::SessionCounts& recorder_counts,
@@ -119,9 +129,11 @@ class Store {
   virtual Status Append(std::string_view session, std::span<const doppel::v1::Envelope> batch) = 0;
   virtual Result<EnvelopeIteratorPtr> Scan(std::string_view session,
                                            const ScanOptions& options = {}) = 0;
-  // Deletes the session's envelopes with arrival_us < cutoff_us with one range delete.
-  // Returns the number deleted (counted first, so counts in the session record stay true).
-  virtual Result<uint64_t> DeleteEnvelopesBefore(std::string_view session, uint64_t cutoff_us) = 0;
+  // Deletes the session's envelopes with arrival_us < cutoff_us with one range delete, and
+  // the session's runs that replayed any envelope older than the cutoff, in one batch.
+  // Envelopes are counted first, so counts in the session record stay true.
+  virtual Result<DeletedCounts> DeleteEnvelopesBefore(std::string_view session,
+                                                      uint64_t cutoff_us) = 0;
 
   // Approximate bytes the session's envelopes take on disk (SST files and memtables).
   virtual Result<uint64_t> ApproximateSessionBytes(std::string_view session) = 0;
@@ -135,6 +147,7 @@ class Store {
   virtual Status AppendRunResults(uint32_t run_id,
                                   std::span<const doppel::v1::RunResult> results) = 0;
   virtual Result<RunResultIteratorPtr> ScanRunResults(uint32_t run_id) = 0;
+  // Deletes the run and its results; OK when there is no such run.
   virtual Status DeleteRun(uint32_t run_id) = 0;
 
   // Flushes memtables to SST files (benchmarks and tests; not needed for durability).

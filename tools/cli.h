@@ -24,7 +24,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRegressions = 1;
 inline constexpr int kExitError = 2;
 
-// tools/cmd_store.cc: sessions list|show|rm, cat, export, import, runs list.
+// tools/cmd_store.cc: sessions list|show|rm|retain, cat, export, import, runs list|rm.
 void AddStoreCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 // tools/cmd_replay.cc: replay, report.

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -14,14 +13,15 @@
 #include "net/url.h"
 #include "diff/diff.h"
 #include "diff/rules.h"
+#include "interop/interop.h"
 #include "replay/replay.h"
-#include "report/aggregate.h"
-#include "report/report_json.h"
-#include "report/report_html.h"
-#include "report/report_junit.h"
-#include "report/report_text.h"
 #include "replay/run_sink.h"
 #include "replay/source.h"
+#include "report/aggregate.h"
+#include "report/report_html.h"
+#include "report/report_json.h"
+#include "report/report_junit.h"
+#include "report/report_text.h"
 #include "storage/store.h"
 #include "tools/cli.h"
 
@@ -107,20 +107,22 @@ std::string NowRfc3339() {
   return buf;
 }
 
-Status WriteFile(const std::string& path, const std::string& content) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) return Status::IoError("cannot write '" + path + "'");
-  f << content;
-  f.close();
-  if (!f) return Status::IoError("writing '" + path + "' failed (disk full?)");
-  return Status::Ok();
+// A report quotes recorded traffic (header values, body excerpts): written like an export,
+// readable by its owner only whatever the umask, complete or not at all (a temporary file
+// renamed over `path`).
+Status WriteReport(const std::string& path, const std::string& content) {
+  return interop::WriteTextFile(path, [&](std::ostream& out) {
+    out << content;
+    return Status::Ok();
+  });
 }
 
 // Writes every report file asked for; returns the first error.
 Status WriteReports(const report::Report& r, const ReportFiles& files) {
-  if (!files.json.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.json, report::ReportToJson(r)));
-  if (!files.junit.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.junit, report::RenderJUnit(r)));
-  if (!files.html.empty()) DOPPEL_RETURN_IF_ERROR(WriteFile(files.html, report::RenderHtml(r)));
+  if (!files.json.empty()) DOPPEL_RETURN_IF_ERROR(WriteReport(files.json, report::ReportToJson(r)));
+  if (!files.junit.empty())
+    DOPPEL_RETURN_IF_ERROR(WriteReport(files.junit, report::RenderJUnit(r)));
+  if (!files.html.empty()) DOPPEL_RETURN_IF_ERROR(WriteReport(files.html, report::RenderHtml(r)));
   return Status::Ok();
 }
 

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <vector>
 
 #include <boost/json/serialize.hpp>
 
@@ -112,13 +113,17 @@ int SessionsShow(const GlobalOptions& g, const std::string& name) {
   return kExitOk;
 }
 
+// "1 run", "2 runs".
+std::string Runs(uint64_t n) { return std::to_string(n) + (n == 1 ? " run" : " runs"); }
+
 int SessionsRm(const GlobalOptions& g, const std::string& name) {
   Status s;
   auto store = OpenStore(g, false, &s);
   if (!s.ok()) return Fail(s);
-  s = store->DeleteSession(name);
-  if (!s.ok()) return Fail(s);
-  std::cout << "removed session '" << name << "'\n";
+  auto deleted = store->DeleteSession(name);
+  if (!deleted.ok()) return Fail(deleted.status());
+  std::cout << "removed session '" << name << "' (" << deleted->envelopes << " envelopes) and its "
+            << Runs(deleted->runs) << "\n";
   return kExitOk;
 }
 
@@ -128,10 +133,11 @@ int Retain(const GlobalOptions& g, const std::string& name, uint64_t older_than_
   if (!s.ok()) return Fail(s);
   uint64_t now_us = static_cast<uint64_t>(std::time(nullptr)) * 1000000;
   uint64_t cutoff = now_us > older_than_s * 1000000 ? now_us - older_than_s * 1000000 : 0;
-  auto n = store->DeleteEnvelopesBefore(name, cutoff);
-  if (!n.ok()) return Fail(n.status());
-  std::cout << "deleted " << *n << " envelopes older than " << FormatTime(cutoff) << " from '"
-            << name << "'\n";
+  auto deleted = store->DeleteEnvelopesBefore(name, cutoff);
+  if (!deleted.ok()) return Fail(deleted.status());
+  std::cout << "deleted " << deleted->envelopes << " envelopes older than " << FormatTime(cutoff)
+            << " from '" << name << "', and " << Runs(deleted->runs)
+            << " that replayed envelopes that old\n";
   return kExitOk;
 }
 
@@ -298,6 +304,25 @@ int RunsList(const GlobalOptions& g) {
   return kExitOk;
 }
 
+// Removes every run named, or none: an unknown id is an error before anything is deleted.
+int RunsRm(const GlobalOptions& g, const std::vector<uint32_t>& ids) {
+  Status s;
+  auto store = OpenStore(g, false, &s);
+  if (!s.ok()) return Fail(s);
+  for (uint32_t id : ids) {
+    if (auto run = store->GetRun(id); !run.ok()) {
+      std::cerr << "doppel: " << run.status().ToString() << "; nothing removed\n";
+      return kExitError;
+    }
+  }
+  for (uint32_t id : ids) {
+    s = store->DeleteRun(id);
+    if (!s.ok()) return Fail(s);
+    std::cout << "removed run " << id << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
@@ -312,14 +337,16 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     show->callback([run, &g, name] { *run = [&g, name] { return SessionsShow(g, *name); }; });
   }
   {
-    auto* rm = sessions->add_subcommand("rm", "remove a session and its envelopes");
+    auto* rm = sessions->add_subcommand("rm", "remove a session, its envelopes and its replay runs");
     auto name = std::make_shared<std::string>();
     rm->add_option("name", *name, "session name")->required();
     rm->callback([run, &g, name] { *run = [&g, name] { return SessionsRm(g, *name); }; });
   }
   {
     auto* retain = sessions->add_subcommand(
-        "retain", "delete a session's envelopes older than a duration (range delete)");
+        "retain",
+        "delete a session's envelopes older than a duration (range delete) and the replay runs "
+        "that replayed them");
     auto name = std::make_shared<std::string>();
     auto older = std::make_shared<std::string>();
     retain->add_option("name", *name, "session name")->required();
@@ -391,10 +418,15 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     });
   }
   {
-    auto* runs = app.add_subcommand("runs", "replay runs stored in the store");
+    auto* runs = app.add_subcommand("runs", "list and remove the replay runs in the store");
     runs->require_subcommand(1);
     runs->add_subcommand("list", "list replay runs")
         ->callback([run, &g] { *run = [&g] { return RunsList(g); }; });
+    auto* rm = runs->add_subcommand(
+        "rm", "remove replay runs with their results and reports (which quote recorded bodies)");
+    auto ids = std::make_shared<std::vector<uint32_t>>();
+    rm->add_option("RUN_ID", *ids, "run ids (see `doppel runs list`)")->required();
+    rm->callback([run, &g, ids] { *run = [&g, ids] { return RunsRm(g, *ids); }; });
   }
 }
 

@@ -5,6 +5,8 @@
 #   -R REGEX     only run tests whose name matches (passed to ctest)
 #   --fuzz [SECONDS]  build the libFuzzer targets with clang into build-fuzz/ and run each for
 #                SECONDS (default 30); prints execs per target (tests/fuzz/README.md)
+# A test that did not run (skipped or disabled) fails the run unless tests/skip-allowlist.txt
+# lists it with the reason (tools/check_skips.sh); ctest alone counts a skip as a pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
@@ -13,6 +15,19 @@ build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 ctest_args=()
 fuzz_seconds=""
+
+# run_ctest BUILD_DIR ARGS...: ctest, then the skip check on its JUnit output; the first
+# failure's exit code.
+run_ctest() {
+  local dir=$1 rc=0
+  shift
+  local junit=$PWD/$dir/ctest-junit.xml
+  rm -f "$junit"
+  ctest --test-dir "$dir" --output-junit "$junit" "$@" || rc=$?
+  tools/check_skips.sh "$junit" tests/skip-allowlist.txt || { ((rc)) || rc=1; }
+  return $rc
+}
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --sanitize)
@@ -46,7 +61,7 @@ if [ -n "$fuzz_seconds" ]; then
   # One target at a time, so each gets a core and the exec counts mean something.
   rc=0
   rm -rf build-fuzz/fuzz-out
-  ctest --test-dir build-fuzz -L '^fuzz$' --output-on-failure "${ctest_args[@]}" || rc=$?
+  run_ctest build-fuzz -L '^fuzz$' --output-on-failure "${ctest_args[@]}" || rc=$?
   echo "fuzz build: $((built - start)) s, fuzzing: $(( $(date +%s) - built )) s"
   tests/fuzz/fuzz_table.sh build-fuzz/fuzz-out
   exit $rc
@@ -57,4 +72,4 @@ fi
 doppel_install_deps nginx wrk zstd curl
 cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
 cmake --build "$build_dir" -j2
-ctest --test-dir "$build_dir" --output-on-failure -j2 "${ctest_args[@]}"
+run_ctest "$build_dir" --output-on-failure -j2 "${ctest_args[@]}"

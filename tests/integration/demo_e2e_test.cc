@@ -20,30 +20,44 @@ namespace json = boost::json;
 
 class DemoE2eTest : public ::testing::Test {
  protected:
+  // Records the demo session once for the suite. A failure is not ASSERTed here: GoogleTest
+  // would report the suite's tests as skipped, and ctest counts a skip as a pass. SetUp fails
+  // each test with it instead.
   static void SetUpTestSuite() {
     dir_ = new std::string(MakeTempDir("demo"));
     store_ = new std::string(*dir_ + "/store");
+    setup_error_ = new std::string(RecordDemoSession());
+  }
+  void SetUp() override {
+    ASSERT_TRUE(setup_error_->empty()) << "recording the demo session failed: " << *setup_error_;
+  }
+  // Records session "demo" into store_; "" on success, else what went wrong.
+  static std::string RecordDemoSession() {
     ChildProcess primary({EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1", "--noise"});
     unsigned pport = PortOf(primary.WaitForLine("listening on "));
-    ASSERT_NE(pport, 0u) << primary.all_stderr();
+    if (pport == 0) return "doppel-echo did not start: " + primary.all_stderr();
     ChildProcess recorder({DoppelBinary(), "--store", *store_, "record", "--listen",
                            "127.0.0.1:0", "--upstream",
                            "http://127.0.0.1:" + std::to_string(pport), "--session", "demo"});
     unsigned rport = PortOf(recorder.WaitForLine("listening on "));
-    ASSERT_NE(rport, 0u) << recorder.all_stderr();
+    if (rport == 0) return "doppel record did not start: " + recorder.all_stderr();
     ChildProcess wrk({"wrk", "-t1", "-c4", "-d4s", "-s",
                       std::string(DOPPEL_SOURCE_DIR) + "/tools/demo/traffic.lua",
                       "http://127.0.0.1:" + std::to_string(rport)},
                      {"DOPPEL_REQUESTS=1200"});
-    ASSERT_EQ(wrk.Wait(30000), 0) << "wrk is needed (tools/test.sh installs it): "
-                                   << wrk.all_stderr();
+    if (int code = wrk.Wait(30000); code != 0)
+      return "wrk exited with " + std::to_string(code) +
+             " (wrk is needed; tools/test.sh installs it): " + wrk.all_stderr();
     recorder.Signal(SIGINT);
-    ASSERT_EQ(recorder.Wait(30000), 0) << recorder.all_stderr();
+    if (int code = recorder.Wait(30000); code != 0)
+      return "doppel record exited with " + std::to_string(code) + ": " + recorder.all_stderr();
+    return "";
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(*dir_);
     delete dir_;
     delete store_;
+    delete setup_error_;
   }
 
   // Replays the demo session against a candidate of `variant`, v1 as secondary.
@@ -80,10 +94,12 @@ class DemoE2eTest : public ::testing::Test {
 
   static std::string* dir_;
   static std::string* store_;
+  static std::string* setup_error_;
   std::string stdout_, stderr_;
 };
 std::string* DemoE2eTest::dir_ = nullptr;
 std::string* DemoE2eTest::store_ = nullptr;
+std::string* DemoE2eTest::setup_error_ = nullptr;
 
 TEST_F(DemoE2eTest, CandidateV2ShowsExactlyTheDocumentedChanges) {
   const std::string path = *dir_ + "/v2.json";

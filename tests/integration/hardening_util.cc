@@ -15,12 +15,12 @@
 namespace doppel::testing {
 
 RecordProcess::RecordProcess(const std::string& store, const std::string& upstream,
-                             std::vector<std::string> extra) {
+                             std::vector<std::string> extra, std::vector<std::string> env) {
   std::vector<std::string> args = {DoppelBinary(), "--store",     store,     "record",
                                    "--listen",     "127.0.0.1:0", "--admin", "127.0.0.1:0",
                                    "--upstream",   upstream};
   args.insert(args.end(), extra.begin(), extra.end());
-  child_ = std::make_unique<ChildProcess>(args);
+  child_ = std::make_unique<ChildProcess>(args, std::move(env));
   port_ = static_cast<uint16_t>(PortOf(child_->WaitForLine("listening on ")));
   if (port_ != 0) admin_port_ = static_cast<uint16_t>(PortOf(child_->WaitForLine("admin on ")));
 }

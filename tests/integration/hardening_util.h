@@ -17,11 +17,12 @@
 namespace doppel::testing {
 
 // `doppel --store STORE record --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream URL
-// EXTRA...`, started and waited for (both addresses printed).
+// EXTRA...`, started and waited for (both addresses printed). `env` entries ("NAME=value")
+// are added to its environment.
 class RecordProcess {
  public:
   RecordProcess(const std::string& store, const std::string& upstream,
-                std::vector<std::string> extra);
+                std::vector<std::string> extra, std::vector<std::string> env = {});
   bool started() const { return port_ != 0 && admin_port_ != 0; }
   uint16_t port() const { return port_; }
   uint16_t admin_port() const { return admin_port_; }

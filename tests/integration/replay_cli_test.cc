@@ -2,13 +2,18 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
+#include <utility>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -370,6 +375,341 @@ TEST_F(ReplayCliTest, SigintSavesAPartialRunMarkedInterrupted) {
   EXPECT_LT(got, static_cast<size_t>(kGets));
   ASSERT_EQ(Doppel({"runs", "list"}), 0);
   EXPECT_NE(child_->all_stdout().find("INTERRUPTED"), std::string::npos) << child_->all_stdout();
+}
+
+// --limit N stops after N requests; with --loop it goes past the end of the session.
+TEST_F(ReplayCliTest, LimitStopsAfterThatManyRequests) {
+  {
+    TestUpstream up;
+    const std::string report = dir_ + "/limit.json";
+    ASSERT_EQ(Replay({"--target", up.url(), "--max", "--no-diff", "--limit", "50",
+                      "--report-json", report}),
+              0)
+        << child_->all_stderr();
+    EXPECT_EQ(up.requests().size(), 50u);
+    EXPECT_NE(child_->all_stderr().find("replaying 50 of 220 envelopes"), std::string::npos)
+        << child_->all_stderr();
+    EXPECT_EQ(ReadJson(report).at("targets").as_array().at(0).at("requests").as_int64(), 50);
+  }
+  {
+    TestUpstream up;
+    ASSERT_EQ(Replay({"--target", up.url(), "--max", "--no-diff", "--loop", "--limit", "450"}), 0)
+        << child_->all_stderr();
+    auto reqs = up.requests();
+    EXPECT_EQ(reqs.size(), 450u);  // 200 GETs, twice, then 50 more
+    std::map<std::string, int> times;
+    for (const auto& r : reqs) ++times[r.target];
+    EXPECT_EQ(times["/items/0"], 3);
+    EXPECT_EQ(times["/items/199"], 2);
+  }
+}
+
+// An answer like the recorded ones (status 200, no headers, no body), or with `status`.
+net::HttpResponse Answer(boost::beast::http::status status = boost::beast::http::status::ok,
+                         std::string body = "") {
+  net::HttpResponse res{status, 11};
+  res.body() = std::move(body);
+  return res;
+}
+
+// The number N of a request for /items/N, -1 for other targets.
+int ItemNumber(const ReceivedRequest& r) {
+  return r.target.rfind("/items/", 0) == 0 ? std::stoi(r.target.substr(7)) : -1;
+}
+
+// A target that answers 500 to every tenth GET, as recorded otherwise: a 10 % status mismatch
+// rate on GET /items/{id}. --fail-threshold 15 and 10 tolerate it (exit 0, verdict
+// "tolerated": failing takes a rate above the threshold); 5 and the default 0 do not (exit 1,
+// "regression").
+TEST_F(ReplayCliTest, FailThresholdToleratesAMismatchRateUpToIt) {
+  TestUpstream up;
+  up.SetHandler([](const ReceivedRequest& r) -> std::optional<net::HttpResponse> {
+    if (ItemNumber(r) % 10 == 0) return Answer(boost::beast::http::status::internal_server_error);
+    return Answer();
+  });
+  auto status_verdict = [&](const std::string& report) {
+    const json::object rep = ReadJson(report);
+    for (const auto& e : rep.at("targets").as_array().at(0).at("endpoints").as_array()) {
+      if (e.at("name").as_string() != "GET /items/{id}") continue;
+      EXPECT_EQ(e.at("mismatched").as_int64(), 20);
+      for (const auto& f : e.at("fields").as_array())
+        if (f.at("path").as_string() == "status") return std::string(f.at("verdict").as_string());
+    }
+    return std::string("(no status field)");
+  };
+  struct Case {
+    std::string threshold;
+    int exit_code;
+    std::string verdict;
+  } cases[] = {{"15", 0, "tolerated"}, {"10", 0, "tolerated"}, {"5", 1, "regression"},
+               {"", 1, "regression"}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE("--fail-threshold " + (c.threshold.empty() ? "(default)" : c.threshold));
+    const std::string report = dir_ + "/threshold" + c.threshold + ".json";
+    std::vector<std::string> args = {"--target", up.url(), "--max", "--report-json", report};
+    if (!c.threshold.empty()) args.insert(args.end(), {"--fail-threshold", c.threshold});
+    EXPECT_EQ(Replay(args), c.exit_code) << child_->all_stderr() << child_->all_stdout();
+    EXPECT_EQ(status_verdict(report), c.verdict);
+  }
+}
+
+// The text of an HTML fragment: tags dropped, the entities HtmlEscape writes decoded.
+std::string HtmlText(const std::string& html) {
+  std::string text;
+  bool in_tag = false;
+  for (char c : html) {
+    if (c == '<') in_tag = true;
+    else if (c == '>') in_tag = false;
+    else if (!in_tag) text += c;
+  }
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    bool replaced = false;
+    for (auto [entity, ch] : {std::pair<const char*, char>{"&lt;", '<'}, {"&gt;", '>'},
+                              {"&quot;", '"'}, {"&#39;", '\''}, {"&amp;", '&'}}) {
+      const std::string e = entity;
+      if (text.compare(i, e.size(), e) == 0) {
+        out += ch;
+        i += e.size();
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += text[i++];
+  }
+  return out;
+}
+
+// The endpoint sections of an HTML report (<section class="endpoint ...">, named by the
+// first <code> of their <h3>): name -> whether the section is marked failed, and its text.
+struct HtmlEndpoint {
+  bool failed = false;
+  std::string text;
+};
+std::map<std::string, HtmlEndpoint> HtmlEndpoints(const std::string& html) {
+  std::map<std::string, HtmlEndpoint> out;
+  const std::string open = "<section class=\"";
+  for (size_t at = html.find(open); at != std::string::npos; at = html.find(open, at + 1)) {
+    const size_t cls_begin = at + open.size();
+    std::istringstream cls(html.substr(cls_begin, html.find('"', cls_begin) - cls_begin));
+    std::set<std::string> classes{std::istream_iterator<std::string>(cls), {}};
+    if (!classes.count("endpoint")) continue;
+    const std::string section = html.substr(at, html.find("</section>", at) - at);
+    const size_t h3 = section.find("<h3>");
+    const size_t code = section.find("<code>", h3);
+    if (h3 == std::string::npos || code == std::string::npos) continue;
+    const size_t name_begin = code + 6;
+    const std::string name =
+        HtmlText(section.substr(name_begin, section.find("</code>", name_begin) - name_begin));
+    out[name] = {classes.count("failed") > 0, HtmlText(section)};
+  }
+  return out;
+}
+
+// --html: every endpoint that fails in the run (per the JSON report of the same run) has a
+// section marked failed in the page, naming its regressing fields; `doppel report --html`
+// renders the same page again.
+TEST_F(ReplayCliTest, HtmlReportShowsEveryRegressingEndpoint) {
+  TestUpstream up;
+  up.SetHandler([](const ReceivedRequest& r) -> std::optional<net::HttpResponse> {
+    if (r.target == "/orders") return Answer(boost::beast::http::status::not_found, "gone");
+    if (ItemNumber(r) % 4 == 0)
+      return Answer(boost::beast::http::status::bad_gateway, "<upstream & \"down\">");
+    return Answer();
+  });
+  const std::string html_path = dir_ + "/report.html", json_path = dir_ + "/report.json";
+  ASSERT_EQ(Replay({"--target", up.url(), "--max", "--allow-unsafe-methods", "--min-samples",
+                    "10", "--html", html_path, "--report-json", json_path}),
+            1)
+      << child_->all_stderr();
+
+  // Failing endpoints and their regressing fields, from the JSON report.
+  std::map<std::string, std::vector<std::string>> failing;
+  const json::object rep = ReadJson(json_path);
+  for (const auto& e : rep.at("targets").as_array().at(0).at("endpoints").as_array()) {
+    if (!e.at("failed").as_bool()) continue;
+    auto& fields = failing[std::string(e.at("name").as_string())];
+    for (const auto& f : e.at("fields").as_array())
+      if (f.at("verdict").as_string() == "regression") fields.emplace_back(f.at("path").as_string());
+  }
+  ASSERT_EQ(failing.size(), 2u);
+  ASSERT_TRUE(failing.count("GET /items/{id}") && failing.count("POST /orders"));
+
+  std::ifstream f(html_path);
+  const std::string html((std::istreambuf_iterator<char>(f)), {});
+  ASSERT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u) << html.substr(0, 200);
+  ASSERT_NE(html.find("</html>"), std::string::npos) << "the page is cut off";
+  const auto sections = HtmlEndpoints(html);
+  for (const auto& [name, fields] : failing) {
+    SCOPED_TRACE(name);
+    auto it = sections.find(name);
+    ASSERT_NE(it, sections.end()) << "no section for the endpoint in the HTML report";
+    EXPECT_TRUE(it->second.failed);
+    EXPECT_NE(it->second.text.find("FAIL"), std::string::npos) << it->second.text;
+    ASSERT_FALSE(fields.empty());
+    for (const std::string& field : fields)
+      EXPECT_NE(it->second.text.find(field), std::string::npos) << field << "\n" << it->second.text;
+  }
+  for (const auto& [name, section] : sections)
+    EXPECT_EQ(section.failed, failing.count(name) > 0) << name;
+
+  const std::string again = dir_ + "/again.html";
+  EXPECT_EQ(Doppel({"report", "--run", "1", "--html", again}), 1) << child_->all_stderr();
+  std::ifstream g(again);
+  const std::string html_again((std::istreambuf_iterator<char>(g)), {});
+  std::set<std::string> names, names_again;
+  for (const auto& [name, s] : HtmlEndpoints(html)) names.insert(name);
+  for (const auto& [name, s] : HtmlEndpoints(html_again)) names_again.insert(name);
+  EXPECT_EQ(names, names_again);
+}
+
+// Report files quote recorded traffic: --report-json, --junit and --html (of `replay` and of
+// `report`) are created owner-only whatever the umask, and replace an existing file by a
+// rename rather than writing through it (a hard link to the old file keeps the old text).
+TEST_F(ReplayCliTest, ReportFilesAreOwnerOnlyAndReplacedWhole) {
+  const mode_t old_umask = ::umask(022);
+  TestUpstream up;
+  up.SetHandler([](const ReceivedRequest&) -> std::optional<net::HttpResponse> { return Answer(); });
+  const std::vector<std::string> flags = {"--report-json", "--junit", "--html"};
+  auto check = [&](const std::string& command, const std::vector<std::string>& paths) {
+    for (const std::string& path : paths) {
+      SCOPED_TRACE(command + " " + path);
+      struct stat st {};
+      ASSERT_EQ(::stat(path.c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 0777, 0600u);
+      EXPECT_GT(st.st_size, 100);
+      EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+      std::ifstream old(path + ".link");
+      EXPECT_EQ(std::string((std::istreambuf_iterator<char>(old)), {}), "old report\n");
+    }
+  };
+  auto prepare = [&](const std::string& prefix) {
+    std::vector<std::string> args, paths;
+    for (size_t i = 0; i < flags.size(); ++i) {
+      const std::string path = dir_ + "/" + prefix + std::to_string(i);
+      std::ofstream(path) << "old report\n";
+      std::filesystem::permissions(path, std::filesystem::perms(0644));
+      std::filesystem::create_hard_link(path, path + ".link");
+      args.insert(args.end(), {flags[i], path});
+      paths.push_back(path);
+    }
+    return std::make_pair(args, paths);
+  };
+  auto [replay_args, replay_paths] = prepare("replay");
+  replay_args.insert(replay_args.begin(), {"--target", up.url(), "--max"});
+  EXPECT_EQ(Replay(replay_args), 0) << child_->all_stderr();
+  check("replay", replay_paths);
+
+  auto [report_args, report_paths] = prepare("report");
+  report_args.insert(report_args.begin(), {"report", "--run", "1"});
+  EXPECT_EQ(Doppel(report_args), 0) << child_->all_stderr();
+  check("report", report_paths);
+  ::umask(old_umask);
+}
+
+// `doppel noise learn` on a session that asked each of 10 quotes 6 times: "nonce" differs
+// between the answers to the same request, "price" does not. The rules file it writes names
+// the nonce only, and a replay with it passes against a build whose nonces are new, where a
+// replay without it fails.
+class NoiseCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    store_ = dir_ + "/store";
+    std::unique_ptr<storage::Store> s;
+    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
+    v1::SessionInfo info;
+    info.set_name("quotes");
+    ASSERT_TRUE(s->CreateSession(info).ok());
+    std::vector<v1::Envelope> batch;
+    for (int i = 0; i < 60; ++i) {
+      const int k = i % 10;
+      v1::Envelope e;
+      e.set_arrival_us(1'000'000 + i * 1000);
+      e.set_seq(i);
+      e.set_scheme("http");
+      auto* req = e.mutable_request();
+      req->set_method("GET");
+      req->set_target("/quote/" + std::to_string(k));
+      req->set_version(11);
+      auto* res = e.mutable_response();
+      res->set_status(200);
+      res->set_version(11);
+      auto* h = res->add_headers();
+      h->set_name("Content-Type");
+      h->set_value("application/json");
+      res->set_body(Quote(k, "n" + std::to_string(i * 7919 % 1000)));
+      res->set_body_size(res->body().size());
+      batch.push_back(e);
+    }
+    ASSERT_TRUE(s->Append("quotes", batch).ok());
+    ASSERT_TRUE(s->CloseSession("quotes", v1::SessionCounts()).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static std::string Quote(int k, const std::string& nonce) {
+    return "{\"id\":" + std::to_string(k) + ",\"price\":" + std::to_string(10 * k) +
+           ",\"nonce\":\"" + nonce + "\"}";
+  }
+  int Doppel(std::vector<std::string> args) {
+    std::vector<std::string> cmd = {DoppelBinary(), "--store", store_};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    child_ = std::make_unique<ChildProcess>(cmd);
+    return child_->Wait(60000);
+  }
+
+  std::string dir_, store_;
+  std::unique_ptr<ChildProcess> child_;
+};
+
+TEST_F(NoiseCliTest, LearnedRulesIgnoreTheFieldThatVariedAndOnlyIt) {
+  const std::string rules = dir_ + "/learned.json";
+  ASSERT_EQ(Doppel({"noise", "learn", "--session", "quotes", "--out", rules}), 0)
+      << child_->all_stderr();
+  const std::string out = child_->all_stdout();
+  EXPECT_NE(out.find("envelopes read        60"), std::string::npos) << out;
+  EXPECT_NE(out.find("distinct requests     10"), std::string::npos) << out;
+  EXPECT_NE(out.find("pairs compared        50"), std::string::npos) << out;
+  EXPECT_NE(out.find("wrote " + rules), std::string::npos) << out;
+
+  std::ifstream f(rules);
+  json::parse_options with_comments;  // the file explains itself in // comments
+  with_comments.allow_comments = true;
+  const auto learned =
+      json::parse(std::string((std::istreambuf_iterator<char>(f)), {}), {}, with_comments);
+  std::set<std::string> paths;
+  for (const auto& r : learned.at("rules").as_array()) {
+    paths.insert(std::string(r.at("path").as_string()));
+    EXPECT_EQ(r.at("endpoint").as_string(), "GET /quote/{id}") << json::serialize(r);
+    EXPECT_EQ(r.at("action").as_string(), "ignore") << json::serialize(r);
+  }
+  EXPECT_EQ(paths, std::set<std::string>{"body.nonce"}) << json::serialize(learned);
+
+  // A build that answers the same prices with fresh nonces.
+  TestUpstream candidate;
+  candidate.SetHandler([](const ReceivedRequest& r) -> std::optional<net::HttpResponse> {
+    net::HttpResponse res{boost::beast::http::status::ok, 11};
+    res.set(boost::beast::http::field::content_type, "application/json");
+    res.body() = Quote(std::stoi(r.target.substr(7)), "fresh");
+    return res;
+  });
+  const std::vector<std::string> replay = {"replay", "--session", "quotes", "--target",
+                                           candidate.url(), "--max", "--no-progress",
+                                           "--min-samples", "10"};
+  EXPECT_EQ(Doppel(replay), 1) << "without the rules the nonce is a regression\n"
+                               << child_->all_stdout();
+  std::vector<std::string> with_rules = replay;
+  with_rules.insert(with_rules.end(), {"--rules", rules});
+  EXPECT_EQ(Doppel(with_rules), 0) << child_->all_stdout() << child_->all_stderr();
+
+  // The nonce differed in all 50 pairs: --min-pairs 51 learns nothing.
+  ASSERT_EQ(Doppel({"noise", "learn", "--session", "quotes", "--out", dir_ + "/none.json",
+                    "--min-pairs", "51"}),
+            0)
+      << child_->all_stderr();
+  EXPECT_NE(child_->all_stdout().find("fields learned        0 (varied in >= 51 pairs; 1 below"),
+            std::string::npos)
+      << child_->all_stdout();
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <set>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -177,15 +179,92 @@ TEST_P(StoreTest, RetentionRemovesExactlyTheOldRange) {
   const uint64_t cutoff = 5'000'000 + 400 * 1000;
   auto n = store_->DeleteEnvelopesBefore("s", cutoff);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(*n, 400u);
+  EXPECT_EQ(n->envelopes, 400u);
+  EXPECT_EQ(n->runs, 0u);
   auto rest = ScanAll("s");
   ASSERT_EQ(rest.size(), 600u);
   EXPECT_EQ(rest.front().arrival_us(), cutoff);
   EXPECT_EQ(store_->GetSession("s")->counts().envelopes(), 600u);
   // Nothing before the cutoff is left, and deleting again removes nothing.
-  EXPECT_EQ(*store_->DeleteEnvelopesBefore("s", cutoff), 0u);
+  EXPECT_EQ(store_->DeleteEnvelopesBefore("s", cutoff)->envelopes, 0u);
   Reopen();
   EXPECT_EQ(ScanAll("s").size(), 600u);
+}
+
+// Stores a completed run of `session` whose results replayed envelopes at `arrivals`.
+uint32_t AddRun(Store& store, const std::string& session, std::vector<uint64_t> arrivals,
+                bool from_bundle = false) {
+  v1::RunInfo run;
+  run.mutable_settings()->set_session(session);
+  run.mutable_settings()->set_from_bundle(from_bundle);
+  run.set_state(v1::RUN_STATE_COMPLETED);
+  run.set_report_json("{\"excerpt\": \"recorded body\"}");
+  auto created = store.CreateRun(run);
+  EXPECT_TRUE(created.ok()) << created.status().ToString();
+  std::vector<v1::RunResult> results;
+  for (uint64_t a : arrivals) {
+    v1::RunResult r;
+    r.set_index(results.size());
+    r.set_arrival_us(a);
+    results.push_back(r);
+  }
+  EXPECT_TRUE(store.AppendRunResults(created->id(), results).ok());
+  return created->id();
+}
+
+std::set<uint32_t> RunIds(Store& store) {
+  std::set<uint32_t> ids;
+  for (const auto& r : *store.ListRuns()) ids.insert(r.id());
+  return ids;
+}
+
+uint64_t ResultCount(Store& store, uint32_t run_id) {
+  auto it = store.ScanRunResults(run_id);
+  uint64_t n = 0;
+  for (; (*it)->Valid(); (*it)->Next()) ++n;
+  return n;
+}
+
+// The runs of a session quote its traffic: removing the session removes them and their
+// results, and nothing else.
+TEST_P(StoreTest, DeletingASessionDeletesItsRuns) {
+  Create("s");
+  Create("t");
+  AppendN("s", 10, 5'000'000);
+  const uint32_t s1 = AddRun(*store_, "s", {5'000'000, 5'001'000});
+  const uint32_t s2 = AddRun(*store_, "s", {5'002'000});
+  const uint32_t t1 = AddRun(*store_, "t", {5'000'000});
+  const uint32_t bundle = AddRun(*store_, "s", {5'000'000}, /*from_bundle=*/true);
+  auto deleted = store_->DeleteSession("s");
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(deleted->envelopes, 10u);
+  EXPECT_EQ(deleted->runs, 2u);
+  EXPECT_EQ(RunIds(*store_), (std::set<uint32_t>{t1, bundle}));
+  EXPECT_EQ(store_->GetRun(s1).status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(ResultCount(*store_, s1), 0u);
+  EXPECT_EQ(ResultCount(*store_, s2), 0u);
+  EXPECT_EQ(ResultCount(*store_, t1), 1u);
+  Reopen();
+  EXPECT_EQ(RunIds(*store_), (std::set<uint32_t>{t1, bundle}));
+}
+
+// Retention removes the runs that replayed an envelope older than the cutoff (their reports
+// quote it); runs of newer envelopes only, and other sessions' runs, stay.
+TEST_P(StoreTest, RetentionDeletesTheRunsThatReplayedOldEnvelopes) {
+  Create("s");
+  Create("t");
+  AppendN("s", 1000, 5'000'000, 1000);
+  const uint64_t cutoff = 5'400'000;
+  const uint32_t old_and_new = AddRun(*store_, "s", {5'600'000, 5'399'000, 5'700'000});
+  const uint32_t only_new = AddRun(*store_, "s", {5'400'000, 5'999'000});
+  const uint32_t other = AddRun(*store_, "t", {5'000'000});
+  auto deleted = store_->DeleteEnvelopesBefore("s", cutoff);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(deleted->envelopes, 400u);
+  EXPECT_EQ(deleted->runs, 1u);
+  EXPECT_EQ(RunIds(*store_), (std::set<uint32_t>{only_new, other}));
+  EXPECT_EQ(ResultCount(*store_, old_and_new), 0u);
+  EXPECT_EQ(ResultCount(*store_, only_new), 2u);
 }
 
 TEST_P(StoreTest, RunsAndResults) {
