@@ -19,7 +19,6 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -36,6 +35,7 @@
 
 #include "bench/corpus/corpus.h"
 #include "diff/diff.h"
+#include "net/codings.h"
 
 namespace doppel::bench {
 namespace {
@@ -190,22 +190,8 @@ bool Mutate(Change change, std::mt19937_64& rng, std::string* body) {
   return true;
 }
 
-std::string Gzip(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
 void SetBody(HttpResponse* r, std::string body, bool gzip) {
-  if (gzip) body = Gzip(body);
+  if (gzip) body = net::EncodeContent(body, "gzip").value();
   for (auto& h : *r->mutable_headers()) {
     if (h.name() == "Content-Length") h.set_value(std::to_string(body.size()));
   }

@@ -4,8 +4,6 @@
 //
 // Import streams: a SAX parser walks the document and only the entry being read is built as
 // a JSON value (log.entries[i]); everything outside log.entries is skipped unread.
-#include <zlib.h>
-
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <cctype>
@@ -17,6 +15,7 @@
 #include "interop/interop.h"
 #include "interop/internal.h"
 #include "interop/text_source.h"
+#include "net/codings.h"
 
 namespace doppel::interop {
 namespace {
@@ -200,29 +199,6 @@ std::string FormEncode(std::string_view s) {
   return out;
 }
 
-// Compresses `in` as Content-Encoding `coding` ("gzip"/"x-gzip" or "deflate"). False for
-// codings this cannot produce.
-bool Encode(std::string_view coding, std::string_view in, std::string* out) {
-  int window_bits;
-  if (EqualsIgnoreCase(coding, "gzip") || EqualsIgnoreCase(coding, "x-gzip"))
-    window_bits = 31;
-  else if (EqualsIgnoreCase(coding, "deflate"))
-    window_bits = 15;
-  else
-    return false;
-  z_stream z{};
-  if (deflateInit2(&z, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
-  out->resize(deflateBound(&z, in.size()) + 32);
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out->data());
-  z.avail_out = static_cast<uInt>(out->size());
-  int ret = deflate(&z, Z_FINISH);
-  out->resize(out->size() - z.avail_out);
-  deflateEnd(&z);
-  return ret == Z_STREAM_END;
-}
-
 void SetHeader(Headers* headers, std::string_view name, const std::string& value) {
   for (auto& h : *headers)
     if (EqualsIgnoreCase(h.name(), name)) h.set_value(value);
@@ -383,14 +359,14 @@ Status ResponseFromHar(const json::object& resp, const Extension& ext, Envelope*
   if (!truncated) s->set_body_size(s->body().size());
 
   // HAR keeps bodies Content-Encoding-decoded; the store keeps them as they were sent.
-  // Redo gzip and deflate (the diff engine decodes them again); a coding this cannot redo
-  // is dropped from the headers and the body kept decoded, and counted.
+  // Redo the codings (net/codings.h; the diff engine decodes them again); a coding this
+  // cannot redo is dropped from the headers and the body kept decoded, and counted.
   const std::string* coding = internal::FindHeader(s->headers(), "Content-Encoding");
   if (coding && !raw && !truncated && has_text && !s->body().empty() &&
       !EqualsIgnoreCase(TrimSpaces(*coding), "identity")) {
-    std::string encoded;
-    if (Encode(TrimSpaces(*coding), s->body(), &encoded)) {
-      s->set_body(std::move(encoded));
+    Result<std::string> encoded = net::EncodeContent(s->body(), *coding);
+    if (encoded.ok()) {
+      s->set_body(std::move(encoded).value());
       s->set_body_size(s->body().size());
       SetHeader(s->mutable_headers(), "Content-Length", std::to_string(s->body().size()));
     } else {

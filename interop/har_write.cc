@@ -2,10 +2,10 @@
 // and HAR validators read. docs/interop.md has the mapping and the `_doppel` extension.
 #include <boost/json.hpp>
 
-#include "diff/decode.h"
 #include "interop/envelope_json.h"
 #include "interop/internal.h"
 #include "interop/interop.h"
+#include "net/codings.h"
 #include "storage/proxy_error.h"
 
 namespace doppel::interop {
@@ -157,7 +157,7 @@ json::object EnvelopeToHar(const Envelope& e, const std::string& fallback_author
     bool raw = resp.body_truncated();
     std::string decoded;
     if (!raw && coding && !resp.body().empty()) {
-      auto d = diff::DecodeContent(resp.body(), *coding, internal::kMaxRecordBytes);
+      auto d = net::DecodeContent(resp.body(), *coding, internal::kMaxRecordBytes);
       if (d.ok())
         decoded = std::move(*d);
       else

@@ -1,28 +1,14 @@
 #include "interop/text_source.h"
 
-#include <zlib.h>
-
 #include <cstring>
 #include <fstream>
+
+#include "net/codings.h"
 
 namespace doppel::interop {
 namespace {
 constexpr size_t kChunk = 64 << 10;
-
-bool IsGzipMagic(std::string_view s) {
-  return s.size() >= 2 && static_cast<unsigned char>(s[0]) == 0x1f &&
-         static_cast<unsigned char>(s[1]) == 0x8b;
-}
 }  // namespace
-
-struct TextSource::Inflater {
-  z_stream z{};
-  bool ready = false;
-  bool member_done = false;  // the last gzip member ended cleanly
-  ~Inflater() {
-    if (ready) inflateEnd(&z);
-  }
-};
 
 TextSource::TextSource(std::istream& in, std::string label) : in_(in), label_(std::move(label)) {}
 
@@ -47,17 +33,8 @@ bool TextSource::Fill() {
       char c;
       if (ReadRaw(&c, 1) == 1) raw_.push_back(c);
     }
-    gzip_ = IsGzipMagic(raw_);
-    if (gzip_) {
-      z_ = std::make_unique<Inflater>();
-      if (inflateInit2(&z_->z, 15 + 16) != Z_OK) {
-        status_ = Status::Internal(label_ + ": cannot initialize zlib");
-        return false;
-      }
-      z_->ready = true;
-      z_->z.next_in = reinterpret_cast<Bytef*>(raw_.data());
-      z_->z.avail_in = static_cast<uInt>(raw_.size());
-    }
+    gzip_ = net::IsGzipMagic(raw_);
+    if (gzip_) gunzip_ = std::make_unique<net::GzipStreamDecoder>();
   }
   if (!gzip_) {
     if (!raw_.empty()) {
@@ -70,66 +47,42 @@ bool TextSource::Fill() {
     if (buf_.empty()) eof_ = true;
     return !buf_.empty();
   }
-  z_stream& z = z_->z;
   buf_.resize(kChunk);
   while (true) {
-    if (z.avail_in == 0) {
-      raw_.resize(kChunk);
-      raw_.resize(ReadRaw(raw_.data(), raw_.size()));
-      if (!status_.ok()) return false;
-      if (raw_.empty()) {
-        eof_ = true;
-        if (!z_->member_done && allow_truncated_) {
-          truncated_ = true;
-        } else if (!z_->member_done) {
-          status_ =
-              Status::Corruption(label_ + ": the gzip stream ends early (truncated file) at " +
-                                 std::to_string(offset_) + " decompressed bytes");
-          buf_.clear();
-          return false;
-        }
-        buf_.clear();
-        return false;
-      }
-      z.next_in = reinterpret_cast<Bytef*>(raw_.data());
-      z.avail_in = static_cast<uInt>(raw_.size());
-    }
-    if (z_->member_done) {
-      // Another gzip member may follow (`cat a.gz b.gz`); anything else is damage.
-      if (z.avail_in < 2) {
-        // Need two bytes to check the magic: keep the one byte and read more.
-        std::string keep(reinterpret_cast<char*>(z.next_in), z.avail_in);
-        char more[1];
-        if (ReadRaw(more, 1) == 1) keep.push_back(more[0]);
-        raw_ = keep;
-        z.next_in = reinterpret_cast<Bytef*>(raw_.data());
-        z.avail_in = static_cast<uInt>(raw_.size());
-      }
-      if (!IsGzipMagic(std::string_view(reinterpret_cast<char*>(z.next_in), z.avail_in))) {
-        status_ = Status::Corruption(label_ + ": bytes after the end of the gzip stream");
-        buf_.clear();
-        return false;
-      }
-      inflateReset(&z);
-      z_->member_done = false;
-    }
-    z.next_out = reinterpret_cast<Bytef*>(buf_.data());
-    z.avail_out = static_cast<uInt>(buf_.size());
-    int ret = inflate(&z, Z_NO_FLUSH);
-    size_t produced = buf_.size() - z.avail_out;
-    if (ret == Z_STREAM_END) {
-      z_->member_done = true;
-    } else if (ret != Z_OK && !(ret == Z_BUF_ERROR && produced == 0 && z.avail_in == 0)) {
-      status_ = Status::Corruption(
-          label_ + ": not a valid gzip stream (" +
-          (z.msg ? std::string(z.msg) : "zlib error " + std::to_string(ret)) + ") after " +
-          std::to_string(offset_ + produced) + " decompressed bytes");
+    std::string_view in(raw_.data() + raw_pos_, raw_.size() - raw_pos_);
+    Result<size_t> got = gunzip_->Decode(&in, buf_.data(), buf_.size());
+    raw_pos_ = raw_.size() - in.size();
+    if (!got.ok()) {
+      status_ = Status::Corruption(label_ + ": " + got.status().message() + " after " +
+                                   std::to_string(offset_) + " decompressed bytes");
       buf_.clear();
       return false;
     }
-    if (produced > 0) {
-      buf_.resize(produced);
+    if (got.value() > 0) {
+      buf_.resize(got.value());
       return true;
+    }
+    // The decoder wants more input: keep what it left (at most one byte after a member).
+    raw_.erase(0, raw_pos_);
+    raw_pos_ = 0;
+    size_t kept = raw_.size();
+    raw_.resize(kept + kChunk);
+    raw_.resize(kept + ReadRaw(raw_.data() + kept, kChunk));
+    if (!status_.ok()) return false;
+    if (raw_.size() == kept) {  // end of the file
+      eof_ = true;
+      buf_.clear();
+      if (kept > 0 || !gunzip_->member_done()) {
+        if (kept == 0 && allow_truncated_) {
+          truncated_ = true;
+          return false;
+        }
+        status_ = Status::Corruption(
+            label_ + (kept > 0 ? ": bytes after the end of the gzip stream"
+                               : ": the gzip stream ends early (truncated file) at " +
+                                     std::to_string(offset_) + " decompressed bytes"));
+      }
+      return false;
     }
   }
 }

@@ -11,6 +11,10 @@
 
 #include "base/status.h"
 
+namespace doppel::net {
+class GzipStreamDecoder;  // net/codings.h
+}  // namespace doppel::net
+
 namespace doppel::interop {
 
 class TextSource {
@@ -49,11 +53,11 @@ class TextSource {
   Status status_;
   bool started_ = false, gzip_ = false, eof_ = false, terminated_ = false;
   bool allow_truncated_ = false, truncated_ = false;
-  struct Inflater;
-  std::unique_ptr<Inflater> z_;
-  std::string raw_;  // compressed bytes waiting for the inflater
-  std::string buf_;  // decompressed bytes not yet consumed
-  size_t pos_ = 0;   // consumed prefix of buf_
+  std::unique_ptr<net::GzipStreamDecoder> gunzip_;
+  std::string raw_;     // compressed bytes waiting for the decoder
+  size_t raw_pos_ = 0;  // consumed prefix of raw_
+  std::string buf_;     // decompressed bytes not yet consumed
+  size_t pos_ = 0;      // consumed prefix of buf_
   uint64_t offset_ = 0;
 };
 

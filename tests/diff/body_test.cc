@@ -1,11 +1,11 @@
 #include "diff/body.h"
 
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <string>
 #include <vector>
 
+#include "net/codings.h"
 #include "tests/diff/test_util.h"
 
 namespace doppel::diff {
@@ -14,19 +14,7 @@ namespace {
 using testing::Summary;
 using Paths = std::vector<std::string>;
 
-std::string Gzip(const std::string& in) {
-  z_stream zs{};
-  deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&zs, in.size()) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+std::string Gzip(const std::string& in) { return net::EncodeContent(in, "gzip").value(); }
 
 doppel::v1::HttpResponse Response(const std::string& content_type, const std::string& body,
                                   const std::string& content_encoding = "") {

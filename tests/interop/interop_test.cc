@@ -4,7 +4,6 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 #include <stdio.h>
-#include <zlib.h>
 
 #include <boost/json.hpp>
 #include <cstring>
@@ -17,6 +16,7 @@
 
 #include "interop/envelope_json.h"
 #include "interop/raw_http.h"
+#include "net/codings.h"
 #include "tests/storage/test_envelopes.h"
 
 namespace doppel::interop {
@@ -38,32 +38,11 @@ std::string Fixture(const std::string& name) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-std::string Gzip(std::string_view in) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 32, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(out.size() - z.avail_out);
-  deflateEnd(&z);
-  return out;
-}
+std::string Gzip(std::string_view in) { return net::EncodeContent(in, "gzip").value(); }
 
 std::string Gunzip(std::string_view in) {
-  z_stream z{};
-  inflateInit2(&z, 15 + 32);
-  std::string out(1 << 20, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  int ret = inflate(&z, Z_FINISH);
-  out.resize(out.size() - z.avail_out);
-  inflateEnd(&z);
-  return ret == Z_STREAM_END ? out : "<not gzip>";
+  Result<std::string> out = net::DecodeContent(in, "gzip", 1 << 20);
+  return out.ok() ? out.value() : "<not gzip>";
 }
 
 using ReaderFn = Status (*)(std::istream&, const std::string&, const ImportOptions&,
@@ -254,13 +233,33 @@ TEST(HarImport, SkipBadCountsAndKeepsTheRest) {
   EXPECT_EQ(p.envelopes[1].seq(), 3u);
 }
 
+// A HAR entry whose response has `content_encoding` and the decoded text "hello brotli".
+std::string EncodedHarEntry(const std::string& content_encoding) {
+  return Har(R"({"startedDateTime":"2024-05-01T10:20:30Z",)"
+             R"("request":{"method":"GET","url":"http://h/a"},)"
+             R"("response":{"status":200,"headers":[)"
+             R"({"name":"Content-Encoding","value":")" +
+             content_encoding +
+             R"("},)"
+             R"({"name":"Content-Length","value":"3"}],)"
+             R"("content":{"text":"hello brotli"}}})");
+}
+
+TEST(HarImport, ContentEncodingIsRedoneBrAndStackedToo) {
+  for (std::string coding : {"gzip", "deflate", "br", "zstd", "gzip, br"}) {
+    Parsed p = Read(ReadHar, EncodedHarEntry(coding));
+    ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+    const auto& r = p.envelopes[0].response();
+    EXPECT_NE(r.body(), "hello brotli") << coding;
+    EXPECT_EQ(net::DecodeContent(r.body(), coding, 1024).value(), "hello brotli") << coding;
+    EXPECT_EQ(HeaderValue(r.headers(), "Content-Encoding"), coding);
+    EXPECT_EQ(HeaderValue(r.headers(), "Content-Length"), std::to_string(r.body().size()));
+    EXPECT_EQ(p.stats.decoded_bodies, 0u);
+  }
+}
+
 TEST(HarImport, ContentEncodingThatCannotBeRedoneIsDroppedAndCounted) {
-  Parsed p = Read(ReadHar, Har(R"({"startedDateTime":"2024-05-01T10:20:30Z",)"
-                               R"("request":{"method":"GET","url":"http://h/a"},)"
-                               R"("response":{"status":200,"headers":[)"
-                               R"({"name":"Content-Encoding","value":"br"},)"
-                               R"({"name":"Content-Length","value":"3"}],)"
-                               R"("content":{"text":"hello brotli"}}})"));
+  Parsed p = Read(ReadHar, EncodedHarEntry("compress"));
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   const auto& r = p.envelopes[0].response();
   EXPECT_EQ(r.body(), "hello brotli");

@@ -9,7 +9,6 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,6 +29,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "net/codings.h"
 
 namespace {
 
@@ -262,25 +263,8 @@ class Client {
 };
 
 std::string Gunzip(const std::string& in) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 15 + 16) != Z_OK) return "<inflateInit2 failed>";
-  std::string out;
-  char buf[16384];
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  int rc;
-  do {
-    zs.next_out = reinterpret_cast<Bytef*>(buf);
-    zs.avail_out = sizeof buf;
-    rc = inflate(&zs, Z_NO_FLUSH);
-    if (rc != Z_OK && rc != Z_STREAM_END) {
-      inflateEnd(&zs);
-      return "<inflate failed>";
-    }
-    out.append(buf, sizeof buf - zs.avail_out);
-  } while (rc != Z_STREAM_END);
-  inflateEnd(&zs);
-  return out;
+  doppel::Result<std::string> out = doppel::net::DecodeContent(in, "gzip", 64 << 20);
+  return out.ok() ? out.value() : "<" + out.status().ToString() + ">";
 }
 
 json::value ParseJson(const std::string& s) {
@@ -749,6 +733,17 @@ TEST_F(EchoTest, LatencyDelaysResponses) {
   }
 }
 
+TEST_F(EchoTest, BareLatencyNumberIsSeconds) {
+  ASSERT_TRUE(echo_);
+  std::unique_ptr<EchoProcess> slow;
+  ASSERT_NO_FATAL_FAILURE(slow = Launch({"--latency", "0.15"}));  // 150 ms, not 150 us
+  ASSERT_TRUE(slow);
+  Client c(slow->port());
+  auto start = Clock::now();
+  ASSERT_TRUE(c.Get("/healthz"));
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(140));  // a lower bound only
+}
+
 TEST_F(EchoTest, PortFileAndCleanShutdown) {
   ASSERT_TRUE(echo_);
   std::string path = ::testing::TempDir() + "/echo_port_" + std::to_string(getpid());
@@ -772,6 +767,8 @@ TEST(EchoUsageTest, BadFlagsExitWithTwo) {
   EXPECT_EQ(RunToExit({"--variant", "v3"}), 2);
   EXPECT_EQ(RunToExit({"--listen", "nonsense"}), 2);
   EXPECT_EQ(RunToExit({"--listen", "127.0.0.1:0", "--latency", "5 parsecs"}), 2);
+  EXPECT_EQ(RunToExit({"--listen", "127.0.0.1:0", "--latency", "2h"}), 2);
+  EXPECT_EQ(RunToExit({"--listen", "127.0.0.1:0", "--latency-jitter", "-1s"}), 2);
   EXPECT_EQ(RunToExit({"--listen", "not-an-ip:0"}), 2);
   EXPECT_EQ(RunToExit({"--help"}), 0);
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "base/duration.h"
 #include "tools/echo/echo_server.h"
 
 namespace {
@@ -72,7 +73,8 @@ int main(int argc, char** argv) {
   app.add_flag("--noise", options.noise,
                "add volatile fields (generated_at, request_id, nonce) and headers "
                "(X-Request-Id, Date) to every response");
-  app.add_option("--latency", latency, "delay before each response, e.g. 5ms, 250us, 1s")
+  app.add_option("--latency", latency,
+                 "delay before each response, e.g. 5ms, 250us, 1s (a bare number is seconds)")
       ->capture_default_str();
   app.add_option("--latency-jitter", jitter,
                  "the delay is uniform in latency ± jitter (clamped at 0)")
@@ -94,16 +96,17 @@ int main(int argc, char** argv) {
     return kExitError;
   }
   options.variant = variant == "v2" ? doppel::echo::Variant::kV2 : doppel::echo::Variant::kV1;
-  auto lat = doppel::echo::ParseDuration(latency);
-  auto jit = doppel::echo::ParseDuration(jitter);
+  // A bare number is seconds, as for every duration flag of doppel (base/duration.h).
+  auto lat = doppel::ParseDurationUs(latency);
+  auto jit = doppel::ParseDurationUs(jitter);
   for (const auto* d : {&lat, &jit}) {
     if (!d->ok()) {
-      std::cerr << "doppel-echo: " << d->status().message() << "\n";
+      std::cerr << "doppel-echo: --latency/--latency-jitter: " << d->status().message() << "\n";
       return kExitError;
     }
   }
-  options.latency = lat.value();
-  options.latency_jitter = jit.value();
+  options.latency = std::chrono::microseconds(lat.value());
+  options.latency_jitter = std::chrono::microseconds(jit.value());
 
   // Block the stop signals before any thread starts, so every thread inherits the mask and
   // sigwait() below is the only place they are delivered.

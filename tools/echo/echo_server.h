@@ -1,8 +1,8 @@
 // doppel-echo: a deterministic demo upstream (a small JSON shop API) for the demo,
-// the integration tests and the benchmarks. Endpoints, flags and the v2 behaviour changes
-// are documented at the top of echo_server.cc and in docs/doppel-echo.md.
+// the integration tests and the benchmarks. Endpoints and the v2 behaviour changes are
+// documented in shop.h and docs/doppel-echo.md.
 //
-// This header is free of Boost on purpose: all Beast/Asio code lives in echo_server.cc.
+// This header is free of Boost on purpose: the Beast/Asio server code lives in echo_server.cc.
 #pragma once
 
 #include <chrono>
@@ -23,7 +23,7 @@ struct EchoOptions {
   int threads = 1;                 // one io_context per thread
   Variant variant = Variant::kV1;
   bool noise = false;  // volatile fields and headers that differ on every response
-  std::chrono::microseconds latency{0};         // added before each response is written
+  std::chrono::microseconds latency{0};         // added before each response; at most 1h
   std::chrono::microseconds latency_jitter{0};  // delay is uniform in latency ± jitter
   uint64_t seed = 1;  // seeds the generated catalogue; the same seed gives the same data
   uint64_t max_request_body = 8u << 20;  // larger bodies are answered 413
@@ -48,9 +48,5 @@ class EchoServer {
   // Blocks until the worker threads have returned (after Stop()).
   virtual void Wait() = 0;
 };
-
-// Parses a duration such as "5ms", "250us", "1.5s" or "0". A bare number means
-// milliseconds. Fails with InvalidArgument on anything else.
-Result<std::chrono::microseconds> ParseDuration(const std::string& text);
 
 }  // namespace doppel::echo
