@@ -1,6 +1,7 @@
-// Diff rules: the rules file (JSON) and its compiled, immutable form.
+// Diff rules: the rules file (JSON or YAML) and its compiled, immutable form.
 //
-// File schema (the same fields as doppel.v1.DiffRules in proto/doppel/v1/rules.proto):
+// File schema: doppel.v1.DiffRules in proto/doppel/v1/rules.proto, checked by the same
+// loader as match rules (net/rules_file.h); docs/diff-rules.md is the user's spec.
 //   {
 //     "version": 1,                                   // optional; only 1 is accepted
 //     "headers": {"ignore": ["X-Build"],              // added to the default ignore list
@@ -17,12 +18,14 @@
 //     ],
 //     "endpoints": [{"pattern": "GET /api/v1/orders/{id}"}]   // explicit endpoint names
 //   }
-// Comments (// and /* */) and trailing commas are accepted.
+// JSON may have comments (// and /* */) and trailing commas; the same document in YAML is
+// read from a .yaml/.yml file.
 //
 // Actions:
 //   ignore            differences at the path and below are not reported (listed as ignored)
-//   ignore-if-value   ignored when each present side's value matches `regex` (searched, use
-//                     ^...$ to anchor; strings are matched raw, numbers/bools/null as JSON)
+//   ignore-if-value   ignored when each present side's value matches `regex` (RE2 syntax,
+//                     searched: use ^...$ to anchor; strings are matched raw, numbers/bools/
+//                     null as JSON); matching time is linear in the value whatever the regex
 //   tolerance         numbers equal when |a-b| <= absolute or |a-b| <= relative*max(|a|,|b|)
 //   unordered         the array is compared as a multiset
 //   unordered-by-key  array elements (objects) are paired by the value of member `key`
@@ -31,8 +34,8 @@
 // path the first matching rule of each family wins: {ignore, ignore-if-value,
 // presence-only}, {tolerance}, {unordered, unordered-by-key}.
 //
-// Errors name the line and column: the parser's stop position for malformed JSON, the
-// offending member for schema errors ("line 7, column 9: unknown action \"ignor\" ...").
+// Errors name the line, column and field path: "line 7, column 9: rules[1].action: unknown
+// action \"ignor\" (expected one of: ...)".
 #pragma once
 
 #include <memory>
@@ -44,6 +47,11 @@
 #include "doppel/v1/rules.pb.h"
 #include "diff/endpoint.h"
 #include "diff/path.h"
+#include "net/rules_file.h"
+
+namespace re2 {
+class RE2;
+}  // namespace re2
 
 namespace doppel::diff {
 
@@ -61,12 +69,14 @@ std::string_view RuleActionName(RuleAction action);
 // Errors list the valid names.
 Result<RuleAction> ParseRuleAction(std::string_view name);
 
-// Parses and validates rules file text. Errors start with "line L, column C: ".
-Result<doppel::v1::DiffRules> ParseRulesJson(std::string_view text);
-// Reads and parses a file. Errors start with "FILE: ".
+// Parses and validates rules file text, checked against doppel.v1.DiffRules. Errors read
+// "line L, column C: FIELD.PATH: what" (no position for a document that is not an object).
+Result<doppel::v1::DiffRules> ParseRules(std::string_view text, net::ConfigFormat format);
+inline Result<doppel::v1::DiffRules> ParseRulesJson(std::string_view text) {
+  return ParseRules(text, net::ConfigFormat::kJson);
+}
+// Reads and parses a file: YAML for .yaml/.yml, else JSON. Errors start with "FILE: ".
 Result<doppel::v1::DiffRules> LoadRulesFile(const std::string& path);
-
-class ValueRegex;  // a compiled regex; defined in rules.cc
 
 // One rule, compiled. Immutable; safe to use from many threads.
 struct CompiledRule {
@@ -74,13 +84,12 @@ struct CompiledRule {
   bool has_endpoint = false;
   EndpointTemplate endpoint;  // valid when has_endpoint
   PathPattern path;
-  std::shared_ptr<const ValueRegex> regex;  // ignore-if-value
+  std::shared_ptr<const re2::RE2> regex;  // ignore-if-value
   bool has_absolute = false, has_relative = false;
   double absolute = 0, relative = 0;  // tolerance
   std::string key;                    // unordered-by-key
 
-  // ignore-if-value: true when the regex is found in `value`. Values over 64 KiB and
-  // matches the regex engine gives up on (too complex) count as no match.
+  // ignore-if-value: true when the regex is found in `value` (time linear in its size).
   bool ValueMatches(std::string_view value) const;
   // tolerance: true when a and b are within the absolute or relative tolerance.
   bool WithinTolerance(double a, double b) const;

@@ -35,13 +35,17 @@ std::string At(std::pair<size_t, size_t> lc) {
   return "line " + std::to_string(lc.first) + ", column " + std::to_string(lc.second);
 }
 
-// Positions of the object keys of a syntactically valid JSON document, by path.
-void JsonKeyPositions(std::string_view text, ConfigDoc* doc) {
+// Positions of the object keys and array elements of a syntactically valid JSON document
+// (comments and trailing commas allowed), by path. Boost.JSON keeps no source positions, so
+// the text is walked once more. Refuses a key repeated within one object (Boost.JSON would
+// keep only one of them, silently).
+Status JsonPositions(std::string_view text, ConfigDoc* doc) {
   struct Frame {
     bool array;
     size_t index = 0;
     std::string path;
-    bool expect_key = true;  // objects only
+    bool expect_key = true;       // objects only
+    bool expect_element = true;   // arrays only
   };
   std::vector<Frame> stack;
   std::string pending;  // path of the value that follows a key
@@ -53,6 +57,20 @@ void JsonKeyPositions(std::string_view text, ConfigDoc* doc) {
   };
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+    if (text.compare(i, 2, "//") == 0) {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+      continue;
+    }
+    if (text.compare(i, 2, "/*") == 0) {
+      const size_t end = text.find("*/", i + 2);
+      i = end == std::string_view::npos ? text.size() : end + 1;
+      continue;
+    }
+    if (!stack.empty() && stack.back().array && stack.back().expect_element && c != ']') {
+      doc->positions.emplace(child_path(), LineColumn(text, i));
+      stack.back().expect_element = false;
+    }
     if (c == '"') {
       const size_t start = i;
       std::string s;
@@ -65,26 +83,36 @@ void JsonKeyPositions(std::string_view text, ConfigDoc* doc) {
       if (!stack.empty() && !stack.back().array && stack.back().expect_key) {
         const std::string& base = stack.back().path;
         pending = base.empty() ? s : base + "." + s;
-        doc->positions.emplace(pending, LineColumn(text, start));
+        if (!doc->positions.emplace(pending, LineColumn(text, start)).second) {
+          return Status::InvalidArgument(At(LineColumn(text, start)) + ": " + pending +
+                                         ": duplicate key");
+        }
         stack.back().expect_key = false;
       }
     } else if (c == '{' || c == '[') {
-      stack.push_back(Frame{c == '[', 0, child_path(), true});
+      stack.push_back(Frame{c == '[', 0, child_path(), true, true});
     } else if (c == '}' || c == ']') {
       if (!stack.empty()) stack.pop_back();
     } else if (c == ',') {
       if (!stack.empty()) {
-        if (stack.back().array)
+        if (stack.back().array) {
           ++stack.back().index;
-        else
+          stack.back().expect_element = true;
+        } else {
           stack.back().expect_key = true;
+        }
       }
     }
   }
+  return Status::Ok();
 }
 
 Result<ConfigDoc> ParseJson(std::string_view text) {
-  json::stream_parser parser;
+  json::parse_options options;
+  options.allow_comments = true;
+  options.allow_trailing_commas = true;
+  options.max_depth = 64;
+  json::stream_parser parser({}, options);
   boost::system::error_code ec;
   const size_t consumed = parser.write_some(text.data(), text.size(), ec);
   if (!ec) parser.finish(ec);
@@ -94,7 +122,7 @@ Result<ConfigDoc> ParseJson(std::string_view text) {
   }
   ConfigDoc doc;
   doc.value = parser.release();
-  JsonKeyPositions(text, &doc);
+  DOPPEL_RETURN_IF_ERROR(JsonPositions(text, &doc));
   return doc;
 }
 

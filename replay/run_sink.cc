@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "report/noise_mask.h"
+
 namespace doppel::replay {
 
 namespace {
@@ -55,16 +57,13 @@ void RunSink::OnCompleted(const Completed& c) {
         r.set_verdict(doppel::v1::RunResult::VERDICT_NOT_COMPARED);
       } else {
         ++compared_;
-        // Masked by noise: paths where the secondary also differed do not count here.
-        bool mismatch = false;
+        // Masked by noise exactly as the report masks it: one model for both.
+        const report::NoiseMask mask(noise ? &*noise : nullptr);
+        const bool mismatch = mask.IsMismatch(*d);
         int listed = 0;
         for (const auto& fd : d->diffs) {
-          bool masked = false;
-          if (noise)
-            for (const auto& nd : noise->diffs) masked |= (nd.path == fd.path);
-          if (masked) continue;
-          mismatch = true;
-          if (listed++ < kPathsPerResult) r.add_diff_paths(fd.path);
+          if (mask.Masks(fd.path) || listed++ >= kPathsPerResult) continue;
+          r.add_diff_paths(fd.path);
         }
         if (mismatch) ++mismatches_;
         r.set_verdict(mismatch ? doppel::v1::RunResult::VERDICT_MISMATCH

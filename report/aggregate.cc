@@ -7,14 +7,14 @@
 #include <unordered_map>
 #include <utility>
 
-#include "diff/path.h"
 #include "report/excerpt.h"
+#include "report/noise_mask.h"
 #include "base/latency_histogram.h"
 
 namespace doppel::report {
 namespace {
 
-// The diffs of one comparison grouped by generalized path: one entry per field.
+// The diffs of one comparison grouped by field (FieldOf): one entry per field.
 struct FieldGroup {
   const diff::FieldDiff* first = nullptr;  // the first concrete diff, for an exemplar
   diff::Severity severity = diff::Severity::kLow;
@@ -26,7 +26,7 @@ Groups GroupDiffs(const diff::DiffResult* result) {
   Groups groups;
   if (result == nullptr) return groups;
   for (const diff::FieldDiff& d : result->diffs) {
-    auto [it, inserted] = groups.try_emplace(SanitizeUtf8(diff::GeneralizePath(d.path)));
+    auto [it, inserted] = groups.try_emplace(FieldOf(d.path));
     FieldGroup& g = it->second;
     if (inserted) {
       g.first = &d;
@@ -222,6 +222,7 @@ Status RunAggregator::Add(const Observation& obs) {
 
   // Noise: the secondary against the recording, whatever happened to the candidate.
   Groups noise = GroupDiffs(obs.noise);
+  const NoiseMask mask(obs.noise);
   LazyBodies secondary_bodies(*obs.envelope, obs.secondary, options_.max_body_bytes);
   if (obs.noise != nullptr) {
     ++ep.noise_compared;
@@ -260,15 +261,12 @@ Status RunAggregator::Add(const Observation& obs) {
     if (State::Field* f = field(path)) ++f->masked_requests;
   }
   LazyBodies bodies(*obs.envelope, obs.actual, options_.max_body_bytes);
-  bool mismatch = obs.diff->omitted_diffs > 0;  // differences we have no path for
+  const bool mismatch = mask.IsMismatch(*obs.diff);
   for (const auto& [path, g] : GroupDiffs(obs.diff)) {
-    bool masked = noise.count(path) > 0;
+    const bool masked = mask.Masks(path);
     State::Field* f = field(path);
     if (f == nullptr) {
-      if (!masked) {
-        ++ep.untracked_fields;
-        mismatch = true;
-      }
+      if (!masked) ++ep.untracked_fields;
       continue;
     }
     f->kinds |= g.kinds;
@@ -277,7 +275,6 @@ Status RunAggregator::Add(const Observation& obs) {
       f->other_severity = std::max(f->other_severity, static_cast<int>(g.severity));
       continue;
     }
-    mismatch = true;
     ++f->mismatches;
     f->severity = std::max(f->severity, static_cast<int>(g.severity));
     if (auto slot = state_->Offer(&f->offered, f->exemplars.size(), capacity)) {
@@ -297,7 +294,7 @@ Status RunAggregator::Add(const Observation& obs) {
                          std::unordered_map<std::string, uint64_t>* counts) {
     std::vector<std::string> seen;
     for (const std::string& p : paths) {
-      std::string g = SanitizeUtf8(diff::GeneralizePath(p));
+      std::string g = FieldOf(p);
       if (std::find(seen.begin(), seen.end(), g) != seen.end()) continue;
       auto c = counts->find(g);
       if (c == counts->end()) {

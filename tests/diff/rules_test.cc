@@ -10,9 +10,10 @@ namespace doppel::diff {
 namespace {
 
 // Asserts that parsing fails with an error at `line` (and `column` when non-zero) whose
-// message contains `needle`.
-void ExpectError(const std::string& text, int line, int column, const std::string& needle) {
-  Result<doppel::v1::DiffRules> r = ParseRulesJson(text);
+// message contains `needle` (most name the field path: "rules[0].action: unknown ...").
+void ExpectError(const std::string& text, int line, int column, const std::string& needle,
+                 net::ConfigFormat format = net::ConfigFormat::kJson) {
+  Result<doppel::v1::DiffRules> r = ParseRules(text, format);
   ASSERT_FALSE(r.ok()) << "parsed: " << text;
   const std::string& m = r.status().message();
   std::string where = "line " + std::to_string(line) + ", column ";
@@ -63,20 +64,20 @@ TEST(RulesTest, MalformedJsonReportsWhereTheParserStopped) {
   ExpectError(
       "{\n  \"version\": 1,\n  \"rules\": [\n    {\"path\": \"body.a\" \"action\": \"ignore\"}\n  "
       "]\n}",
-      4, 23, "malformed JSON: syntax error at '\"action\": \"ignore\"}'");
-  ExpectError("{\"version\": 1,\n\n   x}", 3, 4, "malformed JSON");
-  ExpectError("{\"rules\": [\n", 2, 1, "at end of input");  // cut short
+      4, 23, "invalid JSON: syntax error");
+  ExpectError("{\"version\": 1,\n\n   x}", 3, 4, "invalid JSON");
+  ExpectError("{\"rules\": [\n", 2, 1, "invalid JSON");  // cut short
 }
 
 TEST(RulesTest, UnknownKeyNamesTheLineOfTheMember) {
   ExpectError(
       "{\n  \"version\": 1,\n  \"rules\": [\n    {\"path\": \"body.a\",\n     \"acton\": "
       "\"ignore\"}\n  ]\n}",
-      5, 6, "unknown key \"acton\" in rules[0]");
-  ExpectError("{\"version\": 1,\n \"header\": {}}", 2, 2, "unknown key \"header\"");
-  ExpectError("{\"headers\": {\n  \"ignored\": []}}", 2, 3, "unknown key \"ignored\" in headers");
+      5, 6, "rules[0].acton: unknown field (expected one of: endpoint, path, action, regex");
+  ExpectError("{\"version\": 1,\n \"header\": {}}", 2, 2, "header: unknown field");
+  ExpectError("{\"headers\": {\n  \"ignored\": []}}", 2, 3, "headers.ignored: unknown field");
   ExpectError("{\"endpoints\": [\n {\"pattern\": \"/a\",\n  \"name\": \"x\"}]}", 3, 3,
-              "unknown key \"name\" in endpoints[0]");
+              "endpoints[0].name: unknown field (expected one of: pattern)");
 }
 
 TEST(RulesTest, BadActionNamesTheLineOfTheActionMember) {
@@ -85,13 +86,17 @@ TEST(RulesTest, BadActionNamesTheLineOfTheActionMember) {
   {"path": "body.b",
    "action": "ignor"}
 ]})",
-              4, 4, "unknown action \"ignor\" (expected one of: ignore, ignore-if-value");
+              4, 4,
+              "rules[1].action: unknown action \"ignor\" (expected one of: ignore, "
+              "ignore-if-value");
 }
 
 TEST(RulesTest, SchemaErrorsPointAtTheOffendingMember) {
-  ExpectError("{\"rules\": [\n {\"action\": \"ignore\"}]}", 2, 2, "needs a \"path\"");
+  ExpectError("{\"rules\": [\n {\"action\": \"ignore\"}]}", 2, 2,
+              "rules[0]: rule needs a \"path\"");
   ExpectError("{\"rules\": [\n {\"path\": \"body.a\"}]}", 2, 2, "needs an \"action\"");
-  ExpectError("{\"rules\": [{\"action\": \"ignore\",\n \"path\": \"body..a\"}]}", 2, 2, "bad path");
+  ExpectError("{\"rules\": [{\"action\": \"ignore\",\n \"path\": \"body..a\"}]}", 2, 2,
+              "rules[0].path: bad path");
   ExpectError("{\"rules\": [{\"action\": \"ignore\",\n \"path\": \"headers.date\"}]}", 2, 2,
               "path must start with \"body\"");
   ExpectError("{\"rules\": [{\"action\": \"ignore\",\n \"path\": \"status.code\"}]}", 2, 2,
@@ -101,33 +106,102 @@ TEST(RulesTest, SchemaErrorsPointAtTheOffendingMember) {
   ExpectError(
       "{\"rules\": [{\"path\": \"body.a\", \"action\": \"ignore-if-value\",\n"
       "  \"regex\": \"([a-z\"}]}",
-      2, 3, "bad regex");
+      2, 3, "rules[0].regex: ignore-if-value: bad regex \"([a-z\": missing ]");
   ExpectError("{\"rules\": [\n {\"path\": \"body.a\", \"action\": \"tolerance\"}]}", 2, 2,
               "needs \"absolute\" and/or \"relative\"");
   ExpectError(
       "{\"rules\": [{\"path\": \"body.a\", \"action\": \"tolerance\",\n"
       " \"absolute\": -1}]}",
-      2, 2, "finite number >= 0");
+      2, 2, "rules[0].absolute: \"absolute\" must be a finite number >= 0");
   ExpectError("{\"rules\": [\n {\"path\": \"body.a\", \"action\": \"unordered-by-key\"}]}", 2, 2,
               "needs a \"key\"");
   ExpectError("{\"rules\": [{\"path\": \"body.a\", \"action\": \"ignore\",\n  \"key\": \"id\"}]}",
-              2, 3, "only applies to action \"unordered-by-key\"");
+              2, 3, "rules[0].key: \"key\" only applies to action \"unordered-by-key\"");
   ExpectError(
       "{\"rules\": [{\"path\": \"body.a\", \"action\": \"ignore\",\n"
       "  \"endpoint\": \"users\"}]}",
-      2, 3, "bad endpoint");
-  ExpectError("{\"rules\": [{\"path\": 5,\n \"action\": \"ignore\"}]}", 1, 13, "must be a string");
-  ExpectError("{\n\"rules\": {}}", 2, 1, "\"rules\" must be an array");
-  ExpectError("{\"version\": 2}", 1, 2, "unsupported rules version");
-  ExpectError("[1, 2]", 1, 1, "must be a JSON object");
-  ExpectError("{\"headers\": {\"ignore\": [\"a\",\n 7]}}", 2, 2, "must be a string");
-  ExpectError("{\"endpoints\": [\n {\"pattern\": \"orders\"}]}", 2, 3, "bad endpoint");
+      2, 3, "rules[0].endpoint: bad endpoint");
+  ExpectError("{\"rules\": [{\"path\": 5,\n \"action\": \"ignore\"}]}", 1, 13,
+              "rules[0].path: expected a string, got a number");
+  ExpectError("{\n\"rules\": {}}", 2, 1, "rules: expected a list, got an object");
+  ExpectError("{\"version\": 2}", 1, 2, "version: unsupported rules version");
+  ExpectError("{\"headers\": {\"ignore\": [\"a\",\n 7]}}", 2, 2,
+              "headers.ignore[1]: expected a string, got a number");
+  ExpectError("{\"endpoints\": [\n {\"pattern\": \"orders\"}]}", 2, 3,
+              "endpoints[0].pattern: bad endpoint");
+  // A document that is not an object has no member to point at.
+  Result<doppel::v1::DiffRules> list = ParseRulesJson("[1, 2]");
+  ASSERT_FALSE(list.ok());
+  EXPECT_NE(list.status().message().find("expected an object with fields version, headers"),
+            std::string::npos)
+      << list.status().message();
 }
 
 TEST(RulesTest, DuplicateKeysAreRejected) {
   ExpectError(
       "{\"rules\": [{\"path\": \"body.a\",\n \"path\": \"body.b\", \"action\": \"ignore\"}]}", 2, 2,
-      "duplicate key");
+      "rules[0].path: duplicate key");
+  ExpectError("rules:\n  - path: body.a\n    path: body.b\n", 3, 5, "rules[0].path: duplicate key",
+              net::ConfigFormat::kYaml);
+}
+
+TEST(RulesTest, YamlIsTheSameSchema) {
+  Result<doppel::v1::DiffRules> yaml = ParseRules(R"(
+version: 1
+headers: {ignore: [X-Build], compare: [Server]}
+rules:
+  - endpoint: GET /users/{id}
+    path: body.items[*].updated_at
+    action: ignore
+  - {path: body.token, action: ignore-if-value, regex: "^tok_"}
+  - {path: body.total, action: tolerance, absolute: 0.01, relative: 0.001}
+  - {path: body.items, action: unordered-by-key, key: id}
+endpoints:
+  - pattern: GET /api/v1/orders/{id}
+)",
+                                                  net::ConfigFormat::kYaml);
+  ASSERT_TRUE(yaml.ok()) << yaml.status().ToString();
+  Result<doppel::v1::DiffRules> json = ParseRulesJson(R"({"version": 1,
+    "headers": {"ignore": ["X-Build"], "compare": ["Server"]},
+    "rules": [
+      {"endpoint": "GET /users/{id}", "path": "body.items[*].updated_at", "action": "ignore"},
+      {"path": "body.token", "action": "ignore-if-value", "regex": "^tok_"},
+      {"path": "body.total", "action": "tolerance", "absolute": 0.01, "relative": 0.001},
+      {"path": "body.items", "action": "unordered-by-key", "key": "id"}],
+    "endpoints": [{"pattern": "GET /api/v1/orders/{id}"}]})");
+  ASSERT_TRUE(json.ok()) << json.status().ToString();
+  EXPECT_EQ(yaml->SerializeAsString(), json->SerializeAsString());
+}
+
+TEST(RulesTest, YamlErrorsNameLineColumnAndField) {
+  ExpectError("rules:\n  - path: body.a\n    action: ignor\n", 3, 5,
+              "rules[0].action: unknown action \"ignor\"", net::ConfigFormat::kYaml);
+  ExpectError("rules:\n  - path: body.a\n    action: ignore\n    regexp: x\n", 4, 5,
+              "rules[0].regexp: unknown field", net::ConfigFormat::kYaml);
+  ExpectError("rules:\n  - path: body.a\n    action: tolerance\n    absolute: [1]\n", 4, 5,
+              "rules[0].absolute: expected a number, got a list", net::ConfigFormat::kYaml);
+}
+
+// Regexes are RE2: linear-time matching, so no backreferences or lookaround (a backtracking
+// engine accepts these, and can take seconds on a hostile pattern).
+TEST(RulesTest, RegexesAreRe2) {
+  ExpectError(
+      "{\"rules\": [{\"path\": \"body.a\", \"action\": \"ignore-if-value\",\n"
+      "  \"regex\": \"(a)\\\\1\"}]}",
+      2, 3, "rules[0].regex: ignore-if-value: bad regex \"(a)\\1\"");
+  ExpectError(
+      "{\"rules\": [{\"path\": \"body.a\", \"action\": \"ignore-if-value\",\n"
+      "  \"regex\": \"^(?=a)\"}]}",
+      2, 3, "RE2 syntax");
+  // Nested stars: a backtracking engine's worst case, linear here.
+  Result<doppel::v1::DiffRules> parsed = ParseRulesJson(
+      R"({"rules": [{"path": "body.a", "action": "ignore-if-value", "regex": "^(a*)*b$"}]})");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  Result<RuleSet> set = RuleSet::Compile(parsed.value());
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  const CompiledRule* rule = set->ForRequest("GET", "/").at(0);
+  EXPECT_FALSE(rule->ValueMatches(std::string(100000, 'a') + "c"));
+  EXPECT_TRUE(rule->ValueMatches(std::string(100000, 'a') + "b"));
 }
 
 TEST(RulesTest, ActionNamesRoundTrip) {
@@ -141,18 +215,34 @@ TEST(RulesTest, ActionNamesRoundTrip) {
   EXPECT_FALSE(ParseRuleAction("IGNORE").ok());
 }
 
-TEST(RulesTest, LoadRulesFilePrefixesTheFileName) {
-  std::string path = ::testing::TempDir() + "/doppel_rules_test.json";
+// Writes `text` to a temporary file named `name` and loads it with LoadRulesFile.
+Result<doppel::v1::DiffRules> LoadText(const std::string& name, const std::string& text,
+                                       std::string* path) {
+  *path = ::testing::TempDir() + "/" + name;
   {
-    std::ofstream out(path);
-    out << "{\n  \"rules\": [\n    {\"path\": \"body.a\", \"action\": \"nope\"}\n  ]\n}\n";
+    std::ofstream out(*path);
+    out << text;
   }
-  Result<doppel::v1::DiffRules> r = LoadRulesFile(path);
+  Result<doppel::v1::DiffRules> r = LoadRulesFile(*path);
+  std::remove(path->c_str());
+  return r;
+}
+
+TEST(RulesTest, LoadRulesFilePrefixesTheFileName) {
+  std::string path;
+  Result<doppel::v1::DiffRules> r = LoadText(
+      "doppel_rules_test.json",
+      "{\n  \"rules\": [\n    {\"path\": \"body.a\", \"action\": \"nope\"}\n  ]\n}\n", &path);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message().rfind(path + ": line 3, column 24:", 0), 0u)
+  EXPECT_EQ(r.status().message().rfind(path + ": line 3, column 24: rules[0].action:", 0), 0u)
       << r.status().message();
-  std::remove(path.c_str());
   EXPECT_EQ(LoadRulesFile(path).status().code(), Status::Code::kNotFound);
+
+  // .yaml is read as YAML, against the same schema.
+  r = LoadText("doppel_rules_test.yaml", "rules:\n  - path: body.a\n    action: nope\n", &path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().rfind(path + ": line 3, column 5: rules[0].action:", 0), 0u)
+      << r.status().message();
 }
 
 TEST(RulesTest, CompileValidatesProtoBuiltInCode) {
