@@ -107,9 +107,8 @@ class JsonRedaction {
  private:
   void Visit(PathStep step, json::value& child) {
     steps_.push_back(step);
-    const bool hit = std::any_of(patterns_.begin(), patterns_.end(), [&](const auto& p) {
-      return p.Matches("body", steps_);
-    });
+    const bool hit = std::any_of(patterns_.begin(), patterns_.end(),
+                                 [&](const auto& p) { return p.Matches("body", steps_); });
     if (hit) {
       if (!child.is_string() || !IsHash(child.get_string())) {
         child = json::string(redactor_.Hash(child.is_string() ? std::string_view(child.get_string())
@@ -185,8 +184,7 @@ Result<std::string> Redactor::LoadOrCreateKey(const std::string& store_dir) {
 Result<std::unique_ptr<Redactor>> Redactor::ForStore(const std::string& store_dir,
                                                      const RedactOptions& options) {
   if (options.off) {
-    if (!options.headers.empty() || !options.query_params.empty() ||
-        !options.json_paths.empty())
+    if (!options.headers.empty() || !options.query_params.empty() || !options.json_paths.empty())
       return Status::InvalidArgument(
           "--no-redact stores everything verbatim: drop it, or drop --redact-header, "
           "--redact-query and --redact-json-path");
@@ -197,8 +195,7 @@ Result<std::unique_ptr<Redactor>> Redactor::ForStore(const std::string& store_di
   return WithKey(std::move(key.value()), options);
 }
 
-Result<std::unique_ptr<Redactor>> Redactor::WithKey(std::string key,
-                                                    const RedactOptions& options) {
+Result<std::unique_ptr<Redactor>> Redactor::WithKey(std::string key, const RedactOptions& options) {
   auto r = std::make_unique<Redactor>(std::move(key), options.headers);
   for (const std::string& name : options.query_params) {
     if (name.empty()) return Status::InvalidArgument("--redact-query needs a parameter name");

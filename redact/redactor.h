@@ -71,9 +71,9 @@ class Redactor {
   // non-empty body is dropped (emptied, body_truncated set, body_size kept: the diff then
   // compares sizes only) when its Content-Encoding cannot be undone (or it decodes to more
   // than max_decoded_bytes), or it does not parse as JSON (a truncated one does not) while
-  // its Content-Type says JSON, or it has none and looks like JSON. A body that parses is redacted whatever its Content-Type; one that is declared
-  // as something else (text/html, image/png) and is not JSON is kept: no JSON path can
-  // address anything in it. Thread-safe (const).
+  // its Content-Type says JSON, or it has none and looks like JSON. A body that parses is
+  // redacted whatever its Content-Type; one declared as something else (text/html, image/png)
+  // that is not JSON is kept: no JSON path can address anything in it. Thread-safe (const).
   RedactCounts Redact(doppel::v1::Envelope* envelope) const;
 
  private:
