@@ -129,7 +129,7 @@ TEST_F(InteropCliTest, ImportRedactsLikeRecordUnlessNoRedact) {
                    "text": "{\"user\":\"ann\",\"password\":\"pw-s3cr3t\"}"}},
     "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
       "headers": [{"name": "Content-Type", "value": "application/json"}],
-      "content": {"size": 40, "mimeType": "application/json",
+      "content": {"size": 34, "mimeType": "application/json",
                   "text": "{\"ok\":true,\"password\":\"pw-s3cr3t\"}"}}}]}})");
   ASSERT_EQ(Doppel({"import", har, "--redact-header", "X-Tenant", "--redact-query", "token",
                     "--redact-json-path", "body.password"}),
