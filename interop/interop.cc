@@ -259,7 +259,11 @@ Result<doppel::v1::SessionInfo> ImportFile(storage::Store& store, const std::str
                                                     : "import:gor");
   auto import = SessionImport::Begin(store, info);
   if (!import.ok()) return import.status();
-  EnvelopeSink sink = [&](Envelope&& e) { return (*import)->Add(std::move(e)); };
+  EnvelopeSink sink = [&](Envelope&& e) {
+    if (options.redactor)
+      stats->redaction_dropped_bodies += options.redactor->Redact(&e).dropped_bodies;
+    return (*import)->Add(std::move(e));
+  };
   Status s;
   switch (format) {
     case InteropFormat::kHar: s = ReadHar(in, path, options, sink, stats); break;

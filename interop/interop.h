@@ -21,6 +21,7 @@
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
 #include "doppel/v1/session.pb.h"
+#include "redact/redactor.h"
 #include "storage/store.h"
 
 namespace doppel::interop {
@@ -50,6 +51,10 @@ struct ImportOptions {
   // Skip records that do not parse (counted in ImportStats::skipped) instead of failing.
   // Damage to the file's framing (HAR JSON syntax, a broken gzip stream) still fails.
   bool skip_bad = false;
+  // Runs on every envelope before it is stored, as `doppel record` does (HAR files from
+  // browser devtools carry Cookie and Authorization). Null: stored verbatim (--no-redact).
+  // Bundles are imported as they were exported: their store redacted them, with its own key.
+  const redact::Redactor* redactor = nullptr;
 };
 
 struct ImportStats {
@@ -63,6 +68,8 @@ struct ImportStats {
                                   // request is not in the file
   uint64_t decoded_bodies = 0;    // HAR response bodies stored decoded because their
                                   // Content-Encoding (e.g. br) cannot be redone
+  uint64_t redaction_dropped_bodies = 0;  // bodies dropped because a --redact-json-path
+                                          // could not be applied (redact/redactor.h)
 };
 
 // Receives each parsed envelope; a non-OK status stops the reader and is returned.
@@ -84,8 +91,10 @@ Status ReadGor(std::istream& in, const std::string& source, const ImportOptions&
 
 // Imports `path` (format: bundle, HAR, JSON Lines or GoReplay) as session `as_name` (empty:
 // a bundle's own name, or SessionNameForPath for the others). Imports under a hidden name and
-// renames at the end (session_import.h): any failure leaves nothing behind. `stats` (may be
-// null) says what was skipped, unpaired or ignored, for the caller to report.
+// renames at the end (session_import.h): any failure leaves nothing behind. Each HAR, JSON
+// Lines or GoReplay envelope goes through `options.redactor` (if set) before it is stored.
+// `stats` (may be null) says what was skipped, unpaired, ignored or dropped by redaction, for
+// the caller to report.
 Result<doppel::v1::SessionInfo> ImportFile(storage::Store& store, const std::string& path,
                                            InteropFormat format, const std::string& as_name,
                                            const ImportOptions& options, ImportStats* stats);

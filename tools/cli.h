@@ -11,6 +11,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace doppel::redact {
+struct RedactOptions;
+}
+
 namespace doppel::cli {
 
 struct GlobalOptions {
@@ -32,6 +36,10 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 // tools/cmd_record.cc: record (the capture proxy).
 void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+
+// tools/cmd_record.cc: --no-redact, --redact-header, --redact-query, --redact-json-path, the
+// redaction flags `record` and `import` share (redact/redactor.h).
+void AddRedactFlags(CLI::App* cmd, redact::RedactOptions* options);
 
 // tools/cmd_noise.cc: noise learn.
 void AddNoiseCommands(CLI::App& app, const GlobalOptions& global, Runner* run);

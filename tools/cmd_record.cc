@@ -22,7 +22,7 @@
 #include "recorder/mirror.h"
 #include "diff/rules.h"
 #include "recorder/recorder.h"
-#include "recorder/redactor.h"
+#include "redact/redactor.h"
 #include "storage/store.h"
 #include "tools/cli.h"
 
@@ -52,8 +52,7 @@ struct RecordFlags {
   size_t max_connections = 10000;
   size_t queue_size = 10000;
   bool sync = false;
-  std::vector<std::string> redact_headers;
-  bool no_redact = false;
+  redact::RedactOptions redact;
   bool upstream_insecure = false;
   std::string upstream_ca;
   // Live mirroring.
@@ -297,14 +296,8 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
   Status st = storage::Store::Open(store_options, global.store, &store);
   if (!st.ok()) return Fail(st.WithContext("opening the store " + global.store));
 
-  std::unique_ptr<recorder::Redactor> redactor;
-  if (!flags.no_redact) {
-    auto key = recorder::Redactor::LoadOrCreateKey(global.store);
-    if (!key.ok()) return Fail(key.status());
-    redactor = std::make_unique<recorder::Redactor>(std::move(key.value()), flags.redact_headers);
-  } else if (!flags.redact_headers.empty()) {
-    return Fail(Status::InvalidArgument("--redact-header and --no-redact exclude each other"));
-  }
+  auto redactor = redact::Redactor::ForStore(global.store, flags.redact);
+  if (!redactor.ok()) return Fail(redactor.status());
 
   v1::SessionInfo info;
   info.set_name(options.session);
@@ -321,7 +314,7 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
   }
 
   recorder::CaptureSinkPtr sink = recorder::MakeStoreSink(store.get(), options.session);
-  auto started = recorder::Recorder::Start(options, sink.get(), redactor.get());
+  auto started = recorder::Recorder::Start(options, sink.get(), redactor->get());
   if (!started.ok()) {
     (void)store->DeleteSession(options.session);
     return Fail(started.status());
@@ -427,6 +420,18 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags) {
 
 }  // namespace
 
+void AddRedactFlags(CLI::App* cmd, redact::RedactOptions* options) {
+  cmd->add_option("--redact-header", options->headers,
+                  "also redact this header (repeatable; Authorization, Cookie, Set-Cookie, "
+                  "Proxy-Authorization and X-Api-Key always are)");
+  cmd->add_option("--redact-query", options->query_params,
+                  "redact this query parameter of the request-target (repeatable)");
+  cmd->add_option("--redact-json-path", options->json_paths,
+                  "redact this field of JSON request and response bodies, e.g. body.user.ssn, "
+                  "body.items[*].card (repeatable); a JSON body that cannot be parsed is dropped");
+  cmd->add_flag("--no-redact", options->off, "store everything verbatim (no redaction at all)");
+}
+
 void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   auto flags = std::make_shared<RecordFlags>();
   CLI::App* cmd = app.add_subcommand(
@@ -476,8 +481,7 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                   "envelopes waiting for the store; beyond, captures are dropped")
       ->capture_default_str();
   cmd->add_flag("--sync", flags->sync, "fsync the store on every batch");
-  cmd->add_option("--redact-header", flags->redact_headers, "also redact this header (repeatable)");
-  cmd->add_flag("--no-redact", flags->no_redact, "store sensitive headers verbatim");
+  AddRedactFlags(cmd, &flags->redact);
   cmd->add_flag("--upstream-insecure", flags->upstream_insecure,
                 "do not verify the primary's TLS certificate");
   cmd->add_option("--upstream-ca", flags->upstream_ca, "PEM CA bundle for the primary");

@@ -11,6 +11,7 @@
 #include "base/duration.h"
 #include "interop/envelope_json.h"
 #include "interop/interop.h"
+#include "redact/redactor.h"
 #include "storage/store.h"
 #include "tools/cli.h"
 
@@ -234,7 +235,7 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
 }
 
 int Import(const GlobalOptions& g, const std::string& file, const std::string& as,
-           const std::string& format_name, bool skip_bad) {
+           const std::string& format_name, bool skip_bad, const redact::RedactOptions& redact) {
   interop::InteropFormat format;
   if (!format_name.empty()) {
     auto f = interop::ParseInteropFormat(format_name);
@@ -255,11 +256,28 @@ int Import(const GlobalOptions& g, const std::string& file, const std::string& a
     return UsageError(
         "import: --skip-bad applies to har, jsonl and gor files (a bundle is "
         "checksummed and imported whole)");
+  const bool redact_flags =
+      !redact.headers.empty() || !redact.query_params.empty() || !redact.json_paths.empty();
+  if (redact_flags && format == interop::InteropFormat::kBundle)
+    return UsageError(
+        "import: --redact-* apply to har, jsonl and gor files (a bundle is imported as its "
+        "store exported it, redacted there)");
   Status s;
   auto store = OpenStore(g, false, &s);
   if (!s.ok()) return Fail(s);
+  std::unique_ptr<redact::Redactor> redactor;
+  if (format != interop::InteropFormat::kBundle) {
+    auto made = redact::Redactor::ForStore(g.store, redact);
+    if (!made.ok()) {
+      if (made.status().code() == Status::Code::kInvalidArgument)
+        return UsageError("import: " + made.status().message());
+      return Fail(made.status());
+    }
+    redactor = std::move(made.value());
+  }
   interop::ImportOptions options;
   options.skip_bad = skip_bad;
+  options.redactor = redactor.get();
   interop::ImportStats stats;
   auto info = interop::ImportFile(*store, file, format, as, options, &stats);
   if (!info.ok()) return Fail(info.status());
@@ -279,6 +297,10 @@ int Import(const GlobalOptions& g, const std::string& file, const std::string& a
     std::cerr << "doppel: " << stats.decoded_bodies
               << " response bodies are stored decoded: their Content-Encoding cannot be redone "
                  "here, so it was removed\n";
+  if (stats.redaction_dropped_bodies)
+    std::cerr << "doppel: " << stats.redaction_dropped_bodies
+              << " bodies were dropped (stored empty, marked truncated): --redact-json-path "
+                 "could not be applied to them (not decodable, or JSON that does not parse)\n";
   return kExitOk;
 }
 
@@ -406,6 +428,7 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     auto as = std::make_shared<std::string>();
     auto format = std::make_shared<std::string>();
     auto skip = std::make_shared<bool>(false);
+    auto redact = std::make_shared<redact::RedactOptions>();
     imp->add_option("file", *file, "file to import")->required();
     imp->add_option("--as", *as,
                     "session name (default: a bundle's own, else the file name without "
@@ -413,8 +436,11 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     imp->add_option("--format", *format,
                     "bundle, har, jsonl or gor (default: by magic bytes, extension, content)");
     imp->add_flag("--skip-bad", *skip, "skip records that do not parse, and count them");
-    imp->callback([run, &g, file, as, format, skip] {
-      *run = [&g, file, as, format, skip] { return Import(g, *file, *as, *format, *skip); };
+    AddRedactFlags(imp, redact.get());
+    imp->callback([run, &g, file, as, format, skip, redact] {
+      *run = [&g, file, as, format, skip, redact] {
+        return Import(g, *file, *as, *format, *skip, *redact);
+      };
     });
   }
   {

@@ -106,6 +106,60 @@ TEST_F(InteropCliTest, ImportsEachFixture) {
     EXPECT_NE(Out().find(name), std::string::npos) << Out();
 }
 
+// A HAR from browser devtools carries cookies and tokens: `doppel import` redacts like `doppel
+// record` (the store's key, on by default), --no-redact keeps them.
+TEST_F(InteropCliTest, ImportRedactsLikeRecordUnlessNoRedact) {
+  ASSERT_EQ(Doppel({"import", Testdata("browser.har")}), 0) << Err();
+  std::string cat = Cat("browser");
+  EXPECT_EQ(cat.find("abc123"), std::string::npos) << cat;  // cookie: session=abc123
+  EXPECT_NE(cat.find("hmac:"), std::string::npos) << cat;
+  ASSERT_EQ(Doppel({"import", Testdata("browser.har"), "--as", "clear", "--no-redact"}), 0);
+  EXPECT_NE(Cat("clear").find("session=abc123"), std::string::npos);
+
+  const std::string har = Write("login.har", R"({"log": {"version": "1.2", "entries": [{
+    "startedDateTime": "2024-05-01T10:20:30.123Z", "time": 5,
+    "request": {"method": "POST", "url": "http://shop.test/login?token=tk-s3cr3t&lang=en",
+      "httpVersion": "HTTP/1.1",
+      "headers": [{"name": "Host", "value": "shop.test"},
+                  {"name": "Authorization", "value": "Bearer au-s3cr3t"},
+                  {"name": "Cookie", "value": "sid=ck-s3cr3t"},
+                  {"name": "X-Tenant", "value": "tn-s3cr3t"},
+                  {"name": "Content-Type", "value": "application/json"}],
+      "postData": {"mimeType": "application/json",
+                   "text": "{\"user\":\"ann\",\"password\":\"pw-s3cr3t\"}"}},
+    "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
+      "headers": [{"name": "Content-Type", "value": "application/json"}],
+      "content": {"size": 34, "mimeType": "application/json",
+                  "text": "{\"ok\":true,\"password\":\"pw-s3cr3t\"}"}}}]}})");
+  ASSERT_EQ(Doppel({"import", har, "--redact-header", "X-Tenant", "--redact-query", "token",
+                    "--redact-json-path", "body.password"}),
+            0)
+      << Err();
+  cat = Cat("login");
+  EXPECT_EQ(cat.find("s3cr3t"), std::string::npos) << cat;
+  EXPECT_NE(cat.find("lang=en"), std::string::npos) << cat;
+  EXPECT_NE(cat.find("ann"), std::string::npos) << cat;
+  // The store's key: the same values hash the same in every import.
+  ASSERT_EQ(Doppel({"import", har, "--as", "login-again", "--redact-header", "X-Tenant",
+                    "--redact-query", "token", "--redact-json-path", "body.password"}),
+            0)
+      << Err();
+  EXPECT_EQ(Cat("login-again"), cat);
+  // Importing what was exported changes nothing: hashes are not hashed again.
+  const std::string jsonl = dir_ + "/login.jsonl";
+  ASSERT_EQ(Doppel({"export", "login", jsonl}), 0) << Err();
+  ASSERT_EQ(Doppel({"import", jsonl, "--as", "login-round", "--redact-header", "X-Tenant",
+                    "--redact-query", "token", "--redact-json-path", "body.password"}),
+            0)
+      << Err();
+  EXPECT_EQ(Cat("login-round"), cat);
+  // Bad flags are usage errors that say what to do.
+  EXPECT_EQ(Doppel({"import", har, "--as", "x", "--no-redact", "--redact-query", "token"}), 2);
+  EXPECT_NE(Err().find("--no-redact"), std::string::npos) << Err();
+  EXPECT_EQ(Doppel({"import", har, "--as", "x", "--redact-json-path", "password"}), 2);
+  EXPECT_NE(Err().find("body."), std::string::npos) << Err();
+}
+
 TEST_F(InteropCliTest, ExportHarAndJsonlAndImportThemAgain) {
   ASSERT_EQ(Doppel({"import", Testdata("browser.har")}), 0) << Err();
   ASSERT_EQ(Doppel({"import", Testdata("session.jsonl")}), 0) << Err();

@@ -120,6 +120,46 @@ TEST_F(RecordCliTest, RecordsRedactsAndClosesTheSessionOnSigterm) {
   }
 }
 
+// Query parameters and JSON body fields are redacted through the real proxy: the upstream
+// (which echoes the body) and the client see the clear values, the store only hashes, equal
+// values hashing equally in the request and in the echoed response.
+TEST_F(RecordCliTest, RedactsQueryParametersAndJsonPaths) {
+  Child child(Args({"--session", "s3", "--redact-query", "token", "--redact-json-path",
+                    "body.password"}));
+  const uint16_t port = PortOf(child.WaitForLine("listening on "));
+  ASSERT_NE(port, 0) << child.all_stderr();
+  const std::string body = R"({"user":"ann","password":"pw-s3cr3t"})";
+  auto resp = testing::Fetch(port, "POST", "/login?token=tk-s3cr3t&lang=en", body,
+                             {{"Content-Type", "application/json"}});
+  ASSERT_EQ(resp.result_int(), 200u);
+  EXPECT_EQ(resp.body(), body);  // the client gets what the upstream said
+  ASSERT_EQ(upstream_.requests().size(), 1u);
+  EXPECT_EQ(upstream_.requests()[0].target, "/login?token=tk-s3cr3t&lang=en");
+  child.Signal(SIGTERM);
+  ASSERT_EQ(child.Wait(), 0) << child.all_stderr();
+
+  storage::StoreOptions o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  std::unique_ptr<storage::Store> store;
+  ASSERT_TRUE(storage::Store::Open(o, store_, &store).ok());
+  auto it = store->Scan("s3");
+  ASSERT_TRUE(it.ok());
+  ASSERT_TRUE(it.value()->Valid());
+  const v1::Envelope e = it.value()->envelope();
+  EXPECT_EQ(e.SerializeAsString().find("s3cr3t"), std::string::npos);
+  const std::string target = e.request().target();
+  EXPECT_EQ(target.rfind("/login?token=hmac:", 0), 0u) << target;
+  EXPECT_NE(target.find("&lang=en"), std::string::npos) << target;
+  const std::string hash = target.substr(13, 69);
+  EXPECT_NE(e.request().body().find(R"("user":"ann","password":"hmac:)"), std::string::npos)
+      << e.request().body();
+  EXPECT_EQ(e.request().body(), e.response().body());  // same value, same hash
+  EXPECT_EQ(e.request().body().find(hash), std::string::npos);  // different values differ
+  it.value()->Next();
+  EXPECT_FALSE(it.value()->Valid());
+}
+
 TEST_F(RecordCliTest, SigintWithSamplingAndRules) {
   Child child(Args({"--session", "s2", "--sample", "100", "--match", "name=api,uri^=/api/"}));
   const uint16_t port = PortOf(child.WaitForLine("listening on "));
