@@ -34,7 +34,7 @@ CaptureSinkPtr MakeStoreSink(storage::Store* store, std::string session) {
   return std::make_unique<StoreSink>(store, std::move(session));
 }
 
-CaptureWriter::CaptureWriter(CaptureSink* sink, const Redactor* redactor,
+CaptureWriter::CaptureWriter(CaptureSink* sink, const redact::Redactor* redactor,
                              CaptureWriterOptions options, CaptureCounters counters)
     : sink_(sink), redactor_(redactor), options_(options), counters_(counters) {}
 

@@ -16,7 +16,7 @@
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
 #include "net/metrics.h"
-#include "recorder/redactor.h"
+#include "redact/redactor.h"
 
 namespace doppel::storage {
 class Store;
@@ -54,7 +54,7 @@ class CaptureWriter {
  public:
   // `redactor` may be null (--no-redact). `sink`, `redactor` and the counters must outlive
   // the writer.
-  CaptureWriter(CaptureSink* sink, const Redactor* redactor, CaptureWriterOptions options,
+  CaptureWriter(CaptureSink* sink, const redact::Redactor* redactor, CaptureWriterOptions options,
                 CaptureCounters counters);
   ~CaptureWriter();  // Stop()s
 
@@ -79,7 +79,7 @@ class CaptureWriter {
   void Run();
 
   CaptureSink* sink_;
-  const Redactor* redactor_;
+  const redact::Redactor* redactor_;
   CaptureWriterOptions options_;
   CaptureCounters counters_;
 

@@ -17,7 +17,7 @@ namespace doppel::recorder {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-RecorderImpl::RecorderImpl(RecorderOptions options, CaptureSink* sink, const Redactor* redactor,
+RecorderImpl::RecorderImpl(RecorderOptions options, CaptureSink* sink, const redact::Redactor* redactor,
                            Sampler sampler)
     : options_(std::move(options)),
       sampler_(std::move(sampler)),
@@ -167,7 +167,7 @@ void RecorderImpl::Stop() {
 }
 
 Result<std::unique_ptr<Recorder>> Recorder::Start(RecorderOptions options, CaptureSink* sink,
-                                                  const Redactor* redactor) {
+                                                  const redact::Redactor* redactor) {
   auto sampler = Sampler::Create(options.sample_percent, options.sample_key);
   if (!sampler.ok()) return sampler.status();
   auto rec = std::make_unique<RecorderImpl>(std::move(options), sink, redactor,

@@ -19,7 +19,7 @@
 #include "net/url.h"
 #include "recorder/capture_writer.h"
 #include "recorder/mirror.h"
-#include "recorder/redactor.h"
+#include "redact/redactor.h"
 
 namespace doppel::recorder {
 
@@ -81,7 +81,7 @@ class Recorder {
   // proxy accepts connections. `redactor` may be null (--no-redact); `sink` and `redactor`
   // must outlive the recorder.
   static Result<std::unique_ptr<Recorder>> Start(RecorderOptions options, CaptureSink* sink,
-                                                 const Redactor* redactor);
+                                                 const redact::Redactor* redactor);
   virtual ~Recorder() = default;
 
   // The bound addresses (the real port when 0 was asked for).

@@ -28,7 +28,7 @@ struct Worker;
 
 class RecorderImpl : public Recorder {
  public:
-  RecorderImpl(RecorderOptions options, CaptureSink* sink, const Redactor* redactor,
+  RecorderImpl(RecorderOptions options, CaptureSink* sink, const redact::Redactor* redactor,
                Sampler sampler);
   ~RecorderImpl() override;
 
@@ -74,7 +74,7 @@ class RecorderImpl : public Recorder {
     failure_log_.Write("doppel record: " + std::to_string(status) + " " + label + ": " + reason +
                        ": " + request);
   }
-  const Redactor* redactor() const { return redactor_; }
+  const redact::Redactor* redactor() const { return redactor_; }
 
  private:
   void Accept(Worker& w);
@@ -82,7 +82,7 @@ class RecorderImpl : public Recorder {
 
   RecorderOptions options_;
   Sampler sampler_;
-  const Redactor* redactor_;
+  const redact::Redactor* redactor_;
   RateLimitedLog failure_log_{20};
   net::MetricsRegistry registry_;
   RecorderMetrics metrics_;

@@ -25,7 +25,7 @@ void AppendEscaped(std::string_view s, std::string* out) {
 
 // With --no-redact the store keeps these verbatim, but a log still does not.
 bool IsDefaultSensitive(std::string_view name) {
-  for (const std::string& h : Redactor::DefaultHeaders()) {
+  for (const std::string& h : redact::Redactor::DefaultHeaders()) {
     if (boost::beast::iequals(h, name)) return true;
   }
   return false;
@@ -34,7 +34,7 @@ bool IsDefaultSensitive(std::string_view name) {
 }  // namespace
 
 std::string DescribeRequestForLog(const boost::beast::http::request_header<>& head,
-                                  std::string_view body, const Redactor* redactor,
+                                  std::string_view body, const redact::Redactor* redactor,
                                   size_t max_body) {
   std::string out;
   AppendEscaped(head.method_string(), &out);

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "recorder/redactor.h"
+#include "redact/redactor.h"
 
 namespace doppel::recorder {
 
@@ -21,7 +21,7 @@ namespace doppel::recorder {
 // terminal. `redactor` may be null (--no-redact): the default sensitive headers are then
 // left out of the line.
 std::string DescribeRequestForLog(const boost::beast::http::request_header<>& head,
-                                  std::string_view body, const Redactor* redactor,
+                                  std::string_view body, const redact::Redactor* redactor,
                                   size_t max_body = 1024);
 
 // Writes lines to stderr, at most `per_second` lines a second; lines over that are counted

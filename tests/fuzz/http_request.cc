@@ -47,7 +47,7 @@
 #include "recorder/capture_writer.h"
 #include "recorder/mirror.h"
 #include "recorder/recorder.h"
-#include "recorder/redactor.h"
+#include "redact/redactor.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
@@ -236,7 +236,7 @@ std::string Exchange(uint16_t port, std::string_view data, bool* closed) {
 
 struct Proxy {
   std::unique_ptr<CheckingSink> sink = std::make_unique<CheckingSink>();
-  std::unique_ptr<doppel::recorder::Redactor> redactor;
+  std::unique_ptr<doppel::redact::Redactor> redactor;
   doppel::recorder::RecorderPtr recorder;
   uint16_t port = 0;
 };
@@ -271,7 +271,7 @@ Proxy StartProxy(uint16_t upstream_port, bool with_rules) {
     o.mirror.mirrors.push_back(std::move(mirror.value()));
     o.mirror.diff = true;
   }
-  p.redactor = std::make_unique<doppel::recorder::Redactor>("0123456789abcdef0123456789abcdef",
+  p.redactor = std::make_unique<doppel::redact::Redactor>("0123456789abcdef0123456789abcdef",
                                                             extra_redact);
   auto rec = doppel::recorder::Recorder::Start(std::move(o), p.sink.get(), p.redactor.get());
   FUZZ_CHECK(rec.ok(), "the recorder does not start: " + rec.status().message());

@@ -68,7 +68,7 @@ class CaptureWriterTest : public ::testing::Test {
 };
 
 TEST_F(CaptureWriterTest, StoresEverythingPushedAndRedacts) {
-  Redactor redactor("0123456789abcdef0123456789abcdef", {});
+  redact::Redactor redactor("0123456789abcdef0123456789abcdef", {});
   CaptureWriter w(&sink_, &redactor, {}, counters());
   w.Start();
   std::vector<std::thread> threads;

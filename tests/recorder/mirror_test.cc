@@ -349,7 +349,7 @@ class MirrorExchangeTest : public ::testing::Test {
 
   TestUpstream primary_, mirror_;
   NullSink sink_;
-  Redactor redactor_{"0123456789abcdef0123456789abcdef", {}};
+  redact::Redactor redactor_{"0123456789abcdef0123456789abcdef", {}};
   RecorderPtr rec_;
 };
 
