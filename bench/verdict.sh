@@ -66,7 +66,8 @@ bench_verdict() {
     BEGIN {
       v += 0; t += 0
       if (op == ">=") {
-        if (v >= t) print (v > t && t > 0) ? "met (" num((v / t - 1) * 100) " % above the target)" : "met"
+        if (v > t && t > 0) print "met (" num((v / t - 1) * 100) " % above the target)"
+        else if (v >= t) print "met"
         else if (t > 0) print "NOT met — " num((1 - v / t) * 100) " % short of the target"
         else print "NOT met — " num(t - v) unit " short of the target"
       } else {

@@ -47,7 +47,8 @@ while IFS=$'\t' read -r name status; do
   else
     bad+=("$name ($status)")
   fi
-done < <(sed -n 's/.*<testcase name="\([^"]*\)".* status="\(notrun\|disabled\)".*/\1\t\2/p' "$junit")
+done < <(sed -n \
+  's/.*<testcase name="\([^"]*\)".* status="\(notrun\|disabled\)".*/\1\t\2/p' "$junit")
 
 if ((${#bad[@]})); then
   echo >&2

@@ -359,7 +359,8 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     show->callback([run, &g, name] { *run = [&g, name] { return SessionsShow(g, *name); }; });
   }
   {
-    auto* rm = sessions->add_subcommand("rm", "remove a session, its envelopes and its replay runs");
+    auto* rm =
+        sessions->add_subcommand("rm", "remove a session, its envelopes and its replay runs");
     auto name = std::make_shared<std::string>();
     rm->add_option("name", *name, "session name")->required();
     rm->callback([run, &g, name] { *run = [&g, name] { return SessionsRm(g, *name); }; });

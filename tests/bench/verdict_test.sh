@@ -52,7 +52,8 @@ fi
 
 # Every verdict in the bench scripts goes through bench_verdict: no script prints "met" or
 # "NOT met" itself, nor defines its own ratio or verdict function.
-if grep -nE '"met|NOT met|^ *(verdict|ratio)\(\)' "$root"/bench/*.sh | grep -v '^[^:]*/verdict\.sh:'; then
+if grep -nE '"met|NOT met|^ *(verdict|ratio)\(\)' "$root"/bench/*.sh |
+  grep -v '^[^:]*/verdict\.sh:'; then
   echo "FAIL: the lines above word a verdict or define a ratio outside bench/verdict.sh" >&2
   failures=$((failures + 1))
 fi

@@ -1,6 +1,6 @@
 // Faults around real doppel processes: a misbehaving primary (scripted over raw TCP), a store
-// whose disk fills up and then gets space again (disk_full_preload.cc), SIGKILL of the recorder under load, and a
-// replay target that dies mid-run.
+// whose disk fills up and then gets space again (disk_full_preload.cc), SIGKILL of the
+// recorder under load, and a replay target that dies mid-run.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>

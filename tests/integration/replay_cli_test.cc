@@ -18,8 +18,8 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include "storage/store.h"
 #include "tests/integration/child_process.h"
+#include "tests/integration/test_store.h"
 #include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
 
@@ -58,13 +58,8 @@ class ReplayCliTest : public ::testing::Test {
 
   // Stores `envelopes` as session `name`; the store is closed again for the doppel process.
   void MakeSession(const std::string& name, const std::vector<v1::Envelope>& envelopes) {
-    std::unique_ptr<storage::Store> s;
-    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
-    v1::SessionInfo info;
-    info.set_name(name);
-    ASSERT_TRUE(s->CreateSession(info).ok());
-    ASSERT_TRUE(s->Append(name, envelopes).ok());
-    ASSERT_TRUE(s->CloseSession(name, v1::SessionCounts()).ok());
+    Status written = WriteSession(store_, name, envelopes);
+    ASSERT_TRUE(written.ok()) << written.ToString();
   }
   // GET `target` recorded with the answer a TestUpstream gives it: 200, empty text/plain.
   static v1::Envelope AnsweredGet(uint32_t seq, const std::string& target) {
@@ -458,9 +453,13 @@ std::string HtmlText(const std::string& html) {
   std::string text;
   bool in_tag = false;
   for (char c : html) {
-    if (c == '<') in_tag = true;
-    else if (c == '>') in_tag = false;
-    else if (!in_tag) text += c;
+    if (c == '<') {
+      in_tag = true;
+    } else if (c == '>') {
+      in_tag = false;
+    } else if (!in_tag) {
+      text += c;
+    }
   }
   std::string out;
   for (size_t i = 0; i < text.size();) {
@@ -530,7 +529,8 @@ TEST_F(ReplayCliTest, HtmlReportShowsEveryRegressingEndpoint) {
     if (!e.at("failed").as_bool()) continue;
     auto& fields = failing[std::string(e.at("name").as_string())];
     for (const auto& f : e.at("fields").as_array())
-      if (f.at("verdict").as_string() == "regression") fields.emplace_back(f.at("path").as_string());
+      if (f.at("verdict").as_string() == "regression")
+        fields.emplace_back(f.at("path").as_string());
   }
   ASSERT_EQ(failing.size(), 2u);
   ASSERT_TRUE(failing.count("GET /items/{id}") && failing.count("POST /orders"));
@@ -569,7 +569,8 @@ TEST_F(ReplayCliTest, HtmlReportShowsEveryRegressingEndpoint) {
 TEST_F(ReplayCliTest, ReportFilesAreOwnerOnlyAndReplacedWhole) {
   const mode_t old_umask = ::umask(022);
   TestUpstream up;
-  up.SetHandler([](const ReceivedRequest&) -> std::optional<net::HttpResponse> { return Answer(); });
+  up.SetHandler(
+      [](const ReceivedRequest&) -> std::optional<net::HttpResponse> { return Answer(); });
   const std::vector<std::string> flags = {"--report-json", "--junit", "--html"};
   auto check = [&](const std::string& command, const std::vector<std::string>& paths) {
     for (const std::string& path : paths) {
@@ -616,11 +617,6 @@ class NoiseCliTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     store_ = dir_ + "/store";
-    std::unique_ptr<storage::Store> s;
-    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
-    v1::SessionInfo info;
-    info.set_name("quotes");
-    ASSERT_TRUE(s->CreateSession(info).ok());
     std::vector<v1::Envelope> batch;
     for (int i = 0; i < 60; ++i) {
       const int k = i % 10;
@@ -642,8 +638,8 @@ class NoiseCliTest : public ::testing::Test {
       res->set_body_size(res->body().size());
       batch.push_back(e);
     }
-    ASSERT_TRUE(s->Append("quotes", batch).ok());
-    ASSERT_TRUE(s->CloseSession("quotes", v1::SessionCounts()).ok());
+    Status written = WriteSession(store_, "quotes", batch);
+    ASSERT_TRUE(written.ok()) << written.ToString();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 

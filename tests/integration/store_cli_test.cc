@@ -16,6 +16,7 @@
 
 #include "storage/store.h"
 #include "tests/integration/child_process.h"
+#include "tests/integration/test_store.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::testing {
@@ -36,13 +37,8 @@ class StoreCliTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Writes a closed session of GET envelopes, one per (arrival_us, target).
-  void WriteSession(const std::string& name,
-                    const std::vector<std::pair<uint64_t, std::string>>& requests) {
-    std::unique_ptr<storage::Store> s;
-    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
-    v1::SessionInfo info;
-    info.set_name(name);
-    ASSERT_TRUE(s->CreateSession(info).ok());
+  void WriteGets(const std::string& name,
+                 const std::vector<std::pair<uint64_t, std::string>>& requests) {
     std::vector<v1::Envelope> batch;
     for (const auto& [arrival, target] : requests) {
       v1::Envelope e;
@@ -55,8 +51,8 @@ class StoreCliTest : public ::testing::Test {
       e.mutable_response()->set_body("recorded body of " + target);
       batch.push_back(e);
     }
-    ASSERT_TRUE(s->Append(name, batch).ok());
-    ASSERT_TRUE(s->CloseSession(name, v1::SessionCounts()).ok());
+    Status written = WriteSession(store_, name, batch);
+    ASSERT_TRUE(written.ok()) << written.ToString();
   }
   // `doppel --store STORE ARGS...`; the exit code.
   int Doppel(std::vector<std::string> args) {
@@ -105,8 +101,8 @@ class StoreCliTest : public ::testing::Test {
 };
 
 TEST_F(StoreCliTest, SessionsRmRemovesTheSessionsRuns) {
-  WriteSession("s", {{1'000'000, "/a/1"}, {1'001'000, "/a/2"}, {1'002'000, "/b"}});
-  WriteSession("t", {{1'000'000, "/c"}});
+  WriteGets("s", {{1'000'000, "/a/1"}, {1'001'000, "/a/2"}, {1'002'000, "/b"}});
+  WriteGets("t", {{1'000'000, "/c"}});
   TestUpstream up;
   const uint32_t s1 = ReplayRun("s", up), s2 = ReplayRun("s", up), t1 = ReplayRun("t", up);
   ASSERT_EQ(ListedRuns(), (std::set<uint32_t>{s1, s2, t1}));
@@ -139,10 +135,10 @@ TEST_F(StoreCliTest, SessionsRmRemovesTheSessionsRuns) {
 // the runs, the one that replayed only new envelopes.
 TEST_F(StoreCliTest, SessionsRetainRemovesTheRunsThatReplayedWhatItDeletes) {
   const uint64_t now = NowUs(), two_days_ago = now - 2 * 86'400'000'000ull;
-  WriteSession("s", {{two_days_ago, "/old/1"},
-                     {two_days_ago + 1000, "/old/2"},
-                     {now - 2000, "/new/1"},
-                     {now - 1000, "/new/2"}});
+  WriteGets("s", {{two_days_ago, "/old/1"},
+                  {two_days_ago + 1000, "/old/2"},
+                  {now - 2000, "/new/1"},
+                  {now - 1000, "/new/2"}});
   TestUpstream up;
   const uint32_t everything = ReplayRun("s", up);
   const uint32_t only_new = ReplayRun("s", up, {"--path-regex", "^/new/"});
@@ -163,12 +159,11 @@ TEST_F(StoreCliTest, SessionsRetainRemovesTheRunsThatReplayedWhatItDeletes) {
   EXPECT_NE(cat.find("/new/2"), std::string::npos) << cat;
 
   EXPECT_EQ(Doppel({"sessions", "retain", "s", "--older-than", "soon"}), 2);
-  EXPECT_NE(child_->all_stderr().find("--older-than"), std::string::npos)
-      << child_->all_stderr();
+  EXPECT_NE(child_->all_stderr().find("--older-than"), std::string::npos) << child_->all_stderr();
 }
 
 TEST_F(StoreCliTest, RunsRmRemovesTheNamedRunsOrNone) {
-  WriteSession("s", {{1'000'000, "/a"}, {1'001'000, "/b"}});
+  WriteGets("s", {{1'000'000, "/a"}, {1'001'000, "/b"}});
   TestUpstream up;
   const uint32_t r1 = ReplayRun("s", up), r2 = ReplayRun("s", up), r3 = ReplayRun("s", up);
 

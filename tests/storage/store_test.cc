@@ -214,7 +214,10 @@ uint32_t AddRun(Store& store, const std::string& session, std::vector<uint64_t> 
 
 std::set<uint32_t> RunIds(Store& store) {
   std::set<uint32_t> ids;
-  for (const auto& r : *store.ListRuns()) ids.insert(r.id());
+  auto runs = store.ListRuns();
+  EXPECT_TRUE(runs.ok()) << runs.status().ToString();
+  if (runs.ok())
+    for (const auto& r : *runs) ids.insert(r.id());
   return ids;
 }
 
