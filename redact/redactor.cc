@@ -15,8 +15,8 @@
 
 #include "base/strings.h"
 #include "diff/body.h"
-#include "diff/decode.h"
 #include "diff/headers.h"
+#include "net/codings.h"
 
 namespace doppel::redact {
 
@@ -247,7 +247,7 @@ bool Redactor::RedactBody(Message* m) const {
   const bool encoded = !coding.empty() && !EqualsIgnoreCase(coding, "identity");
   std::string decoded;
   if (encoded) {
-    auto d = diff::DecodeContent(m->body(), coding, max_decoded_bytes_);
+    auto d = net::DecodeContent(m->body(), coding, max_decoded_bytes_);
     if (!d.ok()) {
       DropBody(m);
       return false;
