@@ -211,7 +211,10 @@ TEST_F(ReplayCliTest, SigintSavesAPartialRunMarkedInterrupted) {
   TestUpstream up;
   ChildProcess replay({DoppelBinary(), "--store", store_, "replay", "--session", "s", "--target",
                        up.url(), "--rate", "40", "--no-diff", "--no-progress"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Interrupt once the replay is well under way (polled, bounded; no fixed sleep).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (up.requests().size() <= 10 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   replay.Signal(SIGINT);
   int code = replay.Wait(20000);
   EXPECT_TRUE(code == 0 || code == 1) << code << replay.all_stderr();
