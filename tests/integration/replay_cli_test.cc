@@ -16,6 +16,7 @@
 #include "storage/store.h"
 #include "tests/integration/child_process.h"
 #include "tests/net/test_upstream.h"
+#include "tests/storage/test_envelopes.h"
 
 namespace doppel::testing {
 namespace {
@@ -27,32 +28,8 @@ class ReplayCliTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     store_ = dir_ + "/store";
-    std::unique_ptr<storage::Store> s;
-    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
-    v1::SessionInfo info;
-    info.set_name("s");
-    ASSERT_TRUE(s->CreateSession(info).ok());
-    std::vector<v1::Envelope> batch;
-    for (int i = 0; i < kGets + kPosts; ++i) {
-      v1::Envelope e;
-      e.set_arrival_us(1'000'000 + i * 1000);
-      e.set_seq(i);
-      auto* r = e.mutable_request();
-      r->set_method(i < kGets ? "GET" : "POST");
-      r->set_target(i < kGets ? "/items/" + std::to_string(i) : "/orders");
-      r->set_version(11);
-      auto add = [&](const char* n, const char* v) {
-        auto* h = r->add_headers();
-        h->set_name(n);
-        h->set_value(v);
-      };
-      add("Host", "shop.prod");
-      add("Authorization", "hmac:5f3c");
-      e.mutable_response()->set_status(200);
-      batch.push_back(e);
-    }
-    ASSERT_TRUE(s->Append("s", batch).ok());
-    ASSERT_TRUE(s->CloseSession("s", v1::SessionCounts()).ok());
+    Status s = storage::testing::WriteReplaySession(store_, "s", kGets, kPosts);
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 

@@ -27,27 +27,8 @@ class RunTest : public ::testing::Test {
     dir_ = storage::testing::TempDir(
         std::string("run_test-") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     store_path_ = dir_ + "/store";
-    std::unique_ptr<storage::Store> s;
-    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_path_, &s).ok());
-    v1::SessionInfo info;
-    info.set_name("s");
-    ASSERT_TRUE(s->CreateSession(info).ok());
-    std::vector<v1::Envelope> batch;
-    for (int i = 0; i < kGets + kPosts; ++i) {
-      v1::Envelope e;
-      e.set_arrival_us(1'000'000 + i * 1000);
-      e.set_seq(i);
-      auto* r = e.mutable_request();
-      r->set_method(i < kGets ? "GET" : "POST");
-      r->set_target(i < kGets ? "/items/" + std::to_string(i) : "/orders");
-      r->set_version(11);
-      // The upstream echoes the (empty) request body with 200: the recording matches.
-      e.mutable_response()->set_status(200);
-      e.mutable_response()->set_version(11);
-      batch.push_back(e);
-    }
-    ASSERT_TRUE(s->Append("s", batch).ok());
-    ASSERT_TRUE(s->CloseSession("s", v1::SessionCounts()).ok());
+    Status s = storage::testing::WriteReplaySession(store_path_, "s", kGets, kPosts);
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
