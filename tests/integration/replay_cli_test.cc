@@ -19,9 +19,9 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/child_process.h"
-#include "tests/integration/test_store.h"
 #include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
+#include "tests/storage/test_envelopes.h"
 
 namespace doppel::testing {
 namespace {
@@ -33,32 +33,14 @@ class ReplayCliTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     store_ = dir_ + "/store";
-    std::vector<v1::Envelope> batch;
-    for (int i = 0; i < kGets + kPosts; ++i) {
-      v1::Envelope e;
-      e.set_arrival_us(1'000'000 + i * 1000);
-      e.set_seq(i);
-      auto* r = e.mutable_request();
-      r->set_method(i < kGets ? "GET" : "POST");
-      r->set_target(i < kGets ? "/items/" + std::to_string(i) : "/orders");
-      r->set_version(11);
-      auto add = [&](const char* n, const char* v) {
-        auto* h = r->add_headers();
-        h->set_name(n);
-        h->set_value(v);
-      };
-      add("Host", "shop.prod");
-      add("Authorization", "hmac:5f3c");
-      e.mutable_response()->set_status(200);
-      batch.push_back(e);
-    }
-    MakeSession("s", batch);
+    Status s = storage::testing::WriteReplaySession(store_, "s", kGets, kPosts);
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Stores `envelopes` as session `name`; the store is closed again for the doppel process.
   void MakeSession(const std::string& name, const std::vector<v1::Envelope>& envelopes) {
-    Status written = WriteSession(store_, name, envelopes);
+    Status written = storage::testing::WriteSession(store_, name, envelopes);
     ASSERT_TRUE(written.ok()) << written.ToString();
   }
   // GET `target` recorded with the answer a TestUpstream gives it: 200, empty text/plain.
@@ -360,7 +342,10 @@ TEST_F(ReplayCliTest, SigintSavesAPartialRunMarkedInterrupted) {
   TestUpstream up;
   ChildProcess replay({DoppelBinary(), "--store", store_, "replay", "--session", "s", "--target",
                        up.url(), "--rate", "40", "--no-diff", "--no-progress"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Interrupt once the replay is well under way (polled, bounded; no fixed sleep).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (up.requests().size() <= 10 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   replay.Signal(SIGINT);
   int code = replay.Wait(20000);
   EXPECT_TRUE(code == 0 || code == 1) << code << replay.all_stderr();
@@ -638,7 +623,7 @@ class NoiseCliTest : public ::testing::Test {
       res->set_body_size(res->body().size());
       batch.push_back(e);
     }
-    Status written = WriteSession(store_, "quotes", batch);
+    Status written = storage::testing::WriteSession(store_, "quotes", batch);
     ASSERT_TRUE(written.ok()) << written.ToString();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }

@@ -16,8 +16,8 @@
 
 #include "storage/store.h"
 #include "tests/integration/child_process.h"
-#include "tests/integration/test_store.h"
 #include "tests/net/test_upstream.h"
+#include "tests/storage/test_envelopes.h"
 
 namespace doppel::testing {
 namespace {
@@ -51,7 +51,7 @@ class StoreCliTest : public ::testing::Test {
       e.mutable_response()->set_body("recorded body of " + target);
       batch.push_back(e);
     }
-    Status written = WriteSession(store_, name, batch);
+    Status written = storage::testing::WriteSession(store_, name, batch);
     ASSERT_TRUE(written.ok()) << written.ToString();
   }
   // `doppel --store STORE ARGS...`; the exit code.

@@ -3,6 +3,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "storage/store.h"
 
 namespace doppel::storage::testing {
 
@@ -44,6 +48,41 @@ std::string TempDir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
+}
+
+Status WriteSession(const std::string& store_path, const std::string& name,
+                    const std::vector<doppel::v1::Envelope>& envelopes) {
+  std::unique_ptr<Store> store;
+  DOPPEL_RETURN_IF_ERROR(Store::Open(StoreOptions(), store_path, &store));
+  doppel::v1::SessionInfo info;
+  info.set_name(name);
+  if (auto created = store->CreateSession(info); !created.ok()) return created.status();
+  DOPPEL_RETURN_IF_ERROR(store->Append(name, envelopes));
+  return store->CloseSession(name, doppel::v1::SessionCounts());
+}
+
+Status WriteReplaySession(const std::string& store_path, const std::string& name, int gets,
+                          int posts) {
+  std::vector<doppel::v1::Envelope> batch;
+  for (int i = 0; i < gets + posts; ++i) {
+    doppel::v1::Envelope e;
+    e.set_arrival_us(1'000'000 + i * 1000);
+    e.set_seq(i);
+    auto* r = e.mutable_request();
+    r->set_method(i < gets ? "GET" : "POST");
+    r->set_target(i < gets ? "/items/" + std::to_string(i) : "/orders");
+    r->set_version(11);
+    auto add = [&](const char* n, const char* v) {
+      auto* h = r->add_headers();
+      h->set_name(n);
+      h->set_value(v);
+    };
+    add("Host", "shop.prod");
+    add("Authorization", "hmac:5f3c");
+    e.mutable_response()->set_status(200);
+    batch.push_back(e);
+  }
+  return WriteSession(store_path, name, batch);
 }
 
 }  // namespace doppel::storage::testing

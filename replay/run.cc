@@ -1,0 +1,324 @@
+#include "replay/run.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "base/duration.h"
+#include "diff/diff.h"
+#include "diff/rules.h"
+#include "interop/interop.h"
+#include "net/url.h"
+#include "replay/run_sink.h"
+#include "replay/source.h"
+#include "report/aggregate.h"
+#include "report/report_html.h"
+#include "report/report_json.h"
+#include "report/report_junit.h"
+#include "storage/store.h"
+
+namespace doppel::replay {
+namespace {
+
+// "2026-01-02T03:04:05Z" for a wall time in µs since the epoch.
+std::string Rfc3339(uint64_t wall_us) {
+  std::time_t t = static_cast<std::time_t>(wall_us / 1000000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// A report quotes recorded traffic (header values, body excerpts): written like an export,
+// readable by its owner only whatever the umask, complete or not at all (a temporary file
+// renamed over `path`).
+Status WriteReportFile(const std::string& path, const std::string& content) {
+  return interop::WriteTextFile(path, [&](std::ostream& out) {
+    out << content;
+    return Status::Ok();
+  });
+}
+
+// The run record's per-target summary and counters from the engine's stats and the report.
+void FillRunRecord(const ReplayStats& stats, const report::Report& rep, const std::string& json,
+                   doppel::v1::RunInfo* run) {
+  run->set_skipped_unsafe(stats.skipped_unsafe);
+  run->set_skipped_filtered(stats.skipped_filtered);
+  run->set_dispatched(stats.dispatched);
+  run->set_dropped_redacted_headers(stats.dropped_redacted_headers);
+  run->set_regressions(rep.regressions);
+  run->set_exit_code(rep.exit_code);
+  run->set_report_json(json);
+  for (const auto& l : stats.lanes) {
+    auto* ts = run->add_targets();
+    ts->set_target(l.url);
+    ts->set_sent(l.sent);
+    ts->set_errors(l.errors + l.dropped_backlog);
+    ts->set_status_2xx(l.status_class[2]);
+    ts->set_status_3xx(l.status_class[3]);
+    ts->set_status_4xx(l.status_class[4]);
+    ts->set_status_5xx(l.status_class[5]);
+    ts->set_latency_p50_us(l.latency.Percentile(50));
+    ts->set_latency_p90_us(l.latency.Percentile(90));
+    ts->set_latency_p99_us(l.latency.Percentile(99));
+    ts->set_latency_max_us(l.latency.max());
+    ts->set_achieved_rate(stats.elapsed_us ? l.sent / (stats.elapsed_us / 1e6) : 0);
+    ts->set_send_lag_p99_us(l.lag.Percentile(99));
+  }
+}
+
+}  // namespace
+
+Status WriteReportFiles(const report::Report& r, const ReportFiles& files) {
+  if (!files.json.empty())
+    DOPPEL_RETURN_IF_ERROR(WriteReportFile(files.json, report::ReportToJson(r)));
+  if (!files.junit.empty())
+    DOPPEL_RETURN_IF_ERROR(WriteReportFile(files.junit, report::RenderJUnit(r)));
+  if (!files.html.empty())
+    DOPPEL_RETURN_IF_ERROR(WriteReportFile(files.html, report::RenderHtml(r)));
+  return Status::Ok();
+}
+
+Result<report::Report> LoadRunReport(const std::string& store_path, uint32_t run_id) {
+  std::unique_ptr<storage::Store> store;
+  storage::StoreOptions o;
+  o.read_only = true;
+  DOPPEL_RETURN_IF_ERROR(storage::Store::Open(o, store_path, &store));
+  auto run = store->GetRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->report_json().empty())
+    return Status::NotFound("run " + std::to_string(run_id) +
+                            " has no report (it did not finish); replay again");
+  auto rep = report::ReportFromJson(run->report_json());
+  if (!rep.ok()) return rep.status().WithContext("run " + std::to_string(run_id));
+  return std::move(*rep);
+}
+
+struct Run::State {
+  RunOptions opts;
+  const Clock* clock = nullptr;
+  ReplayOptions replay;
+  std::shared_ptr<const Selector> selector;
+  std::shared_ptr<const Rewriter> rewriter;
+  diff::Severity fail_on = diff::Severity::kLow;
+  diff::DifferPtr differ;  // null with --no-diff
+  std::unique_ptr<storage::Store> store;
+  EnvelopeSourcePtr source;
+  RunPlan plan;
+  bool executed = false;
+};
+
+Run::Run(std::unique_ptr<State> state) : s_(std::move(state)) {}
+Run::~Run() = default;
+
+const RunPlan& Run::plan() const { return s_->plan; }
+
+Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock) {
+  auto s = std::make_unique<State>();
+  s->opts = std::move(options);
+  s->clock = &clock;
+  const RunOptions& f = s->opts;
+  ReplayOptions& opts = s->replay;
+
+  // ---- validate everything before touching the store or the network ----
+  if (f.session.empty() == f.from.empty())
+    return Status::InvalidArgument("give exactly one of --session NAME or --from BUNDLE");
+  if (f.targets.empty())
+    return Status::InvalidArgument("give at least one --target URL to replay to");
+  int modes = (!f.rate.empty()) + (f.speed > 0) + f.max;
+  if (modes > 1) return Status::InvalidArgument("give only one of --rate, --speed and --max");
+  if (!f.rate.empty()) {
+    auto spec = ParseRate(f.rate);
+    if (!spec.ok()) return spec.status();
+    opts.pacing = *spec;
+  } else if (f.max) {
+    opts.pacing.mode = PacingSpec::Mode::kMax;
+  } else {
+    opts.pacing.mode = PacingSpec::Mode::kSpeed;
+    opts.pacing.speed = f.speed > 0 ? f.speed : 1;  // default: real time
+  }
+  if (!f.max_gap.empty() && (!f.rate.empty() || f.max))
+    return Status::InvalidArgument(
+        "--max-gap caps the recorded gaps of --speed pacing and does nothing with --rate or "
+        "--max; leave it out");
+  if (!f.max_gap.empty()) {
+    auto gap = ParseDurationUs(f.max_gap);
+    if (!gap.ok()) return gap.status().WithContext("--max-gap");
+    opts.pacing.max_gap_us = *gap;
+  }
+  for (const auto& t : f.targets) {
+    auto u = net::ParseUrl(t);
+    if (!u.ok()) return u.status().WithContext("--target " + t);
+    opts.targets.push_back(*u);
+  }
+  if (!f.secondary.empty()) {
+    auto u = net::ParseUrl(f.secondary);
+    if (!u.ok()) return u.status().WithContext("--secondary " + f.secondary);
+    opts.secondary = *u;
+  }
+  auto timeout = ParseDurationUs(f.timeout);
+  if (!timeout.ok() || *timeout == 0)
+    return Status::InvalidArgument("--timeout '" + f.timeout +
+                                   "' is not a positive duration (e.g. 10s)");
+  opts.timeout_us = *timeout;
+  if (!f.duration.empty()) {
+    auto d = ParseDurationUs(f.duration);
+    if (!d.ok()) return d.status().WithContext("--duration");
+    if (*d == 0)
+      return Status::InvalidArgument(
+          "--duration '" + f.duration +
+          "' is not a positive duration (e.g. 10m); leave --duration out for no time limit");
+    opts.duration_us = *d;
+  }
+  opts.limit = f.limit;
+  opts.loop = f.loop;
+  opts.retries = f.retries;
+  opts.concurrency = f.concurrency;
+  opts.tls.verify = !f.insecure;
+  opts.tls.ca_file = f.ca_file;
+
+  auto selector = Selector::Create(f.selection);
+  if (!selector.ok()) return selector.status();
+  s->selector = *selector;
+
+  RewriteOptions ro;
+  for (const auto& h : f.set_headers) {
+    std::string n, v;
+    if (!SplitAssignment(h, &n, &v))
+      return Status::InvalidArgument("--set-header '" + h + "' must look like Name=Value");
+    ro.set_headers.emplace_back(n, v);
+  }
+  ro.remove_headers = f.remove_headers;
+  for (const auto& p : f.rewrite_paths) {
+    size_t eq = p.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return Status::InvalidArgument("--rewrite-path '" + p +
+                                     "' must look like REGEX=REPLACEMENT");
+    ro.rewrite_path.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+  }
+  ro.keep_host = f.keep_host;
+  auto rewriter = Rewriter::Create(ro);
+  if (!rewriter.ok()) return rewriter.status();
+  s->rewriter = *rewriter;
+
+  auto fail_on = report::ParseSeverity(f.fail_on);
+  if (!fail_on.ok()) return Status::InvalidArgument("--fail-on must be low, medium or high");
+  s->fail_on = *fail_on;
+  if (!(f.fail_threshold >= 0 && f.fail_threshold <= 100))
+    return Status::InvalidArgument("--fail-threshold must be a percentage, 0 to 100");
+
+  if (!f.no_diff) {
+    diff::DiffConfig dc;
+    if (!f.rules.empty()) {
+      auto rules = diff::LoadRulesFile(f.rules);
+      if (!rules.ok()) return rules.status();
+      dc.rules = *rules;
+    }
+    auto d = diff::Differ::Create(dc);
+    if (!d.ok()) return d.status();
+    s->differ = std::move(*d);
+  }
+
+  // ---- the store (runs are always recorded there) and the source ----
+  DOPPEL_RETURN_IF_ERROR(storage::Store::Open(storage::StoreOptions{}, f.store_path, &s->store));
+  {
+    auto src = f.from.empty() ? OpenStoreSource(s->store.get(), f.session)
+                              : OpenBundleSource(f.from);
+    if (!src.ok()) return src.status();
+    s->source = std::move(*src);
+  }
+
+  // A first pass counts what will be sent and skipped, for the banner and the ETA.
+  RunPlan& plan = s->plan;
+  {
+    doppel::v1::Envelope e;
+    while (s->source->Next(&e)) {
+      ++plan.total;
+      switch (s->selector->Decide(e)) {
+        case Decision::kSend: ++plan.to_send; break;
+        case Decision::kRefused: ++plan.refused; break;
+        case Decision::kUnsafe: ++plan.unsafe; break;
+        case Decision::kFiltered: ++plan.filtered; break;
+        case Decision::kNotInPercent: ++plan.not_in_percent; break;
+      }
+    }
+    if (!s->source->status().ok()) return s->source->status();
+    DOPPEL_RETURN_IF_ERROR(s->source->Rewind());
+  }
+  if (f.limit && plan.to_send > f.limit && !f.loop) plan.to_send = f.limit;
+  plan.session_name = s->source->session().name();
+  plan.pacing = opts.pacing.ToString();
+  return std::unique_ptr<Run>(new Run(std::move(s)));
+}
+
+Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
+  State& s = *s_;
+  const RunOptions& f = s.opts;
+  if (s.executed) return Status::Internal("Run::Execute called twice");
+  s.executed = true;
+  if (s.plan.to_send == 0)
+    return Status::InvalidArgument("nothing to replay: every envelope was skipped (see above)");
+
+  if (f.probe) {
+    std::vector<net::Url> all = s.replay.targets;
+    if (s.replay.secondary) all.push_back(*s.replay.secondary);
+    DOPPEL_RETURN_IF_ERROR(ProbeTargets(all, std::min<uint64_t>(s.replay.timeout_us, 5'000'000)));
+  }
+
+  doppel::v1::RunInfo run;
+  run.set_started_us(s.clock->WallUs());
+  auto* rs = run.mutable_settings();
+  rs->set_session(f.from.empty() ? f.session : f.from);
+  rs->set_from_bundle(!f.from.empty());
+  for (const auto& t : f.targets) rs->add_targets(t);
+  rs->set_secondary(f.secondary);
+  rs->set_pacing(s.plan.pacing);
+  rs->set_percent(f.selection.percent);
+  rs->set_seed(f.selection.seed);
+  rs->set_concurrency(f.concurrency);
+  rs->set_command_line(f.command_line);
+  auto created = s.store->CreateRun(run);
+  if (!created.ok()) return created.status();
+  run = *created;
+
+  report::AggregatorOptions ao;
+  ao.targets = f.targets;
+  ao.secondary = f.secondary;
+  ao.fail_threshold_pct = f.fail_threshold;
+  ao.thresholds.min_samples = f.min_samples;
+  ao.fail_on = s.fail_on;
+  ao.run_id = std::to_string(run.id());
+  ao.session = s.plan.session_name;
+  ao.generated_at = Rfc3339(s.clock->WallUs());
+  report::RunAggregator aggregator(ao);
+  RunSink sink(s.differ.get(), &aggregator, s.store.get(), run.id());
+
+  ReplayOptions opts = s.replay;
+  if (on_progress)
+    opts.on_progress = [&](const ReplayProgress& p) { on_progress(p, sink.mismatches()); };
+  auto stats = RunReplay(opts, *s.source, *s.selector, *s.rewriter, sink);
+
+  RunOutcome out;
+  out.run_id = run.id();
+  out.results_saved = sink.Flush();
+  out.report = aggregator.Finish();
+  run.set_finished_us(s.clock->WallUs());
+  if (!stats.ok()) {
+    run.set_state(doppel::v1::RUN_STATE_FAILED);
+    Status failed = stats.status();
+    if (Status us = s.store->UpdateRun(run); !us.ok())
+      failed = failed.WithContext("run " + std::to_string(run.id()) +
+                                          " could not be marked FAILED (" + us.ToString() + ")");
+    return failed;
+  }
+  out.stats = std::move(*stats);
+  run.set_state(out.stats.interrupted ? doppel::v1::RUN_STATE_INTERRUPTED
+                                      : doppel::v1::RUN_STATE_COMPLETED);
+  FillRunRecord(out.stats, out.report, report::ReportToJson(out.report), &run);
+  out.run_saved = s.store->UpdateRun(run);
+  out.report_files = WriteReportFiles(out.report, f.reports);
+  out.exit_code = out.report_files.ok() ? out.report.exit_code : 2;
+  return out;
+}
+
+}  // namespace doppel::replay

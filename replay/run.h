@@ -1,0 +1,126 @@
+// Run: one `doppel replay` from start to end, as a library object. The CLI parses flags into
+// RunOptions and prints; everything else lives here: open the store and the source (a stored
+// session or a bundle), count what will be sent, probe the targets, create the run record,
+// replay with diffing and aggregation, save the run record and its per-request results,
+// write the report files and compute the exit code.
+//
+//   auto run = Run::Create(options, SystemClock::Instance());   // validates, opens, counts
+//   if (!run.ok()) ...                                           // usage/config error: exit 2
+//   Print((*run)->plan());                                       // banner
+//   auto outcome = (*run)->Execute(on_progress);                 // blocks until the end
+//
+// Time (the run record's started/finished times, the report's generated_at) comes from the
+// injected Clock, so tests can pin it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "replay/replay.h"
+#include "replay/request_plan.h"
+#include "report/report.h"
+
+namespace doppel::replay {
+
+// Report files to write ("" = not wanted); the same on `replay` and `report --run`.
+struct ReportFiles {
+  std::string json, junit, html;
+};
+
+// Writes every report file asked for; returns the first error. The one place that writes
+// report files (for `doppel replay` and `doppel report`).
+Status WriteReportFiles(const report::Report& report, const ReportFiles& files);
+
+// The stored report of run `run_id` (for `doppel report --run`). Errors: no such run, a run
+// that did not finish (no report), a report that does not parse.
+Result<report::Report> LoadRunReport(const std::string& store_path, uint32_t run_id);
+
+// What `doppel replay` was asked to do. Strings are flag values as the user typed them;
+// Run::Create parses and validates them, with errors that name the flag.
+struct RunOptions {
+  std::string store_path;             // --store: runs are always recorded there
+  std::string session;                // exactly one of session and from
+  std::string from;                   // bundle file
+  std::vector<std::string> targets;   // URLs, at least one
+  std::string secondary;              // URL or ""
+  std::string rate;                   // --rate; at most one of rate, speed > 0 and max
+  double speed = 0;                   // 0 = unset (real time); the CLI refuses 0 and below
+  bool max = false;
+  std::string max_gap;                // duration or ""
+  SelectionOptions selection;         // --percent, --seed, --method, ... filters
+  uint32_t concurrency = 64;
+  std::string duration;               // duration or ""
+  std::string timeout = "10s";
+  uint64_t limit = 0;                 // 0 = no limit
+  uint32_t retries = 0;
+  bool loop = false;
+  std::vector<std::string> set_headers;    // Name=Value
+  std::vector<std::string> remove_headers;
+  std::vector<std::string> rewrite_paths;  // REGEX=REPLACEMENT
+  bool keep_host = false;
+  std::string rules;                  // diff rules file or ""
+  bool no_diff = false;
+  ReportFiles reports;
+  double fail_threshold = 0;          // percent
+  uint64_t min_samples = 30;
+  std::string fail_on = "low";
+  bool insecure = false;              // do not verify https targets
+  std::string ca_file;
+  bool probe = true;                  // check that targets accept connections first
+  std::string command_line;           // saved in the run record
+};
+
+// What the first pass over the source found (for the banner and the progress ETA).
+struct RunPlan {
+  std::string session_name;
+  std::string pacing;  // PacingSpec::ToString()
+  uint64_t total = 0;           // envelopes in the source
+  uint64_t to_send = 0;         // selected (capped by --limit unless --loop)
+  uint64_t refused = 0;         // the recording proxy refused them: they never reached the primary
+  uint64_t unsafe = 0, filtered = 0, not_in_percent = 0;
+};
+
+struct RunOutcome {
+  uint32_t run_id = 0;
+  ReplayStats stats;
+  report::Report report;
+  // Saving the run record at the end; when not ok the run stays RUNNING in the store and
+  // `doppel report --run` cannot re-render it.
+  Status run_saved;
+  // Saving per-request results (best effort: never stops a replay).
+  Status results_saved;
+  // Writing RunOptions::reports; when not ok, exit_code is 2.
+  Status report_files;
+  // 0 no regressions, 1 regressions, 2 report files could not be written.
+  int exit_code = 0;
+};
+
+// Called on the engine thread about once a second.
+using RunProgressFn = std::function<void(const ReplayProgress& progress, uint64_t mismatches)>;
+
+class Run {
+ public:
+  // Validates `options`, opens the store and the source and counts what will be sent.
+  // Errors (exit 2) name the flag or file at fault. REQUIRES: `clock` outlives the Run.
+  static Result<std::unique_ptr<Run>> Create(RunOptions options, const Clock& clock);
+  ~Run();
+
+  const RunPlan& plan() const;
+
+  // Replays once, to the end of the source (or --limit, --duration, SIGINT/SIGTERM).
+  // Errors: nothing to send, a target that does not accept connections (probe), the store
+  // refusing a new run record, a source failing mid-way (the run is then saved as FAILED).
+  Result<RunOutcome> Execute(const RunProgressFn& on_progress = {});
+
+ private:
+  struct State;
+  explicit Run(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace doppel::replay
