@@ -1,11 +1,11 @@
 #include "net/match.h"
 
 #include "doppel/v1/rules.pb.h"
+#include "net/regex.h"
 #include "net/rules_file.h"
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <boost/regex.hpp>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -119,35 +119,27 @@ class JsonRuleReader {
 
 }  // namespace
 
-// Boost.Regex, not std::regex: libstdc++'s std::regex accepts patterns like "a**" and
-// backtracks exponentially ("/api/(a+)+x" takes seconds on a 24-byte path), on the proxy
-// thread, for every request. Boost.Regex refuses such patterns, gives up past a complexity
-// bound (counted as no match) and does not recurse on the stack. Found by fuzzing
-// (tests/fuzz/rules_loader).
+// RE2 (net/regex.h): matching time is linear in the value whatever the pattern, so a rule
+// like "/api/(a+)+x" cannot stall the proxy thread (std::regex backtracks exponentially on
+// it; found by fuzzing, tests/fuzz/rules_loader).
 class MatchRegex {
  public:
-  explicit MatchRegex(const std::string& pattern) : re_(pattern, boost::regex::ECMAScript) {}
+  explicit MatchRegex(std::unique_ptr<re2::RE2> re) : re_(std::move(re)) {}
   bool FullMatch(std::string_view s) const {
-    try {
-      return boost::regex_match(s.begin(), s.end(), re_);
-    } catch (const std::exception&) {
-      return false;
-    }
+    return re2::RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *re_);
   }
 
  private:
-  boost::regex re_;
+  std::unique_ptr<re2::RE2> re_;
 };
 
 Result<StringMatch> StringMatch::Make(Kind kind, std::string value) {
   StringMatch m;
   m.kind_ = kind;
   if (kind == Kind::kRegex) {
-    try {
-      m.regex_ = std::make_shared<const MatchRegex>(value);
-    } catch (const std::exception& e) {
-      return Status::InvalidArgument("bad regex '" + value + "': " + e.what());
-    }
+    auto re = CompileRegex(value, "regex");
+    if (!re.ok()) return re.status();
+    m.regex_ = std::make_shared<const MatchRegex>(std::move(*re));
   }
   m.value_ = std::move(value);
   return m;

@@ -21,7 +21,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,7 +30,7 @@
 
 namespace doppel::net {
 
-class MatchRegex;  // a compiled regex (Boost.Regex); defined in match.cc
+class MatchRegex;  // a compiled regex (RE2, net/regex.h); defined in match.cc
 
 class StringMatch {
  public:

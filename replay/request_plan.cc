@@ -22,13 +22,34 @@ std::string Upper(std::string s) {
   return s;
 }
 
-Result<std::regex> CompileRegex(const std::string& option, const std::string& text) {
-  try {
-    return std::regex(text, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return Status::InvalidArgument(option + " '" + text +
-                                   "' is not a valid regular expression: " + e.what());
+// The user's --rewrite-path replacement (ECMAScript's $1, $&, $$, as before RE2) in RE2's
+// rewrite syntax (\1, \0, \\); \1..\9 are kept, any other backslash stays literal.
+std::string ToRe2Rewrite(std::string_view repl) {
+  std::string out;
+  for (size_t i = 0; i < repl.size(); ++i) {
+    const char c = repl[i];
+    const char next = i + 1 < repl.size() ? repl[i + 1] : '\0';
+    if (c == '\\' && next >= '0' && next <= '9') {
+      out += c;
+      out += next;
+      ++i;
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '$' && next >= '0' && next <= '9') {
+      out += '\\';
+      out += next;
+      ++i;
+    } else if (c == '$' && next == '&') {
+      out += "\\0";
+      ++i;
+    } else if (c == '$' && next == '$') {
+      out += '$';
+      ++i;
+    } else {
+      out += c;
+    }
   }
+  return out;
 }
 
 }  // namespace
@@ -68,7 +89,7 @@ Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions&
   s->opts_ = o;
   for (const auto& m : o.methods) s->methods_upper_.push_back(Upper(m));
   if (!o.path_regex.empty()) {
-    auto re = CompileRegex("--path-regex", o.path_regex);
+    auto re = net::CompileRegex(o.path_regex, "--path-regex");
     if (!re.ok()) return re.status();
     s->path_ = std::move(*re);
   }
@@ -78,7 +99,7 @@ Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions&
       return Status::InvalidArgument("--header-regex '" + h + "' must look like 'Name: REGEX'");
     std::string value = h.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    auto re = CompileRegex("--header-regex", value);
+    auto re = net::CompileRegex(value, "--header-regex");
     if (!re.ok()) return re.status();
     s->headers_.emplace_back(h.substr(0, colon), std::move(*re));
   }
@@ -93,11 +114,11 @@ Decision Selector::Decide(const doppel::v1::Envelope& e) const {
   if (!methods_upper_.empty() && std::find(methods_upper_.begin(), methods_upper_.end(),
                                            Upper(req.method())) == methods_upper_.end())
     return Decision::kFiltered;
-  if (path_ && !std::regex_search(req.target(), *path_)) return Decision::kFiltered;
+  if (path_ && !re2::RE2::PartialMatch(req.target(), *path_)) return Decision::kFiltered;
   for (const auto& [name, re] : headers_) {
     bool any = false;
     for (const auto& h : req.headers())
-      if (EqualsIgnoreCase(h.name(), name) && std::regex_search(h.value(), re)) any = true;
+      if (EqualsIgnoreCase(h.name(), name) && re2::RE2::PartialMatch(h.value(), *re)) any = true;
     if (!any) return Decision::kFiltered;
   }
   if (!opts_.allow_unsafe && IsUnsafeMethod(req.method())) return Decision::kUnsafe;
@@ -108,9 +129,12 @@ Result<std::shared_ptr<const Rewriter>> Rewriter::Create(const RewriteOptions& o
   auto r = std::shared_ptr<Rewriter>(new Rewriter());
   r->opts_ = o;
   for (const auto& [re, repl] : o.rewrite_path) {
-    auto compiled = CompileRegex("--rewrite-path", re);
+    auto compiled = net::CompileRegex(re, "--rewrite-path");
     if (!compiled.ok()) return compiled.status();
-    r->paths_.emplace_back(std::move(*compiled), repl);
+    std::string rewrite = ToRe2Rewrite(repl);
+    if (std::string why; !(*compiled)->CheckRewriteString(rewrite, &why))
+      return Status::InvalidArgument("--rewrite-path '" + re + "=" + repl + "': " + why);
+    r->paths_.emplace_back(std::move(*compiled), std::move(rewrite));
   }
   return std::shared_ptr<const Rewriter>(r);
 }
@@ -121,7 +145,7 @@ void Rewriter::Build(const doppel::v1::Envelope& e, const std::string& authority
   const auto& req = e.request();
   out->method = req.method();
   std::string target = req.target().empty() ? "/" : req.target();
-  for (const auto& [re, repl] : paths_) target = std::regex_replace(target, re, repl);
+  for (const auto& [re, rewrite] : paths_) re2::RE2::GlobalReplace(&target, *re, rewrite);
   out->target = base_path + target;
   out->version = req.version() == 10 ? 10 : 11;
   out->headers.clear();

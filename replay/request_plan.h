@@ -5,13 +5,13 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
+#include "net/regex.h"
 
 namespace doppel::replay {
 
@@ -26,7 +26,9 @@ struct SelectionOptions {
   double percent = 100;
   uint64_t seed = 0;
   std::vector<std::string> methods;       // empty = all
-  std::string path_regex;                 // ECMAScript, matched against the whole target
+  // Regexes are RE2 (net/regex.h: linear time, no backreferences or lookaround) and match
+  // anywhere in the value unless anchored with ^ and $.
+  std::string path_regex;                 // matched against the target (path and query)
   std::vector<std::string> header_regex;  // "Name: REGEX"; every one must match some value
   bool allow_unsafe = false;
 };
@@ -44,8 +46,8 @@ class Selector {
  private:
   SelectionOptions opts_;
   std::vector<std::string> methods_upper_;
-  std::optional<std::regex> path_;
-  std::vector<std::pair<std::string, std::regex>> headers_;
+  std::unique_ptr<re2::RE2> path_;
+  std::vector<std::pair<std::string, std::unique_ptr<re2::RE2>>> headers_;
 };
 
 // A request ready to send, independent of the HTTP library.
@@ -60,7 +62,9 @@ struct OutgoingRequest {
 struct RewriteOptions {
   std::vector<std::pair<std::string, std::string>> set_headers;  // replace or add
   std::vector<std::string> remove_headers;
-  std::vector<std::pair<std::string, std::string>> rewrite_path;  // REGEX=REPLACEMENT
+  // REGEX=REPLACEMENT: every match in the target is replaced; $1..$9 (or \1..\9) are the
+  // groups, $& (or \0) the whole match, $$ a dollar sign.
+  std::vector<std::pair<std::string, std::string>> rewrite_path;
   bool keep_host = false;
 };
 
@@ -79,7 +83,8 @@ class Rewriter {
 
  private:
   RewriteOptions opts_;
-  std::vector<std::pair<std::regex, std::string>> paths_;
+  // Compiled regex and its replacement in RE2's rewrite syntax (\1, \0, \\).
+  std::vector<std::pair<std::unique_ptr<re2::RE2>, std::string>> paths_;
 };
 
 // Splits "Name=Value" / "Name: Value" (set-header) or "REGEX=REPL" (rewrite-path) at the

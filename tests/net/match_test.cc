@@ -57,6 +57,17 @@ TEST(MatchTest, FlagsFieldsAreAndedBlocksOred) {
   EXPECT_STREQ(MatchName(*rules, r), "match-3");
 }
 
+// "(a+)+x" backtracks exponentially in std::regex; RE2 answers in linear time.
+TEST(MatchTest, HostileRegexRunsInLinearTime) {
+  auto rules = MatchRules::FromFlags({"name=slow,uri~=/(a+)+x"});
+  ASSERT_TRUE(rules.ok()) << rules.status().ToString();
+  Req r;
+  r.target = "/" + std::string(100000, 'a');
+  EXPECT_STREQ(MatchName(*rules, r), "");
+  r.target += "x";
+  EXPECT_STREQ(MatchName(*rules, r), "slow");
+}
+
 TEST(MatchTest, HeaderPresentAndPrefixAndQueryDecode) {
   auto rules = MatchRules::FromFlags({"header.X-Trace,query.user^=al\\,ice"});
   ASSERT_TRUE(rules.ok()) << rules.status().ToString();

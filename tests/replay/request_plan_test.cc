@@ -155,6 +155,59 @@ TEST(Rewriter, BadRewriteIsAClearError) {
   EXPECT_NE(r.status().message().find("--rewrite-path"), std::string::npos);
 }
 
+TEST(Rewriter, ReplacementGroupsInEitherSyntax) {
+  RewriteOptions o;
+  o.rewrite_path = {{"^/v([0-9]+)/(\\w+)", "/$2/v$1$$\\1[$&]"}};
+  auto r = Rewriter::Create(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  OutgoingRequest out;
+  uint64_t dropped = 0;
+  (*r)->Build(Env("GET", "/v3/users/7"), "h:1", "", &out, &dropped);
+  EXPECT_EQ(out.target, "/users/v3$3[/v3/users]/7");
+  // Every match is replaced, and a backslash not followed by a digit is kept as it is.
+  o.rewrite_path = {{"a", "\\b"}};
+  r = Rewriter::Create(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  (*r)->Build(Env("GET", "/a/a"), "h:1", "", &out, &dropped);
+  EXPECT_EQ(out.target, "/\\b/\\b");
+  // A group the regex does not have is refused up front, not silently left empty.
+  o.rewrite_path = {{"^/(x)", "/$2"}};
+  r = Rewriter::Create(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--rewrite-path"), std::string::npos)
+      << r.status().ToString();
+}
+
+// A pattern that backtracks exponentially in std::regex (it never finished on this input)
+// runs in linear time under RE2.
+TEST(Selector, HostileRegexRunsInLinearTime) {
+  SelectionOptions o;
+  o.path_regex = "^/(a+)+x$";
+  o.header_regex = {"X-Session: ^(a|aa)+$"};
+  auto s = Selector::Create(o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto e = Env("GET", "/" + std::string(100000, 'a'));
+  EXPECT_EQ((*s)->Decide(e), Decision::kFiltered);
+  o.path_regex.clear();
+  s = Selector::Create(o);
+  ASSERT_TRUE(s.ok());
+  auto* h = e.mutable_request()->add_headers();
+  h->set_name("X-Session");
+  h->set_value(std::string(100000, 'a') + "b");
+  EXPECT_EQ((*s)->Decide(e), Decision::kFiltered);
+}
+
+// RE2 has no backreferences: the error says so instead of a bare "invalid escape".
+TEST(Selector, BackreferenceIsAClearError) {
+  SelectionOptions o;
+  o.path_regex = "(a)\\1";
+  auto s = Selector::Create(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("--path-regex"), std::string::npos);
+  EXPECT_NE(s.status().message().find("no backreferences"), std::string::npos)
+      << s.status().ToString();
+}
+
 TEST(SplitAssignment, Forms) {
   std::string l, r;
   ASSERT_TRUE(SplitAssignment("X-A=1=2", &l, &r));
