@@ -4,6 +4,7 @@
 
 #include "base/strings.h"
 #include "diff/normalize.h"
+#include "net/url.h"
 
 namespace doppel::diff {
 namespace {
@@ -28,18 +29,6 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 
 }  // namespace
 
-std::string_view TargetPath(std::string_view target) {
-  size_t scheme = target.find("://");
-  if (scheme != std::string_view::npos && target.find('/') > scheme) {
-    size_t path_start = target.find('/', scheme + 3);
-    target = path_start == std::string_view::npos ? std::string_view() : target.substr(path_start);
-  }
-  size_t end = target.find_first_of("?#");
-  if (end != std::string_view::npos) target = target.substr(0, end);
-  if (target.empty()) return "/";
-  return target;
-}
-
 bool IsIdSegment(std::string_view s) {
   if (s.empty()) return false;
   bool all_digits = true, all_hex = true, has_digit = false;
@@ -58,7 +47,7 @@ bool IsIdSegment(std::string_view s) {
 std::string TemplateEndpoint(std::string_view method, std::string_view target) {
   std::string out(method);
   out.push_back(' ');
-  std::string_view path = TargetPath(target);
+  std::string_view path = net::TargetPath(target);
   if (path.front() != '/') {  // asterisk-form ("*") or something odd: keep it as it is
     out.append(path);
     return out;
@@ -123,7 +112,7 @@ std::string EndpointTemplate::NameFor(std::string_view method) const {
 }
 
 std::string EndpointNamer::Name(std::string_view method, std::string_view target) const {
-  std::string_view path = TargetPath(target);
+  std::string_view path = net::TargetPath(target);
   for (const EndpointTemplate& t : patterns_) {
     if (t.Matches(method, path)) return t.NameFor(method);
   }

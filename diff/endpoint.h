@@ -16,8 +16,6 @@
 
 namespace doppel::diff {
 
-// The path of a request-target: no scheme/authority, no query, no fragment; "/" if empty.
-std::string_view TargetPath(std::string_view target);
 // True for a segment automatic templating turns into {id}.
 bool IsIdSegment(std::string_view segment);
 // METHOD + " " + templated path.

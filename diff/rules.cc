@@ -9,6 +9,7 @@
 
 #include "base/strings.h"
 #include "net/regex.h"
+#include "net/url.h"
 
 namespace doppel::diff {
 
@@ -259,7 +260,7 @@ Result<RuleSet> RuleSet::Compile(const doppel::v1::DiffRules& rules) {
 std::vector<const CompiledRule*> RuleSet::ForRequest(std::string_view method,
                                                      std::string_view target) const {
   std::vector<const CompiledRule*> out;
-  std::string_view path = TargetPath(target);
+  std::string_view path = net::TargetPath(target);
   for (const CompiledRule& r : rules_) {
     if (r.has_endpoint && r.endpoint.Matches(method, path)) out.push_back(&r);
   }

@@ -6,6 +6,7 @@
 // a JSON value (log.entries[i]); everything outside log.entries is skipped unread.
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
+#include <boost/url/parse.hpp>
 #include <cctype>
 #include <cmath>
 #include <memory>
@@ -151,33 +152,24 @@ struct SplitUrl {
   std::string scheme, authority, target;
 };
 
-// "https://user@host:8443/a/b?x=1#frag" -> https, host:8443, /a/b?x=1. A relative URL
-// ("/a?b") gives only the target.
+// "https://user@host:8443/a/b?x=1#frag" -> https, host:8443, /a/b?x=1 (Boost.URL). A relative
+// URL ("/a?b") gives only the target.
 Result<SplitUrl> SplitHarUrl(std::string_view url) {
   SplitUrl out;
-  size_t sep = url.find("://");
-  size_t first_special = url.find_first_of("/?#");
-  if (sep != std::string_view::npos && sep > 0 &&
-      (first_special == std::string_view::npos || sep < first_special)) {
-    out.scheme = AsciiLower(url.substr(0, sep));
-    std::string_view rest = url.substr(sep + 3);
-    size_t end = rest.find_first_of("/?#");
-    std::string_view authority = rest.substr(0, end);
-    size_t at = authority.rfind('@');
-    if (at != std::string_view::npos) authority.remove_prefix(at + 1);
-    out.authority = std::string(authority);
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end);
-    rest = rest.substr(0, rest.find('#'));
-    out.target = rest.empty() || rest[0] != '/' ? "/" + std::string(rest) : std::string(rest);
-    if (out.authority.empty())
-      return Status::InvalidArgument("request.url '" + std::string(url) + "' has no host");
-    return out;
-  }
-  std::string_view rest = url.substr(0, url.find('#'));
-  if (rest.empty() || (rest[0] != '/' && rest != "*"))
+  auto parsed = boost::urls::parse_uri_reference(url);
+  if (!parsed || (!parsed->has_scheme() && url != "*" && !url.starts_with('/')))
     return Status::InvalidArgument("request.url '" + std::string(url.substr(0, 200)) +
                                    "' is not an absolute URL (scheme://host/path)");
-  out.target = std::string(rest);
+  const boost::urls::url_view& u = *parsed;
+  std::string_view path = u.encoded_path();
+  out.target = path.empty() || path[0] != '/' ? "/" + std::string(path) : std::string(path);
+  if (url == "*") out.target = "*";
+  if (u.has_query()) out.target += "?" + std::string(u.encoded_query());
+  if (!u.has_scheme()) return out;
+  out.scheme = AsciiLower(u.scheme());
+  out.authority = std::string(u.encoded_host_and_port());
+  if (out.authority.empty())
+    return Status::InvalidArgument("request.url '" + std::string(url) + "' has no host");
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include "interop/internal.h"
 #include "interop/interop.h"
 #include "net/codings.h"
+#include "net/url.h"
 #include "storage/proxy_error.h"
 
 namespace doppel::interop {
@@ -24,44 +25,21 @@ std::string VersionToHar(uint32_t v) {
   }
 }
 
-std::string QueryDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    auto hex = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      return -1;
-    };
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return IsValidUtf8(out) ? out : std::string(s);
-}
-
+// HAR's queryString: the decoded parameters of the target. A query that is not valid
+// percent-encoding, or decodes to something that is not UTF-8, is left to `url`, which
+// carries the target as recorded.
 json::array QueryToHar(std::string_view target) {
   json::array out;
-  size_t q = target.find('?');
-  if (q == std::string_view::npos) return out;
-  std::string_view query = target.substr(q + 1);
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    if (!pair.empty()) {
-      size_t eq = pair.find('=');
-      json::object p;
-      p["name"] = QueryDecode(pair.substr(0, eq));
-      p["value"] = eq == std::string_view::npos ? std::string() : QueryDecode(pair.substr(eq + 1));
-      out.push_back(std::move(p));
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
+  const std::optional<std::string_view> query = net::SplitTarget(target).query;
+  if (!query) return out;
+  auto items = net::DecodeQuery(*query);
+  if (!items) return out;
+  for (const auto& item : *items) {
+    if (!IsValidUtf8(item.key) || !IsValidUtf8(item.value)) return json::array();
+    json::object p;
+    p["name"] = item.key;
+    p["value"] = item.value;
+    out.push_back(std::move(p));
   }
   return out;
 }
@@ -236,11 +214,8 @@ Status WriteHar(storage::Store& store, const std::string& session, std::ostream&
   if (!stats) stats = &local;
   // A request without a Host header still needs a URL: use the session's upstream.
   std::string fallback = "localhost";
-  if (size_t p = info->upstream().find("://"); p != std::string::npos) {
-    std::string_view rest = std::string_view(info->upstream()).substr(p + 3);
-    rest = rest.substr(0, rest.find('/'));
-    if (!rest.empty()) fallback = std::string(rest);
-  }
+  if (auto upstream = net::ParseUrl(info->upstream()); upstream.ok())
+    fallback = upstream->Authority();
   json::object creator;
   creator["name"] = "doppel";
   creator["version"] = "1";

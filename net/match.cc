@@ -3,6 +3,7 @@
 #include "doppel/v1/rules.pb.h"
 #include "net/regex.h"
 #include "net/rules_file.h"
+#include "net/url.h"
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -13,30 +14,6 @@
 namespace doppel::net {
 
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
-               HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 // Compiles the rule blocks of a document that passed the schema check: match kinds,
 // regexes, names.
@@ -160,29 +137,6 @@ bool StringMatch::Matches(std::optional<std::string_view> value) const {
   return false;
 }
 
-std::string_view TargetPath(std::string_view target) {
-  const size_t q = target.find('?');
-  return q == std::string_view::npos ? target : target.substr(0, q);
-}
-
-std::optional<std::string> QueryParam(std::string_view target, std::string_view name) {
-  const size_t q = target.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
-  std::string_view query = target.substr(q + 1);
-  const size_t hash = query.find('#');
-  if (hash != std::string_view::npos) query = query.substr(0, hash);
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view item = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = item.find('=');
-    std::string_view key = item.substr(0, eq);
-    if (PercentDecode(key) != name) continue;
-    return eq == std::string_view::npos ? std::string() : PercentDecode(item.substr(eq + 1));
-  }
-  return std::nullopt;
-}
-
 std::vector<std::string> SplitItems(std::string_view s) {
   std::vector<std::string> out(1);
   for (size_t i = 0; i < s.size(); ++i) {
@@ -205,7 +159,7 @@ bool BlockMatches(const MatchBlock& block, const RequestView& request) {
     if (!m.Matches(request.header ? request.header(name) : std::nullopt)) return false;
   }
   for (const auto& [name, m] : block.query_params) {
-    std::optional<std::string> v = QueryParam(request.target, name);
+    std::optional<std::string> v = FindQueryParam(request.target, name);
     if (!m.Matches(v ? std::optional<std::string_view>(*v) : std::nullopt)) return false;
   }
   return true;

@@ -94,9 +94,4 @@ std::vector<std::string> SplitItems(std::string_view s);
 // True when every field of `block` matches `request`.
 bool BlockMatches(const MatchBlock& block, const RequestView& request);
 
-// The path of an origin-form target, without the query.
-std::string_view TargetPath(std::string_view target);
-// The first value of query parameter `name` in `target`, percent-decoded ('+' is a space).
-std::optional<std::string> QueryParam(std::string_view target, std::string_view name);
-
 }  // namespace doppel::net

@@ -1,6 +1,8 @@
 #include "net/url.h"
 
+#include <boost/url/params_view.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/parse_query.hpp>
 #include <boost/url/url_view.hpp>
 #include <charconv>
 
@@ -26,6 +28,78 @@ std::string Url::ToString() const {
   out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
   out += ":" + std::to_string(port) + base_path;
   return out;
+}
+
+TargetParts SplitTarget(std::string_view target) {
+  TargetParts out;
+  // Origin-form first: "//a/b" is a path there, an authority in a URI reference.
+  auto u = !target.empty() && target[0] == '/' ? boost::urls::parse_origin_form(target)
+                                               : boost::urls::parse_uri_reference(target);
+  if (u) {
+    out.path = u->encoded_path();
+    if (u->has_query()) out.query = u->encoded_query();
+    return out;
+  }
+  const std::string_view before_fragment = target.substr(0, target.find('#'));
+  const size_t q = before_fragment.find('?');
+  out.path = before_fragment.substr(0, q);
+  if (q != std::string_view::npos) out.query = before_fragment.substr(q + 1);
+  return out;
+}
+
+std::string_view TargetPath(std::string_view target) {
+  const std::string_view path = SplitTarget(target).path;
+  return path.empty() ? "/" : path;
+}
+
+// Boost.URL's query views (1.81) read their last parameter on to the next '#' or NUL past the
+// end of the view they were given, so they are only ever given a NUL-terminated copy.
+std::vector<EncodedQueryItem> SplitQuery(std::string_view encoded) {
+  std::vector<EncodedQueryItem> out;
+  const std::string copy(encoded);
+  if (auto parsed = boost::urls::parse_query(copy)) {
+    const auto view = [&](std::string_view part) {  // the same characters in `encoded`
+      if (part.empty()) return std::string_view();
+      return encoded.substr(part.data() - copy.data(), part.size());
+    };
+    for (const auto& p : *parsed)
+      out.push_back({view(p.key), p.has_value ? view(p.value) : std::string_view(), p.has_value});
+    return out;
+  }
+  while (true) {
+    const size_t amp = encoded.find('&');
+    const std::string_view item = encoded.substr(0, amp);
+    const size_t eq = item.find('=');
+    out.push_back({item.substr(0, eq),
+                   eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1),
+                   eq != std::string_view::npos});
+    if (amp == std::string_view::npos) return out;
+    encoded.remove_prefix(amp + 1);
+  }
+}
+
+std::optional<std::vector<QueryItem>> DecodeQuery(std::string_view encoded) {
+  const std::string copy(encoded);  // NUL-terminated: see SplitQuery
+  auto parsed = boost::urls::parse_query(copy);
+  if (!parsed) return std::nullopt;
+  boost::urls::encoding_opts form;
+  form.space_as_plus = true;
+  std::vector<QueryItem> out;
+  for (const auto& p : boost::urls::params_view(*parsed, form)) {
+    if (p.key.empty() && !p.has_value) continue;  // "a=1&&b=2": no parameter between the '&'s
+    out.push_back({p.key, p.value, p.has_value});
+  }
+  return out;
+}
+
+std::optional<std::string> FindQueryParam(std::string_view target, std::string_view name) {
+  const TargetParts parts = SplitTarget(target);
+  if (!parts.query) return std::nullopt;
+  auto items = DecodeQuery(*parts.query);
+  if (!items) return std::nullopt;
+  for (auto& item : *items)
+    if (item.key == name) return std::move(item.value);
+  return std::nullopt;
 }
 
 Result<Url> ParseUrl(std::string_view text) {

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
@@ -26,6 +28,43 @@ struct Url {
 // Parses an absolute http(s) URL. Query, fragment and user-info are refused: they have no
 // meaning for an upstream.
 Result<Url> ParseUrl(std::string_view text);
+
+// A request target (origin-form "/a?b", absolute-form "http://h/a?b", "*") split by Boost.URL.
+// The fragment, which clients should not send, is left out. A target Boost.URL refuses (a raw
+// space, a bad escape: imports and old stores can hold them, the proxy refuses them) is split
+// at its first '?' and '#'. Views point into `target`.
+struct TargetParts {
+  std::string_view path;                  // encoded; "" when the target has none
+  std::optional<std::string_view> query;  // encoded, without the '?'; nullopt when none
+};
+TargetParts SplitTarget(std::string_view target);
+
+// The path of `target` ("/" when it has none), for endpoint keys and rules.
+std::string_view TargetPath(std::string_view target);
+
+// One `key[=value]` of a query, as written (still percent-encoded); views into the query.
+struct EncodedQueryItem {
+  std::string_view key, value;
+  bool has_value = false;
+};
+
+// Splits an encoded query (without '?') at '&' and each item at its first '=', keeping empty
+// items ("a&&b" has three), so joining them with '&' gives the query back. Boost.URL splits
+// a valid query; one it refuses (a bad escape, a raw space) is split the same way by hand.
+std::vector<EncodedQueryItem> SplitQuery(std::string_view encoded);
+
+struct QueryItem {
+  std::string key, value;  // percent-decoded, '+' as a space (HTML form encoding)
+  bool has_value = false;  // "a=" has a value (empty), "a" has none
+};
+
+// The parameters of an encoded query (without '?'), in order, decoded. nullopt when the query
+// is not valid percent-encoding; `encoded` is then the caller's to show or refuse as it is.
+std::optional<std::vector<QueryItem>> DecodeQuery(std::string_view encoded);
+
+// The decoded value of the first query parameter of `target` named `name` ("" for "?a" and
+// "?a="); nullopt when there is none or the query is not valid percent-encoding.
+std::optional<std::string> FindQueryParam(std::string_view target, std::string_view name);
 
 struct HostPort {
   std::string host;  // without IPv6 brackets

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "net/match.h"
+#include "net/url.h"
 #include "recorder/recorder_impl.h"
 
 namespace doppel::recorder {

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <boost/url/parse.hpp>
 
 #include "base/strings.h"
 
@@ -139,17 +140,16 @@ TargetCheck CheckRequestTarget(std::string_view method, std::string_view target,
     if (host_fields == 1) out.error = CheckHost(host);
     return out;
   }
-  const size_t scheme_end = target.find("://");
-  const std::string_view scheme = target.substr(0, scheme_end);
-  if (scheme_end == std::string_view::npos ||
-      !(EqualsIgnoreCase(scheme, "http") || EqualsIgnoreCase(scheme, "https"))) {
+  // Absolute-form (RFC 9112 §3.2.2), parsed by Boost.URL.
+  auto parsed = boost::urls::parse_absolute_uri(target);
+  if (!parsed || !(EqualsIgnoreCase(parsed->scheme(), "http") ||
+                   EqualsIgnoreCase(parsed->scheme(), "https"))) {
     out.error = "the request target must be a /path, an http(s):// URL, or * for OPTIONS";
     return out;
   }
-  const std::string_view rest = target.substr(scheme_end + 3);
-  const size_t end = rest.find_first_of("/?");
-  const std::string_view authority = rest.substr(0, end);
-  if (authority.empty() || authority.find('@') != std::string_view::npos) {
+  const boost::urls::url_view& u = *parsed;
+  const std::string_view authority = u.encoded_host_and_port();
+  if (!u.has_authority() || authority.empty() || u.has_userinfo()) {
     out.error = "no host, or user info, in the absolute request target";
     return out;
   }
@@ -157,8 +157,8 @@ TargetCheck CheckRequestTarget(std::string_view method, std::string_view target,
   if (!out.error.empty()) return out;
   out.absolute = true;
   out.authority = std::string(authority);
-  out.origin = std::string(end == std::string_view::npos ? "/" : rest.substr(end));
-  if (out.origin[0] == '?') out.origin.insert(0, "/");
+  out.origin = u.encoded_path().empty() ? "/" : std::string(u.encoded_path());
+  if (u.has_query()) out.origin += "?" + std::string(u.encoded_query());
   return out;
 }
 

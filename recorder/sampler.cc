@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "net/url.h"
+
 namespace doppel::recorder {
 
 Result<Sampler> Sampler::Create(double percent, const std::string& key) {
@@ -56,7 +58,7 @@ bool Sampler::Sample(const net::RequestView& request, uint64_t random64) const {
       }
       break;
     case KeyKind::kQuery:
-      if (auto v = net::QueryParam(request.target, key_name_)) return SampleValue(*v);
+      if (auto v = net::FindQueryParam(request.target, key_name_)) return SampleValue(*v);
       break;
   }
   return Admit(random64);

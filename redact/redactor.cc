@@ -17,6 +17,7 @@
 #include "diff/body.h"
 #include "diff/headers.h"
 #include "net/codings.h"
+#include "net/url.h"
 
 namespace doppel::redact {
 
@@ -49,29 +50,26 @@ void RedactHeaders(Headers* headers, const Redactor& r) {
 
 // Replaces the value of each query parameter named in `names` ("a=1&token=x" ->
 // "a=1&token=hmac:..."). Names compare as written (no percent-decoding); a parameter without
-// '=' has no value to hide.
+// '=' has no value to hide. Everything else in the target is kept byte for byte.
 void RedactQuery(std::string* target, const std::vector<std::string>& names, const Redactor& r) {
-  const size_t q = target->find('?');
-  if (names.empty() || q == std::string::npos) return;
-  std::string out = target->substr(0, q + 1);
-  std::string_view query = std::string_view(*target).substr(q + 1);
+  if (names.empty()) return;
+  const std::optional<std::string_view> query = net::SplitTarget(*target).query;
+  if (!query) return;
+  const size_t begin = query->data() - target->data(), end = begin + query->size();
+  std::string out = target->substr(0, begin);
   bool first = true;
-  while (true) {
-    const size_t amp = query.find('&');
-    std::string_view param = query.substr(0, amp);
-    const size_t eq = param.find('=');
+  for (const net::EncodedQueryItem& item : net::SplitQuery(*query)) {
     if (!first) out += '&';
     first = false;
-    if (eq != std::string_view::npos &&
-        std::find(names.begin(), names.end(), param.substr(0, eq)) != names.end()) {
-      out.append(param.substr(0, eq + 1));
-      out += HashUnlessHashed(r, param.substr(eq + 1));
-    } else {
-      out.append(param);
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
+    out.append(item.key);
+    if (!item.has_value) continue;
+    out += '=';
+    if (std::find(names.begin(), names.end(), item.key) != names.end())
+      out += HashUnlessHashed(r, item.value);
+    else
+      out.append(item.value);
   }
+  out.append(*target, end, std::string::npos);
   *target = std::move(out);
 }
 

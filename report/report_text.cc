@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "net/url.h"
+
 namespace doppel::report {
 namespace {
 
@@ -220,7 +222,7 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                              : Safe(diff::Abbreviate(v, options.max_value_bytes));
           };
           if (!options.show_values) {
-            const std::string path = x.target.substr(0, x.target.find('?'));
+            const std::string path(net::TargetPath(x.target));
             out += paint.Dim("      e.g. " + Safe(x.method) + " " +
                              Safe(diff::Abbreviate(path, 80)) + "  " + Safe(x.path) +
                              ": values not shown (--log-bodies shows them; so do the HTML "

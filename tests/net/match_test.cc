@@ -123,13 +123,5 @@ TEST(MatchTest, JsonSemanticErrorNamesLineAndField) {
   EXPECT_FALSE(MatchRules::FromJson("{\"rules\": [{\"method\": {\"present\": true}}]}").ok());
 }
 
-TEST(MatchTest, QueryParamHelpers) {
-  EXPECT_EQ(TargetPath("/a/b?c=d"), "/a/b");
-  EXPECT_EQ(QueryParam("/a?x=1&user=bob+s&y", "user").value(), "bob s");
-  EXPECT_EQ(QueryParam("/a?x=1&y", "y").value(), "");
-  EXPECT_FALSE(QueryParam("/a?x=1", "user").has_value());
-  EXPECT_FALSE(QueryParam("/a", "x").has_value());
-}
-
 }  // namespace
 }  // namespace doppel::net

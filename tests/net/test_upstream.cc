@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "net/match.h"
+#include "net/url.h"
 
 namespace doppel::testing {
 
@@ -179,7 +180,7 @@ void TestUpstream::Serve(int fd, uint64_t id) {
     }
     const std::string_view path = net::TargetPath(req.target());
     const auto param = [&](const char* name, uint64_t dflt) -> uint64_t {
-      auto v = net::QueryParam(req.target(), name);
+      auto v = net::FindQueryParam(req.target(), name);
       return v ? std::stoull(*v) : dflt;
     };
     net::HttpResponse res{http::status::ok, 11};

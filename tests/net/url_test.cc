@@ -63,5 +63,56 @@ TEST(HostPortTest, Parses) {
   EXPECT_FALSE(ParseHostPort("::1:80").ok());
 }
 
+TEST(TargetTest, SplitsOriginAndAbsoluteForm) {
+  EXPECT_EQ(TargetPath("/a/b?c=d"), "/a/b");
+  EXPECT_EQ(TargetPath("http://shop.prod:8080/a/b?c#f"), "/a/b");
+  EXPECT_EQ(TargetPath("http://shop.prod"), "/");
+  EXPECT_EQ(TargetPath("//a/b?x"), "//a/b");  // origin-form: a path, not an authority
+  TargetParts p = SplitTarget("/a?x=1&y#frag");
+  EXPECT_EQ(p.path, "/a");
+  ASSERT_TRUE(p.query.has_value());
+  EXPECT_EQ(*p.query, "x=1&y");
+  EXPECT_FALSE(SplitTarget("/a").query.has_value());
+  EXPECT_EQ(*SplitTarget("/a?").query, "");
+  // What Boost.URL refuses (a raw space, a bad escape) is still split at '?' and '#'.
+  p = SplitTarget("/a b/%zz?q=1 2#f");
+  EXPECT_EQ(p.path, "/a b/%zz");
+  EXPECT_EQ(*p.query, "q=1 2");
+}
+
+TEST(TargetTest, QueryParametersAreDecodedInOrder) {
+  auto items = DecodeQuery("user=bob+s&x=%41%2b&flag&empty=&&user=2");
+  ASSERT_TRUE(items.has_value());
+  ASSERT_EQ(items->size(), 5u);
+  EXPECT_EQ((*items)[0].key, "user");
+  EXPECT_EQ((*items)[0].value, "bob s");
+  EXPECT_EQ((*items)[1].value, "A+");
+  EXPECT_FALSE((*items)[2].has_value);
+  EXPECT_TRUE((*items)[3].has_value);
+  EXPECT_EQ((*items)[3].value, "");
+  EXPECT_EQ((*items)[4].value, "2");
+  EXPECT_FALSE(DecodeQuery("a=%zz").has_value());
+  // A view that does not end the string it points into (a Beast target, a SplitTarget query):
+  // nothing past its end is read (Boost.URL's query views would read on to the '#').
+  const std::string target = "/p?&token=t&&x#frag";
+  const std::string_view query = *SplitTarget(target).query;
+  std::vector<EncodedQueryItem> split = SplitQuery(query);
+  ASSERT_EQ(split.size(), 4u);
+  EXPECT_EQ(split[1].key, "token");
+  EXPECT_EQ(split[1].value, "t");
+  EXPECT_EQ(split[3].key, "x");
+  EXPECT_FALSE(split[3].has_value);
+  items = DecodeQuery(std::string_view("q=oak&page=0XXXX").substr(0, 12));
+  ASSERT_TRUE(items.has_value());
+  ASSERT_EQ(items->size(), 2u);
+  EXPECT_EQ((*items)[1].value, "0");
+
+  EXPECT_EQ(FindQueryParam("/a?x=1&user=bob+s&y", "user").value(), "bob s");  // the first one
+  EXPECT_EQ(FindQueryParam("/a?x=1&y", "y").value(), "");
+  EXPECT_FALSE(FindQueryParam("/a?x=1", "user").has_value());
+  EXPECT_FALSE(FindQueryParam("/a", "x").has_value());
+  EXPECT_FALSE(FindQueryParam("/a?x=%zz", "x").has_value());
+}
+
 }  // namespace
 }  // namespace doppel::net

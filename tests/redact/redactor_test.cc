@@ -111,6 +111,14 @@ TEST(RedactorTest, QueryParametersNamedAreHashedOthersKept) {
   e.mutable_request()->set_target("/no/query");
   r->Redact(&e);
   EXPECT_EQ(e.request().target(), "/no/query");
+  // Empty items, a fragment and an absolute-form target are kept as they are.
+  e.mutable_request()->set_target("http://h:1/p?&token=t&&x#frag");
+  r->Redact(&e);
+  EXPECT_EQ(e.request().target(), "http://h:1/p?&token=" + r->Hash("t") + "&&x#frag");
+  // A query Boost.URL refuses (a bad escape, a raw '|') is still redacted.
+  e.mutable_request()->set_target("/p?q=%zz|a&token=t|b");
+  r->Redact(&e);
+  EXPECT_EQ(e.request().target(), "/p?q=%zz|a&token=" + r->Hash("t|b"));
 }
 
 TEST(RedactorTest, JsonPathsNestedAndInArraysInRequestAndResponse) {

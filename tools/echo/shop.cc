@@ -14,6 +14,7 @@
 
 #include "base/strings.h"
 #include "net/codings.h"
+#include "net/url.h"
 
 namespace doppel::echo {
 namespace {
@@ -332,57 +333,17 @@ constexpr std::string_view kLogo =
     "            |_|   |_|           \n"
     "doppel-echo: the demo upstream\n";
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes a query component ('+' is a space). Returns false on a bad escape.
-bool DecodeComponent(std::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '+') {
-      out->push_back(' ');
-    } else if (c == '%') {
-      if (i + 2 >= in.size()) return false;
-      int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out->push_back(c);
-    }
-  }
-  return true;
-}
-
 // Finds parameter `name` in a raw query string; the last occurrence wins.
-// Returns nullopt when absent; sets *bad when its value has a bad escape.
+// Returns nullopt when absent; sets *bad when the query is not valid percent-encoding.
 std::optional<std::string> QueryParam(std::string_view query, std::string_view name, bool* bad) {
-  std::optional<std::string> found;
-  std::string key;
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    size_t eq = pair.find('=');
-    std::string_view k = pair.substr(0, eq);
-    std::string_view v = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-    if (!DecodeComponent(k, &key)) {
-      *bad = true;
-      continue;
-    }
-    if (key != name) continue;
-    std::string value;
-    if (!DecodeComponent(v, &value)) {
-      *bad = true;
-      continue;
-    }
-    found = std::move(value);
+  auto items = net::DecodeQuery(query);
+  if (!items) {
+    *bad = true;
+    return std::nullopt;
   }
+  std::optional<std::string> found;
+  for (auto& item : *items)
+    if (item.key == name) found = std::move(item.value);
   return found;
 }
 
@@ -411,10 +372,9 @@ class ShopApi {
   // Fills *r for one request. HEAD is answered like GET (the caller drops the body).
   void Handle(http::verb method, std::string_view target, std::string_view body, Reply* r) const {
     r->Reset();
-    size_t q = target.find('?');
-    std::string_view path = target.substr(0, q);
-    std::string_view query =
-        q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    const net::TargetParts parts = net::SplitTarget(target);
+    const std::string_view path = parts.path;
+    const std::string_view query = parts.query.value_or(std::string_view());
     bool read = method == http::verb::get || method == http::verb::head;
 
     if (path == "/api/v1/orders") {
