@@ -8,8 +8,9 @@
 namespace doppel {
 
 // A Status is OK or carries a code and a message written for the user: what was wrong and,
-// where it helps, what to do about it.
-class Status {
+// where it helps, what to do about it. [[nodiscard]]: a Status dropped on the floor is a
+// compile error (-Werror=unused-result); drop one on purpose with a (void) cast and a comment.
+class [[nodiscard]] Status {
  public:
   enum class Code { kOk = 0, kInvalidArgument, kNotFound, kAlreadyExists, kCorruption,
                     kIoError, kUnsupported, kUnavailable, kResourceExhausted, kInternal };
@@ -52,7 +53,7 @@ inline std::string Status::ToString() const {
 
 // Result<T> holds a T or a non-OK Status.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}                   // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}           // NOLINT: implicit by design
@@ -72,8 +73,22 @@ class Result {
 
 }  // namespace doppel
 
+// Returns the Status of `expr` from the calling function when it is not OK.
 #define DOPPEL_RETURN_IF_ERROR(expr)        \
   do {                                      \
     ::doppel::Status _st = (expr);          \
     if (!_st.ok()) return _st;              \
   } while (0)
+
+// Evaluates `rexpr` (a Result<T>); returns its Status from the calling function when it is not
+// OK, else moves its value into `lhs`, which may declare a variable:
+//   DOPPEL_ASSIGN_OR_RETURN(net::Url url, net::ParseUrl(text));
+#define DOPPEL_ASSIGN_OR_RETURN(lhs, rexpr) \
+  DOPPEL_ASSIGN_OR_RETURN_IMPL_(DOPPEL_STATUS_CONCAT_(doppel_result_, __LINE__), lhs, rexpr)
+
+#define DOPPEL_ASSIGN_OR_RETURN_IMPL_(result, lhs, rexpr) \
+  auto result = (rexpr);                                  \
+  if (!result.ok()) return result.status();               \
+  lhs = std::move(result).value()
+#define DOPPEL_STATUS_CONCAT_INNER_(a, b) a##b
+#define DOPPEL_STATUS_CONCAT_(a, b) DOPPEL_STATUS_CONCAT_INNER_(a, b)

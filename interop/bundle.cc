@@ -79,17 +79,15 @@ struct BundleReader::Hash : Sha256 {};
 
 Status ExportBundle(storage::Store& store, const std::string& name, const std::string& path,
                     BundleStats* stats) {
-  auto info = store.GetSession(name);
-  if (!info.ok()) return info.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto info, store.GetSession(name));
 
   // Train a dictionary on the session's first envelopes, then compress every envelope with it.
   std::vector<std::string> samples;
   {
-    auto it = store.Scan(name);
-    if (!it.ok()) return it.status();
-    for (; (*it)->Valid() && samples.size() < kTrainSamples; (*it)->Next())
-      samples.push_back((*it)->envelope().SerializeAsString());
-    if (!(*it)->status().ok()) return (*it)->status();
+    DOPPEL_ASSIGN_OR_RETURN(auto it, store.Scan(name));
+    for (; it->Valid() && samples.size() < kTrainSamples; it->Next())
+      samples.push_back(it->envelope().SerializeAsString());
+    if (!it->status().ok()) return it->status();
   }
   std::string dict = storage::TrainDictionary(samples, kDictBytes);
   samples.clear();
@@ -110,7 +108,7 @@ Status ExportBundle(storage::Store& store, const std::string& name, const std::s
   BundleWriter w(f);
   std::string header(kMagic, sizeof(kMagic));
   storage::PutBigEndian32(&header, kBundleVersion);
-  doppel::v1::SessionInfo session = *info;
+  doppel::v1::SessionInfo session = info;
   session.set_dict_id(storage::DictionaryId(dict));
   if (!w.Write(header.data(), header.size()) ||
       !w.Record(kRecSession, session.SerializeAsString()))
@@ -274,36 +272,32 @@ bool BundleReader::Next(doppel::v1::Envelope* envelope) {
 }
 
 Result<uint64_t> VerifyBundle(const std::string& path) {
-  auto r = BundleReader::Open(path);
-  if (!r.ok()) return r.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto r, BundleReader::Open(path));
   doppel::v1::Envelope e;
-  while ((*r)->Next(&e)) {
+  while (r->Next(&e)) {
   }
-  if (!(*r)->status().ok()) return (*r)->status();
-  return (*r)->envelopes_read();
+  if (!r->status().ok()) return r->status();
+  return r->envelopes_read();
 }
 
 Result<doppel::v1::SessionInfo> ImportBundle(storage::Store& store, const std::string& path,
                                              const std::string& as_name) {
-  auto verified = VerifyBundle(path);
-  if (!verified.ok()) return verified.status();
-  auto r = BundleReader::Open(path);
-  if (!r.ok()) return r.status();
-  doppel::v1::SessionInfo info = (*r)->session();
+  DOPPEL_ASSIGN_OR_RETURN(auto verified, VerifyBundle(path));
+  DOPPEL_ASSIGN_OR_RETURN(auto r, BundleReader::Open(path));
+  doppel::v1::SessionInfo info = r->session();
   if (!as_name.empty()) info.set_name(as_name);
   info.set_source("import:bundle");
-  auto import = SessionImport::Begin(store, info);
-  if (!import.ok()) return import.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto import, SessionImport::Begin(store, info));
   auto abort = [&](const Status& why) {
-    return (*import)->Abort(why.WithContext("importing '" + path + "' (nothing was imported)"));
+    return import->Abort(why.WithContext("importing '" + path + "' (nothing was imported)"));
   };
   doppel::v1::Envelope e;
-  while ((*r)->Next(&e)) {
-    Status s = (*import)->Add(std::move(e));
+  while (r->Next(&e)) {
+    Status s = import->Add(std::move(e));
     if (!s.ok()) return abort(s);
   }
-  if (!(*r)->status().ok()) return abort((*r)->status());
-  auto published = (*import)->Commit((*r)->session().counts());
+  if (!r->status().ok()) return abort(r->status());
+  auto published = import->Commit(r->session().counts());
   if (!published.ok()) return abort(published.status());
   return published;
 }

@@ -2,10 +2,11 @@
 #include <string>
 
 #include "base/strings.h"
-#include "net/url.h"
 #include "interop/envelope_json.h"
 #include "interop/internal.h"
 #include "interop/interop.h"
+#include "net/proto_headers.h"
+#include "net/url.h"
 #include "storage/proxy_error.h"
 
 namespace doppel::interop {
@@ -101,7 +102,7 @@ Result<std::string> CurlCommand(const doppel::v1::Envelope& e, const CurlOptions
   const auto& req = e.request();
   std::string comments = "# doppel envelope " + FormatEnvelopeId(e) + ", recorded " +
                          internal::FormatIso8601Us(e.arrival_us()) + "\n";
-  const std::string* host = internal::FindHeader(req.headers(), "Host");
+  const std::string* host = net::FindHeader(req.headers(), "Host");
 
   std::string url;
   if (!options.target.empty()) {

@@ -17,6 +17,7 @@
 #include "interop/internal.h"
 #include "interop/text_source.h"
 #include "net/codings.h"
+#include "net/proto_headers.h"
 
 namespace doppel::interop {
 namespace {
@@ -144,7 +145,7 @@ Status ReadHeaders(const json::object& msg, const std::string& where, Headers* o
     hdr->set_name(std::move(name));
     hdr->set_value(std::move(value));
   }
-  internal::StripHopByHop(out);
+  net::StripHopByHop(out);
   return Status::Ok();
 }
 
@@ -191,21 +192,6 @@ std::string FormEncode(std::string_view s) {
   return out;
 }
 
-void SetHeader(Headers* headers, std::string_view name, const std::string& value) {
-  for (auto& h : *headers)
-    if (EqualsIgnoreCase(h.name(), name)) h.set_value(value);
-}
-
-void RemoveHeader(Headers* headers, std::string_view name) {
-  int out = 0;
-  for (int i = 0; i < headers->size(); ++i) {
-    if (EqualsIgnoreCase(headers->Get(i).name(), name)) continue;
-    if (out != i) headers->SwapElements(out, i);
-    ++out;
-  }
-  while (headers->size() > out) headers->RemoveLast();
-}
-
 // The `_doppel` extension object: what HAR cannot say, so that store -> HAR -> store keeps
 // every field (docs/interop.md).
 struct Extension {
@@ -230,10 +216,9 @@ Status RequestFromHar(const json::object& req, const Extension& ext, Envelope* e
   if (r->method().empty()) return Status::InvalidArgument("request.method is empty");
   std::string url, version;
   DOPPEL_RETURN_IF_ERROR(GetString(req, "url", "request.url", &url, true));
-  auto split = SplitHarUrl(url);
-  if (!split.ok()) return split.status();
-  r->set_target(split->target);
-  e->set_scheme(split->scheme);
+  DOPPEL_ASSIGN_OR_RETURN(auto split, SplitHarUrl(url));
+  r->set_target(split.target);
+  e->set_scheme(split.scheme);
   DOPPEL_RETURN_IF_ERROR(GetString(req, "httpVersion", "request.httpVersion", &version));
   r->set_version(VersionFromHar(version));
 
@@ -241,8 +226,8 @@ Status RequestFromHar(const json::object& req, const Extension& ext, Envelope* e
   DOPPEL_RETURN_IF_ERROR(ReadHeaders(req, "request", r->mutable_headers(), &authority));
   bool no_host = false;
   DOPPEL_RETURN_IF_ERROR(ext.Bool("no_host", &no_host));
-  if (!no_host && !internal::FindHeader(r->headers(), "Host")) {
-    if (authority.empty()) authority = split->authority;
+  if (!no_host && !net::FindHeader(r->headers(), "Host")) {
+    if (authority.empty()) authority = split.authority;
     if (!authority.empty()) {
       // Host goes first, where an HTTP/1.1 client puts it.
       r->mutable_headers()->Add();
@@ -353,17 +338,19 @@ Status ResponseFromHar(const json::object& resp, const Extension& ext, Envelope*
   // HAR keeps bodies Content-Encoding-decoded; the store keeps them as they were sent.
   // Redo the codings (net/codings.h; the diff engine decodes them again); a coding this
   // cannot redo is dropped from the headers and the body kept decoded, and counted.
-  const std::string* coding = internal::FindHeader(s->headers(), "Content-Encoding");
+  const std::string* coding = net::FindHeader(s->headers(), "Content-Encoding");
   if (coding && !raw && !truncated && has_text && !s->body().empty() &&
       !EqualsIgnoreCase(TrimSpaces(*coding), "identity")) {
     Result<std::string> encoded = net::EncodeContent(s->body(), *coding);
     if (encoded.ok()) {
       s->set_body(std::move(encoded).value());
       s->set_body_size(s->body().size());
-      SetHeader(s->mutable_headers(), "Content-Length", std::to_string(s->body().size()));
+      net::ReplaceHeader(s->mutable_headers(), "Content-Length",
+                         std::to_string(s->body().size()));
     } else {
-      RemoveHeader(s->mutable_headers(), "Content-Encoding");
-      SetHeader(s->mutable_headers(), "Content-Length", std::to_string(s->body().size()));
+      net::RemoveHeader(s->mutable_headers(), "Content-Encoding");
+      net::ReplaceHeader(s->mutable_headers(), "Content-Length",
+                         std::to_string(s->body().size()));
       ++stats->decoded_bodies;
     }
   }

@@ -6,6 +6,7 @@
 #include "interop/internal.h"
 #include "interop/interop.h"
 #include "net/codings.h"
+#include "net/proto_headers.h"
 #include "net/url.h"
 #include "storage/proxy_error.h"
 
@@ -89,7 +90,7 @@ json::object EnvelopeToHar(const Envelope& e, const std::string& fallback_author
   }
   if (e.scheme().empty()) ext["scheme"] = "";
 
-  const std::string* host = internal::FindHeader(req.headers(), "Host");
+  const std::string* host = net::FindHeader(req.headers(), "Host");
   if (!host) ext["no_host"] = true;
   std::string url;
   if (req.target().rfind("http://", 0) == 0 || req.target().rfind("https://", 0) == 0) {
@@ -99,7 +100,7 @@ json::object EnvelopeToHar(const Envelope& e, const std::string& fallback_author
           (host && !host->empty() ? *host : fallback_authority) +
           (!req.target().empty() && req.target()[0] == '/' ? "" : "/") + req.target();
   }
-  const std::string* req_type = internal::FindHeader(req.headers(), "Content-Type");
+  const std::string* req_type = net::FindHeader(req.headers(), "Content-Type");
 
   json::object request;
   request["method"] = req.method();
@@ -126,8 +127,8 @@ json::object EnvelopeToHar(const Envelope& e, const std::string& fallback_author
   if (e.has_response()) {
     const auto& resp = e.response();
     latency_us = resp.latency_us();
-    const std::string* type = internal::FindHeader(resp.headers(), "Content-Type");
-    const std::string* coding = internal::FindHeader(resp.headers(), "Content-Encoding");
+    const std::string* type = net::FindHeader(resp.headers(), "Content-Type");
+    const std::string* coding = net::FindHeader(resp.headers(), "Content-Encoding");
     json::object content;
     content["mimeType"] = type ? *type : std::string("x-unknown");
     // HAR wants the decoded body. Where decoding is impossible (a cut body, an unknown
@@ -155,7 +156,7 @@ json::object EnvelopeToHar(const Envelope& e, const std::string& fallback_author
       ext["response_body_truncated"] = true;
       ext["response_body_size"] = resp.body_size();
     }
-    const std::string* location = internal::FindHeader(resp.headers(), "Location");
+    const std::string* location = net::FindHeader(resp.headers(), "Location");
     response["status"] = resp.status();
     response["statusText"] = resp.reason();
     response["httpVersion"] = VersionToHar(resp.version());
@@ -206,15 +207,13 @@ json::object EnvelopeToHar(const Envelope& e, const std::string& fallback_author
 }  // namespace
 
 Status WriteHar(storage::Store& store, const std::string& session, std::ostream& out, ExportStats* stats) {
-  auto info = store.GetSession(session);
-  if (!info.ok()) return info.status();
-  auto it = store.Scan(session);
-  if (!it.ok()) return it.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto info, store.GetSession(session));
+  DOPPEL_ASSIGN_OR_RETURN(auto it, store.Scan(session));
   ExportStats local;
   if (!stats) stats = &local;
   // A request without a Host header still needs a URL: use the session's upstream.
   std::string fallback = "localhost";
-  if (auto upstream = net::ParseUrl(info->upstream()); upstream.ok())
+  if (auto upstream = net::ParseUrl(info.upstream()); upstream.ok())
     fallback = upstream->Authority();
   json::object creator;
   creator["name"] = "doppel";
@@ -228,17 +227,17 @@ Status WriteHar(storage::Store& store, const std::string& session, std::ostream&
   };
   if (!write(head)) return Status::IoError("writing HAR failed");
   std::string text;
-  for (; (*it)->Valid(); (*it)->Next()) {
-    if (storage::ProxyRefused((*it)->envelope())) {
+  for (; it->Valid(); it->Next()) {
+    if (storage::ProxyRefused(it->envelope())) {
       ++stats->refused;
       continue;
     }
     text = (stats->envelopes ? ",\n" : "") +
-           json::serialize(EnvelopeToHar((*it)->envelope(), fallback));
+           json::serialize(EnvelopeToHar(it->envelope(), fallback));
     if (!write(text)) return Status::IoError("writing HAR failed (disk full or closed pipe?)");
     ++stats->envelopes;
   }
-  DOPPEL_RETURN_IF_ERROR((*it)->status());
+  DOPPEL_RETURN_IF_ERROR(it->status());
   if (!write("\n]}}\n")) return Status::IoError("writing HAR failed");
   return Status::Ok();
 }

@@ -21,13 +21,6 @@ inline constexpr size_t kMaxRecordBytes = 256u << 20;
 // (the caller moves on). Without: returns `why` with a hint about --skip-bad.
 Status BadRecord(const ImportOptions& options, ImportStats* stats, const Status& why);
 
-// Removes hop-by-hop headers as the recorder does before storing (Connection and every
-// header it names, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade).
-void StripHopByHop(google::protobuf::RepeatedPtrField<doppel::v1::Header>* headers);
-
-// First value of a header (case-insensitive name), nullptr if absent.
-const std::string* FindHeader(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& h,
-                              std::string_view name);
 
 // Microseconds since the Unix epoch <-> ISO 8601 / RFC 3339 ("2024-05-01T10:20:30.123Z",
 // "+02:00" offsets, any number of fraction digits; output always UTC with 6 digits).

@@ -83,9 +83,8 @@ Result<InteropFormat> DetectImportFormat(const std::string& path) {
   if (EndsWith(base, ".har")) return InteropFormat::kHar;
   if (EndsWith(base, ".jsonl") || EndsWith(base, ".ndjson")) return InteropFormat::kJsonl;
   if (EndsWith(base, ".gor")) return InteropFormat::kGor;
-  auto head = PeekContent(path, 4096);
-  if (!head.ok()) return head.status();
-  std::string_view h = *head;
+  DOPPEL_ASSIGN_OR_RETURN(auto head, PeekContent(path, 4096));
+  std::string_view h = head;
   size_t i = h.find_first_not_of(" \t\r\n");
   if (i != std::string_view::npos && h[i] == '{') {
     size_t j = h.find_first_not_of(" \t\r\n", i + 1);
@@ -125,41 +124,6 @@ Status BadRecord(const ImportOptions& options, ImportStats* stats, const Status&
     ++stats->skipped;
   }
   return Status::Ok();
-}
-
-void StripHopByHop(google::protobuf::RepeatedPtrField<Header>* headers) {
-  std::vector<std::string> named;
-  for (const auto& h : *headers) {
-    if (!EqualsIgnoreCase(h.name(), "Connection")) continue;
-    std::string_view v = h.value();
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view token = TrimSpaces(v.substr(0, comma));
-      if (!token.empty()) named.emplace_back(token);
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
-  }
-  auto drop = [&](const Header& h) {
-    if (net::IsHopByHop(h.name())) return true;
-    for (const auto& n : named)
-      if (EqualsIgnoreCase(n, h.name())) return true;
-    return false;
-  };
-  int out = 0;
-  for (int i = 0; i < headers->size(); ++i) {
-    if (drop(headers->Get(i))) continue;
-    if (out != i) headers->SwapElements(out, i);
-    ++out;
-  }
-  while (headers->size() > out) headers->RemoveLast();
-}
-
-const std::string* FindHeader(const google::protobuf::RepeatedPtrField<Header>& headers,
-                              std::string_view name) {
-  for (const auto& h : headers)
-    if (EqualsIgnoreCase(h.name(), name)) return &h.value();
-  return nullptr;
 }
 
 namespace {
@@ -257,12 +221,11 @@ Result<doppel::v1::SessionInfo> ImportFile(storage::Store& store, const std::str
   info.set_source(format == InteropFormat::kHar     ? "import:har"
                   : format == InteropFormat::kJsonl ? "import:jsonl"
                                                     : "import:gor");
-  auto import = SessionImport::Begin(store, info);
-  if (!import.ok()) return import.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto import, SessionImport::Begin(store, info));
   EnvelopeSink sink = [&](Envelope&& e) {
     if (options.redactor)
       stats->redaction_dropped_bodies += options.redactor->Redact(&e).dropped_bodies;
-    return (*import)->Add(std::move(e));
+    return import->Add(std::move(e));
   };
   Status s;
   switch (format) {
@@ -274,9 +237,9 @@ Result<doppel::v1::SessionInfo> ImportFile(storage::Store& store, const std::str
     s = Status::InvalidArgument(std::string(InteropFormatName(format)) + " '" + path + "': all " +
                                 std::to_string(stats->skipped) +
                                 " records were bad, the first: " + stats->first_skipped);
-  if (!s.ok()) return (*import)->Abort(s);
+  if (!s.ok()) return import->Abort(s);
 
-  return (*import)->Commit();
+  return import->Commit();
 }
 
 Status WriteTextFile(const std::string& path, const std::function<Status(std::ostream&)>& write) {
@@ -378,13 +341,12 @@ Result<Envelope> FindEnvelope(storage::Store& store, const std::string& session,
   storage::ScanOptions so;
   so.from_us = id.arrival_us;
   so.to_us = id.arrival_us == UINT64_MAX ? UINT64_MAX : id.arrival_us + 1;
-  auto it = store.Scan(session, so);
-  if (!it.ok()) return it.status();
-  for (; (*it)->Valid(); (*it)->Next()) {
-    const Envelope& e = (*it)->envelope();
+  DOPPEL_ASSIGN_OR_RETURN(auto it, store.Scan(session, so));
+  for (; it->Valid(); it->Next()) {
+    const Envelope& e = it->envelope();
     if (!id.seq || e.seq() == *id.seq) return e;
   }
-  if (!(*it)->status().ok()) return (*it)->status();
+  if (!it->status().ok()) return it->status();
   return Status::NotFound("session '" + session + "' has no envelope " +
                           std::to_string(id.arrival_us) +
                           (id.seq ? "." + std::to_string(*id.seq) : std::string()) +

@@ -87,20 +87,19 @@ Status ReadJsonl(std::istream& in, const std::string& source, const ImportOption
 }
 
 Status WriteJsonl(storage::Store& store, const std::string& session, std::ostream& out, ExportStats* stats) {
-  auto it = store.Scan(session);
-  if (!it.ok()) return it.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto it, store.Scan(session));
   ExportStats local;
   if (!stats) stats = &local;
   std::string line;
-  for (; (*it)->Valid(); (*it)->Next()) {
-    line = json::serialize(EnvelopeToJson((*it)->envelope()));
+  for (; it->Valid(); it->Next()) {
+    line = json::serialize(EnvelopeToJson(it->envelope()));
     line += '\n';
     if (!out.write(line.data(), static_cast<std::streamsize>(line.size())))
       return Status::IoError("writing JSON Lines failed (disk full or closed pipe?)");
     ++stats->envelopes;
     stats->bytes += line.size();
   }
-  return (*it)->status();
+  return it->status();
 }
 
 }  // namespace doppel::interop

@@ -4,6 +4,7 @@
 
 #include "base/strings.h"
 #include "interop/internal.h"
+#include "net/proto_headers.h"
 
 namespace doppel::interop {
 namespace {
@@ -114,11 +115,11 @@ template <typename Message>
 Status ReadBody(std::string_view body, Message* m, bool no_body = false) {
   if (no_body) {  // a response to HEAD, or 1xx/204/304: headers only, whatever they say
     m->set_body_size(0);
-    internal::StripHopByHop(m->mutable_headers());
+    net::StripHopByHop(m->mutable_headers());
     return Status::Ok();
   }
-  const std::string* te = internal::FindHeader(m->headers(), "Transfer-Encoding");
-  const std::string* cl = internal::FindHeader(m->headers(), "Content-Length");
+  const std::string* te = net::FindHeader(m->headers(), "Transfer-Encoding");
+  const std::string* cl = net::FindHeader(m->headers(), "Content-Length");
   bool truncated = false;
   uint64_t size = 0;
   if (te && AsciiLower(*te).find("chunked") != std::string::npos) {
@@ -142,7 +143,7 @@ Status ReadBody(std::string_view body, Message* m, bool no_body = false) {
   }
   m->set_body_truncated(truncated);
   m->set_body_size(truncated ? std::max<uint64_t>(size, m->body().size()) : m->body().size());
-  internal::StripHopByHop(m->mutable_headers());
+  net::StripHopByHop(m->mutable_headers());
   return Status::Ok();
 }
 
@@ -180,7 +181,7 @@ Status ParseRawRequest(std::string_view raw, doppel::v1::HttpRequest* r) {
       size_t slash = rest.find_first_of("/?");
       std::string_view authority = rest.substr(0, slash);
       target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-      if (!internal::FindHeader(r->headers(), "Host") && !authority.empty()) {
+      if (!net::FindHeader(r->headers(), "Host") && !authority.empty()) {
         auto* h = r->add_headers();
         h->set_name("Host");
         h->set_value(std::string(authority));

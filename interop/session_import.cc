@@ -27,8 +27,7 @@ Result<std::unique_ptr<SessionImport>> SessionImport::Begin(storage::Store& stor
   info.set_state(doppel::v1::SESSION_STATE_IMPORTED);
   info.set_dict_id(0);
   info.clear_counts();
-  auto created = store.CreateSession(info);
-  if (!created.ok()) return created.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto created, store.CreateSession(info));
   std::unique_ptr<SessionImport> import(new SessionImport(store, name, tmp_name));
   import->batch_.reserve(kBatch);
   return import;

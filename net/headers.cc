@@ -70,4 +70,13 @@ void AddForwardingHeaders(http::fields& fields, const ForwardingInfo& info) {
   AppendVia(fields, info.version, info.via_name);
 }
 
+void CopyHeaders(const boost::beast::http::fields& fields, ProtoHeaders* out) {
+  out->Reserve(out->size() + static_cast<int>(std::distance(fields.begin(), fields.end())));
+  for (const auto& f : fields) {
+    doppel::v1::Header* h = out->Add();
+    h->set_name(std::string(f.name_string()));
+    h->set_value(std::string(f.value()));
+  }
+}
+
 }  // namespace doppel::net

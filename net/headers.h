@@ -5,6 +5,8 @@
 #include <boost/beast/http/fields.hpp>
 #include <string_view>
 
+#include "net/proto_headers.h"
+
 namespace doppel::net {
 
 // Removes Connection and every header it names, Keep-Alive, Proxy-Connection, TE, Trailer,
@@ -24,6 +26,10 @@ struct ForwardingInfo {
 // Appends the client to X-Forwarded-For, sets X-Forwarded-Proto, sets X-Forwarded-Host from
 // Host when absent, and appends this hop to Via. Host itself is left untouched.
 void AddForwardingHeaders(boost::beast::http::fields& fields, const ForwardingInfo& info);
+
+// Appends every field of a Beast message to a recorded message's headers, in order and as
+// received (names as the peer spelt them): the one Beast-to-proto header conversion.
+void CopyHeaders(const boost::beast::http::fields& fields, ProtoHeaders* out);
 
 // Appends "<version> <name>" to Via (used on responses as well).
 void AppendVia(boost::beast::http::fields& fields, unsigned version, std::string_view name);

@@ -11,6 +11,8 @@
 #include <optional>
 #include <vector>
 
+#include "net/headers.h"
+
 namespace doppel::net {
 
 namespace asio = boost::asio;
@@ -418,6 +420,26 @@ Result<std::shared_ptr<HttpClientPool>> HttpClientPool::Create(
   if (!upstream.tls()) tls.reset();
   return std::shared_ptr<HttpClientPool>(
       std::make_shared<PoolImpl>(io, std::move(upstream), options, std::move(tls)));
+}
+
+// Everything of a recorded response but its body.
+static void ToProtoHead(const HttpResponse& in, doppel::v1::HttpResponse* out) {
+  out->Clear();
+  out->set_status(in.result_int());
+  out->set_reason(std::string(in.reason()));
+  out->set_version(in.version());
+  CopyHeaders(in, out->mutable_headers());
+  out->set_body_size(in.body().size());
+}
+
+void ToProto(const HttpResponse& in, doppel::v1::HttpResponse* out) {
+  ToProtoHead(in, out);
+  out->set_body(in.body());
+}
+
+void ToProto(HttpResponse&& in, doppel::v1::HttpResponse* out) {
+  ToProtoHead(in, out);
+  out->set_body(std::move(in.body()));
 }
 
 }  // namespace doppel::net

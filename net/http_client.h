@@ -14,6 +14,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "doppel/v1/envelope.pb.h"
 #include "net/url.h"
 
 namespace boost::asio {
@@ -27,6 +28,11 @@ namespace doppel::net {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+// A response as recorded: status, reason, version, headers (CopyHeaders), body and its size.
+// Replaces what *out held. The rvalue overload moves the body.
+void ToProto(const HttpResponse& in, doppel::v1::HttpResponse* out);
+void ToProto(HttpResponse&& in, doppel::v1::HttpResponse* out);
 
 enum class ClientError {
   kNone = 0,

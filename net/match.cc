@@ -71,9 +71,8 @@ class JsonRuleReader {
           return Error(field, "must be a non-empty string");
         block.name = std::string(val.as_string());
       } else if (key == "method" || key == "uri") {
-        auto m = ReadStringMatch(val, field, false);
-        if (!m.ok()) return m.status();
-        (key == "method" ? block.method : block.uri) = std::move(m.value());
+        DOPPEL_ASSIGN_OR_RETURN(auto m, ReadStringMatch(val, field, false));
+        (key == "method" ? block.method : block.uri) = std::move(m);
       } else if (key == "headers" || key == "query_params" || key == "queryParams") {
         if (!val.is_object()) return Error(field, "must be an object of name: match");
         auto& list = key == "headers" ? block.headers : block.query_params;
@@ -114,9 +113,8 @@ Result<StringMatch> StringMatch::Make(Kind kind, std::string value) {
   StringMatch m;
   m.kind_ = kind;
   if (kind == Kind::kRegex) {
-    auto re = CompileRegex(value, "regex");
-    if (!re.ok()) return re.status();
-    m.regex_ = std::make_shared<const MatchRegex>(std::move(*re));
+    DOPPEL_ASSIGN_OR_RETURN(auto re, CompileRegex(value, "regex"));
+    m.regex_ = std::make_shared<const MatchRegex>(std::move(re));
   }
   m.value_ = std::move(value);
   return m;
@@ -269,9 +267,8 @@ Status FromDoc(ConfigDoc doc, std::vector<MatchBlock>* blocks) {
   const boost::json::array& list = it->value().as_array();
   JsonRuleReader reader(doc);
   for (size_t i = 0; i < list.size(); ++i) {
-    auto block = reader.ReadBlock(list[i], i);
-    if (!block.ok()) return block.status();
-    blocks->push_back(std::move(block.value()));
+    DOPPEL_ASSIGN_OR_RETURN(auto block, reader.ReadBlock(list[i], i));
+    blocks->push_back(std::move(block));
     for (size_t j = 0; j + 1 < blocks->size(); ++j) {
       if ((*blocks)[j].name == blocks->back().name) {
         return reader.Error("rules[" + std::to_string(i) + "].name",
@@ -285,26 +282,23 @@ Status FromDoc(ConfigDoc doc, std::vector<MatchBlock>* blocks) {
 }  // namespace
 
 Result<MatchRules> MatchRules::FromJson(std::string_view text) {
-  auto doc = ParseConfig(text, ConfigFormat::kJson);
-  if (!doc.ok()) return doc.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto doc, ParseConfig(text, ConfigFormat::kJson));
   MatchRules rules;
-  DOPPEL_RETURN_IF_ERROR(FromDoc(std::move(doc.value()), &rules.blocks_));
+  DOPPEL_RETURN_IF_ERROR(FromDoc(std::move(doc), &rules.blocks_));
   return rules;
 }
 
 Result<MatchRules> MatchRules::FromYaml(std::string_view text) {
-  auto doc = ParseConfig(text, ConfigFormat::kYaml);
-  if (!doc.ok()) return doc.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto doc, ParseConfig(text, ConfigFormat::kYaml));
   MatchRules rules;
-  DOPPEL_RETURN_IF_ERROR(FromDoc(std::move(doc.value()), &rules.blocks_));
+  DOPPEL_RETURN_IF_ERROR(FromDoc(std::move(doc), &rules.blocks_));
   return rules;
 }
 
 Result<MatchRules> MatchRules::FromFile(const std::string& path) {
-  auto doc = LoadConfigFile(path);
-  if (!doc.ok()) return doc.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto doc, LoadConfigFile(path));
   MatchRules rules;
-  Status st = FromDoc(std::move(doc.value()), &rules.blocks_);
+  Status st = FromDoc(std::move(doc), &rules.blocks_);
   if (!st.ok()) return st.WithContext(path);
   return rules;
 }

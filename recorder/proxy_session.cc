@@ -35,16 +35,6 @@ uint64_t NowUs() {
                                    .count());
 }
 
-void FillHeaders(const http::fields& fields,
-                 google::protobuf::RepeatedPtrField<doppel::v1::Header>* out) {
-  out->Reserve(static_cast<int>(std::distance(fields.begin(), fields.end())));
-  for (const auto& f : fields) {
-    doppel::v1::Header* h = out->Add();
-    h->set_name(std::string(f.name_string()));
-    h->set_value(std::string(f.value()));
-  }
-}
-
 void FillBody(const std::string& body, uint64_t limit, std::string* out, bool* truncated,
               uint64_t* size) {
   *size = body.size();
@@ -313,7 +303,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     rec_.metrics().request_bytes->Inc(req.body().size());
     if (envelope_) {
       auto* r = envelope_->mutable_request();
-      FillHeaders(req, r->mutable_headers());
+      net::CopyHeaders(req, r->mutable_headers());
       uint64_t size = 0;
       bool truncated = false;
       FillBody(req.body(), opts().capture_body_limit, r->mutable_body(), &truncated, &size);
@@ -379,7 +369,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
       r->set_status(res.result_int());
       r->set_reason(PercentEncodeNonAscii(res.reason()));
       r->set_version(upstream_version);
-      FillHeaders(res, r->mutable_headers());
+      net::CopyHeaders(res, r->mutable_headers());
       uint64_t size = 0;
       bool truncated = false;
       FillBody(res.body(), opts().capture_body_limit, r->mutable_body(), &truncated, &size);
@@ -441,7 +431,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
         if (r->headers_size() == 0) {
           http::fields copy = req.base();
           net::StripHopByHop(copy);
-          FillHeaders(copy, r->mutable_headers());
+          net::CopyHeaders(copy, r->mutable_headers());
         }
       }
       envelope_->set_error(ToProxyError(failure));

@@ -17,6 +17,7 @@
 #include "diff/body.h"
 #include "diff/headers.h"
 #include "net/codings.h"
+#include "net/proto_headers.h"
 #include "net/url.h"
 
 namespace doppel::redact {
@@ -71,16 +72,6 @@ void RedactQuery(std::string* target, const std::vector<std::string>& names, con
   }
   out.append(*target, end, std::string::npos);
   *target = std::move(out);
-}
-
-void SetHeader(Headers* headers, std::string_view name, const std::string& value) {
-  for (auto& h : *headers)
-    if (EqualsIgnoreCase(h.name(), name)) h.set_value(value);
-}
-
-void RemoveHeader(Headers* headers, std::string_view name) {
-  for (int i = headers->size() - 1; i >= 0; --i)
-    if (EqualsIgnoreCase(headers->Get(i).name(), name)) headers->DeleteSubrange(i, 1);
 }
 
 // Walks a parsed body, replacing every value a pattern matches by its hash. Descends only as
@@ -188,9 +179,8 @@ Result<std::unique_ptr<Redactor>> Redactor::ForStore(const std::string& store_di
           "--redact-query and --redact-json-path");
     return std::unique_ptr<Redactor>();
   }
-  auto key = LoadOrCreateKey(store_dir);
-  if (!key.ok()) return key.status();
-  return WithKey(std::move(key.value()), options);
+  DOPPEL_ASSIGN_OR_RETURN(auto key, LoadOrCreateKey(store_dir));
+  return WithKey(std::move(key), options);
 }
 
 Result<std::unique_ptr<Redactor>> Redactor::WithKey(std::string key, const RedactOptions& options) {
@@ -269,8 +259,8 @@ bool Redactor::RedactBody(Message* m) const {
   m->set_body(json::serialize(v));
   m->set_body_size(m->body().size());
   m->set_body_truncated(false);
-  if (encoded) RemoveHeader(m->mutable_headers(), "Content-Encoding");
-  SetHeader(m->mutable_headers(), "Content-Length", std::to_string(m->body().size()));
+  if (encoded) net::RemoveHeader(m->mutable_headers(), "Content-Encoding");
+  net::ReplaceHeader(m->mutable_headers(), "Content-Length", std::to_string(m->body().size()));
   return true;
 }
 

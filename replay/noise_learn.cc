@@ -98,9 +98,8 @@ Result<NoiseLearnResult> LearnNoise(EnvelopeSource& source, const NoiseLearnOpti
   // Every differing field must be attributed; the default cap is sized for reports.
   config.max_diffs = 100'000;
   config.max_listed_paths = 0;
-  auto created = diff::Differ::Create(std::move(config));
-  if (!created.ok()) return created.status();
-  const diff::Differ& differ = **created;
+  DOPPEL_ASSIGN_OR_RETURN(auto created, diff::Differ::Create(std::move(config)));
+  const diff::Differ& differ = *created;
 
   std::vector<std::string> key_headers;
   for (const std::string& name : options.key_headers) key_headers.push_back(AsciiLower(name));

@@ -34,21 +34,6 @@ const char* ErrorName(net::ClientError e) {
   return "error";
 }
 
-void ToProto(const net::HttpResponse& in, uint64_t latency_us, doppel::v1::HttpResponse* out) {
-  out->Clear();
-  out->set_status(in.result_int());
-  out->set_reason(std::string(in.reason()));
-  out->set_version(in.version());
-  for (const auto& f : in) {
-    auto* h = out->add_headers();
-    h->set_name(std::string(f.name_string()));
-    h->set_value(std::string(f.value()));
-  }
-  out->set_body(in.body());
-  out->set_body_size(in.body().size());
-  out->set_latency_us(latency_us);
-}
-
 net::HttpRequest ToBeast(const OutgoingRequest& r) {
   net::HttpRequest req;
   http::verb v = http::string_to_verb(r.method);
@@ -151,9 +136,8 @@ Status Engine::Setup() {
   co.max_response_body = 256ull << 20;
   for (const auto& u : urls) {
     if (u.tls() && !tls_) {
-      auto ctx = net::MakeClientTlsContext(opts_.tls);
-      if (!ctx.ok()) return ctx.status();
-      tls_ = *ctx;
+      DOPPEL_ASSIGN_OR_RETURN(auto ctx, net::MakeClientTlsContext(opts_.tls));
+      tls_ = ctx;
     }
     auto pool = net::HttpClientPool::Create(io_, u, co, tls_);
     if (!pool.ok()) return pool.status().WithContext("target " + u.ToString());
@@ -289,7 +273,8 @@ void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
       out.error_detail = r.detail;
       ++lane.stats.errors;
     } else {
-      ToProto(r.response, out.latency_us, &out.response);
+      net::ToProto(std::move(r.response), &out.response);  // moves the body only
+      out.response.set_latency_us(out.latency_us);
       ++lane.stats.ok;
       const unsigned cls = r.response.result_int() / 100;
       ++lane.stats.status_class[cls >= 2 && cls <= 5 ? cls : 0];

@@ -89,9 +89,8 @@ Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions&
   s->opts_ = o;
   for (const auto& m : o.methods) s->methods_upper_.push_back(Upper(m));
   if (!o.path_regex.empty()) {
-    auto re = net::CompileRegex(o.path_regex, "--path-regex");
-    if (!re.ok()) return re.status();
-    s->path_ = std::move(*re);
+    DOPPEL_ASSIGN_OR_RETURN(auto re, net::CompileRegex(o.path_regex, "--path-regex"));
+    s->path_ = std::move(re);
   }
   for (const auto& h : o.header_regex) {
     size_t colon = h.find(':');
@@ -99,9 +98,8 @@ Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions&
       return Status::InvalidArgument("--header-regex '" + h + "' must look like 'Name: REGEX'");
     std::string value = h.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    auto re = net::CompileRegex(value, "--header-regex");
-    if (!re.ok()) return re.status();
-    s->headers_.emplace_back(h.substr(0, colon), std::move(*re));
+    DOPPEL_ASSIGN_OR_RETURN(auto re, net::CompileRegex(value, "--header-regex"));
+    s->headers_.emplace_back(h.substr(0, colon), std::move(re));
   }
   return std::shared_ptr<const Selector>(s);
 }
@@ -129,12 +127,11 @@ Result<std::shared_ptr<const Rewriter>> Rewriter::Create(const RewriteOptions& o
   auto r = std::shared_ptr<Rewriter>(new Rewriter());
   r->opts_ = o;
   for (const auto& [re, repl] : o.rewrite_path) {
-    auto compiled = net::CompileRegex(re, "--rewrite-path");
-    if (!compiled.ok()) return compiled.status();
+    DOPPEL_ASSIGN_OR_RETURN(auto compiled, net::CompileRegex(re, "--rewrite-path"));
     std::string rewrite = ToRe2Rewrite(repl);
-    if (std::string why; !(*compiled)->CheckRewriteString(rewrite, &why))
+    if (std::string why; !compiled->CheckRewriteString(rewrite, &why))
       return Status::InvalidArgument("--rewrite-path '" + re + "=" + repl + "': " + why);
-    r->paths_.emplace_back(std::move(*compiled), std::move(rewrite));
+    r->paths_.emplace_back(std::move(compiled), std::move(rewrite));
   }
   return std::shared_ptr<const Rewriter>(r);
 }

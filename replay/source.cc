@@ -11,9 +11,8 @@ class StoreSource final : public EnvelopeSource {
       : store_(store), info_(std::move(info)) {}
   Status Rewind() override {
     it_.reset();
-    auto it = store_->Scan(info_.name());
-    if (!it.ok()) return it.status();
-    it_ = std::move(*it);
+    DOPPEL_ASSIGN_OR_RETURN(auto it, store_->Scan(info_.name()));
+    it_ = std::move(it);
     first_ = true;
     return Status::Ok();
   }
@@ -39,9 +38,8 @@ class BundleSource final : public EnvelopeSource {
  public:
   explicit BundleSource(std::string path) : path_(std::move(path)) {}
   Status Rewind() override {
-    auto r = interop::BundleReader::Open(path_);
-    if (!r.ok()) return r.status();
-    reader_ = std::move(*r);
+    DOPPEL_ASSIGN_OR_RETURN(auto r, interop::BundleReader::Open(path_));
+    reader_ = std::move(r);
     return Status::Ok();
   }
   bool Next(doppel::v1::Envelope* e) override { return reader_->Next(e); }
@@ -56,9 +54,8 @@ class BundleSource final : public EnvelopeSource {
 }  // namespace
 
 Result<EnvelopeSourcePtr> OpenStoreSource(storage::Store* store, const std::string& session) {
-  auto info = store->GetSession(session);
-  if (!info.ok()) return info.status();
-  auto src = std::make_unique<StoreSource>(store, *info);
+  DOPPEL_ASSIGN_OR_RETURN(auto info, store->GetSession(session));
+  auto src = std::make_unique<StoreSource>(store, info);
   DOPPEL_RETURN_IF_ERROR(src->Rewind());
   return EnvelopeSourcePtr(std::move(src));
 }
@@ -66,8 +63,7 @@ Result<EnvelopeSourcePtr> OpenStoreSource(storage::Store* store, const std::stri
 Result<EnvelopeSourcePtr> OpenBundleSource(const std::string& path) {
   // Verify the whole file first (structure and checksum): a replay must not act on a
   // damaged recording and find out at the end.
-  auto verified = interop::VerifyBundle(path);
-  if (!verified.ok()) return verified.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto verified, interop::VerifyBundle(path));
   auto src = std::make_unique<BundleSource>(path);
   DOPPEL_RETURN_IF_ERROR(src->Rewind());
   return EnvelopeSourcePtr(std::move(src));

@@ -462,9 +462,8 @@ Result<SessionInfo> RocksStore::CreateSession(SessionInfo info) {
                                  "' exists already; pick another name or remove it with "
                                  "`doppel sessions rm " + info.name() + "`");
   if (!s.IsNotFound()) return FromRocks(s, "reading sessions");
-  auto id = NextId(kMetaNextSessionId);
-  if (!id.ok()) return id.status();
-  info.set_id(*id);
+  DOPPEL_ASSIGN_OR_RETURN(auto id, NextId(kMetaNextSessionId));
+  info.set_id(id);
   if (info.created_us() == 0) info.set_created_us(NowUs());
   if (info.state() == doppel::v1::SESSION_STATE_UNSPECIFIED)
     info.set_state(doppel::v1::SESSION_STATE_RECORDING);
@@ -501,30 +500,27 @@ Result<std::vector<SessionInfo>> RocksStore::ListSessions() {
 
 Result<DeletedCounts> RocksStore::DeleteSession(std::string_view name) {
   DOPPEL_RETURN_IF_ERROR(CheckWritable());
-  auto info = ReadSession(name);
-  if (!info.ok()) return info.status();
-  auto runs = RunsOfSession(name, UINT64_MAX);
-  if (!runs.ok()) return runs.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto info, ReadSession(name));
+  DOPPEL_ASSIGN_OR_RETURN(auto runs, RunsOfSession(name, UINT64_MAX));
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = writers_.find(name); it != writers_.end()) writers_.erase(it);
   rocksdb::WriteBatch batch;
-  std::string from = SessionPrefix(info->id()), to = SessionPrefix(info->id() + 1);
+  std::string from = SessionPrefix(info.id()), to = SessionPrefix(info.id() + 1);
   batch.DeleteRange(envelopes(), from, to);
   batch.DeleteRange(dicts(), from, to);
   batch.Delete(sessions(), rocksdb::Slice(name.data(), name.size()));
-  for (uint32_t id : *runs) DeleteRunIn(&batch, id);
+  for (uint32_t id : runs) DeleteRunIn(&batch, id);
   DOPPEL_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &batch),
                                    "deleting session '" + std::string(name) + "'"));
-  return DeletedCounts{info->counts().envelopes(), runs->size()};
+  return DeletedCounts{info.counts().envelopes(), runs.size()};
 }
 
 Status RocksStore::CloseSession(std::string_view name, const SessionCounts& rc,
                                 doppel::v1::SessionState state) {
   DOPPEL_RETURN_IF_ERROR(CheckWritable());
-  auto w = Writer(name);
-  if (!w.ok()) return w.status();
-  std::lock_guard<std::mutex> wl((*w)->mu);
-  SessionInfo info = (*w)->info;
+  DOPPEL_ASSIGN_OR_RETURN(auto w, Writer(name));
+  std::lock_guard<std::mutex> wl(w->mu);
+  SessionInfo info = w->info;
   info.set_state(state);
   info.set_closed_us(NowUs());
   auto* c = info.mutable_counts();
@@ -535,7 +531,7 @@ Status RocksStore::CloseSession(std::string_view name, const SessionCounts& rc,
   DOPPEL_RETURN_IF_ERROR(FromRocks(
       db_->Put(write_options_, sessions(), info.name(), info.SerializeAsString()),
       "closing session '" + info.name() + "'"));
-  (*w)->info = info;
+  w->info = info;
   std::lock_guard<std::mutex> lock(mu_);
   writers_.erase(info.name());
   return Status::Ok();
@@ -549,12 +545,11 @@ Status RocksStore::RenameSession(std::string_view from, std::string_view to) {
   std::string v;
   if (db_->Get(rocksdb::ReadOptions(), sessions(), rocksdb::Slice(to.data(), to.size()), &v).ok())
     return Status::AlreadyExists("session '" + std::string(to) + "' exists already");
-  auto info = ReadSession(from);
-  if (!info.ok()) return info.status();
-  info->set_name(std::string(to));
+  DOPPEL_ASSIGN_OR_RETURN(auto info, ReadSession(from));
+  info.set_name(std::string(to));
   rocksdb::WriteBatch batch;
   batch.Delete(sessions(), rocksdb::Slice(from.data(), from.size()));
-  batch.Put(sessions(), info->name(), info->SerializeAsString());
+  batch.Put(sessions(), info.name(), info.SerializeAsString());
   return FromRocks(db_->Write(write_options_, &batch), "renaming session");
 }
 
@@ -594,9 +589,8 @@ Result<std::shared_ptr<RocksStore::SessionWriter>> RocksStore::Writer(std::strin
 
 Status RocksStore::Append(std::string_view session, std::span<const Envelope> batch) {
   DOPPEL_RETURN_IF_ERROR(CheckWritable());
-  auto wr = Writer(session);
-  if (!wr.ok()) return wr.status();
-  SessionWriter& w = **wr;
+  DOPPEL_ASSIGN_OR_RETURN(auto wr, Writer(session));
+  SessionWriter& w = *wr;
   std::lock_guard<std::mutex> wl(w.mu);
   if (w.info.state() == doppel::v1::SESSION_STATE_CLOSED ||
       w.info.state() == doppel::v1::SESSION_STATE_INTERRUPTED) {
@@ -663,13 +657,12 @@ Status RocksStore::Append(std::string_view session, std::span<const Envelope> ba
 }
 
 Result<EnvelopeIteratorPtr> RocksStore::Scan(std::string_view session, const ScanOptions& o) {
-  auto info = GetSession(session);
-  if (!info.ok()) return info.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto info, GetSession(session));
   auto codec = std::make_unique<EnvelopeCodec>(opts_.zstd_level, opts_.max_decoded_envelope_bytes);
-  DOPPEL_RETURN_IF_ERROR(LoadDictionaries(info->id(), codec.get(), nullptr));
-  std::string lower = EncodeEnvelopeKey({info->id(), o.from_us, 0});
-  std::string upper = o.to_us == UINT64_MAX ? SessionPrefix(info->id() + 1)
-                                            : EncodeEnvelopeKey({info->id(), o.to_us, 0});
+  DOPPEL_RETURN_IF_ERROR(LoadDictionaries(info.id(), codec.get(), nullptr));
+  std::string lower = EncodeEnvelopeKey({info.id(), o.from_us, 0});
+  std::string upper = o.to_us == UINT64_MAX ? SessionPrefix(info.id() + 1)
+                                            : EncodeEnvelopeKey({info.id(), o.to_us, 0});
   auto iter = std::make_unique<RocksEnvelopeIterator>(std::string(session), lower, upper,
                                                       o.skip_corrupt, std::move(codec));
   rocksdb::ReadOptions ro;
@@ -684,11 +677,9 @@ Result<EnvelopeIteratorPtr> RocksStore::Scan(std::string_view session, const Sca
 Result<DeletedCounts> RocksStore::DeleteEnvelopesBefore(std::string_view session,
                                                         uint64_t cutoff_us) {
   DOPPEL_RETURN_IF_ERROR(CheckWritable());
-  auto runs = RunsOfSession(session, cutoff_us);
-  if (!runs.ok()) return runs.status();
-  auto wr = Writer(session);
-  if (!wr.ok()) return wr.status();
-  SessionWriter& w = **wr;
+  DOPPEL_ASSIGN_OR_RETURN(auto runs, RunsOfSession(session, cutoff_us));
+  DOPPEL_ASSIGN_OR_RETURN(auto wr, Writer(session));
+  SessionWriter& w = *wr;
   std::lock_guard<std::mutex> wl(w.mu);
   const uint32_t sid = w.info.id();
   std::string lower = SessionPrefix(sid), upper = EncodeEnvelopeKey({sid, cutoff_us, 0});
@@ -715,7 +706,7 @@ Result<DeletedCounts> RocksStore::DeleteEnvelopesBefore(std::string_view session
   rocksdb::WriteBatch wb;
   wb.DeleteRange(envelopes(), lower, upper);
   wb.Put(sessions(), info.name(), info.SerializeAsString());
-  for (uint32_t id : *runs) DeleteRunIn(&wb, id);
+  for (uint32_t id : runs) DeleteRunIn(&wb, id);
   DOPPEL_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &wb), "deleting old envelopes"));
   w.info = std::move(info);
   // A closed session is not kept in the writer cache.
@@ -723,13 +714,12 @@ Result<DeletedCounts> RocksStore::DeleteEnvelopesBefore(std::string_view session
     std::lock_guard<std::mutex> lock(mu_);
     writers_.erase(w.info.name());
   }
-  return DeletedCounts{n, runs->size()};
+  return DeletedCounts{n, runs.size()};
 }
 
 Result<uint64_t> RocksStore::ApproximateSessionBytes(std::string_view session) {
-  auto info = GetSession(session);
-  if (!info.ok()) return info.status();
-  std::string a = SessionPrefix(info->id()), b = SessionPrefix(info->id() + 1);
+  DOPPEL_ASSIGN_OR_RETURN(auto info, GetSession(session));
+  std::string a = SessionPrefix(info.id()), b = SessionPrefix(info.id() + 1);
   rocksdb::Range r(a, b);
   uint64_t size = 0;
   rocksdb::SizeApproximationOptions so;
@@ -743,13 +733,12 @@ Result<uint64_t> RocksStore::ApproximateSessionBytes(std::string_view session) {
 Result<RunInfo> RocksStore::CreateRun(RunInfo info) {
   DOPPEL_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(mu_);
-  auto id = NextId(kMetaNextRunId);
-  if (!id.ok()) return id.status();
-  info.set_id(*id);
+  DOPPEL_ASSIGN_OR_RETURN(auto id, NextId(kMetaNextRunId));
+  info.set_id(id);
   if (info.state() == doppel::v1::RUN_STATE_UNSPECIFIED) info.set_state(doppel::v1::RUN_STATE_RUNNING);
   if (info.started_us() == 0) info.set_started_us(NowUs());
   DOPPEL_RETURN_IF_ERROR(FromRocks(
-      db_->Put(write_options_, runs(), EncodeRunInfoKey(*id), info.SerializeAsString()),
+      db_->Put(write_options_, runs(), EncodeRunInfoKey(id), info.SerializeAsString()),
       "writing run"));
   return info;
 }
@@ -823,24 +812,22 @@ void RocksStore::DeleteRunIn(rocksdb::WriteBatch* batch, uint32_t run_id) {
 
 Result<std::vector<uint32_t>> RocksStore::RunsOfSession(std::string_view session,
                                                         uint64_t before_us) {
-  auto runs = ListRuns();
-  if (!runs.ok()) return runs.status();
+  DOPPEL_ASSIGN_OR_RETURN(auto runs, ListRuns());
   std::vector<uint32_t> ids;
-  for (const RunInfo& run : *runs) {
+  for (const RunInfo& run : runs) {
     if (run.settings().from_bundle() || run.settings().session() != session) continue;
     if (before_us == UINT64_MAX) {
       ids.push_back(run.id());
       continue;
     }
-    auto it = ScanRunResults(run.id());
-    if (!it.ok()) return it.status();
-    for (auto& i = *it; i->Valid(); i->Next()) {
+    DOPPEL_ASSIGN_OR_RETURN(auto it, ScanRunResults(run.id()));
+    for (auto& i = it; i->Valid(); i->Next()) {
       if (i->result().arrival_us() < before_us) {
         ids.push_back(run.id());
         break;
       }
     }
-    DOPPEL_RETURN_IF_ERROR((*it)->status());
+    DOPPEL_RETURN_IF_ERROR(it->status());
   }
   return ids;
 }
