@@ -6,17 +6,16 @@
 
 #include <boost/json.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "storage/store.h"
 #include "tests/integration/hardening_util.h"  // Eventually
+#include "tests/recorder/gate.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::recorder {
@@ -24,30 +23,11 @@ namespace {
 
 using testing::Eventually;
 using testing::Fetch;
+using testing::Gate;
 using testing::TestClient;
 using testing::TestUpstream;
 
 constexpr uint64_t kStartUs = 1767225600'000000;  // 2026-01-01T00:00:00Z
-
-// Holds the upstream's answers until Open(): requests stay in flight as long as a test wants.
-class Gate {
- public:
-  ~Gate() { Open(); }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
 
 class SessionTest : public ::testing::Test {
  protected:
@@ -214,7 +194,7 @@ TEST_F(SessionTest, ExistingSessionNameIsRefused) {
 // Stop() while the primary still holds every request: the drain lets them finish, and each
 // one's envelope is in the store before the record is closed.
 TEST_F(SessionTest, StopWithRequestsInFlightLosesNoEnvelope) {
-  Gate gate;
+  Gate gate(/*open=*/false);  // holds the upstream's answers: the requests stay in flight
   upstream_.SetHandler(
       [&gate](const testing::ReceivedRequest&) -> std::optional<net::HttpResponse> {
         gate.Wait();
