@@ -194,7 +194,6 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
 // Destruction order matters: the recorder (whose writer appends through `sink`) goes first,
 // then the sink, the redactor and the store.
 struct Session::State {
-  const Clock* clock = nullptr;
   RecorderOptions options;
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<redact::Redactor> redactor;  // null with --no-redact
@@ -218,7 +217,6 @@ const Recorder& Session::recorder() const { return *s_->recorder; }
 
 Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& clock) {
   auto s = std::make_unique<State>();
-  s->clock = &clock;
   auto parsed = ParseOptions(f);
   if (!parsed.ok()) return parsed.status();
   s->options = std::move(parsed.value());
