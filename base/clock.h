@@ -1,6 +1,7 @@
 // Clock: where time comes from, injected so tests control it instead of sleeping.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -33,17 +34,18 @@ class SystemClock final : public Clock {
   }
 };
 
-// A clock tests move by hand.
+// A clock tests move by hand. Thread-safe: a test may move it while the threads of the code
+// under test (a recorder's proxy threads, say) read it.
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(uint64_t now_us = 0) : now_(now_us) {}
-  uint64_t NowUs() const override { return now_; }
-  uint64_t WallUs() const override { return now_; }
-  void Advance(uint64_t us) { now_ += us; }
-  void Set(uint64_t us) { now_ = us; }
+  uint64_t NowUs() const override { return now_.load(std::memory_order_relaxed); }
+  uint64_t WallUs() const override { return now_.load(std::memory_order_relaxed); }
+  void Advance(uint64_t us) { now_.fetch_add(us, std::memory_order_relaxed); }
+  void Set(uint64_t us) { now_.store(us, std::memory_order_relaxed); }
 
  private:
-  uint64_t now_;
+  std::atomic<uint64_t> now_;
 };
 
 }  // namespace doppel

@@ -29,12 +29,6 @@ using doppel::v1::Envelope;
 using net::HttpRequest;
 using net::HttpResponse;
 
-uint64_t NowUs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
 void FillBody(const std::string& body, uint64_t limit, std::string* out, bool* truncated,
               uint64_t* size) {
   *size = body.size();
@@ -166,7 +160,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
       return Close();  // client closed, idle timeout, or shutdown
     }
     in_request_ = true;
-    arrival_us_ = NowUs();
+    arrival_us_ = opts().clock->WallUs();
     auto& req = parser_->get();
     if (obs_fold_) {
       return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
@@ -416,7 +410,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     if (!in_request_ && !envelope_ && rec_.options().rules.empty() &&
         rec_.sampler().SampleRandom(worker_.rng.Next())) {
       // Malformed before a header could be read: capture what is known, decided at random.
-      if (!in_request_) arrival_us_ = NowUs();
+      if (!in_request_) arrival_us_ = opts().clock->WallUs();
       envelope_.emplace();
       envelope_->set_arrival_us(arrival_us_);
       envelope_->set_seq(rec_.NextSeq());

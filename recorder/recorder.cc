@@ -24,7 +24,8 @@ RecorderImpl::RecorderImpl(RecorderOptions options, CaptureSink* sink, const red
       redactor_(redactor),
       metrics_(registry_),
       writer_(sink, redactor, options_.queue,
-              {metrics_.stored, metrics_.dropped_full, metrics_.dropped_error}) {
+              {metrics_.stored, metrics_.dropped_full, metrics_.dropped_error}),
+      started_us_(options_.clock->NowUs()) {
   registry_.AddGaugeFunction("doppel_capture_queue_depth",
                              "Envelopes waiting for (or being written by) the writer.",
                              [this] { return static_cast<double>(writer_.depth()); });

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "net/http_client.h"
 #include "net/match.h"
@@ -56,8 +57,13 @@ struct RecorderOptions {
   // Off by default: these hold production data.
   bool log_bodies = false;
 
-  // Shutdown: how long Stop() waits for in-flight requests before closing them.
+  // Shutdown: how long Stop() waits for in-flight requests before closing them (real time:
+  // the wait is not on `clock`).
   std::chrono::milliseconds drain_timeout{10000};
+
+  // Where envelopes' arrival times (wall) and the /status uptime (monotonic) come from.
+  // Must outlive the recorder. Socket and drain timeouts run on real time whatever it is.
+  const Clock* clock = &SystemClock::Instance();
 };
 
 // What the recorder has done so far (monotonic counters and current gauges).

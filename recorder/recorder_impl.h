@@ -95,7 +95,7 @@ class RecorderImpl : public Recorder {
   std::atomic<uint64_t> first_arrival_us_{0};
   std::atomic<uint64_t> last_arrival_us_{0};
   std::atomic<size_t> open_connections_{0};
-  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  const uint64_t started_us_;  // options_.clock->NowUs() at construction
   std::mutex stop_mu_;
   bool stopped_ = false;
 };

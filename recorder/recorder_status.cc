@@ -1,6 +1,5 @@
 // What the recorder reports: its counts, the /status JSON and the admin endpoint's pages.
 #include <boost/json.hpp>
-#include <chrono>
 
 #include "net/match.h"
 #include "net/url.h"
@@ -31,8 +30,7 @@ std::string RecorderImpl::StatusJson() const {
   o["listen"] = listen_address_.ToString();
   o["upstream"] = options_.upstream.ToString();
   o["threads"] = options_.threads;
-  o["uptime_s"] =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  o["uptime_s"] = static_cast<double>(options_.clock->NowUs() - started_us_) / 1e6;
   o["sample_percent"] = sampler_.percent();
   o["sample_key"] = sampler_.key();
   boost::json::array rules;

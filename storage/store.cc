@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
-#include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -78,12 +77,6 @@ class StoreLogger : public rocksdb::Logger {
  private:
   int fd_;
 };
-
-uint64_t NowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
@@ -464,7 +457,7 @@ Result<SessionInfo> RocksStore::CreateSession(SessionInfo info) {
   if (!s.IsNotFound()) return FromRocks(s, "reading sessions");
   DOPPEL_ASSIGN_OR_RETURN(auto id, NextId(kMetaNextSessionId));
   info.set_id(id);
-  if (info.created_us() == 0) info.set_created_us(NowUs());
+  if (info.created_us() == 0) info.set_created_us(opts_.clock->WallUs());
   if (info.state() == doppel::v1::SESSION_STATE_UNSPECIFIED)
     info.set_state(doppel::v1::SESSION_STATE_RECORDING);
   DOPPEL_RETURN_IF_ERROR(FromRocks(
@@ -522,7 +515,7 @@ Status RocksStore::CloseSession(std::string_view name, const SessionCounts& rc,
   std::lock_guard<std::mutex> wl(w->mu);
   SessionInfo info = w->info;
   info.set_state(state);
-  info.set_closed_us(NowUs());
+  info.set_closed_us(opts_.clock->WallUs());
   auto* c = info.mutable_counts();
   c->set_requests_seen(rc.requests_seen());
   c->set_sampled(rc.sampled());
@@ -736,7 +729,7 @@ Result<RunInfo> RocksStore::CreateRun(RunInfo info) {
   DOPPEL_ASSIGN_OR_RETURN(auto id, NextId(kMetaNextRunId));
   info.set_id(id);
   if (info.state() == doppel::v1::RUN_STATE_UNSPECIFIED) info.set_state(doppel::v1::RUN_STATE_RUNNING);
-  if (info.started_us() == 0) info.set_started_us(NowUs());
+  if (info.started_us() == 0) info.set_started_us(opts_.clock->WallUs());
   DOPPEL_RETURN_IF_ERROR(FromRocks(
       db_->Put(write_options_, runs(), EncodeRunInfoKey(id), info.SerializeAsString()),
       "writing run"));

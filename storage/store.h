@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
 #include "doppel/v1/run.pb.h"
@@ -40,6 +41,9 @@ struct StoreOptions {
   int zstd_level = 3;
   // Largest decoded envelope accepted when reading (protects against decompression bombs).
   uint64_t max_decoded_envelope_bytes = 256ull << 20;
+  // Where the records' wall times (session created_us and closed_us, run started_us) come
+  // from when the caller leaves them zero. Must outlive the store.
+  const Clock* clock = &SystemClock::Instance();
 };
 
 struct ScanOptions {

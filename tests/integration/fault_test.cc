@@ -78,6 +78,11 @@ class ScriptedUpstream {
     std::lock_guard<std::mutex> lock(mu_);
     return seen_[request_line];
   }
+  // Keep-alive connections closed for being idle after a /keepalive answer.
+  int idle_closes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return idle_closes_;
+  }
   int total() {
     std::lock_guard<std::mutex> lock(mu_);
     int n = 0;
@@ -125,6 +130,7 @@ class ScriptedUpstream {
   void Serve(int fd) {
     std::string pending;
     bool reset = false;
+    bool idle_closed = false;
     for (;;) {
       const std::string line = ReadRequest(fd, &pending, 10000);
       if (line.empty()) break;
@@ -138,7 +144,10 @@ class ScriptedUpstream {
         SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nka");
         // Close the idle keep-alive connection soon, as servers with short idle timeouts do.
         pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 50) == 0) break;
+        if (::poll(&p, 1, 50) == 0) {
+          idle_closed = true;
+          break;
+        }
         continue;
       }
       if (path == "/reset-mid") {
@@ -165,6 +174,7 @@ class ScriptedUpstream {
     std::lock_guard<std::mutex> lock(mu_);
     fds_.erase(std::find(fds_.begin(), fds_.end(), fd));
     ::close(fd);
+    if (idle_closed) ++idle_closes_;
   }
 
   int listen_fd_ = -1;
@@ -175,6 +185,7 @@ class ScriptedUpstream {
   std::vector<int> fds_;
   std::vector<std::thread> threads_;
   std::map<std::string, int> seen_;
+  int idle_closes_ = 0;  // guarded by mu_
 };
 
 std::string Series(const char* reason) {
@@ -257,10 +268,13 @@ TEST_F(FaultTest, MisbehavingPrimaryGets502Or504AndLeaksNothing) {
           req.body() = "order-" + std::to_string(i);
           req.prepare_payload();
         }
+        const int closes = up.idle_closes();
         auto res = client.Send(std::move(req));
         EXPECT_EQ(res.result_int(), 200u)
             << http::to_string(verb) << " " << i << ": " << res.body();
-        std::this_thread::sleep_for(std::chrono::milliseconds(150));
+        // The next request finds the pooled connection closed by the primary.
+        EXPECT_TRUE(Eventually([&] { return up.idle_closes() > closes; }))
+            << http::to_string(verb) << " " << i;
       }
     }
   }

@@ -378,13 +378,21 @@ TEST_F(SecurityTest, TlsIsVerifiedByDefaultForRecordAndReplay) {
   for (const MirrorCase& c : mirror_cases) {
     const int before = up.served();
     RecordProcess rec(store_, primary.url(),
-                      {"--session", "tls-" + std::to_string(n++), "--mirror", up.url() + c.options});
+                      {"--session", "tls-" + std::to_string(n++), "--mirror",
+                       up.url() + c.options + ",name=tls"});
     ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
     EXPECT_EQ(Fetch(rec.port(), "GET", "/m").result_int(), 200u);
     if (c.reaches) {
       EXPECT_TRUE(Eventually([&] { return up.served() > before; })) << c.options;
     } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      // The copy was sent and is over (the handshake refused the certificate): from then on
+      // it cannot reach the mirror. (In flight is counted before sent, so sent 1 with none
+      // in flight means finished.)
+      EXPECT_TRUE(Eventually([&] {
+        return rec.Metric("doppel_mirror_sent_total{mirror=\"tls\"}") == 1 &&
+               rec.Metric("doppel_mirror_inflight{mirror=\"tls\"}") == 0;
+      })) << rec.Admin("/metrics");
+      EXPECT_EQ(rec.Metric("doppel_mirror_succeeded_total{mirror=\"tls\"}"), 0);
       EXPECT_EQ(up.served(), before) << "an unverified mirror got a copy";
     }
     rec.child().Signal(SIGTERM);

@@ -1,0 +1,292 @@
+#include "recorder/session.h"
+
+#include <algorithm>
+#include <boost/asio/ip/address.hpp>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <ctime>
+#include <utility>
+
+#include "base/duration.h"
+#include "diff/rules.h"
+#include "net/match.h"
+#include "net/url.h"
+#include "recorder/capture_writer.h"
+#include "recorder/mirror.h"
+#include "storage/store.h"
+
+namespace doppel::recorder {
+namespace {
+
+// "64MiB", "1M", "512k", "1048576" -> bytes (binary multiples).
+Result<uint64_t> ParseSize(const std::string& flag, const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0 || i > 12) {
+    return Status::InvalidArgument(flag + ": '" + text + "' is not a size (e.g. 64MiB)");
+  }
+  uint64_t n = 0;
+  std::from_chars(text.data(), text.data() + i, n);
+  std::string unit = text.substr(i);
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  uint64_t mult = 1;
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    mult = 1ull << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    mult = 1ull << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    mult = 1ull << 30;
+  else
+    return Status::InvalidArgument(flag + ": unknown unit in '" + text + "' (use KiB, MiB, GiB)");
+  return n * mult;
+}
+
+// "rec-20260102-030405" for a wall time in µs since the epoch (UTC).
+std::string DefaultSessionName(uint64_t wall_us) {
+  const std::time_t t = static_cast<std::time_t>(wall_us / 1000000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "rec-%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+Status ParseMirrorOptions(const SessionOptions& f, MirrorOptions* m) {
+  const bool any_mirror_flag = f.no_shadow_suffix || f.mirror_same_sample || f.mirror_diff ||
+                               !f.mirror_diff_rules.empty() || !f.mirror_set_headers.empty() ||
+                               !f.mirror_remove_headers.empty() || !f.mirror_match.empty() ||
+                               !f.mirror_rules_file.empty();
+  if (f.mirrors.empty()) {
+    if (any_mirror_flag) {
+      return Status::InvalidArgument(
+          "--mirror-* options need at least one --mirror URL[,percent=P,...]");
+    }
+    return Status::Ok();
+  }
+  for (const std::string& text : f.mirrors) {
+    auto spec = ParseMirrorSpec(text);
+    if (!spec.ok()) return spec.status();
+    m->mirrors.push_back(std::move(spec.value()));
+  }
+  m->shadow_suffix = !f.no_shadow_suffix;
+  m->same_sample = f.mirror_same_sample;
+  auto max_bytes = ParseSize("--mirror-max-inflight-bytes", f.mirror_max_inflight_bytes);
+  if (!max_bytes.ok()) return max_bytes.status();
+  m->max_inflight_bytes = max_bytes.value();
+  m->diff = f.mirror_diff || !f.mirror_diff_rules.empty();
+  if (!f.mirror_diff_rules.empty()) {
+    auto rules = diff::LoadRulesFile(f.mirror_diff_rules);
+    if (!rules.ok()) return rules.status().WithContext("--mirror-diff-rules");
+    m->diff_rules = std::move(rules.value());
+  }
+  for (const std::string& kv : f.mirror_set_headers) {
+    const size_t eq = kv.find_first_of("=:");
+    if (eq == std::string::npos || eq == 0) {
+      return Status::InvalidArgument("--mirror-set-header '" + kv +
+                                     "': give NAME=VALUE, e.g. X-Shadow=1");
+    }
+    m->set_headers.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  m->remove_headers = f.mirror_remove_headers;
+  auto rules = net::MatchRules::FromFlags(f.mirror_match);
+  if (!rules.ok()) return rules.status().WithContext("--mirror-match");
+  m->rules = std::move(rules.value());
+  if (!f.mirror_rules_file.empty()) {
+    auto from_file = net::MatchRules::FromFile(f.mirror_rules_file);
+    if (!from_file.ok()) return from_file.status().WithContext("--mirror-rules");
+    DOPPEL_RETURN_IF_ERROR(m->rules.Merge(std::move(from_file.value())));
+  }
+  return Status::Ok();
+}
+
+// Everything that can be checked without the store or the network; errors name the flag.
+Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
+  RecorderOptions o;
+  auto listen = net::ParseHostPort(f.listen);
+  if (!listen.ok()) return listen.status().WithContext("--listen");
+  o.listen = listen.value();
+  if (f.upstream.empty()) return Status::InvalidArgument("--upstream URL is required");
+  auto upstream = net::ParseUrl(f.upstream);
+  if (!upstream.ok()) return upstream.status().WithContext("--upstream");
+  o.upstream = upstream.value();
+  if (!f.admin.empty()) {
+    auto admin = net::ParseHostPort(f.admin);
+    if (!admin.ok()) return admin.status().WithContext("--admin");
+    o.admin = admin.value();
+    boost::system::error_code ec;
+    const auto ip = boost::asio::ip::make_address(o.admin->host, ec);
+    if (!ec && !ip.is_loopback() && !f.admin_allow_remote) {
+      return Status::InvalidArgument(
+          "--admin " + f.admin +
+          " is not a loopback address: /status and /metrics would be open to the network "
+          "(upstream, traffic counts); use 127.0.0.1:PORT, or pass --admin-allow-remote if "
+          "that is really wanted");
+    }
+  }
+  o.log_bodies = f.log_bodies;
+  o.threads = f.threads;
+  if (o.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
+  o.sample_percent = f.sample;
+  o.sample_key = f.sample_key;
+
+  auto rules = net::MatchRules::FromFlags(f.match);
+  if (!rules.ok()) return rules.status();
+  o.rules = std::move(rules.value());
+  if (!f.rules_file.empty()) {
+    auto from_file = net::MatchRules::FromFile(f.rules_file);
+    if (!from_file.ok()) return from_file.status().WithContext("--rules");
+    DOPPEL_RETURN_IF_ERROR(o.rules.Merge(std::move(from_file.value())));
+  }
+
+  struct SizeFlag {
+    const char* name;
+    const std::string* text;
+    uint64_t* out;
+  };
+  uint64_t header_size = 0;
+  for (const SizeFlag& s :
+       {SizeFlag{"--max-request-body", &f.max_request_body, &o.max_request_body},
+        SizeFlag{"--max-header-size", &f.max_header_size, &header_size},
+        SizeFlag{"--capture-body-limit", &f.capture_body_limit, &o.capture_body_limit}}) {
+    auto v = ParseSize(s.name, *s.text);
+    if (!v.ok()) return v.status();
+    *s.out = v.value();
+  }
+  if (header_size < 1024 || header_size > (1u << 20)) {
+    return Status::InvalidArgument("--max-header-size must be between 1KiB and 1MiB");
+  }
+  o.max_header_bytes = static_cast<uint32_t>(header_size);
+
+  struct DurationFlag {
+    const char* name;
+    const std::string* text;
+    std::chrono::milliseconds* out;
+  };
+  for (const DurationFlag& d :
+       {DurationFlag{"--idle-timeout", &f.idle_timeout, &o.idle_timeout},
+        DurationFlag{"--request-timeout", &f.request_timeout, &o.request_timeout},
+        DurationFlag{"--upstream-connect-timeout", &f.upstream_connect_timeout,
+                     &o.upstream_client.connect_timeout},
+        DurationFlag{"--upstream-timeout", &f.upstream_timeout,
+                     &o.upstream_client.response_timeout},
+        DurationFlag{"--drain-timeout", &f.drain_timeout, &o.drain_timeout}}) {
+    auto us = ParseDurationUs(*d.text);
+    if (!us.ok()) return us.status().WithContext(d.name);
+    const std::chrono::milliseconds ms((us.value() + 500) / 1000);
+    if (ms.count() <= 0 && std::string(d.name) != "--drain-timeout") {
+      return Status::InvalidArgument(std::string(d.name) + " must be at least 1ms");
+    }
+    *d.out = ms;
+  }
+  o.max_connections = f.max_connections;
+  o.queue.queue_size = std::max<size_t>(1, f.queue_size);
+  o.upstream_tls.verify = !f.upstream_insecure;
+  o.upstream_tls.ca_file = f.upstream_ca;
+  DOPPEL_RETURN_IF_ERROR(ParseMirrorOptions(f, &o.mirror));
+  return o;
+}
+
+}  // namespace
+
+// Destruction order matters: the recorder (whose writer appends through `sink`) goes first,
+// then the sink, the redactor and the store.
+struct Session::State {
+  RecorderOptions options;
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<redact::Redactor> redactor;  // null with --no-redact
+  CaptureSinkPtr sink;
+  RecorderPtr recorder;
+  bool stopped = false;
+  SessionSummary summary;
+};
+
+Session::Session(std::unique_ptr<State> state) : s_(std::move(state)) {}
+
+Session::~Session() {
+  // The summary's status was for the caller to see; a Session dropped without Stop() still
+  // leaves a closed record behind when it can.
+  (void)Stop();
+}
+
+const std::string& Session::name() const { return s_->options.session; }
+const RecorderOptions& Session::recorder_options() const { return s_->options; }
+const Recorder& Session::recorder() const { return *s_->recorder; }
+
+Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& clock) {
+  auto s = std::make_unique<State>();
+  auto parsed = ParseOptions(f);
+  if (!parsed.ok()) return parsed.status();
+  s->options = std::move(parsed.value());
+  RecorderOptions& o = s->options;
+  o.session = f.name.empty() ? DefaultSessionName(clock.WallUs()) : f.name;
+  o.clock = &clock;
+
+  storage::StoreOptions store_options;
+  store_options.sync = f.sync;
+  store_options.clock = &clock;
+  Status st = storage::Store::Open(store_options, f.store_path, &s->store);
+  if (!st.ok()) return st.WithContext("opening the store " + f.store_path);
+
+  auto redactor = redact::Redactor::ForStore(f.store_path, f.redact);
+  if (!redactor.ok()) return redactor.status();
+  s->redactor = std::move(redactor.value());
+
+  v1::SessionInfo info;
+  info.set_name(o.session);
+  info.set_state(v1::SESSION_STATE_RECORDING);
+  info.set_created_us(clock.WallUs());
+  info.set_upstream(o.upstream.ToString());
+  info.set_source("record");
+  info.mutable_sampling()->set_percent(o.sample_percent);
+  info.mutable_sampling()->set_key(o.sample_key);
+  for (const auto& b : o.rules.blocks()) info.mutable_sampling()->add_rules(b.name);
+  auto created = s->store->CreateSession(info);
+  if (!created.ok()) {
+    return created.status().WithContext("session '" + o.session +
+                                        "' (pick another --session name)");
+  }
+
+  s->sink = MakeStoreSink(s->store.get(), o.session);
+  auto started = Recorder::Start(o, s->sink.get(), s->redactor.get());
+  if (!started.ok()) {
+    // Nothing was recorded: the session name is free again. A failure to delete leaves an
+    // empty RECORDING record (INTERRUPTED on the next open); the start error is the news.
+    (void)s->store->DeleteSession(o.session);
+    return started.status();
+  }
+  s->recorder = std::move(started.value());
+  s->summary.name = o.session;
+  s->summary.mirror_diff = o.mirror.diff;
+  return std::unique_ptr<Session>(new Session(std::move(s)));
+}
+
+const SessionSummary& Session::Stop() {
+  State& s = *s_;
+  if (s.stopped) return s.summary;
+  s.stopped = true;
+  s.recorder->Stop();  // drain, then flush the capture queue
+  SessionSummary& sum = s.summary;
+  sum.counts = s.recorder->counts();
+  sum.mirrors = s.recorder->mirror_counts();
+  const RecorderCounts& c = sum.counts;
+  v1::SessionCounts counts;
+  counts.set_requests_seen(c.requests);
+  counts.set_sampled(c.sampled);
+  counts.set_dropped(c.dropped);
+  counts.set_errors(c.errors);
+  counts.set_first_arrival_us(c.first_arrival_us);
+  counts.set_last_arrival_us(c.last_arrival_us);
+  const Status closed = s.store->CloseSession(s.options.session, counts);
+  const Status capture = s.recorder->capture_error();
+  if (!closed.ok()) {
+    sum.status = closed.WithContext("closing session " + s.options.session);
+  } else if (!capture.ok()) {
+    sum.status = capture.WithContext(std::to_string(c.dropped) + " envelopes were not stored");
+  }
+  return sum;
+}
+
+}  // namespace doppel::recorder

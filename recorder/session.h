@@ -1,0 +1,116 @@
+// Session: one `doppel record` from start to end, as a library object. The CLI parses flags
+// into SessionOptions and prints; everything else lives here: validate the options, open the
+// store and its redaction key, create the session record (RECORDING), start the recorder and,
+// on Stop, stop accepting, drain in-flight requests, flush the capture queue and close the
+// session record with the recorder's counts.
+//
+//   auto session = Session::Start(options, SystemClock::Instance());  // validates, listens
+//   if (!session.ok()) ...                             // usage/config/store error: exit 2
+//   Print((*session)->recorder().listen_address());    // banner
+//   ... wait for SIGINT/SIGTERM (the CLI's business), show recorder().counts() meanwhile ...
+//   const SessionSummary& summary = (*session)->Stop();  // blocks until the record is closed
+//
+// Time (the default session name, the session record's created and closed times, envelope
+// arrival times, the /status uptime) comes from the injected Clock, so tests can pin it.
+// Socket timeouts and the drain wait run on real time.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "recorder/recorder.h"
+#include "redact/redactor.h"
+
+namespace doppel::recorder {
+
+// What `doppel record` was asked to do. Strings are flag values as the user typed them;
+// Session::Start parses and validates them, with errors that name the flag.
+struct SessionOptions {
+  std::string store_path;                 // --store
+  std::string name;                       // --session; "" = rec-YYYYMMDD-HHMMSS (UTC, clock)
+  std::string listen = "127.0.0.1:8080";  // port 0: any free port
+  std::string upstream;                   // the primary, http[s]://host:port[/base]; required
+  double sample = 100;                    // percent, 0-100
+  std::string sample_key;                 // "", "header:NAME", "query:NAME"
+  std::vector<std::string> match;         // --match rules (OR'd)
+  std::string rules_file;                 // --rules: JSON or YAML
+  int threads = 1;
+  std::string admin;                // ADDR:PORT or "" (off)
+  bool admin_allow_remote = false;  // otherwise a non-loopback --admin is refused
+  bool log_bodies = false;
+  std::string max_request_body = "64MiB";
+  std::string max_header_size = "16KiB";  // 1KiB to 1MiB
+  std::string capture_body_limit = "1MiB";
+  std::string idle_timeout = "60s";
+  std::string request_timeout = "30s";
+  std::string upstream_connect_timeout = "5s";
+  std::string upstream_timeout = "30s";
+  std::string drain_timeout = "10s";  // 0 allowed: in-flight requests are cut at once
+  size_t max_connections = 10000;
+  size_t queue_size = 10000;  // 0 is taken as 1
+  bool sync = false;          // fsync the store on every batch
+  redact::RedactOptions redact;
+  bool upstream_insecure = false;
+  std::string upstream_ca;
+  // Live mirroring: any --mirror-* option needs at least one --mirror.
+  std::vector<std::string> mirrors;  // ParseMirrorSpec syntax
+  bool no_shadow_suffix = false;
+  bool mirror_same_sample = false;
+  std::string mirror_max_inflight_bytes = "256MiB";
+  bool mirror_diff = false;
+  std::string mirror_diff_rules;                // implies mirror_diff
+  std::vector<std::string> mirror_set_headers;  // NAME=VALUE (or NAME:VALUE)
+  std::vector<std::string> mirror_remove_headers;
+  std::vector<std::string> mirror_match;
+  std::string mirror_rules_file;
+};
+
+// What a stopped session did: the data of `doppel record`'s final summary.
+struct SessionSummary {
+  std::string name;
+  RecorderCounts counts;              // final: after the drain and the queue flush
+  std::vector<MirrorCounts> mirrors;  // one per --mirror, in flag order
+  bool mirror_diff = false;           // the mirrors' diff counts mean something
+  // OK when the session record was closed and the store took every envelope offered to it;
+  // otherwise what went wrong ("closing session NAME: ...", "N envelopes were not stored:
+  // ..."). The session record is closed in either case when the store allows it.
+  Status status;
+};
+
+class Session {
+ public:
+  // Validates `options`, opens the store (SessionOptions::store_path) and its redaction key,
+  // creates the session record and starts the recorder; returns once the proxy accepts
+  // connections. Errors (exit 2) name the flag or the store at fault; a session name that
+  // exists is refused. REQUIRES: `clock` outlives the Session.
+  static Result<std::unique_ptr<Session>> Start(SessionOptions options, const Clock& clock);
+  // Stops first if Stop() was not called.
+  ~Session();
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::string& name() const;
+  // The options as parsed (upstream, sampling, rules, mirrors): for the banner.
+  const RecorderOptions& recorder_options() const;
+  // The proxy: bound addresses, live counts, /status. Valid until the Session is destroyed
+  // (after Stop too, with the final counts).
+  const Recorder& recorder() const;
+
+  // Graceful stop: stops accepting, lets in-flight requests finish (up to --drain-timeout),
+  // writes every queued envelope, then closes the session record (state CLOSED, closed time
+  // from the clock, the recorder's counts). Blocks until done. Idempotent: later calls
+  // return the same summary. Not thread-safe: call from one thread.
+  const SessionSummary& Stop();
+
+ private:
+  struct State;
+  explicit Session(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
+};
+using SessionPtr = std::unique_ptr<Session>;
+
+}  // namespace doppel::recorder
