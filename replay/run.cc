@@ -46,8 +46,8 @@ void FillRunRecord(const ReplayStats& stats, const report::Report& rep, const st
   run->set_skipped_filtered(stats.skipped_filtered);
   run->set_dispatched(stats.dispatched);
   run->set_dropped_redacted_headers(stats.dropped_redacted_headers);
-  run->set_regressions(rep.regressions);
-  run->set_exit_code(rep.exit_code);
+  run->set_regressions(rep.verdict().regressions());
+  run->set_exit_code(rep.verdict().exit_code());
   run->set_report_json(json);
   for (const auto& l : stats.lanes) {
     auto* ts = run->add_targets();
@@ -317,7 +317,7 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   FillRunRecord(out.stats, out.report, report::ReportToJson(out.report), &run);
   out.run_saved = s.store->UpdateRun(run);
   out.report_files = WriteReportFiles(out.report, f.reports);
-  out.exit_code = out.report_files.ok() ? out.report.exit_code : 2;
+  out.exit_code = out.report_files.ok() ? out.report.verdict().exit_code() : 2;
   return out;
 }
 

@@ -78,9 +78,9 @@ TEST_F(RunTest, RecordsTheRunWithTheInjectedClock) {
     EXPECT_EQ(out->exit_code, 0);
     EXPECT_EQ(out->stats.dispatched, static_cast<uint64_t>(kGets));
     EXPECT_EQ(out->stats.skipped_unsafe, static_cast<uint64_t>(kPosts));
-    EXPECT_EQ(out->report.generated_at, "2026-01-02T03:04:05Z");
-    EXPECT_EQ(out->report.run_id, std::to_string(run_id));
-    EXPECT_EQ(out->report.session, "s");
+    EXPECT_EQ(out->report.generated_at(), "2026-01-02T03:04:05Z");
+    EXPECT_EQ(out->report.run_id(), std::to_string(run_id));
+    EXPECT_EQ(out->report.session(), "s");
   }
   EXPECT_EQ(up.requests().size(), static_cast<size_t>(kGets));
 
@@ -97,7 +97,7 @@ TEST_F(RunTest, RecordsTheRunWithTheInjectedClock) {
   // `doppel report --run` reads back the same report the run wrote.
   auto again = LoadRunReport(store_path_, run_id);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ(again->generated_at, "2026-01-02T03:04:05Z");
+  EXPECT_EQ(again->generated_at(), "2026-01-02T03:04:05Z");
   std::ifstream f(dir_ + "/report.json");
   std::string json((std::istreambuf_iterator<char>(f)), {});
   EXPECT_NE(json.find("\"2026-01-02T03:04:05Z\""), std::string::npos) << json;
@@ -121,7 +121,7 @@ TEST_F(RunTest, RegressionsGiveExitCodeOne) {
     auto out = (*run)->Execute();
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     EXPECT_EQ(out->exit_code, 1);
-    EXPECT_GT(out->report.regressions, 0u);
+    EXPECT_GT(out->report.verdict().regressions(), 0u);
     run_id = out->run_id;
   }
   v1::RunInfo stored = StoredRun(run_id);
