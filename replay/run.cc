@@ -40,8 +40,7 @@ Status WriteReportFile(const std::string& path, const std::string& content) {
 }
 
 // The run record's per-target summary and counters from the engine's stats and the report.
-void FillRunRecord(const ReplayStats& stats, const report::Report& rep,
-                   doppel::v1::RunInfo* run) {
+void FillRunRecord(const ReplayStats& stats, const report::Report& rep, doppel::v1::RunInfo* run) {
   run->set_skipped_unsafe(stats.skipped_unsafe);
   run->set_skipped_filtered(stats.skipped_filtered);
   run->set_dispatched(stats.dispatched);

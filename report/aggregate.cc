@@ -340,8 +340,7 @@ Report RunAggregator::Finish() const {
       er.set_name(name);
       er.set_requests(ep.requests);
       er.set_errors(ep.errors);
-      er.mutable_errors_by_reason()->insert(ep.errors_by_reason.begin(),
-                                            ep.errors_by_reason.end());
+      er.mutable_errors_by_reason()->insert(ep.errors_by_reason.begin(), ep.errors_by_reason.end());
       *er.mutable_status() = ep.status;
       er.set_compared(ep.compared);
       er.set_matched(ep.matched);
@@ -365,9 +364,8 @@ Report RunAggregator::Finish() const {
         const auto severity = static_cast<diff::Severity>(
             f.severity >= 0 ? f.severity : std::max(f.other_severity, 0));
         fr.set_severity(std::string(diff::SeverityName(severity)));
-        fr.set_p_value(SixDigits(diff::RegressionPValue(fr.mismatches(), fr.compared(),
-                                                        fr.noise_mismatches(),
-                                                        fr.noise_compared())));
+        fr.set_p_value(SixDigits(diff::RegressionPValue(
+            fr.mismatches(), fr.compared(), fr.noise_mismatches(), fr.noise_compared())));
         FieldVerdict verdict = FieldVerdict::kOk;
         if (diff::IsRegression(fr.mismatches(), fr.compared(), fr.noise_mismatches(),
                                fr.noise_compared(), options_.thresholds)) {

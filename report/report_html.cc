@@ -115,18 +115,20 @@ std::string SideBySide(const Exemplar& x, std::string_view right_label = "actual
   }
   equal_until(left.size());
   return "<table class=\"sbs mono\"><tr><th colspan=\"2\">expected (recorded, status " +
-         std::to_string(x.expected_status()) + ")</th><th colspan=\"2\">" + std::string(right_label) +
-         " (status " + std::to_string(x.actual_status()) + ")</th></tr>\n" + rows + "</table>\n";
+         std::to_string(x.expected_status()) + ")</th><th colspan=\"2\">" +
+         std::string(right_label) + " (status " + std::to_string(x.actual_status()) +
+         ")</th></tr>\n" + rows + "</table>\n";
 }
 
 std::string ExemplarHtml(const Exemplar& x, size_t n, bool open) {
   std::string out = std::string("<details") + (open ? " open" : "") + "><summary>exemplar " +
                     std::to_string(n) + ": <code>" + E(x.method()) + " " + E(x.target()) +
                     "</code></summary>\n";
-  out += "<p class=\"change mono\"><code>" + E(x.path()) + "</code> " + E(x.kind()) +
-         ": " + (x.expected().empty() ? "(absent)" : E(x.expected())) + " \xE2\x86\x92 " +
+  out += "<p class=\"change mono\"><code>" + E(x.path()) + "</code> " + E(x.kind()) + ": " +
+         (x.expected().empty() ? "(absent)" : E(x.expected())) + " \xE2\x86\x92 " +
          (x.actual().empty() ? "(absent)" : E(x.actual())) +
-         (x.detail().empty() ? "" : " <span class=\"meta\">" + E(x.detail()) + "</span>") + "</p>\n";
+         (x.detail().empty() ? "" : " <span class=\"meta\">" + E(x.detail()) + "</span>") +
+         "</p>\n";
   if (!x.request_body().empty()) {
     out += "<p class=\"meta\">request body: <code>" + E(x.request_body()) + "</code></p>\n";
   }
@@ -138,14 +140,13 @@ std::string ExemplarHtml(const Exemplar& x, size_t n, bool open) {
 std::string FieldRow(const FieldReport& f) {
   std::string cls = Is(f, FieldVerdict::kRegression)  ? " class=\"fail\""
                     : Is(f, FieldVerdict::kTolerated) ? " class=\"warn\""
-                                                            : "";
+                                                      : "";
   return "<tr" + cls + "><td><code>" + E(f.path()) + "</code></td>" + Td(Kinds(f)) +
          Td(f.severity()) +
          Td(std::to_string(f.mismatches()) + "/" + std::to_string(f.compared()), true) +
          Td(FormatRate(f.mismatches(), f.compared()), true) +
          Td(FormatRate(f.noise_mismatches(), f.noise_compared()), true) +
-         Td(f.noise_compared() > 0 ? PValue(f.p_value()) : "-", true) + Td(f.verdict()) +
-         "</tr>\n";
+         Td(f.noise_compared() > 0 ? PValue(f.p_value()) : "-", true) + Td(f.verdict()) + "</tr>\n";
 }
 
 std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
@@ -153,14 +154,15 @@ std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
     return Is(f, FieldVerdict::kTolerated);
   });
   std::string cls = e.failed() ? " failed" : tolerated ? " tolerated" : "";
-  std::string badge = e.failed()    ? "<span class=\"badge fail\">FAIL</span>"
+  std::string badge = e.failed()  ? "<span class=\"badge fail\">FAIL</span>"
                       : tolerated ? "<span class=\"badge warn\">TOLERATED</span>"
                                   : "<span class=\"badge pass\">PASS</span>";
-  std::string out = "<section class=\"endpoint" + cls + "\">\n<h3><code>" + E(e.name()) + "</code>" +
-                    badge + "</h3>\n";
+  std::string out = "<section class=\"endpoint" + cls + "\">\n<h3><code>" + E(e.name()) +
+                    "</code>" + badge + "</h3>\n";
   out += "<p>" + std::to_string(e.requests()) + " requests, " + std::to_string(e.compared()) +
          " compared, " + std::to_string(e.mismatched()) + " mismatched (" +
-         E(FormatRate(e.mismatched(), e.compared())) + "), " + std::to_string(e.errors()) + " errors";
+         E(FormatRate(e.mismatched(), e.compared())) + "), " + std::to_string(e.errors()) +
+         " errors";
   if (!e.errors_by_reason().empty()) {
     out += " (";
     bool first = true;
@@ -171,7 +173,8 @@ std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
     }
     out += ")";
   }
-  if (e.error_rate_exceeded()) out += " <span class=\"badge fail\">error rate over threshold</span>";
+  if (e.error_rate_exceeded())
+    out += " <span class=\"badge fail\">error rate over threshold</span>";
   out += "</p>\n";
   out += "<table><tr><th>latency</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n";
   out += "<tr><td>target</td>" + LatencyCells(e.latency()) + "</tr>\n";
@@ -208,13 +211,14 @@ std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
     if (!f.noise_exemplars().empty()) {
       const Exemplar& x = f.noise_exemplars(0);
       example = "<code>" + E(x.method()) + " " + E(x.target()) +
-                "</code>: " + (x.expected().empty() ? "(absent)" : E(x.expected())) + " \xE2\x86\x92 " +
-                (x.actual().empty() ? "(absent)" : E(x.actual()));
+                "</code>: " + (x.expected().empty() ? "(absent)" : E(x.expected())) +
+                " \xE2\x86\x92 " + (x.actual().empty() ? "(absent)" : E(x.actual()));
     }
-    noise += "<tr><td><code>" + E(f.path()) + "</code></td>" +
-             Td(std::to_string(f.noise_mismatches()) + "/" + std::to_string(f.noise_compared()), true) +
-             Td(FormatRate(f.noise_mismatches(), f.noise_compared()), true) +
-             Td(std::to_string(f.masked()), true) + "<td class=\"mono\">" + example + "</td></tr>\n";
+    noise +=
+        "<tr><td><code>" + E(f.path()) + "</code></td>" +
+        Td(std::to_string(f.noise_mismatches()) + "/" + std::to_string(f.noise_compared()), true) +
+        Td(FormatRate(f.noise_mismatches(), f.noise_compared()), true) +
+        Td(std::to_string(f.masked()), true) + "<td class=\"mono\">" + example + "</td></tr>\n";
   }
   std::string noise_bodies;
   for (const FieldReport& f : e.fields()) {
@@ -291,18 +295,18 @@ std::string RenderHtml(const Report& report, const HtmlOptions& options) {
   if (!report.run_id().empty()) out += "run " + E(report.run_id()) + " &middot; ";
   if (!report.session().empty()) out += "session " + E(report.session()) + " &middot; ";
   out += report.settings().secondary().empty() ? std::string("no secondary (no noise data)")
-                                           : "secondary " + E(report.settings().secondary());
+                                               : "secondary " + E(report.settings().secondary());
   if (!report.generated_at().empty()) out += " &middot; " + E(report.generated_at());
   char settings[160];
   std::snprintf(settings, sizeof(settings),
                 " &middot; fail-threshold %g%%, fail-on %s, alpha %g, min samples %llu",
-                report.settings().fail_threshold_pct(),
-                report.settings().fail_on().c_str(),
+                report.settings().fail_threshold_pct(), report.settings().fail_on().c_str(),
                 report.settings().alpha(),
                 static_cast<unsigned long long>(report.settings().min_samples()));
   out += settings;
-  out += "</p>\n<p class=\"verdict " + std::string(report.verdict().exit_code() == 0 ? "pass" : "fail") +
-         "\">" + E(VerdictLine(report)) + "</p>\n";
+  out += "</p>\n<p class=\"verdict " +
+         std::string(report.verdict().exit_code() == 0 ? "pass" : "fail") + "\">" +
+         E(VerdictLine(report)) + "</p>\n";
 
   out +=
       "<h2>Targets</h2>\n<table><tr><th>target</th><th>requests</th><th>2xx</th><th>3xx</th>"

@@ -99,7 +99,8 @@ void Adapt(const pb::Descriptor* descriptor, json::object* object) {
 // verdict would silently render as "ok". Errors name the member, like protobuf's.
 Status CheckNames(const Report& report) {
   auto check = [](const std::string& where, const auto& parsed) {
-    return parsed.ok() ? Status::Ok() : Status::InvalidArgument(where + ": " + parsed.status().message());
+    return parsed.ok() ? Status::Ok()
+                       : Status::InvalidArgument(where + ": " + parsed.status().message());
   };
   if (!report.settings().fail_on().empty()) {  // "" only in a Report built by hand
     DOPPEL_RETURN_IF_ERROR(check("settings.fail_on", ParseSeverity(report.settings().fail_on())));
@@ -123,8 +124,8 @@ Status CheckNames(const Report& report) {
         DOPPEL_RETURN_IF_ERROR(check(at + ".verdict", ParseVerdict(field.verdict())));
         DOPPEL_RETURN_IF_ERROR(check(at + ".severity", ParseSeverity(field.severity())));
         for (int k = 0; k < field.kinds_size(); ++k) {
-          DOPPEL_RETURN_IF_ERROR(check(at + ".kinds[" + std::to_string(k) + "]",
-                                       ParseKind(field.kinds(k))));
+          DOPPEL_RETURN_IF_ERROR(
+              check(at + ".kinds[" + std::to_string(k) + "]", ParseKind(field.kinds(k))));
         }
         DOPPEL_RETURN_IF_ERROR(check_exemplars(at + ".exemplars", field.exemplars()));
         DOPPEL_RETURN_IF_ERROR(check_exemplars(at + ".noise_exemplars", field.noise_exemplars()));
@@ -171,8 +172,8 @@ Result<Report> ReportFromJson(std::string_view text) {
   Report report;
   pb::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // a later v1 writer may add members
-  auto status = pb::util::JsonStringToMessage(pb::StringPiece(text.data(), text.size()),
-                                              &report, options);
+  auto status =
+      pb::util::JsonStringToMessage(pb::StringPiece(text.data(), text.size()), &report, options);
   if (!status.ok()) {
     // protobuf names the member: "(targets[0].endpoints[0].requests): invalid value ...".
     return Status::InvalidArgument("report: " + std::string(status.message()));

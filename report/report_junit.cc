@@ -38,7 +38,8 @@ std::string FieldSummary(const FieldReport& f) {
 std::string FailureMessage(const EndpointReport& e, const JUnitOptions& options) {
   std::string msg;
   if (e.regressions() > 0) {
-    msg = std::to_string(e.regressions()) + (e.regressions() == 1 ? " regression: " : " regressions: ");
+    msg = std::to_string(e.regressions()) +
+          (e.regressions() == 1 ? " regression: " : " regressions: ");
     size_t shown = 0;
     for (const FieldReport& f : e.fields()) {
       if (!Is(f, FieldVerdict::kRegression)) continue;

@@ -143,7 +143,8 @@ std::string RenderText(const Report& report, const TextOptions& options) {
   std::string ident;
   if (!report.run_id().empty()) ident += "  run " + Safe(report.run_id());
   if (!report.session().empty()) ident += "  session " + Safe(report.session());
-  if (!report.settings().secondary().empty()) ident += "  secondary " + Safe(report.settings().secondary());
+  if (!report.settings().secondary().empty())
+    ident += "  secondary " + Safe(report.settings().secondary());
   if (!report.generated_at().empty()) ident += "  " + Safe(report.generated_at());
   if (!ident.empty()) out += paint.Bold("doppel report") + ident + "\n\n";
 
@@ -160,10 +161,11 @@ std::string RenderText(const Report& report, const TextOptions& options) {
   out += paint.Bold(header) + "\n";
   for (const TargetReport& t : report.targets()) {
     out += PadRight(Safe(t.name()), name_width) + PadLeft(std::to_string(t.requests()), 10) +
-           PadLeft(std::to_string(t.status().s2xx()), 8) + PadLeft(std::to_string(t.status().s3xx()), 7) +
-           PadLeft(std::to_string(t.status().s4xx()), 7) + PadLeft(std::to_string(t.status().s5xx()), 7) +
-           PadLeft(std::to_string(t.errors()), 8) + PadLeft(FormatRate(t.matched(), t.compared()), 8) +
-           Latencies(t.latency()) + "\n";
+           PadLeft(std::to_string(t.status().s2xx()), 8) +
+           PadLeft(std::to_string(t.status().s3xx()), 7) +
+           PadLeft(std::to_string(t.status().s4xx()), 7) +
+           PadLeft(std::to_string(t.status().s5xx()), 7) + PadLeft(std::to_string(t.errors()), 8) +
+           PadLeft(FormatRate(t.matched(), t.compared()), 8) + Latencies(t.latency()) + "\n";
     out += paint.Dim(PadRight("  recorded", name_width + kCountColumnsWidth) +
                      Latencies(t.recorded_latency())) +
            "\n";
@@ -186,9 +188,9 @@ std::string RenderText(const Report& report, const TextOptions& options) {
              std::to_string(e.requests()) + " requests, " + std::to_string(e.mismatched()) +
              " mismatched (" + FormatRate(e.mismatched(), e.compared()) + ")\n";
       if (e.errors() > 0) {
-        std::string line = "    errors " + std::to_string(e.errors()) + "/" +
-                           std::to_string(e.requests()) + " (" + FormatRate(e.errors(), e.requests()) +
-                           "): " + ErrorsLine(e.errors_by_reason());
+        std::string line =
+            "    errors " + std::to_string(e.errors()) + "/" + std::to_string(e.requests()) + " (" +
+            FormatRate(e.errors(), e.requests()) + "): " + ErrorsLine(e.errors_by_reason());
         out += (e.error_rate_exceeded() ? paint.Red(line) : line) + "\n";
       }
       size_t rows = 0, significant = 0;
@@ -227,9 +229,10 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                              "and JSON reports)") +
                    "\n";
           } else {
-            out += paint.Dim("      e.g. " + Safe(x.method()) + " " +
-                             Safe(diff::Abbreviate(x.target(), 80)) + "  " + Safe(x.path()) + ": ") +
-                   value(x.expected()) + " \xE2\x86\x92 " + value(x.actual()) + "\n";
+            out +=
+                paint.Dim("      e.g. " + Safe(x.method()) + " " +
+                          Safe(diff::Abbreviate(x.target(), 80)) + "  " + Safe(x.path()) + ": ") +
+                value(x.expected()) + " \xE2\x86\x92 " + value(x.actual()) + "\n";
           }
         }
       }
@@ -246,8 +249,8 @@ std::string RenderText(const Report& report, const TextOptions& options) {
       for (const EndpointReport& e : t.endpoints()) {
         std::string line = lines_of(e);
         if (line.empty()) continue;
-        body += "  " + (many_targets ? Safe(t.name()) + " " : std::string()) + Safe(e.name()) + ": " +
-                line + "\n";
+        body += "  " + (many_targets ? Safe(t.name()) + " " : std::string()) + Safe(e.name()) +
+                ": " + line + "\n";
       }
     }
     if (!body.empty()) out += "\n" + paint.Bold(std::string(title)) + "\n" + body;
@@ -274,7 +277,8 @@ std::string RenderText(const Report& report, const TextOptions& options) {
   section("ignored", [&](const EndpointReport& e) { return counted(e.ignored()); });
 
   std::string verdict = VerdictLine(report);
-  out += "\n" + (report.verdict().exit_code() == 0 ? paint.Green(verdict) : paint.Red(verdict)) + "\n";
+  out +=
+      "\n" + (report.verdict().exit_code() == 0 ? paint.Green(verdict) : paint.Red(verdict)) + "\n";
   return out;
 }
 

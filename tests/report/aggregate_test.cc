@@ -357,8 +357,7 @@ TEST(RunAggregatorTest, FailOnSeverity) {
 
   // A changed value is medium.
   Report medium = ValueRegression(50, 0, Severity::kMedium);
-  EXPECT_EQ(FindField(FindEndpoint(medium, "GET /v"), "body.a")->verdict(),
-            "regression");
+  EXPECT_EQ(FindField(FindEndpoint(medium, "GET /v"), "body.a")->verdict(), "regression");
   Report medium_high = ValueRegression(50, 0, Severity::kHigh);
   EXPECT_EQ(medium_high.verdict().exit_code(), 0);
 }

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -197,9 +196,9 @@ TEST(ReportJsonTest, EmptyReportHasEveryObject) {
 }
 
 TEST(ReportJsonTest, UnknownMembersAreIgnoredAndMissingOnesReadAsZero) {
-  Result<Report> r = ReportFromJson(
-      R"({"schema":"doppel.report/v1","added_in_v1_later":{"x":[1]},)"
-      R"("targets":[{"name":"http://t","requests":"12","new_member":true}]})");
+  Result<Report> r =
+      ReportFromJson(R"({"schema":"doppel.report/v1","added_in_v1_later":{"x":[1]},)"
+                     R"("targets":[{"name":"http://t","requests":"12","new_member":true}]})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->targets_size(), 1);
   EXPECT_EQ(r->targets(0).name(), "http://t");
