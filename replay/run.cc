@@ -40,15 +40,14 @@ Status WriteReportFile(const std::string& path, const std::string& content) {
 }
 
 // The run record's per-target summary and counters from the engine's stats and the report.
-void FillRunRecord(const ReplayStats& stats, const report::Report& rep, const std::string& json,
-                   doppel::v1::RunInfo* run) {
+void FillRunRecord(const ReplayStats& stats, const report::Report& rep, doppel::v1::RunInfo* run) {
   run->set_skipped_unsafe(stats.skipped_unsafe);
   run->set_skipped_filtered(stats.skipped_filtered);
   run->set_dispatched(stats.dispatched);
   run->set_dropped_redacted_headers(stats.dropped_redacted_headers);
-  run->set_regressions(rep.regressions);
-  run->set_exit_code(rep.exit_code);
-  run->set_report_json(json);
+  run->set_regressions(rep.verdict().regressions());
+  run->set_exit_code(rep.verdict().exit_code());
+  *run->mutable_report() = rep;
   for (const auto& l : stats.lanes) {
     auto* ts = run->add_targets();
     ts->set_target(l.url);
@@ -86,6 +85,8 @@ Result<report::Report> LoadRunReport(const std::string& store_path, uint32_t run
   DOPPEL_RETURN_IF_ERROR(storage::Store::Open(o, store_path, &store));
   auto run = store->GetRun(run_id);
   if (!run.ok()) return run.status();
+  if (run->has_report()) return std::move(*run->mutable_report());
+  // Runs stored before RunInfo.report kept the report as JSON.
   if (run->report_json().empty())
     return Status::NotFound("run " + std::to_string(run_id) +
                             " has no report (it did not finish); replay again");
@@ -314,10 +315,10 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   out.stats = std::move(*stats);
   run.set_state(out.stats.interrupted ? doppel::v1::RUN_STATE_INTERRUPTED
                                       : doppel::v1::RUN_STATE_COMPLETED);
-  FillRunRecord(out.stats, out.report, report::ReportToJson(out.report), &run);
+  FillRunRecord(out.stats, out.report, &run);
   out.run_saved = s.store->UpdateRun(run);
   out.report_files = WriteReportFiles(out.report, f.reports);
-  out.exit_code = out.report_files.ok() ? out.report.exit_code : 2;
+  out.exit_code = out.report_files.ok() ? out.report.verdict().exit_code() : 2;
   return out;
 }
 

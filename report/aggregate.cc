@@ -39,23 +39,25 @@ Groups GroupDiffs(const diff::DiffResult* result) {
   return groups;
 }
 
-std::vector<diff::DiffKind> KindsOf(uint32_t mask) {
-  std::vector<diff::DiffKind> kinds;
+// The names of the kinds in `mask` (a bit per DiffKind), in DiffKind order.
+void AddKinds(uint32_t mask, google::protobuf::RepeatedPtrField<std::string>* kinds) {
   for (unsigned k = 0; k <= static_cast<unsigned>(diff::DiffKind::kUncompared); ++k) {
-    if (mask & (1u << k)) kinds.push_back(static_cast<diff::DiffKind>(k));
+    if (mask & (1u << k)) kinds->Add(std::string(diff::KindName(static_cast<diff::DiffKind>(k))));
   }
-  return kinds;
 }
 
-// Sorted by count (descending), then name.
-std::vector<NamedCount> SortedCounts(const std::unordered_map<std::string, uint64_t>& counts) {
-  std::vector<NamedCount> out;
-  out.reserve(counts.size());
-  for (const auto& [name, count] : counts) out.push_back({name, count});
-  std::sort(out.begin(), out.end(), [](const NamedCount& a, const NamedCount& b) {
-    return a.count != b.count ? a.count > b.count : a.name < b.name;
+// Sorted by count (descending), then path.
+void AddSortedCounts(const std::unordered_map<std::string, uint64_t>& counts,
+                     google::protobuf::RepeatedPtrField<PathCount>* out) {
+  std::vector<std::pair<std::string, uint64_t>> sorted(counts.begin(), counts.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
   });
-  return out;
+  for (auto& [path, count] : sorted) {
+    PathCount* c = out->Add();
+    c->set_path(std::move(path));
+    c->set_count(count);
+  }
 }
 
 // Reports carry p-values to 6 significant digits: enough to read, and stable across libm
@@ -66,11 +68,8 @@ double SixDigits(double x) {
   return std::strtod(buf, nullptr);
 }
 
-std::vector<NamedCount> ByName(const std::map<std::string, uint64_t>& counts) {
-  std::vector<NamedCount> out;
-  out.reserve(counts.size());
-  for (const auto& [name, count] : counts) out.push_back({name, count});
-  return out;
+double Rate(uint64_t count, uint64_t total) {
+  return total == 0 ? 0.0 : static_cast<double>(count) / static_cast<double>(total);
 }
 
 }  // namespace
@@ -106,13 +105,13 @@ struct RunAggregator::State {
 
   // Puts `e` at `slot` of a reservoir (appending when slot == size), keeping body_bytes.
   void Place(std::vector<Exemplar>* items, size_t slot, Exemplar e) {
-    body_bytes += e.expected_body.size() + e.actual_body.size();
+    body_bytes += e.expected_body().size() + e.actual_body().size();
     if (slot == items->size()) {
       items->push_back(std::move(e));
       return;
     }
     Exemplar& old = (*items)[slot];
-    body_bytes -= old.expected_body.size() + old.actual_body.size();
+    body_bytes -= old.expected_body().size() + old.actual_body().size();
     old = std::move(e);
   }
 
@@ -177,17 +176,17 @@ class LazyBodies {
 Exemplar MakeExemplar(const doppel::v1::Envelope& envelope, const diff::FieldDiff& d,
                       size_t max_request_body_bytes) {
   Exemplar e;
-  e.method = SanitizeUtf8(envelope.request().method());
-  e.target = SanitizeUtf8(envelope.request().target());
-  e.request_body =
-      diff::Abbreviate(SanitizeUtf8(envelope.request().body()), max_request_body_bytes);
-  e.path = SanitizeUtf8(d.path);
-  e.kind = d.kind;
-  e.severity = d.severity;
-  e.expected = SanitizeUtf8(d.expected);
-  e.actual = SanitizeUtf8(d.actual);
-  e.detail = SanitizeUtf8(d.detail);
-  e.expected_status = envelope.response().status();
+  e.set_method(SanitizeUtf8(envelope.request().method()));
+  e.set_target(SanitizeUtf8(envelope.request().target()));
+  e.set_request_body(
+      diff::Abbreviate(SanitizeUtf8(envelope.request().body()), max_request_body_bytes));
+  e.set_path(SanitizeUtf8(d.path));
+  e.set_kind(std::string(diff::KindName(d.kind)));
+  e.set_severity(std::string(diff::SeverityName(d.severity)));
+  e.set_expected(SanitizeUtf8(d.expected));
+  e.set_actual(SanitizeUtf8(d.actual));
+  e.set_detail(SanitizeUtf8(d.detail));
+  e.set_expected_status(envelope.response().status());
   return e;
 }
 
@@ -235,10 +234,10 @@ Status RunAggregator::Add(const Observation& obs) {
       if (auto slot = state_->Offer(&f->noise_offered, f->noise_exemplars.size(), capacity)) {
         Exemplar e = MakeExemplar(*obs.envelope, *g.first, options_.max_request_body_bytes);
         if (obs.secondary != nullptr) {
-          e.actual_status = obs.secondary->status();
+          e.set_actual_status(obs.secondary->status());
           if (state_->body_bytes < options_.max_exemplar_body_bytes) {
-            e.expected_body = secondary_bodies.expected();
-            e.actual_body = secondary_bodies.actual();
+            e.set_expected_body(secondary_bodies.expected());
+            e.set_actual_body(secondary_bodies.actual());
           }
         }
         state_->Place(&f->noise_exemplars, *slot, std::move(e));
@@ -251,7 +250,7 @@ Status RunAggregator::Add(const Observation& obs) {
     ++ep.errors_by_reason[obs.error.empty() ? std::string("unknown") : SanitizeUtf8(obs.error)];
     return Status::Ok();
   }
-  ep.status.Add(obs.actual->status());
+  AddStatus(obs.actual->status(), &ep.status);
   ep.recorded.Add(obs.envelope->response().latency_us());
   ep.latency.Add(obs.latency_us);
   if (obs.diff == nullptr) return Status::Ok();
@@ -279,10 +278,10 @@ Status RunAggregator::Add(const Observation& obs) {
     f->severity = std::max(f->severity, static_cast<int>(g.severity));
     if (auto slot = state_->Offer(&f->offered, f->exemplars.size(), capacity)) {
       Exemplar e = MakeExemplar(*obs.envelope, *g.first, options_.max_request_body_bytes);
-      e.actual_status = obs.actual->status();
+      e.set_actual_status(obs.actual->status());
       if (state_->body_bytes < options_.max_exemplar_body_bytes) {
-        e.expected_body = bodies.expected();
-        e.actual_body = bodies.actual();
+        e.set_expected_body(bodies.expected());
+        e.set_actual_body(bodies.actual());
       }
       state_->Place(&f->exemplars, *slot, std::move(e));
     }
@@ -312,102 +311,117 @@ Status RunAggregator::Add(const Observation& obs) {
 
 Report RunAggregator::Finish() const {
   Report report;
-  report.run_id = SanitizeUtf8(options_.run_id);
-  report.session = SanitizeUtf8(options_.session);
-  report.generated_at = SanitizeUtf8(options_.generated_at);
-  report.settings.fail_threshold_pct = options_.fail_threshold_pct;
-  report.settings.fail_on = options_.fail_on;
-  report.settings.alpha = options_.thresholds.alpha;
-  report.settings.min_samples = options_.thresholds.min_samples;
-  report.settings.min_rate_difference = options_.thresholds.min_rate_difference;
-  report.settings.secondary = SanitizeUtf8(options_.secondary);
+  report.set_schema(std::string(kReportSchema));
+  if (!options_.run_id.empty()) report.set_run_id(SanitizeUtf8(options_.run_id));
+  if (!options_.session.empty()) report.set_session(SanitizeUtf8(options_.session));
+  if (!options_.generated_at.empty()) report.set_generated_at(SanitizeUtf8(options_.generated_at));
+  ReportSettings& settings = *report.mutable_settings();
+  settings.set_fail_threshold_pct(options_.fail_threshold_pct);
+  settings.set_fail_on(std::string(diff::SeverityName(options_.fail_on)));
+  settings.set_alpha(options_.thresholds.alpha);
+  settings.set_min_samples(options_.thresholds.min_samples);
+  settings.set_min_rate_difference(options_.thresholds.min_rate_difference);
+  settings.set_secondary(SanitizeUtf8(options_.secondary));
 
   auto over_threshold = [&](uint64_t count, uint64_t total) {
     return total > 0 && 100.0 * static_cast<double>(count) / static_cast<double>(total) >
                             options_.fail_threshold_pct;
   };
 
+  uint64_t regressions = 0, failed_endpoints = 0;
   for (size_t t = 0; t < state_->targets.size(); ++t) {
     const State::Target& ts = state_->targets[t];
-    TargetReport tr;
-    tr.index = static_cast<uint32_t>(t);
-    tr.name = SanitizeUtf8(options_.targets[t]);
+    TargetReport& tr = *report.add_targets();
+    tr.set_index(static_cast<uint32_t>(t));
+    tr.set_name(SanitizeUtf8(options_.targets[t]));
     LatencyHistogram recorded, latency;
-    std::map<std::string, uint64_t> errors_by_reason;
     for (const auto& [name, ep] : ts.endpoints) {
       EndpointReport er;
-      er.name = name;
-      er.requests = ep.requests;
-      er.errors = ep.errors;
-      er.errors_by_reason = ByName(ep.errors_by_reason);
-      er.status = ep.status;
-      er.compared = ep.compared;
-      er.matched = ep.matched;
-      er.mismatched = ep.mismatched;
-      er.noise_compared = ep.noise_compared;
-      er.untracked_fields = ep.untracked_fields;
-      er.recorded_latency = ep.recorded.Summary();
-      er.latency = ep.latency.Summary();
+      er.set_name(name);
+      er.set_requests(ep.requests);
+      er.set_errors(ep.errors);
+      er.mutable_errors_by_reason()->insert(ep.errors_by_reason.begin(), ep.errors_by_reason.end());
+      *er.mutable_status() = ep.status;
+      er.set_compared(ep.compared);
+      er.set_matched(ep.matched);
+      er.set_mismatched(ep.mismatched);
+      er.set_noise_compared(ep.noise_compared);
+      er.set_untracked_fields(ep.untracked_fields);
+      *er.mutable_recorded_latency() = LatencyOf(ep.recorded.Summary());
+      *er.mutable_latency() = LatencyOf(ep.latency.Summary());
+      std::vector<std::pair<FieldVerdict, FieldReport>> fields;
       for (const auto& [path, f] : ep.fields) {
         FieldReport fr;
-        fr.path = path;
-        fr.mismatches = f.mismatches;
-        fr.compared = ep.compared - std::min(ep.compared, f.masked_requests);
-        fr.masked = f.masked;
-        fr.noise_mismatches = f.noise_mismatches;
-        fr.noise_compared = ep.noise_compared;
-        fr.kinds = KindsOf(f.kinds);
-        fr.severity = static_cast<diff::Severity>(f.severity >= 0 ? f.severity
-                                                                  : std::max(f.other_severity, 0));
-        fr.p_value = SixDigits(diff::RegressionPValue(fr.mismatches, fr.compared,
-                                                      fr.noise_mismatches, fr.noise_compared));
-        if (diff::IsRegression(fr.mismatches, fr.compared, fr.noise_mismatches, fr.noise_compared,
-                               options_.thresholds)) {
+        fr.set_path(path);
+        fr.set_mismatches(f.mismatches);
+        fr.set_compared(ep.compared - std::min(ep.compared, f.masked_requests));
+        fr.set_rate(Rate(fr.mismatches(), fr.compared()));
+        fr.set_masked(f.masked);
+        fr.set_noise_mismatches(f.noise_mismatches);
+        fr.set_noise_compared(ep.noise_compared);
+        fr.set_noise_rate(Rate(fr.noise_mismatches(), fr.noise_compared()));
+        AddKinds(f.kinds, fr.mutable_kinds());
+        const auto severity = static_cast<diff::Severity>(
+            f.severity >= 0 ? f.severity : std::max(f.other_severity, 0));
+        fr.set_severity(std::string(diff::SeverityName(severity)));
+        fr.set_p_value(SixDigits(diff::RegressionPValue(
+            fr.mismatches(), fr.compared(), fr.noise_mismatches(), fr.noise_compared())));
+        FieldVerdict verdict = FieldVerdict::kOk;
+        if (diff::IsRegression(fr.mismatches(), fr.compared(), fr.noise_mismatches(),
+                               fr.noise_compared(), options_.thresholds)) {
           bool fails =
-              over_threshold(fr.mismatches, fr.compared) && fr.severity >= options_.fail_on;
-          fr.verdict = fails ? FieldVerdict::kRegression : FieldVerdict::kTolerated;
+              over_threshold(fr.mismatches(), fr.compared()) && severity >= options_.fail_on;
+          verdict = fails ? FieldVerdict::kRegression : FieldVerdict::kTolerated;
         }
-        if (fr.verdict == FieldVerdict::kRegression) ++er.regressions;
-        fr.exemplars = f.exemplars;
-        fr.noise_exemplars = f.noise_exemplars;
-        er.fields.push_back(std::move(fr));
+        fr.set_verdict(std::string(VerdictName(verdict)));
+        if (verdict == FieldVerdict::kRegression) er.set_regressions(er.regressions() + 1);
+        fr.mutable_exemplars()->Add(f.exemplars.begin(), f.exemplars.end());
+        fr.mutable_noise_exemplars()->Add(f.noise_exemplars.begin(), f.noise_exemplars.end());
+        fields.emplace_back(verdict, std::move(fr));
       }
-      std::sort(er.fields.begin(), er.fields.end(), [](const FieldReport& a, const FieldReport& b) {
-        if (a.verdict != b.verdict) return a.verdict > b.verdict;
+      std::sort(fields.begin(), fields.end(), [](const auto& x, const auto& y) {
+        const FieldReport& a = x.second;
+        const FieldReport& b = y.second;
+        if (x.first != y.first) return x.first > y.first;
         // The status leads: body differences of an error response follow from it.
-        if ((a.path == "status") != (b.path == "status")) return a.path == "status";
-        if (a.mismatches != b.mismatches) return a.mismatches > b.mismatches;
-        if (a.noise_mismatches != b.noise_mismatches) {
-          return a.noise_mismatches > b.noise_mismatches;
+        if ((a.path() == "status") != (b.path() == "status")) return a.path() == "status";
+        if (a.mismatches() != b.mismatches()) return a.mismatches() > b.mismatches();
+        if (a.noise_mismatches() != b.noise_mismatches()) {
+          return a.noise_mismatches() > b.noise_mismatches();
         }
-        return a.path < b.path;
+        return a.path() < b.path();
       });
-      er.normalized = SortedCounts(ep.normalized);
-      er.ignored = SortedCounts(ep.ignored);
-      er.error_rate_exceeded = over_threshold(ep.errors, ep.requests);
-      er.failed = er.regressions > 0 || er.error_rate_exceeded;
+      for (auto& [verdict, fr] : fields) er.mutable_fields()->Add(std::move(fr));
+      AddSortedCounts(ep.normalized, er.mutable_normalized());
+      AddSortedCounts(ep.ignored, er.mutable_ignored());
+      er.set_error_rate_exceeded(over_threshold(ep.errors, ep.requests));
+      er.set_failed(er.regressions() > 0 || er.error_rate_exceeded());
 
-      tr.requests += er.requests;
-      tr.errors += er.errors;
-      tr.compared += er.compared;
-      tr.matched += er.matched;
-      tr.mismatched += er.mismatched;
-      tr.status.Add(er.status);
-      for (const auto& [reason, count] : ep.errors_by_reason) errors_by_reason[reason] += count;
+      tr.set_requests(tr.requests() + er.requests());
+      tr.set_errors(tr.errors() + er.errors());
+      tr.set_compared(tr.compared() + er.compared());
+      tr.set_matched(tr.matched() + er.matched());
+      tr.set_mismatched(tr.mismatched() + er.mismatched());
+      AddStatus(er.status(), tr.mutable_status());
+      for (const auto& [reason, count] : ep.errors_by_reason) {
+        (*tr.mutable_errors_by_reason())[reason] += count;
+      }
       recorded.Merge(ep.recorded);
       latency.Merge(ep.latency);
-      tr.regressions += er.regressions + (er.error_rate_exceeded ? 1 : 0);
-      if (er.failed) ++tr.failed_endpoints;
-      tr.endpoints.push_back(std::move(er));
+      tr.set_regressions(tr.regressions() + er.regressions() + (er.error_rate_exceeded() ? 1 : 0));
+      if (er.failed()) tr.set_failed_endpoints(tr.failed_endpoints() + 1);
+      tr.mutable_endpoints()->Add(std::move(er));
     }
-    tr.errors_by_reason = ByName(errors_by_reason);
-    tr.recorded_latency = recorded.Summary();
-    tr.latency = latency.Summary();
-    report.regressions += tr.regressions;
-    report.failed_endpoints += tr.failed_endpoints;
-    report.targets.push_back(std::move(tr));
+    *tr.mutable_status();  // present even when the target saw no response
+    *tr.mutable_recorded_latency() = LatencyOf(recorded.Summary());
+    *tr.mutable_latency() = LatencyOf(latency.Summary());
+    regressions += tr.regressions();
+    failed_endpoints += tr.failed_endpoints();
   }
-  report.exit_code = report.failed_endpoints > 0 ? 1 : 0;
+  v1::ReportVerdict& verdict = *report.mutable_verdict();
+  verdict.set_regressions(regressions);
+  verdict.set_failed_endpoints(failed_endpoints);
+  verdict.set_exit_code(failed_endpoints > 0 ? 1 : 0);
   return report;
 }
 

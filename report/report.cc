@@ -1,5 +1,6 @@
 #include "report/report.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include <cstdio>
@@ -7,10 +8,6 @@
 #include "base/strings.h"
 
 namespace doppel::report {
-namespace {
-
-}  // namespace
-
 std::string_view VerdictName(FieldVerdict verdict) {
   switch (verdict) {
     case FieldVerdict::kOk:
@@ -48,29 +45,52 @@ Result<diff::DiffKind> ParseKind(std::string_view name) {
   return Status::InvalidArgument("unknown diff kind \"" + std::string(name) + "\"");
 }
 
-void StatusCounts::Add(uint32_t status) {
+bool Is(const FieldReport& field, FieldVerdict verdict) {
+  return field.verdict() == VerdictName(verdict);
+}
+
+void AddStatus(uint32_t status, StatusCounts* counts) {
   if (status >= 100 && status < 200) {
-    ++s1xx;
+    counts->set_s1xx(counts->s1xx() + 1);
   } else if (status >= 200 && status < 300) {
-    ++s2xx;
+    counts->set_s2xx(counts->s2xx() + 1);
   } else if (status >= 300 && status < 400) {
-    ++s3xx;
+    counts->set_s3xx(counts->s3xx() + 1);
   } else if (status >= 400 && status < 500) {
-    ++s4xx;
+    counts->set_s4xx(counts->s4xx() + 1);
   } else if (status >= 500 && status < 600) {
-    ++s5xx;
+    counts->set_s5xx(counts->s5xx() + 1);
   } else {
-    ++other;
+    counts->set_other(counts->other() + 1);
   }
 }
 
-void StatusCounts::Add(const StatusCounts& o) {
-  s1xx += o.s1xx;
-  s2xx += o.s2xx;
-  s3xx += o.s3xx;
-  s4xx += o.s4xx;
-  s5xx += o.s5xx;
-  other += o.other;
+void AddStatus(const StatusCounts& from, StatusCounts* to) {
+  to->set_s1xx(to->s1xx() + from.s1xx());
+  to->set_s2xx(to->s2xx() + from.s2xx());
+  to->set_s3xx(to->s3xx() + from.s3xx());
+  to->set_s4xx(to->s4xx() + from.s4xx());
+  to->set_s5xx(to->s5xx() + from.s5xx());
+  to->set_other(to->other() + from.other());
+}
+
+std::vector<std::pair<std::string, uint64_t>> SortedReasons(
+    const google::protobuf::Map<std::string, uint64_t>& errors_by_reason) {
+  std::vector<std::pair<std::string, uint64_t>> out(errors_by_reason.begin(),
+                                                    errors_by_reason.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+v1::Latency LatencyOf(const LatencySummary& summary) {
+  v1::Latency l;
+  l.set_count(summary.count);
+  l.set_sum_us(summary.sum_us);
+  l.set_p50_us(summary.p50_us);
+  l.set_p90_us(summary.p90_us);
+  l.set_p99_us(summary.p99_us);
+  l.set_max_us(summary.max_us);
+  return l;
 }
 
 std::string FormatRate(uint64_t count, uint64_t total) {
@@ -96,12 +116,13 @@ std::string FormatLatency(uint64_t us) {
 }
 
 std::string VerdictLine(const Report& report) {
-  std::string exit = " \xE2\x80\x94 exit " + std::to_string(report.exit_code);
-  if (report.regressions == 0) return "no regressions" + exit;
-  return std::to_string(report.regressions) +
-         (report.regressions == 1 ? " regression in " : " regressions in ") +
-         std::to_string(report.failed_endpoints) +
-         (report.failed_endpoints == 1 ? " endpoint" : " endpoints") + exit;
+  const v1::ReportVerdict& v = report.verdict();
+  std::string exit = " \xE2\x80\x94 exit " + std::to_string(v.exit_code());
+  if (v.regressions() == 0) return "no regressions" + exit;
+  return std::to_string(v.regressions()) +
+         (v.regressions() == 1 ? " regression in " : " regressions in ") +
+         std::to_string(v.failed_endpoints()) +
+         (v.failed_endpoints() == 1 ? " endpoint" : " endpoints") + exit;
 }
 
 }  // namespace doppel::report

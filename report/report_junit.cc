@@ -25,23 +25,24 @@ std::string Attr(std::string_view name, std::string_view value) {
 
 std::string FieldSummary(const FieldReport& f) {
   std::string kinds;
-  for (diff::DiffKind k : f.kinds) {
+  for (const std::string& k : f.kinds()) {
     if (!kinds.empty()) kinds += ",";
-    kinds += diff::KindName(k);
+    kinds += k;
   }
-  return f.path + " (" + kinds + ", " + std::string(diff::SeverityName(f.severity)) + ", " +
-         std::to_string(f.mismatches) + "/" + std::to_string(f.compared) + " = " +
-         FormatRate(f.mismatches, f.compared) + " vs noise " +
-         FormatRate(f.noise_mismatches, f.noise_compared) + ")";
+  return f.path() + " (" + kinds + ", " + std::string(f.severity()) + ", " +
+         std::to_string(f.mismatches()) + "/" + std::to_string(f.compared()) + " = " +
+         FormatRate(f.mismatches(), f.compared()) + " vs noise " +
+         FormatRate(f.noise_mismatches(), f.noise_compared()) + ")";
 }
 
 std::string FailureMessage(const EndpointReport& e, const JUnitOptions& options) {
   std::string msg;
-  if (e.regressions > 0) {
-    msg = std::to_string(e.regressions) + (e.regressions == 1 ? " regression: " : " regressions: ");
+  if (e.regressions() > 0) {
+    msg = std::to_string(e.regressions()) +
+          (e.regressions() == 1 ? " regression: " : " regressions: ");
     size_t shown = 0;
-    for (const FieldReport& f : e.fields) {
-      if (f.verdict != FieldVerdict::kRegression) continue;
+    for (const FieldReport& f : e.fields()) {
+      if (!Is(f, FieldVerdict::kRegression)) continue;
       if (shown == options.max_paths_in_message) {
         msg += "; ...";
         break;
@@ -50,43 +51,43 @@ std::string FailureMessage(const EndpointReport& e, const JUnitOptions& options)
       msg += FieldSummary(f);
     }
   }
-  if (e.error_rate_exceeded) {
+  if (e.error_rate_exceeded()) {
     if (!msg.empty()) msg += "; ";
-    msg += "errors " + std::to_string(e.errors) + "/" + std::to_string(e.requests) + " (" +
-           FormatRate(e.errors, e.requests) + ")";
+    msg += "errors " + std::to_string(e.errors()) + "/" + std::to_string(e.requests()) + " (" +
+           FormatRate(e.errors(), e.requests()) + ")";
   }
   return msg;
 }
 
 std::string FailureText(const EndpointReport& e, const JUnitOptions& options) {
-  std::string text = e.name + ": " + std::to_string(e.requests) + " requests, " +
-                     std::to_string(e.compared) + " compared, " + std::to_string(e.mismatched) +
-                     " mismatched, " + std::to_string(e.errors) + " errors\n";
-  if (e.errors > 0) {
+  std::string text = e.name() + ": " + std::to_string(e.requests()) + " requests, " +
+                     std::to_string(e.compared()) + " compared, " + std::to_string(e.mismatched()) +
+                     " mismatched, " + std::to_string(e.errors()) + " errors\n";
+  if (e.errors() > 0) {
     text += "errors:";
-    for (const NamedCount& r : e.errors_by_reason) {
-      text += " " + r.name + "=" + std::to_string(r.count);
+    for (const auto& [reason, count] : SortedReasons(e.errors_by_reason())) {
+      text += " " + reason + "=" + std::to_string(count);
     }
     text += "\n";
   }
   size_t shown = 0;
-  for (const FieldReport& f : e.fields) {
-    if (f.verdict != FieldVerdict::kRegression) continue;
+  for (const FieldReport& f : e.fields()) {
+    if (!Is(f, FieldVerdict::kRegression)) continue;
     if (shown++ == options.max_fields_in_text) {
       text += "...\n";
       break;
     }
     text += "\n" + FieldSummary(f) +
-            (f.noise_compared > 0 ? ", p-value " + PValue(f.p_value) : std::string()) + "\n";
-    if (f.exemplars.empty()) continue;
-    const Exemplar& x = f.exemplars.front();
-    text += "  request:  " + x.method + " " + x.target + "\n";
-    text += "  path:     " + x.path + " (" + std::string(diff::KindName(x.kind)) + ")\n";
-    text += "  status:   " + std::to_string(x.expected_status) + " -> " +
-            std::to_string(x.actual_status) + "\n";
-    text += "  expected: " + (x.expected.empty() ? std::string("(absent)") : x.expected) + "\n";
-    text += "  actual:   " + (x.actual.empty() ? std::string("(absent)") : x.actual) + "\n";
-    if (!x.detail.empty()) text += "  detail:   " + x.detail + "\n";
+            (f.noise_compared() > 0 ? ", p-value " + PValue(f.p_value()) : std::string()) + "\n";
+    if (f.exemplars().empty()) continue;
+    const Exemplar& x = f.exemplars(0);
+    text += "  request:  " + x.method() + " " + x.target() + "\n";
+    text += "  path:     " + x.path() + " (" + std::string(x.kind()) + ")\n";
+    text += "  status:   " + std::to_string(x.expected_status()) + " -> " +
+            std::to_string(x.actual_status()) + "\n";
+    text += "  expected: " + (x.expected().empty() ? std::string("(absent)") : x.expected()) + "\n";
+    text += "  actual:   " + (x.actual().empty() ? std::string("(absent)") : x.actual()) + "\n";
+    if (!x.detail().empty()) text += "  detail:   " + x.detail() + "\n";
   }
   return text;
 }
@@ -147,20 +148,20 @@ std::string XmlEscape(std::string_view raw, bool attribute) {
 std::string RenderJUnit(const Report& report, const JUnitOptions& options) {
   uint64_t tests = 0, failures = 0, skipped = 0, time_us = 0;
   std::string suites;
-  for (const TargetReport& t : report.targets) {
+  for (const TargetReport& t : report.targets()) {
     uint64_t suite_failures = 0, suite_skipped = 0, suite_us = 0;
     std::string cases;
-    for (const EndpointReport& e : t.endpoints) {
-      suite_us += e.latency.sum_us;
-      cases += "    <testcase" + Attr("classname", t.name) + Attr("name", e.name) +
-               Attr("time", Seconds(e.latency.sum_us));
-      if (e.failed) {
+    for (const EndpointReport& e : t.endpoints()) {
+      suite_us += e.latency().sum_us();
+      cases += "    <testcase" + Attr("classname", t.name()) + Attr("name", e.name()) +
+               Attr("time", Seconds(e.latency().sum_us()));
+      if (e.failed()) {
         ++suite_failures;
         cases += ">\n      <failure" + Attr("message", FailureMessage(e, options)) +
-                 Attr("type", e.regressions > 0 ? "regression" : "errors") + ">" +
+                 Attr("type", e.regressions() > 0 ? "regression" : "errors") + ">" +
                  XmlEscape(FailureText(e, options), /*attribute=*/false) +
                  "</failure>\n    </testcase>\n";
-      } else if (e.compared == 0 && e.errors == 0) {
+      } else if (e.compared() == 0 && e.errors() == 0) {
         ++suite_skipped;
         cases += ">\n      <skipped" + Attr("message", "no response was compared") +
                  "/>\n    </testcase>\n";
@@ -168,22 +169,22 @@ std::string RenderJUnit(const Report& report, const JUnitOptions& options) {
         cases += "/>\n";
       }
     }
-    suites += "  <testsuite" + Attr("name", t.name) +
-              Attr("tests", std::to_string(t.endpoints.size())) +
+    suites += "  <testsuite" + Attr("name", t.name()) +
+              Attr("tests", std::to_string(t.endpoints().size())) +
               Attr("failures", std::to_string(suite_failures)) + Attr("errors", "0") +
               Attr("skipped", std::to_string(suite_skipped)) + Attr("time", Seconds(suite_us));
-    suites += t.endpoints.empty() ? "/>\n" : ">\n" + cases + "  </testsuite>\n";
-    tests += t.endpoints.size();
+    suites += t.endpoints().empty() ? "/>\n" : ">\n" + cases + "  </testsuite>\n";
+    tests += t.endpoints().size();
     failures += suite_failures;
     skipped += suite_skipped;
     time_us += suite_us;
   }
-  std::string name = report.session.empty() ? "doppel" : "doppel " + report.session;
+  std::string name = report.session().empty() ? "doppel" : "doppel " + report.session();
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += "<testsuites" + Attr("name", name) + Attr("tests", std::to_string(tests)) +
          Attr("failures", std::to_string(failures)) + Attr("errors", "0") +
          Attr("skipped", std::to_string(skipped)) + Attr("time", Seconds(time_us));
-  out += report.targets.empty() ? "/>\n" : ">\n" + suites + "</testsuites>\n";
+  out += report.targets().empty() ? "/>\n" : ">\n" + suites + "</testsuites>\n";
   return out;
 }
 

@@ -94,38 +94,38 @@ class Painter {
   bool on_;
 };
 
-std::string Latencies(const LatencySummary& l) {
-  if (l.count == 0) return PadLeft("-", 9) + PadLeft("-", 9) + PadLeft("-", 9) + PadLeft("-", 9);
-  return PadLeft(FormatLatency(l.p50_us), 9) + PadLeft(FormatLatency(l.p90_us), 9) +
-         PadLeft(FormatLatency(l.p99_us), 9) + PadLeft(FormatLatency(l.max_us), 9);
+std::string Latencies(const v1::Latency& l) {
+  if (l.count() == 0) return PadLeft("-", 9) + PadLeft("-", 9) + PadLeft("-", 9) + PadLeft("-", 9);
+  return PadLeft(FormatLatency(l.p50_us()), 9) + PadLeft(FormatLatency(l.p90_us()), 9) +
+         PadLeft(FormatLatency(l.p99_us()), 9) + PadLeft(FormatLatency(l.max_us()), 9);
 }
 
 std::string Kinds(const FieldReport& f) {
   std::string out;
-  for (diff::DiffKind k : f.kinds) {
+  for (const std::string& k : f.kinds()) {
     if (!out.empty()) out += ",";
-    out += diff::KindName(k);
+    out += k;
   }
   return out;
 }
 
-std::string ErrorsLine(const std::vector<NamedCount>& reasons) {
+std::string ErrorsLine(const google::protobuf::Map<std::string, uint64_t>& reasons) {
   std::string out;
-  for (const NamedCount& r : reasons) {
+  for (const auto& [reason, count] : SortedReasons(reasons)) {
     if (!out.empty()) out += ", ";
-    out += Safe(r.name) + " " + std::to_string(r.count);
+    out += Safe(reason) + " " + std::to_string(count);
   }
   return out;
 }
 
 // "body.ts 120/120, headers.x-id 60/120 (+2 more)" or "body.created_at (1234×), ...".
-template <typename Item, typename Format>
-std::string Listing(const std::vector<Item>& items, size_t max, Format format) {
+template <typename Items, typename Format>
+std::string Listing(const Items& items, size_t max, Format format) {
   std::string out;
   size_t shown = 0;
-  for (const Item& item : items) {
+  for (const auto& item : items) {
     if (shown == max) {
-      out += " (+" + std::to_string(items.size() - shown) + " more)";
+      out += " (+" + std::to_string(static_cast<size_t>(items.size()) - shown) + " more)";
       break;
     }
     if (shown > 0) out += ", ";
@@ -139,20 +139,21 @@ std::string Listing(const std::vector<Item>& items, size_t max, Format format) {
 
 std::string RenderText(const Report& report, const TextOptions& options) {
   Painter paint(options.color);
-  const bool many_targets = report.targets.size() > 1;
+  const bool many_targets = report.targets().size() > 1;
   std::string out;
 
   std::string ident;
-  if (!report.run_id.empty()) ident += "  run " + Safe(report.run_id);
-  if (!report.session.empty()) ident += "  session " + Safe(report.session);
-  if (!report.settings.secondary.empty()) ident += "  secondary " + Safe(report.settings.secondary);
-  if (!report.generated_at.empty()) ident += "  " + Safe(report.generated_at);
+  if (!report.run_id().empty()) ident += "  run " + Safe(report.run_id());
+  if (!report.session().empty()) ident += "  session " + Safe(report.session());
+  if (!report.settings().secondary().empty())
+    ident += "  secondary " + Safe(report.settings().secondary());
+  if (!report.generated_at().empty()) ident += "  " + Safe(report.generated_at());
   if (!ident.empty()) out += paint.Bold("doppel report") + ident + "\n\n";
 
   // The summary table.
   size_t name_width = kMinNameWidth;
-  for (const TargetReport& t : report.targets) {
-    name_width = std::max(name_width, std::min(kMaxNameWidth, Width(Safe(t.name))));
+  for (const TargetReport& t : report.targets()) {
+    name_width = std::max(name_width, std::min(kMaxNameWidth, Width(Safe(t.name()))));
   }
   std::string header = PadRight("TARGET", name_width) + PadLeft("REQUESTS", 10) +
                        PadLeft("2XX", 8) + PadLeft("3XX", 7) + PadLeft("4XX", 7) +
@@ -160,42 +161,43 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                        PadLeft("P50", 9) + PadLeft("P90", 9) + PadLeft("P99", 9) +
                        PadLeft("MAX", 9);
   out += paint.Bold(header) + "\n";
-  for (const TargetReport& t : report.targets) {
-    out += PadRight(Safe(t.name), name_width) + PadLeft(std::to_string(t.requests), 10) +
-           PadLeft(std::to_string(t.status.s2xx), 8) + PadLeft(std::to_string(t.status.s3xx), 7) +
-           PadLeft(std::to_string(t.status.s4xx), 7) + PadLeft(std::to_string(t.status.s5xx), 7) +
-           PadLeft(std::to_string(t.errors), 8) + PadLeft(FormatRate(t.matched, t.compared), 8) +
-           Latencies(t.latency) + "\n";
+  for (const TargetReport& t : report.targets()) {
+    out += PadRight(Safe(t.name()), name_width) + PadLeft(std::to_string(t.requests()), 10) +
+           PadLeft(std::to_string(t.status().s2xx()), 8) +
+           PadLeft(std::to_string(t.status().s3xx()), 7) +
+           PadLeft(std::to_string(t.status().s4xx()), 7) +
+           PadLeft(std::to_string(t.status().s5xx()), 7) + PadLeft(std::to_string(t.errors()), 8) +
+           PadLeft(FormatRate(t.matched(), t.compared()), 8) + Latencies(t.latency()) + "\n";
     out += paint.Dim(PadRight("  recorded", name_width + kCountColumnsWidth) +
-                     Latencies(t.recorded_latency)) +
+                     Latencies(t.recorded_latency())) +
            "\n";
   }
 
   // Regressions (and tolerated significant differences), per target and endpoint.
-  for (const TargetReport& t : report.targets) {
+  for (const TargetReport& t : report.targets()) {
     bool any = false;
-    for (const EndpointReport& e : t.endpoints) {
-      bool tolerated = std::any_of(e.fields.begin(), e.fields.end(), [](const FieldReport& f) {
-        return f.verdict == FieldVerdict::kTolerated;
+    for (const EndpointReport& e : t.endpoints()) {
+      bool tolerated = std::any_of(e.fields().begin(), e.fields().end(), [](const FieldReport& f) {
+        return Is(f, FieldVerdict::kTolerated);
       });
-      if (!e.failed && !tolerated) continue;
+      if (!e.failed() && !tolerated) continue;
       if (!any) {
-        out += "\n" + paint.Bold("regressions on " + Safe(t.name)) + "\n";
+        out += "\n" + paint.Bold("regressions on " + Safe(t.name())) + "\n";
         any = true;
       }
-      std::string title = "  " + Safe(e.name);
-      out += (e.failed ? paint.Red(title) : paint.Yellow(title)) + "  " +
-             std::to_string(e.requests) + " requests, " + std::to_string(e.mismatched) +
-             " mismatched (" + FormatRate(e.mismatched, e.compared) + ")\n";
-      if (e.errors > 0) {
-        std::string line = "    errors " + std::to_string(e.errors) + "/" +
-                           std::to_string(e.requests) + " (" + FormatRate(e.errors, e.requests) +
-                           "): " + ErrorsLine(e.errors_by_reason);
-        out += (e.error_rate_exceeded ? paint.Red(line) : line) + "\n";
+      std::string title = "  " + Safe(e.name());
+      out += (e.failed() ? paint.Red(title) : paint.Yellow(title)) + "  " +
+             std::to_string(e.requests()) + " requests, " + std::to_string(e.mismatched()) +
+             " mismatched (" + FormatRate(e.mismatched(), e.compared()) + ")\n";
+      if (e.errors() > 0) {
+        std::string line =
+            "    errors " + std::to_string(e.errors()) + "/" + std::to_string(e.requests()) + " (" +
+            FormatRate(e.errors(), e.requests()) + "): " + ErrorsLine(e.errors_by_reason());
+        out += (e.error_rate_exceeded() ? paint.Red(line) : line) + "\n";
       }
       size_t rows = 0, significant = 0;
-      for (const FieldReport& f : e.fields) {
-        if (f.verdict == FieldVerdict::kOk) continue;
+      for (const FieldReport& f : e.fields()) {
+        if (Is(f, FieldVerdict::kOk)) continue;
         ++significant;
         if (rows == options.max_fields) continue;
         if (rows++ == 0) {
@@ -205,33 +207,34 @@ std::string RenderText(const Report& report, const TextOptions& options) {
                  "\n";
         }
         std::string row =
-            "    " + PadRight(Safe(f.path), 32) + PadRight(Kinds(f), 18) +
-            PadRight(diff::SeverityName(f.severity), 10) +
-            PadLeft(std::to_string(f.mismatches) + "/" + std::to_string(f.compared), 14) +
-            PadLeft(FormatRate(f.mismatches, f.compared), 8) +
-            PadLeft(FormatRate(f.noise_mismatches, f.noise_compared), 8);
-        if (f.verdict == FieldVerdict::kTolerated) {
+            "    " + PadRight(Safe(f.path()), 32) + PadRight(Kinds(f), 18) +
+            PadRight(f.severity(), 10) +
+            PadLeft(std::to_string(f.mismatches()) + "/" + std::to_string(f.compared()), 14) +
+            PadLeft(FormatRate(f.mismatches(), f.compared()), 8) +
+            PadLeft(FormatRate(f.noise_mismatches(), f.noise_compared()), 8);
+        if (Is(f, FieldVerdict::kTolerated)) {
           out += paint.Yellow(row + "  tolerated") + "\n";
         } else {
           out += row + "\n";
         }
-        if (!f.exemplars.empty()) {
-          const Exemplar& x = f.exemplars.front();
+        if (!f.exemplars().empty()) {
+          const Exemplar& x = f.exemplars(0);
           auto value = [&](const std::string& v) {
             return v.empty() ? std::string("(absent)")
                              : Safe(diff::Abbreviate(v, options.max_value_bytes));
           };
           if (!options.show_values) {
-            const std::string path(net::TargetPath(x.target));
-            out += paint.Dim("      e.g. " + Safe(x.method) + " " +
-                             Safe(diff::Abbreviate(path, 80)) + "  " + Safe(x.path) +
+            const std::string path(net::TargetPath(x.target()));
+            out += paint.Dim("      e.g. " + Safe(x.method()) + " " +
+                             Safe(diff::Abbreviate(path, 80)) + "  " + Safe(x.path()) +
                              ": values not shown (--log-bodies shows them; so do the HTML "
                              "and JSON reports)") +
                    "\n";
           } else {
-            out += paint.Dim("      e.g. " + Safe(x.method) + " " +
-                             Safe(diff::Abbreviate(x.target, 80)) + "  " + Safe(x.path) + ": ") +
-                   value(x.expected) + " \xE2\x86\x92 " + value(x.actual) + "\n";
+            out +=
+                paint.Dim("      e.g. " + Safe(x.method()) + " " +
+                          Safe(diff::Abbreviate(x.target(), 80)) + "  " + Safe(x.path()) + ": ") +
+                value(x.expected()) + " \xE2\x86\x92 " + value(x.actual()) + "\n";
           }
         }
       }
@@ -244,39 +247,40 @@ std::string RenderText(const Report& report, const TextOptions& options) {
   // Compact listings: noise, normalized, ignored.
   auto section = [&](std::string_view title, auto lines_of) {
     std::string body;
-    for (const TargetReport& t : report.targets) {
-      for (const EndpointReport& e : t.endpoints) {
+    for (const TargetReport& t : report.targets()) {
+      for (const EndpointReport& e : t.endpoints()) {
         std::string line = lines_of(e);
         if (line.empty()) continue;
-        body += "  " + (many_targets ? Safe(t.name) + " " : std::string()) + Safe(e.name) + ": " +
-                line + "\n";
+        body += "  " + (many_targets ? Safe(t.name()) + " " : std::string()) + Safe(e.name()) +
+                ": " + line + "\n";
       }
     }
     if (!body.empty()) out += "\n" + paint.Bold(std::string(title)) + "\n" + body;
   };
   section("noise (masked)", [&](const EndpointReport& e) {
     std::vector<const FieldReport*> noisy;
-    for (const FieldReport& f : e.fields) {
-      if (f.noise_mismatches > 0) noisy.push_back(&f);
+    for (const FieldReport& f : e.fields()) {
+      if (f.noise_mismatches() > 0) noisy.push_back(&f);
     }
     std::stable_sort(noisy.begin(), noisy.end(), [](const FieldReport* a, const FieldReport* b) {
-      return a->noise_mismatches > b->noise_mismatches;
+      return a->noise_mismatches() > b->noise_mismatches();
     });
     return Listing(noisy, options.max_listed_paths, [](const FieldReport* f) {
-      return Safe(f->path) + " " + std::to_string(f->noise_mismatches) + "/" +
-             std::to_string(f->noise_compared);
+      return Safe(f->path()) + " " + std::to_string(f->noise_mismatches()) + "/" +
+             std::to_string(f->noise_compared());
     });
   });
-  auto counted = [&](const std::vector<NamedCount>& items) {
-    return Listing(items, options.max_listed_paths, [](const NamedCount& c) {
-      return Safe(c.name) + " (" + std::to_string(c.count) + "\xC3\x97)";
+  auto counted = [&](const google::protobuf::RepeatedPtrField<PathCount>& items) {
+    return Listing(items, options.max_listed_paths, [](const PathCount& c) {
+      return Safe(c.path()) + " (" + std::to_string(c.count()) + "\xC3\x97)";
     });
   };
-  section("normalized", [&](const EndpointReport& e) { return counted(e.normalized); });
-  section("ignored", [&](const EndpointReport& e) { return counted(e.ignored); });
+  section("normalized", [&](const EndpointReport& e) { return counted(e.normalized()); });
+  section("ignored", [&](const EndpointReport& e) { return counted(e.ignored()); });
 
   std::string verdict = VerdictLine(report);
-  out += "\n" + (report.exit_code == 0 ? paint.Green(verdict) : paint.Red(verdict)) + "\n";
+  out +=
+      "\n" + (report.verdict().exit_code() == 0 ? paint.Green(verdict) : paint.Red(verdict)) + "\n";
   return out;
 }
 

@@ -171,7 +171,7 @@ int ReportCommand(const GlobalOptions& g, uint32_t run_id, const ReportFlags& fl
   if (!rep.ok()) return Fail(rep.status());
   std::cout << report::RenderText(*rep, TextOpts(flags.log_bodies));
   if (Status ws = replay::WriteReportFiles(*rep, flags.files); !ws.ok()) return Fail(ws);
-  return rep->exit_code;
+  return rep->verdict().exit_code();
 }
 
 }  // namespace

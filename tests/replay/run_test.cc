@@ -78,9 +78,9 @@ TEST_F(RunTest, RecordsTheRunWithTheInjectedClock) {
     EXPECT_EQ(out->exit_code, 0);
     EXPECT_EQ(out->stats.dispatched, static_cast<uint64_t>(kGets));
     EXPECT_EQ(out->stats.skipped_unsafe, static_cast<uint64_t>(kPosts));
-    EXPECT_EQ(out->report.generated_at, "2026-01-02T03:04:05Z");
-    EXPECT_EQ(out->report.run_id, std::to_string(run_id));
-    EXPECT_EQ(out->report.session, "s");
+    EXPECT_EQ(out->report.generated_at(), "2026-01-02T03:04:05Z");
+    EXPECT_EQ(out->report.run_id(), std::to_string(run_id));
+    EXPECT_EQ(out->report.session(), "s");
   }
   EXPECT_EQ(up.requests().size(), static_cast<size_t>(kGets));
 
@@ -93,11 +93,16 @@ TEST_F(RunTest, RecordsTheRunWithTheInjectedClock) {
   ASSERT_EQ(stored.targets_size(), 1);
   EXPECT_EQ(stored.targets(0).sent(), static_cast<uint64_t>(kGets));
   EXPECT_EQ(stored.targets(0).status_2xx(), static_cast<uint64_t>(kGets));
+  // The report is stored as a message; the JSON field is only read from old runs.
+  EXPECT_TRUE(stored.has_report());
+  EXPECT_EQ(stored.report().targets(0).requests(), static_cast<uint64_t>(kGets));
+  EXPECT_TRUE(stored.report_json().empty());
 
   // `doppel report --run` reads back the same report the run wrote.
   auto again = LoadRunReport(store_path_, run_id);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ(again->generated_at, "2026-01-02T03:04:05Z");
+  EXPECT_EQ(again->generated_at(), "2026-01-02T03:04:05Z");
+  EXPECT_EQ(again->SerializeAsString(), stored.report().SerializeAsString());
   std::ifstream f(dir_ + "/report.json");
   std::string json((std::istreambuf_iterator<char>(f)), {});
   EXPECT_NE(json.find("\"2026-01-02T03:04:05Z\""), std::string::npos) << json;
@@ -121,7 +126,7 @@ TEST_F(RunTest, RegressionsGiveExitCodeOne) {
     auto out = (*run)->Execute();
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     EXPECT_EQ(out->exit_code, 1);
-    EXPECT_GT(out->report.regressions, 0u);
+    EXPECT_GT(out->report.verdict().regressions(), 0u);
     run_id = out->run_id;
   }
   v1::RunInfo stored = StoredRun(run_id);
@@ -204,6 +209,50 @@ TEST_F(RunTest, ProbeFailsOnADeadTarget) {
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().ToString().find("not reachable"), std::string::npos)
       << out.status().ToString();
+}
+
+// Runs stored before RunInfo.report kept the report as JSON (report_json, field 11):
+// `doppel report --run` still reads them.
+TEST_F(RunTest, LoadsTheReportOfAnOldRunFromItsJson) {
+  std::string json;
+  {
+    std::ifstream f(std::string(DOPPEL_SOURCE_DIR) + "/tests/testdata/report/report.json");
+    json.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  ASSERT_FALSE(json.empty());
+  uint32_t run_id = 0;
+  {
+    std::unique_ptr<storage::Store> store;
+    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_path_, &store).ok());
+    v1::RunInfo old;
+    old.set_state(v1::RUN_STATE_COMPLETED);
+    old.set_exit_code(1);
+    old.set_report_json(json);
+    auto created = store->CreateRun(old);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    run_id = created->id();
+    ASSERT_FALSE(created->has_report());
+  }
+  auto rep = LoadRunReport(store_path_, run_id);
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_EQ(rep->session(), "checkout");
+  EXPECT_EQ(rep->verdict().exit_code(), 1);
+  ASSERT_EQ(rep->targets_size(), 2);
+  EXPECT_EQ(rep->targets(0).name(), "http://candidate:8080");
+
+  // A run with neither (it did not finish) is NotFound, with what to do.
+  {
+    std::unique_ptr<storage::Store> store;
+    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_path_, &store).ok());
+    v1::RunInfo unfinished;
+    unfinished.set_state(v1::RUN_STATE_INTERRUPTED);
+    auto created = store->CreateRun(unfinished);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    run_id = created->id();
+  }
+  auto none = LoadRunReport(store_path_, run_id);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), Status::Code::kNotFound);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "report/aggregate.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -56,68 +57,74 @@ TEST(RunAggregatorTest, CountsPerTargetAndEndpoint) {
   feed.Add(redirect);
 
   Report r = feed.Finish();
-  ASSERT_EQ(r.targets.size(), 2u);
-  const TargetReport& t = r.targets[0];
-  EXPECT_EQ(t.name, "http://candidate:8080");
-  EXPECT_EQ(t.requests, 14u);
-  EXPECT_EQ(t.errors, 3u);
-  EXPECT_EQ(t.compared, 11u);
-  EXPECT_EQ(t.matched, 7u);
-  EXPECT_EQ(t.mismatched, 4u);
-  EXPECT_EQ(t.status.s2xx, 10u);
-  EXPECT_EQ(t.status.s5xx, 1u);
-  EXPECT_EQ(t.errors_by_reason, (std::vector<NamedCount>{{"connect", 1}, {"timeout", 2}}));
-  ASSERT_EQ(t.endpoints.size(), 2u);
-  EXPECT_EQ(t.endpoints[0].name, "GET /users/{id}");  // sorted by name
-  EXPECT_EQ(t.endpoints[1].name, "POST /orders");
+  ASSERT_EQ(r.targets().size(), 2);
+  const TargetReport& t = r.targets()[0];
+  EXPECT_EQ(t.name(), "http://candidate:8080");
+  EXPECT_EQ(t.requests(), 14u);
+  EXPECT_EQ(t.errors(), 3u);
+  EXPECT_EQ(t.compared(), 11u);
+  EXPECT_EQ(t.matched(), 7u);
+  EXPECT_EQ(t.mismatched(), 4u);
+  EXPECT_EQ(t.status().s2xx(), 10u);
+  EXPECT_EQ(t.status().s5xx(), 1u);
+  using Reasons = std::vector<std::pair<std::string, uint64_t>>;
+  EXPECT_EQ(SortedReasons(t.errors_by_reason()), (Reasons{{"connect", 1}, {"timeout", 2}}));
+  ASSERT_EQ(t.endpoints().size(), 2);
+  EXPECT_EQ(t.endpoints()[0].name(), "GET /users/{id}");  // sorted by name
+  EXPECT_EQ(t.endpoints()[1].name(), "POST /orders");
 
   const EndpointReport* users = FindEndpoint(r, "GET /users/{id}");
   ASSERT_NE(users, nullptr);
-  EXPECT_EQ(users->requests, 13u);
-  EXPECT_EQ(users->errors, 3u);
-  EXPECT_EQ(users->compared, 10u);
-  EXPECT_EQ(users->matched, 7u);
-  EXPECT_EQ(users->mismatched, 3u);
-  EXPECT_EQ(users->noise_compared, 0u);
+  EXPECT_EQ(users->requests(), 13u);
+  EXPECT_EQ(users->errors(), 3u);
+  EXPECT_EQ(users->compared(), 10u);
+  EXPECT_EQ(users->matched(), 7u);
+  EXPECT_EQ(users->mismatched(), 3u);
+  EXPECT_EQ(users->noise_compared(), 0u);
   const FieldReport* name = FindField(users, "body.name");
   ASSERT_NE(name, nullptr);
-  EXPECT_EQ(name->mismatches, 3u);
-  EXPECT_EQ(name->compared, 10u);
-  EXPECT_EQ(name->kinds, std::vector<diff::DiffKind>{diff::DiffKind::kValue});
-  EXPECT_EQ(name->severity, diff::Severity::kMedium);
-  ASSERT_EQ(name->exemplars.size(), 3u);
-  EXPECT_EQ(name->exemplars[0].expected, "\"ann\"");
-  EXPECT_EQ(name->exemplars[0].actual, "\"bob\"");
-  EXPECT_EQ(name->exemplars[0].method, "GET");
-  EXPECT_EQ(name->exemplars[0].expected_status, 200u);
-  EXPECT_EQ(name->exemplars[0].actual_status, 200u);
-  EXPECT_NE(name->exemplars[0].expected_body.find("\n  \"name\": \"ann\""), std::string::npos)
-      << name->exemplars[0].expected_body;
-  EXPECT_EQ(users->normalized, (std::vector<NamedCount>{{"body.created_at", 10}}));
-  EXPECT_EQ(users->ignored, (std::vector<NamedCount>{{"headers.date", 10}}));
-  EXPECT_EQ(users->recorded_latency.count, 10u);
-  EXPECT_EQ(users->recorded_latency.p50_us, 800u);
-  EXPECT_EQ(users->latency.p50_us, 1200u);
+  EXPECT_EQ(name->mismatches(), 3u);
+  EXPECT_EQ(name->compared(), 10u);
+  ASSERT_EQ(name->kinds_size(), 1);
+  EXPECT_EQ(name->kinds(0), "value");
+  EXPECT_EQ(name->severity(), "medium");
+  ASSERT_EQ(name->exemplars().size(), 3);
+  EXPECT_EQ(name->exemplars()[0].expected(), "\"ann\"");
+  EXPECT_EQ(name->exemplars()[0].actual(), "\"bob\"");
+  EXPECT_EQ(name->exemplars()[0].method(), "GET");
+  EXPECT_EQ(name->exemplars()[0].expected_status(), 200u);
+  EXPECT_EQ(name->exemplars()[0].actual_status(), 200u);
+  EXPECT_NE(name->exemplars()[0].expected_body().find("\n  \"name\": \"ann\""), std::string::npos)
+      << name->exemplars()[0].expected_body();
+  ASSERT_EQ(users->normalized_size(), 1);
+  EXPECT_EQ(users->normalized(0).path(), "body.created_at");
+  EXPECT_EQ(users->normalized(0).count(), 10u);
+  ASSERT_EQ(users->ignored_size(), 1);
+  EXPECT_EQ(users->ignored(0).path(), "headers.date");
+  EXPECT_EQ(users->ignored(0).count(), 10u);
+  EXPECT_EQ(users->recorded_latency().count(), 10u);
+  EXPECT_EQ(users->recorded_latency().p50_us(), 800u);
+  EXPECT_EQ(users->latency().p50_us(), 1200u);
   // Too few samples (10 < min_samples 30) to call anything a regression, but the errors fail
   // the endpoint at the default 0 % threshold.
-  EXPECT_EQ(name->verdict, FieldVerdict::kOk);
-  EXPECT_TRUE(users->error_rate_exceeded);
-  EXPECT_TRUE(users->failed);
+  EXPECT_EQ(name->verdict(), "ok");
+  EXPECT_TRUE(users->error_rate_exceeded());
+  EXPECT_TRUE(users->failed());
 
   const EndpointReport* orders = FindEndpoint(r, "POST /orders");
   ASSERT_NE(orders, nullptr);
   const FieldReport* status = FindField(orders, "status");
   ASSERT_NE(status, nullptr);
-  EXPECT_EQ(status->mismatches, 1u);
-  EXPECT_EQ(status->exemplars[0].expected, "201");
-  EXPECT_EQ(status->exemplars[0].actual, "500");
+  EXPECT_EQ(status->mismatches(), 1u);
+  EXPECT_EQ(status->exemplars()[0].expected(), "201");
+  EXPECT_EQ(status->exemplars()[0].actual(), "500");
 
-  const TargetReport& other = r.targets[1];
-  EXPECT_EQ(other.requests, 1u);
-  EXPECT_EQ(other.status.s3xx, 1u);
-  EXPECT_EQ(r.regressions, 1u);  // the error rate of GET /users/{id}
-  EXPECT_EQ(r.failed_endpoints, 1u);
-  EXPECT_EQ(r.exit_code, 1);
+  const TargetReport& other = r.targets()[1];
+  EXPECT_EQ(other.requests(), 1u);
+  EXPECT_EQ(other.status().s3xx(), 1u);
+  EXPECT_EQ(r.verdict().regressions(), 1u);  // the error rate of GET /users/{id}
+  EXPECT_EQ(r.verdict().failed_endpoints(), 1u);
+  EXPECT_EQ(r.verdict().exit_code(), 1);
 }
 
 TEST(RunAggregatorTest, ArrayIndexesAggregateUnderWildcardOncePerRequest) {
@@ -132,12 +139,12 @@ TEST(RunAggregatorTest, ArrayIndexesAggregateUnderWildcardOncePerRequest) {
   Report r = feed.Finish();
   const FieldReport* price = FindField(FindEndpoint(r, "GET /cart"), "body.items[*].price");
   ASSERT_NE(price, nullptr);
-  EXPECT_EQ(price->mismatches, 40u);  // two elements differ, the request counts once
-  EXPECT_EQ(price->compared, 40u);
-  ASSERT_FALSE(price->exemplars.empty());
-  EXPECT_EQ(price->exemplars[0].path, "body.items[1].price");  // the concrete path
-  EXPECT_EQ(price->verdict, FieldVerdict::kRegression);
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(price->mismatches(), 40u);  // two elements differ, the request counts once
+  EXPECT_EQ(price->compared(), 40u);
+  ASSERT_FALSE(price->exemplars().empty());
+  EXPECT_EQ(price->exemplars()[0].path(), "body.items[1].price");  // the concrete path
+  EXPECT_EQ(price->verdict(), "regression");
+  EXPECT_EQ(r.verdict().exit_code(), 1);
 }
 
 TEST(RunAggregatorTest, ReservoirKeepsABoundedDeterministicSample) {
@@ -157,13 +164,14 @@ TEST(RunAggregatorTest, ReservoirKeepsABoundedDeterministicSample) {
   Report a = run(), b = run();
   const FieldReport* v = FindField(FindEndpoint(a, "GET /p/{id}"), "body.v");
   ASSERT_NE(v, nullptr);
-  EXPECT_EQ(v->mismatches, 200u);
-  ASSERT_EQ(v->exemplars.size(), 3u);
-  EXPECT_EQ(a, b);  // the fixed seed makes the sample reproducible
+  EXPECT_EQ(v->mismatches(), 200u);
+  ASSERT_EQ(v->exemplars().size(), 3);
+  // The fixed seed makes the sample reproducible.
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(a, b));
   // Reservoir sampling over 200 draws replaces at least one of the first three.
   bool replaced = false;
-  for (const Exemplar& e : v->exemplars) {
-    if (e.actual != "1" && e.actual != "2" && e.actual != "3") replaced = true;
+  for (const Exemplar& e : v->exemplars()) {
+    if (e.actual() != "1" && e.actual() != "2" && e.actual() != "3") replaced = true;
   }
   EXPECT_TRUE(replaced);
 }
@@ -184,24 +192,24 @@ TEST(RunAggregatorTest, FieldDifferingOnSecondaryIsMaskedForThatRequest) {
   Report r = feed.Finish();
   const EndpointReport* e = FindEndpoint(r, "GET /r");
   ASSERT_NE(e, nullptr);
-  EXPECT_EQ(e->compared, 2u);
-  EXPECT_EQ(e->matched, 1u);  // the first request differs only where noise masked it
-  EXPECT_EQ(e->mismatched, 1u);
-  EXPECT_EQ(e->noise_compared, 2u);
+  EXPECT_EQ(e->compared(), 2u);
+  EXPECT_EQ(e->matched(), 1u);  // the first request differs only where noise masked it
+  EXPECT_EQ(e->mismatched(), 1u);
+  EXPECT_EQ(e->noise_compared(), 2u);
   const FieldReport* rnd = FindField(e, "body.rnd");
   ASSERT_NE(rnd, nullptr);
-  EXPECT_EQ(rnd->mismatches, 1u);
-  EXPECT_EQ(rnd->masked, 1u);
-  EXPECT_EQ(rnd->compared, 1u);  // the masked request is left out
-  EXPECT_EQ(rnd->noise_mismatches, 1u);
-  EXPECT_EQ(rnd->noise_compared, 2u);
-  ASSERT_EQ(rnd->noise_exemplars.size(), 1u);
-  EXPECT_EQ(rnd->noise_exemplars[0].expected, "1");
-  EXPECT_EQ(rnd->noise_exemplars[0].actual, "3");
-  EXPECT_EQ(rnd->noise_exemplars[0].actual_status, 200u);
-  EXPECT_NE(rnd->noise_exemplars[0].actual_body.find("\"rnd\": 3"), std::string::npos);
-  ASSERT_EQ(rnd->exemplars.size(), 1u);
-  EXPECT_EQ(rnd->exemplars[0].actual, "2");
+  EXPECT_EQ(rnd->mismatches(), 1u);
+  EXPECT_EQ(rnd->masked(), 1u);
+  EXPECT_EQ(rnd->compared(), 1u);  // the masked request is left out
+  EXPECT_EQ(rnd->noise_mismatches(), 1u);
+  EXPECT_EQ(rnd->noise_compared(), 2u);
+  ASSERT_EQ(rnd->noise_exemplars().size(), 1);
+  EXPECT_EQ(rnd->noise_exemplars()[0].expected(), "1");
+  EXPECT_EQ(rnd->noise_exemplars()[0].actual(), "3");
+  EXPECT_EQ(rnd->noise_exemplars()[0].actual_status(), 200u);
+  EXPECT_NE(rnd->noise_exemplars()[0].actual_body().find("\"rnd\": 3"), std::string::npos);
+  ASSERT_EQ(rnd->exemplars().size(), 1);
+  EXPECT_EQ(rnd->exemplars()[0].actual(), "2");
 }
 
 // A field both builds randomize independently at the same rate is pure noise.
@@ -220,13 +228,13 @@ TEST(RunAggregatorTest, PureNoiseIsNotFlagged) {
   Report r = feed.Finish();
   const FieldReport* rnd = FindField(FindEndpoint(r, "GET /noisy"), "body.rnd");
   ASSERT_NE(rnd, nullptr);
-  EXPECT_GT(rnd->mismatches, 200u);  // there is plenty of candidate difference...
-  EXPECT_GT(rnd->masked, 100u);
-  EXPECT_GT(rnd->noise_mismatches, 300u);
-  EXPECT_EQ(rnd->verdict, FieldVerdict::kOk);  // ...but no more than the noise
-  EXPECT_GT(rnd->p_value, 0.01);
-  EXPECT_EQ(r.regressions, 0u);
-  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_GT(rnd->mismatches(), 200u);  // there is plenty of candidate difference...
+  EXPECT_GT(rnd->masked(), 100u);
+  EXPECT_GT(rnd->noise_mismatches(), 300u);
+  EXPECT_EQ(rnd->verdict(), "ok");  // ...but no more than the noise
+  EXPECT_GT(rnd->p_value(), 0.01);
+  EXPECT_EQ(r.verdict().regressions(), 0u);
+  EXPECT_EQ(r.verdict().exit_code(), 0);
 }
 
 // Without the secondary, the same candidate differences are a regression: this is what the
@@ -245,9 +253,9 @@ TEST(RunAggregatorTest, SameTrafficWithoutSecondaryIsFlagged) {
   Report r = feed.Finish();
   const FieldReport* rnd = FindField(FindEndpoint(r, "GET /noisy"), "body.rnd");
   ASSERT_NE(rnd, nullptr);
-  EXPECT_EQ(rnd->noise_compared, 0u);
-  EXPECT_EQ(rnd->verdict, FieldVerdict::kRegression);
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(rnd->noise_compared(), 0u);
+  EXPECT_EQ(rnd->verdict(), "regression");
+  EXPECT_EQ(r.verdict().exit_code(), 1);
 }
 
 // A real regression on a field that is also noisy: the candidate differs far more often than
@@ -269,14 +277,14 @@ TEST(RunAggregatorTest, RegressionOnNoisyFieldIsCaught) {
   const EndpointReport* e = FindEndpoint(r, "GET /price");
   const FieldReport* price = FindField(e, "body.price");
   ASSERT_NE(price, nullptr);
-  EXPECT_GT(price->masked, 0u);
-  EXPECT_GT(price->noise_mismatches, 0u);
-  EXPECT_LT(price->compared, 300u);
-  EXPECT_EQ(price->verdict, FieldVerdict::kRegression);
-  EXPECT_LT(price->p_value, 0.01);
-  EXPECT_TRUE(e->failed);
-  EXPECT_EQ(r.regressions, 1u);
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_GT(price->masked(), 0u);
+  EXPECT_GT(price->noise_mismatches(), 0u);
+  EXPECT_LT(price->compared(), 300u);
+  EXPECT_EQ(price->verdict(), "regression");
+  EXPECT_LT(price->p_value(), 0.01);
+  EXPECT_TRUE(e->failed());
+  EXPECT_EQ(r.verdict().regressions(), 1u);
+  EXPECT_EQ(r.verdict().exit_code(), 1);
 }
 
 // 100 requests, `changed` of them with a changed value: the field's rate is changed %.
@@ -299,25 +307,25 @@ Report ValueRegression(int changed, double threshold, diff::Severity fail_on,
 TEST(RunAggregatorTest, FailThresholdToleratesRatesAtOrBelowIt) {
   using diff::Severity;
   Report over = ValueRegression(10, 5, Severity::kLow);
-  EXPECT_EQ(FindField(FindEndpoint(over, "GET /v"), "body.a")->verdict, FieldVerdict::kRegression);
-  EXPECT_EQ(over.exit_code, 1);
-  EXPECT_EQ(over.settings.fail_threshold_pct, 5);
+  EXPECT_EQ(FindField(FindEndpoint(over, "GET /v"), "body.a")->verdict(), "regression");
+  EXPECT_EQ(over.verdict().exit_code(), 1);
+  EXPECT_EQ(over.settings().fail_threshold_pct(), 5);
 
   Report at = ValueRegression(10, 10, Severity::kLow);
   const EndpointReport* e = FindEndpoint(at, "GET /v");
-  EXPECT_EQ(FindField(e, "body.a")->verdict, FieldVerdict::kTolerated);
-  EXPECT_FALSE(e->failed);
-  EXPECT_EQ(at.regressions, 0u);
-  EXPECT_EQ(at.exit_code, 0);
+  EXPECT_EQ(FindField(e, "body.a")->verdict(), "tolerated");
+  EXPECT_FALSE(e->failed());
+  EXPECT_EQ(at.verdict().regressions(), 0u);
+  EXPECT_EQ(at.verdict().exit_code(), 0);
 
   Report one = ValueRegression(1, 0, Severity::kLow);  // default: any significant mismatch
-  EXPECT_EQ(FindField(FindEndpoint(one, "GET /v"), "body.a")->verdict, FieldVerdict::kRegression);
-  EXPECT_EQ(one.exit_code, 1);
+  EXPECT_EQ(FindField(FindEndpoint(one, "GET /v"), "body.a")->verdict(), "regression");
+  EXPECT_EQ(one.verdict().exit_code(), 1);
 
   Report none = ValueRegression(0, 0, Severity::kLow);
   EXPECT_EQ(FindField(FindEndpoint(none, "GET /v"), "body.a"), nullptr);
-  EXPECT_EQ(FindEndpoint(none, "GET /v")->matched, 100u);
-  EXPECT_EQ(none.exit_code, 0);
+  EXPECT_EQ(FindEndpoint(none, "GET /v")->matched(), 100u);
+  EXPECT_EQ(none.verdict().exit_code(), 0);
 }
 
 TEST(RunAggregatorTest, FailOnSeverity) {
@@ -328,30 +336,30 @@ TEST(RunAggregatorTest, FailOnSeverity) {
   Report low = ValueRegression(50, 0, Severity::kLow, plain, added);
   const FieldReport* b = FindField(FindEndpoint(low, "GET /v"), "body.b");
   ASSERT_NE(b, nullptr);
-  EXPECT_EQ(b->severity, Severity::kLow);
-  EXPECT_EQ(b->kinds, std::vector<diff::DiffKind>{diff::DiffKind::kExtra});
-  EXPECT_EQ(b->verdict, FieldVerdict::kRegression);
-  EXPECT_EQ(low.exit_code, 1);
+  EXPECT_EQ(b->severity(), "low");
+  ASSERT_EQ(b->kinds_size(), 1);
+  EXPECT_EQ(b->kinds(0), "extra");
+  EXPECT_EQ(b->verdict(), "regression");
+  EXPECT_EQ(low.verdict().exit_code(), 1);
 
   Report high = ValueRegression(50, 0, Severity::kHigh, plain, added);
-  EXPECT_EQ(FindField(FindEndpoint(high, "GET /v"), "body.b")->verdict, FieldVerdict::kTolerated);
-  EXPECT_EQ(high.exit_code, 0);
-  EXPECT_EQ(high.settings.fail_on, Severity::kHigh);
+  EXPECT_EQ(FindField(FindEndpoint(high, "GET /v"), "body.b")->verdict(), "tolerated");
+  EXPECT_EQ(high.verdict().exit_code(), 0);
+  EXPECT_EQ(high.settings().fail_on(), "high");
 
   // A removed field is high severity: fails even with --fail-on high.
   Report removed = ValueRegression(50, 0, Severity::kHigh, added, plain);
   const FieldReport* gone = FindField(FindEndpoint(removed, "GET /v"), "body.b");
   ASSERT_NE(gone, nullptr);
-  EXPECT_EQ(gone->severity, Severity::kHigh);
-  EXPECT_EQ(gone->verdict, FieldVerdict::kRegression);
-  EXPECT_EQ(removed.exit_code, 1);
+  EXPECT_EQ(gone->severity(), "high");
+  EXPECT_EQ(gone->verdict(), "regression");
+  EXPECT_EQ(removed.verdict().exit_code(), 1);
 
   // A changed value is medium.
   Report medium = ValueRegression(50, 0, Severity::kMedium);
-  EXPECT_EQ(FindField(FindEndpoint(medium, "GET /v"), "body.a")->verdict,
-            FieldVerdict::kRegression);
+  EXPECT_EQ(FindField(FindEndpoint(medium, "GET /v"), "body.a")->verdict(), "regression");
   Report medium_high = ValueRegression(50, 0, Severity::kHigh);
-  EXPECT_EQ(medium_high.exit_code, 0);
+  EXPECT_EQ(medium_high.verdict().exit_code(), 0);
 }
 
 TEST(RunAggregatorTest, StatusChangeIsARegression) {
@@ -367,11 +375,11 @@ TEST(RunAggregatorTest, StatusChangeIsARegression) {
   const EndpointReport* e = FindEndpoint(r, "GET /boom");
   const FieldReport* status = FindField(e, "status");
   ASSERT_NE(status, nullptr);
-  EXPECT_EQ(status->mismatches, 20u);
-  EXPECT_EQ(status->verdict, FieldVerdict::kRegression);
-  EXPECT_EQ(e->status.s5xx, 20u);
-  EXPECT_EQ(e->status.s2xx, 20u);
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(status->mismatches(), 20u);
+  EXPECT_EQ(status->verdict(), "regression");
+  EXPECT_EQ(e->status().s5xx(), 20u);
+  EXPECT_EQ(e->status().s2xx(), 20u);
+  EXPECT_EQ(r.verdict().exit_code(), 1);
 }
 
 TEST(RunAggregatorTest, ErrorRateAgainstThreshold) {
@@ -391,15 +399,15 @@ TEST(RunAggregatorTest, ErrorRateAgainstThreshold) {
   };
   Report strict = run(0);
   const EndpointReport* e = FindEndpoint(strict, "GET /e");
-  EXPECT_EQ(e->errors, 3u);
-  EXPECT_TRUE(e->error_rate_exceeded);
-  EXPECT_EQ(e->regressions, 0u);
-  EXPECT_TRUE(e->failed);
-  EXPECT_EQ(strict.regressions, 1u);
-  EXPECT_EQ(strict.exit_code, 1);
+  EXPECT_EQ(e->errors(), 3u);
+  EXPECT_TRUE(e->error_rate_exceeded());
+  EXPECT_EQ(e->regressions(), 0u);
+  EXPECT_TRUE(e->failed());
+  EXPECT_EQ(strict.verdict().regressions(), 1u);
+  EXPECT_EQ(strict.verdict().exit_code(), 1);
   Report lenient = run(5);
-  EXPECT_FALSE(FindEndpoint(lenient, "GET /e")->failed);
-  EXPECT_EQ(lenient.exit_code, 0);
+  EXPECT_FALSE(FindEndpoint(lenient, "GET /e")->failed());
+  EXPECT_EQ(lenient.verdict().exit_code(), 0);
 }
 
 TEST(RunAggregatorTest, LatencyPercentilesPerEndpointAndTarget) {
@@ -413,21 +421,21 @@ TEST(RunAggregatorTest, LatencyPercentilesPerEndpointAndTarget) {
     feed.Add(x);
   }
   Report r = feed.Finish();
-  const TargetReport& t = r.targets[0];
+  const TargetReport& t = r.targets()[0];
   auto within = [](uint64_t got, uint64_t want) { return got >= want && got <= want + want / 100; };
-  EXPECT_EQ(t.latency.count, 1000u);
-  EXPECT_TRUE(within(t.latency.p50_us, 500'000)) << t.latency.p50_us;
-  EXPECT_TRUE(within(t.latency.p90_us, 900'000)) << t.latency.p90_us;
-  EXPECT_TRUE(within(t.latency.p99_us, 990'000)) << t.latency.p99_us;
-  EXPECT_EQ(t.latency.max_us, 1'000'000u);
-  EXPECT_TRUE(within(t.recorded_latency.p50_us, 50'000)) << t.recorded_latency.p50_us;
-  EXPECT_EQ(t.recorded_latency.max_us, 100'000u);
+  EXPECT_EQ(t.latency().count(), 1000u);
+  EXPECT_TRUE(within(t.latency().p50_us(), 500'000)) << t.latency().p50_us();
+  EXPECT_TRUE(within(t.latency().p90_us(), 900'000)) << t.latency().p90_us();
+  EXPECT_TRUE(within(t.latency().p99_us(), 990'000)) << t.latency().p99_us();
+  EXPECT_EQ(t.latency().max_us(), 1'000'000u);
+  EXPECT_TRUE(within(t.recorded_latency().p50_us(), 50'000)) << t.recorded_latency().p50_us();
+  EXPECT_EQ(t.recorded_latency().max_us(), 100'000u);
   const EndpointReport* even = FindEndpoint(r, "GET /even");
   ASSERT_NE(even, nullptr);
-  EXPECT_EQ(even->latency.count, 500u);
-  EXPECT_TRUE(within(even->latency.p50_us, 500'000)) << even->latency.p50_us;
-  EXPECT_EQ(even->latency.max_us, 1'000'000u);
-  EXPECT_EQ(FindEndpoint(r, "GET /odd")->latency.max_us, 999'000u);
+  EXPECT_EQ(even->latency().count(), 500u);
+  EXPECT_TRUE(within(even->latency().p50_us(), 500'000)) << even->latency().p50_us();
+  EXPECT_EQ(even->latency().max_us(), 1'000'000u);
+  EXPECT_EQ(FindEndpoint(r, "GET /odd")->latency().max_us(), 999'000u);
 }
 
 TEST(RunAggregatorTest, RejectsBadObservations) {
@@ -440,7 +448,7 @@ TEST(RunAggregatorTest, RejectsBadObservations) {
   obs.target = 0;
   obs.envelope = nullptr;
   EXPECT_EQ(agg.Add(obs).code(), Status::Code::kInvalidArgument);
-  EXPECT_EQ(agg.Finish().targets[0].requests, 0u);
+  EXPECT_EQ(agg.Finish().targets()[0].requests(), 0u);
 }
 
 TEST(RunAggregatorTest, BoundsFieldsAndEndpoints) {
@@ -456,12 +464,12 @@ TEST(RunAggregatorTest, BoundsFieldsAndEndpoints) {
   x.path = "/b";
   feed.Add(x);
   Report r = feed.Finish();
-  ASSERT_EQ(r.targets[0].endpoints.size(), 2u);
+  ASSERT_EQ(r.targets()[0].endpoints().size(), 2);
   const EndpointReport* a = FindEndpoint(r, "GET /a");
   ASSERT_NE(a, nullptr);
-  EXPECT_EQ(a->fields.size(), 2u);
-  EXPECT_EQ(a->untracked_fields, 2u);
-  EXPECT_EQ(a->mismatched, 1u);
+  EXPECT_EQ(a->fields().size(), 2);
+  EXPECT_EQ(a->untracked_fields(), 2u);
+  EXPECT_EQ(a->mismatched(), 1u);
   EXPECT_NE(FindEndpoint(r, kOtherEndpoints), nullptr);
 }
 
@@ -480,9 +488,9 @@ TEST(RunAggregatorTest, ExemplarBodiesStopAtTheBudget) {
   const FieldReport* b = FindField(e, "body.b");
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  EXPECT_FALSE(a->exemplars[0].expected_body.empty());
-  EXPECT_TRUE(b->exemplars[0].expected_body.empty());
-  EXPECT_EQ(b->exemplars[0].expected, "1");  // the rendering is always kept
+  EXPECT_FALSE(a->exemplars()[0].expected_body().empty());
+  EXPECT_TRUE(b->exemplars()[0].expected_body().empty());
+  EXPECT_EQ(b->exemplars()[0].expected(), "1");  // the rendering is always kept
 }
 
 TEST(ParseSeverityTest, NamesAndErrors) {

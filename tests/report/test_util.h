@@ -107,17 +107,17 @@ inline AggregatorOptions OneTarget(std::string secondary = "") {
 
 inline const EndpointReport* FindEndpoint(const Report& r, std::string_view name,
                                           uint32_t target = 0) {
-  if (target >= r.targets.size()) return nullptr;
-  for (const EndpointReport& e : r.targets[target].endpoints) {
-    if (e.name == name) return &e;
+  if (target >= static_cast<uint32_t>(r.targets_size())) return nullptr;
+  for (const EndpointReport& e : r.targets()[target].endpoints()) {
+    if (e.name() == name) return &e;
   }
   return nullptr;
 }
 
 inline const FieldReport* FindField(const EndpointReport* e, std::string_view path) {
   if (e == nullptr) return nullptr;
-  for (const FieldReport& f : e->fields) {
-    if (f.path == path) return &f;
+  for (const FieldReport& f : e->fields()) {
+    if (f.path() == path) return &f;
   }
   return nullptr;
 }
