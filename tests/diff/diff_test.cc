@@ -175,15 +175,21 @@ TEST(DifferTest, ArbitraryBytesNeverCrash) {
   }
 }
 
+// A Differ without rules that counts the recorded bodies it decodes in *decodes.
+DifferPtr DecodeCountingDiffer(std::atomic<int>* decodes) {
+  DiffConfig config;
+  config.on_expected_decoded = [decodes] { decodes->fetch_add(1); };
+  Result<DifferPtr> created = Differ::Create(config);
+  EXPECT_TRUE(created.ok());
+  return std::move(created).value();
+}
+
 // A recording prepared once is decoded (gzip) and parsed once for any number of answers,
 // concurrent ones included, and each comparison says what a one-shot Compare says.
 TEST(DifferTest, PreparedExpectedIsDecodedOnceForManyAnswers) {
   std::atomic<int> decodes{0};
-  DiffConfig config;
-  config.on_expected_decoded = [&decodes] { decodes.fetch_add(1); };
-  Result<DifferPtr> created = Differ::Create(config);
-  ASSERT_TRUE(created.ok());
-  const Differ& d = *created.value();
+  const DifferPtr differ = DecodeCountingDiffer(&decodes);
+  const Differ& d = *differ;
   doppel::v1::HttpResponse recorded =
       Json(200, net::EncodeContent(R"({"id":7,"items":[1,2,3]})", "gzip").value(),
            {{"Content-Encoding", "gzip"}});
@@ -216,13 +222,10 @@ TEST(DifferTest, PreparedExpectedIsDecodedOnceForManyAnswers) {
 // Byte-equal bodies are equal however they are encoded: preparing decodes nothing.
 TEST(DifferTest, PreparedExpectedDecodesNothingForByteEqualBodies) {
   std::atomic<int> decodes{0};
-  DiffConfig config;
-  config.on_expected_decoded = [&decodes] { decodes.fetch_add(1); };
-  Result<DifferPtr> created = Differ::Create(config);
-  ASSERT_TRUE(created.ok());
+  const DifferPtr d = DecodeCountingDiffer(&decodes);
   doppel::v1::HttpResponse recorded = Json(200, R"({"a":1})");
-  ExpectedPtr expected = created.value()->Prepare("GET", "/", recorded);
-  EXPECT_TRUE(created.value()->Compare(*expected, recorded).match);
+  ExpectedPtr expected = d->Prepare("GET", "/", recorded);
+  EXPECT_TRUE(d->Compare(*expected, recorded).match);
   EXPECT_EQ(decodes.load(), 0);
 }
 
