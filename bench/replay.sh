@@ -8,6 +8,11 @@
 #   max        wrk -t1 -c64 -d10s against the target  vs
 #              doppel replay --session S --target URL --max --concurrency 64 --loop --duration 10s
 #              (diffing on, the default); ratio doppel/wrk (target >= 0.8)
+#   max-diff   the same --max replay where every answer must be decoded and diffed: session G
+#              recorded from (and replayed to) an nginx answering gzip JSON that differs per
+#              request ("rid": $request_id), so each comparison gunzips both bodies and finds
+#              body.rid in a structural JSON diff (exit code 1, regressions, is expected);
+#              compare binaries with DOPPEL=old/doppel vs DOPPEL=new/doppel
 #   rate       doppel replay --session S --rate 2000 --duration 10s --loop (diffing on):
 #              achieved rate (target within +-1 %) and p99 send lag (target <= 2 ms)
 #   rss        peak RSS (/usr/bin/time -v) of doppel replay --max of a 1M-envelope replay
@@ -48,15 +53,30 @@ bench_install nginx:nginx wrk:wrk curl:curl /usr/bin/time:time
 # ---------------------------------------------------------------- target: nginx, fixed 1 KB JSON
 start_json_upstream target
 
+# ---------------------------------------------------------------- target: nginx, gzip JSON per request
+# The ~1 KB body with a per-request id in front, gzip-encoded for clients that accept it.
+gz_port=$(free_port)
+start_nginx target-gzip "  server {
+    listen 127.0.0.1:$gz_port;
+    gzip on; gzip_types application/json; gzip_min_length 0;
+    location / { default_type application/json; return 200 '{\"rid\":\"\$request_id\",${body:1}'; }
+  }"
+UP_GZ=http://127.0.0.1:$gz_port
+wait_http "$UP_GZ/"
+curl -fsS -H 'Accept-Encoding: gzip' -D "$tmp/gz.head" -o /dev/null "$UP_GZ/api/items"
+grep -qi '^content-encoding: gzip' "$tmp/gz.head" || { echo "the gzip target does not gzip" >&2; exit 1; }
+
 # ---------------------------------------------------------------- recording
 STORE=$tmp/store
-# Records at least N envelopes of GET /api/items through doppel record into $STORE, session NAME.
-record_session() {  # NAME N -> rec_summary, rec_secs
-  local name=$1 n=$2 dir=$tmp/record-$1 admin rec_pid wrk_pid t0 count=0 rc=0
+# Records at least N envelopes of GET /api/items through doppel record into $STORE, session NAME,
+# from UPSTREAM (default $UP); WRK_ARGS are added to wrk's.
+record_session() {  # NAME N [UPSTREAM [WRK_ARGS...]] -> rec_summary, rec_secs
+  local name=$1 n=$2 upstream=${3:-$UP} dir=$tmp/record-$1 admin rec_pid wrk_pid t0 count=0 rc=0
+  shift 2; (($#)) && shift
   mkdir -p "$dir"
   admin=$(free_port)
   "$DOPPEL" --store "$STORE" record --listen 127.0.0.1:0 --admin "127.0.0.1:$admin" \
-    --upstream "$UP" --session "$name" --threads 1 --sample 100 >"$dir/stdout" 2>"$dir/stderr" &
+    --upstream "$upstream" --session "$name" --threads 1 --sample 100 >"$dir/stdout" 2>"$dir/stderr" &
   rec_pid=$!
   pids+=($rec_pid)
   local url=""
@@ -68,7 +88,7 @@ record_session() {  # NAME N -> rec_summary, rec_secs
   [[ -n "$url" ]] || { echo "doppel record did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
   wait_http "http://127.0.0.1:$admin/healthz"
   t0=$(date +%s.%N)
-  wrk -t1 -c"$CONNS" -d3600s "$url/api/items" >"$dir/wrk.txt" 2>&1 &
+  wrk -t1 -c"$CONNS" -d3600s "$@" "$url/api/items" >"$dir/wrk.txt" 2>&1 &
   wrk_pid=$!
   pids+=($wrk_pid)
   while ((count < n)); do
@@ -100,6 +120,10 @@ S_SECS=$rec_secs
 S_COUNT=$("$DOPPEL" --store "$STORE" sessions list | awk -v s="$S" '$1 == s {print $3}')
 S_STORED=$("$DOPPEL" --store "$STORE" sessions list | awk -v s="$S" '$1 == s {print $4, $5}')
 log "session $S: $S_COUNT envelopes, $S_STORED"
+G=bench-replay-gzip-$$
+record_session "$G" "$RECORD_N" "$UP_GZ" -H 'Accept-Encoding: gzip'
+G_COUNT=$("$DOPPEL" --store "$STORE" sessions list | awk -v s="$G" '$1 == s {print $3}')
+log "session $G: $G_COUNT envelopes (gzip JSON, a different rid in every answer)"
 
 # Parses a replay's summary: lane line (TARGET SENT 2xx 3xx 4xx 5xx ERRORS p50 p90 p99 max LAG)
 # and "N requests in X s (R req/s)".
@@ -133,6 +157,19 @@ rc=0
 parse_replay "$tmp/max.txt"
 MAX_SENT=$R_SENT MAX_2XX=$R_2XX MAX_ERR=$R_ERR MAX_P50=$R_P50 MAX_P99=$R_P99 MAX_N=$R_N MAX_SECS=$R_SECS MAX_RPS=$R_RPS MAX_MATCH=$R_MATCH
 log "replay --max: $MAX_RPS req/s ($MAX_N in ${MAX_SECS}s), p50 $MAX_P50 p99 $MAX_P99, errors $MAX_ERR, match $MAX_MATCH"
+
+# ---------------------------------------------------------------- max with decoding + JSON diff
+MAXDIFF_CMD=(replay --session "$G" --target "$UP_GZ" --max --concurrency "$CONNS" --loop --duration "$DURATION" --no-progress)
+LOAD_MAXDIFF=$(wait_load)
+log "doppel ${MAXDIFF_CMD[*]} (load $LOAD_MAXDIFF)"
+rc=0
+"$DOPPEL" --store "$STORE" "${MAXDIFF_CMD[@]}" >"$tmp/maxdiff.txt" 2>"$tmp/maxdiff.err" || rc=$?
+# Exit 1 is the expected verdict: every answer differs from its recording at body.rid.
+((rc <= 1)) || { echo "replay --max (diffing) exited with $rc:" >&2; tail -20 "$tmp/maxdiff.txt" "$tmp/maxdiff.err" >&2; exit 1; }
+grep -q 'body.rid' "$tmp/maxdiff.txt" || { echo "replay --max (diffing) reported no body.rid difference:" >&2; tail -30 "$tmp/maxdiff.txt" >&2; exit 1; }
+parse_replay "$tmp/maxdiff.txt"
+MAXDIFF_ERR=$R_ERR MAXDIFF_P50=$R_P50 MAXDIFF_P99=$R_P99 MAXDIFF_LAG=$R_LAG MAXDIFF_N=$R_N MAXDIFF_SECS=$R_SECS MAXDIFF_RPS=$R_RPS
+log "replay --max with diffing: $MAXDIFF_RPS req/s ($MAXDIFF_N in ${MAXDIFF_SECS}s), p50 $MAXDIFF_P50 p99 $MAXDIFF_P99, lag p99 $MAXDIFF_LAG, errors $MAXDIFF_ERR, exit $rc"
 
 # ---------------------------------------------------------------- fixed rate
 RATE_CMD=(replay --session "$S" --target "$UP" --rate "$RATE" --duration "$DURATION" --loop --no-progress)
@@ -208,6 +245,14 @@ section=$tmp/section.md
   echo "| doppel replay | \`doppel ${MAX_CMD[*]/$UP/URL}\` (after a $WARMUP warm-up) | $MAX_RPS ($MAX_N in ${MAX_SECS} s) | $MAX_P50 | $MAX_P99 | $MAX_ERR; 2xx $MAX_2XX; diff match ${MAX_MATCH:-?} | $LOAD_MAX_RUN |"
   echo
   echo "**doppel replay --max / wrk = ${R_MAX}× (target ≥ 0.8×): $v_max.**"
+  echo
+  echo "### Closed loop with decoding and diffing: \`--max\` on gzip JSON that differs per request"
+  echo
+  echo "Session G: $G_COUNT envelopes recorded like S from a second nginx that answers the same body with a per-request \`\"rid\":\"\$request_id\"\` in front, gzip-encoded (\`wrk -H 'Accept-Encoding: gzip'\`). Replayed to that nginx, every answer differs from its recording: each comparison gunzips both bodies and diffs them as JSON (\`body.rid\` differs, so exit code 1 is expected). Compare binaries with \`DOPPEL=…\`."
+  echo
+  echo "| command | req/s | p50 ms | p99 ms | send lag p99 ms | errors | load before |"
+  echo "|---|---:|---:|---:|---:|---|---|"
+  echo "| \`doppel ${MAXDIFF_CMD[*]/$UP_GZ/URL}\` | $MAXDIFF_RPS ($MAXDIFF_N in ${MAXDIFF_SECS} s) | $MAXDIFF_P50 | $MAXDIFF_P99 | $MAXDIFF_LAG | $MAXDIFF_ERR | $LOAD_MAXDIFF |"
   echo
   echo "### Open loop: \`--rate $RATE\`"
   echo

@@ -90,9 +90,28 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
-void DiffBodies(const doppel::v1::HttpResponse& expected, const doppel::v1::HttpResponse& actual,
-                std::span<const CompiledRule* const> rules, const BodyDiffOptions& options,
-                DiffSink* sink) {
+const Result<std::string>& PreparedBody::Decoded() const {
+  std::call_once(decoded_once_, [this] {
+    decoded_.emplace(DecodeBody(response_.body(),
+                                FirstHeader(response_.headers(), "content-encoding"),
+                                FirstHeader(response_.headers(), "content-type"),
+                                options_.max_decoded_bytes));
+    if (options_.on_expected_decoded) options_.on_expected_decoded();
+  });
+  return *decoded_;
+}
+
+const Result<JsonDocument>& PreparedBody::Json() const {
+  std::call_once(json_once_, [this] {
+    json_.emplace(JsonDocument::Parse(Decoded().value(), options_.json, "expected"));
+  });
+  return *json_;
+}
+
+void DiffBodies(const PreparedBody& prepared, const doppel::v1::HttpResponse& actual,
+                std::span<const CompiledRule* const> rules, DiffSink* sink) {
+  const BodyDiffOptions& options = prepared.options();
+  const doppel::v1::HttpResponse& expected = prepared.response();
   const std::string& eb = expected.body();
   const std::string& ab = actual.body();
   if (const CompiledRule* rule = RootIgnoreRule(rules)) {
@@ -119,8 +138,7 @@ void DiffBodies(const doppel::v1::HttpResponse& expected, const doppel::v1::Http
 
   std::string_view etype = FirstHeader(expected.headers(), "content-type");
   std::string_view atype = FirstHeader(actual.headers(), "content-type");
-  Result<std::string> ed = DecodeBody(eb, FirstHeader(expected.headers(), "content-encoding"),
-                                      etype, options.max_decoded_bytes);
+  const Result<std::string>& ed = prepared.Decoded();
   Result<std::string> ad = DecodeBody(ab, FirstHeader(actual.headers(), "content-encoding"), atype,
                                       options.max_decoded_bytes);
   if (!ed.ok() || !ad.ok()) {
@@ -138,7 +156,10 @@ void DiffBodies(const doppel::v1::HttpResponse& expected, const doppel::v1::Http
   BodyKind kind = BodyKindOf(etype.empty() ? atype : etype, e);
   switch (kind) {
     case BodyKind::kJson:
-      if (DiffJson(e, a, kRoot, rules, options.json, sink).ok()) return;
+      if (prepared.Json().ok() &&
+          DiffJson(prepared.Json().value(), a, kRoot, rules, options.json, sink).ok()) {
+        return;
+      }
       // Not JSON on one side (an HTML error page, a cut body): show it as lines.
       ReportTextDiff(e, a, kRoot, options.text, sink);
       return;

@@ -12,13 +12,19 @@
 // bytes are sniffed when neither has one). A rule "ignore" on path "body" ignores the body
 // whatever its kind. Truncated recordings (body_truncated) are compared raw by common
 // prefix and original size only; undecodable bodies are reported as "uncompared".
+// The expected side is a PreparedBody: decoded and parsed once however many answers it is
+// compared with.
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
 #include "diff/json_diff.h"
 #include "diff/result.h"
@@ -40,11 +46,38 @@ struct BodyDiffOptions {
   JsonDiffOptions json;
   LineDiffOptions text;
   size_t max_decoded_bytes = 64 << 20;  // per side, after Content-Encoding
+  std::function<void()> on_expected_decoded;  // DiffConfig::on_expected_decoded
 };
 
-// Compares the bodies of two responses into *sink. Thread-safe if *sink is not shared.
-void DiffBodies(const doppel::v1::HttpResponse& expected, const doppel::v1::HttpResponse& actual,
-                std::span<const CompiledRule* const> rules, const BodyDiffOptions& options,
-                DiffSink* sink);
+// The expected side of body comparisons: its body decoded (decode.h) and, when it is JSON,
+// parsed — each at most once, and only when a comparison needs it (byte-equal bodies need
+// neither). Thread-safe: concurrent DiffBodies calls may share one.
+// REQUIRES: `response` and `options` outlive it.
+class PreparedBody {
+ public:
+  PreparedBody(const doppel::v1::HttpResponse& response, const BodyDiffOptions& options)
+      : response_(response), options_(options) {}
+  PreparedBody(const PreparedBody&) = delete;
+  PreparedBody& operator=(const PreparedBody&) = delete;
+
+  const doppel::v1::HttpResponse& response() const { return response_; }
+  const BodyDiffOptions& options() const { return options_; }
+  // The body after Content-Encoding and charset, or why it could not be decoded.
+  const Result<std::string>& Decoded() const;
+  // Decoded() parsed as JSON, or why it is not JSON. REQUIRES: Decoded().ok().
+  const Result<JsonDocument>& Json() const;
+
+ private:
+  const doppel::v1::HttpResponse& response_;
+  const BodyDiffOptions& options_;
+  mutable std::once_flag decoded_once_, json_once_;
+  mutable std::optional<Result<std::string>> decoded_;
+  mutable std::optional<Result<JsonDocument>> json_;
+};
+
+// Compares the bodies of two responses into *sink, under `expected.options()`. Thread-safe if
+// *sink is not shared.
+void DiffBodies(const PreparedBody& expected, const doppel::v1::HttpResponse& actual,
+                std::span<const CompiledRule* const> rules, DiffSink* sink);
 
 }  // namespace doppel::diff

@@ -12,25 +12,53 @@
 namespace doppel::diff {
 namespace {
 
+// What RuleDiffer::Prepare makes: the request's endpoint and rules, and the body prepared.
+class PreparedExpected final : public Expected {
+ public:
+  PreparedExpected(std::string endpoint, std::vector<const CompiledRule*> rules,
+                   const doppel::v1::HttpResponse& response, const BodyDiffOptions& options)
+      : endpoint_(std::move(endpoint)), rules_(std::move(rules)), body_(response, options) {}
+
+  const std::string& endpoint() const override { return endpoint_; }
+  const std::vector<const CompiledRule*>& rules() const { return rules_; }
+  const PreparedBody& body() const { return body_; }
+  const doppel::v1::HttpResponse& response() const { return body_.response(); }
+
+ private:
+  const std::string endpoint_;
+  const std::vector<const CompiledRule*> rules_;
+  const PreparedBody body_;
+};
+
 class RuleDiffer final : public Differ {
  public:
+  using Differ::Compare;
+
   RuleDiffer(DiffConfig config, RuleSet rules)
       : config_(std::move(config)),
         rules_(std::move(rules)),
         headers_(rules_.header_ignore(), rules_.header_compare()) {
     body_.max_decoded_bytes = config_.max_decoded_bytes;
+    body_.on_expected_decoded = config_.on_expected_decoded;
     body_.json.normalizers = config_.normalizers;
     body_.json.max_depth = config_.max_json_depth;
     body_.json.max_rendered_bytes = config_.max_rendered_bytes;
     body_.text.max_rendered_bytes = config_.max_rendered_bytes;
   }
 
-  DiffResult Compare(std::string_view method, std::string_view target,
-                     const doppel::v1::HttpResponse& expected,
+  ExpectedPtr Prepare(std::string_view method, std::string_view target,
+                      const doppel::v1::HttpResponse& expected) const override {
+    return std::make_unique<PreparedExpected>(Endpoint(method, target),
+                                              rules_.ForRequest(method, target), expected, body_);
+  }
+
+  DiffResult Compare(const Expected& prepared,
                      const doppel::v1::HttpResponse& actual) const override {
+    const auto& p = static_cast<const PreparedExpected&>(prepared);
+    const doppel::v1::HttpResponse& expected = p.response();
+    const std::vector<const CompiledRule*>& rules = p.rules();
     DiffResult result;
-    result.endpoint = Endpoint(method, target);
-    std::vector<const CompiledRule*> rules = rules_.ForRequest(method, target);
+    result.endpoint = p.endpoint();
     DiffSink sink(&result, config_.max_diffs, config_.max_listed_paths);
 
     if (expected.status() != actual.status()) {
@@ -49,7 +77,7 @@ class RuleDiffer final : public Differ {
     // The body first (Content-Length depends on it), reported after the headers.
     DiffResult body;
     DiffSink body_sink(&body, config_.max_diffs, config_.max_listed_paths);
-    DiffBodies(expected, actual, rules, body_, &body_sink);
+    DiffBodies(p.body(), actual, rules, &body_sink);
     const bool body_compared =
         std::none_of(body.diffs.begin(), body.diffs.end(),
                      [](const FieldDiff& d) { return d.kind == DiffKind::kUncompared; });
@@ -85,6 +113,12 @@ class RuleDiffer final : public Differ {
 };
 
 }  // namespace
+
+DiffResult Differ::Compare(std::string_view method, std::string_view target,
+                           const doppel::v1::HttpResponse& expected,
+                           const doppel::v1::HttpResponse& actual) const {
+  return Compare(*Prepare(method, target, expected), actual);
+}
 
 Result<DifferPtr> Differ::Create(DiffConfig config) {
   Result<RuleSet> rules = RuleSet::Compile(config.rules);

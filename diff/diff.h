@@ -5,12 +5,18 @@
 //   DiffResult r = (*differ)->Compare("GET", "/users/42?x=1", recorded, replayed);
 //   r.match; r.diffs[i].path == "body.items[3].price"; r.endpoint == "GET /users/{id}"
 //
+// One recording compared with several answers (targets, a secondary) is prepared once, so
+// its body is decoded and parsed once:
+//   ExpectedPtr e = (*differ)->Prepare("GET", "/users/42?x=1", recorded);
+//   DiffResult a = (*differ)->Compare(*e, from_target_a), b = (*differ)->Compare(*e, ...);
+//
 // What is compared, in report order: the status ("status", kind value), headers
 // (headers.h: "headers.<name>"), the body decoded (body.h: "body", "body.a.b[2]").
 // A rule with path "status" and action "ignore" ignores status differences.
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,10 +37,24 @@ struct DiffConfig {
   size_t max_decoded_bytes = 64 << 20;  // per body, after Content-Encoding
   size_t max_json_depth = 64;           // levels walked with rules; deeper is compared whole
   size_t max_rendered_bytes = 120;
+  // Tests: called each time a recorded (expected) body is decoded. Must be thread-safe.
+  std::function<void()> on_expected_decoded;
 };
 
 class Differ;
 using DifferPtr = std::unique_ptr<Differ>;
+
+// A recorded response prepared by Differ::Prepare for comparison with any number of actual
+// responses: the request's endpoint and rules looked up once, the body decoded and parsed
+// at most once (when a comparison first needs it). Immutable to its users and thread-safe:
+// concurrent Compare calls may share one. Only the Differ that made it can use it.
+class Expected {
+ public:
+  virtual ~Expected() = default;
+  // The endpoint name of the request (as Differ::Endpoint).
+  virtual const std::string& endpoint() const = 0;
+};
+using ExpectedPtr = std::unique_ptr<const Expected>;
 
 class Differ {
  public:
@@ -44,12 +64,22 @@ class Differ {
   // kInvalidArgument naming the offending rule.
   static Result<DifferPtr> Create(DiffConfig config);
 
-  // Compares `actual` against `expected` (the recording) for the request `method target`.
-  // Thread-safe: may be called concurrently on one Differ. Never fails and never throws on
-  // any input: what cannot be compared is reported as a kUncompared diff.
-  virtual DiffResult Compare(std::string_view method, std::string_view target,
-                             const doppel::v1::HttpResponse& expected,
+  // Prepares `expected` (the recording of the request `method target`) for Compare.
+  // Thread-safe. REQUIRES: `expected` and this Differ outlive the result.
+  virtual ExpectedPtr Prepare(std::string_view method, std::string_view target,
+                              const doppel::v1::HttpResponse& expected) const = 0;
+
+  // Compares `actual` against `expected` (the recording). Thread-safe: may be called
+  // concurrently on one Differ, with one Expected. Never fails and never throws on any
+  // input: what cannot be compared is reported as a kUncompared diff.
+  // REQUIRES: `expected` came from this Differ's Prepare.
+  virtual DiffResult Compare(const Expected& expected,
                              const doppel::v1::HttpResponse& actual) const = 0;
+
+  // One comparison: Compare(*Prepare(method, target, expected), actual).
+  DiffResult Compare(std::string_view method, std::string_view target,
+                     const doppel::v1::HttpResponse& expected,
+                     const doppel::v1::HttpResponse& actual) const;
 
   // The endpoint name used to group this request ("GET /users/{id}"): explicit patterns
   // from the rules first, then automatic templating (endpoint.h). Thread-safe.

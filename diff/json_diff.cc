@@ -579,30 +579,46 @@ class Walker {
   bool found_ = false;
 };
 
-Result<json::value> Parse(std::string_view text, const JsonDiffOptions& options,
-                          json::storage_ptr storage, const char* side) {
+Result<json::value> ParseText(std::string_view text, const JsonDiffOptions& options,
+                              json::storage_ptr storage, std::string_view side) {
   json::parse_options po;
   po.max_depth = options.max_parse_depth;
   boost::system::error_code ec;
   json::value v = json::parse(text, ec, std::move(storage), po);
-  if (ec) return Status::InvalidArgument(std::string(side) + " body is not JSON: " + ec.message());
+  if (ec) {
+    return Status::InvalidArgument(std::string(side) + " body is not JSON: " + ec.message());
+  }
   return v;
 }
 
 }  // namespace
 
+Result<JsonDocument> JsonDocument::Parse(std::string_view text, const JsonDiffOptions& options,
+                                         std::string_view side) {
+  auto storage = std::make_unique<json::monotonic_resource>();
+  Result<json::value> v = ParseText(text, options, storage.get(), side);
+  if (!v.ok()) return v.status();
+  // Moving a json::value keeps its storage pointer; the resource itself never moves.
+  return JsonDocument(std::move(storage), std::move(v).value());
+}
+
 Status DiffJson(std::string_view expected, std::string_view actual, std::string_view root,
                 std::span<const CompiledRule* const> rules, const JsonDiffOptions& options,
                 DiffSink* sink) {
-  // Monotonic storage: fast to fill, and freed at once instead of node by node (which would
-  // also recurse as deep as the document).
-  json::monotonic_resource resource;
-  Result<json::value> e = Parse(expected, options, &resource, "expected");
+  Result<JsonDocument> e = JsonDocument::Parse(expected, options, "expected");
   if (!e.ok()) return e.status();
-  Result<json::value> a = Parse(actual, options, &resource, "actual");
+  return DiffJson(e.value(), actual, root, rules, options, sink);
+}
+
+Status DiffJson(const JsonDocument& expected, std::string_view actual, std::string_view root,
+                std::span<const CompiledRule* const> rules, const JsonDiffOptions& options,
+                DiffSink* sink) {
+  // Monotonic storage, freed at once (see JsonDocument).
+  json::monotonic_resource resource;
+  Result<json::value> a = ParseText(actual, options, &resource, "actual");
   if (!a.ok()) return a.status();
   Walker walker(root, rules, options, sink);
-  walker.Compare(&e.value(), &a.value());
+  walker.Compare(&expected.value(), &a.value());
   return Status::Ok();
 }
 

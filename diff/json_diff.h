@@ -14,9 +14,13 @@
 // Rules (rules.h) and normalizers (normalize.h) are applied at each path.
 #pragma once
 
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/value.hpp>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string_view>
+#include <utility>
 
 #include "base/status.h"
 #include "diff/normalize.h"
@@ -38,12 +42,37 @@ struct JsonDiffOptions {
   size_t max_rendered_bytes = 120;
 };
 
+// A JSON text parsed once, to be compared with many others (a recorded body compared with
+// every target's answer). Immutable: concurrent DiffJson calls may share one.
+class JsonDocument {
+ public:
+  // Errors: kInvalidArgument ("<side> body is not JSON: ...") when `text` is not JSON or is
+  // nested deeper than options.max_parse_depth.
+  static Result<JsonDocument> Parse(std::string_view text, const JsonDiffOptions& options,
+                                    std::string_view side);
+  const boost::json::value& value() const { return value_; }
+
+ private:
+  JsonDocument(std::unique_ptr<boost::json::monotonic_resource> storage,
+               boost::json::value value)
+      : storage_(std::move(storage)), value_(std::move(value)) {}
+  // Monotonic storage: fast to fill, and freed at once instead of node by node (which would
+  // also recurse as deep as the document). Declared first: value_ goes before its storage.
+  std::unique_ptr<boost::json::monotonic_resource> storage_;
+  boost::json::value value_;
+};
+
 // Compares two JSON texts under `rules` (the rules for this request, in precedence order;
 // see RuleSet::ForRequest), reporting paths below `root` ("body") into *sink.
 // Returns kInvalidArgument, reporting nothing, when either text is not JSON (or is nested
 // deeper than max_parse_depth); the message says which side and why.
 // Thread-safe as long as *sink is not shared.
 Status DiffJson(std::string_view expected, std::string_view actual, std::string_view root,
+                std::span<const CompiledRule* const> rules, const JsonDiffOptions& options,
+                DiffSink* sink);
+
+// The same with the expected side parsed already; errors only for `actual`.
+Status DiffJson(const JsonDocument& expected, std::string_view actual, std::string_view root,
                 std::span<const CompiledRule* const> rules, const JsonDiffOptions& options,
                 DiffSink* sink);
 

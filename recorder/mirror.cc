@@ -12,6 +12,7 @@
 
 #include "base/duration.h"
 #include "base/strings.h"
+#include "base/worker_pool.h"
 #include "net/headers.h"
 #include "recorder/sampler.h"
 #include "diff/diff.h"
@@ -155,12 +156,6 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
 
 // ---------------------------------------------------------------- hub
 
-class MirrorDiffer {
- public:
-  explicit MirrorDiffer(diff::DifferPtr d) : differ(std::move(d)) {}
-  diff::DifferPtr differ;
-};
-
 struct MirrorHub::Target {
   MirrorSpec spec;
   std::shared_ptr<boost::asio::ssl::context> tls;
@@ -180,6 +175,7 @@ struct MirrorHub::Target {
   net::Counter* diff_match = nullptr;
   net::Counter* diff_mismatch = nullptr;
   net::Counter* diff_uncompared = nullptr;
+  net::Counter* diff_skipped = nullptr;
   net::Histogram* latency = nullptr;
   net::Histogram* primary_latency = nullptr;
   std::atomic<uint64_t> inflight{0};
@@ -231,13 +227,21 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
     }
   }
   if (o.diff) {
-    diff::DiffConfig config;
-    config.rules = o.diff_rules;
-    config.max_diffs = 20;
-    config.max_listed_paths = 20;
-    auto d = diff::Differ::Create(std::move(config));
-    if (!d.ok()) return d.status().WithContext("--mirror-diff-rules");
-    hub->differ_ = std::make_unique<MirrorDiffer>(std::move(d.value()));
+    if (o.diff_threads < 1 || o.diff_queue < 1) {
+      return Status::InvalidArgument("--mirror-diff needs at least 1 diff thread and queue slot");
+    }
+    if (o.differ) {
+      hub->differ_ = o.differ;
+    } else {
+      diff::DiffConfig config;
+      config.rules = o.diff_rules;
+      config.max_diffs = 20;
+      config.max_listed_paths = 20;
+      auto d = diff::Differ::Create(std::move(config));
+      if (!d.ok()) return d.status().WithContext("--mirror-diff-rules");
+      hub->differ_ = std::move(d.value());
+    }
+    hub->diff_pool_ = std::make_unique<WorkerPool>("doppel-mdiff", o.diff_threads, o.diff_queue);
   }
   std::unordered_set<std::string> names;
   for (const MirrorSpec& spec : o.mirrors) {
@@ -307,6 +311,9 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
           registry.AddCounter("doppel_mirror_diff_total", h, l + ",result=\"mismatch\"");
       t->diff_uncompared =
           registry.AddCounter("doppel_mirror_diff_total", h, l + ",result=\"uncompared\"");
+      t->diff_skipped = registry.AddCounter(
+          "doppel_mirror_diff_skipped_total",
+          "Mirror responses not compared because the diff queue was full (--mirror-diff).", l);
     }
     hub->targets_.push_back(std::move(t));
   }
@@ -359,10 +366,15 @@ std::vector<MirrorCounts> MirrorHub::counts() const {
       c.diff_match = t->diff_match->value();
       c.diff_mismatch = t->diff_mismatch->value();
       c.diff_uncompared = t->diff_uncompared->value();
+      c.diff_skipped = t->diff_skipped->value();
     }
     out.push_back(std::move(c));
   }
   return out;
+}
+
+void MirrorHub::DrainDiffs() {
+  if (diff_pool_) diff_pool_->Drain();
 }
 
 uint64_t MirrorHub::inflight() const {
@@ -405,7 +417,8 @@ boost::json::array MirrorHub::StatusJson() const {
     if (options_.diff) {
       boost::json::object d{{"match", c.diff_match},
                             {"mismatch", c.diff_mismatch},
-                            {"uncompared", c.diff_uncompared}};
+                            {"uncompared", c.diff_uncompared},
+                            {"skipped", c.diff_skipped}};
       std::vector<std::pair<std::pair<std::string, std::string>, uint64_t>> paths;
       {
         std::lock_guard<std::mutex> lock(t.paths_mu);
@@ -564,7 +577,9 @@ void MirroredRequest::OnPrimary(const net::HttpResponse& response, uint64_t late
   primary_ = Primary::kOk;
   if (!hub_.differ_) return;
   net::HttpResponse copy = response;
-  ToProto(copy, &primary_response_);
+  auto primary = std::make_shared<doppel::v1::HttpResponse>();
+  ToProto(copy, primary.get());
+  primary_response_ = std::move(primary);
   for (Slot& s : slots_) {
     if (s.done) Compare(s);
   }
@@ -578,21 +593,27 @@ void MirroredRequest::OnPrimaryFailed() {
   }
 }
 
+// On the lane's thread: hands the comparison to the diff threads without waiting.
 void MirroredRequest::Compare(Slot& slot) {
-  MirrorHub::Target& t = *hub_.targets_[slot.mirror];
+  MirrorHub::Target* t = hub_.targets_[slot.mirror].get();
   if (primary_ != Primary::kOk || !slot.ok) {
-    t.diff_uncompared->Inc();
+    t->diff_uncompared->Inc();
     return;
   }
-  const diff::DiffResult r =
-      hub_.differ_->differ->Compare(method_, target_, primary_response_, slot.response);
-  if (r.match) {
-    t.diff_match->Inc();
-  } else {
-    t.diff_mismatch->Inc();
-    for (const auto& d : r.diffs) t.CountPath(r.endpoint, d.path);
-  }
+  auto actual = std::make_shared<const doppel::v1::HttpResponse>(std::move(slot.response));
   slot.response.Clear();
+  const diff::Differ* differ = hub_.differ_.get();
+  const bool posted = hub_.diff_pool_->TryPost(
+      [t, differ, method = method_, target = target_, primary = primary_response_, actual] {
+        const diff::DiffResult r = differ->Compare(method, target, *primary, *actual);
+        if (r.match) {
+          t->diff_match->Inc();
+        } else {
+          t->diff_mismatch->Inc();
+          for (const auto& d : r.diffs) t->CountPath(r.endpoint, d.path);
+        }
+      });
+  if (!posted) t->diff_skipped->Inc();
 }
 
 }  // namespace doppel::recorder

@@ -8,10 +8,14 @@
 //     and a response-size cap, so a slow, black-holed or refusing mirror costs a bounded
 //     amount of memory and sockets;
 //   - each mirror has its own percentage and optional match rule; with --mirror-diff, every
-//     mirror response is compared with the primary's by the diff engine as it arrives.
+//     mirror response is compared with the primary's by the diff engine once both arrived —
+//     on the hub's diff threads, never on a proxy thread: the comparison is handed to a
+//     bounded queue without waiting, and when the queue is full it is skipped and counted
+//     (doppel_mirror_diff_skipped_total), so a slow diff never delays a client's answer.
 //
-// Threads: one MirrorHub per recorder (thread-safe counters and diff tallies), one
-// MirrorLane per proxy thread (its pools; used only from that thread).
+// Threads: one MirrorHub per recorder (thread-safe counters and diff tallies, and with
+// --mirror-diff its diff threads doppel-mdiff-N), one MirrorLane per proxy thread (its pools;
+// used only from that thread).
 #pragma once
 
 #include <atomic>
@@ -38,6 +42,14 @@
 namespace boost::asio {
 class io_context;
 }  // namespace boost::asio
+
+namespace doppel {
+class WorkerPool;
+}  // namespace doppel
+
+namespace doppel::diff {
+class Differ;
+}  // namespace doppel::diff
 
 namespace doppel::recorder {
 
@@ -68,6 +80,12 @@ struct MirrorOptions {
   bool same_sample = false;   // one draw per request for all mirrors (nested subsets)
   bool diff = false;          // compare each mirror response with the primary's
   doppel::v1::DiffRules diff_rules;  // noise rules for --mirror-diff (same file as replay)
+  // --mirror-diff comparisons: threads (doppel-mdiff-N), and comparisons waiting for one;
+  // past that a comparison is skipped and counted (`skipped` in /status).
+  size_t diff_threads = 1;
+  size_t diff_queue = 1024;
+  // Tests: compare with this Differ instead of one made from `diff_rules`.
+  std::shared_ptr<const diff::Differ> differ;
   net::MatchRules rules;             // --mirror-match / --mirror-rules, for rule=NAME only
   // Applied to every mirror, before the mirror's own set-header/remove-header items.
   std::vector<std::pair<std::string, std::string>> set_headers;
@@ -95,6 +113,7 @@ struct MirrorCounts {
   uint64_t skipped_rule = 0;      // did not match the mirror's rule
   uint64_t inflight = 0;
   uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
+  uint64_t diff_skipped = 0;  // the diff queue was full
 };
 
 class MirrorLane;
@@ -121,6 +140,9 @@ class MirrorHub {
   const MirrorOptions& options() const { return options_; }
   std::vector<MirrorCounts> counts() const;
   uint64_t inflight() const;  // all mirrors
+  // Waits until the comparisons handed to the diff threads so far are counted (at shutdown,
+  // before the final counts are read). REQUIRES: not called on a diff thread.
+  void DrainDiffs();
   uint64_t inflight_bytes() const { return inflight_bytes_.load(std::memory_order_relaxed); }
   // Per mirror: counts, mirror vs primary latency percentiles, and with --mirror-diff the
   // most frequent differing (endpoint, field path) pairs.
@@ -136,8 +158,11 @@ class MirrorHub {
   std::vector<std::unique_ptr<Target>> targets_;
   std::vector<const net::MatchBlock*> rule_blocks_;  // per mirror; null = every request
   net::MatchRules capture_rules_;                    // owns blocks referenced above
-  std::unique_ptr<class MirrorDiffer> differ_;       // --mirror-diff only
+  std::shared_ptr<const diff::Differ> differ_;       // --mirror-diff only
   std::atomic<uint64_t> inflight_bytes_{0};          // all lanes; see max_inflight_bytes
+  // --mirror-diff only. Last: destroyed first (queued comparisons run, then the threads
+  // join) while the targets and the differ they use still exist.
+  std::unique_ptr<WorkerPool> diff_pool_;
 };
 
 // One proxy thread's side. Not thread-safe: used only on the thread running `io`.
@@ -189,7 +214,8 @@ class MirroredRequest : public std::enable_shared_from_this<MirroredRequest> {
   std::string method_, target_;
   std::vector<Slot> slots_;
   enum class Primary { kPending, kOk, kFailed } primary_ = Primary::kPending;
-  doppel::v1::HttpResponse primary_response_;  // --mirror-diff only
+  // --mirror-diff only; shared with the comparisons handed to the diff threads.
+  std::shared_ptr<const doppel::v1::HttpResponse> primary_response_;
 };
 
 }  // namespace doppel::recorder

@@ -163,6 +163,7 @@ void RecorderImpl::Stop() {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
+  if (mirrors_) mirrors_->DrainDiffs();  // the final counts include every handed-over diff
   if (admin_) admin_->Stop();
   writer_.Stop();
 }

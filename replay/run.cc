@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <thread>
 
 #include "base/duration.h"
 #include "diff/diff.h"
@@ -67,6 +68,11 @@ void FillRunRecord(const ReplayStats& stats, const report::Report& rep, doppel::
 }
 
 }  // namespace
+
+uint32_t DefaultCompareThreads() {
+  const unsigned cpus = std::thread::hardware_concurrency();  // 0 when unknown
+  return std::clamp<uint32_t>(cpus > 1 ? cpus - 1 : 1, 1, kMaxCompareThreads);
+}
 
 Status WriteReportFiles(const report::Report& r, const ReportFiles& files) {
   if (!files.json.empty())
@@ -207,6 +213,11 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   s->fail_on = *fail_on;
   if (!(f.fail_threshold >= 0 && f.fail_threshold <= 100))
     return Status::InvalidArgument("--fail-threshold must be a percentage, 0 to 100");
+  if (f.compare_threads < 1 || f.compare_threads > kMaxCompareThreads)
+    return Status::InvalidArgument(
+        "--compare-threads " + std::to_string(f.compare_threads) + " is out of range: give 1 to " +
+        std::to_string(kMaxCompareThreads) + " threads (default " +
+        std::to_string(DefaultCompareThreads()) + " here: one fewer than the CPUs)");
 
   if (!f.no_diff) {
     diff::DiffConfig dc;
@@ -292,7 +303,9 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   ao.session = s.plan.session_name;
   ao.generated_at = Rfc3339(s.clock->WallUs());
   report::RunAggregator aggregator(ao);
-  RunSink sink(s.differ.get(), &aggregator, s.store.get(), run.id());
+  RunSinkOptions so;
+  so.compare_threads = f.compare_threads;
+  RunSink sink(s.differ.get(), &aggregator, s.store.get(), run.id(), so);
 
   ReplayOptions opts = s.replay;
   if (on_progress)
@@ -301,7 +314,7 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
 
   RunOutcome out;
   out.run_id = run.id();
-  out.results_saved = sink.Flush();
+  out.results_saved = sink.Flush();  // every comparison and result write done
   out.report = aggregator.Finish();
   run.set_finished_us(s.clock->WallUs());
   if (!stats.ok()) {

@@ -40,6 +40,11 @@ Status WriteReportFiles(const report::Report& report, const ReportFiles& files);
 // that did not finish (no report), a report that does not parse.
 Result<report::Report> LoadRunReport(const std::string& store_path, uint32_t run_id);
 
+// The default of --compare-threads: one fewer than the CPUs (the engine thread has one), at
+// least 1.
+uint32_t DefaultCompareThreads();
+inline constexpr uint32_t kMaxCompareThreads = 64;
+
 // What `doppel replay` was asked to do. Strings are flag values as the user typed them;
 // Run::Create parses and validates them, with errors that name the flag.
 struct RunOptions {
@@ -65,6 +70,7 @@ struct RunOptions {
   bool keep_host = false;
   std::string rules;                  // diff rules file or ""
   bool no_diff = false;
+  uint32_t compare_threads = DefaultCompareThreads();  // 1..kMaxCompareThreads
   ReportFiles reports;
   double fail_threshold = 0;          // percent
   uint64_t min_samples = 30;

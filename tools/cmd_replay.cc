@@ -211,6 +211,9 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_flag("--allow-unsafe-methods", f->selection.allow_unsafe, "also send POST, PUT, PATCH and DELETE");
   r->add_option("--rules", f->rules, "diff rules file (JSON, see docs/diff-rules.md)");
   r->add_flag("--no-diff", f->no_diff, "send and measure only; compare nothing");
+  r->add_option("--compare-threads", f->compare_threads,
+                "threads that decode and diff answers, 1 to 64 (default: one fewer than the CPUs)")
+      ->capture_default_str();
   AddReportFileOptions(r, &f->reports, &flags->log_bodies);
   r->add_option("--fail-threshold", f->fail_threshold,
                 "mismatch rate (%) tolerated per endpoint before exit 1 (default 0)");

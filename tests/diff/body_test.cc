@@ -40,7 +40,7 @@ DiffResult Diff(const doppel::v1::HttpResponse& e, const doppel::v1::HttpRespons
   std::vector<const CompiledRule*> rules = set.ForRequest("GET", "/");
   DiffResult r;
   DiffSink sink(&r, 100, 100);
-  DiffBodies(e, a, rules, options, &sink);
+  DiffBodies(PreparedBody(e, options), a, rules, &sink);
   return r;
 }
 

@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "diff/rules.h"
+#include "net/codings.h"
 #include "tests/diff/test_util.h"
 
 namespace doppel::diff {
@@ -171,6 +173,60 @@ TEST(DifferTest, ArbitraryBytesNeverCrash) {
     DiffResult r = d->Compare("GET", random_body(), e, a);
     EXPECT_EQ(r.match, r.diffs.empty() && r.omitted_diffs == 0);
   }
+}
+
+// A Differ without rules that counts the recorded bodies it decodes in *decodes.
+DifferPtr DecodeCountingDiffer(std::atomic<int>* decodes) {
+  DiffConfig config;
+  config.on_expected_decoded = [decodes] { decodes->fetch_add(1); };
+  Result<DifferPtr> created = Differ::Create(config);
+  EXPECT_TRUE(created.ok());
+  return std::move(created).value();
+}
+
+// A recording prepared once is decoded (gzip) and parsed once for any number of answers,
+// concurrent ones included, and each comparison says what a one-shot Compare says.
+TEST(DifferTest, PreparedExpectedIsDecodedOnceForManyAnswers) {
+  std::atomic<int> decodes{0};
+  const DifferPtr differ = DecodeCountingDiffer(&decodes);
+  const Differ& d = *differ;
+  doppel::v1::HttpResponse recorded =
+      Json(200, net::EncodeContent(R"({"id":7,"items":[1,2,3]})", "gzip").value(),
+           {{"Content-Encoding", "gzip"}});
+  const std::vector<doppel::v1::HttpResponse> answers = {
+      Json(200, R"({"id":7,"items":[1,2,4]})"), Json(200, R"({"id":8,"items":[1,2,3]})"),
+      Json(200, R"({"id":7,"items":[1,2,3]})"), Json(500, R"({"error":"x"})")};
+
+  ExpectedPtr expected = d.Prepare("GET", "/users/7", recorded);
+  EXPECT_EQ(expected->endpoint(), d.Endpoint("GET", "/users/7"));
+  std::vector<DiffResult> results(answers.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = d.Compare(*expected, answers[i]); });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(decodes.load(), 1);
+
+  decodes = 0;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    const DiffResult one_shot = d.Compare("GET", "/users/7", recorded, answers[i]);
+    EXPECT_EQ(Summary(results[i]), Summary(one_shot)) << i;
+    EXPECT_EQ(results[i].match, one_shot.match) << i;
+    EXPECT_EQ(results[i].endpoint, one_shot.endpoint) << i;
+  }
+  EXPECT_EQ(Summary(results[0]), (Paths{"body.items[2]:value"}));
+  EXPECT_TRUE(results[2].match);
+  EXPECT_EQ(decodes.load(), static_cast<int>(answers.size()));  // one-shot: once each
+}
+
+// Byte-equal bodies are equal however they are encoded: preparing decodes nothing.
+TEST(DifferTest, PreparedExpectedDecodesNothingForByteEqualBodies) {
+  std::atomic<int> decodes{0};
+  const DifferPtr d = DecodeCountingDiffer(&decodes);
+  doppel::v1::HttpResponse recorded = Json(200, R"({"a":1})");
+  ExpectedPtr expected = d->Prepare("GET", "/", recorded);
+  EXPECT_TRUE(d->Compare(*expected, recorded).match);
+  EXPECT_EQ(decodes.load(), 0);
 }
 
 }  // namespace

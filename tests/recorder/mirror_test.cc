@@ -8,11 +8,14 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "recorder/recorder.h"
+#include "tests/base/gate.h"
+#include "tests/diff/gated_differ.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::recorder {
@@ -273,6 +276,7 @@ TEST(MirrorHubTest, RegistersPerMirrorMetricsAndStatus) {
         "doppel_mirror_inflight{mirror=\"staging\"} 0",
         "doppel_mirror_diff_total{mirror=\"staging\",result=\"match\"} 0",
         "doppel_mirror_diff_total{mirror=\"n:2\",result=\"mismatch\"} 0",
+        "doppel_mirror_diff_skipped_total{mirror=\"staging\"} 0",
         "doppel_mirror_latency_seconds_count{mirror=\"staging\"} 0",
         "doppel_mirror_primary_latency_seconds_count{mirror=\"staging\"} 0"}) {
     EXPECT_TRUE(Contains(page, series)) << series << "\n" << page;
@@ -286,6 +290,7 @@ TEST(MirrorHubTest, RegistersPerMirrorMetricsAndStatus) {
   EXPECT_EQ(s.at("timeout_ms").to_number<int>(), 300);
   EXPECT_EQ(s.at("sent").to_number<int>(), 0);
   EXPECT_TRUE(s.at("diff").as_object().at("top_paths").is_array());
+  EXPECT_EQ(s.at("diff").as_object().at("skipped").to_number<int>(), 0);
   EXPECT_EQ(hub.value()->inflight(), 0u);
 
   // Without --mirror-diff there is no diff series and no "diff" object.
@@ -306,7 +311,8 @@ class NullSink : public CaptureSink {
 
 class MirrorExchangeTest : public ::testing::Test {
  protected:
-  void Start(bool shadow_suffix, std::string mirror_url = "") {
+  void Start(bool shadow_suffix, std::string mirror_url = "",
+             const std::function<void(MirrorOptions&)>& more = {}) {
     RecorderOptions o;
     o.listen = {"127.0.0.1", 0};
     o.upstream = net::ParseUrl(primary_.url()).value();
@@ -316,11 +322,13 @@ class MirrorExchangeTest : public ::testing::Test {
     if (mirror_url.empty()) mirror_url = mirror_.url();
     o.mirror.mirrors.push_back(Spec(mirror_url + ",name=m"));
     o.mirror.shadow_suffix = shadow_suffix;
+    if (more) more(o.mirror);
     auto rec = Recorder::Start(std::move(o), &sink_, &redactor_);
     ASSERT_TRUE(rec.ok()) << rec.status().ToString();
     rec_ = std::move(rec.value());
   }
   void TearDown() override {
+    gate_.Open();  // comparisons held by a test must not hold up Stop
     if (rec_) rec_->Stop();
   }
   // Sends one request per Host value on one keep-alive connection; returns the Host each
@@ -348,6 +356,7 @@ class MirrorExchangeTest : public ::testing::Test {
   }
 
   TestUpstream primary_, mirror_;
+  doppel::testing::Gate gate_;  // outlives rec_: its diff threads may wait here
   NullSink sink_;
   redact::Redactor redactor_{"0123456789abcdef0123456789abcdef", {}};
   RecorderPtr rec_;
@@ -447,6 +456,55 @@ TEST_F(MirrorExchangeTest, RefusingMirrorIsSkippedForAMomentAfterAFailedConnect)
   settle();
   EXPECT_EQ(counts().sent, sent_before + 1);
   EXPECT_EQ(counts().failed_connect, sent_before + 1);
+}
+
+// --mirror-diff compares on the hub's diff threads: with the only comparison thread held at
+// a gate, the client still gets its answers; past the diff queue a comparison is skipped
+// and counted, and the held ones are counted once they go on.
+TEST_F(MirrorExchangeTest, ClientsGetAnswersWhileAComparisonIsBlocked) {
+  Start(/*shadow_suffix=*/false, "", [this](MirrorOptions& m) {
+    m.diff = true;
+    m.diff_threads = 1;
+    m.diff_queue = 1;
+    auto real = diff::Differ::Create(diff::DiffConfig());
+    ASSERT_TRUE(real.ok());
+    m.differ = std::make_shared<diff::testing::GatedDiffer>(std::move(real.value()), &gate_);
+  });
+  auto counts = [&] { return rec_->mirror_counts().at(0); };
+  auto wait_for = [&](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return done();
+  };
+  TestClient client(rec_->listen_address().port);
+  auto get = [&](const std::string& path) {
+    net::HttpRequest r{http::verb::get, path, 11};
+    r.set(http::field::host, "api");
+    return client.Send(std::move(r)).result_int();
+  };
+  ASSERT_EQ(get("/first"), 200u);
+  ASSERT_TRUE(gate_.AwaitWaiting(1, std::chrono::seconds(30))) << "the first comparison began";
+  // The one diff thread is held: one more comparison waits in the queue, the next is
+  // skipped; every client is answered meanwhile.
+  EXPECT_EQ(get("/second"), 200u);
+  EXPECT_EQ(get("/third"), 200u);
+  EXPECT_TRUE(wait_for([&] { return counts().diff_skipped == 1; }));
+  EXPECT_EQ(gate_.waiting(), 1);
+  MirrorCounts held = counts();
+  EXPECT_EQ(held.diff_match + held.diff_mismatch, 0u);
+
+  gate_.Open();
+  EXPECT_TRUE(wait_for([&] {
+    const MirrorCounts c = counts();
+    return c.diff_match + c.diff_mismatch == 2;
+  }));
+  const MirrorCounts c = counts();
+  EXPECT_EQ(c.sent, 3u);
+  EXPECT_EQ(c.diff_skipped, 1u);
+  EXPECT_EQ(c.diff_uncompared, 0u);
+  EXPECT_TRUE(Contains(rec_->StatusJson(), "\"skipped\":1")) << rec_->StatusJson();
 }
 
 }  // namespace
