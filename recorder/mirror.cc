@@ -62,17 +62,10 @@ int64_t SteadyNowNs() {
       .count();
 }
 
-void ToProto(net::HttpResponse& res, doppel::v1::HttpResponse* out) {
+// A response as compared: without its hop-by-hop headers (the proxy strips them too).
+void ToComparable(net::HttpResponse&& res, doppel::v1::HttpResponse* out) {
   net::StripHopByHop(res);
-  out->set_status(res.result_int());
-  out->set_version(res.version());
-  for (const auto& f : res) {
-    auto* h = out->add_headers();
-    h->set_name(std::string(f.name_string()));
-    h->set_value(std::string(f.value()));
-  }
-  out->set_body_size(res.body().size());
-  out->set_body(std::move(res.body()));
+  net::ToProto(std::move(res), out);
 }
 
 }  // namespace
@@ -550,7 +543,7 @@ void MirroredRequest::OnMirror(size_t index, net::ExchangeResult&& result) {
       const unsigned status = result.response.result_int();
       (status >= 500 ? t.failed_5xx : t.succeeded)->Inc();
       slot.ok = true;
-      if (hub_.differ_) ToProto(result.response, &slot.response);
+      if (hub_.differ_) ToComparable(std::move(result.response), &slot.response);
       break;
     }
     case net::ClientError::kConnect:
@@ -578,7 +571,7 @@ void MirroredRequest::OnPrimary(const net::HttpResponse& response, uint64_t late
   if (!hub_.differ_) return;
   net::HttpResponse copy = response;
   auto primary = std::make_shared<doppel::v1::HttpResponse>();
-  ToProto(copy, primary.get());
+  ToComparable(std::move(copy), primary.get());
   primary_response_ = std::move(primary);
   for (Slot& s : slots_) {
     if (s.done) Compare(s);

@@ -1,5 +1,6 @@
 // Gate: a door test code waits at until the test opens it — to hold a worker (a comparison,
-// a store write) at a known point and prove what goes on meanwhile, without sleeping.
+// a store write, a fake upstream) at a known point and prove what goes on meanwhile, without
+// sleeping. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,10 @@ namespace doppel::testing {
 
 class Gate {
  public:
+  explicit Gate(bool open = false) : open_(open) {}
+  // Opens: a gate left closed would hang the threads still waiting at it.
+  ~Gate() { Open(); }
+
   // Blocks until Open().
   void Wait() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -22,6 +27,10 @@ class Gate {
     std::lock_guard<std::mutex> lock(mu_);
     open_ = true;
     changed_.notify_all();
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
   }
   bool is_open() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -42,7 +51,7 @@ class Gate {
   std::mutex mu_;
   std::condition_variable changed_;
   int waiting_ = 0;
-  bool open_ = false;
+  bool open_;
 };
 
 }  // namespace doppel::testing

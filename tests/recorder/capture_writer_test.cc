@@ -7,7 +7,7 @@
 #include <mutex>
 #include <thread>
 
-#include "tests/recorder/gate.h"
+#include "tests/base/gate.h"
 
 namespace doppel::recorder {
 namespace {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "recorder/recorder.h"
-#include "tests/recorder/gate.h"
+#include "tests/base/gate.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::recorder {

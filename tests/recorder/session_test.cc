@@ -15,7 +15,7 @@
 
 #include "storage/store.h"
 #include "tests/integration/hardening_util.h"  // Eventually
-#include "tests/recorder/gate.h"
+#include "tests/base/gate.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::recorder {
