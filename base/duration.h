@@ -16,9 +16,14 @@ inline Result<uint64_t> ParseDurationUs(std::string_view text, uint64_t default_
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
   std::string unit = end ? std::string(end) : "";
-  double mult = unit.empty() ? static_cast<double>(default_unit_us)
-              : unit == "us" ? 1 : unit == "ms" ? 1e3 : unit == "s" ? 1e6
-              : unit == "m" ? 60e6 : unit == "h" ? 3600e6 : unit == "d" ? 86400e6 : -1;
+  double mult = unit.empty()   ? static_cast<double>(default_unit_us)
+                : unit == "us" ? 1
+                : unit == "ms" ? 1e3
+                : unit == "s"  ? 1e6
+                : unit == "m"  ? 60e6
+                : unit == "h"  ? 3600e6
+                : unit == "d"  ? 86400e6
+                               : -1;
   if (s.empty() || end == s.c_str() || !(v >= 0) || mult < 0 || v * mult > 1.8e19) {
     return Status::InvalidArgument("'" + s +
                                    "' is not a duration; use a number with us, ms, s, m, h or d "

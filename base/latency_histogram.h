@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <vector>
 
-
 namespace doppel {
 
 // What reports show of a latency distribution.

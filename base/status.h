@@ -12,8 +12,18 @@ namespace doppel {
 // compile error (-Werror=unused-result); drop one on purpose with a (void) cast and a comment.
 class [[nodiscard]] Status {
  public:
-  enum class Code { kOk = 0, kInvalidArgument, kNotFound, kAlreadyExists, kCorruption,
-                    kIoError, kUnsupported, kUnavailable, kResourceExhausted, kInternal };
+  enum class Code {
+    kOk = 0,
+    kInvalidArgument,
+    kNotFound,
+    kAlreadyExists,
+    kCorruption,
+    kIoError,
+    kUnsupported,
+    kUnavailable,
+    kResourceExhausted,
+    kInternal
+  };
 
   Status() = default;
   static Status Ok() { return Status(); }
@@ -55,8 +65,8 @@ inline std::string Status::ToString() const {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}                   // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {}           // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) {}  // NOLINT: implicit by design
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
   T& value() & { return *value_; }
@@ -74,10 +84,10 @@ class [[nodiscard]] Result {
 }  // namespace doppel
 
 // Returns the Status of `expr` from the calling function when it is not OK.
-#define DOPPEL_RETURN_IF_ERROR(expr)        \
-  do {                                      \
-    ::doppel::Status _st = (expr);          \
-    if (!_st.ok()) return _st;              \
+#define DOPPEL_RETURN_IF_ERROR(expr) \
+  do {                               \
+    ::doppel::Status _st = (expr);   \
+    if (!_st.ok()) return _st;       \
   } while (0)
 
 // Evaluates `rexpr` (a Result<T>); returns its Status from the calling function when it is not

@@ -25,7 +25,8 @@ done
 out=bench/runs/ab-$(date -u +%Y%m%dT%H%M%SZ)-$bench
 mkdir -p "$out"
 
-# The figures of one run's section: "doppel_figure peer_figure" (req/s).
+# The figures of one run's section: "doppel peer [extra]" (req/s). extra (replay only): the
+# --max replay with decoding and diffing (gzip JSON that differs per request), which has no peer.
 figures() {
   local section=$1
   case $bench in
@@ -34,11 +35,12 @@ figures() {
         $2 ~ /doppel record, --sample 100/ { d = $3 }
         $2 ~ /nginx proxy_pass/ { p = $3 }
         END { gsub(/ /, "", d); gsub(/ /, "", p); print d, p }' "$section" ;;
-    replay)  # doppel replay --max vs wrk, same run
+    replay)  # doppel replay --max vs wrk, same run; then the diffing --max case
       awk -F'|' '
         $2 ~ /^ doppel replay / { split($4, a, " "); d = a[1] }
         $2 ~ /^ wrk / { p = $4 }
-        END { gsub(/ /, "", d); gsub(/ /, "", p); print d, p }' "$section" ;;
+        $2 ~ /^ `doppel replay --session/ { split($3, a, " "); x = a[1] }
+        END { gsub(/ /, "", d); gsub(/ /, "", p); print d, p, x }' "$section" ;;
   esac
 }
 
@@ -50,8 +52,8 @@ for ((r = 1; r <= rounds; r++)); do
     section=$out/run$r-$label.md
     echo "[ab.sh $(date -u +%H:%M:%S)] round $r, $label: $bin" >&2
     DOPPEL=$bin SKIP_BUILD=1 NO_RESULTS=1 "bench/$bench.sh" >"$section" 2>"$out/run$r-$label.log"
-    read -r d p < <(figures "$section")
-    rows+=("$r $label $d $p")
+    read -r d p x < <(figures "$section")
+    rows+=("$r $label $d $p ${x:--}")
   done
 done
 
@@ -61,20 +63,25 @@ done
   echo "A = \`$bin_a\` ($(stat -c %s "$bin_a") B, $("$bin_a" --version 2>&1 | head -1))"
   echo "B = \`$bin_b\` ($(stat -c %s "$bin_b") B, $("$bin_b" --version 2>&1 | head -1))"
   echo
-  echo "| round | binary | doppel req/s | peer req/s (same run) | doppel/peer |"
-  echo "|---:|---|---:|---:|---:|"
+  echo "| round | binary | doppel req/s | peer req/s (same run) | doppel/peer | diffing --max req/s |"
+  echo "|---:|---|---:|---:|---:|---:|"
   for row in "${rows[@]}"; do
-    read -r r label d p <<<"$row"
-    echo "| $r | $label | $d | $p | $(awk -v d="$d" -v p="$p" 'BEGIN { if (p > 0) printf "%.3f", d / p; else print "n/a" }') |"
+    read -r r label d p x <<<"$row"
+    echo "| $r | $label | $d | $p | $(awk -v d="$d" -v p="$p" 'BEGIN { if (p > 0) printf "%.3f", d / p; else print "n/a" }') | $x |"
   done
   echo
   printf '%s\n' "${rows[@]}" | awk '
     $4 > 0 { s[$2] += $3 / $4; n[$2]++ }
+    $5 > 0 { xs[$2] += $5; xn[$2]++ }
     END {
       if (n["A"] && n["B"]) {
         a = s["A"] / n["A"]; b = s["B"] / n["B"]
         printf "**Mean doppel/peer: A %.3f, B %.3f; B/A = %.3f.**\n", a, b, b / a
       } else print "**No complete pair: see the runs logs.**"
+      if (xn["A"] && xn["B"]) {
+        a = xs["A"] / xn["A"]; b = xs["B"] / xn["B"]
+        printf "\n**Diffing --max, mean req/s: A %.0f, B %.0f; B/A = %.3f.**\n", a, b, b / a
+      }
     }'
   echo
   echo "Every run: \`$out/\`."

@@ -92,10 +92,9 @@ std::string Sha256Hex(std::string_view data) {
 
 const Result<std::string>& PreparedBody::Decoded() const {
   std::call_once(decoded_once_, [this] {
-    decoded_.emplace(DecodeBody(response_.body(),
-                                FirstHeader(response_.headers(), "content-encoding"),
-                                FirstHeader(response_.headers(), "content-type"),
-                                options_.max_decoded_bytes));
+    decoded_.emplace(
+        DecodeBody(response_.body(), FirstHeader(response_.headers(), "content-encoding"),
+                   FirstHeader(response_.headers(), "content-type"), options_.max_decoded_bytes));
     if (options_.on_expected_decoded) options_.on_expected_decoded();
   });
   return *decoded_;

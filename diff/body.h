@@ -25,11 +25,11 @@
 #include <string_view>
 
 #include "base/status.h"
-#include "doppel/v1/envelope.pb.h"
 #include "diff/json_diff.h"
 #include "diff/result.h"
 #include "diff/rules.h"
 #include "diff/text_diff.h"
+#include "doppel/v1/envelope.pb.h"
 
 namespace doppel::diff {
 
@@ -45,7 +45,7 @@ std::string Sha256Hex(std::string_view data);
 struct BodyDiffOptions {
   JsonDiffOptions json;
   LineDiffOptions text;
-  size_t max_decoded_bytes = 64 << 20;  // per side, after Content-Encoding
+  size_t max_decoded_bytes = 64 << 20;        // per side, after Content-Encoding
   std::function<void()> on_expected_decoded;  // DiffConfig::on_expected_decoded
 };
 

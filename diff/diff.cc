@@ -1,7 +1,6 @@
 #include "diff/diff.h"
 
 #include <algorithm>
-
 #include <utility>
 #include <vector>
 
@@ -68,9 +67,11 @@ class RuleDiffer final : public Differ {
         // A different status class (200 -> 500) breaks every client: high. Within a class
         // (200 -> 204) it is an ordinary value change.
         const bool class_changed = expected.status() / 100 != actual.status() / 100;
-        sink.Add(FieldDiff{"status", DiffKind::kValue,
+        sink.Add(FieldDiff{"status",
+                           DiffKind::kValue,
                            class_changed ? Severity::kHigh : DefaultSeverity(DiffKind::kValue),
-                           std::to_string(expected.status()), std::to_string(actual.status()),
+                           std::to_string(expected.status()),
+                           std::to_string(actual.status()),
                            {}});
       }
     }

@@ -22,10 +22,10 @@
 #include <string_view>
 
 #include "base/status.h"
-#include "doppel/v1/envelope.pb.h"
-#include "doppel/v1/rules.pb.h"
 #include "diff/normalize.h"
 #include "diff/result.h"
+#include "doppel/v1/envelope.pb.h"
+#include "doppel/v1/rules.pb.h"
 
 namespace doppel::diff {
 

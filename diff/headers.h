@@ -25,8 +25,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "doppel/v1/envelope.pb.h"
 #include "diff/result.h"
+#include "doppel/v1/envelope.pb.h"
 
 namespace doppel::diff {
 
@@ -40,8 +40,8 @@ class HeaderPolicy {
   // Reports header differences into *sink. `body_compared`: the bodies were compared (no
   // `uncompared` difference), which makes Content-Length redundant. Thread-safe (const).
   void Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& expected,
-            const google::protobuf::RepeatedPtrField<doppel::v1::Header>& actual, bool body_compared,
-            DiffSink* sink) const;
+            const google::protobuf::RepeatedPtrField<doppel::v1::Header>& actual,
+            bool body_compared, DiffSink* sink) const;
 
  private:
   std::unordered_set<std::string> ignored_;

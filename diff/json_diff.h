@@ -53,8 +53,7 @@ class JsonDocument {
   const boost::json::value& value() const { return value_; }
 
  private:
-  JsonDocument(std::unique_ptr<boost::json::monotonic_resource> storage,
-               boost::json::value value)
+  JsonDocument(std::unique_ptr<boost::json::monotonic_resource> storage, boost::json::value value)
       : storage_(std::move(storage)), value_(std::move(value)) {}
   // Monotonic storage: fast to fill, and freed at once instead of node by node (which would
   // also recurse as deep as the document). Declared first: value_ goes before its storage.

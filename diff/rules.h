@@ -44,9 +44,9 @@
 #include <vector>
 
 #include "base/status.h"
-#include "doppel/v1/rules.pb.h"
 #include "diff/endpoint.h"
 #include "diff/path.h"
+#include "doppel/v1/rules.pb.h"
 #include "net/rules_file.h"
 
 namespace re2 {

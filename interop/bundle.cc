@@ -1,5 +1,6 @@
 #include "interop/bundle.h"
 
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,11 +9,9 @@
 #include <cstring>
 #include <filesystem>
 
-#include <openssl/evp.h>
-
+#include "interop/session_import.h"
 #include "storage/envelope_codec.h"
 #include "storage/key_codec.h"
-#include "interop/session_import.h"
 
 namespace doppel::interop {
 namespace {
@@ -110,8 +109,7 @@ Status ExportBundle(storage::Store& store, const std::string& name, const std::s
   storage::PutBigEndian32(&header, kBundleVersion);
   doppel::v1::SessionInfo session = info;
   session.set_dict_id(storage::DictionaryId(dict));
-  if (!w.Write(header.data(), header.size()) ||
-      !w.Record(kRecSession, session.SerializeAsString()))
+  if (!w.Write(header.data(), header.size()) || !w.Record(kRecSession, session.SerializeAsString()))
     return fail(std::strerror(errno));
   if (!dict.empty() && !w.Record(kRecDictionary, dict)) return fail(std::strerror(errno));
 
@@ -143,15 +141,14 @@ BundleReader::~BundleReader() {
   if (file_) std::fclose(file_);
 }
 
-Status BundleReader::Fail(const std::string& what) {
+void BundleReader::Fail(const std::string& what) {
   if (status_.ok()) {
-    status_ = Status::Corruption("bundle '" + path_ + "' is damaged at record " +
-                                 std::to_string(record_no_) + " (byte offset " +
-                                 std::to_string(offset_) + "): " + what +
-                                 "; export it again from its source");
+    status_ =
+        Status::Corruption("bundle '" + path_ + "' is damaged at record " +
+                           std::to_string(record_no_) + " (byte offset " + std::to_string(offset_) +
+                           "): " + what + "; export it again from its source");
   }
   done_ = true;
-  return status_;
 }
 
 bool BundleReader::ReadExact(void* buf, size_t n) {
@@ -225,8 +222,10 @@ Result<std::unique_ptr<BundleReader>> BundleReader::Open(const std::string& path
   r->hash_->Update(header, sizeof(header));
   uint8_t type = 0;
   if (!r->ReadRecord(&type, &r->payload_)) return r->status_;
-  if (type != kRecSession || !r->session_.ParseFromString(r->payload_))
-    return r->Fail("the first record is not a valid session record");
+  if (type != kRecSession || !r->session_.ParseFromString(r->payload_)) {
+    r->Fail("the first record is not a valid session record");
+    return r->status_;
+  }
   return r;
 }
 

@@ -60,7 +60,8 @@ class BundleReader {
   BundleReader() = default;
   bool ReadRecord(uint8_t* type, std::string* payload);
   bool ReadExact(void* buf, size_t n);
-  Status Fail(const std::string& what);
+  // Records the first damage found in status_ (later ones would only repeat it) and stops.
+  void Fail(const std::string& what);
 
   std::string path_;
   std::FILE* file_ = nullptr;

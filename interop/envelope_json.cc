@@ -1,8 +1,7 @@
 #include "interop/envelope_json.h"
 
-#include <cstring>
-
 #include <boost/json.hpp>
+#include <cstring>
 
 namespace doppel::interop {
 namespace {
@@ -18,8 +17,10 @@ json::array HeadersToJson(const google::protobuf::RepeatedPtrField<Header>& head
   for (const auto& h : headers) {
     json::object o;
     o["name"] = h.name();
-    if (IsValidUtf8(h.value())) o["value"] = h.value();
-    else o["value_base64"] = Base64Encode(h.value());
+    if (IsValidUtf8(h.value()))
+      o["value"] = h.value();
+    else
+      o["value_base64"] = Base64Encode(h.value());
     out.push_back(std::move(o));
   }
   return out;
@@ -40,7 +41,8 @@ void PutBody(json::object& o, const std::string& body, bool truncated, uint64_t 
 Status GetString(const json::object& o, const char* key, std::string* out) {
   auto* v = o.if_contains(key);
   if (!v || v->is_null()) return Status::Ok();
-  if (!v->is_string()) return Status::InvalidArgument(std::string("field '") + key + "' must be a string");
+  if (!v->is_string())
+    return Status::InvalidArgument(std::string("field '") + key + "' must be a string");
   *out = std::string(v->get_string());
   return Status::Ok();
 }
@@ -48,16 +50,21 @@ Status GetString(const json::object& o, const char* key, std::string* out) {
 Status GetUint(const json::object& o, const char* key, uint64_t* out) {
   auto* v = o.if_contains(key);
   if (!v || v->is_null()) return Status::Ok();
-  if (v->is_uint64()) *out = v->get_uint64();
-  else if (v->is_int64() && v->get_int64() >= 0) *out = static_cast<uint64_t>(v->get_int64());
-  else return Status::InvalidArgument(std::string("field '") + key + "' must be a non-negative integer");
+  if (v->is_uint64())
+    *out = v->get_uint64();
+  else if (v->is_int64() && v->get_int64() >= 0)
+    *out = static_cast<uint64_t>(v->get_int64());
+  else
+    return Status::InvalidArgument(std::string("field '") + key +
+                                   "' must be a non-negative integer");
   return Status::Ok();
 }
 
 Status GetBool(const json::object& o, const char* key, bool* out) {
   auto* v = o.if_contains(key);
   if (!v || v->is_null()) return Status::Ok();
-  if (!v->is_bool()) return Status::InvalidArgument(std::string("field '") + key + "' must be true or false");
+  if (!v->is_bool())
+    return Status::InvalidArgument(std::string("field '") + key + "' must be true or false");
   *out = v->get_bool();
   return Status::Ok();
 }
@@ -66,7 +73,8 @@ Status GetHeaders(const json::object& o, const char* where,
                   google::protobuf::RepeatedPtrField<Header>* out) {
   auto* v = o.if_contains("headers");
   if (!v || v->is_null()) return Status::Ok();
-  if (!v->is_array()) return Status::InvalidArgument(std::string(where) + ".headers must be an array");
+  if (!v->is_array())
+    return Status::InvalidArgument(std::string(where) + ".headers must be an array");
   for (const auto& item : v->get_array()) {
     if (!item.is_object())
       return Status::InvalidArgument(std::string(where) + ".headers[] must hold objects");
@@ -95,7 +103,8 @@ Status GetBody(const json::object& o, const char* where, std::string* body, bool
   } else if (encoding.empty() || encoding == "utf-8") {
     *body = std::move(text);
   } else {
-    return Status::InvalidArgument(std::string(where) + ".body_encoding must be \"base64\" or absent");
+    return Status::InvalidArgument(std::string(where) +
+                                   ".body_encoding must be \"base64\" or absent");
   }
   DOPPEL_RETURN_IF_ERROR(GetBool(o, "body_truncated", truncated));
   *size = body->size();
@@ -114,10 +123,14 @@ bool IsValidUtf8(std::string_view s) {
     }
     size_t len;
     uint32_t cp;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-    else return false;
+    if ((c & 0xE0) == 0xC0)
+      len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+      len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+      len = 4, cp = c & 0x07;
+    else
+      return false;
     if (i + len > n) return false;
     for (size_t k = 1; k < len; ++k) {
       auto cc = static_cast<unsigned char>(s[i + k]);
@@ -137,8 +150,8 @@ std::string Base64Encode(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) |
-                 uint8_t(in[i + 2]);
+    uint32_t v =
+        (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
     out += kB64[v >> 18];
     out += kB64[(v >> 12) & 63];
     out += kB64[(v >> 6) & 63];

@@ -4,10 +4,9 @@
 // header "value_base64").
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <string>
 #include <string_view>
-
-#include <boost/json/object.hpp>
 
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"

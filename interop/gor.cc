@@ -17,8 +17,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "interop/interop.h"
 #include "interop/internal.h"
+#include "interop/interop.h"
 #include "interop/raw_http.h"
 #include "interop/text_source.h"
 
@@ -209,8 +209,7 @@ class GorReader {
       auto [id, serial] = response_order_.front();
       auto it = responses_.find(id);
       if (it != responses_.end() && it->second.serial == serial) {
-        if (it->second.meta.start_ns + kPairWindowNs >= now_ns_ &&
-            responses_.size() <= kMaxPending)
+        if (it->second.meta.start_ns + kPairWindowNs >= now_ns_ && responses_.size() <= kMaxPending)
           break;
         responses_.erase(it);
         ++stats_->ignored;  // its request never came

@@ -13,8 +13,8 @@
 
 #include "base/strings.h"
 #include "interop/envelope_json.h"
-#include "interop/interop.h"
 #include "interop/internal.h"
+#include "interop/interop.h"
 #include "interop/text_source.h"
 #include "net/codings.h"
 #include "net/proto_headers.h"
@@ -345,12 +345,10 @@ Status ResponseFromHar(const json::object& resp, const Extension& ext, Envelope*
     if (encoded.ok()) {
       s->set_body(std::move(encoded).value());
       s->set_body_size(s->body().size());
-      net::ReplaceHeader(s->mutable_headers(), "Content-Length",
-                         std::to_string(s->body().size()));
+      net::ReplaceHeader(s->mutable_headers(), "Content-Length", std::to_string(s->body().size()));
     } else {
       net::RemoveHeader(s->mutable_headers(), "Content-Encoding");
-      net::ReplaceHeader(s->mutable_headers(), "Content-Length",
-                         std::to_string(s->body().size()));
+      net::ReplaceHeader(s->mutable_headers(), "Content-Length", std::to_string(s->body().size()));
       ++stats->decoded_bodies;
     }
   }

@@ -19,10 +19,14 @@ using Headers = google::protobuf::RepeatedPtrField<doppel::v1::Header>;
 
 std::string VersionToHar(uint32_t v) {
   switch (v) {
-    case 10: return "HTTP/1.0";
-    case 20: return "HTTP/2.0";
-    case 30: return "HTTP/3.0";
-    default: return "HTTP/1.1";
+    case 10:
+      return "HTTP/1.0";
+    case 20:
+      return "HTTP/2.0";
+    case 30:
+      return "HTTP/3.0";
+    default:
+      return "HTTP/1.1";
   }
 }
 
@@ -206,7 +210,8 @@ json::object EnvelopeToHar(const Envelope& e, const std::string& fallback_author
 
 }  // namespace
 
-Status WriteHar(storage::Store& store, const std::string& session, std::ostream& out, ExportStats* stats) {
+Status WriteHar(storage::Store& store, const std::string& session, std::ostream& out,
+                ExportStats* stats) {
   DOPPEL_ASSIGN_OR_RETURN(auto info, store.GetSession(session));
   DOPPEL_ASSIGN_OR_RETURN(auto it, store.Scan(session));
   ExportStats local;
@@ -232,8 +237,8 @@ Status WriteHar(storage::Store& store, const std::string& session, std::ostream&
       ++stats->refused;
       continue;
     }
-    text = (stats->envelopes ? ",\n" : "") +
-           json::serialize(EnvelopeToHar(it->envelope(), fallback));
+    text =
+        (stats->envelopes ? ",\n" : "") + json::serialize(EnvelopeToHar(it->envelope(), fallback));
     if (!write(text)) return Status::IoError("writing HAR failed (disk full or closed pipe?)");
     ++stats->envelopes;
   }

@@ -21,7 +21,6 @@ inline constexpr size_t kMaxRecordBytes = 256u << 20;
 // (the caller moves on). Without: returns `why` with a hint about --skip-bad.
 Status BadRecord(const ImportOptions& options, ImportStats* stats, const Status& why);
 
-
 // Microseconds since the Unix epoch <-> ISO 8601 / RFC 3339 ("2024-05-01T10:20:30.123Z",
 // "+02:00" offsets, any number of fraction digits; output always UTC with 6 digits).
 Result<uint64_t> ParseIso8601Us(std::string_view text);

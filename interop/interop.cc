@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "base/strings.h"
-#include "net/headers.h"
 #include "interop/bundle.h"
 #include "interop/internal.h"
 #include "interop/session_import.h"
 #include "interop/text_source.h"
+#include "net/headers.h"
 
 namespace doppel::interop {
 namespace {
@@ -61,11 +61,16 @@ Result<InteropFormat> ParseInteropFormat(std::string_view name) {
 
 const char* InteropFormatName(InteropFormat format) {
   switch (format) {
-    case InteropFormat::kBundle: return "bundle";
-    case InteropFormat::kHar: return "HAR";
-    case InteropFormat::kJsonl: return "JSON Lines";
-    case InteropFormat::kGor: return "GoReplay";
-    case InteropFormat::kCurl: return "curl";
+    case InteropFormat::kBundle:
+      return "bundle";
+    case InteropFormat::kHar:
+      return "HAR";
+    case InteropFormat::kJsonl:
+      return "JSON Lines";
+    case InteropFormat::kGor:
+      return "GoReplay";
+    case InteropFormat::kCurl:
+      return "curl";
   }
   return "?";
 }
@@ -229,9 +234,15 @@ Result<doppel::v1::SessionInfo> ImportFile(storage::Store& store, const std::str
   };
   Status s;
   switch (format) {
-    case InteropFormat::kHar: s = ReadHar(in, path, options, sink, stats); break;
-    case InteropFormat::kJsonl: s = ReadJsonl(in, path, options, sink, stats); break;
-    default: s = ReadGor(in, path, options, sink, stats); break;
+    case InteropFormat::kHar:
+      s = ReadHar(in, path, options, sink, stats);
+      break;
+    case InteropFormat::kJsonl:
+      s = ReadJsonl(in, path, options, sink, stats);
+      break;
+    default:
+      s = ReadGor(in, path, options, sink, stats);
+      break;
   }
   if (s.ok() && stats->envelopes == 0 && stats->skipped > 0)
     s = Status::InvalidArgument(std::string(InteropFormatName(format)) + " '" + path + "': all " +
@@ -337,7 +348,8 @@ std::string FormatEnvelopeId(const Envelope& e) {
   return std::to_string(e.arrival_us()) + "." + std::to_string(e.seq());
 }
 
-Result<Envelope> FindEnvelope(storage::Store& store, const std::string& session, const EnvelopeId& id) {
+Result<Envelope> FindEnvelope(storage::Store& store, const std::string& session,
+                              const EnvelopeId& id) {
   storage::ScanOptions so;
   so.from_us = id.arrival_us;
   so.to_us = id.arrival_us == UINT64_MAX ? UINT64_MAX : id.arrival_us + 1;

@@ -3,8 +3,8 @@
 #include <unordered_map>
 
 #include "interop/envelope_json.h"
-#include "interop/interop.h"
 #include "interop/internal.h"
+#include "interop/interop.h"
 #include "interop/text_source.h"
 
 namespace doppel::interop {
@@ -86,7 +86,8 @@ Status ReadJsonl(std::istream& in, const std::string& source, const ImportOption
   return Status::Ok();
 }
 
-Status WriteJsonl(storage::Store& store, const std::string& session, std::ostream& out, ExportStats* stats) {
+Status WriteJsonl(storage::Store& store, const std::string& session, std::ostream& out,
+                  ExportStats* stats) {
   DOPPEL_ASSIGN_OR_RETURN(auto it, store.Scan(session));
   ExportStats local;
   if (!stats) stats = &local;

@@ -190,8 +190,8 @@ Status ParseRawRequest(std::string_view raw, doppel::v1::HttpRequest* r) {
     }
   }
   // Percent-encoded beyond ASCII, as the recorder stores targets (base/strings.h).
-  r->set_target(PercentEncodeNonAscii(target[0] == '?' ? "/" + std::string(target)
-                                                       : std::string(target)));
+  r->set_target(
+      PercentEncodeNonAscii(target[0] == '?' ? "/" + std::string(target) : std::string(target)));
   return ReadBody(body, r);
 }
 

@@ -20,7 +20,8 @@ Result<std::unique_ptr<SessionImport>> SessionImport::Begin(storage::Store& stor
   if (auto sessions = store.ListSessions(); sessions.ok()) {
     const std::string prefix = ".import." + name + ".";
     for (const auto& s : *sessions)
-      if (s.name().rfind(prefix, 0) == 0 && s.name() != tmp_name) store.DeleteSession(s.name());
+      if (s.name().rfind(prefix, 0) == 0 && s.name() != tmp_name)
+        (void)store.DeleteSession(s.name());  // best effort: left over, retried next import
   }
   info.set_name(tmp_name);
   info.set_id(0);
@@ -34,7 +35,8 @@ Result<std::unique_ptr<SessionImport>> SessionImport::Begin(storage::Store& stor
 }
 
 SessionImport::~SessionImport() {
-  if (!finished_) store_.DeleteSession(tmp_name_);
+  // Best effort: a hidden session left behind is removed by the next import of this name.
+  if (!finished_) (void)store_.DeleteSession(tmp_name_);
 }
 
 Status SessionImport::Flush() {
@@ -61,7 +63,7 @@ Result<doppel::v1::SessionInfo> SessionImport::Commit(const doppel::v1::SessionC
 
 Status SessionImport::Abort(const Status& why) {
   if (!finished_) {
-    store_.DeleteSession(tmp_name_);
+    (void)store_.DeleteSession(tmp_name_);  // best effort, as in the destructor
     finished_ = true;
   }
   return why;

@@ -24,7 +24,8 @@ class SessionImport {
   // Creates the hidden session from `info` (its name is the final name; id, counts and
   // dict_id are reset, state becomes IMPORTED). Fails with AlreadyExists when a session
   // named info.name() exists. REQUIRES: `store` outlives the returned object.
-  static Result<std::unique_ptr<SessionImport>> Begin(storage::Store& store, doppel::v1::SessionInfo info);
+  static Result<std::unique_ptr<SessionImport>> Begin(storage::Store& store,
+                                                      doppel::v1::SessionInfo info);
   ~SessionImport();
   SessionImport(const SessionImport&) = delete;
   SessionImport& operator=(const SessionImport&) = delete;

@@ -1,15 +1,15 @@
 #include "net/match.h"
 
-#include "doppel/v1/rules.pb.h"
-#include "net/regex.h"
-#include "net/rules_file.h"
-#include "net/url.h"
-
 #include <algorithm>
 #include <boost/json.hpp>
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "doppel/v1/rules.pb.h"
+#include "net/regex.h"
+#include "net/rules_file.h"
+#include "net/url.h"
 
 namespace doppel::net {
 
@@ -91,7 +91,6 @@ class JsonRuleReader {
  private:
   const ConfigDoc& doc_;
 };
-
 
 }  // namespace
 

@@ -44,8 +44,8 @@ Status JsonPositions(std::string_view text, ConfigDoc* doc) {
     bool array;
     size_t index = 0;
     std::string path;
-    bool expect_key = true;       // objects only
-    bool expect_element = true;   // arrays only
+    bool expect_key = true;      // objects only
+    bool expect_element = true;  // arrays only
   };
   std::vector<Frame> stack;
   std::string pending;  // path of the value that follows a key
@@ -207,8 +207,8 @@ class YamlConverter {
 
   void Remember(const std::string& path, const YAML::Mark& m) {
     if (m.is_null()) return;
-    doc_->positions.emplace(path, std::make_pair(static_cast<size_t>(m.line) + 1,
-                                                 static_cast<size_t>(m.column) + 1));
+    doc_->positions.emplace(
+        path, std::make_pair(static_cast<size_t>(m.line) + 1, static_cast<size_t>(m.column) + 1));
   }
   static std::string Where(const YAML::Node& node) {
     const YAML::Mark m = node.Mark();
@@ -227,8 +227,8 @@ Result<ConfigDoc> ParseYaml(std::string_view text) {
   } catch (const YAML::Exception& e) {
     std::string where;
     if (!e.mark.is_null()) {
-      where = At({static_cast<size_t>(e.mark.line) + 1, static_cast<size_t>(e.mark.column) + 1}) +
-              ": ";
+      where =
+          At({static_cast<size_t>(e.mark.line) + 1, static_cast<size_t>(e.mark.column) + 1}) + ": ";
     }
     return Status::InvalidArgument(where + "invalid YAML: " + e.msg);
   } catch (const std::exception& e) {
@@ -246,14 +246,20 @@ Result<ConfigDoc> ParseYaml(std::string_view text) {
 
 const char* JsonTypeName(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "a boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
     case json::kind::int64:
     case json::kind::uint64:
-    case json::kind::double_: return "a number";
-    case json::kind::string: return "a string";
-    case json::kind::array: return "a list";
-    case json::kind::object: return "an object";
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "a list";
+    case json::kind::object:
+      return "an object";
   }
   return "a value";
 }
@@ -287,8 +293,8 @@ class SchemaChecker {
       }
       if (f->is_map()) {
         if (!val.is_object()) {
-          return doc_.Error(p, std::string("expected an object of name: value, got ") +
-                                   JsonTypeName(val));
+          return doc_.Error(
+              p, std::string("expected an object of name: value, got ") + JsonTypeName(val));
         }
         const pb::FieldDescriptor* value_field = f->message_type()->map_value();
         for (const auto& [k, item] : val.as_object()) {

@@ -7,14 +7,13 @@
 //   // "rules.yaml: line 4, column 5: rules[0].urii: unknown field (expected one of: ...)"
 #pragma once
 
+#include <boost/json/value.hpp>
 #include <cstddef>
 #include <functional>
 #include <map>
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include <boost/json/value.hpp>
 
 #include "base/status.h"
 

@@ -13,9 +13,9 @@
 #include "base/duration.h"
 #include "base/strings.h"
 #include "base/worker_pool.h"
+#include "diff/diff.h"
 #include "net/headers.h"
 #include "recorder/sampler.h"
-#include "diff/diff.h"
 
 namespace doppel::recorder {
 
@@ -34,14 +34,14 @@ bool ValidLabel(std::string_view s) {
 bool ValidHeaderName(std::string_view s) {
   if (s.empty()) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
   });
 }
 
 bool ValidHeaderValue(std::string_view s) {
-  return std::none_of(s.begin(), s.end(), [](char c) {
-    return c == '\r' || c == '\n' || c == '\0';
-  });
+  return std::none_of(s.begin(), s.end(),
+                      [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 // "api:9000" -> "api-shadow:9000", "api" -> "api-shadow", "[::1]:80" -> "[::1]-shadow:80".
@@ -215,8 +215,7 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
   }
   for (const auto& name : o.remove_headers) {
     if (!ValidHeaderName(name)) {
-      return Status::InvalidArgument("--mirror-remove-header '" + name +
-                                     "' is not a header name");
+      return Status::InvalidArgument("--mirror-remove-header '" + name + "' is not a header name");
     }
   }
   if (o.diff) {
@@ -249,10 +248,9 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
       t->rule = o.rules.Find(spec.rule);
       if (t->rule == nullptr) t->rule = hub->capture_rules_.Find(spec.rule);
       if (t->rule == nullptr) {
-        return Status::InvalidArgument("--mirror '" + spec.text + "': no match rule named '" +
-                                       spec.rule +
-                                       "'; define it with --mirror-match 'name=" + spec.rule +
-                                       ",...' (or --match / --rules)");
+        return Status::InvalidArgument(
+            "--mirror '" + spec.text + "': no match rule named '" + spec.rule +
+            "'; define it with --mirror-match 'name=" + spec.rule + ",...' (or --match / --rules)");
       }
     }
     if (spec.url.tls()) {
@@ -261,8 +259,8 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
       t->tls = std::move(ctx.value());
     }
     const std::string l = "mirror=\"" + spec.name + "\"";
-    t->sent = registry.AddCounter("doppel_mirror_sent_total", "Request copies sent to a mirror.",
-                                  l);
+    t->sent =
+        registry.AddCounter("doppel_mirror_sent_total", "Request copies sent to a mirror.", l);
     t->succeeded = registry.AddCounter("doppel_mirror_succeeded_total",
                                        "Mirror copies answered with a status below 500.", l);
     const char* fhelp = "Mirror copies that failed, by reason.";
@@ -273,8 +271,8 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
     t->failed_reset =
         registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"reset\"");
     t->failed_5xx = registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"5xx\"");
-    t->failed_other = registry.AddCounter("doppel_mirror_failed_total", fhelp,
-                                          l + ",reason=\"bad_response\"");
+    t->failed_other =
+        registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"bad_response\"");
     const char* dhelp = "Requests not copied to a mirror, by reason.";
     t->dropped_cap =
         registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"max_inflight\"");
@@ -282,8 +280,8 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
         registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"sampling\"");
     t->skipped_rule =
         registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"rule\"");
-    t->dropped_unavailable = registry.AddCounter("doppel_mirror_dropped_total", dhelp,
-                                                 l + ",reason=\"unavailable\"");
+    t->dropped_unavailable =
+        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"unavailable\"");
     t->dropped_bytes =
         registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"max_bytes\"");
     Target* raw = t.get();

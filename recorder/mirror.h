@@ -19,6 +19,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/json/array.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -27,8 +28,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <boost/json/array.hpp>
 
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
@@ -64,8 +63,8 @@ struct MirrorSpec {
   // Bounds connecting, and separately sending + reading the whole response (so a copy
   // ends at the latest 2 × timeout after it was sent).
   std::chrono::milliseconds timeout{2000};
-  size_t max_inflight = 1000;               // copies outstanding at once; over it: dropped
-  std::string rule;                         // match block name; "" = every request
+  size_t max_inflight = 1000;  // copies outstanding at once; over it: dropped
+  std::string rule;            // match block name; "" = every request
   std::vector<std::pair<std::string, std::string>> set_headers;
   std::vector<std::string> remove_headers;
   net::TlsClientOptions tls;  // https mirrors: verification on by default
@@ -76,9 +75,9 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text);
 
 struct MirrorOptions {
   std::vector<MirrorSpec> mirrors;
-  bool shadow_suffix = true;  // Host "api:9000" -> "api-shadow:9000" (Istio/Envoy do so)
-  bool same_sample = false;   // one draw per request for all mirrors (nested subsets)
-  bool diff = false;          // compare each mirror response with the primary's
+  bool shadow_suffix = true;         // Host "api:9000" -> "api-shadow:9000" (Istio/Envoy do so)
+  bool same_sample = false;          // one draw per request for all mirrors (nested subsets)
+  bool diff = false;                 // compare each mirror response with the primary's
   doppel::v1::DiffRules diff_rules;  // noise rules for --mirror-diff (same file as replay)
   // --mirror-diff comparisons: threads (doppel-mdiff-N), and comparisons waiting for one;
   // past that a comparison is skipped and counted (`skipped` in /status).
@@ -86,7 +85,7 @@ struct MirrorOptions {
   size_t diff_queue = 1024;
   // Tests: compare with this Differ instead of one made from `diff_rules`.
   std::shared_ptr<const diff::Differ> differ;
-  net::MatchRules rules;             // --mirror-match / --mirror-rules, for rule=NAME only
+  net::MatchRules rules;  // --mirror-match / --mirror-rules, for rule=NAME only
   // Applied to every mirror, before the mirror's own set-header/remove-header items.
   std::vector<std::pair<std::string, std::string>> set_headers;
   std::vector<std::string> remove_headers;
@@ -106,11 +105,11 @@ struct MirrorCounts {
   uint64_t failed = 0;     // sum of the failure reasons below
   uint64_t failed_connect = 0, failed_timeout = 0, failed_reset = 0, failed_5xx = 0,
            failed_other = 0;
-  uint64_t dropped_cap = 0;       // over max-inflight
+  uint64_t dropped_cap = 0;          // over max-inflight
   uint64_t dropped_unavailable = 0;  // within kUnavailableHold of a failed connect
-  uint64_t dropped_bytes = 0;     // over the hub's max_inflight_bytes
-  uint64_t skipped_sample = 0;    // not picked by percent
-  uint64_t skipped_rule = 0;      // did not match the mirror's rule
+  uint64_t dropped_bytes = 0;        // over the hub's max_inflight_bytes
+  uint64_t skipped_sample = 0;       // not picked by percent
+  uint64_t skipped_rule = 0;         // did not match the mirror's rule
   uint64_t inflight = 0;
   uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
   uint64_t diff_skipped = 0;  // the diff queue was full

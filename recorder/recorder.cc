@@ -17,8 +17,8 @@ namespace doppel::recorder {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-RecorderImpl::RecorderImpl(RecorderOptions options, CaptureSink* sink, const redact::Redactor* redactor,
-                           Sampler sampler)
+RecorderImpl::RecorderImpl(RecorderOptions options, CaptureSink* sink,
+                           const redact::Redactor* redactor, Sampler sampler)
     : options_(std::move(options)),
       sampler_(std::move(sampler)),
       redactor_(redactor),
@@ -42,9 +42,8 @@ Status RecorderImpl::Init() {
   }
   std::shared_ptr<asio::ssl::context> tls;
   if (options_.upstream.tls()) {
-    auto ctx = net::MakeClientTlsContext(options_.upstream_tls);
-    if (!ctx.ok()) return ctx.status();
-    tls = std::move(ctx.value());
+    DOPPEL_ASSIGN_OR_RETURN(auto ctx, net::MakeClientTlsContext(options_.upstream_tls));
+    tls = std::move(ctx);
   }
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(options_.listen.host, ec);
@@ -59,9 +58,8 @@ Status RecorderImpl::Init() {
     if (!pool.ok()) return pool.status();
     w->pool = std::move(pool.value());
     if (mirrors_) {
-      auto lane = mirrors_->MakeLane(w->io);
-      if (!lane.ok()) return lane.status();
-      w->mirror = std::move(lane.value());
+      DOPPEL_ASSIGN_OR_RETURN(auto lane, mirrors_->MakeLane(w->io));
+      w->mirror = std::move(lane);
     }
     const tcp::endpoint ep(ip, port);
     w->acceptor.open(ep.protocol(), ec);

@@ -67,9 +67,8 @@ Status ParseMirrorOptions(const SessionOptions& f, MirrorOptions* m) {
     return Status::Ok();
   }
   for (const std::string& text : f.mirrors) {
-    auto spec = ParseMirrorSpec(text);
-    if (!spec.ok()) return spec.status();
-    m->mirrors.push_back(std::move(spec.value()));
+    DOPPEL_ASSIGN_OR_RETURN(auto spec, ParseMirrorSpec(text));
+    m->mirrors.push_back(std::move(spec));
   }
   m->shadow_suffix = !f.no_shadow_suffix;
   m->same_sample = f.mirror_same_sample;
@@ -151,9 +150,8 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
        {SizeFlag{"--max-request-body", &f.max_request_body, &o.max_request_body},
         SizeFlag{"--max-header-size", &f.max_header_size, &header_size},
         SizeFlag{"--capture-body-limit", &f.capture_body_limit, &o.capture_body_limit}}) {
-    auto v = ParseSize(s.name, *s.text);
-    if (!v.ok()) return v.status();
-    *s.out = v.value();
+    DOPPEL_ASSIGN_OR_RETURN(auto v, ParseSize(s.name, *s.text));
+    *s.out = v;
   }
   if (header_size < 1024 || header_size > (1u << 20)) {
     return Status::InvalidArgument("--max-header-size must be between 1KiB and 1MiB");
@@ -217,9 +215,8 @@ const Recorder& Session::recorder() const { return *s_->recorder; }
 
 Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& clock) {
   auto s = std::make_unique<State>();
-  auto parsed = ParseOptions(f);
-  if (!parsed.ok()) return parsed.status();
-  s->options = std::move(parsed.value());
+  DOPPEL_ASSIGN_OR_RETURN(auto parsed, ParseOptions(f));
+  s->options = std::move(parsed);
   RecorderOptions& o = s->options;
   o.session = f.name.empty() ? DefaultSessionName(clock.WallUs()) : f.name;
   o.clock = &clock;

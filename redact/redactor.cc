@@ -8,10 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cerrno>
 #include <cstring>
-
-#include <boost/json.hpp>
 
 #include "base/strings.h"
 #include "diff/body.h"

@@ -21,10 +21,10 @@ namespace doppel::replay {
 struct PacingSpec {
   enum class Mode { kRate, kSpeed, kMax };
   Mode mode = Mode::kMax;
-  double rate_from = 0;   // requests per second (kRate)
-  double rate_to = 0;     // equal to rate_from when not ramped
-  uint64_t ramp_us = 0;   // time to go from rate_from to rate_to; 0 = no ramp
-  double speed = 1;       // kSpeed
+  double rate_from = 0;              // requests per second (kRate)
+  double rate_to = 0;                // equal to rate_from when not ramped
+  uint64_t ramp_us = 0;              // time to go from rate_from to rate_to; 0 = no ramp
+  double speed = 1;                  // kSpeed
   uint64_t max_gap_us = UINT64_MAX;  // kSpeed: longest recorded gap honoured
   std::string ToString() const;      // "rate=500", "rate=100:2000:60s", "speed=2", "max"
 };

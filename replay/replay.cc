@@ -1,10 +1,6 @@
 // The replay engine (all Asio/Beast code of the replayer lives in this file).
 #include "replay/replay.h"
 
-#include <chrono>
-#include <deque>
-#include <memory>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,6 +9,9 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
 
 #include "base/clock.h"
 
@@ -24,12 +23,18 @@ namespace http = boost::beast::http;
 
 const char* ErrorName(net::ClientError e) {
   switch (e) {
-    case net::ClientError::kNone: return "";
-    case net::ClientError::kConnect: return "connect";
-    case net::ClientError::kReset: return "reset";
-    case net::ClientError::kBadResponse: return "bad-response";
-    case net::ClientError::kTooLarge: return "too-large";
-    case net::ClientError::kTimeout: return "timeout";
+    case net::ClientError::kNone:
+      return "";
+    case net::ClientError::kConnect:
+      return "connect";
+    case net::ClientError::kReset:
+      return "reset";
+    case net::ClientError::kBadResponse:
+      return "bad-response";
+    case net::ClientError::kTooLarge:
+      return "too-large";
+    case net::ClientError::kTimeout:
+      return "timeout";
   }
   return "error";
 }
@@ -37,8 +42,10 @@ const char* ErrorName(net::ClientError e) {
 net::HttpRequest ToBeast(const OutgoingRequest& r) {
   net::HttpRequest req;
   http::verb v = http::string_to_verb(r.method);
-  if (v == http::verb::unknown) req.method_string(r.method);
-  else req.method(v);
+  if (v == http::verb::unknown)
+    req.method_string(r.method);
+  else
+    req.method(v);
   req.target(r.target);
   req.version(r.version);
   for (const auto& [name, value] : r.headers) req.insert(name, value);
@@ -69,8 +76,14 @@ class Engine {
  public:
   Engine(const ReplayOptions& o, EnvelopeSource& source, const Selector& selector,
          const Rewriter& rewriter, ResultSink& sink)
-      : opts_(o), source_(source), selector_(selector), rewriter_(rewriter), sink_(sink),
-        timer_(io_), progress_timer_(io_), signals_(io_, SIGINT, SIGTERM) {}
+      : opts_(o),
+        source_(source),
+        selector_(selector),
+        rewriter_(rewriter),
+        sink_(sink),
+        timer_(io_),
+        progress_timer_(io_),
+        signals_(io_, SIGINT, SIGTERM) {}
 
   Status Setup();
   Result<ReplayStats> Run();
@@ -168,11 +181,20 @@ bool Engine::ReadNext(doppel::v1::Envelope* e) {
     }
     ++stats_.read;
     switch (selector_.Decide(*e)) {
-      case Decision::kSend: return true;
-      case Decision::kRefused: ++stats_.skipped_refused; break;
-      case Decision::kNotInPercent: ++stats_.skipped_percent; break;
-      case Decision::kFiltered: ++stats_.skipped_filtered; break;
-      case Decision::kUnsafe: ++stats_.skipped_unsafe; break;
+      case Decision::kSend:
+        return true;
+      case Decision::kRefused:
+        ++stats_.skipped_refused;
+        break;
+      case Decision::kNotInPercent:
+        ++stats_.skipped_percent;
+        break;
+      case Decision::kFiltered:
+        ++stats_.skipped_filtered;
+        break;
+      case Decision::kUnsafe:
+        ++stats_.skipped_unsafe;
+        break;
     }
   }
 }
@@ -231,8 +253,8 @@ void Engine::StartOnLane(size_t i, const JobPtr& job) {
     if (lane.backlog.size() >= opts_.max_backlog) {
       ++lane.stats.dropped_backlog;
       job->outcomes[i].error = "backlog";
-      job->outcomes[i].error_detail = "target is behind by more than " +
-                                      std::to_string(opts_.max_backlog) + " requests";
+      job->outcomes[i].error_detail =
+          "target is behind by more than " + std::to_string(opts_.max_backlog) + " requests";
       Finish(i, job);
       return;
     }
@@ -254,40 +276,40 @@ void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
   ++job->outcomes[i].attempts;
   net::HttpRequest copy;
   if (opts_.retries > 0) copy = req;  // kept only when a retry may need it
-  lanes_[i].pool->Send(std::move(req), [this, i, job, copy = std::move(copy)](
-                                           net::ExchangeResult&& r) mutable {
-    TargetOutcome& out = job->outcomes[i];
-    // Requests still in flight when dispatching stopped (end of the session, --duration) are
-    // retried like any other; after SIGINT/SIGTERM the run only winds down.
-    if (r.error == net::ClientError::kConnect && out.attempts <= opts_.retries &&
-        !stats_.interrupted) {
-      Send(i, job, std::move(copy));
-      return;
-    }
-    Lane& lane = lanes_[i];
-    --lane.in_flight;
-    const uint64_t now = Now();
-    out.latency_us = now > job->due_us ? now - job->due_us : 0;
-    if (r.error != net::ClientError::kNone) {
-      out.error = ErrorName(r.error);
-      out.error_detail = r.detail;
-      ++lane.stats.errors;
-    } else {
-      net::ToProto(std::move(r.response), &out.response);  // moves the body only
-      out.response.set_latency_us(out.latency_us);
-      ++lane.stats.ok;
-      const unsigned cls = r.response.result_int() / 100;
-      ++lane.stats.status_class[cls >= 2 && cls <= 5 ? cls : 0];
-      lane.stats.latency.Add(out.latency_us);
-    }
-    Finish(i, job);
-    // A slot is free: start the oldest waiting request of this lane.
-    while (!lane.backlog.empty() && lane.in_flight < opts_.concurrency) {
-      JobPtr next = std::move(lane.backlog.front());
-      lane.backlog.pop_front();
-      StartOnLane(i, next);
-    }
-  });
+  lanes_[i].pool->Send(
+      std::move(req), [this, i, job, copy = std::move(copy)](net::ExchangeResult&& r) mutable {
+        TargetOutcome& out = job->outcomes[i];
+        // Requests still in flight when dispatching stopped (end of the session, --duration) are
+        // retried like any other; after SIGINT/SIGTERM the run only winds down.
+        if (r.error == net::ClientError::kConnect && out.attempts <= opts_.retries &&
+            !stats_.interrupted) {
+          Send(i, job, std::move(copy));
+          return;
+        }
+        Lane& lane = lanes_[i];
+        --lane.in_flight;
+        const uint64_t now = Now();
+        out.latency_us = now > job->due_us ? now - job->due_us : 0;
+        if (r.error != net::ClientError::kNone) {
+          out.error = ErrorName(r.error);
+          out.error_detail = r.detail;
+          ++lane.stats.errors;
+        } else {
+          net::ToProto(std::move(r.response), &out.response);  // moves the body only
+          out.response.set_latency_us(out.latency_us);
+          ++lane.stats.ok;
+          const unsigned cls = r.response.result_int() / 100;
+          ++lane.stats.status_class[cls >= 2 && cls <= 5 ? cls : 0];
+          lane.stats.latency.Add(out.latency_us);
+        }
+        Finish(i, job);
+        // A slot is free: start the oldest waiting request of this lane.
+        while (!lane.backlog.empty() && lane.in_flight < opts_.concurrency) {
+          JobPtr next = std::move(lane.backlog.front());
+          lane.backlog.pop_front();
+          StartOnLane(i, next);
+        }
+      });
 }
 
 void Engine::Finish(size_t lane, const JobPtr& job) {
@@ -391,11 +413,12 @@ Status ProbeTargets(const std::vector<net::Url>& urls, uint64_t timeout_us) {
                            done();
                            return;
                          }
-                         asio::async_connect(*s, r, [&, i](boost::system::error_code ec2,
-                                                           const asio::ip::tcp::endpoint&) {
-                           failures[i] = ec2 ? ec2.message() : "";
-                           done();
-                         });
+                         asio::async_connect(
+                             *s, r,
+                             [&, i](boost::system::error_code ec2, const asio::ip::tcp::endpoint&) {
+                               failures[i] = ec2 ? ec2.message() : "";
+                               done();
+                             });
                        });
   }
   deadline.async_wait([&](boost::system::error_code ec) {
@@ -404,7 +427,8 @@ Status ProbeTargets(const std::vector<net::Url>& urls, uint64_t timeout_us) {
   io.run();
   std::string msg;
   for (size_t i = 0; i < urls.size(); ++i)
-    if (!failures[i].empty()) msg += (msg.empty() ? "" : "; ") + urls[i].ToString() + ": " + failures[i];
+    if (!failures[i].empty())
+      msg += (msg.empty() ? "" : "; ") + urls[i].ToString() + ": " + failures[i];
   if (msg.empty()) return Status::Ok();
   return Status::Unavailable("target not reachable (" + msg +
                              "); start it, or check the URL and port");

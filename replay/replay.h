@@ -29,31 +29,31 @@ struct ReplayOptions {
   std::vector<net::Url> targets;
   std::optional<net::Url> secondary;  // known-good build, for per-request noise
   PacingSpec pacing;
-  uint32_t concurrency = 64;          // per lane in-flight limit (and --max window)
-  uint64_t timeout_us = 10'000'000;   // per request
-  uint32_t retries = 0;               // extra attempts after a connection failure (connect or
-                                      // TLS handshake), at once; none after SIGINT/SIGTERM
-  uint64_t duration_us = 0;           // stop dispatching after this long; 0 = no limit
-  uint64_t limit = 0;                 // stop after this many dispatched requests; 0 = none
-  bool loop = false;                  // start the session again at its end
-  size_t max_backlog = 20000;         // per lane, requests waiting for a free slot
+  uint32_t concurrency = 64;         // per lane in-flight limit (and --max window)
+  uint64_t timeout_us = 10'000'000;  // per request
+  uint32_t retries = 0;              // extra attempts after a connection failure (connect or
+                                     // TLS handshake), at once; none after SIGINT/SIGTERM
+  uint64_t duration_us = 0;          // stop dispatching after this long; 0 = no limit
+  uint64_t limit = 0;                // stop after this many dispatched requests; 0 = none
+  bool loop = false;                 // start the session again at its end
+  size_t max_backlog = 20000;        // per lane, requests waiting for a free slot
   net::TlsClientOptions tls;
   // Called about once a second on the engine thread (progress display).
   std::function<void(const struct ReplayProgress&)> on_progress;
 };
 
 struct TargetOutcome {
-  std::string error;         // "" or "connect", "timeout", "reset", "bad-response",
-                             // "too-large", "backlog", "interrupted"
+  std::string error;  // "" or "connect", "timeout", "reset", "bad-response",
+                      // "too-large", "backlog", "interrupted"
   std::string error_detail;
   doppel::v1::HttpResponse response;  // valid when error is empty
-  uint64_t latency_us = 0;   // from the due time to the last response byte
-  uint64_t lag_us = 0;       // from the due time to the first send attempt
+  uint64_t latency_us = 0;            // from the due time to the last response byte
+  uint64_t lag_us = 0;                // from the due time to the first send attempt
   uint32_t attempts = 0;
 };
 
 struct Completed {
-  uint64_t index = 0;                       // dispatch order, 0-based
+  uint64_t index = 0;  // dispatch order, 0-based
   const doppel::v1::Envelope* envelope = nullptr;
   const std::vector<TargetOutcome>* targets = nullptr;  // one per ReplayOptions::targets
   const TargetOutcome* secondary = nullptr;             // nullptr without a secondary
@@ -80,16 +80,16 @@ struct ReplayProgress {
 };
 
 struct ReplayStats {
-  uint64_t read = 0;              // envelopes read from the source (all passes)
-  uint64_t dispatched = 0;        // selected and sent to the lanes
+  uint64_t read = 0;        // envelopes read from the source (all passes)
+  uint64_t dispatched = 0;  // selected and sent to the lanes
   uint64_t skipped_percent = 0, skipped_filtered = 0, skipped_unsafe = 0;
-  uint64_t skipped_refused = 0;   // the recording proxy refused them (storage::ProxyRefused)
+  uint64_t skipped_refused = 0;  // the recording proxy refused them (storage::ProxyRefused)
   uint64_t dropped_redacted_headers = 0;
   uint64_t completed = 0;
-  uint64_t passes = 0;            // times the source was read (--loop)
-  bool interrupted = false;       // SIGINT/SIGTERM
-  uint64_t elapsed_us = 0;        // first dispatch to last completion
-  std::vector<LaneStats> lanes;   // targets, then the secondary
+  uint64_t passes = 0;           // times the source was read (--loop)
+  bool interrupted = false;      // SIGINT/SIGTERM
+  uint64_t elapsed_us = 0;       // first dispatch to last completion
+  std::vector<LaneStats> lanes;  // targets, then the secondary
 };
 
 // Checks that every URL accepts a TCP connection within `timeout_us`, so a replay against
@@ -99,7 +99,6 @@ Status ProbeTargets(const std::vector<net::Url>& urls, uint64_t timeout_us);
 // Runs to the end of the source (or --limit, --duration, a signal). Errors: a source that
 // fails mid-way (corrupt session), a target URL that cannot be set up.
 Result<ReplayStats> RunReplay(const ReplayOptions& options, EnvelopeSource& source,
-                              const Selector& selector, const Rewriter& rewriter,
-                              ResultSink& sink);
+                              const Selector& selector, const Rewriter& rewriter, ResultSink& sink);
 
 }  // namespace doppel::replay

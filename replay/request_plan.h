@@ -25,7 +25,7 @@ bool IsUnsafeMethod(std::string_view method);
 struct SelectionOptions {
   double percent = 100;
   uint64_t seed = 0;
-  std::vector<std::string> methods;       // empty = all
+  std::vector<std::string> methods;  // empty = all
   // Regexes are RE2 (net/regex.h: linear time, no backreferences or lookaround) and match
   // anywhere in the value unless anchored with ^ and $.
   std::string path_regex;                 // matched against the target (path and query)
@@ -78,8 +78,7 @@ class Rewriter {
   // Framing headers (Content-Length, Transfer-Encoding) are not copied: the sender frames
   // the body itself.
   void Build(const doppel::v1::Envelope& envelope, const std::string& target_authority,
-             const std::string& base_path, OutgoingRequest* out,
-             uint64_t* dropped_redacted) const;
+             const std::string& base_path, OutgoingRequest* out, uint64_t* dropped_redacted) const;
 
  private:
   RewriteOptions opts_;

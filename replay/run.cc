@@ -89,14 +89,13 @@ Result<report::Report> LoadRunReport(const std::string& store_path, uint32_t run
   storage::StoreOptions o;
   o.read_only = true;
   DOPPEL_RETURN_IF_ERROR(storage::Store::Open(o, store_path, &store));
-  auto run = store->GetRun(run_id);
-  if (!run.ok()) return run.status();
-  if (run->has_report()) return std::move(*run->mutable_report());
+  DOPPEL_ASSIGN_OR_RETURN(auto run, store->GetRun(run_id));
+  if (run.has_report()) return std::move(*run.mutable_report());
   // Runs stored before RunInfo.report kept the report as JSON.
-  if (run->report_json().empty())
+  if (run.report_json().empty())
     return Status::NotFound("run " + std::to_string(run_id) +
                             " has no report (it did not finish); replay again");
-  auto rep = report::ReportFromJson(run->report_json());
+  auto rep = report::ReportFromJson(run.report_json());
   if (!rep.ok()) return rep.status().WithContext("run " + std::to_string(run_id));
   return std::move(*rep);
 }
@@ -135,9 +134,8 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   int modes = (!f.rate.empty()) + (f.speed > 0) + f.max;
   if (modes > 1) return Status::InvalidArgument("give only one of --rate, --speed and --max");
   if (!f.rate.empty()) {
-    auto spec = ParseRate(f.rate);
-    if (!spec.ok()) return spec.status();
-    opts.pacing = *spec;
+    DOPPEL_ASSIGN_OR_RETURN(auto spec, ParseRate(f.rate));
+    opts.pacing = spec;
   } else if (f.max) {
     opts.pacing.mode = PacingSpec::Mode::kMax;
   } else {
@@ -199,8 +197,7 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   for (const auto& p : f.rewrite_paths) {
     size_t eq = p.find('=');
     if (eq == std::string::npos || eq == 0)
-      return Status::InvalidArgument("--rewrite-path '" + p +
-                                     "' must look like REGEX=REPLACEMENT");
+      return Status::InvalidArgument("--rewrite-path '" + p + "' must look like REGEX=REPLACEMENT");
     ro.rewrite_path.emplace_back(p.substr(0, eq), p.substr(eq + 1));
   }
   ro.keep_host = f.keep_host;
@@ -226,16 +223,15 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
       if (!rules.ok()) return rules.status();
       dc.rules = *rules;
     }
-    auto d = diff::Differ::Create(dc);
-    if (!d.ok()) return d.status();
-    s->differ = std::move(*d);
+    DOPPEL_ASSIGN_OR_RETURN(auto d, diff::Differ::Create(dc));
+    s->differ = std::move(d);
   }
 
   // ---- the store (runs are always recorded there) and the source ----
   DOPPEL_RETURN_IF_ERROR(storage::Store::Open(storage::StoreOptions{}, f.store_path, &s->store));
   {
-    auto src = f.from.empty() ? OpenStoreSource(s->store.get(), f.session)
-                              : OpenBundleSource(f.from);
+    auto src =
+        f.from.empty() ? OpenStoreSource(s->store.get(), f.session) : OpenBundleSource(f.from);
     if (!src.ok()) return src.status();
     s->source = std::move(*src);
   }
@@ -247,11 +243,21 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
     while (s->source->Next(&e)) {
       ++plan.total;
       switch (s->selector->Decide(e)) {
-        case Decision::kSend: ++plan.to_send; break;
-        case Decision::kRefused: ++plan.refused; break;
-        case Decision::kUnsafe: ++plan.unsafe; break;
-        case Decision::kFiltered: ++plan.filtered; break;
-        case Decision::kNotInPercent: ++plan.not_in_percent; break;
+        case Decision::kSend:
+          ++plan.to_send;
+          break;
+        case Decision::kRefused:
+          ++plan.refused;
+          break;
+        case Decision::kUnsafe:
+          ++plan.unsafe;
+          break;
+        case Decision::kFiltered:
+          ++plan.filtered;
+          break;
+        case Decision::kNotInPercent:
+          ++plan.not_in_percent;
+          break;
       }
     }
     if (!s->source->status().ok()) return s->source->status();
@@ -289,9 +295,8 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   rs->set_seed(f.selection.seed);
   rs->set_concurrency(f.concurrency);
   rs->set_command_line(f.command_line);
-  auto created = s.store->CreateRun(run);
-  if (!created.ok()) return created.status();
-  run = *created;
+  DOPPEL_ASSIGN_OR_RETURN(auto created, s.store->CreateRun(run));
+  run = created;
 
   report::AggregatorOptions ao;
   ao.targets = f.targets;
@@ -322,7 +327,7 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
     Status failed = stats.status();
     if (Status us = s.store->UpdateRun(run); !us.ok())
       failed = failed.WithContext("run " + std::to_string(run.id()) +
-                                          " could not be marked FAILED (" + us.ToString() + ")");
+                                  " could not be marked FAILED (" + us.ToString() + ")");
     return failed;
   }
   out.stats = std::move(*stats);

@@ -48,46 +48,46 @@ inline constexpr uint32_t kMaxCompareThreads = 64;
 // What `doppel replay` was asked to do. Strings are flag values as the user typed them;
 // Run::Create parses and validates them, with errors that name the flag.
 struct RunOptions {
-  std::string store_path;             // --store: runs are always recorded there
-  std::string session;                // exactly one of session and from
-  std::string from;                   // bundle file
-  std::vector<std::string> targets;   // URLs, at least one
-  std::string secondary;              // URL or ""
-  std::string rate;                   // --rate; at most one of rate, speed > 0 and max
-  double speed = 0;                   // 0 = unset (real time); the CLI refuses 0 and below
+  std::string store_path;            // --store: runs are always recorded there
+  std::string session;               // exactly one of session and from
+  std::string from;                  // bundle file
+  std::vector<std::string> targets;  // URLs, at least one
+  std::string secondary;             // URL or ""
+  std::string rate;                  // --rate; at most one of rate, speed > 0 and max
+  double speed = 0;                  // 0 = unset (real time); the CLI refuses 0 and below
   bool max = false;
-  std::string max_gap;                // duration or ""
-  SelectionOptions selection;         // --percent, --seed, --method, ... filters
+  std::string max_gap;         // duration or ""
+  SelectionOptions selection;  // --percent, --seed, --method, ... filters
   uint32_t concurrency = 64;
-  std::string duration;               // duration or ""
+  std::string duration;  // duration or ""
   std::string timeout = "10s";
-  uint64_t limit = 0;                 // 0 = no limit
+  uint64_t limit = 0;  // 0 = no limit
   uint32_t retries = 0;
   bool loop = false;
-  std::vector<std::string> set_headers;    // Name=Value
+  std::vector<std::string> set_headers;  // Name=Value
   std::vector<std::string> remove_headers;
   std::vector<std::string> rewrite_paths;  // REGEX=REPLACEMENT
   bool keep_host = false;
-  std::string rules;                  // diff rules file or ""
+  std::string rules;  // diff rules file or ""
   bool no_diff = false;
   uint32_t compare_threads = DefaultCompareThreads();  // 1..kMaxCompareThreads
   ReportFiles reports;
-  double fail_threshold = 0;          // percent
+  double fail_threshold = 0;  // percent
   uint64_t min_samples = 30;
   std::string fail_on = "low";
-  bool insecure = false;              // do not verify https targets
+  bool insecure = false;  // do not verify https targets
   std::string ca_file;
-  bool probe = true;                  // check that targets accept connections first
-  std::string command_line;           // saved in the run record
+  bool probe = true;         // check that targets accept connections first
+  std::string command_line;  // saved in the run record
 };
 
 // What the first pass over the source found (for the banner and the progress ETA).
 struct RunPlan {
   std::string session_name;
-  std::string pacing;  // PacingSpec::ToString()
-  uint64_t total = 0;           // envelopes in the source
-  uint64_t to_send = 0;         // selected (capped by --limit unless --loop)
-  uint64_t refused = 0;         // the recording proxy refused them: they never reached the primary
+  std::string pacing;    // PacingSpec::ToString()
+  uint64_t total = 0;    // envelopes in the source
+  uint64_t to_send = 0;  // selected (capped by --limit unless --loop)
+  uint64_t refused = 0;  // the recording proxy refused them: they never reached the primary
   uint64_t unsafe = 0, filtered = 0, not_in_percent = 0;
 };
 

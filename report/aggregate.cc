@@ -7,9 +7,9 @@
 #include <unordered_map>
 #include <utility>
 
+#include "base/latency_histogram.h"
 #include "report/excerpt.h"
 #include "report/noise_mask.h"
-#include "base/latency_histogram.h"
 
 namespace doppel::report {
 namespace {

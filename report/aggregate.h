@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "base/status.h"
-#include "doppel/v1/envelope.pb.h"
 #include "diff/result.h"
 #include "diff/significance.h"
+#include "doppel/v1/envelope.pb.h"
 #include "report/report.h"
 
 namespace doppel::report {

@@ -100,8 +100,8 @@ Status EnvelopeCodec::EncodeZstdSerialized(std::string_view serialized, std::str
   (*out)[0] = static_cast<char>(kCodecZstd);
   size_t n;
   if (impl_->encode_dict) {
-    n = ZSTD_compress_usingCDict(impl_->cctx, out->data() + 1, out->size() - 1,
-                                 serialized.data(), serialized.size(), impl_->encode_dict);
+    n = ZSTD_compress_usingCDict(impl_->cctx, out->data() + 1, out->size() - 1, serialized.data(),
+                                 serialized.size(), impl_->encode_dict);
   } else {
     n = ZSTD_compressCCtx(impl_->cctx, out->data() + 1, out->size() - 1, serialized.data(),
                           serialized.size(), impl_->level);
@@ -138,9 +138,8 @@ Status EnvelopeCodec::Decode(std::string_view value, doppel::v1::Envelope* envel
   // than (n / 3 + 1) * 128 KiB: a short corrupt value must not make us allocate and zero up to
   // the limit before decompression fails (found by fuzzing, tests/fuzz/envelope_decode).
   if (size > (payload.size() / 3 + 1) * (128ull << 10))
-    return Status::Corruption("zstd frame of " + std::to_string(payload.size()) +
-                              " bytes claims " + std::to_string(size) +
-                              " decoded bytes (corrupt or truncated)");
+    return Status::Corruption("zstd frame of " + std::to_string(payload.size()) + " bytes claims " +
+                              std::to_string(size) + " decoded bytes (corrupt or truncated)");
   uint32_t dict_id = ZSTD_getDictID_fromFrame(payload.data(), payload.size());
   ZSTD_DDict* ddict = nullptr;
   if (dict_id != 0) {
@@ -153,8 +152,8 @@ Status EnvelopeCodec::Decode(std::string_view value, doppel::v1::Envelope* envel
   impl_->scratch.resize(size);
   size_t n = ddict ? ZSTD_decompress_usingDDict(impl_->dctx, impl_->scratch.data(), size,
                                                 payload.data(), payload.size(), ddict)
-                   : ZSTD_decompressDCtx(impl_->dctx, impl_->scratch.data(), size,
-                                         payload.data(), payload.size());
+                   : ZSTD_decompressDCtx(impl_->dctx, impl_->scratch.data(), size, payload.data(),
+                                         payload.size());
   if (ZSTD_isError(n)) return Status::Corruption(std::string("zstd: ") + ZSTD_getErrorName(n));
   if (n != size) return Status::Corruption("zstd frame shorter than its declared size");
   if (!envelope->ParseFromArray(impl_->scratch.data(), static_cast<int>(n)))

@@ -5,8 +5,8 @@
 namespace doppel::storage {
 
 void PutBigEndian32(std::string* out, uint32_t v) {
-  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-               static_cast<char>(v >> 8), static_cast<char>(v)};
+  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+               static_cast<char>(v)};
   out->append(b, 4);
 }
 
@@ -48,8 +48,8 @@ std::string SessionPrefix(uint32_t session_id) {
 std::string DescribeEnvelopeKey(std::string_view bytes) {
   auto key = DecodeEnvelopeKey(bytes);
   if (!key) return "malformed key of " + std::to_string(bytes.size()) + " bytes";
-  return "session " + std::to_string(key->session_id) + " @ " +
-         std::to_string(key->arrival_us) + "#" + std::to_string(key->seq);
+  return "session " + std::to_string(key->session_id) + " @ " + std::to_string(key->arrival_us) +
+         "#" + std::to_string(key->seq);
 }
 
 std::string EncodeDictKey(uint32_t session_id, uint32_t dict_id) {

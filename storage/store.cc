@@ -2,6 +2,12 @@
 #include "storage/store.h"
 
 #include <fcntl.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,13 +17,6 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-
-#include <rocksdb/db.h>
-#include <rocksdb/env.h>
-#include <rocksdb/options.h>
-#include <rocksdb/slice_transform.h>
-#include <rocksdb/table.h>
-#include <rocksdb/write_batch.h>
 
 #include "storage/envelope_codec.h"
 #include "storage/key_codec.h"
@@ -140,13 +139,13 @@ class RocksEnvelopeIterator final : public EnvelopeIterator {
       if (!skip_corrupt_) {
         status_ = Status::Corruption("session '" + session_ + "', envelope " +
                                      DescribeEnvelopeKey(std::string_view(k.data(), k.size())) +
-                                     ": " + s.message() +
-                                     " (use --skip-corrupt to read past it)");
+                                     ": " + s.message() + " (use --skip-corrupt to read past it)");
         return;
       }
       ++skipped_;
     }
-    if (!it_->status().ok()) status_ = FromRocks(it_->status(), "reading session '" + session_ + "'");
+    if (!it_->status().ok())
+      status_ = FromRocks(it_->status(), "reading session '" + session_ + "'");
   }
 
   std::string session_, lower_, upper_;
@@ -266,8 +265,7 @@ class RocksStore final : public Store {
   }
   Result<SessionInfo> ReadSession(std::string_view name);
   Result<uint32_t> NextId(const char* meta_key);  // REQUIRES: mu_ held
-  Status LoadDictionaries(uint32_t session_id, EnvelopeCodec* codec,
-                          std::string* encode_dict);
+  Status LoadDictionaries(uint32_t session_id, EnvelopeCodec* codec, std::string* encode_dict);
   Result<std::shared_ptr<SessionWriter>> Writer(std::string_view name);
   Status MarkInterrupted();
   // Ids of the replay runs of `session` (by name; runs of a bundle file are not its) that
@@ -328,7 +326,8 @@ Status RocksStore::Init() {
   }
   if (!exists) {
     fs::create_directories(path_, ec);
-    if (ec) return Status::IoError("cannot create store directory '" + path_ + "': " + ec.message());
+    if (ec)
+      return Status::IoError("cannot create store directory '" + path_ + "': " + ec.message());
     ::chmod(path_.c_str(), 0700);  // envelopes hold production traffic
   }
 
@@ -340,8 +339,8 @@ Status RocksStore::Init() {
   db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   db.info_log = std::make_shared<StoreLogger>(path_ + "/LOG");
 
-  std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName, kCfSessions,
-                                    kCfEnvelopes, kCfDicts, kCfRuns};
+  std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName, kCfSessions, kCfEnvelopes,
+                                    kCfDicts, kCfRuns};
   if (exists) {
     std::vector<std::string> on_disk;
     if (rocksdb::DB::ListColumnFamilies(db, path_, &on_disk).ok()) {
@@ -371,7 +370,8 @@ Status RocksStore::Init() {
   std::string v;
   s = db_->Get(rocksdb::ReadOptions(), handles_[0], kMetaFormatVersion, &v);
   if (s.ok()) {
-    if (v.size() != 4) return Status::Corruption("store '" + path_ + "': bad format version record");
+    if (v.size() != 4)
+      return Status::Corruption("store '" + path_ + "': bad format version record");
     uint32_t version = GetBigEndian32(v.data());
     if (version > kFormatVersion) {
       return Status::Unsupported("store '" + path_ + "' was written by a newer doppel (format " +
@@ -423,8 +423,10 @@ Result<uint32_t> RocksStore::NextId(const char* meta_key) {
   std::string v;
   uint32_t id = 1;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[0], meta_key, &v);
-  if (s.ok() && v.size() == 4) id = GetBigEndian32(v.data());
-  else if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading id counter");
+  if (s.ok() && v.size() == 4)
+    id = GetBigEndian32(v.data());
+  else if (!s.ok() && !s.IsNotFound())
+    return FromRocks(s, "reading id counter");
   DOPPEL_RETURN_IF_ERROR(FromRocks(
       db_->Put(write_options_, handles_[0], meta_key, EncodeU32(id + 1)), "writing id counter"));
   return id;
@@ -432,8 +434,8 @@ Result<uint32_t> RocksStore::NextId(const char* meta_key) {
 
 Result<SessionInfo> RocksStore::ReadSession(std::string_view name) {
   std::string v;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), sessions(),
-                               rocksdb::Slice(name.data(), name.size()), &v);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), sessions(), rocksdb::Slice(name.data(), name.size()), &v);
   if (s.IsNotFound())
     return Status::NotFound("no session named '" + std::string(name) +
                             "' (see `doppel sessions list`)");
@@ -453,16 +455,17 @@ Result<SessionInfo> RocksStore::CreateSession(SessionInfo info) {
   if (s.ok())
     return Status::AlreadyExists("session '" + info.name() +
                                  "' exists already; pick another name or remove it with "
-                                 "`doppel sessions rm " + info.name() + "`");
+                                 "`doppel sessions rm " +
+                                 info.name() + "`");
   if (!s.IsNotFound()) return FromRocks(s, "reading sessions");
   DOPPEL_ASSIGN_OR_RETURN(auto id, NextId(kMetaNextSessionId));
   info.set_id(id);
   if (info.created_us() == 0) info.set_created_us(opts_.clock->WallUs());
   if (info.state() == doppel::v1::SESSION_STATE_UNSPECIFIED)
     info.set_state(doppel::v1::SESSION_STATE_RECORDING);
-  DOPPEL_RETURN_IF_ERROR(FromRocks(
-      db_->Put(write_options_, sessions(), info.name(), info.SerializeAsString()),
-      "writing session '" + info.name() + "'"));
+  DOPPEL_RETURN_IF_ERROR(
+      FromRocks(db_->Put(write_options_, sessions(), info.name(), info.SerializeAsString()),
+                "writing session '" + info.name() + "'"));
   return info;
 }
 
@@ -521,9 +524,9 @@ Status RocksStore::CloseSession(std::string_view name, const SessionCounts& rc,
   c->set_sampled(rc.sampled());
   c->set_dropped(rc.dropped());
   c->set_errors(rc.errors());
-  DOPPEL_RETURN_IF_ERROR(FromRocks(
-      db_->Put(write_options_, sessions(), info.name(), info.SerializeAsString()),
-      "closing session '" + info.name() + "'"));
+  DOPPEL_RETURN_IF_ERROR(
+      FromRocks(db_->Put(write_options_, sessions(), info.name(), info.SerializeAsString()),
+                "closing session '" + info.name() + "'"));
   w->info = info;
   std::lock_guard<std::mutex> lock(mu_);
   writers_.erase(info.name());
@@ -728,11 +731,12 @@ Result<RunInfo> RocksStore::CreateRun(RunInfo info) {
   std::lock_guard<std::mutex> lock(mu_);
   DOPPEL_ASSIGN_OR_RETURN(auto id, NextId(kMetaNextRunId));
   info.set_id(id);
-  if (info.state() == doppel::v1::RUN_STATE_UNSPECIFIED) info.set_state(doppel::v1::RUN_STATE_RUNNING);
+  if (info.state() == doppel::v1::RUN_STATE_UNSPECIFIED)
+    info.set_state(doppel::v1::RUN_STATE_RUNNING);
   if (info.started_us() == 0) info.set_started_us(opts_.clock->WallUs());
-  DOPPEL_RETURN_IF_ERROR(FromRocks(
-      db_->Put(write_options_, runs(), EncodeRunInfoKey(id), info.SerializeAsString()),
-      "writing run"));
+  DOPPEL_RETURN_IF_ERROR(
+      FromRocks(db_->Put(write_options_, runs(), EncodeRunInfoKey(id), info.SerializeAsString()),
+                "writing run"));
   return info;
 }
 

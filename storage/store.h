@@ -47,8 +47,8 @@ struct StoreOptions {
 };
 
 struct ScanOptions {
-  uint64_t from_us = 0;                // inclusive
-  uint64_t to_us = UINT64_MAX;         // exclusive
+  uint64_t from_us = 0;         // inclusive
+  uint64_t to_us = UINT64_MAX;  // exclusive
   // When true, a value that fails to decode is skipped and counted (see EnvelopeIterator::
   // skipped()); when false the iterator stops with a Corruption status naming the key.
   bool skip_corrupt = false;
@@ -120,9 +120,9 @@ class Store {
   virtual Result<DeletedCounts> DeleteSession(std::string_view name) = 0;
   // Sets the final state (CLOSED unless given) and closed_us; merges recorder-side counts
   // (requests_seen, sampled, dropped, errors) from `recorder_counts`.
-  virtual Status CloseSession(std::string_view name, const doppel::v1::SessionCounts& recorder_counts,
-                              doppel::v1::SessionState state =
-                                  doppel::v1::SESSION_STATE_CLOSED) = 0;
+  virtual Status CloseSession(
+      std::string_view name, const doppel::v1::SessionCounts& recorder_counts,
+      doppel::v1::SessionState state = doppel::v1::SESSION_STATE_CLOSED) = 0;
   // Renames a session (used by import to publish a finished import atomically).
   virtual Status RenameSession(std::string_view from, std::string_view to) = 0;
 

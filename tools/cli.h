@@ -6,10 +6,9 @@
 // error (with a message on stderr that says what to fix).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 namespace doppel::redact {
 struct RedactOptions;

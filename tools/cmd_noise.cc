@@ -86,9 +86,10 @@ int NoiseLearn(const GlobalOptions& g, const LearnFlags& f) {
   std::printf("envelopes read        %llu (%llu incomplete, skipped)\n",
               (unsigned long long)r.envelopes, (unsigned long long)r.incomplete);
   if (r.refused > 0)
-    std::printf("refused by the proxy  %llu envelopes (never reached the primary): "
-                "not learned from\n",
-                (unsigned long long)r.refused);
+    std::printf(
+        "refused by the proxy  %llu envelopes (never reached the primary): "
+        "not learned from\n",
+        (unsigned long long)r.refused);
   std::printf("distinct requests     %llu%s\n", (unsigned long long)r.keys,
               r.key_cap_reached ? "  (cap reached: later new requests not kept)" : "");
   if (r.key_cap_reached)

@@ -75,8 +75,8 @@ void PrintLaneSummary(const replay::ReplayStats& st) {
       std::snprintf(b, sizeof(b), "%.2fms", us / 1000.0);
       return std::string(b);
     };
-    std::printf("%-32s %8llu %7llu %7llu %7llu %7llu %7llu %9s %9s %9s %9s %10s\n",
-                l.url.c_str(), (unsigned long long)l.sent, (unsigned long long)l.status_class[2],
+    std::printf("%-32s %8llu %7llu %7llu %7llu %7llu %7llu %9s %9s %9s %9s %10s\n", l.url.c_str(),
+                (unsigned long long)l.sent, (unsigned long long)l.status_class[2],
                 (unsigned long long)l.status_class[3], (unsigned long long)l.status_class[4],
                 (unsigned long long)l.status_class[5],
                 (unsigned long long)(l.errors + l.dropped_backlog),
@@ -98,10 +98,10 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   replay::Run& run = **created;
   const replay::RunPlan& plan = run.plan();
   if (!f.quiet) {
-    std::cerr << "doppel: replaying " << plan.to_send << " of " << plan.total
-              << " envelopes of '" << plan.session_name << "' to " << f.run.targets.size()
-              << " target(s) at " << plan.pacing
-              << (f.run.secondary.empty() ? "" : ", secondary " + f.run.secondary) << "\n";
+    std::cerr << "doppel: replaying " << plan.to_send << " of " << plan.total << " envelopes of '"
+              << plan.session_name << "' to " << f.run.targets.size() << " target(s) at "
+              << plan.pacing << (f.run.secondary.empty() ? "" : ", secondary " + f.run.secondary)
+              << "\n";
     if (plan.refused)
       std::cerr << "doppel: " << plan.refused
                 << " envelopes the proxy refused were not replayed (they never reached the "
@@ -156,8 +156,8 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
     PrintLaneSummary(o.stats);
     std::cout << "\n" << report::RenderText(o.report, TextOpts(f.log_bodies));
     if (o.run_saved.ok())
-      std::cout << "run " << o.run_id << " saved; re-render with `doppel report --run "
-                << o.run_id << " --html report.html`\n";
+      std::cout << "run " << o.run_id << " saved; re-render with `doppel report --run " << o.run_id
+                << " --html report.html`\n";
   }
   if (!o.report_files.ok()) return Fail(o.report_files);
   if (o.stats.interrupted)
@@ -179,7 +179,8 @@ int ReportCommand(const GlobalOptions& g, uint32_t run_id, const ReportFlags& fl
 void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   auto flags = std::make_shared<ReplayFlags>();
   replay::RunOptions* f = &flags->run;
-  auto* r = app.add_subcommand("replay", "replay a recorded session to targets and diff the answers");
+  auto* r =
+      app.add_subcommand("replay", "replay a recorded session to targets and diff the answers");
   r->add_option("--session", f->session, "session in the store to replay");
   r->add_option("--from", f->from, "bundle file to replay instead of a stored session");
   r->add_option("--target", f->targets, "URL to replay to (repeatable)");
@@ -191,7 +192,8 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
                         "fast as --concurrency allows"));
   r->add_flag("--max", f->max, "closed loop: as fast as --concurrency allows");
   r->add_option("--max-gap", f->max_gap, "with --speed: cap recorded gaps (e.g. 2s)");
-  r->add_option("--percent", f->selection.percent, "replay a deterministic P% subset (default 100)");
+  r->add_option("--percent", f->selection.percent,
+                "replay a deterministic P% subset (default 100)");
   r->add_option("--seed", f->selection.seed, "seed of the --percent subset");
   r->add_option("--concurrency", f->concurrency, "in-flight requests per target (default 64)")
       ->check(AboveZero("give at least 1 (in-flight requests per target)"));
@@ -207,8 +209,10 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_flag("--keep-host", f->keep_host, "send the recorded Host instead of the target's");
   r->add_option("--method", f->selection.methods, "only replay these methods (repeatable)");
   r->add_option("--path-regex", f->selection.path_regex, "only replay targets matching this regex");
-  r->add_option("--header-regex", f->selection.header_regex, "'Name: REGEX', only matching requests");
-  r->add_flag("--allow-unsafe-methods", f->selection.allow_unsafe, "also send POST, PUT, PATCH and DELETE");
+  r->add_option("--header-regex", f->selection.header_regex,
+                "'Name: REGEX', only matching requests");
+  r->add_flag("--allow-unsafe-methods", f->selection.allow_unsafe,
+              "also send POST, PUT, PATCH and DELETE");
   r->add_option("--rules", f->rules, "diff rules file (JSON, see docs/diff-rules.md)");
   r->add_flag("--no-diff", f->no_diff, "send and measure only; compare nothing");
   r->add_option("--compare-threads", f->compare_threads,

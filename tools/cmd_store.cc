@@ -1,12 +1,11 @@
 // Commands that read and manage the store: sessions, cat, export, import, runs.
 // export/import speak bundle, HAR, JSON Lines, GoReplay (in) and curl (out): interop/interop.h.
+#include <boost/json/serialize.hpp>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <memory>
 #include <vector>
-
-#include <boost/json/serialize.hpp>
 
 #include "base/duration.h"
 #include "interop/envelope_json.h"
@@ -37,11 +36,16 @@ std::unique_ptr<Store> OpenStore(const GlobalOptions& g, bool read_only, Status*
 
 std::string StateName(v1::SessionState s) {
   switch (s) {
-    case v1::SESSION_STATE_RECORDING: return "recording";
-    case v1::SESSION_STATE_CLOSED: return "closed";
-    case v1::SESSION_STATE_INTERRUPTED: return "interrupted";
-    case v1::SESSION_STATE_IMPORTED: return "imported";
-    default: return "unknown";
+    case v1::SESSION_STATE_RECORDING:
+      return "recording";
+    case v1::SESSION_STATE_CLOSED:
+      return "closed";
+    case v1::SESSION_STATE_INTERRUPTED:
+      return "interrupted";
+    case v1::SESSION_STATE_IMPORTED:
+      return "imported";
+    default:
+      return "unknown";
   }
 }
 
@@ -55,10 +59,14 @@ std::string FormatTime(uint64_t us) {
 
 std::string FormatBytes(uint64_t b) {
   char buf[32];
-  if (b >= (1ull << 30)) std::snprintf(buf, sizeof(buf), "%.1f GiB", b / double(1ull << 30));
-  else if (b >= (1ull << 20)) std::snprintf(buf, sizeof(buf), "%.1f MiB", b / double(1ull << 20));
-  else if (b >= 1024) std::snprintf(buf, sizeof(buf), "%.1f KiB", b / 1024.0);
-  else std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(b));
+  if (b >= (1ull << 30))
+    std::snprintf(buf, sizeof(buf), "%.1f GiB", b / double(1ull << 30));
+  else if (b >= (1ull << 20))
+    std::snprintf(buf, sizeof(buf), "%.1f MiB", b / double(1ull << 20));
+  else if (b >= 1024)
+    std::snprintf(buf, sizeof(buf), "%.1f KiB", b / 1024.0);
+  else
+    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(b));
   return buf;
 }
 
@@ -75,11 +83,10 @@ int SessionsList(const GlobalOptions& g) {
   std::printf("%-32s %-11s %10s %10s  %s\n", "NAME", "STATE", "ENVELOPES", "STORED", "CREATED");
   for (const auto& info : *list) {
     if (info.name().rfind(".import.", 0) == 0) continue;  // an import in progress
-    std::printf("%-32s %-11s %10llu %10s  %s\n", info.name().c_str(),
-                StateName(info.state()).c_str(),
-                static_cast<unsigned long long>(info.counts().envelopes()),
-                FormatBytes(info.counts().stored_bytes()).c_str(),
-                FormatTime(info.created_us()).c_str());
+    std::printf(
+        "%-32s %-11s %10llu %10s  %s\n", info.name().c_str(), StateName(info.state()).c_str(),
+        static_cast<unsigned long long>(info.counts().envelopes()),
+        FormatBytes(info.counts().stored_bytes()).c_str(), FormatTime(info.created_us()).c_str());
   }
   return kExitOk;
 }
@@ -350,8 +357,9 @@ int RunsRm(const GlobalOptions& g, const std::vector<uint32_t>& ids) {
 void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   auto* sessions = app.add_subcommand("sessions", "list, show and remove recorded sessions");
   sessions->require_subcommand(1);
-  sessions->add_subcommand("list", "list the sessions in the store")
-      ->callback([run, &g] { *run = [&g] { return SessionsList(g); }; });
+  sessions->add_subcommand("list", "list the sessions in the store")->callback([run, &g] {
+    *run = [&g] { return SessionsList(g); };
+  });
   {
     auto* show = sessions->add_subcommand("show", "show one session's record and counts");
     auto name = std::make_shared<std::string>();
@@ -447,8 +455,9 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   {
     auto* runs = app.add_subcommand("runs", "list and remove the replay runs in the store");
     runs->require_subcommand(1);
-    runs->add_subcommand("list", "list replay runs")
-        ->callback([run, &g] { *run = [&g] { return RunsList(g); }; });
+    runs->add_subcommand("list", "list replay runs")->callback([run, &g] {
+      *run = [&g] { return RunsList(g); };
+    });
     auto* rm = runs->add_subcommand(
         "rm", "remove replay runs with their results and reports (which quote recorded bodies)");
     auto ids = std::make_shared<std::vector<uint32_t>>();

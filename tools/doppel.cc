@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   doppel::cli::GlobalOptions global;
   if (const char* env = std::getenv("DOPPEL_STORE"); env && *env) global.store = env;
   for (int i = 0; i < argc; ++i) global.command_line += (i ? " " : "") + std::string(argv[i]);
-  app.add_option("--store", global.store, "store directory (default ./doppel-data, or $DOPPEL_STORE)");
+  app.add_option("--store", global.store,
+                 "store directory (default ./doppel-data, or $DOPPEL_STORE)");
 
   doppel::cli::Runner run;
   doppel::cli::AddStoreCommands(app, global, &run);

@@ -185,9 +185,9 @@ int Connect(uint16_t port) {
     }
     const int err = errno;
     ::close(fd);
-    FUZZ_CHECK(err == EINTR && Clock::now() < deadline,
-               "cannot connect to the recorder on port " + std::to_string(port) + ": " +
-                   std::strerror(err));
+    FUZZ_CHECK(err == EINTR && Clock::now() < deadline, "cannot connect to the recorder on port " +
+                                                            std::to_string(port) + ": " +
+                                                            std::strerror(err));
   }
 }
 
@@ -271,8 +271,8 @@ Proxy StartProxy(uint16_t upstream_port, bool with_rules) {
     o.mirror.mirrors.push_back(std::move(mirror.value()));
     o.mirror.diff = true;
   }
-  p.redactor = std::make_unique<doppel::redact::Redactor>("0123456789abcdef0123456789abcdef",
-                                                            extra_redact);
+  p.redactor =
+      std::make_unique<doppel::redact::Redactor>("0123456789abcdef0123456789abcdef", extra_redact);
   auto rec = doppel::recorder::Recorder::Start(std::move(o), p.sink.get(), p.redactor.get());
   FUZZ_CHECK(rec.ok(), "the recorder does not start: " + rec.status().message());
   p.recorder = std::move(rec.value());

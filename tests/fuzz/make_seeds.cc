@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "interop/bundle.h"
-#include "storage/envelope_codec.h"
 #include "interop/envelope_json.h"
+#include "storage/envelope_codec.h"
 #include "storage/store.h"
 #include "tests/fuzz/fuzz_support.h"
 

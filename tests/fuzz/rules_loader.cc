@@ -16,9 +16,9 @@
 #include <string_view>
 #include <vector>
 
-#include "net/match.h"
 #include "diff/diff.h"
 #include "diff/rules.h"
+#include "net/match.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
@@ -60,8 +60,8 @@ void LoadDiffRules(std::string_view text, doppel::net::ConfigFormat format) {
   doppel::diff::DiffConfig config;
   config.rules = parsed.value();
   auto differ = doppel::diff::Differ::Create(config);
-  FUZZ_CHECK(differ.ok(), "ParseRules accepted rules that Differ::Create refuses: " +
-                              differ.status().message());
+  FUZZ_CHECK(differ.ok(),
+             "ParseRules accepted rules that Differ::Create refuses: " + differ.status().message());
   doppel::v1::HttpResponse expected, actual;
   expected.set_status(200);
   actual.set_status(200);

@@ -60,7 +60,8 @@ std::string ChildProcess::WaitForLine(const std::string& marker, int timeout_ms)
       int status;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         exited_ = true;
-        while (ReadSome(out_, &stdout_, 0)) {}
+        while (ReadSome(out_, &stdout_, 0)) {
+        }
         if (stdout_.find(marker) == std::string::npos) return "";
       }
     }
@@ -71,12 +72,16 @@ int ChildProcess::Wait(int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {
-    while (ReadSome(out_, &stdout_, 0)) {}
-    while (ReadSome(err_, &stderr_, 0)) {}
+    while (ReadSome(out_, &stdout_, 0)) {
+    }
+    while (ReadSome(err_, &stderr_, 0)) {
+    }
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       exited_ = true;
-      while (ReadSome(out_, &stdout_, 20)) {}
-      while (ReadSome(err_, &stderr_, 20)) {}
+      while (ReadSome(out_, &stdout_, 20)) {
+      }
+      while (ReadSome(err_, &stderr_, 20)) {
+      }
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -2,14 +2,13 @@
 // in front of it, wrk driving the demo traffic script through the proxy, then doppel replay
 // against v2 (three documented changes) with v1 as the secondary. The JSON report must name
 // exactly the three changes, report no noise, and exit 1; against v1 it must exit 0.
+#include <gtest/gtest.h>
 #include <signal.h>
 
+#include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <set>
-
-#include <boost/json.hpp>
-#include <gtest/gtest.h>
 
 #include "tests/integration/child_process.h"
 
@@ -36,9 +35,9 @@ class DemoE2eTest : public ::testing::Test {
     ChildProcess primary({EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1", "--noise"});
     unsigned pport = PortOf(primary.WaitForLine("listening on "));
     if (pport == 0) return "doppel-echo did not start: " + primary.all_stderr();
-    ChildProcess recorder({DoppelBinary(), "--store", *store_, "record", "--listen",
-                           "127.0.0.1:0", "--upstream",
-                           "http://127.0.0.1:" + std::to_string(pport), "--session", "demo"});
+    ChildProcess recorder({DoppelBinary(), "--store", *store_, "record", "--listen", "127.0.0.1:0",
+                           "--upstream", "http://127.0.0.1:" + std::to_string(pport), "--session",
+                           "demo"});
     unsigned rport = PortOf(recorder.WaitForLine("listening on "));
     if (rport == 0) return "doppel record did not start: " + recorder.all_stderr();
     ChildProcess wrk({"wrk", "-t1", "-c4", "-d4s", "-s",
@@ -116,8 +115,8 @@ TEST_F(DemoE2eTest, CandidateV2ShowsExactlyTheDocumentedChanges) {
                 r.rfind("GET /api/v1/users/{id} ", 0) == 0 ||
                 r.rfind("GET /api/v1/search ", 0) == 0)
         << "unexpected regression: " << r;
-    for (const char* noisy : {"nonce", "generated_at", "request_id", "headers.date",
-                              "headers.x-request-id"})
+    for (const char* noisy :
+         {"nonce", "generated_at", "request_id", "headers.date", "headers.x-request-id"})
       EXPECT_EQ(r.find(noisy), std::string::npos) << "noise reported as regression: " << r;
   }
   EXPECT_EQ(report.at("verdict").at("exit_code").as_int64(), 1);

@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -315,12 +315,12 @@ TEST_F(FaultTest, FullDiskDropsRecordingKeepsProxyingAndResumes) {
   const std::string full_flag = dir_ + "/disk-is-full";
   const char* asan = std::getenv("ASAN_OPTIONS");
   TestUpstream up;
-  RecordProcess rec(store_, up.url(), {"--session", "full", "--threads", "1"},
-                    {"LD_PRELOAD=" DOPPEL_DISK_FULL_PRELOAD, "DOPPEL_TEST_DISK_DIR=" + store_,
-                     "DOPPEL_TEST_DISK_FULL=" + full_flag,
-                     // The preloaded library comes before an ASan runtime (sanitizer builds).
-                     std::string("ASAN_OPTIONS=") + (asan ? asan : "") +
-                         ":verify_asan_link_order=0"});
+  RecordProcess rec(
+      store_, up.url(), {"--session", "full", "--threads", "1"},
+      {"LD_PRELOAD=" DOPPEL_DISK_FULL_PRELOAD, "DOPPEL_TEST_DISK_DIR=" + store_,
+       "DOPPEL_TEST_DISK_FULL=" + full_flag,
+       // The preloaded library comes before an ASan runtime (sanitizer builds).
+       std::string("ASAN_OPTIONS=") + (asan ? asan : "") + ":verify_asan_link_order=0"});
   ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
 
   std::mt19937_64 rng(7);

@@ -1,8 +1,7 @@
 // `doppel import` / `doppel export` with HAR, JSON Lines, GoReplay and curl, end to end: the
 // real binary on a temporary store; curl commands run by bash against a TestUpstream.
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -294,9 +293,7 @@ TEST_F(InteropCliTest, BadFilesExitNonZeroAndLeaveNothing) {
     std::string name, bytes;
     std::vector<std::string> want;
   } cases[] = {
-      {"bad.jsonl",
-       "\n\n{\"seq\": oops}\n" + good,
-       {"JSON Lines", "line 3", "--skip-bad"}},
+      {"bad.jsonl", "\n\n{\"seq\": oops}\n" + good, {"JSON Lines", "line 3", "--skip-bad"}},
       {"bad.gor", Read(Testdata("traffic.gor")).substr(0, 300), {"GoReplay", "record 2"}},
       {"bad.har",
        "{\"log\":{\"entries\":[{\"startedDateTime\":\"2024-05-01T10:20:30Z\","

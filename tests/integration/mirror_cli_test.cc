@@ -624,8 +624,7 @@ TEST_F(MirrorCliTest, InflightBytesCapDropsCopiesOverIt) {
   ASSERT_TRUE(rec->started());
   const std::string body(4000, 'b');
   for (int i = 0; i < 10; ++i) {
-    ASSERT_EQ(Fetch(rec->port(), "POST", "/upload/" + std::to_string(i), body).result_int(),
-              200u);
+    ASSERT_EQ(Fetch(rec->port(), "POST", "/upload/" + std::to_string(i), body).result_int(), 200u);
   }
   const json::object m = MirrorStatus(*rec, "hole");
   EXPECT_EQ(Num(m, {"sent"}), 2) << json::serialize(m);  // 2 x ~4.1 KB fit under 10 KiB

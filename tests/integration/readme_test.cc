@@ -12,6 +12,7 @@
 // and long durations are shortened. `doppel record` runs in the background, gets some
 // traffic, and is stopped with SIGINT like a user's Ctrl-C. Each command's exit code is
 // checked against the case's expectation.
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,8 +25,6 @@
 #include <regex>
 #include <set>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "tests/integration/child_process.h"
 
@@ -188,11 +187,16 @@ class ReadmeTest : public ::testing::Test {
     ASSERT_FALSE(rec.WaitForLine("listening on ").empty()) << cmd << "\n" << rec.all_stderr();
     std::string out;
     const std::string base = "http://127.0.0.1:" + std::to_string(proxy_port_);
-    const std::string traffic =
-        "for i in $(seq " + std::to_string(requests) + "); do "
-        "curl -sf -o /dev/null " + base + "/api/v1/products/$i && "
-        "curl -sf -o /dev/null " + base + "/api/v1/users/$i && "
-        "curl -s -o /dev/null '" + base + "/api/v1/search?q=lamp' || exit 1; done";
+    const std::string traffic = "for i in $(seq " + std::to_string(requests) +
+                                "); do "
+                                "curl -sf -o /dev/null " +
+                                base +
+                                "/api/v1/products/$i && "
+                                "curl -sf -o /dev/null " +
+                                base +
+                                "/api/v1/users/$i && "
+                                "curl -s -o /dev/null '" +
+                                base + "/api/v1/search?q=lamp' || exit 1; done";
     ASSERT_EQ(Run(traffic, &out), 0) << "traffic through the recorder failed: " << out;
     rec.Signal(SIGINT);
     EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
@@ -237,12 +241,12 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {"record-replay", "ci", "load-test", "interop",
-                                                "mirror"};
+                                               "mirror"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
-    EXPECT_TRUE(kKnown.count(b.marker)) << "README.md line " << b.line << ": unknown case '"
-                                        << b.marker << "'";
+    EXPECT_TRUE(kKnown.count(b.marker))
+        << "README.md line " << b.line << ": unknown case '" << b.marker << "'";
     ++run;
   }
   std::cout << "README: " << blocks.size() << " shell blocks, " << run << " run by ReadmeTest\n";
@@ -321,8 +325,7 @@ TEST_F(ReadmeTest, InteropWorkflow) {
   std::string out;
   ASSERT_EQ(Run("doppel cat checkout | head -1", &out), 0) << out;
   std::smatch arrival, seq;
-  ASSERT_TRUE(std::regex_search(out, arrival, std::regex(R"("arrival_us"\s*:\s*([0-9]+))")))
-      << out;
+  ASSERT_TRUE(std::regex_search(out, arrival, std::regex(R"("arrival_us"\s*:\s*([0-9]+))"))) << out;
   ASSERT_TRUE(std::regex_search(out, seq, std::regex(R"("seq"\s*:\s*([0-9]+))"))) << out;
   subst_.emplace_back("1714558830123456.0", arrival[1].str() + "." + seq[1].str());
   RunBlock(*b, {});

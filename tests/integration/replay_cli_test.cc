@@ -1,10 +1,12 @@
 // The doppel binary in replay mode against real upstreams on loopback.
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,9 +16,6 @@
 #include <sstream>
 #include <thread>
 #include <utility>
-
-#include <boost/json.hpp>
-#include <gtest/gtest.h>
 
 #include "tests/integration/child_process.h"
 #include "tests/net/test_tls_upstream.h"
@@ -70,8 +69,8 @@ class ReplayCliTest : public ::testing::Test {
 
   // Runs `doppel --store STORE replay --session s ARGS...`, returns the exit code.
   int Replay(std::vector<std::string> args, ChildProcess** keep = nullptr) {
-    std::vector<std::string> cmd = {DoppelBinary(), "--store", store_, "replay", "--session", "s",
-                                    "--no-progress"};
+    std::vector<std::string> cmd = {DoppelBinary(), "--store", store_,         "replay",
+                                    "--session",    "s",       "--no-progress"};
     cmd.insert(cmd.end(), args.begin(), args.end());
     child_ = std::make_unique<ChildProcess>(cmd);
     int code = child_->Wait(60000);
@@ -97,9 +96,9 @@ class ReplayCliTest : public ::testing::Test {
 
 TEST_F(ReplayCliTest, EverySelectedEnvelopeOncePerTargetWithRewrites) {
   TestUpstream a, b;
-  int code = Replay({"--target", a.url(), "--target", b.url(), "--max", "--concurrency", "8",
-                     "--no-diff", "--set-header", "X-Replay=1", "--rewrite-path",
-                     "^/items/=/v2/items/"});
+  int code =
+      Replay({"--target", a.url(), "--target", b.url(), "--max", "--concurrency", "8", "--no-diff",
+              "--set-header", "X-Replay=1", "--rewrite-path", "^/items/=/v2/items/"});
   ASSERT_EQ(code, 0) << child_->all_stderr();
   EXPECT_NE(child_->all_stderr().find("skipping 20 POST/PUT/PATCH/DELETE"), std::string::npos)
       << child_->all_stderr();
@@ -141,9 +140,8 @@ TEST_F(ReplayCliTest, UnsafeMethodsWhenAllowedAndKeepHost) {
 TEST_F(ReplayCliTest, PercentIsDeterministicPerSeed) {
   auto run = [&](const std::string& seed) {
     TestUpstream up;
-    EXPECT_EQ(Replay({"--target", up.url(), "--max", "--no-diff", "--percent", "30", "--seed",
-                      seed}),
-              0)
+    EXPECT_EQ(
+        Replay({"--target", up.url(), "--max", "--no-diff", "--percent", "30", "--seed", seed}), 0)
         << child_->all_stderr();
     std::set<std::string> t;
     for (const auto& r : up.requests()) t.insert(r.target);
@@ -362,8 +360,8 @@ TEST_F(ReplayCliTest, LimitStopsAfterThatManyRequests) {
   {
     TestUpstream up;
     const std::string report = dir_ + "/limit.json";
-    ASSERT_EQ(Replay({"--target", up.url(), "--max", "--no-diff", "--limit", "50",
-                      "--report-json", report}),
+    ASSERT_EQ(Replay({"--target", up.url(), "--max", "--no-diff", "--limit", "50", "--report-json",
+                      report}),
               0)
         << child_->all_stderr();
     EXPECT_EQ(up.requests().size(), 50u);
@@ -421,7 +419,9 @@ TEST_F(ReplayCliTest, FailThresholdToleratesAMismatchRateUpToIt) {
     std::string threshold;
     int exit_code;
     std::string verdict;
-  } cases[] = {{"15", 0, "tolerated"}, {"10", 0, "tolerated"}, {"5", 1, "regression"},
+  } cases[] = {{"15", 0, "tolerated"},
+               {"10", 0, "tolerated"},
+               {"5", 1, "regression"},
                {"", 1, "regression"}};
   for (const Case& c : cases) {
     SCOPED_TRACE("--fail-threshold " + (c.threshold.empty() ? "(default)" : c.threshold));
@@ -449,8 +449,11 @@ std::string HtmlText(const std::string& html) {
   std::string out;
   for (size_t i = 0; i < text.size();) {
     bool replaced = false;
-    for (auto [entity, ch] : {std::pair<const char*, char>{"&lt;", '<'}, {"&gt;", '>'},
-                              {"&quot;", '"'}, {"&#39;", '\''}, {"&amp;", '&'}}) {
+    for (auto [entity, ch] : {std::pair<const char*, char>{"&lt;", '<'},
+                              {"&gt;", '>'},
+                              {"&quot;", '"'},
+                              {"&#39;", '\''},
+                              {"&amp;", '&'}}) {
       const std::string e = entity;
       if (text.compare(i, e.size(), e) == 0) {
         out += ch;
@@ -502,8 +505,8 @@ TEST_F(ReplayCliTest, HtmlReportShowsEveryRegressingEndpoint) {
     return Answer();
   });
   const std::string html_path = dir_ + "/report.html", json_path = dir_ + "/report.json";
-  ASSERT_EQ(Replay({"--target", up.url(), "--max", "--allow-unsafe-methods", "--min-samples",
-                    "10", "--html", html_path, "--report-json", json_path}),
+  ASSERT_EQ(Replay({"--target", up.url(), "--max", "--allow-unsafe-methods", "--min-samples", "10",
+                    "--html", html_path, "--report-json", json_path}),
             1)
       << child_->all_stderr();
 
@@ -674,9 +677,9 @@ TEST_F(NoiseCliTest, LearnedRulesIgnoreTheFieldThatVariedAndOnlyIt) {
     res.body() = Quote(std::stoi(r.target.substr(7)), "fresh");
     return res;
   });
-  const std::vector<std::string> replay = {"replay", "--session", "quotes", "--target",
-                                           candidate.url(), "--max", "--no-progress",
-                                           "--min-samples", "10"};
+  const std::vector<std::string> replay = {"replay",        "--session",     "quotes",
+                                           "--target",      candidate.url(), "--max",
+                                           "--no-progress", "--min-samples", "10"};
   EXPECT_EQ(Doppel(replay), 1) << "without the rules the nonce is a regression\n"
                                << child_->all_stdout();
   std::vector<std::string> with_rules = replay;

@@ -1,6 +1,8 @@
 // The store commands that remove recorded traffic, with the real doppel binary: `sessions rm`,
 // `sessions retain` and `runs rm`. A replay run quotes what it replayed (its per-request
 // results and its report's body excerpts), so removing a session's traffic removes its runs.
+#include <gtest/gtest.h>
+
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -11,8 +13,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "storage/store.h"
 #include "tests/integration/child_process.h"
@@ -64,8 +64,8 @@ class StoreCliTest : public ::testing::Test {
   // Replays `session` to `up` (diffing on: the run's report quotes bodies); the new run's id.
   uint32_t ReplayRun(const std::string& session, const TestUpstream& up,
                      std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"replay", "--session", session, "--target", up.url(),
-                                     "--max",  "--no-progress"};
+    std::vector<std::string> args = {"replay", "--session", session,        "--target",
+                                     up.url(), "--max",     "--no-progress"};
     args.insert(args.end(), extra.begin(), extra.end());
     const int code = Doppel(args);
     EXPECT_TRUE(code == 0 || code == 1) << child_->all_stderr();

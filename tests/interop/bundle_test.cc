@@ -1,10 +1,10 @@
 #include "interop/bundle.h"
 
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
-#include <google/protobuf/util/message_differencer.h>
 
 #include "tests/storage/test_envelopes.h"
 

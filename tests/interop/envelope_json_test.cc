@@ -1,7 +1,7 @@
 #include "interop/envelope_json.h"
 
-#include <gtest/gtest.h>
 #include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 
@@ -31,7 +31,8 @@ TEST(EnvelopeJson, BinaryBodiesAreBase64AndMarked) {
   auto o = EnvelopeToJson(e);
   EXPECT_EQ(o.at("response").at("body_encoding").as_string(), "base64");
   v1::Envelope back;
-  ASSERT_TRUE(EnvelopeFromJson(boost::json::parse(boost::json::serialize(o)).as_object(), &back).ok());
+  ASSERT_TRUE(
+      EnvelopeFromJson(boost::json::parse(boost::json::serialize(o)).as_object(), &back).ok());
   EXPECT_EQ(back.response().body(), e.response().body());
   EXPECT_EQ(back.request().headers(2).value(), "\xc3\x28");
 }

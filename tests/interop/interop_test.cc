@@ -283,7 +283,8 @@ TEST(HarImport, BodyTheBrowserDidNotKeepIsFlaggedTruncated) {
 // Envelopes that use every field, for round trips.
 std::vector<Envelope> VariedEnvelopes() {
   std::vector<Envelope> out;
-  for (int i = 0; i < 12; ++i) out.push_back(storage::testing::MakeEnvelope(kT0Us + i * 1000, i, i));
+  for (int i = 0; i < 12; ++i)
+    out.push_back(storage::testing::MakeEnvelope(kT0Us + i * 1000, i, i));
   out[1].set_scheme("https");
   out[1].set_matched_rule("checkout");
   out[2].mutable_request()->set_body(std::string("\0\x01\x02\xff binary", 11));
@@ -948,7 +949,8 @@ TEST(Curl, CommandForAnEnvelope) {
     ASSERT_FALSE(no.ok());
     EXPECT_EQ(no.status().code(), Status::Code::kInvalidArgument);
     EXPECT_NE(no.status().message().find("envelope 1714558830000000.3 was refused by the "
-                                         "recording proxy (" + v1::ProxyError_Name(err) +
+                                         "recording proxy (" +
+                                         v1::ProxyError_Name(err) +
                                          ": over --max-request-body) and never reached the "
                                          "primary"),
               std::string::npos)

@@ -15,7 +15,8 @@ namespace {
 
 const char* MatchName(const MatchRules& rules, std::string_view method, std::string_view target,
                       std::optional<std::string_view> cookie = std::nullopt) {
-  RequestView view{method, target, [cookie](std::string_view name) -> std::optional<std::string_view> {
+  RequestView view{method, target,
+                   [cookie](std::string_view name) -> std::optional<std::string_view> {
                      if (name == "cookie" || name == "Cookie") return cookie;
                      return std::nullopt;
                    }};
@@ -68,8 +69,7 @@ TEST(RulesFileTest, UnknownFieldIsRefusedWithLineAndKnownFields) {
 
   auto json = MatchRules::FromJson("{\"rules\": [\n {\"name\": \"a\",\n  \"urii\": \"/x\"}]}");
   ASSERT_FALSE(json.ok());
-  EXPECT_NE(json.status().message().find("line 3"), std::string::npos)
-      << json.status().message();
+  EXPECT_NE(json.status().message().find("line 3"), std::string::npos) << json.status().message();
 }
 
 TEST(RulesFileTest, WrongTypesAreRefusedByTheSchema) {

@@ -83,8 +83,8 @@ class ProxyTest : public ::testing::Test {
 
   TestUpstream upstream_;
   MemorySink sink_;
-  std::unique_ptr<redact::Redactor> redactor_ =
-      std::make_unique<redact::Redactor>("0123456789abcdef0123456789abcdef", std::vector<std::string>{});
+  std::unique_ptr<redact::Redactor> redactor_ = std::make_unique<redact::Redactor>(
+      "0123456789abcdef0123456789abcdef", std::vector<std::string>{});
   RecorderPtr rec_;
   uint16_t port_ = 0;
 };

@@ -31,7 +31,6 @@ using testing::PortOf;
 const std::string kDoppel = DoppelBinary();
 using Child = ChildProcess;
 
-
 class RecordCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -124,8 +123,8 @@ TEST_F(RecordCliTest, RecordsRedactsAndClosesTheSessionOnSigterm) {
 // (which echoes the body) and the client see the clear values, the store only hashes, equal
 // values hashing equally in the request and in the echoed response.
 TEST_F(RecordCliTest, RedactsQueryParametersAndJsonPaths) {
-  Child child(Args({"--session", "s3", "--redact-query", "token", "--redact-json-path",
-                    "body.password"}));
+  Child child(
+      Args({"--session", "s3", "--redact-query", "token", "--redact-json-path", "body.password"}));
   const uint16_t port = PortOf(child.WaitForLine("listening on "));
   ASSERT_NE(port, 0) << child.all_stderr();
   const std::string body = R"({"user":"ann","password":"pw-s3cr3t"})";
@@ -154,7 +153,7 @@ TEST_F(RecordCliTest, RedactsQueryParametersAndJsonPaths) {
   const std::string hash = target.substr(13, 69);
   EXPECT_NE(e.request().body().find(R"("user":"ann","password":"hmac:)"), std::string::npos)
       << e.request().body();
-  EXPECT_EQ(e.request().body(), e.response().body());  // same value, same hash
+  EXPECT_EQ(e.request().body(), e.response().body());           // same value, same hash
   EXPECT_EQ(e.request().body().find(hash), std::string::npos);  // different values differ
   it.value()->Next();
   EXPECT_FALSE(it.value()->Valid());
@@ -196,8 +195,8 @@ TEST_F(RecordCliTest, ExtensionMethodsAreRecordedAndReplayedWithTheirMethod) {
     ASSERT_EQ(child.Wait(), 0) << child.all_stderr();
   }
   testing::TestUpstream target;
-  Child replay({kDoppel, "--store", store_, "replay", "--session", "ext", "--target",
-                target.url(), "--no-progress", "--no-diff"});
+  Child replay({kDoppel, "--store", store_, "replay", "--session", "ext", "--target", target.url(),
+                "--no-progress", "--no-diff"});
   ASSERT_EQ(replay.Wait(), 0) << replay.all_stderr();
   std::multiset<std::string> replayed;
   for (const auto& r : target.requests()) replayed.insert(r.method);

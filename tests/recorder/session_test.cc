@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "storage/store.h"
-#include "tests/integration/hardening_util.h"  // Eventually
 #include "tests/base/gate.h"
+#include "tests/integration/hardening_util.h"  // Eventually
 #include "tests/net/test_upstream.h"
 
 namespace doppel::recorder {

@@ -83,8 +83,8 @@ TEST(Pacer, OutOfOrderTimestampsNeverSleepLong) {
   spec.speed = 1;
   Pacer p(spec);
   EXPECT_EQ(p.Next(5'000'000), 0u);
-  EXPECT_EQ(p.Next(1'000'000), 0u);      // earlier: zero gap
-  EXPECT_EQ(p.Next(5'000'100), 100u);    // measured from the latest seen, not the outlier
+  EXPECT_EQ(p.Next(1'000'000), 0u);    // earlier: zero gap
+  EXPECT_EQ(p.Next(5'000'100), 100u);  // measured from the latest seen, not the outlier
   EXPECT_EQ(p.Next(5'000'200), 200u);
 }
 

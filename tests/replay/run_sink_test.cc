@@ -172,7 +172,7 @@ TEST(RunSink, EngineThreadReturnsWhileComparisonsAreBlocked) {
   ASSERT_TRUE(sink.Flush().ok());
   EXPECT_EQ(sink.compared(), static_cast<uint64_t>(kRequests));
   EXPECT_EQ(sink.mismatches(), static_cast<uint64_t>(kRequests / 2));
-  EXPECT_EQ(aggregator.Finish().targets.at(0).compared, static_cast<uint64_t>(kRequests));
+  EXPECT_EQ(aggregator.Finish().targets(0).compared(), static_cast<uint64_t>(kRequests));
 }
 
 // What one run of many completions leaves: the sink's counts, the report, the stored results.

@@ -2,11 +2,11 @@
 // run in tools/cmd_replay.cc (store, run record, report files, exit code), without the binary.
 #include "replay/run.h"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-
-#include <gtest/gtest.h>
 
 #include "base/clock.h"
 #include "storage/store.h"
@@ -176,8 +176,7 @@ TEST_F(RunTest, CreateRejectsBadOptionsNamingTheFlag) {
     c.change(&o);
     auto run = Run::Create(o, SystemClock::Instance());
     ASSERT_FALSE(run.ok()) << c.expect;
-    EXPECT_NE(run.status().ToString().find(c.expect), std::string::npos)
-        << run.status().ToString();
+    EXPECT_NE(run.status().ToString().find(c.expect), std::string::npos) << run.status().ToString();
   }
 }
 

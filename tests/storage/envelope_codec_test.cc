@@ -1,7 +1,7 @@
 #include "storage/envelope_codec.h"
 
-#include <gtest/gtest.h>
 #include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
 #include <zstd.h>
 
 #include "tests/storage/test_envelopes.h"
@@ -71,7 +71,8 @@ TEST(EnvelopeCodec, DictionaryRoundTripAndSmaller) {
   doppel::v1::Envelope back;
   Status s = without.Decode(a, &back);
   EXPECT_EQ(s.code(), Status::Code::kCorruption);
-  EXPECT_NE(s.message().find("dictionary " + std::to_string(DictionaryId(dict))), std::string::npos);
+  EXPECT_NE(s.message().find("dictionary " + std::to_string(DictionaryId(dict))),
+            std::string::npos);
 }
 
 TEST(EnvelopeCodec, TooFewSamplesGiveNoDictionary) {

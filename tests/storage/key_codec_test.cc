@@ -36,8 +36,8 @@ TEST(KeyCodec, BigEndianLayout) {
 TEST(KeyCodec, ByteOrderIsTimeOrder) {
   std::mt19937_64 rng(12345);
   std::vector<EnvelopeKey> keys;
-  const uint64_t extremes[] = {0, 1, 255, 256, 65535, 1ull << 32, (1ull << 63) - 1, 1ull << 63,
-                               UINT64_MAX};
+  const uint64_t extremes[] = {0,          1,         255, 256, 65535, 1ull << 32, (1ull << 63) - 1,
+                               1ull << 63, UINT64_MAX};
   for (int i = 0; i < 20000; ++i) {
     EnvelopeKey k;
     k.session_id = static_cast<uint32_t>(rng() % 4);
@@ -46,13 +46,15 @@ TEST(KeyCodec, ByteOrderIsTimeOrder) {
     keys.push_back(k);
   }
   auto tuple_less = [](const EnvelopeKey& a, const EnvelopeKey& b) {
-    return std::tie(a.session_id, a.arrival_us, a.seq) < std::tie(b.session_id, b.arrival_us, b.seq);
+    return std::tie(a.session_id, a.arrival_us, a.seq) <
+           std::tie(b.session_id, b.arrival_us, b.seq);
   };
   std::vector<EnvelopeKey> by_tuple = keys, by_bytes = keys;
   std::stable_sort(by_tuple.begin(), by_tuple.end(), tuple_less);
-  std::stable_sort(by_bytes.begin(), by_bytes.end(), [](const EnvelopeKey& a, const EnvelopeKey& b) {
-    return EncodeEnvelopeKey(a) < EncodeEnvelopeKey(b);
-  });
+  std::stable_sort(by_bytes.begin(), by_bytes.end(),
+                   [](const EnvelopeKey& a, const EnvelopeKey& b) {
+                     return EncodeEnvelopeKey(a) < EncodeEnvelopeKey(b);
+                   });
   ASSERT_EQ(by_tuple.size(), by_bytes.size());
   for (size_t i = 0; i < by_tuple.size(); ++i) ASSERT_EQ(by_tuple[i], by_bytes[i]) << "at " << i;
 }

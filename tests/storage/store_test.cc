@@ -1,5 +1,8 @@
 #include "storage/store.h"
 
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/slice_transform.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,10 +13,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <rocksdb/db.h>
-#include <rocksdb/slice_transform.h>
 
 #include "storage/key_codec.h"
 #include "tests/storage/test_envelopes.h"
@@ -140,7 +139,8 @@ TEST_P(StoreTest, ScanInTimeOrderAndRange) {
   Create("other");
   // Append out of order across batches: the scan still returns time order.
   std::vector<v1::Envelope> b1, b2;
-  for (int i = 0; i < 3000; ++i) (i % 2 ? b1 : b2).push_back(MakeEnvelope(1'000'000 + i * 10, 0, i));
+  for (int i = 0; i < 3000; ++i)
+    (i % 2 ? b1 : b2).push_back(MakeEnvelope(1'000'000 + i * 10, 0, i));
   ASSERT_TRUE(store_->Append("s", b1).ok());
   ASSERT_TRUE(store_->Append("s", b2).ok());
   AppendN("other", 50, 1'000'005);
@@ -403,8 +403,9 @@ TEST(StoreOpen, RefusesNewerFormatVersion) {
     std::vector<rocksdb::ColumnFamilyHandle*> h;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(dbo, dir, cfs, &h, &db).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), h[0], "meta/format_version",
-                        std::string("\0\0\0\x63", 4)).ok());
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), h[0], "meta/format_version", std::string("\0\0\0\x63", 4))
+            .ok());
     for (auto* x : h) db->DestroyColumnFamilyHandle(x);
     delete db;
   }
@@ -435,7 +436,8 @@ TEST(StoreCrash, AcknowledgedBatchesSurviveSigkill) {
       for (uint32_t b = 0;; ++b) {
         std::vector<v1::Envelope> batch;
         for (int i = 0; i < 200; ++i)
-          batch.push_back(MakeEnvelope(1'000'000ull + b * 1000 + i, 0, static_cast<int>(b * 200 + i)));
+          batch.push_back(
+              MakeEnvelope(1'000'000ull + b * 1000 + i, 0, static_cast<int>(b * 200 + i)));
         if (!s->Append("live", batch).ok()) ::_exit(5);
         if (::write(fds[1], &b, sizeof(b)) != sizeof(b)) ::_exit(6);
       }

@@ -25,7 +25,8 @@ doppel::v1::Envelope MakeEnvelope(uint64_t arrival_us, uint32_t seq, int i) {
   h = r->add_headers();
   h->set_name("Accept");
   h->set_value("application/json");
-  if (i % 5 == 0) r->set_body("{\"sku\":\"A-" + std::to_string(i) + "\",\"qty\":" + std::to_string(i % 7) + "}");
+  if (i % 5 == 0)
+    r->set_body("{\"sku\":\"A-" + std::to_string(i) + "\",\"qty\":" + std::to_string(i % 7) + "}");
   r->set_body_size(r->body().size());
   auto* s = e.mutable_response();
   s->set_status(i % 11 == 0 ? 404 : 200);
@@ -35,8 +36,8 @@ doppel::v1::Envelope MakeEnvelope(uint64_t arrival_us, uint32_t seq, int i) {
   h->set_value("application/json");
   s->set_body("{\"id\":" + std::to_string(1000 + i) +
               ",\"status\":\"shipped\",\"items\":[{\"sku\":\"A-1\",\"price\":" +
-              std::to_string(10 + i % 90) + ".5}],\"updated_at\":\"2026-11-27T10:00:" +
-              std::to_string(10 + i % 50) + "Z\"}");
+              std::to_string(10 + i % 90) +
+              ".5}],\"updated_at\":\"2026-11-27T10:00:" + std::to_string(10 + i % 50) + "Z\"}");
   s->set_body_size(s->body().size());
   s->set_latency_us(800 + i % 300);
   return e;
