@@ -10,8 +10,8 @@
 #include <random>
 #include <unordered_set>
 
-#include "base/duration.h"
 #include "base/strings.h"
+#include "base/units.h"
 #include "base/worker_pool.h"
 #include "diff/diff.h"
 #include "net/headers.h"

@@ -8,7 +8,7 @@
 #include <ctime>
 #include <utility>
 
-#include "base/duration.h"
+#include "base/units.h"
 #include "diff/rules.h"
 #include "net/match.h"
 #include "net/url.h"
@@ -19,29 +19,11 @@
 namespace doppel::recorder {
 namespace {
 
-// "64MiB", "1M", "512k", "1048576" -> bytes (binary multiples).
+// A size flag's value in bytes; errors name the flag.
 Result<uint64_t> ParseSize(const std::string& flag, const std::string& text) {
-  size_t i = 0;
-  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-  if (i == 0 || i > 12) {
-    return Status::InvalidArgument(flag + ": '" + text + "' is not a size (e.g. 64MiB)");
-  }
-  uint64_t n = 0;
-  std::from_chars(text.data(), text.data() + i, n);
-  std::string unit = text.substr(i);
-  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  uint64_t mult = 1;
-  if (unit.empty() || unit == "b")
-    mult = 1;
-  else if (unit == "k" || unit == "kb" || unit == "kib")
-    mult = 1ull << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib")
-    mult = 1ull << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib")
-    mult = 1ull << 30;
-  else
-    return Status::InvalidArgument(flag + ": unknown unit in '" + text + "' (use KiB, MiB, GiB)");
-  return n * mult;
+  auto bytes = ParseSizeBytes(text);
+  if (!bytes.ok()) return bytes.status().WithContext(flag);
+  return bytes;
 }
 
 // "rec-20260102-030405" for a wall time in µs since the epoch (UTC).

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "base/duration.h"
+#include "base/units.h"
 
 namespace doppel::replay {
 

@@ -40,8 +40,8 @@ Status WriteReportFiles(const report::Report& report, const ReportFiles& files);
 // that did not finish (no report), a report that does not parse.
 Result<report::Report> LoadRunReport(const std::string& store_path, uint32_t run_id);
 
-// The default of --compare-threads: one fewer than the CPUs (the engine thread has one), at
-// least 1.
+// The default of --compare-threads: one fewer than the CPUs (the engine thread has one); 0
+// (compare on the engine thread) with 2 CPUs or fewer, where a hand-over costs more than it frees.
 uint32_t DefaultCompareThreads();
 inline constexpr uint32_t kMaxCompareThreads = 64;
 
@@ -70,7 +70,7 @@ struct RunOptions {
   bool keep_host = false;
   std::string rules;  // diff rules file or ""
   bool no_diff = false;
-  uint32_t compare_threads = DefaultCompareThreads();  // 1..kMaxCompareThreads
+  uint32_t compare_threads = DefaultCompareThreads();  // 0 (inline)..kMaxCompareThreads
   ReportFiles reports;
   double fail_threshold = 0;  // percent
   uint64_t min_samples = 30;

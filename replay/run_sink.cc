@@ -13,12 +13,19 @@ constexpr int kPathsPerResult = 10;
 constexpr size_t kQueuePerCompareThread = 256;
 }  // namespace
 
+// One finished request. With compare threads it owns copies (the engine's data is gone once
+// OnCompleted returns); compared inline it points at the engine's data, which outlives it.
 struct RunSink::Job {
   uint64_t seq = 0;  // OnCompleted order
   uint64_t index = 0;
-  doppel::v1::Envelope envelope;
-  std::vector<TargetOutcome> targets;
-  std::optional<TargetOutcome> secondary;
+  const doppel::v1::Envelope* envelope = nullptr;
+  const std::vector<TargetOutcome>* targets = nullptr;
+  const TargetOutcome* secondary = nullptr;  // null: no secondary
+
+  // The copies, when owned (pointed at by the members above).
+  doppel::v1::Envelope envelope_copy;
+  std::vector<TargetOutcome> targets_copy;
+  std::optional<TargetOutcome> secondary_copy;
 };
 
 struct RunSink::Compared {
@@ -36,7 +43,7 @@ RunSink::RunSink(const diff::Differ* differ, report::RunAggregator* aggregator,
       run_id_(run_id),
       options_(options),
       writer_("doppel-results", 1, std::max<size_t>(options.write_queue, 1)),
-      comparers_("doppel-cmp", std::max<size_t>(options.compare_threads, 1),
+      comparers_("doppel-cmp", std::max<size_t>(options.compare_threads, 1),  // unused at 0
                  options.compare_queue > 0
                      ? options.compare_queue
                      : kQueuePerCompareThread * std::max<size_t>(options.compare_threads, 1)) {}
@@ -50,9 +57,19 @@ void RunSink::OnCompleted(const Completed& c) {
   auto job = std::make_shared<Job>();
   job->seq = next_seq_++;
   job->index = c.index;
-  job->envelope = *c.envelope;
-  job->targets = *c.targets;
-  if (c.secondary) job->secondary = *c.secondary;
+  if (options_.compare_threads == 0) {  // inline: no copy, no hand-over
+    job->envelope = c.envelope;
+    job->targets = c.targets;
+    job->secondary = c.secondary;
+    Deliver(Diff(std::move(job)));
+    return;
+  }
+  job->envelope_copy = *c.envelope;
+  job->targets_copy = *c.targets;
+  if (c.secondary) job->secondary_copy = *c.secondary;
+  job->envelope = &job->envelope_copy;
+  job->targets = &job->targets_copy;
+  job->secondary = job->secondary_copy ? &*job->secondary_copy : nullptr;
   comparers_.Post([this, job = std::shared_ptr<const Job>(std::move(job))] { Deliver(Diff(job)); });
 }
 
@@ -60,22 +77,22 @@ std::unique_ptr<RunSink::Compared> RunSink::Diff(std::shared_ptr<const Job> job)
   auto compared = std::make_unique<Compared>();
   compared->job = std::move(job);
   const Job& j = *compared->job;
-  const auto& req = j.envelope.request();
-  compared->diffs.resize(j.targets.size());
+  const auto& req = j.envelope->request();
+  compared->diffs.resize(j.targets->size());
   if (!differ_) {
     compared->endpoint = req.method() + " " + req.target();
     return compared;
   }
   const diff::ExpectedPtr expected =
-      differ_->Prepare(req.method(), req.target(), j.envelope.response());
+      differ_->Prepare(req.method(), req.target(), j.envelope->response());
   compared->endpoint = expected->endpoint();
-  const bool recorded = j.envelope.has_response() && j.envelope.response().status() != 0;
+  const bool recorded = j.envelope->has_response() && j.envelope->response().status() != 0;
   if (!recorded) return compared;
   if (j.secondary && j.secondary->error.empty())
     compared->noise = differ_->Compare(*expected, j.secondary->response);
-  for (size_t t = 0; t < j.targets.size(); ++t) {
-    if (j.targets[t].error.empty())
-      compared->diffs[t] = differ_->Compare(*expected, j.targets[t].response);
+  for (size_t t = 0; t < j.targets->size(); ++t) {
+    if ((*j.targets)[t].error.empty())
+      compared->diffs[t] = differ_->Compare(*expected, (*j.targets)[t].response);
   }
   return compared;
 }
@@ -93,10 +110,10 @@ void RunSink::Deliver(std::unique_ptr<Compared> compared) {
 
 void RunSink::Record(const Compared& c) {
   const Job& j = *c.job;
-  const doppel::v1::Envelope& env = j.envelope;
+  const doppel::v1::Envelope& env = *j.envelope;
   const diff::DiffResult* noise = c.noise ? &*c.noise : nullptr;
-  for (size_t t = 0; t < j.targets.size(); ++t) {
-    const TargetOutcome& out = j.targets[t];
+  for (size_t t = 0; t < j.targets->size(); ++t) {
+    const TargetOutcome& out = (*j.targets)[t];
     const bool answered = out.error.empty();
     const diff::DiffResult* d = c.diffs[t] ? &*c.diffs[t] : nullptr;
 

@@ -31,7 +31,9 @@
 namespace doppel::replay {
 
 struct RunSinkOptions {
-  size_t compare_threads = 1;  // --compare-threads
+  // --compare-threads: 0 compares on the engine's thread inside OnCompleted (no copy, no
+  // hand-over); N > 0 copies each finished request onto a pool of N threads.
+  size_t compare_threads = 1;
   // Finished requests waiting for a compare thread; OnCompleted blocks past it. 0 = 256 per
   // compare thread.
   size_t compare_queue = 0;

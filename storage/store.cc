@@ -20,8 +20,13 @@
 
 #include "storage/envelope_codec.h"
 #include "storage/key_codec.h"
+#include "storage/rocks_store.h"
 
 namespace doppel::storage {
+
+using internal::FromRocks;
+using internal::RocksStore;
+
 namespace {
 
 using doppel::v1::Envelope;
@@ -29,17 +34,6 @@ using doppel::v1::RunInfo;
 using doppel::v1::RunResult;
 using doppel::v1::SessionCounts;
 using doppel::v1::SessionInfo;
-
-// Bumped when a change makes old binaries misread the store. Readers refuse newer versions.
-constexpr uint32_t kFormatVersion = 1;
-constexpr char kMetaFormatVersion[] = "meta/format_version";
-constexpr char kMetaNextSessionId[] = "meta/next_session_id";
-constexpr char kMetaNextRunId[] = "meta/next_run_id";
-
-constexpr char kCfSessions[] = "sessions";
-constexpr char kCfEnvelopes[] = "envelopes";
-constexpr char kCfDicts[] = "dicts";
-constexpr char kCfRuns[] = "runs";
 
 // Per-envelope mode: a session's dictionary is trained on its first envelopes, inside the
 // Append that reaches the threshold, so the training time is a one-off stall of that Append.
@@ -76,17 +70,6 @@ class StoreLogger : public rocksdb::Logger {
  private:
   int fd_;
 };
-
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return Status::Ok();
-  std::string m = what + ": " + s.ToString();
-  if (s.IsNotFound()) return Status::NotFound(m);
-  if (s.IsCorruption()) return Status::Corruption(m);
-  if (s.IsNoSpace()) return Status::ResourceExhausted(m + " (the disk is full; free space)");
-  if (s.IsIOError()) return Status::IoError(m);
-  if (s.IsNotSupported()) return Status::Unsupported(m);
-  return Status::Internal(m);
-}
 
 std::string EncodeU32(uint32_t v) {
   std::string s;
@@ -159,130 +142,6 @@ class RocksEnvelopeIterator final : public EnvelopeIterator {
   uint64_t skipped_ = 0;
 };
 
-class RocksRunResultIterator final : public RunResultIterator {
- public:
-  RocksRunResultIterator(uint32_t run_id, std::string prefix)
-      : run_id_(run_id), prefix_(std::move(prefix)) {
-    upper_ = prefix_;
-    upper_.back() = static_cast<char>(upper_.back() + 1);
-    upper_slice_ = rocksdb::Slice(upper_);
-  }
-  void Start(std::unique_ptr<rocksdb::Iterator> it) {
-    it_ = std::move(it);
-    it_->Seek(prefix_);
-    Settle();
-  }
-  const rocksdb::Slice* upper_bound() const { return &upper_slice_; }
-  bool Valid() const override { return valid_; }
-  void Next() override {
-    it_->Next();
-    Settle();
-  }
-  const RunResult& result() const override { return result_; }
-  Status status() const override { return status_; }
-
- private:
-  void Settle() {
-    valid_ = false;
-    if (!it_->Valid()) {
-      if (!it_->status().ok()) status_ = FromRocks(it_->status(), "reading run results");
-      return;
-    }
-    rocksdb::Slice v = it_->value();
-    if (!result_.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
-      status_ = Status::Corruption("run " + std::to_string(run_id_) +
-                                   ": a result record does not decode");
-      return;
-    }
-    valid_ = true;
-  }
-  uint32_t run_id_;
-  std::string prefix_, upper_;
-  rocksdb::Slice upper_slice_;
-  std::unique_ptr<rocksdb::Iterator> it_;
-  RunResult result_;
-  bool valid_ = false;
-  Status status_;
-};
-
-class RocksStore final : public Store {
- public:
-  RocksStore(StoreOptions options, std::string path) : opts_(options), path_(std::move(path)) {}
-
-  ~RocksStore() override {
-    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
-    delete db_;
-  }
-
-  Status Init();
-
-  Result<SessionInfo> CreateSession(SessionInfo info) override;
-  Result<SessionInfo> GetSession(std::string_view name) override;
-  Result<std::vector<SessionInfo>> ListSessions() override;
-  Result<DeletedCounts> DeleteSession(std::string_view name) override;
-  Status CloseSession(std::string_view name, const SessionCounts& recorder_counts,
-                      doppel::v1::SessionState state) override;
-  Status RenameSession(std::string_view from, std::string_view to) override;
-  Status Append(std::string_view session, std::span<const Envelope> batch) override;
-  Result<EnvelopeIteratorPtr> Scan(std::string_view session, const ScanOptions& options) override;
-  Result<DeletedCounts> DeleteEnvelopesBefore(std::string_view session,
-                                              uint64_t cutoff_us) override;
-  Result<uint64_t> ApproximateSessionBytes(std::string_view session) override;
-  Result<RunInfo> CreateRun(RunInfo info) override;
-  Status UpdateRun(const RunInfo& info) override;
-  Result<RunInfo> GetRun(uint32_t run_id) override;
-  Result<std::vector<RunInfo>> ListRuns() override;
-  Status AppendRunResults(uint32_t run_id, std::span<const RunResult> results) override;
-  Result<RunResultIteratorPtr> ScanRunResults(uint32_t run_id) override;
-  Status DeleteRun(uint32_t run_id) override;
-  Status Flush() override;
-  Status Resume() override;
-
- private:
-  // Write-side state of one session, cached while it is being appended to.
-  struct SessionWriter {
-    std::mutex mu;
-    SessionInfo info;
-    EnvelopeCodec codec;
-    std::vector<std::string> samples;  // per-envelope mode, until the dictionary is trained
-    size_t sample_bytes = 0;
-    bool dict_done = false;
-    // Reused by every Append (under mu): keeps its capacity, so a batch does not regrow
-    // (and page-fault in) a fresh multi-MB buffer each time.
-    rocksdb::WriteBatch batch;
-    std::string key, value, serialized, session_value;
-    SessionWriter(int level, uint64_t max_decoded) : codec(level, max_decoded) {}
-  };
-
-  rocksdb::ColumnFamilyHandle* sessions() { return handles_[1]; }
-  rocksdb::ColumnFamilyHandle* envelopes() { return handles_[2]; }
-  rocksdb::ColumnFamilyHandle* dicts() { return handles_[3]; }
-  rocksdb::ColumnFamilyHandle* runs() { return handles_[4]; }
-
-  Status CheckWritable() const {
-    if (opts_.read_only) return Status::Unsupported("the store was opened read-only");
-    return Status::Ok();
-  }
-  Result<SessionInfo> ReadSession(std::string_view name);
-  Result<uint32_t> NextId(const char* meta_key);  // REQUIRES: mu_ held
-  Status LoadDictionaries(uint32_t session_id, EnvelopeCodec* codec, std::string* encode_dict);
-  Result<std::shared_ptr<SessionWriter>> Writer(std::string_view name);
-  Status MarkInterrupted();
-  // Ids of the replay runs of `session` (by name; runs of a bundle file are not its) that
-  // replayed an envelope with arrival_us < before_us; every run of it for UINT64_MAX.
-  Result<std::vector<uint32_t>> RunsOfSession(std::string_view session, uint64_t before_us);
-  // Adds the deletion of a run and its results to `batch`.
-  void DeleteRunIn(rocksdb::WriteBatch* batch, uint32_t run_id);
-
-  StoreOptions opts_;
-  std::string path_;
-  rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  rocksdb::WriteOptions write_options_;
-  std::mutex mu_;  // guards writers_ and id allocation
-  std::map<std::string, std::shared_ptr<SessionWriter>, std::less<>> writers_;
-};
-
 rocksdb::ColumnFamilyOptions EnvelopeCfOptions(const StoreOptions& o) {
   rocksdb::ColumnFamilyOptions cf;
   cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kSessionPrefixSize));
@@ -314,6 +173,8 @@ rocksdb::ColumnFamilyOptions EnvelopeCfOptions(const StoreOptions& o) {
   cf.max_write_buffer_number = 4;
   return cf;
 }
+
+}  // namespace
 
 Status RocksStore::Init() {
   namespace fs = std::filesystem;
@@ -726,109 +587,6 @@ Result<uint64_t> RocksStore::ApproximateSessionBytes(std::string_view session) {
   return size;
 }
 
-Result<RunInfo> RocksStore::CreateRun(RunInfo info) {
-  DOPPEL_RETURN_IF_ERROR(CheckWritable());
-  std::lock_guard<std::mutex> lock(mu_);
-  DOPPEL_ASSIGN_OR_RETURN(auto id, NextId(kMetaNextRunId));
-  info.set_id(id);
-  if (info.state() == doppel::v1::RUN_STATE_UNSPECIFIED)
-    info.set_state(doppel::v1::RUN_STATE_RUNNING);
-  if (info.started_us() == 0) info.set_started_us(opts_.clock->WallUs());
-  DOPPEL_RETURN_IF_ERROR(
-      FromRocks(db_->Put(write_options_, runs(), EncodeRunInfoKey(id), info.SerializeAsString()),
-                "writing run"));
-  return info;
-}
-
-Status RocksStore::UpdateRun(const RunInfo& info) {
-  DOPPEL_RETURN_IF_ERROR(CheckWritable());
-  return FromRocks(
-      db_->Put(write_options_, runs(), EncodeRunInfoKey(info.id()), info.SerializeAsString()),
-      "writing run " + std::to_string(info.id()));
-}
-
-Result<RunInfo> RocksStore::GetRun(uint32_t run_id) {
-  std::string v;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), runs(), EncodeRunInfoKey(run_id), &v);
-  if (s.IsNotFound())
-    return Status::NotFound("no run " + std::to_string(run_id) + " (see `doppel runs list`)");
-  if (!s.ok()) return FromRocks(s, "reading run");
-  RunInfo info;
-  if (!info.ParseFromString(v))
-    return Status::Corruption("run " + std::to_string(run_id) + " does not decode");
-  return info;
-}
-
-Result<std::vector<RunInfo>> RocksStore::ListRuns() {
-  std::vector<RunInfo> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), runs()));
-  it->SeekToFirst();
-  while (it->Valid()) {
-    if (it->key().size() != 5) {
-      // A result record: jump over the rest of this run's results to the next run.
-      it->Seek(EncodeRunInfoKey(GetBigEndian32(it->key().data()) + 1));
-      continue;
-    }
-    RunInfo info;
-    if (!info.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
-      return Status::Corruption("run record does not decode");
-    out.push_back(std::move(info));
-    it->Next();
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "listing runs");
-  return out;
-}
-
-Status RocksStore::AppendRunResults(uint32_t run_id, std::span<const RunResult> results) {
-  DOPPEL_RETURN_IF_ERROR(CheckWritable());
-  rocksdb::WriteBatch wb;
-  for (const RunResult& r : results)
-    wb.Put(runs(), EncodeRunResultKey(run_id, r.index(), r.target()), r.SerializeAsString());
-  return FromRocks(db_->Write(write_options_, &wb), "writing run results");
-}
-
-Result<RunResultIteratorPtr> RocksStore::ScanRunResults(uint32_t run_id) {
-  auto iter = std::make_unique<RocksRunResultIterator>(run_id, RunResultPrefix(run_id));
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = iter->upper_bound();
-  iter->Start(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(ro, runs())));
-  return RunResultIteratorPtr(std::move(iter));
-}
-
-Status RocksStore::DeleteRun(uint32_t run_id) {
-  DOPPEL_RETURN_IF_ERROR(CheckWritable());
-  rocksdb::WriteBatch wb;
-  DeleteRunIn(&wb, run_id);
-  return FromRocks(db_->Write(write_options_, &wb), "deleting run");
-}
-
-void RocksStore::DeleteRunIn(rocksdb::WriteBatch* batch, uint32_t run_id) {
-  batch->Delete(runs(), EncodeRunInfoKey(run_id));
-  batch->DeleteRange(runs(), RunResultPrefix(run_id), EncodeRunInfoKey(run_id + 1));
-}
-
-Result<std::vector<uint32_t>> RocksStore::RunsOfSession(std::string_view session,
-                                                        uint64_t before_us) {
-  DOPPEL_ASSIGN_OR_RETURN(auto runs, ListRuns());
-  std::vector<uint32_t> ids;
-  for (const RunInfo& run : runs) {
-    if (run.settings().from_bundle() || run.settings().session() != session) continue;
-    if (before_us == UINT64_MAX) {
-      ids.push_back(run.id());
-      continue;
-    }
-    DOPPEL_ASSIGN_OR_RETURN(auto it, ScanRunResults(run.id()));
-    for (auto& i = it; i->Valid(); i->Next()) {
-      if (i->result().arrival_us() < before_us) {
-        ids.push_back(run.id());
-        break;
-      }
-    }
-    DOPPEL_RETURN_IF_ERROR(it->status());
-  }
-  return ids;
-}
-
 Status RocksStore::Resume() {
   if (opts_.read_only) return Status::Ok();
   return FromRocks(db_->Resume(), "resuming writes");
@@ -840,7 +598,20 @@ Status RocksStore::Flush() {
   return FromRocks(db_->Flush(fo, handles_), "flushing");
 }
 
-}  // namespace
+namespace internal {
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  std::string m = what + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(m);
+  if (s.IsCorruption()) return Status::Corruption(m);
+  if (s.IsNoSpace()) return Status::ResourceExhausted(m + " (the disk is full; free space)");
+  if (s.IsIOError()) return Status::IoError(m);
+  if (s.IsNotSupported()) return Status::Unsupported(m);
+  return Status::Internal(m);
+}
+
+}  // namespace internal
 
 Status Store::Open(const StoreOptions& options, const std::string& path,
                    std::unique_ptr<Store>* store) {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/units.h"
 #include "recorder/session.h"
 #include "tools/cli.h"
 
@@ -21,19 +22,6 @@ namespace {
 int Fail(const Status& s) {
   std::cerr << "doppel record: " << s.ToString() << "\n";
   return kExitError;
-}
-
-std::string HumanBytes(uint64_t b) {
-  char buf[32];
-  if (b >= (1ull << 30))
-    std::snprintf(buf, sizeof buf, "%.1f GiB", b / double(1ull << 30));
-  else if (b >= (1ull << 20))
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / double(1ull << 20));
-  else if (b >= 1024)
-    std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
-  else
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
-  return buf;
 }
 
 void PrintBanner(const recorder::Session& session) {
@@ -85,8 +73,8 @@ void PrintSummary(const recorder::SessionSummary& sum) {
   const recorder::RecorderCounts& c = sum.counts;
   std::cout << "session " << sum.name << ": requests " << c.requests << ", sampled " << c.sampled
             << ", stored " << c.stored << ", dropped " << c.dropped << ", errors " << c.errors
-            << ", bytes in " << HumanBytes(c.request_bytes) << ", out "
-            << HumanBytes(c.response_bytes) << std::endl;
+            << ", bytes in " << FormatBytes(c.request_bytes) << ", out "
+            << FormatBytes(c.response_bytes) << std::endl;
   for (const recorder::MirrorCounts& m : sum.mirrors) {
     std::cout << "mirror " << m.name << ": sent " << m.sent << ", succeeded " << m.succeeded
               << ", failed " << m.failed << " (connect " << m.failed_connect << ", timeout "

@@ -216,7 +216,8 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_option("--rules", f->rules, "diff rules file (JSON, see docs/diff-rules.md)");
   r->add_flag("--no-diff", f->no_diff, "send and measure only; compare nothing");
   r->add_option("--compare-threads", f->compare_threads,
-                "threads that decode and diff answers, 1 to 64 (default: one fewer than the CPUs)")
+                "threads that decode and diff answers, 0 to 64; 0 diffs on the sending thread "
+                "(default: one fewer than the CPUs, 0 with 2 CPUs or fewer)")
       ->capture_default_str();
   AddReportFileOptions(r, &f->reports, &flags->log_bodies);
   r->add_option("--fail-threshold", f->fail_threshold,

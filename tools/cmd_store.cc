@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "base/duration.h"
+#include "base/units.h"
 #include "interop/envelope_json.h"
 #include "interop/interop.h"
 #include "redact/redactor.h"
@@ -54,19 +54,6 @@ std::string FormatTime(uint64_t us) {
   std::time_t t = static_cast<std::time_t>(us / 1000000);
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
-std::string FormatBytes(uint64_t b) {
-  char buf[32];
-  if (b >= (1ull << 30))
-    std::snprintf(buf, sizeof(buf), "%.1f GiB", b / double(1ull << 30));
-  else if (b >= (1ull << 20))
-    std::snprintf(buf, sizeof(buf), "%.1f MiB", b / double(1ull << 20));
-  else if (b >= 1024)
-    std::snprintf(buf, sizeof(buf), "%.1f KiB", b / 1024.0);
-  else
-    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(b));
   return buf;
 }
 

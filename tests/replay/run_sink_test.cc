@@ -238,12 +238,14 @@ RunOutput ManyCompletions(size_t threads, const std::string& store_path) {
   return out;
 }
 
-// Comparing on four threads gives what comparing on one gives: the same counts, the same
-// report (exemplars included) and the same stored results in the same order.
+// Comparing on four threads, or inline on the engine's thread (0), gives what comparing on one
+// gives: the same counts, the same report (exemplars included) and the same stored results in
+// the same order.
 TEST(RunSink, ManyCompareThreadsGiveTheSameOutputAsOne) {
   const std::string dir = storage::testing::TempDir("run_sink_test-threads");
   const RunOutput one = ManyCompletions(1, dir + "/one");
   const RunOutput four = ManyCompletions(4, dir + "/four");
+  const RunOutput inline_ = ManyCompletions(0, dir + "/inline");
   std::filesystem::remove_all(dir);
   EXPECT_EQ(one.compared, 300u + 300u - 28u);  // target b timed out on 28 requests
   EXPECT_EQ(one.mismatches, 100u + 0u);        // a: price and tags; b: only noise ("ts")
@@ -252,6 +254,10 @@ TEST(RunSink, ManyCompareThreadsGiveTheSameOutputAsOne) {
   EXPECT_EQ(four.report_json, one.report_json);
   EXPECT_EQ(one.stored.size(), 600u);
   EXPECT_EQ(four.stored, one.stored);
+  EXPECT_EQ(inline_.compared, one.compared);
+  EXPECT_EQ(inline_.mismatches, one.mismatches);
+  EXPECT_EQ(inline_.report_json, one.report_json);
+  EXPECT_EQ(inline_.stored, one.stored);
 }
 
 }  // namespace

@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "base/duration.h"
+#include "base/units.h"
 #include "tools/echo/echo_server.h"
 
 namespace {
