@@ -18,6 +18,7 @@
 #include "interop/text_source.h"
 #include "net/codings.h"
 #include "net/proto_headers.h"
+#include "net/url.h"
 
 namespace doppel::interop {
 namespace {
@@ -157,14 +158,20 @@ struct SplitUrl {
 // URL ("/a?b") gives only the target.
 Result<SplitUrl> SplitHarUrl(std::string_view url) {
   SplitUrl out;
+  if (url == "*") {
+    out.target = "*";
+    return out;
+  }
+  const Status not_absolute =
+      Status::InvalidArgument("request.url '" + std::string(url.substr(0, 200)) +
+                              "' is not an absolute URL (scheme://host/path)");
+  // Only "scheme://…" and paths reach Boost.URL (net::HasSchemeAndAuthority).
+  if (!url.starts_with('/') && !net::HasSchemeAndAuthority(url)) return not_absolute;
   auto parsed = boost::urls::parse_uri_reference(url);
-  if (!parsed || (!parsed->has_scheme() && url != "*" && !url.starts_with('/')))
-    return Status::InvalidArgument("request.url '" + std::string(url.substr(0, 200)) +
-                                   "' is not an absolute URL (scheme://host/path)");
+  if (!parsed) return not_absolute;
   const boost::urls::url_view& u = *parsed;
   std::string_view path = u.encoded_path();
   out.target = path.empty() || path[0] != '/' ? "/" + std::string(path) : std::string(path);
-  if (url == "*") out.target = "*";
   if (u.has_query()) out.target += "?" + std::string(u.encoded_query());
   if (!u.has_scheme()) return out;
   out.scheme = AsciiLower(u.scheme());

@@ -4,6 +4,7 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/parse_query.hpp>
 #include <boost/url/url_view.hpp>
+#include <cctype>
 #include <charconv>
 
 namespace doppel::net {
@@ -30,11 +31,25 @@ std::string Url::ToString() const {
   return out;
 }
 
+bool HasSchemeAndAuthority(std::string_view url) {
+  const size_t end = url.find("://");
+  if (end == std::string_view::npos || end == 0) return false;
+  if (!std::isalpha(static_cast<unsigned char>(url[0]))) return false;
+  for (const char c : url.substr(0, end))
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.')
+      return false;
+  return true;
+}
+
 TargetParts SplitTarget(std::string_view target) {
   TargetParts out;
-  // Origin-form first: "//a/b" is a path there, an authority in a URI reference.
-  auto u = !target.empty() && target[0] == '/' ? boost::urls::parse_origin_form(target)
-                                               : boost::urls::parse_uri_reference(target);
+  // Origin-form as such: "//a/b" is a path there, an authority in a URI reference.
+  std::optional<boost::urls::url_view> u;  // none: "*" and the like, split by hand below
+  if (!target.empty() && target[0] == '/') {
+    if (auto r = boost::urls::parse_origin_form(target)) u = *r;
+  } else if (HasSchemeAndAuthority(target)) {
+    if (auto r = boost::urls::parse_uri_reference(target)) u = *r;
+  }
   if (u) {
     out.path = u->encoded_path();
     if (u->has_query()) out.query = u->encoded_query();

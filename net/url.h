@@ -29,6 +29,11 @@ struct Url {
 // meaning for an upstream.
 Result<Url> ParseUrl(std::string_view text);
 
+// True for "scheme://..." (a scheme of letters, digits, '+', '-', '.' starting with a letter):
+// the only non-path form doppel hands to Boost.URL's URI parsers. (Boost.URL 1.81 asserts on
+// some scheme-without-authority references, such as "l6:?".)
+bool HasSchemeAndAuthority(std::string_view url);
+
 // A request target (origin-form "/a?b", absolute-form "http://h/a?b", "*") split by Boost.URL.
 // The fragment, which clients should not send, is left out. A target Boost.URL refuses (a raw
 // space, a bad escape: imports and old stores can hold them, the proxy refuses them) is split

@@ -7,6 +7,7 @@
 #include <boost/url/parse.hpp>
 
 #include "base/strings.h"
+#include "net/url.h"
 
 namespace doppel::recorder {
 
@@ -140,11 +141,18 @@ TargetCheck CheckRequestTarget(std::string_view method, std::string_view target,
     if (host_fields == 1) out.error = CheckHost(host);
     return out;
   }
-  // Absolute-form (RFC 9112 §3.2.2), parsed by Boost.URL.
+  // Absolute-form (RFC 9112 §3.2.2), parsed by Boost.URL; only "scheme://…" reaches it
+  // (net::HasSchemeAndAuthority).
+  static constexpr char kForms[] =
+      "the request target must be a /path, an http(s):// URL, or * for OPTIONS";
+  if (!net::HasSchemeAndAuthority(target)) {
+    out.error = kForms;
+    return out;
+  }
   auto parsed = boost::urls::parse_absolute_uri(target);
   if (!parsed || !(EqualsIgnoreCase(parsed->scheme(), "http") ||
                    EqualsIgnoreCase(parsed->scheme(), "https"))) {
-    out.error = "the request target must be a /path, an http(s):// URL, or * for OPTIONS";
+    out.error = kForms;
     return out;
   }
   const boost::urls::url_view& u = *parsed;

@@ -80,6 +80,21 @@ TEST(TargetTest, SplitsOriginAndAbsoluteForm) {
   EXPECT_EQ(*p.query, "q=1 2");
 }
 
+// Boost.URL 1.81 asserts (in a debug build) on a scheme without an authority and an empty
+// path ("l6:?"); such targets never reach it (found by DifferTest.ArbitraryBytesNeverCrash
+// under ASan).
+TEST(TargetTest, SchemeWithoutAuthorityIsSplitByHand) {
+  EXPECT_TRUE(HasSchemeAndAuthority("http://h/p"));
+  EXPECT_TRUE(HasSchemeAndAuthority("chrome-extension://abc/x"));
+  EXPECT_FALSE(HasSchemeAndAuthority("l6:?"));
+  EXPECT_FALSE(HasSchemeAndAuthority("://h"));
+  EXPECT_FALSE(HasSchemeAndAuthority("/a://b"));
+  TargetParts p = SplitTarget("l6:?q");
+  EXPECT_EQ(p.path, "l6:");
+  EXPECT_EQ(*p.query, "q");
+  EXPECT_EQ(TargetPath("l6:?"), "l6:");
+}
+
 TEST(TargetTest, QueryParametersAreDecodedInOrder) {
   auto items = DecodeQuery("user=bob+s&x=%41%2b&flag&empty=&&user=2");
   ASSERT_TRUE(items.has_value());

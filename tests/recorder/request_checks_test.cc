@@ -59,6 +59,7 @@ TEST(CheckRequestTargetTest, OtherFormsAreRefused) {
   EXPECT_NE(CheckRequestTarget("GET", "shop.example:443", 11, 1, "x").error, "");
   EXPECT_NE(CheckRequestTarget("GET", "", 11, 1, "x").error, "");
   EXPECT_NE(CheckRequestTarget("GET", "a/b", 11, 1, "x").error, "");
+  EXPECT_NE(CheckRequestTarget("GET", "l6:?", 11, 1, "x").error, "");  // Boost.URL asserts on it
 }
 
 TEST(CheckRequestTargetTest, TheForwardedHostMustBeValid) {
