@@ -6,6 +6,7 @@
 
 #include "base/strings.h"
 #include "diff/path.h"
+#include "net/proto_headers.h"
 
 namespace doppel::diff {
 namespace {
@@ -98,11 +99,8 @@ std::vector<std::string> HeaderValues(
 
 std::string_view FirstHeader(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
                              std::string_view name) {
-  std::string lower = AsciiLower(name);
-  for (const doppel::v1::Header& h : headers) {
-    if (AsciiLower(h.name()) == lower) return h.value();
-  }
-  return {};
+  const std::string* value = net::FindHeader(headers, name);  // no copies: on every comparison
+  return value ? std::string_view(*value) : std::string_view();
 }
 
 HeaderPolicy::HeaderPolicy(const std::vector<std::string>& ignore,

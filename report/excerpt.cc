@@ -7,6 +7,7 @@
 #include "base/strings.h"
 #include "diff/body.h"
 #include "diff/decode.h"
+#include "diff/headers.h"
 #include "diff/result.h"
 
 namespace doppel::report {
@@ -15,14 +16,6 @@ namespace {
 constexpr size_t kMaxPrettyInput = 4 << 20;  // larger JSON bodies are shown as they are
 constexpr size_t kMaxDecoded = 8 << 20;
 constexpr int kMaxPrettyDepth = 64;
-
-std::string_view HeaderValue(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
-                             std::string_view name) {
-  for (const doppel::v1::Header& h : headers) {
-    if (EqualsIgnoreCase(h.name(), name)) return h.value();
-  }
-  return {};
-}
 
 void Indent(std::string* out, int depth) {
   out->push_back('\n');
@@ -148,13 +141,13 @@ std::string PrettyJson(std::string_view text) {
 
 std::string BodyForDisplay(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
                            std::string_view body, bool truncated, size_t max_bytes) {
-  std::string content_type(HeaderValue(headers, "content-type"));
+  std::string content_type(diff::FirstHeader(headers, "content-type"));
   std::string text;
   if (truncated) {
     text = std::string(body);  // a cut stream cannot be decoded; show what was kept
   } else {
-    Result<std::string> decoded =
-        diff::DecodeBody(body, HeaderValue(headers, "content-encoding"), content_type, kMaxDecoded);
+    Result<std::string> decoded = diff::DecodeBody(
+        body, diff::FirstHeader(headers, "content-encoding"), content_type, kMaxDecoded);
     text = decoded.ok() ? std::move(decoded).value() : std::string(body);
   }
   diff::BodyKind kind = diff::BodyKindOf(content_type, text);
