@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "base/enum_names.h"
 #include "bench/corpus/corpus.h"
 #include "diff/diff.h"
 #include "net/codings.h"
@@ -73,23 +74,9 @@ std::string CpuModel() {
   return "unknown";
 }
 
-enum class Change { kNone, kValue, kRemoved, kVolatile, kReorder };
+enum class Change { kNone, kValue, kRemoved, kVolatile, kReorder, kMaxValue = kReorder };
 
-const char* ChangeName(Change c) {
-  switch (c) {
-    case Change::kNone:
-      return "none";
-    case Change::kValue:
-      return "value";
-    case Change::kRemoved:
-      return "removed";
-    case Change::kVolatile:
-      return "volatile";
-    case Change::kReorder:
-      return "reorder";
-  }
-  return "?";
-}
+constexpr EnumNames<Change, 5> kChangeNames{{"none", "value", "removed", "volatile", "reorder"}};
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
@@ -284,7 +271,7 @@ SetResult Measure(const SetSpec& spec, const std::vector<Pair>& pairs, const dif
   for (const auto& [change, counts] : mismatches) {
     if (!r.by_change.empty()) r.by_change += ", ";
     char buf[96];
-    std::snprintf(buf, sizeof buf, "%s %llu/%llu", ChangeName(change),
+    std::snprintf(buf, sizeof buf, "%s %llu/%llu", std::string(kChangeNames.Name(change)).c_str(),
                   (unsigned long long)counts.first, (unsigned long long)counts.second);
     r.by_change += buf;
   }

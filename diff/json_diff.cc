@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/enum_names.h"
 #include "diff/path.h"
 
 namespace doppel::diff {
@@ -31,7 +32,9 @@ bool InFamily(RuleAction a, Family f) {
   return false;
 }
 
-enum class JsonType { kNull, kBool, kNumber, kString, kArray, kObject };
+enum class JsonType { kNull, kBool, kNumber, kString, kArray, kObject, kMaxValue = kObject };
+constexpr EnumNames<JsonType, 6> kJsonTypeNames{
+    {"null", "boolean", "number", "string", "array", "object"}};
 
 JsonType TypeOf(const json::value& v) {
   switch (v.kind()) {
@@ -51,24 +54,6 @@ JsonType TypeOf(const json::value& v) {
       return JsonType::kObject;
   }
   return JsonType::kNull;
-}
-
-const char* TypeName(JsonType t) {
-  switch (t) {
-    case JsonType::kNull:
-      return "null";
-    case JsonType::kBool:
-      return "boolean";
-    case JsonType::kNumber:
-      return "number";
-    case JsonType::kString:
-      return "string";
-    case JsonType::kArray:
-      return "array";
-    case JsonType::kObject:
-      return "object";
-  }
-  return "?";
 }
 
 bool DoubleEqualsInt(double d, int64_t i) {
@@ -260,7 +245,9 @@ class Walker {
     if (!e) return Report(DiffKind::kExtra, e, a);
     JsonType te = TypeOf(*e), ta = TypeOf(*a);
     if (te != ta) {
-      return Report(DiffKind::kType, e, a, std::string(TypeName(te)) + " -> " + TypeName(ta));
+      return Report(
+          DiffKind::kType, e, a,
+          std::string(kJsonTypeNames.Name(te)) + " -> " + std::string(kJsonTypeNames.Name(ta)));
     }
     switch (te) {
       case JsonType::kNull:

@@ -4,37 +4,8 @@
 
 namespace doppel::diff {
 
-std::string_view KindName(DiffKind kind) {
-  switch (kind) {
-    case DiffKind::kMissing:
-      return "missing";
-    case DiffKind::kExtra:
-      return "extra";
-    case DiffKind::kType:
-      return "type";
-    case DiffKind::kValue:
-      return "value";
-    case DiffKind::kArraySize:
-      return "array-size";
-    case DiffKind::kOrder:
-      return "order";
-    case DiffKind::kUncompared:
-      return "uncompared";
-  }
-  return "unknown";
-}
-
-std::string_view SeverityName(Severity severity) {
-  switch (severity) {
-    case Severity::kLow:
-      return "low";
-    case Severity::kMedium:
-      return "medium";
-    case Severity::kHigh:
-      return "high";
-  }
-  return "unknown";
-}
+std::string_view KindName(DiffKind kind) { return kDiffKindNames.Name(kind); }
+std::string_view SeverityName(Severity severity) { return kSeverityNames.Name(severity); }
 
 Severity DefaultSeverity(DiffKind kind) {
   switch (kind) {

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/enum_names.h"
+
 namespace doppel::diff {
 
 enum class DiffKind {
@@ -18,17 +20,19 @@ enum class DiffKind {
   kArraySize,   // arrays compared by index have different lengths
   kOrder,       // arrays hold the same elements in a different order
   kUncompared,  // could not be compared: undecodable body, nesting or size limit, truncation
+  kMaxValue = kUncompared,
 };
 
 // Ordered: a higher severity is worse. kHigh = something the client relied on is gone or
 // changed type (missing, type, shrunk array); kMedium = a value changed; kLow = something
 // was added (extra, grown array).
-enum class Severity { kLow = 0, kMedium = 1, kHigh = 2 };
+enum class Severity { kLow = 0, kMedium = 1, kHigh = 2, kMaxValue = kHigh };
 
-// "missing", "extra", "type", "value", "array-size", "order", "uncompared".
-std::string_view KindName(DiffKind kind);
-// "low", "medium", "high".
-std::string_view SeverityName(Severity severity);
+inline constexpr EnumNames<DiffKind, 7> kDiffKindNames{
+    {"missing", "extra", "type", "value", "array-size", "order", "uncompared"}};
+inline constexpr EnumNames<Severity, 3> kSeverityNames{{"low", "medium", "high"}};
+std::string_view KindName(DiffKind kind);          // kDiffKindNames.Name(kind)
+std::string_view SeverityName(Severity severity);  // kSeverityNames.Name(severity)
 // The default severity of a kind (kArraySize depends on the direction; see result.cc).
 Severity DefaultSeverity(DiffKind kind);
 

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <vector>
 
+#include "base/enum_names.h"
 #include "base/strings.h"
 #include "interop/bundle.h"
 #include "interop/internal.h"
@@ -59,20 +60,10 @@ Result<InteropFormat> ParseInteropFormat(std::string_view name) {
                                  "': use bundle, har, jsonl, gor or curl");
 }
 
-const char* InteropFormatName(InteropFormat format) {
-  switch (format) {
-    case InteropFormat::kBundle:
-      return "bundle";
-    case InteropFormat::kHar:
-      return "HAR";
-    case InteropFormat::kJsonl:
-      return "JSON Lines";
-    case InteropFormat::kGor:
-      return "GoReplay";
-    case InteropFormat::kCurl:
-      return "curl";
-  }
-  return "?";
+std::string_view InteropFormatName(InteropFormat format) {
+  static constexpr EnumNames<InteropFormat, 5> kNames{
+      {"bundle", "HAR", "JSON Lines", "GoReplay", "curl"}, "?"};
+  return kNames.Name(format);
 }
 
 Result<InteropFormat> DetectImportFormat(const std::string& path) {

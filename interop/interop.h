@@ -26,12 +26,12 @@
 
 namespace doppel::interop {
 
-enum class InteropFormat { kBundle, kHar, kJsonl, kGor, kCurl };
+enum class InteropFormat { kBundle, kHar, kJsonl, kGor, kCurl, kMaxValue = kCurl };
 
 // "bundle", "har", "jsonl" (or "ndjson"), "gor" (or "goreplay"), "curl".
 Result<InteropFormat> ParseInteropFormat(std::string_view name);
 // For messages: "bundle", "HAR", "JSON Lines", "GoReplay", "curl".
-const char* InteropFormatName(InteropFormat format);
+std::string_view InteropFormatName(InteropFormat format);
 
 // The format of a file to import: the bundle magic; else the extension (.dpl, .har,
 // .jsonl/.ndjson, .gor; a trailing .gz is looked through); else the content after gunzip

@@ -21,24 +21,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-const char* ClientErrorName(ClientError e) {
-  switch (e) {
-    case ClientError::kNone:
-      return "none";
-    case ClientError::kConnect:
-      return "connect";
-    case ClientError::kReset:
-      return "reset";
-    case ClientError::kBadResponse:
-      return "bad-response";
-    case ClientError::kTooLarge:
-      return "too-large";
-    case ClientError::kTimeout:
-      return "timeout";
-  }
-  return "unknown";
-}
-
 Result<std::shared_ptr<asio::ssl::context>> MakeClientTlsContext(const TlsClientOptions& options) {
   std::shared_ptr<asio::ssl::context> ctx;
   try {

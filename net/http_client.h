@@ -42,7 +42,6 @@ enum class ClientError {
   kTooLarge,     // the response body is over ClientOptions::max_response_body
   kTimeout,      // connect_timeout or response_timeout expired
 };
-const char* ClientErrorName(ClientError e);
 
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};

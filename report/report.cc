@@ -4,44 +4,26 @@
 #include <cctype>
 #include <cstdio>
 
+#include "base/enum_names.h"
 #include "base/strings.h"
 
 namespace doppel::report {
-std::string_view VerdictName(FieldVerdict verdict) {
-  switch (verdict) {
-    case FieldVerdict::kOk:
-      return "ok";
-    case FieldVerdict::kTolerated:
-      return "tolerated";
-    case FieldVerdict::kRegression:
-      return "regression";
-  }
-  return "ok";
-}
+namespace {
+constexpr EnumNames<FieldVerdict, 3> kVerdictNames{{"ok", "tolerated", "regression"}, "ok"};
+}  // namespace
+
+std::string_view VerdictName(FieldVerdict verdict) { return kVerdictNames.Name(verdict); }
 
 Result<FieldVerdict> ParseVerdict(std::string_view name) {
-  for (FieldVerdict v : {FieldVerdict::kOk, FieldVerdict::kTolerated, FieldVerdict::kRegression}) {
-    if (name == VerdictName(v)) return v;
-  }
-  return Status::InvalidArgument("unknown verdict \"" + std::string(name) +
-                                 "\" (expected ok, tolerated or regression)");
+  return kVerdictNames.ParseOrError(name, "verdict");
 }
 
 Result<diff::Severity> ParseSeverity(std::string_view name) {
-  for (diff::Severity s : {diff::Severity::kLow, diff::Severity::kMedium, diff::Severity::kHigh}) {
-    if (EqualsIgnoreCase(name, diff::SeverityName(s))) return s;
-  }
-  return Status::InvalidArgument("unknown severity \"" + std::string(name) +
-                                 "\" (expected low, medium or high)");
+  return diff::kSeverityNames.ParseOrError(name, "severity");
 }
 
 Result<diff::DiffKind> ParseKind(std::string_view name) {
-  for (diff::DiffKind k : {diff::DiffKind::kMissing, diff::DiffKind::kExtra, diff::DiffKind::kType,
-                           diff::DiffKind::kValue, diff::DiffKind::kArraySize,
-                           diff::DiffKind::kOrder, diff::DiffKind::kUncompared}) {
-    if (name == diff::KindName(k)) return k;
-  }
-  return Status::InvalidArgument("unknown diff kind \"" + std::string(name) + "\"");
+  return diff::kDiffKindNames.ParseOrError(name, "diff kind");
 }
 
 bool Is(const FieldReport& field, FieldVerdict verdict) {
@@ -111,6 +93,12 @@ std::string FormatLatency(uint64_t us) {
   } else {
     std::snprintf(buf, sizeof(buf), "%.2fs", static_cast<double>(us) / 1e6);
   }
+  return buf;
+}
+
+std::string FormatPValue(double p) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3g", p);
   return buf;
 }
 

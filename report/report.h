@@ -27,6 +27,7 @@ enum class FieldVerdict {
   kOk,          // no candidate mismatch rate significantly above the noise rate
   kTolerated,   // significant, but under --fail-threshold or below --fail-on severity
   kRegression,  // significant, over the threshold and at least --fail-on severe
+  kMaxValue = kRegression,
 };
 std::string_view VerdictName(FieldVerdict verdict);  // "ok", "tolerated", "regression"
 Result<FieldVerdict> ParseVerdict(std::string_view name);
@@ -64,6 +65,8 @@ v1::Latency LatencyOf(const LatencySummary& summary);
 std::string FormatRate(uint64_t count, uint64_t total);
 // "850us", "1.25ms", "12.5ms", "3.20s".
 std::string FormatLatency(uint64_t us);
+// Three significant digits: "0.0123", "1e-05".
+std::string FormatPValue(double p);
 // The headline: "3 regressions in 2 endpoints — exit 1" / "no regressions — exit 0".
 std::string VerdictLine(const Report& report);
 

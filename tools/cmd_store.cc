@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/enum_names.h"
 #include "base/units.h"
 #include "interop/envelope_json.h"
 #include "interop/interop.h"
@@ -34,20 +35,9 @@ std::unique_ptr<Store> OpenStore(const GlobalOptions& g, bool read_only, Status*
   return store;
 }
 
-std::string StateName(v1::SessionState s) {
-  switch (s) {
-    case v1::SESSION_STATE_RECORDING:
-      return "recording";
-    case v1::SESSION_STATE_CLOSED:
-      return "closed";
-    case v1::SESSION_STATE_INTERRUPTED:
-      return "interrupted";
-    case v1::SESSION_STATE_IMPORTED:
-      return "imported";
-    default:
-      return "unknown";
-  }
-}
+constexpr EnumNames<v1::SessionState, 5> kSessionStateNames{
+    {"unknown", "recording", "closed", "interrupted", "imported"}};
+static_assert(v1::SessionState_ARRAYSIZE == 5, "kSessionStateNames names every SessionState");
 
 std::string FormatTime(uint64_t us) {
   if (us == 0) return "-";
@@ -70,10 +60,11 @@ int SessionsList(const GlobalOptions& g) {
   std::printf("%-32s %-11s %10s %10s  %s\n", "NAME", "STATE", "ENVELOPES", "STORED", "CREATED");
   for (const auto& info : *list) {
     if (info.name().rfind(".import.", 0) == 0) continue;  // an import in progress
-    std::printf(
-        "%-32s %-11s %10llu %10s  %s\n", info.name().c_str(), StateName(info.state()).c_str(),
-        static_cast<unsigned long long>(info.counts().envelopes()),
-        FormatBytes(info.counts().stored_bytes()).c_str(), FormatTime(info.created_us()).c_str());
+    std::printf("%-32s %-11s %10llu %10s  %s\n", info.name().c_str(),
+                std::string(kSessionStateNames.Name(info.state())).c_str(),
+                static_cast<unsigned long long>(info.counts().envelopes()),
+                FormatBytes(info.counts().stored_bytes()).c_str(),
+                FormatTime(info.created_us()).c_str());
   }
   return kExitOk;
 }
@@ -88,7 +79,7 @@ int SessionsShow(const GlobalOptions& g, const std::string& name) {
   auto disk = store->ApproximateSessionBytes(name);
   std::cout << "name:          " << info->name() << "\n"
             << "id:            " << info->id() << "\n"
-            << "state:         " << StateName(info->state()) << "\n"
+            << "state:         " << kSessionStateNames.Name(info->state()) << "\n"
             << "source:        " << (info->source().empty() ? "record" : info->source()) << "\n"
             << "upstream:      " << info->upstream() << "\n"
             << "created:       " << FormatTime(info->created_us()) << "\n"
