@@ -412,7 +412,7 @@ Report RunAggregator::Finish() const {
       if (er.failed()) tr.set_failed_endpoints(tr.failed_endpoints() + 1);
       tr.mutable_endpoints()->Add(std::move(er));
     }
-    *tr.mutable_status();  // present even when the target saw no response
+    (void)tr.mutable_status();  // present even when the target saw no response
     *tr.mutable_recorded_latency() = LatencyOf(recorded.Summary());
     *tr.mutable_latency() = LatencyOf(latency.Summary());
     regressions += tr.regressions();

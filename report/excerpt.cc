@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 
 #include "base/strings.h"
 #include "diff/body.h"
@@ -76,6 +77,12 @@ void Pretty(const boost::json::value& v, int depth, std::string* out) {
 }
 
 }  // namespace
+
+void AppendHexEscape(unsigned char c, std::string* out) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+  *out += buf;
+}
 
 std::string SanitizeUtf8(std::string_view s) {
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";

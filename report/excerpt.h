@@ -14,6 +14,10 @@ namespace doppel::report {
 // U+10FFFF) replaced by U+FFFD.
 std::string SanitizeUtf8(std::string_view bytes);
 
+// Appends "\xNN" (lower-case hex) for the byte `c`: how the renderers show a control
+// character that must not reach a terminal or a page as is.
+void AppendHexEscape(unsigned char c, std::string* out);
+
 // Two-space indented JSON, one member or element per line, floating-point numbers in their
 // shortest round-trip form; "" when `text` is not JSON. Nesting deeper than 64 levels is
 // rendered compactly from there on.

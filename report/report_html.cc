@@ -71,12 +71,6 @@ std::string Counts(const google::protobuf::RepeatedPtrField<PathCount>& items) {
   return out;
 }
 
-std::string PValue(double p) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.3g", p);
-  return buf;
-}
-
 // Expected and actual bodies as two columns of lines, aligned by a line diff, differing
 // lines highlighted.
 std::string SideBySide(const Exemplar& x, std::string_view right_label = "actual") {
@@ -146,7 +140,8 @@ std::string FieldRow(const FieldReport& f) {
          Td(std::to_string(f.mismatches()) + "/" + std::to_string(f.compared()), true) +
          Td(FormatRate(f.mismatches(), f.compared()), true) +
          Td(FormatRate(f.noise_mismatches(), f.noise_compared()), true) +
-         Td(f.noise_compared() > 0 ? PValue(f.p_value()) : "-", true) + Td(f.verdict()) + "</tr>\n";
+         Td(f.noise_compared() > 0 ? FormatPValue(f.p_value()) : "-", true) + Td(f.verdict()) +
+         "</tr>\n";
 }
 
 std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
@@ -273,9 +268,7 @@ std::string HtmlEscape(std::string_view raw) {
         break;
       default:
         if (c < 0x20 || c == 0x7F) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-          out += buf;
+          AppendHexEscape(c, &out);
         } else {
           out.push_back(ch);
         }

@@ -13,12 +13,6 @@ std::string Seconds(uint64_t us) {
   return buf;
 }
 
-std::string PValue(double p) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.3g", p);
-  return buf;
-}
-
 std::string Attr(std::string_view name, std::string_view value) {
   return " " + std::string(name) + "=\"" + XmlEscape(value, /*attribute=*/true) + "\"";
 }
@@ -78,7 +72,8 @@ std::string FailureText(const EndpointReport& e, const JUnitOptions& options) {
       break;
     }
     text += "\n" + FieldSummary(f) +
-            (f.noise_compared() > 0 ? ", p-value " + PValue(f.p_value()) : std::string()) + "\n";
+            (f.noise_compared() > 0 ? ", p-value " + FormatPValue(f.p_value()) : std::string()) +
+            "\n";
     if (f.exemplars().empty()) continue;
     const Exemplar& x = f.exemplars(0);
     text += "  request:  " + x.method() + " " + x.target() + "\n";
@@ -129,9 +124,7 @@ std::string XmlEscape(std::string_view raw, bool attribute) {
         break;
     }
     if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
+      AppendHexEscape(c, &out);
     } else if (c == 0xEF && i + 2 < text.size() &&
                static_cast<unsigned char>(text[i + 1]) == 0xBF &&
                (static_cast<unsigned char>(text[i + 2]) == 0xBE ||

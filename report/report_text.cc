@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "net/url.h"
+#include "report/excerpt.h"
 
 namespace doppel::report {
 namespace {
@@ -34,9 +35,7 @@ std::string Safe(std::string_view s) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (c < 0x20 || c == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
+      AppendHexEscape(c, &out);
     } else {
       out.push_back(ch);
     }
