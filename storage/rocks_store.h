@@ -37,6 +37,29 @@ inline constexpr char kCfRuns[] = "runs";
 // A RocksDB status as a doppel Status: "WHAT: rocksdb's message", with a hint for a full disk.
 Status FromRocks(const rocksdb::Status& s, const std::string& what);
 
+// A forward scan over the keys in [lower, upper) of one column family. It owns the upper bound
+// that the read options point at, so the bound lives as long as the RocksDB iterator.
+class KeyRangeScan {
+ public:
+  KeyRangeScan(std::string lower, std::string upper)
+      : lower_(std::move(lower)), upper_(std::move(upper)), upper_slice_(upper_) {}
+  KeyRangeScan(const KeyRangeScan&) = delete;
+  KeyRangeScan& operator=(const KeyRangeScan&) = delete;
+
+  // Opens the iterator with `ro` (its upper bound set to this range's) and seeks to lower.
+  void Open(rocksdb::DB* db, rocksdb::ReadOptions ro, rocksdb::ColumnFamilyHandle* cf) {
+    ro.iterate_upper_bound = &upper_slice_;
+    it_.reset(db->NewIterator(ro, cf));
+    it_->Seek(lower_);
+  }
+  rocksdb::Iterator* operator->() const { return it_.get(); }
+
+ private:
+  std::string lower_, upper_;
+  rocksdb::Slice upper_slice_;  // points into upper_; must outlive it_
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
 class RocksStore final : public Store {
  public:
   RocksStore(StoreOptions options, std::string path) : opts_(options), path_(std::move(path)) {}

@@ -82,24 +82,19 @@ class RocksEnvelopeIterator final : public EnvelopeIterator {
   RocksEnvelopeIterator(std::string session, std::string lower, std::string upper,
                         bool skip_corrupt, std::unique_ptr<EnvelopeCodec> codec)
       : session_(std::move(session)),
-        lower_(std::move(lower)),
-        upper_(std::move(upper)),
-        upper_slice_(upper_),
+        scan_(std::move(lower), std::move(upper)),
         skip_corrupt_(skip_corrupt),
         codec_(std::move(codec)) {}
 
-  // REQUIRES: called once, with an iterator created with read options whose
-  // iterate_upper_bound is &upper_slice_.
-  void Start(std::unique_ptr<rocksdb::Iterator> it) {
-    it_ = std::move(it);
-    it_->Seek(lower_);
+  // REQUIRES: called once, before anything else.
+  void Open(rocksdb::DB* db, const rocksdb::ReadOptions& ro, rocksdb::ColumnFamilyHandle* cf) {
+    scan_.Open(db, ro, cf);
     Settle();
   }
-  const rocksdb::Slice* upper_bound() const { return &upper_slice_; }
 
   bool Valid() const override { return valid_; }
   void Next() override {
-    it_->Next();
+    scan_->Next();
     Settle();
   }
   const Envelope& envelope() const override { return envelope_; }
@@ -111,14 +106,14 @@ class RocksEnvelopeIterator final : public EnvelopeIterator {
   // Moves to the first decodable entry at or after the current position.
   void Settle() {
     valid_ = false;
-    for (; it_->Valid(); it_->Next()) {
-      rocksdb::Slice v = it_->value();
+    for (; scan_->Valid(); scan_->Next()) {
+      rocksdb::Slice v = scan_->value();
       Status s = codec_->Decode(std::string_view(v.data(), v.size()), &envelope_);
       if (s.ok()) {
         valid_ = true;
         return;
       }
-      rocksdb::Slice k = it_->key();
+      rocksdb::Slice k = scan_->key();
       if (!skip_corrupt_) {
         status_ = Status::Corruption("session '" + session_ + "', envelope " +
                                      DescribeEnvelopeKey(std::string_view(k.data(), k.size())) +
@@ -127,15 +122,14 @@ class RocksEnvelopeIterator final : public EnvelopeIterator {
       }
       ++skipped_;
     }
-    if (!it_->status().ok())
-      status_ = FromRocks(it_->status(), "reading session '" + session_ + "'");
+    if (!scan_->status().ok())
+      status_ = FromRocks(scan_->status(), "reading session '" + session_ + "'");
   }
 
-  std::string session_, lower_, upper_;
-  rocksdb::Slice upper_slice_;  // must outlive it_
+  std::string session_;
+  internal::KeyRangeScan scan_;
   bool skip_corrupt_;
   std::unique_ptr<EnvelopeCodec> codec_;
-  std::unique_ptr<rocksdb::Iterator> it_;
   Envelope envelope_;
   bool valid_ = false;
   Status status_;
@@ -523,11 +517,10 @@ Result<EnvelopeIteratorPtr> RocksStore::Scan(std::string_view session, const Sca
   auto iter = std::make_unique<RocksEnvelopeIterator>(std::string(session), lower, upper,
                                                       o.skip_corrupt, std::move(codec));
   rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = iter->upper_bound();
   ro.total_order_seek = true;
   ro.readahead_size = 2 << 20;
   ro.fill_cache = false;  // a scan reads each block once
-  iter->Start(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(ro, envelopes())));
+  iter->Open(db_, ro, envelopes());
   return EnvelopeIteratorPtr(std::move(iter));
 }
 

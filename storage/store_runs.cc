@@ -10,21 +10,17 @@ namespace {
 
 class RocksRunResultIterator final : public RunResultIterator {
  public:
-  RocksRunResultIterator(uint32_t run_id, std::string prefix)
-      : run_id_(run_id), prefix_(std::move(prefix)) {
-    upper_ = prefix_;
-    upper_.back() = static_cast<char>(upper_.back() + 1);
-    upper_slice_ = rocksdb::Slice(upper_);
-  }
-  void Start(std::unique_ptr<rocksdb::Iterator> it) {
-    it_ = std::move(it);
-    it_->Seek(prefix_);
+  // Every result of `run_id`: the keys that start with `prefix`.
+  RocksRunResultIterator(uint32_t run_id, const std::string& prefix)
+      : run_id_(run_id), scan_(prefix, PrefixEnd(prefix)) {}
+  // REQUIRES: called once, before anything else.
+  void Open(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    scan_.Open(db, rocksdb::ReadOptions(), cf);
     Settle();
   }
-  const rocksdb::Slice* upper_bound() const { return &upper_slice_; }
   bool Valid() const override { return valid_; }
   void Next() override {
-    it_->Next();
+    scan_->Next();
     Settle();
   }
   const RunResult& result() const override { return result_; }
@@ -33,11 +29,11 @@ class RocksRunResultIterator final : public RunResultIterator {
  private:
   void Settle() {
     valid_ = false;
-    if (!it_->Valid()) {
-      if (!it_->status().ok()) status_ = FromRocks(it_->status(), "reading run results");
+    if (!scan_->Valid()) {
+      if (!scan_->status().ok()) status_ = FromRocks(scan_->status(), "reading run results");
       return;
     }
-    rocksdb::Slice v = it_->value();
+    rocksdb::Slice v = scan_->value();
     if (!result_.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
       status_ = Status::Corruption("run " + std::to_string(run_id_) +
                                    ": a result record does not decode");
@@ -45,10 +41,12 @@ class RocksRunResultIterator final : public RunResultIterator {
     }
     valid_ = true;
   }
+  static std::string PrefixEnd(std::string prefix) {
+    prefix.back() = static_cast<char>(prefix.back() + 1);
+    return prefix;
+  }
   uint32_t run_id_;
-  std::string prefix_, upper_;
-  rocksdb::Slice upper_slice_;
-  std::unique_ptr<rocksdb::Iterator> it_;
+  KeyRangeScan scan_;
   RunResult result_;
   bool valid_ = false;
   Status status_;
@@ -119,9 +117,7 @@ Status RocksStore::AppendRunResults(uint32_t run_id, std::span<const RunResult> 
 
 Result<RunResultIteratorPtr> RocksStore::ScanRunResults(uint32_t run_id) {
   auto iter = std::make_unique<RocksRunResultIterator>(run_id, RunResultPrefix(run_id));
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = iter->upper_bound();
-  iter->Start(std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(ro, runs())));
+  iter->Open(db_, runs());
   return RunResultIteratorPtr(std::move(iter));
 }
 
