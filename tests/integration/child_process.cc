@@ -112,12 +112,4 @@ unsigned PortOf(const std::string& addr) {
 std::string DoppelBinary() { return std::string(DOPPEL_BINARY_DIR) + "/tools/doppel"; }
 std::string EchoBinary() { return std::string(DOPPEL_BINARY_DIR) + "/tools/echo/doppel-echo"; }
 
-std::string MakeTempDir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("doppel-it-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
 }  // namespace doppel::testing

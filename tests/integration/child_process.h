@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/base/temp_dir.h"
+
 namespace doppel::testing {
 
 class ChildProcess {
@@ -41,7 +43,5 @@ unsigned PortOf(const std::string& addr);
 
 std::string DoppelBinary();
 std::string EchoBinary();
-// A fresh, empty directory under the temp dir, removed by the caller.
-std::string MakeTempDir(const std::string& name);
 
 }  // namespace doppel::testing

@@ -24,7 +24,9 @@
 
 #include "storage/store.h"
 #include "tests/integration/hardening_util.h"
+#include "tests/integration/store_dir_test.h"
 #include "tests/net/test_upstream.h"
+#include "tests/storage/test_envelopes.h"
 
 namespace doppel::testing {
 namespace {
@@ -43,17 +45,7 @@ namespace json = boost::json;
 class ScriptedUpstream {
  public:
   ScriptedUpstream() {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(listen_fd_, 128);
-    socklen_t len = sizeof a;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    listen_fd_ = ListenOnLoopback(128, &port_);
     accept_ = std::thread([this] { AcceptLoop(); });
   }
   ~ScriptedUpstream() {
@@ -192,14 +184,8 @@ std::string Series(const char* reason) {
   return std::string("doppel_proxy_errors_total{reason=\"") + reason + "\"}";
 }
 
-class FaultTest : public ::testing::Test {
+class FaultTest : public StoreDirTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    store_ = dir_ + "/store";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::unique_ptr<storage::Store> OpenStore(bool read_only) {
     storage::StoreOptions o;
     o.read_only = read_only;
@@ -218,8 +204,6 @@ class FaultTest : public ::testing::Test {
     EXPECT_TRUE(it.value()->status().ok()) << it.value()->status().ToString();
     return it.value()->status().ok() ? n : -1;
   }
-
-  std::string dir_, store_;
 };
 
 TEST_F(FaultTest, MisbehavingPrimaryGets502Or504AndLeaksNothing) {
@@ -455,11 +439,6 @@ TEST_F(FaultTest, SigkillUnderLoadLosesNothingAcknowledged) {
 TEST_F(FaultTest, ReplayTargetDyingMidRunIsCountedAndTheRunSaved) {
   constexpr int kEnvelopes = 150;
   {
-    std::unique_ptr<storage::Store> s;
-    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
-    v1::SessionInfo info;
-    info.set_name("s");
-    ASSERT_TRUE(s->CreateSession(info).ok());
     std::vector<v1::Envelope> batch;
     for (int i = 0; i < kEnvelopes; ++i) {
       v1::Envelope e;
@@ -471,8 +450,8 @@ TEST_F(FaultTest, ReplayTargetDyingMidRunIsCountedAndTheRunSaved) {
       e.mutable_response()->set_status(200);
       batch.push_back(e);
     }
-    ASSERT_TRUE(s->Append("s", batch).ok());
-    ASSERT_TRUE(s->CloseSession("s", v1::SessionCounts()).ok());
+    const Status written = storage::testing::WriteSession(store_, "s", batch);
+    ASSERT_TRUE(written.ok()) << written.ToString();
   }
   // The target answers (Connection: close) until it has seen kFirst requests, then stops
   // listening: every later connect is refused. Progress-driven, not timed, so a slow

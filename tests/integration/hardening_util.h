@@ -47,9 +47,7 @@ double MetricIn(const std::string& page, const std::string& series);
 // Open file descriptors of a process (entries of /proc/PID/fd), -1 on failure.
 int CountFds(pid_t pid);
 
-// A raw client socket on 127.0.0.1:port (blocking, TCP_NODELAY); -1 on failure.
-int ConnectTo(uint16_t port);
-// SendAll and DeadPort: tests/net/test_upstream.h.
+// ConnectToLoopback, SendAll and DeadPort: tests/net/test_upstream.h.
 
 // Polls `pred` every 20 ms for up to `timeout_ms`; its last value.
 template <class Pred>

@@ -8,6 +8,7 @@
 
 #include "storage/store.h"
 #include "tests/integration/child_process.h"
+#include "tests/integration/store_dir_test.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::testing {
@@ -21,14 +22,8 @@ size_t Lines(const std::string& s) {
   return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
 }
 
-class InteropCliTest : public ::testing::Test {
+class InteropCliTest : public StoreDirTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    store_ = dir_ + "/store";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Runs `doppel --store STORE ARGS...`; returns the exit code.
   int Doppel(std::vector<std::string> args) {
     std::vector<std::string> cmd = {DoppelBinary(), "--store", store_};
@@ -65,7 +60,6 @@ class InteropCliTest : public ::testing::Test {
     return names;
   }
 
-  std::string dir_, store_;
   std::unique_ptr<ChildProcess> child_;
 };
 

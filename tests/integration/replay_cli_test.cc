@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "tests/integration/child_process.h"
+#include "tests/integration/store_dir_test.h"
 #include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
 #include "tests/storage/test_envelopes.h"
@@ -27,15 +28,13 @@ namespace {
 
 namespace json = boost::json;
 
-class ReplayCliTest : public ::testing::Test {
+class ReplayCliTest : public StoreDirTest {
  protected:
   void SetUp() override {
-    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    store_ = dir_ + "/store";
+    StoreDirTest::SetUp();
     Status s = storage::testing::WriteReplaySession(store_, "s", kGets, kPosts);
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Stores `envelopes` as session `name`; the store is closed again for the doppel process.
   void MakeSession(const std::string& name, const std::vector<v1::Envelope>& envelopes) {
@@ -90,7 +89,6 @@ class ReplayCliTest : public ::testing::Test {
 
   static constexpr int kGets = 200;
   static constexpr int kPosts = 20;
-  std::string dir_, store_;
   std::unique_ptr<ChildProcess> child_;
 };
 
@@ -600,11 +598,10 @@ TEST_F(ReplayCliTest, ReportFilesAreOwnerOnlyAndReplacedWhole) {
 // between the answers to the same request, "price" does not. The rules file it writes names
 // the nonce only, and a replay with it passes against a build whose nonces are new, where a
 // replay without it fails.
-class NoiseCliTest : public ::testing::Test {
+class NoiseCliTest : public StoreDirTest {
  protected:
   void SetUp() override {
-    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    store_ = dir_ + "/store";
+    StoreDirTest::SetUp();
     std::vector<v1::Envelope> batch;
     for (int i = 0; i < 60; ++i) {
       const int k = i % 10;
@@ -629,7 +626,6 @@ class NoiseCliTest : public ::testing::Test {
     Status written = storage::testing::WriteSession(store_, "quotes", batch);
     ASSERT_TRUE(written.ok()) << written.ToString();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   static std::string Quote(int k, const std::string& nonce) {
     return "{\"id\":" + std::to_string(k) + ",\"price\":" + std::to_string(10 * k) +
@@ -642,7 +638,6 @@ class NoiseCliTest : public ::testing::Test {
     return child_->Wait(60000);
   }
 
-  std::string dir_, store_;
   std::unique_ptr<ChildProcess> child_;
 };
 

@@ -23,7 +23,10 @@
 
 #include "storage/store.h"
 #include "tests/integration/hardening_util.h"
+#include "tests/integration/store_dir_test.h"
+#include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
+#include "tests/storage/test_envelopes.h"
 
 namespace doppel::testing {
 namespace {
@@ -40,23 +43,17 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-class SecurityTest : public ::testing::Test {
+class SecurityTest : public StoreDirTest {
  protected:
   void SetUp() override {
-    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    StoreDirTest::SetUp();
     store_ = dir_ + "/nested/store";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // A session of `n` GETs of /p/I recorded with 200 `body(I)`, written straight to the store.
   void WriteSession(const std::string& name, int n,
                     const std::function<std::string(int)>& request_body,
                     const std::function<std::string(int)>& response_body) {
-    std::unique_ptr<storage::Store> s;
-    ASSERT_TRUE(storage::Store::Open(storage::StoreOptions(), store_, &s).ok());
-    v1::SessionInfo info;
-    info.set_name(name);
-    ASSERT_TRUE(s->CreateSession(info).ok());
     std::vector<v1::Envelope> batch;
     for (int i = 0; i < n; ++i) {
       v1::Envelope e;
@@ -75,8 +72,8 @@ class SecurityTest : public ::testing::Test {
       res->set_body(response_body(i));
       batch.push_back(e);
     }
-    ASSERT_TRUE(s->Append(name, batch).ok());
-    ASSERT_TRUE(s->CloseSession(name, v1::SessionCounts()).ok());
+    const Status written = storage::testing::WriteSession(store_, name, batch);
+    ASSERT_TRUE(written.ok()) << written.ToString();
   }
 
   int Doppel(std::vector<std::string> args, std::unique_ptr<ChildProcess>* out) {
@@ -85,8 +82,6 @@ class SecurityTest : public ::testing::Test {
     *out = std::make_unique<ChildProcess>(cmd);
     return (*out)->Wait(60000);
   }
-
-  std::string dir_, store_;
 };
 
 TEST_F(SecurityTest, AdminOnANonLoopbackAddressNeedsAllowRemote) {
@@ -262,85 +257,10 @@ TEST_F(SecurityTest, ReplayShowsDifferingValuesOnlyWithLogBodies) {
   EXPECT_NE(p->all_stdout().find("RESPMARKER-old"), std::string::npos) << p->all_stdout();
 }
 
-// A TLS upstream with a self-signed certificate for 127.0.0.1 (made with the openssl CLI),
-// one thread per connection; answers "tls ok TARGET".
-class TlsUpstream {
- public:
-  TlsUpstream(const std::string& cert, const std::string& key)
-      : ctx_(asio::ssl::context::tls_server), acceptor_(io_) {
-    ctx_.use_certificate_chain_file(cert);
-    ctx_.use_private_key_file(key, asio::ssl::context::pem);
-    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
-    acceptor_.open(ep.protocol());
-    acceptor_.bind(ep);
-    acceptor_.listen();
-    port_ = acceptor_.local_endpoint().port();
-    thread_ = std::thread([this] { AcceptLoop(); });
-  }
-  ~TlsUpstream() {
-    stopping_ = true;
-    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    thread_.join();
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : sockets_) ::shutdown(s, SHUT_RDWR);
-    for (auto& t : workers_) t.join();
-  }
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
-  int served() const { return served_; }
-
- private:
-  void AcceptLoop() {
-    while (!stopping_) {
-      boost::system::error_code ec;
-      tcp::socket socket(io_);
-      acceptor_.accept(socket, ec);
-      if (ec) continue;
-      std::lock_guard<std::mutex> lock(mu_);
-      sockets_.push_back(socket.native_handle());
-      workers_.emplace_back([this, s = std::move(socket)]() mutable { Serve(std::move(s)); });
-    }
-  }
-  void Serve(tcp::socket socket) {
-    boost::system::error_code ec;
-    asio::ssl::stream<tcp::socket> stream(std::move(socket), ctx_);
-    stream.handshake(asio::ssl::stream_base::server, ec);
-    if (ec) return;
-    boost::beast::flat_buffer buffer;
-    for (;;) {
-      http::request<http::string_body> req;
-      http::read(stream, buffer, req, ec);
-      if (ec) return;
-      http::response<http::string_body> res{http::status::ok, 11};
-      res.set(http::field::content_type, "text/plain");
-      res.body() = "tls ok " + std::string(req.target());
-      res.keep_alive(req.keep_alive());
-      res.prepare_payload();
-      http::write(stream, res, ec);
-      ++served_;
-      if (ec || !req.keep_alive()) return;
-    }
-  }
-
-  asio::io_context io_;
-  asio::ssl::context ctx_;
-  tcp::acceptor acceptor_;
-  uint16_t port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> served_{0};
-  std::mutex mu_;
-  std::vector<int> sockets_;
-  std::vector<std::thread> workers_;
-  std::thread thread_;
-};
-
 TEST_F(SecurityTest, TlsIsVerifiedByDefaultForRecordAndReplay) {
-  const std::string cert = dir_ + "/cert.pem", key = dir_ + "/key.pem";
-  const std::string openssl =
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-      "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
-      key + " -out " + cert + " 2>/dev/null";
-  ASSERT_EQ(std::system(openssl.c_str()), 0) << "the openssl CLI is needed: " << openssl;
-  TlsUpstream up(cert, key);
+  TestTlsUpstream up({.keep_alive = true});
+  const std::string cert = dir_ + "/cert.pem";
+  std::ofstream(cert) << up.cert_pem();
 
   // doppel record
   struct RecordCase {
@@ -376,14 +296,15 @@ TEST_F(SecurityTest, TlsIsVerifiedByDefaultForRecordAndReplay) {
     bool reaches;
   } mirror_cases[] = {{"", false}, {",insecure", true}, {",ca=" + cert, true}};
   for (const MirrorCase& c : mirror_cases) {
-    const int before = up.served();
+    const int before = static_cast<int>(up.answered().size());
     RecordProcess rec(store_, primary.url(),
                       {"--session", "tls-" + std::to_string(n++), "--mirror",
                        up.url() + c.options + ",name=tls"});
     ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
     EXPECT_EQ(Fetch(rec.port(), "GET", "/m").result_int(), 200u);
     if (c.reaches) {
-      EXPECT_TRUE(Eventually([&] { return up.served() > before; })) << c.options;
+      EXPECT_TRUE(Eventually([&] { return static_cast<int>(up.answered().size()) > before; }))
+          << c.options;
     } else {
       // The copy was sent and is over (the handshake refused the certificate): from then on
       // it cannot reach the mirror. (In flight is counted before sent, so sent 1 with none
@@ -393,7 +314,8 @@ TEST_F(SecurityTest, TlsIsVerifiedByDefaultForRecordAndReplay) {
                rec.Metric("doppel_mirror_inflight{mirror=\"tls\"}") == 0;
       })) << rec.Admin("/metrics");
       EXPECT_EQ(rec.Metric("doppel_mirror_succeeded_total{mirror=\"tls\"}"), 0);
-      EXPECT_EQ(up.served(), before) << "an unverified mirror got a copy";
+      EXPECT_EQ(static_cast<int>(up.answered().size()), before)
+          << "an unverified mirror got a copy";
     }
     rec.child().Signal(SIGTERM);
     EXPECT_EQ(rec.child().Wait(20000), 0) << rec.child().all_stderr();

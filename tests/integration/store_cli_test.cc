@@ -16,6 +16,7 @@
 
 #include "storage/store.h"
 #include "tests/integration/child_process.h"
+#include "tests/integration/store_dir_test.h"
 #include "tests/net/test_upstream.h"
 #include "tests/storage/test_envelopes.h"
 
@@ -28,14 +29,8 @@ uint64_t NowUs() {
       .count();
 }
 
-class StoreCliTest : public ::testing::Test {
+class StoreCliTest : public StoreDirTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    store_ = dir_ + "/store";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Writes a closed session of GET envelopes, one per (arrival_us, target).
   void WriteGets(const std::string& name,
                  const std::vector<std::pair<uint64_t, std::string>>& requests) {
@@ -96,7 +91,6 @@ class StoreCliTest : public ::testing::Test {
     return n;
   }
 
-  std::string dir_, store_;
   std::unique_ptr<ChildProcess> child_;
 };
 

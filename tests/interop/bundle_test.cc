@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/base/temp_dir.h"
 #include "tests/storage/test_envelopes.h"
 
 namespace doppel::interop {
@@ -20,7 +21,7 @@ using storage::testing::MakeEnvelope;
 class BundleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = storage::testing::TempDir("bundle");
+    dir_ = doppel::testing::MakeTempDir("bundle");
     ASSERT_TRUE(Store::Open(StoreOptions(), dir_ + "/src", &src_).ok());
     v1::SessionInfo info;
     info.set_name("prod-sample");

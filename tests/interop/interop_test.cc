@@ -17,6 +17,7 @@
 #include "interop/envelope_json.h"
 #include "interop/raw_http.h"
 #include "net/codings.h"
+#include "tests/base/temp_dir.h"
 #include "tests/storage/test_envelopes.h"
 
 namespace doppel::interop {
@@ -318,7 +319,7 @@ std::vector<Envelope> VariedEnvelopes() {
 class InteropStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = storage::testing::TempDir("interop");
+    dir_ = doppel::testing::MakeTempDir("interop");
     ASSERT_TRUE(Store::Open(StoreOptions(), dir_ + "/store", &store_).ok());
   }
   void TearDown() override {
@@ -847,7 +848,7 @@ TEST_F(InteropStoreTest, EnvelopeIds) {
 
 // Runs `bash -c SCRIPT` and returns its stdout.
 std::string Bash(const std::string& script) {
-  std::string path = storage::testing::TempDir("interop-bash") + "/script.sh";
+  std::string path = doppel::testing::MakeTempDir("interop-bash") + "/script.sh";
   std::ofstream(path, std::ios::binary) << script;
   FILE* p = ::popen(("bash " + path).c_str(), "r");
   std::string out;

@@ -1,7 +1,9 @@
 #include "tests/net/test_tls_upstream.h"
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -16,8 +18,9 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-// A fresh P-256 key and a self-signed certificate for 127.0.0.1, valid for a day.
-void UseSelfSignedCertificate(asio::ssl::context& ctx) {
+// A fresh P-256 key and a self-signed certificate for IP:127.0.0.1 and DNS:localhost, valid
+// for a day. Returns the certificate as PEM.
+std::string UseSelfSignedCertificate(asio::ssl::context& ctx) {
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();
   bool ok = key && cert;
@@ -31,19 +34,38 @@ void UseSelfSignedCertificate(asio::ssl::context& ctx) {
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                                reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
     X509_set_issuer_name(cert, name);
-    ok = X509_sign(cert, key, EVP_sha256()) > 0 &&
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
+    X509_EXTENSION* san =
+        X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+    ok = san && X509_add_ext(cert, san, -1) == 1;
+    X509_EXTENSION_free(san);
+    ok = ok && X509_sign(cert, key, EVP_sha256()) > 0 &&
          SSL_CTX_use_certificate(ctx.native_handle(), cert) == 1 &&
          SSL_CTX_use_PrivateKey(ctx.native_handle(), key) == 1;
   }
+  std::string pem;
+  if (ok) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    char* data = nullptr;
+    if (bio && PEM_write_bio_X509(bio, cert) == 1) {
+      const long n = BIO_get_mem_data(bio, &data);
+      pem.assign(data, static_cast<size_t>(n));
+    }
+    BIO_free(bio);
+  }
   X509_free(cert);
   EVP_PKEY_free(key);
-  if (!ok) throw std::runtime_error("TestTlsUpstream: cannot make a certificate");
+  if (!ok || pem.empty()) throw std::runtime_error("TestTlsUpstream: cannot make a certificate");
+  return pem;
 }
 
 }  // namespace
 
-TestTlsUpstream::TestTlsUpstream() : ctx_(asio::ssl::context::tls_server), acceptor_(io_) {
-  UseSelfSignedCertificate(ctx_);
+TestTlsUpstream::TestTlsUpstream(TestTlsUpstreamOptions options)
+    : options_(options), ctx_(asio::ssl::context::tls_server), acceptor_(io_) {
+  cert_pem_ = UseSelfSignedCertificate(ctx_);
   tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
   acceptor_.open(ep.protocol());
   acceptor_.bind(ep);
@@ -97,20 +119,26 @@ void TestTlsUpstream::Answer(asio::ssl::stream<tcp::socket>& stream) {
   boost::system::error_code ec;
   stream.handshake(asio::ssl::stream_base::server, ec);
   if (ec) return;
+  ++handshakes_;
   boost::beast::flat_buffer buffer;
-  http::request<http::string_body> req;
-  http::read(stream, buffer, req, ec);
-  if (ec) return;
-  http::response<http::string_body> res{http::status::ok, 11};
-  res.set(http::field::content_type, "text/plain");
-  res.body() = "tls ok " + std::string(req.target());
-  res.keep_alive(false);
-  res.prepare_payload();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    answered_.push_back(std::string(req.target()));
+  for (;;) {
+    http::request<http::string_body> req;
+    http::read(stream, buffer, req, ec);
+    if (ec) return;
+    const bool keep_alive = options_.keep_alive && req.keep_alive();
+    http::response<http::string_body> res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/plain");
+    res.body() = "tls ok " + std::string(req.target());
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      answered_.push_back(std::string(req.target()));
+    }
+    http::write(stream, res, ec);
+    if (ec) return;
+    if (!keep_alive) break;
   }
-  http::write(stream, res, ec);
   stream.shutdown(ec);
 }
 

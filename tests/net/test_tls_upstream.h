@@ -18,19 +18,30 @@
 
 namespace doppel::testing {
 
-// Its certificate is self-signed and made at start: clients must not verify it (replay:
-// --target-insecure). One thread per connection; each connection gets one response,
-// 200 "tls ok TARGET" with Connection: close, so every request needs a new connection.
+struct TestTlsUpstreamOptions {
+  // false: one response a connection, with Connection: close, so every request needs a new
+  // connection. true: every request of a connection is answered, kept alive while the client
+  // asks for it.
+  bool keep_alive = false;
+};
+
+// Its certificate is self-signed for IP:127.0.0.1 and DNS:localhost and made at start: clients
+// verify it with cert_pem() as their CA, or not at all (replay: --target-insecure). One thread
+// per connection; every answer is 200 "tls ok TARGET".
 class TestTlsUpstream {
  public:
-  TestTlsUpstream();
+  explicit TestTlsUpstream(TestTlsUpstreamOptions options = {});
   ~TestTlsUpstream();
   std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  uint16_t port() const { return port_; }
+  // The certificate, PEM: write it to a file for --upstream-ca / --target-ca.
+  const std::string& cert_pem() const { return cert_pem_; }
 
   // Connection number n (1, 2, ... in accept order) is closed before the TLS handshake when
   // `refuse(n)` is true. Set before the first connection arrives.
   void SetRefuse(std::function<bool(uint64_t connection)> refuse) { refuse_ = std::move(refuse); }
   uint64_t connections() const { return connections_.load(); }
+  uint64_t handshakes() const { return handshakes_.load(); }  // TLS handshakes completed
   // Request-targets answered, in the order the answers were sent.
   std::vector<std::string> answered() const;
 
@@ -39,13 +50,16 @@ class TestTlsUpstream {
   void Serve(boost::asio::ip::tcp::socket socket);
   void Answer(boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream);
 
+  TestTlsUpstreamOptions options_;
   boost::asio::io_context io_;
   boost::asio::ssl::context ctx_;
+  std::string cert_pem_;
   boost::asio::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;
   std::function<bool(uint64_t)> refuse_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> connections_{0};
+  std::atomic<uint64_t> handshakes_{0};
   mutable std::mutex mu_;
   std::vector<std::string> answered_;  // guarded by mu_
   std::vector<int> fds_;               // guarded by mu_

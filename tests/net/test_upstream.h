@@ -77,6 +77,12 @@ class TestUpstream {
   std::thread accept_thread_;
 };
 
+// A TCP socket listening on 127.0.0.1 at a free port (SO_REUSEADDR, `backlog`); sets *port.
+// -1 on failure.
+int ListenOnLoopback(int backlog, uint16_t* port);
+// A TCP connection to 127.0.0.1:`port` with TCP_NODELAY; -1 when the connect fails.
+int ConnectToLoopback(uint16_t port);
+
 // Blocking keep-alive client. Errors become a response with status 0 and the message in the
 // body, so tests can assert on them.
 class TestClient {

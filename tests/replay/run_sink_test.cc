@@ -14,6 +14,7 @@
 #include "net/codings.h"
 #include "report/report_json.h"
 #include "tests/base/gate.h"
+#include "tests/base/temp_dir.h"
 #include "tests/diff/gated_differ.h"
 #include "tests/storage/test_envelopes.h"
 
@@ -242,7 +243,7 @@ RunOutput ManyCompletions(size_t threads, const std::string& store_path) {
 // gives: the same counts, the same report (exemplars included) and the same stored results in
 // the same order.
 TEST(RunSink, ManyCompareThreadsGiveTheSameOutputAsOne) {
-  const std::string dir = storage::testing::TempDir("run_sink_test-threads");
+  const std::string dir = doppel::testing::MakeTempDir("run_sink_test-threads");
   const RunOutput one = ManyCompletions(1, dir + "/one");
   const RunOutput four = ManyCompletions(4, dir + "/four");
   const RunOutput inline_ = ManyCompletions(0, dir + "/inline");

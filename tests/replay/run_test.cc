@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "storage/store.h"
+#include "tests/base/temp_dir.h"
 #include "tests/net/test_upstream.h"
 #include "tests/storage/test_envelopes.h"
 
@@ -24,7 +25,7 @@ constexpr uint64_t kWallUs = 1767323045ull * 1000000;
 class RunTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = storage::testing::TempDir(
+    dir_ = doppel::testing::MakeTempDir(
         std::string("run_test-") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     store_path_ = dir_ + "/store";
     Status s = storage::testing::WriteReplaySession(store_path_, "s", kGets, kPosts);

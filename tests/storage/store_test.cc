@@ -15,13 +15,14 @@
 #include <vector>
 
 #include "storage/key_codec.h"
+#include "tests/base/temp_dir.h"
 #include "tests/storage/test_envelopes.h"
 
 namespace doppel::storage {
 namespace {
 
+using doppel::testing::MakeTempDir;
 using testing::MakeEnvelope;
-using testing::TempDir;
 using v1::SessionInfo;
 
 class StoreTest : public ::testing::TestWithParam<Compression> {
@@ -29,7 +30,7 @@ class StoreTest : public ::testing::TestWithParam<Compression> {
   void SetUp() override {
     std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::replace(name.begin(), name.end(), '/', '_');
-    dir_ = TempDir("store" + name);
+    dir_ = MakeTempDir("store" + name);
     Reopen();
   }
   void TearDown() override {
@@ -60,7 +61,9 @@ class StoreTest : public ::testing::TestWithParam<Compression> {
         batch.clear();
       }
     }
-    if (!batch.empty()) ASSERT_TRUE(store_->Append(name, batch).ok());
+    if (!batch.empty()) {
+      ASSERT_TRUE(store_->Append(name, batch).ok());
+    }
   }
   std::vector<v1::Envelope> ScanAll(const std::string& name, ScanOptions o = {}) {
     std::vector<v1::Envelope> out;
@@ -376,7 +379,7 @@ TEST(StoreOpen, MissingStoreIsAClearError) {
 }
 
 TEST(StoreOpen, SecondWriterIsRefusedButReadersWork) {
-  std::string dir = TempDir("lock");
+  std::string dir = MakeTempDir("lock");
   std::unique_ptr<Store> a, b, c;
   ASSERT_TRUE(Store::Open(StoreOptions(), dir, &a).ok());
   Status st = Store::Open(StoreOptions(), dir, &b);
@@ -390,7 +393,7 @@ TEST(StoreOpen, SecondWriterIsRefusedButReadersWork) {
 }
 
 TEST(StoreOpen, RefusesNewerFormatVersion) {
-  std::string dir = TempDir("version");
+  std::string dir = MakeTempDir("version");
   {
     std::unique_ptr<Store> s;
     ASSERT_TRUE(Store::Open(StoreOptions(), dir, &s).ok());
@@ -421,7 +424,7 @@ TEST(StoreOpen, RefusesNewerFormatVersion) {
 // readable, and the session is INTERRUPTED.
 TEST(StoreCrash, AcknowledgedBatchesSurviveSigkill) {
   for (int round = 0; round < 3; ++round) {
-    std::string dir = TempDir("crash" + std::to_string(round));
+    std::string dir = MakeTempDir("crash" + std::to_string(round));
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
     pid_t pid = ::fork();

@@ -43,14 +43,6 @@ doppel::v1::Envelope MakeEnvelope(uint64_t arrival_us, uint32_t seq, int i) {
   return e;
 }
 
-std::string TempDir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("doppel-test-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
 Status WriteSession(const std::string& store_path, const std::string& name,
                     const std::vector<doppel::v1::Envelope>& envelopes) {
   std::unique_ptr<Store> store;

@@ -11,7 +11,6 @@ namespace doppel::storage::testing {
 
 // A plausible JSON API envelope; `i` varies ids, paths and bodies.
 doppel::v1::Envelope MakeEnvelope(uint64_t arrival_us, uint32_t seq, int i = 0);
-std::string TempDir(const std::string& name);
 
 // Creates session `name` in the store at `store_path` (the store too, when missing), appends
 // `envelopes` and closes it, as `doppel record` would have left it. The store is closed again

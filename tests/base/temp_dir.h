@@ -1,0 +1,21 @@
+// A fresh directory for one test's files.
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+namespace doppel::testing {
+
+// An empty directory "doppel-test-NAME-PID" under the temp dir (emptied first if a crashed
+// run left it behind). The caller removes it.
+inline std::string MakeTempDir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("doppel-test-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+}  // namespace doppel::testing
