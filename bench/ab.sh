@@ -25,8 +25,10 @@ done
 out=bench/runs/ab-$(date -u +%Y%m%dT%H%M%SZ)-$bench
 mkdir -p "$out"
 
-# The figures of one run's section: "doppel peer [extra]" (req/s). extra (replay only): the
-# --max replay with decoding and diffing (gzip JSON that differs per request), which has no peer.
+# The figures of one run's section: "doppel peer [extra cpu]" (req/s). extra and cpu (replay
+# only): the --max replay with decoding and diffing (gzip JSON that differs per request), which
+# has no peer: its req/s, and doppel's CPU time per request (us), which a busy machine moves far
+# less than req/s.
 figures() {
   local section=$1
   case $bench in
@@ -39,8 +41,8 @@ figures() {
       awk -F'|' '
         $2 ~ /^ doppel replay / { split($4, a, " "); d = a[1] }
         $2 ~ /^ wrk / { p = $4 }
-        $2 ~ /^ `doppel replay --session/ { split($3, a, " "); x = a[1] }
-        END { gsub(/ /, "", d); gsub(/ /, "", p); print d, p, x }' "$section" ;;
+        $2 ~ /^ `doppel replay --session/ { split($3, a, " "); x = a[1]; c = $8 }
+        END { gsub(/ /, "", d); gsub(/ /, "", p); gsub(/ /, "", c); print d, p, x, c }' "$section" ;;
   esac
 }
 
@@ -52,8 +54,8 @@ for ((r = 1; r <= rounds; r++)); do
     section=$out/run$r-$label.md
     echo "[ab.sh $(date -u +%H:%M:%S)] round $r, $label: $bin" >&2
     DOPPEL=$bin SKIP_BUILD=1 NO_RESULTS=1 "bench/$bench.sh" >"$section" 2>"$out/run$r-$label.log"
-    read -r d p x < <(figures "$section")
-    rows+=("$r $label $d $p ${x:--}")
+    read -r d p x c < <(figures "$section")
+    rows+=("$r $label $d $p ${x:--} ${c:--}")
   done
 done
 
@@ -63,16 +65,17 @@ done
   echo "A = \`$bin_a\` ($(stat -c %s "$bin_a") B, $("$bin_a" --version 2>&1 | head -1))"
   echo "B = \`$bin_b\` ($(stat -c %s "$bin_b") B, $("$bin_b" --version 2>&1 | head -1))"
   echo
-  echo "| round | binary | doppel req/s | peer req/s (same run) | doppel/peer | diffing --max req/s |"
-  echo "|---:|---|---:|---:|---:|---:|"
+  echo "| round | binary | doppel req/s | peer req/s (same run) | doppel/peer | diffing --max req/s | diffing CPU µs/request |"
+  echo "|---:|---|---:|---:|---:|---:|---:|"
   for row in "${rows[@]}"; do
-    read -r r label d p x <<<"$row"
-    echo "| $r | $label | $d | $p | $(awk -v d="$d" -v p="$p" 'BEGIN { if (p > 0) printf "%.3f", d / p; else print "n/a" }') | $x |"
+    read -r r label d p x c <<<"$row"
+    echo "| $r | $label | $d | $p | $(awk -v d="$d" -v p="$p" 'BEGIN { if (p > 0) printf "%.3f", d / p; else print "n/a" }') | $x | $c |"
   done
   echo
   printf '%s\n' "${rows[@]}" | awk '
     $4 > 0 { s[$2] += $3 / $4; n[$2]++ }
     $5 > 0 { xs[$2] += $5; xn[$2]++ }
+    $6 > 0 { cs[$2] += $6; cn[$2]++ }
     END {
       if (n["A"] && n["B"]) {
         a = s["A"] / n["A"]; b = s["B"] / n["B"]
@@ -81,6 +84,10 @@ done
       if (xn["A"] && xn["B"]) {
         a = xs["A"] / xn["A"]; b = xs["B"] / xn["B"]
         printf "\n**Diffing --max, mean req/s: A %.0f, B %.0f; B/A = %.3f.**\n", a, b, b / a
+      }
+      if (cn["A"] && cn["B"]) {
+        a = cs["A"] / cn["A"]; b = cs["B"] / cn["B"]
+        printf "\n**Diffing --max, mean CPU per request: A %.1f us, B %.1f us; B/A = %.3f.**\n", a, b, b / a
       }
     }'
   echo

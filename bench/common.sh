@@ -1,10 +1,24 @@
 # Shared by bench/proxy.sh, bench/replay.sh and bench/mirror.sh: tools, build, temp dir and
 # cleanup, ports, load average, the ~1 KB JSON body, an nginx started from a config fragment,
 # and the nginx upstream that answers every request with that body.
-# REQUIRES before sourcing: root, build_dir, log(), and NAME (used in the temp dir's name).
-# Arithmetic on figures and the verdicts against targets: bench/verdict.sh.
+# REQUIRES before sourcing: root (the repository, also the working directory) and NAME (the
+# script's name, used in log lines and the temp dir's name). Sets the defaults the scripts
+# share (a script sets its own value first to differ) and log().
+# Arithmetic on figures and the verdicts against targets: bench/verdict.sh; replacing a
+# section of bench/RESULTS.md: bench/results_section.sh.
 
 source "$root/bench/verdict.sh"
+source "$root/bench/results_section.sh"
+
+build_dir=${BUILD_DIR:-build}
+results=bench/RESULTS.md
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-64}
+LOAD_MAX=${LOAD_MAX:-1.5}
+LOAD_WAIT=${LOAD_WAIT:-60}
+
+log() { echo "[$NAME.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
 # bench_install CMD:PACKAGE...: installs the Debian packages whose command is missing.
 bench_install() {
@@ -138,4 +152,47 @@ start_json_upstream() {
   wait_http "$UP/"
   got=$(curl -fsS "$UP/api/items")
   [[ ${#got} -eq $body_len ]] || { echo "$1 body is ${#got} B, expected $body_len" >&2; exit 1; }
+}
+
+# start_doppel NAME ARGS...: `doppel record` ($DOPPEL) in the background, listening and with its
+# admin endpoint on 127.0.0.1 (free ports), one proxy thread, upstream $UP, session
+# bench-$NAME(script)-NAME-PID, its store and output under $tmp/doppel-NAME; ARGS are added
+# (--sample ..., --mirror ...). Returns once it answers; sets rec_pid, rec_url, rec_admin.
+start_doppel() {
+  local name=$1 dir=$tmp/doppel-$1
+  shift
+  mkdir -p "$dir"
+  "$DOPPEL" --store "$dir/store" record --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+    --upstream "$UP" --session "bench-$NAME-$name-$$" --threads 1 "$@" \
+    >"$dir/stdout" 2>"$dir/stderr" &
+  rec_pid=$!
+  pids+=($rec_pid)
+  rec_url="" rec_admin=""
+  for _ in $(seq 100); do
+    rec_url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
+    rec_admin=$(sed -n 's/^admin on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
+    [[ -n "$rec_url" && -n "$rec_admin" ]] && break
+    kill -0 "$rec_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -n "$rec_url" ]] || { echo "doppel record did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
+  wait_http "$rec_url/"
+}
+
+# stop_doppel NAME: SIGINT to $rec_pid, waits for it to flush and exit (SIGKILL after 30 s);
+# its "session ..." and "mirror ..." summary lines, joined by ';', go to rec_summary.
+stop_doppel() {
+  local name=$1 dir=$tmp/doppel-$1 rc=0
+  kill -INT "$rec_pid" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$rec_pid" 2>/dev/null; then
+    echo "doppel record ($name) still running 30 s after SIGINT" >&2
+    kill -KILL "$rec_pid"
+  fi
+  wait "$rec_pid" || rc=$?
+  rec_summary=$(grep -E '^(session|mirror) ' "$dir/stdout" | paste -sd';' - || true)
+  if ((rc != 0)); then
+    echo "doppel record ($name) exited with $rc:" >&2; tail -5 "$dir/stderr" >&2
+    rec_summary="$rec_summary (exit $rc)"
+  fi
 }

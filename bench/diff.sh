@@ -42,26 +42,8 @@ fi
   echo "<!-- diff:end -->"
 } >"$report.section"
 
-if [[ ! -f "$results" ]]; then
-  cat >"$results" <<'HEADER'
-# Benchmark results
-
-Every number here comes from a run of the script named in its section, on the machine
-described there. Re-run the script to update its section; other sections are left alone.
-
-HEADER
-fi
-
-if grep -q '<!-- diff:begin -->' "$results"; then
-  awk -v section="$report.section" '
-    /<!-- diff:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
-    /<!-- diff:end -->/ { skip = 0; next }
-    !skip { print }
-  ' "$results" >"$report.new"
-  mv "$report.new" "$results"
-else
-  { echo; cat "$report.section"; } >>"$results"
-fi
+. "$root/bench/results_section.sh"
+replace_results_section diff "$report.section" "$results"
 
 cat "$report"
 echo "updated $results" >&2

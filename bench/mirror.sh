@@ -32,17 +32,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-build_dir=${BUILD_DIR:-build}
-results=bench/RESULTS.md
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-2}
 SLOW=${SLOW:-2s}
-LOAD_MAX=${LOAD_MAX:-1.5}
 LOAD_WAIT=${LOAD_WAIT:-30}
-
-log() { echo "[mirror.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
 NAME=mirror
 source bench/common.sh
@@ -122,42 +114,6 @@ NGX_MIRROR_PID=$(nginx_worker "$NGX_MIRROR_MASTER")
 NGX_SLOW_PID=$(nginx_worker "$NGX_SLOW_MASTER")
 
 # ---------------------------------------------------------------- doppel
-# doppel record in the background; sets rec_pid, rec_url, rec_admin.
-start_doppel() {  # NAME EXTRA_ARGS...
-  local name=$1 dir=$tmp/doppel-$1
-  shift
-  mkdir -p "$dir"
-  "$DOPPEL" --store "$dir/store" record --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
-    --upstream "$UP" --session "bench-mirror-$name-$$" --threads 1 --sample 0 "$@" \
-    >"$dir/stdout" 2>"$dir/stderr" &
-  rec_pid=$!
-  pids+=($rec_pid)
-  rec_url="" rec_admin=""
-  for _ in $(seq 100); do
-    rec_url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
-    rec_admin=$(sed -n 's/^admin on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
-    [[ -n "$rec_url" && -n "$rec_admin" ]] && break
-    kill -0 "$rec_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [[ -n "$rec_url" ]] || { echo "doppel record did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
-  wait_http "$rec_url/"
-}
-stop_doppel() {  # NAME: SIGINT, wait; its session and mirror summary lines -> rec_summary
-  local name=$1 dir=$tmp/doppel-$1 rc=0
-  kill -INT "$rec_pid" 2>/dev/null || true
-  for _ in $(seq 300); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$rec_pid" 2>/dev/null; then
-    echo "doppel record ($name) still running 30 s after SIGINT" >&2
-    kill -KILL "$rec_pid"
-  fi
-  wait "$rec_pid" || rc=$?
-  rec_summary=$(grep -E '^(session|mirror) ' "$dir/stdout" | paste -sd';' - || true)
-  if ((rc != 0)); then
-    echo "doppel record ($name) exited with $rc:" >&2; tail -5 "$dir/stderr" >&2
-    rec_summary="$rec_summary (exit $rc)"
-  fi
-}
 
 # ---------------------------------------------------------------- wrk
 declare -A RPS P50 P99 LOAD ERRS SUMMARY CPU SYSC
@@ -244,32 +200,32 @@ for c in "${CONFIGS[@]}"; do RPS_ROUNDS[$c]=""; CPU_ROUNDS[$c]=""; SYSC_ROUNDS[$
 
 for round in $(seq "$ROUNDS"); do
   run_wrk "nginx.$round" "$NGX_PLAIN" "$NGX_PLAIN_PID"
-  start_doppel "plain$round"
+  start_doppel "plain$round" --sample 0
   run_wrk "doppel.$round" "$rec_url" "$rec_pid"
   stop_doppel "plain$round"; SUMMARY[doppel.$round]=$rec_summary
 
   run_wrk "nginx_mirror.$round" "$NGX_MIRROR" "$NGX_MIRROR_PID"
-  start_doppel "mirror$round" --mirror "$MIRROR,name=mirror"
+  start_doppel "mirror$round" --sample 0 --mirror "$MIRROR,name=mirror"
   run_wrk "doppel_mirror.$round" "$rec_url" "$rec_pid"
   SUMMARY[doppel_mirror.$round]="$(doppel_mirror_counts)"
   stop_doppel "mirror$round"
 
   run_wrk "nginx_slow.$round" "$NGX_SLOW" "$NGX_SLOW_PID"
   sleep 3  # let nginx's last slow subrequests finish before doppel is measured
-  start_doppel "slow$round" --mirror "$SLOW_MIRROR,name=slow,timeout=5s"
+  start_doppel "slow$round" --sample 0 --mirror "$SLOW_MIRROR,name=slow,timeout=5s"
   run_wrk "doppel_slow.$round" "$rec_url" "$rec_pid"
   SUMMARY[doppel_slow.$round]="$(doppel_mirror_counts)"
   stop_doppel "slow$round"
   sleep 3
 
   # The same comparisons, paired: both sides loaded at once.
-  start_doppel "pplain$round"; a_pid=$rec_pid; a_url=$rec_url
-  start_doppel "pslow$round" --mirror "$SLOW_MIRROR,name=slow,timeout=5s"; b_pid=$rec_pid; b_url=$rec_url
+  start_doppel "pplain$round" --sample 0; a_pid=$rec_pid; a_url=$rec_url
+  start_doppel "pslow$round" --sample 0 --mirror "$SLOW_MIRROR,name=slow,timeout=5s"; b_pid=$rec_pid; b_url=$rec_url
   run_pair slow "$round" "doppel, no mirror" "$a_url" "$a_pid" "doppel + $SLOW mirror" "$b_url" "$b_pid"
   rec_pid=$b_pid; stop_doppel "pslow$round"
   rec_pid=$a_pid; stop_doppel "pplain$round"
   sleep 3
-  start_doppel "pmirror$round" --mirror "$MIRROR,name=mirror"
+  start_doppel "pmirror$round" --sample 0 --mirror "$MIRROR,name=mirror"
   run_pair mirror "$round" "nginx + mirror" "$NGX_MIRROR" "$NGX_MIRROR_PID" "doppel + mirror" "$rec_url" "$rec_pid"
   stop_doppel "pmirror$round"
 
@@ -376,14 +332,6 @@ section=$tmp/section.md
 
 cat "$section"
 if [[ -z "${NO_RESULTS:-}" ]]; then
-  if grep -q '<!-- mirror:begin -->' "$results"; then
-    awk -v section="$section" '
-      /<!-- mirror:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
-      /<!-- mirror:end -->/ { skip = 0; next }
-      !skip { print }' "$results" >"$tmp/results.new"
-  else
-    { cat "$results"; echo; cat "$section"; } >"$tmp/results.new"
-  fi
-  cat "$tmp/results.new" >"$results"
+  replace_results_section mirror "$section" "$results"
   log "updated $results"
 fi

@@ -24,16 +24,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-build_dir=${BUILD_DIR:-build}
-results=bench/RESULTS.md
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-CONNS=${CONNS:-64}
 FIXED_RUNS=${FIXED_RUNS:-2}
-LOAD_MAX=${LOAD_MAX:-1.5}
-LOAD_WAIT=${LOAD_WAIT:-60}
-
-log() { echo "[proxy.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
 # ---------------------------------------------------------------- tools
 NAME=proxy
@@ -72,40 +63,6 @@ start_nginx proxy "  upstream backend { server 127.0.0.1:$up_port; keepalive 64;
 NGX=http://127.0.0.1:$px_port
 wait_http "$NGX/"
 
-# doppel record in the background; sets rec_pid and rec_url.
-start_doppel() {  # NAME SAMPLE
-  local name=$1 sample=$2 dir=$tmp/doppel-$1
-  mkdir -p "$dir"
-  "$DOPPEL" --store "$dir/store" record --listen 127.0.0.1:0 --upstream "$UP" \
-    --session "bench-proxy-$name-$$" --threads 1 --sample "$sample" \
-    >"$dir/stdout" 2>"$dir/stderr" &
-  rec_pid=$!
-  pids+=($rec_pid)
-  rec_url=""
-  for _ in $(seq 100); do
-    rec_url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
-    [[ -n "$rec_url" ]] && break
-    kill -0 "$rec_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [[ -n "$rec_url" ]] || { echo "doppel record did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
-  wait_http "$rec_url/"
-}
-stop_doppel() {  # NAME: SIGINT, wait for the flush, keep its summary line in rec_summary
-  local name=$1 dir=$tmp/doppel-$1 rc=0
-  kill -INT "$rec_pid" 2>/dev/null || true
-  for _ in $(seq 300); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$rec_pid" 2>/dev/null; then
-    echo "doppel record ($name) still running 30 s after SIGINT" >&2
-    kill -KILL "$rec_pid"
-  fi
-  wait "$rec_pid" || rc=$?
-  rec_summary=$(grep '^session ' "$dir/stdout" | tail -1 || true)
-  if ((rc != 0)); then
-    echo "doppel record ($name) exited with $rc:" >&2; tail -5 "$dir/stderr" >&2
-    rec_summary="$rec_summary (exit $rc)"
-  fi
-}
 
 # ---------------------------------------------------------------- wrk
 
@@ -130,12 +87,12 @@ loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 run_wrk direct "$UP"
 run_wrk nginx "$NGX"
 
-start_doppel s0 0
+start_doppel s0 --sample 0
 run_wrk doppel0 "$rec_url"
 stop_doppel s0
 SUMMARY0=$rec_summary
 
-start_doppel s100 100
+start_doppel s100 --sample 100
 run_wrk doppel100 "$rec_url"
 stop_doppel s100
 SUMMARY100=$rec_summary
@@ -203,7 +160,7 @@ fi
 for run in $(seq "$FIXED_RUNS"); do
   fixed_run direct "$UP" "$run"
   [[ -n "$WRK2" ]] || fixed_run_wrk direct "$UP" "$run"
-  start_doppel fixed$run 100
+  start_doppel fixed$run --sample 100
   fixed_run doppel "$rec_url" "$run"
   [[ -n "$WRK2" ]] || fixed_run_wrk doppel "$rec_url" "$run"
   stop_doppel fixed$run
@@ -273,17 +230,6 @@ section=$tmp/section.md
 
 cat "$section"
 if [[ -z "${NO_RESULTS:-}" ]]; then
-  if [[ ! -f "$results" ]]; then
-    printf '# Benchmark results\n\nEvery number here comes from a run of the script named in its section, on the machine\ndescribed there. Re-run the script to update its section; other sections are left alone.\n\n' >"$results"
-  fi
-  if grep -q '<!-- proxy:begin -->' "$results"; then
-    awk -v section="$section" '
-      /<!-- proxy:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
-      /<!-- proxy:end -->/ { skip = 0; next }
-      !skip { print }' "$results" >"$tmp/results.new"
-  else
-    { cat "$results"; echo; cat "$section"; } >"$tmp/results.new"
-  fi
-  cat "$tmp/results.new" >"$results"
+  replace_results_section proxy "$section" "$results"
   log "updated $results"
 fi

@@ -31,19 +31,10 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-build_dir=${BUILD_DIR:-build}
-results=bench/RESULTS.md
 RECORD_N=${RECORD_N:-40000}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-CONNS=${CONNS:-64}
 RATE=${RATE:-2000}
 RSS_N=${RSS_N:-1000000}
 RSS_MODE=${RSS_MODE:-loop}
-LOAD_MAX=${LOAD_MAX:-1.5}
-LOAD_WAIT=${LOAD_WAIT:-60}
-
-log() { echo "[replay.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
 # ---------------------------------------------------------------- tools
 NAME=replay
@@ -135,6 +126,12 @@ parse_replay() {  # FILE -> R_SENT R_2XX R_ERR R_P50 R_P99 R_LAG R_N R_SECS R_RP
   R_MATCH=$(awk '$1 ~ /^http/ && $NF ~ /ms$/ && $0 ~ /%/ {for (i = 1; i <= NF; i++) if ($i ~ /%$/) {print $i; exit}}' "$f")
 }
 
+# doppel's CPU time (user + system, from /usr/bin/time -f '%U %S') per request, in us: unlike
+# req/s it hardly moves when other processes take CPUs, so it compares binaries on a busy machine.
+cpu_us_per_request() {  # CPU_FILE REQUESTS
+  awk -v n="$2" 'NF == 2 && $1 ~ /^[0-9.]+$/ { c = $1 + $2 } END { if (n > 0 && c > 0) printf "%.1f", c * 1e6 / n; else print "?" }' "$1"
+}
+
 # ---------------------------------------------------------------- max: wrk vs doppel replay --max
 wrk -t1 -c"$CONNS" -d"$WARMUP" "$UP/api/items" >/dev/null
 LOAD_WRK=$(wait_load)
@@ -152,24 +149,26 @@ MAX_CMD=(replay --session "$S" --target "$UP" --max --concurrency "$CONNS" --loo
 LOAD_MAX_RUN=$(wait_load)
 log "doppel ${MAX_CMD[*]} (load $LOAD_MAX_RUN)"
 rc=0
-"$DOPPEL" --store "$STORE" "${MAX_CMD[@]}" >"$tmp/max.txt" 2>"$tmp/max.err" || rc=$?
+/usr/bin/time -f '%U %S' -o "$tmp/max.cpu" "$DOPPEL" --store "$STORE" "${MAX_CMD[@]}" >"$tmp/max.txt" 2>"$tmp/max.err" || rc=$?
 ((rc == 0)) || { echo "replay --max exited with $rc:" >&2; tail -20 "$tmp/max.txt" "$tmp/max.err" >&2; exit 1; }
 parse_replay "$tmp/max.txt"
 MAX_SENT=$R_SENT MAX_2XX=$R_2XX MAX_ERR=$R_ERR MAX_P50=$R_P50 MAX_P99=$R_P99 MAX_N=$R_N MAX_SECS=$R_SECS MAX_RPS=$R_RPS MAX_MATCH=$R_MATCH
-log "replay --max: $MAX_RPS req/s ($MAX_N in ${MAX_SECS}s), p50 $MAX_P50 p99 $MAX_P99, errors $MAX_ERR, match $MAX_MATCH"
+MAX_CPU=$(cpu_us_per_request "$tmp/max.cpu" "$MAX_N")
+log "replay --max: $MAX_RPS req/s ($MAX_N in ${MAX_SECS}s), p50 $MAX_P50 p99 $MAX_P99, errors $MAX_ERR, match $MAX_MATCH, CPU $MAX_CPU us/request"
 
 # ---------------------------------------------------------------- max with decoding + JSON diff
 MAXDIFF_CMD=(replay --session "$G" --target "$UP_GZ" --max --concurrency "$CONNS" --loop --duration "$DURATION" --no-progress)
 LOAD_MAXDIFF=$(wait_load)
 log "doppel ${MAXDIFF_CMD[*]} (load $LOAD_MAXDIFF)"
 rc=0
-"$DOPPEL" --store "$STORE" "${MAXDIFF_CMD[@]}" >"$tmp/maxdiff.txt" 2>"$tmp/maxdiff.err" || rc=$?
+/usr/bin/time -f '%U %S' -o "$tmp/maxdiff.cpu" "$DOPPEL" --store "$STORE" "${MAXDIFF_CMD[@]}" >"$tmp/maxdiff.txt" 2>"$tmp/maxdiff.err" || rc=$?
 # Exit 1 is the expected verdict: every answer differs from its recording at body.rid.
 ((rc <= 1)) || { echo "replay --max (diffing) exited with $rc:" >&2; tail -20 "$tmp/maxdiff.txt" "$tmp/maxdiff.err" >&2; exit 1; }
 grep -q 'body.rid' "$tmp/maxdiff.txt" || { echo "replay --max (diffing) reported no body.rid difference:" >&2; tail -30 "$tmp/maxdiff.txt" >&2; exit 1; }
 parse_replay "$tmp/maxdiff.txt"
 MAXDIFF_ERR=$R_ERR MAXDIFF_P50=$R_P50 MAXDIFF_P99=$R_P99 MAXDIFF_LAG=$R_LAG MAXDIFF_N=$R_N MAXDIFF_SECS=$R_SECS MAXDIFF_RPS=$R_RPS
-log "replay --max with diffing: $MAXDIFF_RPS req/s ($MAXDIFF_N in ${MAXDIFF_SECS}s), p50 $MAXDIFF_P50 p99 $MAXDIFF_P99, lag p99 $MAXDIFF_LAG, errors $MAXDIFF_ERR, exit $rc"
+MAXDIFF_CPU=$(cpu_us_per_request "$tmp/maxdiff.cpu" "$MAXDIFF_N")
+log "replay --max with diffing: $MAXDIFF_RPS req/s ($MAXDIFF_N in ${MAXDIFF_SECS}s), p50 $MAXDIFF_P50 p99 $MAXDIFF_P99, lag p99 $MAXDIFF_LAG, errors $MAXDIFF_ERR, exit $rc, CPU $MAXDIFF_CPU us/request"
 
 # ---------------------------------------------------------------- fixed rate
 RATE_CMD=(replay --session "$S" --target "$UP" --rate "$RATE" --duration "$DURATION" --loop --no-progress)
@@ -239,10 +238,10 @@ section=$tmp/section.md
   echo
   echo "### Closed loop: \`--max\` vs wrk"
   echo
-  echo "| load generator | command | req/s | p50 ms | p99 ms | errors | load before |"
-  echo "|---|---|---:|---:|---:|---|---|"
-  echo "| wrk | \`wrk -t1 -c$CONNS -d$DURATION --latency URL/api/items\` (after a $WARMUP warm-up) | $WRK_RPS | $WRK_P50 | $WRK_P99 | ${WRK_ERR:-none} | $LOAD_WRK |"
-  echo "| doppel replay | \`doppel ${MAX_CMD[*]/$UP/URL}\` (after a $WARMUP warm-up) | $MAX_RPS ($MAX_N in ${MAX_SECS} s) | $MAX_P50 | $MAX_P99 | $MAX_ERR; 2xx $MAX_2XX; diff match ${MAX_MATCH:-?} | $LOAD_MAX_RUN |"
+  echo "| load generator | command | req/s | p50 ms | p99 ms | errors | CPU µs/request | load before |"
+  echo "|---|---|---:|---:|---:|---|---:|---|"
+  echo "| wrk | \`wrk -t1 -c$CONNS -d$DURATION --latency URL/api/items\` (after a $WARMUP warm-up) | $WRK_RPS | $WRK_P50 | $WRK_P99 | ${WRK_ERR:-none} | | $LOAD_WRK |"
+  echo "| doppel replay | \`doppel ${MAX_CMD[*]/$UP/URL}\` (after a $WARMUP warm-up) | $MAX_RPS ($MAX_N in ${MAX_SECS} s) | $MAX_P50 | $MAX_P99 | $MAX_ERR; 2xx $MAX_2XX; diff match ${MAX_MATCH:-?} | $MAX_CPU | $LOAD_MAX_RUN |"
   echo
   echo "**doppel replay --max / wrk = ${R_MAX}× (target ≥ 0.8×): $v_max.**"
   echo
@@ -250,9 +249,9 @@ section=$tmp/section.md
   echo
   echo "Session G: $G_COUNT envelopes recorded like S from a second nginx that answers the same body with a per-request \`\"rid\":\"\$request_id\"\` in front, gzip-encoded (\`wrk -H 'Accept-Encoding: gzip'\`). Replayed to that nginx, every answer differs from its recording: each comparison gunzips both bodies and diffs them as JSON (\`body.rid\` differs, so exit code 1 is expected). Compare binaries with \`DOPPEL=…\`."
   echo
-  echo "| command | req/s | p50 ms | p99 ms | send lag p99 ms | errors | load before |"
-  echo "|---|---:|---:|---:|---:|---|---|"
-  echo "| \`doppel ${MAXDIFF_CMD[*]/$UP_GZ/URL}\` | $MAXDIFF_RPS ($MAXDIFF_N in ${MAXDIFF_SECS} s) | $MAXDIFF_P50 | $MAXDIFF_P99 | $MAXDIFF_LAG | $MAXDIFF_ERR | $LOAD_MAXDIFF |"
+  echo "| command | req/s | p50 ms | p99 ms | send lag p99 ms | errors | CPU µs/request | load before |"
+  echo "|---|---:|---:|---:|---:|---|---:|---|"
+  echo "| \`doppel ${MAXDIFF_CMD[*]/$UP_GZ/URL}\` | $MAXDIFF_RPS ($MAXDIFF_N in ${MAXDIFF_SECS} s) | $MAXDIFF_P50 | $MAXDIFF_P99 | $MAXDIFF_LAG | $MAXDIFF_ERR | $MAXDIFF_CPU | $LOAD_MAXDIFF |"
   echo
   echo "### Open loop: \`--rate $RATE\`"
   echo
@@ -275,17 +274,6 @@ section=$tmp/section.md
 
 cat "$section"
 if [[ -z "${NO_RESULTS:-}" ]]; then
-  if [[ ! -f "$results" ]]; then
-    printf '# Benchmark results\n\nEvery number here comes from a run of the script named in its section, on the machine\ndescribed there. Re-run the script to update its section; other sections are left alone.\n\n' >"$results"
-  fi
-  if grep -q '<!-- replay:begin -->' "$results"; then
-    awk -v section="$section" '
-      /<!-- replay:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
-      /<!-- replay:end -->/ { skip = 0; next }
-      !skip { print }' "$results" >"$tmp/results.new"
-  else
-    { cat "$results"; echo; cat "$section"; } >"$tmp/results.new"
-  fi
-  cat "$tmp/results.new" >"$results"
+  replace_results_section replay "$section" "$results"
   log "updated $results"
 fi

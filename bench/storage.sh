@@ -43,26 +43,8 @@ trap 'rm -f "$report" "$report.section" "$report.new"' EXIT
   echo "<!-- storage:end -->"
 } >"$report.section"
 
-if [[ ! -f "$results" ]]; then
-  cat >"$results" <<'EOF'
-# Benchmark results
-
-Every number here comes from a run of the script named in its section, on the machine
-described there. Re-run the script to update its section; other sections are left alone.
-
-EOF
-fi
-
-if grep -q '<!-- storage:begin -->' "$results"; then
-  awk -v section="$report.section" '
-    /<!-- storage:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
-    /<!-- storage:end -->/ { skip = 0; next }
-    !skip { print }
-  ' "$results" >"$report.new"
-  mv "$report.new" "$results"
-else
-  cat "$report.section" >>"$results"
-fi
+. "$root/bench/results_section.sh"
+replace_results_section storage "$report.section" "$results"
 
 cat "$report"
 echo "updated $results" >&2
