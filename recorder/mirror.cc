@@ -502,7 +502,9 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
                                                    std::string(request.target()));
     }
     const size_t slot = mirrored->slots_.size();
-    mirrored->slots_.push_back(MirroredRequest::Slot{i, bytes});
+    MirroredRequest::Slot& new_slot = mirrored->slots_.emplace_back();
+    new_slot.mirror = i;
+    new_slot.bytes = bytes;
     t.sent->Inc();
     // The callback runs later on this thread (never inside Send).
     pools_[i]->Send(std::move(copy), [mirrored, slot](net::ExchangeResult&& r) {
