@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "base/enum_names.h"
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
 #include "net/url.h"
@@ -41,7 +42,12 @@ enum class ClientError {
   kBadResponse,  // the upstream sent something that is not HTTP/1.x
   kTooLarge,     // the response body is over ClientOptions::max_response_body
   kTimeout,      // connect_timeout or response_timeout expired
+  kMaxValue = kTimeout,
 };
+// "none", "connect", "reset", "bad-response", "too-large", "timeout": how run results and
+// reports name a failed exchange.
+inline constexpr EnumNames<ClientError, 6> kClientErrorNames{
+    {"none", "connect", "reset", "bad-response", "too-large", "timeout"}, "error"};
 
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};

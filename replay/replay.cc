@@ -21,24 +21,6 @@ namespace {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 
-const char* ErrorName(net::ClientError e) {
-  switch (e) {
-    case net::ClientError::kNone:
-      return "";
-    case net::ClientError::kConnect:
-      return "connect";
-    case net::ClientError::kReset:
-      return "reset";
-    case net::ClientError::kBadResponse:
-      return "bad-response";
-    case net::ClientError::kTooLarge:
-      return "too-large";
-    case net::ClientError::kTimeout:
-      return "timeout";
-  }
-  return "error";
-}
-
 net::HttpRequest ToBeast(const OutgoingRequest& r) {
   net::HttpRequest req;
   http::verb v = http::string_to_verb(r.method);
@@ -291,7 +273,7 @@ void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
         const uint64_t now = Now();
         out.latency_us = now > job->due_us ? now - job->due_us : 0;
         if (r.error != net::ClientError::kNone) {
-          out.error = ErrorName(r.error);
+          out.error = net::kClientErrorNames.Name(r.error);
           out.error_detail = r.detail;
           ++lane.stats.errors;
         } else {
