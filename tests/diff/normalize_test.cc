@@ -33,33 +33,51 @@ std::string Jwt(const std::string& claims, const std::string& signature = "c2lnb
   return Base64Url(R"({"alg":"HS256","typ":"JWT"})") + "." + Base64Url(claims) + "." + signature;
 }
 
+// One input to a predicate and the answer it must give.
+struct Case {
+  std::string input;
+  bool expected;
+};
+
 TEST(NormalizeTest, Rfc3339) {
-  EXPECT_TRUE(IsRfc3339Timestamp("2024-05-01T12:00:00Z"));
-  EXPECT_TRUE(IsRfc3339Timestamp("2024-05-01t12:00:00.123456+02:00"));
-  EXPECT_TRUE(IsRfc3339Timestamp("2024-05-01 12:00:00-05:30"));
-  EXPECT_FALSE(IsRfc3339Timestamp("2024-05-01"));            // a date is data, not noise
-  EXPECT_FALSE(IsRfc3339Timestamp("2024-13-01T12:00:00Z"));  // month 13
-  EXPECT_FALSE(IsRfc3339Timestamp("2024-05-01T24:00:00Z"));  // hour 24
-  EXPECT_FALSE(IsRfc3339Timestamp("2024-05-01T12:00:00"));   // no offset
-  EXPECT_FALSE(IsRfc3339Timestamp("2024-05-01T12:00:00Zjunk"));
-  EXPECT_FALSE(IsRfc3339Timestamp("2024-05-01T12:00:00.Z"));
-  EXPECT_FALSE(IsRfc3339Timestamp("hello world, not a time"));
+  const Case cases[] = {
+      {"2024-05-01T12:00:00Z", true},
+      {"2024-05-01t12:00:00.123456+02:00", true},
+      {"2024-05-01 12:00:00-05:30", true},
+      // Not timestamps:
+      {"2024-05-01", false},            // a date is data, not noise
+      {"2024-13-01T12:00:00Z", false},  // month 13
+      {"2024-05-01T24:00:00Z", false},  // hour 24
+      {"2024-05-01T12:00:00", false},   // no offset
+      {"2024-05-01T12:00:00Zjunk", false},
+      {"2024-05-01T12:00:00.Z", false},
+      {"hello world, not a time", false},
+  };
+  for (const Case& c : cases) EXPECT_EQ(IsRfc3339Timestamp(c.input), c.expected) << c.input;
 }
 
 TEST(NormalizeTest, Uuid) {
-  EXPECT_TRUE(IsUuid("123e4567-e89b-12d3-a456-426614174000"));
-  EXPECT_TRUE(IsUuid("123E4567-E89B-12D3-A456-426614174000"));
-  EXPECT_FALSE(IsUuid("123e4567e89b12d3a456426614174000"));
-  EXPECT_FALSE(IsUuid("123e4567-e89b-12d3-a456-42661417400g"));
-  EXPECT_FALSE(IsUuid("123e4567-e89b-12d3-a456-4266141740000"));
+  const Case cases[] = {
+      {"123e4567-e89b-12d3-a456-426614174000", true},
+      {"123E4567-E89B-12D3-A456-426614174000", true},
+      // Not UUIDs:
+      {"123e4567e89b12d3a456426614174000", false},
+      {"123e4567-e89b-12d3-a456-42661417400g", false},
+      {"123e4567-e89b-12d3-a456-4266141740000", false},
+  };
+  for (const Case& c : cases) EXPECT_EQ(IsUuid(c.input), c.expected) << c.input;
 }
 
 TEST(NormalizeTest, Ulid) {
-  EXPECT_TRUE(IsUlid("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
-  EXPECT_TRUE(IsUlid("01arz3ndektsv4rrffq69g5fav"));
-  EXPECT_FALSE(IsUlid("81ARZ3NDEKTSV4RRFFQ69G5FAV"));  // first char over 7: overflows
-  EXPECT_FALSE(IsUlid("01ARZ3NDEKTSV4RRFFQ69G5FAI"));  // I is not Crockford base32
-  EXPECT_FALSE(IsUlid("01ARZ3NDEKTSV4RRFFQ69G5FA"));
+  const Case cases[] = {
+      {"01ARZ3NDEKTSV4RRFFQ69G5FAV", true},
+      {"01arz3ndektsv4rrffq69g5fav", true},
+      // Not ULIDs:
+      {"81ARZ3NDEKTSV4RRFFQ69G5FAV", false},  // first char over 7: overflows
+      {"01ARZ3NDEKTSV4RRFFQ69G5FAI", false},  // I is not Crockford base32
+      {"01ARZ3NDEKTSV4RRFFQ69G5FA", false},
+  };
+  for (const Case& c : cases) EXPECT_EQ(IsUlid(c.input), c.expected) << c.input;
 }
 
 TEST(NormalizeTest, EpochRanges) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 namespace doppel::diff {
@@ -50,17 +51,21 @@ TEST(PathPatternTest, WildcardsMatchOnlyTheirKindOfSegment) {
 TEST(PathPatternTest, NeverMatchesBySubstringPrefixOrSuffix) {
   Result<PathPattern> p = PathPattern::Parse("body.id");
   ASSERT_TRUE(p.ok());
-  std::vector<PathStep> exact = {PathStep::Key("id")};
-  std::vector<PathStep> longer_key = {PathStep::Key("user_id")};
-  std::vector<PathStep> prefix_key = {PathStep::Key("identity")};
-  std::vector<PathStep> deeper = {PathStep::Key("id"), PathStep::Key("x")};
-  std::vector<PathStep> nested = {PathStep::Key("user"), PathStep::Key("id")};
-  EXPECT_TRUE(p->Matches("body", exact));
-  EXPECT_FALSE(p->Matches("body", longer_key));
-  EXPECT_FALSE(p->Matches("body", prefix_key));
-  EXPECT_FALSE(p->Matches("body", deeper));
-  EXPECT_FALSE(p->Matches("body", nested));
-  EXPECT_FALSE(p->Matches("other", exact));
+  struct Case {
+    std::string what;
+    std::string root;
+    std::vector<PathStep> path;
+    bool expected;
+  };
+  const Case cases[] = {
+      {"exact", "body", {PathStep::Key("id")}, true},
+      {"longer key", "body", {PathStep::Key("user_id")}, false},
+      {"prefix key", "body", {PathStep::Key("identity")}, false},
+      {"deeper", "body", {PathStep::Key("id"), PathStep::Key("x")}, false},
+      {"nested", "body", {PathStep::Key("user"), PathStep::Key("id")}, false},
+      {"other root", "other", {PathStep::Key("id")}, false},
+  };
+  for (const Case& c : cases) EXPECT_EQ(p->Matches(c.root, c.path), c.expected) << c.what;
 }
 
 TEST(PathPatternTest, DecodesEscapesInQuotedKeys) {

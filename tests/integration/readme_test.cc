@@ -126,6 +126,8 @@ std::string ReplaceAll(std::string s, const std::string& from, const std::string
 class ReadmeTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    std::string error;  // a README.md that does not parse fails ReadmeBlocksTest
+    blocks_ = ReadmeBlocks(&error);
     dir_ = MakeTempDir("readme");
     bin_ = dir_ + "/bin";
     work_ = dir_ + "/work";
@@ -203,6 +205,23 @@ class ReadmeTest : public ::testing::Test {
     record_output_ = rec.all_stdout() + rec.all_stderr();
   }
 
+  // The README.md block marked `name`; nullptr, failing the test, when there is none.
+  const Block* FindBlock(const std::string& name) const {
+    for (const Block& b : blocks_) {
+      if (b.marker == name) return &b;
+    }
+    ADD_FAILURE() << "README.md has no <!-- readme-test: " << name << " --> block";
+    return nullptr;
+  }
+
+  // Records session "checkout" with the first command of README.md's record-replay block and
+  // `requests` requests per endpoint, for the blocks that start from a recording.
+  void RecordCheckout(int requests) {
+    const Block* rec = FindBlock("record-replay");
+    ASSERT_NE(rec, nullptr);
+    RunRecorder(Rewrite(rec->commands.front()), requests);
+  }
+
   void RunBlock(const Block& b, const std::map<std::string, int>& expected_exit) {
     ASSERT_FALSE(b.commands.empty()) << "README.md line " << b.line << ": empty block";
     for (const std::string& original : b.commands) {
@@ -227,14 +246,8 @@ class ReadmeTest : public ::testing::Test {
   unsigned proxy_port_ = 0;
   std::vector<std::pair<std::string, std::string>> subst_;
   std::string record_output_;
+  std::vector<Block> blocks_;  // README.md's
 };
-
-const Block* Find(const std::vector<Block>& blocks, const std::string& name) {
-  for (const Block& b : blocks) {
-    if (b.marker == name) return &b;
-  }
-  return nullptr;
-}
 
 TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   std::string error;
@@ -255,10 +268,8 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
 // Record in front of the primary, list, replay against the candidate with the primary as
 // secondary: v2's three changes are regressions, so the replay exits 1 and writes the HTML.
 TEST_F(ReadmeTest, RecordReplayWorkflow) {
-  std::string error;
-  const auto blocks = ReadmeBlocks(&error);
-  const Block* b = Find(blocks, "record-replay");
-  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: record-replay --> block";
+  const Block* b = FindBlock("record-replay");
+  ASSERT_NE(b, nullptr);
   RunBlock(*b, {{"doppel replay", 1}});
   EXPECT_NE(record_output_.find("session checkout: requests 105"), std::string::npos)
       << record_output_;
@@ -267,15 +278,11 @@ TEST_F(ReadmeTest, RecordReplayWorkflow) {
 
 // The CI job: export a bundle, replay it from a second store with JUnit and JSON output.
 TEST_F(ReadmeTest, CiWorkflow) {
-  std::string error;
-  const auto blocks = ReadmeBlocks(&error);
-  const Block* rec = Find(blocks, "record-replay");
-  const Block* ci = Find(blocks, "ci");
-  ASSERT_NE(rec, nullptr);
-  ASSERT_NE(ci, nullptr) << "README.md has no <!-- readme-test: ci --> block";
+  const Block* ci = FindBlock("ci");
+  ASSERT_NE(ci, nullptr);
   // 12 per endpoint: below the default --min-samples (30), above the block's 10, so exit 1
   // also checks that the flag takes effect.
-  RunRecorder(Rewrite(rec->commands.front()), 12);
+  ASSERT_NO_FATAL_FAILURE(RecordCheckout(12));
   RunBlock(*ci, {{"doppel --store ./ci-store replay", 1}});
   EXPECT_TRUE(fs::exists(work_ + "/checkout.dpl"));
   std::ifstream junit(work_ + "/junit.xml");
@@ -287,25 +294,17 @@ TEST_F(ReadmeTest, CiWorkflow) {
 
 // The load test: ramp and loop for a (shortened) duration without diffing; exits 0.
 TEST_F(ReadmeTest, LoadTestWorkflow) {
-  std::string error;
-  const auto blocks = ReadmeBlocks(&error);
-  const Block* rec = Find(blocks, "record-replay");
-  const Block* load = Find(blocks, "load-test");
-  ASSERT_NE(rec, nullptr);
-  ASSERT_NE(load, nullptr) << "README.md has no <!-- readme-test: load-test --> block";
-  RunRecorder(Rewrite(rec->commands.front()), 5);
+  const Block* load = FindBlock("load-test");
+  ASSERT_NE(load, nullptr);
+  ASSERT_NO_FATAL_FAILURE(RecordCheckout(5));
   RunBlock(*load, {});
 }
 
 // Interop: HAR and GoReplay imports from the committed fixtures, HAR export, curl export of
 // a real envelope id.
 TEST_F(ReadmeTest, InteropWorkflow) {
-  std::string error;
-  const auto blocks = ReadmeBlocks(&error);
-  const Block* rec = Find(blocks, "record-replay");
-  const Block* b = Find(blocks, "interop");
-  ASSERT_NE(rec, nullptr);
-  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: interop --> block";
+  const Block* b = FindBlock("interop");
+  ASSERT_NE(b, nullptr);
   const std::string data = std::string(DOPPEL_SOURCE_DIR) + "/tests/testdata/interop";
   std::string har, gor;
   for (const auto& e : fs::directory_iterator(data)) {
@@ -321,7 +320,7 @@ TEST_F(ReadmeTest, InteropWorkflow) {
   ASSERT_FALSE(gor.empty()) << "no .gor.gz fixture in " << data;
   fs::copy_file(har, work_ + "/capture.har");
   fs::copy_file(gor, work_ + "/requests.gor.gz");
-  RunRecorder(Rewrite(rec->commands.front()), 3);
+  ASSERT_NO_FATAL_FAILURE(RecordCheckout(3));
   std::string out;
   ASSERT_EQ(Run("doppel cat checkout | head -1", &out), 0) << out;
   std::smatch arrival, seq;
@@ -335,10 +334,8 @@ TEST_F(ReadmeTest, InteropWorkflow) {
 // Live mirroring: the record command with mirrors runs, mirrors get copies, Ctrl-C prints
 // one summary line per mirror.
 TEST_F(ReadmeTest, MirrorWorkflow) {
-  std::string error;
-  const auto blocks = ReadmeBlocks(&error);
-  const Block* b = Find(blocks, "mirror");
-  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: mirror --> block";
+  const Block* b = FindBlock("mirror");
+  ASSERT_NE(b, nullptr);
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("\nmirror "), std::string::npos) << record_output_;
 }

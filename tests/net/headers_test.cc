@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace doppel::net {
 namespace {
 
@@ -13,21 +18,27 @@ std::vector<std::string> Names(const http::fields& f) {
   return out;
 }
 
-TEST(HeadersTest, StripsHopByHopAndConnectionNamed) {
+// Fields with these lines, in this order (repeated names stay separate lines).
+http::fields Fields(std::initializer_list<std::pair<const char*, const char*>> lines) {
   http::fields f;
-  f.insert("Host", "shop.example");
-  f.insert("Connection", "keep-alive, X-Private");
-  f.insert("Accept", "*/*");
-  f.insert("X-Private", "secret");
-  f.insert("Connection", "X-Other");
-  f.insert("X-Other", "1");
-  f.insert("Keep-Alive", "timeout=5");
-  f.insert("Proxy-Connection", "keep-alive");
-  f.insert("TE", "trailers");
-  f.insert("Trailer", "X-Checksum");
-  f.insert("Transfer-Encoding", "chunked");
-  f.insert("Upgrade", "websocket");
-  f.insert("x-private", "again");
+  for (const auto& [name, value] : lines) f.insert(name, value);
+  return f;
+}
+
+TEST(HeadersTest, StripsHopByHopAndConnectionNamed) {
+  http::fields f = Fields({{"Host", "shop.example"},
+                           {"Connection", "keep-alive, X-Private"},
+                           {"Accept", "*/*"},
+                           {"X-Private", "secret"},
+                           {"Connection", "X-Other"},
+                           {"X-Other", "1"},
+                           {"Keep-Alive", "timeout=5"},
+                           {"Proxy-Connection", "keep-alive"},
+                           {"TE", "trailers"},
+                           {"Trailer", "X-Checksum"},
+                           {"Transfer-Encoding", "chunked"},
+                           {"Upgrade", "websocket"},
+                           {"x-private", "again"}});
   StripHopByHop(f);
   EXPECT_EQ(Names(f), (std::vector<std::string>{"Host", "Accept"}));
 }
@@ -40,13 +51,12 @@ TEST(HeadersTest, HopByHopNames) {
 }
 
 TEST(HeadersTest, ForwardingHeadersAppendAndKeepHost) {
-  http::fields f;
-  f.insert("Host", "shop.example:8080");
-  f.insert("X-Forwarded-For", "10.0.0.1");
-  f.insert("Accept", "*/*");
-  f.insert("X-Forwarded-For", "10.0.0.2");
-  f.insert("Via", "1.0 edge");
-  f.insert("X-Forwarded-Proto", "https");
+  http::fields f = Fields({{"Host", "shop.example:8080"},
+                           {"X-Forwarded-For", "10.0.0.1"},
+                           {"Accept", "*/*"},
+                           {"X-Forwarded-For", "10.0.0.2"},
+                           {"Via", "1.0 edge"},
+                           {"X-Forwarded-Proto", "https"}});
   AddForwardingHeaders(f, {"127.0.0.1", "http", 11});
   EXPECT_EQ(f["Host"], "shop.example:8080");
   EXPECT_EQ(f["X-Forwarded-For"], "10.0.0.1, 10.0.0.2, 127.0.0.1");

@@ -37,12 +37,10 @@ TEST(UrlTest, Ipv6) {
 }
 
 TEST(UrlTest, Rejects) {
-  EXPECT_FALSE(ParseUrl("ftp://x").ok());
-  EXPECT_FALSE(ParseUrl("127.0.0.1:9000").ok());
-  EXPECT_FALSE(ParseUrl("http://x:9000/?q=1").ok());
-  EXPECT_FALSE(ParseUrl("http://user:pw@x/").ok());
-  EXPECT_FALSE(ParseUrl("http://x:0").ok());
-  EXPECT_FALSE(ParseUrl("not a url").ok());
+  for (const char* bad : {"ftp://x", "127.0.0.1:9000", "http://x:9000/?q=1", "http://user:pw@x/",
+                          "http://x:0", "not a url"}) {
+    EXPECT_FALSE(ParseUrl(bad).ok()) << bad;
+  }
 }
 
 TEST(HostPortTest, Parses) {
@@ -84,11 +82,19 @@ TEST(TargetTest, SplitsOriginAndAbsoluteForm) {
 // path ("l6:?"); such targets never reach it (found by DifferTest.ArbitraryBytesNeverCrash
 // under ASan).
 TEST(TargetTest, SchemeWithoutAuthorityIsSplitByHand) {
-  EXPECT_TRUE(HasSchemeAndAuthority("http://h/p"));
-  EXPECT_TRUE(HasSchemeAndAuthority("chrome-extension://abc/x"));
-  EXPECT_FALSE(HasSchemeAndAuthority("l6:?"));
-  EXPECT_FALSE(HasSchemeAndAuthority("://h"));
-  EXPECT_FALSE(HasSchemeAndAuthority("/a://b"));
+  struct Case {
+    const char* input;
+    bool expected;
+  };
+  const Case cases[] = {
+      {"http://h/p", true},
+      {"chrome-extension://abc/x", true},
+      // No scheme and authority:
+      {"l6:?", false},
+      {"://h", false},
+      {"/a://b", false},
+  };
+  for (const Case& c : cases) EXPECT_EQ(HasSchemeAndAuthority(c.input), c.expected) << c.input;
   TargetParts p = SplitTarget("l6:?q");
   EXPECT_EQ(p.path, "l6:");
   EXPECT_EQ(*p.query, "q");

@@ -58,6 +58,14 @@ class CaptureWriterTest : public ::testing::Test {
     h->set_value("Bearer s3cr3t");
     return e;
   }
+  // Starts `w` with the sink blocked, pushes envelope 0 and waits until the writer holds it and
+  // is stuck in the sink: from then on Push only fills the queue, until sink_.Release().
+  void StartStuckInTheSink(CaptureWriter& w) {
+    sink_.Block();
+    w.Start();
+    ASSERT_TRUE(w.Push(Make(0)));
+    sink_.WaitForCall();
+  }
   net::Counter stored_, dropped_full_, dropped_error_;
   MemorySink sink_;
 };
@@ -88,10 +96,7 @@ TEST_F(CaptureWriterTest, FullQueueDropsWithoutBlocking) {
   CaptureWriterOptions o;
   o.queue_size = 10;
   CaptureWriter w(&sink_, nullptr, o, counters());
-  sink_.Block();
-  w.Start();
-  ASSERT_TRUE(w.Push(Make(0)));
-  sink_.WaitForCall();  // the writer holds envelope 0 and is stuck in the sink
+  ASSERT_NO_FATAL_FAILURE(StartStuckInTheSink(w));
   // The sink stays blocked until Release() below: a Push that waited for it would never return.
   int accepted = 0;
   for (uint32_t i = 1; i <= 20; ++i) accepted += w.Push(Make(i));
@@ -109,10 +114,7 @@ TEST_F(CaptureWriterTest, ByteBoundDropsLargeEnvelopes) {
   CaptureWriterOptions o;
   o.max_queue_bytes = 10000;
   CaptureWriter w(&sink_, nullptr, o, counters());
-  sink_.Block();
-  w.Start();
-  ASSERT_TRUE(w.Push(Make(0)));
-  sink_.WaitForCall();
+  ASSERT_NO_FATAL_FAILURE(StartStuckInTheSink(w));
   doppel::v1::Envelope big = Make(1);
   big.mutable_request()->set_body(std::string(20000, 'x'));
   EXPECT_FALSE(w.Push(std::move(big)));

@@ -4,21 +4,33 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace doppel::recorder {
 namespace {
 
+// One input to a predicate and the answer it must give.
+struct Case {
+  std::string input;
+  bool expected;
+};
+
 TEST(UnsupportedVersionTest, OnlyWellFormedVersionsOtherThan10And11) {
-  EXPECT_TRUE(UnsupportedVersion("GET / HTTP/2.0\r\nHost: x\r\n\r\n"));
-  EXPECT_TRUE(UnsupportedVersion("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
-  EXPECT_TRUE(UnsupportedVersion("GET / HTTP/1.2\r\n"));
-  EXPECT_TRUE(UnsupportedVersion("GET / HTTP/0.9\r\n"));
-  EXPECT_FALSE(UnsupportedVersion("GET / HTTP/1.1\r\n"));
-  EXPECT_FALSE(UnsupportedVersion("GET / HTTP/1.0\r\n"));
-  EXPECT_FALSE(UnsupportedVersion("GET / HTTP/2.0"));      // no complete line yet
-  EXPECT_FALSE(UnsupportedVersion("GET / HTTP/x.0\r\n"));  // malformed: 400, not 505
-  EXPECT_FALSE(UnsupportedVersion("GET / HTTP/10.0\r\n"));
-  EXPECT_FALSE(UnsupportedVersion("HTTP/2\r\n"));
-  EXPECT_FALSE(UnsupportedVersion(""));
+  const Case cases[] = {
+      {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", true},
+      {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true},
+      {"GET / HTTP/1.2\r\n", true},
+      {"GET / HTTP/0.9\r\n", true},
+      // Supported versions, incomplete and malformed heads:
+      {"GET / HTTP/1.1\r\n", false},
+      {"GET / HTTP/1.0\r\n", false},
+      {"GET / HTTP/2.0", false},      // no complete line yet
+      {"GET / HTTP/x.0\r\n", false},  // malformed: 400, not 505
+      {"GET / HTTP/10.0\r\n", false},
+      {"HTTP/2\r\n", false},
+      {"", false},
+  };
+  for (const Case& c : cases) EXPECT_EQ(UnsupportedVersion(c.input), c.expected) << c.input;
 }
 
 TEST(CheckRequestTargetTest, OriginFormNeedsOneHostInHttp11) {
@@ -84,12 +96,16 @@ TEST(LeadingEmptyLinesTest, CrlfAndBareLfLinesAtTheFront) {
 }
 
 TEST(HasObsFoldTest, ALineBreakFollowedBySpaceOrTab) {
-  EXPECT_TRUE(HasObsFold("Host: a\r\n Folded: x\r\n"));
-  EXPECT_TRUE(HasObsFold("X-A: a\r\n\tb\r\n"));
-  EXPECT_TRUE(HasObsFold("X-A: a\n b"));
-  EXPECT_FALSE(HasObsFold("GET / HTTP/1.1\r\nHost: a b\r\nX-A: \tc\r\n\r\n"));
-  EXPECT_FALSE(HasObsFold("X-A: a\r\n"));  // a line break at the very end
-  EXPECT_FALSE(HasObsFold(""));
+  const Case cases[] = {
+      {"Host: a\r\n Folded: x\r\n", true},
+      {"X-A: a\r\n\tb\r\n", true},
+      {"X-A: a\n b", true},
+      // No folded line:
+      {"GET / HTTP/1.1\r\nHost: a b\r\nX-A: \tc\r\n\r\n", false},
+      {"X-A: a\r\n", false},  // a line break at the very end
+      {"", false},
+  };
+  for (const Case& c : cases) EXPECT_EQ(HasObsFold(c.input), c.expected) << c.input;
 }
 
 TEST(CheckMethodTest, EveryTokenButConnectIsForwarded) {

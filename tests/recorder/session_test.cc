@@ -63,6 +63,22 @@ class SessionTest : public ::testing::Test {
     return out;
   }
 
+  // What a session left in the store: its record, which it must have closed, and its envelopes.
+  struct Recorded {
+    v1::SessionInfo info;
+    std::vector<v1::Envelope> envelopes;
+  };
+  // REQUIRES: the session is gone (the store is opened read-only).
+  void ReadClosedSession(const std::string& name, Recorded* out) {
+    std::unique_ptr<storage::Store> store = OpenStore();
+    ASSERT_TRUE(store);
+    auto info = store->GetSession(name);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->state(), v1::SESSION_STATE_CLOSED);
+    out->info = *info;
+    out->envelopes = Envelopes(store.get(), name);
+  }
+
   std::string dir_;
   TestUpstream upstream_;
   SessionOptions options_;
@@ -95,26 +111,23 @@ TEST_F(SessionTest, StopClosesTheRecordWithCountsAndTheClocksTimes) {
   EXPECT_EQ(&session->Stop(), &summary);  // a second Stop changes nothing
   session.reset();
 
-  auto store = OpenStore();
-  ASSERT_TRUE(store);
-  auto info = store->GetSession("s1");
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
-  EXPECT_EQ(info->state(), v1::SESSION_STATE_CLOSED);
-  EXPECT_EQ(info->source(), "record");
-  EXPECT_EQ(info->upstream(), upstream_.url());
-  EXPECT_EQ(info->created_us(), kStartUs);
-  EXPECT_EQ(info->closed_us(), kStartUs + 62'500'000);
-  EXPECT_EQ(info->counts().requests_seen(), 3u);
-  EXPECT_EQ(info->counts().sampled(), 3u);
-  EXPECT_EQ(info->counts().envelopes(), 3u);
-  EXPECT_EQ(info->counts().dropped(), 0u);
-  EXPECT_EQ(info->counts().errors(), 0u);
-  EXPECT_EQ(info->counts().first_arrival_us(), kStartUs + 2'500'000);
-  EXPECT_EQ(info->counts().last_arrival_us(), kStartUs + 2'500'000);
-  const std::vector<v1::Envelope> envelopes = Envelopes(store.get(), "s1");
-  ASSERT_EQ(envelopes.size(), 3u);
+  Recorded recorded;
+  ASSERT_NO_FATAL_FAILURE(ReadClosedSession("s1", &recorded));
+  const v1::SessionInfo& info = recorded.info;
+  EXPECT_EQ(info.source(), "record");
+  EXPECT_EQ(info.upstream(), upstream_.url());
+  EXPECT_EQ(info.created_us(), kStartUs);
+  EXPECT_EQ(info.closed_us(), kStartUs + 62'500'000);
+  EXPECT_EQ(info.counts().requests_seen(), 3u);
+  EXPECT_EQ(info.counts().sampled(), 3u);
+  EXPECT_EQ(info.counts().envelopes(), 3u);
+  EXPECT_EQ(info.counts().dropped(), 0u);
+  EXPECT_EQ(info.counts().errors(), 0u);
+  EXPECT_EQ(info.counts().first_arrival_us(), kStartUs + 2'500'000);
+  EXPECT_EQ(info.counts().last_arrival_us(), kStartUs + 2'500'000);
+  ASSERT_EQ(recorded.envelopes.size(), 3u);
   std::set<std::string> targets;
-  for (const auto& e : envelopes) {
+  for (const auto& e : recorded.envelopes) {
     EXPECT_EQ(e.arrival_us(), kStartUs + 2'500'000);
     targets.insert(e.request().target());
   }
@@ -128,11 +141,8 @@ TEST_F(SessionTest, DefaultNameComesFromTheClock) {
   EXPECT_EQ((*started)->name(), "rec-20260101-000000");
   // Dropped without Stop(): the destructor still closes the record.
   started.value().reset();
-  auto store = OpenStore();
-  ASSERT_TRUE(store);
-  auto info = store->GetSession("rec-20260101-000000");
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
-  EXPECT_EQ(info->state(), v1::SESSION_STATE_CLOSED);
+  Recorded recorded;
+  ASSERT_NO_FATAL_FAILURE(ReadClosedSession("rec-20260101-000000", &recorded));
 }
 
 TEST_F(SessionTest, AStoreThatCannotBeCreatedIsAClearError) {
@@ -237,14 +247,11 @@ TEST_F(SessionTest, StopWithRequestsInFlightLosesNoEnvelope) {
   EXPECT_TRUE(session.Stop().status.ok()) << session.Stop().status.ToString();
   started.value().reset();
 
-  auto store = OpenStore();
-  ASSERT_TRUE(store);
-  auto info = store->GetSession("s1");
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
-  EXPECT_EQ(info->state(), v1::SESSION_STATE_CLOSED);
-  EXPECT_EQ(info->counts().envelopes(), static_cast<uint64_t>(kRequests));
+  Recorded recorded;
+  ASSERT_NO_FATAL_FAILURE(ReadClosedSession("s1", &recorded));
+  EXPECT_EQ(recorded.info.counts().envelopes(), static_cast<uint64_t>(kRequests));
   std::set<std::string> bodies;
-  for (const auto& e : Envelopes(store.get(), "s1")) {
+  for (const auto& e : recorded.envelopes) {
     EXPECT_EQ(e.response().status(), 200u);
     EXPECT_EQ(e.response().body(), e.request().body());
     bodies.insert(e.request().body());

@@ -5,6 +5,14 @@
 namespace doppel::replay {
 namespace {
 
+// --speed X: the recorded gaps divided by `speed`.
+PacingSpec Speed(double speed) {
+  PacingSpec spec;
+  spec.mode = PacingSpec::Mode::kSpeed;
+  spec.speed = speed;
+  return spec;
+}
+
 TEST(ParseRate, PlainAndRamp) {
   auto r = ParseRate("500");
   ASSERT_TRUE(r.ok());
@@ -68,20 +76,14 @@ TEST(Pacer, DownwardRamp) {
 }
 
 TEST(Pacer, SpeedDividesRecordedGaps) {
-  PacingSpec spec;
-  spec.mode = PacingSpec::Mode::kSpeed;
-  spec.speed = 2;
-  Pacer p(spec);
+  Pacer p(Speed(2));
   EXPECT_EQ(p.Next(1'000'000), 0u);
   EXPECT_EQ(p.Next(1'100'000), 50'000u);
   EXPECT_EQ(p.Next(1'400'000), 200'000u);
 }
 
 TEST(Pacer, OutOfOrderTimestampsNeverSleepLong) {
-  PacingSpec spec;
-  spec.mode = PacingSpec::Mode::kSpeed;
-  spec.speed = 1;
-  Pacer p(spec);
+  Pacer p(Speed(1));
   EXPECT_EQ(p.Next(5'000'000), 0u);
   EXPECT_EQ(p.Next(1'000'000), 0u);    // earlier: zero gap
   EXPECT_EQ(p.Next(5'000'100), 100u);  // measured from the latest seen, not the outlier
@@ -89,9 +91,7 @@ TEST(Pacer, OutOfOrderTimestampsNeverSleepLong) {
 }
 
 TEST(Pacer, HugeGapsAreCapped) {
-  PacingSpec spec;
-  spec.mode = PacingSpec::Mode::kSpeed;
-  spec.speed = 1;
+  PacingSpec spec = Speed(1);
   spec.max_gap_us = 2'000'000;
   Pacer p(spec);
   p.Next(0);

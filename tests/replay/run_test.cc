@@ -49,6 +49,15 @@ class RunTest : public ::testing::Test {
     EXPECT_TRUE(run.ok()) << run.status().ToString();
     return run.ok() ? *run : v1::RunInfo();
   }
+  // Creates a run with `o` on the system clock and executes it to the end into `out`; the Run
+  // is gone (and the store closed) on return.
+  void RunToEnd(const RunOptions& o, RunOutcome* out) {
+    auto run = Run::Create(o, SystemClock::Instance());
+    ASSERT_TRUE(run.ok()) << run.status().ToString();
+    auto executed = (*run)->Execute();
+    ASSERT_TRUE(executed.ok()) << executed.status().ToString();
+    *out = std::move(executed.value());
+  }
 
   std::string dir_, store_path_;
 };
@@ -120,17 +129,11 @@ TEST_F(RunTest, RegressionsGiveExitCodeOne) {
   });
   RunOptions o = Options(up.url());
   o.min_samples = 1;
-  uint32_t run_id = 0;
-  {
-    auto run = Run::Create(o, SystemClock::Instance());
-    ASSERT_TRUE(run.ok()) << run.status().ToString();
-    auto out = (*run)->Execute();
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
-    EXPECT_EQ(out->exit_code, 1);
-    EXPECT_GT(out->report.verdict().regressions(), 0u);
-    run_id = out->run_id;
-  }
-  v1::RunInfo stored = StoredRun(run_id);
+  RunOutcome out;
+  ASSERT_NO_FATAL_FAILURE(RunToEnd(o, &out));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_GT(out.report.verdict().regressions(), 0u);
+  v1::RunInfo stored = StoredRun(out.run_id);
   EXPECT_EQ(stored.exit_code(), 1);
   EXPECT_EQ(stored.targets(0).status_5xx(), static_cast<uint64_t>(kGets));
 }
@@ -140,19 +143,13 @@ TEST_F(RunTest, UnwritableReportFileIsExitTwoButTheRunIsSaved) {
   testing::TestUpstream up;
   RunOptions o = Options(up.url());
   o.reports.junit = dir_ + "/no/such/dir/junit.xml";
-  uint32_t run_id = 0;
-  {
-    auto run = Run::Create(o, SystemClock::Instance());
-    ASSERT_TRUE(run.ok()) << run.status().ToString();
-    auto out = (*run)->Execute();
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
-    EXPECT_EQ(out->exit_code, 2);
-    EXPECT_NE(out->report_files.ToString().find("junit.xml"), std::string::npos)
-        << out->report_files.ToString();
-    EXPECT_TRUE(out->run_saved.ok());
-    run_id = out->run_id;
-  }
-  EXPECT_EQ(StoredRun(run_id).state(), v1::RUN_STATE_COMPLETED);
+  RunOutcome out;
+  ASSERT_NO_FATAL_FAILURE(RunToEnd(o, &out));
+  EXPECT_EQ(out.exit_code, 2);
+  EXPECT_NE(out.report_files.ToString().find("junit.xml"), std::string::npos)
+      << out.report_files.ToString();
+  EXPECT_TRUE(out.run_saved.ok());
+  EXPECT_EQ(StoredRun(out.run_id).state(), v1::RUN_STATE_COMPLETED);
 }
 
 TEST_F(RunTest, CreateRejectsBadOptionsNamingTheFlag) {

@@ -3,8 +3,10 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "tests/report/test_util.h"
 
@@ -21,6 +23,19 @@ using testing::Response;
 std::string User(int id, std::string name, std::string created = "2024-01-01T00:00:00Z") {
   return R"({"id":)" + std::to_string(id) + R"(,"name":")" + name + R"(","created_at":")" +
          created + R"("})";
+}
+
+// A GET of `path`: recorded as `recorded`, answered by the target with `actual` and, when given,
+// by the secondary with `secondary`.
+Exchange Answered(std::string path, doppel::v1::HttpResponse recorded,
+                  doppel::v1::HttpResponse actual,
+                  std::optional<doppel::v1::HttpResponse> secondary = std::nullopt) {
+  Exchange x;
+  x.path = std::move(path);
+  x.recorded = std::move(recorded);
+  x.actual = std::move(actual);
+  x.secondary = std::move(secondary);
+  return x;
 }
 
 TEST(RunAggregatorTest, CountsPerTargetAndEndpoint) {
@@ -130,11 +145,8 @@ TEST(RunAggregatorTest, CountsPerTargetAndEndpoint) {
 TEST(RunAggregatorTest, ArrayIndexesAggregateUnderWildcardOncePerRequest) {
   Feeder feed(OneTarget());
   for (int i = 0; i < 40; ++i) {
-    Exchange x;
-    x.path = "/cart";
-    x.recorded = Response(200, R"({"items":[{"price":1},{"price":2},{"price":3}]})");
-    x.actual = Response(200, R"({"items":[{"price":1},{"price":5},{"price":6}]})");
-    feed.Add(x);
+    feed.Add(Answered("/cart", Response(200, R"({"items":[{"price":1},{"price":2},{"price":3}]})"),
+                      Response(200, R"({"items":[{"price":1},{"price":5},{"price":6}]})")));
   }
   Report r = feed.Finish();
   const FieldReport* price = FindField(FindEndpoint(r, "GET /cart"), "body.items[*].price");
@@ -153,11 +165,8 @@ TEST(RunAggregatorTest, ReservoirKeepsABoundedDeterministicSample) {
     options.exemplars_per_field = 3;
     Feeder feed(options);
     for (int i = 0; i < 200; ++i) {
-      Exchange x;
-      x.path = "/p/" + std::to_string(i);
-      x.recorded = Response(200, R"({"v":0})");
-      x.actual = Response(200, R"({"v":)" + std::to_string(i + 1) + "}");
-      feed.Add(x);
+      feed.Add(Answered("/p/" + std::to_string(i), Response(200, R"({"v":0})"),
+                        Response(200, R"({"v":)" + std::to_string(i + 1) + "}")));
     }
     return feed.Finish();
   };
@@ -218,12 +227,11 @@ TEST(RunAggregatorTest, PureNoiseIsNotFlagged) {
   std::mt19937 rng(7);
   for (int i = 0; i < 1000; ++i) {
     auto value = [&] { return rng() % 100 < 40 ? std::to_string(rng()) : std::string("0"); };
-    Exchange x;
-    x.path = "/noisy";
-    x.recorded = Response(200, R"({"rnd":0,"stable":1})");
-    x.actual = Response(200, R"({"rnd":)" + value() + R"(,"stable":1})");
-    x.secondary = Response(200, R"({"rnd":)" + value() + R"(,"stable":1})");
-    feed.Add(x);
+    const std::string actual = value();  // drawn first, then the secondary's
+    const std::string secondary = value();
+    feed.Add(Answered("/noisy", Response(200, R"({"rnd":0,"stable":1})"),
+                      Response(200, R"({"rnd":)" + actual + R"(,"stable":1})"),
+                      Response(200, R"({"rnd":)" + secondary + R"(,"stable":1})")));
   }
   Report r = feed.Finish();
   const FieldReport* rnd = FindField(FindEndpoint(r, "GET /noisy"), "body.rnd");
@@ -243,12 +251,9 @@ TEST(RunAggregatorTest, SameTrafficWithoutSecondaryIsFlagged) {
   Feeder feed(OneTarget());
   std::mt19937 rng(7);
   for (int i = 0; i < 1000; ++i) {
-    Exchange x;
-    x.path = "/noisy";
-    x.recorded = Response(200, R"({"rnd":0})");
-    x.actual =
-        Response(200, R"({"rnd":)" + (rng() % 100 < 40 ? std::to_string(rng() | 1) : "0") + "}");
-    feed.Add(x);
+    feed.Add(Answered(
+        "/noisy", Response(200, R"({"rnd":0})"),
+        Response(200, R"({"rnd":)" + (rng() % 100 < 40 ? std::to_string(rng() | 1) : "0") + "}")));
   }
   Report r = feed.Finish();
   const FieldReport* rnd = FindField(FindEndpoint(r, "GET /noisy"), "body.rnd");
@@ -266,12 +271,9 @@ TEST(RunAggregatorTest, RegressionOnNoisyFieldIsCaught) {
   for (int i = 0; i < 300; ++i) {
     bool noisy = rng() % 100 < 20;    // the secondary differs on 20 % of requests
     bool changed = rng() % 100 < 60;  // the candidate on 60 %
-    Exchange x;
-    x.path = "/price";
-    x.recorded = Response(200, R"({"price":10})");
-    x.actual = Response(200, changed ? R"({"price":11})" : R"({"price":10})");
-    x.secondary = Response(200, noisy ? R"({"price":12})" : R"({"price":10})");
-    feed.Add(x);
+    feed.Add(Answered("/price", Response(200, R"({"price":10})"),
+                      Response(200, changed ? R"({"price":11})" : R"({"price":10})"),
+                      Response(200, noisy ? R"({"price":12})" : R"({"price":10})")));
   }
   Report r = feed.Finish();
   const EndpointReport* e = FindEndpoint(r, "GET /price");
@@ -295,11 +297,8 @@ Report ValueRegression(int changed, double threshold, diff::Severity fail_on,
   options.fail_on = fail_on;
   Feeder feed(options);
   for (int i = 0; i < 100; ++i) {
-    Exchange x;
-    x.path = "/v";
-    x.recorded = Response(200, expected);
-    x.actual = Response(200, i < changed ? actual : expected);
-    feed.Add(x);
+    feed.Add(
+        Answered("/v", Response(200, expected), Response(200, i < changed ? actual : expected)));
   }
   return feed.Finish();
 }
@@ -365,11 +364,8 @@ TEST(RunAggregatorTest, FailOnSeverity) {
 TEST(RunAggregatorTest, StatusChangeIsARegression) {
   Feeder feed(OneTarget());
   for (int i = 0; i < 40; ++i) {
-    Exchange x;
-    x.path = "/boom";
-    x.recorded = Response(200, R"({"a":1})");
-    x.actual = Response(i % 2 == 0 ? 500 : 200, R"({"a":1})");
-    feed.Add(x);
+    feed.Add(Answered("/boom", Response(200, R"({"a":1})"),
+                      Response(i % 2 == 0 ? 500 : 200, R"({"a":1})")));
   }
   Report r = feed.Finish();
   const EndpointReport* e = FindEndpoint(r, "GET /boom");
@@ -477,11 +473,7 @@ TEST(RunAggregatorTest, ExemplarBodiesStopAtTheBudget) {
   AggregatorOptions options = OneTarget();
   options.max_exemplar_body_bytes = 1;  // the first exemplar gets bodies, later ones do not
   Feeder feed(options);
-  Exchange x;
-  x.path = "/b";
-  x.recorded = Response(200, R"({"a":1,"b":1})");
-  x.actual = Response(200, R"({"a":2,"b":2})");
-  feed.Add(x);
+  feed.Add(Answered("/b", Response(200, R"({"a":1,"b":1})"), Response(200, R"({"a":2,"b":2})")));
   Report r = feed.Finish();
   const EndpointReport* e = FindEndpoint(r, "GET /b");
   const FieldReport* a = FindField(e, "body.a");

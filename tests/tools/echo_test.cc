@@ -319,6 +319,11 @@ class EchoTest : public ::testing::Test {
     return Fetch(echo_->port(), target, std::move(headers));
   }
 
+  // Writes `bytes` on a fresh connection and returns all the server sends back (Client::SendRaw).
+  std::string SendRaw(const std::string& bytes, bool* closed) {
+    return Client(echo_->port()).SendRaw(bytes, closed);
+  }
+
   std::unique_ptr<EchoProcess> echo_;
 };
 
@@ -664,21 +669,18 @@ TEST_F(EchoTest, KeepAliveServesManyRequestsOnOneConnection) {
 
 TEST_F(EchoTest, Http10ClosesUnlessKeepAliveIsAsked) {
   ASSERT_TRUE(echo_);
-  {
-    Client c(echo_->port());
-    bool closed = false;
-    std::string raw = c.SendRaw(
-        "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
-        "GET /api/v1/users/1 HTTP/1.0\r\n\r\n",
-        &closed);
-    EXPECT_TRUE(closed);
-    EXPECT_EQ(raw.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << raw;
-    EXPECT_NE(raw.find("Connection: keep-alive\r\n"), std::string::npos);
-    size_t second = raw.find("HTTP/1.0 200 OK\r\n", 10);
-    ASSERT_NE(second, std::string::npos) << raw;
-    EXPECT_NE(raw.find("Connection: close\r\n", second), std::string::npos);
-    EXPECT_NE(raw.find("\"username\""), std::string::npos);
-  }
+  bool closed = false;
+  std::string raw = SendRaw(
+      "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+      "GET /api/v1/users/1 HTTP/1.0\r\n\r\n",
+      &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(raw.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << raw;
+  EXPECT_NE(raw.find("Connection: keep-alive\r\n"), std::string::npos);
+  size_t second = raw.find("HTTP/1.0 200 OK\r\n", 10);
+  ASSERT_NE(second, std::string::npos) << raw;
+  EXPECT_NE(raw.find("Connection: close\r\n", second), std::string::npos);
+  EXPECT_NE(raw.find("\"username\""), std::string::npos);
 }
 
 TEST_F(EchoTest, MalformedRequestsGet400AndAClosedConnection) {
@@ -689,16 +691,14 @@ TEST_F(EchoTest, MalformedRequestsGet400AndAClosedConnection) {
         std::string("POST /api/v1/orders HTTP/1.1\r\nContent-Length: 5\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         std::string("\x01\x02\x03\xff\r\n\r\n")}) {
-    Client c(echo_->port());
     bool closed = false;
-    std::string raw = c.SendRaw(garbage, &closed);
+    std::string raw = SendRaw(garbage, &closed);
     EXPECT_EQ(raw.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << raw;
     EXPECT_TRUE(closed);
   }
   // A body over the limit is refused from its Content-Length, before it is sent.
-  Client big(echo_->port());
   bool closed = false;
-  std::string raw = big.SendRaw(
+  std::string raw = SendRaw(
       "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 9437184\r\n\r\n{", &closed);
   EXPECT_EQ(raw.rfind("HTTP/1.1 413 ", 0), 0u) << raw;
   EXPECT_TRUE(closed);
@@ -708,9 +708,8 @@ TEST_F(EchoTest, MalformedRequestsGet400AndAClosedConnection) {
 
 TEST_F(EchoTest, ExpectContinueIsHonoured) {
   ASSERT_TRUE(echo_);
-  Client c(echo_->port());
   bool closed = false;
-  std::string raw = c.SendRaw(
+  std::string raw = SendRaw(
       "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
       "Content-Length: 7\r\nConnection: close\r\n\r\n{\"a\":1}",
       &closed);
