@@ -57,7 +57,8 @@ Status StreamWriter::Append(std::span<const doppel::v1::Envelope> batch) {
     commands_.push_back(std::move(xadd));
   }
   if (commands_.empty()) return Status::Ok();
-  if (dict_trained_ && !dict_published_) {
+  const bool publishing = dict_trained_ && !dict_published_;
+  if (publishing) {
     // Until Redis has confirmed the dictionary, every batch publishes it first (the pipeline
     // runs in order): an entry naming it must never be readable without it.
     commands_.insert(commands_.begin(), {"HSETNX", DictionariesKey(url_.stream),
@@ -65,7 +66,7 @@ Status StreamWriter::Append(std::span<const doppel::v1::Envelope> batch) {
   }
   DOPPEL_ASSIGN_OR_RETURN(auto replies, client_->Pipeline(commands_));
   size_t i = 0;
-  if (commands_.front().front() == "HSETNX") {
+  if (publishing) {
     DOPPEL_RETURN_IF_ERROR(ExpectType(replies[0], RedisReply::Type::kInteger, "HSETNX"));
     dict_published_ = true;  // set now (1), or by a writer whose dictionary has the same id
     i = 1;

@@ -52,6 +52,14 @@ class RedisCliTest : public ::testing::Test {
     return code;
   }
 
+  // `doppel record` with `flags` that should keep it from starting: its exit code, stderr.
+  int Record(std::vector<std::string> flags, std::string* err) {
+    std::string out;
+    flags.insert(flags.begin(),
+                 {"record", "--listen", "127.0.0.1:0", "--upstream", upstream_.url()});
+    return Doppel(dir_ + "/s", std::move(flags), &out, err);
+  }
+
   std::string dir_;
   RedisServer redis_;
   TestUpstream upstream_;
@@ -162,12 +170,8 @@ TEST_F(RedisCliTest, RedisLostDuringRecordingDropsAndResumes) {
 TEST_F(RedisCliTest, RedisDownAtStartIsAnErrorUnlessOptional) {
   const std::string url = redis_.Url("down");
   redis_.Stop();
-  std::string out, err;
-  EXPECT_EQ(
-      Doppel(dir_ + "/s",
-             {"record", "--listen", "127.0.0.1:0", "--upstream", upstream_.url(), "--sink", url},
-             &out, &err),
-      2);
+  std::string err;
+  EXPECT_EQ(Record({"--sink", url}, &err), 2);
   EXPECT_NE(err.find("--sink redis://127.0.0.1:"), std::string::npos) << err;
   EXPECT_NE(err.find("cannot connect"), std::string::npos) << err;
 
@@ -190,38 +194,21 @@ TEST_F(RedisCliTest, WrongPasswordAndBadUrlsAreUsageErrors) {
   std::string url = locked.Url("s");
   url.replace(url.find("sesame"), 6, "wrong");
   std::string out, err;
-  EXPECT_EQ(
-      Doppel(dir_ + "/s",
-             {"record", "--listen", "127.0.0.1:0", "--upstream", upstream_.url(), "--sink", url},
-             &out, &err),
-      2);
+  EXPECT_EQ(Record({"--sink", url}, &err), 2);
   EXPECT_NE(err.find("refused the password"), std::string::npos) << err;
-  EXPECT_EQ(Doppel(dir_ + "/s",
-                   {"record", "--listen", "127.0.0.1:0", "--upstream", upstream_.url(), "--sink",
-                    url, "--sink-optional"},
-                   &out, &err),
-            2)
+  EXPECT_EQ(Record({"--sink", url, "--sink-optional"}, &err), 2)
       << "a wrong password is not a Redis that is down";
   EXPECT_EQ(Doppel(dir_ + "/s", {"import", url}, &out, &err), 2);
   EXPECT_NE(err.find("refused the password"), std::string::npos) << err;
 
   for (const std::string bad : {"redis://127.0.0.1:6379", "redis://h:0/s", "kafka://h/s"}) {
-    EXPECT_EQ(
-        Doppel(dir_ + "/s",
-               {"record", "--listen", "127.0.0.1:0", "--upstream", upstream_.url(), "--sink", bad},
-               &out, &err),
-        2)
-        << bad;
+    EXPECT_EQ(Record({"--sink", bad}, &err), 2) << bad;
     EXPECT_NE(err.find("--sink"), std::string::npos) << err;
     EXPECT_NE(err.find("redis://[:PASSWORD@]HOST[:PORT]/STREAM"), std::string::npos) << err;
   }
   EXPECT_EQ(Doppel(dir_ + "/s", {"import", "redis://127.0.0.1:1"}, &out, &err), 2);
   EXPECT_NE(err.find("no stream name"), std::string::npos) << err;
-  EXPECT_EQ(Doppel(dir_ + "/s",
-                   {"record", "--listen", "127.0.0.1:0", "--upstream", upstream_.url(),
-                    "--sink-maxlen", "10"},
-                   &out, &err),
-            2);
+  EXPECT_EQ(Record({"--sink-maxlen", "10"}, &err), 2);
   EXPECT_NE(err.find("apply to redis:// sinks"), std::string::npos) << err;
 }
 
