@@ -126,7 +126,8 @@ class Recorder {
   virtual std::vector<MirrorCounts> mirror_counts() const = 0;
   virtual std::string MetricsText() const = 0;
   virtual std::string StatusJson() const = 0;
-  // First error of the first capture sink (OK if none).
+  // First capture error (OK if none): with one sink, its first error; with several, the first
+  // failing sink's, prefixed "sink NAME: ".
   virtual Status capture_error() const = 0;
 };
 using RecorderPtr = std::unique_ptr<Recorder>;
