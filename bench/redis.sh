@@ -94,10 +94,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 ratios=()
 for ((r = 1; r <= ROUNDS; r++)); do
-  ratios+=("$(awk -v a="${RATE[$r-redis]}" -v b="${RATE[$r-store]}" 'BEGIN {printf "%.2f", a / b}')")
+  ratios+=("$(bench_ratio "${RATE[$r-redis]:-?}" "${RATE[$r-store]:-?}")")
 done
-mean_ratio=$(printf '%s\n' "${ratios[@]}" | awk '{s += $1} END {printf "%.2f", s / NR}')
-verdict=$(awk -v r="$mean_ratio" 'BEGIN {print (r >= 0.9 ? "met" : "NOT met")}')
+mean_ratio=$(bench_mean "${ratios[*]}" %.2f)
+verdict=$(bench_verdict "$mean_ratio" ">=" 0.9)
 
 machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), Linux $(uname -r)"
 {
