@@ -83,6 +83,10 @@ Status CaptureWriter::first_error() const {
   return first_error_;
 }
 
+std::string CaptureWriter::LogPrefix() const {
+  return options_.sink_name.empty() ? "" : "sink " + options_.sink_name + ": ";
+}
+
 void CaptureWriter::Run() {
   std::vector<doppel::v1::Envelope> work;
   for (;;) {
@@ -132,8 +136,9 @@ void CaptureWriter::Run() {
         if (failing_) {
           failing_ = false;
           std::fprintf(stderr,
-                       "doppel record: storing envelopes works again; %llu envelopes were "
+                       "doppel record: %sstoring envelopes works again; %llu envelopes were "
                        "dropped meanwhile\n",
+                       LogPrefix().c_str(),
                        static_cast<unsigned long long>(dropped_while_failing_));
         }
         continue;
@@ -145,10 +150,11 @@ void CaptureWriter::Run() {
         dropped_while_failing_ = n;
         last_retry_ = std::chrono::steady_clock::now();
         std::fprintf(stderr,
-                     "doppel record: storing envelopes failed: %s; captures are dropped (and "
-                     "counted) until the store accepts writes again, retried every second; "
+                     "doppel record: %sstoring envelopes failed: %s; captures are dropped (and "
+                     "counted) until the %s accepts writes again, retried every second; "
                      "proxying goes on\n",
-                     st.ToString().c_str());
+                     LogPrefix().c_str(), st.ToString().c_str(),
+                     options_.sink_name.empty() ? "store" : "sink");
         std::lock_guard<std::mutex> lock(mu_);
         if (first_error_.ok()) first_error_ = st;
       }

@@ -3,6 +3,7 @@
 // drops the envelope and counts it, so the primary's latency never depends on storage.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -42,6 +43,8 @@ struct CaptureWriterOptions {
   size_t queue_size = 10000;             // envelopes queued or being written, at most
   uint64_t max_queue_bytes = 256 << 20;  // approximate body bytes queued, at most
   size_t max_batch = 512;                // envelopes per Append
+  // Names the sink in log lines ("" for the store: "storing envelopes failed: ...").
+  std::string sink_name;
 };
 
 struct CaptureCounters {
@@ -74,9 +77,12 @@ class CaptureWriter {
   // queue: batches are dropped (counted as store_error) until the sink works again, tried
   // at most once a second, and then stored again.
   Status first_error() const;
+  // True from a failed Append until one succeeds again (the sink is being retried).
+  bool failing() const { return failing_.load(std::memory_order_relaxed); }
 
  private:
   void Run();
+  std::string LogPrefix() const;  // "sink NAME: ", or "" for the store
 
   CaptureSink* sink_;
   const redact::Redactor* redactor_;
@@ -91,8 +97,8 @@ class CaptureWriter {
   bool writer_waiting_ = false;                // guarded by mu_
   bool stopping_ = false;                      // guarded by mu_
   Status first_error_;                         // guarded by mu_
-  // Writer thread only: set while the sink fails; when it was last retried.
-  bool failing_ = false;
+  // Set while the sink fails (written by the writer thread only); when it was last retried.
+  std::atomic<bool> failing_{false};
   std::chrono::steady_clock::time_point last_retry_;
   uint64_t dropped_while_failing_ = 0;
   std::thread thread_;

@@ -17,18 +17,38 @@ namespace doppel::recorder {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-RecorderImpl::RecorderImpl(RecorderOptions options, CaptureSink* sink,
+RecorderImpl::RecorderImpl(RecorderOptions options, std::vector<NamedSink> sinks,
                            const redact::Redactor* redactor, Sampler sampler)
     : options_(std::move(options)),
       sampler_(std::move(sampler)),
       redactor_(redactor),
       metrics_(registry_),
-      writer_(sink, redactor, options_.queue,
-              {metrics_.stored, metrics_.dropped_full, metrics_.dropped_error}),
       started_us_(options_.clock->NowUs()) {
-  registry_.AddGaugeFunction("doppel_capture_queue_depth",
-                             "Envelopes waiting for (or being written by) the writer.",
-                             [this] { return static_cast<double>(writer_.depth()); });
+  sinks_.reserve(sinks.size());
+  for (NamedSink& s : sinks) {
+    SinkWriter w;
+    w.name = std::move(s.name);
+    const std::string label = "sink=\"" + w.name + "\"";
+    w.counters.stored = registry_.AddCounter("doppel_envelopes_stored_total",
+                                             "Envelopes appended to the sink.", label);
+    w.counters.dropped_queue_full =
+        registry_.AddCounter("doppel_envelopes_dropped_total", "Sampled envelopes not stored.",
+                             label + ",reason=\"queue_full\"");
+    w.counters.dropped_store_error =
+        registry_.AddCounter("doppel_envelopes_dropped_total", "Sampled envelopes not stored.",
+                             label + ",reason=\"store_error\"");
+    CaptureWriterOptions queue = options_.queue;
+    if (sinks.size() > 1 || w.name != "store") queue.sink_name = w.name;
+    w.writer = std::make_unique<CaptureWriter>(s.sink, redactor, queue, w.counters);
+    CaptureWriter* writer = w.writer.get();
+    registry_.AddGaugeFunction(
+        "doppel_capture_queue_depth", "Envelopes waiting for (or being written by) the writer.",
+        [writer] { return static_cast<double>(writer->depth()); }, label);
+    registry_.AddGaugeFunction(
+        "doppel_sink_up", "1 while the sink takes envelopes, 0 while it fails and is retried.",
+        [writer] { return writer->failing() ? 0.0 : 1.0; }, label);
+    sinks_.push_back(std::move(w));
+  }
 }
 
 RecorderImpl::~RecorderImpl() { Stop(); }
@@ -87,7 +107,7 @@ Status RecorderImpl::Init() {
     if (!admin.ok()) return admin.status();
     admin_ = std::move(admin.value());
   }
-  writer_.Start();
+  for (auto& s : sinks_) s.writer->Start();
   for (size_t i = 0; i < workers_.size(); ++i) {
     Accept(*workers_[i]);
     Worker* raw = workers_[i].get();
@@ -163,14 +183,21 @@ void RecorderImpl::Stop() {
   }
   if (mirrors_) mirrors_->DrainDiffs();  // the final counts include every handed-over diff
   if (admin_) admin_->Stop();
-  writer_.Stop();
+  for (auto& s : sinks_) s.writer->Stop();
 }
 
 Result<std::unique_ptr<Recorder>> Recorder::Start(RecorderOptions options, CaptureSink* sink,
                                                   const redact::Redactor* redactor) {
+  return Start(std::move(options), {NamedSink{"store", sink}}, redactor);
+}
+
+Result<std::unique_ptr<Recorder>> Recorder::Start(RecorderOptions options,
+                                                  std::vector<NamedSink> sinks,
+                                                  const redact::Redactor* redactor) {
+  if (sinks.empty()) return Status::InvalidArgument("the recorder needs a sink");
   auto sampler = Sampler::Create(options.sample_percent, options.sample_key);
   if (!sampler.ok()) return sampler.status();
-  auto rec = std::make_unique<RecorderImpl>(std::move(options), sink, redactor,
+  auto rec = std::make_unique<RecorderImpl>(std::move(options), std::move(sinks), redactor,
                                             std::move(sampler.value()));
   Status st = rec->Init();
   if (!st.ok()) {

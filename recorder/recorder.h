@@ -66,26 +66,47 @@ struct RecorderOptions {
   const Clock* clock = &SystemClock::Instance();
 };
 
+// Where captured envelopes go: one capture writer (its own queue, thread and counters) per
+// sink. `name` labels the sink's series in /metrics (sink="NAME") and its /status entry.
+struct NamedSink {
+  std::string name;
+  CaptureSink* sink = nullptr;
+};
+
+// One sink's counts.
+struct SinkCounts {
+  std::string name;
+  uint64_t stored = 0;
+  uint64_t dropped = 0;  // queue full or sink error
+  uint64_t queue_depth = 0;
+  bool failing = false;  // the sink failed and is being retried
+};
+
 // What the recorder has done so far (monotonic counters and current gauges).
 struct RecorderCounts {
   uint64_t requests = 0;        // requests answered (including proxy errors)
   uint64_t sampled = 0;         // captured envelopes pushed or dropped
-  uint64_t stored = 0;          // envelopes appended to the sink
-  uint64_t dropped = 0;         // sampled but dropped (queue full or store error)
+  uint64_t stored = 0;          // envelopes appended to the first sink
+  uint64_t dropped = 0;         // sampled but dropped by the first sink (queue full or error)
   uint64_t errors = 0;          // proxy errors: answered 400/413/431/501/505/502/504, or timed out
   uint64_t request_bytes = 0;   // request bodies forwarded
   uint64_t response_bytes = 0;  // response bodies returned
-  uint64_t queue_depth = 0;
-  uint64_t connections = 0;  // open client connections
+  uint64_t queue_depth = 0;     // the first sink's
+  uint64_t connections = 0;     // open client connections
   uint64_t first_arrival_us = 0;
   uint64_t last_arrival_us = 0;
+  std::vector<SinkCounts> sinks;  // every sink, in the order given to Start
 };
 
 class Recorder {
  public:
   // Binds the listener (and the admin endpoint), starts the threads and returns once the
-  // proxy accepts connections. `redactor` may be null (--no-redact); `sink` and `redactor`
-  // must outlive the recorder.
+  // proxy accepts connections. `redactor` may be null (--no-redact); the sinks (at least one)
+  // and `redactor` must outlive the recorder. Every sink gets every sampled envelope.
+  static Result<std::unique_ptr<Recorder>> Start(RecorderOptions options,
+                                                 std::vector<NamedSink> sinks,
+                                                 const redact::Redactor* redactor);
+  // One sink named "store".
   static Result<std::unique_ptr<Recorder>> Start(RecorderOptions options, CaptureSink* sink,
                                                  const redact::Redactor* redactor);
   virtual ~Recorder() = default;
@@ -105,7 +126,8 @@ class Recorder {
   virtual std::vector<MirrorCounts> mirror_counts() const = 0;
   virtual std::string MetricsText() const = 0;
   virtual std::string StatusJson() const = 0;
-  // First error of the capture sink (OK if none).
+  // First capture error (OK if none): with one sink, its first error; with several, the first
+  // failing sink's, prefixed "sink NAME: ".
   virtual Status capture_error() const = 0;
 };
 using RecorderPtr = std::unique_ptr<Recorder>;

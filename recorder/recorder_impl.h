@@ -28,8 +28,8 @@ struct Worker;
 
 class RecorderImpl : public Recorder {
  public:
-  RecorderImpl(RecorderOptions options, CaptureSink* sink, const redact::Redactor* redactor,
-               Sampler sampler);
+  RecorderImpl(RecorderOptions options, std::vector<NamedSink> sinks,
+               const redact::Redactor* redactor, Sampler sampler);
   ~RecorderImpl() override;
 
   // Binds the listeners and the admin endpoint and starts the threads.
@@ -47,7 +47,7 @@ class RecorderImpl : public Recorder {
   }
   std::string MetricsText() const override { return registry_.RenderPrometheus(); }
   std::string StatusJson() const override;
-  Status capture_error() const override { return writer_.first_error(); }
+  Status capture_error() const override;
 
   // ---- used by sessions (from worker threads) ----
   const RecorderOptions& options() const { return options_; }
@@ -65,7 +65,9 @@ class RecorderImpl : public Recorder {
     while (last < e.arrival_us() && !last_arrival_us_.compare_exchange_weak(
                                         last, e.arrival_us(), std::memory_order_relaxed)) {
     }
-    writer_.Push(std::move(e));
+    // Every sink but the last gets a copy; the last takes the envelope.
+    for (size_t i = 0; i + 1 < sinks_.size(); ++i) sinks_[i].writer->Push(doppel::v1::Envelope(e));
+    sinks_.back().writer->Push(std::move(e));
   }
   std::atomic<size_t>& open_connections() { return open_connections_; }
   // --log-bodies: one line per request the proxy answered itself.
@@ -86,7 +88,13 @@ class RecorderImpl : public Recorder {
   RateLimitedLog failure_log_{20};
   net::MetricsRegistry registry_;
   RecorderMetrics metrics_;
-  CaptureWriter writer_;
+  // One capture writer per sink, with the sink's own counters (sink="NAME").
+  struct SinkWriter {
+    std::string name;
+    CaptureCounters counters;
+    std::unique_ptr<CaptureWriter> writer;
+  };
+  std::vector<SinkWriter> sinks_;       // at least one
   std::unique_ptr<MirrorHub> mirrors_;  // outlives the workers (their pending copies use it)
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;

@@ -45,11 +45,6 @@ RecorderMetrics::RecorderMetrics(net::MetricsRegistry& r) {
                          "Requests selected for capture (after match rules and sampling).");
   unmatched = r.AddCounter("doppel_requests_unmatched_total",
                            "Requests that matched no capture rule (rules in force only).");
-  stored = r.AddCounter("doppel_envelopes_stored_total", "Envelopes appended to the store.");
-  dropped_full = r.AddCounter("doppel_envelopes_dropped_total", "Sampled envelopes not stored.",
-                              "reason=\"queue_full\"");
-  dropped_error = r.AddCounter("doppel_envelopes_dropped_total", "Sampled envelopes not stored.",
-                               "reason=\"store_error\"");
   for (int i = 0; i < static_cast<int>(ProxyFailure::kCount); ++i) {
     errors[i] =
         r.AddCounter("doppel_proxy_errors_total", "Requests the proxy answered itself, by reason.",

@@ -35,9 +35,7 @@ struct RecorderMetrics {
   net::Counter* requests[5];  // by status class of the answer: 1xx .. 5xx
   net::Counter* sampled;
   net::Counter* unmatched;
-  net::Counter* stored;
-  net::Counter* dropped_full;
-  net::Counter* dropped_error;
+  // The stored / dropped counters are per sink (RecorderImpl registers them).
   net::Counter* errors[static_cast<int>(ProxyFailure::kCount)];
   net::Counter* accepted;
   net::Counter* rejected;

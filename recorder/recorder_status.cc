@@ -11,16 +11,29 @@ RecorderCounts RecorderImpl::counts() const {
   RecorderCounts c;
   for (auto* r : metrics_.requests) c.requests += r->value();
   c.sampled = metrics_.sampled->value();
-  c.stored = metrics_.stored->value();
-  c.dropped = metrics_.dropped_full->value() + metrics_.dropped_error->value();
   c.errors = metrics_.errors_total();
   c.request_bytes = metrics_.request_bytes->value();
   c.response_bytes = metrics_.response_bytes->value();
-  c.queue_depth = writer_.depth();
   c.connections = open_connections_.load(std::memory_order_relaxed);
   c.first_arrival_us = first_arrival_us_.load(std::memory_order_relaxed);
   c.last_arrival_us = last_arrival_us_.load(std::memory_order_relaxed);
+  for (const SinkWriter& s : sinks_) {
+    c.sinks.push_back(
+        {s.name, s.writer->stored(), s.writer->dropped(), s.writer->depth(), s.writer->failing()});
+  }
+  c.stored = c.sinks.front().stored;
+  c.dropped = c.sinks.front().dropped;
+  c.queue_depth = c.sinks.front().queue_depth;
   return c;
+}
+
+Status RecorderImpl::capture_error() const {
+  if (sinks_.size() == 1) return sinks_.front().writer->first_error();
+  for (const SinkWriter& s : sinks_) {
+    Status st = s.writer->first_error();
+    if (!st.ok()) return st.WithContext("sink " + s.name);
+  }
+  return Status::Ok();
 }
 
 std::string RecorderImpl::StatusJson() const {
@@ -43,6 +56,15 @@ std::string RecorderImpl::StatusJson() const {
   o["dropped"] = c.dropped;
   o["errors"] = c.errors;
   o["queue_depth"] = c.queue_depth;
+  boost::json::array sinks;
+  for (const SinkCounts& s : c.sinks) {
+    sinks.push_back(boost::json::object{{"name", s.name},
+                                        {"stored", s.stored},
+                                        {"dropped", s.dropped},
+                                        {"queue_depth", s.queue_depth},
+                                        {"state", s.failing ? "retrying" : "ok"}});
+  }
+  o["sinks"] = std::move(sinks);
   o["connections"] = c.connections;
   o["request_body_bytes"] = c.request_bytes;
   o["response_body_bytes"] = c.response_bytes;

@@ -1,10 +1,13 @@
 #include "recorder/session.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <utility>
 
@@ -14,7 +17,9 @@
 #include "net/url.h"
 #include "recorder/capture_writer.h"
 #include "recorder/mirror.h"
+#include "recorder/redis_sink.h"
 #include "storage/store.h"
+#include "stream/redis_client.h"
 
 namespace doppel::recorder {
 namespace {
@@ -81,6 +86,48 @@ Status ParseMirrorOptions(const SessionOptions& f, MirrorOptions* m) {
     DOPPEL_RETURN_IF_ERROR(m->rules.Merge(std::move(from_file.value())));
   }
   return Status::Ok();
+}
+
+// Where captured envelopes go (--sink), checked before anything is opened.
+struct SinkPlan {
+  bool store = false;
+  std::vector<stream::RedisUrl> redis;
+};
+
+Result<SinkPlan> ParseSinks(const SessionOptions& f) {
+  SinkPlan plan;
+  plan.store = f.sinks.empty();
+  for (const std::string& text : f.sinks) {
+    if (text == "store") {
+      plan.store = true;
+      continue;
+    }
+    if (!stream::IsRedisUrl(text)) {
+      return Status::InvalidArgument("--sink '" + text +
+                                     "': give 'store' or redis://[:PASSWORD@]HOST[:PORT]/STREAM");
+    }
+    auto url = stream::ParseRedisUrl(text);
+    if (!url.ok()) return url.status().WithContext("--sink");
+    for (const auto& other : plan.redis) {
+      if (other.ToString() == url->ToString()) {
+        return Status::InvalidArgument("--sink " + url->ToString() + " is given twice");
+      }
+    }
+    plan.redis.push_back(std::move(url.value()));
+  }
+  if (plan.redis.empty() && (f.sink_maxlen > 0 || f.sink_optional || !f.recorder_id.empty())) {
+    return Status::InvalidArgument(
+        "--sink-maxlen, --sink-optional and --recorder-id apply to redis:// sinks: add --sink "
+        "redis://HOST:PORT/STREAM");
+  }
+  return plan;
+}
+
+// "HOSTNAME-PID": tells the entries of recorders sharing a stream apart.
+std::string DefaultRecorderId() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "host");
+  return std::string(host) + "-" + std::to_string(::getpid());
 }
 
 // Everything that can be checked without the store or the network; errors name the flag.
@@ -176,8 +223,9 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
 struct Session::State {
   RecorderOptions options;
   std::unique_ptr<storage::Store> store;
+  bool store_is_sink = false;                  // else the store only holds the redaction key
   std::unique_ptr<redact::Redactor> redactor;  // null with --no-redact
-  CaptureSinkPtr sink;
+  std::vector<CaptureSinkPtr> sinks;
   RecorderPtr recorder;
   bool stopped = false;
   SessionSummary summary;
@@ -199,6 +247,8 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
   auto s = std::make_unique<State>();
   DOPPEL_ASSIGN_OR_RETURN(auto parsed, ParseOptions(f));
   s->options = std::move(parsed);
+  DOPPEL_ASSIGN_OR_RETURN(SinkPlan plan, ParseSinks(f));
+  s->store_is_sink = plan.store;
   RecorderOptions& o = s->options;
   o.session = f.name.empty() ? DefaultSessionName(clock.WallUs()) : f.name;
   o.clock = &clock;
@@ -222,18 +272,31 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
   info.mutable_sampling()->set_percent(o.sample_percent);
   info.mutable_sampling()->set_key(o.sample_key);
   for (const auto& b : o.rules.blocks()) info.mutable_sampling()->add_rules(b.name);
-  auto created = s->store->CreateSession(info);
-  if (!created.ok()) {
-    return created.status().WithContext("session '" + o.session +
-                                        "' (pick another --session name)");
+  std::vector<NamedSink> named;
+  for (const stream::RedisUrl& url : plan.redis) {
+    RedisSinkOptions ro;
+    ro.writer.recorder_id = f.recorder_id.empty() ? DefaultRecorderId() : f.recorder_id;
+    ro.writer.maxlen = f.sink_maxlen;
+    ro.optional = f.sink_optional;
+    DOPPEL_ASSIGN_OR_RETURN(auto sink, MakeRedisSink(url, ro));
+    named.push_back({url.ToString(), sink.get()});
+    s->sinks.push_back(std::move(sink));
+  }
+  if (plan.store) {
+    auto created = s->store->CreateSession(info);
+    if (!created.ok()) {
+      return created.status().WithContext("session '" + o.session +
+                                          "' (pick another --session name)");
+    }
+    s->sinks.insert(s->sinks.begin(), MakeStoreSink(s->store.get(), o.session));
+    named.insert(named.begin(), {"store", s->sinks.front().get()});
   }
 
-  s->sink = MakeStoreSink(s->store.get(), o.session);
-  auto started = Recorder::Start(o, s->sink.get(), s->redactor.get());
+  auto started = Recorder::Start(o, std::move(named), s->redactor.get());
   if (!started.ok()) {
     // Nothing was recorded: the session name is free again. A failure to delete leaves an
     // empty RECORDING record (INTERRUPTED on the next open); the start error is the news.
-    (void)s->store->DeleteSession(o.session);
+    if (plan.store) (void)s->store->DeleteSession(o.session);
     return started.status();
   }
   s->recorder = std::move(started.value());
@@ -258,7 +321,8 @@ const SessionSummary& Session::Stop() {
   counts.set_errors(c.errors);
   counts.set_first_arrival_us(c.first_arrival_us);
   counts.set_last_arrival_us(c.last_arrival_us);
-  const Status closed = s.store->CloseSession(s.options.session, counts);
+  const Status closed =
+      s.store_is_sink ? s.store->CloseSession(s.options.session, counts) : Status::Ok();
   const Status capture = s.recorder->capture_error();
   if (!closed.ok()) {
     sum.status = closed.WithContext("closing session " + s.options.session);

@@ -52,6 +52,12 @@ struct SessionOptions {
   size_t max_connections = 10000;
   size_t queue_size = 10000;  // 0 is taken as 1
   bool sync = false;          // fsync the store on every batch
+  // Capture sinks (--sink, repeatable): "store", or redis://[:PASSWORD@]HOST[:PORT]/STREAM.
+  // Empty: the store alone. Each sink has its own queue (queue_size) and counters.
+  std::vector<std::string> sinks;
+  std::string recorder_id;     // --recorder-id: written with each Redis entry; "" = HOSTNAME-PID
+  uint64_t sink_maxlen = 0;    // --sink-maxlen: XADD MAXLEN ~ N; 0 = unbounded
+  bool sink_optional = false;  // --sink-optional: start even when a Redis sink is down
   redact::RedactOptions redact;
   bool upstream_insecure = false;
   std::string upstream_ca;
@@ -83,9 +89,10 @@ struct SessionSummary {
 class Session {
  public:
   // Validates `options`, opens the store (SessionOptions::store_path) and its redaction key,
-  // creates the session record and starts the recorder; returns once the proxy accepts
-  // connections. Errors (exit 2) name the flag or the store at fault; a session name that
-  // exists is refused. REQUIRES: `clock` outlives the Session.
+  // creates the session record (when the store is a sink), connects the Redis sinks and
+  // starts the recorder; returns once the proxy accepts connections. Errors (exit 2) name the
+  // flag, the store or the Redis server at fault; a session name that exists is refused. REQUIRES:
+  // `clock` outlives the Session.
   static Result<std::unique_ptr<Session>> Start(SessionOptions options, const Clock& clock);
   // Stops first if Stop() was not called.
   ~Session();

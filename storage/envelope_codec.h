@@ -24,6 +24,13 @@ namespace doppel::storage {
 inline constexpr unsigned char kCodecRaw = 0x00;
 inline constexpr unsigned char kCodecZstd = 0x01;
 
+// Per-envelope compression trains one dictionary per session (or per stream writer) on its
+// first envelopes, up to these bounds, and compresses without one until then. Why these values:
+// storage/store.cc.
+inline constexpr size_t kDictTrainSamples = 500;
+inline constexpr size_t kDictTrainMaxBytes = 2 << 20;
+inline constexpr size_t kDictSize = 64 << 10;
+
 // Trains a zstd dictionary of at most `max_bytes` on the given samples. Returns an empty
 // string when there are too few samples to train on (callers then compress without one).
 std::string TrainDictionary(const std::vector<std::string>& samples, size_t max_bytes);

@@ -39,10 +39,8 @@ using doppel::v1::SessionInfo;
 // Append that reaches the threshold, so the training time is a one-off stall of that Append.
 // zstd's trainer costs roughly linear in the sample bytes: 2000 envelopes (~4.8 MB) took
 // ~1 s on the bench machine; 500 (~1.2 MB) take ~0.3 s and, on the bench corpus, give a
-// slightly *smaller* store (511 vs 519 B/env; bench/RESULTS.md, Storage, "tuning").
-constexpr size_t kDictTrainSamples = 500;
-constexpr size_t kDictTrainMaxBytes = 2 << 20;
-constexpr size_t kDictSize = 64 << 10;
+// slightly *smaller* store (511 vs 519 B/env; bench/RESULTS.md, Storage, "tuning"). The
+// thresholds (kDictTrainSamples, kDictTrainMaxBytes, kDictSize) are in envelope_codec.h.
 
 // RocksDB's info log (`<store>/LOG`, warnings and errors only), written with plain
 // appends whose failures are ignored. RocksDB's own file logger aborts the process (an

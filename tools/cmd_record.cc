@@ -52,6 +52,12 @@ void PrintStatusLine(const recorder::Recorder& rec, const recorder::RecorderCoun
       rate, static_cast<unsigned long long>(c.requests), static_cast<unsigned long long>(c.sampled),
       static_cast<unsigned long long>(c.stored), static_cast<unsigned long long>(c.dropped),
       static_cast<unsigned long long>(c.errors), static_cast<unsigned long long>(c.queue_depth));
+  for (const recorder::SinkCounts& k : c.sinks) {
+    if (!k.failing) continue;
+    const size_t used = std::strlen(line);
+    std::snprintf(line + used, sizeof line - used, " | %s retrying, dropped %llu", k.name.c_str(),
+                  static_cast<unsigned long long>(k.dropped));
+  }
   for (const recorder::MirrorCounts& m : rec.mirror_counts()) {
     const size_t used = std::strlen(line);
     // Failed: sent and not answered well. Dropped: never sent (over max-inflight, or the
@@ -75,6 +81,12 @@ void PrintSummary(const recorder::SessionSummary& sum) {
             << ", stored " << c.stored << ", dropped " << c.dropped << ", errors " << c.errors
             << ", bytes in " << FormatBytes(c.request_bytes) << ", out "
             << FormatBytes(c.response_bytes) << std::endl;
+  if (c.sinks.size() > 1 || c.sinks.front().name != "store") {
+    for (const recorder::SinkCounts& k : c.sinks) {
+      std::cout << "sink " << k.name << ": stored " << k.stored << ", dropped " << k.dropped
+                << std::endl;
+    }
+  }
   for (const recorder::MirrorCounts& m : sum.mirrors) {
     std::cout << "mirror " << m.name << ": sent " << m.sent << ", succeeded " << m.succeeded
               << ", failed " << m.failed << " (connect " << m.failed_connect << ", timeout "
@@ -200,6 +212,21 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                   "envelopes waiting for the store; beyond, captures are dropped")
       ->capture_default_str();
   cmd->add_flag("--sync", flags->sync, "fsync the store on every batch");
+  const std::string sg = "Capture sinks (docs/distributed.md)";
+  cmd->add_option("--sink", flags->sinks,
+                  "where envelopes go: 'store' or redis://[:PASSWORD@]HOST[:PORT]/STREAM "
+                  "(repeatable; default: the store alone)")
+      ->group(sg);
+  cmd->add_option("--recorder-id", flags->recorder_id,
+                  "this recorder's id in Redis entries (default HOSTNAME-PID)")
+      ->group(sg);
+  cmd->add_option("--sink-maxlen", flags->sink_maxlen,
+                  "trim Redis streams to about N entries (XADD MAXLEN ~ N; 0 = unbounded)")
+      ->group(sg);
+  cmd->add_flag("--sink-optional", flags->sink_optional,
+                "start even when a Redis sink is down (its captures are dropped and counted "
+                "until it answers)")
+      ->group(sg);
   AddRedactFlags(cmd, &flags->redact);
   cmd->add_flag("--upstream-insecure", flags->upstream_insecure,
                 "do not verify the primary's TLS certificate");

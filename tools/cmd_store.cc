@@ -13,6 +13,8 @@
 #include "interop/interop.h"
 #include "redact/redactor.h"
 #include "storage/store.h"
+#include "stream/redis_client.h"
+#include "stream/stream_import.h"
 #include "tools/cli.h"
 
 namespace doppel::cli {
@@ -219,8 +221,39 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
   return kExitOk;
 }
 
+// `doppel import redis://HOST:PORT/STREAM`: the entries as the recorders wrote (and redacted)
+// them.
+int ImportRedis(const GlobalOptions& g, const std::string& text, const std::string& as,
+                bool other_flags) {
+  auto url = stream::ParseRedisUrl(text);
+  if (!url.ok()) return UsageError("import: " + url.status().message());
+  if (other_flags) {
+    return UsageError(
+        "import: --format, --skip-bad and --redact-* do not apply to a Redis stream (its "
+        "entries are imported as the recorders redacted them)");
+  }
+  Status s;
+  auto store = OpenStore(g, false, &s);
+  if (!s.ok()) return Fail(s);
+  stream::StreamImportStats stats;
+  auto info = stream::ImportStream(*store, *url, as, &stats);
+  if (!info.ok()) return Fail(info.status());
+  std::cout << "imported " << info->counts().envelopes() << " envelopes as session '"
+            << info->name() << "' (" << url->ToString() << ")\n";
+  for (const auto& [recorder, n] : stats.by_recorder) {
+    std::cout << "  recorder " << (recorder.empty() ? "(none)" : recorder) << ": " << n
+              << " envelopes\n";
+  }
+  return kExitOk;
+}
+
 int Import(const GlobalOptions& g, const std::string& file, const std::string& as,
            const std::string& format_name, bool skip_bad, const redact::RedactOptions& redact) {
+  if (stream::IsRedisUrl(file)) {
+    const bool redact_set = !redact.headers.empty() || !redact.query_params.empty() ||
+                            !redact.json_paths.empty() || redact.off;
+    return ImportRedis(g, file, as, !format_name.empty() || skip_bad || redact_set);
+  }
   interop::InteropFormat format;
   if (!format_name.empty()) {
     auto f = interop::ParseInteropFormat(format_name);
@@ -410,16 +443,19 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   }
   {
     auto* imp = app.add_subcommand(
-        "import", "load a bundle, HAR, JSON Lines or GoReplay (.gor, .gor.gz) file into the store");
+        "import",
+        "load a bundle, HAR, JSON Lines or GoReplay (.gor, .gor.gz) file, or a Redis stream "
+        "(redis://HOST:PORT/STREAM), into the store");
     auto file = std::make_shared<std::string>();
     auto as = std::make_shared<std::string>();
     auto format = std::make_shared<std::string>();
     auto skip = std::make_shared<bool>(false);
     auto redact = std::make_shared<redact::RedactOptions>();
-    imp->add_option("file", *file, "file to import")->required();
+    imp->add_option("file", *file, "file to import, or redis://[:PASSWORD@]HOST[:PORT]/STREAM")
+        ->required();
     imp->add_option("--as", *as,
-                    "session name (default: a bundle's own, else the file name without "
-                    "extensions)");
+                    "session name (default: a bundle's own, a stream's name, else the file "
+                    "name without extensions)");
     imp->add_option("--format", *format,
                     "bundle, har, jsonl or gor (default: by magic bytes, extension, content)");
     imp->add_flag("--skip-bad", *skip, "skip records that do not parse, and count them");

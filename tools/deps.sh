@@ -4,6 +4,7 @@ doppel_install_deps() {
   local pkgs=(build-essential cmake pkg-config libboost1.81-dev librocksdb-dev libprotobuf-dev
               protobuf-compiler libzstd-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
               libyaml-cpp-dev libbrotli-dev libre2-dev clang-format-14
+              libhiredis-dev redis-server redis-tools
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do

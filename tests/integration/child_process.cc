@@ -1,9 +1,12 @@
 #include "tests/integration/child_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,6 +110,22 @@ unsigned PortOf(const std::string& addr) {
   size_t colon = addr.rfind(':');
   if (colon == std::string::npos) return 0;
   return static_cast<unsigned>(std::strtoul(addr.c_str() + colon + 1, nullptr, 10));
+}
+
+unsigned FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  unsigned port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
 }
 
 std::string DoppelBinary() { return std::string(DOPPEL_BINARY_DIR) + "/tools/doppel"; }

@@ -41,6 +41,10 @@ class ChildProcess {
 // "listening on 127.0.0.1:PORT" -> PORT, from the text after the marker.
 unsigned PortOf(const std::string& addr);
 
+// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed), for a child
+// process that takes its port as a flag.
+unsigned FreePort();
+
 std::string DoppelBinary();
 std::string EchoBinary();
 

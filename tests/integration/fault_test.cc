@@ -322,7 +322,8 @@ TEST_F(FaultTest, FullDiskDropsRecordingKeepsProxyingAndResumes) {
 
   // The disk is full: every request is still proxied, and its capture dropped and counted.
   std::ofstream(full_flag) << "full\n";
-  const std::string dropped = "doppel_envelopes_dropped_total{reason=\"store_error\"}";
+  const std::string dropped =
+      "doppel_envelopes_dropped_total{sink=\"store\",reason=\"store_error\"}";
   ASSERT_TRUE(Eventually(
       [&] {
         EXPECT_EQ(post(), 200u);

@@ -9,6 +9,7 @@
 //   127.0.0.1:9100, https://preprod.internal, http://staging:9000 -> doppel-echo v2
 //   http://ml-shadow:8080                 -> doppel-echo v1 (a second, distinct mirror)
 //   127.0.0.1:8080, 127.0.0.1:9901        -> free ports for the proxy and its admin endpoint
+//   127.0.0.1:6379                        -> a redis-server on a free port (the redis case)
 // and long durations are shortened. `doppel record` runs in the background, gets some
 // traffic, and is stopped with SIGINT like a user's Ctrl-C. Each command's exit code is
 // checked against the case's expectation.
@@ -27,6 +28,7 @@
 #include <sstream>
 
 #include "tests/integration/child_process.h"
+#include "tests/integration/redis_server.h"
 
 namespace doppel::testing {
 namespace {
@@ -98,22 +100,6 @@ std::vector<Block> ReadmeBlocks(std::string* error) {
     if (!line.empty()) last_marker.clear();  // a marker applies to the very next block only
   }
   return blocks;
-}
-
-unsigned FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  unsigned port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
 }
 
 std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
@@ -253,8 +239,8 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   std::string error;
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
-  static const std::set<std::string> kKnown = {"record-replay", "ci", "load-test", "interop",
-                                               "mirror"};
+  static const std::set<std::string> kKnown = {"record-replay", "ci",     "load-test",
+                                               "interop",       "mirror", "redis"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -338,6 +324,21 @@ TEST_F(ReadmeTest, MirrorWorkflow) {
   ASSERT_NE(b, nullptr);
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("\nmirror "), std::string::npos) << record_output_;
+}
+
+// Redis Streams: record into the store and a stream (a real redis-server on a free port for
+// the README's 127.0.0.1:6379), import the stream, replay it.
+TEST_F(ReadmeTest, RedisWorkflow) {
+  std::string error;
+  const auto blocks = ReadmeBlocks(&error);
+  const Block* b = Find(blocks, "redis");
+  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: redis --> block";
+  RedisServer redis;
+  ASSERT_TRUE(redis.Start()) << redis.error();
+  subst_.emplace_back("127.0.0.1:6379", "127.0.0.1:" + std::to_string(redis.port()));
+  RunBlock(*b, {});
+  EXPECT_NE(record_output_.find("/checkout: stored 105, dropped 0"), std::string::npos)
+      << record_output_;
 }
 
 }  // namespace

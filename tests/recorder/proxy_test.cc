@@ -564,7 +564,7 @@ TEST_F(ProxyTest, QueueFullDropsButThePrimaryStillAnswers) {
   EXPECT_EQ(after.sampled, 300u);
   EXPECT_EQ(after.stored + after.dropped, 300u);
   EXPECT_EQ(sink_.envelopes().size(), after.stored);
-  EXPECT_NE(Metrics().find("doppel_envelopes_dropped_total{reason=\"queue_full\"}"),
+  EXPECT_NE(Metrics().find("doppel_envelopes_dropped_total{sink=\"store\",reason=\"queue_full\"}"),
             std::string::npos);
 }
 
@@ -661,6 +661,51 @@ TEST_F(ProxyTest, BindFailureIsAStatus) {
   o.listen.host = "256.1.1.1";
   auto again = Recorder::Start(std::move(o), &sink_, nullptr);
   EXPECT_FALSE(again.ok());
+}
+
+// --sink store --sink redis://...: every sink gets every sampled envelope through its own
+// writer; a failing sink counts its own drops, says so in /status, and the other is unharmed.
+TEST_F(ProxyTest, EverySinkGetsEveryEnvelopeAndCountsItsOwnDrops) {
+  class FailingSink : public CaptureSink {
+   public:
+    Status Append(std::span<const doppel::v1::Envelope>) override {
+      return Status::Unavailable("redis is away");
+    }
+  } failing;
+  RecorderOptions o;
+  o.listen = {"127.0.0.1", 0};
+  o.upstream = net::ParseUrl(upstream_.url()).value();
+  o.threads = 1;
+  auto rec = Recorder::Start(std::move(o), {{"store", &sink_}, {"redis://r:6379/s", &failing}},
+                             redactor_.get());
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  rec_ = std::move(rec.value());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Fetch(rec_->listen_address().port, "GET", "/x").result_int(), 200u);
+  }
+  for (int i = 0; i < 500 && (*rec_).counts().sinks.at(1).dropped < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the writer
+  }
+  const RecorderCounts c = rec_->counts();
+  ASSERT_EQ(c.sinks.size(), 2u);
+  EXPECT_EQ(c.sinks[0].name, "store");
+  EXPECT_EQ(c.sinks[1].name, "redis://r:6379/s");
+  EXPECT_EQ(c.sinks[1].dropped, 5u);
+  EXPECT_TRUE(c.sinks[1].failing);
+  const std::string m = Metrics();
+  EXPECT_NE(
+      m.find("doppel_envelopes_dropped_total{sink=\"redis://r:6379/s\",reason=\"store_error\"} 5"),
+      std::string::npos)
+      << m;
+  EXPECT_NE(m.find("doppel_sink_up{sink=\"redis://r:6379/s\"} 0"), std::string::npos) << m;
+  EXPECT_NE(rec_->StatusJson().find("\"state\":\"retrying\""), std::string::npos);
+  rec_->Stop();
+  EXPECT_EQ(sink_.envelopes().size(), 5u);
+  EXPECT_EQ(rec_->counts().sinks[0].stored, 5u);
+  EXPECT_EQ(rec_->counts().stored, 5u) << "the top-level counts are the first sink's";
+  EXPECT_NE(rec_->capture_error().message().find("sink redis://r:6379/s: redis is away"),
+            std::string::npos)
+      << rec_->capture_error().ToString();
 }
 
 }  // namespace

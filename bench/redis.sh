@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Redis Streams benchmark (docs/distributed.md), two parts:
+#   ingest    doppel-bench-redis: the same corpus into the RocksDB store (Store::Append) and
+#             into a Redis stream (XADD pipelined, zstd with a dictionary), envelopes/s and CPU
+#             per envelope, paired rounds in alternating order
+#   recorder  wrk -t1 -c64 -> doppel record --threads 1 --sample 100 -> nginx upstream, with the
+#             store sink (default) vs --sink redis://... (no store), paired runs interleaved
+#             A B B A ... (ROUNDS pairs, default 2); target: Redis sink >= 0.9x the store sink
+# redis-server: a fresh one on a free port, --save '' --appendonly no, 127.0.0.1 only.
+# Every run's raw output is kept under bench/runs/redis-<UTC time>/; the section between
+# <!-- redis:begin --> and <!-- redis:end --> of bench/RESULTS.md is replaced (NO_RESULTS=1:
+# left alone). Environment: BUILD_DIR, SKIP_BUILD, DOPPEL, DURATION (10s), WARMUP (2s),
+# CONNS (64), ROUNDS (2), N (20000 envelopes), INGEST_ROUNDS (3), LOAD_MAX, LOAD_WAIT.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build_dir=${BUILD_DIR:-build}
+results=bench/RESULTS.md
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-2}
+N=${N:-20000}
+INGEST_ROUNDS=${INGEST_ROUNDS:-3}
+LOAD_MAX=${LOAD_MAX:-1.5}
+LOAD_WAIT=${LOAD_WAIT:-60}
+
+log() { echo "[redis.sh $(date -u +%H:%M:%S)] $*" >&2; }
+
+NAME=redis
+source bench/common.sh
+bench_install nginx:nginx wrk:wrk curl:curl redis-server:redis-server
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  cmake --build "$build_dir" -j2 --target doppel-bench-redis
+fi
+out=bench/runs/redis-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+  --logfile "$tmp/redis.log" &
+redis_pid=$!
+pids+=($redis_pid)
+for _ in $(seq 100); do
+  redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
+  sleep 0.1
+done
+REDIS=redis://127.0.0.1:$redis_port
+
+# ---------------------------------------------------------------- ingest
+log "ingest: doppel-bench-redis --n $N --rounds $INGEST_ROUNDS"
+"$root/$build_dir/bench/doppel-bench-redis" --n "$N" --rounds "$INGEST_ROUNDS" \
+  --redis "$REDIS/bench-ingest" --redis-pid "$redis_pid" --dir "$tmp/ingest" \
+  >"$out/ingest.md" 2>"$out/ingest.log"
+
+# ---------------------------------------------------------------- recorder
+start_json_upstream upstream
+run_recorder() {  # LABEL ROUND: one doppel record with that sink, one wrk; appends to rows
+  local label=$1 round=$2 dir=$tmp/rec-$1-$2 sink=() rec_pid rec_url="" rps rc=0
+  mkdir -p "$dir"
+  [[ $label == redis ]] && sink=(--sink "$REDIS/bench-rec-$round")
+  "$DOPPEL" --store "$dir/store" record --listen 127.0.0.1:0 --upstream "$UP" \
+    --session "bench-$label-$round" --threads 1 --sample 100 "${sink[@]}" \
+    >"$dir/stdout" 2>"$dir/stderr" &
+  rec_pid=$!
+  pids+=($rec_pid)
+  for _ in $(seq 100); do
+    rec_url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
+    [[ -n "$rec_url" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$rec_url" ]] || { cat "$dir/stderr" >&2; exit 1; }
+  wait_http "$rec_url/"
+  wrk -t1 -c"$CONNS" -d"$WARMUP" "$rec_url/api/items" >/dev/null
+  local load
+  load=$(wait_load)
+  wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$rec_url/api/items" >"$out/wrk-$round-$label.txt"
+  kill -INT "$rec_pid"
+  wait "$rec_pid" || rc=$?
+  cp "$dir/stdout" "$out/record-$round-$label.stdout"
+  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out/wrk-$round-$label.txt")
+  local summary
+  summary=$(grep -E '^(session|sink) ' "$dir/stdout" | paste -sd';' - | sed 's/|/\//g')
+  log "round $round $label: $rps req/s (load $load, exit $rc)"
+  rows+=("| $round | $label | $rps | $load | $summary |")
+  RATE[$round-$label]=$rps
+}
+declare -A RATE
+rows=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  if ((r % 2)); then order=(store redis); else order=(redis store); fi
+  for label in "${order[@]}"; do run_recorder "$label" "$r"; done
+done
+ratios=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  ratios+=("$(bench_ratio "${RATE[$r-redis]:-?}" "${RATE[$r-store]:-?}")")
+done
+mean_ratio=$(bench_mean "${ratios[*]}" %.2f)
+verdict=$(bench_verdict "$mean_ratio" ">=" 0.9)
+
+machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), Linux $(uname -r)"
+{
+  echo "<!-- redis:begin -->"
+  echo "## Redis Streams sink"
+  echo
+  echo "Run on $(date -u +%Y-%m-%dT%H:%M:%SZ) at commit $commit ($dirty files changed) with \`bench/redis.sh\`, $build_type build, $machine, $(redis-server --version | awk '{print $1, $2, $3}'), raw output in \`$out/\`. redis-server on 127.0.0.1, no persistence (\`--save '' --appendonly no\`), on the same 2 CPUs as everything else."
+  echo
+  echo "### Ingest: store Append vs Redis XADD"
+  echo
+  cat "$out/ingest.md"
+  echo
+  echo "### Recorder throughput: store sink vs Redis sink"
+  echo
+  echo "\`wrk -t1 -c$CONNS -d$DURATION --latency\` (after a $WARMUP warm-up) -> \`doppel record --threads 1 --sample 100\` -> nginx answering 1 KB JSON; store = no \`--sink\`, redis = \`--sink $REDIS/STREAM\` only. Paired, order alternating per round."
+  echo
+  echo "| round | sink | req/s | load before | doppel's summary |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Redis/store req/s per round: ${ratios[*]}; mean $mean_ratio× (target ≥ 0.9×: $verdict)."
+  echo "<!-- redis:end -->"
+} >"$out/section.md"
+cat "$out/section.md"
+
+if [[ -z "${NO_RESULTS:-}" ]]; then
+  if grep -q '<!-- redis:begin -->' "$results"; then
+    awk -v section="$out/section.md" '
+      /<!-- redis:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
+      /<!-- redis:end -->/ { skip = 0; next }
+      !skip { print }
+    ' "$results" >"$tmp/results.new"
+    mv "$tmp/results.new" "$results"
+  else
+    { echo; cat "$out/section.md"; } >>"$results"
+  fi
+  log "updated $results"
+fi

@@ -1,0 +1,240 @@
+// Redis Streams (stream/): URLs good and bad, and the entry format written and read back
+// through a real redis-server, with the failures a sink meets (wrong password, Redis gone and
+// back, a key that is not a stream).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "storage/store.h"
+#include "stream/envelope_stream.h"
+#include "stream/redis_client.h"
+#include "stream/stream_import.h"
+#include "tests/integration/redis_server.h"
+#include "tests/storage/test_envelopes.h"
+
+namespace doppel::stream {
+namespace {
+
+using doppel::storage::testing::MakeEnvelope;
+using doppel::testing::RedisServer;
+
+TEST(RedisUrlTest, ParsesGoodUrls) {
+  auto u = ParseRedisUrl("redis://127.0.0.1:6380/capture");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->host, "127.0.0.1");
+  EXPECT_EQ(u->port, 6380);
+  EXPECT_EQ(u->stream, "capture");
+  EXPECT_EQ(u->password, "");
+  EXPECT_EQ(u->ToString(), "redis://127.0.0.1:6380/capture");
+
+  u = ParseRedisUrl("REDIS://:s%40cret@cache.internal/orders%7B0%7D");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->host, "cache.internal");
+  EXPECT_EQ(u->port, 6379);
+  EXPECT_EQ(u->user, "");
+  EXPECT_EQ(u->password, "s@cret");
+  EXPECT_EQ(u->stream, "orders{0}");
+  EXPECT_EQ(u->ToString().find("cret"), std::string::npos) << "no password in messages";
+
+  u = ParseRedisUrl("redis://doppel:pw@[::1]:7000/s");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->user, "doppel");
+  EXPECT_EQ(u->password, "pw");
+  EXPECT_EQ(u->ToString(), "redis://[::1]:7000/s");
+}
+
+TEST(RedisUrlTest, RefusesBadUrlsWithTheExpectedForm) {
+  for (const char* text :
+       {"http://127.0.0.1:6379/s", "redis:/x", "redis://127.0.0.1:6379", "redis://127.0.0.1:6379/",
+        "redis://h/a/b", "redis://h:0/s", "redis://h:99999/s", "redis://h/s?db=1", "redis://h/s#x",
+        "redis:///s", "redis://user@h/s", "redis://h/a%22b", "redis://h/a%20b", "redis://h/a%0Ab",
+        "redis", ""}) {
+    auto u = ParseRedisUrl(text);
+    ASSERT_FALSE(u.ok()) << text;
+    EXPECT_EQ(u.status().code(), Status::Code::kInvalidArgument) << text;
+    EXPECT_NE(u.status().message().find("redis://[:PASSWORD@]HOST[:PORT]/STREAM"),
+              std::string::npos)
+        << u.status().message();
+  }
+  auto tls = ParseRedisUrl("rediss://h:6380/s");
+  ASSERT_FALSE(tls.ok());
+  EXPECT_EQ(tls.status().code(), Status::Code::kUnsupported);
+  EXPECT_NE(tls.status().message().find("not supported yet"), std::string::npos);
+  EXPECT_TRUE(IsRedisUrl("Redis://x"));
+  EXPECT_FALSE(IsRedisUrl("session.har"));
+}
+
+class RedisStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(redis_.Start()) << redis_.error(); }
+
+  RedisUrl Url(const std::string& stream) {
+    auto u = ParseRedisUrl(redis_.Url(stream));
+    EXPECT_TRUE(u.ok()) << u.status().ToString();
+    return *u;
+  }
+
+  std::vector<doppel::v1::Envelope> Envelopes(int n, int first = 0) {
+    std::vector<doppel::v1::Envelope> out;
+    for (int i = first; i < first + n; ++i) out.push_back(MakeEnvelope(1000 + i, i, i));
+    return out;
+  }
+
+  Result<RedisReply> Command(std::vector<std::string> argv) {
+    auto client = RedisClient::Connect(Url("x"));
+    if (!client.ok()) return client.status();
+    return (*client)->Command(std::move(argv));
+  }
+
+  RedisServer redis_;
+};
+
+// 600 envelopes: the first 500 are compressed without a dictionary, the rest with the one the
+// writer trained on them and published beside the stream; all read back equal.
+TEST_F(RedisStreamTest, EnvelopesRoundTripWithThePublishedDictionary) {
+  StreamWriter writer(Url("cap"), {"rec-a", 0, {}});
+  ASSERT_TRUE(writer.Connect().ok());
+  const auto envelopes = Envelopes(600);
+  for (size_t i = 0; i < envelopes.size(); i += 100) {
+    Status s = writer.Append(std::span(envelopes).subspan(i, 100));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  auto dicts = Command({"HLEN", DictionariesKey("cap")});
+  ASSERT_TRUE(dicts.ok());
+  EXPECT_EQ(dicts->integer, 1);
+
+  auto reader = StreamReader::Open(Url("cap"));
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  size_t n = 0;
+  for (;;) {
+    auto batch = (*reader)->Next(128);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (batch->empty()) break;
+    for (const StreamEnvelope& e : *batch) {
+      ASSERT_LT(n, envelopes.size());
+      EXPECT_EQ(e.recorder_id, "rec-a");
+      EXPECT_EQ(e.envelope.SerializeAsString(), envelopes[n].SerializeAsString()) << n;
+      ++n;
+    }
+  }
+  EXPECT_EQ(n, envelopes.size());
+}
+
+TEST_F(RedisStreamTest, MaxlenTrimsTheStream) {
+  StreamWriter writer(Url("trim"), {"rec-a", 100, {}});
+  ASSERT_TRUE(writer.Connect().ok());
+  const auto envelopes = Envelopes(1000);
+  ASSERT_TRUE(writer.Append(envelopes).ok());
+  auto len = Command({"XLEN", "trim"});
+  ASSERT_TRUE(len.ok());
+  EXPECT_GE(len->integer, 100);
+  EXPECT_LT(len->integer, 1000);
+}
+
+TEST_F(RedisStreamTest, AppendFailsWhileRedisIsGoneAndWorksAfterConnectingAgain) {
+  StreamWriter writer(Url("gone"), {"rec-a", 0, {}});
+  ASSERT_TRUE(writer.Connect().ok());
+  ASSERT_TRUE(writer.Append(Envelopes(5)).ok());
+  redis_.Stop();
+  Status s = writer.Append(Envelopes(5, 5));
+  EXPECT_EQ(s.code(), Status::Code::kUnavailable) << s.ToString();
+  EXPECT_FALSE(writer.connected());
+  s = writer.Connect();
+  EXPECT_EQ(s.code(), Status::Code::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("cannot connect to redis 127.0.0.1:"), std::string::npos);
+  ASSERT_TRUE(redis_.Start()) << redis_.error();
+  ASSERT_TRUE(writer.Connect().ok());
+  s = writer.Append(Envelopes(5, 10));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  auto len = Command({"XLEN", "gone"});
+  ASSERT_TRUE(len.ok());
+  EXPECT_EQ(len->integer, 5) << "a restarted Redis without persistence starts empty";
+}
+
+// Redis answering something the writer or reader did not expect is an error, not a crash.
+TEST_F(RedisStreamTest, AKeyThatIsNotAStreamIsAnError) {
+  ASSERT_TRUE(Command({"SET", "plain", "x"}).ok());
+  StreamWriter writer(Url("plain"), {"rec-a", 0, {}});
+  ASSERT_TRUE(writer.Connect().ok());
+  Status s = writer.Append(Envelopes(2));
+  EXPECT_EQ(s.code(), Status::Code::kInternal);
+  EXPECT_NE(s.message().find("WRONGTYPE"), std::string::npos) << s.ToString();
+
+  auto reader = StreamReader::Open(Url("plain"));
+  ASSERT_FALSE(reader.ok());
+  EXPECT_NE(reader.status().message().find("is a string, not a stream"), std::string::npos)
+      << reader.status().ToString();
+  reader = StreamReader::Open(Url("missing"));
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.status().code(), Status::Code::kNotFound);
+
+  // An entry that doppel did not write.
+  ASSERT_TRUE(Command({"XADD", "foreign", "*", "k", "v"}).ok());
+  reader = StreamReader::Open(Url("foreign"));
+  ASSERT_TRUE(reader.ok());
+  auto batch = (*reader)->Next();
+  ASSERT_FALSE(batch.ok());
+  EXPECT_NE(batch.status().message().find("not written by doppel"), std::string::npos)
+      << batch.status().ToString();
+}
+
+TEST(RedisAuthTest, WrongOrMissingPasswordIsAClearError) {
+  RedisServer redis("right");
+  ASSERT_TRUE(redis.Start()) << redis.error();
+  auto good = ParseRedisUrl(redis.Url("s"));
+  ASSERT_TRUE(good.ok());
+  EXPECT_TRUE(RedisClient::Connect(*good).ok());
+
+  RedisUrl wrong = *good;
+  wrong.password = "wrong";
+  auto c = RedisClient::Connect(wrong);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(c.status().message().find("refused the password"), std::string::npos)
+      << c.status().ToString();
+  EXPECT_EQ(c.status().message().find("wrong"), std::string::npos) << "password not shown";
+
+  RedisUrl none = *good;
+  none.password.clear();
+  c = RedisClient::Connect(none);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(c.status().message().find("needs a password"), std::string::npos)
+      << c.status().ToString();
+}
+
+// Two writers (two recorders) into one stream; the import holds every envelope of both, with
+// sequence numbers that keep them apart even where arrival times and seqs collide.
+TEST_F(RedisStreamTest, ImportTakesEveryEnvelopeOfEveryRecorder) {
+  StreamWriter a(Url("shared"), {"rec-a", 0, {}});
+  StreamWriter b(Url("shared"), {"rec-b", 0, {}});
+  ASSERT_TRUE(a.Connect().ok());
+  ASSERT_TRUE(b.Connect().ok());
+  const auto envelopes = Envelopes(520);  // a trains a dictionary; b does not
+  ASSERT_TRUE(a.Append(envelopes).ok());
+  ASSERT_TRUE(b.Append(std::span(envelopes).subspan(0, 30)).ok());  // same (arrival, seq)
+
+  const std::string dir = doppel::storage::testing::TempDir("stream-import");
+  std::unique_ptr<storage::Store> store;
+  ASSERT_TRUE(storage::Store::Open({}, dir, &store).ok());
+  StreamImportStats stats;
+  auto info = ImportStream(*store, Url("shared"), "both", &stats);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->name(), "both");
+  EXPECT_EQ(info->counts().envelopes(), 550u);
+  EXPECT_EQ(stats.by_recorder["rec-a"], 520u);
+  EXPECT_EQ(stats.by_recorder["rec-b"], 30u);
+  size_t scanned = 0;
+  {
+    auto it = store->Scan("both", {});
+    ASSERT_TRUE(it.ok());
+    for (; (*it)->Valid(); (*it)->Next()) ++scanned;
+  }
+  EXPECT_EQ(scanned, 550u);
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace doppel::stream
