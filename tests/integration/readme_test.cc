@@ -240,8 +240,8 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   std::string error;
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
-  static const std::set<std::string> kKnown = {"record-replay", "ci", "load-test", "interop",
-                                               "mirror"};
+  static const std::set<std::string> kKnown = {"record-replay", "ci",     "load-test",
+                                               "interop",       "mirror", "streaming"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -341,6 +341,16 @@ TEST_F(ReadmeTest, MirrorWorkflow) {
   ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: mirror --> block";
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("\nmirror "), std::string::npos) << record_output_;
+}
+
+// Streaming: the record command with the streaming flags runs, relays and records traffic.
+TEST_F(ReadmeTest, StreamingWorkflow) {
+  std::string error;
+  const auto blocks = ReadmeBlocks(&error);
+  const Block* b = Find(blocks, "streaming");
+  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: streaming --> block";
+  RunBlock(*b, {});
+  EXPECT_NE(record_output_.find("session live: requests "), std::string::npos) << record_output_;
 }
 
 }  // namespace

@@ -164,7 +164,9 @@ TEST_F(ProxyTest, KeepAliveBothSides) {
   EXPECT_NE(Metrics().find("doppel_upstream_reused_total 19"), std::string::npos);
 }
 
-TEST_F(ProxyTest, Http10ClientGetsContentLengthAndClose) {
+// A chunked response streams to an HTTP/1.0 client close-delimited: its length is not known
+// when the head goes out.
+TEST_F(ProxyTest, Http10ClientGetsACloseDelimitedBody) {
   Start();
   TestClient c(port_);
   net::HttpRequest req = Req(http::verb::get, "/chunked?n=3000");
@@ -172,7 +174,7 @@ TEST_F(ProxyTest, Http10ClientGetsContentLengthAndClose) {
   auto res = c.Send(std::move(req));
   ASSERT_EQ(res.result_int(), 200u);
   EXPECT_EQ(res.version(), 10u);
-  EXPECT_EQ(res[http::field::content_length], "3000");
+  EXPECT_EQ(res.find(http::field::content_length), res.end());
   EXPECT_FALSE(res.chunked());
   EXPECT_EQ(res.body().size(), 3000u);
   EXPECT_TRUE(c.PeerClosed());
