@@ -14,6 +14,7 @@
 #include "recorder/recorder.h"
 #include "tests/base/gate.h"
 #include "tests/net/test_upstream.h"
+#include "tests/recorder/memory_sink.h"
 
 namespace doppel::recorder {
 namespace {
@@ -23,26 +24,8 @@ using testing::Fetch;
 using testing::TestClient;
 using testing::TestUpstream;
 
-class MemorySink : public CaptureSink {
- public:
-  Status Append(std::span<const doppel::v1::Envelope> batch) override {
-    gate_.Wait();
-    std::lock_guard<std::mutex> lock(mu_);
-    envelopes_.insert(envelopes_.end(), batch.begin(), batch.end());
-    return Status::Ok();
-  }
-  std::vector<doppel::v1::Envelope> envelopes() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return envelopes_;
-  }
-  // Until Release(), Append blocks: a store that does not keep up at all.
-  void Hold() { gate_.Close(); }
-  void Release() { gate_.Open(); }
-
- private:
-  testing::Gate gate_{/*open=*/true};
-  std::mutex mu_;
-  std::vector<doppel::v1::Envelope> envelopes_;
+std::mutex mu_;
+std::vector<doppel::v1::Envelope> envelopes_;
 };
 
 std::string Header(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,

@@ -23,6 +23,7 @@
 #include "recorder/recorder.h"
 #include "tests/base/gate.h"
 #include "tests/net/test_upstream.h"
+#include "tests/recorder/memory_sink.h"
 
 namespace doppel::recorder {
 namespace {
@@ -30,23 +31,6 @@ namespace {
 using testing::Gate;
 using testing::SendAll;
 using testing::TestClient;
-
-class MemorySink : public CaptureSink {
- public:
-  Status Append(std::span<const doppel::v1::Envelope> batch) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    envelopes_.insert(envelopes_.end(), batch.begin(), batch.end());
-    return Status::Ok();
-  }
-  std::vector<doppel::v1::Envelope> envelopes() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return envelopes_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<doppel::v1::Envelope> envelopes_;
-};
 
 // An upstream that reads one request head per connection and hands the socket to `script`,
 // which writes the response as it likes (one thread per connection). A script may wait at
