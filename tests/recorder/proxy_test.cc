@@ -24,10 +24,6 @@ using testing::Fetch;
 using testing::TestClient;
 using testing::TestUpstream;
 
-std::mutex mu_;
-std::vector<doppel::v1::Envelope> envelopes_;
-};
-
 std::string Header(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& headers,
                    const std::string& name) {
   for (const auto& h : headers) {
