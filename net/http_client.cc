@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -119,9 +120,32 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(std::shared_ptr<PoolImpl> pool, HttpRequest request, ExchangeCallback done)
       : pool_(std::move(pool)), request_(std::move(request)), done_(std::move(done)) {}
+  // Streaming: `on_head` gets the head and a BodyReader.
+  Exchange(std::shared_ptr<PoolImpl> pool, HttpRequest request, StreamCallback on_head)
+      : pool_(std::move(pool)), request_(std::move(request)), on_head_(std::move(on_head)) {}
   void Start();
 
+  // ---- streaming, used by the BodyReader ----
+  void ReadPiece(BodyReader::Callback done);
+  // The reader was dropped before the body ended: the connection is closed.
+  void Abandon();
+  uint64_t latency_us() const;
+  bool ready() const {
+    return over_ || stream_parser_->is_done() || (conn_ && conn_->buffer.size() > 0);
+  }
+
  private:
+  bool streaming() const { return static_cast<bool>(on_head_); }
+  // Arms the stream's timer for the next operation: response_timeout (left) for Send();
+  // for streaming the sooner of read_idle_timeout and what is left of response_timeout.
+  void ArmTimer();
+  std::string TimeoutDetail() const;
+  // A read of the head (or, streaming, of the body) failed: retried, or the exchange fails.
+  void OnReadError(const boost::system::error_code& ec, bool got_some);
+  void ReadHead();
+  void OnHead(const boost::system::error_code& ec);
+  void OnPiece(const boost::system::error_code& ec);
+  void EndOfBody();
   void Connect();
   void OnResolved(const boost::system::error_code& ec, tcp::resolver::results_type results);
   void DoConnect();
@@ -140,8 +164,30 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::unique_ptr<Connection> conn_;
   std::optional<http::response_parser<http::string_body>> parser_;
   Clock::time_point start_;
+  Clock::time_point deadline_ = Clock::time_point::max();  // start_ + response_timeout, if set
   bool reused_ = false;
   bool retried_ = false;
+  // Streaming only.
+  StreamCallback on_head_;
+  std::optional<http::response_parser<http::buffer_body>> stream_parser_;
+  std::unique_ptr<char[]> piece_;  // the reader's buffer, BodyReader::kPieceBytes
+  BodyReader::Callback piece_done_;
+  Clock::time_point last_byte_;
+  bool keep_ = false;        // the connection may go back to the pool after the body
+  bool body_phase_ = false;  // the head went to on_head_; failures go to piece_done_
+  bool over_ = false;        // the body ended, failed or was abandoned
+};
+
+class StreamBodyReader : public BodyReader {
+ public:
+  explicit StreamBodyReader(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
+  ~StreamBodyReader() override { exchange_->Abandon(); }
+  void ReadSome(Callback done) override { exchange_->ReadPiece(std::move(done)); }
+  uint64_t latency_us() const override { return exchange_->latency_us(); }
+  bool ready() const override { return exchange_->ready(); }
+
+ private:
+  std::shared_ptr<Exchange> exchange_;
 };
 
 class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<PoolImpl> {
@@ -155,6 +201,12 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
         resolver_(io) {}
 
   void Send(HttpRequest request, ExchangeCallback done) override {
+    ++stats_.exchanges;
+    ++stats_.active;
+    std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done))->Start();
+  }
+
+  void SendStreaming(HttpRequest request, StreamCallback done) override {
     ++stats_.exchanges;
     ++stats_.active;
     std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done))->Start();
@@ -290,9 +342,41 @@ void Exchange::OnHandshake(const boost::system::error_code& ec) {
   Write();
 }
 
+void Exchange::ArmTimer() {
+  Clock::duration wait = Clock::duration::max();
+  if (streaming() && pool_->options_.read_idle_timeout.count() > 0) {
+    wait = pool_->options_.read_idle_timeout;
+  }
+  if (deadline_ != Clock::time_point::max()) {
+    wait = std::min(wait, std::max(Clock::duration::zero(), deadline_ - Clock::now()));
+  }
+  if (wait == Clock::duration::max()) {
+    conn_->lowest().expires_never();
+  } else {
+    conn_->lowest().expires_after(wait);
+  }
+}
+
+std::string Exchange::TimeoutDetail() const {
+  if (Clock::now() >= deadline_) {
+    return "the upstream did not answer within " +
+           std::to_string(pool_->options_.response_timeout.count()) + " ms";
+  }
+  return "no byte from the upstream for " +
+         std::to_string(pool_->options_.read_idle_timeout.count()) + " ms";
+}
+
+uint64_t Exchange::latency_us() const {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(last_byte_ - start_).count());
+}
+
 void Exchange::Write() {
   start_ = Clock::now();
-  conn_->lowest().expires_after(pool_->options_.response_timeout);
+  if (pool_->options_.response_timeout.count() > 0) {
+    deadline_ = start_ + pool_->options_.response_timeout;
+  }
+  ArmTimer();
   conn_->Visit([&](auto& stream) {
     http::async_write(stream, request_,
                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
@@ -313,6 +397,7 @@ void Exchange::OnWrite(const boost::system::error_code& ec) {
 }
 
 void Exchange::Read() {
+  if (streaming()) return ReadHead();
   parser_.emplace();
   parser_->header_limit(pool_->options_.max_response_header);
   parser_->body_limit(pool_->options_.max_response_body);
@@ -325,31 +410,29 @@ void Exchange::Read() {
   });
 }
 
-void Exchange::OnRead(const boost::system::error_code& ec) {
-  if (ec) {
-    if (ec == beast::error::timeout) {
-      return Finish(ClientError::kTimeout,
-                    "the upstream did not answer within " +
-                        std::to_string(pool_->options_.response_timeout.count()) + " ms");
-    }
-    const bool closed_before_answer =
-        !parser_->got_some() &&
-        (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-         ec == asio::error::eof || ec == asio::error::broken_pipe);
-    if (closed_before_answer && reused_ && !retried_ && IsIdempotent(request_.method())) {
-      return Retry();
-    }
-    if (ec == http::error::body_limit) {
-      return Finish(ClientError::kTooLarge, "the upstream response body is over " +
-                                                std::to_string(pool_->options_.max_response_body) +
-                                                " bytes");
-    }
-    if (ec.category() == http::make_error_code(http::error::bad_version).category() &&
-        ec != http::error::end_of_stream && ec != http::error::partial_message) {
-      return Finish(ClientError::kBadResponse, "malformed upstream response: " + ec.message());
-    }
-    return Finish(ClientError::kReset, "the upstream closed the connection: " + ec.message());
+void Exchange::OnReadError(const boost::system::error_code& ec, bool got_some) {
+  if (ec == beast::error::timeout) return Finish(ClientError::kTimeout, TimeoutDetail());
+  const bool closed_before_answer =
+      !got_some && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+                    ec == asio::error::eof || ec == asio::error::broken_pipe);
+  if (closed_before_answer && !body_phase_ && reused_ && !retried_ &&
+      IsIdempotent(request_.method())) {
+    return Retry();
   }
+  if (ec == http::error::body_limit) {
+    return Finish(ClientError::kTooLarge, "the upstream response body is over " +
+                                              std::to_string(pool_->options_.max_response_body) +
+                                              " bytes");
+  }
+  if (ec.category() == http::make_error_code(http::error::bad_version).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message) {
+    return Finish(ClientError::kBadResponse, "malformed upstream response: " + ec.message());
+  }
+  return Finish(ClientError::kReset, "the upstream closed the connection: " + ec.message());
+}
+
+void Exchange::OnRead(const boost::system::error_code& ec) {
+  if (ec) return OnReadError(ec, parser_->got_some());
   const unsigned status = parser_->get().result_int();
   if (status >= 100 && status < 200 && status != 101) {
     Read();  // 1xx: interim, the final response follows on the same connection
@@ -368,6 +451,94 @@ void Exchange::OnRead(const boost::system::error_code& ec) {
   done(std::move(result));
 }
 
+void Exchange::ReadHead() {
+  stream_parser_.emplace();
+  stream_parser_->header_limit(pool_->options_.max_response_header);
+  stream_parser_->body_limit(boost::none);  // the body is not held: the reader passes it on
+  if (request_.method() == http::verb::head) stream_parser_->skip(true);
+  ArmTimer();
+  conn_->Visit([&](auto& stream) {
+    http::async_read_header(stream, conn_->buffer, *stream_parser_,
+                            [self = shared_from_this()](const boost::system::error_code& ec,
+                                                        size_t) { self->OnHead(ec); });
+  });
+}
+
+void Exchange::OnHead(const boost::system::error_code& ec) {
+  if (ec) return OnReadError(ec, stream_parser_->got_some());
+  const auto& head = stream_parser_->get();
+  const unsigned status = head.result_int();
+  if (status >= 100 && status < 200 && status != 101) {
+    ReadHead();  // 1xx: interim, the final response follows on the same connection
+    return;
+  }
+  last_byte_ = Clock::now();
+  ExchangeResult result;
+  result.latency_us = latency_us();
+  result.reused_connection = reused_;
+  result.response.base() = head.base();
+  keep_ = stream_parser_->keep_alive() && request_.keep_alive() && status != 101;
+  body_phase_ = true;
+  StreamCallback done = std::move(on_head_);
+  on_head_ = [](ExchangeResult&&, BodyReaderPtr) {};  // still streaming()
+  done(std::move(result), std::make_unique<StreamBodyReader>(shared_from_this()));
+}
+
+void Exchange::ReadPiece(BodyReader::Callback done) {
+  piece_done_ = std::move(done);
+  if (stream_parser_->is_done()) {
+    // Nothing (more) to read: HEAD, 204/304, Content-Length: 0, or all of it came along
+    // with the head.
+    asio::post(pool_->io_, [self = shared_from_this()] { self->EndOfBody(); });
+    return;
+  }
+  // Allocated at the first read that needs it (not zeroed): a response without a body costs
+  // no buffer.
+  if (!piece_) piece_.reset(new char[BodyReader::kPieceBytes]);
+  auto& body = stream_parser_->get().body();
+  body.data = piece_.get();
+  body.size = BodyReader::kPieceBytes;
+  ArmTimer();
+  conn_->Visit([&](auto& stream) {
+    http::async_read_some(
+        stream, conn_->buffer, *stream_parser_,
+        [self = shared_from_this()](boost::system::error_code ec, size_t) { self->OnPiece(ec); });
+  });
+}
+
+void Exchange::OnPiece(const boost::system::error_code& ec) {
+  if (over_) return;  // abandoned meanwhile
+  if (ec && ec != http::error::need_buffer) return OnReadError(ec, true);
+  last_byte_ = Clock::now();
+  const size_t n = BodyReader::kPieceBytes - stream_parser_->get().body().size;
+  if (stream_parser_->is_done()) {
+    over_ = true;
+    if (keep_) pool_->ReturnIdle(std::move(conn_));
+    conn_.reset();
+    --pool_->stats_.active;
+  }
+  BodyReader::Callback done = std::move(piece_done_);
+  done(ClientError::kNone, "", std::string_view(piece_.get(), n), over_);
+}
+
+void Exchange::EndOfBody() {
+  if (over_) return;
+  over_ = true;
+  last_byte_ = Clock::now();
+  if (keep_) pool_->ReturnIdle(std::move(conn_));
+  conn_.reset();
+  --pool_->stats_.active;
+  BodyReader::Callback done = std::move(piece_done_);
+  done(ClientError::kNone, "", {}, true);
+}
+
+void Exchange::Abandon() {
+  if (over_) return;
+  over_ = true;
+  conn_.reset();
+  --pool_->stats_.active;
+}
+
 void Exchange::Retry() {
   retried_ = true;
   ++pool_->stats_.retried;
@@ -376,6 +547,14 @@ void Exchange::Retry() {
 }
 
 void Exchange::Finish(ClientError error, std::string detail) {
+  if (body_phase_) {
+    over_ = true;
+    conn_.reset();
+    --pool_->stats_.active;
+    BodyReader::Callback done = std::move(piece_done_);
+    done(error, std::move(detail), {}, false);
+    return;
+  }
   ExchangeResult result;
   result.error = error;
   result.detail = std::move(detail);
@@ -386,6 +565,11 @@ void Exchange::Finish(ClientError error, std::string detail) {
   }
   conn_.reset();
   --pool_->stats_.active;
+  if (streaming()) {
+    StreamCallback done = std::move(on_head_);
+    done(std::move(result), nullptr);
+    return;
+  }
   ExchangeCallback done = std::move(done_);
   done(std::move(result));
 }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/enum_names.h"
 #include "base/status.h"
@@ -51,8 +52,12 @@ inline constexpr EnumNames<ClientError, 6> kClientErrorNames{
 
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
-  // From starting to send the request to the last byte of the response.
+  // From starting to send the request to the last byte of the response; 0: no limit.
   std::chrono::milliseconds response_timeout{30000};
+  // SendStreaming() only: the longest wait for the next byte from the upstream (for the
+  // response head, then between body pieces); 0: no limit. response_timeout still bounds the
+  // whole exchange when set.
+  std::chrono::milliseconds read_idle_timeout{60000};
   // A pooled connection idle for longer is closed instead of reused.
   std::chrono::milliseconds idle_timeout{50000};
   size_t max_idle_connections = 1024;
@@ -77,6 +82,36 @@ struct ExchangeResult {
   bool reused_connection = false;
 };
 using ExchangeCallback = std::function<void(ExchangeResult&&)>;
+
+// The body of a response read by SendStreaming(): read piece by piece as the caller asks for
+// it, so a caller that forwards each piece before asking for the next one bounds its memory
+// and lets a slow reader slow the upstream down. Dropping the reader before the body ended
+// closes the upstream connection.
+class BodyReader {
+ public:
+  // Bytes of the body read at most per piece (the reader's buffer).
+  static constexpr size_t kPieceBytes = 64 * 1024;
+  // `piece` is valid until the next ReadSome() or the reader is dropped. `end`: the body is
+  // complete (the last piece may be empty); the connection went back to the pool when both
+  // sides allow keep-alive. On an error the exchange is over and the connection closed.
+  using Callback =
+      std::function<void(ClientError error, std::string detail, std::string_view piece, bool end)>;
+
+  virtual ~BodyReader() = default;
+  // Reads the next piece and calls `done` exactly once, on the pool's io_context, never from
+  // inside ReadSome. REQUIRES: the previous callback ran, and it reported neither end nor error.
+  virtual void ReadSome(Callback done) = 0;
+  // From starting to send the request to the last byte read so far.
+  virtual uint64_t latency_us() const = 0;
+  // True when the next ReadSome() needs nothing more from the upstream (the body ended, or
+  // bytes of it arrived with the head): a caller can then send the head and the first piece
+  // together.
+  virtual bool ready() const = 0;
+};
+using BodyReaderPtr = std::unique_ptr<BodyReader>;
+// `head.response` holds the final response's head (empty body) when error == kNone, and then
+// `body` reads its body; latency_us is the time to the head.
+using StreamCallback = std::function<void(ExchangeResult&& head, BodyReaderPtr body)>;
 
 struct PoolStats {
   uint64_t connections_opened = 0;
@@ -105,6 +140,11 @@ class HttpClientPool {
   // be written at all). A non-idempotent request only goes out on a pooled connection
   // that a liveness probe found open, since it is not retried.
   virtual void Send(HttpRequest request, ExchangeCallback done) = 0;
+
+  // As Send(), but `done` gets the response head as soon as it was read, and a reader for
+  // the body (see BodyReader). Timeouts: read_idle_timeout between bytes, response_timeout
+  // (when set) for the whole exchange.
+  virtual void SendStreaming(HttpRequest request, StreamCallback done) = 0;
 
   // Closes idle connections and makes later exchanges not return theirs to the pool.
   virtual void Shutdown() = 0;

@@ -565,8 +565,10 @@ void MirroredRequest::OnMirror(size_t index, net::ExchangeResult&& result) {
   if (hub_.differ_ && primary_ != Primary::kPending) Compare(slot);
 }
 
-void MirroredRequest::OnPrimary(const net::HttpResponse& response, uint64_t latency_us) {
+void MirroredRequest::OnPrimary(const net::HttpResponse& response, uint64_t latency_us,
+                                bool body_complete) {
   for (const Slot& s : slots_) hub_.targets_[s.mirror]->primary_latency->ObserveUs(latency_us);
+  if (!body_complete) return OnPrimaryFailed();
   primary_ = Primary::kOk;
   if (!hub_.differ_) return;
   net::HttpResponse copy = response;

@@ -192,8 +192,10 @@ class MirroredRequest : public std::enable_shared_from_this<MirroredRequest> {
  public:
   MirroredRequest(MirrorHub& hub, std::string method, std::string target);
   ~MirroredRequest();
-  // The primary answered (`response` as received, after hop-by-hop stripping).
-  void OnPrimary(const net::HttpResponse& response, uint64_t latency_us);
+  // The primary answered (`response` as received, after hop-by-hop stripping). With
+  // `body_complete` false the body holds only the first bytes of the primary's (which
+  // streamed past): latencies are counted, the comparison is not made (uncompared).
+  void OnPrimary(const net::HttpResponse& response, uint64_t latency_us, bool body_complete = true);
   // The primary failed: nothing to compare against.
   void OnPrimaryFailed();
 

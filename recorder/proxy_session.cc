@@ -328,12 +328,18 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     }
     const net::Url& upstream = rec_.options().upstream;
     if (!upstream.base_path.empty()) req.target(upstream.TargetFor(req.target()));
-    worker_.pool->Send(std::move(req), [self = shared_from_this()](net::ExchangeResult&& r) {
-      self->OnUpstream(std::move(r));
-    });
+    worker_.pool->SendStreaming(
+        std::move(req),
+        [self = shared_from_this()](net::ExchangeResult&& head, net::BodyReaderPtr body) {
+          self->OnUpstreamHead(std::move(head), std::move(body));
+        });
   }
 
-  void OnUpstream(net::ExchangeResult&& result) {
+  // The primary's response head arrived (or the exchange failed before it): checks it, starts
+  // the capture's side copy and writes the head to the client; the body follows piece by
+  // piece (RelayPiece), each read from the primary only after the previous piece was written
+  // to the client, so a slow client slows the primary down and memory stays bounded.
+  void OnUpstreamHead(net::ExchangeResult&& result, net::BodyReaderPtr body) {
     auto& m = rec_.metrics();
     if (result.reused_connection) m.upstream_reused->Inc();
     switch (result.error) {
@@ -349,43 +355,215 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
         return Fail(ProxyFailure::kUpstreamReset, http::status::bad_gateway,
                     "primary failed: " + result.detail);
     }
-    m.latency->ObserveUs(result.latency_us);
+    body_ = std::move(body);
     HttpResponse& res = result.response;
     const bool upstream_chunked = res.chunked();
+    const bool upstream_length = res.has_content_length();
     const unsigned upstream_version = res.version();
     net::StripHopByHop(res);
-    if (mirrored_) {
-      mirrored_->OnPrimary(res, result.latency_us);
-      mirrored_.reset();
-    }
+    const unsigned status = res.result_int();
+    no_body_ = is_head_ || status == 204 || status == 304 || status / 100 == 1;
+    body_size_ = 0;
+    body_cut_ = false;
+    head_time_ = std::chrono::steady_clock::now();
+    if (mirrored_) mirror_copy_.emplace(res);  // the body follows in CopyAside
     if (envelope_) {
       auto* r = envelope_->mutable_response();
-      r->set_status(res.result_int());
+      r->set_status(status);
       r->set_reason(PercentEncodeNonAscii(res.reason()));
       r->set_version(upstream_version);
       net::CopyHeaders(res, r->mutable_headers());
-      uint64_t size = 0;
-      bool truncated = false;
-      FillBody(res.body(), opts().capture_body_limit, r->mutable_body(), &truncated, &size);
-      r->set_body_truncated(truncated);
-      r->set_body_size(size);
-      r->set_latency_us(result.latency_us);
-      rec_.Capture(std::move(*envelope_));
-      envelope_.reset();
+      auto type = res.find(http::field::content_type);
+      static constexpr std::string_view kEventStream = "text/event-stream";
+      event_stream_ = type != res.end() &&
+                      EqualsIgnoreCase(type->value().substr(0, kEventStream.size()), kEventStream);
     }
     net::AppendVia(res, upstream_version, "doppel");
     res.version(client_version_);
-    const unsigned status = res.result_int();
-    const bool no_body = is_head_ || status == 204 || status == 304 || status / 100 == 1;
-    if (!no_body) {
-      if (upstream_chunked && client_version_ >= 11) {
-        res.chunked(true);
-      } else {
-        res.content_length(res.body().size());
-      }
+    bool keep_alive = client_keep_alive_;
+    if (!no_body_ && upstream_chunked && client_version_ >= 11) {
+      res.chunked(true);
+    } else if (!no_body_ && !upstream_length) {
+      // Close-delimited (the primary's, or chunked for an HTTP/1.0 client): the end of the
+      // body is the end of the connection.
+      keep_alive = false;
     }
-    m.response_bytes->Inc(res.body().size());
-    Respond(std::move(res), client_keep_alive_);
+    CountAnswer(status, keep_alive);
+    primary_done_ = false;
+    if (no_body_ || (upstream_length && res[http::field::content_length] == "0")) {
+      OnPrimaryDone();  // the response is complete with its head
+    }
+    stream_res_.base() = std::move(res.base());
+    stream_res_.keep_alive(keep_alive_);
+    serializer_.emplace(stream_res_);
+    // When (some of) the body came with the head, the head goes out with its first piece in
+    // one write; otherwise at once, before waiting for the body (an event stream's head).
+    if (body_->ready()) return ReadPiece();
+    WriteHead([self = shared_from_this()] { self->ReadPiece(); });
+  }
+
+  template <class Next>
+  void WriteHead(Next next) {
+    stream_.expires_after(opts().request_timeout);
+    http::async_write_header(stream_, *serializer_,
+                             [self = shared_from_this(), next](beast::error_code ec, size_t) {
+                               if (ec) return self->AbortStream(ec);
+                               next();
+                             });
+  }
+
+  void ReadPiece() {
+    body_->ReadSome([self = shared_from_this()](net::ClientError error, std::string detail,
+                                                std::string_view piece, bool end) {
+      self->RelayPiece(error, std::move(detail), piece, end);
+    });
+  }
+
+  void RelayPiece(net::ClientError error, std::string detail, std::string_view piece, bool end) {
+    if (error != net::ClientError::kNone) return CutByPrimary(error, std::move(detail));
+    CopyAside(piece);
+    rec_.metrics().response_bytes->Inc(piece.size());
+    // Before the last write: the capture never waits for the client.
+    if (end && !primary_done_) OnPrimaryDone();
+    if (no_body_ || piece.empty()) {
+      if (end) return EndBody();
+      if (!no_body_ && !serializer_->is_header_done()) {
+        return WriteHead([self = shared_from_this()] { self->ReadPiece(); });
+      }
+      return ReadPiece();
+    }
+    auto& b = stream_res_.body();
+    b.data = const_cast<char*>(piece.data());  // only read from
+    b.size = piece.size();
+    b.more = true;
+    stream_.expires_after(opts().request_timeout);
+    http::async_write(stream_, *serializer_,
+                      [self = shared_from_this(), end](beast::error_code ec, size_t) {
+                        if (ec == http::error::need_buffer) ec = {};  // the piece went out
+                        if (ec) return self->AbortStream(ec);
+                        if (end) return self->EndBody();
+                        self->ReadPiece();
+                      });
+  }
+
+  // The side copy of a body piece: into the envelope up to --capture-body-limit (with the
+  // arrival of the piece for event streams), and for --mirror-diff the primary's response.
+  void CopyAside(std::string_view piece) {
+    const uint64_t limit = opts().capture_body_limit;
+    if (envelope_ && !piece.empty()) {
+      auto* r = envelope_->mutable_response();
+      if (event_stream_) {
+        if (r->chunks_size() < kMaxStreamChunks) {
+          auto* c = r->add_chunks();
+          c->set_offset(body_size_);
+          c->set_size(piece.size());
+          c->set_at_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                 std::chrono::steady_clock::now() - head_time_)
+                                                 .count()));
+        } else {
+          r->set_chunks_truncated(true);
+        }
+      }
+      AppendUpTo(piece, limit, r->mutable_body());
+    }
+    if (mirror_copy_) AppendUpTo(piece, limit, &mirror_copy_->body());
+    body_size_ += piece.size();
+  }
+
+  static void AppendUpTo(std::string_view piece, uint64_t limit, std::string* out) {
+    if (out->size() < limit) out->append(piece.substr(0, limit - out->size()));
+  }
+
+  // The whole body was relayed: the final chunk (chunked) goes out, with the head if that is
+  // still here.
+  void EndBody() {
+    if (no_body_) {
+      if (serializer_->is_header_done()) return OnStreamDone();
+      return WriteHead([self = shared_from_this()] { self->OnStreamDone(); });
+    }
+    auto& b = stream_res_.body();
+    b.data = nullptr;
+    b.size = 0;
+    b.more = false;
+    stream_.expires_after(opts().request_timeout);
+    http::async_write(stream_, *serializer_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->AbortStream(ec);
+                        self->OnStreamDone();
+                      });
+  }
+
+  // The primary's response ended: its latency is counted, the mirrors and the capture get it.
+  void OnPrimaryDone() {
+    primary_done_ = true;
+    const uint64_t latency_us = body_->latency_us();
+    rec_.metrics().latency->ObserveUs(latency_us);
+    if (mirrored_) {
+      mirrored_->OnPrimary(*mirror_copy_, latency_us,
+                           /*body_complete=*/mirror_copy_->body().size() == body_size_);
+      mirrored_.reset();
+    }
+    FinishCapture(latency_us);
+  }
+
+  void OnStreamDone() {
+    EndRelay();
+    OnWrite({});
+  }
+
+  // Pushes the envelope of a relayed (or cut) response; a full queue drops it, never the
+  // stream (RecorderImpl::Capture does not wait).
+  void FinishCapture(uint64_t latency_us) {
+    mirror_copy_.reset();
+    if (!envelope_) return;
+    auto* r = envelope_->mutable_response();
+    r->set_body_size(body_size_);
+    r->set_body_truncated(body_cut_ || r->body().size() < body_size_);
+    r->set_latency_us(latency_us);
+    rec_.Capture(std::move(*envelope_));
+    envelope_.reset();
+  }
+
+  void EndRelay() {
+    body_.reset();  // before the body's end: closes the primary's connection
+    serializer_.reset();
+    stream_res_ = {};
+  }
+
+  // The primary failed or stalled mid-body: the client already has the head, so the only
+  // way to tell it the response is incomplete is to close its connection.
+  void CutByPrimary(net::ClientError error, std::string detail) {
+    const ProxyFailure failure = error == net::ClientError::kTimeout
+                                     ? ProxyFailure::kUpstreamTimeout
+                                     : ProxyFailure::kUpstreamReset;
+    rec_.metrics().errors[static_cast<int>(failure)]->Inc();
+    rec_.metrics().cut[static_cast<int>(failure)]->Inc();
+    if (opts().log_bodies) {
+      rec_.LogFailure(stream_res_.result_int(), FailureName(failure),
+                      logged_request_ + " from " + client_addr_,
+                      "response cut mid-body: " + detail);
+    }
+    if (envelope_) {
+      envelope_->set_error(ToProxyError(failure));
+      envelope_->set_error_detail("response cut mid-body after " + std::to_string(body_size_) +
+                                  " bytes: " + detail);
+    }
+    body_cut_ = true;
+    AbortStream({});
+  }
+
+  // The relay ends before the body did (client gone, or the primary failed): what was read is
+  // captured as truncated, and the client connection is closed.
+  void AbortStream(beast::error_code) {
+    body_cut_ = true;
+    if (mirrored_) {
+      mirrored_->OnPrimaryFailed();
+      mirrored_.reset();
+    }
+    FinishCapture(body_ ? body_->latency_us() : 0);
+    EndRelay();
+    in_request_ = false;
+    Close();
   }
 
   // Answers the request itself. Before a complete request was read the connection cannot be
@@ -447,10 +625,15 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     Respond(std::move(res), request_complete && client_keep_alive_);
   }
 
-  void Respond(HttpResponse&& res, bool keep_alive) {
-    const unsigned cls = res.result_int() / 100;
+  // Counts the answer by status class and decides whether the connection stays open after it.
+  void CountAnswer(unsigned status, bool keep_alive) {
+    const unsigned cls = status / 100;
     if (cls >= 1 && cls <= 5) rec_.metrics().requests[cls - 1]->Inc();
     keep_alive_ = keep_alive && !worker_.draining;
+  }
+
+  void Respond(HttpResponse&& res, bool keep_alive) {
+    CountAnswer(res.result_int(), keep_alive);
     res.keep_alive(keep_alive_);
     response_ = std::move(res);
     stream_.expires_after(opts().request_timeout);
@@ -503,6 +686,19 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   std::shared_ptr<MirroredRequest> mirrored_;  // the mirrors the current request went to
   std::string logged_request_;                 // --log-bodies: the current request, described
   HttpResponse response_;
+  // The response being relayed: its head (and the current piece) as written to the client,
+  // the primary's body, and the side copies.
+  static constexpr int kMaxStreamChunks = 1024;  // StreamChunk entries per envelope
+  http::response<http::buffer_body> stream_res_;
+  std::optional<http::response_serializer<http::buffer_body>> serializer_;
+  net::BodyReaderPtr body_;
+  std::optional<HttpResponse> mirror_copy_;  // with mirrors: head and first body bytes
+  std::chrono::steady_clock::time_point head_time_;
+  uint64_t body_size_ = 0;     // body bytes relayed so far
+  bool body_cut_ = false;      // the relay ended before the body did
+  bool no_body_ = false;       // HEAD, 1xx, 204, 304
+  bool primary_done_ = false;  // OnPrimaryDone ran for the current response
+  bool event_stream_ = false;
   static constexpr size_t kDiscardBytes = 16 * 1024;
   std::unique_ptr<char[]> discard_;  // only while lingering
   size_t empty_line_bytes_ = 0;      // skipped before the current request line

@@ -39,7 +39,13 @@ struct RecorderOptions {
   size_t max_connections = 10000;                    // client connections; over it: closed
 
   // Upstream.
-  net::ClientOptions upstream_client;  // connect/response timeouts, pool sizes
+  // Connect/idle/response timeouts, pool sizes. Responses stream: read_idle_timeout bounds
+  // the wait for each byte, response_timeout (off by default) the whole response.
+  net::ClientOptions upstream_client = [] {
+    net::ClientOptions o;
+    o.response_timeout = std::chrono::milliseconds(0);
+    return o;
+  }();
   net::TlsClientOptions upstream_tls;  // https upstreams only
 
   // Capture.

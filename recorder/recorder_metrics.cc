@@ -46,9 +46,16 @@ RecorderMetrics::RecorderMetrics(net::MetricsRegistry& r) {
   unmatched = r.AddCounter("doppel_requests_unmatched_total",
                            "Requests that matched no capture rule (rules in force only).");
   for (int i = 0; i < static_cast<int>(ProxyFailure::kCount); ++i) {
-    errors[i] =
-        r.AddCounter("doppel_proxy_errors_total", "Requests the proxy answered itself, by reason.",
-                     std::string("reason=\"") + kFailureNames[i] + "\"");
+    errors[i] = r.AddCounter("doppel_proxy_errors_total",
+                             "Requests the proxy answered itself or cut mid-response, by reason.",
+                             std::string("reason=\"") + kFailureNames[i] + "\"");
+  }
+  for (ProxyFailure f : {ProxyFailure::kUpstreamReset, ProxyFailure::kUpstreamTimeout}) {
+    cut[static_cast<int>(f)] = r.AddCounter(
+        "doppel_responses_cut_total",
+        "Responses cut mid-body because the primary failed or stalled (the client connection "
+        "was closed), by reason.",
+        std::string("reason=\"") + FailureName(f) + "\"");
   }
   accepted = r.AddCounter("doppel_connections_accepted_total", "Client connections accepted.");
   rejected = r.AddCounter("doppel_connections_rejected_total",

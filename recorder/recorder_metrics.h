@@ -37,6 +37,9 @@ struct RecorderMetrics {
   net::Counter* unmatched;
   // The stored / dropped counters are per sink (RecorderImpl registers them).
   net::Counter* errors[static_cast<int>(ProxyFailure::kCount)];
+  // Responses cut mid-body (the head had gone to the client, so the client connection was
+  // closed): by reason, kUpstreamReset or kUpstreamTimeout (the others stay 0 and unregistered).
+  net::Counter* cut[static_cast<int>(ProxyFailure::kCount)] = {};
   net::Counter* accepted;
   net::Counter* rejected;
   net::Gauge* active;

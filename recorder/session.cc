@@ -197,9 +197,15 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
         DurationFlag{"--request-timeout", &f.request_timeout, &o.request_timeout},
         DurationFlag{"--upstream-connect-timeout", &f.upstream_connect_timeout,
                      &o.upstream_client.connect_timeout},
+        DurationFlag{"--upstream-idle-timeout", &f.upstream_idle_timeout,
+                     &o.upstream_client.read_idle_timeout},
         DurationFlag{"--upstream-timeout", &f.upstream_timeout,
                      &o.upstream_client.response_timeout},
         DurationFlag{"--drain-timeout", &f.drain_timeout, &o.drain_timeout}}) {
+    if (d.text->empty() && d.out == &o.upstream_client.response_timeout) {
+      *d.out = std::chrono::milliseconds(0);  // unset: no total limit
+      continue;
+    }
     auto us = ParseDurationUs(*d.text);
     if (!us.ok()) return us.status().WithContext(d.name);
     const std::chrono::milliseconds ms((us.value() + 500) / 1000);

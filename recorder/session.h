@@ -47,8 +47,9 @@ struct SessionOptions {
   std::string idle_timeout = "60s";
   std::string request_timeout = "30s";
   std::string upstream_connect_timeout = "5s";
-  std::string upstream_timeout = "30s";
-  std::string drain_timeout = "10s";  // 0 allowed: in-flight requests are cut at once
+  std::string upstream_idle_timeout = "60s";  // between bytes from the primary
+  std::string upstream_timeout;               // whole response; "" = no limit
+  std::string drain_timeout = "10s";          // 0 allowed: in-flight requests are cut at once
   size_t max_connections = 10000;
   size_t queue_size = 10000;  // 0 is taken as 1
   bool sync = false;          // fsync the store on every batch

@@ -191,7 +191,8 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       ->capture_default_str();
   cmd->add_option("--max-header-size", flags->max_header_size, "431 beyond")->capture_default_str();
   cmd->add_option("--capture-body-limit", flags->capture_body_limit,
-                  "bytes of each body kept in the record (the primary gets all)")
+                  "bytes of each body kept in the record (the primary and the client get "
+                  "all: bodies stream through)")
       ->capture_default_str();
   cmd->add_option("--idle-timeout", flags->idle_timeout, "keep-alive idle timeout")
       ->capture_default_str();
@@ -200,9 +201,13 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       ->capture_default_str();
   cmd->add_option("--upstream-connect-timeout", flags->upstream_connect_timeout, "502/504 beyond")
       ->capture_default_str();
-  cmd->add_option("--upstream-timeout", flags->upstream_timeout,
-                  "primary response timeout (504 beyond)")
+  cmd->add_option("--upstream-idle-timeout", flags->upstream_idle_timeout,
+                  "longest wait for the next byte from the primary (before its response "
+                  "head: 504; mid-body: the client connection is closed)")
       ->capture_default_str();
+  cmd->add_option("--upstream-timeout", flags->upstream_timeout,
+                  "limit for the whole primary response, e.g. 30s (off unless set; 504 "
+                  "before the head, closed mid-body)");
   cmd->add_option("--drain-timeout", flags->drain_timeout,
                   "on SIGINT/SIGTERM, wait this long for in-flight requests")
       ->capture_default_str();

@@ -240,7 +240,7 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {"record-replay", "ci",     "load-test",
-                                               "interop",       "mirror", "redis"};
+                                               "interop",       "mirror", "redis", "streaming"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -329,16 +329,22 @@ TEST_F(ReadmeTest, MirrorWorkflow) {
 // Redis Streams: record into the store and a stream (a real redis-server on a free port for
 // the README's 127.0.0.1:6379), import the stream, replay it.
 TEST_F(ReadmeTest, RedisWorkflow) {
-  std::string error;
-  const auto blocks = ReadmeBlocks(&error);
-  const Block* b = Find(blocks, "redis");
-  ASSERT_NE(b, nullptr) << "README.md has no <!-- readme-test: redis --> block";
+  const Block* b = FindBlock("redis");
+  ASSERT_NE(b, nullptr);
   RedisServer redis;
   ASSERT_TRUE(redis.Start()) << redis.error();
   subst_.emplace_back("127.0.0.1:6379", "127.0.0.1:" + std::to_string(redis.port()));
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("/checkout: stored 105, dropped 0"), std::string::npos)
       << record_output_;
+}
+
+// Streaming: the record command with the streaming flags runs, relays and records traffic.
+TEST_F(ReadmeTest, StreamingWorkflow) {
+  const Block* b = FindBlock("streaming");
+  ASSERT_NE(b, nullptr);
+  RunBlock(*b, {});
+  EXPECT_NE(record_output_.find("session live: requests "), std::string::npos) << record_output_;
 }
 
 }  // namespace

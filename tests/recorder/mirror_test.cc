@@ -319,6 +319,7 @@ class MirrorExchangeTest : public ::testing::Test {
     o.threads = 1;
     o.session = "mirror-unit";
     o.sample_percent = 0;
+    o.capture_body_limit = capture_body_limit_;
     if (mirror_url.empty()) mirror_url = mirror_.url();
     o.mirror.mirrors.push_back(Spec(mirror_url + ",name=m"));
     o.mirror.shadow_suffix = shadow_suffix;
@@ -356,6 +357,7 @@ class MirrorExchangeTest : public ::testing::Test {
   }
 
   TestUpstream primary_, mirror_;
+  uint64_t capture_body_limit_ = 1ull << 20;
   doppel::testing::Gate gate_;  // outlives rec_: its diff threads may wait here
   NullSink sink_;
   redact::Redactor redactor_{"0123456789abcdef0123456789abcdef", {}};
@@ -505,6 +507,32 @@ TEST_F(MirrorExchangeTest, ClientsGetAnswersWhileAComparisonIsBlocked) {
   EXPECT_EQ(c.diff_skipped, 1u);
   EXPECT_EQ(c.diff_uncompared, 0u);
   EXPECT_TRUE(Contains(rec_->StatusJson(), "\"skipped\":1")) << rec_->StatusJson();
+}
+
+// The primary's response streams to the client and only its first --capture-body-limit bytes
+// are kept aside: a longer body is not compared (uncompared), rather than reported as a
+// mismatch against the mirror's whole body.
+TEST_F(MirrorExchangeTest, PrimaryBodyOverTheCaptureLimitIsNotCompared) {
+  capture_body_limit_ = 100;
+  Start(/*shadow_suffix=*/false, "", [](MirrorOptions& m) { m.diff = true; });
+  TestClient client(rec_->listen_address().port);
+  for (const char* path : {"/size?n=50", "/size?n=1000"}) {
+    net::HttpRequest r{http::verb::get, path, 11};
+    r.set(http::field::host, "api");
+    ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u) << path;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto compared = [&] {
+    const MirrorCounts c = rec_->mirror_counts().at(0);
+    return c.diff_match + c.diff_mismatch + c.diff_uncompared;
+  };
+  while (compared() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const MirrorCounts c = rec_->mirror_counts().at(0);
+  EXPECT_EQ(c.diff_match, 1u);
+  EXPECT_EQ(c.diff_mismatch, 0u);
+  EXPECT_EQ(c.diff_uncompared, 1u);
 }
 
 }  // namespace
