@@ -15,18 +15,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-build_dir=${BUILD_DIR:-build}
-results=bench/RESULTS.md
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-2}
 N=${N:-20000}
 INGEST_ROUNDS=${INGEST_ROUNDS:-3}
-LOAD_MAX=${LOAD_MAX:-1.5}
-LOAD_WAIT=${LOAD_WAIT:-60}
-
-log() { echo "[redis.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
 NAME=redis
 source bench/common.sh
@@ -124,15 +115,6 @@ machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "",
 cat "$out/section.md"
 
 if [[ -z "${NO_RESULTS:-}" ]]; then
-  if grep -q '<!-- redis:begin -->' "$results"; then
-    awk -v section="$out/section.md" '
-      /<!-- redis:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
-      /<!-- redis:end -->/ { skip = 0; next }
-      !skip { print }
-    ' "$results" >"$tmp/results.new"
-    mv "$tmp/results.new" "$results"
-  else
-    { echo; cat "$out/section.md"; } >>"$results"
-  fi
+  replace_results_section redis "$out/section.md" "$results"
   log "updated $results"
 fi
