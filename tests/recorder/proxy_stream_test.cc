@@ -29,6 +29,7 @@ namespace doppel::recorder {
 namespace {
 
 using testing::Gate;
+using testing::ListenOnLoopback;
 using testing::SendAll;
 using testing::TestClient;
 
@@ -39,15 +40,7 @@ class ScriptedUpstream {
  public:
   using Script = std::function<void(int fd, Gate& hold)>;
   explicit ScriptedUpstream(Script script) : script_(std::move(script)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    ::listen(fd_, 16);
+    fd_ = ListenOnLoopback(16, &port_);
     accept_ = std::thread([this] {
       for (;;) {
         const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
