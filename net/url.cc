@@ -137,10 +137,16 @@ Result<Url> ParseUrl(std::string_view text) {
   url.host = std::string(u.host_address());
   if (url.host.empty()) return Status::InvalidArgument("'" + std::string(text) + "': no host");
   if (u.has_port()) {
-    if (u.port().empty() || u.port_number() == 0) {
-      return Status::InvalidArgument("'" + std::string(text) + "': bad port");
+    // Not u.port_number(): Boost.URL 1.81 wraps a port over 65535 (99999 became 34463).
+    const std::string_view port_text = u.port();
+    unsigned port = 0;
+    const auto [end, ec] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+        port == 0 || port > 65535) {
+      return Status::InvalidArgument("'" + std::string(text) + "': bad port (expected 1..65535)");
     }
-    url.port = u.port_number();
+    url.port = static_cast<uint16_t>(port);
   } else {
     url.port = url.tls() ? 443 : 80;
   }

@@ -239,8 +239,8 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   std::string error;
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
-  static const std::set<std::string> kKnown = {"record-replay", "ci",     "load-test",
-                                               "interop",       "mirror", "redis", "streaming"};
+  static const std::set<std::string> kKnown = {"record-replay", "ci",    "load-test", "interop",
+                                               "mirror",        "redis", "streaming"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;

@@ -38,7 +38,7 @@ TEST(UrlTest, Ipv6) {
 
 TEST(UrlTest, Rejects) {
   for (const char* bad : {"ftp://x", "127.0.0.1:9000", "http://x:9000/?q=1", "http://user:pw@x/",
-                          "http://x:0", "not a url"}) {
+                          "http://x:0", "http://x:65536", "http://x:99999", "not a url"}) {
     EXPECT_FALSE(ParseUrl(bad).ok()) << bad;
   }
 }

@@ -9,6 +9,7 @@
 #include "stream/envelope_stream.h"
 #include "stream/redis_client.h"
 #include "stream/stream_import.h"
+#include "tests/base/temp_dir.h"
 #include "tests/integration/redis_server.h"
 #include "tests/storage/test_envelopes.h"
 
@@ -215,7 +216,7 @@ TEST_F(RedisStreamTest, ImportTakesEveryEnvelopeOfEveryRecorder) {
   ASSERT_TRUE(a.Append(envelopes).ok());
   ASSERT_TRUE(b.Append(std::span(envelopes).subspan(0, 30)).ok());  // same (arrival, seq)
 
-  const std::string dir = doppel::storage::testing::TempDir("stream-import");
+  const std::string dir = doppel::testing::MakeTempDir("stream-import");
   std::unique_ptr<storage::Store> store;
   ASSERT_TRUE(storage::Store::Open({}, dir, &store).ok());
   StreamImportStats stats;
