@@ -11,6 +11,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "base/enum_names.h"
 #include "net/url.h"
 
 namespace doppel::stream {
@@ -29,15 +30,11 @@ RedisReply Copy(const redisReply& r) {
   RedisReply out;
   switch (r.type) {
     case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::kString;
-      out.str.assign(r.str, r.len);
-      break;
     case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::kStatus;
-      out.str.assign(r.str, r.len);
-      break;
     case REDIS_REPLY_ERROR:
-      out.type = RedisReply::Type::kError;
+      out.type = r.type == REDIS_REPLY_STRING   ? RedisReply::Type::kString
+                 : r.type == REDIS_REPLY_STATUS ? RedisReply::Type::kStatus
+                                                : RedisReply::Type::kError;
       out.str.assign(r.str, r.len);
       break;
     case REDIS_REPLY_INTEGER:
@@ -57,23 +54,9 @@ RedisReply Copy(const redisReply& r) {
   return out;
 }
 
-const char* TypeName(RedisReply::Type t) {
-  switch (t) {
-    case RedisReply::Type::kString:
-      return "a string";
-    case RedisReply::Type::kArray:
-      return "an array";
-    case RedisReply::Type::kInteger:
-      return "an integer";
-    case RedisReply::Type::kNil:
-      return "nil";
-    case RedisReply::Type::kStatus:
-      return "a status";
-    case RedisReply::Type::kError:
-      return "an error";
-  }
-  return "?";
-}
+// "a string", "an array", ...: for error messages about an unexpected reply.
+constexpr EnumNames<RedisReply::Type, 6> kReplyTypeNames{
+    {"a string", "an array", "an integer", "nil", "a status", "an error"}, "?"};
 
 // hiredis writes with write(2): a peer that went away raises SIGPIPE, which would kill the
 // process (doppel does not ignore it). Blocked in this thread while a command is written; one
@@ -166,7 +149,7 @@ Result<RedisUrl> ParseRedisUrl(std::string_view text) {
 }
 
 std::string DescribeReply(const RedisReply& r) {
-  std::string out = TypeName(r.type);
+  std::string out(kReplyTypeNames.Name(r.type));
   switch (r.type) {
     case RedisReply::Type::kString:
     case RedisReply::Type::kStatus:
@@ -191,7 +174,8 @@ Status ExpectType(const RedisReply& reply, RedisReply::Type type, std::string_vi
     return Status::Internal("redis refused " + std::string(command) + ": " + reply.str);
   }
   return Status::Internal("redis answered " + std::string(command) + " with " +
-                          DescribeReply(reply) + ", expected " + TypeName(type));
+                          DescribeReply(reply) + ", expected " +
+                          std::string(kReplyTypeNames.Name(type)));
 }
 
 struct RedisClient::Context {

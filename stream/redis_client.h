@@ -37,7 +37,7 @@ Result<RedisUrl> ParseRedisUrl(std::string_view text);
 // One reply, owned. Errors from Redis ("-ERR ...") are replies of type kError: a command
 // that Redis refused is not a broken connection.
 struct RedisReply {
-  enum class Type { kString, kArray, kInteger, kNil, kStatus, kError };
+  enum class Type { kString, kArray, kInteger, kNil, kStatus, kError, kMaxValue = kError };
   Type type = Type::kNil;
   std::string str;  // kString, kStatus, kError
   long long integer = 0;
