@@ -91,7 +91,7 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 const Result<std::string>& PreparedBody::Decoded() const {
-  std::call_once(decoded_once_, [this] {
+  decoded_once_.Call([this] {
     decoded_.emplace(
         DecodeBody(response_.body(), FirstHeader(response_.headers(), "content-encoding"),
                    FirstHeader(response_.headers(), "content-type"), options_.max_decoded_bytes));
@@ -101,7 +101,7 @@ const Result<std::string>& PreparedBody::Decoded() const {
 }
 
 const Result<JsonDocument>& PreparedBody::Json() const {
-  std::call_once(json_once_, [this] {
+  json_once_.Call([this] {
     json_.emplace(JsonDocument::Parse(Decoded().value(), options_.json, "expected"));
   });
   return *json_;

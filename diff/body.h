@@ -18,12 +18,12 @@
 
 #include <cstddef>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "base/once.h"
 #include "base/status.h"
 #include "diff/json_diff.h"
 #include "diff/result.h"
@@ -70,7 +70,7 @@ class PreparedBody {
  private:
   const doppel::v1::HttpResponse& response_;
   const BodyDiffOptions& options_;
-  mutable std::once_flag decoded_once_, json_once_;
+  mutable OnceFlag decoded_once_, json_once_;
   mutable std::optional<Result<std::string>> decoded_;
   mutable std::optional<Result<JsonDocument>> json_;
 };
