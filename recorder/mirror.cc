@@ -165,6 +165,15 @@ struct MirrorHub::Target {
   net::Counter* dropped_bytes = nullptr;
   net::Counter* skipped_sample = nullptr;
   net::Counter* skipped_rule = nullptr;
+  // Copies that failed and requests not copied, by reason: each row names a counter above,
+  // its count in MirrorCounts, and the reason as /metrics labels it and /status keys it.
+  struct Reason {
+    bool failed;  // doppel_mirror_failed_total ("failed" in /status); else dropped
+    const char* name;
+    net::Counter* Target::*counter;
+    uint64_t MirrorCounts::*count;
+  };
+  static const Reason kReasons[10];
   net::Counter* diff_match = nullptr;
   net::Counter* diff_mismatch = nullptr;
   net::Counter* diff_uncompared = nullptr;
@@ -193,6 +202,19 @@ struct MirrorHub::Target {
       ++diff_paths[{"", "(other)"}];
     }
   }
+};
+
+const MirrorHub::Target::Reason MirrorHub::Target::kReasons[] = {
+    {true, "connect", &Target::failed_connect, &MirrorCounts::failed_connect},
+    {true, "timeout", &Target::failed_timeout, &MirrorCounts::failed_timeout},
+    {true, "reset", &Target::failed_reset, &MirrorCounts::failed_reset},
+    {true, "5xx", &Target::failed_5xx, &MirrorCounts::failed_5xx},
+    {true, "bad_response", &Target::failed_other, &MirrorCounts::failed_other},
+    {false, "max_inflight", &Target::dropped_cap, &MirrorCounts::dropped_cap},
+    {false, "sampling", &Target::skipped_sample, &MirrorCounts::skipped_sample},
+    {false, "rule", &Target::skipped_rule, &MirrorCounts::skipped_rule},
+    {false, "unavailable", &Target::dropped_unavailable, &MirrorCounts::dropped_unavailable},
+    {false, "max_bytes", &Target::dropped_bytes, &MirrorCounts::dropped_bytes},
 };
 
 MirrorHub::MirrorHub(MirrorOptions options) : options_(std::move(options)) {}
@@ -263,27 +285,15 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
         registry.AddCounter("doppel_mirror_sent_total", "Request copies sent to a mirror.", l);
     t->succeeded = registry.AddCounter("doppel_mirror_succeeded_total",
                                        "Mirror copies answered with a status below 500.", l);
-    const char* fhelp = "Mirror copies that failed, by reason.";
-    t->failed_connect =
-        registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"connect\"");
-    t->failed_timeout =
-        registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"timeout\"");
-    t->failed_reset =
-        registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"reset\"");
-    t->failed_5xx = registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"5xx\"");
-    t->failed_other =
-        registry.AddCounter("doppel_mirror_failed_total", fhelp, l + ",reason=\"bad_response\"");
-    const char* dhelp = "Requests not copied to a mirror, by reason.";
-    t->dropped_cap =
-        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"max_inflight\"");
-    t->skipped_sample =
-        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"sampling\"");
-    t->skipped_rule =
-        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"rule\"");
-    t->dropped_unavailable =
-        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"unavailable\"");
-    t->dropped_bytes =
-        registry.AddCounter("doppel_mirror_dropped_total", dhelp, l + ",reason=\"max_bytes\"");
+    for (const Target::Reason& r : Target::kReasons) {
+      (*t).*r.counter = r.failed
+                            ? registry.AddCounter("doppel_mirror_failed_total",
+                                                  "Mirror copies that failed, by reason.",
+                                                  l + ",reason=\"" + r.name + "\"")
+                            : registry.AddCounter("doppel_mirror_dropped_total",
+                                                  "Requests not copied to a mirror, by reason.",
+                                                  l + ",reason=\"" + r.name + "\"");
+    }
     Target* raw = t.get();
     registry.AddGaugeFunction(
         "doppel_mirror_inflight", "Mirror copies sent and not yet answered or failed.",
@@ -341,17 +351,10 @@ std::vector<MirrorCounts> MirrorHub::counts() const {
     c.url = t->spec.url.ToString();
     c.sent = t->sent->value();
     c.succeeded = t->succeeded->value();
-    c.failed_connect = t->failed_connect->value();
-    c.failed_timeout = t->failed_timeout->value();
-    c.failed_reset = t->failed_reset->value();
-    c.failed_5xx = t->failed_5xx->value();
-    c.failed_other = t->failed_other->value();
-    c.failed = c.failed_connect + c.failed_timeout + c.failed_reset + c.failed_5xx + c.failed_other;
-    c.dropped_cap = t->dropped_cap->value();
-    c.skipped_sample = t->skipped_sample->value();
-    c.skipped_rule = t->skipped_rule->value();
-    c.dropped_unavailable = t->dropped_unavailable->value();
-    c.dropped_bytes = t->dropped_bytes->value();
+    for (const Target::Reason& r : Target::kReasons) {
+      c.*r.count = ((*t).*r.counter)->value();
+      if (r.failed) c.failed += c.*r.count;
+    }
     c.inflight = t->inflight.load(std::memory_order_relaxed);
     if (t->diff_match != nullptr) {
       c.diff_match = t->diff_match->value();
@@ -389,16 +392,11 @@ boost::json::array MirrorHub::StatusJson() const {
     o["max_inflight"] = t.spec.max_inflight;
     o["sent"] = c.sent;
     o["succeeded"] = c.succeeded;
-    o["failed"] = boost::json::object{{"connect", c.failed_connect},
-                                      {"timeout", c.failed_timeout},
-                                      {"reset", c.failed_reset},
-                                      {"5xx", c.failed_5xx},
-                                      {"bad_response", c.failed_other}};
-    o["dropped"] = boost::json::object{{"max_inflight", c.dropped_cap},
-                                       {"sampling", c.skipped_sample},
-                                       {"rule", c.skipped_rule},
-                                       {"unavailable", c.dropped_unavailable},
-                                       {"max_bytes", c.dropped_bytes}};
+    boost::json::object failed, dropped;
+    for (const Target::Reason& r : Target::kReasons)
+      (r.failed ? failed : dropped)[r.name] = c.*r.count;
+    o["failed"] = std::move(failed);
+    o["dropped"] = std::move(dropped);
     o["inflight"] = c.inflight;
     // Paired: the primary's latency over the same requests that went to this mirror.
     o["latency_p50_us_le"] = t.latency->ApproximateQuantileUs(0.5);
