@@ -51,6 +51,20 @@ dirty=$(git -C "$root" status --porcelain 2>/dev/null | wc -l)
 binary_note="binary \`$DOPPEL\` ($(stat -c %s "$DOPPEL") B, modified $(date -u -r "$DOPPEL" +%Y-%m-%dT%H:%M:%SZ), $("$DOPPEL" --version 2>&1 | head -1))"
 
 
+# ---------------------------------------------------------------- the machine and the run
+machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo) RAM, Linux $(uname -r)"
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# run_header [SETTINGS [MORE]]: the first two paragraphs of a results section: when, at which
+# commit, with which binary, on which machine under which load (at start and now). SETTINGS
+# follows the script's name (" (ROUNDS=2)"); MORE ends the machine paragraph.
+run_header() {
+  echo "Run on $started at commit $commit$( ((dirty)) && echo " (+$dirty uncommitted or untracked paths in the work tree, which the binary may include)") with \`bench/$NAME.sh\`${1:-}; doppel build type $build_type, $binary_note."
+  echo
+  echo "Machine: $machine. Load average (1/5/15 min) at start: $loadavg_start; at end: $(cut -d' ' -f1-3 /proc/loadavg). Other processes on the machine compete for its CPUs; the load next to each measurement was taken just before it, after waiting up to ${LOAD_WAIT} s for the 1-minute load to drop under $LOAD_MAX.${2:+ $2}"
+}
+
 # ---------------------------------------------------------------- temp dir and cleanup
 tmp=$(mktemp -d "/tmp/doppel-bench-$NAME.XXXXXX")
 pids=()
@@ -152,6 +166,37 @@ start_json_upstream() {
   wait_http "$UP/"
   got=$(curl -fsS "$UP/api/items")
   [[ ${#got} -eq $body_len ]] || { echo "$1 body is ${#got} B, expected $body_len" >&2; exit 1; }
+}
+
+# start_gzip_json_upstream NAME -> sets UP_GZ: an nginx answering every request with $body
+# behind a per-request id ({"rid":"<nginx $request_id>",...}), gzip-encoded for clients that
+# accept it: every answer differs from every other, so a replay decodes and diffs each one.
+start_gzip_json_upstream() {
+  local port
+  port=$(free_port)
+  start_nginx "$1" "  server {
+    listen 127.0.0.1:$port;
+    gzip on; gzip_types application/json; gzip_min_length 0;
+    location / { default_type application/json; return 200 '{\"rid\":\"\$request_id\",${body:1}'; }
+  }"
+  UP_GZ=http://127.0.0.1:$port
+  wait_http "$UP_GZ/"
+  curl -fsS -H 'Accept-Encoding: gzip' -D "$tmp/$1.head" -o /dev/null "$UP_GZ/api/items"
+  grep -qi '^content-encoding: gzip' "$tmp/$1.head" || { echo "$1 does not gzip" >&2; exit 1; }
+}
+
+# listening_url STDOUT_FILE PID: waits up to 10 s for the "listening on HOST:PORT" line that
+# doppel and doppel-echo print, and prints http://HOST:PORT (nothing if PID exited first or the
+# time ran out).
+listening_url() {
+  local url=""
+  for _ in $(seq 100); do
+    url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$1" | head -1)
+    [[ -n "$url" ]] && break
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$url"
 }
 
 # start_doppel NAME ARGS...: `doppel record` ($DOPPEL) in the background, listening and with its

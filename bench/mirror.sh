@@ -55,12 +55,7 @@ wait_http "$MIRROR/"
 
 "$ECHO" --listen 127.0.0.1:0 --threads 1 --latency "$SLOW" >"$tmp/echo.stdout" 2>"$tmp/echo.stderr" &
 pids+=($!)
-SLOW_MIRROR=""
-for _ in $(seq 100); do
-  SLOW_MIRROR=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$tmp/echo.stdout" | head -1)
-  [[ -n "$SLOW_MIRROR" ]] && break
-  sleep 0.1
-done
+SLOW_MIRROR=$(listening_url "$tmp/echo.stdout" "$!")
 [[ -n "$SLOW_MIRROR" ]] || { echo "doppel-echo did not start:" >&2; cat "$tmp/echo.stderr" >&2; exit 1; }
 t0=$(date +%s.%N)
 curl -fsS -o /dev/null "$SLOW_MIRROR/healthz"
@@ -190,9 +185,6 @@ run_pair() {  # NAME ROUND LABEL_A URL_A PID_A LABEL_B URL_B PID_B
   log "pair $name.$round: $ra vs $rb req/s, $ca vs $cb µs/request"
 }
 
-machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo) RAM, Linux $(uname -r)"
-started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 CONFIGS=(nginx nginx_mirror nginx_slow doppel doppel_mirror doppel_slow)
 declare -A RPS_ROUNDS CPU_ROUNDS SYSC_ROUNDS
 # Per configuration, the rounds' figures as a list ("?" where one was not measured).
@@ -235,7 +227,6 @@ for round in $(seq "$ROUNDS"); do
     SYSC_ROUNDS[$c]+="${SYSC[$c.$round]:-?} "
   done
 done
-loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
 p_slow=$(bench_mean "${PAIR_RATIOS[slow]}")
@@ -273,9 +264,7 @@ section=$tmp/section.md
   echo "<!-- mirror:begin -->"
   echo "## Mirroring"
   echo
-  echo "Run on $started at commit $commit$( ((dirty)) && echo " (+$dirty uncommitted or untracked paths in the work tree, which the binary may include)") with \`bench/mirror.sh\` (ROUNDS=$ROUNDS); doppel build type $build_type, $binary_note."
-  echo
-  echo "Machine: $machine. Load average (1/5/15 min) at start: $loadavg_start; at end: $loadavg_end. The machine is shared with other engineers' builds and tests, so the load is given next to each measurement (taken just before it, after waiting up to ${LOAD_WAIT} s for the 1-minute load to drop under $LOAD_MAX); nginx and doppel alternate within each round so both see similar load."
+  run_header " (ROUNDS=$ROUNDS)" "nginx and doppel alternate within each round so both see similar load."
   echo
   echo "Setup, all on 127.0.0.1: upstream = nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`return 200\` of a fixed $body_len B JSON body. Fast mirror target = a second nginx, 1 worker, \`return 200 'ok'\`. Slow mirror target = \`doppel-echo --threads 1 --latency $SLOW\` (a timer per request, so it holds any number of requests; one request took $slow_check s). nginx proxy = 1 worker, \`proxy_pass\` to an \`upstream\` block with \`keepalive 64\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`; with a mirror it adds \`mirror /mirror; mirror_request_body on;\` and \`location = /mirror { internal; proxy_pass http://mirror_upstream\$request_uri; }\` (again HTTP/1.1 keep-alive, \`keepalive 64\`). doppel = \`doppel record --threads 1 --sample 0 [--mirror URL[,timeout=5s]]\` (own fresh store each run; the mirror at the default 100 %, max-inflight 1000; timeout 5 s for the slow mirror so its answers arrive rather than time out). Load: \`wrk -t1 -c$CONNS -d$DURATION --latency --timeout 10s URL/api/items\` ($(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')), each after a $WARMUP warm-up."
   echo

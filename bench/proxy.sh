@@ -63,7 +63,6 @@ start_nginx proxy "  upstream backend { server 127.0.0.1:$up_port; keepalive 64;
 NGX=http://127.0.0.1:$px_port
 wait_http "$NGX/"
 
-
 # ---------------------------------------------------------------- wrk
 
 declare -A RPS P50 P99 LOAD ERRS
@@ -79,10 +78,6 @@ run_wrk() {  # NAME URL
   ERRS[$name]=$(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ' | paste -sd';' - || true)
   log "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms ${ERRS[$name]}"
 }
-
-machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo) RAM, Linux $(uname -r)"
-started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 run_wrk direct "$UP"
 run_wrk nginx "$NGX"
@@ -171,8 +166,6 @@ p99_doppel=$(bench_calc %.3f 's / n' s="${FIX_P99SUM[doppel]}" n="$FIXED_RUNS")
 added=$(bench_calc %.3f 'a - b' a="$p99_doppel" b="$p99_direct")
 p50_added=$(bench_calc %.3f '(a - b) / n' a="${FIX_P50SUM[doppel]}" b="${FIX_P50SUM[direct]}" n="$FIXED_RUNS")
 
-loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
-
 # ---------------------------------------------------------------- report
 r0=$(bench_ratio "${RPS[doppel0]}" "${RPS[nginx]}")
 r100=$(bench_ratio "${RPS[doppel100]}" "${RPS[nginx]}")
@@ -184,9 +177,7 @@ section=$tmp/section.md
   echo "<!-- proxy:begin -->"
   echo "## Proxy"
   echo
-  echo "Run on $started at commit $commit$( ((dirty)) && echo " (+$dirty uncommitted or untracked paths in the work tree, which the binary may include)") with \`bench/proxy.sh\`; doppel build type $build_type, $binary_note."
-  echo
-  echo "Machine: $machine. Load average (1/5/15 min) at start: $loadavg_start; at end: $loadavg_end. Other processes on the machine compete for its CPUs, so the load is given next to each measurement (taken just before it, after waiting up to ${LOAD_WAIT} s for the 1-minute load to drop under $LOAD_MAX)."
+  run_header
   echo
   echo "Setup, all on 127.0.0.1: upstream = nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`return 200\` of a fixed $body_len B JSON body (\`application/json\`), access_log off. nginx proxy = a second nginx, 1 worker, \`proxy_pass\` to an \`upstream\` block with \`keepalive 64\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`. doppel = \`doppel record --listen 127.0.0.1:0 --upstream UPSTREAM --threads 1 --sample 0|100 --session UNIQUE --store FRESH_DIR\`. Load: \`wrk -t1 -c$CONNS -d$DURATION --latency URL/api/items\` ($(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')), each after \`wrk -t1 -c$CONNS -d$WARMUP\` as warm-up."
   echo

@@ -45,17 +45,7 @@ bench_install nginx:nginx wrk:wrk curl:curl /usr/bin/time:time
 start_json_upstream target
 
 # ---------------------------------------------------------------- target: nginx, gzip JSON per request
-# The ~1 KB body with a per-request id in front, gzip-encoded for clients that accept it.
-gz_port=$(free_port)
-start_nginx target-gzip "  server {
-    listen 127.0.0.1:$gz_port;
-    gzip on; gzip_types application/json; gzip_min_length 0;
-    location / { default_type application/json; return 200 '{\"rid\":\"\$request_id\",${body:1}'; }
-  }"
-UP_GZ=http://127.0.0.1:$gz_port
-wait_http "$UP_GZ/"
-curl -fsS -H 'Accept-Encoding: gzip' -D "$tmp/gz.head" -o /dev/null "$UP_GZ/api/items"
-grep -qi '^content-encoding: gzip' "$tmp/gz.head" || { echo "the gzip target does not gzip" >&2; exit 1; }
+start_gzip_json_upstream target-gzip  # sets UP_GZ
 
 # ---------------------------------------------------------------- recording
 STORE=$tmp/store
@@ -70,12 +60,8 @@ record_session() {  # NAME N [UPSTREAM [WRK_ARGS...]] -> rec_summary, rec_secs
     --upstream "$upstream" --session "$name" --threads 1 --sample 100 >"$dir/stdout" 2>"$dir/stderr" &
   rec_pid=$!
   pids+=($rec_pid)
-  local url=""
-  for _ in $(seq 100); do
-    url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
-    [[ -n "$url" ]] && break
-    sleep 0.1
-  done
+  local url
+  url=$(listening_url "$dir/stdout" "$rec_pid")
   [[ -n "$url" ]] || { echo "doppel record did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
   wait_http "http://127.0.0.1:$admin/healthz"
   t0=$(date +%s.%N)
@@ -99,10 +85,6 @@ record_session() {  # NAME N [UPSTREAM [WRK_ARGS...]] -> rec_summary, rec_secs
   rec_summary=$(grep '^session ' "$dir/stdout" | tail -1)
   log "recorded in ${rec_secs}s: $rec_summary"
 }
-
-machine="$(nproc) CPUs (nproc), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(awk '/MemTotal/ {print $2, $3}' /proc/meminfo) RAM, Linux $(uname -r)"
-started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 S=bench-replay-$$
 record_session "$S" "$RECORD_N"
@@ -214,8 +196,6 @@ if [[ "$RSS_MODE" == real || "$RSS_MODE" == both ]]; then
   rss_run "recorded session of $big_count envelopes, replayed whole" "$BIG"
 fi
 
-loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
-
 # ---------------------------------------------------------------- report
 R_MAX=$(bench_ratio "$MAX_RPS" "$WRK_RPS")
 v_max=$(bench_verdict "$R_MAX" ">=" 0.8)
@@ -230,9 +210,7 @@ section=$tmp/section.md
   echo "<!-- replay:begin -->"
   echo "## Replay"
   echo
-  echo "Run on $started at commit $commit$( ((dirty)) && echo " (+$dirty uncommitted or untracked paths in the work tree, which the binary may include)") with \`bench/replay.sh\`$([[ "$RSS_MODE" != loop ]] && echo " (RSS_MODE=$RSS_MODE)"); doppel build type $build_type, $binary_note."
-  echo
-  echo "Machine: $machine. Load average (1/5/15 min) at start: $loadavg_start; at end: $loadavg_end. Other processes on the machine compete for its CPUs; the load next to each measurement was taken just before it, after waiting up to ${LOAD_WAIT} s for the 1-minute load to drop under $LOAD_MAX."
+  run_header "$([[ "$RSS_MODE" != loop ]] && echo " (RSS_MODE=$RSS_MODE)")"
   echo
   echo "Target: nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`return 200\` of a fixed $body_len B JSON body, access_log off, on 127.0.0.1. Session S: \`wrk -t1 -c$CONNS URL/api/items\` through \`doppel record --threads 1 --sample 100\` (stopped once doppel's /status said ≥ $RECORD_N stored, ${S_SECS} s): $S_COUNT envelopes, $S_STORED in the store (\`$S_SUMMARY\`). All replays below run with diffing on (the default) against the same target, so every answer is compared with the recorded one."
   echo
