@@ -153,18 +153,21 @@ struct MirrorHub::Target {
   MirrorSpec spec;
   std::shared_ptr<boost::asio::ssl::context> tls;
   const net::MatchBlock* rule = nullptr;
-  net::Counter* sent = nullptr;
-  net::Counter* succeeded = nullptr;
-  net::Counter* failed_connect = nullptr;
-  net::Counter* failed_timeout = nullptr;
-  net::Counter* failed_reset = nullptr;
-  net::Counter* failed_5xx = nullptr;
-  net::Counter* failed_other = nullptr;
-  net::Counter* dropped_cap = nullptr;
-  net::Counter* dropped_unavailable = nullptr;
-  net::Counter* dropped_bytes = nullptr;
-  net::Counter* skipped_sample = nullptr;
-  net::Counter* skipped_rule = nullptr;
+  net::Counter *sent = nullptr, *succeeded = nullptr;
+  // By reason (kReasons): copies that failed, requests not copied.
+  net::Counter *failed_connect = nullptr, *failed_timeout = nullptr, *failed_reset = nullptr,
+               *failed_5xx = nullptr, *failed_other = nullptr;
+  net::Counter *dropped_cap = nullptr, *dropped_unavailable = nullptr, *dropped_bytes = nullptr,
+               *skipped_sample = nullptr, *skipped_rule = nullptr;
+  // --mirror-diff only (null without it).
+  net::Counter *diff_match = nullptr, *diff_mismatch = nullptr, *diff_uncompared = nullptr,
+               *diff_skipped = nullptr;
+  net::Histogram* latency = nullptr;
+  net::Histogram* primary_latency = nullptr;
+  std::atomic<uint64_t> inflight{0};
+  // Steady-clock ns until which copies are dropped after a failed connect (0: never failed).
+  std::atomic<int64_t> unavailable_until_ns{0};
+
   // Copies that failed and requests not copied, by reason: each row names a counter above,
   // its count in MirrorCounts, and the reason as /metrics labels it and /status keys it.
   struct Reason {
@@ -174,15 +177,6 @@ struct MirrorHub::Target {
     uint64_t MirrorCounts::*count;
   };
   static const Reason kReasons[10];
-  net::Counter* diff_match = nullptr;
-  net::Counter* diff_mismatch = nullptr;
-  net::Counter* diff_uncompared = nullptr;
-  net::Counter* diff_skipped = nullptr;
-  net::Histogram* latency = nullptr;
-  net::Histogram* primary_latency = nullptr;
-  std::atomic<uint64_t> inflight{0};
-  // Steady-clock ns until which copies are dropped after a failed connect (0: never failed).
-  std::atomic<int64_t> unavailable_until_ns{0};
 
   // --mirror-diff: how often each (endpoint, field path) differed — the field path alone
   // ("body.id") does not say which endpoint differs. Bounded; the rest is counted under
