@@ -281,7 +281,7 @@ Result<uint64_t> VerifyBundle(const std::string& path) {
 
 Result<doppel::v1::SessionInfo> ImportBundle(storage::Store& store, const std::string& path,
                                              const std::string& as_name) {
-  DOPPEL_ASSIGN_OR_RETURN(auto verified, VerifyBundle(path));
+  DOPPEL_RETURN_IF_ERROR(VerifyBundle(path).status());
   DOPPEL_ASSIGN_OR_RETURN(auto r, BundleReader::Open(path));
   doppel::v1::SessionInfo info = r->session();
   if (!as_name.empty()) info.set_name(as_name);

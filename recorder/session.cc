@@ -329,6 +329,11 @@ const SessionSummary& Session::Stop() {
   counts.set_last_arrival_us(c.last_arrival_us);
   const Status closed =
       s.store_is_sink ? s.store->CloseSession(s.options.session, counts) : Status::Ok();
+  if (closed.ok() && s.store_is_sink) {
+    // Approximate, and only what the summary shows: a failure leaves it unset.
+    auto disk = s.store->ApproximateSessionBytes(s.options.session);
+    if (disk.ok()) sum.disk_bytes = *disk;
+  }
   const Status capture = s.recorder->capture_error();
   if (!closed.ok()) {
     sum.status = closed.WithContext("closing session " + s.options.session);

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,9 @@ struct SessionSummary {
   RecorderCounts counts;              // final: after the drain and the queue flush
   std::vector<MirrorCounts> mirrors;  // one per --mirror, in flag order
   bool mirror_diff = false;           // the mirrors' diff counts mean something
+  // The closed session's bytes in the store's table files (compressed), when the store is a
+  // sink and could size it.
+  std::optional<uint64_t> disk_bytes;
   // OK when the session record was closed and the store took every envelope offered to it;
   // otherwise what went wrong ("closing session NAME: ...", "N envelopes were not stored:
   // ..."). The session record is closed in either case when the store allows it.

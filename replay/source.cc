@@ -63,7 +63,7 @@ Result<EnvelopeSourcePtr> OpenStoreSource(storage::Store* store, const std::stri
 Result<EnvelopeSourcePtr> OpenBundleSource(const std::string& path) {
   // Verify the whole file first (structure and checksum): a replay must not act on a
   // damaged recording and find out at the end.
-  DOPPEL_ASSIGN_OR_RETURN(auto verified, interop::VerifyBundle(path));
+  DOPPEL_RETURN_IF_ERROR(interop::VerifyBundle(path).status());
   auto src = std::make_unique<BundleSource>(path);
   DOPPEL_RETURN_IF_ERROR(src->Rewind());
   return EnvelopeSourcePtr(std::move(src));

@@ -80,7 +80,9 @@ void PrintSummary(const recorder::SessionSummary& sum) {
   std::cout << "session " << sum.name << ": requests " << c.requests << ", sampled " << c.sampled
             << ", stored " << c.stored << ", dropped " << c.dropped << ", errors " << c.errors
             << ", bytes in " << FormatBytes(c.request_bytes) << ", out "
-            << FormatBytes(c.response_bytes) << std::endl;
+            << FormatBytes(c.response_bytes)
+            << (sum.disk_bytes ? ", on disk " + FormatBytes(*sum.disk_bytes) : std::string())
+            << std::endl;
   if (c.sinks.size() > 1 || c.sinks.front().name != "store") {
     for (const recorder::SinkCounts& k : c.sinks) {
       std::cout << "sink " << k.name << ": stored " << k.stored << ", dropped " << k.dropped

@@ -78,6 +78,12 @@ TEST_F(RecordCliTest, RecordsRedactsAndClosesTheSessionOnSigterm) {
   EXPECT_NE(child.all_stdout().find("session s1: requests 200, sampled 200, stored 200, dropped 0"),
             std::string::npos)
       << child.all_stdout();
+  // The session was flushed to table files on close, and the summary says how big they are.
+  EXPECT_NE(child.all_stdout().find(", on disk "), std::string::npos) << child.all_stdout();
+  bool has_table_file = false;
+  for (const auto& e : std::filesystem::directory_iterator(store_))
+    has_table_file |= e.path().extension() == ".sst";
+  EXPECT_TRUE(has_table_file);
 
   struct stat st;
   ASSERT_EQ(::stat((store_ + "/redaction.key").c_str(), &st), 0);

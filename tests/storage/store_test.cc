@@ -369,6 +369,27 @@ INSTANTIATE_TEST_SUITE_P(Compression, StoreTest,
                            return info.param == Compression::kBlockZstdDict ? "Block" : "Envelope";
                          });
 
+uint64_t TableFileBytes(const std::string& dir) {
+  uint64_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".sst") n += e.file_size();
+  return n;
+}
+
+// Issue #20: a closed session smaller than a memtable stayed in the uncompressed log.
+TEST_P(StoreTest, ClosingASessionWritesItToCompressedTableFiles) {
+  Create("small");
+  AppendN("small", 2000);
+  EXPECT_EQ(TableFileBytes(dir_), 0u) << "appends alone should not have flushed";
+  ASSERT_TRUE(store_->CloseSession("small", v1::SessionCounts()).ok());
+  const uint64_t tables = TableFileBytes(dir_);
+  auto info = store_->GetSession("small");
+  ASSERT_TRUE(info.ok());
+  EXPECT_GT(tables, 0u);
+  EXPECT_LT(tables, info->counts().raw_bytes()) << "compressed";
+  EXPECT_EQ(ScanAll("small").size(), 2000u);
+}
+
 TEST(StoreOpen, MissingStoreIsAClearError) {
   StoreOptions o;
   o.read_only = true;
