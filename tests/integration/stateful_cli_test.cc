@@ -178,5 +178,16 @@ TEST_F(StatefulCliTest, CorrelateAutoCarriesTokensIdsCsrfAndCookies) {
   EXPECT_EQ((substituted["GET /form body.csrf -> POST /form form:csrf"]), 3);
 }
 
+TEST(StatefulUsageTest, UnknownCorrelateModeIsExitTwoWithTheModes) {
+  const std::string dir = MakeTempDir("stateful-usage");
+  ChildProcess replay({DoppelBinary(), "--store", dir + "/store", "replay", "--session", "s",
+                       "--target", "http://127.0.0.1:9", "--correlate", "sometimes"});
+  EXPECT_EQ(replay.Wait(30000), 2);
+  EXPECT_NE(replay.all_stderr().find("--correlate 'sometimes' is not a mode: give auto"),
+            std::string::npos)
+      << replay.all_stderr();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace doppel::testing

@@ -2,10 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "redact/redactor.h"
+#include "replay/replay.h"
+#include "tests/net/test_upstream.h"
 
 namespace doppel::replay {
 namespace {
@@ -239,6 +244,123 @@ TEST(CorrelateTest, CookieJarAppliesLiveSetCookieToTheClientsCookieHeader) {
   // Another client's jar is empty; a request without a Cookie header gets none.
   EXPECT_FALSE(live.Patch(0, "c2", account, &patched));
   EXPECT_FALSE(live.Patch(0, "c1", Make({"GET", "/account", {}, ""}), &patched));
+}
+
+// ---- the engine with a correlator: one request in flight per client, in recorded order ----
+
+class VectorSource : public EnvelopeSource {
+ public:
+  explicit VectorSource(std::vector<Envelope> envelopes) : envelopes_(std::move(envelopes)) {}
+  bool Next(Envelope* e) override {
+    if (next_ == envelopes_.size()) return false;
+    *e = envelopes_[next_++];
+    return true;
+  }
+  Status status() const override { return Status::Ok(); }
+  Status Rewind() override {
+    next_ = 0;
+    return Status::Ok();
+  }
+  const doppel::v1::SessionInfo& session() const override { return info_; }
+
+ private:
+  std::vector<Envelope> envelopes_;
+  size_t next_ = 0;
+  doppel::v1::SessionInfo info_;
+};
+
+// Sends each client's previous live answer along (X-Previous), as a live value would be.
+class ChainCorrelator : public RequestCorrelator {
+ public:
+  std::string ClientOf(const Envelope& e) const override { return e.client_addr(); }
+  bool Patch(size_t lane, const std::string& client, const Envelope& recorded,
+             Envelope* patched) override {
+    *patched = recorded;
+    auto* h = patched->mutable_request()->add_headers();
+    h->set_name("X-Previous");
+    h->set_value(previous_[{lane, client}]);
+    return true;
+  }
+  void Observe(size_t lane, const std::string& client, const Envelope&,
+               const doppel::v1::HttpResponse& live) override {
+    previous_[{lane, client}] = live.body();
+  }
+
+ private:
+  std::map<std::pair<size_t, std::string>, std::string> previous_;
+};
+
+class NullSink : public ResultSink {
+ public:
+  void OnCompleted(const Completed&) override {}
+};
+
+TEST(CorrelateEngineTest, AClientsNextRequestWaitsForTheAnswerToItsPrevious) {
+  testing::TestUpstream up;
+  std::mutex mu;
+  std::map<std::string, int> in_flight, max_in_flight;
+  up.SetHandler([&](const testing::ReceivedRequest& r) -> std::optional<net::HttpResponse> {
+    const std::string client = r.Header("X-Client");
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      max_in_flight[client] = std::max(max_in_flight[client], ++in_flight[client]);
+    }
+    // Slow enough that requests sent without waiting would overlap.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      --in_flight[client];
+    }
+    net::HttpResponse res{boost::beast::http::status::ok, 11};
+    res.body() = "answer-to-" + r.target;
+    res.prepare_payload();
+    return res;
+  });
+
+  std::vector<Envelope> envelopes;
+  for (int i = 0; i < 4; ++i) {
+    for (const char* client : {"a", "b"}) {
+      Envelope e = Make({"GET",
+                         "/" + std::string(client) + std::to_string(i),
+                         {{"X-Client", client}},
+                         "",
+                         200,
+                         {},
+                         "",
+                         std::string(client)});
+      e.set_arrival_us(1000 + i);
+      envelopes.push_back(e);
+    }
+  }
+  VectorSource source(envelopes);
+  auto selector = Selector::Create({});
+  auto rewriter = Rewriter::Create({});
+  ASSERT_TRUE(selector.ok() && rewriter.ok());
+  ReplayOptions options;
+  auto url = net::ParseUrl(up.url());
+  ASSERT_TRUE(url.ok());
+  options.targets = {*url};
+  options.pacing.mode = PacingSpec::Mode::kMax;
+  options.concurrency = 8;
+  ChainCorrelator correlator;
+  options.correlator = &correlator;
+  NullSink sink;
+  auto stats = RunReplay(options, source, **selector, **rewriter, sink);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->completed, 8u);
+
+  EXPECT_EQ(max_in_flight["a"], 1);
+  EXPECT_EQ(max_in_flight["b"], 1);
+  // Each request carried its client's previous live answer: recorded order, one at a time.
+  std::map<std::string, std::vector<std::string>> seen;
+  for (const auto& r : up.requests()) {
+    const std::string client = r.Header("X-Client");
+    const std::string expected = seen[client].empty() ? "" : "answer-to-" + seen[client].back();
+    EXPECT_EQ(r.Header("X-Previous"), expected) << r.target;
+    seen[client].push_back(r.target);
+  }
+  EXPECT_EQ(seen["a"], (std::vector<std::string>{"/a0", "/a1", "/a2", "/a3"}));
+  EXPECT_EQ(seen["b"], (std::vector<std::string>{"/b0", "/b1", "/b2", "/b3"}));
 }
 
 }  // namespace
