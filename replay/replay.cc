@@ -12,6 +12,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <unordered_map>
 
 #include "base/clock.h"
 
@@ -43,8 +44,16 @@ struct Job {
   doppel::v1::Envelope envelope;
   std::vector<TargetOutcome> outcomes;  // targets..., then secondary
   size_t remaining = 0;
+  std::string client;         // with a correlator: RequestCorrelator::ClientOf
+  bool holds_client = false;  // this job is its client's one request in flight
 };
 using JobPtr = std::shared_ptr<Job>;
+
+// With a correlator: a client's one request in flight and the ones waiting behind it.
+struct ClientQueue {
+  bool busy = false;
+  std::deque<JobPtr> waiting;
+};
 
 struct Lane {
   net::Url url;
@@ -75,6 +84,9 @@ class Engine {
   bool ReadNext(doppel::v1::Envelope* e);
   void Pump();
   void Dispatch(JobPtr job);
+  void StartAll(const JobPtr& job);
+  void ReleaseClient(const JobPtr& job);
+  void FailAll(const JobPtr& job, const std::string& error, const std::string& detail);
   void StartOnLane(size_t lane, const JobPtr& job);
   void Send(size_t lane, JobPtr job, net::HttpRequest req);
   void Finish(size_t lane, const JobPtr& job);
@@ -108,6 +120,7 @@ class Engine {
   std::shared_ptr<asio::ssl::context> tls_;
   std::vector<Lane> lanes_;
   size_t n_targets_ = 0;
+  std::unordered_map<std::string, ClientQueue> clients_;  // with a correlator only
 
   Pacer pacer_{PacingSpec{}};
   std::optional<doppel::v1::Envelope> next_;  // read but not yet due
@@ -226,7 +239,52 @@ void Engine::Dispatch(JobPtr job) {
   ++active_;
   job->outcomes.resize(lanes_.size());
   job->remaining = lanes_.size();
+  if (opts_.correlator != nullptr) {
+    job->client = opts_.correlator->ClientOf(job->envelope);
+    ClientQueue& q = clients_[job->client];
+    if (q.busy) {
+      if (q.waiting.size() >= opts_.max_backlog) {
+        for (auto& lane : lanes_) ++lane.stats.dropped_backlog;
+        FailAll(
+            job, "backlog",
+            "the client is behind by more than " + std::to_string(opts_.max_backlog) + " requests");
+        return;
+      }
+      q.waiting.push_back(std::move(job));
+      return;
+    }
+    q.busy = true;
+    job->holds_client = true;
+  }
+  StartAll(job);
+}
+
+void Engine::StartAll(const JobPtr& job) {
   for (size_t i = 0; i < lanes_.size(); ++i) StartOnLane(i, job);
+}
+
+// Finishes every lane of a job that never started on any.
+void Engine::FailAll(const JobPtr& job, const std::string& error, const std::string& detail) {
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    job->outcomes[i].error = error;
+    job->outcomes[i].error_detail = detail;
+    Finish(i, job);
+  }
+}
+
+// `job` (its client's request in flight) is done: start the client's next one.
+void Engine::ReleaseClient(const JobPtr& job) {
+  auto it = clients_.find(job->client);
+  if (it == clients_.end()) return;
+  ClientQueue& q = it->second;
+  if (q.waiting.empty()) {
+    clients_.erase(it);
+    return;
+  }
+  JobPtr next = std::move(q.waiting.front());
+  q.waiting.pop_front();
+  next->holds_client = true;
+  StartAll(next);
 }
 
 void Engine::StartOnLane(size_t i, const JobPtr& job) {
@@ -244,7 +302,12 @@ void Engine::StartOnLane(size_t i, const JobPtr& job) {
     return;
   }
   OutgoingRequest out;
-  rewriter_.Build(job->envelope, lane.url.Authority(), lane.url.base_path, &out,
+  const doppel::v1::Envelope* recorded = &job->envelope;
+  doppel::v1::Envelope patched;
+  if (opts_.correlator != nullptr &&
+      opts_.correlator->Patch(i, job->client, job->envelope, &patched))
+    recorded = &patched;
+  rewriter_.Build(*recorded, lane.url.Authority(), lane.url.base_path, &out,
                   i == 0 ? &stats_.dropped_redacted_headers : nullptr);
   ++lane.in_flight;
   ++lane.stats.sent;
@@ -295,7 +358,8 @@ void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
 }
 
 void Engine::Finish(size_t lane, const JobPtr& job) {
-  (void)lane;
+  if (opts_.correlator != nullptr && job->outcomes[lane].error.empty())
+    opts_.correlator->Observe(lane, job->client, job->envelope, job->outcomes[lane].response);
   if (--job->remaining > 0) return;
   std::vector<TargetOutcome> targets(std::make_move_iterator(job->outcomes.begin()),
                                      std::make_move_iterator(job->outcomes.begin() + n_targets_));
@@ -307,6 +371,7 @@ void Engine::Finish(size_t lane, const JobPtr& job) {
   sink_.OnCompleted(c);
   ++stats_.completed;
   --active_;
+  if (job->holds_client) ReleaseClient(job);
   if (opts_.pacing.mode == PacingSpec::Mode::kMax && !exhausted_) {
     // Continue outside this handler so deep completion chains cannot recurse.
     if (!pump_posted_) {
@@ -347,6 +412,13 @@ Result<ReplayStats> Engine::Run() {
     signals_.async_wait([this](boost::system::error_code ec2, int) {
       if (!ec2) io_.stop();
     });
+    // Requests waiting behind their client's request in flight are not sent. First, so that
+    // a backlogged request finishing below finds no successor to start.
+    for (auto& [client, queue] : clients_) {
+      std::deque<JobPtr> waiting = std::move(queue.waiting);
+      queue.waiting.clear();
+      for (const JobPtr& job : waiting) FailAll(job, "interrupted", "");
+    }
     // Requests still waiting for a slot are not sent; those in flight finish (bounded by
     // --timeout).
     for (size_t i = 0; i < lanes_.size(); ++i) {

@@ -25,6 +25,23 @@
 
 namespace doppel::replay {
 
+// Stateful replay hooks (replay/correlate.h's LiveCorrelator). With one set, a client's
+// requests are sent one at a time in recorded order: the next waits until every lane answered
+// the previous one. Different clients run in parallel. All calls come on the engine thread.
+class RequestCorrelator {
+ public:
+  virtual ~RequestCorrelator() = default;
+  // The client a recorded request belongs to.
+  virtual std::string ClientOf(const doppel::v1::Envelope& recorded) const = 0;
+  // Writes the request to send to lane `lane` (targets, then the secondary) into *patched and
+  // returns true; false when the recorded request is sent as it is (*patched is then unused).
+  virtual bool Patch(size_t lane, const std::string& client, const doppel::v1::Envelope& recorded,
+                     doppel::v1::Envelope* patched) = 0;
+  // Lane `lane` answered `recorded` with `live` (not called for failed exchanges).
+  virtual void Observe(size_t lane, const std::string& client, const doppel::v1::Envelope& recorded,
+                       const doppel::v1::HttpResponse& live) = 0;
+};
+
 struct ReplayOptions {
   std::vector<net::Url> targets;
   std::optional<net::Url> secondary;  // known-good build, for per-request noise
@@ -38,6 +55,7 @@ struct ReplayOptions {
   bool loop = false;                 // start the session again at its end
   size_t max_backlog = 20000;        // per lane, requests waiting for a free slot
   net::TlsClientOptions tls;
+  RequestCorrelator* correlator = nullptr;  // stateful replay; not owned; null = off
   // Called about once a second on the engine thread (progress display).
   std::function<void(const struct ReplayProgress&)> on_progress;
 };

@@ -9,6 +9,8 @@
 #include "diff/rules.h"
 #include "interop/interop.h"
 #include "net/url.h"
+#include "redact/redactor.h"
+#include "replay/correlate.h"
 #include "replay/run_sink.h"
 #include "replay/source.h"
 #include "report/aggregate.h"
@@ -115,6 +117,7 @@ struct Run::State {
   std::unique_ptr<storage::Store> store;
   EnvelopeSourcePtr source;
   RunPlan plan;
+  std::unique_ptr<CorrelationPlan> correlation;  // null unless --correlate auto
   bool executed = false;
 };
 
@@ -209,6 +212,13 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   if (!rewriter.ok()) return rewriter.status();
   s->rewriter = *rewriter;
 
+  std::string correlate = f.correlate;
+  if (correlate.empty()) correlate = f.selection.allow_unsafe ? "auto" : "off";
+  if (correlate != "auto" && correlate != "off")
+    return Status::InvalidArgument("--correlate '" + f.correlate +
+                                   "' is not a mode: give auto (carry values from earlier "
+                                   "answers into later requests) or off");
+
   auto fail_on = report::ParseSeverity(f.fail_on);
   if (!fail_on.ok()) return Status::InvalidArgument("--fail-on must be low, medium or high");
   s->fail_on = *fail_on;
@@ -241,12 +251,21 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
     s->source = std::move(*src);
   }
 
-  // A first pass counts what will be sent and skipped, for the banner and the ETA.
+  // A first pass counts what will be sent and skipped, for the banner and the ETA, and learns
+  // the correlations (with the store's redaction key, so that redacted sinks match).
   RunPlan& plan = s->plan;
+  std::optional<CorrelationLearner> learner;
+  if (correlate == "auto") {
+    DOPPEL_ASSIGN_OR_RETURN(std::string key, redact::Redactor::LoadOrCreateKey(f.store_path));
+    auto redactor = std::make_shared<redact::Redactor>(std::move(key), std::vector<std::string>{});
+    learner.emplace(s->source->session().sampling().key(),
+                    [redactor](std::string_view v) { return redactor->Hash(v); });
+  }
   {
     doppel::v1::Envelope e;
     while (s->source->Next(&e)) {
       ++plan.total;
+      if (learner) learner->Add(e);
       switch (s->selector->Decide(e)) {
         case Decision::kSend:
           ++plan.to_send;
@@ -269,6 +288,11 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
     DOPPEL_RETURN_IF_ERROR(s->source->Rewind());
   }
   if (f.limit && plan.to_send > f.limit && !f.loop) plan.to_send = f.limit;
+  if (learner) {
+    s->correlation = std::make_unique<CorrelationPlan>(learner->Finish());
+    plan.correlate = true;
+    plan.correlations = s->correlation->correlations.size();
+  }
   plan.session_name = s->source->session().name();
   plan.pacing = opts.pacing.ToString();
   return std::unique_ptr<Run>(new Run(std::move(s)));
@@ -318,6 +342,11 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   RunSink sink(s.differ.get(), &aggregator, s.store.get(), run.id(), so);
 
   ReplayOptions opts = s.replay;
+  std::optional<LiveCorrelator> correlator;
+  if (s.correlation) {
+    correlator.emplace(*s.correlation, opts.targets.size() + (opts.secondary ? 1 : 0));
+    opts.correlator = &*correlator;
+  }
   if (on_progress)
     opts.on_progress = [&](const ReplayProgress& p) { on_progress(p, sink.mismatches()); };
   auto stats = RunReplay(opts, *s.source, *s.selector, *s.rewriter, sink);
@@ -326,6 +355,8 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   out.run_id = run.id();
   out.results_saved = sink.Flush();  // every comparison and result write done
   out.report = aggregator.Finish();
+  if (correlator)
+    FillCorrelationReport(*s.correlation, correlator->counts(), out.report.mutable_correlation());
   run.set_finished_us(s.clock->WallUs());
   if (!stats.ok()) {
     run.set_state(doppel::v1::RUN_STATE_FAILED);

@@ -69,6 +69,10 @@ struct RunOptions {
   std::vector<std::string> rewrite_paths;  // REGEX=REPLACEMENT
   bool keep_host = false;
   std::string rules;  // diff rules file or ""
+  // --correlate: "auto" (learn correlations from the recording and apply them live,
+  // replay/correlate.h), "off", or "" for the default: auto with
+  // selection.allow_unsafe (--allow-unsafe-methods), else off.
+  std::string correlate;
   bool no_diff = false;
   uint32_t compare_threads = DefaultCompareThreads();  // 0 (inline)..kMaxCompareThreads
   ReportFiles reports;
@@ -89,6 +93,8 @@ struct RunPlan {
   uint64_t to_send = 0;  // selected (capped by --limit unless --loop)
   uint64_t refused = 0;  // the recording proxy refused them: they never reached the primary
   uint64_t unsafe = 0, filtered = 0, not_in_percent = 0;
+  bool correlate = false;     // --correlate auto in force
+  uint64_t correlations = 0;  // learned from the recording
 };
 
 struct RunOutcome {

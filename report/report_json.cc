@@ -15,15 +15,17 @@ namespace json = boost::json;
 namespace pb = google::protobuf;
 namespace {
 
-// Sets every singular message field of `message`, recursively, so protobuf's JSON printer
-// writes each documented object even where the report left it empty ("status": {...} of a
-// target that got no response).
+// Sets every singular message field of `message` (but `optional` ones), recursively, so protobuf's
+// JSON printer writes each documented object even where the report left it empty ("status": {...}
+// of a target that got no response).
 void SetSubmessages(pb::Message* message) {
   const pb::Reflection* reflection = message->GetReflection();
   const pb::Descriptor* descriptor = message->GetDescriptor();
   for (int i = 0; i < descriptor->field_count(); ++i) {
     const pb::FieldDescriptor* field = descriptor->field(i);
     if (field->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE || field->is_map()) continue;
+    // An `optional` message field is a section that is absent when not set (correlation).
+    if (field->has_optional_keyword() && !reflection->HasField(*message, field)) continue;
     if (field->is_repeated()) {
       for (int j = 0; j < reflection->FieldSize(*message, field); ++j) {
         SetSubmessages(reflection->MutableRepeatedMessage(message, field, j));

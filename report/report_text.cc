@@ -277,6 +277,24 @@ std::string RenderText(const Report& report, const TextOptions& options) {
   section("normalized", [&](const EndpointReport& e) { return counted(e.normalized()); });
   section("ignored", [&](const EndpointReport& e) { return counted(e.ignored()); });
 
+  // Stateful replay: what was carried from earlier answers into later requests.
+  if (report.has_correlation()) {
+    const auto& c = report.correlation();
+    out += "\n" + paint.Bold("correlation (" + Safe(c.mode()) + ")") + "  " +
+           std::to_string(c.substituted()) + " substituted, " + std::to_string(c.unanswered()) +
+           " sent unchanged (source never answered), " + std::to_string(c.cookies_applied()) +
+           " requests with jar cookies\n";
+    if (c.correlations().empty()) out += "  no correlations learned from the recording\n";
+    for (const auto& k : c.correlations()) {
+      std::string line = "  " + Safe(k.source_endpoint()) + " " + Safe(k.source_location()) +
+                         " \xE2\x86\x92 " + Safe(k.sink_endpoint()) + " " +
+                         Safe(k.sink_location()) + "  " + std::to_string(k.substituted()) + "/" +
+                         std::to_string(k.recorded()) + " substituted";
+      if (k.unanswered() > 0) line += ", " + std::to_string(k.unanswered()) + " unanswered";
+      out += (k.unanswered() > 0 ? paint.Yellow(line) : line) + "\n";
+    }
+  }
+
   std::string verdict = VerdictLine(report);
   out +=
       "\n" + (report.verdict().exit_code() == 0 ? paint.Green(verdict) : paint.Red(verdict)) + "\n";

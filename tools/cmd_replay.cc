@@ -109,6 +109,9 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
     if (plan.unsafe)
       std::cerr << "doppel: skipping " << plan.unsafe
                 << " POST/PUT/PATCH/DELETE requests (pass --allow-unsafe-methods to send them)\n";
+    if (plan.correlate)
+      std::cerr << "doppel: correlation on: " << plan.correlations
+                << " correlations learned; each client's requests go in recorded order\n";
     if (plan.filtered) std::cerr << "doppel: " << plan.filtered << " envelopes filtered out\n";
     if (plan.not_in_percent)
       std::cerr << "doppel: " << plan.not_in_percent << " envelopes outside --percent "
@@ -213,6 +216,10 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
                 "'Name: REGEX', only matching requests");
   r->add_flag("--allow-unsafe-methods", f->selection.allow_unsafe,
               "also send POST, PUT, PATCH and DELETE");
+  r->add_option("--correlate", f->correlate,
+                "auto: carry tokens, ids, CSRF values and cookies from earlier answers into "
+                "later requests (docs/stateful-replay.md); off. Default: auto with "
+                "--allow-unsafe-methods, else off");
   r->add_option("--rules", f->rules, "diff rules file (JSON, see docs/diff-rules.md)");
   r->add_flag("--no-diff", f->no_diff, "send and measure only; compare nothing");
   r->add_option("--compare-threads", f->compare_threads,

@@ -175,16 +175,18 @@ class ReadmeTest : public ::testing::Test {
     ASSERT_FALSE(rec.WaitForLine("listening on ").empty()) << cmd << "\n" << rec.all_stderr();
     std::string out;
     const std::string base = "http://127.0.0.1:" + std::to_string(proxy_port_);
-    const std::string traffic = "for i in $(seq " + std::to_string(requests) +
-                                "); do "
-                                "curl -sf -o /dev/null " +
-                                base +
-                                "/api/v1/products/$i && "
-                                "curl -sf -o /dev/null " +
-                                base +
-                                "/api/v1/users/$i && "
-                                "curl -s -o /dev/null '" +
-                                base + "/api/v1/search?q=lamp' || exit 1; done";
+    const std::string traffic = !traffic_.empty()
+                                    ? ReplaceAll(traffic_, "$BASE", base)
+                                    : "for i in $(seq " + std::to_string(requests) +
+                                          "); do "
+                                          "curl -sf -o /dev/null " +
+                                          base +
+                                          "/api/v1/products/$i && "
+                                          "curl -sf -o /dev/null " +
+                                          base +
+                                          "/api/v1/users/$i && "
+                                          "curl -s -o /dev/null '" +
+                                          base + "/api/v1/search?q=lamp' || exit 1; done";
     ASSERT_EQ(Run(traffic, &out), 0) << "traffic through the recorder failed: " << out;
     rec.Signal(SIGINT);
     EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
@@ -232,6 +234,7 @@ class ReadmeTest : public ::testing::Test {
   unsigned proxy_port_ = 0;
   std::vector<std::pair<std::string, std::string>> subst_;
   std::string record_output_;
+  std::string traffic_;        // bash run through the recorder ($BASE: its URL); "" = the shop's
   std::vector<Block> blocks_;  // README.md's
 };
 
@@ -240,7 +243,7 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {"record-replay", "ci",    "load-test", "interop",
-                                               "mirror",        "redis", "streaming"};
+                                               "mirror",        "redis", "streaming", "stateful"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -345,6 +348,37 @@ TEST_F(ReadmeTest, StreamingWorkflow) {
   ASSERT_NE(b, nullptr);
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("session live: requests "), std::string::npos) << record_output_;
+}
+
+// Stateful replay: three users' login -> order -> account flows recorded against one
+// doppel-echo --stateful (keyed by X-User, each curl its own connection), replayed against two
+// fresh ones with --correlate auto: every bearer token and order id is substituted.
+TEST_F(ReadmeTest, StatefulWorkflow) {
+  const Block* b = FindBlock("stateful");
+  ASSERT_NE(b, nullptr);
+  std::vector<std::unique_ptr<ChildProcess>> echoes;
+  for (const char* addr : {"127.0.0.1:9300", "127.0.0.1:9400", "127.0.0.1:9500"}) {
+    echoes.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
+        EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1", "--stateful"}));
+    const unsigned port = PortOf(echoes.back()->WaitForLine("listening on "));
+    ASSERT_NE(port, 0u);
+    subst_.emplace_back(addr, "127.0.0.1:" + std::to_string(port));
+  }
+  // Each curl is its own connection: the recorder's --sample-key keys the clients.
+  traffic_ = R"(f() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+  for u in ada grace linus; do
+    c="curl -sf -H X-User:$u"
+    t=$($c -d "{\"user\":\"$u\"}" $BASE/login | f token) &&
+    id=$($c -H "Authorization: Bearer $t" -d '{}' $BASE/orders | f id) &&
+    $c -o /dev/null -H "Authorization: Bearer $t" $BASE/orders/$id &&
+    $c -o /dev/null -H "Authorization: Bearer $t" $BASE/account || exit 1
+  done)";
+  ASSERT_EQ(b->commands.size(), 2u);
+  ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[0]), 0));
+  std::string out;
+  ASSERT_EQ(Run(Rewrite(b->commands[1]), &out), 0) << out;
+  EXPECT_NE(out.find("4 correlations learned"), std::string::npos) << out;
+  EXPECT_NE(out.find("12 substituted, 0 sent unchanged"), std::string::npos) << out;
 }
 
 }  // namespace

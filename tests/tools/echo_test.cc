@@ -762,6 +762,85 @@ TEST_F(EchoTest, PortFileAndCleanShutdown) {
   EXPECT_EQ(echo_->Terminate(), 0);
 }
 
+// --stateful: every answer depends on what this process handed out; a second process knows
+// none of it (what a replay without correlation runs into).
+TEST(EchoStatefulTest, LoginOrdersFormAndCookieSession) {
+  std::string error;
+  auto echo = EchoProcess::Start({"--stateful"}, &error);
+  ASSERT_TRUE(echo) << error;
+  auto other = EchoProcess::Start({"--stateful"}, &error);
+  ASSERT_TRUE(other) << error;
+  Client c(echo->port());
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  auto send = [&](Client& cl, http::verb m, const std::string& target, const Headers& h,
+                  std::string body = {}) {
+    auto r = cl.Send(Client::MakeRequest(m, target, h, std::move(body)));
+    EXPECT_TRUE(r) << target;
+    return r ? std::move(*r) : Response{};
+  };
+
+  EXPECT_EQ(send(c, http::verb::get, "/account", {}).result_int(), 401);
+  EXPECT_EQ(send(c, http::verb::post, "/login", {}, "not json").result_int(), 400);
+  Response login = send(c, http::verb::post, "/login", {}, R"({"user":"ada","password":"x"})");
+  ASSERT_EQ(login.result_int(), 200);
+  const std::string token(ParseJson(login.body()).as_object().at("token").as_string());
+  EXPECT_EQ(token.size(), 32u);
+  const std::string set_cookie((login)[http::field::set_cookie]);
+  ASSERT_TRUE(set_cookie.starts_with("sid=")) << set_cookie;
+  const std::string sid = set_cookie.substr(0, set_cookie.find(';'));
+  const Headers bearer = {{"Authorization", "Bearer " + token}};
+
+  // The bearer token and the cookie session both open /account; a made-up token does not.
+  Response account = send(c, http::verb::get, "/account", bearer);
+  EXPECT_EQ(account.result_int(), 200);
+  EXPECT_EQ(ParseJson(account.body()).as_object().at("user").as_string(), "ada");
+  EXPECT_EQ(send(c, http::verb::get, "/account", {{"Cookie", "a=b; " + sid}}).result_int(), 200);
+  EXPECT_EQ(send(c, http::verb::get, "/account", {{"Authorization", "Bearer nope"}}).result_int(),
+            401);
+
+  // Orders: 401 without the token, 201 with an id and a Location; the id is known only here.
+  EXPECT_EQ(send(c, http::verb::post, "/orders", {}, "{}").result_int(), 401);
+  EXPECT_EQ(send(c, http::verb::post, "/orders", {{"Cookie", sid}}, "{}").result_int(), 401);
+  Response created = send(c, http::verb::post, "/orders", bearer, "{}");
+  ASSERT_EQ(created.result_int(), 201);
+  const std::string id(ParseJson(created.body()).as_object().at("id").as_string());
+  EXPECT_EQ(created[http::field::location], "/orders/" + id);
+  EXPECT_TRUE(id[0] >= '1' && id[0] <= '9') << id;
+  EXPECT_EQ(send(c, http::verb::get, "/orders/" + id, bearer).result_int(), 200);
+  EXPECT_EQ(send(c, http::verb::get, "/orders/" + id, {}).result_int(), 401);
+  EXPECT_EQ(send(c, http::verb::get, "/orders/1234abcd", bearer).result_int(), 404);
+
+  // CSRF: the token must come back in the form body and in the cookie.
+  Response form = send(c, http::verb::get, "/form", {});
+  ASSERT_EQ(form.result_int(), 200);
+  const std::string csrf(ParseJson(form.body()).as_object().at("csrf").as_string());
+  EXPECT_EQ(std::string(form[http::field::set_cookie]), "csrf=" + csrf + "; Path=/");
+  EXPECT_EQ(
+      send(c, http::verb::post, "/form", {{"Cookie", "csrf=" + csrf}}, "comment=hi&csrf=" + csrf)
+          .result_int(),
+      200);
+  EXPECT_EQ(send(c, http::verb::post, "/form", {}, "csrf=" + csrf).result_int(), 403);
+  EXPECT_EQ(
+      send(c, http::verb::post, "/form", {{"Cookie", "csrf=" + csrf}}, "csrf=other").result_int(),
+      403);
+
+  // A fresh process knows none of it.
+  Client o(other->port());
+  EXPECT_EQ(send(o, http::verb::get, "/account", bearer).result_int(), 401);
+  EXPECT_EQ(send(o, http::verb::get, "/account", {{"Cookie", sid}}).result_int(), 401);
+  Response login2 = send(o, http::verb::post, "/login", {}, R"({"user":"ada"})");
+  const std::string token2(ParseJson(login2.body()).as_object().at("token").as_string());
+  EXPECT_NE(token2, token);
+  EXPECT_EQ(send(o, http::verb::get, "/orders/" + id, {{"Authorization", "Bearer " + token2}})
+                .result_int(),
+            404);
+  EXPECT_EQ(
+      send(o, http::verb::post, "/form", {{"Cookie", "csrf=" + csrf}}, "csrf=" + csrf).result_int(),
+      403);
+  // The shop still answers beside the stateful endpoints.
+  EXPECT_EQ(send(c, http::verb::get, "/healthz", {}).result_int(), 200);
+}
+
 TEST(EchoUsageTest, BadFlagsExitWithTwo) {
   EXPECT_EQ(RunToExit({"--variant", "v3"}), 2);
   EXPECT_EQ(RunToExit({"--listen", "nonsense"}), 2);

@@ -83,6 +83,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-request-body", options.max_request_body,
                  "larger request bodies are answered 413")
       ->capture_default_str();
+  app.add_flag("--stateful", options.stateful,
+               "login, orders, a CSRF form and a cookie session whose answers depend on what "
+               "this process handed out (docs/doppel-echo.md)");
   app.add_option("--port-file", port_file, "write the bound port to this file");
   try {
     app.parse(argc, argv);

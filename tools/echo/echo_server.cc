@@ -39,6 +39,7 @@
 #include "net/codings.h"
 #include "tools/echo/json_writer.h"
 #include "tools/echo/shop.h"
+#include "tools/echo/stateful.h"
 
 namespace doppel::echo {
 namespace {
@@ -101,6 +102,7 @@ struct ServerConfig {
   bool noise;
   std::chrono::microseconds latency, jitter;
   uint64_t max_request_body;
+  StatefulApi* stateful;  // null unless --stateful
 };
 
 // ---------------------------------------------------------------------------------------
@@ -188,7 +190,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
     gzip_ = AcceptsGzip(req[http::field::accept_encoding]);
-    api_->Handle(req.method(), req.target(), req.body(), &reply_);
+    reply_.set_cookie.clear();
+    if (config_->stateful == nullptr ||
+        !config_->stateful->Handle(req.method(), req.target(), req[http::field::authorization],
+                                   req[http::field::cookie], req.body(), &reply_)) {
+      api_->Handle(req.method(), req.target(), req.body(), &reply_);
+    }
     std::chrono::microseconds delay = config_->latency;
     if (config_->jitter.count() > 0) {
       std::uniform_int_distribution<int64_t> d(-config_->jitter.count(), config_->jitter.count());
@@ -282,6 +289,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     h.append("\r\nVary: Accept-Encoding");
     if (!reply_.location.empty()) h.append("\r\nLocation: ").append(reply_.location);
     if (!reply_.allow.empty()) h.append("\r\nAllow: ").append(reply_.allow);
+    if (!reply_.set_cookie.empty()) h.append("\r\nSet-Cookie: ").append(reply_.set_cookie);
     if (config_->noise) {
       h.append("\r\nX-Request-Id: ").append(request_id);
       std::time_t t = std::time(nullptr);
@@ -361,7 +369,9 @@ class EchoServerImpl final : public EchoServer {
  public:
   EchoServerImpl(const EchoOptions& options)
       : api_(options.seed, options.variant),
-        config_{options.noise, options.latency, options.latency_jitter, options.max_request_body} {
+        stateful_(options.stateful ? std::make_unique<StatefulApi>() : nullptr),
+        config_{options.noise, options.latency, options.latency_jitter, options.max_request_body,
+                stateful_.get()} {
     std::random_device rd;
     for (int i = 0; i < options.threads; ++i) {
       uint64_t s = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(i);
@@ -445,6 +455,7 @@ class EchoServerImpl final : public EchoServer {
   }
 
   Shop api_;
+  std::unique_ptr<StatefulApi> stateful_;
   ServerConfig config_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::optional<tcp::acceptor> acceptor_;  // on workers_[0]

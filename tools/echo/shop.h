@@ -49,6 +49,7 @@ struct Reply {
   std::string owned;
   std::string_view allow;   // for 405
   std::string location;     // for 201
+  std::string set_cookie;   // a Set-Cookie value (--stateful), or empty
   bool json_object = true;  // noise fields may be injected into the body
 
   void Reset() {
@@ -57,6 +58,7 @@ struct Reply {
     body = gzip_body = allow = {};
     owned.clear();
     location.clear();
+    set_cookie.clear();
     json_object = true;
   }
   void Cached(std::string_view plain, std::string_view gzip) {
