@@ -26,6 +26,9 @@ using testing::Exchange;
 using testing::Feeder;
 using testing::Response;
 
+// The sample's recording starts at 2026-01-01T00:00:00Z (Envelope.arrival_us, for the timeline).
+constexpr uint64_t kSampleStartUs = 1'767'225'600'000'000;
+
 // A small run exercising everything a report can hold: two targets, a secondary, a
 // regression, a masked noisy field, normalized and ignored paths, transport errors, a text
 // body with markup, control characters and invalid UTF-8, and a passing endpoint.
@@ -57,6 +60,7 @@ Report SampleReport() {
       x.secondary = Response(200, base + "10" + R"(,"ts":"2024-01-01T00:00:00Z","rnd":)" +
                                       (i % 2 == 0 ? "3" : "1") + "}");
       x.latency_us = 2000 + static_cast<uint64_t>(i) * 100 * (target + 1);
+      x.arrival_us = kSampleStartUs + static_cast<uint64_t>(i) * 1'000'000;
       feed.Add(x);
     }
     for (int i = 0; i < 6; ++i) {
@@ -73,6 +77,7 @@ Report SampleReport() {
         x.actual = x.recorded;
       }
       x.latency_us = 700;
+      x.arrival_us = kSampleStartUs + static_cast<uint64_t>(i) * 1'500'000;
       feed.Add(x);
     }
   }
