@@ -20,6 +20,10 @@ struct HtmlOptions {
 
 std::string RenderHtml(const Report& report, const HtmlOptions& options = {});
 
+// The page's start up to and including <body>: doctype, charset, the title (escaped) and the
+// report's inline style sheet. Shared by RenderHtml and the run comparison (compare.h).
+std::string HtmlPageStart(std::string_view title);
+
 // & < > " ' as entities; invalid UTF-8 replaced by U+FFFD and control characters other than
 // tab/CR/LF shown as "\xNN", so the text can go into element content or a quoted attribute.
 std::string HtmlEscape(std::string_view text);
