@@ -38,6 +38,10 @@ class LatencyHistogram {
   // count, sum, p50, p90, p99, max.
   LatencySummary Summary() const;
 
+  // The count of every bucket, indexed like BucketOf; sized up to the largest value's bucket.
+  // For exporting the distribution (report/aggregate.cc coarsens it for percentile plots).
+  const std::vector<uint64_t>& bucket_counts() const { return counts_; }
+
   // Bucket arithmetic, exposed for tests.
   static size_t BucketOf(uint64_t value);
   static uint64_t LowestOf(size_t bucket);

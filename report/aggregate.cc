@@ -72,6 +72,67 @@ double Rate(uint64_t count, uint64_t total) {
   return total == 0 ? 0.0 : static_cast<double>(count) / static_cast<double>(total);
 }
 
+// Counts per bucket of whole seconds of the recording's clock, bounded to kMaxTimelineBuckets
+// by doubling the bucket width. Buckets are keyed by arrival second / width, so they stay
+// aligned whatever order observations come in (a replay completes requests slightly out of
+// arrival order).
+class TimelineCounter {
+ public:
+  void Add(uint64_t arrival_us, bool error, bool mismatch) {
+    uint64_t key = arrival_us / 1'000'000 / width_;
+    if (!buckets_.empty()) {
+      uint64_t lo = std::min(key, buckets_.begin()->first);
+      uint64_t hi = std::max(key, buckets_.rbegin()->first);
+      while (hi - lo >= kMaxTimelineBuckets) {
+        Coarsen();
+        key /= 2;
+        lo /= 2;
+        hi /= 2;
+      }
+    }
+    Counts& c = buckets_[key];
+    ++c.requests;
+    if (error) ++c.errors;
+    if (mismatch) ++c.mismatches;
+  }
+
+  v1::Timeline ToProto() const {
+    v1::Timeline out;
+    if (buckets_.empty()) return out;
+    const uint64_t first = buckets_.begin()->first;
+    out.set_start_us(first * width_ * 1'000'000);
+    out.set_bucket_seconds(static_cast<uint32_t>(width_));
+    for (uint64_t key = first; key <= buckets_.rbegin()->first; ++key) {
+      auto it = buckets_.find(key);
+      const Counts c = it == buckets_.end() ? Counts() : it->second;
+      out.add_requests(c.requests);
+      out.add_mismatches(c.mismatches);
+      out.add_errors(c.errors);
+    }
+    return out;
+  }
+
+ private:
+  struct Counts {
+    uint64_t requests = 0, mismatches = 0, errors = 0;
+  };
+
+  void Coarsen() {
+    std::map<uint64_t, Counts> wider;
+    for (const auto& [key, c] : buckets_) {
+      Counts& w = wider[key / 2];
+      w.requests += c.requests;
+      w.mismatches += c.mismatches;
+      w.errors += c.errors;
+    }
+    buckets_ = std::move(wider);
+    width_ *= 2;
+  }
+
+  uint64_t width_ = 1;  // seconds per bucket
+  std::map<uint64_t, Counts> buckets_;
+};
+
 }  // namespace
 
 struct RunAggregator::State {
@@ -97,6 +158,7 @@ struct RunAggregator::State {
   };
   struct Target {
     std::map<std::string, Endpoint> endpoints;
+    TimelineCounter timeline;
   };
 
   std::vector<Target> targets;
@@ -246,6 +308,7 @@ Status RunAggregator::Add(const Observation& obs) {
   }
 
   if (obs.actual == nullptr) {
+    target.timeline.Add(obs.envelope->arrival_us(), /*error=*/true, /*mismatch=*/false);
     ++ep.errors;
     ++ep.errors_by_reason[obs.error.empty() ? std::string("unknown") : SanitizeUtf8(obs.error)];
     return Status::Ok();
@@ -253,7 +316,10 @@ Status RunAggregator::Add(const Observation& obs) {
   AddStatus(obs.actual->status(), &ep.status);
   ep.recorded.Add(obs.envelope->response().latency_us());
   ep.latency.Add(obs.latency_us);
-  if (obs.diff == nullptr) return Status::Ok();
+  if (obs.diff == nullptr) {
+    target.timeline.Add(obs.envelope->arrival_us(), /*error=*/false, /*mismatch=*/false);
+    return Status::Ok();
+  }
 
   ++ep.compared;
   for (const auto& [path, g] : noise) {
@@ -287,6 +353,7 @@ Status RunAggregator::Add(const Observation& obs) {
     }
   }
   ++(mismatch ? ep.mismatched : ep.matched);
+  target.timeline.Add(obs.envelope->arrival_us(), /*error=*/false, mismatch);
 
   // Normalized and ignored paths, once per request and generalized like fields.
   auto count_paths = [&](const std::vector<std::string>& paths,
@@ -347,8 +414,8 @@ Report RunAggregator::Finish() const {
       er.set_mismatched(ep.mismatched);
       er.set_noise_compared(ep.noise_compared);
       er.set_untracked_fields(ep.untracked_fields);
-      *er.mutable_recorded_latency() = LatencyOf(ep.recorded.Summary());
-      *er.mutable_latency() = LatencyOf(ep.latency.Summary());
+      *er.mutable_recorded_latency() = LatencyOf(ep.recorded);
+      *er.mutable_latency() = LatencyOf(ep.latency);
       std::vector<std::pair<FieldVerdict, FieldReport>> fields;
       for (const auto& [path, f] : ep.fields) {
         FieldReport fr;
@@ -413,8 +480,9 @@ Report RunAggregator::Finish() const {
       tr.mutable_endpoints()->Add(std::move(er));
     }
     (void)tr.mutable_status();  // present even when the target saw no response
-    *tr.mutable_recorded_latency() = LatencyOf(recorded.Summary());
-    *tr.mutable_latency() = LatencyOf(latency.Summary());
+    *tr.mutable_recorded_latency() = LatencyOf(recorded);
+    *tr.mutable_latency() = LatencyOf(latency);
+    *tr.mutable_timeline() = ts.timeline.ToProto();
     regressions += tr.regressions();
     failed_endpoints += tr.failed_endpoints();
   }

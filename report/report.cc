@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cstdio>
 
@@ -63,7 +64,20 @@ std::vector<std::pair<std::string, uint64_t>> SortedReasons(
   return out;
 }
 
-v1::Latency LatencyOf(const LatencySummary& summary) {
+namespace {
+
+// The highest value of the coarse bucket (8 per power of two, exact below 16) holding `value`.
+uint64_t CoarseHighest(uint64_t value) {
+  constexpr int kSubBits = 3;
+  if (value < (uint64_t{2} << kSubBits)) return value;
+  int shift = std::bit_width(value) - 1 - kSubBits;
+  return (((value >> shift) + 1) << shift) - 1;
+}
+
+}  // namespace
+
+v1::Latency LatencyOf(const LatencyHistogram& histogram) {
+  const LatencySummary summary = histogram.Summary();
   v1::Latency l;
   l.set_count(summary.count);
   l.set_sum_us(summary.sum_us);
@@ -71,7 +85,31 @@ v1::Latency LatencyOf(const LatencySummary& summary) {
   l.set_p90_us(summary.p90_us);
   l.set_p99_us(summary.p99_us);
   l.set_max_us(summary.max_us);
+  l.set_p999_us(histogram.Percentile(99.9));
+  // The histogram's buckets nest in the coarse ones (both split powers of two evenly), so
+  // each fine bucket's highest value names its coarse bucket.
+  const std::vector<uint64_t>& counts = histogram.bucket_counts();
+  for (size_t b = 0; b < counts.size(); ++b) {
+    if (counts[b] == 0) continue;
+    uint64_t le = std::min(CoarseHighest(LatencyHistogram::HighestOf(b)), summary.max_us);
+    if (l.bucket_le_us_size() > 0 && l.bucket_le_us(l.bucket_le_us_size() - 1) == le) {
+      l.set_bucket_counts(l.bucket_counts_size() - 1,
+                          l.bucket_counts(l.bucket_counts_size() - 1) + counts[b]);
+    } else {
+      l.add_bucket_le_us(le);
+      l.add_bucket_counts(counts[b]);
+    }
+  }
   return l;
+}
+
+std::string FormatChange(uint64_t from, uint64_t to) {
+  if (from == 0) return "-";
+  char buf[32];
+  std::snprintf(
+      buf, sizeof(buf), "%+.1f%%",
+      100.0 * (static_cast<double>(to) - static_cast<double>(from)) / static_cast<double>(from));
+  return buf;
 }
 
 std::string FormatRate(uint64_t count, uint64_t total) {

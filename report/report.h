@@ -58,13 +58,31 @@ void AddStatus(const StatusCounts& from, StatusCounts* to);
 std::vector<std::pair<std::string, uint64_t>> SortedReasons(
     const google::protobuf::Map<std::string, uint64_t>& errors_by_reason);
 
-// A histogram summary as the report carries it.
-v1::Latency LatencyOf(const LatencySummary& summary);
+// A histogram as the report carries it: its summary, p99.9 and its distribution coarsened to
+// 8 buckets per power of two (report.proto Latency).
+v1::Latency LatencyOf(const LatencyHistogram& histogram);
+
+// The percentiles the charts mark and the run comparison lists, with their Latency field.
+struct MarkedPercentile {
+  std::string_view name;  // "p99.9"
+  double percent;         // 99.9
+  uint64_t (v1::Latency::*value)() const;
+};
+inline constexpr MarkedPercentile kMarkedPercentiles[] = {{"p50", 50, &v1::Latency::p50_us},
+                                                          {"p90", 90, &v1::Latency::p90_us},
+                                                          {"p99", 99, &v1::Latency::p99_us},
+                                                          {"p99.9", 99.9, &v1::Latency::p999_us}};
+
+// The timeline's bound: past it, buckets get twice as wide (report.proto Timeline).
+inline constexpr size_t kMaxTimelineBuckets = 600;
 
 // Percent with one decimal, "33.3%"; "-" when total is 0.
 std::string FormatRate(uint64_t count, uint64_t total);
 // "850us", "1.25ms", "12.5ms", "3.20s".
 std::string FormatLatency(uint64_t us);
+// The change from `from` to `to` in percent with one decimal and a sign, "+12.5%"; "-" when
+// `from` is 0.
+std::string FormatChange(uint64_t from, uint64_t to);
 // Three significant digits: "0.0123", "1e-05".
 std::string FormatPValue(double p);
 // The headline: "3 regressions in 2 endpoints — exit 1" / "no regressions — exit 0".

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 
 #include "diff/text_diff.h"
 #include "report/excerpt.h"
+#include "report/report_charts.h"
 
 namespace doppel::report {
 namespace {
@@ -39,6 +41,21 @@ table.sbs td.gap{background:#f5f5f7}
 details{margin:6px 0}
 summary{cursor:pointer}
 .change{margin:4px 0}
+table.sbs td.quiet,span.quiet{background:#f1f3f4;color:#80868b}
+span.del{background:#fce8e6}
+span.add{background:#e6f4ea}
+.strip{display:flex;flex-wrap:wrap;gap:8px;margin:10px 0 4px}
+.strip>div{border:1px solid #ddd;border-radius:4px;padding:6px 10px;min-width:120px}
+.strip .k{font-size:11px;color:#666;text-transform:uppercase;letter-spacing:.04em}
+.strip .v{font-size:16px;font-weight:600}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:8px 0;max-width:640px}
+.charts figure{flex:1 1 480px}
+figcaption{font-size:12px;color:#555}
+svg.chart{width:100%;height:auto;font:11px system-ui,sans-serif}
+svg.chart .grid{stroke:#e8eaed;stroke-width:1}
+svg.chart .axis{stroke:#9aa0a6;stroke-width:1}
+svg.chart text{fill:#5f6368}
 )css";
 
 std::string E(std::string_view s) { return HtmlEscape(s); }
@@ -71,9 +88,39 @@ std::string Counts(const google::protobuf::RepeatedPtrField<PathCount>& items) {
   return out;
 }
 
+// The member names of an endpoint's normalized and ignored paths ("body.items[*].ts" -> "ts"):
+// a changed body line whose JSON member is one of them is a value the diff rules set aside,
+// not a difference, and is marked quietly.
+using QuietKeys = std::set<std::string, std::less<>>;
+
+QuietKeys QuietKeysOf(const EndpointReport& e) {
+  QuietKeys keys;
+  for (const auto* list : {&e.normalized(), &e.ignored()}) {
+    for (const PathCount& c : *list) {
+      std::string_view path = c.path();
+      if (path.substr(0, 5) != "body.") continue;
+      while (path.size() >= 3 && path.substr(path.size() - 3) == "[*]") path.remove_suffix(3);
+      const size_t dot = path.rfind('.');
+      keys.emplace(path.substr(dot + 1));
+    }
+  }
+  return keys;
+}
+
+// The member name of a pretty-printed JSON line (`  "ts": "..."` -> ts), or "" when the line
+// is not a member. Escaped quotes inside the name end it early: such a name is never quiet.
+std::string_view MemberOf(std::string_view line) {
+  const size_t open = line.find_first_not_of(" \t");
+  if (open == std::string_view::npos || line[open] != '"') return {};
+  const size_t close = line.find('"', open + 1);
+  if (close == std::string_view::npos || line.substr(close + 1, 1) != ":") return {};
+  return line.substr(open + 1, close - open - 1);
+}
+
 // Expected and actual bodies as two columns of lines, aligned by a line diff, differing
-// lines highlighted.
-std::string SideBySide(const Exemplar& x, std::string_view right_label = "actual") {
+// lines highlighted; lines that differ only in a member of `quiet` get the quiet marking.
+std::string SideBySide(const Exemplar& x, const QuietKeys& quiet,
+                       std::string_view right_label = "actual") {
   std::vector<std::string_view> left = diff::SplitLines(x.expected_body(), '\n');
   std::vector<std::string_view> right = diff::SplitLines(x.actual_body(), '\n');
   // A final newline is not a line of its own here.
@@ -87,6 +134,11 @@ std::string SideBySide(const Exemplar& x, std::string_view right_label = "actual
     return "<td class=\"ln\">" + std::to_string(line + 1) + "</td><td" + c + ">" + E(text) +
            "</td>";
   };
+  auto is_quiet = [&](std::string_view line) {
+    std::string_view member = MemberOf(line);
+    return !member.empty() && quiet.count(member) > 0;
+  };
+  bool any_quiet = false;
   size_t l = 0, r = 0;
   auto equal_until = [&](size_t left_end) {
     while (l < left_end && l < left.size() && r < right.size()) {
@@ -101,20 +153,30 @@ std::string SideBySide(const Exemplar& x, std::string_view right_label = "actual
     for (size_t k = 0; k < n; ++k) {
       bool has_left = k < h.expected_count && l < left.size();
       bool has_right = k < h.actual_count && r < right.size();
-      rows += "<tr>" + cell("del", l, has_left ? left[l] : "", has_left) +
-              cell("add", r, has_right ? right[r] : "", has_right) + "</tr>\n";
+      // Quiet when every side present is a set-aside member.
+      bool quiet_row = (has_left || has_right) && (!has_left || is_quiet(left[l])) &&
+                       (!has_right || is_quiet(right[r]));
+      any_quiet |= quiet_row;
+      rows += "<tr>" + cell(quiet_row ? "quiet" : "del", l, has_left ? left[l] : "", has_left) +
+              cell(quiet_row ? "quiet" : "add", r, has_right ? right[r] : "", has_right) +
+              "</tr>\n";
       if (has_left) ++l;
       if (has_right) ++r;
     }
   }
   equal_until(left.size());
-  return "<table class=\"sbs mono\"><tr><th colspan=\"2\">expected (recorded, status " +
+  std::string legend =
+      any_quiet ? "<p class=\"meta\"><span class=\"del\">removed</span> "
+                  "<span class=\"add\">added</span>: differences; <span class=\"quiet\">grey"
+                  "</span>: normalized or ignored by the diff rules, not a difference</p>\n"
+                : "";
+  return legend + "<table class=\"sbs mono\"><tr><th colspan=\"2\">expected (recorded, status " +
          std::to_string(x.expected_status()) + ")</th><th colspan=\"2\">" +
          std::string(right_label) + " (status " + std::to_string(x.actual_status()) +
          ")</th></tr>\n" + rows + "</table>\n";
 }
 
-std::string ExemplarHtml(const Exemplar& x, size_t n, bool open) {
+std::string ExemplarHtml(const Exemplar& x, size_t n, bool open, const QuietKeys& quiet) {
   std::string out = std::string("<details") + (open ? " open" : "") + "><summary>exemplar " +
                     std::to_string(n) + ": <code>" + E(x.method()) + " " + E(x.target()) +
                     "</code></summary>\n";
@@ -126,7 +188,7 @@ std::string ExemplarHtml(const Exemplar& x, size_t n, bool open) {
   if (!x.request_body().empty()) {
     out += "<p class=\"meta\">request body: <code>" + E(x.request_body()) + "</code></p>\n";
   }
-  if (!x.expected_body().empty() || !x.actual_body().empty()) out += SideBySide(x);
+  if (!x.expected_body().empty() || !x.actual_body().empty()) out += SideBySide(x, quiet);
   out += "</details>\n";
   return out;
 }
@@ -144,7 +206,9 @@ std::string FieldRow(const FieldReport& f) {
          "</tr>\n";
 }
 
-std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
+// `anchor`: the section's id, which the summary strip links to.
+std::string EndpointHtml(const EndpointReport& e, const std::string& anchor,
+                         const HtmlOptions& options) {
   bool tolerated = std::any_of(e.fields().begin(), e.fields().end(), [](const FieldReport& f) {
     return Is(f, FieldVerdict::kTolerated);
   });
@@ -152,8 +216,9 @@ std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
   std::string badge = e.failed()  ? "<span class=\"badge fail\">FAIL</span>"
                       : tolerated ? "<span class=\"badge warn\">TOLERATED</span>"
                                   : "<span class=\"badge pass\">PASS</span>";
-  std::string out = "<section class=\"endpoint" + cls + "\">\n<h3><code>" + E(e.name()) +
-                    "</code>" + badge + "</h3>\n";
+  const QuietKeys quiet = QuietKeysOf(e);
+  std::string out = "<section class=\"endpoint" + cls + "\" id=\"" + anchor + "\">\n<h3><code>" +
+                    E(e.name()) + "</code>" + badge + "</h3>\n";
   out += "<p>" + std::to_string(e.requests()) + " requests, " + std::to_string(e.compared()) +
          " compared, " + std::to_string(e.mismatched()) + " mismatched (" +
          E(FormatRate(e.mismatched(), e.compared())) + "), " + std::to_string(e.errors()) +
@@ -174,6 +239,9 @@ std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
   out += "<table><tr><th>latency</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n";
   out += "<tr><td>target</td>" + LatencyCells(e.latency()) + "</tr>\n";
   out += "<tr><td>recorded</td>" + LatencyCells(e.recorded_latency()) + "</tr></table>\n";
+  out += "<figure>" + LatencyPlotSvg(e.latency(), e.recorded_latency(), "latency of " + e.name()) +
+         "<figcaption>latency percentiles, candidate vs recorded primary (log scale)</figcaption>"
+         "</figure>\n";
 
   std::string rows, exemplars;
   size_t with_exemplars = 0;
@@ -185,7 +253,7 @@ std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
     exemplars += "<h4><code>" + E(f.path()) + "</code></h4>\n";
     for (int i = 0; i < f.exemplars_size(); ++i) {
       exemplars +=
-          ExemplarHtml(f.exemplars()[i], i + 1, i == 0 && Is(f, FieldVerdict::kRegression));
+          ExemplarHtml(f.exemplars()[i], i + 1, i == 0 && Is(f, FieldVerdict::kRegression), quiet);
     }
   }
   if (!rows.empty()) {
@@ -222,7 +290,7 @@ std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
     if (x.expected_body().empty() && x.actual_body().empty()) continue;
     noise_bodies += "<details><summary>noise on <code>" + E(f.path()) + "</code>: <code>" +
                     E(x.method()) + " " + E(x.target()) + "</code></summary>\n" +
-                    SideBySide(x, "secondary") + "</details>\n";
+                    SideBySide(x, quiet, "secondary") + "</details>\n";
   }
   if (!noise.empty()) {
     out +=
@@ -234,6 +302,98 @@ std::string EndpointHtml(const EndpointReport& e, const HtmlOptions& options) {
   if (!e.normalized().empty()) out += "<p>normalized: " + Counts(e.normalized()) + "</p>\n";
   if (!e.ignored().empty()) out += "<p>ignored: " + Counts(e.ignored()) + "</p>\n";
   out += "</section>\n";
+  return out;
+}
+
+// Failing endpoints first, then those with differences, then the rest.
+int Rank(const EndpointReport& e) {
+  if (e.failed()) return 0;
+  if (e.mismatched() > 0 || e.errors() > 0) return 1;
+  return 2;
+}
+
+// Indexes into t.endpoints() by Rank, by name within a rank.
+std::vector<int> EndpointOrder(const TargetReport& t) {
+  std::vector<int> order;
+  for (int i = 0; i < t.endpoints_size(); ++i) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return Rank(t.endpoints(a)) < Rank(t.endpoints(b)); });
+  return order;
+}
+
+// The id of endpoint `i` of `t`: positions, so any endpoint name gives a valid id.
+std::string Anchor(const TargetReport& t, int i) {
+  return "t" + std::to_string(t.index()) + "-e" + std::to_string(i);
+}
+
+std::string StripCell(std::string_view key, const std::string& value_html,
+                      std::string_view cls = "") {
+  return "<div" + (cls.empty() ? std::string() : " class=\"" + std::string(cls) + "\"") +
+         "><div class=\"k\">" + std::string(key) + "</div><div class=\"v\">" + value_html +
+         "</div></div>\n";
+}
+
+// The top of the page: verdict, regressions by severity, match rate, p99 change per target
+// and links to the endpoints that need a look.
+std::string SummaryStrip(const Report& report) {
+  uint64_t by_severity[3] = {0, 0, 0};  // low, medium, high
+  uint64_t error_rate = 0, matched = 0, compared = 0;
+  std::string links;
+  size_t linked = 0, unlinked = 0;
+  constexpr size_t kMaxLinks = 20;
+  for (const TargetReport& t : report.targets()) {
+    matched += t.matched();
+    compared += t.compared();
+    for (const EndpointReport& e : t.endpoints()) {
+      if (e.error_rate_exceeded()) ++error_rate;
+      for (const FieldReport& f : e.fields()) {
+        if (!Is(f, FieldVerdict::kRegression)) continue;
+        Result<diff::Severity> severity = ParseSeverity(f.severity());
+        if (severity.ok()) ++by_severity[static_cast<int>(*severity)];
+      }
+    }
+    for (int i : EndpointOrder(t)) {
+      const EndpointReport& e = t.endpoints(i);
+      if (Rank(e) == 2) break;
+      if (linked == kMaxLinks) {
+        ++unlinked;
+        continue;
+      }
+      ++linked;
+      links += std::string(links.empty() ? "" : " &middot; ") + "<a href=\"#" + Anchor(t, i) +
+               "\"><code>" + E(e.name()) + "</code></a>" +
+               (report.targets_size() > 1
+                    ? " <span class=\"meta\">(target " + std::to_string(t.index()) + ")</span>"
+                    : std::string()) +
+               (e.failed() ? " <span class=\"badge fail\">FAIL</span>" : std::string());
+    }
+  }
+  const bool pass = report.verdict().exit_code() == 0;
+  std::string out = "<div class=\"strip\">\n";
+  out += StripCell("verdict", pass ? "pass" : "fail", pass ? "pass" : "fail");
+  out += StripCell("regressions",
+                   std::to_string(by_severity[2]) + " high &middot; " +
+                       std::to_string(by_severity[1]) + " medium &middot; " +
+                       std::to_string(by_severity[0]) + " low" +
+                       (error_rate > 0 ? " &middot; " + std::to_string(error_rate) + " error rate"
+                                       : std::string()));
+  out += StripCell("match rate", E(FormatRate(matched, compared)));
+  for (const TargetReport& t : report.targets()) {
+    std::string key = "p99 vs recorded";
+    if (report.targets_size() > 1) key += " (target " + std::to_string(t.index()) + ")";
+    std::string value =
+        t.latency().count() == 0
+            ? std::string("-")
+            : E(FormatLatency(t.latency().p99_us())) + " <span class=\"meta\">(" +
+                  E(FormatChange(t.recorded_latency().p99_us(), t.latency().p99_us())) + ")</span>";
+    out += StripCell(key, value);
+  }
+  out += "</div>\n";
+  if (!links.empty()) {
+    out += "<p>endpoints to look at: " + links +
+           (unlinked > 0 ? " &middot; and " + std::to_string(unlinked) + " more" : std::string()) +
+           "</p>\n";
+  }
   return out;
 }
 
@@ -277,13 +437,17 @@ std::string HtmlEscape(std::string_view raw) {
   return out;
 }
 
+std::string HtmlPageStart(std::string_view title) {
+  return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+         "<title>" +
+         E(title) + "</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n";
+}
+
 std::string RenderHtml(const Report& report, const HtmlOptions& options) {
-  std::string out =
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-      "<title>doppel report" +
-      (report.session().empty() ? std::string() : " \xE2\x80\x94 " + E(report.session())) +
-      "</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n";
+  std::string out = HtmlPageStart("doppel report" + (report.session().empty()
+                                                         ? std::string()
+                                                         : " \xE2\x80\x94 " + report.session()));
   out += "<h1>doppel report</h1>\n<p class=\"meta\">";
   if (!report.run_id().empty()) out += "run " + E(report.run_id()) + " &middot; ";
   if (!report.session().empty()) out += "session " + E(report.session()) + " &middot; ";
@@ -300,6 +464,7 @@ std::string RenderHtml(const Report& report, const HtmlOptions& options) {
   out += "</p>\n<p class=\"verdict " +
          std::string(report.verdict().exit_code() == 0 ? "pass" : "fail") + "\">" +
          E(VerdictLine(report)) + "</p>\n";
+  out += SummaryStrip(report);
 
   out +=
       "<h2>Targets</h2>\n<table><tr><th>target</th><th>requests</th><th>2xx</th><th>3xx</th>"
@@ -320,21 +485,23 @@ std::string RenderHtml(const Report& report, const HtmlOptions& options) {
   out += "</table>\n";
 
   for (const TargetReport& t : report.targets()) {
+    out += "<h2>Latency and timeline of <code>" + E(t.name()) + "</code></h2>\n";
+    out += "<div class=\"charts\"><figure>" +
+           LatencyPlotSvg(t.latency(), t.recorded_latency(), "latency of " + t.name()) +
+           "<figcaption>latency percentiles over all endpoints, candidate vs recorded primary "
+           "(log scale)</figcaption></figure>\n<figure>" +
+           TimelineSvg(t.timeline(), "timeline of " + t.name()) +
+           "<figcaption>requests, mismatches and errors over the run (the recording&#39;s "
+           "clock)</figcaption></figure></div>\n";
+  }
+
+  for (const TargetReport& t : report.targets()) {
     out += "<h2>Endpoints on <code>" + E(t.name()) + "</code></h2>\n";
     // Failing endpoints first, then those with differences, then the rest; by name within.
-    std::vector<const EndpointReport*> order;
-    for (const EndpointReport& e : t.endpoints()) order.push_back(&e);
-    auto rank = [](const EndpointReport* e) {
-      if (e->failed()) return 0;
-      if (e->mismatched() > 0 || e->errors() > 0) return 1;
-      return 2;
-    };
-    std::stable_sort(
-        order.begin(), order.end(),
-        [&](const EndpointReport* a, const EndpointReport* b) { return rank(a) < rank(b); });
-    for (const EndpointReport* e : order) {
-      if (rank(e) == 2 && !options.show_passing_endpoints) continue;
-      out += EndpointHtml(*e, options);
+    for (int i : EndpointOrder(t)) {
+      const EndpointReport& e = t.endpoints(i);
+      if (Rank(e) == 2 && !options.show_passing_endpoints) continue;
+      out += EndpointHtml(e, Anchor(t, i), options);
     }
   }
   out += "</body>\n</html>\n";

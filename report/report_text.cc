@@ -136,6 +136,8 @@ std::string Listing(const Items& items, size_t max, Format format) {
 
 }  // namespace
 
+std::string TerminalSafe(std::string_view text) { return Safe(text); }
+
 std::string RenderText(const Report& report, const TextOptions& options) {
   Painter paint(options.color);
   const bool many_targets = report.targets().size() > 1;

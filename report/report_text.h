@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "report/report.h"
 
@@ -25,5 +26,9 @@ struct TextOptions {
 // Plain text (UTF-8), lines ending in '\n'. Control characters from the traffic are shown
 // escaped (\n, \x1b), so a response cannot move the terminal's cursor or change its colors.
 std::string RenderText(const Report& report, const TextOptions& options = {});
+
+// `text` with C0 and C1 controls and DEL escaped as RenderText shows them, for other terminal
+// output made of report text (the run comparison, compare.h).
+std::string TerminalSafe(std::string_view text);
 
 }  // namespace doppel::report

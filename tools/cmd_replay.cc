@@ -9,8 +9,10 @@
 #include <memory>
 
 #include "base/clock.h"
+#include "interop/interop.h"
 #include "replay/replay.h"
 #include "replay/run.h"
+#include "report/compare.h"
 #include "report/report_text.h"
 #include "tools/cli.h"
 
@@ -177,6 +179,32 @@ int ReportCommand(const GlobalOptions& g, uint32_t run_id, const ReportFlags& fl
   return rep->verdict().exit_code();
 }
 
+// `doppel report --compare A B`: exit 1 when B has new regressions, 2 when a run can't be read.
+int CompareCommand(const GlobalOptions& g, const std::vector<std::string>& runs,
+                   const std::string& format, const ReportFlags& flags) {
+  if (!flags.files.json.empty() || !flags.files.junit.empty()) {
+    return Fail(Status::InvalidArgument(
+        "--compare writes text or JSON to stdout (--format) and HTML with --html; "
+        "--report-json and --junit are for one run"));
+  }
+  auto load_run = [&](uint32_t id) { return replay::LoadRunReport(g.store, id); };
+  Result<report::Report> a = report::LoadReportArg(runs[0], load_run);
+  if (!a.ok()) return Fail(a.status());
+  Result<report::Report> b = report::LoadReportArg(runs[1], load_run);
+  if (!b.ok()) return Fail(b.status());
+  report::Comparison c = report::CompareReports(*a, *b, runs[0], runs[1]);
+  std::cout << (format == "json" ? report::RenderComparisonJson(c)
+                                 : report::RenderComparisonText(c));
+  if (!flags.files.html.empty()) {
+    Status written = interop::WriteTextFile(flags.files.html, [&](std::ostream& out) {
+      out << report::RenderComparisonHtml(c);
+      return Status::Ok();
+    });
+    if (!written.ok()) return Fail(written);
+  }
+  return c.exit_code();
+}
+
 }  // namespace
 
 void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
@@ -242,13 +270,31 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_flag("--no-probe", flags->no_probe, "do not check that targets accept connections first");
   r->callback([run, &g, flags] { *run = [&g, flags] { return RunReplayCommand(g, *flags); }; });
 
-  auto* rep = app.add_subcommand("report", "re-render the report of a stored replay run");
+  auto* rep = app.add_subcommand(
+      "report", "re-render the report of a stored replay run, or compare two runs' reports");
   auto run_id = std::make_shared<uint32_t>(0);
   auto files = std::make_shared<ReportFlags>();
-  rep->add_option("--run", *run_id, "run id (see `doppel runs list`)")->required();
+  auto compare = std::make_shared<std::vector<std::string>>();
+  auto format = std::make_shared<std::string>("text");
+  auto* run_opt = rep->add_option("--run", *run_id, "run id (see `doppel runs list`)");
+  auto* compare_opt =
+      rep->add_option("--compare", *compare,
+                      "RUN_A RUN_B (run ids or --report-json files): regressions new, fixed and "
+                      "still present in B, latency changes; exit 1 on new regressions")
+          ->expected(2)
+          ->excludes(run_opt);
+  rep->add_option("--format", *format, "with --compare: text or json (default text)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->needs(compare_opt);
   AddReportFileOptions(rep, &files->files, &files->log_bodies);
-  rep->callback([run, &g, run_id, files] {
-    *run = [&g, run_id, files] { return ReportCommand(g, *run_id, *files); };
+  rep->callback([run, &g, run_id, files, compare, format, run_opt, compare_opt] {
+    if (run_opt->count() == 0 && compare_opt->count() == 0)
+      throw CLI::RequiredError("--run ID or --compare RUN_A RUN_B");
+    if (compare_opt->count() > 0) {
+      *run = [&g, compare, format, files] { return CompareCommand(g, *compare, *format, *files); };
+    } else {
+      *run = [&g, run_id, files] { return ReportCommand(g, *run_id, *files); };
+    }
   });
 }
 

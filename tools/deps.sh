@@ -1,10 +1,13 @@
 # Sourced by tools/*.sh and bench/*.sh: installs the Debian 12 packages doppel needs,
 # skipping what is already there. Usage: doppel_install_deps [extra packages...]
+# chromium (headless) renders the HTML report in its browser test; python3-jsonschema checks
+# docs/report.schema.json against the golden report.
 doppel_install_deps() {
   local pkgs=(build-essential cmake pkg-config libboost1.81-dev librocksdb-dev libprotobuf-dev
               protobuf-compiler libzstd-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
               libyaml-cpp-dev libbrotli-dev libre2-dev clang-format-14
               libhiredis-dev redis-server redis-tools
+              chromium python3-jsonschema
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do

@@ -242,8 +242,9 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   std::string error;
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
-  static const std::set<std::string> kKnown = {"record-replay", "ci",    "load-test", "interop",
-                                               "mirror",        "redis", "streaming", "stateful"};
+  static const std::set<std::string> kKnown = {"record-replay", "ci",       "load-test",
+                                               "interop",       "mirror",   "redis",
+                                               "streaming",     "stateful", "compare"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -279,6 +280,24 @@ TEST_F(ReadmeTest, CiWorkflow) {
   ss << junit.rdbuf();
   EXPECT_NE(ss.str().find("<testsuite"), std::string::npos) << ss.str();
   EXPECT_TRUE(fs::exists(work_ + "/report.json"));
+}
+
+// Comparing runs: a baseline against the primary's own build (exit 0), the candidate (exit 1,
+// with the charts), then --compare in text, JSON and HTML (exit 1: the candidate's regressions
+// are new in B).
+TEST_F(ReadmeTest, CompareWorkflow) {
+  const Block* b = FindBlock("compare");
+  ASSERT_NE(b, nullptr);
+  ASSERT_NO_FATAL_FAILURE(RecordCheckout(35));
+  RunBlock(*b, {{"doppel replay --session checkout --target http://127.0.0.1:9100", 1},
+                {"doppel report --compare", 1}});
+  std::ifstream report(work_ + "/report.html"), compare(work_ + "/compare.html");
+  std::stringstream r, c;
+  r << report.rdbuf();
+  c << compare.rdbuf();
+  EXPECT_NE(r.str().find("<svg class=\"chart latency\""), std::string::npos);
+  EXPECT_NE(r.str().find("<svg class=\"chart timeline\""), std::string::npos);
+  EXPECT_NE(c.str().find("New in B"), std::string::npos);
 }
 
 // The load test: ramp and loop for a (shortened) duration without diffing; exits 0.

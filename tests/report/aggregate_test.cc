@@ -3,6 +3,8 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <optional>
 #include <random>
 #include <string>
@@ -432,6 +434,122 @@ TEST(RunAggregatorTest, LatencyPercentilesPerEndpointAndTarget) {
   EXPECT_TRUE(within(even->latency().p50_us(), 500'000)) << even->latency().p50_us();
   EXPECT_EQ(even->latency().max_us(), 1'000'000u);
   EXPECT_EQ(FindEndpoint(r, "GET /odd")->latency().max_us(), 999'000u);
+}
+
+// The exported distribution: coarse buckets (8 per power of two) summing to the count, each at
+// most 1/8 of its values wide, plus p99.9 — what a percentile plot of the target needs.
+TEST(RunAggregatorTest, LatencyDistributionForPlots) {
+  Feeder feed(OneTarget());
+  for (int i = 1; i <= 1000; ++i) {
+    Exchange x;
+    x.path = i % 2 == 0 ? "/even" : "/odd";
+    x.recorded = Response(200, "{}", static_cast<uint64_t>(i));  // 1 .. 1000 us
+    x.actual = Response(200, "{}");
+    x.latency_us = static_cast<uint64_t>(i) * 1000;  // 1 .. 1000 ms
+    feed.Add(x);
+  }
+  Report r = feed.Finish();
+  const v1::Latency& l = r.targets()[0].latency();
+  ASSERT_EQ(l.bucket_le_us_size(), l.bucket_counts_size());
+  // 1 ms .. 1 s spans ~10 powers of two: ~80 buckets, not 1000.
+  EXPECT_GT(l.bucket_le_us_size(), 60);
+  EXPECT_LT(l.bucket_le_us_size(), 90);
+  uint64_t sum = 0, previous = 0;
+  for (int i = 0; i < l.bucket_le_us_size(); ++i) {
+    const uint64_t le = l.bucket_le_us(i);
+    EXPECT_GT(le, previous) << i;  // ascending
+    EXPECT_GT(l.bucket_counts(i), 0u) << i;
+    // Bucket bounds are 8 per power of two: le + 1 is a multiple of an eighth of its octave
+    // (the last bucket is capped at max_us instead).
+    if (i + 1 < l.bucket_le_us_size()) {
+      const int shift = std::bit_width(le) - 1 - 3;
+      EXPECT_EQ((le + 1) % (uint64_t{1} << shift), 0u) << le;
+    }
+    previous = le;
+    sum += l.bucket_counts(i);
+  }
+  // Each value lies in a bucket at most 1/8 of it wide.
+  for (uint64_t v = 1000; v <= 1'000'000; v += 1000) {
+    auto it = std::lower_bound(l.bucket_le_us().begin(), l.bucket_le_us().end(), v);
+    ASSERT_NE(it, l.bucket_le_us().end()) << v;
+    EXPECT_LE(*it - v, v / 8) << v;
+  }
+  EXPECT_EQ(sum, 1000u);
+  EXPECT_EQ(l.bucket_le_us(l.bucket_le_us_size() - 1), 1'000'000u);  // capped at max
+  EXPECT_GE(l.p999_us(), 999'000u);
+  EXPECT_LE(l.p999_us(), 1'000'000u);
+  // Small values are exact: 1 .. 15 us are a bucket each.
+  const v1::Latency& rec = r.targets()[0].recorded_latency();
+  ASSERT_GT(rec.bucket_le_us_size(), 15);
+  for (int i = 0; i < 15; ++i) {
+    EXPECT_EQ(rec.bucket_le_us(i), static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(rec.bucket_counts(i), 1u);
+  }
+  const EndpointReport* even = FindEndpoint(r, "GET /even");
+  ASSERT_NE(even, nullptr);
+  uint64_t even_sum = 0;
+  for (uint64_t c : even->latency().bucket_counts()) even_sum += c;
+  EXPECT_EQ(even_sum, 500u);
+  // No responses: no distribution.
+  Feeder errors(OneTarget());
+  Exchange failed;
+  errors.Add(failed);
+  EXPECT_EQ(errors.Finish().targets()[0].latency().bucket_le_us_size(), 0);
+}
+
+TEST(RunAggregatorTest, TimelineCountsPerSecondOfTheRecording) {
+  Feeder feed(OneTarget());
+  const uint64_t t0 = 1'700'000'000'000'000;  // a Unix time in microseconds, whole second
+  // Second 0: two matches; second 1: nothing; second 2: a mismatch, an error and a match,
+  // fed out of order.
+  auto add = [&](uint64_t at_us, int what) {
+    Exchange x;
+    x.arrival_us = at_us;
+    x.recorded = Response(200, R"({"a":1})");
+    if (what == 1) x.actual = Response(200, R"({"a":2})");
+    if (what == 0) x.actual = x.recorded;
+    feed.Add(x);
+  };
+  add(t0 + 2'500'000, 1);
+  add(t0 + 100, 0);
+  add(t0 + 999'999, 0);
+  add(t0 + 2'000'000, 2);
+  add(t0 + 2'999'999, 0);
+  const Report r = feed.Finish();
+  const v1::Timeline& tl = r.targets()[0].timeline();
+  EXPECT_EQ(tl.start_us(), t0);
+  EXPECT_EQ(tl.bucket_seconds(), 1u);
+  EXPECT_EQ(std::vector<uint64_t>(tl.requests().begin(), tl.requests().end()),
+            (std::vector<uint64_t>{2, 0, 3}));
+  EXPECT_EQ(std::vector<uint64_t>(tl.mismatches().begin(), tl.mismatches().end()),
+            (std::vector<uint64_t>{0, 0, 1}));
+  EXPECT_EQ(std::vector<uint64_t>(tl.errors().begin(), tl.errors().end()),
+            (std::vector<uint64_t>{0, 0, 1}));
+}
+
+TEST(RunAggregatorTest, LongTimelinesGetCoarserBuckets) {
+  Feeder feed(OneTarget());
+  // An hour, a request every second: 3600 seconds become buckets of 8 s (450 of them).
+  for (uint64_t s = 0; s < 3600; ++s) {
+    Exchange x;
+    x.arrival_us = s * 1'000'000 + 17;
+    x.recorded = Response(200, "{}");
+    x.actual = x.recorded;
+    feed.Add(x);
+  }
+  const Report r = feed.Finish();
+  const v1::Timeline& tl = r.targets()[0].timeline();
+  EXPECT_EQ(tl.bucket_seconds(), 8u);
+  EXPECT_LE(tl.requests_size(), static_cast<int>(kMaxTimelineBuckets));
+  EXPECT_EQ(tl.requests_size(), 450);
+  EXPECT_EQ(tl.mismatches_size(), tl.requests_size());
+  EXPECT_EQ(tl.errors_size(), tl.requests_size());
+  uint64_t sum = 0;
+  for (uint64_t n : tl.requests()) {
+    EXPECT_EQ(n, 8u);
+    sum += n;
+  }
+  EXPECT_EQ(sum, 3600u);
 }
 
 TEST(RunAggregatorTest, RejectsBadObservations) {

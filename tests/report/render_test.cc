@@ -26,6 +26,9 @@ using testing::Exchange;
 using testing::Feeder;
 using testing::Response;
 
+// The sample's recording starts at 2026-01-01T00:00:00Z (Envelope.arrival_us, for the timeline).
+constexpr uint64_t kSampleStartUs = 1'767'225'600'000'000;
+
 // A small run exercising everything a report can hold: two targets, a secondary, a
 // regression, a masked noisy field, normalized and ignored paths, transport errors, a text
 // body with markup, control characters and invalid UTF-8, and a passing endpoint.
@@ -57,6 +60,7 @@ Report SampleReport() {
       x.secondary = Response(200, base + "10" + R"(,"ts":"2024-01-01T00:00:00Z","rnd":)" +
                                       (i % 2 == 0 ? "3" : "1") + "}");
       x.latency_us = 2000 + static_cast<uint64_t>(i) * 100 * (target + 1);
+      x.arrival_us = kSampleStartUs + static_cast<uint64_t>(i) * 1'000'000;
       feed.Add(x);
     }
     for (int i = 0; i < 6; ++i) {
@@ -73,6 +77,7 @@ Report SampleReport() {
         x.actual = x.recorded;
       }
       x.latency_us = 700;
+      x.arrival_us = kSampleStartUs + static_cast<uint64_t>(i) * 1'500'000;
       feed.Add(x);
     }
   }
@@ -315,7 +320,10 @@ TEST(ReportHtmlTest, EscapesTrafficAndIsSelfContained) {
   EXPECT_NE(html.find("&lt;/script&gt;&lt;b&gt;"), std::string::npos);
   EXPECT_EQ(html.find("<script"), std::string::npos);  // no script at all, no network
   EXPECT_EQ(html.find("src="), std::string::npos);
-  EXPECT_EQ(html.find("href="), std::string::npos);
+  // The only links are to the page's own anchors.
+  for (size_t at = html.find("href="); at != std::string::npos; at = html.find("href=", at + 1)) {
+    EXPECT_EQ(html.compare(at, 7, "href=\"#"), 0) << html.substr(at, 40);
+  }
   EXPECT_EQ(html.find("@import"), std::string::npos);
   EXPECT_EQ(html.find("\x01"), std::string::npos);
   EXPECT_NE(html.find("hello\\x01 &lt;b&gt;&amp;\xEF\xBF\xBD"), std::string::npos);
@@ -330,6 +338,51 @@ TEST(ReportHtmlTest, EscapesTrafficAndIsSelfContained) {
   EXPECT_NE(html.find("ignored: <code>headers.date</code>"), std::string::npos);
   EXPECT_NE(html.find("3 regressions in 3 endpoints"), std::string::npos);
   EXPECT_EQ(html.rfind("</html>\n"), html.size() - 8);
+}
+
+// The summary strip, the charts (inline SVG, no script) and the quiet marking of normalized
+// values in the side-by-side view.
+TEST(ReportHtmlTest, SummaryStripChartsAndQuietMarking) {
+  std::string html = RenderHtml(SampleReport());
+  // Strip: verdict, regressions by severity, match rate, p99 change, links to anchors.
+  EXPECT_NE(html.find("<div class=\"strip\">"), std::string::npos);
+  EXPECT_NE(html.find("<div class=\"k\">regressions</div>"), std::string::npos);
+  EXPECT_NE(html.find("<div class=\"k\">match rate</div>"), std::string::npos);
+  EXPECT_NE(html.find("p99 vs recorded (target 1)"), std::string::npos);
+  size_t link = html.find("<a href=\"#t0-e");
+  ASSERT_NE(link, std::string::npos);
+  std::string anchor = html.substr(link + 10, html.find('"', link + 10) - (link + 10));
+  EXPECT_NE(html.find("id=\"" + anchor + "\""), std::string::npos) << anchor;
+  // Charts: a latency plot per target and per endpoint, a timeline per target.
+  auto count = [&](std::string_view needle) {
+    size_t n = 0;
+    for (size_t at = html.find(needle); at != std::string::npos; at = html.find(needle, at + 1))
+      ++n;
+    return n;
+  };
+  const size_t endpoints = 4;  // two per target, all shown
+  EXPECT_EQ(count("<svg class=\"chart latency\""), 2 + endpoints);
+  EXPECT_EQ(count("<svg class=\"chart timeline\""), 2u);
+  EXPECT_GE(count("<circle class=\"mark\""), 4 * 2 * (2 + endpoints) - 8);
+  EXPECT_NE(html.find("<title>candidate p99.9 "), std::string::npos);
+  EXPECT_NE(html.find("<polyline class=\"mismatches\""), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  // body.ts is normalized: its changed line is quiet, the price line is a real change.
+  EXPECT_NE(html.find("<td class=\"quiet\">  &quot;ts&quot;: &quot;2025-06-01T12:00:00Z&quot;"),
+            std::string::npos);
+  EXPECT_EQ(html.find("<td class=\"add\">  &quot;ts&quot;"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"add\">  &quot;price&quot;: 11,"), std::string::npos);
+  EXPECT_NE(html.find("normalized or ignored by the diff rules"), std::string::npos);
+}
+
+// A target with no responses and an empty timeline still renders, with notes, not charts.
+TEST(ReportHtmlTest, ChartsOfAnEmptyTarget) {
+  Report r;
+  r.add_targets()->set_name("http://nothing");
+  std::string html = RenderHtml(r);
+  EXPECT_NE(html.find("no latency to plot"), std::string::npos);
+  EXPECT_NE(html.find("no timeline"), std::string::npos);
+  EXPECT_EQ(html.find("<svg"), std::string::npos);
 }
 
 TEST(ReportHtmlTest, EscapeFunction) {

@@ -55,6 +55,7 @@ struct Exchange {
   std::string error = "timeout";
   std::optional<doppel::v1::HttpResponse> secondary;
   uint64_t latency_us = 1000;
+  uint64_t arrival_us = 0;  // the recording's clock (Envelope.arrival_us), for the timeline
 };
 
 class Feeder {
@@ -68,6 +69,7 @@ class Feeder {
     envelope.mutable_request()->set_target(x.path);
     envelope.mutable_request()->set_body(x.request_body);
     *envelope.mutable_response() = x.recorded;
+    envelope.set_arrival_us(x.arrival_us);
     diff::DiffResult candidate, noise;
     Observation obs;
     obs.target = x.target;
