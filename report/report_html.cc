@@ -322,6 +322,27 @@ std::vector<int> EndpointOrder(const TargetReport& t) {
 }
 
 // The id of endpoint `i` of `t`: positions, so any endpoint name gives a valid id.
+// Stateful replay: what was carried from earlier answers into later requests; a sink sent
+// unchanged (its source never answered) is marked as a warning.
+std::string CorrelationHtml(const v1::CorrelationReport& c) {
+  std::string out = "<h2>Correlation (" + E(c.mode()) + ")</h2>\n<p>" +
+                    std::to_string(c.substituted()) + " substituted, " +
+                    std::to_string(c.unanswered()) + " sent unchanged (source never answered), " +
+                    std::to_string(c.cookies_applied()) + " requests with jar cookies</p>\n";
+  if (c.correlations().empty()) return out + "<p>no correlations learned from the recording</p>\n";
+  out +=
+      "<table><tr><th>source</th><th>value at</th><th>sink</th><th>sent at</th>"
+      "<th>recorded</th><th>substituted</th><th>unanswered</th></tr>\n";
+  for (const auto& k : c.correlations()) {
+    out += std::string(k.unanswered() > 0 ? "<tr class=\"warn\">" : "<tr>") +
+           Td(k.source_endpoint()) + "<td><code>" + E(k.source_location()) + "</code></td>" +
+           Td(k.sink_endpoint()) + "<td><code>" + E(k.sink_location()) + "</code></td>" +
+           Td(std::to_string(k.recorded()), true) + Td(std::to_string(k.substituted()), true) +
+           Td(std::to_string(k.unanswered()), true) + "</tr>\n";
+  }
+  return out + "</table>\n";
+}
+
 std::string Anchor(const TargetReport& t, int i) {
   return "t" + std::to_string(t.index()) + "-e" + std::to_string(i);
 }
@@ -504,6 +525,7 @@ std::string RenderHtml(const Report& report, const HtmlOptions& options) {
       out += EndpointHtml(e, Anchor(t, i), options);
     }
   }
+  if (report.has_correlation()) out += CorrelationHtml(report.correlation());
   out += "</body>\n</html>\n";
   return out;
 }

@@ -385,6 +385,36 @@ TEST(ReportHtmlTest, ChartsOfAnEmptyTarget) {
   EXPECT_EQ(html.find("<svg"), std::string::npos);
 }
 
+TEST(ReportHtmlTest, CorrelationSectionWithUnansweredSinksMarked) {
+  Report r;
+  r.add_targets()->set_name("http://candidate");
+  EXPECT_EQ(RenderHtml(r).find("Correlation"), std::string::npos);  // absent when off
+  auto* c = r.mutable_correlation();
+  c->set_mode("auto");
+  c->set_substituted(5);
+  c->set_unanswered(1);
+  auto* ok = c->add_correlations();
+  ok->set_source_endpoint("POST /login");
+  ok->set_source_location("body.token");
+  ok->set_sink_endpoint("GET /account");
+  ok->set_sink_location("header:authorization");
+  ok->set_recorded(5);
+  ok->set_substituted(5);
+  auto* cut = c->add_correlations();
+  cut->set_source_endpoint("POST /orders");
+  cut->set_source_location("body.<id>");
+  cut->set_sink_endpoint("GET /orders/{id}");
+  cut->set_sink_location("path[1]");
+  cut->set_recorded(1);
+  cut->set_unanswered(1);
+  const std::string html = RenderHtml(r);
+  EXPECT_NE(html.find("<h2>Correlation (auto)</h2>"), std::string::npos);
+  EXPECT_NE(html.find("5 substituted, 1 sent unchanged"), std::string::npos);
+  EXPECT_NE(html.find("<tr><td>POST /login</td><td><code>body.token</code>"), std::string::npos);
+  EXPECT_NE(html.find("<tr class=\"warn\"><td>POST /orders</td><td><code>body.&lt;id&gt;</code>"),
+            std::string::npos);
+}
+
 TEST(ReportHtmlTest, EscapeFunction) {
   EXPECT_EQ(HtmlEscape("</script><b>"), "&lt;/script&gt;&lt;b&gt;");
   EXPECT_EQ(HtmlEscape("a&\"'"), "a&amp;&quot;&#39;");
