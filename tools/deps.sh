@@ -5,6 +5,7 @@ doppel_install_deps() {
               protobuf-compiler libzstd-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
               libyaml-cpp-dev libbrotli-dev libre2-dev clang-format-14
               libhiredis-dev redis-server redis-tools
+              libnghttp2-dev nghttp2-client nghttp2-server
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do
