@@ -49,6 +49,13 @@ Result<std::shared_ptr<asio::ssl::context>> MakeServerTlsContext(const std::stri
                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                        asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
                    ec);
+  // The key first: a certificate that does not match it is then refused by the check below,
+  // with an error that says so.
+  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
+  if (ec) {
+    return Status::InvalidArgument("--tls-key '" + key_file +
+                                   "': cannot load a PEM private key from it: " + ec.message());
+  }
   ctx->use_certificate_chain_file(cert_file, ec);
   if (ec) {
     return Status::InvalidArgument(
@@ -56,11 +63,6 @@ Result<std::shared_ptr<asio::ssl::context>> MakeServerTlsContext(const std::stri
         "': cannot load a PEM certificate chain from it: " + ec.message() +
         "; give the server certificate first, then "
         "its intermediates, in PEM");
-  }
-  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
-  if (ec) {
-    return Status::InvalidArgument("--tls-key '" + key_file +
-                                   "': cannot load a PEM private key from it: " + ec.message());
   }
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     return Status::InvalidArgument("--tls-key '" + key_file + "' does not match --tls-cert '" +

@@ -328,5 +328,78 @@ TEST_F(H2ProxyTest, DrainFinishesTheStreamInFlight) {
   ASSERT_EQ(sink_.envelopes().size(), 1u);
 }
 
+// A self-signed certificate and its key for 127.0.0.1, made by the openssl CLI.
+struct TestCert {
+  std::string dir;
+  std::string cert = dir + "/cert.pem";
+  std::string key = dir + "/key.pem";
+  explicit TestCert(const std::string& name = "h2-tls") : dir(testing::MakeTempDir(name)) {
+    ClientRun made = RunClient({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                                "/CN=127.0.0.1", "-keyout", key, "-out", cert});
+    EXPECT_EQ(made.code, 0) << made.err;
+  }
+  ~TestCert() { std::filesystem::remove_all(dir); }
+};
+
+// TLS on the listener: ALPN h2 gets HTTP/2, ALPN http/1.1 gets HTTP/1.1, both captured with
+// scheme https, the protocol, the TLS version and the ALPN.
+TEST_F(H2ProxyTest, TlsListenerServesH2AndHttp11ByAlpn) {
+  TestCert tls;
+  Start([&](RecorderOptions& o) {
+    o.tls_cert_file = tls.cert;
+    o.tls_key_file = tls.key;
+  });
+  const std::string url = "https://127.0.0.1:" + std::to_string(port_) + "/size?n=4";
+  ClientRun h2 =
+      RunClient({"/usr/bin/curl", "-sS", "-k", "--http2", "-w", " %{http_version}", url});
+  ASSERT_EQ(h2.code, 0) << h2.err;
+  EXPECT_EQ(h2.out, "ssss 2");
+  ClientRun h1 =
+      RunClient({"/usr/bin/curl", "-sS", "-k", "--http1.1", "-w", " %{http_version}", url});
+  ASSERT_EQ(h1.code, 0) << h1.err;
+  EXPECT_EQ(h1.out, "ssss 1.1");
+  // Plaintext on a TLS listener is no request.
+  EXPECT_EQ(testing::Fetch(port_, "GET", "/size?n=1").result_int(), 0u);
+  auto seen = upstream_.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].Header("X-Forwarded-Proto"), "https");
+  rec_->Stop();
+  auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), 2u);
+  EXPECT_EQ(env[0].scheme(), "https");
+  EXPECT_EQ(env[0].client_protocol(), "h2");
+  EXPECT_EQ(env[0].alpn(), "h2");
+  EXPECT_EQ(env[0].tls_version().rfind("TLSv1.", 0), 0u) << env[0].tls_version();
+  EXPECT_EQ(env[0].response().body(), "ssss");
+  EXPECT_EQ(env[1].scheme(), "https");
+  EXPECT_EQ(env[1].client_protocol(), "http/1.1");
+  EXPECT_EQ(env[1].alpn(), "http/1.1");
+  EXPECT_EQ(env[1].request().version(), 11u);
+  EXPECT_EQ(Metric("doppel_tls_handshakes_failed_total"), 1);
+}
+
+TEST_F(H2ProxyTest, BadCertificateOrKeyIsAClearError) {
+  TestCert tls;
+  TestCert other("h2-tls-other");
+  struct Case {
+    std::string cert, key, expected;
+  };
+  for (const Case& c :
+       {Case{tls.dir + "/missing.pem", tls.key, "--tls-cert"},
+        Case{tls.cert, tls.cert, "--tls-key"}, Case{tls.cert, other.key, "does not match"},
+        Case{tls.cert, "", "go together"}}) {
+    RecorderOptions o;
+    o.listen = {"127.0.0.1", 0};
+    o.upstream = net::ParseUrl(upstream_.url()).value();
+    o.tls_cert_file = c.cert;
+    o.tls_key_file = c.key;
+    auto rec = Recorder::Start(std::move(o), &sink_, nullptr);
+    ASSERT_FALSE(rec.ok()) << c.cert << " " << c.key;
+    EXPECT_NE(rec.status().ToString().find(c.expected), std::string::npos)
+        << rec.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace doppel::recorder
