@@ -16,6 +16,10 @@
 //   - the upstream never holds more than kMaxUpstreamConnections connections (the proxy's
 //     pool does not leak upstream connections).
 // Slow per input (real sockets, two round trips); that is expected.
+//
+// tests/fuzz/h2_session.cc builds this harness again with DOPPEL_FUZZ_H2: every input then
+// follows the HTTP/2 client preface, so it is frames into recorder/h2_session.cc, and what
+// the proxy sends back must start as HTTP/2 (its SETTINGS frame) instead of HTTP/1.x.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -330,10 +334,19 @@ void CheckHealthy(const Proxy& p) {
 
 void RunOne(const Proxy& p, std::string_view data) {
   bool closed = false;
+#ifdef DOPPEL_FUZZ_H2
+  const std::string framed = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + std::string(data);
+  const std::string reply = Exchange(p.port, framed, &closed);
+  FUZZ_CHECK(closed, "the proxy kept the connection open after the client half-closed");
+  // A frame header (9 bytes) of type SETTINGS (4) first.
+  FUZZ_CHECK(reply.size() < 9 || reply[3] == 4,
+             "the proxy's HTTP/2 answer does not start with its SETTINGS frame");
+#else
   const std::string reply = Exchange(p.port, data, &closed);
   FUZZ_CHECK(closed, "the proxy kept the connection open after the client half-closed");
   FUZZ_CHECK(reply.empty() || reply.rfind("HTTP/1.", 0) == 0,
              "the proxy sent something that is not an HTTP response: " + reply.substr(0, 100));
+#endif
   const auto& rec = *p.recorder;
   FUZZ_CHECK(WaitFor([&] { return rec.counts().connections == 0; }),
              "a client connection is still open after the client closed");

@@ -175,6 +175,26 @@ TEST_F(H2ProxyTest, TenMebibyteBodiesBothWaysIntact) {
   std::filesystem::remove_all(dir);
 }
 
+// The HTTP/1.1 limits hold per stream: a header list over --max-header-size is answered 431,
+// a body over --max-request-body 413, and neither reaches the primary.
+TEST_F(H2ProxyTest, HeaderAndBodyLimitsPerStream) {
+  Start([](RecorderOptions& o) {
+    o.max_header_bytes = 1024;
+    o.max_request_body = 1000;
+  });
+  ClientRun big_header =
+      RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                 "%{http_code}", "-H", "X-Big: " + std::string(2000, 'a'), Url("/size?n=1")});
+  EXPECT_EQ(big_header.out, "431") << big_header.err;
+  ClientRun big_body =
+      RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                 "%{http_code}", "--data-binary", std::string(5000, 'b'), Url("/echo")});
+  EXPECT_EQ(big_body.out, "413") << big_body.err;
+  EXPECT_EQ(upstream_.requests().size(), 0u);
+  EXPECT_EQ(Metric("doppel_proxy_errors_total{reason=\"header_too_large\"}"), 1);
+  EXPECT_EQ(Metric("doppel_proxy_errors_total{reason=\"body_too_large\"}"), 1);
+}
+
 // An nghttp2 client on a plain socket, for what curl will not do.
 class RawH2Client {
  public:
