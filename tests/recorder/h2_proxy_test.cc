@@ -17,6 +17,7 @@
 #include "tests/integration/child_process.h"
 #include "tests/integration/hardening_util.h"
 #include "tests/net/test_upstream.h"
+#include "tests/recorder/loopback_options.h"
 #include "tests/recorder/memory_sink.h"
 
 namespace doppel::recorder {
@@ -63,16 +64,10 @@ ClientRun RunClient(std::vector<std::string> args) {
 class H2ProxyTest : public ::testing::Test {
  protected:
   void Start(const std::function<void(RecorderOptions&)>& tweak = {}) {
-    RecorderOptions o;
-    o.listen = {"127.0.0.1", 0};
-    o.upstream = net::ParseUrl(upstream_.url()).value();
-    o.threads = 1;
-    o.session = "test";
+    RecorderOptions o = LoopbackOptions(upstream_.url());
     if (tweak) tweak(o);
-    auto rec = Recorder::Start(std::move(o), &sink_, nullptr);
-    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
-    rec_ = std::move(rec.value());
-    port_ = rec_->listen_address().port;
+    rec_ = StartLoopback(std::move(o), &sink_, nullptr, &port_);
+    ASSERT_NE(rec_, nullptr);
   }
   void TearDown() override {
     if (rec_) rec_->Stop();
@@ -409,9 +404,7 @@ TEST_F(H2ProxyTest, BadCertificateOrKeyIsAClearError) {
        {Case{tls.dir + "/missing.pem", tls.key, "--tls-cert"},
         Case{tls.cert, tls.cert, "--tls-key"}, Case{tls.cert, other.key, "does not match"},
         Case{tls.cert, "", "go together"}}) {
-    RecorderOptions o;
-    o.listen = {"127.0.0.1", 0};
-    o.upstream = net::ParseUrl(upstream_.url()).value();
+    RecorderOptions o = LoopbackOptions(upstream_.url());
     o.tls_cert_file = c.cert;
     o.tls_key_file = c.key;
     auto rec = Recorder::Start(std::move(o), &sink_, nullptr);
