@@ -192,6 +192,9 @@ json::object EnvelopeToJson(const Envelope& e) {
   o["seq"] = e.seq();
   if (!e.client_addr().empty()) o["client_addr"] = e.client_addr();
   if (!e.scheme().empty()) o["scheme"] = e.scheme();
+  if (!e.client_protocol().empty()) o["client_protocol"] = e.client_protocol();
+  if (!e.tls_version().empty()) o["tls_version"] = e.tls_version();
+  if (!e.alpn().empty()) o["alpn"] = e.alpn();
   if (!e.matched_rule().empty()) o["matched_rule"] = e.matched_rule();
   if (e.error() != doppel::v1::PROXY_ERROR_NONE) {
     o["error"] = doppel::v1::ProxyError_Name(e.error());
@@ -231,6 +234,9 @@ Status EnvelopeFromJson(const json::object& o, Envelope* e) {
   e->set_seq(static_cast<uint32_t>(u));
   DOPPEL_RETURN_IF_ERROR(GetString(o, "client_addr", e->mutable_client_addr()));
   DOPPEL_RETURN_IF_ERROR(GetString(o, "scheme", e->mutable_scheme()));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "client_protocol", e->mutable_client_protocol()));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "tls_version", e->mutable_tls_version()));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "alpn", e->mutable_alpn()));
   DOPPEL_RETURN_IF_ERROR(GetString(o, "matched_rule", e->mutable_matched_rule()));
   std::string err;
   DOPPEL_RETURN_IF_ERROR(GetString(o, "error", &err));

@@ -5,8 +5,13 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 
 namespace doppel::recorder {
+
+// A client connection over TLS (--tls-cert), the handshake done.
+using TlsStream = boost::asio::ssl::stream<boost::beast::tcp_stream>;
 
 class RecorderImpl;
 struct Worker;
@@ -18,6 +23,11 @@ class ProxySession {
   // REQUIRES: called on the worker's thread; `recorder` counts the connection as open
   // already (the session gives it back when it ends).
   static void Start(boost::asio::ip::tcp::socket&& socket, Worker& worker, RecorderImpl& recorder);
+  // As Start, over TLS: the handshake first (bounded by request_timeout), then HTTP/2 when
+  // ALPN chose "h2" (H2Session), else HTTP/1.x. A failed handshake closes the connection
+  // (counted in doppel_tls_handshakes_failed_total). `tls` outlives the recorder's threads.
+  static void StartTls(boost::asio::ip::tcp::socket&& socket, boost::asio::ssl::context& tls,
+                       Worker& worker, RecorderImpl& recorder);
 
   // Shutdown: a connection waiting for its next request is closed now; one in the middle of
   // a request finishes it and closes afterwards. REQUIRES: on the worker's thread.

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/thread.h"
+#include "net/tls_server.h"
 #include "recorder/proxy_session.h"
 #include "recorder/recorder_impl.h"
 #include "recorder/worker.h"
@@ -59,6 +60,14 @@ Status RecorderImpl::Init() {
     auto hub = MirrorHub::Create(options_.mirror, options_.rules, registry_);
     if (!hub.ok()) return hub.status();
     mirrors_ = std::move(hub.value());
+  }
+  if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
+    return Status::InvalidArgument(
+        "--tls-cert and --tls-key go together: give both (PEM files) for TLS on the listener");
+  }
+  if (!options_.tls_cert_file.empty()) {
+    DOPPEL_ASSIGN_OR_RETURN(
+        listener_tls_, net::MakeServerTlsContext(options_.tls_cert_file, options_.tls_key_file));
   }
   std::shared_ptr<asio::ssl::context> tls;
   if (options_.upstream.tls()) {
@@ -135,7 +144,11 @@ void RecorderImpl::Accept(Worker& w) {
       boost::system::error_code ignored;
       socket.close(ignored);
     } else {
-      ProxySession::Start(std::move(socket), w, *this);
+      if (listener_tls_) {
+        ProxySession::StartTls(std::move(socket), *listener_tls_, w, *this);
+      } else {
+        ProxySession::Start(std::move(socket), w, *this);
+      }
     }
     Accept(w);
   });

@@ -37,6 +37,15 @@ struct RecorderOptions {
   std::chrono::milliseconds idle_timeout{60000};     // keep-alive wait for the next request
   std::chrono::milliseconds request_timeout{30000};  // reading a request / writing a response
   size_t max_connections = 10000;                    // client connections; over it: closed
+  // HTTP/2 (h2c with prior knowledge): streams a client may have open at once (SETTINGS
+  // MAX_CONCURRENT_STREAMS; nghttp2 refuses more). max_header_bytes is the header list limit
+  // and max_request_body the body limit of each stream.
+  uint32_t h2_max_concurrent_streams = 100;
+  // TLS on the listener (both or neither): PEM certificate chain and private key. ALPN offers
+  // "h2" (HTTP/2 over TLS) and "http/1.1"; without TLS the listener is plaintext, HTTP/1.x
+  // and h2c with prior knowledge on the same port.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 
   // Upstream.
   // Connect/idle/response timeouts, pool sizes. Responses stream: read_idle_timeout bounds

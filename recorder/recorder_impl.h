@@ -22,6 +22,10 @@
 #include "recorder/request_log.h"
 #include "recorder/sampler.h"
 
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace doppel::recorder {
 
 struct Worker;
@@ -96,6 +100,7 @@ class RecorderImpl : public Recorder {
   };
   std::vector<SinkWriter> sinks_;       // at least one
   std::unique_ptr<MirrorHub> mirrors_;  // outlives the workers (their pending copies use it)
+  std::shared_ptr<boost::asio::ssl::context> listener_tls_;  // --tls-cert; outlives the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
   net::HostPort listen_address_;

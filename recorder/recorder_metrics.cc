@@ -69,6 +69,20 @@ RecorderMetrics::RecorderMetrics(net::MetricsRegistry& r) {
                                  "Primary exchanges on a pooled keep-alive connection.");
   latency = r.AddHistogram("doppel_primary_latency_seconds",
                            "Primary latency: request sent to last response byte read.");
+  h2_connections = r.AddCounter("doppel_h2_connections_total",
+                                "Client connections that spoke HTTP/2 (h2c or h2).");
+  h2_streams = r.AddGauge("doppel_h2_streams_active", "HTTP/2 streams in flight.");
+  static constexpr const char* kH2Closed =
+      "HTTP/2 connections closed for what the client sent, by reason.";
+  h2_closed_protocol =
+      r.AddCounter("doppel_h2_connections_closed_total", kH2Closed, "reason=\"protocol\"");
+  h2_closed_rapid_reset =
+      r.AddCounter("doppel_h2_connections_closed_total", kH2Closed, "reason=\"rapid_reset\"");
+  h2_closed_flood =
+      r.AddCounter("doppel_h2_connections_closed_total", kH2Closed, "reason=\"flood\"");
+  tls_handshake_failed =
+      r.AddCounter("doppel_tls_handshakes_failed_total",
+                   "TLS handshakes on the listener that failed or timed out (--tls-cert).");
 }
 
 uint64_t RecorderMetrics::errors_total() const {

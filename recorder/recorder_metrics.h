@@ -47,6 +47,17 @@ struct RecorderMetrics {
   net::Counter* response_bytes;
   net::Counter* upstream_reused;
   net::Histogram* latency;
+  // HTTP/2 client connections (recorder/h2_session.cc).
+  net::Counter* h2_connections;
+  net::Gauge* h2_streams;  // streams open now (requests in flight over HTTP/2)
+  // Connections closed for what the client sent: a malformed frame or preface
+  // (reason="protocol"), too many streams reset by the client (reason="rapid_reset", GOAWAY
+  // ENHANCE_YOUR_CALM), or frames that make the proxy answer faster than the client reads its
+  // answers, such as a PING or SETTINGS flood (reason="flood").
+  net::Counter* h2_closed_protocol;
+  net::Counter* h2_closed_rapid_reset;
+  net::Counter* h2_closed_flood;
+  net::Counter* tls_handshake_failed;  // --tls-cert: handshakes that failed or timed out
 };
 
 }  // namespace doppel::recorder

@@ -170,4 +170,12 @@ TargetCheck CheckRequestTarget(std::string_view method, std::string_view target,
   return out;
 }
 
+PrefaceMatch MatchH2Preface(std::string_view bytes) {
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  if (bytes.size() >= kPreface.size()) {
+    return bytes.substr(0, kPreface.size()) == kPreface ? PrefaceMatch::kYes : PrefaceMatch::kNo;
+  }
+  return kPreface.substr(0, bytes.size()) == bytes ? PrefaceMatch::kPrefix : PrefaceMatch::kNo;
+}
+
 }  // namespace doppel::recorder

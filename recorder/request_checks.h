@@ -56,4 +56,10 @@ struct TargetCheck {
 TargetCheck CheckRequestTarget(std::string_view method, std::string_view target, unsigned version,
                                size_t host_fields, std::string_view host);
 
+// RFC 9113 3.4: whether `bytes` (the first bytes of a connection) are the HTTP/2 client
+// preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (kYes: HTTP/2 with prior knowledge follows), a
+// proper prefix of it (kPrefix: read more before deciding), or not (kNo: HTTP/1.x).
+enum class PrefaceMatch { kNo, kPrefix, kYes };
+PrefaceMatch MatchH2Preface(std::string_view bytes);
+
 }  // namespace doppel::recorder

@@ -215,6 +215,12 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
     *d.out = ms;
   }
   o.max_connections = f.max_connections;
+  if (f.h2_max_concurrent_streams < 1 || f.h2_max_concurrent_streams > 0x7fffffffu) {
+    return Status::InvalidArgument("--h2-max-concurrent-streams must be between 1 and 2147483647");
+  }
+  o.h2_max_concurrent_streams = f.h2_max_concurrent_streams;
+  o.tls_cert_file = f.tls_cert;
+  o.tls_key_file = f.tls_key;
   o.queue.queue_size = std::max<size_t>(1, f.queue_size);
   o.upstream_tls.verify = !f.upstream_insecure;
   o.upstream_tls.ca_file = f.upstream_ca;

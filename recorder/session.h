@@ -52,6 +52,9 @@ struct SessionOptions {
   std::string upstream_timeout;               // whole response; "" = no limit
   std::string drain_timeout = "10s";          // 0 allowed: in-flight requests are cut at once
   size_t max_connections = 10000;
+  uint32_t h2_max_concurrent_streams = 100;  // 1 to 2^31-1
+  std::string tls_cert;                      // --tls-cert FILE (PEM chain), with --tls-key FILE
+  std::string tls_key;
   size_t queue_size = 10000;  // 0 is taken as 1
   bool sync = false;          // fsync the store on every batch
   // Capture sinks (--sink, repeatable): "store", or redis://[:PASSWORD@]HOST[:PORT]/STREAM.

@@ -215,6 +215,13 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       ->capture_default_str();
   cmd->add_option("--max-connections", flags->max_connections, "open client connections")
       ->capture_default_str();
+  cmd->add_option("--tls-cert", flags->tls_cert,
+                  "TLS on the listener: PEM certificate chain (with --tls-key; ALPN h2, "
+                  "http/1.1)");
+  cmd->add_option("--tls-key", flags->tls_key, "TLS on the listener: PEM private key");
+  cmd->add_option("--h2-max-concurrent-streams", flags->h2_max_concurrent_streams,
+                  "HTTP/2: streams one client connection may have open at once")
+      ->capture_default_str();
   cmd->add_option("--queue-size", flags->queue_size,
                   "envelopes waiting for the store; beyond, captures are dropped")
       ->capture_default_str();

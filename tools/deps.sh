@@ -8,6 +8,7 @@ doppel_install_deps() {
               libyaml-cpp-dev libbrotli-dev libre2-dev clang-format-14
               libhiredis-dev redis-server redis-tools
               chromium python3-jsonschema
+              libnghttp2-dev nghttp2-client nghttp2-server
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do

@@ -7,7 +7,8 @@
 //
 // Properties: no crash, no hang, no leak —
 //   - the proxy closes the connection within kCloseTimeout of the client's half-close;
-//   - what it sends back, if anything, starts as an HTTP/1.x response;
+//   - what it sends back, if anything, starts as an HTTP/1.x response (as HTTP/2, its
+//     SETTINGS frame, when the input starts with the HTTP/2 client preface);
 //   - afterwards its open-connection count returns to 0, its capture queue drains and no
 //     mirrored copy stays in flight;
 //   - every captured envelope can be stored and read back (protobuf and store codec round
@@ -16,6 +17,10 @@
 //   - the upstream never holds more than kMaxUpstreamConnections connections (the proxy's
 //     pool does not leak upstream connections).
 // Slow per input (real sockets, two round trips); that is expected.
+//
+// tests/fuzz/h2_session.cc builds this harness again with DOPPEL_FUZZ_H2: every input then
+// follows the HTTP/2 client preface, so it is frames into recorder/h2_session.cc, and what
+// the proxy sends back must start as HTTP/2 (its SETTINGS frame) instead of HTTP/1.x.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -330,10 +335,22 @@ void CheckHealthy(const Proxy& p) {
 
 void RunOne(const Proxy& p, std::string_view data) {
   bool closed = false;
-  const std::string reply = Exchange(p.port, data, &closed);
+  static constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#ifdef DOPPEL_FUZZ_H2
+  const std::string input = std::string(kH2Preface) + std::string(data);
+#else
+  const std::string input(data);
+#endif
+  const std::string reply = Exchange(p.port, input, &closed);
   FUZZ_CHECK(closed, "the proxy kept the connection open after the client half-closed");
-  FUZZ_CHECK(reply.empty() || reply.rfind("HTTP/1.", 0) == 0,
-             "the proxy sent something that is not an HTTP response: " + reply.substr(0, 100));
+  if (input.rfind(kH2Preface, 0) == 0) {
+    // HTTP/2: a frame header (9 bytes) of type SETTINGS (4) first.
+    FUZZ_CHECK(reply.size() < 9 || reply[3] == 4,
+               "the proxy's HTTP/2 answer does not start with its SETTINGS frame");
+  } else {
+    FUZZ_CHECK(reply.empty() || reply.rfind("HTTP/1.", 0) == 0,
+               "the proxy sent something that is not an HTTP response: " + reply.substr(0, 100));
+  }
   const auto& rec = *p.recorder;
   FUZZ_CHECK(WaitFor([&] { return rec.counts().connections == 0; }),
              "a client connection is still open after the client closed");

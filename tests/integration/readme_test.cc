@@ -242,9 +242,9 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   std::string error;
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
-  static const std::set<std::string> kKnown = {"record-replay", "ci",       "load-test",
-                                               "interop",       "mirror",   "redis",
-                                               "streaming",     "stateful", "compare"};
+  static const std::set<std::string> kKnown = {"record-replay", "ci",    "load-test", "interop",
+                                               "mirror",        "redis", "streaming", "stateful",
+                                               "compare",       "http2"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -398,6 +398,28 @@ TEST_F(ReadmeTest, StatefulWorkflow) {
   ASSERT_EQ(Run(Rewrite(b->commands[1]), &out), 0) << out;
   EXPECT_NE(out.find("4 correlations learned"), std::string::npos) << out;
   EXPECT_NE(out.find("12 substituted, 0 sent unchanged"), std::string::npos) << out;
+}
+
+// HTTP/2 and TLS: the certificate is made, the recorder starts with it and answers curl over
+// HTTP/2 (ALPN h2) and HTTP/1.1 over TLS; both requests are in the session's counts.
+TEST_F(ReadmeTest, Http2Workflow) {
+  const Block* b = FindBlock("http2");
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(b->commands.size(), 2u);
+  std::string out;
+  ASSERT_EQ(Run(Rewrite(b->commands[0]), &out), 0) << out;
+  const std::string cmd = Rewrite(b->commands[1]);
+  ChildProcess rec({"/bin/bash", "-c", "cd '" + work_ + "' && exec " + cmd}, Env());
+  ASSERT_FALSE(rec.WaitForLine("listening on ").empty()) << cmd << "\n" << rec.all_stderr();
+  const std::string url = "https://127.0.0.1:" + std::to_string(proxy_port_) + "/api/v1/products/1";
+  EXPECT_EQ(Run("curl -sfk --http2 -o /dev/null -w '%{http_version}' " + url, &out), 0) << out;
+  EXPECT_EQ(out, "2");
+  EXPECT_EQ(Run("curl -sfk --http1.1 -o /dev/null -w '%{http_version}' " + url, &out), 0) << out;
+  EXPECT_EQ(out, "1.1");
+  rec.Signal(SIGINT);
+  EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
+  EXPECT_NE(rec.all_stdout().find("session secure: requests 2,"), std::string::npos)
+      << rec.all_stdout();
 }
 
 }  // namespace

@@ -22,6 +22,24 @@ TEST(EnvelopeJson, TextRoundTrip) {
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(e, back));
 }
 
+// The client's protocol and TLS details (HTTP/2 and TLS on the listener) are printed by
+// `doppel cat` and read back; absent, they are not printed.
+TEST(EnvelopeJson, ClientProtocolAndTlsRoundTrip) {
+  auto e = storage::testing::MakeEnvelope(7, 1);
+  EXPECT_FALSE(EnvelopeToJson(e).contains("client_protocol"));
+  e.set_scheme("https");
+  e.set_client_protocol("h2");
+  e.set_tls_version("TLSv1.3");
+  e.set_alpn("h2");
+  auto o = EnvelopeToJson(e);
+  EXPECT_EQ(o.at("client_protocol").as_string(), "h2");
+  EXPECT_EQ(o.at("tls_version").as_string(), "TLSv1.3");
+  EXPECT_EQ(o.at("alpn").as_string(), "h2");
+  v1::Envelope back;
+  ASSERT_TRUE(EnvelopeFromJson(o, &back).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(e, back));
+}
+
 TEST(EnvelopeJson, BinaryBodiesAreBase64AndMarked) {
   auto e = storage::testing::MakeEnvelope(1, 1);
   e.mutable_response()->set_body(std::string("\x89PNG\r\n\x1a\n\0\xff", 10));

@@ -23,6 +23,7 @@
 #include "recorder/recorder.h"
 #include "tests/base/gate.h"
 #include "tests/net/test_upstream.h"
+#include "tests/recorder/loopback_options.h"
 #include "tests/recorder/memory_sink.h"
 
 namespace doppel::recorder {
@@ -84,16 +85,10 @@ class ScriptedUpstream {
 class StreamTest : public ::testing::Test {
  protected:
   void Start(const std::string& upstream, const std::function<void(RecorderOptions&)>& tweak = {}) {
-    RecorderOptions o;
-    o.listen = {"127.0.0.1", 0};
-    o.upstream = net::ParseUrl(upstream).value();
-    o.threads = 1;
-    o.session = "stream";
+    RecorderOptions o = LoopbackOptions(upstream, "stream");
     if (tweak) tweak(o);
-    auto rec = Recorder::Start(std::move(o), &sink_, nullptr);
-    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
-    rec_ = std::move(rec.value());
-    port_ = rec_->listen_address().port;
+    rec_ = StartLoopback(std::move(o), &sink_, nullptr, &port_);
+    ASSERT_NE(rec_, nullptr);
   }
   void TearDown() override {
     if (rec_) rec_->Stop();

@@ -14,6 +14,7 @@
 #include "recorder/recorder.h"
 #include "tests/base/gate.h"
 #include "tests/net/test_upstream.h"
+#include "tests/recorder/loopback_options.h"
 #include "tests/recorder/memory_sink.h"
 
 namespace doppel::recorder {
@@ -35,12 +36,8 @@ std::string Header(const google::protobuf::RepeatedPtrField<doppel::v1::Header>&
 class ProxyTest : public ::testing::Test {
  protected:
   void Start(const std::function<void(RecorderOptions&)>& tweak = {}) {
-    RecorderOptions o;
-    o.listen = {"127.0.0.1", 0};
-    o.upstream = net::ParseUrl(upstream_.url()).value();
-    o.threads = 1;
+    RecorderOptions o = LoopbackOptions(upstream_.url());
     o.admin = net::HostPort{"127.0.0.1", 0};
-    o.session = "test";
     if (tweak) tweak(o);
     auto rec = Recorder::Start(std::move(o), &sink_, redactor_.get());
     ASSERT_TRUE(rec.ok()) << rec.status().ToString();

@@ -160,5 +160,18 @@ TEST(CheckHostTest, RefusesWhatAUriHostCannotHold) {
   }
 }
 
+// The HTTP/2 preface is recognised whole, waited for while only a prefix of it arrived, and
+// anything else (an HTTP/1.x request, a look-alike) stays HTTP/1.x.
+TEST(MatchH2Preface, WholePrefixOrNot) {
+  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  EXPECT_EQ(MatchH2Preface(preface), PrefaceMatch::kYes);
+  EXPECT_EQ(MatchH2Preface(preface + "\x00\x00\x00\x04"), PrefaceMatch::kYes);
+  EXPECT_EQ(MatchH2Preface("P"), PrefaceMatch::kPrefix);
+  EXPECT_EQ(MatchH2Preface(preface.substr(0, 23)), PrefaceMatch::kPrefix);
+  EXPECT_EQ(MatchH2Preface("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"), PrefaceMatch::kNo);
+  EXPECT_EQ(MatchH2Preface("POST / HTTP/1.1\r\n"), PrefaceMatch::kNo);
+  EXPECT_EQ(MatchH2Preface("GET"), PrefaceMatch::kNo);
+}
+
 }  // namespace
 }  // namespace doppel::recorder

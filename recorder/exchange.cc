@@ -1,0 +1,265 @@
+#include "recorder/exchange.h"
+
+#include <algorithm>
+#include <boost/beast/http.hpp>
+
+#include "base/strings.h"
+#include "net/headers.h"
+#include "recorder/mirror.h"
+#include "recorder/recorder_impl.h"
+#include "recorder/worker.h"
+
+namespace doppel::recorder {
+
+namespace {
+
+namespace http = boost::beast::http;
+
+constexpr int kMaxStreamChunks = 1024;  // StreamChunk entries per envelope
+
+void FillBody(const std::string& body, uint64_t limit, std::string* out, bool* truncated,
+              uint64_t* size) {
+  *size = body.size();
+  *truncated = body.size() > limit;
+  out->assign(body, 0, std::min<uint64_t>(limit, body.size()));
+}
+
+void AppendUpTo(std::string_view piece, uint64_t limit, std::string* out) {
+  if (out->size() < limit) out->append(piece.substr(0, limit - out->size()));
+}
+
+net::RequestView ViewOf(const net::HttpRequest& req) {
+  return {req.method_string(), req.target(),
+          [&req](std::string_view name) -> std::optional<std::string_view> {
+            auto it = req.find(name);
+            if (it == req.end()) return std::nullopt;
+            return it->value();
+          }};
+}
+
+}  // namespace
+
+Exchange::Exchange(Worker& worker, RecorderImpl& recorder, const ClientInfo& client)
+    : worker_(worker), rec_(recorder), client_(client) {}
+
+Exchange::~Exchange() = default;
+
+void Exchange::StartEnvelope(uint64_t arrival_us) {
+  envelope_.emplace();
+  envelope_->set_arrival_us(arrival_us);
+  envelope_->set_seq(rec_.NextSeq());
+  envelope_->set_client_addr(client_.addr);
+  envelope_->set_scheme(client_.scheme);
+  envelope_->set_client_protocol(client_.protocol);
+  envelope_->set_tls_version(client_.tls_version);
+  envelope_->set_alpn(client_.alpn);
+}
+
+void Exchange::DecideCapture(const net::RequestView& view, unsigned version, uint64_t arrival_us) {
+  const RecorderOptions& opts = rec_.options();
+  const net::MatchBlock* block = nullptr;
+  if (!opts.rules.empty()) {
+    block = opts.rules.Match(view);
+    if (block == nullptr) {
+      rec_.metrics().unmatched->Inc();
+      return;
+    }
+  }
+  if (!rec_.sampler().Sample(view, worker_.rng.Next())) return;
+  StartEnvelope(arrival_us);
+  if (block != nullptr) envelope_->set_matched_rule(block->name);
+  auto* r = envelope_->mutable_request();
+  r->set_method(std::string(view.method));
+  // Obs-text bytes (Beast accepts them) percent-encoded, or the envelope would not parse
+  // back (base/strings.h); the primary still gets the target as sent.
+  r->set_target(PercentEncodeNonAscii(view.target));
+  r->set_version(version);
+}
+
+void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chunked,
+                       bool had_length, std::string logged_request, net::StreamCallback done) {
+  logged_request_ = std::move(logged_request);
+  net::StripHopByHop(req);
+  rec_.metrics().request_bytes->Inc(req.body().size());
+  if (envelope_) {
+    auto* r = envelope_->mutable_request();
+    net::CopyHeaders(req, r->mutable_headers());
+    uint64_t size = 0;
+    bool truncated = false;
+    FillBody(req.body(), rec_.options().capture_body_limit, r->mutable_body(), &truncated, &size);
+    r->set_body_truncated(truncated);
+    r->set_body_size(size);
+  }
+  net::AddForwardingHeaders(req, {client_.ip, client_.scheme, client_version});
+  // HTTP/1.0 allows a request without Host; the upstream gets HTTP/1.1, which does not.
+  if (req.find(http::field::host) == req.end()) {
+    req.set(http::field::host, rec_.options().upstream.Authority());
+  }
+  req.version(11);
+  if (chunked) {
+    req.chunked(true);
+  } else if (had_length || !req.body().empty()) {
+    req.content_length(req.body().size());
+  }
+  if (worker_.mirror) {
+    // The copy is the request as forwarded, target as the client sent it (each mirror
+    // applies its own base path); sent now, never waited for.
+    mirrored_ = worker_.mirror->Dispatch(req, ViewOf(req));
+  }
+  const net::Url& upstream = rec_.options().upstream;
+  if (!upstream.base_path.empty()) req.target(upstream.TargetFor(req.target()));
+  worker_.pool->SendStreaming(std::move(req), std::move(done));
+}
+
+std::optional<UpstreamFailure> Exchange::CheckUpstream(const net::ExchangeResult& result) {
+  if (result.reused_connection) rec_.metrics().upstream_reused->Inc();
+  switch (result.error) {
+    case net::ClientError::kNone:
+      return std::nullopt;
+    case net::ClientError::kTimeout:
+      return UpstreamFailure{ProxyFailure::kUpstreamTimeout, 504,
+                             "primary timeout: " + result.detail};
+    case net::ClientError::kConnect:
+      return UpstreamFailure{ProxyFailure::kUpstreamConnect, 502,
+                             "primary unreachable: " + result.detail};
+    default:
+      return UpstreamFailure{ProxyFailure::kUpstreamReset, 502, "primary failed: " + result.detail};
+  }
+}
+
+bool Exchange::OnResponseHead(net::HttpResponse& res, net::BodyReaderPtr body, bool is_head) {
+  body_ = std::move(body);
+  const unsigned upstream_version = res.version();
+  net::StripHopByHop(res);
+  const unsigned status = res.result_int();
+  const bool no_body = is_head || status == 204 || status == 304 || status / 100 == 1;
+  body_size_ = 0;
+  body_cut_ = false;
+  primary_done_ = false;
+  head_time_ = std::chrono::steady_clock::now();
+  if (mirrored_) mirror_copy_.emplace(res);  // the body follows in CopyAside
+  if (envelope_) {
+    auto* r = envelope_->mutable_response();
+    r->set_status(status);
+    r->set_reason(PercentEncodeNonAscii(res.reason()));
+    r->set_version(upstream_version);
+    net::CopyHeaders(res, r->mutable_headers());
+    auto type = res.find(http::field::content_type);
+    static constexpr std::string_view kEventStream = "text/event-stream";
+    event_stream_ = type != res.end() &&
+                    EqualsIgnoreCase(type->value().substr(0, kEventStream.size()), kEventStream);
+  }
+  return !no_body;
+}
+
+void Exchange::CopyAside(std::string_view piece) {
+  const uint64_t limit = rec_.options().capture_body_limit;
+  rec_.metrics().response_bytes->Inc(piece.size());
+  if (envelope_ && !piece.empty()) {
+    auto* r = envelope_->mutable_response();
+    if (event_stream_) {
+      if (r->chunks_size() < kMaxStreamChunks) {
+        auto* c = r->add_chunks();
+        c->set_offset(body_size_);
+        c->set_size(piece.size());
+        c->set_at_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::steady_clock::now() - head_time_)
+                                               .count()));
+      } else {
+        r->set_chunks_truncated(true);
+      }
+    }
+    AppendUpTo(piece, limit, r->mutable_body());
+  }
+  if (mirror_copy_) AppendUpTo(piece, limit, &mirror_copy_->body());
+  body_size_ += piece.size();
+}
+
+void Exchange::OnPrimaryDone() {
+  primary_done_ = true;
+  const uint64_t latency_us = body_->latency_us();
+  rec_.metrics().latency->ObserveUs(latency_us);
+  if (mirrored_) {
+    mirrored_->OnPrimary(*mirror_copy_, latency_us,
+                         /*body_complete=*/mirror_copy_->body().size() == body_size_);
+    mirrored_.reset();
+  }
+  FinishCapture(latency_us);
+}
+
+// Pushes the envelope of a relayed (or cut) response; a full queue drops it, never the
+// stream (RecorderImpl::Capture does not wait).
+void Exchange::FinishCapture(uint64_t latency_us) {
+  mirror_copy_.reset();
+  if (!envelope_) return;
+  auto* r = envelope_->mutable_response();
+  r->set_body_size(body_size_);
+  r->set_body_truncated(body_cut_ || r->body().size() < body_size_);
+  r->set_latency_us(latency_us);
+  rec_.Capture(std::move(*envelope_));
+  envelope_.reset();
+}
+
+void Exchange::CutByPrimary(net::ClientError error, const std::string& detail, unsigned status) {
+  const ProxyFailure failure = error == net::ClientError::kTimeout ? ProxyFailure::kUpstreamTimeout
+                                                                   : ProxyFailure::kUpstreamReset;
+  rec_.metrics().errors[static_cast<int>(failure)]->Inc();
+  rec_.metrics().cut[static_cast<int>(failure)]->Inc();
+  if (rec_.options().log_bodies) {
+    rec_.LogFailure(status, FailureName(failure), logged_request_ + " from " + client_.addr,
+                    "response cut mid-body: " + detail);
+  }
+  if (envelope_) {
+    envelope_->set_error(ToProxyError(failure));
+    envelope_->set_error_detail("response cut mid-body after " + std::to_string(body_size_) +
+                                " bytes: " + detail);
+  }
+  body_cut_ = true;
+}
+
+void Exchange::Abort() {
+  body_cut_ = true;
+  if (mirrored_) {
+    mirrored_->OnPrimaryFailed();
+    mirrored_.reset();
+  }
+  FinishCapture(body_ ? body_->latency_us() : 0);
+  body_.reset();
+}
+
+void Exchange::Fail(ProxyFailure failure, unsigned status, const std::string& reason,
+                    bool head_read, const std::string& describe_request,
+                    const http::fields* partial_headers) {
+  rec_.metrics().errors[static_cast<int>(failure)]->Inc();
+  if (mirrored_) {
+    mirrored_->OnPrimaryFailed();
+    mirrored_.reset();
+  }
+  const bool request_complete = failure >= ProxyFailure::kUpstreamConnect;
+  if (rec_.options().log_bodies) {
+    rec_.LogFailure(
+        status, FailureName(failure),
+        (request_complete ? logged_request_ : describe_request) + " from " + client_.addr, reason);
+  }
+  if (!head_read && !envelope_ && rec_.options().rules.empty() &&
+      rec_.sampler().SampleRandom(worker_.rng.Next())) {
+    // Malformed before a header could be read: capture what is known, decided at random.
+    StartEnvelope(rec_.options().clock->WallUs());
+  }
+  if (!envelope_) return;
+  if (!request_complete && partial_headers != nullptr) {
+    // Keep the headers we did read (the body is incomplete by definition).
+    auto* r = envelope_->mutable_request();
+    if (r->headers_size() == 0) {
+      http::fields copy = *partial_headers;
+      net::StripHopByHop(copy);
+      net::CopyHeaders(copy, r->mutable_headers());
+    }
+  }
+  envelope_->set_error(ToProxyError(failure));
+  envelope_->set_error_detail(reason);
+  rec_.Capture(std::move(*envelope_));
+  envelope_.reset();
+}
+
+}  // namespace doppel::recorder

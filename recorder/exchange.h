@@ -1,0 +1,118 @@
+// One request's trip through the capture proxy, whichever protocol the client spoke: match
+// rules and sampling, the envelope, the request as forwarded (hop-by-hop headers stripped,
+// forwarding headers added), the mirror copies, the primary's answer and its capture. The
+// client sessions parse and write (proxy_session.cc for HTTP/1.x, h2_session.cc for HTTP/2);
+// this is the part they share, so both behave alike. Internal to recorder/.
+//
+// Thread safety: none; an Exchange lives on its worker's thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "doppel/v1/envelope.pb.h"
+#include "net/http_client.h"
+#include "net/match.h"
+#include "recorder/recorder_metrics.h"
+
+namespace doppel::recorder {
+
+class RecorderImpl;
+class MirroredRequest;
+struct Worker;
+
+// The client connection as the envelopes record it.
+struct ClientInfo {
+  std::string ip = "unknown";
+  std::string addr;  // "ip:port"
+  std::string scheme = "http";
+  std::string protocol;     // "http/1.1", "h2c", "h2"
+  std::string tls_version;  // TLS only, e.g. "TLSv1.3"
+  std::string alpn;         // TLS only: the agreed ALPN protocol, "" for none
+};
+
+// What the proxy answers itself when the primary failed before its response head.
+struct UpstreamFailure {
+  ProxyFailure failure;
+  unsigned status;  // 502 or 504
+  std::string reason;
+};
+
+class Exchange {
+ public:
+  Exchange(Worker& worker, RecorderImpl& recorder, const ClientInfo& client);
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  // Match rules, then sampling; on a hit, starts the envelope with the request line.
+  // `view` reads the request's method, target and headers; `version` is the client's (11,
+  // 20, ...).
+  void DecideCapture(const net::RequestView& view, unsigned version, uint64_t arrival_us);
+  bool capturing() const { return envelope_.has_value(); }
+
+  // Forwards the complete request to the primary and calls `done` with its response head.
+  // `req` is the request as the client sent it (`client_version`: 10, 11 or 20); it goes out
+  // as HTTP/1.1 without hop-by-hop headers, with forwarding headers, a Host, framing
+  // (`chunked`, or a Content-Length when the client sent one or there is a body), and is
+  // copied to the mirrors. With --log-bodies `logged_request` describes it for failure lines.
+  void Forward(net::HttpRequest&& req, unsigned client_version, bool chunked, bool had_length,
+               std::string logged_request, net::StreamCallback done);
+
+  // The failure to answer when the primary gave no response head; nullopt when it did.
+  // Counts a reused upstream connection.
+  std::optional<UpstreamFailure> CheckUpstream(const net::ExchangeResult& result);
+
+  // The primary's response head: hop-by-hop headers stripped from `res`, its capture and
+  // mirror copy started. `is_head`: the request was HEAD. Returns whether a body follows
+  // (false for HEAD, 1xx, 204, 304). The body is read through body().
+  bool OnResponseHead(net::HttpResponse& res, net::BodyReaderPtr body, bool is_head);
+  net::BodyReader* body() { return body_.get(); }
+
+  // A piece of the primary's body, relayed to the client: copied into the capture (up to
+  // --capture-body-limit) and the mirror copy, counted.
+  void CopyAside(std::string_view piece);
+  // The primary's response ended: latency counted, the mirrors and the capture get it.
+  void OnPrimaryDone();
+  bool primary_done() const { return primary_done_; }
+  // Drops the primary's body reader (before the body's end: closes its connection).
+  void EndRelay() { body_.reset(); }
+
+  // The primary failed or stalled mid-body (`status`: the response's, already sent): counted,
+  // logged, recorded as the envelope's error. Follow with Abort().
+  void CutByPrimary(net::ClientError error, const std::string& detail, unsigned status);
+  // The relay ends before the body did: the mirrors are told, what was read is captured as
+  // truncated, the body reader dropped.
+  void Abort();
+
+  // The proxy answers the request itself: counted, logged (`describe_request` says what the
+  // request was when it was not forwarded), the envelope recorded with the error. A failure
+  // before the request head was read (`head_read` false) is captured only at random, without
+  // rules. `partial_headers`: the headers read so far, kept when the request is incomplete.
+  void Fail(ProxyFailure failure, unsigned status, const std::string& reason, bool head_read,
+            const std::string& describe_request, const boost::beast::http::fields* partial_headers);
+
+ private:
+  void StartEnvelope(uint64_t arrival_us);
+  void FinishCapture(uint64_t latency_us);
+
+  Worker& worker_;
+  RecorderImpl& rec_;
+  const ClientInfo& client_;
+  std::optional<doppel::v1::Envelope> envelope_;  // when sampled
+  std::shared_ptr<MirroredRequest> mirrored_;     // the mirrors the request went to
+  std::string logged_request_;                    // --log-bodies: the request, described
+  net::BodyReaderPtr body_;
+  std::optional<net::HttpResponse> mirror_copy_;  // with mirrors: head and first body bytes
+  std::chrono::steady_clock::time_point head_time_;
+  uint64_t body_size_ = 0;     // body bytes relayed so far
+  bool body_cut_ = false;      // the relay ended before the body did
+  bool primary_done_ = false;  // OnPrimaryDone ran
+  bool event_stream_ = false;
+};
+
+}  // namespace doppel::recorder

@@ -1,0 +1,615 @@
+#include "recorder/h2_session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http.hpp>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "base/strings.h"
+#include "net/headers.h"
+#include "recorder/recorder_impl.h"
+#include "recorder/request_checks.h"
+#include "recorder/request_log.h"
+#include "recorder/worker.h"
+
+namespace doppel::recorder {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+constexpr size_t kReadBytes = 16 * 1024;
+constexpr size_t kWriteBatch = 64 * 1024;  // frame bytes gathered for one socket write
+// Receive windows we announce: a stream's (SETTINGS_INITIAL_WINDOW_SIZE) and the
+// connection's. nghttp2 sends WINDOW_UPDATE as request bytes are consumed; request bodies are
+// buffered up to --max-request-body, as over HTTP/1.1.
+constexpr int32_t kStreamWindow = 256 * 1024;
+constexpr int32_t kConnectionWindow = 1 << 20;
+
+// One request and its response on the connection. Shared by the connection's map (while
+// nghttp2 has the stream open) and the callbacks of the upstream exchange in flight.
+struct Stream {
+  Stream(int32_t stream_id, Worker& worker, RecorderImpl& recorder, const ClientInfo& client)
+      : id(stream_id), exchange(worker, recorder, client) {}
+
+  const int32_t id;
+  Exchange exchange;
+  net::HttpRequest request;
+  std::string authority;             // :authority
+  std::vector<std::string> cookies;  // cookie fields, joined with "; " for HTTP/1.1
+  uint64_t header_bytes = 0;         // header list size as RFC 9113 counts it
+  uint64_t arrival_us = 0;
+  std::optional<ProxyFailure> over_limit;  // headers or body over the limits
+  bool head_done = false;                  // the request head was checked (and the capture decided)
+  bool answered = false;                   // a response was submitted
+  bool is_head = false;
+  unsigned status = 0;
+  // The response body: the primary's reader (owned by `exchange`), and the piece nghttp2 is
+  // taking DATA frames from; the next piece is read only when this one went out.
+  net::BodyReader* body = nullptr;
+  std::string piece;
+  size_t piece_offset = 0;
+  bool piece_end = false;  // `piece` is the body's last
+  bool reading = false;    // a ReadSome is outstanding
+  bool closed = false;     // nghttp2 closed the stream, or the connection went away
+};
+using StreamPtr = std::shared_ptr<Stream>;
+
+// `Transport` is tcp::socket (h2c) or TlsStream (h2).
+template <class Transport>
+class Connection final : public H2Session,
+                         public std::enable_shared_from_this<Connection<Transport>> {
+ public:
+  Connection(Transport&& stream, Worker& worker, RecorderImpl& recorder, ClientInfo client)
+      : socket_(std::move(stream)),
+        worker_(worker),
+        rec_(recorder),
+        client_(std::move(client)),
+        idle_timer_(socket_.get_executor()),
+        write_timer_(socket_.get_executor()) {}
+
+  ~Connection() override {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+    worker_.sessions.erase(this);
+    worker_.live_sessions.fetch_sub(1, std::memory_order_relaxed);
+    rec_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+    rec_.metrics().active->Add(-1);
+  }
+
+  void Start(std::string received) {
+    worker_.sessions.insert(this);
+    worker_.live_sessions.fetch_add(1, std::memory_order_relaxed);
+    rec_.metrics().active->Add(1);
+    rec_.metrics().h2_connections->Inc();
+    if (!InitSession()) return CloseNow();
+    ArmIdle();
+    if (!Feed(received.data(), received.size())) return;
+    Flush();
+    Read();
+  }
+
+  void OnDrain() override {
+    if (closed_ || draining_) return;
+    draining_ = true;
+    // Streams already opened finish; new ones are refused by the GOAWAY.
+    (void)nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                                nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                                nullptr, 0);  // fails only when closing
+    Flush();
+  }
+
+ private:
+  const RecorderOptions& opts() const { return rec_.options(); }
+  tcp::socket& Socket() {
+    if constexpr (std::is_same_v<Transport, tcp::socket>) {
+      return socket_;
+    } else {
+      return boost::beast::get_lowest_layer(socket_).socket();
+    }
+  }
+
+  bool InitSession() {
+    nghttp2_session_callbacks* cb = nullptr;
+    if (nghttp2_session_callbacks_new(&cb) != 0) return false;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Connection::OnBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(cb, &Connection::OnHeader);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Connection::OnDataChunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Connection::OnFrameRecv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, &Connection::OnFrameSend);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Connection::OnStreamClose);
+    nghttp2_option* opt = nullptr;
+    if (nghttp2_option_new(&opt) != 0) {
+      nghttp2_session_callbacks_del(cb);
+      return false;
+    }
+    nghttp2_option_set_max_outbound_ack(opt, kMaxOutboundAck);
+    const int rv = nghttp2_session_server_new2(&session_, cb, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    if (rv != 0) {
+      session_ = nullptr;
+      return false;
+    }
+    const nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts().h2_max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, opts().max_header_bytes},
+    };
+    return nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) ==
+               0 &&
+           nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                                 kConnectionWindow) == 0;
+  }
+
+  // ---- socket ----
+
+  void Read() {
+    if (closed_) return;
+    socket_.async_read_some(asio::buffer(read_buf_),
+                            [self = this->shared_from_this()](error_code ec, size_t n) {
+                              if (self->closed_) return;
+                              if (ec) return self->CloseNow();  // client gone
+                              if (!self->Feed(self->read_buf_.data(), n)) return;
+                              self->Flush();
+                              if (nghttp2_session_want_read(self->session_)) self->Read();
+                            });
+  }
+
+  // Hands bytes to nghttp2. False (and the connection closed) when nghttp2 found them fatal:
+  // a bad preface, or a flood of frames it must acknowledge (NGHTTP2_ERR_FLOODED).
+  bool Feed(const char* data, size_t n) {
+    const ssize_t rv =
+        nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), n);
+    if (rv >= 0) return true;
+    if (rv == NGHTTP2_ERR_FLOODED) {
+      rec_.metrics().h2_closed_flood->Inc();
+    } else {
+      rec_.metrics().h2_closed_protocol->Inc();
+    }
+    CloseNow();
+    return false;
+  }
+
+  // Writes what nghttp2 has to send, one batch at a time; closes the connection when
+  // nghttp2 is done with it (GOAWAY exchanged, or a fatal error) or a drain finished.
+  void Flush() {
+    if (writing_ || closed_) return;
+    out_.clear();
+    while (out_.size() < kWriteBatch) {
+      const uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) return CloseNow();
+      if (n == 0) break;
+      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    if (out_.empty()) {
+      if ((!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) ||
+          (draining_ && streams_.empty())) {
+        CloseNow();
+      }
+      return;
+    }
+    writing_ = true;
+    // A client that stops reading its answers is cut off after request_timeout.
+    write_timer_.expires_after(opts().request_timeout);
+    write_timer_.async_wait([self = this->shared_from_this()](error_code ec) {
+      if (!ec && self->writing_) self->CloseNow();
+    });
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = this->shared_from_this()](error_code ec, size_t) {
+                        self->writing_ = false;
+                        self->write_timer_.cancel();
+                        if (self->closed_) return;
+                        if (ec) return self->CloseNow();
+                        self->Flush();
+                      });
+  }
+
+  // No stream open for idle_timeout: the connection is closed with GOAWAY NO_ERROR.
+  void ArmIdle() {
+    idle_timer_.expires_after(opts().idle_timeout);
+    idle_timer_.async_wait([self = this->shared_from_this()](error_code ec) {
+      if (ec || self->closed_ || !self->streams_.empty()) return;
+      (void)nghttp2_session_terminate_session(self->session_, NGHTTP2_NO_ERROR);  // closing
+      self->Flush();
+    });
+  }
+
+  void CloseNow() {
+    if (closed_) return;
+    closed_ = true;
+    error_code ignored;
+    Socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Socket().close(ignored);
+    idle_timer_.cancel();
+    write_timer_.cancel();
+    for (auto& [id, st] : streams_) Drop(*st);
+    streams_.clear();
+  }
+
+  // The stream ends on the client's side (reset, or the connection closed): an exchange
+  // still relaying is captured as cut. A ReadSome in flight finishes first (OnPiece).
+  void Drop(Stream& st) {
+    st.closed = true;
+    rec_.metrics().h2_streams->Add(-1);
+    if (st.body != nullptr && !st.reading) {
+      st.exchange.Abort();
+      st.body = nullptr;
+    }
+  }
+
+  // ---- nghttp2 callbacks (on the worker's thread, from inside mem_recv / mem_send) ----
+
+  static Connection& Self(void* user_data) { return *static_cast<Connection*>(user_data); }
+
+  Stream* Find(int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    Connection& c = Self(user_data);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto st = std::make_shared<Stream>(frame->hd.stream_id, c.worker_, c.rec_, c.client_);
+    st->arrival_us = c.opts().clock->WallUs();
+    c.streams_.emplace(st->id, std::move(st));
+    c.rec_.metrics().h2_streams->Add(1);
+    return 0;
+  }
+
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                      void* user_data) {
+    Connection& c = Self(user_data);
+    // Trailers of a request (HEADERS after DATA) are not forwarded: the primary's HTTP/1.1
+    // client carries none.
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    Stream* st = c.Find(frame->hd.stream_id);
+    if (st == nullptr || st->over_limit) return 0;
+    st->header_bytes += namelen + valuelen + 32;  // RFC 9113 6.5.2
+    if (st->header_bytes > c.opts().max_header_bytes) {
+      st->over_limit = ProxyFailure::kHeaderTooLarge;
+      return 0;
+    }
+    const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    // nghttp2 checked the fields (RFC 9113 8.2, 8.3): lower-case names, no connection-specific
+    // fields, each pseudo-header once and before the others.
+    if (n == ":method") {
+      st->request.method_string(v);
+      st->is_head = v == "HEAD";
+    } else if (n == ":path") {
+      st->request.target(v);
+    } else if (n == ":authority") {
+      st->authority = v;
+    } else if (n == "cookie") {
+      st->cookies.emplace_back(v);  // RFC 9113 8.2.3
+    } else if (n.empty() || n.front() != ':') {
+      st->request.insert(n, v);
+    }
+    return 0;
+  }
+
+  static int OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                         size_t len, void* user_data) {
+    Connection& c = Self(user_data);
+    Stream* st = c.Find(stream_id);
+    if (st == nullptr || st->answered) return 0;  // refused already: the rest is dropped
+    std::string& body = st->request.body();
+    if (body.size() + len > c.opts().max_request_body) {
+      body.clear();
+      c.Refuse(*st, ProxyFailure::kBodyTooLarge, 413,
+               "request body over " + std::to_string(c.opts().max_request_body) + " bytes");
+      return 0;
+    }
+    body.append(reinterpret_cast<const char*>(data), len);
+    return 0;
+  }
+
+  static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+    Connection& c = Self(user_data);
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS:
+      case NGHTTP2_DATA: {
+        Stream* st = c.Find(frame->hd.stream_id);
+        if (st == nullptr) return 0;
+        if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          c.OnRequestHead(*st);
+        }
+        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !st->answered) c.Forward(*st);
+        return 0;
+      }
+      case NGHTTP2_RST_STREAM:
+        // Rapid reset (CVE-2023-44487): a client that resets more streams than it lets finish
+        // is cut off, so opening and cancelling streams cannot keep the proxy busy.
+        if (++c.resets_ > kResetBudget + c.finished_ && !c.calmed_) {
+          c.calmed_ = true;
+          c.rec_.metrics().h2_closed_rapid_reset->Inc();
+          (void)nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+        }
+        return 0;
+      default:
+        return 0;
+    }
+  }
+
+  // A GOAWAY that nghttp2 sent for a frame it found malformed counts as a protocol close.
+  static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    Connection& c = Self(user_data);
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
+        frame->goaway.error_code != NGHTTP2_ENHANCE_YOUR_CALM) {
+      c.rec_.metrics().h2_closed_protocol->Inc();
+    }
+    return 0;
+  }
+
+  static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
+    Connection& c = Self(user_data);
+    auto it = c.streams_.find(stream_id);
+    if (it == c.streams_.end()) return 0;
+    c.Drop(*it->second);
+    c.streams_.erase(it);
+    if (c.streams_.empty()) c.ArmIdle();
+    return 0;
+  }
+
+  // Sends the response body: the current piece in DATA frames as the flow-control windows
+  // allow, then (deferred) the next piece from the primary.
+  static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                          uint32_t* data_flags, nghttp2_data_source* source, void* user_data) {
+    Connection& c = Self(user_data);
+    Stream& st = *static_cast<Stream*>(source->ptr);
+    const size_t left = st.piece.size() - st.piece_offset;
+    if (left > 0) {
+      const size_t n = std::min(left, length);
+      std::memcpy(buf, st.piece.data() + st.piece_offset, n);
+      st.piece_offset += n;
+      if (st.piece_offset == st.piece.size() && st.piece_end) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        ++c.finished_;
+      }
+      return static_cast<ssize_t>(n);
+    }
+    if (st.piece_end) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      ++c.finished_;
+      return 0;
+    }
+    if (!st.reading && st.body != nullptr) c.ReadPiece(st);
+    return NGHTTP2_ERR_DEFERRED;
+  }
+
+  // ---- the exchange ----
+
+  // The request head is complete: the checks an HTTP/1.1 head gets (recorder/
+  // request_checks.h), then match rules and sampling.
+  void OnRequestHead(Stream& st) {
+    st.head_done = true;
+    if (st.over_limit) {
+      return Refuse(st, ProxyFailure::kHeaderTooLarge, 431,
+                    "request header over " + std::to_string(opts().max_header_bytes) + " bytes");
+    }
+    net::HttpRequest& req = st.request;
+    if (!st.cookies.empty()) {
+      std::string joined;
+      for (const std::string& cookie : st.cookies) {
+        if (!joined.empty()) joined += "; ";
+        joined += cookie;
+      }
+      req.set(http::field::cookie, joined);
+    }
+    switch (CheckMethod(req.method_string())) {
+      case MethodCheck::kForward:
+        break;
+      case MethodCheck::kConnect:
+        return Refuse(st, ProxyFailure::kBadRequest, 501,
+                      "CONNECT is not supported: doppel forwards requests, it does not open "
+                      "tunnels");
+      case MethodCheck::kNotToken:
+        return Refuse(st, ProxyFailure::kBadRequest, 400,
+                      "malformed request: the method is not a token");
+    }
+    // :authority stands for Host (RFC 9113 8.3.1); a Host field, when sent too, must agree.
+    size_t hosts = 0;
+    for (const auto& f : req) hosts += f.name() == http::field::host;
+    if (!st.authority.empty() && hosts == 0) {
+      req.set(http::field::host, st.authority);
+      hosts = 1;
+    }
+    const TargetCheck target =
+        CheckRequestTarget(req.method_string(), req.target(), 11, hosts, req[http::field::host]);
+    if (!target.error.empty()) {
+      return Refuse(st, ProxyFailure::kBadRequest, 400, "malformed request: " + target.error);
+    }
+    req.erase(http::field::expect);  // 100-continue is implicit in HTTP/2's flow control
+    net::RequestView view{req.method_string(), req.target(),
+                          [&req](std::string_view name) -> std::optional<std::string_view> {
+                            auto it = req.find(name);
+                            if (it == req.end()) return std::nullopt;
+                            return it->value();
+                          }};
+    st.exchange.DecideCapture(view, 20, st.arrival_us);
+  }
+
+  void Forward(Stream& st) {
+    if (!st.head_done) return;  // trailers without a head cannot happen; be safe
+    net::HttpRequest& req = st.request;
+    const bool had_length = req.find(http::field::content_length) != req.end();
+    std::string logged;
+    if (opts().log_bodies) logged = DescribeRequestForLog(req, req.body(), rec_.redactor());
+    st.answered = true;  // the primary answers from here on
+    StreamPtr ptr = streams_.at(st.id);
+    st.exchange.Forward(std::move(req), 20, /*chunked=*/false, had_length, std::move(logged),
+                        [self = this->shared_from_this(), ptr](net::ExchangeResult&& head,
+                                                               net::BodyReaderPtr body) {
+                          self->OnUpstreamHead(*ptr, std::move(head), std::move(body));
+                        });
+  }
+
+  void OnUpstreamHead(Stream& st, net::ExchangeResult&& result, net::BodyReaderPtr body) {
+    std::optional<UpstreamFailure> failure = st.exchange.CheckUpstream(result);
+    if (st.closed || closed_) {
+      // The client reset the stream (or left) while the primary was answering.
+      if (failure) {
+        st.exchange.Fail(failure->failure, failure->status, failure->reason, true, "", nullptr);
+      } else {
+        (void)st.exchange.OnResponseHead(result.response, std::move(body), st.is_head);
+        st.exchange.Abort();
+      }
+      return;
+    }
+    if (failure) {
+      st.answered = false;
+      Refuse(st, failure->failure, failure->status, failure->reason);
+      return Flush();
+    }
+    net::HttpResponse& res = result.response;
+    const unsigned upstream_version = res.version();
+    const bool has_body = st.exchange.OnResponseHead(res, std::move(body), st.is_head);
+    net::AppendVia(res, upstream_version, "doppel");
+    if (has_body) {
+      st.body = st.exchange.body();
+    } else {
+      st.exchange.OnPrimaryDone();
+      st.exchange.EndRelay();
+      ++finished_;
+    }
+    Submit(st, res.result_int(), res, has_body);
+    Flush();
+  }
+
+  void ReadPiece(Stream& st) {
+    st.reading = true;
+    StreamPtr ptr = streams_.at(st.id);
+    st.body->ReadSome([self = this->shared_from_this(), ptr](
+                          net::ClientError error, std::string detail, std::string_view piece,
+                          bool end) { self->OnPiece(*ptr, error, std::move(detail), piece, end); });
+  }
+
+  void OnPiece(Stream& st, net::ClientError error, std::string detail, std::string_view piece,
+               bool end) {
+    st.reading = false;
+    if (st.closed) {  // the client went away mid-body
+      if (!st.exchange.primary_done()) st.exchange.Abort();
+      st.exchange.EndRelay();
+      st.body = nullptr;
+      return;
+    }
+    if (error != net::ClientError::kNone) {
+      // The client has the head: resetting the stream tells it the response is incomplete.
+      st.exchange.CutByPrimary(error, detail, st.status);
+      st.exchange.Abort();
+      st.body = nullptr;
+      (void)nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id,
+                                      NGHTTP2_INTERNAL_ERROR);  // stream is open: cannot fail
+      return Flush();
+    }
+    st.exchange.CopyAside(piece);
+    // Before the last piece goes out: the capture never waits for the client.
+    if (end && !st.exchange.primary_done()) st.exchange.OnPrimaryDone();
+    st.piece.assign(piece);
+    st.piece_offset = 0;
+    st.piece_end = end;
+    if (end) {
+      st.exchange.EndRelay();
+      st.body = nullptr;
+    }
+    (void)nghttp2_session_resume_data(session_, st.id);  // the stream is open and deferred
+    Flush();
+  }
+
+  // The proxy answers the stream itself (a request it refuses, or the primary failed).
+  void Refuse(Stream& st, ProxyFailure failure, unsigned status, const std::string& reason) {
+    if (st.answered) return;
+    st.answered = true;
+    std::string request;
+    if (opts().log_bodies && failure < ProxyFailure::kUpstreamConnect) {
+      request = DescribeRequestForLog(st.request, st.request.body(), rec_.redactor());
+    }
+    st.exchange.Fail(failure, status, reason,
+                     /*head_read=*/failure != ProxyFailure::kHeaderTooLarge, request,
+                     &st.request.base());
+    http::fields fields;
+    fields.set(http::field::content_type, "text/plain; charset=utf-8");
+    fields.set(http::field::server, "doppel");
+    st.piece = "doppel: " + reason + "\n";
+    st.piece_offset = 0;
+    st.piece_end = true;
+    if (st.is_head) st.piece.clear();
+    fields.set(http::field::content_length, std::to_string(st.piece.size()));
+    Submit(st, status, fields, !st.is_head);
+  }
+
+  // HEADERS for the response (names lower-cased, RFC 9113 8.2.2) and, with `has_body`, its
+  // DATA from ReadBody.
+  void Submit(Stream& st, unsigned status, const http::fields& fields, bool has_body) {
+    st.status = status;
+    const unsigned cls = status / 100;
+    if (cls >= 1 && cls <= 5) rec_.metrics().requests[cls - 1]->Inc();
+    std::vector<std::pair<std::string, std::string>> strings;
+    strings.emplace_back(":status", std::to_string(status));
+    for (const auto& f : fields) {
+      strings.emplace_back(AsciiLower(f.name_string()), std::string(f.value()));
+    }
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(strings.size());
+    for (auto& [name, value] : strings) {
+      nva.push_back({reinterpret_cast<uint8_t*>(name.data()),
+                     reinterpret_cast<uint8_t*>(value.data()), name.size(), value.size(),
+                     NGHTTP2_NV_FLAG_NONE});
+    }
+    nghttp2_data_provider provider{};
+    provider.source.ptr = &st;
+    provider.read_callback = &Connection::ReadBody;
+    // Copies the fields; fails only for a stream nghttp2 closed already (nothing to answer).
+    (void)nghttp2_submit_response(session_, st.id, nva.data(), nva.size(),
+                                  has_body ? &provider : nullptr);
+  }
+
+  Transport socket_;
+  Worker& worker_;
+  RecorderImpl& rec_;
+  const ClientInfo client_;  // the exchanges refer to it
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<int32_t, StreamPtr> streams_;  // open streams by id
+  std::array<char, kReadBytes> read_buf_;
+  std::string out_;  // the frames being written
+  asio::steady_timer idle_timer_;
+  asio::steady_timer write_timer_;
+  uint64_t resets_ = 0;    // streams the client reset
+  uint64_t finished_ = 0;  // responses sent in full
+  bool writing_ = false;
+  bool draining_ = false;
+  bool calmed_ = false;  // GOAWAY ENHANCE_YOUR_CALM was submitted
+  bool closed_ = false;
+};
+
+}  // namespace
+
+void H2Session::Start(tcp::socket&& socket, Worker& worker, RecorderImpl& recorder,
+                      ClientInfo client, std::string received) {
+  std::make_shared<Connection<tcp::socket>>(std::move(socket), worker, recorder, std::move(client))
+      ->Start(std::move(received));
+}
+
+void H2Session::StartTls(TlsStream&& stream, Worker& worker, RecorderImpl& recorder,
+                         ClientInfo client) {
+  std::make_shared<Connection<TlsStream>>(std::move(stream), worker, recorder, std::move(client))
+      ->Start("");
+}
+
+}  // namespace doppel::recorder

@@ -1,0 +1,418 @@
+// HTTP/2 on the capture proxy's listener (h2c with prior knowledge), in-process on loopback:
+// real HTTP/2 clients (curl, h2load) and hostile ones written here (an nghttp2 client session,
+// raw frames) against the proxy in front of the HTTP/1.1 test upstream.
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "recorder/recorder.h"
+#include "tests/base/temp_dir.h"
+#include "tests/integration/child_process.h"
+#include "tests/integration/hardening_util.h"
+#include "tests/net/test_upstream.h"
+#include "tests/recorder/loopback_options.h"
+#include "tests/recorder/memory_sink.h"
+
+namespace doppel::recorder {
+namespace {
+
+using testing::ChildProcess;
+using testing::Eventually;
+using testing::MetricIn;
+using testing::TestUpstream;
+
+constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// A 9-byte frame header and its payload (RFC 9113 4.1).
+std::string Frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  std::string f;
+  const size_t n = payload.size();
+  f += static_cast<char>((n >> 16) & 0xff);
+  f += static_cast<char>((n >> 8) & 0xff);
+  f += static_cast<char>(n & 0xff);
+  f += static_cast<char>(type);
+  f += static_cast<char>(flags);
+  f += static_cast<char>((stream >> 24) & 0x7f);
+  f += static_cast<char>((stream >> 16) & 0xff);
+  f += static_cast<char>((stream >> 8) & 0xff);
+  f += static_cast<char>(stream & 0xff);
+  return f + payload;
+}
+
+// Runs a client program to its end; its stdout.
+struct ClientRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+ClientRun RunClient(std::vector<std::string> args) {
+  ChildProcess p(std::move(args));
+  ClientRun r;
+  r.code = p.Wait(60000);
+  r.out = p.all_stdout();
+  r.err = p.all_stderr();
+  return r;
+}
+
+class H2ProxyTest : public ::testing::Test {
+ protected:
+  void Start(const std::function<void(RecorderOptions&)>& tweak = {}) {
+    RecorderOptions o = LoopbackOptions(upstream_.url());
+    if (tweak) tweak(o);
+    rec_ = StartLoopback(std::move(o), &sink_, nullptr, &port_);
+    ASSERT_NE(rec_, nullptr);
+  }
+  void TearDown() override {
+    if (rec_) rec_->Stop();
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  double Metric(const std::string& series) { return MetricIn(rec_->MetricsText(), series); }
+
+  TestUpstream upstream_;
+  MemorySink sink_;
+  RecorderPtr rec_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(H2ProxyTest, PriorKnowledgeGetAndPostAreForwardedAndCaptured) {
+  Start();
+  ClientRun get = RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-w",
+                             "\n%{http_version} %{http_code}", Url("/size?n=5")});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_EQ(get.out, "sssss\n2 200");
+  ClientRun post = RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-H",
+                              "Cookie: a=1", "-H", "Cookie: b=2", "--data-binary", "{\"qty\":2}",
+                              "-w", "\n%{http_version}", Url("/orders?id=7")});
+  ASSERT_EQ(post.code, 0) << post.err;
+  EXPECT_EQ(post.out, "{\"qty\":2}\n2");
+  // HTTP/1.1 on the same port is served as before.
+  auto h1 = testing::Fetch(port_, "GET", "/size?n=3");
+  EXPECT_EQ(h1.result_int(), 200u);
+  EXPECT_EQ(h1.body(), "sss");
+
+  auto seen = upstream_.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[1].method, "POST");
+  EXPECT_EQ(seen[1].target, "/orders?id=7");
+  EXPECT_EQ(seen[1].version, 11u);
+  EXPECT_EQ(seen[1].Header("Host"), "127.0.0.1:" + std::to_string(port_));
+  EXPECT_EQ(seen[1].Header("Cookie"), "a=1; b=2");
+  EXPECT_EQ(seen[1].Header("Content-Length"), "9");
+  EXPECT_EQ(seen[1].Header("X-Forwarded-For"), "127.0.0.1");
+
+  rec_->Stop();
+  auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), 3u);
+  EXPECT_EQ(env[0].client_protocol(), "h2c");
+  EXPECT_EQ(env[0].scheme(), "http");
+  EXPECT_EQ(env[0].request().version(), 20u);
+  EXPECT_EQ(env[0].response().body(), "sssss");
+  EXPECT_EQ(env[1].client_protocol(), "h2c");
+  EXPECT_EQ(env[1].request().method(), "POST");
+  EXPECT_EQ(env[1].request().body(), "{\"qty\":2}");
+  EXPECT_EQ(env[1].response().status(), 200u);
+  EXPECT_EQ(env[2].client_protocol(), "http/1.1");
+  EXPECT_EQ(env[2].request().version(), 11u);
+}
+
+TEST_F(H2ProxyTest, HundredConcurrentStreamsOnOneConnection) {
+  Start();
+  ClientRun load =
+      RunClient({"/usr/bin/h2load", "-n", "100", "-c", "1", "-m", "100", Url("/size?n=100")});
+  ASSERT_EQ(load.code, 0) << load.out << load.err;
+  EXPECT_NE(load.out.find("100 succeeded, 0 failed, 0 errored"), std::string::npos) << load.out;
+  EXPECT_NE(load.out.find("100 2xx"), std::string::npos) << load.out;
+  rec_->Stop();
+  auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), 100u);
+  for (const auto& e : env) {
+    EXPECT_EQ(e.client_protocol(), "h2c");
+    EXPECT_EQ(e.response().body_size(), 100u);
+  }
+}
+
+// 10 MiB each way: the request body through the proxy's receive windows, the echoed
+// response through the client's.
+TEST_F(H2ProxyTest, TenMebibyteBodiesBothWaysIntact) {
+  Start();
+  const std::string dir = testing::MakeTempDir("h2-bodies");
+  std::string body(10 << 20, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 7919) >> 3);
+  const std::string in = dir + "/in.bin";
+  const std::string out = dir + "/out.bin";
+  std::ofstream(in, std::ios::binary) << body;
+  ClientRun post =
+      RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "--data-binary", "@" + in, "-o",
+                 out, "-w", "%{http_version} %{http_code}", Url("/echo")});
+  ASSERT_EQ(post.code, 0) << post.err;
+  EXPECT_EQ(post.out, "2 200");
+  std::ifstream got_file(out, std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(got_file)), {});
+  EXPECT_EQ(got.size(), body.size());
+  EXPECT_TRUE(got == body);
+  auto seen = upstream_.requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(seen[0].body == body);
+  rec_->Stop();
+  auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), 1u);
+  EXPECT_EQ(env[0].request().body_size(), body.size());
+  EXPECT_EQ(env[0].response().body_size(), body.size());
+  std::filesystem::remove_all(dir);
+}
+
+// The HTTP/1.1 limits hold per stream: a header list over --max-header-size is answered 431,
+// a body over --max-request-body 413, and neither reaches the primary.
+TEST_F(H2ProxyTest, HeaderAndBodyLimitsPerStream) {
+  Start([](RecorderOptions& o) {
+    o.max_header_bytes = 1024;
+    o.max_request_body = 1000;
+  });
+  ClientRun big_header =
+      RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                 "%{http_code}", "-H", "X-Big: " + std::string(2000, 'a'), Url("/size?n=1")});
+  EXPECT_EQ(big_header.out, "431") << big_header.err;
+  ClientRun big_body =
+      RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                 "%{http_code}", "--data-binary", std::string(5000, 'b'), Url("/echo")});
+  EXPECT_EQ(big_body.out, "413") << big_body.err;
+  EXPECT_EQ(upstream_.requests().size(), 0u);
+  EXPECT_EQ(Metric("doppel_proxy_errors_total{reason=\"header_too_large\"}"), 1);
+  EXPECT_EQ(Metric("doppel_proxy_errors_total{reason=\"body_too_large\"}"), 1);
+}
+
+// An nghttp2 client on a plain socket, for what curl will not do.
+class RawH2Client {
+ public:
+  explicit RawH2Client(uint16_t port) : fd_(testing::ConnectToLoopback(port)) {
+    nghttp2_session_callbacks* cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cb, [](nghttp2_session*, const nghttp2_frame* frame, void* self) {
+          auto* c = static_cast<RawH2Client*>(self);
+          if (frame->hd.type == NGHTTP2_GOAWAY) c->goaway_error_ = frame->goaway.error_code;
+          return 0;
+        });
+    nghttp2_session_client_new(&session_, cb, this);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~RawH2Client() {
+    nghttp2_session_del(session_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int32_t Request(const std::string& path) {
+    std::string m = "GET", s = "http", a = "shop.test", p = path;
+    const nghttp2_nv nva[] = {Nv(":method", m), Nv(":scheme", s), Nv(":authority", a),
+                              Nv(":path", p)};
+    return nghttp2_submit_request(session_, nullptr, nva, 4, nullptr, nullptr);
+  }
+  void Reset(int32_t stream) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, NGHTTP2_CANCEL);
+  }
+  // Writes what the session has queued; false once the proxy closed the connection.
+  bool Send() {
+    std::string out;
+    const uint8_t* data;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(session_, &data)) > 0) {
+      out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    return testing::SendAll(fd_, out);
+  }
+  // Reads (and parses, as the client side of a connection whose preface and SETTINGS went
+  // out) until the proxy closes the connection; false on a timeout.
+  bool ReadToClose(int timeout_ms = 10000) {
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[16384];
+    for (;;) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+      if (n < 0) return false;
+      nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(buf),
+                               static_cast<size_t>(n));
+    }
+  }
+  int fd() const { return fd_; }
+  int64_t goaway_error() const { return goaway_error_; }
+
+ private:
+  static nghttp2_nv Nv(const char* name, std::string& value) {
+    return {reinterpret_cast<uint8_t*>(const_cast<char*>(name)),
+            reinterpret_cast<uint8_t*>(value.data()), strlen(name), value.size(),
+            NGHTTP2_NV_FLAG_NONE};
+  }
+  int fd_;
+  nghttp2_session* session_ = nullptr;
+  int64_t goaway_error_ = -1;
+};
+
+// CVE-2023-44487: a client that opens and resets streams in a tight loop gets GOAWAY
+// ENHANCE_YOUR_CALM and is cut off; no stream stays behind and other clients are served.
+TEST_F(H2ProxyTest, RapidResetIsCutOffWithEnhanceYourCalm) {
+  Start();
+  RawH2Client attacker(port_);
+  bool open = true;
+  for (int i = 0; i < 5000 && open; ++i) {
+    const int32_t stream = attacker.Request("/size?n=10");
+    open = attacker.Send();  // HEADERS goes out before its reset
+    attacker.Reset(stream);
+    open = open && attacker.Send();
+  }
+  ASSERT_TRUE(attacker.ReadToClose());
+  EXPECT_EQ(attacker.goaway_error(), NGHTTP2_ENHANCE_YOUR_CALM);
+  EXPECT_TRUE(Eventually(
+      [&] { return Metric("doppel_h2_connections_closed_total{reason=\"rapid_reset\"}") == 1; }));
+  EXPECT_TRUE(Eventually([&] { return Metric("doppel_h2_streams_active") == 0; }));
+  // Far fewer requests reached the primary than were opened.
+  EXPECT_LT(upstream_.requests().size(), 1000u);
+  ClientRun other =
+      RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", Url("/size?n=2")});
+  EXPECT_EQ(other.out, "ss");
+}
+
+// A client that sends PINGs and never reads the acknowledgements is cut off before the
+// proxy queues more than a bounded number of them.
+TEST_F(H2ProxyTest, PingFloodIsCutOff) {
+  Start();
+  const int fd = testing::ConnectToLoopback(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(testing::SendAll(fd, std::string(kPreface) + Frame(0x4, 0, 0, "")));
+  std::string pings;
+  for (int i = 0; i < 20000; ++i) pings += Frame(0x6, 0, 0, std::string(8, 'p'));
+  bool closed = false;
+  for (int round = 0; round < 100 && !closed; ++round) closed = !testing::SendAll(fd, pings);
+  ::close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(Eventually([&] {
+    return Metric("doppel_h2_connections_closed_total{reason=\"flood\"}") == 1;
+  })) << rec_->MetricsText();
+  ClientRun other =
+      RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", Url("/size?n=2")});
+  EXPECT_EQ(other.out, "ss");
+}
+
+TEST_F(H2ProxyTest, MalformedPrefaceOrFramesCloseTheConnection) {
+  Start();
+  {
+    // Not quite the preface: HTTP/1.x, which answers 505 and closes.
+    testing::TestClient c(port_);
+    ASSERT_TRUE(c.Write("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"));
+    const std::string answer = c.ReadAll();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 505", 0), 0u) << answer;
+  }
+  {
+    // The preface, then garbage where SETTINGS must come.
+    RawH2Client c(port_);
+    ASSERT_TRUE(testing::SendAll(c.fd(), std::string(kPreface) + std::string(64, '\xff')));
+    EXPECT_TRUE(c.ReadToClose());
+  }
+  {
+    // A valid start, then a DATA frame on stream 0 (a connection error).
+    RawH2Client c(port_);
+    ASSERT_TRUE(testing::SendAll(
+        c.fd(), std::string(kPreface) + Frame(0x4, 0, 0, "") + Frame(0x0, 0, 0, "xx")));
+    EXPECT_TRUE(c.ReadToClose());
+    EXPECT_EQ(c.goaway_error(), NGHTTP2_PROTOCOL_ERROR);
+  }
+  EXPECT_TRUE(Eventually(
+      [&] { return Metric("doppel_h2_connections_closed_total{reason=\"protocol\"}") == 2; }));
+  ClientRun other =
+      RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", Url("/size?n=2")});
+  EXPECT_EQ(other.out, "ss");
+}
+
+// Shutdown: the stream in flight is answered, then the connection is closed with GOAWAY.
+TEST_F(H2ProxyTest, DrainFinishesTheStreamInFlight) {
+  Start();
+  ChildProcess curl({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", Url("/slow?ms=500")});
+  ASSERT_TRUE(Eventually([&] { return upstream_.requests().size() == 1; }, 10000));
+  rec_->Stop();
+  EXPECT_EQ(curl.Wait(20000), 0) << curl.all_stderr();
+  EXPECT_EQ(curl.all_stdout(), "slow");
+  ASSERT_EQ(sink_.envelopes().size(), 1u);
+}
+
+// A self-signed certificate and its key for 127.0.0.1, made by the openssl CLI.
+struct TestCert {
+  std::string dir;
+  std::string cert = dir + "/cert.pem";
+  std::string key = dir + "/key.pem";
+  explicit TestCert(const std::string& name = "h2-tls") : dir(testing::MakeTempDir(name)) {
+    ClientRun made = RunClient({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                                "/CN=127.0.0.1", "-keyout", key, "-out", cert});
+    EXPECT_EQ(made.code, 0) << made.err;
+  }
+  ~TestCert() { std::filesystem::remove_all(dir); }
+};
+
+// TLS on the listener: ALPN h2 gets HTTP/2, ALPN http/1.1 gets HTTP/1.1, both captured with
+// scheme https, the protocol, the TLS version and the ALPN.
+TEST_F(H2ProxyTest, TlsListenerServesH2AndHttp11ByAlpn) {
+  TestCert tls;
+  Start([&](RecorderOptions& o) {
+    o.tls_cert_file = tls.cert;
+    o.tls_key_file = tls.key;
+  });
+  const std::string url = "https://127.0.0.1:" + std::to_string(port_) + "/size?n=4";
+  ClientRun h2 =
+      RunClient({"/usr/bin/curl", "-sS", "-k", "--http2", "-w", " %{http_version}", url});
+  ASSERT_EQ(h2.code, 0) << h2.err;
+  EXPECT_EQ(h2.out, "ssss 2");
+  ClientRun h1 =
+      RunClient({"/usr/bin/curl", "-sS", "-k", "--http1.1", "-w", " %{http_version}", url});
+  ASSERT_EQ(h1.code, 0) << h1.err;
+  EXPECT_EQ(h1.out, "ssss 1.1");
+  // Plaintext on a TLS listener is no request.
+  EXPECT_EQ(testing::Fetch(port_, "GET", "/size?n=1").result_int(), 0u);
+  auto seen = upstream_.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].Header("X-Forwarded-Proto"), "https");
+  rec_->Stop();
+  auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), 2u);
+  EXPECT_EQ(env[0].scheme(), "https");
+  EXPECT_EQ(env[0].client_protocol(), "h2");
+  EXPECT_EQ(env[0].alpn(), "h2");
+  EXPECT_EQ(env[0].tls_version().rfind("TLSv1.", 0), 0u) << env[0].tls_version();
+  EXPECT_EQ(env[0].response().body(), "ssss");
+  EXPECT_EQ(env[1].scheme(), "https");
+  EXPECT_EQ(env[1].client_protocol(), "http/1.1");
+  EXPECT_EQ(env[1].alpn(), "http/1.1");
+  EXPECT_EQ(env[1].request().version(), 11u);
+  EXPECT_EQ(Metric("doppel_tls_handshakes_failed_total"), 1);
+}
+
+TEST_F(H2ProxyTest, BadCertificateOrKeyIsAClearError) {
+  TestCert tls;
+  TestCert other("h2-tls-other");
+  struct Case {
+    std::string cert, key, expected;
+  };
+  for (const Case& c :
+       {Case{tls.dir + "/missing.pem", tls.key, "--tls-cert"},
+        Case{tls.cert, tls.cert, "--tls-key"}, Case{tls.cert, other.key, "does not match"},
+        Case{tls.cert, "", "go together"}}) {
+    RecorderOptions o = LoopbackOptions(upstream_.url());
+    o.tls_cert_file = c.cert;
+    o.tls_key_file = c.key;
+    auto rec = Recorder::Start(std::move(o), &sink_, nullptr);
+    ASSERT_FALSE(rec.ok()) << c.cert << " " << c.key;
+    EXPECT_NE(rec.status().ToString().find(c.expected), std::string::npos)
+        << rec.status().ToString();
+  }
+}
+
+}  // namespace
+}  // namespace doppel::recorder
