@@ -450,13 +450,13 @@ bool LiveCorrelator::Patch(size_t lane, const std::string& client,
       if (!EqualsIgnoreCase(h.name(), "cookie")) continue;
       std::vector<std::pair<std::string, std::string>> cookies;
       if (!h.value().starts_with(kHmac)) cookies = SplitCookies(h.value());
-      for (const auto& [name, value] : jar->second) {
+      for (const auto& kept : jar->second) {
         auto it = std::find_if(cookies.begin(), cookies.end(),
-                               [&](const auto& c) { return c.first == name; });
+                               [&](const auto& c) { return c.first == kept.first; });
         if (it != cookies.end())
-          it->second = value;
+          it->second = kept.second;
         else
-          cookies.emplace_back(name, value);
+          cookies.emplace_back(kept.first, kept.second);
       }
       h.set_value(JoinCookies(cookies));
     }
