@@ -101,9 +101,8 @@ const Result<std::string>& PreparedBody::Decoded() const {
 }
 
 const Result<JsonDocument>& PreparedBody::Json() const {
-  json_once_.Call([this] {
-    json_.emplace(JsonDocument::Parse(Decoded().value(), options_.json, "expected"));
-  });
+  json_once_.Call(
+      [this] { json_.emplace(JsonDocument::Parse(Decoded().value(), options_.json, "expected")); });
   return *json_;
 }
 
