@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -515,6 +516,16 @@ LoadResult DriveLoad(uint16_t port, pid_t pid, int clients, int per_client,
 class MirrorIsolationTest : public MirrorCliTest {
  protected:
   void Run(const std::string& sample) {
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan keeps freed memory in a quarantine (256 MiB by default) that fills with the volume
+    // allocated: the run with mirrors allocates more (its copies), so more of its resident
+    // memory is freed memory held back (+41 MiB over the run without mirrors in CI with the
+    // default quarantine, +20 MiB here with 8 MiB). A small quarantine keeps the growth
+    // measured below about live memory.
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    ::setenv("ASAN_OPTIONS",
+             (std::string(asan != nullptr ? asan : "") + ":quarantine_size_mb=8").c_str(), 1);
+#endif
     // The three bad mirrors: answers after 2 s, never answers, nothing listening.
     ChildProcess slow(
         {EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1", "--latency", "2s"});
@@ -575,8 +586,13 @@ class MirrorIsolationTest : public MirrorCliTest {
     EXPECT_EQ(mirrored.answered_2xx, base.answered_2xx);
     EXPECT_EQ(mirrored.reusable, clients) << "client keep-alive connections stay usable";
     EXPECT_LT(mirrored.p99_ms, 1000.0) << "a request waited for a mirror copy";
-    EXPECT_GT(mirrored.max_rss_kib, 0);
-    EXPECT_LT(mirrored.max_rss_kib, 300 * 1024);
+    // Memory: the copies piling up against the bad mirrors cost a few MiB over the same load
+    // without mirrors (+8 MiB measured; +20 under ASan with the small quarantine); one buffer
+    // held per dropped copy would be hundreds. Growth, not size: an ASan build starts at about
+    // 275 MiB (its 450 MB binary's pages and the sanitizer's shadow memory), which a fixed cap
+    // of 300 MiB could not tell apart from a leak.
+    EXPECT_GT(base.max_rss_kib, 0);
+    EXPECT_LT(mirrored.max_rss_kib - base.max_rss_kib, 64 * 1024);
 
     const int expected = warmup + mirrored.total + clients;  // warm-up, load, one after
     const json::object slow_m = MirrorStatus(*rec, "slow");
