@@ -1,6 +1,7 @@
 #include "diff/path.h"
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cstdint>
 
 namespace doppel::diff {
@@ -19,43 +20,6 @@ bool IsIdent(std::string_view s) {
   return true;
 }
 
-void AppendUtf8(std::string* out, uint32_t cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Reads 4 hex digits at text[pos]; -1 when malformed.
-int64_t ReadHex4(std::string_view text, size_t pos) {
-  if (pos + 4 > text.size()) return -1;
-  int64_t v = 0;
-  for (size_t i = 0; i < 4; ++i) {
-    int h = HexValue(text[pos + i]);
-    if (h < 0) return -1;
-    v = v * 16 + h;
-  }
-  return v;
-}
-
 Status PathError(std::string_view text, size_t pos, std::string_view what) {
   return Status::InvalidArgument("bad path \"" + std::string(text) + "\" at offset " +
                                  std::to_string(pos) + ": " + std::string(what));
@@ -69,22 +33,9 @@ void AppendKey(std::string* out, std::string_view key) {
     out->append(key);
     return;
   }
-  out->append("[\"");
-  for (char c : key) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(c);
-    } else if (u < 0x20) {
-      static const char kHex[] = "0123456789abcdef";
-      out->append("\\u00");
-      out->push_back(kHex[u >> 4]);
-      out->push_back(kHex[u & 0xF]);
-    } else {
-      out->push_back(c);
-    }
-  }
-  out->append("\"]");
+  out->push_back('[');
+  out->append(boost::json::serialize(boost::json::string_view(key.data(), key.size())));
+  out->push_back(']');
 }
 
 void AppendIndex(std::string* out, size_t index) {
@@ -175,68 +126,17 @@ Result<PathPattern> PathPattern::Parse(std::string_view text) {
         ++i;
         p.segments_.push_back({Type::kIndex, {}, index});
       } else if (i < text.size() && text[i] == '"') {
-        ++i;
-        std::string key;
-        bool closed = false;
-        while (i < text.size()) {
-          char c = text[i];
-          if (c == '"') {
-            closed = true;
-            ++i;
-            break;
-          }
-          if (c != '\\') {
-            key.push_back(c);
-            ++i;
-            continue;
-          }
-          if (i + 1 >= text.size()) break;
-          char e = text[i + 1];
-          i += 2;
-          switch (e) {
-            case '"':
-              key.push_back('"');
-              break;
-            case '\\':
-              key.push_back('\\');
-              break;
-            case '/':
-              key.push_back('/');
-              break;
-            case 'b':
-              key.push_back('\b');
-              break;
-            case 'f':
-              key.push_back('\f');
-              break;
-            case 'n':
-              key.push_back('\n');
-              break;
-            case 'r':
-              key.push_back('\r');
-              break;
-            case 't':
-              key.push_back('\t');
-              break;
-            case 'u': {
-              int64_t cp = ReadHex4(text, i);
-              if (cp < 0) return PathError(text, i, "bad \\u escape");
-              i += 4;
-              if (cp >= 0xD800 && cp <= 0xDBFF && text.compare(i, 2, "\\u") == 0) {
-                int64_t lo = ReadHex4(text, i + 2);
-                if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                  cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                  i += 6;
-                }
-              }
-              AppendUtf8(&key, static_cast<uint32_t>(cp));
-              break;
-            }
-            default:
-              return PathError(text, i - 1, "bad escape in quoted key");
-          }
+        // A JSON string: its end is the first quote no backslash escapes; Boost.JSON decodes it.
+        size_t end = i + 1;
+        while (end < text.size() && text[end] != '"') end += text[end] == '\\' ? 2 : 1;
+        if (end >= text.size()) return PathError(text, text.size(), "unterminated quoted key");
+        boost::system::error_code ec;
+        const boost::json::value quoted = boost::json::parse(text.substr(i, end + 1 - i), ec);
+        if (ec || !quoted.is_string()) {
+          return PathError(text, i, "bad escape in quoted key (" + ec.message() + ")");
         }
-        if (!closed) return PathError(text, i, "unterminated quoted key");
+        std::string key(quoted.get_string());
+        i = end + 1;
         if (i >= text.size() || text[i] != ']') return PathError(text, i, "expected ']'");
         ++i;
         if (key == "*") {

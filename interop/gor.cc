@@ -234,8 +234,6 @@ class GorReader {
 
 Status ReadGor(std::istream& in, const std::string& source, const ImportOptions& options,
                const EnvelopeSink& sink, ImportStats* stats) {
-  ImportStats local;
-  if (!stats) stats = &local;
   const std::string label = "GoReplay '" + source + "'";
   TextSource src(in, label);
   // A gor killed mid-capture leaves a .gz without its end: with --skip-bad, import what is

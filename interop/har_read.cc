@@ -611,8 +611,6 @@ class HarHandler {
 
 Status ReadHar(std::istream& in, const std::string& source, const ImportOptions& options,
                const EnvelopeSink& sink, ImportStats* stats) {
-  ImportStats local;
-  if (!stats) stats = &local;
   const std::string label = "HAR '" + source + "'";
   Envelope e;
   auto on_entry = [&](const json::value& v, uint64_t index) -> Status {

@@ -76,7 +76,7 @@ struct ImportStats {
 using EnvelopeSink = std::function<Status(doppel::v1::Envelope&&)>;
 
 // Streaming readers. gzip input is recognized by its magic and inflated on the fly.
-// `source` names the input in messages (usually the path).
+// `source` names the input in messages (usually the path); `stats` is required.
 //
 // HAR: arrival_us from startedDateTime, seq = entry index (or the `_doppel` extension's
 // values, see docs/interop.md). JSON Lines: exactly the envelopes `doppel cat` printed.

@@ -25,8 +25,6 @@ struct KeyHash {
 
 Status ReadJsonl(std::istream& in, const std::string& source, const ImportOptions& options,
                  const EnvelopeSink& sink, ImportStats* stats) {
-  ImportStats local;
-  if (!stats) stats = &local;
   const std::string label = "JSON Lines '" + source + "'";
   TextSource src(in, label);
   src.set_allow_truncated_gzip(options.skip_bad);  // see ReadGor

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "net/headers.h"
+#include "net/tls_server.h"
 
 namespace doppel::net {
 
@@ -23,17 +24,8 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 Result<std::shared_ptr<asio::ssl::context>> MakeClientTlsContext(const TlsClientOptions& options) {
-  std::shared_ptr<asio::ssl::context> ctx;
-  try {
-    ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("cannot create a TLS context: ") + e.what());
-  }
+  DOPPEL_ASSIGN_OR_RETURN(std::shared_ptr<asio::ssl::context> ctx, NewTlsContext(false));
   boost::system::error_code ec;
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                       asio::ssl::context::no_tlsv1_1,
-                   ec);
   if (options.verify) {
     ctx->set_verify_mode(asio::ssl::verify_peer, ec);
     if (!options.ca_file.empty()) {

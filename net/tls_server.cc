@@ -36,19 +36,28 @@ std::string OpenSslReason() {
 
 }  // namespace
 
-Result<std::shared_ptr<asio::ssl::context>> MakeServerTlsContext(const std::string& cert_file,
-                                                                 const std::string& key_file) {
+Result<std::shared_ptr<asio::ssl::context>> NewTlsContext(bool server) {
   std::shared_ptr<asio::ssl::context> ctx;
   try {
-    ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx = std::make_shared<asio::ssl::context>(server ? asio::ssl::context::tls_server
+                                                      : asio::ssl::context::tls_client);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("cannot create a TLS context: ") + e.what());
   }
   boost::system::error_code ec;
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                       asio::ssl::context::no_tlsv1_1 |
+                       (server ? asio::ssl::context::single_dh_use : 0),
                    ec);
+  if (ec) return Status::Internal("cannot set the TLS context's protocols: " + ec.message());
+  return ctx;
+}
+
+Result<std::shared_ptr<asio::ssl::context>> MakeServerTlsContext(const std::string& cert_file,
+                                                                 const std::string& key_file) {
+  DOPPEL_ASSIGN_OR_RETURN(std::shared_ptr<asio::ssl::context> ctx, NewTlsContext(true));
+  boost::system::error_code ec;
   // The key first: a certificate that does not match it is then refused by the check below,
   // with an error that says so.
   ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);

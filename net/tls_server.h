@@ -1,6 +1,6 @@
 // The TLS context of a server socket (the capture proxy's listener): its certificate chain
 // and key from PEM files, TLS 1.2 and later, and ALPN. The client side is
-// MakeClientTlsContext (net/http_client.h).
+// MakeClientTlsContext (net/http_client.h); both start from NewTlsContext.
 #pragma once
 
 #include <memory>
@@ -14,6 +14,10 @@ class context;
 }  // namespace boost::asio::ssl
 
 namespace doppel::net {
+
+// A context for a server (`server`) or a client that speaks TLS 1.2 and later only (SSLv2,
+// SSLv3, TLS 1.0 and 1.1 off). Internal error when OpenSSL cannot make one.
+Result<std::shared_ptr<boost::asio::ssl::context>> NewTlsContext(bool server);
 
 // `cert_file`: PEM, the server certificate first, then its chain (intermediates); `key_file`:
 // PEM, the certificate's private key. ALPN: the first of "h2", "http/1.1" that the client

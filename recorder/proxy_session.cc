@@ -168,10 +168,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
         return Fail(ProxyFailure::kHeaderTooLarge, http::status::request_header_fields_too_large,
                     "request header over " + std::to_string(opts().max_header_bytes) + " bytes");
       }
-      if (ec == http::error::body_limit) {
-        return Fail(ProxyFailure::kBodyTooLarge, http::status::payload_too_large,
-                    "request body over " + std::to_string(opts().max_request_body) + " bytes");
-      }
+      if (ec == http::error::body_limit) return FailBodyTooLarge();
       if (ec == http::error::bad_version && UnsupportedVersion(BufferedBytes())) {
         return Fail(ProxyFailure::kBadRequest, http::status::http_version_not_supported,
                     "HTTP version not supported: use HTTP/1.1 or HTTP/1.0");
@@ -257,10 +254,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
 
   void OnBody(beast::error_code ec) {
     if (ec) {
-      if (ec == http::error::body_limit) {
-        return Fail(ProxyFailure::kBodyTooLarge, http::status::payload_too_large,
-                    "request body over " + std::to_string(opts().max_request_body) + " bytes");
-      }
+      if (ec == http::error::body_limit) return FailBodyTooLarge();
       if (ec == beast::error::timeout) {
         // tcp_stream closed the socket when the timer fired: nothing can be answered.
         rec_.metrics().errors[static_cast<int>(ProxyFailure::kRequestTimeout)]->Inc();
@@ -273,6 +267,11 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
       return Close();
     }
     OnRequest();
+  }
+
+  void FailBodyTooLarge() {
+    Fail(ProxyFailure::kBodyTooLarge, http::status::payload_too_large,
+         "request body over " + std::to_string(opts().max_request_body) + " bytes");
   }
 
   static bool IsParseError(beast::error_code ec) {

@@ -23,45 +23,39 @@ void Indent(std::string* out, int depth) {
   out->append(static_cast<size_t>(depth) * 2, ' ');
 }
 
+void Pretty(const boost::json::value& v, int depth, std::string* out);
+
+// An object's members or an array's elements, one per line one level in, between `open` and
+// `close`; `item` writes one. Empty: the two brackets alone.
+template <class Container, class WriteItem>
+void PrettyContainer(const Container& items, char open, char close, int depth, std::string* out,
+                     WriteItem item) {
+  out->push_back(open);
+  bool first = true;
+  for (const auto& x : items) {
+    if (!first) out->push_back(',');
+    first = false;
+    Indent(out, depth + 1);
+    item(x);
+  }
+  if (!first) Indent(out, depth);
+  out->push_back(close);
+}
+
 void Pretty(const boost::json::value& v, int depth, std::string* out) {
   if (depth >= kMaxPrettyDepth) {
     out->append(boost::json::serialize(v));
     return;
   }
   if (v.is_object()) {
-    const boost::json::object& o = v.get_object();
-    if (o.empty()) {
-      out->append("{}");
-      return;
-    }
-    out->push_back('{');
-    bool first = true;
-    for (const auto& member : o) {
-      if (!first) out->push_back(',');
-      first = false;
-      Indent(out, depth + 1);
+    PrettyContainer(v.get_object(), '{', '}', depth, out, [&](const auto& member) {
       out->append(boost::json::serialize(boost::json::string_view(member.key())));
       out->append(": ");
       Pretty(member.value(), depth + 1, out);
-    }
-    Indent(out, depth);
-    out->push_back('}');
+    });
   } else if (v.is_array()) {
-    const boost::json::array& a = v.get_array();
-    if (a.empty()) {
-      out->append("[]");
-      return;
-    }
-    out->push_back('[');
-    bool first = true;
-    for (const boost::json::value& e : a) {
-      if (!first) out->push_back(',');
-      first = false;
-      Indent(out, depth + 1);
-      Pretty(e, depth + 1, out);
-    }
-    Indent(out, depth);
-    out->push_back(']');
+    PrettyContainer(v.get_array(), '[', ']', depth, out,
+                    [&](const boost::json::value& e) { Pretty(e, depth + 1, out); });
   } else if (v.is_double()) {
     // Shortest round-trip form ("0.01", "3.17e-05"); serialize() would write "1E-2".
     char buf[32];

@@ -75,9 +75,19 @@ TEST(PathPatternTest, DecodesEscapesInQuotedKeys) {
   EXPECT_TRUE(p->Matches("body", path));
 }
 
+TEST(PathPatternTest, RenderedKeysParseBack) {
+  const std::string key = std::string("tab\there \"quoted\" back\\slash \x01 caf\xC3\xA9 ") + '\0';
+  const std::vector<PathStep> path = {PathStep::Key(key), PathStep::Index(2)};
+  const std::string rendered = RenderPath("body", path);
+  Result<PathPattern> p = PathPattern::Parse(rendered);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_TRUE(p->Matches("body", path)) << rendered;
+}
+
 TEST(PathPatternTest, RejectsMalformedPaths) {
-  for (const char* bad : {"", ".a", "body.", "body..a", "body[", "body[x]", "body[1", "body[\"a\"",
-                          "body[\"a\"x", "body.a b", "body.1a", "body[*"}) {
+  for (const char* bad :
+       {"", ".a", "body.", "body..a", "body[", "body[x]", "body[1", "body[\"a\"", "body[\"a\"x",
+        "body.a b", "body.1a", "body[*", "body[\"a\\x\"]", "body[\"a\\\"]", "body[\"\\u12\"]"}) {
     Result<PathPattern> p = PathPattern::Parse(bad);
     EXPECT_FALSE(p.ok()) << bad;
     if (!p.ok()) {

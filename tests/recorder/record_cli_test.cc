@@ -48,6 +48,18 @@ class RecordCliTest : public ::testing::Test {
     return a;
   }
 
+  // The store the recorder left, opened read-only as `doppel cat` would (null on failure,
+  // with the reason as a test failure).
+  std::unique_ptr<storage::Store> OpenStore() {
+    storage::StoreOptions o;
+    o.read_only = true;
+    o.create_if_missing = false;
+    std::unique_ptr<storage::Store> store;
+    const Status opened = storage::Store::Open(o, store_, &store);
+    EXPECT_TRUE(opened.ok()) << opened.ToString();
+    return store;
+  }
+
   std::string dir_, store_;
   testing::TestUpstream upstream_;
 };
@@ -89,11 +101,8 @@ TEST_F(RecordCliTest, RecordsRedactsAndClosesTheSessionOnSigterm) {
   ASSERT_EQ(::stat((store_ + "/redaction.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-  storage::StoreOptions o;
-  o.read_only = true;
-  o.create_if_missing = false;
-  std::unique_ptr<storage::Store> store;
-  ASSERT_TRUE(storage::Store::Open(o, store_, &store).ok());
+  std::unique_ptr<storage::Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
   auto info = store->GetSession("s1");
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_EQ(info->state(), v1::SESSION_STATE_CLOSED);
@@ -143,11 +152,8 @@ TEST_F(RecordCliTest, RedactsQueryParametersAndJsonPaths) {
   child.Signal(SIGTERM);
   ASSERT_EQ(child.Wait(), 0) << child.all_stderr();
 
-  storage::StoreOptions o;
-  o.read_only = true;
-  o.create_if_missing = false;
-  std::unique_ptr<storage::Store> store;
-  ASSERT_TRUE(storage::Store::Open(o, store_, &store).ok());
+  std::unique_ptr<storage::Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
   auto it = store->Scan("s3");
   ASSERT_TRUE(it.ok());
   ASSERT_TRUE(it.value()->Valid());
@@ -174,10 +180,8 @@ TEST_F(RecordCliTest, SigintWithSamplingAndRules) {
   }
   child.Signal(SIGINT);
   ASSERT_EQ(child.Wait(), 0) << child.all_stderr();
-  storage::StoreOptions o;
-  o.read_only = true;
-  std::unique_ptr<storage::Store> store;
-  ASSERT_TRUE(storage::Store::Open(o, store_, &store).ok());
+  std::unique_ptr<storage::Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
   auto it = store->Scan("s2");
   ASSERT_TRUE(it.ok());
   int count = 0;

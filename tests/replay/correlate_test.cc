@@ -27,25 +27,26 @@ struct Msg {
   std::string client = "10.0.0.1:5000";
 };
 
+void AddHeaders(const std::vector<std::pair<std::string, std::string>>& headers,
+                google::protobuf::RepeatedPtrField<v1::Header>* out) {
+  for (const auto& [n, v] : headers) {
+    auto* h = out->Add();
+    h->set_name(n);
+    h->set_value(v);
+  }
+}
+
 Envelope Make(const Msg& m) {
   Envelope e;
   e.set_client_addr(m.client);
   auto* q = e.mutable_request();
   q->set_method(m.method);
   q->set_target(m.target);
-  for (const auto& [n, v] : m.req_headers) {
-    auto* h = q->add_headers();
-    h->set_name(n);
-    h->set_value(v);
-  }
+  AddHeaders(m.req_headers, q->mutable_headers());
   q->set_body(m.req_body);
   auto* r = e.mutable_response();
   r->set_status(m.status);
-  for (const auto& [n, v] : m.resp_headers) {
-    auto* h = r->add_headers();
-    h->set_name(n);
-    h->set_value(v);
-  }
+  AddHeaders(m.resp_headers, r->mutable_headers());
   r->set_body(m.resp_body);
   return e;
 }
