@@ -2,7 +2,6 @@
 // format readers share (interop_internal.h).
 #include "interop/interop.h"
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +11,7 @@
 
 #include "base/enum_names.h"
 #include "base/strings.h"
+#include "base/time_format.h"
 #include "interop/bundle.h"
 #include "interop/internal.h"
 #include "interop/session_import.h"
@@ -122,76 +122,16 @@ Status BadRecord(const ImportOptions& options, ImportStats* stats, const Status&
   return Status::Ok();
 }
 
-namespace {
-bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-}  // namespace
-
 Result<uint64_t> ParseIso8601Us(std::string_view s) {
-  auto bad = [&] {
+  const std::optional<DateTime> t = ParseDateTime(s);
+  if (!t || t->unix_us < 0) {
     return Status::InvalidArgument("'" + std::string(s.substr(0, 64)) +
                                    "' is not an ISO 8601 date-time like 2024-05-01T10:20:30.123Z");
-  };
-  int year, month, day, hour, minute, second;
-  if (!Digits(s, 0, 4, &year) || s.size() < 19 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
-      s[7] != '-' || !Digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-      !Digits(s, 11, 2, &hour) || s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' ||
-      !Digits(s, 17, 2, &second))
-    return bad();
-  size_t i = 19;
-  uint64_t frac_us = 0;
-  if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
-    ++i;
-    size_t digits = 0;
-    uint64_t scale = 100000;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-      if (digits < 6) frac_us += static_cast<uint64_t>(s[i] - '0') * scale, scale /= 10;
-      ++i, ++digits;
-    }
-    if (digits == 0) return bad();
   }
-  int64_t offset_s = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    int oh, om;
-    bool colon = i + 3 < s.size() && s[i + 3] == ':';
-    if (!Digits(s, i + 1, 2, &oh) || !Digits(s, i + (colon ? 4 : 3), 2, &om) || oh > 23 || om > 59)
-      return bad();
-    offset_s = (oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
-    i += colon ? 6 : 5;
-  }  // no zone: taken as UTC
-  if (i != s.size()) return bad();
-  using namespace std::chrono;
-  year_month_day ymd{std::chrono::year(year), std::chrono::month(static_cast<unsigned>(month)),
-                     std::chrono::day(static_cast<unsigned>(day))};
-  if (!ymd.ok() || hour > 23 || minute > 59 || second > 60 || year < 1970) return bad();
-  int64_t epoch_s = static_cast<int64_t>(sys_days(ymd).time_since_epoch().count()) * 86400 +
-                    hour * 3600 + minute * 60 + second - offset_s;
-  if (epoch_s < 0) return bad();
-  return static_cast<uint64_t>(epoch_s) * 1000000 + frac_us;
+  return static_cast<uint64_t>(t->unix_us);
 }
 
-std::string FormatIso8601Us(uint64_t us) {
-  using namespace std::chrono;
-  const int64_t secs = static_cast<int64_t>(us / 1000000);
-  const sys_days days{std::chrono::days(secs / 86400)};
-  const year_month_day ymd{days};
-  const int64_t rem = secs % 86400;
-  char buf[48];
-  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02uT%02d:%02d:%02d.%06uZ", int(ymd.year()),
-                unsigned(ymd.month()), unsigned(ymd.day()), int(rem / 3600), int(rem / 60 % 60),
-                int(rem % 60), unsigned(us % 1000000));
-  return buf;
-}
+std::string FormatIso8601Us(uint64_t us) { return FormatUtc(static_cast<int64_t>(us), 6); }
 
 }  // namespace internal
 

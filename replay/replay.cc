@@ -175,22 +175,9 @@ bool Engine::ReadNext(doppel::v1::Envelope* e) {
       continue;
     }
     ++stats_.read;
-    switch (selector_.Decide(*e)) {
-      case Decision::kSend:
-        return true;
-      case Decision::kRefused:
-        ++stats_.skipped_refused;
-        break;
-      case Decision::kNotInPercent:
-        ++stats_.skipped_percent;
-        break;
-      case Decision::kFiltered:
-        ++stats_.skipped_filtered;
-        break;
-      case Decision::kUnsafe:
-        ++stats_.skipped_unsafe;
-        break;
-    }
+    const Decision d = selector_.Decide(*e);
+    if (d == Decision::kSend) return true;
+    stats_.skipped.Count(d);
   }
 }
 
@@ -309,6 +296,10 @@ void Engine::StartOnLane(size_t i, const JobPtr& job) {
     recorded = &patched;
   rewriter_.Build(*recorded, lane.url.Authority(), lane.url.base_path, &out,
                   i == 0 ? &stats_.dropped_redacted_headers : nullptr);
+  if (opts_.time_shift != nullptr) {
+    const uint64_t moved = opts_.time_shift->Shift(&out);
+    if (i == 0) stats_.shifted_timestamps += moved;
+  }
   ++lane.in_flight;
   ++lane.stats.sent;
   const uint64_t now = Now();

@@ -22,6 +22,7 @@
 #include "replay/pacer.h"
 #include "replay/request_plan.h"
 #include "replay/source.h"
+#include "replay/time_shift.h"
 
 namespace doppel::replay {
 
@@ -56,6 +57,7 @@ struct ReplayOptions {
   size_t max_backlog = 20000;        // per lane, requests waiting for a free slot
   net::TlsClientOptions tls;
   RequestCorrelator* correlator = nullptr;  // stateful replay; not owned; null = off
+  const TimeShifter* time_shift = nullptr;  // --shift-time; not owned; null = off
   // Called about once a second on the engine thread (progress display).
   std::function<void(const struct ReplayProgress&)> on_progress;
 };
@@ -100,9 +102,9 @@ struct ReplayProgress {
 struct ReplayStats {
   uint64_t read = 0;        // envelopes read from the source (all passes)
   uint64_t dispatched = 0;  // selected and sent to the lanes
-  uint64_t skipped_percent = 0, skipped_filtered = 0, skipped_unsafe = 0;
-  uint64_t skipped_refused = 0;  // the recording proxy refused them (storage::ProxyRefused)
+  DecisionCounts skipped;   // read but not selected, by reason (`send` stays 0)
   uint64_t dropped_redacted_headers = 0;
+  uint64_t shifted_timestamps = 0;  // --shift-time: values moved (counted for the first lane)
   uint64_t completed = 0;
   uint64_t passes = 0;           // times the source was read (--loop)
   bool interrupted = false;      // SIGINT/SIGTERM

@@ -104,6 +104,12 @@ Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions&
   return std::shared_ptr<const Selector>(s);
 }
 
+void DecisionCounts::Count(Decision d) {
+  // In the order of Decision's values.
+  uint64_t* const by_decision[] = {&send, &refused, &not_in_percent, &filtered, &unsafe};
+  ++*by_decision[static_cast<size_t>(d)];
+}
+
 Decision Selector::Decide(const doppel::v1::Envelope& e) const {
   if (storage::ProxyRefused(e)) return Decision::kRefused;
   const auto& req = e.request();

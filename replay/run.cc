@@ -1,9 +1,9 @@
 #include "replay/run.h"
 
 #include <algorithm>
-#include <ctime>
 #include <thread>
 
+#include "base/time_format.h"
 #include "base/units.h"
 #include "diff/diff.h"
 #include "diff/rules.h"
@@ -22,16 +22,6 @@
 namespace doppel::replay {
 namespace {
 
-// "2026-01-02T03:04:05Z" for a wall time in µs since the epoch.
-std::string Rfc3339(uint64_t wall_us) {
-  std::time_t t = static_cast<std::time_t>(wall_us / 1000000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // A report quotes recorded traffic (header values, body excerpts): written like an export,
 // readable by its owner only whatever the umask, complete or not at all (a temporary file
 // renamed over `path`).
@@ -44,8 +34,8 @@ Status WriteReportFile(const std::string& path, const std::string& content) {
 
 // The run record's per-target summary and counters from the engine's stats and the report.
 void FillRunRecord(const ReplayStats& stats, const report::Report& rep, doppel::v1::RunInfo* run) {
-  run->set_skipped_unsafe(stats.skipped_unsafe);
-  run->set_skipped_filtered(stats.skipped_filtered);
+  run->set_skipped_unsafe(stats.skipped.unsafe);
+  run->set_skipped_filtered(stats.skipped.filtered);
   run->set_dispatched(stats.dispatched);
   run->set_dropped_redacted_headers(stats.dropped_redacted_headers);
   run->set_regressions(rep.verdict().regressions());
@@ -219,6 +209,12 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
                                    "' is not a mode: give auto (carry values from earlier "
                                    "answers into later requests) or off");
 
+  if (!f.shift_time && !f.shift_time_headers.empty()) {
+    return Status::InvalidArgument(
+        "--shift-time-header names a header whose timestamps --shift-time moves: give "
+        "--shift-time as well");
+  }
+
   auto fail_on = report::ParseSeverity(f.fail_on);
   if (!fail_on.ok()) return Status::InvalidArgument("--fail-on must be low, medium or high");
   s->fail_on = *fail_on;
@@ -265,25 +261,13 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
     doppel::v1::Envelope e;
     while (s->source->Next(&e)) {
       ++plan.total;
+      if (plan.total == 1 || e.arrival_us() < plan.recorded_from_us)
+        plan.recorded_from_us = e.arrival_us();
+      plan.recorded_to_us = std::max(plan.recorded_to_us, e.arrival_us());
       if (learner) learner->Add(e);
-      switch (s->selector->Decide(e)) {
-        case Decision::kSend:
-          ++plan.to_send;
-          break;
-        case Decision::kRefused:
-          ++plan.refused;
-          break;
-        case Decision::kUnsafe:
-          ++plan.unsafe;
-          break;
-        case Decision::kFiltered:
-          ++plan.filtered;
-          break;
-        case Decision::kNotInPercent:
-          ++plan.not_in_percent;
-          break;
-      }
+      plan.decisions.Count(s->selector->Decide(e));
     }
+    plan.to_send = plan.decisions.send;
     if (!s->source->status().ok()) return s->source->status();
     DOPPEL_RETURN_IF_ERROR(s->source->Rewind());
   }
@@ -335,13 +319,24 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   ao.fail_on = s.fail_on;
   ao.run_id = std::to_string(run.id());
   ao.session = s.plan.session_name;
-  ao.generated_at = Rfc3339(s.clock->WallUs());
+  ao.generated_at = FormatUtc(static_cast<int64_t>(s.clock->WallUs()));
   report::RunAggregator aggregator(ao);
   RunSinkOptions so;
   so.compare_threads = f.compare_threads;
   RunSink sink(s.differ.get(), &aggregator, s.store.get(), run.id(), so);
 
   ReplayOptions opts = s.replay;
+  std::optional<TimeShifter> time_shift;
+  if (f.shift_time) {
+    TimeShiftOptions to;
+    to.delta_us =
+        static_cast<int64_t>(s.clock->WallUs()) - static_cast<int64_t>(s.plan.recorded_from_us);
+    to.recorded_from_us = s.plan.recorded_from_us;
+    to.recorded_to_us = s.plan.recorded_to_us;
+    to.headers = f.shift_time_headers;
+    time_shift.emplace(std::move(to));
+    opts.time_shift = &*time_shift;
+  }
   std::optional<LiveCorrelator> correlator;
   if (s.correlation) {
     correlator.emplace(*s.correlation, opts.targets.size() + (opts.secondary ? 1 : 0));

@@ -73,6 +73,10 @@ struct RunOptions {
   // replay/correlate.h), "off", or "" for the default: auto with
   // selection.allow_unsafe (--allow-unsafe-methods), else off.
   std::string correlate;
+  // --shift-time: timestamps in requests move by the replay's start minus the recording's
+  // (replay/time_shift.h); also in the values of these headers.
+  bool shift_time = false;
+  std::vector<std::string> shift_time_headers;
   bool no_diff = false;
   uint32_t compare_threads = DefaultCompareThreads();  // 0 (inline)..kMaxCompareThreads
   ReportFiles reports;
@@ -88,13 +92,13 @@ struct RunOptions {
 // What the first pass over the source found (for the banner and the progress ETA).
 struct RunPlan {
   std::string session_name;
-  std::string pacing;    // PacingSpec::ToString()
-  uint64_t total = 0;    // envelopes in the source
-  uint64_t to_send = 0;  // selected (capped by --limit unless --loop)
-  uint64_t refused = 0;  // the recording proxy refused them: they never reached the primary
-  uint64_t unsafe = 0, filtered = 0, not_in_percent = 0;
-  bool correlate = false;     // --correlate auto in force
-  uint64_t correlations = 0;  // learned from the recording
+  std::string pacing;        // PacingSpec::ToString()
+  uint64_t total = 0;        // envelopes in the source
+  uint64_t to_send = 0;      // selected (capped by --limit unless --loop)
+  DecisionCounts decisions;  // of all `total` (decisions.send: selected, before --limit)
+  uint64_t recorded_from_us = 0, recorded_to_us = 0;  // first and last arrival in the source
+  bool correlate = false;                             // --correlate auto in force
+  uint64_t correlations = 0;                          // learned from the recording
 };
 
 struct RunOutcome {

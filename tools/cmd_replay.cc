@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "base/clock.h"
+#include "base/time_format.h"
 #include "interop/interop.h"
 #include "replay/replay.h"
 #include "replay/run.h"
@@ -89,6 +90,10 @@ void PrintLaneSummary(const replay::ReplayStats& st) {
   double secs = st.elapsed_us / 1e6;
   std::printf("%llu requests in %.2fs (%.1f req/s)%s\n", (unsigned long long)st.dispatched, secs,
               secs > 0 ? st.dispatched / secs : 0.0, st.interrupted ? " — interrupted" : "");
+  if (st.shifted_timestamps > 0) {
+    std::printf("%llu timestamps moved by --shift-time\n",
+                (unsigned long long)st.shifted_timestamps);
+  }
 }
 
 int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
@@ -104,19 +109,24 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
               << plan.session_name << "' to " << f.run.targets.size() << " target(s) at "
               << plan.pacing << (f.run.secondary.empty() ? "" : ", secondary " + f.run.secondary)
               << "\n";
-    if (plan.refused)
-      std::cerr << "doppel: " << plan.refused
+    if (plan.decisions.refused)
+      std::cerr << "doppel: " << plan.decisions.refused
                 << " envelopes the proxy refused were not replayed (they never reached the "
                    "primary)\n";
-    if (plan.unsafe)
-      std::cerr << "doppel: skipping " << plan.unsafe
+    if (plan.decisions.unsafe)
+      std::cerr << "doppel: skipping " << plan.decisions.unsafe
                 << " POST/PUT/PATCH/DELETE requests (pass --allow-unsafe-methods to send them)\n";
     if (plan.correlate)
       std::cerr << "doppel: correlation on: " << plan.correlations
                 << " correlations learned; each client's requests go in recorded order\n";
-    if (plan.filtered) std::cerr << "doppel: " << plan.filtered << " envelopes filtered out\n";
-    if (plan.not_in_percent)
-      std::cerr << "doppel: " << plan.not_in_percent << " envelopes outside --percent "
+    if (f.run.shift_time)
+      std::cerr << "doppel: --shift-time: timestamps in requests move by the time since "
+                << FormatUtc(static_cast<int64_t>(plan.recorded_from_us))
+                << ", when the recording started\n";
+    if (plan.decisions.filtered)
+      std::cerr << "doppel: " << plan.decisions.filtered << " envelopes filtered out\n";
+    if (plan.decisions.not_in_percent)
+      std::cerr << "doppel: " << plan.decisions.not_in_percent << " envelopes outside --percent "
                 << f.run.selection.percent << "\n";
   }
 
@@ -248,6 +258,11 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
                 "auto: carry tokens, ids, CSRF values and cookies from earlier answers into "
                 "later requests (docs/stateful-replay.md); off. Default: auto with "
                 "--allow-unsafe-methods, else off");
+  r->add_flag("--shift-time", f->shift_time,
+              "move timestamps in requests (RFC 3339, epoch seconds or milliseconds; query, JSON "
+              "body) by the time since the recording started (docs/stateful-replay.md)");
+  r->add_option("--shift-time-header", f->shift_time_headers,
+                "also move a timestamp that is this header's whole value (repeatable)");
   r->add_option("--rules", f->rules, "diff rules file (JSON, see docs/diff-rules.md)");
   r->add_flag("--no-diff", f->no_diff, "send and measure only; compare nothing");
   r->add_option("--compare-threads", f->compare_threads,

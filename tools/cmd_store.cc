@@ -2,12 +2,12 @@
 // export/import speak bundle, HAR, JSON Lines, GoReplay (in) and curl (out): interop/interop.h.
 #include <boost/json/serialize.hpp>
 #include <cstdio>
-#include <ctime>
 #include <iostream>
 #include <memory>
 #include <vector>
 
 #include "base/enum_names.h"
+#include "base/time_format.h"
 #include "base/units.h"
 #include "interop/envelope_json.h"
 #include "interop/interop.h"
@@ -41,13 +41,7 @@ constexpr EnumNames<v1::SessionState, 5> kSessionStateNames{
     {"unknown", "recording", "closed", "interrupted", "imported"}};
 static_assert(v1::SessionState_ARRAYSIZE == 5, "kSessionStateNames names every SessionState");
 
-std::string FormatTime(uint64_t us) {
-  if (us == 0) return "-";
-  std::time_t t = static_cast<std::time_t>(us / 1000000);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
+std::string FormatTime(uint64_t us) { return us == 0 ? "-" : FormatUtc(static_cast<int64_t>(us)); }
 
 int SessionsList(const GlobalOptions& g) {
   Status s;

@@ -371,7 +371,8 @@ TEST_F(ReadmeTest, StreamingWorkflow) {
 
 // Stateful replay: three users' login -> order -> account flows recorded against one
 // doppel-echo --stateful (keyed by X-User, each curl its own connection), replayed against two
-// fresh ones with --correlate auto: every bearer token and order id is substituted.
+// fresh ones with --correlate auto: every bearer token and order id is substituted, and
+// --shift-time moves each account request's `since`.
 TEST_F(ReadmeTest, StatefulWorkflow) {
   const Block* b = FindBlock("stateful");
   ASSERT_NE(b, nullptr);
@@ -384,20 +385,22 @@ TEST_F(ReadmeTest, StatefulWorkflow) {
     subst_.emplace_back(addr, "127.0.0.1:" + std::to_string(port));
   }
   // Each curl is its own connection: the recorder's --sample-key keys the clients.
-  traffic_ = R"(f() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+  traffic_ = R"sh(f() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
   for u in ada grace linus; do
     c="curl -sf -H X-User:$u"
     t=$($c -d "{\"user\":\"$u\"}" $BASE/login | f token) &&
     id=$($c -H "Authorization: Bearer $t" -d '{}' $BASE/orders | f id) &&
     $c -o /dev/null -H "Authorization: Bearer $t" $BASE/orders/$id &&
-    $c -o /dev/null -H "Authorization: Bearer $t" $BASE/account || exit 1
-  done)";
+    $c -o /dev/null -H "Authorization: Bearer $t" "$BASE/account?since=$(date -u +%FT%TZ)" ||
+      exit 1
+  done)sh";
   ASSERT_EQ(b->commands.size(), 2u);
   ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[0]), 0));
   std::string out;
   ASSERT_EQ(Run(Rewrite(b->commands[1]), &out), 0) << out;
   EXPECT_NE(out.find("4 correlations learned"), std::string::npos) << out;
   EXPECT_NE(out.find("12 substituted, 0 sent unchanged"), std::string::npos) << out;
+  EXPECT_NE(out.find("3 timestamps moved by --shift-time"), std::string::npos) << out;
 }
 
 // HTTP/2 and TLS: the certificate is made, the recorder starts with it and answers curl over

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -17,6 +18,8 @@
 #include <thread>
 #include <utility>
 
+#include "base/time_format.h"
+#include "net/url.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/store_dir_test.h"
 #include "tests/net/test_tls_upstream.h"
@@ -27,6 +30,26 @@ namespace doppel::testing {
 namespace {
 
 namespace json = boost::json;
+
+// GET `target` from 127.0.0.1:40000 (Host: shop.prod), the `seq`th request 1 ms apart from
+// `start_us`, recorded with a 200 and no headers yet.
+v1::Envelope RecordedGet(uint32_t seq, const std::string& target, uint64_t start_us) {
+  v1::Envelope e;
+  e.set_arrival_us(start_us + seq * 1000);
+  e.set_seq(seq);
+  e.set_client_addr("127.0.0.1:40000");
+  auto* r = e.mutable_request();
+  r->set_method("GET");
+  r->set_target(target);
+  r->set_version(11);
+  auto* h = r->add_headers();
+  h->set_name("Host");
+  h->set_value("shop.prod");
+  auto* resp = e.mutable_response();
+  resp->set_status(200);
+  resp->set_version(11);
+  return e;
+}
 
 class ReplayCliTest : public StoreDirTest {
  protected:
@@ -43,23 +66,11 @@ class ReplayCliTest : public StoreDirTest {
   }
   // GET `target` recorded with the answer a TestUpstream gives it: 200, empty text/plain.
   static v1::Envelope AnsweredGet(uint32_t seq, const std::string& target) {
-    v1::Envelope e;
-    e.set_arrival_us(2'000'000 + seq * 1000);
-    e.set_seq(seq);
-    e.set_client_addr("127.0.0.1:40000");
-    auto* r = e.mutable_request();
-    r->set_method("GET");
-    r->set_target(target);
-    r->set_version(11);
-    auto* h = r->add_headers();
-    h->set_name("Host");
-    h->set_value("shop.prod");
+    v1::Envelope e = RecordedGet(seq, target, 2'000'000);
     auto* resp = e.mutable_response();
-    resp->set_status(200);
     resp->set_reason("OK");
-    resp->set_version(11);
     for (auto [n, v] : {std::pair{"Content-Type", "text/plain"}, {"Content-Length", "0"}}) {
-      h = resp->add_headers();
+      auto* h = resp->add_headers();
       h->set_name(n);
       h->set_value(v);
     }
@@ -283,6 +294,61 @@ TEST_F(ReplayCliTest, WhatTheProxyRefusedIsNotReplayedNorLearnedFrom) {
                                       "primary): not learned from"),
             std::string::npos)
       << child_->all_stdout();
+}
+
+// --shift-time: a session recorded on 2026-01-10 asks "since the day before" and "at the time
+// of the request"; replayed today, the target is asked the same relative questions.
+TEST_F(ReplayCliTest, ShiftTimeMovesRequestTimestampsByTheTimeSinceTheRecording) {
+  constexpr uint64_t kRecorded = 1768039200ull * 1000000;  // 2026-01-10T10:00:00Z
+  MakeSession("dated", {RecordedGet(0, "/orders?since=2026-01-09T10:00:00Z", kRecorded),
+                        RecordedGet(1, "/orders?at=1768039200&id=1234567890", kRecorded)});
+  TestUpstream up;
+  const int64_t before_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+  ASSERT_EQ(Doppel({"replay", "--session", "dated", "--target", up.url(), "--max", "--no-progress",
+                    "--no-diff", "--shift-time"}),
+            0)
+      << child_->all_stderr();
+  EXPECT_NE(child_->all_stderr().find("--shift-time: timestamps in requests move by the time "
+                                      "since 2026-01-10T10:00:00Z"),
+            std::string::npos)
+      << child_->all_stderr();
+  EXPECT_NE(child_->all_stdout().find("2 timestamps moved by --shift-time"), std::string::npos)
+      << child_->all_stdout();
+  std::map<std::string, std::string> got;  // parameter -> value sent
+  for (const auto& r : up.requests()) {
+    for (const char* name : {"since", "at"}) {
+      if (auto v = net::FindQueryParam(r.target, name)) got[name] = *v;
+    }
+    if (r.target.find("at=") != std::string::npos) {
+      EXPECT_NE(r.target.find("&id=1234567890"), std::string::npos) << "an id is not a time";
+    }
+  }
+  ASSERT_EQ(got.size(), 2u);
+  const auto since = ParseDateTime(got["since"]);
+  ASSERT_TRUE(since.has_value()) << got["since"];
+  constexpr int64_t kDayUs = 86400LL * 1000000, kSlackUs = 600LL * 1000000;
+  EXPECT_NEAR(static_cast<double>(since->unix_us), static_cast<double>(before_us - kDayUs),
+              kSlackUs)
+      << got["since"] << ": one day before the replay, as it was one day before the recording";
+  EXPECT_EQ(got["since"].size(), std::string("2026-01-09T10:00:00Z").size()) << got["since"];
+  EXPECT_NEAR(std::stod(got["at"]) * 1e6, static_cast<double>(before_us), kSlackUs) << got["at"];
+
+  // Without the flag the recorded values go out as they are; a header alone is refused.
+  TestUpstream plain;
+  ASSERT_EQ(Doppel({"replay", "--session", "dated", "--target", plain.url(), "--max",
+                    "--no-progress", "--no-diff"}),
+            0);
+  std::set<std::string> sent;
+  for (const auto& r : plain.requests()) sent.insert(r.target);
+  EXPECT_EQ(sent, (std::set<std::string>{"/orders?since=2026-01-09T10:00:00Z",
+                                         "/orders?at=1768039200&id=1234567890"}));
+  EXPECT_EQ(Doppel({"replay", "--session", "dated", "--target", plain.url(), "--max",
+                    "--shift-time-header", "X-Since"}),
+            2);
+  EXPECT_NE(child_->all_stderr().find("give --shift-time as well"), std::string::npos)
+      << child_->all_stderr();
 }
 
 // --retries also covers the requests still in flight when the session runs out (they used to
@@ -605,17 +671,9 @@ class NoiseCliTest : public StoreDirTest {
     std::vector<v1::Envelope> batch;
     for (int i = 0; i < 60; ++i) {
       const int k = i % 10;
-      v1::Envelope e;
-      e.set_arrival_us(1'000'000 + i * 1000);
-      e.set_seq(i);
+      v1::Envelope e = RecordedGet(i, "/quote/" + std::to_string(k), 1'000'000);
       e.set_scheme("http");
-      auto* req = e.mutable_request();
-      req->set_method("GET");
-      req->set_target("/quote/" + std::to_string(k));
-      req->set_version(11);
       auto* res = e.mutable_response();
-      res->set_status(200);
-      res->set_version(11);
       auto* h = res->add_headers();
       h->set_name("Content-Type");
       h->set_value("application/json");

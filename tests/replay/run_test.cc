@@ -77,7 +77,7 @@ TEST_F(RunTest, RecordsTheRunWithTheInjectedClock) {
     EXPECT_EQ(plan.session_name, "s");
     EXPECT_EQ(plan.total, static_cast<uint64_t>(kGets + kPosts));
     EXPECT_EQ(plan.to_send, static_cast<uint64_t>(kGets));
-    EXPECT_EQ(plan.unsafe, static_cast<uint64_t>(kPosts));
+    EXPECT_EQ(plan.decisions.unsafe, static_cast<uint64_t>(kPosts));
     EXPECT_EQ(plan.pacing, "max");
     auto out = (*run)->Execute();
     ASSERT_TRUE(out.ok()) << out.status().ToString();
@@ -87,7 +87,7 @@ TEST_F(RunTest, RecordsTheRunWithTheInjectedClock) {
     EXPECT_TRUE(out->report_files.ok()) << out->report_files.ToString();
     EXPECT_EQ(out->exit_code, 0);
     EXPECT_EQ(out->stats.dispatched, static_cast<uint64_t>(kGets));
-    EXPECT_EQ(out->stats.skipped_unsafe, static_cast<uint64_t>(kPosts));
+    EXPECT_EQ(out->stats.skipped.unsafe, static_cast<uint64_t>(kPosts));
     EXPECT_EQ(out->report.generated_at(), "2026-01-02T03:04:05Z");
     EXPECT_EQ(out->report.run_id(), std::to_string(run_id));
     EXPECT_EQ(out->report.session(), "s");
