@@ -1,12 +1,13 @@
 # Shared by bench/proxy.sh, bench/replay.sh and bench/mirror.sh: tools, build, temp dir and
 # cleanup, ports, load average, the ~1 KB JSON body, an nginx started from a config fragment,
 # and the nginx upstream that answers every request with that body.
-# REQUIRES before sourcing: root (the repository, also the working directory) and NAME (the
-# script's name, used in log lines and the temp dir's name). Sets the defaults the scripts
-# share (a script sets its own value first to differ) and log().
+# REQUIRES before sourcing: the working directory is the repository (root is set to it) and
+# NAME is set (the script's name, used in log lines and the temp dir's name). Sets the
+# defaults the scripts share (a script sets its own value first to differ) and log().
 # Arithmetic on figures and the verdicts against targets: bench/verdict.sh; replacing a
 # section of bench/RESULTS.md: bench/results_section.sh.
 
+root=$(pwd)
 source "$root/bench/verdict.sh"
 source "$root/bench/results_section.sh"
 

@@ -17,7 +17,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-root=$(pwd)
 [[ $# -ge 2 ]] || { sed -n '2,15p' "$0" >&2; exit 2; }
 bin_a=$1 bin_b=$2 n=${3:-2500} n0=500
 for b in "$bin_a" "$bin_b"; do

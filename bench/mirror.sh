@@ -31,7 +31,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-root=$(pwd)
 ROUNDS=${ROUNDS:-2}
 SLOW=${SLOW:-2s}
 LOAD_WAIT=${LOAD_WAIT:-30}

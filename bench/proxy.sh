@@ -23,7 +23,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-root=$(pwd)
 FIXED_RUNS=${FIXED_RUNS:-2}
 
 # ---------------------------------------------------------------- tools

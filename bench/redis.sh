@@ -14,7 +14,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-root=$(pwd)
 ROUNDS=${ROUNDS:-2}
 N=${N:-20000}
 INGEST_ROUNDS=${INGEST_ROUNDS:-3}

@@ -30,7 +30,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-root=$(pwd)
 RECORD_N=${RECORD_N:-40000}
 RATE=${RATE:-2000}
 RSS_N=${RSS_N:-1000000}
