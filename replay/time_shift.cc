@@ -103,8 +103,8 @@ uint64_t TimeShifter::ShiftQuery(std::string* target) const {
   if (moved == 0) return 0;
   // What comes before the query (path, or scheme, authority and path) and after it is kept.
   const size_t query_start = static_cast<size_t>(parts.query->data() - target->data());
-  *target = target->substr(0, query_start) + query +
-            target->substr(query_start + parts.query->size());
+  *target =
+      target->substr(0, query_start) + query + target->substr(query_start + parts.query->size());
   return moved;
 }
 
@@ -145,8 +145,7 @@ uint64_t TimeShifter::Shift(OutgoingRequest* r) const {
   uint64_t moved = ShiftQuery(&r->target);
   const auto type = HeaderValue(*r, "Content-Type");
   const auto coding = HeaderValue(*r, "Content-Encoding");
-  if (type && IsJsonType(*type) &&
-      (!coding || EqualsIgnoreCase(*coding, "identity"))) {
+  if (type && IsJsonType(*type) && (!coding || EqualsIgnoreCase(*coding, "identity"))) {
     moved += ShiftJsonBody(&r->body);
   }
   for (auto& [name, value] : r->headers) {
