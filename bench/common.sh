@@ -203,18 +203,21 @@ listening_url() {
 # start_doppel NAME ARGS...: `doppel record` ($DOPPEL) in the background, listening and with its
 # admin endpoint on 127.0.0.1 (free ports), one proxy thread, upstream $UP, session
 # bench-$NAME(script)-NAME-PID, its store and output under $tmp/doppel-NAME; ARGS are added
-# (--sample ..., --mirror ...). Returns once it answers; sets rec_pid, rec_url, rec_admin.
+# (--sample ..., --mirror ...). DOPPEL_PREFIX (an array, empty by default) goes in front of the
+# command: a tool that runs doppel (valgrind, strace). Returns once it answers (up to 60 s);
+# sets rec_pid, rec_url, rec_admin.
+DOPPEL_PREFIX=()
 start_doppel() {
   local name=$1 dir=$tmp/doppel-$1
   shift
   mkdir -p "$dir"
-  "$DOPPEL" --store "$dir/store" record --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
-    --upstream "$UP" --session "bench-$NAME-$name-$$" --threads 1 "$@" \
+  "${DOPPEL_PREFIX[@]}" "$DOPPEL" --store "$dir/store" record --listen 127.0.0.1:0 \
+    --admin 127.0.0.1:0 --upstream "$UP" --session "bench-$NAME-$name-$$" --threads 1 "$@" \
     >"$dir/stdout" 2>"$dir/stderr" &
   rec_pid=$!
   pids+=($rec_pid)
   rec_url="" rec_admin=""
-  for _ in $(seq 100); do
+  for _ in $(seq 600); do
     rec_url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
     rec_admin=$(sed -n 's/^admin on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
     [[ -n "$rec_url" && -n "$rec_admin" ]] && break
@@ -225,14 +228,15 @@ start_doppel() {
   wait_http "$rec_url/"
 }
 
-# stop_doppel NAME: SIGINT to $rec_pid, waits for it to flush and exit (SIGKILL after 30 s);
+# stop_doppel NAME [PID]: SIGINT to PID (default $rec_pid; under strace, doppel is its child),
+# waits for $rec_pid to flush and exit (SIGKILL after 60 s);
 # its "session ..." and "mirror ..." summary lines, joined by ';', go to rec_summary.
 stop_doppel() {
   local name=$1 dir=$tmp/doppel-$1 rc=0
-  kill -INT "$rec_pid" 2>/dev/null || true
-  for _ in $(seq 300); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -INT "${2:-$rec_pid}" 2>/dev/null || true
+  for _ in $(seq 600); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$rec_pid" 2>/dev/null; then
-    echo "doppel record ($name) still running 30 s after SIGINT" >&2
+    echo "doppel record ($name) still running 60 s after SIGINT" >&2
     kill -KILL "$rec_pid"
   fi
   wait "$rec_pid" || rc=$?
