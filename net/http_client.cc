@@ -468,7 +468,9 @@ void Exchange::OnHead(const boost::system::error_code& ec) {
   ExchangeResult result;
   result.latency_us = latency_us();
   result.reused_connection = reused_;
-  result.response.base() = head.base();
+  // Moved, not copied: the parser reads only the body from here on, and trailers of a
+  // chunked body are not relayed (docs/http2-grpc.md).
+  result.response.base() = std::move(stream_parser_->get().base());
   keep_ = stream_parser_->keep_alive() && request_.keep_alive() && status != 101;
   body_phase_ = true;
   StreamCallback done = std::move(on_head_);

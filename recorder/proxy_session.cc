@@ -377,19 +377,21 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     auto& b = stream_res_.body();
     b.data = const_cast<char*>(piece.data());  // only read from
     b.size = piece.size();
-    b.more = true;
+    // The last piece completes the message in the same write (the final chunk goes with it):
+    // a small response is one write to the client, head, body and all.
+    b.more = !end;
     Lowest().expires_after(opts().request_timeout);
     http::async_write(stream_, *serializer_,
                       [self = this->shared_from_this(), end](beast::error_code ec, size_t) {
                         if (ec == http::error::need_buffer) ec = {};  // the piece went out
                         if (ec) return self->AbortStream(ec);
-                        if (end) return self->EndBody();
+                        if (end) return self->OnStreamDone();
                         self->ReadPiece();
                       });
   }
 
-  // The whole body was relayed: the final chunk (chunked) goes out, with the head if that is
-  // still here.
+  // The body ended after its last piece was written (an empty end): the final chunk (chunked)
+  // goes out, with the head if that is still here.
   void EndBody() {
     if (no_body_) {
       if (serializer_->is_header_done()) return OnStreamDone();
