@@ -162,7 +162,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Streaming only.
   StreamCallback on_head_;
   std::optional<http::response_parser<http::buffer_body>> stream_parser_;
-  std::unique_ptr<char[]> piece_;  // the reader's buffer, BodyReader::kPieceBytes
+  std::unique_ptr<char[]> piece_;  // the reader's buffer, piece_bytes_ long
+  size_t piece_bytes_ = 0;
   BodyReader::Callback piece_done_;
   Clock::time_point last_byte_;
   bool keep_ = false;        // the connection may go back to the pool after the body
@@ -487,11 +488,16 @@ void Exchange::ReadPiece(BodyReader::Callback done) {
     return;
   }
   // Allocated at the first read that needs it (not zeroed): a response without a body costs
-  // no buffer.
-  if (!piece_) piece_.reset(new char[BodyReader::kPieceBytes]);
+  // no buffer, and a body of known length under kPieceBytes a buffer of its length.
+  if (!piece_) {
+    const auto left = stream_parser_->content_length_remaining();
+    piece_bytes_ =
+        left && *left > 0 && *left < BodyReader::kPieceBytes ? *left : BodyReader::kPieceBytes;
+    piece_.reset(new char[piece_bytes_]);
+  }
   auto& body = stream_parser_->get().body();
   body.data = piece_.get();
-  body.size = BodyReader::kPieceBytes;
+  body.size = piece_bytes_;
   ArmTimer();
   conn_->Visit([&](auto& stream) {
     http::async_read_some(
@@ -504,7 +510,7 @@ void Exchange::OnPiece(const boost::system::error_code& ec) {
   if (over_) return;  // abandoned meanwhile
   if (ec && ec != http::error::need_buffer) return OnReadError(ec, true);
   last_byte_ = Clock::now();
-  const size_t n = BodyReader::kPieceBytes - stream_parser_->get().body().size;
+  const size_t n = piece_bytes_ - stream_parser_->get().body().size;
   if (stream_parser_->is_done()) {
     over_ = true;
     if (keep_) pool_->ReturnIdle(std::move(conn_));
