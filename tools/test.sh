@@ -71,5 +71,10 @@ fi
 # `doppel export --format curl` writes (tests/integration/interop_cli_test.cc).
 doppel_install_deps nginx wrk zstd curl
 cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
+start=$(date +%s)
 cmake --build "$build_dir" -j2
-run_ctest "$build_dir" --output-on-failure -j2 "${ctest_args[@]}"
+built=$(date +%s)
+rc=0
+run_ctest "$build_dir" --output-on-failure -j2 "${ctest_args[@]}" || rc=$?
+echo "build ($build_dir): $((built - start)) s, suite: $(($(date +%s) - built)) s"
+exit $rc
