@@ -459,8 +459,8 @@ void Exchange::ReadHead() {
 
 void Exchange::OnHead(const boost::system::error_code& ec) {
   if (ec) return OnReadError(ec, stream_parser_->got_some());
-  const auto& head = stream_parser_->get();
-  const unsigned status = head.result_int();
+  // No reference to the parser's message is kept: its fields are moved out below.
+  const unsigned status = stream_parser_->get().result_int();
   if (status >= 100 && status < 200 && status != 101) {
     ReadHead();  // 1xx: interim, the final response follows on the same connection
     return;
