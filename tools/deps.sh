@@ -9,6 +9,7 @@ doppel_install_deps() {
               libhiredis-dev redis-server redis-tools
               chromium python3-jsonschema
               libnghttp2-dev nghttp2-client nghttp2-server
+              libgrpc++-dev protobuf-compiler-grpc
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do
