@@ -69,15 +69,15 @@ Status GetBool(const json::object& o, const char* key, bool* out) {
   return Status::Ok();
 }
 
+// `key`: "headers", or "trailers" (a response's fields sent after the body).
 Status GetHeaders(const json::object& o, const char* where,
-                  google::protobuf::RepeatedPtrField<Header>* out) {
-  auto* v = o.if_contains("headers");
+                  google::protobuf::RepeatedPtrField<Header>* out, const char* key = "headers") {
+  auto* v = o.if_contains(key);
   if (!v || v->is_null()) return Status::Ok();
-  if (!v->is_array())
-    return Status::InvalidArgument(std::string(where) + ".headers must be an array");
+  const std::string field = std::string(where) + "." + key;
+  if (!v->is_array()) return Status::InvalidArgument(field + " must be an array");
   for (const auto& item : v->get_array()) {
-    if (!item.is_object())
-      return Status::InvalidArgument(std::string(where) + ".headers[] must hold objects");
+    if (!item.is_object()) return Status::InvalidArgument(field + "[] must hold objects");
     const auto& h = item.get_object();
     Header* hdr = out->Add();
     std::string name, value, b64;
@@ -85,7 +85,7 @@ Status GetHeaders(const json::object& o, const char* where,
     DOPPEL_RETURN_IF_ERROR(GetString(h, "value", &value));
     DOPPEL_RETURN_IF_ERROR(GetString(h, "value_base64", &b64));
     if (!b64.empty() && !Base64Decode(b64, &value))
-      return Status::InvalidArgument(std::string(where) + ".headers[].value_base64 is not base64");
+      return Status::InvalidArgument(field + "[].value_base64 is not base64");
     hdr->set_name(name);
     hdr->set_value(value);
   }
@@ -218,6 +218,7 @@ json::object EnvelopeToJson(const Envelope& e) {
     resp["headers"] = HeadersToJson(e.response().headers());
     PutBody(resp, e.response().body(), e.response().body_truncated(), e.response().body_size());
     resp["latency_us"] = e.response().latency_us();
+    if (e.response().trailers_size() > 0) resp["trailers"] = HeadersToJson(e.response().trailers());
     o["response"] = std::move(resp);
   }
   return o;
@@ -279,6 +280,7 @@ Status EnvelopeFromJson(const json::object& o, Envelope* e) {
     DOPPEL_RETURN_IF_ERROR(GetUint(s, "version", &u));
     ms->set_version(static_cast<uint32_t>(u));
     DOPPEL_RETURN_IF_ERROR(GetHeaders(s, "response", ms->mutable_headers()));
+    DOPPEL_RETURN_IF_ERROR(GetHeaders(s, "response", ms->mutable_trailers(), "trailers"));
     truncated = false;
     DOPPEL_RETURN_IF_ERROR(GetBody(s, "response", ms->mutable_body(), &truncated, &size));
     ms->set_body_truncated(truncated);

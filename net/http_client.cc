@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "net/h2_client.h"
 #include "net/headers.h"
 #include "net/tls_server.h"
 
@@ -178,6 +179,11 @@ class StreamBodyReader : public BodyReader {
   void ReadSome(Callback done) override { exchange_->ReadPiece(std::move(done)); }
   uint64_t latency_us() const override { return exchange_->latency_us(); }
   bool ready() const override { return exchange_->ready(); }
+  // HTTP/1.1 chunked trailers are not read (docs/http2-grpc.md).
+  const http::fields& trailers() const override {
+    static const http::fields kNone;
+    return kNone;
+  }
 
  private:
   std::shared_ptr<Exchange> exchange_;
@@ -579,6 +585,7 @@ void Exchange::Finish(ClientError error, std::string detail) {
 Result<std::shared_ptr<HttpClientPool>> HttpClientPool::Create(
     asio::io_context& io, Url upstream, ClientOptions options,
     std::shared_ptr<asio::ssl::context> tls) {
+  if (upstream.h2c()) return NewH2cClientPool(io, std::move(upstream), options);
   if (upstream.tls() && !tls) {
     return Status::InvalidArgument("https upstream " + upstream.ToString() +
                                    " needs a TLS context");

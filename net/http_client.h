@@ -1,5 +1,7 @@
-// Async HTTP/1.1 client with a keep-alive connection pool, for one upstream (scheme, host,
-// port) and one io_context. Used by the recorder (primary) and the replayer (targets).
+// Async HTTP client for one upstream (scheme, host, port) and one io_context, used by the
+// recorder (primary, mirrors) and the replayer (targets): HTTP/1.1 with a keep-alive
+// connection pool for http:// and https://, HTTP/2 over one multiplexed connection for h2c://
+// (net/h2_client.cc). Callers see one interface and the same results for both.
 //
 // Thread safety: none. A pool belongs to one io_context and is used only from the thread
 // that runs it; create one pool per thread, so the hot path takes no lock.
@@ -76,8 +78,11 @@ Result<std::shared_ptr<boost::asio::ssl::context>> MakeClientTlsContext(
 
 struct ExchangeResult {
   ClientError error = ClientError::kNone;
-  std::string detail;       // human-readable reason when error != kNone
-  HttpResponse response;    // the final (non-1xx) response when error == kNone
+  std::string detail;     // human-readable reason when error != kNone
+  HttpResponse response;  // the final (non-1xx) response when error == kNone
+  // Fields the upstream sent after the body (HTTP/2 trailers: gRPC's grpc-status); Send()
+  // only, SendStreaming() has BodyReader::trailers().
+  boost::beast::http::fields trailers;
   uint64_t latency_us = 0;  // from starting to send the request to the last response byte
   bool reused_connection = false;
 };
@@ -103,10 +108,17 @@ class BodyReader {
   virtual void ReadSome(Callback done) = 0;
   // From starting to send the request to the last byte read so far.
   virtual uint64_t latency_us() const = 0;
+  // The fields sent after the body (HTTP/2 trailers); complete once a ReadSome reported
+  // `end`, empty before and when there were none. HTTP/1.1 chunked trailers are not read.
+  virtual const boost::beast::http::fields& trailers() const = 0;
   // True when the next ReadSome() needs nothing more from the upstream (the body ended, or
   // bytes of it arrived with the head): a caller can then send the head and the first piece
   // together.
   virtual bool ready() const = 0;
+  // True when the response ended with its head and has no body at all (HTTP/2: HEADERS with
+  // END_STREAM, as in a gRPC trailers-only answer), so a relay can end its own head the same
+  // way instead of sending an empty body. HTTP/1.1: false (framing says it).
+  virtual bool ended_with_head() const { return false; }
 };
 using BodyReaderPtr = std::unique_ptr<BodyReader>;
 // `head.response` holds the final response's head (empty body) when error == kNone, and then

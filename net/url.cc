@@ -127,8 +127,9 @@ Result<Url> ParseUrl(std::string_view text) {
   Url url;
   url.scheme = std::string(u.scheme());
   for (char& c : url.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (url.scheme != "http" && url.scheme != "https") {
-    return Status::InvalidArgument("'" + std::string(text) + "': scheme must be http or https");
+  if (url.scheme != "http" && url.scheme != "https" && url.scheme != "h2c") {
+    return Status::InvalidArgument("'" + std::string(text) +
+                                   "': scheme must be http, https or h2c (HTTP/2 in plaintext)");
   }
   if (u.has_userinfo() || u.has_query() || u.has_fragment()) {
     return Status::InvalidArgument("'" + std::string(text) +

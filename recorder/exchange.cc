@@ -179,8 +179,11 @@ void Exchange::OnPrimaryDone() {
   primary_done_ = true;
   const uint64_t latency_us = body_->latency_us();
   rec_.metrics().latency->ObserveUs(latency_us);
+  if (envelope_) {
+    net::CopyHeaders(body_->trailers(), envelope_->mutable_response()->mutable_trailers());
+  }
   if (mirrored_) {
-    mirrored_->OnPrimary(*mirror_copy_, latency_us,
+    mirrored_->OnPrimary(*mirror_copy_, body_->trailers(), latency_us,
                          /*body_complete=*/mirror_copy_->body().size() == body_size_);
     mirrored_.reset();
   }

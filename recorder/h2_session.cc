@@ -63,9 +63,10 @@ struct Stream {
   net::BodyReader* body = nullptr;
   std::string piece;
   size_t piece_offset = 0;
-  bool piece_end = false;  // `piece` is the body's last
-  bool reading = false;    // a ReadSome is outstanding
-  bool closed = false;     // nghttp2 closed the stream, or the connection went away
+  std::vector<std::pair<std::string, std::string>> trailers;  // the primary's, sent at the end
+  bool piece_end = false;                                     // `piece` is the body's last
+  bool reading = false;                                       // a ReadSome is outstanding
+  bool closed = false;  // nghttp2 closed the stream, or the connection went away
 };
 using StreamPtr = std::shared_ptr<Stream>;
 
@@ -378,19 +379,34 @@ class Connection final : public H2Session,
       const size_t n = std::min(left, length);
       std::memcpy(buf, st.piece.data() + st.piece_offset, n);
       st.piece_offset += n;
-      if (st.piece_offset == st.piece.size() && st.piece_end) {
-        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-        ++c.finished_;
-      }
+      if (st.piece_offset == st.piece.size() && st.piece_end) c.EndBody(st, data_flags);
       return static_cast<ssize_t>(n);
     }
     if (st.piece_end) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-      ++c.finished_;
+      c.EndBody(st, data_flags);
       return 0;
     }
     if (!st.reading && st.body != nullptr) c.ReadPiece(st);
     return NGHTTP2_ERR_DEFERRED;
+  }
+
+  // The response body's last DATA frame: END_STREAM on it, or on the trailers the primary
+  // sent (gRPC's grpc-status), submitted from here as nghttp2 allows.
+  void EndBody(Stream& st, uint32_t* data_flags) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    ++finished_;
+    if (st.trailers.empty()) return;
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(st.trailers.size());
+    for (auto& [name, value] : st.trailers) nva.push_back(Nv(name, value));
+    if (nghttp2_submit_trailer(session_, st.id, nva.data(), nva.size()) == 0) {
+      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+  }
+
+  static nghttp2_nv Nv(std::string& name, std::string& value) {
+    return {reinterpret_cast<uint8_t*>(name.data()), reinterpret_cast<uint8_t*>(value.data()),
+            name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
   }
 
   // ---- the exchange ----
@@ -479,7 +495,10 @@ class Connection final : public H2Session,
     }
     net::HttpResponse& res = result.response;
     const unsigned upstream_version = res.version();
-    const bool has_body = st.exchange.OnResponseHead(res, std::move(body), st.is_head);
+    // A primary's answer that ended with its head (a gRPC trailers-only answer) ends with the
+    // head here too: an empty DATA frame after it would make it a different answer.
+    const bool has_body = st.exchange.OnResponseHead(res, std::move(body), st.is_head) &&
+                          !st.exchange.body()->ended_with_head();
     net::AppendVia(res, upstream_version, "doppel");
     if (has_body) {
       st.body = st.exchange.body();
@@ -519,6 +538,13 @@ class Connection final : public H2Session,
       return Flush();
     }
     st.exchange.CopyAside(piece);
+    if (end) {
+      for (const auto& f : st.body->trailers()) {
+        if (!net::IsHopByHop(f.name_string())) {
+          st.trailers.emplace_back(AsciiLower(f.name_string()), std::string(f.value()));
+        }
+      }
+    }
     // Before the last piece goes out: the capture never waits for the client.
     if (end && !st.exchange.primary_done()) st.exchange.OnPrimaryDone();
     st.piece.assign(piece);
@@ -567,11 +593,7 @@ class Connection final : public H2Session,
     }
     std::vector<nghttp2_nv> nva;
     nva.reserve(strings.size());
-    for (auto& [name, value] : strings) {
-      nva.push_back({reinterpret_cast<uint8_t*>(name.data()),
-                     reinterpret_cast<uint8_t*>(value.data()), name.size(), value.size(),
-                     NGHTTP2_NV_FLAG_NONE});
-    }
+    for (auto& [name, value] : strings) nva.push_back(Nv(name, value));
     nghttp2_data_provider provider{};
     provider.source.ptr = &st;
     provider.read_callback = &Connection::ReadBody;

@@ -535,7 +535,10 @@ void MirroredRequest::OnMirror(size_t index, net::ExchangeResult&& result) {
       const unsigned status = result.response.result_int();
       (status >= 500 ? t.failed_5xx : t.succeeded)->Inc();
       slot.ok = true;
-      if (hub_.differ_) ToComparable(std::move(result.response), &slot.response);
+      if (hub_.differ_) {
+        ToComparable(std::move(result.response), &slot.response);
+        net::CopyHeaders(result.trailers, slot.response.mutable_trailers());
+      }
       break;
     }
     case net::ClientError::kConnect:
@@ -557,7 +560,8 @@ void MirroredRequest::OnMirror(size_t index, net::ExchangeResult&& result) {
   if (hub_.differ_ && primary_ != Primary::kPending) Compare(slot);
 }
 
-void MirroredRequest::OnPrimary(const net::HttpResponse& response, uint64_t latency_us,
+void MirroredRequest::OnPrimary(const net::HttpResponse& response,
+                                const boost::beast::http::fields& trailers, uint64_t latency_us,
                                 bool body_complete) {
   for (const Slot& s : slots_) hub_.targets_[s.mirror]->primary_latency->ObserveUs(latency_us);
   if (!body_complete) return OnPrimaryFailed();
@@ -566,6 +570,7 @@ void MirroredRequest::OnPrimary(const net::HttpResponse& response, uint64_t late
   net::HttpResponse copy = response;
   auto primary = std::make_shared<doppel::v1::HttpResponse>();
   ToComparable(std::move(copy), primary.get());
+  net::CopyHeaders(trailers, primary->mutable_trailers());
   primary_response_ = std::move(primary);
   for (Slot& s : slots_) {
     if (s.done) Compare(s);

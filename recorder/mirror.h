@@ -195,7 +195,8 @@ class MirroredRequest : public std::enable_shared_from_this<MirroredRequest> {
   // The primary answered (`response` as received, after hop-by-hop stripping). With
   // `body_complete` false the body holds only the first bytes of the primary's (which
   // streamed past): latencies are counted, the comparison is not made (uncompared).
-  void OnPrimary(const net::HttpResponse& response, uint64_t latency_us, bool body_complete = true);
+  void OnPrimary(const net::HttpResponse& response, const boost::beast::http::fields& trailers,
+                 uint64_t latency_us, bool body_complete = true);
   // The primary failed: nothing to compare against.
   void OnPrimaryFailed();
 

@@ -16,6 +16,7 @@
 #include "tests/base/temp_dir.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/hardening_util.h"
+#include "tests/net/nghttpd.h"
 #include "tests/net/test_upstream.h"
 #include "tests/recorder/loopback_options.h"
 #include "tests/recorder/memory_sink.h"
@@ -412,6 +413,76 @@ TEST_F(H2ProxyTest, BadCertificateOrKeyIsAClearError) {
     EXPECT_NE(rec.status().ToString().find(c.expected), std::string::npos)
         << rec.status().ToString();
   }
+}
+
+// An h2c primary (--upstream h2c://): HTTP/2 and HTTP/1.1 clients are served over one
+// multiplexed HTTP/2 connection to nghttpd; the primary's trailers reach HTTP/2 clients and
+// the envelopes.
+TEST_F(H2ProxyTest, H2cUpstreamServesBothClientProtocolsWithTrailers) {
+  testing::Nghttpd primary({"grpc-status: 0", "x-check: done"});
+  ASSERT_TRUE(primary.ok());
+  primary.WriteFile("hello.txt", "hello from h2");
+  std::string big(3 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) >> 3);
+  primary.WriteFile("big.bin", big);
+  Start([&](RecorderOptions& o) { o.upstream = net::ParseUrl(primary.url()).value(); });
+
+  // nghttp (nghttp2-client) prints every frame: the trailers come in a HEADERS frame after
+  // the DATA, with END_STREAM.
+  ClientRun h2 = RunClient({"/usr/bin/nghttp", "-v", Url("/hello.txt")});
+  ASSERT_EQ(h2.code, 0) << h2.err;
+  const size_t data = h2.out.find("recv DATA frame <length=13");
+  const size_t status = h2.out.find("grpc-status: 0", data);
+  const size_t check = h2.out.find("x-check: done", data);
+  const size_t end = h2.out.find("END_STREAM | END_HEADERS", data);
+  ASSERT_NE(data, std::string::npos) << h2.out;
+  EXPECT_NE(status, std::string::npos) << h2.out;
+  EXPECT_NE(check, std::string::npos) << h2.out;
+  EXPECT_NE(end, std::string::npos) << h2.out;
+  EXPECT_NE(h2.out.find("hello from h2"), std::string::npos) << h2.out;
+  const std::string dir = testing::MakeTempDir("h2-upstream");
+
+  auto h1 = testing::Fetch(port_, "GET", "/hello.txt");
+  EXPECT_EQ(h1.result_int(), 200u);
+  EXPECT_EQ(h1.body(), "hello from h2");
+
+  ClientRun download = RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-o",
+                                  dir + "/big.out", "-w", "%{http_code}", Url("/big.bin")});
+  ASSERT_EQ(download.code, 0) << download.err;
+  EXPECT_EQ(download.out, "200");
+  std::ifstream got_file(dir + "/big.out", std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(got_file)), {});
+  EXPECT_TRUE(got == big) << got.size();
+
+  ClientRun load =
+      RunClient({"/usr/bin/h2load", "-n", "100", "-c", "2", "-m", "50", Url("/hello.txt")});
+  ASSERT_EQ(load.code, 0) << load.out << load.err;
+  EXPECT_NE(load.out.find("100 succeeded, 0 failed, 0 errored"), std::string::npos) << load.out;
+
+  rec_->Stop();
+  auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), 103u);
+  EXPECT_EQ(env[0].client_protocol(), "h2c");
+  EXPECT_EQ(env[0].response().version(), 20u);
+  EXPECT_EQ(env[0].response().body(), "hello from h2");
+  ASSERT_EQ(env[0].response().trailers_size(), 2);
+  EXPECT_EQ(env[0].response().trailers(0).name(), "grpc-status");
+  EXPECT_EQ(env[0].response().trailers(0).value(), "0");
+  EXPECT_EQ(env[1].client_protocol(), "http/1.1");
+  EXPECT_EQ(env[1].response().trailers_size(), 2);  // recorded, though HTTP/1.1 cannot carry them
+  EXPECT_EQ(env[2].response().body_size(), big.size());
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(H2ProxyTest, UnreachableH2cUpstreamIsA502) {
+  const unsigned port = testing::FreePort();
+  Start([&](RecorderOptions& o) {
+    o.upstream = net::ParseUrl("h2c://127.0.0.1:" + std::to_string(port)).value();
+  });
+  ClientRun get = RunClient(
+      {"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-w", "\n%{http_code}", Url("/x")});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_NE(get.out.find("502"), std::string::npos) << get.out;
 }
 
 }  // namespace

@@ -180,7 +180,7 @@ TEST(ParseMirrorSpecTest, BadNameRuleCaAndUrl) {
   EXPECT_TRUE(Contains(err, "ca= needs a PEM file")) << err;
   err = SpecError("ftp://m:1,percent=5");
   EXPECT_TRUE(Contains(err, "--mirror 'ftp://m:1,percent=5'")) << err;
-  EXPECT_TRUE(Contains(err, "scheme must be http or https")) << err;
+  EXPECT_TRUE(Contains(err, "scheme must be http, https or h2c")) << err;
   err = SpecError("");
   EXPECT_FALSE(err.empty());
 }

@@ -1,0 +1,202 @@
+// The h2c upstream client (net/h2_client.h) through HttpClientPool's interface, against a real
+// HTTP/2 server (nghttpd) and against peers that fail in the ways upstreams do.
+#include "net/h2_client.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/net/nghttpd.h"
+#include "tests/net/test_upstream.h"
+
+namespace doppel::net {
+namespace {
+
+namespace http = boost::beast::http;
+
+class H2ClientTest : public ::testing::Test {
+ protected:
+  HttpClientPoolPtr MakePool(const std::string& url, ClientOptions options = {}) {
+    auto parsed = ParseUrl(url);
+    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    auto pool = HttpClientPool::Create(io_, parsed.value(), options, nullptr);
+    EXPECT_TRUE(pool.ok()) << pool.status().ToString();
+    return pool.value();
+  }
+
+  static HttpRequest Get(const std::string& target) {
+    HttpRequest req{http::verb::get, target, 11};
+    req.set(http::field::host, "test");
+    return req;
+  }
+
+  // Runs the io_context until `done` (an HTTP/2 connection keeps a read pending, so run()
+  // would not return).
+  void RunUntil(const bool& done, int seconds = 20) {
+    io_.restart();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (!done && std::chrono::steady_clock::now() < deadline) {
+      io_.run_one_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(done);
+  }
+
+  ExchangeResult Run(HttpClientPool& pool, HttpRequest req) {
+    ExchangeResult out;
+    bool done = false;
+    pool.Send(std::move(req), [&](ExchangeResult&& r) {
+      out = std::move(r);
+      done = true;
+    });
+    EXPECT_FALSE(done) << "the callback must not run inside Send";
+    RunUntil(done);
+    return out;
+  }
+
+  boost::asio::io_context io_;
+};
+
+TEST_F(H2ClientTest, ResponsesAndTrailersOverOneMultiplexedConnection) {
+  testing::Nghttpd server({"grpc-status: 0", "x-check: done"});
+  ASSERT_TRUE(server.ok());
+  server.WriteFile("a.txt", "hello over h2");
+  auto pool = MakePool(server.url());
+  ExchangeResult r = Run(*pool, Get("/a.txt"));
+  ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+  EXPECT_EQ(r.response.result_int(), 200u);
+  EXPECT_EQ(r.response.version(), 20u);
+  EXPECT_EQ(r.response.body(), "hello over h2");
+  EXPECT_EQ(r.response[http::field::content_length], "13");
+  EXPECT_EQ(r.trailers["grpc-status"], "0");
+  EXPECT_EQ(r.trailers["x-check"], "done");
+  EXPECT_FALSE(r.reused_connection);
+  EXPECT_EQ(Run(*pool, Get("/missing")).response.result_int(), 404u);
+
+  // 50 requests at once: one connection, every answer whole.
+  int answered = 0;
+  for (int i = 0; i < 50; ++i) {
+    pool->Send(Get("/a.txt"), [&](ExchangeResult&& r) {
+      EXPECT_EQ(r.error, ClientError::kNone) << r.detail;
+      EXPECT_EQ(r.response.body(), "hello over h2");
+      ++answered;
+    });
+  }
+  io_.restart();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (answered < 50 && std::chrono::steady_clock::now() < deadline) {
+    io_.run_one_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(answered, 50);
+  EXPECT_EQ(pool->stats().connections_opened, 1u);
+  EXPECT_EQ(pool->stats().exchanges, 52u);
+  EXPECT_EQ(pool->stats().active, 0u);
+}
+
+// A streamed 4 MiB body is read piece by piece; the stream's window (256 KiB) is given back
+// only as pieces are taken, so an unread stream holds at most its window.
+TEST_F(H2ClientTest, StreamedBodyFollowsTheReader) {
+  testing::Nghttpd server({"grpc-status: 0"});
+  ASSERT_TRUE(server.ok());
+  std::string big(4 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131) >> 5);
+  server.WriteFile("big.bin", big);
+  auto pool = MakePool(server.url());
+  BodyReaderPtr reader;
+  bool head = false;
+  pool->SendStreaming(Get("/big.bin"), [&](ExchangeResult&& r, BodyReaderPtr body) {
+    ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+    EXPECT_EQ(r.response.result_int(), 200u);
+    EXPECT_TRUE(r.response.body().empty());
+    reader = std::move(body);
+    head = true;
+  });
+  RunUntil(head);
+  ASSERT_NE(reader, nullptr);
+  // Nobody reads for a while: what arrived is bounded by the stream's window.
+  io_.run_for(std::chrono::milliseconds(300));
+  std::string got;
+  bool end = false;
+  size_t largest_piece = 0;
+  while (!end) {
+    bool piece_done = false;
+    reader->ReadSome([&](ClientError error, std::string detail, std::string_view piece, bool e) {
+      ASSERT_EQ(error, ClientError::kNone) << detail;
+      got.append(piece);
+      largest_piece = std::max(largest_piece, piece.size());
+      end = e;
+      piece_done = true;
+    });
+    RunUntil(piece_done);
+    if (!piece_done) break;
+  }
+  EXPECT_EQ(got.size(), big.size());
+  EXPECT_TRUE(got == big);
+  EXPECT_LE(largest_piece, BodyReader::kPieceBytes);
+  EXPECT_EQ(reader->trailers()["grpc-status"], "0");
+}
+
+TEST_F(H2ClientTest, PostBodyGoesOutWithTe) {
+  // nghttpd answers POST to a file like GET; what is checked is that the body and te are
+  // accepted (an HTTP/2 server refuses connection-specific fields with a stream error).
+  testing::Nghttpd server;
+  ASSERT_TRUE(server.ok());
+  server.WriteFile("p", "ok");
+  auto pool = MakePool(server.url());
+  HttpRequest req{http::verb::post, "/p", 11};
+  req.set(http::field::host, "test");
+  req.set(http::field::connection, "keep-alive");
+  req.set(http::field::transfer_encoding, "chunked");
+  req.set(http::field::content_type, "application/grpc");
+  req.body() = std::string(100000, 'x');
+  ExchangeResult r = Run(*pool, std::move(req));
+  ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+  EXPECT_EQ(r.response.result_int(), 200u);
+  EXPECT_EQ(r.response.body(), "ok");
+}
+
+TEST_F(H2ClientTest, RefusedConnectionIsAConnectError) {
+  const unsigned port = testing::FreePort();
+  auto pool = MakePool("h2c://127.0.0.1:" + std::to_string(port));
+  ExchangeResult r = Run(*pool, Get("/"));
+  EXPECT_EQ(r.error, ClientError::kConnect);
+  EXPECT_NE(r.detail.find("connect to 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << r.detail;
+}
+
+TEST_F(H2ClientTest, Http11ServerIsABadResponse) {
+  testing::TestUpstream h1;
+  auto url = ParseUrl(h1.url()).value();
+  auto pool = MakePool("h2c://127.0.0.1:" + std::to_string(url.port));
+  ExchangeResult r = Run(*pool, Get("/size?n=3"));
+  EXPECT_NE(r.error, ClientError::kNone);
+  EXPECT_TRUE(r.error == ClientError::kBadResponse || r.error == ClientError::kReset) << r.detail;
+}
+
+TEST_F(H2ClientTest, SilentServerTimesOut) {
+  // Accepts (the kernel completes the handshake) and never says a word.
+  boost::asio::io_context other;
+  boost::asio::ip::tcp::acceptor silent(other, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  silent.listen();
+  ClientOptions o;
+  o.response_timeout = std::chrono::milliseconds(300);
+  auto pool = MakePool("h2c://127.0.0.1:" + std::to_string(silent.local_endpoint().port()), o);
+  ExchangeResult r = Run(*pool, Get("/"));
+  EXPECT_EQ(r.error, ClientError::kTimeout) << r.detail;
+  EXPECT_NE(r.detail.find("300 ms"), std::string::npos) << r.detail;
+}
+
+TEST_F(H2ClientTest, UrlSchemeH2cIsParsed) {
+  auto u = ParseUrl("h2c://example.test:8080/base");
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->h2c());
+  EXPECT_FALSE(u->tls());
+  EXPECT_EQ(u->Authority(), "example.test:8080");
+  EXPECT_EQ(ParseUrl("h2c://example.test")->port, 80u);
+}
+
+}  // namespace
+}  // namespace doppel::net
