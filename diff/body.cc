@@ -90,11 +90,21 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
+// A body as compared: Content-Encoding and charset undone, gRPC messages as JSON.
+static Result<std::string> DecodeForDiff(const doppel::v1::HttpResponse& response,
+                                         std::string_view path, const BodyDiffOptions& options) {
+  const std::string_view type = FirstHeader(response.headers(), "content-type");
+  if (IsGrpcContentType(type)) {
+    return DecodeGrpcBody(response.body(), FirstHeader(response.headers(), "grpc-encoding"), path,
+                          /*response=*/true, options.grpc, options.max_decoded_bytes);
+  }
+  return DecodeBody(response.body(), FirstHeader(response.headers(), "content-encoding"), type,
+                    options.max_decoded_bytes);
+}
+
 const Result<std::string>& PreparedBody::Decoded() const {
   decoded_once_.Call([this] {
-    decoded_.emplace(
-        DecodeBody(response_.body(), FirstHeader(response_.headers(), "content-encoding"),
-                   FirstHeader(response_.headers(), "content-type"), options_.max_decoded_bytes));
+    decoded_.emplace(DecodeForDiff(response_, path_, options_));
     if (options_.on_expected_decoded) options_.on_expected_decoded();
   });
   return *decoded_;
@@ -137,8 +147,7 @@ void DiffBodies(const PreparedBody& prepared, const doppel::v1::HttpResponse& ac
   std::string_view etype = FirstHeader(expected.headers(), "content-type");
   std::string_view atype = FirstHeader(actual.headers(), "content-type");
   const Result<std::string>& ed = prepared.Decoded();
-  Result<std::string> ad = DecodeBody(ab, FirstHeader(actual.headers(), "content-encoding"), atype,
-                                      options.max_decoded_bytes);
+  Result<std::string> ad = DecodeForDiff(actual, prepared.path(), options);
   if (!ed.ok() || !ad.ok()) {
     std::string why = !ed.ok() ? "expected body: " + ed.status().message()
                                : "actual body: " + ad.status().message();
@@ -151,7 +160,8 @@ void DiffBodies(const PreparedBody& prepared, const doppel::v1::HttpResponse& ac
   const std::string& a = ad.value();
   if (e == a) return;
 
-  BodyKind kind = BodyKindOf(etype.empty() ? atype : etype, e);
+  const std::string_view type = etype.empty() ? atype : etype;
+  BodyKind kind = IsGrpcContentType(type) ? BodyKind::kJson : BodyKindOf(type, e);
   switch (kind) {
     case BodyKind::kJson:
       if (prepared.Json().ok() &&

@@ -6,6 +6,7 @@
 //   application/javascript, ndjson, yaml
 //   application/x-www-form-urlencoded      line diff with '&' as the separator (one field
 //                                          per "line")
+//   application/grpc, application/grpc+*   the messages as JSON (grpc.h), then the JSON diff
 //   anything else                          binary: equal bytes, else one value diff showing
 //                                          size and SHA-256 of each side
 // The expected side's Content-Type decides (the actual's when the expected has none; the
@@ -25,6 +26,7 @@
 
 #include "base/once.h"
 #include "base/status.h"
+#include "diff/grpc.h"
 #include "diff/json_diff.h"
 #include "diff/result.h"
 #include "diff/rules.h"
@@ -47,6 +49,7 @@ struct BodyDiffOptions {
   LineDiffOptions text;
   size_t max_decoded_bytes = 64 << 20;        // per side, after Content-Encoding
   std::function<void()> on_expected_decoded;  // DiffConfig::on_expected_decoded
+  const GrpcSchema* grpc = nullptr;           // DiffConfig::grpc_schema
 };
 
 // The expected side of body comparisons: its body decoded (decode.h) and, when it is JSON,
@@ -55,13 +58,16 @@ struct BodyDiffOptions {
 // REQUIRES: `response` and `options` outlive it.
 class PreparedBody {
  public:
-  PreparedBody(const doppel::v1::HttpResponse& response, const BodyDiffOptions& options)
-      : response_(response), options_(options) {}
+  // `path`: the request's path, which names a gRPC call's method.
+  PreparedBody(const doppel::v1::HttpResponse& response, const BodyDiffOptions& options,
+               std::string_view path = {})
+      : response_(response), options_(options), path_(path) {}
   PreparedBody(const PreparedBody&) = delete;
   PreparedBody& operator=(const PreparedBody&) = delete;
 
   const doppel::v1::HttpResponse& response() const { return response_; }
   const BodyDiffOptions& options() const { return options_; }
+  const std::string& path() const { return path_; }
   // The body after Content-Encoding and charset, or why it could not be decoded.
   const Result<std::string>& Decoded() const;
   // Decoded() parsed as JSON, or why it is not JSON. REQUIRES: Decoded().ok().
@@ -70,6 +76,7 @@ class PreparedBody {
  private:
   const doppel::v1::HttpResponse& response_;
   const BodyDiffOptions& options_;
+  const std::string path_;
   mutable OnceFlag decoded_once_, json_once_;
   mutable std::optional<Result<std::string>> decoded_;
   mutable std::optional<Result<JsonDocument>> json_;

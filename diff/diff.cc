@@ -4,9 +4,11 @@
 #include <utility>
 #include <vector>
 
+#include "base/strings.h"
 #include "diff/body.h"
 #include "diff/headers.h"
 #include "diff/rules.h"
+#include "net/url.h"
 
 namespace doppel::diff {
 namespace {
@@ -15,8 +17,11 @@ namespace {
 class PreparedExpected final : public Expected {
  public:
   PreparedExpected(std::string endpoint, std::vector<const CompiledRule*> rules,
-                   const doppel::v1::HttpResponse& response, const BodyDiffOptions& options)
-      : endpoint_(std::move(endpoint)), rules_(std::move(rules)), body_(response, options) {}
+                   const doppel::v1::HttpResponse& response, const BodyDiffOptions& options,
+                   std::string_view target)
+      : endpoint_(std::move(endpoint)),
+        rules_(std::move(rules)),
+        body_(response, options, net::TargetPath(target)) {}
 
   const std::string& endpoint() const override { return endpoint_; }
   const std::vector<const CompiledRule*>& rules() const { return rules_; }
@@ -28,6 +33,31 @@ class PreparedExpected final : public Expected {
   const std::vector<const CompiledRule*> rules_;
   const PreparedBody body_;
 };
+
+using Headers = google::protobuf::RepeatedPtrField<doppel::v1::Header>;
+
+bool IsGrpc(const doppel::v1::HttpResponse& r) {
+  return IsGrpcContentType(FirstHeader(r.headers(), "content-type"));
+}
+
+// A gRPC answer's outcome (grpc-status, grpc-message, grpc-status-details-bin) comes in the
+// trailers, or in the headers of a trailers-only answer (an error without messages). Both
+// are compared as trailers, so a call that turned into an error reads
+// `trailers.grpc-status`, whichever form each side took.
+struct Fields {
+  Headers headers, trailers;
+};
+Fields GrpcFields(const doppel::v1::HttpResponse& r) {
+  Fields f;
+  for (const doppel::v1::Header& h : r.headers()) {
+    const std::string name = AsciiLower(h.name());
+    const bool outcome =
+        name == "grpc-status" || name == "grpc-message" || name == "grpc-status-details-bin";
+    *(outcome ? f.trailers.Add() : f.headers.Add()) = h;
+  }
+  for (const doppel::v1::Header& h : r.trailers()) *f.trailers.Add() = h;
+  return f;
+}
 
 class RuleDiffer final : public Differ {
  public:
@@ -43,12 +73,13 @@ class RuleDiffer final : public Differ {
     body_.json.max_depth = config_.max_json_depth;
     body_.json.max_rendered_bytes = config_.max_rendered_bytes;
     body_.text.max_rendered_bytes = config_.max_rendered_bytes;
+    body_.grpc = config_.grpc_schema.get();
   }
 
   ExpectedPtr Prepare(std::string_view method, std::string_view target,
                       const doppel::v1::HttpResponse& expected) const override {
-    return std::make_unique<PreparedExpected>(Endpoint(method, target),
-                                              rules_.ForRequest(method, target), expected, body_);
+    return std::make_unique<PreparedExpected>(
+        Endpoint(method, target), rules_.ForRequest(method, target), expected, body_, target);
   }
 
   DiffResult Compare(const Expected& prepared,
@@ -82,7 +113,14 @@ class RuleDiffer final : public Differ {
     const bool body_compared =
         std::none_of(body.diffs.begin(), body.diffs.end(),
                      [](const FieldDiff& d) { return d.kind == DiffKind::kUncompared; });
-    headers_.Diff(expected.headers(), actual.headers(), body_compared, &sink);
+    if (IsGrpc(expected) || IsGrpc(actual)) {
+      const Fields e = GrpcFields(expected), a = GrpcFields(actual);
+      headers_.Diff(e.headers, a.headers, body_compared, &sink);
+      headers_.Diff(e.trailers, a.trailers, body_compared, &sink, "trailers");
+    } else {
+      headers_.Diff(expected.headers(), actual.headers(), body_compared, &sink);
+      headers_.Diff(expected.trailers(), actual.trailers(), body_compared, &sink, "trailers");
+    }
     for (FieldDiff& d : body.diffs) sink.Add(std::move(d));
     result.omitted_diffs += body.omitted_diffs;
     if (body.omitted_diffs > 0) result.match = false;

@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "diff/grpc.h"
 #include "diff/normalize.h"
 #include "diff/result.h"
 #include "doppel/v1/envelope.pb.h"
@@ -39,6 +40,8 @@ struct DiffConfig {
   size_t max_rendered_bytes = 120;
   // Tests: called each time a recorded (expected) body is decoded. Must be thread-safe.
   std::function<void()> on_expected_decoded;
+  // gRPC message types (`--proto-set`); null: gRPC messages are compared by bytes (grpc.h).
+  std::shared_ptr<const GrpcSchema> grpc_schema;
 };
 
 class Differ;

@@ -36,7 +36,9 @@ constexpr std::string_view kDefaultIgnored[] = {"date",
                                                 "x-response-time",
                                                 "x-envoy-upstream-service-time",
                                                 "content-encoding",
-                                                "transfer-encoding"};
+                                                "transfer-encoding",
+                                                "grpc-encoding",
+                                                "grpc-accept-encoding"};
 
 // Headers whose single values contain commas: never split into list elements.
 constexpr std::string_view kUnsplit[] = {"set-cookie",
@@ -118,7 +120,7 @@ HeaderPolicy::HeaderPolicy(const std::vector<std::string>& ignore,
 
 void HeaderPolicy::Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Header>& expected,
                         const google::protobuf::RepeatedPtrField<doppel::v1::Header>& actual,
-                        bool body_compared, DiffSink* sink) const {
+                        bool body_compared, DiffSink* sink, std::string_view section) const {
   // One entry per lowercased name, in the order names first appear (expected, then actual);
   // values are views into the headers. This runs for every replayed response: no map, and
   // no copies of values unless a header differs (then order is ignored).
@@ -177,7 +179,7 @@ void HeaderPolicy::Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Hea
       std::sort(sa.begin(), sa.end());
       if (se == sa) continue;
     }
-    std::string path = "headers";
+    std::string path(section);
     AppendKey(&path, name);
     bool ignore = ignored_.count(name) > 0 ||
                   (name == "content-length" && content_length_follows_body_ && body_compared) ||
@@ -188,6 +190,9 @@ void HeaderPolicy::Diff(const google::protobuf::RepeatedPtrField<doppel::v1::Hea
       sink->Add(std::move(path), DiffKind::kMissing, Join(e), "");
     } else if (!in_e) {
       sink->Add(std::move(path), DiffKind::kExtra, "", Join(a));
+    } else if (name == "grpc-status") {
+      sink->Add(
+          FieldDiff{std::move(path), DiffKind::kValue, Severity::kHigh, Join(e), Join(a), {}});
     } else {
       sink->Add(std::move(path), DiffKind::kValue, Join(e), Join(a));
     }

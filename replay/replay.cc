@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "base/clock.h"
+#include "net/headers.h"
 
 namespace doppel::replay {
 namespace {
@@ -332,6 +333,7 @@ void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
           ++lane.stats.errors;
         } else {
           net::ToProto(std::move(r.response), &out.response);  // moves the body only
+          net::CopyHeaders(r.trailers, out.response.mutable_trailers());
           out.response.set_latency_us(out.latency_us);
           ++lane.stats.ok;
           const unsigned cls = r.response.result_int() / 100;

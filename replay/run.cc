@@ -234,6 +234,9 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
       if (!rules.ok()) return rules.status();
       dc.rules = *rules;
     }
+    if (!f.proto_set.empty()) {
+      DOPPEL_ASSIGN_OR_RETURN(dc.grpc_schema, diff::GrpcSchema::Load(f.proto_set));
+    }
     DOPPEL_ASSIGN_OR_RETURN(auto d, diff::Differ::Create(dc));
     s->differ = std::move(d);
   }

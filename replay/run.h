@@ -68,7 +68,8 @@ struct RunOptions {
   std::vector<std::string> remove_headers;
   std::vector<std::string> rewrite_paths;  // REGEX=REPLACEMENT
   bool keep_host = false;
-  std::string rules;  // diff rules file or ""
+  std::string rules;      // diff rules file or ""
+  std::string proto_set;  // --proto-set: a descriptor set decoding gRPC messages, or ""
   // --correlate: "auto" (learn correlations from the recording and apply them live,
   // replay/correlate.h), "off", or "" for the default: auto with
   // selection.allow_unsafe (--allow-unsafe-methods), else off.

@@ -264,6 +264,10 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_option("--shift-time-header", f->shift_time_headers,
                 "also move a timestamp that is this header's whole value (repeatable)");
   r->add_option("--rules", f->rules, "diff rules file (JSON, see docs/diff-rules.md)");
+  r->add_option("--proto-set", f->proto_set,
+                "descriptor set of the gRPC services replayed (protoc --include_imports "
+                "--descriptor_set_out FILE): messages are diffed as JSON, field by field "
+                "(docs/http2-grpc.md); without it, message by message as bytes");
   r->add_flag("--no-diff", f->no_diff, "send and measure only; compare nothing");
   r->add_option("--compare-threads", f->compare_threads,
                 "threads that decode and diff answers, 0 to 64; 0 diffs on the sending thread "

@@ -1,0 +1,171 @@
+// gRPC end to end (issue #15), real processes on 127.0.0.1: doppel-grpc-demo v1 as the h2c
+// primary of `doppel record --upstream h2c://`, its own gRPC client calling through the proxy
+// (unary, server-streaming, an error status); the session replayed against v1 (no regression)
+// and against v2 with --proto-set (the changed fields named: body.price_cents, a streamed
+// item's tags, body.status, trailers.grpc-status) and without (messages compared as bytes).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/base/temp_dir.h"
+#include "tests/integration/child_process.h"
+
+namespace doppel::testing {
+namespace {
+
+namespace json = boost::json;
+
+constexpr char kDemo[] = DOPPEL_GRPC_DEMO_BINARY;
+constexpr char kProtoset[] = DOPPEL_GRPC_DEMO_PROTOSET;
+
+struct CallOutput {
+  int code = -1;
+  std::string out;
+};
+
+CallOutput Call(unsigned port, const std::string& method, const std::string& request,
+                int repeat = 1) {
+  ChildProcess p({kDemo, "call", "--addr", "127.0.0.1:" + std::to_string(port), "--method",
+                  method, "--json", request, "--repeat", std::to_string(repeat)});
+  CallOutput r;
+  r.code = p.Wait(30000);
+  r.out = p.all_stdout() + p.all_stderr();
+  return r;
+}
+
+// The calls recorded: each one also made straight to the primary, and the answers must be
+// the same through the proxy (messages, status and trailers relayed).
+const std::vector<std::pair<std::string, std::string>> kCalls = {
+    {"GetItem", R"({"id":3})"},
+    {"GetItem", R"({"id":7})"},
+    {"GetItem", R"({"id":99})"},
+    {"ListItems", R"({"tag":"kitchen"})"},
+    {"CreateOrder", R"({"item_id":2,"quantity":3})"},
+};
+
+class GrpcCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(MakeTempDir("grpc-cli"));
+    store_ = new std::string(*dir_ + "/store");
+    ChildProcess primary({kDemo, "serve", "--port", "0", "--version", "v1"});
+    const unsigned pport = PortOf(primary.WaitForLine("listening on "));
+    ASSERT_NE(pport, 0u) << primary.all_stderr();
+    ChildProcess recorder({DoppelBinary(), "--store", *store_, "record", "--listen",
+                           "127.0.0.1:0", "--upstream", "h2c://127.0.0.1:" + std::to_string(pport),
+                           "--session", "grpc"});
+    const unsigned rport = PortOf(recorder.WaitForLine("listening on "));
+    ASSERT_NE(rport, 0u) << recorder.all_stderr();
+    for (const auto& [method, request] : kCalls) {
+      const CallOutput direct = Call(pport, method, request, 2);
+      const CallOutput proxied = Call(rport, method, request, 2);
+      EXPECT_EQ(proxied.code, direct.code) << method << " " << request << "\n" << proxied.out;
+      EXPECT_EQ(proxied.out, direct.out) << method << " " << request;
+    }
+    recorder.Signal(SIGINT);
+    ASSERT_EQ(recorder.Wait(30000), 0) << recorder.all_stderr();
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+    delete store_;
+  }
+
+  // Replays "grpc" against a fresh demo server of `version`; the report as JSON.
+  int Replay(const std::string& version, bool proto_set, json::object* report) {
+    ChildProcess target({kDemo, "serve", "--port", "0", "--version", version});
+    const unsigned port = PortOf(target.WaitForLine("listening on "));
+    if (port == 0) return -2;
+    const std::string path = *dir_ + "/" + version + (proto_set ? "-typed" : "-bytes") + ".json";
+    std::vector<std::string> args = {DoppelBinary(),
+                                     "--store",
+                                     *store_,
+                                     "replay",
+                                     "--session",
+                                     "grpc",
+                                     "--target",
+                                     "h2c://127.0.0.1:" + std::to_string(port),
+                                     "--max",
+                                     "--allow-unsafe-methods",
+                                     "--min-samples",
+                                     "1",
+                                     "--no-progress",
+                                     "--report-json",
+                                     path};
+    if (proto_set) {
+      args.push_back("--proto-set");
+      args.push_back(kProtoset);
+    }
+    ChildProcess replay(args);
+    const int code = replay.Wait(120000);
+    output_ = replay.all_stdout() + replay.all_stderr();
+    std::ifstream f(path);
+    *report = json::parse(std::string((std::istreambuf_iterator<char>(f)), {})).as_object();
+    return code;
+  }
+
+  // endpoint -> the paths of its fields with a regression verdict
+  static std::map<std::string, std::set<std::string>> Regressions(const json::object& report) {
+    std::map<std::string, std::set<std::string>> out;
+    const auto& target = report.at("targets").as_array().at(0).as_object();
+    for (const auto& e : target.at("endpoints").as_array()) {
+      for (const auto& f : e.at("fields").as_array()) {
+        if (f.at("verdict").as_string() == "regression") {
+          out[std::string(e.at("name").as_string())].insert(std::string(f.at("path").as_string()));
+        }
+      }
+    }
+    return out;
+  }
+
+  static std::string* dir_;
+  static std::string* store_;
+  std::string output_;
+};
+std::string* GrpcCliTest::dir_ = nullptr;
+std::string* GrpcCliTest::store_ = nullptr;
+
+TEST_F(GrpcCliTest, SameBuildHasNoRegression) {
+  json::object report;
+  EXPECT_EQ(Replay("v1", true, &report), 0) << output_;
+  EXPECT_EQ(report.at("verdict").at("regressions").as_int64(), 0) << output_;
+  const auto& target = report.at("targets").as_array().at(0).as_object();
+  EXPECT_EQ(target.at("requests").as_int64(), 2 * static_cast<int64_t>(kCalls.size()));
+  EXPECT_EQ(target.at("errors").as_int64(), 0) << output_;
+}
+
+TEST_F(GrpcCliTest, ChangedFieldsAreNamedWithTheDescriptorSet) {
+  json::object report;
+  EXPECT_EQ(Replay("v2", true, &report), 1) << output_;
+  auto regressions = Regressions(report);
+  EXPECT_EQ(regressions["POST /doppel.demo.v1.Shop/GetItem"],
+            // item 3's price; item 7 turned into UNAVAILABLE without a message
+            (std::set<std::string>{"body", "body.price_cents", "trailers.grpc-status",
+                                   "trailers.grpc-message"}))
+      << output_;
+  EXPECT_EQ(regressions["POST /doppel.demo.v1.Shop/CreateOrder"],
+            (std::set<std::string>{"body.status"}))
+      << output_;
+  // ListItems streams several messages: an array, item 5's tags changed.
+  ASSERT_EQ(regressions["POST /doppel.demo.v1.Shop/ListItems"].size(), 1u) << output_;
+  EXPECT_TRUE(regressions["POST /doppel.demo.v1.Shop/ListItems"].begin()->ends_with("].tags"))
+      << *regressions["POST /doppel.demo.v1.Shop/ListItems"].begin();
+}
+
+TEST_F(GrpcCliTest, WithoutDescriptorSetMessagesAreComparedAsBytes) {
+  json::object report;
+  EXPECT_EQ(Replay("v2", false, &report), 1) << output_;
+  auto regressions = Regressions(report);
+  EXPECT_TRUE(regressions["POST /doppel.demo.v1.Shop/GetItem"].count("body")) << output_;
+  EXPECT_TRUE(regressions["POST /doppel.demo.v1.Shop/CreateOrder"].count("body")) << output_;
+}
+
+}  // namespace
+}  // namespace doppel::testing
