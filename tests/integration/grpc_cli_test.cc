@@ -32,8 +32,8 @@ struct CallOutput {
 
 CallOutput Call(unsigned port, const std::string& method, const std::string& request,
                 int repeat = 1) {
-  ChildProcess p({kDemo, "call", "--addr", "127.0.0.1:" + std::to_string(port), "--method",
-                  method, "--json", request, "--repeat", std::to_string(repeat)});
+  ChildProcess p({kDemo, "call", "--addr", "127.0.0.1:" + std::to_string(port), "--method", method,
+                  "--json", request, "--repeat", std::to_string(repeat)});
   CallOutput r;
   r.code = p.Wait(30000);
   r.out = p.all_stdout() + p.all_stderr();
@@ -58,9 +58,9 @@ class GrpcCliTest : public ::testing::Test {
     ChildProcess primary({kDemo, "serve", "--port", "0", "--version", "v1"});
     const unsigned pport = PortOf(primary.WaitForLine("listening on "));
     ASSERT_NE(pport, 0u) << primary.all_stderr();
-    ChildProcess recorder({DoppelBinary(), "--store", *store_, "record", "--listen",
-                           "127.0.0.1:0", "--upstream", "h2c://127.0.0.1:" + std::to_string(pport),
-                           "--session", "grpc"});
+    ChildProcess recorder({DoppelBinary(), "--store", *store_, "record", "--listen", "127.0.0.1:0",
+                           "--upstream", "h2c://127.0.0.1:" + std::to_string(pport), "--session",
+                           "grpc"});
     const unsigned rport = PortOf(recorder.WaitForLine("listening on "));
     ASSERT_NE(rport, 0u) << recorder.all_stderr();
     for (const auto& [method, request] : kCalls) {

@@ -10,6 +10,7 @@
 //   http://ml-shadow:8080                 -> doppel-echo v1 (a second, distinct mirror)
 //   127.0.0.1:8080, 127.0.0.1:9901        -> free ports for the proxy and its admin endpoint
 //   127.0.0.1:6379                        -> a redis-server on a free port (the redis case)
+//   127.0.0.1:50051, 127.0.0.1:50052      -> doppel-grpc-demo v1 and v2 (the grpc case)
 // and long durations are shortened. `doppel record` runs in the background, gets some
 // traffic, and is stopped with SIGINT like a user's Ctrl-C. Each command's exit code is
 // checked against the case's expectation.
@@ -244,7 +245,7 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {"record-replay", "ci",    "load-test", "interop",
                                                "mirror",        "redis", "streaming", "stateful",
-                                               "compare",       "http2"};
+                                               "compare",       "http2", "grpc"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -423,6 +424,39 @@ TEST_F(ReadmeTest, Http2Workflow) {
   EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
   EXPECT_NE(rec.all_stdout().find("session secure: requests 2,"), std::string::npos)
       << rec.all_stdout();
+}
+
+// gRPC: doppel-grpc-demo v1 and v2 for the README's 127.0.0.1:50051 and :50052; unary and
+// streaming calls through the recorder; the descriptor set made with protoc from the
+// repository's shop.proto; the replay against v2 names the changed fields (exit 1).
+TEST_F(ReadmeTest, GrpcWorkflow) {
+  const Block* b = FindBlock("grpc");
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(b->commands.size(), 3u);
+  fs::create_symlink(DOPPEL_GRPC_DEMO_BINARY, bin_ + "/doppel-grpc-demo");
+  std::vector<std::unique_ptr<ChildProcess>> demos;
+  for (const char* version : {"v1", "v2"}) {
+    demos.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
+        DOPPEL_GRPC_DEMO_BINARY, "serve", "--port", "0", "--version", version}));
+    const unsigned port = PortOf(demos.back()->WaitForLine("listening on "));
+    ASSERT_NE(port, 0u) << demos.back()->all_stderr();
+    subst_.emplace_back(version == std::string("v1") ? "127.0.0.1:50051" : "127.0.0.1:50052",
+                        "127.0.0.1:" + std::to_string(port));
+  }
+  subst_.emplace_back("-I tools/grpc_demo",
+                      "-I " + std::string(DOPPEL_SOURCE_DIR) + "/tools/grpc_demo");
+  traffic_ = R"sh(a=$BASE; a=${a#http://}
+  doppel-grpc-demo call --addr $a --method GetItem --json '{"id":3}' --repeat 3 &&
+  doppel-grpc-demo call --addr $a --method ListItems --json '{"tag":"kitchen"}' &&
+  doppel-grpc-demo call --addr $a --method CreateOrder --json '{"item_id":2,"quantity":1}')sh";
+  ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[0]), 0));
+  EXPECT_NE(record_output_.find("session grpc: requests 5,"), std::string::npos) << record_output_;
+  std::string out;
+  ASSERT_EQ(Run(Rewrite(b->commands[1]), &out), 0) << out;
+  ASSERT_EQ(Run(Rewrite(b->commands[2]), &out), 1) << out;
+  EXPECT_NE(out.find("body.price_cents"), std::string::npos) << out;
+  EXPECT_NE(out.find("body.status"), std::string::npos) << out;
+  EXPECT_NE(out.find(".tags"), std::string::npos) << out;
 }
 
 }  // namespace
