@@ -140,15 +140,8 @@ class RulesReader {
     DOPPEL_ASSIGN_OR_RETURN(rule.extract_endpoint, Endpoint(e, ep));
     DOPPEL_ASSIGN_OR_RETURN(rule.inject_endpoint, Endpoint(in, ip));
 
-    const std::string from = StringAt(e, "location");
-    std::optional<std::string> extract_at = ExtractLocation(from);
-    if (!extract_at) {
-      return doc_.Error(ep + ".location", from.empty()
-                                              ? "required: one of " + std::string(kExtractLocations)
-                                              : "unknown location '" + from + "' (expected " +
-                                                    std::string(kExtractLocations) + ")");
-    }
-    rule.extract_location = *extract_at;
+    DOPPEL_ASSIGN_OR_RETURN(rule.extract_location,
+                            Location(e, ep, ExtractLocation, kExtractLocations));
     rule.source_location = rule.extract_location;
     if (const std::string regex = StringAt(e, "regex"); !regex.empty()) {
       auto compiled = net::CompileRegex(regex, "regex");
@@ -162,18 +155,23 @@ class RulesReader {
       rule.source_location += " ~ /" + regex + "/";
     }
 
-    const std::string to = StringAt(in, "location");
-    std::optional<std::string> inject_at = InjectLocation(to);
-    if (!inject_at) {
-      return doc_.Error(ip + ".location", to.empty()
-                                              ? "required: one of " + std::string(kInjectLocations)
-                                              : "unknown location '" + to + "' (expected " +
-                                                    std::string(kInjectLocations) + ")");
-    }
-    rule.inject_location = *inject_at;
+    DOPPEL_ASSIGN_OR_RETURN(rule.inject_location,
+                            Location(in, ip, InjectLocation, kInjectLocations));
     rule.source_endpoint = DescribeEndpoint(rule.extract_endpoint);
     rule.sink_endpoint = DescribeEndpoint(rule.inject_endpoint);
     return rule;
+  }
+
+  // The `location` of an extract or inject block at `path`, as `parse` reads it.
+  Result<std::string> Location(const json::object& o, const std::string& path,
+                               std::optional<std::string> (*parse)(std::string_view),
+                               std::string_view expected) {
+    const std::string text = StringAt(o, "location");
+    if (std::optional<std::string> location = parse(text)) return *location;
+    return doc_.Error(path + ".location", text.empty()
+                                              ? "required: one of " + std::string(expected)
+                                              : "unknown location '" + text + "' (expected " +
+                                                    std::string(expected) + ")");
   }
 
   // The `endpoint` of an extract or inject block; absent: every endpoint.

@@ -260,18 +260,8 @@ class StatefulRulesCliTest : public StatefulCliTest {
  protected:
   void SetUp() override {
     Record(RunTicketFlow);
-    correlation_rules_ = dir_ + "/correlation.yaml";
-    std::ofstream(correlation_rules_) << R"yaml(version: 1
-rules:
-  - name: ticket
-    extract:
-      endpoint: {method: POST, uri: /tickets}
-      location: body
-      regex: "ticket ([0-9a-f]{16})"
-    inject:
-      endpoint: {method: GET, uri: /tickets/check}
-      location: query:code
-)yaml";
+    // The documented example (README, docs/stateful-replay.md).
+    correlation_rules_ = std::string(DOPPEL_SOURCE_DIR) + "/docs/examples/correlation-rules.yaml";
   }
   std::string correlation_rules_;
 };
@@ -304,12 +294,14 @@ TEST_F(StatefulRulesCliTest, CorrelateRulesCarriesTheTicketAndAutoTheToken) {
   }
   EXPECT_EQ(by_rule["ticket"], 3);  // counted under the rule's name
   EXPECT_EQ(by_rule[""], 3 * 2);    // the learned token: POST /tickets and GET /tickets/check
-  EXPECT_NE(output_.find("rule ticket: POST /tickets body ~ /ticket ([0-9a-f]{16})/"),
+  EXPECT_NE(output_.find("rule ticket: POST /tickets body ~ /ticket ([0-9a-f]+)/ \xE2\x86\x92 GET "
+                         "/tickets/check query:code  3/3 substituted"),
             std::string::npos)
       << output_;
 }
 
 TEST_F(StatefulRulesCliTest, ABadRulesFileIsExitTwoNamingLineAndField) {
+  correlation_rules_ = dir_ + "/correlation.yaml";
   std::ofstream(correlation_rules_) << "rules:\n  - name: ticket\n    extract: {location: body}\n"
                                        "    inject: {location: \"qurey:code\"}\n";
   ChildProcess replay({DoppelBinary(), "--store", store_, "replay", "--session", "flows",
