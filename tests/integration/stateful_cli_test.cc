@@ -254,6 +254,23 @@ TEST(StatefulUsageTest, UnknownCorrelateModeIsExitTwoWithTheModes) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(StatefulUsageTest, RulesWithoutAFileAndAFileWithoutRulesAreExitTwo) {
+  const std::string dir = MakeTempDir("stateful-usage");
+  for (const auto& [words, error] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"rules"}, "--correlate rules needs the rules file: --correlate rules FILE"},
+           {{"auto", "rules.yaml"}, "--correlate auto takes no file"},
+       }) {
+    std::vector<std::string> args = {
+        DoppelBinary(),       "--store",    dir + "/store", "replay", "--session", "s", "--target",
+        "http://127.0.0.1:9", "--correlate"};
+    args.insert(args.end(), words.begin(), words.end());
+    ChildProcess replay(args);
+    EXPECT_EQ(replay.Wait(30000), 2);
+    EXPECT_NE(replay.all_stderr().find(error), std::string::npos) << replay.all_stderr();
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // ---- explicit rules: a ticket in a text body, sent back as a query parameter ----
 
 class StatefulRulesCliTest : public StatefulCliTest {
