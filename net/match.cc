@@ -59,11 +59,11 @@ class JsonRuleReader {
     return m;
   }
 
-  Result<MatchBlock> ReadBlock(const boost::json::value& v, size_t index) const {
-    const std::string path = "rules[" + std::to_string(index) + "]";
+  Result<MatchBlock> ReadBlock(const boost::json::value& v, const std::string& path,
+                               std::string default_name) const {
     if (!v.is_object()) return Error(path, "a rule must be an object");
     MatchBlock block;
-    block.name = "rule-" + std::to_string(index + 1);
+    block.name = std::move(default_name);
     for (const auto& [key, val] : v.as_object()) {
       const std::string field = path + "." + std::string(key);
       if (key == "name") {
@@ -251,13 +251,8 @@ Status FromDoc(ConfigDoc doc, std::vector<MatchBlock>* blocks) {
     for (auto& [path, pos] : doc.positions) moved.emplace("rules" + path, pos);
     doc.positions = std::move(moved);
   }
-  // A bare string where a match is expected means {"exact": ...}.
-  const SchemaShorthand exact_string = [](const google::protobuf::FieldDescriptor& f,
-                                          const boost::json::value& v) {
-    return f.message_type() == doppel::v1::MatchStringMatch::descriptor() && v.is_string();
-  };
   DOPPEL_RETURN_IF_ERROR(
-      CheckAgainstSchema(doc, *doppel::v1::MatchRulesFile::descriptor(), exact_string));
+      CheckAgainstSchema(doc, *doppel::v1::MatchRulesFile::descriptor(), MatchShorthand()));
   const auto* top = doc.value.if_object();
   const auto it = top ? top->find("rules") : nullptr;
   if (top == nullptr || it == top->end() || !it->value().is_array()) {
@@ -266,7 +261,9 @@ Status FromDoc(ConfigDoc doc, std::vector<MatchBlock>* blocks) {
   const boost::json::array& list = it->value().as_array();
   JsonRuleReader reader(doc);
   for (size_t i = 0; i < list.size(); ++i) {
-    DOPPEL_ASSIGN_OR_RETURN(auto block, reader.ReadBlock(list[i], i));
+    DOPPEL_ASSIGN_OR_RETURN(auto block,
+                            reader.ReadBlock(list[i], "rules[" + std::to_string(i) + "]",
+                                             "rule-" + std::to_string(i + 1)));
     blocks->push_back(std::move(block));
     for (size_t j = 0; j + 1 < blocks->size(); ++j) {
       if ((*blocks)[j].name == blocks->back().name) {
@@ -279,6 +276,17 @@ Status FromDoc(ConfigDoc doc, std::vector<MatchBlock>* blocks) {
 }
 
 }  // namespace
+
+SchemaShorthand MatchShorthand() {
+  return [](const google::protobuf::FieldDescriptor& f, const boost::json::value& v) {
+    return f.message_type() == doppel::v1::MatchStringMatch::descriptor() && v.is_string();
+  };
+}
+
+Result<MatchBlock> ReadMatchBlock(const ConfigDoc& doc, const boost::json::value& v,
+                                  const std::string& path) {
+  return JsonRuleReader(doc).ReadBlock(v, path, "");
+}
 
 Result<MatchRules> MatchRules::FromJson(std::string_view text) {
   DOPPEL_ASSIGN_OR_RETURN(auto doc, ParseConfig(text, ConfigFormat::kJson));

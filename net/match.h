@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "net/rules_file.h"
 
 namespace doppel::net {
 
@@ -90,6 +91,14 @@ class MatchRules {
 
 // Splits a flag value on ',' except "\," (a literal comma): "a,b\,c" -> {"a", "b,c"}.
 std::vector<std::string> SplitItems(std::string_view s);
+
+// For files that embed a match rule (doppel.v1.MatchRule) in their own schema (correlation
+// rules, replay/correlate_rules.h): the shorthand to pass to CheckAgainstSchema (a bare
+// string where a MatchStringMatch is expected means {"exact": ...}), and the reader of one
+// block at `path` of a document that passed that check (errors name line, column and path).
+SchemaShorthand MatchShorthand();
+Result<MatchBlock> ReadMatchBlock(const ConfigDoc& doc, const boost::json::value& v,
+                                  const std::string& path);
 
 // True when every field of `block` matches `request`.
 bool BlockMatches(const MatchBlock& block, const RequestView& request);

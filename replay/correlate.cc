@@ -19,6 +19,7 @@ namespace json = boost::json;
 constexpr size_t kMaxBodyBytes = 8 << 20;  // larger (decoded) bodies are not looked into
 constexpr std::string_view kHmac = "hmac:";
 constexpr std::string_view kBearer = "Bearer ";
+constexpr std::string_view kRuleSource = "rule:";  // a rule's source location: "rule:NAME"
 
 std::string Endpoint(const doppel::v1::HttpRequest& r) {
   return diff::TemplateEndpoint(r.method(), r.target());
@@ -38,14 +39,22 @@ void WalkJson(json::value& v, const std::string& path,
   }
 }
 
-// The body of a message as JSON, or nullopt (truncated, undecodable, not JSON).
+// The body of a message as text (decoded), or nullopt (empty, truncated, undecodable).
 template <typename Message>
-std::optional<json::value> JsonBody(const Message& m) {
+std::optional<std::string> BodyText(const Message& m) {
   if (m.body().empty() || m.body_truncated()) return std::nullopt;
   const std::string* ce = net::FindHeader(m.headers(), "content-encoding");
   const std::string* ct = net::FindHeader(m.headers(), "content-type");
   auto body = diff::DecodeBody(m.body(), ce ? *ce : "", ct ? *ct : "", kMaxBodyBytes);
   if (!body.ok()) return std::nullopt;
+  return std::move(*body);
+}
+
+// The body of a message as JSON, or nullopt (truncated, undecodable, not JSON).
+template <typename Message>
+std::optional<json::value> JsonBody(const Message& m) {
+  std::optional<std::string> body = BodyText(m);
+  if (!body) return std::nullopt;
   json::error_code ec;
   json::value v = json::parse(*body, ec);
   if (ec || !(v.is_object() || v.is_array())) return std::nullopt;
@@ -131,6 +140,14 @@ bool ReplaceQueryItem(std::string* encoded, std::string_view key, std::string_vi
   return any;
 }
 
+// Adds `source` to the sources of `value` unless it is there.
+void AddSource(CorrelationPlan* plan, const std::string& value, ValueSource source) {
+  auto& sources = plan->values[value];
+  for (const ValueSource& s : sources)
+    if (s.endpoint == source.endpoint && s.location == source.location) return;
+  sources.push_back(std::move(source));
+}
+
 }  // namespace
 
 bool IsEvidence(std::string_view value, bool is_number) {
@@ -143,6 +160,10 @@ bool IsEvidence(std::string_view value, bool is_number) {
     return n >= kMinNumber || n <= -kMinNumber;
   }
   return value.size() >= kMinValueLength && value != "true" && value != "false" && value != "null";
+}
+
+std::optional<std::string> ResponseBodyText(const doppel::v1::HttpResponse& response) {
+  return BodyText(response);
 }
 
 std::vector<FoundValue> ResponseValues(const doppel::v1::HttpResponse& response) {
@@ -302,8 +323,36 @@ std::string ClientOf(const doppel::v1::Envelope& envelope, std::string_view samp
 
 // ---- learning ----
 
-CorrelationLearner::CorrelationLearner(std::string sample_key, ValueHasher hasher)
-    : sample_key_(std::move(sample_key)), hasher_(std::move(hasher)) {}
+CorrelationLearner::CorrelationLearner(std::string sample_key, ValueHasher hasher,
+                                       std::shared_ptr<const CorrelationRules> rules)
+    : sample_key_(std::move(sample_key)),
+      hasher_(std::move(hasher)),
+      rules_(std::move(rules)),
+      learn_(rules_ == nullptr || rules_->auto_learn) {}
+
+void CorrelationLearner::AddHashes(const std::string& value) {
+  if (!hasher_) return;
+  by_hash_.emplace(hasher_(value), std::make_pair(value, std::string()));
+  by_hash_.emplace(hasher_(std::string(kBearer) + value),
+                   std::make_pair(value, std::string(kBearer)));
+}
+
+void CorrelationLearner::AddRuleHits(const std::string& client, const std::string& endpoint,
+                                     const doppel::v1::HttpRequest& request, const FoundValue& v,
+                                     const std::string& value, const std::string& hashed,
+                                     const std::string& prefix) {
+  auto extracted = rule_values_.find({client, value});
+  if (extracted == rule_values_.end()) return;
+  for (const auto& [i, source_endpoint] : extracted->second) {
+    const CorrelationRule& rule = rules_->rules[i];
+    // A redacted "Authorization: Bearer T" is one hash of the whole value: the rule's
+    // header:authorization#bearer sink is that header.
+    const bool at = rule.inject_location == v.location ||
+                    (prefix == kBearer && rule.inject_location == v.location + "#bearer");
+    if (!at || !MatchesEndpoint(rule.inject_endpoint, request)) continue;
+    hits_.push_back({value, endpoint, v.location, hashed, prefix, i, source_endpoint});
+  }
+}
 
 void CorrelationLearner::AddCandidate(const std::string& client, const std::string& endpoint,
                                       const FoundValue& v) {
@@ -321,11 +370,7 @@ void CorrelationLearner::AddCandidate(const std::string& client, const std::stri
   c.client = client;
   c.source = {endpoint, v.location};
   c.endpoints.insert(endpoint);
-  if (hasher_) {
-    by_hash_.emplace(hasher_(v.value), std::make_pair(v.value, std::string()));
-    by_hash_.emplace(hasher_(std::string(kBearer) + v.value),
-                     std::make_pair(v.value, std::string(kBearer)));
-  }
+  AddHashes(v.value);
 }
 
 void CorrelationLearner::Add(const doppel::v1::Envelope& e) {
@@ -342,6 +387,8 @@ void CorrelationLearner::Add(const doppel::v1::Envelope& e) {
       value = h->second.first;
       prefix = h->second.second;
     }
+    if (rules_) AddRuleHits(client, endpoint, e.request(), v, value, hashed, prefix);
+    if (!learn_) continue;
     auto c = candidates_.find(value);
     if (c == candidates_.end()) {
       if (hashed.empty() && IsEvidence(value, false) && sent_first_.size() < kMaxCandidates)
@@ -352,36 +399,69 @@ void CorrelationLearner::Add(const doppel::v1::Envelope& e) {
     hits_.push_back({value, endpoint, v.location, hashed, prefix});
   }
   if (e.error() != doppel::v1::PROXY_ERROR_NONE || e.response().status() == 0) return;
+  for (size_t i = 0; rules_ && i < rules_->rules.size(); ++i) {
+    const CorrelationRule& rule = rules_->rules[i];
+    if (!MatchesEndpoint(rule.extract_endpoint, e.request())) continue;
+    std::optional<std::string> value = ExtractValue(rule, e.response());
+    if (!value || value->starts_with(kHmac) || rule_values_.size() >= kMaxCandidates) continue;
+    rule_values_[{client, *value}].emplace(i, endpoint);  // the first answer that had it
+    AddHashes(*value);
+  }
+  if (!learn_) return;
   for (const FoundValue& v : ResponseValues(e.response())) AddCandidate(client, endpoint, v);
 }
 
 CorrelationPlan CorrelationLearner::Finish() {
   CorrelationPlan plan;
   plan.sample_key = sample_key_;
-  std::map<std::tuple<std::string, std::string, std::string, std::string>, uint64_t> counts;
+  // Learned correlations first (sorted by key), then one per rule in the file's order.
+  std::map<CorrelationKey, uint64_t> counts;
+  auto add = [&](const Hit& hit, const ValueSource& source) {
+    AddSource(&plan, hit.value, source);
+    if (!hit.hashed.empty()) plan.hashed[hit.hashed] = {hit.value, hit.prefix};
+    plan.source_locations[source.endpoint].insert(source.location);
+    plan.sink_locations[hit.sink_endpoint].insert(hit.sink_location);
+  };
   for (const Hit& hit : hits_) {
+    if (hit.rule != std::string::npos) continue;
     const Candidate& c = candidates_.at(hit.value);
     if (c.shared || c.endpoints.size() > kMaxSourceEndpoints) continue;
     ++counts[{c.source.endpoint, c.source.location, hit.sink_endpoint, hit.sink_location}];
-    plan.values[hit.value] = c.source;
-    if (!hit.hashed.empty()) plan.hashed[hit.hashed] = {hit.value, hit.prefix};
-    plan.source_locations[c.source.endpoint].insert(c.source.location);
-    plan.sink_locations[hit.sink_endpoint].insert(hit.sink_location);
+    add(hit, c.source);
   }
   for (const auto& [key, n] : counts) {
     const auto& [se, sl, ke, kl] = key;
-    plan.correlations.push_back({se, sl, ke, kl, n});
+    plan.index[key] = plan.correlations.size();
+    plan.correlations.push_back({"", se, sl, ke, kl, n});
+  }
+  if (rules_ == nullptr) return plan;
+  plan.mode = "rules";
+  const size_t first_rule = plan.correlations.size();
+  for (const CorrelationRule& rule : rules_->rules) {
+    plan.correlations.push_back({rule.name, rule.source_endpoint, rule.source_location,
+                                 rule.sink_endpoint, rule.inject_location, 0});
+    plan.rules.emplace(rule.name, rule);
+  }
+  for (const Hit& hit : hits_) {
+    if (hit.rule == std::string::npos) continue;
+    const ValueSource source{hit.source_endpoint,
+                             std::string(kRuleSource) + rules_->rules[hit.rule].name};
+    add(hit, source);
+    plan.index[{source.endpoint, source.location, hit.sink_endpoint, hit.sink_location}] =
+        first_rule + hit.rule;
+    ++plan.correlations[first_rule + hit.rule].recorded;
   }
   return plan;
 }
 
 void FillCorrelationReport(const CorrelationPlan& plan, const CorrelationCounts& counts,
                            doppel::v1::CorrelationReport* out) {
-  out->set_mode("auto");
+  out->set_mode(plan.mode);
   out->set_cookies_applied(counts.cookies_applied);
   for (size_t i = 0; i < plan.correlations.size(); ++i) {
     const Correlation& c = plan.correlations[i];
     auto* r = out->add_correlations();
+    r->set_rule(c.rule);
     r->set_source_endpoint(c.source_endpoint);
     r->set_source_location(c.source_location);
     r->set_sink_endpoint(c.sink_endpoint);
@@ -400,10 +480,6 @@ LiveCorrelator::LiveCorrelator(const CorrelationPlan& plan, size_t lanes)
     : plan_(plan), live_(lanes), jars_(lanes) {
   counts_.substituted.assign(plan.correlations.size(), 0);
   counts_.unanswered.assign(plan.correlations.size(), 0);
-  for (size_t i = 0; i < plan.correlations.size(); ++i) {
-    const Correlation& c = plan.correlations[i];
-    index_[{c.source_endpoint, c.source_location, c.sink_endpoint, c.sink_location}] = i;
-  }
 }
 
 std::string LiveCorrelator::ClientOf(const doppel::v1::Envelope& recorded) const {
@@ -430,13 +506,17 @@ bool LiveCorrelator::Patch(size_t lane, const std::string& client,
         value = h->second.first;
         prefix = h->second.second;
       }
-      auto source = plan_.values.find(value);
-      if (source == plan_.values.end()) continue;
-      auto idx =
-          index_.find({source->second.endpoint, source->second.location, endpoint, v.location});
-      if (idx == index_.end()) continue;
-      auto live = live_[lane].find(value);
-      if (live != live_[lane].end() &&
+      auto sources = plan_.values.find(value);
+      if (sources == plan_.values.end()) continue;
+      auto idx = plan_.index.end();
+      for (const ValueSource& s : sources->second) {
+        idx = plan_.index.find({s.endpoint, s.location, endpoint, v.location});
+        if (idx != plan_.index.end()) break;
+      }
+      if (idx == plan_.index.end()) continue;
+      const auto& live_values = live_[lane][client];
+      auto live = live_values.find(value);
+      if (live != live_values.end() &&
           ReplaceAt(v.location, v.value, prefix, live->second, patched->mutable_request())) {
         changed = true;
         if (lane == 0) ++counts_.substituted[idx->second];
@@ -477,13 +557,26 @@ void LiveCorrelator::Observe(size_t lane, const std::string& client,
   }
   auto sources = plan_.source_locations.find(Endpoint(recorded.request()));
   if (sources == plan_.source_locations.end()) return;
+  auto& live_values = live_[lane][client];
   std::map<std::string, std::string> live_at;
   for (FoundValue& v : ResponseValues(live))
     if (sources->second.contains(v.location)) live_at.emplace(v.location, std::move(v.value));
   for (const FoundValue& v : ResponseValues(recorded.response())) {
     if (!sources->second.contains(v.location) || !plan_.values.contains(v.value)) continue;
     auto l = live_at.find(v.location);
-    if (l != live_at.end()) live_[lane][v.value] = l->second;
+    if (l != live_at.end()) live_values[v.value] = l->second;
+  }
+  // Explicit rules' sources ("rule:NAME"): the rule's own extraction, on both answers.
+  for (const std::string& location : sources->second) {
+    if (!location.starts_with(kRuleSource)) continue;
+    auto rule = plan_.rules.find(location.substr(kRuleSource.size()));
+    if (rule == plan_.rules.end() ||
+        !MatchesEndpoint(rule->second.extract_endpoint, recorded.request()))
+      continue;
+    std::optional<std::string> was = ExtractValue(rule->second, recorded.response());
+    if (!was || !plan_.values.contains(*was)) continue;
+    if (std::optional<std::string> now = ExtractValue(rule->second, live))
+      live_values[*was] = std::move(*now);
   }
 }
 

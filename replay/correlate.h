@@ -23,15 +23,23 @@
 // candidate, the form an Authorization header is hashed in), so a redacted sink still
 // correlates with the clear value in the response that handed it out.
 //
-// Applying (NewLiveCorrelator): during a replay, when a target answers a source request, the
+// Explicit rules (replay/correlate_rules.h, --correlate rules FILE) are learned in the same
+// pass: a value a rule extracts from a recorded answer (its source location is "rule:NAME")
+// and that a later request of the same client holds at the rule's inject location is a sink of
+// that rule. Rules skip the evidence rule (the user named the locations), and their sinks are
+// counted in one correlation per rule, under its name.
+//
+// Applying (LiveCorrelator): during a replay, when a target answers a source request, the
 // value at the source's location in the live answer replaces the recorded one at every later
-// sink, per target; a per-client, per-target cookie jar applies the live Set-Cookie values.
+// sink of the same client, per target; a per-client, per-target cookie jar applies the live
+// Set-Cookie values. Learned and rule-based correlations take this one path.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -41,6 +49,7 @@
 
 #include "doppel/v1/envelope.pb.h"
 #include "doppel/v1/report.pb.h"
+#include "replay/correlate_rules.h"
 #include "replay/replay.h"
 
 namespace doppel::replay {
@@ -61,6 +70,10 @@ struct FoundValue {
   bool is_number = false;
 };
 
+// The body of a response as text (Content-Encoding undone), or nullopt (empty, truncated,
+// undecodable).
+std::optional<std::string> ResponseBodyText(const doppel::v1::HttpResponse& response);
+
 // Every candidate location of a response / a request with its value (evidence not checked).
 // Bodies are decoded (Content-Encoding) and parsed as JSON (or, for requests, as a form).
 std::vector<FoundValue> ResponseValues(const doppel::v1::HttpResponse& response);
@@ -76,7 +89,10 @@ bool ReplaceAt(std::string_view location, std::string_view recorded, std::string
 // "query:NAME", when set and present), else the client address (the connection).
 std::string ClientOf(const doppel::v1::Envelope& envelope, std::string_view sample_key);
 
+// A learned correlation (concrete endpoints and locations), or an explicit rule's (`rule` set;
+// its endpoints and source location as CorrelationRule describes them for the report).
 struct Correlation {
+  std::string rule;  // the rule's name; "" when learned
   std::string source_endpoint, source_location, sink_endpoint, sink_location;
   uint64_t recorded = 0;  // sink occurrences in the recording
 };
@@ -86,15 +102,25 @@ struct ValueSource {
   std::string endpoint, location;
 };
 
+// (source endpoint, source location, sink endpoint, sink location), concrete: "POST /login",
+// "body.token" (or "rule:NAME"), "GET /orders/{id}", "path:1".
+using CorrelationKey = std::tuple<std::string, std::string, std::string, std::string>;
+
 // What learning found; immutable afterwards.
 struct CorrelationPlan {
-  std::vector<Correlation> correlations;      // sorted by source, then sink
-  std::map<std::string, ValueSource> values;  // recorded value -> its source (with a sink)
+  std::string mode = "auto";  // "auto", or "rules" with explicit rules (learned ones too or not)
+  // Learned ones sorted by source, then sink; then one per explicit rule, in the file's order.
+  std::vector<Correlation> correlations;
+  std::map<CorrelationKey, size_t> index;  // -> correlations[i]
+  // Recorded value -> its sources (with a sink): a learned one and rules' may both have it.
+  std::map<std::string, std::vector<ValueSource>> values;
   // "hmac:…" seen at a sink -> (the recorded clear value, the prefix it was hashed with).
   std::map<std::string, std::pair<std::string, std::string>> hashed;
   std::map<std::string, std::set<std::string>> source_locations;  // endpoint -> locations
   std::map<std::string, std::set<std::string>> sink_locations;    // endpoint -> locations
   std::string sample_key;                                         // for ClientOf
+  // The explicit rules, by name: what a "rule:NAME" source location extracts.
+  std::map<std::string, CorrelationRule> rules;
 };
 
 // Keyed hash of a value as the store's Redactor computes it ("hmac:" + hex), or null.
@@ -102,7 +128,10 @@ using ValueHasher = std::function<std::string(std::string_view)>;
 
 class CorrelationLearner {
  public:
-  CorrelationLearner(std::string sample_key, ValueHasher hasher);
+  // `rules`: explicit rules (null: none); without them, or with their auto_learn, the
+  // learner also learns correlations by itself.
+  CorrelationLearner(std::string sample_key, ValueHasher hasher,
+                     std::shared_ptr<const CorrelationRules> rules = nullptr);
   // Envelopes in recorded order. Errors (PROXY_ERROR_*) and unanswered ones add requests only.
   void Add(const doppel::v1::Envelope& envelope);
   CorrelationPlan Finish();
@@ -114,14 +143,26 @@ class CorrelationLearner {
     std::set<std::string> endpoints;
     bool shared = false;  // seen in another client's response: not evidence
   };
-  // A sink hit: the candidate value and where it was sent.
+  // A sink hit: the candidate value and where it was sent; `rule` indexes rules_->rules
+  // (npos: a learned correlation).
   struct Hit {
     std::string value, sink_endpoint, sink_location, hashed, prefix;
+    size_t rule = std::string::npos;
+    std::string source_endpoint;  // rule hits: where the client got the value
   };
   void AddCandidate(const std::string& client, const std::string& endpoint, const FoundValue& v);
+  void AddHashes(const std::string& value);
+  // The rules whose inject side `request` (a sink at `location` holding `value`) matches.
+  void AddRuleHits(const std::string& client, const std::string& endpoint,
+                   const doppel::v1::HttpRequest& request, const FoundValue& v,
+                   const std::string& value, const std::string& hashed, const std::string& prefix);
 
   std::string sample_key_;
   ValueHasher hasher_;
+  std::shared_ptr<const CorrelationRules> rules_;
+  bool learn_ = true;
+  // (client, value) -> (rule index, source endpoint) for every value a rule extracted.
+  std::map<std::pair<std::string, std::string>, std::map<size_t, std::string>> rule_values_;
   std::map<std::string, Candidate> candidates_;
   std::map<std::string, std::pair<std::string, std::string>> by_hash_;  // hash -> value, prefix
   std::set<std::string> sent_first_;  // evidence values a client sent before any response had them
@@ -153,8 +194,8 @@ class LiveCorrelator final : public RequestCorrelator {
 
  private:
   const CorrelationPlan& plan_;
-  std::map<std::tuple<std::string, std::string, std::string, std::string>, size_t> index_;
-  std::vector<std::map<std::string, std::string>> live_;  // per lane: recorded -> live value
+  // Per lane: client -> recorded value -> live value.
+  std::vector<std::map<std::string, std::map<std::string, std::string>>> live_;
   // Per lane: client -> cookie name -> live value (from Set-Cookie).
   std::vector<std::map<std::string, std::map<std::string, std::string>>> jars_;
   CorrelationCounts counts_;

@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "net/headers.h"
+#include "replay/jwt_resign.h"
 
 namespace doppel::replay {
 namespace {
@@ -300,6 +301,10 @@ void Engine::StartOnLane(size_t i, const JobPtr& job) {
   if (opts_.time_shift != nullptr) {
     const uint64_t moved = opts_.time_shift->Shift(&out);
     if (i == 0) stats_.shifted_timestamps += moved;
+  }
+  if (opts_.jwt_resign != nullptr) {
+    const uint64_t resigned = opts_.jwt_resign->Resign(job->envelope.request(), &out);
+    if (i == 0) stats_.resigned_tokens += resigned;
   }
   ++lane.in_flight;
   ++lane.stats.sent;

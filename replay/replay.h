@@ -26,6 +26,8 @@
 
 namespace doppel::replay {
 
+class JwtResigner;  // replay/jwt_resign.h
+
 // Stateful replay hooks (replay/correlate.h's LiveCorrelator). With one set, a client's
 // requests are sent one at a time in recorded order: the next waits until every lane answered
 // the previous one. Different clients run in parallel. All calls come on the engine thread.
@@ -58,6 +60,8 @@ struct ReplayOptions {
   net::TlsClientOptions tls;
   RequestCorrelator* correlator = nullptr;  // stateful replay; not owned; null = off
   const TimeShifter* time_shift = nullptr;  // --shift-time; not owned; null = off
+  // --jwt-resign: applied last, after correlation and --shift-time; not owned; null = off.
+  JwtResigner* jwt_resign = nullptr;
   // Called about once a second on the engine thread (progress display).
   std::function<void(const struct ReplayProgress&)> on_progress;
 };
@@ -105,6 +109,7 @@ struct ReplayStats {
   DecisionCounts skipped;   // read but not selected, by reason (`send` stays 0)
   uint64_t dropped_redacted_headers = 0;
   uint64_t shifted_timestamps = 0;  // --shift-time: values moved (counted for the first lane)
+  uint64_t resigned_tokens = 0;     // --jwt-resign: JWTs re-signed (counted for the first lane)
   uint64_t completed = 0;
   uint64_t passes = 0;           // times the source was read (--loop)
   bool interrupted = false;      // SIGINT/SIGTERM

@@ -1,6 +1,7 @@
 #include "replay/run.h"
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "base/time_format.h"
@@ -11,6 +12,7 @@
 #include "net/url.h"
 #include "redact/redactor.h"
 #include "replay/correlate.h"
+#include "replay/jwt_resign.h"
 #include "replay/run_sink.h"
 #include "replay/source.h"
 #include "report/aggregate.h"
@@ -107,7 +109,8 @@ struct Run::State {
   std::unique_ptr<storage::Store> store;
   EnvelopeSourcePtr source;
   RunPlan plan;
-  std::unique_ptr<CorrelationPlan> correlation;  // null unless --correlate auto
+  std::unique_ptr<CorrelationPlan> correlation;  // null with --correlate off
+  std::optional<JwtKey> jwt_key;                 // --jwt-resign
   bool executed = false;
 };
 
@@ -204,10 +207,35 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
 
   std::string correlate = f.correlate;
   if (correlate.empty()) correlate = f.selection.allow_unsafe ? "auto" : "off";
-  if (correlate != "auto" && correlate != "off")
+  if (correlate != "auto" && correlate != "off" && correlate != "rules")
     return Status::InvalidArgument("--correlate '" + f.correlate +
                                    "' is not a mode: give auto (carry values from earlier "
-                                   "answers into later requests) or off");
+                                   "answers into later requests), rules FILE (explicit rules, "
+                                   "added to auto) or off");
+  if ((correlate == "rules") != !f.correlate_rules.empty())
+    return Status::InvalidArgument(correlate == "rules"
+                                       ? "--correlate rules needs the rules file: --correlate "
+                                         "rules FILE (docs/stateful-replay.md)"
+                                       : "--correlate " + correlate +
+                                             " takes no file; explicit rules are --correlate "
+                                             "rules FILE");
+  std::shared_ptr<const CorrelationRules> correlation_rules;
+  if (correlate == "rules") {
+    DOPPEL_ASSIGN_OR_RETURN(CorrelationRules rules, LoadCorrelationRules(f.correlate_rules));
+    correlation_rules = std::make_shared<const CorrelationRules>(std::move(rules));
+  }
+
+  if (!f.jwt_alg.empty() && f.jwt_resign.empty())
+    return Status::InvalidArgument("--jwt-alg chooses how --jwt-resign KEYFILE signs: give both");
+  if (!f.jwt_resign.empty()) {
+    std::optional<JwtAlg> alg;
+    if (!f.jwt_alg.empty()) {
+      DOPPEL_ASSIGN_OR_RETURN(alg, kJwtAlgNames.ParseOrError(f.jwt_alg, "--jwt-alg"));
+    }
+    DOPPEL_ASSIGN_OR_RETURN(JwtKey key, JwtKey::Load(f.jwt_resign, alg));
+    s->jwt_key.emplace(std::move(key));
+    s->plan.jwt_alg = std::string(kJwtAlgNames.Name(s->jwt_key->alg()));
+  }
 
   if (!f.shift_time && !f.shift_time_headers.empty()) {
     return Status::InvalidArgument(
@@ -254,11 +282,12 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   // the correlations (with the store's redaction key, so that redacted sinks match).
   RunPlan& plan = s->plan;
   std::optional<CorrelationLearner> learner;
-  if (correlate == "auto") {
+  if (correlate != "off") {
     DOPPEL_ASSIGN_OR_RETURN(std::string key, redact::Redactor::LoadOrCreateKey(f.store_path));
     auto redactor = std::make_shared<redact::Redactor>(std::move(key), std::vector<std::string>{});
-    learner.emplace(s->source->session().sampling().key(),
-                    [redactor](std::string_view v) { return redactor->Hash(v); });
+    learner.emplace(
+        s->source->session().sampling().key(),
+        [redactor](std::string_view v) { return redactor->Hash(v); }, correlation_rules);
   }
   {
     doppel::v1::Envelope e;
@@ -278,7 +307,9 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   if (learner) {
     s->correlation = std::make_unique<CorrelationPlan>(learner->Finish());
     plan.correlate = true;
+    plan.correlate_mode = s->correlation->mode;
     plan.correlations = s->correlation->correlations.size();
+    plan.correlation_rules = correlation_rules ? correlation_rules->rules.size() : 0;
   }
   plan.session_name = s->source->session().name();
   plan.pacing = opts.pacing.ToString();
@@ -339,6 +370,14 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
     to.headers = f.shift_time_headers;
     time_shift.emplace(std::move(to));
     opts.time_shift = &*time_shift;
+  }
+  std::optional<JwtResigner> jwt_resign;
+  if (s.jwt_key) {
+    const int64_t shift_s =
+        (static_cast<int64_t>(s.clock->WallUs()) - static_cast<int64_t>(s.plan.recorded_from_us)) /
+        1'000'000;
+    jwt_resign.emplace(*s.jwt_key, shift_s, *s.clock);
+    opts.jwt_resign = &*jwt_resign;
   }
   std::optional<LiveCorrelator> correlator;
   if (s.correlation) {

@@ -71,9 +71,14 @@ struct RunOptions {
   std::string rules;      // diff rules file or ""
   std::string proto_set;  // --proto-set: a descriptor set decoding gRPC messages, or ""
   // --correlate: "auto" (learn correlations from the recording and apply them live,
-  // replay/correlate.h), "off", or "" for the default: auto with
-  // selection.allow_unsafe (--allow-unsafe-methods), else off.
+  // replay/correlate.h), "rules" (the explicit rules of `correlate_rules`,
+  // replay/correlate_rules.h, plus auto unless the file says auto_learn: false), "off", or ""
+  // for the default: auto with selection.allow_unsafe (--allow-unsafe-methods), else off.
   std::string correlate;
+  std::string correlate_rules;  // with "rules": the rules file (JSON or YAML)
+  // --jwt-resign KEYFILE, --jwt-alg: JWTs in requests get fresh times and are signed with this
+  // key (replay/jwt_resign.h); alg "" takes the key's.
+  std::string jwt_resign, jwt_alg;
   // --shift-time: timestamps in requests move by the replay's start minus the recording's
   // (replay/time_shift.h); also in the values of these headers.
   bool shift_time = false;
@@ -98,8 +103,11 @@ struct RunPlan {
   uint64_t to_send = 0;      // selected (capped by --limit unless --loop)
   DecisionCounts decisions;  // of all `total` (decisions.send: selected, before --limit)
   uint64_t recorded_from_us = 0, recorded_to_us = 0;  // first and last arrival in the source
-  bool correlate = false;                             // --correlate auto in force
-  uint64_t correlations = 0;                          // learned from the recording
+  bool correlate = false;                             // --correlate auto or rules in force
+  std::string correlate_mode;                         // "auto" or "rules"
+  uint64_t correlations = 0;       // learned from the recording, plus one per explicit rule
+  uint64_t correlation_rules = 0;  // explicit rules (--correlate rules FILE)
+  std::string jwt_alg;             // --jwt-resign: the alg tokens are signed with, or ""
 };
 
 struct RunOutcome {

@@ -335,8 +335,10 @@ std::string CorrelationHtml(const v1::CorrelationReport& c) {
       "<th>recorded</th><th>substituted</th><th>unanswered</th></tr>\n";
   for (const auto& k : c.correlations()) {
     out += std::string(k.unanswered() > 0 ? "<tr class=\"warn\">" : "<tr>") +
-           Td(k.source_endpoint()) + "<td><code>" + E(k.source_location()) + "</code></td>" +
-           Td(k.sink_endpoint()) + "<td><code>" + E(k.sink_location()) + "</code></td>" +
+           Td(k.rule().empty() ? k.source_endpoint()
+                               : "rule " + k.rule() + ": " + k.source_endpoint()) +
+           "<td><code>" + E(k.source_location()) + "</code></td>" + Td(k.sink_endpoint()) +
+           "<td><code>" + E(k.sink_location()) + "</code></td>" +
            Td(std::to_string(k.recorded()), true) + Td(std::to_string(k.substituted()), true) +
            Td(std::to_string(k.unanswered()), true) + "</tr>\n";
   }

@@ -288,7 +288,8 @@ std::string RenderText(const Report& report, const TextOptions& options) {
            " requests with jar cookies\n";
     if (c.correlations().empty()) out += "  no correlations learned from the recording\n";
     for (const auto& k : c.correlations()) {
-      std::string line = "  " + Safe(k.source_endpoint()) + " " + Safe(k.source_location()) +
+      std::string line = "  " + (k.rule().empty() ? "" : "rule " + Safe(k.rule()) + ": ") +
+                         Safe(k.source_endpoint()) + " " + Safe(k.source_location()) +
                          " \xE2\x86\x92 " + Safe(k.sink_endpoint()) + " " +
                          Safe(k.sink_location()) + "  " + std::to_string(k.substituted()) + "/" +
                          std::to_string(k.recorded()) + " substituted";

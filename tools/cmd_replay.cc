@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/time_format.h"
@@ -38,6 +40,7 @@ void AddReportFileOptions(CLI::App* cmd, replay::ReportFiles* files, bool* log_b
 // What replay::RunOptions does not hold: how the terminal output looks.
 struct ReplayFlags {
   replay::RunOptions run;
+  std::vector<std::string> correlate;  // MODE, or rules FILE
   bool log_bodies = false;
   bool no_progress = false, quiet = false;
   bool no_probe = false;
@@ -94,12 +97,16 @@ void PrintLaneSummary(const replay::ReplayStats& st) {
     std::printf("%llu timestamps moved by --shift-time\n",
                 (unsigned long long)st.shifted_timestamps);
   }
+  if (st.resigned_tokens > 0)
+    std::printf("%llu JWTs re-signed by --jwt-resign\n", (unsigned long long)st.resigned_tokens);
 }
 
 int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   f.run.store_path = g.store;
   f.run.command_line = g.command_line;
   f.run.probe = !f.no_probe;
+  if (!f.correlate.empty()) f.run.correlate = f.correlate[0];
+  if (f.correlate.size() > 1) f.run.correlate_rules = f.correlate[1];
   auto created = replay::Run::Create(f.run, SystemClock::Instance());
   if (!created.ok()) return Fail(created.status());
   replay::Run& run = **created;
@@ -116,9 +123,17 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
     if (plan.decisions.unsafe)
       std::cerr << "doppel: skipping " << plan.decisions.unsafe
                 << " POST/PUT/PATCH/DELETE requests (pass --allow-unsafe-methods to send them)\n";
-    if (plan.correlate)
+    if (plan.correlate && plan.correlation_rules > 0)
+      std::cerr << "doppel: correlation on: " << plan.correlation_rules << " explicit rules, "
+                << plan.correlations - plan.correlation_rules
+                << " correlations learned; each client's requests go in recorded order\n";
+    else if (plan.correlate)
       std::cerr << "doppel: correlation on: " << plan.correlations
                 << " correlations learned; each client's requests go in recorded order\n";
+    if (!plan.jwt_alg.empty())
+      std::cerr << "doppel: --jwt-resign: JWTs in recorded requests get fresh iat/nbf/exp and "
+                   "are signed "
+                << plan.jwt_alg << " (tokens carried from live answers are sent as they came)\n";
     if (f.run.shift_time)
       std::cerr << "doppel: --shift-time: timestamps in requests move by the time since "
                 << FormatUtc(static_cast<int64_t>(plan.recorded_from_us))
@@ -254,10 +269,23 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
                 "'Name: REGEX', only matching requests");
   r->add_flag("--allow-unsafe-methods", f->selection.allow_unsafe,
               "also send POST, PUT, PATCH and DELETE");
-  r->add_option("--correlate", f->correlate,
+  r->add_option("--correlate", flags->correlate,
                 "auto: carry tokens, ids, CSRF values and cookies from earlier answers into "
-                "later requests (docs/stateful-replay.md); off. Default: auto with "
-                "--allow-unsafe-methods, else off");
+                "later requests (docs/stateful-replay.md); rules FILE: also the explicit rules "
+                "of FILE (JSON or YAML; the file's auto_learn: false turns auto off); off. "
+                "Default: auto with --allow-unsafe-methods, else off")
+      ->expected(1, 2)
+      ->type_name("MODE [FILE]");
+  r->add_option("--jwt-resign", f->jwt_resign,
+                "JWTs in recorded requests get fresh iat/nbf/exp (same lifetimes) and are signed "
+                "with this test key: a raw secret (HS256) or a PEM private key (RSA: RS256, EC "
+                "P-256: ES256); tokens from live answers are left as they came "
+                "(docs/stateful-replay.md)")
+      ->type_name("KEYFILE");
+  r->add_option("--jwt-alg", f->jwt_alg,
+                "with --jwt-resign: the alg to sign with (default: what the key signs); a key "
+                "that cannot sign it is an error")
+      ->type_name("HS256|RS256|ES256");
   r->add_flag("--shift-time", f->shift_time,
               "move timestamps in requests (RFC 3339, epoch seconds or milliseconds; query, JSON "
               "body) by the time since the recording started (docs/stateful-replay.md)");

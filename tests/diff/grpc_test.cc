@@ -115,9 +115,12 @@ TEST(GrpcTest, FramesAreSplitAndDecompressed) {
 }
 
 TEST(GrpcTest, MalformedFramesAreErrorsNotCrashes) {
-  EXPECT_EQ(SplitGrpcMessages(std::string_view("\0\0\0", 3), "", 100).status().code(), Status::Code::kCorruption);
-  EXPECT_NE(SplitGrpcMessages(Frame("abc").substr(0, 6), "", 100).status().message().find(
-                "claims 3 bytes, 1 follow"),
+  EXPECT_EQ(SplitGrpcMessages(std::string_view("\0\0\0", 3), "", 100).status().code(),
+            Status::Code::kCorruption);
+  EXPECT_NE(SplitGrpcMessages(Frame("abc").substr(0, 6), "", 100)
+                .status()
+                .message()
+                .find("claims 3 bytes, 1 follow"),
             std::string::npos);
   std::string bad_flag = Frame("x");
   bad_flag[0] = '\7';
@@ -140,15 +143,16 @@ TEST(GrpcTest, DescriptorSetDecodesMessagesAsJson) {
   ASSERT_TRUE(two.ok());
   // Default values are printed, so a field that became its default is a value change.
   EXPECT_EQ(two.value(), R"([{"id":"1","name":"a","tags":[]},{"id":"0","name":"","tags":[]}])");
-  EXPECT_EQ((*schema)->ToJson("/demo.Shop/Put", true, {}).status().code(),
-            Status::Code::kNotFound);
+  EXPECT_EQ((*schema)->ToJson("/demo.Shop/Put", true, {}).status().code(), Status::Code::kNotFound);
   EXPECT_EQ((*schema)->ToJson("/demo.Shop/Get", true, {"\xff\xff"}).status().code(),
             Status::Code::kCorruption);
 }
 
 TEST(GrpcTest, BadDescriptorSetsAreClearErrors) {
-  EXPECT_NE(GrpcSchema::Parse("not a set", "'x.pb'").status().message().find(
-                "'x.pb' is not a descriptor set"),
+  EXPECT_NE(GrpcSchema::Parse("not a set", "'x.pb'")
+                .status()
+                .message()
+                .find("'x.pb' is not a descriptor set"),
             std::string::npos);
   pb::FileDescriptorSet no_service;
   no_service.add_file()->set_name("empty.proto");
@@ -199,7 +203,7 @@ TEST(GrpcTest, TrailersOnlyErrorIsAGrpcStatusChange) {
   ASSERT_FALSE(r.match);
   bool status_seen = false;
   for (const FieldDiff& d : r.diffs) {
-    EXPECT_NE(d.path, "headers.grpc-status");          // compared as a trailer
+    EXPECT_NE(d.path, "headers.grpc-status");           // compared as a trailer
     EXPECT_NE(d.path, "headers.grpc-accept-encoding");  // negotiation: ignored
     if (d.path == "trailers.grpc-status") {
       status_seen = true;

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -28,6 +29,7 @@
 #include <set>
 #include <sstream>
 
+#include "replay/jwt_resign.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/redis_server.h"
 
@@ -243,9 +245,9 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   std::string error;
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
-  static const std::set<std::string> kKnown = {"record-replay", "ci",    "load-test", "interop",
-                                               "mirror",        "redis", "streaming", "stateful",
-                                               "compare",       "http2", "grpc"};
+  static const std::set<std::string> kKnown = {
+      "record-replay", "ci",       "load-test", "interop", "mirror",         "redis",
+      "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -402,6 +404,54 @@ TEST_F(ReadmeTest, StatefulWorkflow) {
   EXPECT_NE(out.find("4 correlations learned"), std::string::npos) << out;
   EXPECT_NE(out.find("12 substituted, 0 sent unchanged"), std::string::npos) << out;
   EXPECT_NE(out.find("3 timestamps moved by --shift-time"), std::string::npos) << out;
+}
+
+// Explicit correlation rules and --jwt-resign: three users log in, get a ticket in a text body
+// and check it, and call GET /jwt/me with a JWT of production's issuer, recorded against one
+// doppel-echo --stateful; replayed against two fresh ones that trust the README's test key,
+// with docs/examples/correlation-rules.yaml: the ticket is carried by the rule, the login
+// token by learning, and the JWTs are signed again.
+TEST_F(ReadmeTest, StatefulRulesWorkflow) {
+  const Block* b = FindBlock("stateful-rules");
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(b->commands.size(), 3u);
+  std::string out;
+  ASSERT_EQ(Run(b->commands[0], &out), 0) << out;  // writes the test key
+  fs::create_directory_symlink(std::string(DOPPEL_SOURCE_DIR) + "/docs", work_ + "/docs");
+  const std::string production_key = "production issuer";
+  std::ofstream(work_ + "/production.key") << production_key;
+  std::vector<std::unique_ptr<ChildProcess>> echoes;
+  for (const char* addr : {"127.0.0.1:9300", "127.0.0.1:9400", "127.0.0.1:9500"}) {
+    const std::string key =
+        addr == std::string("127.0.0.1:9300") ? "/production.key" : "/test-issuer.key";
+    echoes.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1",
+                                 "--stateful", "--jwt-key", work_ + key}));
+    const unsigned port = PortOf(echoes.back()->WaitForLine("listening on "));
+    ASSERT_NE(port, 0u) << echoes.back()->all_stderr();
+    subst_.emplace_back(addr, "127.0.0.1:" + std::to_string(port));
+  }
+  // A JWT of production's issuer, valid for an hour.
+  const std::string input =
+      replay::Base64UrlEncode(R"({"alg":"HS256"})") + "." +
+      replay::Base64UrlEncode(R"({"sub":"readme","iat":)" + std::to_string(time(nullptr)) +
+                              R"(,"exp":)" + std::to_string(time(nullptr) + 3600) + "}");
+  auto key = replay::JwtKey::FromBytes(production_key, std::nullopt);
+  ASSERT_TRUE(key.ok());
+  const std::string jwt = input + "." + replay::Base64UrlEncode(*key->Sign(input));
+  traffic_ = R"sh(for u in ada grace linus; do
+    c="curl -sf -H X-User:$u"
+    t=$($c -d "{\"user\":\"$u\"}" $BASE/login | sed -E 's/.*"token":"([^"]+)".*/\1/') &&
+    k=$($c -H "Authorization: Bearer $t" -d '' $BASE/tickets | sed 's/ticket //') &&
+    $c -o /dev/null -H "Authorization: Bearer $t" "$BASE/tickets/check?code=$k" &&
+    $c -o /dev/null -H "Authorization: Bearer JWT" $BASE/jwt/me || exit 1
+  done)sh";
+  traffic_ = ReplaceAll(traffic_, "JWT", jwt);
+  ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[1]), 0));
+  ASSERT_EQ(Run(Rewrite(b->commands[2]), &out), 0) << out;
+  EXPECT_NE(out.find("1 explicit rules, 2 correlations learned"), std::string::npos) << out;
+  EXPECT_NE(out.find("9 substituted, 0 sent unchanged"), std::string::npos) << out;
+  EXPECT_NE(out.find("3 JWTs re-signed by --jwt-resign"), std::string::npos) << out;
 }
 
 // HTTP/2 and TLS: the certificate is made, the recorder starts with it and answers curl over

@@ -33,8 +33,8 @@ Nghttpd::Nghttpd(const std::vector<std::string>& trailers) : docroot_(MakeTempDi
   // A port taken meanwhile by another process makes nghttpd exit: try a few.
   for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
     port_ = FreePort();
-    std::vector<std::string> args = {"/usr/sbin/nghttpd", "--no-tls", "-a", "127.0.0.1",
-                                     "-d", docroot_};
+    std::vector<std::string> args = {"/usr/sbin/nghttpd", "--no-tls", "-a",
+                                     "127.0.0.1",         "-d",       docroot_};
     for (const std::string& t : trailers) args.push_back("--trailer=" + t);
     args.push_back(std::to_string(port_));
     process_ = std::make_unique<ChildProcess>(std::move(args));

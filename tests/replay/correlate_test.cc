@@ -2,12 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "net/rules_file.h"
 #include "redact/redactor.h"
 #include "replay/replay.h"
 #include "tests/net/test_upstream.h"
@@ -245,6 +248,147 @@ TEST(CorrelateTest, CookieJarAppliesLiveSetCookieToTheClientsCookieHeader) {
   // Another client's jar is empty; a request without a Cookie header gets none.
   EXPECT_FALSE(live.Patch(0, "c2", account, &patched));
   EXPECT_FALSE(live.Patch(0, "c1", Make({"GET", "/account", {}, ""}), &patched));
+}
+
+// ---- explicit rules (replay/correlate_rules.h) through the same learner and correlator ----
+
+std::shared_ptr<const CorrelationRules> Rules(std::string_view yaml) {
+  auto rules = ParseCorrelationRules(yaml, net::ConfigFormat::kYaml);
+  EXPECT_TRUE(rules.ok()) << rules.status().ToString();
+  return std::make_shared<const CorrelationRules>(rules.ok() ? *rules : CorrelationRules{});
+}
+
+// A ticket in a text body, sent back as a query parameter: nothing learning looks at. The
+// rule is the documented example's (docs/examples/correlation-rules.yaml).
+std::string TicketRule() {
+  std::ifstream in(std::string(DOPPEL_SOURCE_DIR) + "/docs/examples/correlation-rules.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<Envelope> TicketFlow(const std::string& client, const std::string& ticket) {
+  return {Make({"POST",
+                "/tickets",
+                {},
+                "",
+                201,
+                {{"Content-Type", "text/plain"}},
+                "ticket " + ticket + "\n",
+                client}),
+          Make({"GET", "/tickets/check?code=" + ticket, {}, "", 200, {}, "{}", client})};
+}
+
+TEST(CorrelateRulesTest, ARuleCarriesAValueLearningCannotSee) {
+  CorrelationLearner automatic("", nullptr);
+  for (const auto& e : TicketFlow("10.0.0.1:1", "0a1b2c3d4e5f6789")) automatic.Add(e);
+  EXPECT_TRUE(automatic.Finish().correlations.empty());
+
+  CorrelationLearner learner("", nullptr, Rules(TicketRule()));
+  auto flow = TicketFlow("10.0.0.1:1", "0a1b2c3d4e5f6789");
+  for (const auto& e : flow) learner.Add(e);
+  CorrelationPlan plan = learner.Finish();
+  EXPECT_EQ(plan.mode, "rules");
+  ASSERT_EQ(plan.correlations.size(), 1u);
+  const Correlation& c = plan.correlations[0];
+  EXPECT_EQ(c.rule, "ticket");
+  EXPECT_EQ(c.source_endpoint, "POST /tickets");
+  EXPECT_EQ(c.source_location, "body ~ /ticket ([0-9a-f]+)/");
+  EXPECT_EQ(c.sink_endpoint, "GET /tickets/check");
+  EXPECT_EQ(c.sink_location, "query:code");
+  EXPECT_EQ(c.recorded, 1u);
+
+  LiveCorrelator live(plan, 1);
+  const std::string client = "addr:10.0.0.1:1";
+  Envelope patched;
+  EXPECT_FALSE(live.Patch(0, client, flow[1], &patched));  // the source has not answered
+  EXPECT_EQ(live.counts().unanswered[0], 1u);
+  auto answer = Make({"POST", "/tickets", {}, "", 201, {}, "ticket ffff0000aaaa1111\n"});
+  live.Observe(0, client, flow[0], answer.response());
+  ASSERT_TRUE(live.Patch(0, client, flow[1], &patched));
+  EXPECT_EQ(patched.request().target(), "/tickets/check?code=ffff0000aaaa1111");
+  EXPECT_EQ(live.counts().substituted[0], 1u);
+  // Per client: another client's request with the same recorded value gets nothing (its
+  // source has not answered for that client: unanswered).
+  EXPECT_FALSE(live.Patch(0, "addr:10.0.0.9:9", flow[1], &patched));
+  EXPECT_EQ(live.counts().unanswered[0], 2u);
+
+  doppel::v1::CorrelationReport report;
+  FillCorrelationReport(plan, live.counts(), &report);
+  EXPECT_EQ(report.mode(), "rules");
+  ASSERT_EQ(report.correlations_size(), 1);
+  EXPECT_EQ(report.correlations(0).rule(), "ticket");
+  EXPECT_EQ(report.correlations(0).substituted(), 1u);
+  EXPECT_EQ(report.correlations(0).unanswered(), 2u);
+}
+
+TEST(CorrelateRulesTest, RulesAddToLearningUnlessTheFileSaysNot) {
+  auto flow = Flow("10.0.0.1:5000", kToken, kId, "Bearer " + kToken);
+  for (const auto& e : TicketFlow("10.0.0.1:5000", "0a1b2c3d4e5f6789")) flow.push_back(e);
+  CorrelationLearner both("", nullptr, Rules(TicketRule()));
+  for (const auto& e : flow) both.Add(e);
+  CorrelationPlan plan = both.Finish();
+  // Learned ones first (token x3, id x1), then the rule.
+  ASSERT_EQ(plan.correlations.size(), 5u);
+  EXPECT_EQ(plan.correlations.back().rule, "ticket");
+  EXPECT_EQ(plan.correlations.back().recorded, 1u);
+
+  CorrelationLearner only("", nullptr, Rules(TicketRule() + "auto_learn: false\n"));
+  for (const auto& e : flow) only.Add(e);
+  CorrelationPlan rules_only = only.Finish();
+  ASSERT_EQ(rules_only.correlations.size(), 1u);
+  EXPECT_EQ(rules_only.correlations[0].rule, "ticket");
+}
+
+TEST(CorrelateRulesTest, AHeaderValueGoesToARedactedBearerAndAShortIdToAPath) {
+  auto redactor = redact::Redactor::WithKey(std::string(32, 'k'), {});
+  ASSERT_TRUE(redactor.ok()) << redactor.status().ToString();
+  const redact::Redactor& r = **redactor;
+  // A session handed out in a header (not Location), sent as a Bearer token; a short id
+  // (too short for the evidence rule) from a JSON body, sent in the path.
+  auto rules = Rules(R"(
+rules:
+  - name: session
+    extract: {endpoint: {uri: /session}, location: header:X-Session}
+    inject: {location: "header:authorization#bearer"}
+  - name: item
+    extract: {endpoint: {method: POST, uri: /items}, location: body.item.id}
+    inject: {endpoint: {method: GET, uri: {regex: "/items/[0-9]+"}}, location: "path:1"}
+)");
+  std::vector<Envelope> flow = {
+      Make({"POST", "/session", {}, "", 200, {{"X-Session", "sess-1234"}}, "{}"}),
+      Make({"POST",
+            "/items",
+            {{"Authorization", "Bearer sess-1234"}},
+            "",
+            201,
+            {},
+            R"({"item":{"id":42}})"}),
+      Make({"GET", "/items/42", {{"Authorization", "Bearer sess-1234"}}, "", 200, {}, "{}"}),
+  };
+  CorrelationLearner learner(
+      "", [&](std::string_view v) { return r.Hash(v); }, rules);
+  for (auto& e : flow) {
+    r.Redact(&e);
+    learner.Add(e);
+  }
+  CorrelationPlan plan = learner.Finish();
+  std::map<std::string, uint64_t> recorded;
+  for (const auto& c : plan.correlations) recorded[c.rule] += c.recorded;
+  EXPECT_EQ(recorded["session"], 2u);  // POST /items and GET /items/42
+  EXPECT_EQ(recorded["item"], 1u);
+
+  LiveCorrelator live(plan, 1);
+  const std::string client = "addr:10.0.0.1:5000";
+  live.Observe(
+      0, client, flow[0],
+      Make({"POST", "/session", {}, "", 200, {{"x-session", "LIVE-SESSION"}}, "{}"}).response());
+  live.Observe(0, client, flow[1],
+               Make({"POST", "/items", {}, "", 201, {}, R"({"item":{"id":7}})"}).response());
+  Envelope patched;
+  ASSERT_TRUE(live.Patch(0, client, flow[2], &patched));
+  EXPECT_EQ(patched.request().target(), "/items/7");
+  EXPECT_EQ(patched.request().headers(0).value(), "Bearer LIVE-SESSION");
 }
 
 // ---- the engine with a correlator: one request in flight per client, in recorded order ----

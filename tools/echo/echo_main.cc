@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -86,6 +87,10 @@ int main(int argc, char** argv) {
   app.add_flag("--stateful", options.stateful,
                "login, orders, a CSRF form and a cookie session whose answers depend on what "
                "this process handed out (docs/doppel-echo.md)");
+  std::string jwt_key;
+  app.add_option("--jwt-key", jwt_key,
+                 "with --stateful: GET /jwt/me checks Bearer JWTs (HS256) against this secret "
+                 "file (a trailing newline is not part of it): signature, exp, nbf");
   app.add_option("--port-file", port_file, "write the bound port to this file");
   try {
     app.parse(argc, argv);
@@ -97,6 +102,21 @@ int main(int argc, char** argv) {
     std::cerr << "doppel-echo: --listen wants HOST:PORT, e.g. 127.0.0.1:0, not '" << listen
               << "'\n";
     return kExitError;
+  }
+  if (!jwt_key.empty()) {
+    std::ifstream in(jwt_key, std::ios::binary);
+    std::stringstream secret;
+    secret << in.rdbuf();
+    options.jwt_secret = secret.str();
+    while (!options.jwt_secret.empty() &&
+           (options.jwt_secret.back() == '\n' || options.jwt_secret.back() == '\r'))
+      options.jwt_secret.pop_back();
+    if (!in || options.jwt_secret.empty() || !options.stateful) {
+      std::cerr << "doppel-echo: --jwt-key wants --stateful and a readable, non-empty secret "
+                   "file, not '"
+                << jwt_key << "'\n";
+      return kExitError;
+    }
   }
   options.variant = variant == "v2" ? doppel::echo::Variant::kV2 : doppel::echo::Variant::kV1;
   // A bare number is seconds, as for every duration flag of doppel (base/duration.h).

@@ -369,7 +369,7 @@ class EchoServerImpl final : public EchoServer {
  public:
   EchoServerImpl(const EchoOptions& options)
       : api_(options.seed, options.variant),
-        stateful_(options.stateful ? std::make_unique<StatefulApi>() : nullptr),
+        stateful_(options.stateful ? std::make_unique<StatefulApi>(options.jwt_secret) : nullptr),
         config_{options.noise, options.latency, options.latency_jitter, options.max_request_body,
                 stateful_.get()} {
     std::random_device rd;

@@ -28,6 +28,7 @@ struct EchoOptions {
   uint64_t seed = 1;  // seeds the generated catalogue; the same seed gives the same data
   uint64_t max_request_body = 8u << 20;  // larger bodies are answered 413
   bool stateful = false;                 // login, orders, CSRF form and cookie session (stateful.h)
+  std::string jwt_secret;  // with stateful: HS256 secret of GET /jwt/me ("": no such endpoint)
 };
 
 // A running server. Thread-safe: Stop() may be called from any thread (also a signal

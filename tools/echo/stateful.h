@@ -12,6 +12,14 @@
 //   POST /form            form body csrf=C (application/x-www-form-urlencoded) and the cookie
 //                         csrf=C, both equal and issued by this process: 200 {"saved": true};
 //                         403 otherwise.
+//   POST /tickets         Bearer T required (401): 201, text/plain "ticket K\n" (K: 16 random
+//                         hex digits; in a text body, where learning does not look).
+//   GET  /tickets/check?code=K
+//                         Bearer T required (401); 200 {"valid": true} when this process issued
+//                         K, 404 otherwise.
+//   GET  /jwt/me          with a JWT secret (--jwt-key): "Authorization: Bearer J", J an HS256
+//                         JWT signed with the secret whose exp is in the future and nbf (if
+//                         any) not: 200 {"sub": ...}; 401 otherwise, saying why.
 // Every other request goes to the shop (shop.h). T, S and C are 32 random hex digits, I is 16
 // random hex digits starting with a digit (so endpoint templating names it {id}). The state
 // lives in this object, one per process, guarded by a mutex; nothing is forgotten.
@@ -27,7 +35,8 @@ namespace doppel::echo {
 
 class StatefulApi {
  public:
-  StatefulApi();
+  // `jwt_secret`: the HS256 secret GET /jwt/me verifies with; "" leaves that endpoint out.
+  explicit StatefulApi(std::string jwt_secret = "");
   ~StatefulApi();
   StatefulApi(const StatefulApi&) = delete;
   StatefulApi& operator=(const StatefulApi&) = delete;
