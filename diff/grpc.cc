@@ -127,8 +127,8 @@ Result<std::vector<std::string>> SplitGrpcMessages(std::string_view body,
     }
     const auto* h = reinterpret_cast<const unsigned char*>(body.data() + at);
     const uint8_t flag = h[0];
-    const uint64_t length = (uint64_t{h[1]} << 24) | (uint64_t{h[2]} << 16) |
-                            (uint64_t{h[3]} << 8) | uint64_t{h[4]};
+    const uint64_t length =
+        (uint64_t{h[1]} << 24) | (uint64_t{h[2]} << 16) | (uint64_t{h[3]} << 8) | uint64_t{h[4]};
     if (flag > 1) {
       return Status::Corruption("gRPC frame at byte " + std::to_string(at) +
                                 " has compressed flag " + std::to_string(flag) + " (0 or 1)");

@@ -118,9 +118,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   uint64_t header_bytes_ = 0;
   bool head_done_ = false;  // the final response head arrived
   bool head_reported_ = false;
-  bool ended_ = false;  // END_STREAM arrived: the response is complete
+  bool ended_ = false;            // END_STREAM arrived: the response is complete
   bool ended_with_head_ = false;  // END_STREAM came on the final head: no body
-  bool over_ = false;   // reported in full (or abandoned): nothing more to report
+  bool over_ = false;             // reported in full (or abandoned): nothing more to report
   bool reused_ = false;
   bool retried_ = false;
   ClientError error_ = ClientError::kNone;
@@ -393,8 +393,7 @@ size_t Exchange::OnData(const uint8_t* data, size_t len) {
   }
   if (response_.body().size() + len > pool_->options().max_response_body) {
     Fail(ClientError::kTooLarge, "the upstream response body is over " +
-                                     std::to_string(pool_->options().max_response_body) +
-                                     " bytes");
+                                     std::to_string(pool_->options().max_response_body) + " bytes");
     Reset(NGHTTP2_CANCEL);
     return len;
   }
@@ -419,8 +418,8 @@ bool Exchange::OnClosed(uint32_t error_code, bool connection_lost, const std::st
   if (connection_lost) {
     Fail(ClientError::kReset, why);
   } else {
-    Fail(ClientError::kReset, std::string("the upstream reset the stream (") +
-                                  nghttp2_http2_strerror(error_code) + ")");
+    Fail(ClientError::kReset,
+         std::string("the upstream reset the stream (") + nghttp2_http2_strerror(error_code) + ")");
   }
   return false;
 }
@@ -449,7 +448,8 @@ void Exchange::Over() {
 
 void Exchange::Progress() {
   if (over_) return;
-  if (!head_reported_ && (error_ != ClientError::kNone || (head_done_ && (streaming() || ended_)))) {
+  if (!head_reported_ &&
+      (error_ != ClientError::kNone || (head_done_ && (streaming() || ended_)))) {
     head_reported_ = true;
     ExchangeResult result;
     result.reused_connection = reused_;
@@ -548,27 +548,26 @@ void Connection::Connect(const tcp::resolver::results_type& endpoints) {
       self->Close(ClientError::kTimeout, "connect to " + self->authority_ + " timed out");
     }
   });
-  asio::async_connect(socket_, endpoints,
-                      [self = shared_from_this()](const error_code& ec, const tcp::endpoint&) {
-                        self->connect_timer_.cancel();
-                        if (self->dead_) return;
-                        if (ec) {
-                          return self->Close(ClientError::kConnect,
-                                             "connect to " + self->authority_ + ": " + ec.message());
-                        }
-                        error_code ignored;
-                        self->socket_.set_option(tcp::no_delay(true), ignored);
-                        if (!self->InitSession()) {
-                          return self->Close(ClientError::kConnect,
-                                             "cannot start an HTTP/2 session");
-                        }
-                        self->connected_ = true;
-                        std::vector<std::shared_ptr<Exchange>> waiting;
-                        waiting.swap(self->waiting_);
-                        for (auto& ex : waiting) self->SubmitNow(ex);
-                        self->Flush();
-                        self->Read();
-                      });
+  asio::async_connect(
+      socket_, endpoints, [self = shared_from_this()](const error_code& ec, const tcp::endpoint&) {
+        self->connect_timer_.cancel();
+        if (self->dead_) return;
+        if (ec) {
+          return self->Close(ClientError::kConnect,
+                             "connect to " + self->authority_ + ": " + ec.message());
+        }
+        error_code ignored;
+        self->socket_.set_option(tcp::no_delay(true), ignored);
+        if (!self->InitSession()) {
+          return self->Close(ClientError::kConnect, "cannot start an HTTP/2 session");
+        }
+        self->connected_ = true;
+        std::vector<std::shared_ptr<Exchange>> waiting;
+        waiting.swap(self->waiting_);
+        for (auto& ex : waiting) self->SubmitNow(ex);
+        self->Flush();
+        self->Read();
+      });
 }
 
 bool Connection::InitSession() {
@@ -596,10 +595,9 @@ bool Connection::InitSession() {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, options_.max_response_header},
   };
-  return nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) ==
-             0 &&
-         nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
-                                               kConnectionWindow) == 0;
+  return nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) == 0 &&
+         nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow) ==
+             0;
 }
 
 void Connection::Submit(std::shared_ptr<Exchange> ex) {
@@ -646,8 +644,9 @@ void Connection::SubmitNow(const std::shared_ptr<Exchange>& ex) {
     if (auto pool = pool_.lock(); pool && id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
       return pool->Dispatch(ex);
     }
-    return ex->OnConnectFailed(ClientError::kConnect,
-                               std::string("cannot open an HTTP/2 stream: ") + nghttp2_strerror(id));
+    return ex->OnConnectFailed(
+        ClientError::kConnect,
+        std::string("cannot open an HTTP/2 stream: ") + nghttp2_strerror(id));
   }
   streams_.emplace(id, ex);
   ex->Started(shared_from_this(), id, streams_started_++ > 0);
@@ -696,24 +695,25 @@ void Connection::Close(ClientError error, const std::string& detail) {
 
 void Connection::Read() {
   if (dead_) return;
-  socket_.async_read_some(asio::buffer(read_buf_), [self = shared_from_this()](error_code ec,
-                                                                                size_t n) {
-    if (self->dead_) return;
-    if (ec) {
-      return self->Close(ClientError::kReset, "the upstream closed the connection: " + ec.message());
-    }
-    const ssize_t rv =
-        nghttp2_session_mem_recv(self->session_, reinterpret_cast<const uint8_t*>(self->read_buf_.data()), n);
-    if (rv < 0) {
-      self->Dispatch();
-      return self->Close(ClientError::kBadResponse,
-                         std::string("HTTP/2 protocol error from the upstream: ") +
-                             nghttp2_strerror(static_cast<int>(rv)));
-    }
-    self->Dispatch();
-    self->Flush();
-    if (!self->dead_) self->Read();
-  });
+  socket_.async_read_some(
+      asio::buffer(read_buf_), [self = shared_from_this()](error_code ec, size_t n) {
+        if (self->dead_) return;
+        if (ec) {
+          return self->Close(ClientError::kReset,
+                             "the upstream closed the connection: " + ec.message());
+        }
+        const ssize_t rv = nghttp2_session_mem_recv(
+            self->session_, reinterpret_cast<const uint8_t*>(self->read_buf_.data()), n);
+        if (rv < 0) {
+          self->Dispatch();
+          return self->Close(ClientError::kBadResponse,
+                             std::string("HTTP/2 protocol error from the upstream: ") +
+                                 nghttp2_strerror(static_cast<int>(rv)));
+        }
+        self->Dispatch();
+        self->Flush();
+        if (!self->dead_) self->Read();
+      });
 }
 
 // Reports to the exchanges the frames just read changed, after nghttp2 returned: a caller's
@@ -743,16 +743,15 @@ void Connection::Flush() {
     }
   } else {
     writing_ = true;
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](error_code ec, size_t) {
-                        self->writing_ = false;
-                        if (self->dead_) return;
-                        if (ec) {
-                          return self->Close(ClientError::kReset,
-                                             "sending to the upstream: " + ec.message());
-                        }
-                        self->Flush();
-                      });
+    asio::async_write(
+        socket_, asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
+          self->writing_ = false;
+          if (self->dead_) return;
+          if (ec) {
+            return self->Close(ClientError::kReset, "sending to the upstream: " + ec.message());
+          }
+          self->Flush();
+        });
   }
   Dispatch();  // streams our own resets closed while sending; out_ is not touched again
 }
