@@ -130,6 +130,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   BodyReader::Callback piece_done_;
   Clock::time_point start_;
   Clock::time_point last_byte_;
+  // Streaming: since when the exchange waits for the upstream (the last byte, or the
+  // reader's ask when it had taken everything); a reader that does not ask is not the
+  // upstream's stall.
+  Clock::time_point idle_from_;
   Clock::time_point deadline_ = Clock::time_point::max();
   std::optional<asio::steady_timer> timer_;
 };
@@ -308,6 +312,7 @@ void Exchange::Started(std::shared_ptr<Connection> conn, int32_t stream_id, bool
   if (start_ == Clock::time_point()) {
     start_ = Clock::now();
     last_byte_ = start_;
+    idle_from_ = start_;
     if (pool_->options().response_timeout.count() > 0) {
       deadline_ = start_ + pool_->options().response_timeout;
     }
@@ -318,7 +323,7 @@ void Exchange::Started(std::shared_ptr<Connection> conn, int32_t stream_id, bool
 void Exchange::ArmTimer() {
   Clock::time_point at = deadline_;
   const auto idle = pool_->options().read_idle_timeout;
-  if (streaming() && idle.count() > 0) at = std::min(at, last_byte_ + idle);
+  if (streaming() && idle.count() > 0) at = std::min(at, idle_from_ + idle);
   if (at == Clock::time_point::max()) return;
   if (!timer_) timer_.emplace(pool_->io());
   timer_->expires_at(at);
@@ -335,11 +340,13 @@ void Exchange::OnTimer() {
     Fail(ClientError::kTimeout, "the upstream did not answer within " +
                                     std::to_string(pool_->options().response_timeout.count()) +
                                     " ms");
-  } else if (streaming() && idle.count() > 0 && now - last_byte_ >= idle) {
+  } else if (streaming() && idle.count() > 0 && now - idle_from_ >= idle &&
+             (!head_reported_ || (piece_done_ && data_.empty()))) {
     Fail(ClientError::kTimeout,
          "no byte from the upstream for " + std::to_string(idle.count()) + " ms");
   } else {
-    return ArmTimer();  // bytes came meanwhile: wait for the rest of the window
+    if (now - idle_from_ >= idle) idle_from_ = now;  // the reader holds the stream back
+    return ArmTimer();  // else bytes came meanwhile: wait for the rest of the window
   }
   Reset(NGHTTP2_CANCEL);
   Progress();
@@ -353,7 +360,7 @@ bool Exchange::OnField(std::string_view name, std::string_view value) {
                                         " bytes");
     return false;
   }
-  last_byte_ = Clock::now();
+  last_byte_ = idle_from_ = Clock::now();
   if (head_done_) {  // a HEADERS block after the head: trailers
     if (!name.empty() && name.front() != ':') trailers_.insert(name, value);
     return true;
@@ -384,7 +391,7 @@ void Exchange::OnHeadersEnd(bool end_stream) {
 }
 
 size_t Exchange::OnData(const uint8_t* data, size_t len) {
-  last_byte_ = Clock::now();
+  last_byte_ = idle_from_ = Clock::now();
   if (over_ || error_ != ClientError::kNone) return len;  // nobody reads it: give it back
   const char* bytes = reinterpret_cast<const char*>(data);
   if (streaming()) {
@@ -513,6 +520,7 @@ void Exchange::Progress() {
 
 void Exchange::ReadSome(BodyReader::Callback done) {
   piece_done_ = std::move(done);
+  if (data_.empty()) idle_from_ = Clock::now();  // waiting for the upstream from here
   if (ready()) {
     asio::post(pool_->io(), [self = shared_from_this()] { self->Progress(); });
   }
