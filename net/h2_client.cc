@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/strings.h"
+#include "net/h2_frames.h"
 
 namespace doppel::net {
 
@@ -32,7 +33,6 @@ using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
 
 constexpr size_t kReadBytes = 16 * 1024;
-constexpr size_t kWriteBatch = 64 * 1024;  // frame bytes gathered for one socket write
 // Receive windows we announce. A stream's bounds what a streaming exchange holds unread.
 constexpr int32_t kStreamWindow = 256 * 1024;
 constexpr int32_t kConnectionWindow = 4 << 20;
@@ -620,7 +620,7 @@ void Connection::Submit(std::shared_ptr<Exchange> ex) {
 
 void Connection::SubmitNow(const std::shared_ptr<Exchange>& ex) {
   const HttpRequest& req = ex->request();
-  std::vector<std::pair<std::string, std::string>> strings;
+  H2Fields strings;
   strings.reserve(8);
   strings.emplace_back(":method", std::string(req.method_string()));
   strings.emplace_back(":scheme", "http");
@@ -634,13 +634,7 @@ void Connection::SubmitNow(const std::shared_ptr<Exchange>& ex) {
     strings.emplace_back(std::move(name), std::string(f.value()));
   }
   strings.emplace_back("te", "trailers");  // RFC 9113 8.2.2; gRPC servers require it
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(strings.size());
-  for (auto& [name, value] : strings) {
-    nva.push_back({reinterpret_cast<uint8_t*>(name.data()),
-                   reinterpret_cast<uint8_t*>(value.data()), name.size(), value.size(),
-                   NGHTTP2_NV_FLAG_NONE});
-  }
+  std::vector<nghttp2_nv> nva = H2NameValues(strings);
   nghttp2_data_provider provider{};
   provider.source.ptr = ex.get();
   provider.read_callback = &Connection::ReadBody;
@@ -734,16 +728,9 @@ void Connection::Dispatch() {
 
 void Connection::Flush() {
   if (writing_ || dead_) return;
-  out_.clear();
-  while (out_.size() < kWriteBatch) {
-    const uint8_t* data = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) {
-      return Close(ClientError::kReset,
-                   std::string("HTTP/2 session failed: ") + nghttp2_strerror(static_cast<int>(n)));
-    }
-    if (n == 0) break;
-    out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  if (const int rv = GatherH2Frames(session_, &out_); rv != 0) {
+    return Close(ClientError::kReset,
+                 std::string("HTTP/2 session failed: ") + nghttp2_strerror(rv));
   }
   if (out_.empty()) {
     if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/strings.h"
+#include "net/h2_frames.h"
 #include "net/headers.h"
 #include "recorder/recorder_impl.h"
 #include "recorder/request_checks.h"
@@ -33,7 +34,6 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
 constexpr size_t kReadBytes = 16 * 1024;
-constexpr size_t kWriteBatch = 64 * 1024;  // frame bytes gathered for one socket write
 // Receive windows we announce: a stream's (SETTINGS_INITIAL_WINDOW_SIZE) and the
 // connection's. nghttp2 sends WINDOW_UPDATE as request bytes are consumed; request bodies are
 // buffered up to --max-request-body, as over HTTP/1.1.
@@ -63,10 +63,10 @@ struct Stream {
   net::BodyReader* body = nullptr;
   std::string piece;
   size_t piece_offset = 0;
-  std::vector<std::pair<std::string, std::string>> trailers;  // the primary's, sent at the end
-  bool piece_end = false;                                     // `piece` is the body's last
-  bool reading = false;                                       // a ReadSome is outstanding
-  bool closed = false;  // nghttp2 closed the stream, or the connection went away
+  net::H2Fields trailers;  // the primary's, sent at the end
+  bool piece_end = false;  // `piece` is the body's last
+  bool reading = false;    // a ReadSome is outstanding
+  bool closed = false;     // nghttp2 closed the stream, or the connection went away
 };
 using StreamPtr = std::shared_ptr<Stream>;
 
@@ -189,14 +189,7 @@ class Connection final : public H2Session,
   // nghttp2 is done with it (GOAWAY exchanged, or a fatal error) or a drain finished.
   void Flush() {
     if (writing_ || closed_) return;
-    out_.clear();
-    while (out_.size() < kWriteBatch) {
-      const uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) return CloseNow();
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-    }
+    if (net::GatherH2Frames(session_, &out_) != 0) return CloseNow();
     if (out_.empty()) {
       if ((!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) ||
           (draining_ && streams_.empty())) {
@@ -396,17 +389,10 @@ class Connection final : public H2Session,
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     ++finished_;
     if (st.trailers.empty()) return;
-    std::vector<nghttp2_nv> nva;
-    nva.reserve(st.trailers.size());
-    for (auto& [name, value] : st.trailers) nva.push_back(Nv(name, value));
+    std::vector<nghttp2_nv> nva = net::H2NameValues(st.trailers);
     if (nghttp2_submit_trailer(session_, st.id, nva.data(), nva.size()) == 0) {
       *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
-  }
-
-  static nghttp2_nv Nv(std::string& name, std::string& value) {
-    return {reinterpret_cast<uint8_t*>(name.data()), reinterpret_cast<uint8_t*>(value.data()),
-            name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
   }
 
   // ---- the exchange ----
@@ -586,14 +572,12 @@ class Connection final : public H2Session,
     st.status = status;
     const unsigned cls = status / 100;
     if (cls >= 1 && cls <= 5) rec_.metrics().requests[cls - 1]->Inc();
-    std::vector<std::pair<std::string, std::string>> strings;
+    net::H2Fields strings;
     strings.emplace_back(":status", std::to_string(status));
     for (const auto& f : fields) {
       strings.emplace_back(AsciiLower(f.name_string()), std::string(f.value()));
     }
-    std::vector<nghttp2_nv> nva;
-    nva.reserve(strings.size());
-    for (auto& [name, value] : strings) nva.push_back(Nv(name, value));
+    std::vector<nghttp2_nv> nva = net::H2NameValues(strings);
     nghttp2_data_provider provider{};
     provider.source.ptr = &st;
     provider.read_callback = &Connection::ReadBody;
