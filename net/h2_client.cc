@@ -32,15 +32,9 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
 
-constexpr size_t kReadBytes = 16 * 1024;
 // Receive windows we announce. A stream's bounds what a streaming exchange holds unread.
 constexpr int32_t kStreamWindow = 256 * 1024;
 constexpr int32_t kConnectionWindow = 4 << 20;
-
-bool IsIdempotent(std::string_view method) {
-  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
-         method == "PUT" || method == "DELETE";
-}
 
 // Fields HTTP/2 forbids (RFC 9113 8.2.2), and Host, which becomes :authority.
 bool IsConnectionSpecific(std::string_view lower_name) {
@@ -209,7 +203,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unordered_map<int32_t, std::shared_ptr<Exchange>> streams_;
   std::vector<std::shared_ptr<Exchange>> waiting_;  // submitted while connecting
   std::vector<std::shared_ptr<Exchange>> touched_;  // changed by the frames just read
-  std::array<char, kReadBytes> read_buf_;
+  std::array<char, kH2ReadBytes> read_buf_;
   std::string out_;
   asio::steady_timer connect_timer_;
   asio::steady_timer idle_timer_;

@@ -11,6 +11,8 @@
 
 namespace doppel::net {
 
+// Bytes read from the socket at once and handed to nghttp2.
+inline constexpr size_t kH2ReadBytes = 16 * 1024;
 // Frame bytes gathered for one socket write.
 inline constexpr size_t kH2WriteBatch = 64 * 1024;
 

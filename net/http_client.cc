@@ -24,6 +24,11 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+bool IsIdempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
 Result<std::shared_ptr<asio::ssl::context>> MakeClientTlsContext(const TlsClientOptions& options) {
   DOPPEL_ASSIGN_OR_RETURN(std::shared_ptr<asio::ssl::context> ctx, NewTlsContext(false));
   boost::system::error_code ec;
@@ -46,20 +51,6 @@ Result<std::shared_ptr<asio::ssl::context>> MakeClientTlsContext(const TlsClient
 }
 
 namespace {
-
-bool IsIdempotent(http::verb v) {
-  switch (v) {
-    case http::verb::get:
-    case http::verb::head:
-    case http::verb::options:
-    case http::verb::trace:
-    case http::verb::put:
-    case http::verb::delete_:
-      return true;
-    default:
-      return false;
-  }
-}
 
 bool IsIpLiteral(const std::string& host) {
   boost::system::error_code ec;
@@ -266,7 +257,7 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
 };
 
 void Exchange::Start() {
-  conn_ = pool_->TakeIdle(!IsIdempotent(request_.method()));
+  conn_ = pool_->TakeIdle(!IsIdempotent(request_.method_string()));
   if (conn_) {
     reused_ = true;
     Write();
@@ -415,7 +406,7 @@ void Exchange::OnReadError(const boost::system::error_code& ec, bool got_some) {
       !got_some && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
                     ec == asio::error::eof || ec == asio::error::broken_pipe);
   if (closed_before_answer && !body_phase_ && reused_ && !retried_ &&
-      IsIdempotent(request_.method())) {
+      IsIdempotent(request_.method_string())) {
     return Retry();
   }
   if (ec == http::error::body_limit) {

@@ -52,6 +52,10 @@ enum class ClientError {
 inline constexpr EnumNames<ClientError, 6> kClientErrorNames{
     {"none", "connect", "reset", "bad-response", "too-large", "timeout"}, "error"};
 
+// GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 9.2.2): what a client may send again
+// when a connection broke before any answer.
+bool IsIdempotent(std::string_view method);
+
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   // From starting to send the request to the last byte of the response; 0: no limit.

@@ -33,7 +33,6 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
-constexpr size_t kReadBytes = 16 * 1024;
 // Receive windows we announce: a stream's (SETTINGS_INITIAL_WINDOW_SIZE) and the
 // connection's. nghttp2 sends WINDOW_UPDATE as request bytes are consumed; request bodies are
 // buffered up to --max-request-body, as over HTTP/1.1.
@@ -592,7 +591,7 @@ class Connection final : public H2Session,
   const ClientInfo client_;  // the exchanges refer to it
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, StreamPtr> streams_;  // open streams by id
-  std::array<char, kReadBytes> read_buf_;
+  std::array<char, net::kH2ReadBytes> read_buf_;
   std::string out_;  // the frames being written
   asio::steady_timer idle_timer_;
   asio::steady_timer write_timer_;

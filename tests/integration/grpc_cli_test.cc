@@ -167,5 +167,22 @@ TEST_F(GrpcCliTest, WithoutDescriptorSetMessagesAreComparedAsBytes) {
   EXPECT_TRUE(regressions["POST /doppel.demo.v1.Shop/CreateOrder"].count("body")) << output_;
 }
 
+// A descriptor set that cannot be read or is not one: exit 2 naming the file and what to do.
+TEST(GrpcUsageTest, BadProtoSetIsExitTwo) {
+  const std::string dir = MakeTempDir("grpc-usage");
+  std::ofstream(dir + "/not-a-set.pb") << "this is text";
+  for (const std::string& set : {dir + "/missing.pb", dir + "/not-a-set.pb"}) {
+    ChildProcess replay({DoppelBinary(), "--store", dir + "/store", "replay", "--session", "s",
+                         "--target", "h2c://127.0.0.1:9", "--proto-set", set});
+    EXPECT_EQ(replay.Wait(30000), 2) << replay.all_stderr();
+    EXPECT_NE(replay.all_stderr().find(set), std::string::npos) << replay.all_stderr();
+  }
+  ChildProcess bad({DoppelBinary(), "--store", dir + "/store", "replay", "--session", "s",
+                    "--target", "h2c://127.0.0.1:9", "--proto-set", dir + "/not-a-set.pb"});
+  bad.Wait(30000);
+  EXPECT_NE(bad.all_stderr().find("--descriptor_set_out"), std::string::npos) << bad.all_stderr();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace doppel::testing
