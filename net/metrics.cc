@@ -24,17 +24,24 @@ void Histogram::ObserveUs(uint64_t us) {
   sum_us_.fetch_add(us, std::memory_order_relaxed);
 }
 
-uint64_t Histogram::ApproximateQuantileUs(double q) const {
+uint64_t QuantileUsFromBuckets(const std::vector<uint64_t>& counts,
+                               const std::vector<uint64_t>& bounds_us, double q) {
   uint64_t total = 0;
-  for (size_t i = 0; i <= bounds_us_.size(); ++i) total += bucket(i);
+  for (uint64_t c : counts) total += c;
   if (total == 0) return 0;
   const double want = q * static_cast<double>(total);
   uint64_t seen = 0;
-  for (size_t i = 0; i < bounds_us_.size(); ++i) {
-    seen += bucket(i);
-    if (static_cast<double>(seen) >= want) return bounds_us_[i];
+  for (size_t i = 0; i < bounds_us.size() && i < counts.size(); ++i) {
+    seen += counts[i];
+    if (static_cast<double>(seen) >= want) return bounds_us[i];
   }
-  return bounds_us_.empty() ? 0 : bounds_us_.back();
+  return bounds_us.empty() ? 0 : bounds_us.back();
+}
+
+uint64_t Histogram::ApproximateQuantileUs(double q) const {
+  std::vector<uint64_t> counts(bounds_us_.size() + 1);
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] = bucket(i);
+  return QuantileUsFromBuckets(counts, bounds_us_, q);
 }
 
 MetricsRegistry::Entry& MetricsRegistry::Add(const std::string& name, const std::string& help,

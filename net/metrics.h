@@ -34,6 +34,12 @@ class Gauge {
   std::atomic<int64_t> value_{0};
 };
 
+// Upper bound (µs) of the bucket holding quantile q (0..1) of non-cumulative bucket `counts`
+// with upper bounds `bounds_us` (counts has one more entry: the +Inf overflow, reported as
+// the last bound); 0 when every count is 0. Coarse by design.
+uint64_t QuantileUsFromBuckets(const std::vector<uint64_t>& counts,
+                               const std::vector<uint64_t>& bounds_us, double q);
+
 // Latency histogram with fixed upper bounds in microseconds; rendered in seconds.
 class Histogram {
  public:

@@ -1,7 +1,9 @@
 #include "recorder/exchange.h"
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdlib>
 
 #include "base/strings.h"
 #include "net/headers.h"
@@ -57,6 +59,7 @@ void Exchange::StartEnvelope(uint64_t arrival_us) {
 
 void Exchange::DecideCapture(const net::RequestView& view, unsigned version, uint64_t arrival_us) {
   const RecorderOptions& opts = rec_.options();
+  if (net::FaultInjector* faults = rec_.faults()) fault_ = faults->Draw(view);
   const net::MatchBlock* block = nullptr;
   if (!opts.rules.empty()) {
     block = opts.rules.Match(view);
@@ -101,17 +104,61 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   } else if (had_length || !req.body().empty()) {
     req.content_length(req.body().size());
   }
-  if (worker_.mirror) {
+  if (rec_.options().fault.from_headers) {
+    req.erase(net::kFaultDelayHeader);
+    req.erase(net::kFaultAbortHeader);
+  }
+  if (fault_.replaces_response()) {
+    // The primary never sees it: nothing to capture or to copy.
+    envelope_.reset();
+  } else if (worker_.mirror) {
     // The copy is the request as forwarded, target as the client sent it (each mirror
     // applies its own base path); sent now, never waited for.
     mirrored_ = worker_.mirror->Dispatch(req, ViewOf(req));
   }
   const net::Url& upstream = rec_.options().upstream;
   if (!upstream.base_path.empty()) req.target(upstream.TargetFor(req.target()));
+  if (fault_.delay) {
+    fault_delay_ = std::make_unique<boost::asio::steady_timer>(worker_.io, *fault_.delay);
+    // The timer dies with the exchange (the client left): then the handler only returns.
+    fault_delay_->async_wait(
+        [this, req = std::move(req), done = std::move(done)](boost::system::error_code ec) mutable {
+          if (ec) return;
+          SendToPrimary(std::move(req), std::move(done));
+        });
+    return;
+  }
+  SendToPrimary(std::move(req), std::move(done));
+}
+
+void Exchange::SendToPrimary(net::HttpRequest&& req, net::StreamCallback done) {
+  if (fault_.replaces_response()) {
+    net::ExchangeResult result;
+    net::BodyReaderPtr body;
+    if (fault_.reset) {
+      result.error = net::ClientError::kReset;
+      result.detail = "fault injected: reset";
+    } else {
+      net::FaultAbort abort = net::MakeFaultAbort(fault_, worker_.io.get_executor());
+      result.response = std::move(abort.head);
+      body = std::move(abort.body);
+    }
+    // Answered later, as the pool would: `done` never runs inside Forward.
+    boost::asio::post(worker_.io, [done = std::move(done), result = std::move(result),
+                                   body = std::move(body)]() mutable {
+      done(std::move(result), std::move(body));
+    });
+    return;
+  }
   worker_.pool->SendStreaming(std::move(req), std::move(done));
 }
 
 std::optional<UpstreamFailure> Exchange::CheckUpstream(const net::ExchangeResult& result) {
+  if (fault_.reset) {
+    fault_ = {};
+    return UpstreamFailure{ProxyFailure::kUpstreamReset, 0, "fault injected: reset",
+                           /*reset_by_fault=*/true};
+  }
   if (result.reused_connection) rec_.metrics().upstream_reused->Inc();
   switch (result.error) {
     case net::ClientError::kNone:
@@ -133,6 +180,21 @@ bool Exchange::OnResponseHead(net::HttpResponse& res, net::BodyReaderPtr body, b
   net::StripHopByHop(res);
   const unsigned status = res.result_int();
   const bool no_body = is_head || status == 204 || status == 304 || status / 100 == 1;
+  if (fault_.shapes_body() && !no_body) {
+    if (fault_.truncate) {
+      std::optional<uint64_t> keep;
+      if (res.has_content_length()) {
+        keep =
+            std::strtoull(std::string(res[http::field::content_length]).c_str(), nullptr, 10) / 2;
+      }
+      body_ = net::TruncateBody(std::move(body_), keep, worker_.io.get_executor());
+      // The client sees a cut response; the primary's whole one is not what is captured.
+      envelope_.reset();
+    }
+    if (fault_.bandwidth != 0) {
+      body_ = net::ThrottleBody(std::move(body_), fault_.bandwidth, worker_.io.get_executor());
+    }
+  }
   body_size_ = 0;
   body_cut_ = false;
   primary_done_ = false;
@@ -178,7 +240,7 @@ void Exchange::CopyAside(std::string_view piece) {
 void Exchange::OnPrimaryDone() {
   primary_done_ = true;
   const uint64_t latency_us = body_->latency_us();
-  rec_.metrics().latency->ObserveUs(latency_us);
+  if (fault_.abort_status == 0) rec_.metrics().latency->ObserveUs(latency_us);
   if (envelope_) {
     net::CopyHeaders(body_->trailers(), envelope_->mutable_response()->mutable_trailers());
   }
@@ -194,6 +256,7 @@ void Exchange::OnPrimaryDone() {
 // stream (RecorderImpl::Capture does not wait).
 void Exchange::FinishCapture(uint64_t latency_us) {
   mirror_copy_.reset();
+  fault_.active.reset();  // the request is over for --max-active-faults
   if (!envelope_) return;
   auto* r = envelope_->mutable_response();
   r->set_body_size(body_size_);
@@ -204,6 +267,10 @@ void Exchange::FinishCapture(uint64_t latency_us) {
 }
 
 void Exchange::CutByPrimary(net::ClientError error, const std::string& detail, unsigned status) {
+  if (fault_.truncate && detail == net::kTruncatedByFault) {
+    body_cut_ = true;  // injected, not the primary's failure: not a proxy error
+    return;
+  }
   const ProxyFailure failure = error == net::ClientError::kTimeout ? ProxyFailure::kUpstreamTimeout
                                                                    : ProxyFailure::kUpstreamReset;
   rec_.metrics().errors[static_cast<int>(failure)]->Inc();
@@ -233,6 +300,7 @@ void Exchange::Abort() {
 void Exchange::Fail(ProxyFailure failure, unsigned status, const std::string& reason,
                     bool head_read, const std::string& describe_request,
                     const http::fields* partial_headers) {
+  fault_.active.reset();
   rec_.metrics().errors[static_cast<int>(failure)]->Inc();
   if (mirrored_) {
     mirrored_->OnPrimaryFailed();

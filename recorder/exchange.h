@@ -7,6 +7,7 @@
 // Thread safety: none; an Exchange lives on its worker's thread.
 #pragma once
 
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <string_view>
 
 #include "doppel/v1/envelope.pb.h"
+#include "net/fault.h"
 #include "net/http_client.h"
 #include "net/match.h"
 #include "recorder/recorder_metrics.h"
@@ -40,6 +42,9 @@ struct UpstreamFailure {
   ProxyFailure failure;
   unsigned status;  // 502 or 504
   std::string reason;
+  // A reset fault (--fault reset): nothing is answered; the client's connection is closed
+  // (HTTP/2: the stream is reset). Not a proxy error.
+  bool reset_by_fault = false;
 };
 
 class Exchange {
@@ -49,9 +54,9 @@ class Exchange {
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
 
-  // Match rules, then sampling; on a hit, starts the envelope with the request line.
-  // `view` reads the request's method, target and headers; `version` is the client's (11,
-  // 20, ...).
+  // Match rules, then sampling; on a hit, starts the envelope with the request line. With
+  // --fault, also draws the request's faults. `view` reads the request's method, target and
+  // headers; `version` is the client's (11, 20, ...).
   void DecideCapture(const net::RequestView& view, unsigned version, uint64_t arrival_us);
   bool capturing() const { return envelope_.has_value(); }
 
@@ -60,6 +65,9 @@ class Exchange {
   // as HTTP/1.1 without hop-by-hop headers, with forwarding headers, a Host, framing
   // (`chunked`, or a Content-Length when the client sent one or there is a body), and is
   // copied to the mirrors. With --log-bodies `logged_request` describes it for failure lines.
+  // Faults drawn for it apply here: a delay holds it (on a timer that dies with the
+  // exchange), an abort or a reset answers `done` without the primary (and without a capture
+  // or a mirror copy), a bandwidth or truncate fault wraps the primary's body reader.
   void Forward(net::HttpRequest&& req, unsigned client_version, bool chunked, bool had_length,
                std::string logged_request, net::StreamCallback done);
 
@@ -99,6 +107,7 @@ class Exchange {
  private:
   void StartEnvelope(uint64_t arrival_us);
   void FinishCapture(uint64_t latency_us);
+  void SendToPrimary(net::HttpRequest&& req, net::StreamCallback done);
 
   Worker& worker_;
   RecorderImpl& rec_;
@@ -108,6 +117,8 @@ class Exchange {
   std::string logged_request_;                    // --log-bodies: the request, described
   net::BodyReaderPtr body_;
   std::optional<net::HttpResponse> mirror_copy_;  // with mirrors: head and first body bytes
+  net::FaultPlan fault_;                          // --fault: this request's faults
+  std::unique_ptr<boost::asio::steady_timer> fault_delay_;  // a delay fault's timer
   std::chrono::steady_clock::time_point head_time_;
   uint64_t body_size_ = 0;     // body bytes relayed so far
   bool body_cut_ = false;      // the relay ended before the body did

@@ -463,6 +463,13 @@ class Connection final : public H2Session,
 
   void OnUpstreamHead(Stream& st, net::ExchangeResult&& result, net::BodyReaderPtr body) {
     std::optional<UpstreamFailure> failure = st.exchange.CheckUpstream(result);
+    if (failure && failure->reset_by_fault) {
+      // A reset fault: the stream is reset instead of answered.
+      if (st.closed || closed_) return;
+      (void)nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id,
+                                      NGHTTP2_INTERNAL_ERROR);  // stream is open: cannot fail
+      return Flush();
+    }
     if (st.closed || closed_) {
       // The client reset the stream (or left) while the primary was answering.
       if (failure) {

@@ -3,14 +3,17 @@
 #include "recorder/mirror.h"
 
 #include <algorithm>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <unordered_set>
 
 #include "base/strings.h"
+#include "base/thread.h"
 #include "base/units.h"
 #include "base/worker_pool.h"
 #include "diff/diff.h"
@@ -91,10 +94,14 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
       spec.tls.verify = false;
       continue;
     }
+    if (key == "adaptive" && eq == std::string::npos) {
+      spec.adaptive = true;
+      continue;
+    }
     if (eq == std::string::npos) {
       return bad("'" + item +
                  "' is not KEY=VALUE; known keys: percent, timeout, max-inflight, rule, name, "
-                 "set-header, remove-header, ca, insecure");
+                 "set-header, remove-header, ca, insecure, fault, adaptive");
     }
     if (key == "percent") {
       char* end = nullptr;
@@ -138,10 +145,21 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
     } else if (key == "ca") {
       if (value.empty()) return bad("ca= needs a PEM file");
       spec.tls.ca_file = value;
+    } else if (key == "fault") {
+      auto fault = net::ParseFaultSpec(value);
+      if (!fault.ok()) return bad(fault.status().message());
+      for (const net::Fault& f : fault->faults) {
+        if (f.kind != net::FaultKind::kDelay && f.kind != net::FaultKind::kAbort) {
+          return bad("fault=" + std::string(net::kFaultKindNames.Name(f.kind)) +
+                     ": a mirror takes delay and abort faults (the others shape an answer "
+                     "no client sees)");
+        }
+      }
+      spec.fault = std::move(fault.value());
     } else {
       return bad("unknown key '" + key +
                  "'; known keys: percent, timeout, max-inflight, rule, name, set-header, "
-                 "remove-header, ca, insecure");
+                 "remove-header, ca, insecure, fault, adaptive");
     }
   }
   return spec;
@@ -165,6 +183,12 @@ struct MirrorHub::Target {
   net::Histogram* latency = nullptr;
   net::Histogram* primary_latency = nullptr;
   std::atomic<uint64_t> inflight{0};
+  std::unique_ptr<net::FaultInjector> faults;  // fault=: null without
+  // The share copied now: spec.percent, or the adaptive controller's (set by doppel-adapt).
+  std::atomic<double> effective_percent{0};
+  std::unique_ptr<AimdController> controller;  // adaptive only; doppel-adapt's
+  AdaptiveSignals last_signals;                // doppel-adapt's; read under the hub's adapt_mu_
+  SignalWindow attempts{0};                    // sent, failed + dropped (adaptive only)
   // Steady-clock ns until which copies are dropped after a failed connect (0: never failed).
   std::atomic<int64_t> unavailable_until_ns{0};
 
@@ -212,7 +236,15 @@ const MirrorHub::Target::Reason MirrorHub::Target::kReasons[] = {
 };
 
 MirrorHub::MirrorHub(MirrorOptions options) : options_(std::move(options)) {}
-MirrorHub::~MirrorHub() = default;
+
+MirrorHub::~MirrorHub() {
+  {
+    std::lock_guard<std::mutex> lock(adapt_mu_);
+    adapt_stop_ = true;
+  }
+  adapt_cv_.notify_all();
+  if (adapt_thread_.joinable()) adapt_thread_.join();
+}
 
 Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
                                                      const net::MatchRules& capture_rules,
@@ -251,10 +283,28 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
     }
     hub->diff_pool_ = std::make_unique<WorkerPool>("doppel-mdiff", o.diff_threads, o.diff_queue);
   }
+  bool any_adaptive = false;
+  for (const MirrorSpec& spec : o.mirrors) any_adaptive = any_adaptive || spec.adaptive;
+  if (any_adaptive && o.budget.empty()) {
+    return Status::InvalidArgument(
+        "an adaptive mirror needs --mirror-budget, e.g. --mirror-budget p99=20ms,errors=5%");
+  }
+  if (!any_adaptive && !o.budget.empty()) {
+    return Status::InvalidArgument(
+        "--mirror-budget applies to adaptive mirrors: add ',adaptive' to a --mirror");
+  }
+  if (o.adaptive_tick.count() <= 0 || o.adaptive_window < 1) {
+    return Status::InvalidArgument("the adaptive controller needs a tick and a window");
+  }
   std::unordered_set<std::string> names;
   for (const MirrorSpec& spec : o.mirrors) {
     auto t = std::make_unique<Target>();
     t->spec = spec;
+    t->effective_percent.store(spec.percent, std::memory_order_relaxed);
+    if (spec.adaptive) {
+      t->controller = std::make_unique<AimdController>(spec.percent, o.budget);
+      t->attempts = SignalWindow(o.adaptive_window);
+    }
     if (!names.insert(spec.name).second) {
       return Status::InvalidArgument(
           "two mirrors are named '" + spec.name +
@@ -274,6 +324,12 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
       if (!ctx.ok()) return ctx.status().WithContext("--mirror '" + spec.text + "'");
       t->tls = std::move(ctx.value());
     }
+    if (!spec.fault.empty()) {
+      t->faults = std::make_unique<net::FaultInjector>(
+          net::FaultInjector::Options{spec.fault, o.fault_seed, o.max_active_faults, false,
+                                      nullptr},
+          "mirror:" + spec.name, &registry);
+    }
     const std::string l = "mirror=\"" + spec.name + "\"";
     t->sent =
         registry.AddCounter("doppel_mirror_sent_total", "Request copies sent to a mirror.", l);
@@ -289,6 +345,11 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
                                                   l + ",reason=\"" + r.name + "\"");
     }
     Target* raw = t.get();
+    registry.AddGaugeFunction(
+        "doppel_mirror_effective_percent",
+        "Share of (rule-matching) requests copied to the mirror now: its percent=, or for an "
+        "adaptive mirror the controller's.",
+        [raw] { return raw->effective_percent.load(std::memory_order_relaxed); }, l);
     registry.AddGaugeFunction(
         "doppel_mirror_inflight", "Mirror copies sent and not yet answered or failed.",
         [raw] { return static_cast<double>(raw->inflight.load(std::memory_order_relaxed)); }, l);
@@ -334,7 +395,7 @@ Result<std::unique_ptr<MirrorLane>> MirrorHub::MakeLane(boost::asio::io_context&
   }
   std::random_device rd;
   const uint64_t seed = (uint64_t{rd()} << 32) ^ rd();
-  return std::unique_ptr<MirrorLane>(new MirrorLane(*this, std::move(pools), seed));
+  return std::unique_ptr<MirrorLane>(new MirrorLane(*this, io, std::move(pools), seed));
 }
 
 std::vector<MirrorCounts> MirrorHub::counts() const {
@@ -356,9 +417,81 @@ std::vector<MirrorCounts> MirrorHub::counts() const {
       c.diff_uncompared = t->diff_uncompared->value();
       c.diff_skipped = t->diff_skipped->value();
     }
+    c.effective_percent = t->effective_percent.load(std::memory_order_relaxed);
+    if (t->faults) {
+      c.faults_delayed = t->faults->injected(net::FaultKind::kDelay);
+      c.faults_aborted = t->faults->injected(net::FaultKind::kAbort);
+    }
     out.push_back(std::move(c));
   }
   return out;
+}
+
+void MirrorHub::StartAdaptive(const net::Histogram& primary_latency) {
+  bool any = false;
+  for (const auto& t : targets_) any = any || t->controller != nullptr;
+  if (!any || adapt_thread_.joinable()) return;
+  adapt_thread_ = std::thread([this, h = &primary_latency] { AdaptLoop(h); });
+  NameThread(adapt_thread_, "doppel-adapt");
+}
+
+// Each tick: the signals over the window, then each adaptive mirror's controller.
+void MirrorHub::AdaptLoop(const net::Histogram* primary_latency) {
+  const size_t buckets = primary_latency->bounds_us().size() + 1;
+  SignalWindow latency(options_.adaptive_window);  // the primary's histogram buckets
+  SignalWindow cpu(options_.adaptive_window);      // process CPU µs, wall µs
+  const double cores = std::max(1u, std::thread::hardware_concurrency());
+  auto wall_us = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  };
+  auto log = options_.log ? options_.log : [](const std::string& line) {
+    std::fprintf(stderr, "doppel record: %s\n", line.c_str());
+  };
+  std::unique_lock<std::mutex> lock(adapt_mu_);
+  for (;;) {
+    std::vector<uint64_t> counts(buckets);
+    for (size_t i = 0; i < buckets; ++i) counts[i] = primary_latency->bucket(i);
+    latency.Push(std::move(counts));
+    cpu.Push({ProcessCpuUs(), wall_us()});
+    AdaptiveSignals shared;
+    const std::vector<uint64_t> lat = latency.Delta();
+    if (std::any_of(lat.begin(), lat.end(), [](uint64_t c) { return c > 0; })) {
+      shared.primary_p99_us = net::QuantileUsFromBuckets(lat, primary_latency->bounds_us(), 0.99);
+    }
+    const std::vector<uint64_t> c = cpu.Delta();
+    if (c[1] > 0) shared.cpu_percent = 100.0 * static_cast<double>(c[0]) / (c[1] * cores);
+    for (const auto& t : targets_) {
+      if (!t->controller) continue;
+      // Attempts: copies sent or dropped (over the caps, or while unavailable); bad ones:
+      // those dropped, and those sent that failed (connect, timeout, reset, 5xx, bad).
+      uint64_t failed = 0;
+      for (const Target::Reason& r : Target::kReasons) {
+        if (r.failed) failed += ((*t).*r.counter)->value();
+      }
+      const uint64_t dropped =
+          t->dropped_cap->value() + t->dropped_bytes->value() + t->dropped_unavailable->value();
+      t->attempts.Push({t->sent->value() + dropped, failed + dropped});
+      const std::vector<uint64_t> a = t->attempts.Delta();
+      AdaptiveSignals signals = shared;
+      if (a[0] > 0) {
+        signals.errors_percent =
+            std::min(100.0, 100.0 * static_cast<double>(a[1]) / static_cast<double>(a[0]));
+      }
+      const double before = t->controller->effective();
+      const std::string reason = t->controller->Tick(signals);
+      t->last_signals = signals;
+      t->effective_percent.store(t->controller->effective(), std::memory_order_relaxed);
+      if (!reason.empty()) {
+        char line[512];
+        std::snprintf(line, sizeof line, "mirror '%s' at %.3g%% (was %.3g%%): %s",
+                      t->spec.name.c_str(), t->controller->effective(), before, reason.c_str());
+        log(line);
+      }
+    }
+    if (adapt_cv_.wait_for(lock, options_.adaptive_tick, [this] { return adapt_stop_; })) return;
+  }
 }
 
 void MirrorHub::DrainDiffs() {
@@ -392,6 +525,22 @@ boost::json::array MirrorHub::StatusJson() const {
     o["failed"] = std::move(failed);
     o["dropped"] = std::move(dropped);
     o["inflight"] = c.inflight;
+    if (t.faults) o["faults"] = t.faults->StatusJson();
+    o["effective_percent"] = c.effective_percent;
+    if (t.controller) {
+      std::lock_guard<std::mutex> lock(adapt_mu_);
+      boost::json::object a{{"state", t.controller->state()},
+                            {"budget", options_.budget.ToString()},
+                            {"last_change", t.controller->last_reason()}};
+      const AdaptiveSignals& sig = t.last_signals;
+      a["primary_p99_us_le"] = sig.primary_p99_us ? boost::json::value(*sig.primary_p99_us)
+                                                  : boost::json::value(nullptr);
+      a["cpu_percent"] =
+          sig.cpu_percent ? boost::json::value(*sig.cpu_percent) : boost::json::value(nullptr);
+      a["errors_percent"] = sig.errors_percent ? boost::json::value(*sig.errors_percent)
+                                               : boost::json::value(nullptr);
+      o["adaptive"] = std::move(a);
+    }
     // Paired: the primary's latency over the same requests that went to this mirror.
     o["latency_p50_us_le"] = t.latency->ApproximateQuantileUs(0.5);
     o["latency_p99_us_le"] = t.latency->ApproximateQuantileUs(0.99);
@@ -434,8 +583,9 @@ uint64_t ApproximateBytes(const net::HttpRequest& r) {
 }
 }  // namespace
 
-MirrorLane::MirrorLane(MirrorHub& hub, std::vector<net::HttpClientPoolPtr> pools, uint64_t seed)
-    : hub_(hub), pools_(std::move(pools)), rng_(seed) {}
+MirrorLane::MirrorLane(MirrorHub& hub, boost::asio::io_context& io,
+                       std::vector<net::HttpClientPoolPtr> pools, uint64_t seed)
+    : hub_(hub), io_(io), pools_(std::move(pools)), rng_(seed) {}
 
 MirrorLane::~MirrorLane() = default;
 
@@ -456,9 +606,14 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
       continue;
     }
     const double draw = o.same_sample ? shared_draw : NextUniform();
-    if (!(draw < t.spec.percent)) {
+    if (!(draw < t.effective_percent.load(std::memory_order_relaxed))) {
       t.skipped_sample->Inc();
       continue;
+    }
+    net::FaultPlan fault;
+    if (t.faults) {
+      fault = t.faults->Draw(view);
+      if (fault.abort_status != 0) continue;  // an aborted copy is not sent (counted there)
     }
     const int64_t until = t.unavailable_until_ns.load(std::memory_order_relaxed);
     if (until != 0 && SteadyNowNs() < until) {
@@ -498,9 +653,23 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
     new_slot.mirror = i;
     new_slot.bytes = bytes;
     t.sent->Inc();
-    // The callback runs later on this thread (never inside Send).
-    pools_[i]->Send(std::move(copy), [mirrored, slot](net::ExchangeResult&& r) {
-      mirrored->OnMirror(slot, std::move(r));
+    // The callback runs later on this thread (never inside Send). A fault's slot is held
+    // until the copy ends.
+    auto send = [pool = pools_[i].get(), copy = std::move(copy), mirrored, slot,
+                 active = fault.active]() mutable {
+      pool->Send(std::move(copy), [mirrored, slot, active](net::ExchangeResult&& r) {
+        mirrored->OnMirror(slot, std::move(r));
+      });
+    };
+    if (!fault.delay) {
+      send();
+      continue;
+    }
+    // A delayed copy waits on its own timer (in flight meanwhile); at shutdown the io
+    // context drops the timer, its copy and the MirroredRequest with it.
+    auto timer = std::make_shared<boost::asio::steady_timer>(io_, *fault.delay);
+    timer->async_wait([timer, send = std::move(send)](boost::system::error_code ec) mutable {
+      if (!ec) send();
     });
   }
   return mirrored;

@@ -21,21 +21,26 @@
 #include <atomic>
 #include <boost/json/array.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
 #include "doppel/v1/rules.pb.h"
+#include "net/fault.h"
 #include "net/http_client.h"
 #include "net/match.h"
 #include "net/metrics.h"
 #include "net/url.h"
+#include "recorder/adaptive_mirror.h"
 #include "recorder/sampler.h"
 
 namespace boost::asio {
@@ -54,7 +59,8 @@ namespace doppel::recorder {
 
 // One --mirror flag:
 //   URL[,percent=P][,timeout=D][,max-inflight=N][,rule=NAME][,name=LABEL]
-//      [,set-header=NAME:VALUE][,remove-header=NAME][,ca=FILE][,insecure]
+//      [,set-header=NAME:VALUE][,remove-header=NAME][,ca=FILE][,insecure][,fault=SPEC]
+//      [,adaptive]
 struct MirrorSpec {
   std::string text;  // as given, for messages
   net::Url url;
@@ -68,6 +74,12 @@ struct MirrorSpec {
   std::vector<std::pair<std::string, std::string>> set_headers;
   std::vector<std::string> remove_headers;
   net::TlsClientOptions tls;  // https mirrors: verification on by default
+  // Faults on the copies (net/fault.h grammar; delay and abort only): a delayed copy is held
+  // before it is sent (and counts as in flight meanwhile); an aborted one is not sent.
+  net::FaultSpec fault;
+  // The percentage adapts to MirrorOptions::budget (recorder/adaptive_mirror.h): `percent`
+  // is then the most it goes up to.
+  bool adaptive = false;
 };
 
 // Parses one --mirror value; errors name the item and say what is expected.
@@ -94,6 +106,17 @@ struct MirrorOptions {
   // would go over it is dropped ("max_bytes"), so large bodies to a slow mirror cannot hold
   // max-inflight × max-request-body of memory.
   uint64_t max_inflight_bytes = 256ull << 20;
+  // The mirrors' fault=: draws under this seed (--fault-seed), at most this many faulted
+  // copies at once per mirror (--max-active-faults; 0: no cap).
+  uint64_t fault_seed = 0;
+  size_t max_active_faults = 0;
+  // --mirror-budget: what adaptive mirrors (MirrorSpec::adaptive) keep within; required
+  // when one is adaptive. The controller ticks every `adaptive_tick` over the last
+  // `adaptive_window` ticks, and reports each change through `log` (default: stderr).
+  MirrorBudget budget;
+  std::chrono::milliseconds adaptive_tick{1000};
+  size_t adaptive_window = 5;
+  std::function<void(const std::string&)> log;
 };
 
 // A mirror's counters (monotonic) as shown in /status and the record summary.
@@ -112,7 +135,9 @@ struct MirrorCounts {
   uint64_t skipped_rule = 0;         // did not match the mirror's rule
   uint64_t inflight = 0;
   uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
-  uint64_t diff_skipped = 0;  // the diff queue was full
+  uint64_t diff_skipped = 0;                        // the diff queue was full
+  uint64_t faults_delayed = 0, faults_aborted = 0;  // fault=: copies delayed, not sent
+  double effective_percent = 0;  // the share copied now (adaptive: the controller's)
 };
 
 class MirrorLane;
@@ -132,6 +157,10 @@ class MirrorHub {
                                                    const net::MatchRules& capture_rules,
                                                    net::MetricsRegistry& registry);
   ~MirrorHub();
+
+  // Starts the adaptive controller's thread (doppel-adapt) when a mirror is adaptive;
+  // `primary_latency` is the primary's latency histogram, which must outlive the hub.
+  void StartAdaptive(const net::Histogram& primary_latency);
 
   // A lane for one proxy thread: a keep-alive pool per mirror on `io`.
   Result<std::unique_ptr<MirrorLane>> MakeLane(boost::asio::io_context& io);
@@ -159,6 +188,12 @@ class MirrorHub {
   net::MatchRules capture_rules_;                    // owns blocks referenced above
   std::shared_ptr<const diff::Differ> differ_;       // --mirror-diff only
   std::atomic<uint64_t> inflight_bytes_{0};          // all lanes; see max_inflight_bytes
+  // The adaptive controller's thread: one tick every options_.adaptive_tick until stopped.
+  void AdaptLoop(const net::Histogram* primary_latency);
+  mutable std::mutex adapt_mu_;  // the controllers and their signals
+  std::condition_variable adapt_cv_;
+  bool adapt_stop_ = false;
+  std::thread adapt_thread_;
   // --mirror-diff only. Last: destroyed first (queued comparisons run, then the threads
   // join) while the targets and the differ they use still exist.
   std::unique_ptr<WorkerPool> diff_pool_;
@@ -179,8 +214,10 @@ class MirrorLane {
 
  private:
   friend class MirrorHub;
-  MirrorLane(MirrorHub& hub, std::vector<net::HttpClientPoolPtr> pools, uint64_t seed);
+  MirrorLane(MirrorHub& hub, boost::asio::io_context& io, std::vector<net::HttpClientPoolPtr> pools,
+             uint64_t seed);
   MirrorHub& hub_;
+  boost::asio::io_context& io_;  // delayed copies wait on its timers
   std::vector<net::HttpClientPoolPtr> pools_;
   SplitMix64 rng_;
   double NextUniform();  // [0, 100)

@@ -313,6 +313,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   // to the client, so a slow client slows the primary down and memory stays bounded.
   void OnUpstreamHead(net::ExchangeResult&& result, net::BodyReaderPtr body) {
     if (auto failure = exchange_->CheckUpstream(result)) {
+      if (failure->reset_by_fault) return ResetByFault();
       return Fail(failure->failure, static_cast<http::status>(failure->status),
                   std::move(failure->reason));
     }
@@ -437,6 +438,14 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     EndRelay();
     in_request_ = false;
     Close();
+  }
+
+  // A reset fault: the connection is closed with a TCP reset instead of an answer.
+  void ResetByFault() {
+    in_request_ = false;
+    beast::error_code ignored;
+    Lowest().socket().set_option(asio::socket_base::linger(true, 0), ignored);
+    Lowest().close();
   }
 
   // Answers the request itself. Before a complete request was read the connection cannot be

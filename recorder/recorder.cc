@@ -60,6 +60,25 @@ Status RecorderImpl::Init() {
     auto hub = MirrorHub::Create(options_.mirror, options_.rules, registry_);
     if (!hub.ok()) return hub.status();
     mirrors_ = std::move(hub.value());
+    mirrors_->StartAdaptive(*metrics_.latency);
+  }
+  if (!options_.fault.spec.empty() || options_.fault.from_headers) {
+    net::FaultInjector::Options fault = options_.fault;
+    if (!options_.fault_rule.empty()) {
+      for (const net::MatchRules* rules :
+           {&options_.fault_rules, &options_.rules, &options_.mirror.rules}) {
+        for (const net::MatchBlock& b : rules->blocks()) {
+          if (b.name == options_.fault_rule && fault.rule == nullptr) fault.rule = &b;
+        }
+      }
+      if (fault.rule == nullptr) {
+        return Status::InvalidArgument("--fault-rule '" + options_.fault_rule +
+                                       "' names no rule: give the rule itself (e.g. --fault-rule "
+                                       "'uri^=/api') or name one of --match, --rules, "
+                                       "--mirror-match, --mirror-rules");
+      }
+    }
+    faults_ = std::make_unique<net::FaultInjector>(std::move(fault), "primary", &registry_);
   }
   if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
     return Status::InvalidArgument(

@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "net/fault.h"
 #include "net/http_client.h"
 #include "net/match.h"
 #include "net/url.h"
@@ -67,6 +68,13 @@ struct RecorderOptions {
   // Live mirroring (--mirror ...); no mirror when `mirror.mirrors` is empty.
   MirrorOptions mirror;
 
+  // Fault injection on the proxied path (--fault, --fault-headers; docs/chaos.md). Off when
+  // `fault.spec` is empty and `fault.from_headers` false. `fault_rule` names a block of
+  // `fault_rules` (an inline --fault-rule), `rules` or `mirror.rules`; "" = every request.
+  net::FaultInjector::Options fault;
+  std::string fault_rule;
+  net::MatchRules fault_rules;
+
   // Log each request the proxy answered itself (400/413/431/501/505/502/504) with its headers
   // (redacted ones as hashes) and the first KiB of its body, at most 20 lines a second.
   // Off by default: these hold production data.
@@ -111,6 +119,8 @@ struct RecorderCounts {
   uint64_t first_arrival_us = 0;
   uint64_t last_arrival_us = 0;
   std::vector<SinkCounts> sinks;  // every sink, in the order given to Start
+  // --fault on the proxied path: faults injected, by net::FaultKind.
+  uint64_t faults[static_cast<int>(net::FaultKind::kMaxValue) + 1] = {};
 };
 
 class Recorder {

@@ -81,6 +81,8 @@ class RecorderImpl : public Recorder {
                        ": " + request);
   }
   const redact::Redactor* redactor() const { return redactor_; }
+  // --fault / --fault-headers on the proxied path; null when off.
+  net::FaultInjector* faults() { return faults_.get(); }
 
  private:
   void Accept(Worker& w);
@@ -100,6 +102,7 @@ class RecorderImpl : public Recorder {
   };
   std::vector<SinkWriter> sinks_;       // at least one
   std::unique_ptr<MirrorHub> mirrors_;  // outlives the workers (their pending copies use it)
+  std::unique_ptr<net::FaultInjector> faults_;               // outlives the workers
   std::shared_ptr<boost::asio::ssl::context> listener_tls_;  // --tls-cert; outlives the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;

@@ -1,6 +1,7 @@
 // What the recorder reports: its counts, the /status JSON and the admin endpoint's pages.
 #include <boost/json.hpp>
 
+#include "net/fault.h"
 #include "net/match.h"
 #include "net/url.h"
 #include "recorder/recorder_impl.h"
@@ -20,6 +21,11 @@ RecorderCounts RecorderImpl::counts() const {
   for (const SinkWriter& s : sinks_) {
     c.sinks.push_back(
         {s.name, s.writer->stored(), s.writer->dropped(), s.writer->depth(), s.writer->failing()});
+  }
+  if (faults_) {
+    for (int k = 0; k <= static_cast<int>(net::FaultKind::kMaxValue); ++k) {
+      c.faults[k] = faults_->injected(static_cast<net::FaultKind>(k));
+    }
   }
   c.stored = c.sinks.front().stored;
   c.dropped = c.sinks.front().dropped;
@@ -50,6 +56,7 @@ std::string RecorderImpl::StatusJson() const {
   for (const auto& b : options_.rules.blocks()) rules.emplace_back(b.name);
   o["rules"] = std::move(rules);
   if (mirrors_) o["mirrors"] = mirrors_->StatusJson();
+  if (faults_) o["faults"] = faults_->StatusJson();
   o["requests"] = c.requests;
   o["sampled"] = c.sampled;
   o["stored"] = c.stored;

@@ -85,6 +85,11 @@ Status ParseMirrorOptions(const SessionOptions& f, MirrorOptions* m) {
     if (!from_file.ok()) return from_file.status().WithContext("--mirror-rules");
     DOPPEL_RETURN_IF_ERROR(m->rules.Merge(std::move(from_file.value())));
   }
+  if (!f.mirror_budget.empty()) {
+    auto budget = ParseMirrorBudget(f.mirror_budget);
+    if (!budget.ok()) return budget.status();
+    m->budget = std::move(budget.value());
+  }
   return Status::Ok();
 }
 
@@ -225,6 +230,35 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
   o.upstream_tls.verify = !f.upstream_insecure;
   o.upstream_tls.ca_file = f.upstream_ca;
   DOPPEL_RETURN_IF_ERROR(ParseMirrorOptions(f, &o.mirror));
+  if (!f.fault.empty()) {
+    auto spec = net::ParseFaultSpec(f.fault);
+    if (!spec.ok()) return spec.status().WithContext("--fault");
+    o.fault.spec = std::move(spec.value());
+  }
+  o.fault.from_headers = f.fault_headers;
+  bool mirror_faults = false;
+  for (const MirrorSpec& m : o.mirror.mirrors) mirror_faults = mirror_faults || !m.fault.empty();
+  if (o.fault.spec.empty() && !f.fault_headers && !f.fault_rule.empty()) {
+    return Status::InvalidArgument("--fault-rule needs --fault SPEC or --fault-headers");
+  }
+  if (o.fault.spec.empty() && !f.fault_headers && !mirror_faults &&
+      (f.fault_seed != 0 || f.max_active_faults != 0)) {
+    return Status::InvalidArgument(
+        "--fault-seed and --max-active-faults need --fault SPEC, --fault-headers or a "
+        "--mirror ...,fault=SPEC");
+  }
+  o.mirror.fault_seed = f.fault_seed;
+  o.mirror.max_active_faults = f.max_active_faults;
+  o.fault.seed = f.fault_seed;
+  o.fault.max_active = f.max_active_faults;
+  o.fault_rule = f.fault_rule;
+  if (f.fault_rule.find('=') != std::string::npos) {
+    // An inline rule ('uri^=/api'): scopes the faults without limiting the recording.
+    auto inline_rule = net::MatchRules::FromFlags({f.fault_rule});
+    if (!inline_rule.ok()) return inline_rule.status().WithContext("--fault-rule");
+    o.fault_rules = std::move(inline_rule.value());
+    o.fault_rule = o.fault_rules.blocks().front().name;
+  }
   return o;
 }
 

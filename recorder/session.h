@@ -77,6 +77,13 @@ struct SessionOptions {
   std::vector<std::string> mirror_remove_headers;
   std::vector<std::string> mirror_match;
   std::string mirror_rules_file;
+  std::string mirror_budget;  // --mirror-budget p99=20ms,cpu=80%,errors=5% (adaptive mirrors)
+  // Fault injection on the proxied path (docs/chaos.md).
+  std::string fault;       // --fault SPEC (net/fault.h grammar); "" = none
+  std::string fault_rule;  // --fault-rule NAME: a --match or --mirror-match rule
+  bool fault_headers = false;
+  uint64_t fault_seed = 0;
+  size_t max_active_faults = 0;  // 0 = no cap
 };
 
 // What a stopped session did: the data of `doppel record`'s final summary.

@@ -33,11 +33,20 @@ void PrintBanner(const recorder::Session& session) {
   std::cerr << "doppel record: session '" << session.name() << "' -> " << o.upstream.ToString()
             << ", sampling " << o.sample_percent << "%"
             << (o.rules.empty() ? "" : " of matching requests") << "\n";
+  if (!o.fault.spec.empty() || o.fault.from_headers) {
+    std::cerr << "doppel record: WARNING: injecting faults into the proxied traffic ("
+              << (o.fault.spec.empty() ? std::string("none drawn") : o.fault.spec.text)
+              << (o.fault.from_headers ? ", and as request headers ask" : "")
+              << (o.fault_rule.empty() ? "" : ", rule '" + o.fault_rule + "'")
+              << "): clients will see delays and errors the primary did not cause\n";
+  }
   for (const auto& m : o.mirror.mirrors) {
-    std::cerr << "doppel record: mirroring " << m.percent << "%"
+    std::cerr << "doppel record: mirroring " << (m.adaptive ? "up to " : "") << m.percent << "%"
               << (m.rule.empty() ? "" : " of rule '" + m.rule + "'") << " to " << m.url.ToString()
               << " as '" << m.name << "' (timeout " << m.timeout.count() << " ms, max in flight "
-              << m.max_inflight << (o.mirror.diff ? ", diffed" : "") << ")\n";
+              << m.max_inflight << (o.mirror.diff ? ", diffed" : "")
+              << (m.adaptive ? ", adaptive within " + o.mirror.budget.ToString() : "")
+              << (m.fault.empty() ? "" : ", faults " + m.fault.text) << ")\n";
   }
 }
 
@@ -83,6 +92,14 @@ void PrintSummary(const recorder::SessionSummary& sum) {
             << FormatBytes(c.response_bytes)
             << (sum.disk_bytes ? ", on disk " + FormatBytes(*sum.disk_bytes) : std::string())
             << std::endl;
+  std::string faults;
+  for (int k = 0; k <= static_cast<int>(net::FaultKind::kMaxValue); ++k) {
+    if (c.faults[k] == 0) continue;
+    faults += (faults.empty() ? "" : ", ") +
+              std::string(net::kFaultKindNames.Name(static_cast<net::FaultKind>(k))) + " " +
+              std::to_string(c.faults[k]);
+  }
+  if (!faults.empty()) std::cout << "faults injected: " << faults << std::endl;
   if (c.sinks.size() > 1 || c.sinks.front().name != "store") {
     for (const recorder::SinkCounts& k : c.sinks) {
       std::cout << "sink " << k.name << ": stored " << k.stored << ", dropped " << k.dropped
@@ -97,6 +114,10 @@ void PrintSummary(const recorder::SessionSummary& sum) {
               << m.dropped_cap << ", over max-inflight-bytes " << m.dropped_bytes
               << ", while unavailable " << m.dropped_unavailable << ", not picked "
               << m.skipped_sample + m.skipped_rule;
+    if (m.faults_delayed + m.faults_aborted > 0) {
+      std::cout << ", faults: delayed " << m.faults_delayed << ", aborted (not sent) "
+                << m.faults_aborted;
+    }
     if (sum.mirror_diff) {
       std::cout << ", diff: match " << m.diff_match << ", mismatch " << m.diff_mismatch
                 << ", uncompared " << m.diff_uncompared;
@@ -250,7 +271,7 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--mirror", flags->mirrors,
                   "copy requests to a shadow target: URL[,percent=P][,timeout=2s]"
                   "[,max-inflight=1000][,rule=NAME][,name=LABEL][,set-header=N:V]"
-                  "[,remove-header=N][,ca=FILE][,insecure] (repeatable)")
+                  "[,remove-header=N][,ca=FILE][,insecure][,fault=SPEC][,adaptive] (repeatable)")
       ->group(mg);
   cmd->add_flag("--no-shadow-suffix", flags->no_shadow_suffix,
                 "send the Host header unchanged (default: host-shadow[:port])")
@@ -274,6 +295,11 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--mirror-diff-rules", flags->mirror_diff_rules,
                   "diff rules file (as for replay) for --mirror-diff; implies --mirror-diff")
       ->group(mg);
+  cmd->add_option("--mirror-budget", flags->mirror_budget,
+                  "what adaptive mirrors (--mirror URL,...,adaptive) keep within: "
+                  "p99=DURATION,cpu=PERCENT%,errors=PERCENT% (any subset); the percentage halves "
+                  "while over, climbs back while within")
+      ->group(mg);
   cmd->add_option("--mirror-match", flags->mirror_match,
                   "a named rule for --mirror ...,rule=NAME only (same syntax as --match; does "
                   "not limit recording)")
@@ -281,6 +307,26 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--mirror-rules", flags->mirror_rules_file,
                   "JSON or YAML file of rules for --mirror ...,rule=NAME (same schema as --rules)")
       ->group(mg);
+  const std::string fg = "Fault injection (staging and chaos experiments; docs/chaos.md)";
+  cmd->add_option("--fault", flags->fault,
+                  "inject faults into proxied requests: KIND[:ARG]:PERCENT% joined with '+', "
+                  "e.g. delay:200ms:10%+abort:503:5% (kinds: delay, abort, reset, bandwidth, "
+                  "truncate)")
+      ->group(fg);
+  cmd->add_option("--fault-rule", flags->fault_rule,
+                  "only requests matching this rule get faults: a rule ('method=POST,uri^=/api', "
+                  "as --match; does not limit recording) or the name of a --match rule")
+      ->group(fg);
+  cmd->add_flag("--fault-headers", flags->fault_headers,
+                "honour x-doppel-fault-delay-ms and x-doppel-fault-abort request headers")
+      ->group(fg);
+  cmd->add_option("--fault-seed", flags->fault_seed,
+                  "seed of the fault draws (same seed, same draws)")
+      ->group(fg);
+  cmd->add_option("--max-active-faults", flags->max_active_faults,
+                  "faulted requests in flight at once; beyond, requests go through unfaulted "
+                  "(0: no cap)")
+      ->group(fg);
   cmd->callback(
       [&global, flags, run] { *run = [&global, flags] { return RunRecord(global, *flags); }; });
 }

@@ -168,6 +168,34 @@ TEST_F(GrpcCliTest, WithoutDescriptorSetMessagesAreComparedAsBytes) {
 }
 
 // A descriptor set that cannot be read or is not one: exit 2 naming the file and what to do.
+// --fault on HTTP/2 (issue #17): a gRPC abort is a trailers-only answer the gRPC client reads
+// as the status asked for, scoped to one method; other methods pass untouched.
+TEST(GrpcFaultTest, AbortAnswersTheGrpcStatusForOneMethod) {
+  const std::string dir = MakeTempDir("grpc-fault");
+  ChildProcess primary({kDemo, "serve", "--port", "0", "--version", "v1"});
+  const unsigned pport = PortOf(primary.WaitForLine("listening on "));
+  ASSERT_NE(pport, 0u) << primary.all_stderr();
+  ChildProcess recorder({DoppelBinary(), "--store", dir + "/store", "record", "--listen",
+                         "127.0.0.1:0", "--upstream", "h2c://127.0.0.1:" + std::to_string(pport),
+                         "--fault", "abort:grpc=14:100%", "--fault-rule",
+                         "uri=/doppel.demo.v1.Shop/GetItem"});
+  const unsigned rport = PortOf(recorder.WaitForLine("listening on "));
+  ASSERT_NE(rport, 0u) << recorder.all_stderr();
+  const CallOutput aborted = Call(rport, "GetItem", R"({"id":3})");
+  EXPECT_EQ(aborted.code, 3) << aborted.out;
+  EXPECT_NE(aborted.out.find("status: UNAVAILABLE fault injected by doppel"), std::string::npos)
+      << aborted.out;
+  const CallOutput direct = Call(pport, "ListItems", R"({"tag":"kitchen"})");
+  const CallOutput listed = Call(rport, "ListItems", R"({"tag":"kitchen"})");
+  EXPECT_EQ(listed.code, 0) << listed.out;
+  EXPECT_EQ(listed.out, direct.out);
+  recorder.Signal(SIGINT);
+  EXPECT_EQ(recorder.Wait(30000), 0) << recorder.all_stderr();
+  EXPECT_NE(recorder.all_stdout().find("faults injected: abort 1"), std::string::npos)
+      << recorder.all_stdout();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(GrpcUsageTest, BadProtoSetIsExitTwo) {
   const std::string dir = MakeTempDir("grpc-usage");
   std::ofstream(dir + "/not-a-set.pb") << "this is text";
