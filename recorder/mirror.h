@@ -55,6 +55,7 @@ namespace doppel::recorder {
 // One --mirror flag:
 //   URL[,percent=P][,timeout=D][,max-inflight=N][,rule=NAME][,name=LABEL]
 //      [,set-header=NAME:VALUE][,remove-header=NAME][,ca=FILE][,insecure]
+//      [,cert=FILE,key=FILE]
 struct MirrorSpec {
   std::string text;  // as given, for messages
   net::Url url;
@@ -67,7 +68,7 @@ struct MirrorSpec {
   std::string rule;            // match block name; "" = every request
   std::vector<std::pair<std::string, std::string>> set_headers;
   std::vector<std::string> remove_headers;
-  net::TlsClientOptions tls;  // https mirrors: verification on by default
+  net::TlsClientOptions tls;  // https mirrors: verification on by default; cert/key: mTLS
 };
 
 // Parses one --mirror value; errors name the item and say what is expected.

@@ -288,7 +288,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
                             if (it == req.end()) return std::nullopt;
                             return it->value();
                           }};
-    exchange_->DecideCapture(view, req.version(), arrival_us_);
+    exchange_->DecideCapture(std::move(view), req.version(), arrival_us_);
   }
 
   void OnRequest() {
@@ -573,6 +573,7 @@ void ProxySession::StartTls(tcp::socket&& socket, asio::ssl::context& tls, Worke
         beast::get_lowest_layer(*stream).expires_never();
         client.tls_version = net::NegotiatedTlsVersion(stream->native_handle());
         client.alpn = net::NegotiatedAlpn(stream->native_handle());
+        client.client_cert_subject = net::PeerCertificateSubject(stream->native_handle());
         if (worker.draining) {
           recorder.open_connections().fetch_sub(1, std::memory_order_relaxed);
           return;

@@ -84,6 +84,20 @@ TEST(ParseMirrorSpecTest, EveryKey) {
   EXPECT_FALSE(spec->tls.verify);
 }
 
+// mTLS toward a mirror: cert= and key= together, https only.
+TEST(ParseMirrorSpecTest, ClientCertificateAndKey) {
+  auto spec = ParseMirrorSpec("https://m.test:9443,cert=/etc/doppel/c.pem,key=/etc/doppel/c.key");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->tls.cert_file, "/etc/doppel/c.pem");
+  EXPECT_EQ(spec->tls.key_file, "/etc/doppel/c.key");
+  EXPECT_TRUE(spec->tls.verify);
+  EXPECT_TRUE(Contains(SpecError("https://m:1,cert=c.pem"), "cert=FILE and key=FILE go together"));
+  EXPECT_TRUE(Contains(SpecError("https://m:1,key=c.key"), "cert=FILE and key=FILE go together"));
+  EXPECT_TRUE(Contains(SpecError("http://m:1,cert=c.pem,key=c.key"), "https:// mirror"));
+  EXPECT_TRUE(Contains(SpecError("https://m:1,cert=,key=k"), "cert= needs"));
+  EXPECT_TRUE(Contains(SpecError("https://m:1,bogus=1"), "cert, key"));
+}
+
 TEST(ParseMirrorSpecTest, TimeoutUnitsAndPercentBounds) {
   auto bare = ParseMirrorSpec("http://m:1,timeout=3");  // a bare number is seconds
   ASSERT_TRUE(bare.ok());
