@@ -77,10 +77,10 @@ class AuditLog {
   const std::string where_;
   const int fd_;  // -1: syslog
   mutable std::mutex mu_;
-  uint64_t failed_ = 0;          // guarded by mu_
-  std::string syslog_prev_;      // guarded by mu_; syslog only
-  uint64_t syslog_seq_ = 0;      // guarded by mu_; syslog only
-  std::string user_, host_;      // who and where, read once
+  uint64_t failed_ = 0;      // guarded by mu_
+  std::string syslog_prev_;  // guarded by mu_; syslog only
+  uint64_t syslog_seq_ = 0;  // guarded by mu_; syslog only
+  std::string user_, host_;  // who and where, read once
   uint32_t uid_ = 0;
   int pid_ = 0;
 };
