@@ -158,6 +158,10 @@ Status Engine::Setup() {
     lane.stats.url = u.ToString();
     lanes_.push_back(std::move(lane));
   }
+  if (!tls_ && !opts_.tls.cert_file.empty()) {
+    return Status::InvalidArgument(
+        "--target-cert and --target-key are for https:// targets; none of the targets is one");
+  }
   return Status::Ok();
 }
 

@@ -79,6 +79,22 @@ class MtlsCliTest : public StoreDirTest {
     return out;
   }
 
+  // Session `name`: `n` GETs of /r/I, recorded as 200 "tls ok /r/I".
+  void WriteGets(const std::string& name, size_t n) {
+    std::vector<v1::Envelope> batch(n);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i].set_arrival_us(1'000'000 + i);
+      batch[i].set_seq(static_cast<uint32_t>(i));
+      batch[i].mutable_request()->set_method("GET");
+      batch[i].mutable_request()->set_target("/r/" + std::to_string(i));
+      batch[i].mutable_request()->set_version(11);
+      batch[i].mutable_response()->set_status(200);
+      batch[i].mutable_response()->set_body("tls ok /r/" + std::to_string(i));
+    }
+    const Status s = storage::testing::WriteSession(store_, name, batch);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
   std::unique_ptr<TestPki> pki_;
 };
 
@@ -157,17 +173,7 @@ TEST_F(MtlsCliTest, AMirrorThatRequiresAClientCertificateGetsOne) {
 }
 
 TEST_F(MtlsCliTest, AReplayTargetThatRequiresAClientCertificateGetsOne) {
-  std::vector<v1::Envelope> batch(3);
-  for (size_t i = 0; i < batch.size(); ++i) {
-    batch[i].set_arrival_us(1'000'000 + i);
-    batch[i].set_seq(static_cast<uint32_t>(i));
-    batch[i].mutable_request()->set_method("GET");
-    batch[i].mutable_request()->set_target("/r/" + std::to_string(i));
-    batch[i].mutable_request()->set_version(11);
-    batch[i].mutable_response()->set_status(200);
-    batch[i].mutable_response()->set_body("tls ok /r/" + std::to_string(i));
-  }
-  ASSERT_TRUE(storage::testing::WriteSession(store_, "s", batch).ok());
+  WriteGets("s", 3);
   TestTlsUpstreamOptions options;
   options.keep_alive = true;
   options.client_ca_file = pki_->ca();
@@ -261,6 +267,7 @@ TEST_F(MtlsCliTest, CertificatesAndKeysThatCannotBeUsedAreRefusedAtStart) {
   std::filesystem::copy_file(good.key, loose_key);
   ASSERT_EQ(::chmod(loose_key.c_str(), 0644), 0);
   TestUpstream up;
+  WriteGets("s", 1);
   const std::string https = "https://127.0.0.1:" + std::to_string(DeadPort());
   struct Case {
     std::vector<std::string> args;
@@ -293,6 +300,9 @@ TEST_F(MtlsCliTest, CertificatesAndKeysThatCannotBeUsedAreRefusedAtStart) {
        {"--tls-client-ca", "missing-ca.pem"}},
       {{"replay", "--session", "any", "--target", https, "--target-cert", good.cert},
        {"--target-cert and --target-key go together"}},
+      {{"replay", "--session", "s", "--target", up.url(), "--target-cert", good.cert,
+        "--target-key", good.key},
+       {"--target-cert and --target-key are for https:// targets"}},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = c.args;

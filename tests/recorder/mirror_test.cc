@@ -157,7 +157,7 @@ TEST(ParseMirrorSpecTest, UnknownKeyAndNotKeyValue) {
   EXPECT_TRUE(Contains(err, "unknown key 'pct'")) << err;
   EXPECT_TRUE(Contains(err,
                        "known keys: percent, timeout, max-inflight, rule, name, set-header, "
-                       "remove-header, ca, insecure"))
+                       "remove-header, ca, cert, key, insecure"))
       << err;
   err = SpecError("http://m:1,verbose");
   EXPECT_TRUE(Contains(err, "'verbose' is not KEY=VALUE")) << err;
