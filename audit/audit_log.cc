@@ -44,8 +44,9 @@ std::string Nonce() {
   std::array<unsigned char, 32> bytes{};
   if (RAND_bytes(bytes.data(), bytes.size()) != 1) {
     // No CSPRNG: anchor to time and pid instead; the chain still verifies.
-    const std::string seed = std::to_string(::getpid()) + "/" +
-                             std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+    const std::string seed =
+        std::to_string(::getpid()) + "/" +
+        std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
     return Sha256Hex(seed);
   }
   return Hex(bytes.data(), bytes.size());
@@ -197,8 +198,9 @@ std::vector<std::string> MaskArguments(const std::vector<std::string>& args) {
     const size_t eq = arg.find('=');
     if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
       const Secret kind = secret_of(std::string_view(arg).substr(0, eq));
-      out.push_back(kind == Secret::kNone ? arg
-                                          : arg.substr(0, eq + 1) + mask_value(kind, arg.substr(eq + 1)));
+      out.push_back(kind == Secret::kNone
+                        ? arg
+                        : arg.substr(0, eq + 1) + mask_value(kind, arg.substr(eq + 1)));
       continue;
     }
     pending = secret_of(arg);
@@ -306,8 +308,8 @@ Status AuditLog::AppendToFile(const json::object& entry) {
   bool ends_with_newline = true;
   // A character device (/dev/full, /dev/null) has no last line: a new chain each time.
   const uint64_t size = S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
-  DOPPEL_RETURN_IF_ERROR(ReadLastLine(fd_, size, &last, &ends_with_newline)
-                             .WithContext("audit log '" + where_ + "'"));
+  DOPPEL_RETURN_IF_ERROR(
+      ReadLastLine(fd_, size, &last, &ends_with_newline).WithContext("audit log '" + where_ + "'"));
   std::string text;
   if (size == 0) {
     text = Compose(entry, Nonce(), 1, true);
@@ -348,8 +350,9 @@ AuditVerdict VerifyAuditText(std::string_view text) {
         text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     const std::string where = "line " + std::to_string(n);
     if (nl == std::string_view::npos) {
-      return bad(n, where + " has no newline: the file was cut short here (a full disk, a crash "
-                            "or a truncation)");
+      return bad(n, where +
+                        " has no newline: the file was cut short here (a full disk, a crash "
+                        "or a truncation)");
     }
     pos = nl + 1;
     boost::system::error_code ec;

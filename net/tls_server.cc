@@ -73,8 +73,7 @@ Status CheckValidNow(asio::ssl::context& ctx, const std::string& what) {
   }
   if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
     return Status::InvalidArgument(what + ": the certificate (subject " + subject +
-                                   ") is not valid before " +
-                                   TimeText(X509_get0_notBefore(cert)));
+                                   ") is not valid before " + TimeText(X509_get0_notBefore(cert)));
   }
   return Status::Ok();
 }
@@ -84,8 +83,8 @@ Status CheckValidNow(asio::ssl::context& ctx, const std::string& what) {
 Status CheckPrivateKeyFile(const std::string& key_file, const std::string& flag) {
   struct stat st {};
   if (::stat(key_file.c_str(), &st) != 0) {
-    return Status::InvalidArgument(flag + " '" + key_file + "': cannot read it: " +
-                                   std::strerror(errno));
+    return Status::InvalidArgument(flag + " '" + key_file +
+                                   "': cannot read it: " + std::strerror(errno));
   }
   if (!S_ISREG(st.st_mode)) {
     return Status::InvalidArgument(flag + " '" + key_file + "': not a regular file");
@@ -114,10 +113,9 @@ Status UseCertificateAndKey(asio::ssl::context& ctx, const std::string& cert_fil
   }
   ctx.use_certificate_chain_file(cert_file, ec);
   if (ec) {
-    return Status::InvalidArgument(cert_flag + " '" + cert_file +
-                                   "': cannot load a PEM certificate chain from it: " +
-                                   ec.message() +
-                                   "; give the certificate first, then its intermediates, in PEM");
+    return Status::InvalidArgument(
+        cert_flag + " '" + cert_file + "': cannot load a PEM certificate chain from it: " +
+        ec.message() + "; give the certificate first, then its intermediates, in PEM");
   }
   if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
     return Status::InvalidArgument(key_flag + " '" + key_file + "' does not match " + cert_flag +
@@ -152,7 +150,8 @@ Result<std::shared_ptr<asio::ssl::context>> NewTlsContext(bool server) {
 Result<std::shared_ptr<asio::ssl::context>> MakeServerTlsContext(
     const std::string& cert_file, const std::string& key_file, const std::string& client_ca_file) {
   DOPPEL_ASSIGN_OR_RETURN(std::shared_ptr<asio::ssl::context> ctx, NewTlsContext(true));
-  DOPPEL_RETURN_IF_ERROR(UseCertificateAndKey(*ctx, cert_file, key_file, "--tls-cert", "--tls-key"));
+  DOPPEL_RETURN_IF_ERROR(
+      UseCertificateAndKey(*ctx, cert_file, key_file, "--tls-cert", "--tls-key"));
   if (!client_ca_file.empty()) {
     boost::system::error_code ec;
     ctx->load_verify_file(client_ca_file, ec);

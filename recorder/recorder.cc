@@ -71,8 +71,7 @@ Status RecorderImpl::Init() {
   }
   if (!options_.tls_cert_file.empty()) {
     DOPPEL_ASSIGN_OR_RETURN(listener_tls_,
-                            net::MakeServerTlsContext(options_.tls_cert_file,
-                                                      options_.tls_key_file,
+                            net::MakeServerTlsContext(options_.tls_cert_file, options_.tls_key_file,
                                                       options_.tls_client_ca_file));
   }
   std::shared_ptr<asio::ssl::context> tls;

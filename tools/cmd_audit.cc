@@ -64,14 +64,13 @@ void AuditStart(const GlobalOptions& global, const std::string& command,
 void AuditEnd(const GlobalOptions& global, const std::string& command, int exit_code,
               uint64_t duration_ms) {
   if (global.audit == nullptr) return;
-  boost::json::object entry{
-      {"command", command},
-      {"event", "end"},
-      {"result", exit_code == kExitOk            ? "ok"
-                 : exit_code == kExitRegressions ? "regressions"
-                                                 : "error"},
-      {"exit_code", exit_code},
-      {"duration_ms", duration_ms}};
+  boost::json::object entry{{"command", command},
+                            {"event", "end"},
+                            {"result", exit_code == kExitOk            ? "ok"
+                                       : exit_code == kExitRegressions ? "regressions"
+                                                                       : "error"},
+                            {"exit_code", exit_code},
+                            {"duration_ms", duration_ms}};
   if (global.audit_notes != nullptr) {
     for (const auto& [key, value] : *global.audit_notes) entry[key] = value;
   }

@@ -5,13 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json/array.hpp>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <memory>
 #include <thread>
-
-#include <boost/json/array.hpp>
 
 #include "audit/audit_log.h"
 #include "base/clock.h"

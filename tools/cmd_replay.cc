@@ -2,6 +2,7 @@
 // a stored run): flags and terminal output only; replay::Run (replay/run.h) does the work.
 #include <unistd.h>
 
+#include <boost/json/array.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,8 +10,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/json/array.hpp>
 
 #include "audit/audit_log.h"
 #include "base/clock.h"

@@ -158,11 +158,16 @@ TEST_F(AuditLogTest, VerifyNamesTheFirstBadLine) {
   }
   {
     const std::string all = Join(lines);
-    cases.push_back({"cut inside the last line", {}, all.substr(0, all.size() - 10), 5,
+    cases.push_back({"cut inside the last line",
+                     {},
+                     all.substr(0, all.size() - 10),
+                     5,
                      "line 5 has no newline"});
     const size_t third = all.find('\n', all.find('\n') + 1) + 1;  // start of line 3
-    cases.push_back({"cut inside line 3, then a newline", {},
-                     all.substr(0, third + 20) + "\n" + all.substr(third + 20), 3,
+    cases.push_back({"cut inside line 3, then a newline",
+                     {},
+                     all.substr(0, third + 20) + "\n" + all.substr(third + 20),
+                     3,
                      "line 3 is not a JSON object"});
   }
   {
@@ -207,7 +212,9 @@ TEST_F(AuditLogTest, AppendersInSeveralProcessesKeepOneChain) {
       auto log = AuditLog::Open(path_);
       if (!log.ok()) ::_exit(3);
       for (int i = 0; i < kLinesEach; ++i) {
-        json::object entry{{"command", "test"}, {"process", p}, {"i", i},
+        json::object entry{{"command", "test"},
+                           {"process", p},
+                           {"i", i},
                            {"padding", std::string(static_cast<size_t>(100 * p), 'x')}};
         if (!(*log)->Append(entry).ok()) ++failed;
       }

@@ -82,10 +82,10 @@ TEST_F(AuditCliTest, RecordReplayAndSessionsRmWriteMaskedLinesThatVerify) {
     rec.child().Signal(SIGTERM);
     ASSERT_EQ(rec.child().Wait(30000), 0) << rec.child().all_stderr();
   }
-  ASSERT_EQ(Doppel({"replay", "--session", "audited", "--target", up.url(), "--max",
-                    "--no-progress", "--set-header", "Authorization=Bearer REPLAYSECRET",
-                    "--audit-log", log_}),
-            0)
+  ASSERT_EQ(
+      Doppel({"replay", "--session", "audited", "--target", up.url(), "--max", "--no-progress",
+              "--set-header", "Authorization=Bearer REPLAYSECRET", "--audit-log", log_}),
+      0)
       << child_->all_stderr();
   // A Redis password in a URL; the import fails (nothing listens there) and says so.
   EXPECT_EQ(Doppel({"--audit-log", log_, "import",
@@ -103,14 +103,13 @@ TEST_F(AuditCliTest, RecordReplayAndSessionsRmWriteMaskedLinesThatVerify) {
   const std::vector<json::object> lines = ReadLines(log_);
   ASSERT_EQ(lines.size(), 9u) << text;
   const std::vector<std::pair<std::string, std::string>> expected = {
-      {"record", "start"}, {"record", "listening"}, {"record", "end"},
-      {"replay", "start"}, {"replay", "end"},       {"import", "start"},
+      {"record", "start"}, {"record", "listening"},  {"record", "end"},
+      {"replay", "start"}, {"replay", "end"},        {"import", "start"},
       {"import", "end"},   {"sessions rm", "start"}, {"sessions rm", "end"}};
   for (size_t i = 0; i < lines.size(); ++i) {
     EXPECT_EQ(lines[i].at("command").as_string(), expected[i].first) << i;
     EXPECT_EQ(lines[i].at("event").as_string(), expected[i].second) << i;
-    EXPECT_EQ(lines[i].at("user").at("uid").to_number<int64_t>(),
-              static_cast<int64_t>(::getuid()));
+    EXPECT_EQ(lines[i].at("user").at("uid").to_number<int64_t>(), static_cast<int64_t>(::getuid()));
     EXPECT_FALSE(lines[i].at("host").as_string().empty());
     EXPECT_EQ(lines[i].at("seq").to_number<uint64_t>(), i + 1);
   }
@@ -137,8 +136,7 @@ TEST_F(AuditCliTest, RecordReplayAndSessionsRmWriteMaskedLinesThatVerify) {
   EXPECT_EQ(lines[4].at("targets").as_array()[0].as_string(), up.url());
   EXPECT_GE(lines[4].at("run").to_number<int64_t>(), 1);
   // The failed import: masked URL, result error.
-  EXPECT_NE(json::serialize(lines[5].at("args")).find("redis://:***@127.0.0.1"),
-            std::string::npos);
+  EXPECT_NE(json::serialize(lines[5].at("args")).find("redis://:***@127.0.0.1"), std::string::npos);
   EXPECT_EQ(lines[6].at("result").as_string(), "error");
   EXPECT_EQ(lines[6].at("exit_code").to_number<int64_t>(), 2);
   EXPECT_EQ(lines[8].at("result").as_string(), "ok");

@@ -182,13 +182,13 @@ TEST_F(MtlsCliTest, AReplayTargetThatRequiresAClientCertificateGetsOne) {
   const TestCertFiles client = Issue("replayer", "/O=Example/CN=doppel-replay");
 
   ProgramRun without = Doppel({"replay", "--session", "s", "--target", target.url(), "--target-ca",
-                        target_ca, "--max", "--no-progress"});
+                               target_ca, "--max", "--no-progress"});
   EXPECT_NE(without.code, 0) << without.out;
   EXPECT_TRUE(target.answered().empty());
 
-  ProgramRun with = Doppel({"replay", "--session", "s", "--target", target.url(), "--target-ca", target_ca,
-                     "--target-cert", client.cert, "--target-key", client.key, "--max",
-                     "--no-progress"});
+  ProgramRun with =
+      Doppel({"replay", "--session", "s", "--target", target.url(), "--target-ca", target_ca,
+              "--target-cert", client.cert, "--target-key", client.key, "--max", "--no-progress"});
   EXPECT_EQ(with.code, 0) << with.out << with.err;
   EXPECT_EQ(target.answered().size(), 3u);
   ASSERT_FALSE(target.client_subjects().empty());
@@ -206,17 +206,16 @@ TEST_F(MtlsCliTest, TheListenerRequiresAClientCertificateAndRecordsItsSubject) {
   std::ofstream(rules) << "rules:\n"
                        << "  - name: other-file\n"
                        << "    client_cert_subject: {exact: \"CN=other,O=Example\"}\n";
-  RecordProcess rec(store_, up.url(),
-                    {"--session", "mtls", "--tls-cert", server.cert, "--tls-key", server.key,
-                     "--tls-client-ca", pki_->ca(), "--match",
-                     "name=billing-flag,client_cert_subject=CN=billing\\,O=Example", "--rules",
-                     rules});
+  RecordProcess rec(
+      store_, up.url(),
+      {"--session", "mtls", "--tls-cert", server.cert, "--tls-key", server.key, "--tls-client-ca",
+       pki_->ca(), "--match", "name=billing-flag,client_cert_subject=CN=billing\\,O=Example",
+       "--rules", rules});
   ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
   const std::string base = "https://127.0.0.1:" + std::to_string(rec.port());
   auto curl = [&](const std::string& path, const TestCertFiles* cert, const char* version) {
-    std::vector<std::string> args = {"/usr/bin/curl", "-sS",     "--cacert",
-                                     pki_->ca(),      version,   "--max-time",
-                                     "20",            base + path};
+    std::vector<std::string> args = {"/usr/bin/curl", "-sS",        "--cacert", pki_->ca(),
+                                     version,         "--max-time", "20",       base + path};
     if (cert != nullptr) {
       args.insert(args.end(), {"--cert", cert->cert, "--key", cert->key});
     }
@@ -248,9 +247,10 @@ TEST_F(MtlsCliTest, TheListenerRequiresAClientCertificateAndRecordsItsSubject) {
   struct Want {
     std::string target, subject, rule, protocol;
   };
-  const std::vector<Want> want = {{"/billing-h1", "CN=billing,O=Example", "billing-flag", "http/1.1"},
-                                  {"/billing-h2", "CN=billing,O=Example", "billing-flag", "h2"},
-                                  {"/other", "CN=other,O=Example", "other-file", "h2"}};
+  const std::vector<Want> want = {
+      {"/billing-h1", "CN=billing,O=Example", "billing-flag", "http/1.1"},
+      {"/billing-h2", "CN=billing,O=Example", "billing-flag", "h2"},
+      {"/other", "CN=other,O=Example", "other-file", "h2"}};
   for (size_t i = 0; i < want.size(); ++i) {
     const json::object& e = envelopes[i];
     EXPECT_EQ(e.at("request").at("target").as_string(), want[i].target);
@@ -288,8 +288,7 @@ TEST_F(MtlsCliTest, CertificatesAndKeysThatCannotBeUsedAreRefusedAtStart) {
        {"--mirror", loose_key, "chmod 600"}},
       {{"record", "--upstream", https, "--upstream-cert", good.cert},
        {"--upstream-cert and --upstream-key go together"}},
-      {{"record", "--upstream", up.url(), "--upstream-cert", good.cert, "--upstream-key",
-        good.key},
+      {{"record", "--upstream", up.url(), "--upstream-cert", good.cert, "--upstream-key", good.key},
        {"https:// primary"}},
       {{"record", "--upstream", up.url(), "--mirror", https + ",cert=" + good.cert},
        {"cert=FILE and key=FILE go together"}},

@@ -246,9 +246,8 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
-      "record-replay", "ci",       "load-test", "interop", "mirror",         "redis",
-      "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc",
-      "mtls",          "audit"};
+      "record-replay", "ci",      "load-test", "interop",        "mirror", "redis", "streaming",
+      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",  "audit"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -498,8 +497,7 @@ TEST_F(ReadmeTest, MtlsWorkflow) {
   rec.Signal(SIGINT);
   EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
   ASSERT_EQ(Run("doppel cat billing", &out), 0) << out;
-  EXPECT_NE(out.find("\"client_cert_subject\":\"CN=billing,O=Example\""), std::string::npos)
-      << out;
+  EXPECT_NE(out.find("\"client_cert_subject\":\"CN=billing,O=Example\""), std::string::npos) << out;
 }
 
 // The audit log: a recording and its removal write five lines that verify.
