@@ -181,6 +181,34 @@ TEST_F(AuditCliTest, SeveralDoppelProcessesAppendToOneChain) {
       << child_->all_stdout();
 }
 
+// The store commands that read out or remove recorded data are audited like record and replay:
+// export, sessions retain, runs rm and report, each with its result.
+TEST_F(AuditCliTest, StoreCommandsWriteTheirLines) {
+  WriteSession("kept");
+  const std::string bundle = dir_ + "/kept.dpl";
+  ASSERT_EQ(Doppel({"--audit-log", log_, "export", "kept", bundle}), 0) << child_->all_stderr();
+  ASSERT_EQ(Doppel({"--audit-log", log_, "sessions", "retain", "kept", "--older-than", "1h"}), 0)
+      << child_->all_stderr();
+  EXPECT_EQ(Doppel({"--audit-log", log_, "runs", "rm", "77"}), 2);  // no such run
+  EXPECT_EQ(Doppel({"--audit-log", log_, "report", "--run", "77"}), 2);
+  const std::vector<json::object> lines = ReadLines(log_);
+  ASSERT_EQ(lines.size(), 8u);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"export", "ok"}, {"sessions retain", "ok"}, {"runs rm", "error"}, {"report", "error"}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const json::object& start = lines[2 * i];
+    const json::object& end = lines[2 * i + 1];
+    EXPECT_EQ(start.at("command").as_string(), expected[i].first);
+    EXPECT_EQ(start.at("event").as_string(), "start");
+    EXPECT_EQ(end.at("command").as_string(), expected[i].first);
+    EXPECT_EQ(end.at("result").as_string(), expected[i].second) << expected[i].first;
+  }
+  EXPECT_EQ(json::serialize(lines[0].at("args")), "[\"--store\",\"" + store_ +
+                                                      "\",\"--audit-log\",\"" + log_ +
+                                                      "\",\"export\",\"kept\",\"" + bundle + "\"]");
+  ASSERT_EQ(Doppel({"audit", "verify", log_}), 0) << child_->all_stdout();
+}
+
 TEST_F(AuditCliTest, ALogThatCannotBeWrittenNeverStopsTheProxy) {
   TestUpstream up;
   // /dev/full: every write fails with ENOSPC, as on a full disk.
