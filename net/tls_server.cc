@@ -124,6 +124,11 @@ Status UseCertificateAndKey(asio::ssl::context& ctx, const std::string& cert_fil
   return CheckValidNow(ctx, cert_flag + " '" + cert_file + "'");
 }
 
+std::string PeerVerifyError(void* ssl) {
+  const long result = SSL_get_verify_result(static_cast<SSL*>(ssl));
+  return result == X509_V_OK ? "" : X509_verify_cert_error_string(result);
+}
+
 std::string PeerCertificateSubject(void* ssl) {
   X509* peer = SSL_get0_peer_certificate(static_cast<SSL*>(ssl));
   return peer == nullptr ? "" : NameText(X509_get_subject_name(peer));

@@ -49,6 +49,11 @@ Status CheckPrivateKeyFile(const std::string& key_file, const std::string& flag)
 // ("CN=billing,O=Example"); "" when the peer sent none. REQUIRES: as NegotiatedAlpn.
 std::string PeerCertificateSubject(void* ssl);
 
+// Why verifying the peer's certificate failed ("certificate has expired", "unable to get
+// local issuer certificate"); "" when it did not fail. For a connection whose handshake
+// failed; `ssl` is its OpenSSL SSL*.
+std::string PeerVerifyError(void* ssl);
+
 // The ALPN protocol a server-side TLS connection agreed on ("" for none).
 // REQUIRES: `ssl` is an OpenSSL SSL* whose handshake completed.
 std::string_view NegotiatedAlpn(void* ssl);

@@ -567,6 +567,11 @@ void ProxySession::StartTls(tcp::socket&& socket, asio::ssl::context& tls, Worke
         if (ec) {
           // Not TLS, a certificate the client refused, or too slow: nothing to answer.
           recorder.metrics().tls_handshake_failed->Inc();
+          if (!recorder.options().tls_client_ca_file.empty()) {
+            // With mTLS an operator needs to know why a client is turned away.
+            const std::string verify = net::PeerVerifyError(stream->native_handle());
+            recorder.LogRefusedClient(client.ip, verify.empty() ? ec.message() : verify);
+          }
           recorder.open_connections().fetch_sub(1, std::memory_order_relaxed);
           return;
         }

@@ -238,8 +238,19 @@ TEST_F(MtlsCliTest, TheListenerRequiresAClientCertificateAndRecordsItsSubject) {
     EXPECT_EQ(ok.code, 0) << path << ": " << ok.err;
   }
   EXPECT_EQ(up.requests().size(), 4u);
+  // Two clients without a certificate, one with an expired one.
+  EXPECT_TRUE(
+      Eventually([&] { return rec.Metric("doppel_tls_handshakes_failed_total") == 3; }, 20000))
+      << rec.Metric("doppel_tls_handshakes_failed_total");
   rec.child().Signal(SIGTERM);
   ASSERT_EQ(rec.child().Wait(30000), 0) << rec.child().all_stderr();
+  // The proxy says why it turned each client away: the expired certificate by name.
+  const std::string log = rec.child().all_stderr();
+  EXPECT_NE(log.find("TLS client 127.0.0.1 refused: certificate has expired"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("TLS client 127.0.0.1 refused: peer did not return a certificate"),
+            std::string::npos)
+      << log;
 
   // Recorded: the clients the rules select, with their verified subjects; not /third.
   const std::vector<json::object> envelopes = Envelopes("mtls");
