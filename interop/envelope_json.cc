@@ -195,6 +195,7 @@ json::object EnvelopeToJson(const Envelope& e) {
   if (!e.client_protocol().empty()) o["client_protocol"] = e.client_protocol();
   if (!e.tls_version().empty()) o["tls_version"] = e.tls_version();
   if (!e.alpn().empty()) o["alpn"] = e.alpn();
+  if (!e.client_cert_subject().empty()) o["client_cert_subject"] = e.client_cert_subject();
   if (!e.matched_rule().empty()) o["matched_rule"] = e.matched_rule();
   if (e.error() != doppel::v1::PROXY_ERROR_NONE) {
     o["error"] = doppel::v1::ProxyError_Name(e.error());
@@ -238,6 +239,7 @@ Status EnvelopeFromJson(const json::object& o, Envelope* e) {
   DOPPEL_RETURN_IF_ERROR(GetString(o, "client_protocol", e->mutable_client_protocol()));
   DOPPEL_RETURN_IF_ERROR(GetString(o, "tls_version", e->mutable_tls_version()));
   DOPPEL_RETURN_IF_ERROR(GetString(o, "alpn", e->mutable_alpn()));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "client_cert_subject", e->mutable_client_cert_subject()));
   DOPPEL_RETURN_IF_ERROR(GetString(o, "matched_rule", e->mutable_matched_rule()));
   std::string err;
   DOPPEL_RETURN_IF_ERROR(GetString(o, "error", &err));

@@ -47,6 +47,14 @@ Result<std::shared_ptr<asio::ssl::context>> MakeClientTlsContext(const TlsClient
   } else {
     ctx->set_verify_mode(asio::ssl::verify_none, ec);
   }
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return Status::InvalidArgument(
+        "a client certificate and its key go together: give both (PEM files)");
+  }
+  if (!options.cert_file.empty()) {
+    DOPPEL_RETURN_IF_ERROR(UseCertificateAndKey(*ctx, options.cert_file, options.key_file,
+                                                "client certificate", "client key"));
+  }
   return ctx;
 }
 

@@ -74,9 +74,17 @@ struct ClientOptions {
 struct TlsClientOptions {
   bool verify = true;   // verify the certificate chain and the host name
   std::string ca_file;  // PEM bundle; empty: the system store
+  // mTLS (both or neither): the client certificate chain (PEM, the certificate first) and its
+  // private key, presented to servers that ask for one. The key file must not be readable by
+  // group or others (CheckPrivateKeyFile, net/tls_server.h).
+  std::string cert_file;
+  std::string key_file;
 };
 
 // A client TLS context (TLS 1.2+). Share one per process; it is read-only after creation.
+// Errors (InvalidArgument) name the file and what is wrong: a CA or certificate that does not
+// load, a client certificate that expired or is not yet valid, a key that does not match it or
+// that group or others may read; callers add which flag gave them.
 Result<std::shared_ptr<boost::asio::ssl::context>> MakeClientTlsContext(
     const TlsClientOptions& options);
 

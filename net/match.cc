@@ -39,7 +39,8 @@ class JsonRuleReader {
     const auto& [key, val] = *o.begin();
     const std::string field = path + "." + std::string(key);
     if (key == "present") {
-      if (!allow_present) return Error(field, "'present' is only for headers and query_params");
+      if (!allow_present)
+        return Error(field, "'present' is only for headers, query_params and client_cert_subject");
       if (!val.is_bool() || !val.as_bool()) return Error(field, "must be true");
       return StringMatch::Make(StringMatch::Kind::kPresent, "");
     }
@@ -73,6 +74,8 @@ class JsonRuleReader {
       } else if (key == "method" || key == "uri") {
         DOPPEL_ASSIGN_OR_RETURN(auto m, ReadStringMatch(val, field, false));
         (key == "method" ? block.method : block.uri) = std::move(m);
+      } else if (key == "client_cert_subject" || key == "clientCertSubject") {
+        DOPPEL_ASSIGN_OR_RETURN(block.client_cert_subject, ReadStringMatch(val, field, true));
       } else if (key == "headers" || key == "query_params" || key == "queryParams") {
         if (!val.is_object()) return Error(field, "must be an object of name: match");
         auto& list = key == "headers" ? block.headers : block.query_params;
@@ -82,7 +85,9 @@ class JsonRuleReader {
           list.emplace_back(std::string(name), std::move(sm.value()));
         }
       } else {
-        return Error(field, "unknown field (expected name, method, uri, headers, query_params)");
+        return Error(field,
+                     "unknown field (expected name, method, uri, headers, query_params, "
+                     "client_cert_subject)");
       }
     }
     return block;
@@ -159,6 +164,12 @@ bool BlockMatches(const MatchBlock& block, const RequestView& request) {
     std::optional<std::string> v = FindQueryParam(request.target, name);
     if (!m.Matches(v ? std::optional<std::string_view>(*v) : std::nullopt)) return false;
   }
+  if (block.client_cert_subject) {
+    const std::string_view subject = request.client_cert_subject;
+    if (!block.client_cert_subject->Matches(subject.empty() ? std::nullopt
+                                                            : std::optional(subject)))
+      return false;
+  }
   return true;
 }
 
@@ -223,13 +234,16 @@ Result<MatchRules> MatchRules::FromFlags(const std::vector<std::string>& flags) 
       if (field == "method" || field == "uri") {
         if (kind == StringMatch::Kind::kPresent) return bad("'" + field + "' needs a value");
         (field == "method" ? block.method : block.uri) = std::move(m.value());
+      } else if (field == "client_cert_subject") {
+        block.client_cert_subject = std::move(m.value());
       } else if (is_header || is_query) {
         std::string name = field.substr(is_header ? 7 : 6);
         if (name.empty()) return bad("'" + field + "' needs a name");
         (is_header ? block.headers : block.query_params).emplace_back(name, std::move(m.value()));
       } else {
         return bad("unknown field '" + field +
-                   "' (expected name, method, uri, header.NAME, query.NAME)");
+                   "' (expected name, method, uri, header.NAME, query.NAME, "
+                   "client_cert_subject)");
       }
     }
     MatchRules one;

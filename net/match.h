@@ -8,6 +8,7 @@
 //   uri=/exact  uri^=/prefix  uri~=/regex/.*
 //   header.X-User=alice  header.X-User^=al  header.X-User~=a.*  header.X-User   (present)
 //   query.debug=1  query.debug^=1  query.debug~=[0-9]+  query.debug         (present)
+//   client_cert_subject^=CN=billing  client_cert_subject   (mTLS: a verified client cert)
 // `uri` is matched against the path without the query string; regexes must match the whole
 // value (ECMAScript syntax); header names are case-insensitive.
 //
@@ -15,7 +16,8 @@
 //   {"rules": [{"name": "checkout", "method": {"exact": "POST"},
 //               "uri": {"prefix": "/checkout"},
 //               "headers": {"x-user": {"regex": "a.*"}},
-//               "query_params": {"debug": {"present": true}}}]}
+//               "query_params": {"debug": {"present": true}},
+//               "client_cert_subject": {"prefix": "CN=billing"}}]}
 #pragma once
 
 #include <functional>
@@ -55,6 +57,8 @@ struct MatchBlock {
   std::optional<StringMatch> uri;
   std::vector<std::pair<std::string, StringMatch>> headers;       // name, match
   std::vector<std::pair<std::string, StringMatch>> query_params;  // name, match
+  // The verified client certificate's subject (RFC 2253); mTLS listeners only.
+  std::optional<StringMatch> client_cert_subject;
 };
 
 // What a rule looks at. `header` returns the first value of a header (case-insensitive
@@ -63,6 +67,8 @@ struct RequestView {
   std::string_view method;
   std::string_view target;  // origin-form, "/path?query"
   std::function<std::optional<std::string_view>(std::string_view name)> header;
+  // The verified client certificate's subject; "" when the client presented none.
+  std::string_view client_cert_subject = {};
 };
 
 class MatchRules {

@@ -24,8 +24,35 @@ Result<std::shared_ptr<boost::asio::ssl::context>> NewTlsContext(bool server);
 // offers, in that order of preference; a client offering neither (or no ALPN) gets none
 // (HTTP/1.1). Errors name the file and what is wrong with it (InvalidArgument). The context
 // is read-only after creation and may be shared by threads.
+//
+// `client_ca_file` (PEM, may be empty): require a client certificate issued by one of these
+// CAs (mTLS); a client without one, or with one that does not verify (unknown issuer,
+// expired), fails the handshake. PeerCertificateSubject then names the verified client.
 Result<std::shared_ptr<boost::asio::ssl::context>> MakeServerTlsContext(
-    const std::string& cert_file, const std::string& key_file);
+    const std::string& cert_file, const std::string& key_file,
+    const std::string& client_ca_file = "");
+
+// Loads `cert_file` (PEM chain) and `key_file` into `ctx` for a server or a client (mTLS):
+// the key must pass CheckPrivateKeyFile, the certificate must be valid now (not expired, not
+// yet valid: the error names the file, its subject and the date) and match the key. Errors
+// name the files as `cert_flag` 'FILE' / `key_flag` 'FILE' (InvalidArgument).
+Status UseCertificateAndKey(boost::asio::ssl::context& ctx, const std::string& cert_file,
+                            const std::string& key_file, const std::string& cert_flag,
+                            const std::string& key_flag);
+
+// A private key file must be a regular file that neither group nor others may read or write
+// (mode 0600 or 0400): InvalidArgument naming `flag`, the file and its mode otherwise, with
+// the chmod that fixes it. Key contents are never part of any message.
+Status CheckPrivateKeyFile(const std::string& key_file, const std::string& flag);
+
+// The subject of the certificate the peer presented and the handshake verified, RFC 2253
+// ("CN=billing,O=Example"); "" when the peer sent none. REQUIRES: as NegotiatedAlpn.
+std::string PeerCertificateSubject(void* ssl);
+
+// Why verifying the peer's certificate failed ("certificate has expired", "unable to get
+// local issuer certificate"); "" when it did not fail. For a connection whose handshake
+// failed; `ssl` is its OpenSSL SSL*.
+std::string PeerVerifyError(void* ssl);
 
 // The ALPN protocol a server-side TLS connection agreed on ("" for none).
 // REQUIRES: `ssl` is an OpenSSL SSL* whose handshake completed.

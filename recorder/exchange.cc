@@ -30,13 +30,14 @@ void AppendUpTo(std::string_view piece, uint64_t limit, std::string* out) {
   if (out->size() < limit) out->append(piece.substr(0, limit - out->size()));
 }
 
-net::RequestView ViewOf(const net::HttpRequest& req) {
+net::RequestView ViewOf(const net::HttpRequest& req, std::string_view client_cert_subject) {
   return {req.method_string(), req.target(),
           [&req](std::string_view name) -> std::optional<std::string_view> {
             auto it = req.find(name);
             if (it == req.end()) return std::nullopt;
             return it->value();
-          }};
+          },
+          client_cert_subject};
 }
 
 }  // namespace
@@ -55,9 +56,11 @@ void Exchange::StartEnvelope(uint64_t arrival_us) {
   envelope_->set_client_protocol(client_.protocol);
   envelope_->set_tls_version(client_.tls_version);
   envelope_->set_alpn(client_.alpn);
+  envelope_->set_client_cert_subject(client_.client_cert_subject);
 }
 
-void Exchange::DecideCapture(const net::RequestView& view, unsigned version, uint64_t arrival_us) {
+void Exchange::DecideCapture(net::RequestView view, unsigned version, uint64_t arrival_us) {
+  view.client_cert_subject = client_.client_cert_subject;
   const RecorderOptions& opts = rec_.options();
   if (net::FaultInjector* faults = rec_.faults()) fault_ = faults->Draw(view);
   const net::MatchBlock* block = nullptr;
@@ -114,7 +117,7 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   } else if (worker_.mirror) {
     // The copy is the request as forwarded, target as the client sent it (each mirror
     // applies its own base path); sent now, never waited for.
-    mirrored_ = worker_.mirror->Dispatch(req, ViewOf(req));
+    mirrored_ = worker_.mirror->Dispatch(req, ViewOf(req, client_.client_cert_subject));
   }
   const net::Url& upstream = rec_.options().upstream;
   if (!upstream.base_path.empty()) req.target(upstream.TargetFor(req.target()));

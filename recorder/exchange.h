@@ -35,6 +35,8 @@ struct ClientInfo {
   std::string protocol;     // "http/1.1", "h2c", "h2"
   std::string tls_version;  // TLS only, e.g. "TLSv1.3"
   std::string alpn;         // TLS only: the agreed ALPN protocol, "" for none
+  // --tls-client-ca only: the verified client certificate's subject (RFC 2253), "" for none.
+  std::string client_cert_subject;
 };
 
 // What the proxy answers itself when the primary failed before its response head.
@@ -56,8 +58,9 @@ class Exchange {
 
   // Match rules, then sampling; on a hit, starts the envelope with the request line. With
   // --fault, also draws the request's faults. `view` reads the request's method, target and
-  // headers; `version` is the client's (11, 20, ...).
-  void DecideCapture(const net::RequestView& view, unsigned version, uint64_t arrival_us);
+  // headers; `version` is the client's (11, 20, ...). `view` gets the client's certificate
+  // subject here (ClientInfo), for the match rules.
+  void DecideCapture(net::RequestView view, unsigned version, uint64_t arrival_us);
   bool capturing() const { return envelope_.has_value(); }
 
   // Forwards the complete request to the primary and calls `done` with its response head.

@@ -443,7 +443,7 @@ class Connection final : public H2Session,
                             if (it == req.end()) return std::nullopt;
                             return it->value();
                           }};
-    st.exchange.DecideCapture(view, 20, st.arrival_us);
+    st.exchange.DecideCapture(std::move(view), 20, st.arrival_us);
   }
 
   void Forward(Stream& st) {

@@ -101,7 +101,7 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
     if (eq == std::string::npos) {
       return bad("'" + item +
                  "' is not KEY=VALUE; known keys: percent, timeout, max-inflight, rule, name, "
-                 "set-header, remove-header, ca, insecure, fault, adaptive");
+                 "set-header, remove-header, ca, cert, key, insecure, fault, adaptive");
     }
     if (key == "percent") {
       char* end = nullptr;
@@ -145,6 +145,12 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
     } else if (key == "ca") {
       if (value.empty()) return bad("ca= needs a PEM file");
       spec.tls.ca_file = value;
+    } else if (key == "cert") {
+      if (value.empty()) return bad("cert= needs a PEM certificate file (with key=FILE)");
+      spec.tls.cert_file = value;
+    } else if (key == "key") {
+      if (value.empty()) return bad("key= needs a PEM private key file (with cert=FILE)");
+      spec.tls.key_file = value;
     } else if (key == "fault") {
       auto fault = net::ParseFaultSpec(value);
       if (!fault.ok()) return bad(fault.status().message());
@@ -159,8 +165,16 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
     } else {
       return bad("unknown key '" + key +
                  "'; known keys: percent, timeout, max-inflight, rule, name, set-header, "
-                 "remove-header, ca, insecure, fault, adaptive");
+                 "remove-header, ca, cert, key, insecure, fault, adaptive");
     }
+  }
+  if (spec.tls.cert_file.empty() != spec.tls.key_file.empty()) {
+    return Status::InvalidArgument(where +
+                                   ": cert=FILE and key=FILE go together (the client certificate "
+                                   "the mirror asks for, and its private key)");
+  }
+  if (!spec.tls.cert_file.empty() && !spec.url.tls()) {
+    return Status::InvalidArgument(where + ": cert= and key= are for an https:// mirror");
   }
   return spec;
 }

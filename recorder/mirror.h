@@ -59,8 +59,8 @@ namespace doppel::recorder {
 
 // One --mirror flag:
 //   URL[,percent=P][,timeout=D][,max-inflight=N][,rule=NAME][,name=LABEL]
-//      [,set-header=NAME:VALUE][,remove-header=NAME][,ca=FILE][,insecure][,fault=SPEC]
-//      [,adaptive]
+//      [,set-header=NAME:VALUE][,remove-header=NAME][,ca=FILE][,insecure]
+//      [,cert=FILE,key=FILE][,fault=SPEC][,adaptive]
 struct MirrorSpec {
   std::string text;  // as given, for messages
   net::Url url;
@@ -73,7 +73,7 @@ struct MirrorSpec {
   std::string rule;            // match block name; "" = every request
   std::vector<std::pair<std::string, std::string>> set_headers;
   std::vector<std::string> remove_headers;
-  net::TlsClientOptions tls;  // https mirrors: verification on by default
+  net::TlsClientOptions tls;  // https mirrors: verification on by default; cert/key: mTLS
   // Faults on the copies (net/fault.h grammar; delay and abort only): a delayed copy is held
   // before it is sent (and counts as in flight meanwhile); an aborted one is not sent.
   net::FaultSpec fault;

@@ -288,7 +288,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
                             if (it == req.end()) return std::nullopt;
                             return it->value();
                           }};
-    exchange_->DecideCapture(view, req.version(), arrival_us_);
+    exchange_->DecideCapture(std::move(view), req.version(), arrival_us_);
   }
 
   void OnRequest() {
@@ -576,12 +576,18 @@ void ProxySession::StartTls(tcp::socket&& socket, asio::ssl::context& tls, Worke
         if (ec) {
           // Not TLS, a certificate the client refused, or too slow: nothing to answer.
           recorder.metrics().tls_handshake_failed->Inc();
+          if (!recorder.options().tls_client_ca_file.empty()) {
+            // With mTLS an operator needs to know why a client is turned away.
+            const std::string verify = net::PeerVerifyError(stream->native_handle());
+            recorder.LogRefusedClient(client.ip, verify.empty() ? ec.message() : verify);
+          }
           recorder.open_connections().fetch_sub(1, std::memory_order_relaxed);
           return;
         }
         beast::get_lowest_layer(*stream).expires_never();
         client.tls_version = net::NegotiatedTlsVersion(stream->native_handle());
         client.alpn = net::NegotiatedAlpn(stream->native_handle());
+        client.client_cert_subject = net::PeerCertificateSubject(stream->native_handle());
         if (worker.draining) {
           recorder.open_connections().fetch_sub(1, std::memory_order_relaxed);
           return;

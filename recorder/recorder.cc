@@ -84,14 +84,24 @@ Status RecorderImpl::Init() {
     return Status::InvalidArgument(
         "--tls-cert and --tls-key go together: give both (PEM files) for TLS on the listener");
   }
+  if (!options_.tls_client_ca_file.empty() && options_.tls_cert_file.empty()) {
+    return Status::InvalidArgument(
+        "--tls-client-ca needs TLS on the listener: give --tls-cert and --tls-key too");
+  }
   if (!options_.tls_cert_file.empty()) {
-    DOPPEL_ASSIGN_OR_RETURN(
-        listener_tls_, net::MakeServerTlsContext(options_.tls_cert_file, options_.tls_key_file));
+    DOPPEL_ASSIGN_OR_RETURN(listener_tls_,
+                            net::MakeServerTlsContext(options_.tls_cert_file, options_.tls_key_file,
+                                                      options_.tls_client_ca_file));
   }
   std::shared_ptr<asio::ssl::context> tls;
   if (options_.upstream.tls()) {
-    DOPPEL_ASSIGN_OR_RETURN(auto ctx, net::MakeClientTlsContext(options_.upstream_tls));
-    tls = std::move(ctx);
+    auto ctx = net::MakeClientTlsContext(options_.upstream_tls);
+    if (!ctx.ok()) return ctx.status().WithContext("TLS to the primary");
+    tls = std::move(ctx.value());
+  } else if (!options_.upstream_tls.cert_file.empty()) {
+    return Status::InvalidArgument(
+        "--upstream-cert and --upstream-key are for an https:// primary; --upstream is " +
+        options_.upstream.ToString());
   }
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(options_.listen.host, ec);

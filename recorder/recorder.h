@@ -47,6 +47,10 @@ struct RecorderOptions {
   // and h2c with prior knowledge on the same port.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // mTLS on the listener (with TLS only): PEM CAs whose client certificates are required and
+  // verified; the verified subject goes into each envelope (client_cert_subject) and match
+  // rules can select on it. Empty: no client certificates asked for.
+  std::string tls_client_ca_file;
 
   // Upstream.
   // Connect/idle/response timeouts, pool sizes. Responses stream: read_idle_timeout bounds

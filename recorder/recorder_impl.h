@@ -80,6 +80,11 @@ class RecorderImpl : public Recorder {
     failure_log_.Write("doppel record: " + std::to_string(status) + " " + label + ": " + reason +
                        ": " + request);
   }
+  // --tls-client-ca: a client whose TLS handshake failed, and why (its certificate refused,
+  // or none sent). Only the address and OpenSSL's reason: nothing the client chose to send.
+  void LogRefusedClient(const std::string& ip, const std::string& reason) {
+    refused_log_.Write("doppel record: TLS client " + ip + " refused: " + reason);
+  }
   const redact::Redactor* redactor() const { return redactor_; }
   // --fault / --fault-headers on the proxied path; null when off.
   net::FaultInjector* faults() { return faults_.get(); }
@@ -92,6 +97,7 @@ class RecorderImpl : public Recorder {
   Sampler sampler_;
   const redact::Redactor* redactor_;
   RateLimitedLog failure_log_{20};
+  RateLimitedLog refused_log_{20};  // LogRefusedClient
   net::MetricsRegistry registry_;
   RecorderMetrics metrics_;
   // One capture writer per sink, with the sink's own counters (sink="NAME").

@@ -226,9 +226,17 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
   o.h2_max_concurrent_streams = f.h2_max_concurrent_streams;
   o.tls_cert_file = f.tls_cert;
   o.tls_key_file = f.tls_key;
+  o.tls_client_ca_file = f.tls_client_ca;
   o.queue.queue_size = std::max<size_t>(1, f.queue_size);
   o.upstream_tls.verify = !f.upstream_insecure;
   o.upstream_tls.ca_file = f.upstream_ca;
+  if (f.upstream_cert.empty() != f.upstream_key.empty()) {
+    return Status::InvalidArgument(
+        "--upstream-cert and --upstream-key go together: give both (PEM files) to present a "
+        "client certificate to the primary");
+  }
+  o.upstream_tls.cert_file = f.upstream_cert;
+  o.upstream_tls.key_file = f.upstream_key;
   DOPPEL_RETURN_IF_ERROR(ParseMirrorOptions(f, &o.mirror));
   if (!f.fault.empty()) {
     auto spec = net::ParseFaultSpec(f.fault);

@@ -55,6 +55,7 @@ struct SessionOptions {
   uint32_t h2_max_concurrent_streams = 100;  // 1 to 2^31-1
   std::string tls_cert;                      // --tls-cert FILE (PEM chain), with --tls-key FILE
   std::string tls_key;
+  std::string tls_client_ca;  // --tls-client-ca FILE: require client certificates
   size_t queue_size = 10000;  // 0 is taken as 1
   bool sync = false;          // fsync the store on every batch
   // Capture sinks (--sink, repeatable): "store", or redis://[:PASSWORD@]HOST[:PORT]/STREAM.
@@ -66,6 +67,8 @@ struct SessionOptions {
   redact::RedactOptions redact;
   bool upstream_insecure = false;
   std::string upstream_ca;
+  std::string upstream_cert;  // --upstream-cert FILE, with --upstream-key FILE: mTLS to the primary
+  std::string upstream_key;
   // Live mirroring: any --mirror-* option needs at least one --mirror.
   std::vector<std::string> mirrors;  // ParseMirrorSpec syntax
   bool no_shadow_suffix = false;

@@ -146,8 +146,9 @@ Status Engine::Setup() {
   co.max_response_body = 256ull << 20;
   for (const auto& u : urls) {
     if (u.tls() && !tls_) {
-      DOPPEL_ASSIGN_OR_RETURN(auto ctx, net::MakeClientTlsContext(opts_.tls));
-      tls_ = ctx;
+      auto ctx = net::MakeClientTlsContext(opts_.tls);
+      if (!ctx.ok()) return ctx.status().WithContext("TLS to the targets");
+      tls_ = std::move(ctx.value());
     }
     auto pool = net::HttpClientPool::Create(io_, u, co, tls_);
     if (!pool.ok()) return pool.status().WithContext("target " + u.ToString());
@@ -156,6 +157,10 @@ Status Engine::Setup() {
     lane.pool = *pool;
     lane.stats.url = u.ToString();
     lanes_.push_back(std::move(lane));
+  }
+  if (!tls_ && !opts_.tls.cert_file.empty()) {
+    return Status::InvalidArgument(
+        "--target-cert and --target-key are for https:// targets; none of the targets is one");
   }
   return Status::Ok();
 }

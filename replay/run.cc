@@ -181,6 +181,13 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   opts.concurrency = f.concurrency;
   opts.tls.verify = !f.insecure;
   opts.tls.ca_file = f.ca_file;
+  if (f.cert_file.empty() != f.key_file.empty()) {
+    return Status::InvalidArgument(
+        "--target-cert and --target-key go together: give both (PEM files) to present a client "
+        "certificate to https targets");
+  }
+  opts.tls.cert_file = f.cert_file;
+  opts.tls.key_file = f.key_file;
 
   auto selector = Selector::Create(f.selection);
   if (!selector.ok()) return selector.status();

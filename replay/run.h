@@ -91,6 +91,8 @@ struct RunOptions {
   std::string fail_on = "low";
   bool insecure = false;  // do not verify https targets
   std::string ca_file;
+  std::string cert_file;  // --target-cert, with --target-key: mTLS to https targets
+  std::string key_file;
   bool probe = true;         // check that targets accept connections first
   std::string command_line;  // saved in the run record
 };

@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Low to high. A folder may include the folders before it (and proto's generated headers).
-# recorder and replay are peers: neither includes the other.
-layers=(base net storage diff redact interop stream report replay recorder)
-declare -A rank=([base]=0 [net]=1 [storage]=2 [diff]=3 [redact]=4 [interop]=5 [stream]=6
+# recorder and replay are peers: neither includes the other; so are audit and net.
+layers=(base audit net storage diff redact interop stream report replay recorder)
+declare -A rank=([base]=0 [audit]=1 [net]=1 [storage]=2 [diff]=3 [redact]=4 [interop]=5 [stream]=6
                  [report]=7 [replay]=8 [recorder]=8)
 
 bad=0

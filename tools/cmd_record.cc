@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json/array.hpp>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <memory>
 #include <thread>
 
+#include "audit/audit_log.h"
 #include "base/clock.h"
 #include "base/units.h"
 #include "recorder/session.h"
@@ -39,6 +41,10 @@ void PrintBanner(const recorder::Session& session) {
               << (o.fault.from_headers ? ", and as request headers ask" : "")
               << (o.fault_rule.empty() ? "" : ", rule '" + o.fault_rule + "'")
               << "): clients will see delays and errors the primary did not cause\n";
+  }
+  if (!o.tls_client_ca_file.empty()) {
+    std::cerr << "doppel record: mTLS: clients must present a certificate issued by a CA of "
+              << o.tls_client_ca_file << "\n";
   }
   for (const auto& m : o.mirror.mirrors) {
     std::cerr << "doppel record: mirroring " << (m.adaptive ? "up to " : "") << m.percent << "%"
@@ -128,6 +134,36 @@ void PrintSummary(const recorder::SessionSummary& sum) {
   }
 }
 
+// The audit line of a started recording: what it records, from where, and where copies go.
+void AuditListening(const GlobalOptions& global, const recorder::Session& session,
+                    const std::vector<std::string>& sinks) {
+  if (global.audit == nullptr) return;
+  const recorder::RecorderOptions& o = session.recorder_options();
+  boost::json::array mirrors;
+  for (const auto& m : o.mirror.mirrors) {
+    mirrors.push_back(boost::json::object{{"name", m.name},
+                                          {"url", m.url.ToString()},
+                                          {"percent", m.percent},
+                                          {"rule", m.rule},
+                                          {"client_cert", !m.tls.cert_file.empty()}});
+  }
+  boost::json::array sink_list;
+  for (const std::string& s : audit::MaskArguments(sinks)) sink_list.emplace_back(s);
+  if (sink_list.empty()) sink_list.emplace_back("store");
+  WriteAudit(global, "record",
+             {{"event", "listening"},
+              {"session", session.name()},
+              {"listen", session.recorder().listen_address().ToString()},
+              {"tls", !o.tls_cert_file.empty()},
+              {"client_ca", !o.tls_client_ca_file.empty()},
+              {"upstream", o.upstream.ToString()},
+              {"upstream_client_cert", !o.upstream_tls.cert_file.empty()},
+              {"sample_percent", o.sample_percent},
+              {"rules", o.rules.blocks().size()},
+              {"mirrors", std::move(mirrors)},
+              {"sinks", std::move(sink_list)}});
+}
+
 int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
   options.store_path = global.store;
   // SIGINT/SIGTERM are blocked in every thread (so before the session starts the store's and
@@ -139,10 +175,15 @@ int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const Clock& clock = SystemClock::Instance();
+  const std::vector<std::string> sinks = options.sinks;
   auto started = recorder::Session::Start(std::move(options), clock);
-  if (!started.ok()) return Fail(started.status());
+  if (!started.ok()) {
+    (*global.audit_notes)["error"] = started.status().ToString();
+    return Fail(started.status());
+  }
   recorder::Session& session = **started;
   PrintBanner(session);
+  AuditListening(global, session, sinks);
 
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   const uint64_t interval_us = tty ? 1'000'000 : 5'000'000;
@@ -167,6 +208,16 @@ int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
 
   const recorder::SessionSummary& summary = session.Stop();
   PrintSummary(summary);
+  boost::json::object& notes = *global.audit_notes;
+  notes["session"] = summary.name;
+  notes["requests"] = summary.counts.requests;
+  notes["sampled"] = summary.counts.sampled;
+  notes["stored"] = summary.counts.stored;
+  notes["dropped"] = summary.counts.dropped;
+  uint64_t mirrored = 0;
+  for (const recorder::MirrorCounts& m : summary.mirrors) mirrored += m.sent;
+  notes["mirrored"] = mirrored;
+  if (!summary.status.ok()) notes["error"] = summary.status.ToString();
   if (!summary.status.ok()) return Fail(summary.status);
   return kExitOk;
 }
@@ -239,7 +290,12 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--tls-cert", flags->tls_cert,
                   "TLS on the listener: PEM certificate chain (with --tls-key; ALPN h2, "
                   "http/1.1)");
-  cmd->add_option("--tls-key", flags->tls_key, "TLS on the listener: PEM private key");
+  cmd->add_option("--tls-key", flags->tls_key,
+                  "TLS on the listener: PEM private key (mode 0600: group and others may not "
+                  "read it)");
+  cmd->add_option("--tls-client-ca", flags->tls_client_ca,
+                  "mTLS on the listener: PEM CAs; clients must present a certificate they "
+                  "issued, whose subject is recorded (client_cert_subject, usable in --match)");
   cmd->add_option("--h2-max-concurrent-streams", flags->h2_max_concurrent_streams,
                   "HTTP/2: streams one client connection may have open at once")
       ->capture_default_str();
@@ -266,12 +322,18 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_flag("--upstream-insecure", flags->upstream_insecure,
                 "do not verify the primary's TLS certificate");
   cmd->add_option("--upstream-ca", flags->upstream_ca, "PEM CA bundle for the primary");
+  cmd->add_option("--upstream-cert", flags->upstream_cert,
+                  "mTLS: PEM client certificate presented to an https primary (with "
+                  "--upstream-key)");
+  cmd->add_option("--upstream-key", flags->upstream_key,
+                  "mTLS: the PEM private key of --upstream-cert (mode 0600)");
 
   const std::string mg = "Live mirroring (fire-and-forget shadow traffic)";
   cmd->add_option("--mirror", flags->mirrors,
                   "copy requests to a shadow target: URL[,percent=P][,timeout=2s]"
                   "[,max-inflight=1000][,rule=NAME][,name=LABEL][,set-header=N:V]"
-                  "[,remove-header=N][,ca=FILE][,insecure][,fault=SPEC][,adaptive] (repeatable)")
+                  "[,remove-header=N][,ca=FILE][,cert=FILE,key=FILE][,insecure][,fault=SPEC]"
+                  "[,adaptive] (repeatable)")
       ->group(mg);
   cmd->add_flag("--no-shadow-suffix", flags->no_shadow_suffix,
                 "send the Host header unchanged (default: host-shadow[:port])")

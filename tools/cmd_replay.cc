@@ -2,6 +2,7 @@
 // a stored run): flags and terminal output only; replay::Run (replay/run.h) does the work.
 #include <unistd.h>
 
+#include <boost/json/array.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/audit_log.h"
 #include "base/clock.h"
 #include "base/time_format.h"
 #include "interop/interop.h"
@@ -107,10 +109,19 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   f.run.probe = !f.no_probe;
   if (!f.correlate.empty()) f.run.correlate = f.correlate[0];
   if (f.correlate.size() > 1) f.run.correlate_rules = f.correlate[1];
+  boost::json::object& notes = *g.audit_notes;
   auto created = replay::Run::Create(f.run, SystemClock::Instance());
-  if (!created.ok()) return Fail(created.status());
+  if (!created.ok()) {
+    notes["error"] = created.status().ToString();
+    return Fail(created.status());
+  }
   replay::Run& run = **created;
   const replay::RunPlan& plan = run.plan();
+  notes["session"] = plan.session_name;
+  boost::json::array targets;
+  for (const std::string& t : audit::MaskArguments(f.run.targets)) targets.emplace_back(t);
+  notes["targets"] = std::move(targets);
+  notes["envelopes"] = plan.to_send;
   if (!f.quiet) {
     std::cerr << "doppel: replaying " << plan.to_send << " of " << plan.total << " envelopes of '"
               << plan.session_name << "' to " << f.run.targets.size() << " target(s) at "
@@ -169,8 +180,17 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   };
   auto outcome = run.Execute(progress);
   if (tty) std::fprintf(stderr, "\r\033[K");
-  if (!outcome.ok()) return Fail(outcome.status());
+  if (!outcome.ok()) {
+    notes["error"] = outcome.status().ToString();
+    return Fail(outcome.status());
+  }
   const replay::RunOutcome& o = *outcome;
+  notes["run"] = o.run_id;
+  notes["sent"] = o.stats.dispatched;
+  notes["interrupted"] = o.stats.interrupted;
+  notes["verdict"] = o.exit_code == kExitOk            ? "pass"
+                     : o.exit_code == kExitRegressions ? "regressions"
+                                                       : "error";
 
   if (!o.run_saved.ok())
     std::cerr << "doppel: warning: could not save run " << o.run_id << ": "
@@ -314,6 +334,10 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_flag("--quiet", flags->quiet, "print nothing but errors");
   r->add_flag("--target-insecure", f->insecure, "do not verify https targets' certificates");
   r->add_option("--target-ca", f->ca_file, "CA bundle for https targets");
+  r->add_option("--target-cert", f->cert_file,
+                "mTLS: PEM client certificate presented to https targets (with --target-key)");
+  r->add_option("--target-key", f->key_file,
+                "mTLS: the PEM private key of --target-cert (mode 0600)");
   r->add_flag("--no-probe", flags->no_probe, "do not check that targets accept connections first");
   r->callback([run, &g, flags] { *run = [&g, flags] { return RunReplayCommand(g, *flags); }; });
 

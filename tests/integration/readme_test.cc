@@ -246,8 +246,8 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
-      "record-replay", "ci",       "load-test", "interop", "mirror",         "redis",
-      "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc"};
+      "record-replay", "ci",      "load-test", "interop",        "mirror", "redis", "streaming",
+      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",  "audit"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -474,6 +474,47 @@ TEST_F(ReadmeTest, Http2Workflow) {
   EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
   EXPECT_NE(rec.all_stdout().find("session secure: requests 2,"), std::string::npos)
       << rec.all_stdout();
+}
+
+// mTLS: the CA, the server and the client certificate are made as the README makes them; the
+// recorder requires client certificates, serves the billing client and refuses a client
+// without one, and records the verified subject.
+TEST_F(ReadmeTest, MtlsWorkflow) {
+  const Block* b = FindBlock("mtls");
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(b->commands.size(), 5u);
+  std::string out;
+  for (size_t i = 0; i + 1 < b->commands.size(); ++i) {
+    ASSERT_EQ(Run(Rewrite(b->commands[i]), &out), 0) << b->commands[i] << "\n" << out;
+  }
+  const std::string cmd = Rewrite(b->commands.back());
+  ChildProcess rec({"/bin/bash", "-c", "cd '" + work_ + "' && exec " + cmd}, Env());
+  ASSERT_FALSE(rec.WaitForLine("listening on ").empty()) << cmd << "\n" << rec.all_stderr();
+  const std::string url = "https://127.0.0.1:" + std::to_string(proxy_port_) + "/api/v1/products/1";
+  EXPECT_EQ(Run("curl -sfk --cert billing.pem --key billing.key -o /dev/null " + url, &out), 0)
+      << out;
+  EXPECT_NE(Run("curl -sfk -o /dev/null " + url, &out), 0) << out;
+  rec.Signal(SIGINT);
+  EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
+  ASSERT_EQ(Run("doppel cat billing", &out), 0) << out;
+  EXPECT_NE(out.find("\"client_cert_subject\":\"CN=billing,O=Example\""), std::string::npos) << out;
+}
+
+// The audit log: a recording and its removal write five lines that verify.
+TEST_F(ReadmeTest, AuditWorkflow) {
+  const Block* b = FindBlock("audit");
+  ASSERT_NE(b, nullptr);
+  RunBlock(*b, {});
+  std::ifstream in(work_ + "/audit.log");
+  std::string line;
+  std::vector<std::string> lines;
+  while (std::getline(in, line)) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_NE(lines[1].find("\"event\":\"listening\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[4].find("\"command\":\"sessions rm\""), std::string::npos) << lines[4];
+  std::string out;
+  ASSERT_EQ(Run("doppel audit verify audit.log", &out), 0) << out;
+  EXPECT_NE(out.find("intact, 5 lines"), std::string::npos) << out;
 }
 
 // gRPC: doppel-grpc-demo v1 and v2 for the README's 127.0.0.1:50051 and :50052; unary and

@@ -31,8 +31,10 @@ TEST(EnvelopeJson, ClientProtocolAndTlsRoundTrip) {
   e.set_client_protocol("h2");
   e.set_tls_version("TLSv1.3");
   e.set_alpn("h2");
+  e.set_client_cert_subject("CN=billing,O=Example");
   auto o = EnvelopeToJson(e);
   EXPECT_EQ(o.at("client_protocol").as_string(), "h2");
+  EXPECT_EQ(o.at("client_cert_subject").as_string(), "CN=billing,O=Example");
   EXPECT_EQ(o.at("tls_version").as_string(), "TLSv1.3");
   EXPECT_EQ(o.at("alpn").as_string(), "h2");
   v1::Envelope back;

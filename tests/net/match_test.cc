@@ -11,14 +11,17 @@ struct Req {
   std::string method = "GET";
   std::string target = "/";
   std::map<std::string, std::string> headers;  // lower-case names
+  std::string client_cert_subject;
   RequestView View() const {
-    return {method, target, [this](std::string_view name) -> std::optional<std::string_view> {
+    return {method, target,
+            [this](std::string_view name) -> std::optional<std::string_view> {
               std::string lower(name);
               for (char& c : lower) c = static_cast<char>(std::tolower(c));
               auto it = headers.find(lower);
               if (it == headers.end()) return std::nullopt;
               return std::string_view(it->second);
-            }};
+            },
+            client_cert_subject};
   }
 };
 
@@ -55,6 +58,42 @@ TEST(MatchTest, FlagsFieldsAreAndedBlocksOred) {
   EXPECT_STREQ(MatchName(*rules, r), "");
   r.target = "/exact?q=1";  // uri is matched on the path only
   EXPECT_STREQ(MatchName(*rules, r), "match-3");
+}
+
+// mTLS: the verified client certificate's subject, in the flag syntax (a literal comma of an
+// RFC 2253 name as "\\,") and in rules files; without a certificate nothing matches it.
+TEST(MatchTest, ClientCertSubjectInFlagsAndFiles) {
+  auto flags = MatchRules::FromFlags({"name=billing,client_cert_subject=CN=billing\\,O=Example",
+                                      "name=ops,client_cert_subject^=CN=ops-",
+                                      "name=any,client_cert_subject,uri^=/any"});
+  ASSERT_TRUE(flags.ok()) << flags.status().ToString();
+  auto file = MatchRules::FromYaml(
+      "rules:\n"
+      "  - name: billing\n"
+      "    client_cert_subject: \"CN=billing,O=Example\"\n"
+      "  - name: ops\n"
+      "    client_cert_subject: {regex: \"CN=ops-[a-z]+(,.*)?\"}\n"
+      "  - name: any\n"
+      "    uri: {prefix: /any}\n"
+      "    client_cert_subject: {present: true}\n");
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  for (const MatchRules* rules : {&*flags, &*file}) {
+    Req r;
+    r.client_cert_subject = "CN=billing,O=Example";
+    EXPECT_STREQ(MatchName(*rules, r), "billing");
+    r.client_cert_subject = "CN=ops-eu,O=Example";
+    EXPECT_STREQ(MatchName(*rules, r), "ops");
+    r.client_cert_subject = "CN=someone,O=Example";
+    EXPECT_STREQ(MatchName(*rules, r), "");
+    r.target = "/any/thing";
+    EXPECT_STREQ(MatchName(*rules, r), "any");
+    r.client_cert_subject = "";  // no client certificate: not even "present" matches
+    EXPECT_STREQ(MatchName(*rules, r), "");
+  }
+  auto bad = MatchRules::FromJson(R"({"rules": [{"client_cert_subject": {"suffix": "x"}}]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("client_cert_subject"), std::string::npos)
+      << bad.status().message();
 }
 
 // "(a+)+x" backtracks exponentially in std::regex; RE2 answers in linear time.

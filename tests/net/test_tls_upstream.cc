@@ -11,6 +11,8 @@
 #include <boost/beast/http.hpp>
 #include <stdexcept>
 
+#include "net/tls_server.h"
+
 namespace doppel::testing {
 namespace {
 
@@ -66,6 +68,10 @@ std::string UseSelfSignedCertificate(asio::ssl::context& ctx) {
 TestTlsUpstream::TestTlsUpstream(TestTlsUpstreamOptions options)
     : options_(options), ctx_(asio::ssl::context::tls_server), acceptor_(io_) {
   cert_pem_ = UseSelfSignedCertificate(ctx_);
+  if (!options_.client_ca_file.empty()) {
+    ctx_.load_verify_file(options_.client_ca_file);  // throws on a bad file: a test bug
+    ctx_.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
   tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
   acceptor_.open(ep.protocol());
   acceptor_.bind(ep);
@@ -90,6 +96,11 @@ TestTlsUpstream::~TestTlsUpstream() {
 std::vector<std::string> TestTlsUpstream::answered() const {
   std::lock_guard<std::mutex> lock(mu_);
   return answered_;
+}
+
+std::vector<std::string> TestTlsUpstream::client_subjects() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return client_subjects_;
 }
 
 void TestTlsUpstream::AcceptLoop() {
@@ -120,6 +131,10 @@ void TestTlsUpstream::Answer(asio::ssl::stream<tcp::socket>& stream) {
   stream.handshake(asio::ssl::stream_base::server, ec);
   if (ec) return;
   ++handshakes_;
+  if (!options_.client_ca_file.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    client_subjects_.push_back(net::PeerCertificateSubject(stream.native_handle()));
+  }
   boost::beast::flat_buffer buffer;
   for (;;) {
     http::request<http::string_body> req;

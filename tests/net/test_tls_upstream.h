@@ -23,6 +23,9 @@ struct TestTlsUpstreamOptions {
   // connection. true: every request of a connection is answered, kept alive while the client
   // asks for it.
   bool keep_alive = false;
+  // mTLS: when set (a PEM CA file), a client must present a certificate this CA issued, or
+  // its handshake fails; client_subjects() lists the verified ones.
+  std::string client_ca_file;
 };
 
 // Its certificate is self-signed for IP:127.0.0.1 and DNS:localhost and made at start: clients
@@ -44,6 +47,9 @@ class TestTlsUpstream {
   uint64_t handshakes() const { return handshakes_.load(); }  // TLS handshakes completed
   // Request-targets answered, in the order the answers were sent.
   std::vector<std::string> answered() const;
+  // With client_ca_file: the subject (RFC 2253) of each verified client certificate, one per
+  // completed handshake.
+  std::vector<std::string> client_subjects() const;
 
  private:
   void AcceptLoop();
@@ -61,9 +67,10 @@ class TestTlsUpstream {
   std::atomic<uint64_t> connections_{0};
   std::atomic<uint64_t> handshakes_{0};
   mutable std::mutex mu_;
-  std::vector<std::string> answered_;  // guarded by mu_
-  std::vector<int> fds_;               // guarded by mu_
-  std::vector<std::thread> workers_;   // guarded by mu_
+  std::vector<std::string> answered_;         // guarded by mu_
+  std::vector<std::string> client_subjects_;  // guarded by mu_
+  std::vector<int> fds_;                      // guarded by mu_
+  std::vector<std::thread> workers_;          // guarded by mu_
   std::thread accept_thread_;
 };
 

@@ -84,6 +84,20 @@ TEST(ParseMirrorSpecTest, EveryKey) {
   EXPECT_FALSE(spec->tls.verify);
 }
 
+// mTLS toward a mirror: cert= and key= together, https only.
+TEST(ParseMirrorSpecTest, ClientCertificateAndKey) {
+  auto spec = ParseMirrorSpec("https://m.test:9443,cert=/etc/doppel/c.pem,key=/etc/doppel/c.key");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->tls.cert_file, "/etc/doppel/c.pem");
+  EXPECT_EQ(spec->tls.key_file, "/etc/doppel/c.key");
+  EXPECT_TRUE(spec->tls.verify);
+  EXPECT_TRUE(Contains(SpecError("https://m:1,cert=c.pem"), "cert=FILE and key=FILE go together"));
+  EXPECT_TRUE(Contains(SpecError("https://m:1,key=c.key"), "cert=FILE and key=FILE go together"));
+  EXPECT_TRUE(Contains(SpecError("http://m:1,cert=c.pem,key=c.key"), "https:// mirror"));
+  EXPECT_TRUE(Contains(SpecError("https://m:1,cert=,key=k"), "cert= needs"));
+  EXPECT_TRUE(Contains(SpecError("https://m:1,bogus=1"), "cert, key"));
+}
+
 TEST(ParseMirrorSpecTest, TimeoutUnitsAndPercentBounds) {
   auto bare = ParseMirrorSpec("http://m:1,timeout=3");  // a bare number is seconds
   ASSERT_TRUE(bare.ok());
@@ -143,7 +157,7 @@ TEST(ParseMirrorSpecTest, UnknownKeyAndNotKeyValue) {
   EXPECT_TRUE(Contains(err, "unknown key 'pct'")) << err;
   EXPECT_TRUE(Contains(err,
                        "known keys: percent, timeout, max-inflight, rule, name, set-header, "
-                       "remove-header, ca, insecure"))
+                       "remove-header, ca, cert, key, insecure"))
       << err;
   err = SpecError("http://m:1,verbose");
   EXPECT_TRUE(Contains(err, "'verbose' is not KEY=VALUE")) << err;
