@@ -307,6 +307,7 @@ TEST_F(SessionTest, CoverageSessionStartsWithTheClassHistoryOfItsUpstream) {
   EXPECT_EQ(snap->classes[0].seen, 0u);
   EXPECT_GT(snap->classes[0].share, 0.9);
   (void)(*second)->Stop();
+  second.value().reset();  // closes the store
   // --no-class-history starts from nothing.
   options_.name = "s3";
   options_.no_class_history = true;
