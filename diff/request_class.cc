@@ -5,8 +5,8 @@
 #include <optional>
 #include <vector>
 
-#include "base/strings.h"
 #include "base/stable_hash.h"
+#include "base/strings.h"
 #include "net/proto_headers.h"
 
 namespace doppel::diff {
@@ -164,8 +164,8 @@ std::string ResponseShape(std::string_view content_type, std::string_view conten
   return "type:" + media;
 }
 
-std::string ClassLabel(const EndpointNamer& namer, std::string_view method,
-                       std::string_view target, unsigned status, std::string_view shape) {
+std::string ClassLabel(const EndpointNamer& namer, std::string_view method, std::string_view target,
+                       unsigned status, std::string_view shape) {
   // A request the proxy could not read (a malformed head) has no method or target.
   std::string out;
   if (method.empty() || target.empty()) {

@@ -14,10 +14,9 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 #include <optional>
+#include <string>
 #include <string_view>
-
 
 #include "diff/endpoint.h"
 #include "doppel/v1/envelope.pb.h"
@@ -39,8 +38,8 @@ std::optional<uint32_t> JsonShapeHash(std::string_view body);
 // "METHOD TEMPLATE STATUS SHAPE"; the template comes from `namer` (automatic {id}
 // templating, or explicit patterns). A request without method or target (a malformed head)
 // is "- -".
-std::string ClassLabel(const EndpointNamer& namer, std::string_view method,
-                       std::string_view target, unsigned status, std::string_view shape);
+std::string ClassLabel(const EndpointNamer& namer, std::string_view method, std::string_view target,
+                       unsigned status, std::string_view shape);
 
 // The class of a recorded exchange: its stored `sample_class` when set, else computed from
 // the envelope. A request the proxy answered itself (`error` set) has the shape

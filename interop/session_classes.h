@@ -15,12 +15,12 @@ namespace doppel::interop {
 
 // One class of a session's envelopes.
 struct ClassRow {
-  std::string label;     // "GET /users/{id} 200 json:5f3a9c1e"
-  uint64_t count = 0;    // envelopes
-  double weighted = 0;   // requests they stand for: the sum of 1/inclusion_probability
+  std::string label;      // "GET /users/{id} 200 json:5f3a9c1e"
+  uint64_t count = 0;     // envelopes
+  double weighted = 0;    // requests they stand for: the sum of 1/inclusion_probability
   uint64_t first_us = 0;  // arrival of the first and the last
   uint64_t last_us = 0;
-  std::string example;   // "METHOD TARGET" of the first envelope
+  std::string example;  // "METHOD TARGET" of the first envelope
 };
 
 // Every class of `session`, most envelopes first (ties: by label). Memory grows with the
@@ -29,10 +29,10 @@ Result<std::vector<ClassRow>> SessionClasses(storage::Store& store, std::string_
                                              const diff::EndpointNamer& namer);
 
 struct MinimizeResult {
-  uint64_t classes = 0;         // classes in the session (every one is kept)
+  uint64_t classes = 0;  // classes in the session (every one is kept)
   uint64_t envelopes_in = 0;
   uint64_t envelopes_kept = 0;
-  uint64_t bytes_in = 0;        // encoded envelope bytes (protobuf), before compression
+  uint64_t bytes_in = 0;  // encoded envelope bytes (protobuf), before compression
   uint64_t bytes_kept = 0;
 };
 

@@ -18,9 +18,8 @@ Result<ClassHistory> LoadClassHistory(storage::Store& store, const std::string& 
       candidates.push_back(&info);
     }
   }
-  std::sort(candidates.begin(), candidates.end(), [](const auto* a, const auto* b) {
-    return a->created_us() > b->created_us();
-  });
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto* a, const auto* b) { return a->created_us() > b->created_us(); });
   ClassHistory out;
   std::map<std::string, double> requests;
   uint64_t budget = options.max_envelopes;

@@ -19,8 +19,8 @@
 namespace doppel::recorder {
 
 struct ClassHistory {
-  std::vector<std::string> sessions;                     // read, newest first
-  std::vector<std::pair<std::string, double>> classes;   // label, requests per session
+  std::vector<std::string> sessions;                    // read, newest first
+  std::vector<std::pair<std::string, double>> classes;  // label, requests per session
 };
 
 struct ClassHistoryOptions {

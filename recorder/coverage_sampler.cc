@@ -118,8 +118,8 @@ void CoverageSampler::Refill(uint64_t now_us) {
   tokens_ = std::min(capacity_, tokens_ + elapsed_s * options_.budget.per_second);
   ++window_requests_;
   if (now_us - window_start_us_ >= kSecondUs) {
-    const double rate =
-        static_cast<double>(window_requests_) * 1e6 / static_cast<double>(now_us - window_start_us_);
+    const double rate = static_cast<double>(window_requests_) * 1e6 /
+                        static_cast<double>(now_us - window_start_us_);
     arrival_rate_ = arrival_rate_ == 0 ? rate : 0.5 * arrival_rate_ + 0.5 * rate;
     window_start_us_ = now_us;
     window_requests_ = 0;
@@ -261,8 +261,7 @@ std::shared_ptr<const CoverageSnapshot> CoverageSampler::Published() const {
   return published_;
 }
 
-CoverageSnapshot MergeSnapshots(
-    const std::vector<std::shared_ptr<const CoverageSnapshot>>& parts) {
+CoverageSnapshot MergeSnapshots(const std::vector<std::shared_ptr<const CoverageSnapshot>>& parts) {
   CoverageSnapshot out;
   if (parts.size() == 1 && parts[0]) return *parts[0];
   out.water_level = kInf;

@@ -17,8 +17,8 @@
 //    max(1, 1000 f)). Every kept envelope takes a token; none left, nothing is kept. A class
 //    over the water level may only spend the bucket down to a floor proportional to its
 //    share (half the bucket for the most frequent class), and never below a tenth of it
-//    (kept for the classes under the level, which may spend it all), so when the budget cannot give every
-//    class its minimum the rare classes come first and the minimum gives way, never the
+//    (kept for the classes under the level, which may spend it all), so when the budget cannot give
+//    every class its minimum the rare classes come first and the minimum gives way, never the
 //    budget.
 //  * Inclusion probability: p_c (1 under the minimum) times the share of the class's wanted
 //    envelopes the bucket let through lately (a moving average over about 20), so that the
@@ -59,9 +59,9 @@ Result<SampleBudget> ParseSampleBudget(std::string_view text);
 struct CoverageOptions {
   SampleBudget budget;
   uint32_t per_class_min = 20;
-  size_t max_classes = 4096;             // space-saving counters (memory bound)
-  uint64_t half_life_us = 60'000'000;    // frequency decay
-  size_t max_label_bytes = 256;          // labels kept for /status are cut here
+  size_t max_classes = 4096;           // space-saving counters (memory bound)
+  uint64_t half_life_us = 60'000'000;  // frequency decay
+  size_t max_label_bytes = 256;        // labels kept for /status are cut here
   // History (recorder/coverage_history.h): requests per class in earlier sessions of the same
   // upstream, seeded into every proxy thread's sampler at start (each gets 1/threads).
   std::vector<std::pair<std::string, double>> history;
@@ -72,18 +72,18 @@ struct CoverageOptions {
 struct ClassStat {
   uint64_t id = 0;
   std::string label;
-  uint64_t seen = 0;     // decisions since the class entered the table
-  uint64_t kept = 0;     // envelopes kept
-  double share = 0;      // estimated share of the traffic (decayed)
-  double error = 0;      // space-saving error bound on `share`
+  uint64_t seen = 0;       // decisions since the class entered the table
+  uint64_t kept = 0;       // envelopes kept
+  double share = 0;        // estimated share of the traffic (decayed)
+  double error = 0;        // space-saving error bound on `share`
   double probability = 1;  // current p_c (1 while under the minimum)
 };
 
 struct CoverageSnapshot {
   uint64_t decisions = 0;
   uint64_t kept = 0;
-  uint64_t denied_by_budget = 0;  // would have been kept, no token left
-  double water_level = 0;         // t; +inf when every class keeps everything
+  uint64_t denied_by_budget = 0;   // would have been kept, no token left
+  double water_level = 0;          // t; +inf when every class keeps everything
   std::vector<ClassStat> classes;  // tracked classes, most frequent first
 };
 

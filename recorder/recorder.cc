@@ -1,8 +1,8 @@
 // The recorder's lifecycle: Start (listeners, workers, threads), the accept loops, and the
 // graceful Stop. Client connections are served by ProxySession (proxy_session.cc); counts and
 // /status by recorder_status.cc.
-#include <boost/asio/post.hpp>
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -124,9 +124,9 @@ Status RecorderImpl::Init() {
     workers_.push_back(std::move(w));
   }
   if (options_.coverage) {
-    registry_.AddGaugeFunction(
-        "doppel_sample_classes_seen", "Request classes seen (tracked by the sampler).",
-        [this] { return static_cast<double>(coverage()->classes.size()); });
+    registry_.AddGaugeFunction("doppel_sample_classes_seen",
+                               "Request classes seen (tracked by the sampler).",
+                               [this] { return static_cast<double>(coverage()->classes.size()); });
     registry_.AddGaugeFunction(
         "doppel_sample_classes_covered", "Request classes with at least one envelope kept.",
         [this] {

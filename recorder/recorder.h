@@ -15,10 +15,10 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "diff/endpoint.h"
 #include "net/http_client.h"
 #include "net/match.h"
 #include "net/url.h"
-#include "diff/endpoint.h"
 #include "recorder/capture_writer.h"
 #include "recorder/coverage_sampler.h"
 #include "recorder/mirror.h"

@@ -34,7 +34,7 @@ struct Worker {
   boost::asio::ip::tcp::acceptor acceptor{io};
   boost::asio::steady_timer accept_backoff{io};
   net::HttpClientPoolPtr pool;
-  std::unique_ptr<MirrorLane> mirror;  // --mirror only
+  std::unique_ptr<MirrorLane> mirror;         // --mirror only
   std::unique_ptr<CoverageSampler> coverage;  // --sample-mode coverage only
   std::thread thread;
 };

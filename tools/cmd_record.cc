@@ -40,8 +40,7 @@ void PrintBanner(const recorder::Session& session) {
   }
   std::cerr << (o.rules.empty() ? "" : " of matching requests") << "\n";
   if (o.coverage && !o.coverage->history_sessions.empty()) {
-    std::cerr << "doppel record: class history: " << o.coverage->history.size()
-              << " classes from";
+    std::cerr << "doppel record: class history: " << o.coverage->history.size() << " classes from";
     for (const std::string& name : o.coverage->history_sessions) std::cerr << " " << name;
     std::cerr << "\n";
   }

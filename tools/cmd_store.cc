@@ -9,8 +9,8 @@
 #include "base/enum_names.h"
 #include "base/time_format.h"
 #include "base/units.h"
-#include "interop/envelope_json.h"
 #include "diff/endpoint.h"
+#include "interop/envelope_json.h"
 #include "interop/interop.h"
 #include "interop/session_classes.h"
 #include "redact/redactor.h"
@@ -129,16 +129,15 @@ int SessionsMinimize(const GlobalOptions& g, const std::string& name, const std:
   if (!s.ok()) return Fail(s);
   auto r = interop::MinimizeSession(*store, name, out, per_class, diff::EndpointNamer());
   if (!r.ok()) return Fail(r.status());
-  const double saved =
-      r->bytes_in == 0 ? 0 : 100.0 * static_cast<double>(r->bytes_in - r->bytes_kept) /
-                                 static_cast<double>(r->bytes_in);
+  const double saved = r->bytes_in == 0 ? 0
+                                        : 100.0 * static_cast<double>(r->bytes_in - r->bytes_kept) /
+                                              static_cast<double>(r->bytes_in);
   std::printf(
       "session '%s': kept %llu of %llu envelopes, %llu classes (up to %u each); %s of %s, "
       "%.1f%% saved\n",
       out.c_str(), static_cast<unsigned long long>(r->envelopes_kept),
-      static_cast<unsigned long long>(r->envelopes_in),
-      static_cast<unsigned long long>(r->classes), per_class, FormatBytes(r->bytes_kept).c_str(),
-      FormatBytes(r->bytes_in).c_str(), saved);
+      static_cast<unsigned long long>(r->envelopes_in), static_cast<unsigned long long>(r->classes),
+      per_class, FormatBytes(r->bytes_kept).c_str(), FormatBytes(r->bytes_in).c_str(), saved);
   return kExitOk;
 }
 
@@ -432,8 +431,7 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
         "first and last seen, an example (docs/sampling.md)");
     auto name = std::make_shared<std::string>();
     classes->add_option("name", *name, "session name")->required();
-    classes->callback(
-        [run, &g, name] { *run = [&g, name] { return SessionsClasses(g, *name); }; });
+    classes->callback([run, &g, name] { *run = [&g, name] { return SessionsClasses(g, *name); }; });
   }
   {
     auto* minimize = sessions->add_subcommand(

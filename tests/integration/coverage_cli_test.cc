@@ -172,8 +172,8 @@ TEST_F(CoverageCliTest, ClassesMinimizeAndReweight) {
   auto rare_share = [&](bool reweight, int* sent) {
     TestUpstream target;
     target.SetHandler(Shop);
-    std::vector<std::string> args = {"replay", "--session", "cov", "--target", target.url(),
-                                     "--max", "--no-diff", "--no-progress"};
+    std::vector<std::string> args = {"replay",     "--session", "cov",       "--target",
+                                     target.url(), "--max",     "--no-diff", "--no-progress"};
     if (reweight) args.push_back("--reweight");
     EXPECT_EQ(Doppel(args, &out, &err), 0) << err;
     int rare = 0;

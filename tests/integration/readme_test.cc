@@ -246,9 +246,8 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
-      "record-replay", "ci",       "load-test", "interop", "mirror",         "redis",
-      "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc",
-      "coverage"};
+      "record-replay", "ci",      "load-test", "interop",        "mirror", "redis",   "streaming",
+      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "coverage"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;

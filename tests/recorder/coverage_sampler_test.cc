@@ -29,7 +29,7 @@ struct Tally {
 // `step_us` of the clock per request.
 std::map<std::string, Tally> Feed(CoverageSampler& s, ManualClock& clock,
                                   const std::map<std::string, int>& mix, int rounds,
-                                 uint64_t step_us = 1000, uint64_t seed = 7) {
+                                  uint64_t step_us = 1000, uint64_t seed = 7) {
   std::map<std::string, Tally> out;
   SplitMix64 rng(seed);
   for (int r = 0; r < rounds; ++r) {
@@ -179,7 +179,8 @@ TEST(CoverageSamplerTest, KeyedDrawsKeepAKeysRequestsTogether) {
   for (int round = 0; round < 300; ++round) {
     for (int key = 0; key < 20; ++key) {
       clock.Advance(1000);
-      const auto d = s.Decide(1, "GET /x 200 empty", Sampler::HashKey("user" + std::to_string(key)));
+      const auto d =
+          s.Decide(1, "GET /x 200 empty", Sampler::HashKey("user" + std::to_string(key)));
       if (round < 100) continue;  // the level settles first
       by_key[key].first += d.keep;
       ++by_key[key].second;
