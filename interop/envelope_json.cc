@@ -197,6 +197,8 @@ json::object EnvelopeToJson(const Envelope& e) {
   if (!e.alpn().empty()) o["alpn"] = e.alpn();
   if (!e.client_cert_subject().empty()) o["client_cert_subject"] = e.client_cert_subject();
   if (!e.matched_rule().empty()) o["matched_rule"] = e.matched_rule();
+  if (!e.sample_class().empty()) o["sample_class"] = e.sample_class();
+  if (e.inclusion_probability() != 0) o["inclusion_probability"] = e.inclusion_probability();
   if (e.error() != doppel::v1::PROXY_ERROR_NONE) {
     o["error"] = doppel::v1::ProxyError_Name(e.error());
   }
@@ -241,6 +243,14 @@ Status EnvelopeFromJson(const json::object& o, Envelope* e) {
   DOPPEL_RETURN_IF_ERROR(GetString(o, "alpn", e->mutable_alpn()));
   DOPPEL_RETURN_IF_ERROR(GetString(o, "client_cert_subject", e->mutable_client_cert_subject()));
   DOPPEL_RETURN_IF_ERROR(GetString(o, "matched_rule", e->mutable_matched_rule()));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "sample_class", e->mutable_sample_class()));
+  if (auto* v = o.if_contains("inclusion_probability"); v && !v->is_null()) {
+    const double p = v->is_number() ? v->to_number<double>() : -1;
+    if (!(p >= 0 && p <= 1)) {
+      return Status::InvalidArgument("field 'inclusion_probability' must be a number from 0 to 1");
+    }
+    e->set_inclusion_probability(p);
+  }
   std::string err;
   DOPPEL_RETURN_IF_ERROR(GetString(o, "error", &err));
   if (!err.empty()) {

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "base/strings.h"
+#include "diff/request_class.h"
 #include "net/headers.h"
 #include "recorder/mirror.h"
 #include "recorder/recorder_impl.h"
@@ -71,7 +72,11 @@ void Exchange::DecideCapture(net::RequestView view, unsigned version, uint64_t a
       return;
     }
   }
-  if (!rec_.sampler().Sample(view, worker_.rng.Next())) return;
+  const uint64_t random = worker_.rng.Next();
+  if (!rec_.sampler().Sample(view, random)) return;
+  // Coverage sampling decides once the class is known (KeepEnvelope); until then every
+  // candidate is captured.
+  if (worker_.coverage) draw_ = rec_.sampler().Draw(view, random);
   StartEnvelope(arrival_us);
   if (block != nullptr) envelope_->set_matched_rule(block->name);
   auto* r = envelope_->mutable_request();
@@ -265,8 +270,23 @@ void Exchange::FinishCapture(uint64_t latency_us) {
   r->set_body_size(body_size_);
   r->set_body_truncated(body_cut_ || r->body().size() < body_size_);
   r->set_latency_us(latency_us);
-  rec_.Capture(std::move(*envelope_));
+  if (KeepEnvelope()) rec_.Capture(std::move(*envelope_));
   envelope_.reset();
+}
+
+bool Exchange::KeepEnvelope() {
+  if (!worker_.coverage) {
+    // Unset (0) reads as 1: everything kept.
+    const double percent = rec_.sampler().percent();
+    if (percent < 100) envelope_->set_inclusion_probability(percent / 100);
+    return true;
+  }
+  std::string label = diff::ComputeClass(*envelope_, rec_.options().class_endpoints);
+  const auto d = worker_.coverage->Decide(Sampler::HashKey(label), label, draw_);
+  if (!d.keep) return false;
+  envelope_->set_inclusion_probability(d.probability);
+  envelope_->set_sample_class(std::move(label));
+  return true;
 }
 
 void Exchange::CutByPrimary(net::ClientError error, const std::string& detail, unsigned status) {
@@ -332,7 +352,7 @@ void Exchange::Fail(ProxyFailure failure, unsigned status, const std::string& re
   }
   envelope_->set_error(ToProxyError(failure));
   envelope_->set_error_detail(reason);
-  rec_.Capture(std::move(*envelope_));
+  if (KeepEnvelope()) rec_.Capture(std::move(*envelope_));
   envelope_.reset();
 }
 

@@ -111,6 +111,10 @@ class Exchange {
   void StartEnvelope(uint64_t arrival_us);
   void FinishCapture(uint64_t latency_us);
   void SendToPrimary(net::HttpRequest&& req, net::StreamCallback done);
+  // The sampling decision on the finished envelope (error and response filled in): its
+  // inclusion probability, and with coverage sampling its class, set. False when coverage
+  // sampling drops it.
+  bool KeepEnvelope();
 
   Worker& worker_;
   RecorderImpl& rec_;
@@ -127,6 +131,7 @@ class Exchange {
   bool body_cut_ = false;      // the relay ended before the body did
   bool primary_done_ = false;  // OnPrimaryDone ran
   bool event_stream_ = false;
+  uint64_t draw_ = 0;  // coverage sampling: the key's hash or a random number
 };
 
 }  // namespace doppel::recorder

@@ -1,8 +1,10 @@
 // The recorder's lifecycle: Start (listeners, workers, threads), the accept loops, and the
 // graceful Stop. Client connections are served by ProxySession (proxy_session.cc); counts and
 // /status by recorder_status.cc.
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <thread>
@@ -115,6 +117,17 @@ Status RecorderImpl::Init() {
         net::HttpClientPool::Create(w->io, options_.upstream, options_.upstream_client, tls);
     if (!pool.ok()) return pool.status();
     w->pool = std::move(pool.value());
+    if (options_.coverage) {
+      CoverageOptions c = *options_.coverage;
+      // Each thread spends its share of a rate; a share of the requests is the same share
+      // of each thread's requests.
+      c.budget.per_second /= options_.threads;
+      w->coverage = std::make_unique<CoverageSampler>(std::move(c), *options_.clock);
+      for (const auto& [label, requests] : options_.coverage->history) {
+        w->coverage->Seed(Sampler::HashKey(label), label, requests / options_.threads);
+      }
+      w->coverage->Publish();
+    }
     if (mirrors_) {
       DOPPEL_ASSIGN_OR_RETURN(auto lane, mirrors_->MakeLane(w->io));
       w->mirror = std::move(lane);
@@ -138,6 +151,28 @@ Status RecorderImpl::Init() {
       listen_address_ = {options_.listen.host, port};
     }
     workers_.push_back(std::move(w));
+  }
+  if (options_.coverage) {
+    registry_.AddGaugeFunction("doppel_sample_classes_seen",
+                               "Request classes seen (tracked by the sampler).",
+                               [this] { return static_cast<double>(coverage()->classes.size()); });
+    registry_.AddGaugeFunction(
+        "doppel_sample_classes_covered", "Request classes with at least one envelope kept.",
+        [this] {
+          const auto c = coverage();
+          return static_cast<double>(std::count_if(c->classes.begin(), c->classes.end(),
+                                                   [](const ClassStat& s) { return s.kept > 0; }));
+        });
+    registry_.AddGaugeFunction(
+        "doppel_sample_budget_denied", "Envelopes not kept because the budget had no token left.",
+        [this] { return static_cast<double>(coverage()->denied_by_budget); });
+    registry_.AddGaugeFunction(
+        "doppel_sample_water_level",
+        "The share of traffic under which a class keeps every request (-1: every class does).",
+        [this] {
+          const double t = coverage()->water_level;
+          return std::isinf(t) ? -1.0 : t;
+        });
   }
   if (options_.admin) {
     auto admin =
@@ -222,6 +257,7 @@ void RecorderImpl::Stop() {
   }
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
+    if (w->coverage) w->coverage->Publish();  // the final counts (the thread has ended)
   }
   if (mirrors_) mirrors_->DrainDiffs();  // the final counts include every handed-over diff
   if (admin_) admin_->Stop();
@@ -237,6 +273,11 @@ Result<std::unique_ptr<Recorder>> Recorder::Start(RecorderOptions options,
                                                   std::vector<NamedSink> sinks,
                                                   const redact::Redactor* redactor) {
   if (sinks.empty()) return Status::InvalidArgument("the recorder needs a sink");
+  if (options.coverage && options.sample_percent != 100) {
+    return Status::InvalidArgument(
+        "--sample and --sample-mode coverage do not go together: coverage sampling spends "
+        "--sample-budget (e.g. 5% or 200/s) instead");
+  }
   auto sampler = Sampler::Create(options.sample_percent, options.sample_key);
   if (!sampler.ok()) return sampler.status();
   auto rec = std::make_unique<RecorderImpl>(std::move(options), std::move(sinks), redactor,

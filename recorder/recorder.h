@@ -15,11 +15,13 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "diff/endpoint.h"
 #include "net/fault.h"
 #include "net/http_client.h"
 #include "net/match.h"
 #include "net/url.h"
 #include "recorder/capture_writer.h"
+#include "recorder/coverage_sampler.h"
 #include "recorder/mirror.h"
 #include "redact/redactor.h"
 
@@ -67,6 +69,12 @@ struct RecorderOptions {
   double sample_percent = 100;
   std::string sample_key;  // "", "header:NAME", "query:NAME"
   net::MatchRules rules;   // empty: every request is a candidate
+  // Coverage sampling (--sample-mode coverage, docs/sampling.md): when set, every candidate
+  // (after rules and the --sample-key draw) is classified once the primary answered and kept
+  // or dropped by a CoverageSampler. Each proxy thread has its own sampler (no lock per
+  // request) with 1/threads of a rate budget. REQUIRES: sample_percent 100 when set.
+  std::optional<CoverageOptions> coverage;
+  diff::EndpointNamer class_endpoints;  // endpoint templates of classes (automatic {id})
   CaptureWriterOptions queue;
 
   // Live mirroring (--mirror ...); no mirror when `mirror.mirrors` is empty.
@@ -151,6 +159,9 @@ class Recorder {
 
   // Thread-safe.
   virtual RecorderCounts counts() const = 0;
+  // Coverage sampling's state, every proxy thread's published snapshot merged (nullopt in
+  // uniform mode). Thread-safe; final after Stop().
+  virtual std::optional<CoverageSnapshot> coverage() const = 0;
   // One entry per --mirror, in flag order (empty without mirrors).
   virtual std::vector<MirrorCounts> mirror_counts() const = 0;
   virtual std::string MetricsText() const = 0;

@@ -46,6 +46,7 @@ class RecorderImpl : public Recorder {
   }
   void Stop() override;
   RecorderCounts counts() const override;
+  std::optional<CoverageSnapshot> coverage() const override;
   std::vector<MirrorCounts> mirror_counts() const override {
     return mirrors_ ? mirrors_->counts() : std::vector<MirrorCounts>{};
   }

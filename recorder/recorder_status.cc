@@ -1,10 +1,13 @@
 // What the recorder reports: its counts, the /status JSON and the admin endpoint's pages.
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cmath>
 
 #include "net/fault.h"
 #include "net/match.h"
 #include "net/url.h"
 #include "recorder/recorder_impl.h"
+#include "recorder/worker.h"
 
 namespace doppel::recorder {
 
@@ -42,6 +45,15 @@ Status RecorderImpl::capture_error() const {
   return Status::Ok();
 }
 
+std::optional<CoverageSnapshot> RecorderImpl::coverage() const {
+  if (!options_.coverage) return std::nullopt;
+  std::vector<std::shared_ptr<const CoverageSnapshot>> parts;
+  for (const auto& w : workers_) {
+    if (w->coverage) parts.push_back(w->coverage->Published());
+  }
+  return MergeSnapshots(parts);
+}
+
 std::string RecorderImpl::StatusJson() const {
   const RecorderCounts c = counts();
   boost::json::object o;
@@ -52,6 +64,35 @@ std::string RecorderImpl::StatusJson() const {
   o["uptime_s"] = static_cast<double>(options_.clock->NowUs() - started_us_) / 1e6;
   o["sample_percent"] = sampler_.percent();
   o["sample_key"] = sampler_.key();
+  o["sample_mode"] = options_.coverage ? "coverage" : "uniform";
+  if (const auto cov = coverage()) {
+    // The 50 most frequent classes: the per-class rates; the counts cover all of them.
+    constexpr size_t kShown = 50;
+    boost::json::object s;
+    s["budget"] = options_.coverage->budget.text;
+    s["per_class_min"] = options_.coverage->per_class_min;
+    boost::json::array history;
+    for (const std::string& h : options_.coverage->history_sessions) history.emplace_back(h);
+    s["history_sessions"] = std::move(history);
+    s["classes_seen"] = cov->classes.size();
+    s["classes_covered"] = std::count_if(cov->classes.begin(), cov->classes.end(),
+                                         [](const ClassStat& c) { return c.kept > 0; });
+    s["decisions"] = cov->decisions;
+    s["kept"] = cov->kept;
+    s["denied_by_budget"] = cov->denied_by_budget;
+    if (!std::isinf(cov->water_level)) s["water_level"] = cov->water_level;
+    boost::json::array classes;
+    for (size_t i = 0; i < cov->classes.size() && i < kShown; ++i) {
+      const ClassStat& c = cov->classes[i];
+      classes.push_back(boost::json::object{{"class", c.label},
+                                            {"seen", c.seen},
+                                            {"kept", c.kept},
+                                            {"share", c.share},
+                                            {"probability", c.probability}});
+    }
+    s["classes"] = std::move(classes);
+    o["coverage"] = std::move(s);
+  }
   boost::json::array rules;
   for (const auto& b : options_.rules.blocks()) rules.emplace_back(b.name);
   o["rules"] = std::move(rules);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "base/stable_hash.h"
 #include "net/url.h"
 
 namespace doppel::recorder {
@@ -32,36 +33,28 @@ Result<Sampler> Sampler::Create(double percent, const std::string& key) {
   return s;
 }
 
-uint64_t Sampler::HashKey(std::string_view value) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : value) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return h;
-}
+uint64_t Sampler::HashKey(std::string_view value) { return StableHash64(value); }
 
-bool Sampler::Sample(const net::RequestView& request, uint64_t random64) const {
-  if (all_) return true;
-  if (threshold_ == 0) return false;
+uint64_t Sampler::Draw(const net::RequestView& request, uint64_t random64) const {
   switch (kind_) {
     case KeyKind::kNone:
       break;
     case KeyKind::kHeader:
       if (request.header) {
-        if (auto v = request.header(key_name_)) return SampleValue(*v);
+        if (auto v = request.header(key_name_)) return HashKey(*v);
       }
       break;
     case KeyKind::kQuery:
-      if (auto v = net::FindQueryParam(request.target, key_name_)) return SampleValue(*v);
+      if (auto v = net::FindQueryParam(request.target, key_name_)) return HashKey(*v);
       break;
   }
-  return Admit(random64);
+  return random64;
+}
+
+bool Sampler::Sample(const net::RequestView& request, uint64_t random64) const {
+  if (all_) return true;
+  if (threshold_ == 0) return false;
+  return Admit(Draw(request, random64));
 }
 
 }  // namespace doppel::recorder

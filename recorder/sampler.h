@@ -22,13 +22,16 @@ class Sampler {
   // `random64` is a uniformly distributed value from the caller's generator; it decides
   // requests without a key (and requests whose key is absent).
   bool Sample(const net::RequestView& request, uint64_t random64) const;
+  // The value a decision compares: the hash of the request's key value when --sample-key is
+  // set and the request carries it, `random64` otherwise. Coverage sampling draws with it.
+  uint64_t Draw(const net::RequestView& request, uint64_t random64) const;
 
   // The same decision for a known key value (exposed for tests and tools).
   bool SampleValue(std::string_view key_value) const { return Admit(HashKey(key_value)); }
   bool SampleRandom(uint64_t random64) const { return Admit(random64); }
 
-  // Stable 64-bit hash (FNV-1a followed by a splitmix64 finalizer): the same value gives the
-  // same decision across processes and versions.
+  // Stable 64-bit hash (base/stable_hash.h): the same value gives the same decision across
+  // processes and versions.
   static uint64_t HashKey(std::string_view value);
 
   double percent() const { return percent_; }

@@ -16,6 +16,7 @@
 #include "net/match.h"
 #include "net/url.h"
 #include "recorder/capture_writer.h"
+#include "recorder/coverage_history.h"
 #include "recorder/mirror.h"
 #include "recorder/redis_sink.h"
 #include "storage/store.h"
@@ -164,6 +165,34 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
   if (o.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
   o.sample_percent = f.sample;
   o.sample_key = f.sample_key;
+  if (f.sample_mode == "coverage") {
+    if (f.sample != 100) {
+      return Status::InvalidArgument(
+          "--sample and --sample-mode coverage do not go together: coverage sampling spends "
+          "--sample-budget (e.g. 5% or 200/s) instead");
+    }
+    if (f.sample_budget.empty()) {
+      return Status::InvalidArgument(
+          "--sample-mode coverage needs --sample-budget, e.g. 5% (of the requests) or 200/s");
+    }
+    if (f.per_class_min < 0 || f.per_class_min > 1000000) {
+      return Status::InvalidArgument("--per-class-min must be between 0 and 1000000 (got " +
+                                     std::to_string(f.per_class_min) + ")");
+    }
+    CoverageOptions c;
+    DOPPEL_ASSIGN_OR_RETURN(c.budget, ParseSampleBudget(f.sample_budget));
+    c.per_class_min = static_cast<uint32_t>(f.per_class_min);
+    o.coverage = std::move(c);
+  } else if (f.sample_mode == "uniform") {
+    if (!f.sample_budget.empty()) {
+      return Status::InvalidArgument(
+          "--sample-budget applies to --sample-mode coverage; uniform sampling takes --sample "
+          "PERCENT");
+    }
+  } else {
+    return Status::InvalidArgument("--sample-mode '" + f.sample_mode +
+                                   "': give uniform (the default) or coverage");
+  }
 
   auto rules = net::MatchRules::FromFlags(f.match);
   if (!rules.ok()) return rules.status();
@@ -336,6 +365,12 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
     named.push_back({url.ToString(), sink.get()});
     s->sinks.push_back(std::move(sink));
   }
+  if (o.coverage && !f.no_class_history) {
+    auto history = LoadClassHistory(*s->store, info.upstream(), o.session);
+    if (!history.ok()) return history.status().WithContext("reading class history");
+    o.coverage->history = std::move(history->classes);
+    o.coverage->history_sessions = std::move(history->sessions);
+  }
   if (plan.store) {
     auto created = s->store->CreateSession(info);
     if (!created.ok()) {
@@ -367,6 +402,7 @@ const SessionSummary& Session::Stop() {
   SessionSummary& sum = s.summary;
   sum.counts = s.recorder->counts();
   sum.mirrors = s.recorder->mirror_counts();
+  sum.coverage = s.recorder->coverage();
   const RecorderCounts& c = sum.counts;
   v1::SessionCounts counts;
   counts.set_requests_seen(c.requests);

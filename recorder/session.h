@@ -36,8 +36,14 @@ struct SessionOptions {
   std::string upstream;                   // the primary, http[s]://host:port[/base]; required
   double sample = 100;                    // percent, 0-100
   std::string sample_key;                 // "", "header:NAME", "query:NAME"
-  std::vector<std::string> match;         // --match rules (OR'd)
-  std::string rules_file;                 // --rules: JSON or YAML
+  std::string sample_mode = "uniform";    // "uniform" (--sample) or "coverage"
+  std::string sample_budget;              // coverage: "200/s" or "5%"; required there
+  int per_class_min = 20;                 // coverage: envelopes every class gets first
+  // coverage: seed class frequencies from earlier sessions of the same upstream
+  // (recorder/coverage_history.h) unless --no-class-history.
+  bool no_class_history = false;
+  std::vector<std::string> match;  // --match rules (OR'd)
+  std::string rules_file;          // --rules: JSON or YAML
   int threads = 1;
   std::string admin;                // ADDR:PORT or "" (off)
   bool admin_allow_remote = false;  // otherwise a non-loopback --admin is refused
@@ -92,9 +98,10 @@ struct SessionOptions {
 // What a stopped session did: the data of `doppel record`'s final summary.
 struct SessionSummary {
   std::string name;
-  RecorderCounts counts;              // final: after the drain and the queue flush
-  std::vector<MirrorCounts> mirrors;  // one per --mirror, in flag order
-  bool mirror_diff = false;           // the mirrors' diff counts mean something
+  RecorderCounts counts;                     // final: after the drain and the queue flush
+  std::vector<MirrorCounts> mirrors;         // one per --mirror, in flag order
+  bool mirror_diff = false;                  // the mirrors' diff counts mean something
+  std::optional<CoverageSnapshot> coverage;  // --sample-mode coverage: classes at the end
   // The closed session's bytes in the store's table files (compressed), when the store is a
   // sink and could size it.
   std::optional<uint64_t> disk_bytes;

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "net/http_client.h"
+#include "recorder/coverage_sampler.h"
 #include "recorder/mirror.h"
 #include "recorder/sampler.h"
 
@@ -33,7 +34,8 @@ struct Worker {
   boost::asio::ip::tcp::acceptor acceptor{io};
   boost::asio::steady_timer accept_backoff{io};
   net::HttpClientPoolPtr pool;
-  std::unique_ptr<MirrorLane> mirror;  // --mirror only
+  std::unique_ptr<MirrorLane> mirror;         // --mirror only
+  std::unique_ptr<CoverageSampler> coverage;  // --sample-mode coverage only
   std::thread thread;
 };
 

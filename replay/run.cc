@@ -13,6 +13,7 @@
 #include "redact/redactor.h"
 #include "replay/correlate.h"
 #include "replay/jwt_resign.h"
+#include "replay/reweight.h"
 #include "replay/run_sink.h"
 #include "replay/source.h"
 #include "report/aggregate.h"
@@ -283,6 +284,9 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
         f.from.empty() ? OpenStoreSource(s->store.get(), f.session) : OpenBundleSource(f.from);
     if (!src.ok()) return src.status();
     s->source = std::move(*src);
+    if (f.reweight) {
+      DOPPEL_ASSIGN_OR_RETURN(s->source, ReweightSource(std::move(s->source), f.selection.seed));
+    }
   }
 
   // A first pass counts what will be sent and skipped, for the banner and the ETA, and learns

@@ -64,6 +64,9 @@ struct RunOptions {
   uint64_t limit = 0;  // 0 = no limit
   uint32_t retries = 0;
   bool loop = false;
+  // --reweight: each envelope sent about 1/p times, scaled to the sample's size
+  // (replay/reweight.h), so a coverage sample replays with the traffic's mix.
+  bool reweight = false;
   std::vector<std::string> set_headers;  // Name=Value
   std::vector<std::string> remove_headers;
   std::vector<std::string> rewrite_paths;  // REGEX=REPLACEMENT

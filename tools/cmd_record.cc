@@ -33,8 +33,19 @@ void PrintBanner(const recorder::Session& session) {
     std::cout << "admin on " << admin->ToString() << std::endl;
   }
   std::cerr << "doppel record: session '" << session.name() << "' -> " << o.upstream.ToString()
-            << ", sampling " << o.sample_percent << "%"
-            << (o.rules.empty() ? "" : " of matching requests") << "\n";
+            << ", sampling ";
+  if (o.coverage) {
+    std::cerr << "by coverage, budget " << o.coverage->budget.text << ", per-class minimum "
+              << o.coverage->per_class_min;
+  } else {
+    std::cerr << o.sample_percent << "%";
+  }
+  std::cerr << (o.rules.empty() ? "" : " of matching requests") << "\n";
+  if (o.coverage && !o.coverage->history_sessions.empty()) {
+    std::cerr << "doppel record: class history: " << o.coverage->history.size() << " classes from";
+    for (const std::string& name : o.coverage->history_sessions) std::cerr << " " << name;
+    std::cerr << "\n";
+  }
   if (!o.fault.spec.empty() || o.fault.from_headers) {
     std::cerr << "doppel record: WARNING: injecting faults into the proxied traffic ("
               << (o.fault.spec.empty() ? std::string("none drawn") : o.fault.spec.text)
@@ -106,6 +117,12 @@ void PrintSummary(const recorder::SessionSummary& sum) {
               std::to_string(c.faults[k]);
   }
   if (!faults.empty()) std::cout << "faults injected: " << faults << std::endl;
+  if (sum.coverage) {
+    size_t covered = 0;
+    for (const recorder::ClassStat& k : sum.coverage->classes) covered += k.kept > 0;
+    std::cout << "classes: seen " << sum.coverage->classes.size() << ", covered " << covered
+              << ", not kept for want of budget " << sum.coverage->denied_by_budget << std::endl;
+  }
   if (c.sinks.size() > 1 || c.sinks.front().name != "store") {
     for (const recorder::SinkCounts& k : c.sinks) {
       std::cout << "sink " << k.name << ": stored " << k.stored << ", dropped " << k.dropped
@@ -250,6 +267,17 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       ->capture_default_str();
   cmd->add_option("--sample-key", flags->sample_key,
                   "decide by a hash of header:NAME or query:NAME instead of at random");
+  cmd->add_option("--sample-mode", flags->sample_mode,
+                  "uniform (--sample PERCENT) or coverage (every class of request kept, the "
+                  "rare ones first, within --sample-budget; docs/sampling.md)")
+      ->capture_default_str();
+  cmd->add_option("--sample-budget", flags->sample_budget,
+                  "coverage: envelopes per second (200/s) or a share of requests (5%); a hard cap");
+  cmd->add_option("--per-class-min", flags->per_class_min,
+                  "coverage: envelopes each class keeps before its share falls with frequency")
+      ->capture_default_str();
+  cmd->add_flag("--no-class-history", flags->no_class_history,
+                "coverage: do not seed class frequencies from earlier sessions of the upstream");
   cmd->add_option("--match", flags->match,
                   "capture rule, e.g. 'name=api,method=GET,uri^=/api,header.X-User' "
                   "(repeatable; rules are OR'd)");

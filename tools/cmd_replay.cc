@@ -277,6 +277,9 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_option("--limit", f->limit, "stop after N requests")
       ->check(AboveZero("leave --limit out to replay the whole session"));
   r->add_flag("--loop", f->loop, "start over at the end of the session");
+  r->add_flag("--reweight", f->reweight,
+              "send each envelope about 1/p times (p: its inclusion probability), scaled to the "
+              "sample's size: a coverage sample replays with the traffic's mix");
   r->add_option("--timeout", f->timeout, "per request (default 10s)");
   r->add_option("--retries", f->retries, "retries after connection failures only (default 0)");
   r->add_option("--set-header", f->set_headers, "Name=Value, set on every request (repeatable)");

@@ -9,8 +9,10 @@
 #include "base/enum_names.h"
 #include "base/time_format.h"
 #include "base/units.h"
+#include "diff/endpoint.h"
 #include "interop/envelope_json.h"
 #include "interop/interop.h"
+#include "interop/session_classes.h"
 #include "redact/redactor.h"
 #include "storage/store.h"
 #include "stream/redis_client.h"
@@ -92,6 +94,50 @@ int SessionsShow(const GlobalOptions& g, const std::string& name) {
   if (c.requests_seen())
     std::cout << "requests seen: " << c.requests_seen() << " (sampled " << c.sampled()
               << ", dropped " << c.dropped() << ", errors " << c.errors() << ")\n";
+  return kExitOk;
+}
+
+int SessionsClasses(const GlobalOptions& g, const std::string& name) {
+  Status s;
+  auto store = OpenStore(g, true, &s);
+  if (!s.ok()) return Fail(s);
+  auto rows = interop::SessionClasses(*store, name, diff::EndpointNamer());
+  if (!rows.ok()) return Fail(rows.status());
+  uint64_t total = 0;
+  double weighted = 0;
+  for (const auto& r : *rows) {
+    total += r.count;
+    weighted += r.weighted;
+  }
+  // SHARE: of the envelopes; MIX: of the requests they stand for (1/p each), the traffic's mix.
+  std::printf("%8s %7s %7s  %-24s %-24s  %s\n", "COUNT", "SHARE", "MIX", "FIRST", "LAST",
+              "CLASS  (example)");
+  for (const auto& r : *rows) {
+    std::printf("%8llu %6.2f%% %6.2f%%  %-24s %-24s  %s  (%s)\n",
+                static_cast<unsigned long long>(r.count), 100.0 * r.count / total,
+                100.0 * r.weighted / weighted, FormatTime(r.first_us).c_str(),
+                FormatTime(r.last_us).c_str(), r.label.c_str(), r.example.c_str());
+  }
+  std::cout << rows->size() << " classes, " << total << " envelopes\n";
+  return kExitOk;
+}
+
+int SessionsMinimize(const GlobalOptions& g, const std::string& name, const std::string& out,
+                     uint32_t per_class) {
+  Status s;
+  auto store = OpenStore(g, false, &s);
+  if (!s.ok()) return Fail(s);
+  auto r = interop::MinimizeSession(*store, name, out, per_class, diff::EndpointNamer());
+  if (!r.ok()) return Fail(r.status());
+  const double saved = r->bytes_in == 0 ? 0
+                                        : 100.0 * static_cast<double>(r->bytes_in - r->bytes_kept) /
+                                              static_cast<double>(r->bytes_in);
+  std::printf(
+      "session '%s': kept %llu of %llu envelopes, %llu classes (up to %u each); %s of %s, "
+      "%.1f%% saved\n",
+      out.c_str(), static_cast<unsigned long long>(r->envelopes_kept),
+      static_cast<unsigned long long>(r->envelopes_in), static_cast<unsigned long long>(r->classes),
+      per_class, FormatBytes(r->bytes_kept).c_str(), FormatBytes(r->bytes_in).c_str(), saved);
   return kExitOk;
 }
 
@@ -377,6 +423,37 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     auto name = std::make_shared<std::string>();
     rm->add_option("name", *name, "session name")->required();
     rm->callback([run, &g, name] { *run = [&g, name] { return SessionsRm(g, *name); }; });
+  }
+  {
+    auto* classes = sessions->add_subcommand(
+        "classes",
+        "a session's request classes (method, endpoint, status, response shape): count, share, "
+        "first and last seen, an example (docs/sampling.md)");
+    auto name = std::make_shared<std::string>();
+    classes->add_option("name", *name, "session name")->required();
+    classes->callback([run, &g, name] { *run = [&g, name] { return SessionsClasses(g, *name); }; });
+  }
+  {
+    auto* minimize = sessions->add_subcommand(
+        "minimize",
+        "copy the smallest subset of a session that keeps K envelopes of every class into a new "
+        "session (for CI bundles)");
+    auto name = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    auto per_class = std::make_shared<int64_t>(1);
+    minimize->add_option("name", *name, "session name")->required();
+    minimize->add_option("--out", *out, "name of the new session")->required();
+    minimize->add_option("--per-class", *per_class, "envelopes kept of each class")
+        ->capture_default_str();
+    minimize->callback([run, &g, name, out, per_class] {
+      *run = [&g, name, out, per_class]() -> int {
+        if (*per_class < 1 || *per_class > 1000000) {
+          return UsageError("sessions minimize: --per-class must be between 1 and 1000000 (got " +
+                            std::to_string(*per_class) + ")");
+        }
+        return SessionsMinimize(g, *name, *out, static_cast<uint32_t>(*per_class));
+      };
+    });
   }
   {
     auto* retain = sessions->add_subcommand(

@@ -247,7 +247,8 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
       "record-replay", "ci",      "load-test", "interop",        "mirror", "redis", "streaming",
-      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",  "audit"};
+      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",  "audit",
+      "coverage"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -349,6 +350,20 @@ TEST_F(ReadmeTest, MirrorWorkflow) {
   ASSERT_NE(b, nullptr);
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("\nmirror "), std::string::npos) << record_output_;
+}
+
+// Coverage sampling: record by class within a 5 % budget, the class table, a minimized copy,
+// a reweighted replay.
+TEST_F(ReadmeTest, CoverageWorkflow) {
+  const Block* b = FindBlock("coverage");
+  ASSERT_NE(b, nullptr);
+  RunBlock(*b, {});
+  EXPECT_NE(record_output_.find("sampling by coverage, budget 5%"), std::string::npos)
+      << record_output_;
+  EXPECT_NE(record_output_.find("classes: seen "), std::string::npos) << record_output_;
+  std::string out;
+  ASSERT_EQ(Run("doppel sessions classes sampled-ci", &out), 0) << out;
+  EXPECT_NE(out.find("GET /api/v1/products/{id} 200 json:"), std::string::npos) << out;
 }
 
 // Redis Streams: record into the store and a stream (a real redis-server on a free port for

@@ -125,6 +125,42 @@ TEST_F(H2ProxyTest, PriorKnowledgeGetAndPostAreForwardedAndCaptured) {
   EXPECT_EQ(env[2].request().version(), 11u);
 }
 
+// Coverage sampling on HTTP/2 streams (issue #19): the decision is taken in the shared
+// Exchange once the primary answered, so a rare 500 among 300 streams survives a 2 % budget.
+TEST_F(H2ProxyTest, CoverageSamplingKeepsTheRareClassOverHttp2) {
+  Start([](RecorderOptions& o) {
+    CoverageOptions c;
+    c.budget.kind = SampleBudget::Kind::kFraction;
+    c.budget.fraction = 0.02;
+    c.budget.text = "2%";
+    c.per_class_min = 1;
+    o.coverage = std::move(c);
+  });
+  // 300 streams of one class on one connection, then two 500s.
+  ClientRun hot =
+      RunClient({"/usr/bin/h2load", "-n", "300", "-c", "1", "-m", "10", Url("/size?n=100")});
+  ASSERT_EQ(hot.code, 0) << hot.out << hot.err;
+  EXPECT_NE(hot.out.find("300 succeeded"), std::string::npos) << hot.out;
+  ClientRun rare = RunClient({"/usr/bin/h2load", "-n", "2", "-c", "1", Url("/status?code=500")});
+  ASSERT_EQ(rare.code, 0) << rare.out << rare.err;
+  rec_->Stop();
+  int errors = 0, size = 0;
+  std::string labels;
+  for (const auto& e : sink_.envelopes()) {
+    labels += e.sample_class() + "\n";
+    EXPECT_EQ(e.client_protocol(), "h2c");
+    EXPECT_GT(e.inclusion_probability(), 0);
+    if (e.sample_class() == "GET /status 500 type:text/plain") ++errors;
+    if (e.sample_class().rfind("GET /size 200 ", 0) == 0) ++size;
+  }
+  EXPECT_EQ(errors, 2) << labels;
+  EXPECT_GE(size, 1) << labels;
+  EXPECT_LE(errors + size, 302 * 2 / 100 + 20);  // the budget plus the bucket's burst
+  const auto cov = rec_->coverage();
+  ASSERT_TRUE(cov.has_value());
+  EXPECT_EQ(cov->classes.size(), 2u) << labels;
+}
+
 TEST_F(H2ProxyTest, HundredConcurrentStreamsOnOneConnection) {
   Start();
   ClientRun load =

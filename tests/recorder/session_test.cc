@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <set>
 #include <thread>
 #include <vector>
@@ -257,6 +258,66 @@ TEST_F(SessionTest, StopWithRequestsInFlightLosesNoEnvelope) {
     bodies.insert(e.request().body());
   }
   EXPECT_EQ(bodies.size(), static_cast<size_t>(kRequests));
+}
+
+// History (issue #19): a coverage session starts with the class frequencies of the earlier
+// sessions of its upstream, estimated from their envelopes (sum of 1/p per class).
+TEST_F(SessionTest, CoverageSessionStartsWithTheClassHistoryOfItsUpstream) {
+  ManualClock clock(kStartUs);
+  options_.sample_mode = "coverage";
+  options_.sample_budget = "10%";
+  options_.per_class_min = 2;
+  auto send = [&](const Session& session, const std::string& target, int n) {
+    TestClient c(session.recorder().listen_address().port);
+    for (int i = 0; i < n; ++i) {
+      net::HttpRequest r{boost::beast::http::verb::get, target, 11};
+      r.set(boost::beast::http::field::host, "shop.test");
+      ASSERT_EQ(c.Send(std::move(r)).result_int(), 200u);
+      clock.Advance(1000);
+    }
+  };
+  {
+    auto first = Session::Start(options_, clock);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    EXPECT_TRUE((*first)->recorder_options().coverage->history_sessions.empty());
+    send(**first, "/hot", 400);
+    send(**first, "/rare", 4);
+    const SessionSummary& sum = (*first)->Stop();
+    ASSERT_TRUE(sum.status.ok()) << sum.status.ToString();
+    ASSERT_TRUE(sum.coverage.has_value());
+    EXPECT_EQ(sum.coverage->classes.size(), 2u);
+  }
+  options_.name = "s2";
+  auto second = Session::Start(options_, clock);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  const CoverageOptions& cov = *(*second)->recorder_options().coverage;
+  EXPECT_EQ(cov.history_sessions, std::vector<std::string>{"s1"});
+  ASSERT_EQ(cov.history.size(), 2u);
+  std::map<std::string, double> history(cov.history.begin(), cov.history.end());
+  // The estimates are the first session's counts: 400 hot requests (estimated from ~40 random
+  // draws by 1/p: within a factor of 2.5 at more than 4 standard deviations), 4 rare ones (all
+  // kept, p = 1: exact). CoverageSamplerTest checks the estimate's accuracy over many draws.
+  const std::string hot = "GET /hot 200 empty", rare = "GET /rare 200 empty";
+  ASSERT_TRUE(history.count(hot) && history.count(rare));
+  EXPECT_GT(history[hot], 400 / 2.5);
+  EXPECT_LT(history[hot], 400 * 2.5);
+  EXPECT_NEAR(history[rare], 4, 1e-9);
+  // Before its first request the new session knows both classes, and which one is hot.
+  const auto snap = (*second)->recorder().coverage();
+  ASSERT_TRUE(snap.has_value());
+  ASSERT_EQ(snap->classes.size(), 2u);
+  EXPECT_EQ(snap->classes[0].label, hot);
+  EXPECT_EQ(snap->classes[0].seen, 0u);
+  EXPECT_GT(snap->classes[0].share, 0.9);
+  (void)(*second)->Stop();
+  second.value().reset();  // closes the store
+  // --no-class-history starts from nothing.
+  options_.name = "s3";
+  options_.no_class_history = true;
+  auto third = Session::Start(options_, clock);
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_TRUE((*third)->recorder().coverage()->classes.empty());
+  (void)(*third)->Stop();
 }
 
 }  // namespace
