@@ -211,6 +211,9 @@ start_doppel() {
   local name=$1 dir=$tmp/doppel-$1
   shift
   mkdir -p "$dir"
+  # The files exist before the first read below, even if the shell has not opened them yet.
+  : >"$dir/stdout"
+  : >"$dir/stderr"
   "${DOPPEL_PREFIX[@]}" "$DOPPEL" --store "$dir/store" record --listen 127.0.0.1:0 \
     --admin 127.0.0.1:0 --upstream "$UP" --session "bench-$NAME-$name-$$" --threads 1 "$@" \
     >"$dir/stdout" 2>"$dir/stderr" &

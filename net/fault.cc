@@ -239,7 +239,8 @@ class ThrottlingReader final : public BodyReader {
 }  // namespace
 
 bool FaultSpec::Has(FaultKind kind) const {
-  return std::any_of(faults.begin(), faults.end(), [kind](const Fault& f) { return f.kind == kind; });
+  return std::any_of(faults.begin(), faults.end(),
+                     [kind](const Fault& f) { return f.kind == kind; });
 }
 
 Result<FaultSpec> ParseFaultSpec(std::string_view text) {
@@ -251,9 +252,8 @@ Result<FaultSpec> ParseFaultSpec(std::string_view text) {
   for (std::string_view item : Split(text, '+')) {
     auto fault = ParseFault(TrimSpaces(item));
     if (!fault.ok()) {
-      return Status::InvalidArgument("fault '" + std::string(item) +
-                                     "': " + fault.status().message() + "; " +
-                                     std::string(kGrammar));
+      return Status::InvalidArgument("fault '" + std::string(item) + "': " +
+                                     fault.status().message() + "; " + std::string(kGrammar));
     }
     for (const Fault& seen : spec.faults) {
       if (seen.kind == fault->kind) {
@@ -273,8 +273,8 @@ FaultInjector::FaultInjector(Options options, std::string where, MetricsRegistry
   for (int k = 0; k <= static_cast<int>(FaultKind::kMaxValue); ++k) {
     counters_[k] = registry->AddCounter(
         "doppel_faults_injected_total", "faults injected (--fault), by kind and where",
-        "kind=\"" + std::string(kFaultKindNames.Name(static_cast<FaultKind>(k))) +
-            "\",where=\"" + where_ + "\"");
+        "kind=\"" + std::string(kFaultKindNames.Name(static_cast<FaultKind>(k))) + "\",where=\"" +
+            where_ + "\"");
   }
   skipped_counter_ = registry->AddCounter(
       "doppel_faults_skipped_total",
@@ -366,9 +366,8 @@ bool FaultInjector::Take(FaultPlan& plan) {
   }
   // The slot goes back when the last copy of the plan is dropped (the request ended).
   std::shared_ptr<std::atomic<size_t>> active = active_;
-  plan.active = std::shared_ptr<void>(nullptr, [active](void*) {
-    active->fetch_sub(1, std::memory_order_relaxed);
-  });
+  plan.active = std::shared_ptr<void>(
+      nullptr, [active](void*) { active->fetch_sub(1, std::memory_order_relaxed); });
   return true;
 }
 

@@ -66,9 +66,7 @@ struct FaultPlan {
   bool truncate = false;
   std::shared_ptr<void> active;  // the slot; released with the last copy of the plan
 
-  bool any() const {
-    return delay || abort_status != 0 || reset || bandwidth != 0 || truncate;
-  }
+  bool any() const { return delay || abort_status != 0 || reset || bandwidth != 0 || truncate; }
   // No response from upstream is relayed: the request is answered or cut by the fault.
   bool replaces_response() const { return abort_status != 0 || reset; }
   // The relayed body is changed (throttled or cut).
@@ -86,8 +84,8 @@ class FaultInjector {
  public:
   struct Options {
     FaultSpec spec;
-    uint64_t seed = 0;       // --fault-seed; the same seed gives the same draws
-    size_t max_active = 0;   // faulted requests at once; 0: no cap
+    uint64_t seed = 0;      // --fault-seed; the same seed gives the same draws
+    size_t max_active = 0;  // faulted requests at once; 0: no cap
     bool from_headers = false;
     const MatchBlock* rule = nullptr;  // only requests matching it; null: every request
   };

@@ -33,7 +33,8 @@ Result<double> ParseBudgetPercent(const std::string& key, const std::string& val
   char* end = nullptr;
   const double p = std::strtod(number.c_str(), &end);
   if (number.empty() || *end != '\0' || !(p > 0 && p <= 100)) {
-    return Status::InvalidArgument(key + "='" + value + "' must be a percentage above 0, up to 100%");
+    return Status::InvalidArgument(key + "='" + value +
+                                   "' must be a percentage above 0, up to 100%");
   }
   return p;
 }

@@ -32,9 +32,9 @@
 namespace doppel::recorder {
 
 struct MirrorBudget {
-  std::optional<uint64_t> p99_us;         // the primary's p99 latency
-  std::optional<double> cpu_percent;      // process CPU, % of all cores (100 = every core busy)
-  std::optional<double> errors_percent;   // the mirror's failed + dropped copies, % of attempts
+  std::optional<uint64_t> p99_us;        // the primary's p99 latency
+  std::optional<double> cpu_percent;     // process CPU, % of all cores (100 = every core busy)
+  std::optional<double> errors_percent;  // the mirror's failed + dropped copies, % of attempts
   bool empty() const { return !p99_us && !cpu_percent && !errors_percent; }
   std::string ToString() const;
 };
@@ -53,7 +53,7 @@ class AimdController {
  public:
   static constexpr double kDecrease = 0.5;       // multiplicative decrease per tick over budget
   static constexpr double kIncreaseShare = 0.1;  // of the configured percentage per tick within
-  static constexpr double kFloorShare = 0.01;     // below this share of the configured: 0
+  static constexpr double kFloorShare = 0.01;    // below this share of the configured: 0
 
   AimdController(double configured_percent, MirrorBudget budget);
 

@@ -2,6 +2,7 @@
 // and the final summary; recorder::Session (recorder/session.h) does the work.
 #include <pthread.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -67,7 +68,8 @@ void PrintBanner(const recorder::Session& session) {
   }
 }
 
-// One status line: the request rate since the last line and the running counts.
+// One status line: the request rate since the last line and the running counts. Also the
+// supervisor's STATUS= under systemd (docs/operations.md).
 void PrintStatusLine(const recorder::Recorder& rec, const recorder::RecorderCounts& c, double rate,
                      bool tty) {
   char line[1024];
@@ -99,6 +101,7 @@ void PrintStatusLine(const recorder::Recorder& rec, const recorder::RecorderCoun
     std::fprintf(stderr, "doppel record: %s\n", line);
   }
   std::fflush(stderr);
+  (void)sd_notifyf(0, "STATUS=%s", line);  // a no-op without $NOTIFY_SOCKET
 }
 
 void PrintSummary(const recorder::SessionSummary& sum) {
@@ -200,6 +203,12 @@ int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
   }
   recorder::Session& session = **started;
   PrintBanner(session);
+  // systemd Type=notify (docs/operations.md): ready once the proxy accepts connections. A
+  // no-op without $NOTIFY_SOCKET; a failure to notify is not a reason to stop proxying.
+  (void)sd_notifyf(0, "READY=1\nMAINPID=%lu\nSTATUS=listening on %s, primary %s",
+                   static_cast<unsigned long>(::getpid()),
+                   session.recorder().listen_address().ToString().c_str(),
+                   session.recorder_options().upstream.ToString().c_str());
   AuditListening(global, session, sinks);
 
   const bool tty = ::isatty(STDERR_FILENO) == 1;
@@ -222,6 +231,7 @@ int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
   if (tty) std::fprintf(stderr, "\n");
   std::fprintf(stderr, "doppel record: %s, finishing in-flight requests and flushing\n",
                caught == SIGINT ? "interrupted" : "terminated");
+  (void)sd_notify(0, "STOPPING=1\nSTATUS=draining in-flight requests and flushing");
 
   const recorder::SessionSummary& summary = session.Stop();
   PrintSummary(summary);

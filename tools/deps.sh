@@ -10,6 +10,7 @@ doppel_install_deps() {
               chromium python3-jsonschema
               libnghttp2-dev nghttp2-client nghttp2-server
               libgrpc++-dev protobuf-compiler-grpc
+              libsystemd-dev help2man
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do

@@ -6,15 +6,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-#include <atomic>
 #include <chrono>
-#include <optional>
-#include <thread>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/base/temp_dir.h"
@@ -43,9 +43,8 @@ int64_t Injected(const json::object& faults, const char* kind) {
 
 double ProxyErrors(const RecordProcess& rec) {
   double total = 0;
-  for (const char* reason : {"bad_request", "header_too_large", "body_too_large",
-                             "request_timeout", "upstream_connect", "upstream_reset",
-                             "upstream_timeout"}) {
+  for (const char* reason : {"bad_request", "header_too_large", "body_too_large", "request_timeout",
+                             "upstream_connect", "upstream_reset", "upstream_timeout"}) {
     const double v =
         rec.Metric(std::string("doppel_proxy_errors_total{reason=\"") + reason + "\"}");
     if (v > 0) total += v;
@@ -77,8 +76,9 @@ class ChaosCliTest : public ::testing::Test {
 
   // `doppel --store ... record ARGS` expected to refuse its flags: exit code and stderr.
   std::pair<int, std::string> RecordRefused(std::vector<std::string> args) {
-    std::vector<std::string> cmd = {DoppelBinary(), "--store", dir_ + "/refused", "record",
-                                    "--listen", "127.0.0.1:0", "--upstream", primary_.url()};
+    std::vector<std::string> cmd = {DoppelBinary(), "--store",     dir_ + "/refused",
+                                    "record",       "--listen",    "127.0.0.1:0",
+                                    "--upstream",   primary_.url()};
     cmd.insert(cmd.end(), args.begin(), args.end());
     ChildProcess p(cmd);
     const int code = p.Wait(20000);
@@ -293,13 +293,12 @@ TEST_F(ChaosCliTest, AdaptiveMirrorBacksOffASlowMirrorAndRecovers) {
   const auto slow_at = SteadyClock::now();
   const uint64_t done_at_slow = done.load();
   EXPECT_TRUE(Eventually([&] { return rec->Metric(effective) < 10; }, 10000))
-      << rec->Metric(effective) << "\n" << rec->Admin("/status");
-  const double slow_secs =
-      std::chrono::duration<double>(SteadyClock::now() - slow_at).count();
+      << rec->Metric(effective) << "\n"
+      << rec->Admin("/status");
+  const double slow_secs = std::chrono::duration<double>(SteadyClock::now() - slow_at).count();
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  const double slow_rate =
-      static_cast<double>(done.load() - done_at_slow) /
-      (std::chrono::duration<double>(SteadyClock::now() - slow_at).count());
+  const double slow_rate = static_cast<double>(done.load() - done_at_slow) /
+                           (std::chrono::duration<double>(SteadyClock::now() - slow_at).count());
   std::cout << "[ adaptive ] backed off below 10% in " << slow_secs
             << " s; primary req/s without mirror " << baseline << ", with the slow mirror "
             << slow_rate << " (" << slow_rate / baseline << "x)\n";
@@ -314,7 +313,8 @@ TEST_F(ChaosCliTest, AdaptiveMirrorBacksOffASlowMirrorAndRecovers) {
 
   slow = false;
   EXPECT_TRUE(Eventually([&] { return rec->Metric(effective) == 50; }, 30000))
-      << rec->Metric(effective) << "\n" << rec->Admin("/status");
+      << rec->Metric(effective) << "\n"
+      << rec->Admin("/status");
   run = false;
   for (auto& t : clients) t.join();
   rec->child().Signal(SIGINT);
@@ -340,8 +340,7 @@ TEST_F(ChaosCliTest, BadFaultFlagsAreRefusedWithTheReason) {
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("need --fault SPEC"), std::string::npos) << err;
 
-  std::tie(code, err) =
-      RecordRefused({"--mirror", primary_.url() + ",fault=truncate:5%"});
+  std::tie(code, err) = RecordRefused({"--mirror", primary_.url() + ",fault=truncate:5%"});
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("a mirror takes delay and abort faults"), std::string::npos) << err;
 
@@ -349,13 +348,12 @@ TEST_F(ChaosCliTest, BadFaultFlagsAreRefusedWithTheReason) {
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("an adaptive mirror needs --mirror-budget"), std::string::npos) << err;
 
-  std::tie(code, err) =
-      RecordRefused({"--mirror", primary_.url(), "--mirror-budget", "errors=5%"});
+  std::tie(code, err) = RecordRefused({"--mirror", primary_.url(), "--mirror-budget", "errors=5%"});
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("add ',adaptive' to a --mirror"), std::string::npos) << err;
 
-  std::tie(code, err) = RecordRefused(
-      {"--mirror", primary_.url() + ",adaptive", "--mirror-budget", "p99=soon"});
+  std::tie(code, err) =
+      RecordRefused({"--mirror", primary_.url() + ",adaptive", "--mirror-budget", "p99=soon"});
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("p99='soon' must be a duration"), std::string::npos) << err;
 }

@@ -246,9 +246,9 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
-      "record-replay", "ci",      "load-test", "interop",        "mirror", "redis", "streaming",
-      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",  "audit",
-      "coverage"};
+      "record-replay", "ci",       "load-test", "interop", "mirror",         "redis",
+      "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc",
+      "mtls",          "audit",    "coverage",  "chaos",   "install"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -350,6 +350,41 @@ TEST_F(ReadmeTest, MirrorWorkflow) {
   ASSERT_NE(b, nullptr);
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("\nmirror "), std::string::npos) << record_output_;
+}
+
+// Chaos: the record command with faults and an adaptive mirror runs; a request within the
+// fault rule asking for an abort by header gets it, the others are answered (some drawn faults are
+// expected among them), and the summary counts the injected faults apart.
+TEST_F(ReadmeTest, ChaosWorkflow) {
+  const Block* b = FindBlock("chaos");
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(b->commands.size(), 1u);
+  traffic_ = R"sh(for i in $(seq 20); do
+    curl -s -o /dev/null $BASE/api/v1/products/$i && curl -s -o /dev/null "$BASE/api/v1/search?q=$i" || exit 1
+  done
+  test "$(curl -s -o /dev/null -w '%{http_code}' -H 'x-doppel-fault-abort: 503' "$BASE/api/v1/search?q=x")" = 503)sh";
+  ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[0]), 0));
+  EXPECT_NE(record_output_.find("WARNING: injecting faults into the proxied traffic"),
+            std::string::npos)
+      << record_output_;
+  EXPECT_NE(record_output_.find("adaptive within p99=50ms,errors=5%"), std::string::npos)
+      << record_output_;
+  EXPECT_NE(record_output_.find("faults injected: "), std::string::npos) << record_output_;
+  EXPECT_NE(record_output_.find("abort "), std::string::npos) << record_output_;
+}
+
+// Installing: cmake --install of this build into a prefix under the test's directory puts the
+// binaries, the man page and the docs there.
+TEST_F(ReadmeTest, InstallWorkflow) {
+  const Block* b = FindBlock("install");
+  ASSERT_NE(b, nullptr);
+  const std::string prefix = dir_ + "/prefix";
+  subst_.emplace_back("cmake --install build", std::string("cmake --install ") + DOPPEL_BINARY_DIR);
+  subst_.emplace_back("--prefix /usr/local", "--prefix " + prefix);
+  RunBlock(*b, {});
+  EXPECT_TRUE(fs::exists(prefix + "/bin/doppel"));
+  EXPECT_TRUE(fs::exists(prefix + "/share/man/man1/doppel.1"));
+  EXPECT_TRUE(fs::exists(prefix + "/share/doc/doppel/operations.md"));
 }
 
 // Coverage sampling: record by class within a 5 % budget, the class table, a minimized copy,

@@ -30,7 +30,8 @@ FaultInjector::Options Spec(std::string_view text, uint64_t seed = 1) {
 }
 
 TEST(FaultSpecTest, ParsesEveryKind) {
-  auto spec = ParseFaultSpec("delay:200ms:10%+abort:503:5%+reset:1%+bandwidth:64KiB:100%+truncate:2.5%");
+  auto spec =
+      ParseFaultSpec("delay:200ms:10%+abort:503:5%+reset:1%+bandwidth:64KiB:100%+truncate:2.5%");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   ASSERT_EQ(spec->faults.size(), 5u);
   EXPECT_EQ(spec->faults[0].kind, FaultKind::kDelay);
@@ -54,18 +55,15 @@ TEST(FaultSpecTest, ErrorsNameTheItemAndTheGrammar) {
     const char* spec;
     const char* says;
   };
-  for (const Case& c : {Case{"", "empty fault spec"},
-                        Case{"slow:1s:5%", "unknown fault kind \"slow\""},
-                        Case{"delay:200ms:10", "write it with %"},
-                        Case{"delay:200ms:101%", "from 0% to 100%"},
-                        Case{"delay:10%", "takes an argument and a percentage"},
-                        Case{"delay:fast:10%", "must be a duration"},
-                        Case{"abort:700:5%", "not an HTTP status"},
-                        Case{"abort:grpc=0:5%", "not a gRPC status code"},
-                        Case{"abort:grpc=17:5%", "not a gRPC status code"},
-                        Case{"reset:5:1%", "takes a percentage"},
-                        Case{"bandwidth:0:100%", "at least 1 byte"},
-                        Case{"delay:1s:5%+delay:2s:5%", "names delay twice"}}) {
+  for (const Case& c :
+       {Case{"", "empty fault spec"}, Case{"slow:1s:5%", "unknown fault kind \"slow\""},
+        Case{"delay:200ms:10", "write it with %"}, Case{"delay:200ms:101%", "from 0% to 100%"},
+        Case{"delay:10%", "takes an argument and a percentage"},
+        Case{"delay:fast:10%", "must be a duration"}, Case{"abort:700:5%", "not an HTTP status"},
+        Case{"abort:grpc=0:5%", "not a gRPC status code"},
+        Case{"abort:grpc=17:5%", "not a gRPC status code"},
+        Case{"reset:5:1%", "takes a percentage"}, Case{"bandwidth:0:100%", "at least 1 byte"},
+        Case{"delay:1s:5%+delay:2s:5%", "names delay twice"}}) {
     auto spec = ParseFaultSpec(c.spec);
     ASSERT_FALSE(spec.ok()) << c.spec;
     EXPECT_NE(spec.status().message().find(c.says), std::string::npos)
@@ -156,7 +154,8 @@ TEST(FaultInjectorTest, HeadersAskForFaults) {
   o.from_headers = true;
   FaultInjector f(o, "primary", nullptr);
   FaultPlan p = f.Draw(
-      View("GET", "/", {{std::string(kFaultDelayHeader), "250"}, {std::string(kFaultAbortHeader), "418"}}));
+      View("GET", "/",
+           {{std::string(kFaultDelayHeader), "250"}, {std::string(kFaultAbortHeader), "418"}}));
   ASSERT_TRUE(p.delay);
   EXPECT_EQ(*p.delay, std::chrono::milliseconds(250));
   EXPECT_EQ(p.abort_status, 418u);
@@ -164,8 +163,9 @@ TEST(FaultInjectorTest, HeadersAskForFaults) {
   EXPECT_EQ(grpc.abort_status, 200u);
   EXPECT_EQ(grpc.abort_grpc, 14);
   // Values that do not parse are ignored, not half-applied.
-  EXPECT_FALSE(f.Draw(View("GET", "/", {{std::string(kFaultDelayHeader), "soon"},
-                                        {std::string(kFaultAbortHeader), "99"}}))
+  EXPECT_FALSE(f.Draw(View("GET", "/",
+                           {{std::string(kFaultDelayHeader), "soon"},
+                            {std::string(kFaultAbortHeader), "99"}}))
                    .any());
   EXPECT_FALSE(f.Draw(View("GET", "/")).any());
   EXPECT_EQ(f.injected(FaultKind::kAbort), 2u);
@@ -249,9 +249,9 @@ std::string Joined(const Drained& d) {
 
 TEST(FaultBodyTest, TruncateRelaysTheAllowanceThenFails) {
   boost::asio::io_context io;
-  auto body = TruncateBody(std::make_unique<PiecesReader>(
-                               io, std::vector<std::string>{"aaaa", "bbbb", "cccc", "dddd"}),
-                           6, io.get_executor());
+  auto body = TruncateBody(
+      std::make_unique<PiecesReader>(io, std::vector<std::string>{"aaaa", "bbbb", "cccc", "dddd"}),
+      6, io.get_executor());
   Drained d = Drain(io, *body);
   EXPECT_EQ(Joined(d), "aaaabb");
   EXPECT_FALSE(d.ended);
@@ -272,9 +272,9 @@ TEST(FaultBodyTest, ThrottleSlicesAndKeepsEveryByte) {
   boost::asio::io_context io;
   const std::string big(5000, 'x');
   // 100 KB/s: slices of 10 KB, so the 5000-byte piece goes whole; at 20 KB/s, 2 KB slices.
-  auto body = ThrottleBody(
-      std::make_unique<PiecesReader>(io, std::vector<std::string>{big, "tail"}), 20000,
-      io.get_executor());
+  auto body =
+      ThrottleBody(std::make_unique<PiecesReader>(io, std::vector<std::string>{big, "tail"}), 20000,
+                   io.get_executor());
   Drained d = Drain(io, *body);
   EXPECT_TRUE(d.ended);
   EXPECT_EQ(Joined(d), big + "tail");
