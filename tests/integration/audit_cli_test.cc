@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/base/temp_dir.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/hardening_util.h"
 #include "tests/integration/store_dir_test.h"
@@ -23,13 +24,6 @@ namespace doppel::testing {
 namespace {
 
 namespace json = boost::json;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<json::object> ReadLines(const std::string& path) {
   std::vector<json::object> out;

@@ -29,13 +29,6 @@ namespace http = boost::beast::http;
 namespace json = boost::json;
 using SteadyClock = std::chrono::steady_clock;
 
-json::object StatusOf(const RecordProcess& rec) {
-  boost::system::error_code ec;
-  json::value v = json::parse(rec.Admin("/status"), ec);
-  if (ec || !v.is_object()) return {};
-  return v.as_object();
-}
-
 int64_t Injected(const json::object& faults, const char* kind) {
   if (!faults.contains("injected")) return -1;
   return faults.at("injected").at(kind).to_number<int64_t>();
@@ -106,7 +99,7 @@ TEST_F(ChaosCliTest, AbortAnswersForThePrimaryWithinItsRuleAndCountsApart) {
   EXPECT_TRUE(Eventually([&] { return rec->StatusStored() == 10; })) << rec->StatusStored();
   EXPECT_EQ(rec->Metric("doppel_faults_injected_total{kind=\"abort\",where=\"primary\"}"), 10);
   EXPECT_EQ(ProxyErrors(*rec), 0);
-  const json::object status = StatusOf(*rec);
+  const json::object status = rec->Status();
   ASSERT_TRUE(status.contains("faults")) << json::serialize(status);
   EXPECT_EQ(Injected(status.at("faults").as_object(), "abort"), 10);
   EXPECT_EQ(status.at("faults").at("rule").as_string(), "api");
@@ -217,7 +210,7 @@ TEST_F(ChaosCliTest, MirrorCopiesTakeDelaysAndAborts) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(Fetch(rec->port(), "GET", "/m").result_int(), 200u);
   EXPECT_TRUE(Eventually([&] { return delayed_mirror.requests().size() == 5; }));
   EXPECT_EQ(aborted_mirror.requests().size(), 0u);
-  const json::object status = StatusOf(*rec);
+  const json::object status = rec->Status();
   ASSERT_TRUE(status.contains("mirrors"));
   for (const auto& m : status.at("mirrors").as_array()) {
     const json::object& o = m.as_object();
@@ -304,7 +297,7 @@ TEST_F(ChaosCliTest, AdaptiveMirrorBacksOffASlowMirrorAndRecovers) {
             << slow_rate << " (" << slow_rate / baseline << "x)\n";
   // The primary never waits for a mirror; the bound leaves room for a loaded machine.
   EXPECT_GT(slow_rate, 0.5 * baseline);
-  const json::object status = StatusOf(*rec);
+  const json::object status = rec->Status();
   const json::object& adaptive =
       status.at("mirrors").as_array().at(0).as_object().at("adaptive").as_object();
   EXPECT_NE(std::string(adaptive.at("last_change").as_string()).find("mirror failures"),

@@ -34,12 +34,17 @@ double RecordProcess::Metric(const std::string& series) const {
   return MetricIn(Admin("/metrics"), series);
 }
 
-int64_t RecordProcess::StatusStored() const {
-  const std::string body = Admin("/status");
+boost::json::object RecordProcess::Status() const {
   boost::system::error_code ec;
-  auto v = boost::json::parse(body, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("stored")) return -1;
-  return v.as_object().at("stored").to_number<int64_t>();
+  boost::json::value v = boost::json::parse(Admin("/status"), ec);
+  if (ec || !v.is_object()) return {};
+  return v.as_object();
+}
+
+int64_t RecordProcess::StatusStored() const {
+  const boost::json::object status = Status();
+  if (!status.contains("stored")) return -1;
+  return status.at("stored").to_number<int64_t>();
 }
 
 double MetricIn(const std::string& page, const std::string& series) {

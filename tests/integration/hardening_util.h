@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,8 @@ class RecordProcess {
   // The value of one series of /metrics, e.g. `doppel_proxy_errors_total{reason="bad_request"}`;
   // -1 when absent.
   double Metric(const std::string& series) const;
+  // /status as a JSON object (empty on failure).
+  boost::json::object Status() const;
   // The "stored" count of /status; -1 on failure.
   int64_t StatusStored() const;
 

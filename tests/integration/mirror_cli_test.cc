@@ -33,16 +33,9 @@ using Clock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------- helpers
 
-json::object StatusOf(const RecordProcess& rec) {
-  boost::system::error_code ec;
-  json::value v = json::parse(rec.Admin("/status"), ec);
-  if (ec || !v.is_object()) return {};
-  return v.as_object();
-}
-
 // The /status entry of the mirror named `name` (empty when absent).
 json::object MirrorStatus(const RecordProcess& rec, const std::string& name) {
-  const json::object s = StatusOf(rec);
+  const json::object s = rec.Status();
   if (!s.contains("mirrors")) return {};
   for (const auto& m : s.at("mirrors").as_array()) {
     if (m.as_object().at("name").as_string() == name) return m.as_object();
@@ -65,7 +58,7 @@ int64_t Num(const json::object& o, std::initializer_list<const char*> path) {
 bool MirrorsSettled(const RecordProcess& rec, int timeout_ms = 10000) {
   return Eventually(
       [&] {
-        const json::object s = StatusOf(rec);
+        const json::object s = rec.Status();
         if (!s.contains("mirrors")) return false;
         for (const auto& m : s.at("mirrors").as_array()) {
           if (m.as_object().at("inflight").to_number<int64_t>() != 0) return false;
@@ -418,7 +411,7 @@ TEST_F(MirrorCliTest, MirrorDiffCountsAndNamesTheDifferingPath) {
   ASSERT_TRUE(Eventually([&] {
     const json::object m = MirrorStatus(*rec, "cand");
     return Num(m, {"diff", "match"}) + Num(m, {"diff", "mismatch"}) == 15;
-  })) << json::serialize(StatusOf(*rec));
+  })) << json::serialize(rec->Status());
   const json::object m = MirrorStatus(*rec, "cand");
   EXPECT_EQ(Num(m, {"diff", "match"}), 10);
   EXPECT_EQ(Num(m, {"diff", "mismatch"}), 5);
@@ -446,7 +439,7 @@ TEST_F(MirrorCliTest, MirrorDiffCountsAndNamesTheDifferingPath) {
   ASSERT_EQ(drive(*ruled, "e-"), 15);
   ASSERT_TRUE(Eventually([&] {
     return Num(MirrorStatus(*ruled, "cand"), {"diff", "match"}) == 15;
-  })) << json::serialize(StatusOf(*ruled));
+  })) << json::serialize(ruled->Status());
   EXPECT_EQ(Num(MirrorStatus(*ruled, "cand"), {"diff", "mismatch"}), 0);
 }
 
@@ -674,7 +667,7 @@ TEST_F(MirrorCliTest, SigintWithCopiesInFlightExitsPromptlyWithSummary) {
     ASSERT_EQ(Fetch(rec->port(), "GET", "/q/" + std::to_string(i)).result_int(), 200u);
   }
   ASSERT_TRUE(Eventually([&] { return Num(MirrorStatus(*rec, "hole"), {"inflight"}) == 20; }))
-      << json::serialize(StatusOf(*rec));
+      << json::serialize(rec->Status());
   ASSERT_TRUE(Eventually([&] { return Num(MirrorStatus(*rec, "fine"), {"succeeded"}) == 20; }));
   const auto t0 = Clock::now();
   rec->child().Signal(SIGINT);

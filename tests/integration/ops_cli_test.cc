@@ -62,8 +62,8 @@ TEST(NotifyTest, RecordTellsTheSupervisorReadyStatusAndStopping) {
   TestUpstream primary;
   NotifySocket notify(dir + "/notify.sock");
   ASSERT_TRUE(notify.bound());
-  ChildProcess rec({DoppelBinary(), "--store", dir + "/store", "record", "--listen",
-                    "127.0.0.1:0", "--upstream", primary.url(), "--session", "svc"},
+  ChildProcess rec({DoppelBinary(), "--store", dir + "/store", "record", "--listen", "127.0.0.1:0",
+                    "--upstream", primary.url(), "--session", "svc"},
                    {"NOTIFY_SOCKET=" + dir + "/notify.sock"});
   const unsigned port = PortOf(rec.WaitForLine("listening on "));
   ASSERT_NE(port, 0u) << rec.all_stderr();
@@ -87,8 +87,8 @@ TEST(NotifyTest, RecordTellsTheSupervisorReadyStatusAndStopping) {
 TEST(NotifyTest, WithoutNotifySocketNothingChanges) {
   const std::string dir = MakeTempDir("no-notify");
   TestUpstream primary;
-  ChildProcess rec({DoppelBinary(), "--store", dir + "/store", "record", "--listen",
-                    "127.0.0.1:0", "--upstream", primary.url(), "--session", "plain"},
+  ChildProcess rec({DoppelBinary(), "--store", dir + "/store", "record", "--listen", "127.0.0.1:0",
+                    "--upstream", primary.url(), "--session", "plain"},
                    {"NOTIFY_SOCKET="});
   const unsigned port = PortOf(rec.WaitForLine("listening on "));
   ASSERT_NE(port, 0u) << rec.all_stderr();

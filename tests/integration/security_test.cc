@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "storage/store.h"
+#include "tests/base/temp_dir.h"
 #include "tests/integration/hardening_util.h"
 #include "tests/integration/store_dir_test.h"
 #include "tests/net/test_tls_upstream.h"
@@ -35,13 +36,6 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class SecurityTest : public StoreDirTest {
  protected:

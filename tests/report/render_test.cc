@@ -17,6 +17,7 @@
 #include "report/report_json.h"
 #include "report/report_junit.h"
 #include "report/report_text.h"
+#include "tests/base/temp_dir.h"
 #include "tests/report/test_util.h"
 
 namespace doppel::report {
@@ -84,12 +85,7 @@ Report SampleReport() {
   return feed.Finish();
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using doppel::testing::ReadFile;
 
 void WriteFile(const std::string& path, const std::string& data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
