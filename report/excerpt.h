@@ -6,13 +6,13 @@
 #include <string>
 #include <string_view>
 
+#include "base/utf8.h"
 #include "doppel/v1/envelope.pb.h"
 
 namespace doppel::report {
 
-// `bytes` with every invalid UTF-8 sequence (and any encoded surrogate or code point above
-// U+10FFFF) replaced by U+FFFD.
-std::string SanitizeUtf8(std::string_view bytes);
+// SanitizeUtf8 (base/utf8.h): invalid UTF-8 replaced by U+FFFD.
+using doppel::SanitizeUtf8;
 
 // Appends "\xNN" (lower-case hex) for the byte `c`: how the renderers show a control
 // character that must not reach a terminal or a page as is.
