@@ -3,12 +3,15 @@
 #include <chrono>
 #include <cstdio>
 
+#include "base/log.h"
 #include "base/thread.h"
 #include "storage/store.h"
 
 namespace doppel::recorder {
 
 namespace {
+
+constexpr log::Component kCaptureLog{"capture", "doppel record"};
 
 class StoreSink : public CaptureSink {
  public:
@@ -83,6 +86,10 @@ Status CaptureWriter::first_error() const {
   return first_error_;
 }
 
+std::string CaptureWriter::SinkName() const {
+  return options_.sink_name.empty() ? "store" : options_.sink_name;
+}
+
 std::string CaptureWriter::LogPrefix() const {
   return options_.sink_name.empty() ? "" : "sink " + options_.sink_name + ": ";
 }
@@ -135,11 +142,11 @@ void CaptureWriter::Run() {
         counters_.stored->Inc(n);
         if (failing_) {
           failing_ = false;
-          std::fprintf(stderr,
-                       "doppel record: %sstoring envelopes works again; %llu envelopes were "
-                       "dropped meanwhile\n",
-                       LogPrefix().c_str(),
-                       static_cast<unsigned long long>(dropped_while_failing_));
+          log::Info(kCaptureLog,
+                    LogPrefix() + "storing envelopes works again; " +
+                        std::to_string(dropped_while_failing_) +
+                        " envelopes were dropped meanwhile",
+                    {{"sink", SinkName()}, {"dropped", dropped_while_failing_}});
         }
         continue;
       }
@@ -149,12 +156,12 @@ void CaptureWriter::Run() {
         failing_ = true;
         dropped_while_failing_ = n;
         last_retry_ = std::chrono::steady_clock::now();
-        std::fprintf(stderr,
-                     "doppel record: %sstoring envelopes failed: %s; captures are dropped (and "
-                     "counted) until the %s accepts writes again, retried every second; "
-                     "proxying goes on\n",
-                     LogPrefix().c_str(), st.ToString().c_str(),
-                     options_.sink_name.empty() ? "store" : "sink");
+        log::Error(kCaptureLog,
+                   LogPrefix() + "storing envelopes failed: " + st.ToString() +
+                       "; captures are dropped (and counted) until the " +
+                       (options_.sink_name.empty() ? "store" : "sink") +
+                       " accepts writes again, retried every second; proxying goes on",
+                   {{"sink", SinkName()}, {"error", st.ToString()}});
         std::lock_guard<std::mutex> lock(mu_);
         if (first_error_.ok()) first_error_ = st;
       }

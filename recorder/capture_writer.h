@@ -83,6 +83,7 @@ class CaptureWriter {
  private:
   void Run();
   std::string LogPrefix() const;  // "sink NAME: ", or "" for the store
+  std::string SinkName() const;   // NAME, or "store"
 
   CaptureSink* sink_;
   const redact::Redactor* redactor_;

@@ -12,6 +12,7 @@
 #include <random>
 #include <unordered_set>
 
+#include "base/log.h"
 #include "base/strings.h"
 #include "base/thread.h"
 #include "base/units.h"
@@ -460,9 +461,6 @@ void MirrorHub::AdaptLoop(const net::Histogram* primary_latency) {
                                      std::chrono::steady_clock::now().time_since_epoch())
                                      .count());
   };
-  auto log = options_.log ? options_.log : [](const std::string& line) {
-    std::fprintf(stderr, "doppel record: %s\n", line.c_str());
-  };
   std::unique_lock<std::mutex> lock(adapt_mu_);
   for (;;) {
     std::vector<uint64_t> counts(buckets);
@@ -501,7 +499,15 @@ void MirrorHub::AdaptLoop(const net::Histogram* primary_latency) {
         char line[512];
         std::snprintf(line, sizeof line, "mirror '%s' at %.3g%% (was %.3g%%): %s",
                       t->spec.name.c_str(), t->controller->effective(), before, reason.c_str());
-        log(line);
+        if (options_.log) {
+          options_.log(line);
+        } else {
+          log::Info({"mirror", "doppel record"}, line,
+                    {{"mirror", t->spec.name},
+                     {"percent", t->controller->effective()},
+                     {"was", before},
+                     {"reason", reason}});
+        }
       }
     }
     if (adapt_cv_.wait_for(lock, options_.adaptive_tick, [this] { return adapt_stop_; })) return;

@@ -112,7 +112,7 @@ struct MirrorOptions {
   size_t max_active_faults = 0;
   // --mirror-budget: what adaptive mirrors (MirrorSpec::adaptive) keep within; required
   // when one is adaptive. The controller ticks every `adaptive_tick` over the last
-  // `adaptive_window` ticks, and reports each change through `log` (default: stderr).
+  // `adaptive_window` ticks, and reports each change through `log` (default: base/log.h).
   MirrorBudget budget;
   std::chrono::milliseconds adaptive_tick{1000};
   size_t adaptive_window = 5;

@@ -78,13 +78,15 @@ class RecorderImpl : public Recorder {
   // --log-bodies: one line per request the proxy answered itself.
   void LogFailure(unsigned status, const char* label, const std::string& request,
                   const std::string& reason) {
-    failure_log_.Write("doppel record: " + std::to_string(status) + " " + label + ": " + reason +
-                       ": " + request);
+    failure_log_.Write(log::Level::kInfo,
+                       std::to_string(status) + " " + label + ": " + reason + ": " + request,
+                       {{"status", status}});
   }
   // --tls-client-ca: a client whose TLS handshake failed, and why (its certificate refused,
   // or none sent). Only the address and OpenSSL's reason: nothing the client chose to send.
   void LogRefusedClient(const std::string& ip, const std::string& reason) {
-    refused_log_.Write("doppel record: TLS client " + ip + " refused: " + reason);
+    refused_log_.Write(log::Level::kWarn, "TLS client " + ip + " refused: " + reason,
+                       {{"client", ip}});
   }
   const redact::Redactor* redactor() const { return redactor_; }
   // --fault / --fault-headers on the proxied path; null when off.
@@ -97,8 +99,8 @@ class RecorderImpl : public Recorder {
   RecorderOptions options_;
   Sampler sampler_;
   const redact::Redactor* redactor_;
-  RateLimitedLog failure_log_{20};
-  RateLimitedLog refused_log_{20};  // LogRefusedClient
+  RateLimitedLog failure_log_{{"proxy", "doppel record"}, 20};
+  RateLimitedLog refused_log_{{"tls", "doppel record"}, 20};  // LogRefusedClient
   net::MetricsRegistry registry_;
   RecorderMetrics metrics_;
   // One capture writer per sink, with the sink's own counters (sink="NAME").

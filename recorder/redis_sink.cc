@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/log.h"
+
 namespace doppel::recorder {
 namespace {
+
+constexpr log::Component kSinkLog{"sink", "doppel record"};
 
 class RedisSink : public CaptureSink {
  public:
@@ -27,7 +31,8 @@ class RedisSink : public CaptureSink {
     Status st = writer_.Connect();
     if (st.ok()) {
       backoff_ = options_.min_backoff;
-      std::fprintf(stderr, "doppel record: reconnected to %s\n", writer_.url().ToString().c_str());
+      log::Info(kSinkLog, "reconnected to " + writer_.url().ToString(),
+                {{"sink", writer_.url().ToString()}});
       return st;
     }
     next_attempt_ = now + backoff_;
@@ -52,10 +57,11 @@ Result<CaptureSinkPtr> MakeRedisSink(const stream::RedisUrl& url, RedisSinkOptio
     if (!options.optional || st.code() != Status::Code::kUnavailable) {
       return st.WithContext("--sink " + url.ToString());
     }
-    std::fprintf(stderr,
-                 "doppel record: --sink %s: %s; starting anyway (--sink-optional): captures "
-                 "for it are dropped and counted until it answers\n",
-                 url.ToString().c_str(), st.ToString().c_str());
+    log::Warn(kSinkLog,
+              "--sink " + url.ToString() + ": " + st.ToString() +
+                  "; starting anyway (--sink-optional): captures for it are dropped and counted "
+                  "until it answers",
+              {{"sink", url.ToString()}, {"error", st.ToString()}});
   }
   return CaptureSinkPtr(std::move(sink));
 }

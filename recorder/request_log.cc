@@ -1,7 +1,6 @@
 #include "recorder/request_log.h"
 
 #include <boost/beast/core/string.hpp>
-#include <cstdio>
 
 namespace doppel::recorder {
 
@@ -62,7 +61,9 @@ std::string DescribeRequestForLog(const boost::beast::http::request_header<>& he
   return out;
 }
 
-void RateLimitedLog::Write(const std::string& line) {
+void RateLimitedLog::Write(log::Level level, const std::string& message,
+                           const boost::json::object& fields) {
+  if (!log::Enabled(level)) return;
   uint64_t suppressed = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -80,10 +81,10 @@ void RateLimitedLog::Write(const std::string& line) {
     suppressed_ = 0;
   }
   if (suppressed > 0) {
-    std::fprintf(stderr, "doppel record: (%llu similar lines left out)\n",
-                 static_cast<unsigned long long>(suppressed));
+    log::Write(level, component_, "(" + std::to_string(suppressed) + " similar lines left out)",
+               {{"left_out", suppressed}});
   }
-  std::fprintf(stderr, "%s\n", line.c_str());
+  log::Write(level, component_, message, fields);
 }
 
 }  // namespace doppel::recorder

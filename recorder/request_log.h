@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/log.h"
 #include "redact/redactor.h"
 
 namespace doppel::recorder {
@@ -24,14 +25,17 @@ std::string DescribeRequestForLog(const boost::beast::http::request_header<>& he
                                   std::string_view body, const redact::Redactor* redactor,
                                   size_t max_body = 1024);
 
-// Writes lines to stderr, at most `per_second` lines a second; lines over that are counted
-// and the count is logged with the next line that gets through. Thread-safe.
+// Writes lines through base/log.h as `component`, at most `per_second` lines a second; lines
+// over that are counted and the count is logged with the next line that gets through.
+// Thread-safe.
 class RateLimitedLog {
  public:
-  explicit RateLimitedLog(int per_second) : per_second_(per_second) {}
-  void Write(const std::string& line);
+  RateLimitedLog(log::Component component, int per_second)
+      : component_(component), per_second_(per_second) {}
+  void Write(log::Level level, const std::string& message, const boost::json::object& fields = {});
 
  private:
+  const log::Component component_;
   const int per_second_;
   std::mutex mu_;
   std::chrono::steady_clock::time_point window_;  // guarded by mu_

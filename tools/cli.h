@@ -24,6 +24,8 @@ struct GlobalOptions {
   std::string store = "./doppel-data";  // --store, or $DOPPEL_STORE
   std::string command_line;             // argv joined (secrets masked), for run records
   std::string audit_log;                // --audit-log FILE|syslog, or $DOPPEL_AUDIT_LOG
+  std::string log_format = "text";      // --log-format text|json (base/log.h)
+  std::string log_level = "info";       // --log-level debug|info|warn|error
   // The open audit log (null without --audit-log), for lines a command writes while it runs
   // (record: "listening"; config reloads will write theirs here too) through WriteAudit.
   audit::AuditLog* audit = nullptr;

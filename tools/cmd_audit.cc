@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "audit/audit_log.h"
+#include "base/log.h"
 #include "tools/cli.h"
 
 #ifndef DOPPEL_VERSION
@@ -16,11 +17,13 @@
 namespace doppel::cli {
 namespace {
 
+constexpr log::Component kAuditLog{"audit", "doppel"};
+
 // Exit codes of `audit verify`: 0 intact, 1 a bad line, 2 the file cannot be read.
 int Verify(const std::string& file) {
   auto verdict = audit::VerifyAuditFile(file);
   if (!verdict.ok()) {
-    std::cerr << "doppel audit verify: " << verdict.status().message() << "\n";
+    log::Error({"audit", "doppel audit verify"}, verdict.status().message());
     return kExitError;
   }
   if (!verdict->intact) {
@@ -43,8 +46,8 @@ void Append(const GlobalOptions& global, boost::json::object entry) {
   if (global.audit == nullptr) return;
   Status s = global.audit->Append(entry);
   if (!s.ok()) {
-    std::cerr << "doppel: warning: audit line not written: " << s.message()
-              << " (the command goes on)\n";
+    log::Warn(kAuditLog,
+              "warning: audit line not written: " + s.message() + " (the command goes on)");
   }
 }
 
@@ -76,8 +79,10 @@ void AuditEnd(const GlobalOptions& global, const std::string& command, int exit_
   }
   Append(global, std::move(entry));
   if (const uint64_t failed = global.audit->failed_writes(); failed > 0) {
-    std::cerr << "doppel: " << failed << " audit line(s) could not be written to "
-              << global.audit->where() << "\n";
+    log::Warn(
+        kAuditLog,
+        std::to_string(failed) + " audit line(s) could not be written to " + global.audit->where(),
+        {{"failed", failed}, {"audit_log", global.audit->where()}});
   }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "diff/rules.h"
 #include "replay/noise_learn.h"
 #include "replay/source.h"
@@ -25,7 +26,7 @@ struct LearnFlags {
 };
 
 int Fail(const Status& s) {
-  std::cerr << "doppel: " << s.ToString() << "\n";
+  log::Error({"noise", "doppel"}, s.ToString());
   return kExitError;
 }
 

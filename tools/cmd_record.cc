@@ -7,14 +7,17 @@
 
 #include <algorithm>
 #include <boost/json/array.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <thread>
 
 #include "audit/audit_log.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/units.h"
 #include "recorder/session.h"
 #include "tools/cli.h"
@@ -22,8 +25,10 @@
 namespace doppel::cli {
 namespace {
 
+constexpr log::Component kRecordLog{"record", "doppel record"};
+
 int Fail(const Status& s) {
-  std::cerr << "doppel record: " << s.ToString() << "\n";
+  log::Error(kRecordLog, s.ToString());
   return kExitError;
 }
 
@@ -33,45 +38,69 @@ void PrintBanner(const recorder::Session& session) {
   if (auto admin = session.recorder().admin_address()) {
     std::cout << "admin on " << admin->ToString() << std::endl;
   }
-  std::cerr << "doppel record: session '" << session.name() << "' -> " << o.upstream.ToString()
-            << ", sampling ";
+  std::ostringstream line;
+  line << "session '" << session.name() << "' -> " << o.upstream.ToString() << ", sampling ";
   if (o.coverage) {
-    std::cerr << "by coverage, budget " << o.coverage->budget.text << ", per-class minimum "
-              << o.coverage->per_class_min;
+    line << "by coverage, budget " << o.coverage->budget.text << ", per-class minimum "
+         << o.coverage->per_class_min;
   } else {
-    std::cerr << o.sample_percent << "%";
+    line << o.sample_percent << "%";
   }
-  std::cerr << (o.rules.empty() ? "" : " of matching requests") << "\n";
+  line << (o.rules.empty() ? "" : " of matching requests");
+  log::Info(kRecordLog, line.str(),
+            {{"session", session.name()},
+             {"listen", session.recorder().listen_address().ToString()},
+             {"upstream", o.upstream.ToString()},
+             {"sample_mode", o.coverage ? "coverage" : "percent"},
+             {"sample_percent", o.sample_percent},
+             {"rules", o.rules.blocks().size()}});
   if (o.coverage && !o.coverage->history_sessions.empty()) {
-    std::cerr << "doppel record: class history: " << o.coverage->history.size() << " classes from";
-    for (const std::string& name : o.coverage->history_sessions) std::cerr << " " << name;
-    std::cerr << "\n";
+    line.str("");
+    line << "class history: " << o.coverage->history.size() << " classes from";
+    for (const std::string& name : o.coverage->history_sessions) line << " " << name;
+    log::Info(kRecordLog, line.str(), {{"classes", o.coverage->history.size()}});
   }
   if (!o.fault.spec.empty() || o.fault.from_headers) {
-    std::cerr << "doppel record: WARNING: injecting faults into the proxied traffic ("
-              << (o.fault.spec.empty() ? std::string("none drawn") : o.fault.spec.text)
-              << (o.fault.from_headers ? ", and as request headers ask" : "")
-              << (o.fault_rule.empty() ? "" : ", rule '" + o.fault_rule + "'")
-              << "): clients will see delays and errors the primary did not cause\n";
+    line.str("");
+    line << "WARNING: injecting faults into the proxied traffic ("
+         << (o.fault.spec.empty() ? std::string("none drawn") : o.fault.spec.text)
+         << (o.fault.from_headers ? ", and as request headers ask" : "")
+         << (o.fault_rule.empty() ? "" : ", rule '" + o.fault_rule + "'")
+         << "): clients will see delays and errors the primary did not cause";
+    log::Warn(kRecordLog, line.str(),
+              {{"faults", o.fault.spec.text},
+               {"fault_headers", o.fault.from_headers},
+               {"fault_rule", o.fault_rule}});
   }
   if (!o.tls_client_ca_file.empty()) {
-    std::cerr << "doppel record: mTLS: clients must present a certificate issued by a CA of "
-              << o.tls_client_ca_file << "\n";
+    log::Info(kRecordLog,
+              "mTLS: clients must present a certificate issued by a CA of " + o.tls_client_ca_file,
+              {{"client_ca", o.tls_client_ca_file}});
   }
   for (const auto& m : o.mirror.mirrors) {
-    std::cerr << "doppel record: mirroring " << (m.adaptive ? "up to " : "") << m.percent << "%"
-              << (m.rule.empty() ? "" : " of rule '" + m.rule + "'") << " to " << m.url.ToString()
-              << " as '" << m.name << "' (timeout " << m.timeout.count() << " ms, max in flight "
-              << m.max_inflight << (o.mirror.diff ? ", diffed" : "")
-              << (m.adaptive ? ", adaptive within " + o.mirror.budget.ToString() : "")
-              << (m.fault.empty() ? "" : ", faults " + m.fault.text) << ")\n";
+    line.str("");
+    line << "mirroring " << (m.adaptive ? "up to " : "") << m.percent << "%"
+         << (m.rule.empty() ? "" : " of rule '" + m.rule + "'") << " to " << m.url.ToString()
+         << " as '" << m.name << "' (timeout " << m.timeout.count() << " ms, max in flight "
+         << m.max_inflight << (o.mirror.diff ? ", diffed" : "")
+         << (m.adaptive ? ", adaptive within " + o.mirror.budget.ToString() : "")
+         << (m.fault.empty() ? "" : ", faults " + m.fault.text) << ")";
+    log::Info(kRecordLog, line.str(),
+              {{"mirror", m.name},
+               {"url", m.url.ToString()},
+               {"percent", m.percent},
+               {"adaptive", m.adaptive},
+               {"timeout_ms", m.timeout.count()},
+               {"max_inflight", m.max_inflight}});
   }
 }
 
-// One status line: the request rate since the last line and the running counts. Also the
-// supervisor's STATUS= under systemd (docs/operations.md).
+// One status line: the request rate since the last line and the running counts, rewritten in
+// place on a terminal (log::WriteStatus decides; the last argument, whether stderr is a
+// terminal, is its business). Also the supervisor's STATUS= under systemd
+// (docs/operations.md).
 void PrintStatusLine(const recorder::Recorder& rec, const recorder::RecorderCounts& c, double rate,
-                     bool tty) {
+                     bool /*tty*/) {
   char line[1024];
   std::snprintf(
       line, sizeof line,
@@ -80,27 +109,33 @@ void PrintStatusLine(const recorder::Recorder& rec, const recorder::RecorderCoun
       rate, static_cast<unsigned long long>(c.requests), static_cast<unsigned long long>(c.sampled),
       static_cast<unsigned long long>(c.stored), static_cast<unsigned long long>(c.dropped),
       static_cast<unsigned long long>(c.errors), static_cast<unsigned long long>(c.queue_depth));
+  boost::json::object fields{{"rate", std::llround(rate)}, {"requests", c.requests},
+                             {"sampled", c.sampled},       {"stored", c.stored},
+                             {"dropped", c.dropped},       {"errors", c.errors},
+                             {"queue", c.queue_depth}};
+  boost::json::array failing_sinks, mirrors;
   for (const recorder::SinkCounts& k : c.sinks) {
     if (!k.failing) continue;
     const size_t used = std::strlen(line);
     std::snprintf(line + used, sizeof line - used, " | %s retrying, dropped %llu", k.name.c_str(),
                   static_cast<unsigned long long>(k.dropped));
+    failing_sinks.push_back(boost::json::object{{"name", k.name}, {"dropped", k.dropped}});
   }
   for (const recorder::MirrorCounts& m : rec.mirror_counts()) {
     const size_t used = std::strlen(line);
     // Failed: sent and not answered well. Dropped: never sent (over max-inflight, or the
     // mirror was unavailable after a failed connect).
-    std::snprintf(
-        line + used, sizeof line - used, " | %s sent %llu failed %llu dropped %llu", m.name.c_str(),
-        static_cast<unsigned long long>(m.sent), static_cast<unsigned long long>(m.failed),
-        static_cast<unsigned long long>(m.dropped_cap + m.dropped_unavailable + m.dropped_bytes));
+    const uint64_t dropped = m.dropped_cap + m.dropped_unavailable + m.dropped_bytes;
+    std::snprintf(line + used, sizeof line - used, " | %s sent %llu failed %llu dropped %llu",
+                  m.name.c_str(), static_cast<unsigned long long>(m.sent),
+                  static_cast<unsigned long long>(m.failed),
+                  static_cast<unsigned long long>(dropped));
+    mirrors.push_back(boost::json::object{
+        {"name", m.name}, {"sent", m.sent}, {"failed", m.failed}, {"dropped", dropped}});
   }
-  if (tty) {
-    std::fprintf(stderr, "\r\033[K%s", line);
-  } else {
-    std::fprintf(stderr, "doppel record: %s\n", line);
-  }
-  std::fflush(stderr);
+  if (!failing_sinks.empty()) fields["failing_sinks"] = std::move(failing_sinks);
+  if (!mirrors.empty()) fields["mirrors"] = std::move(mirrors);
+  log::WriteStatus(log::Level::kInfo, kRecordLog, line, fields);
   (void)sd_notifyf(0, "STATUS=%s", line);  // a no-op without $NOTIFY_SOCKET
 }
 
@@ -228,9 +263,11 @@ int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
       last_requests = c.requests;
     }
   }
-  if (tty) std::fprintf(stderr, "\n");
-  std::fprintf(stderr, "doppel record: %s, finishing in-flight requests and flushing\n",
-               caught == SIGINT ? "interrupted" : "terminated");
+  // (A status line rewritten on the terminal is ended with a newline by the next line.)
+  log::Info(kRecordLog,
+            std::string(caught == SIGINT ? "interrupted" : "terminated") +
+                ", finishing in-flight requests and flushing",
+            {{"signal", caught == SIGINT ? "SIGINT" : "SIGTERM"}});
   (void)sd_notify(0, "STOPPING=1\nSTATUS=draining in-flight requests and flushing");
 
   const recorder::SessionSummary& summary = session.Stop();

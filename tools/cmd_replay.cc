@@ -8,11 +8,13 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "audit/audit_log.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/time_format.h"
 #include "interop/interop.h"
 #include "replay/replay.h"
@@ -69,8 +71,10 @@ report::TextOptions TextOpts(bool log_bodies) {
   return o;
 }
 
+constexpr log::Component kReplayLog{"replay", "doppel"};
+
 int Fail(const Status& s) {
-  std::cerr << "doppel: " << s.ToString() << "\n";
+  log::Error(kReplayLog, s.ToString());
   return kExitError;
 }
 
@@ -123,40 +127,62 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   notes["targets"] = std::move(targets);
   notes["envelopes"] = plan.to_send;
   if (!f.quiet) {
-    std::cerr << "doppel: replaying " << plan.to_send << " of " << plan.total << " envelopes of '"
-              << plan.session_name << "' to " << f.run.targets.size() << " target(s) at "
-              << plan.pacing << (f.run.secondary.empty() ? "" : ", secondary " + f.run.secondary)
-              << "\n";
+    std::ostringstream line;
+    line << "replaying " << plan.to_send << " of " << plan.total << " envelopes of '"
+         << plan.session_name << "' to " << f.run.targets.size() << " target(s) at " << plan.pacing
+         << (f.run.secondary.empty() ? "" : ", secondary " + f.run.secondary);
+    log::Info(kReplayLog, line.str(),
+              {{"session", plan.session_name},
+               {"envelopes", plan.to_send},
+               {"total", plan.total},
+               {"targets", f.run.targets.size()}});
+    auto note = [](uint64_t count, std::string_view what, std::string_view field) {
+      log::Info(kReplayLog, std::to_string(count) + std::string(what), {{field, count}});
+    };
     if (plan.decisions.refused)
-      std::cerr << "doppel: " << plan.decisions.refused
-                << " envelopes the proxy refused were not replayed (they never reached the "
-                   "primary)\n";
+      note(plan.decisions.refused,
+           " envelopes the proxy refused were not replayed (they never reached the primary)",
+           "refused");
     if (plan.decisions.unsafe)
-      std::cerr << "doppel: skipping " << plan.decisions.unsafe
-                << " POST/PUT/PATCH/DELETE requests (pass --allow-unsafe-methods to send them)\n";
+      log::Info(kReplayLog,
+                "skipping " + std::to_string(plan.decisions.unsafe) +
+                    " POST/PUT/PATCH/DELETE requests (pass --allow-unsafe-methods to send them)",
+                {{"unsafe", plan.decisions.unsafe}});
     if (plan.correlate && plan.correlation_rules > 0)
-      std::cerr << "doppel: correlation on: " << plan.correlation_rules << " explicit rules, "
-                << plan.correlations - plan.correlation_rules
-                << " correlations learned; each client's requests go in recorded order\n";
+      log::Info(
+          kReplayLog,
+          "correlation on: " + std::to_string(plan.correlation_rules) + " explicit rules, " +
+              std::to_string(plan.correlations - plan.correlation_rules) +
+              " correlations learned; each client's requests go in recorded order",
+          {{"correlation_rules", plan.correlation_rules}, {"correlations", plan.correlations}});
     else if (plan.correlate)
-      std::cerr << "doppel: correlation on: " << plan.correlations
-                << " correlations learned; each client's requests go in recorded order\n";
+      log::Info(kReplayLog,
+                "correlation on: " + std::to_string(plan.correlations) +
+                    " correlations learned; each client's requests go in recorded order",
+                {{"correlations", plan.correlations}});
     if (!plan.jwt_alg.empty())
-      std::cerr << "doppel: --jwt-resign: JWTs in recorded requests get fresh iat/nbf/exp and "
-                   "are signed "
-                << plan.jwt_alg << " (tokens carried from live answers are sent as they came)\n";
+      log::Info(kReplayLog,
+                "--jwt-resign: JWTs in recorded requests get fresh iat/nbf/exp and are signed " +
+                    plan.jwt_alg + " (tokens carried from live answers are sent as they came)",
+                {{"jwt_alg", plan.jwt_alg}});
     if (f.run.shift_time)
-      std::cerr << "doppel: --shift-time: timestamps in requests move by the time since "
-                << FormatUtc(static_cast<int64_t>(plan.recorded_from_us))
-                << ", when the recording started\n";
+      log::Info(kReplayLog, "--shift-time: timestamps in requests move by the time since " +
+                                FormatUtc(static_cast<int64_t>(plan.recorded_from_us)) +
+                                ", when the recording started");
     if (plan.decisions.filtered)
-      std::cerr << "doppel: " << plan.decisions.filtered << " envelopes filtered out\n";
-    if (plan.decisions.not_in_percent)
-      std::cerr << "doppel: " << plan.decisions.not_in_percent << " envelopes outside --percent "
-                << f.run.selection.percent << "\n";
+      note(plan.decisions.filtered, " envelopes filtered out", "filtered");
+    if (plan.decisions.not_in_percent) {
+      line.str("");
+      line << plan.decisions.not_in_percent << " envelopes outside --percent "
+           << f.run.selection.percent;
+      log::Info(kReplayLog, line.str(), {{"not_in_percent", plan.decisions.not_in_percent}});
+    }
   }
 
-  const bool tty = !f.no_progress && !f.quiet && ::isatty(STDERR_FILENO);
+  // On a terminal the progress line is rewritten in place at every call; otherwise (and in
+  // the JSON form) it is a line every 5 s.
+  const bool show_progress = !f.no_progress && !f.quiet;
+  const bool tty = show_progress && log::StatusRewrites();
   uint64_t last_log_us = 0;
   auto progress = [&](const replay::ReplayProgress& p, uint64_t mismatches) {
     double secs = p.elapsed_us / 1e6;
@@ -171,15 +197,20 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
                   (unsigned long long)p.completed, (unsigned long long)plan.to_send, rate,
                   (unsigned long long)p.in_flight, (unsigned long long)p.errors,
                   (unsigned long long)mismatches, eta);
-    if (tty) {
-      std::fprintf(stderr, "\r\033[K%s", line);
-    } else if (!f.quiet && !f.no_progress && p.elapsed_us - last_log_us >= 5'000'000) {
+    if (tty || (show_progress && p.elapsed_us - last_log_us >= 5'000'000)) {
       last_log_us = p.elapsed_us;
-      std::fprintf(stderr, "doppel: %s\n", line);
+      log::WriteStatus(log::Level::kInfo, kReplayLog, line,
+                       {{"done", p.completed},
+                        {"envelopes", plan.to_send},
+                        {"rate", std::llround(rate)},
+                        {"in_flight", p.in_flight},
+                        {"errors", p.errors},
+                        {"mismatches", mismatches},
+                        {"eta_s", std::llround(eta)}});
     }
   };
   auto outcome = run.Execute(progress);
-  if (tty) std::fprintf(stderr, "\r\033[K");
+  log::ClearStatus();
   if (!outcome.ok()) {
     notes["error"] = outcome.status().ToString();
     return Fail(outcome.status());
@@ -193,16 +224,21 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
                                                        : "error";
 
   if (!o.run_saved.ok())
-    std::cerr << "doppel: warning: could not save run " << o.run_id << ": "
-              << o.run_saved.ToString() << "\n";
+    log::Warn(
+        kReplayLog,
+        "warning: could not save run " + std::to_string(o.run_id) + ": " + o.run_saved.ToString(),
+        {{"run", o.run_id}});
   if (!o.results_saved.ok())
-    std::cerr << "doppel: warning: some per-request results were not saved: "
-              << o.results_saved.ToString() << "\n";
+    log::Warn(kReplayLog,
+              "warning: some per-request results were not saved: " + o.results_saved.ToString(),
+              {{"run", o.run_id}});
   if (!f.quiet) {
     if (o.stats.dropped_redacted_headers)
-      std::cerr << "doppel: " << o.stats.dropped_redacted_headers
-                << " redacted header values were not sent (recorded as hashes); supply real "
-                   "values with --set-header Name=Value\n";
+      log::Info(kReplayLog,
+                std::to_string(o.stats.dropped_redacted_headers) +
+                    " redacted header values were not sent (recorded as hashes); supply real "
+                    "values with --set-header Name=Value",
+                {{"dropped_redacted_headers", o.stats.dropped_redacted_headers}});
     PrintLaneSummary(o.stats);
     std::cout << "\n" << report::RenderText(o.report, TextOpts(f.log_bodies));
     if (o.run_saved.ok())
@@ -211,8 +247,10 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   }
   if (!o.report_files.ok()) return Fail(o.report_files);
   if (o.stats.interrupted)
-    std::cerr << "doppel: interrupted; the partial run " << o.run_id
-              << (o.run_saved.ok() ? " is saved\n" : " could not be saved\n");
+    log::Warn(kReplayLog,
+              "interrupted; the partial run " + std::to_string(o.run_id) +
+                  (o.run_saved.ok() ? " is saved" : " could not be saved"),
+              {{"run", o.run_id}, {"saved", o.run_saved.ok()}});
   return o.exit_code;
 }
 

@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <vector>
 
 #include "base/enum_names.h"
+#include "base/log.h"
 #include "base/time_format.h"
 #include "base/units.h"
 #include "diff/endpoint.h"
@@ -25,8 +27,10 @@ namespace {
 using storage::Store;
 using storage::StoreOptions;
 
+constexpr log::Component kStoreLog{"store", "doppel"};
+
 int Fail(const Status& s) {
-  std::cerr << "doppel: " << s.ToString() << "\n";
+  log::Error(kStoreLog, s.ToString());
   return kExitError;
 }
 
@@ -182,7 +186,9 @@ int Cat(const GlobalOptions& g, const std::string& name, uint64_t limit, bool sk
     std::cout << boost::json::serialize(interop::EnvelopeToJson((*it)->envelope())) << "\n";
   std::cout.flush();
   if ((*it)->skipped())
-    std::cerr << "doppel: skipped " << (*it)->skipped() << " envelopes that do not decode\n";
+    log::Warn(kStoreLog,
+              "skipped " + std::to_string((*it)->skipped()) + " envelopes that do not decode",
+              {{"skipped", (*it)->skipped()}});
   if (!(*it)->status().ok()) return Fail((*it)->status());
   return kExitOk;
 }
@@ -194,7 +200,7 @@ struct ExportArgs {
 };
 
 int UsageError(const std::string& what) {
-  std::cerr << "doppel: " << what << "\n";
+  log::Error(kStoreLog, what);
   return kExitError;
 }
 
@@ -249,15 +255,24 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
   interop::ExportStats stats;
   s = interop::ExportFile(*store, name, format, file, &stats);
   if (!s.ok()) return Fail(s);
-  // With the data on stdout, the summary goes to stderr.
-  (file == "-" ? std::cerr : std::cout)
-      << "exported " << stats.envelopes << " envelopes of '" << name << "' to "
-      << (file == "-" ? "stdout" : file) << " (" << interop::InteropFormatName(format) << ", "
-      << FormatBytes(stats.bytes) << ")\n";
-  if (stats.refused)
-    (file == "-" ? std::cerr : std::cout)
-        << stats.refused << " envelopes the proxy refused were not exported (they never reached "
-        << "the primary; jsonl and bundle exports keep them)\n";
+  std::ostringstream summary;
+  summary << "exported " << stats.envelopes << " envelopes of '" << name << "' to "
+          << (file == "-" ? "stdout" : file) << " (" << interop::InteropFormatName(format) << ", "
+          << FormatBytes(stats.bytes) << ")";
+  const std::string refused =
+      stats.refused == 0 ? std::string()
+                         : std::to_string(stats.refused) +
+                               " envelopes the proxy refused were not exported (they never "
+                               "reached the primary; jsonl and bundle exports keep them)";
+  if (file != "-") {
+    std::cout << summary.str() << "\n" << refused << (refused.empty() ? "" : "\n");
+    return kExitOk;
+  }
+  // With the data on stdout, the summary is a diagnostic on stderr (in text form, unprefixed).
+  constexpr log::Component kSummary{"store", ""};
+  log::Info(kSummary, summary.str(),
+            {{"session", name}, {"envelopes", stats.envelopes}, {"bytes", stats.bytes}});
+  if (!refused.empty()) log::Info(kSummary, refused, {{"refused", stats.refused}});
   return kExitOk;
 }
 
@@ -342,23 +357,33 @@ int Import(const GlobalOptions& g, const std::string& file, const std::string& a
   std::cout << "imported " << info->counts().envelopes() << " envelopes as session '"
             << info->name() << "' (" << interop::InteropFormatName(format) << ")\n";
   if (stats.skipped)
-    std::cerr << "doppel: skipped " << stats.skipped
-              << " bad records (--skip-bad); the first: " << stats.first_skipped << "\n";
+    log::Warn(kStoreLog,
+              "skipped " + std::to_string(stats.skipped) +
+                  " bad records (--skip-bad); the first: " + stats.first_skipped,
+              {{"skipped", stats.skipped}});
   if (stats.without_response)
-    std::cerr << "doppel: " << stats.without_response
-              << " requests have no recorded response (imported; replay sends them but does "
-                 "not diff them)\n";
+    log::Info(kStoreLog,
+              std::to_string(stats.without_response) +
+                  " requests have no recorded response (imported; replay sends them but does "
+                  "not diff them)",
+              {{"without_response", stats.without_response}});
   if (stats.ignored)
-    std::cerr << "doppel: ignored " << stats.ignored
-              << " GoReplay payloads (replayed responses, or responses without their request)\n";
+    log::Info(kStoreLog,
+              "ignored " + std::to_string(stats.ignored) +
+                  " GoReplay payloads (replayed responses, or responses without their request)",
+              {{"ignored", stats.ignored}});
   if (stats.decoded_bodies)
-    std::cerr << "doppel: " << stats.decoded_bodies
-              << " response bodies are stored decoded: their Content-Encoding cannot be redone "
-                 "here, so it was removed\n";
+    log::Info(kStoreLog,
+              std::to_string(stats.decoded_bodies) +
+                  " response bodies are stored decoded: their Content-Encoding cannot be redone "
+                  "here, so it was removed",
+              {{"decoded_bodies", stats.decoded_bodies}});
   if (stats.redaction_dropped_bodies)
-    std::cerr << "doppel: " << stats.redaction_dropped_bodies
-              << " bodies were dropped (stored empty, marked truncated): --redact-json-path "
-                 "could not be applied to them (not decodable, or JSON that does not parse)\n";
+    log::Warn(kStoreLog,
+              std::to_string(stats.redaction_dropped_bodies) +
+                  " bodies were dropped (stored empty, marked truncated): --redact-json-path "
+                  "could not be applied to them (not decodable, or JSON that does not parse)",
+              {{"redaction_dropped_bodies", stats.redaction_dropped_bodies}});
   return kExitOk;
 }
 
@@ -391,7 +416,7 @@ int RunsRm(const GlobalOptions& g, const std::vector<uint32_t>& ids) {
   if (!s.ok()) return Fail(s);
   for (uint32_t id : ids) {
     if (auto run = store->GetRun(id); !run.ok()) {
-      std::cerr << "doppel: " << run.status().ToString() << "; nothing removed\n";
+      log::Error(kStoreLog, run.status().ToString() + "; nothing removed");
       return kExitError;
     }
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "audit/audit_log.h"
+#include "base/log.h"
 #include "tools/cli.h"
 
 #ifndef DOPPEL_VERSION
@@ -25,6 +26,18 @@ std::string CommandPath(const CLI::App& app) {
     path += (path.empty() ? "" : " ") + at->get_name();
   }
 }
+
+// A flag value `parse` accepts, or CLI11's usage error: "'X' is not a NOUN; use A, B or C".
+template <class Parse>
+CLI::Validator OneOf(Parse parse, std::string noun, std::string choices) {
+  return CLI::Validator(
+      [=](std::string& text) {
+        return parse(text) ? std::string() : "'" + text + "' is not a " + noun + "; use " + choices;
+      },
+      "", "");
+}
+
+constexpr doppel::log::Component kAuditLog{"audit", "doppel"};
 
 }  // namespace
 
@@ -45,6 +58,13 @@ int main(int argc, char** argv) {
   app.add_option("--audit-log", global.audit_log,
                  "append a hash-chained JSON line per action to FILE (mode 0600), or 'syslog' "
                  "(default $DOPPEL_AUDIT_LOG; check with `doppel audit verify FILE`)");
+  app.add_option("--log-format", global.log_format,
+                 "diagnostics on stderr as text (default) or json: one object a line with time, "
+                 "level, component, message and fields (docs/operations.md)")
+      ->check(OneOf(doppel::log::ParseFormat, "log format", "text or json"));
+  app.add_option("--log-level", global.log_level,
+                 "leave out diagnostics below this level: debug, info (default), warn or error")
+      ->check(OneOf(doppel::log::ParseLevel, "log level", "debug, info, warn or error"));
 
   doppel::cli::Runner run;
   doppel::cli::AddStoreCommands(app, global, &run);
@@ -64,6 +84,9 @@ int main(int argc, char** argv) {
     std::cerr << app.help();
     return doppel::cli::kExitError;
   }
+  // Checked by the flags' validators above.
+  doppel::log::Configure(*doppel::log::ParseFormat(global.log_format),
+                         *doppel::log::ParseLevel(global.log_level));
 
   // Every command but `audit verify` (which reads the log, not traffic or recordings) is
   // audited: a line before it runs and one with its result.
@@ -72,7 +95,7 @@ int main(int argc, char** argv) {
   if (!global.audit_log.empty() && command != "audit verify") {
     auto opened = doppel::audit::AuditLog::Open(global.audit_log);
     if (!opened.ok()) {
-      std::cerr << "doppel: " << opened.status().message() << "\n";
+      doppel::log::Error(kAuditLog, opened.status().message());
       return doppel::cli::kExitError;
     }
     audit = std::move(opened.value());

@@ -16,10 +16,13 @@
 #include <string>
 #include <thread>
 
+#include "base/log.h"
 #include "base/units.h"
 #include "tools/echo/echo_server.h"
 
 namespace {
+
+constexpr doppel::log::Component kEchoLog{"echo", "doppel-echo"};
 
 constexpr int kExitError = 2;
 
@@ -99,8 +102,8 @@ int main(int argc, char** argv) {
   }
 
   if (!SplitListen(listen, &options.host, &options.port)) {
-    std::cerr << "doppel-echo: --listen wants HOST:PORT, e.g. 127.0.0.1:0, not '" << listen
-              << "'\n";
+    doppel::log::Error(kEchoLog,
+                       "--listen wants HOST:PORT, e.g. 127.0.0.1:0, not '" + listen + "'");
     return kExitError;
   }
   if (!jwt_key.empty()) {
@@ -112,9 +115,9 @@ int main(int argc, char** argv) {
            (options.jwt_secret.back() == '\n' || options.jwt_secret.back() == '\r'))
       options.jwt_secret.pop_back();
     if (!in || options.jwt_secret.empty() || !options.stateful) {
-      std::cerr << "doppel-echo: --jwt-key wants --stateful and a readable, non-empty secret "
-                   "file, not '"
-                << jwt_key << "'\n";
+      doppel::log::Error(kEchoLog,
+                         "--jwt-key wants --stateful and a readable, non-empty secret file, not '" +
+                             jwt_key + "'");
       return kExitError;
     }
   }
@@ -124,7 +127,7 @@ int main(int argc, char** argv) {
   auto jit = doppel::ParseDurationUs(jitter);
   for (const auto* d : {&lat, &jit}) {
     if (!d->ok()) {
-      std::cerr << "doppel-echo: --latency/--latency-jitter: " << d->status().message() << "\n";
+      doppel::log::Error(kEchoLog, "--latency/--latency-jitter: " + d->status().message());
       return kExitError;
     }
   }
@@ -142,12 +145,12 @@ int main(int argc, char** argv) {
 
   auto server = doppel::echo::EchoServer::Start(options);
   if (!server.ok()) {
-    std::cerr << "doppel-echo: " << server.status().message() << "\n";
+    doppel::log::Error(kEchoLog, server.status().message());
     return kExitError;
   }
   uint16_t port = (*server)->port();
   if (!port_file.empty() && !WritePortFile(port_file, port)) {
-    std::cerr << "doppel-echo: cannot write the port file " << port_file << "\n";
+    doppel::log::Error(kEchoLog, "cannot write the port file " + port_file);
     return kExitError;
   }
   bool v6 = options.host.find(':') != std::string::npos;

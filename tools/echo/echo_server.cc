@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/log.h"
 #include "net/codings.h"
 #include "tools/echo/json_writer.h"
 #include "tools/echo/shop.h"
@@ -442,7 +443,7 @@ class EchoServerImpl final : public EchoServer {
       if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
       if (ec) {
         // Out of descriptors and the like: back off briefly instead of spinning.
-        std::fprintf(stderr, "doppel-echo: accept: %s\n", ec.message().c_str());
+        log::Error({"echo", "doppel-echo"}, "accept: " + ec.message());
         auto timer = std::make_shared<asio::steady_timer>(workers_[0]->ioc);
         timer->expires_after(std::chrono::milliseconds(10));
         timer->async_wait([this, timer](beast::error_code) { Accept(); });
