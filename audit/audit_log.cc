@@ -5,7 +5,9 @@
 #include <openssl/rand.h>
 #include <pwd.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include <boost/json/value.hpp>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <thread>
 
 #include "base/time_format.h"
@@ -226,13 +229,18 @@ AuditLog::AuditLog(std::string where, int fd) : where_(std::move(where)), fd_(fd
 
 AuditLog::~AuditLog() {
   if (fd_ >= 0) ::close(fd_);
+  if (syslog_fd_ >= 0) ::close(syslog_fd_);
 }
 
 Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& where) {
   if (where.empty()) return Status::InvalidArgument("--audit-log needs a file name, or syslog");
-  if (where == "syslog") {
-    ::openlog("doppel-audit", LOG_PID, LOG_AUTHPRIV);
-    return std::unique_ptr<AuditLog>(new AuditLog(where, -1));
+  if (where == "syslog" || where.rfind("syslog:", 0) == 0) {
+    auto log = std::unique_ptr<AuditLog>(new AuditLog(where, -1));
+    log->syslog_socket_ = where == "syslog" ? kSyslogSocket : where.substr(7);
+    if (log->syslog_socket_.empty() || log->syslog_socket_.size() >= sizeof(sockaddr_un{}.sun_path))
+      return Status::InvalidArgument("--audit-log '" + where +
+                                     "': syslog:SOCKET wants the path of a Unix socket");
+    return log;
   }
   // Read and write: each append reads the last line to chain to it.
   const int fd = ::open(where.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -273,13 +281,62 @@ Status AuditLog::Append(const json::object& entry) {
     const bool start = syslog_seq_ == 0;
     if (start) syslog_prev_ = Nonce();
     const std::string line = Compose(entry, syslog_prev_, ++syslog_seq_, start);
-    ::syslog(LOG_NOTICE, "%s", line.c_str());
+    // The chain goes on from this line even when it was not delivered: the next line's
+    // `prev` then shows that one is missing.
     syslog_prev_ = Sha256Hex(line);
-    return Status::Ok();
+    s = SendToSyslog(line);
+    if (!s.ok()) ++failed_;
+    return s;
   }
   s = AppendToFile(entry);
   if (!s.ok()) ++failed_;
   return s;
+}
+
+// As syslog(3) writes a message to the local syslog socket: "<PRI>Mmm dd hh:mm:ss
+// doppel-audit[PID]: LINE" (RFC 3164, local time), one datagram; a stream socket (some
+// daemons) gets the message and a NUL. Never blocks: a daemon that does not keep up costs a
+// counted line, not a stalled command.
+Status AuditLog::SendToSyslog(const std::string& line) {
+  char stamp[32] = "";
+  const time_t now = ::time(nullptr);
+  tm local{};
+  if (::localtime_r(&now, &local) != nullptr)
+    std::strftime(stamp, sizeof stamp, "%h %e %T", &local);
+  std::string message = "<" + std::to_string(LOG_AUTHPRIV | LOG_NOTICE) + ">" + stamp +
+                        " doppel-audit[" + std::to_string(pid_) + "]: " + line;
+  int error = 0;
+  for (int attempt = 0; attempt < 2; ++attempt) {  // a second time after a reconnect
+    if (syslog_fd_ < 0) {
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      syslog_socket_.copy(addr.sun_path, sizeof addr.sun_path - 1);
+      for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
+        syslog_fd_ = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+        if (syslog_fd_ < 0) {
+          error = errno;
+          break;
+        }
+        if (::connect(syslog_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+          syslog_stream_ = type == SOCK_STREAM;
+          break;
+        }
+        error = errno;
+        ::close(syslog_fd_);
+        syslog_fd_ = -1;
+        if (error != EPROTOTYPE) break;  // a stream socket refuses datagram clients so
+      }
+      if (syslog_fd_ < 0) continue;
+    }
+    const size_t size = message.size() + (syslog_stream_ ? 1 : 0);  // c_str()'s NUL
+    const ssize_t n = ::send(syslog_fd_, message.c_str(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(size)) return Status::Ok();
+    error = n < 0 ? errno : EMSGSIZE;
+    ::close(syslog_fd_);
+    syslog_fd_ = -1;
+  }
+  return Status::IoError("audit log: syslog socket " + syslog_socket_ + ": " + Errno(error) +
+                         "; line not written");
 }
 
 Status AuditLog::AppendToFile(const json::object& entry) {

@@ -50,12 +50,18 @@ std::vector<std::string> MaskArguments(const std::vector<std::string>& args);
 
 class AuditLog {
  public:
+  // Where "syslog" sends lines, as syslog(3) does.
+  static constexpr const char* kSyslogSocket = "/dev/log";
+
   // How long Append waits for another process's lock before it gives up on the line.
   static constexpr std::chrono::milliseconds kLockWait{5000};
 
-  // `where`: "syslog" (syslog(3), facility LOG_AUTHPRIV, ident "doppel-audit"; the chain then
-  // spans this process's lines), or a file, created with mode 0600 when missing and appended
-  // to. InvalidArgument naming the file when it cannot be opened for appending.
+  // `where`: "syslog" (as syslog(3) sends them: a datagram per line to /dev/log, facility
+  // LOG_AUTHPRIV, ident "doppel-audit"; the chain then spans this process's lines),
+  // "syslog:SOCKET" (the same to another Unix socket: a daemon listening elsewhere, or a
+  // test's own socket), or a file, created with mode 0600 when missing and appended to.
+  // InvalidArgument naming the file when it cannot be opened for appending. A syslog socket
+  // is connected at the first line; a line it does not take is an error of that Append.
   static Result<std::unique_ptr<AuditLog>> Open(const std::string& where);
   ~AuditLog();
 
@@ -73,14 +79,18 @@ class AuditLog {
   std::string Compose(const boost::json::object& entry, const std::string& prev, uint64_t seq,
                       bool start) const;
   Status AppendToFile(const boost::json::object& entry);
+  Status SendToSyslog(const std::string& line);  // mu_ held
 
   const std::string where_;
   const int fd_;  // -1: syslog
   mutable std::mutex mu_;
-  uint64_t failed_ = 0;      // guarded by mu_
-  std::string syslog_prev_;  // guarded by mu_; syslog only
-  uint64_t syslog_seq_ = 0;  // guarded by mu_; syslog only
-  std::string user_, host_;  // who and where, read once
+  uint64_t failed_ = 0;         // guarded by mu_
+  std::string syslog_prev_;     // guarded by mu_; syslog only
+  uint64_t syslog_seq_ = 0;     // guarded by mu_; syslog only
+  std::string syslog_socket_;   // syslog only: the socket's path
+  int syslog_fd_ = -1;          // guarded by mu_; connected at the first line
+  bool syslog_stream_ = false;  // guarded by mu_; a SOCK_STREAM socket (NUL-terminated lines)
+  std::string user_, host_;     // who and where, read once
   uint32_t uid_ = 0;
   int pid_ = 0;
 };

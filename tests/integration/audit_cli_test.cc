@@ -1,7 +1,8 @@
 // The audit log with the real doppel binary (--audit-log, $DOPPEL_AUDIT_LOG, `audit verify`):
 // record, replay and sessions rm write their lines with secrets masked; the chain holds with
 // several doppel processes on one file and verify finds a changed or removed line; a log that
-// cannot be written never stops a command.
+// cannot be written never stops a command. `--audit-log syslog:SOCKET` sends the lines as
+// syslog(3) would, to the test's own socket in place of /dev/log.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -17,6 +18,7 @@
 #include "tests/integration/child_process.h"
 #include "tests/integration/hardening_util.h"
 #include "tests/integration/store_dir_test.h"
+#include "tests/integration/unix_datagram.h"
 #include "tests/net/test_upstream.h"
 #include "tests/storage/test_envelopes.h"
 
@@ -226,6 +228,53 @@ TEST_F(AuditCliTest, ALogThatCannotBeOpenedIsAUsageErrorBeforeAnythingRuns) {
   EXPECT_NE(child_->all_stderr().find("or syslog"), std::string::npos) << child_->all_stderr();
   // Nothing was removed.
   ASSERT_EQ(Doppel({"sessions", "show", "kept"}), 0) << child_->all_stderr();
+}
+
+// The syslog path: each audit line is one datagram to the socket, "<85>" (authpriv.notice),
+// a timestamp, "doppel-audit[PID]: " and the JSON line; the lines of one process chain, so
+// extracted to a file they verify.
+TEST_F(AuditCliTest, SyslogGetsEachLineAsADatagram) {
+  WriteSession("gone");
+  UnixDatagramSocket syslog(dir_ + "/log.sock");
+  ASSERT_TRUE(syslog.bound());
+  ASSERT_EQ(Doppel({"--audit-log", "syslog:" + dir_ + "/log.sock", "sessions", "rm", "gone"}), 0)
+      << child_->all_stderr();
+  const int pid = child_->pid();
+  syslog.WaitFor("\"event\":\"end\"", 5000);
+  ASSERT_EQ(syslog.received().size(), 2u) << child_->all_stderr();
+  std::string extracted;
+  std::vector<json::object> lines;
+  for (const std::string& message : syslog.received()) {
+    EXPECT_EQ(message.rfind("<85>", 0), 0u) << message;
+    const std::string tag = " doppel-audit[" + std::to_string(pid) + "]: ";
+    const size_t at = message.find(tag);
+    ASSERT_NE(at, std::string::npos) << message;
+    const std::string line = message.substr(at + tag.size());
+    extracted += line + "\n";
+    lines.push_back(json::parse(line).as_object());
+  }
+  EXPECT_EQ(lines[0].at("command").as_string(), "sessions rm");
+  EXPECT_EQ(lines[0].at("event").as_string(), "start");
+  EXPECT_EQ(lines[0].at("chain").as_string(), "start");
+  EXPECT_EQ(lines[1].at("event").as_string(), "end");
+  EXPECT_EQ(lines[1].at("result").as_string(), "ok");
+  EXPECT_EQ(lines[1].at("seq").as_int64(), 2);
+  const std::string file = dir_ + "/from-syslog.log";
+  std::ofstream(file) << extracted;
+  EXPECT_EQ(Doppel({"audit", "verify", file}), 0) << child_->all_stdout();
+}
+
+// No daemon on the socket: the command does its work and says the lines were lost.
+TEST_F(AuditCliTest, SyslogWithoutADaemonIsReportedNotFatal) {
+  WriteSession("gone");
+  const std::string sock = dir_ + "/nobody-listens.sock";
+  ASSERT_EQ(Doppel({"--audit-log", "syslog:" + sock, "sessions", "rm", "gone"}), 0)
+      << child_->all_stderr();
+  const std::string err = child_->all_stderr();
+  EXPECT_NE(err.find("syslog socket " + sock), std::string::npos) << err;
+  EXPECT_NE(err.find("2 audit line(s) could not be written to syslog:" + sock), std::string::npos)
+      << err;
+  EXPECT_NE(Doppel({"sessions", "show", "gone"}), 0);  // removed all the same
 }
 
 }  // namespace

@@ -3,59 +3,20 @@
 // and STOPPING=1 when SIGTERM starts the drain. The test is the supervisor: a Unix datagram
 // socket in a temp directory, as systemd's notify socket is.
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <string>
-#include <vector>
 
 #include "tests/base/temp_dir.h"
 #include "tests/integration/child_process.h"
+#include "tests/integration/unix_datagram.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::testing {
 namespace {
 
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
-    bound_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~NotifySocket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool bound() const { return bound_; }
-  // Datagrams until one contains `text` (all of them, joined by "|"), or the timeout.
-  std::string WaitFor(const std::string& text, int timeout_ms = 20000) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) != 1) continue;
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) continue;
-      const std::string message(buf, static_cast<size_t>(n));
-      seen_ += message + "|";
-      if (message.find(text) != std::string::npos) return seen_;
-    }
-    return seen_;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool bound_ = false;
-  std::string seen_;
-};
+using NotifySocket = UnixDatagramSocket;
 
 TEST(NotifyTest, RecordTellsTheSupervisorReadyStatusAndStopping) {
   const std::string dir = MakeTempDir("notify");
