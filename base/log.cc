@@ -7,8 +7,8 @@
 #include <boost/json/serialize.hpp>
 #include <cerrno>
 #include <charconv>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <mutex>
 
 #include "base/time_format.h"

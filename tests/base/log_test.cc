@@ -49,14 +49,13 @@ TEST(LogTest, JsonHasTimeLevelComponentMessageThenTheFieldsInOrder) {
 
 TEST(LogTest, JsonEscapesQuotesBackslashesAndControlCharacters) {
   const std::string message = "say \"hi\"\\ then\nnew line\r\t\x01\x1b[31m end";
-  const std::string line = FormatLine(Format::kJson, kTime, Level::kInfo, kTest, message,
-                                      {{"path", "/a\"b\n"}});
+  const std::string line =
+      FormatLine(Format::kJson, kTime, Level::kInfo, kTest, message, {{"path", "/a\"b\n"}});
   // Nothing raw that would end the line or drive a terminal.
   for (char c : line.substr(0, line.size() - 1)) {
     EXPECT_GE(static_cast<unsigned char>(c), 0x20) << line;
   }
-  EXPECT_NE(line.find("\\\"hi\\\"\\\\ then\\nnew line\\r\\t\\u0001\\u001b[31m"),
-            std::string::npos)
+  EXPECT_NE(line.find("\\\"hi\\\"\\\\ then\\nnew line\\r\\t\\u0001\\u001b[31m"), std::string::npos)
       << line;
   const json::object o = ParseLine(line);
   EXPECT_EQ(o.at("message").as_string(), message);
@@ -75,8 +74,8 @@ TEST(LogTest, JsonLinesAreValidUtf8AndNumbersStayNumbers) {
 }
 
 TEST(LogTest, AFieldNamedLikeAFixedKeyDoesNotReplaceIt) {
-  const json::object o = ParseLine(FormatLine(Format::kJson, kTime, Level::kInfo, kTest, "m",
-                                              {{"message", "x"}, {"level", 1}}));
+  const json::object o = ParseLine(
+      FormatLine(Format::kJson, kTime, Level::kInfo, kTest, "m", {{"message", "x"}, {"level", 1}}));
   EXPECT_EQ(o.at("message").as_string(), "m");
   EXPECT_EQ(o.at("level").as_string(), "info");
   EXPECT_EQ(o.at("_message").as_string(), "x");

@@ -43,8 +43,7 @@ std::vector<json::object> JsonLines(const std::string& err) {
     if (o.contains("time") && o.at("time").is_string()) {
       const std::string time(o.at("time").as_string());
       const auto parsed = ParseDateTime(time);
-      EXPECT_TRUE(parsed && parsed->zone == DateTime::Zone::kZulu &&
-                  parsed->fraction_digits == 3)
+      EXPECT_TRUE(parsed && parsed->zone == DateTime::Zone::kZulu && parsed->fraction_digits == 3)
           << time;
     }
     if (o.contains("level") && o.at("level").is_string()) {
@@ -81,14 +80,14 @@ class LogCliTest : public ::testing::Test {
   // `requests` GETs through it, then (after a status line when `wait_status`) SIGTERM; the
   // child, exited.
   std::unique_ptr<ChildProcess> Record(const std::vector<std::string>& global,
-                                       const std::string& session, int requests,
-                                       bool wait_status, std::vector<std::string> extra = {}) {
+                                       const std::string& session, int requests, bool wait_status,
+                                       std::vector<std::string> extra = {}) {
     std::vector<std::string> cmd = {DoppelBinary()};
     cmd.insert(cmd.end(), global.begin(), global.end());
-    for (const std::string& a : {std::string("--store"), dir_ + "/store", std::string("record"),
-                                 std::string("--listen"), std::string("127.0.0.1:0"),
-                                 std::string("--upstream"), EchoUrl(), std::string("--session"),
-                                 session}) {
+    for (const std::string& a :
+         {std::string("--store"), dir_ + "/store", std::string("record"), std::string("--listen"),
+          std::string("127.0.0.1:0"), std::string("--upstream"), EchoUrl(),
+          std::string("--session"), session}) {
       cmd.push_back(a);
     }
     cmd.insert(cmd.end(), extra.begin(), extra.end());
@@ -97,9 +96,10 @@ class LogCliTest : public ::testing::Test {
     EXPECT_NE(port, 0u) << rec->all_stderr();
     if (port == 0) return rec;
     for (int i = 0; i < requests; ++i) {
-      EXPECT_EQ(Fetch(static_cast<uint16_t>(port), "GET", "/api/v1/products/" + std::to_string(i + 1))
-                    .result_int(),
-                200u);
+      EXPECT_EQ(
+          Fetch(static_cast<uint16_t>(port), "GET", "/api/v1/products/" + std::to_string(i + 1))
+              .result_int(),
+          200u);
     }
     // Off a terminal the status line comes every 5 s.
     if (wait_status) std::this_thread::sleep_for(std::chrono::milliseconds(6500));
@@ -206,8 +206,8 @@ TEST_F(LogCliTest, BadValuesAreUsageErrorsThatSayWhatToUse) {
 
 TEST_F(LogCliTest, ReplayInJsonWritesOnlyJsonLines) {
   Record({}, "to-replay", 4, false);
-  ChildProcess replay({DoppelBinary(), "--store", dir_ + "/store", "--log-format", "json",
-                       "replay", "--session", "to-replay", "--target", EchoUrl()});
+  ChildProcess replay({DoppelBinary(), "--store", dir_ + "/store", "--log-format", "json", "replay",
+                       "--session", "to-replay", "--target", EchoUrl()});
   const int code = replay.Wait(60000);
   EXPECT_TRUE(code == 0 || code == 1) << code << replay.all_stderr();
   const std::vector<json::object> lines = JsonLines(replay.all_stderr());
