@@ -251,7 +251,9 @@ const MirrorHub::Target::Reason MirrorHub::Target::kReasons[] = {
 
 MirrorHub::MirrorHub(MirrorOptions options) : options_(std::move(options)) {}
 
-MirrorHub::~MirrorHub() {
+MirrorHub::~MirrorHub() { StopAdaptive(); }
+
+void MirrorHub::StopAdaptive() {
   {
     std::lock_guard<std::mutex> lock(adapt_mu_);
     adapt_stop_ = true;

@@ -161,6 +161,9 @@ class MirrorHub {
   // Starts the adaptive controller's thread (doppel-adapt) when a mirror is adaptive;
   // `primary_latency` is the primary's latency histogram, which must outlive the hub.
   void StartAdaptive(const net::Histogram& primary_latency);
+  // Stops that thread (a reload replaced the hub); the effective percentages stay where they
+  // were. Idempotent; also done by the destructor.
+  void StopAdaptive();
 
   // A lane for one proxy thread: a keep-alive pool per mirror on `io`.
   Result<std::unique_ptr<MirrorLane>> MakeLane(boost::asio::io_context& io);

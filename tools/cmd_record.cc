@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -16,7 +18,9 @@
 #include "audit/audit_log.h"
 #include "base/clock.h"
 #include "base/units.h"
+#include "recorder/record_config.h"
 #include "recorder/session.h"
+#include "report/excerpt.h"
 #include "tools/cli.h"
 
 namespace doppel::cli {
@@ -184,14 +188,66 @@ void AuditListening(const GlobalOptions& global, const recorder::Session& sessio
               {"sinks", std::move(sink_list)}});
 }
 
-int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
-  options.store_path = global.store;
-  // SIGINT/SIGTERM are blocked in every thread (so before the session starts the store's and
-  // the proxy's threads) and taken synchronously by this one.
+// A reload's log line and audit line (applied or refused).
+void ReportReload(const GlobalOptions& global, const recorder::ReloadOutcome& out) {
+  if (out.status.ok()) {
+    std::string what;
+    for (const std::string& c : out.changed) what += (what.empty() ? "" : "; ") + c;
+    std::fprintf(stderr, "doppel record: %s: configuration %llu applied (%s)\n", out.origin.c_str(),
+                 static_cast<unsigned long long>(out.generation),
+                 what.empty() ? "nothing changed; rules files read again" : what.c_str());
+  } else {
+    std::fprintf(stderr, "doppel record: %s: reload refused, configuration %llu stays: %s\n",
+                 out.origin.c_str(), static_cast<unsigned long long>(out.generation),
+                 out.status.ToString().c_str());
+  }
+  std::fflush(stderr);
+  if (global.audit == nullptr) return;
+  boost::json::array changed;
+  for (const std::string& c : audit::MaskArguments(out.changed)) changed.emplace_back(c);
+  boost::json::object fields{{"event", "reload"},
+                             {"origin", out.origin},
+                             {"applied", out.status.ok()},
+                             {"generation", out.generation},
+                             {"changed", std::move(changed)}};
+  if (!out.status.ok()) fields["error"] = out.status.ToString();
+  WriteAudit(global, "record", std::move(fields));
+}
+
+// Flags < --config file: the options `record` runs with. `cmd` tells which flags were given.
+struct RecordFlags {
+  recorder::SessionOptions defaults;  // before parsing
+  recorder::SessionOptions values;    // as parsed
+  std::string config_file;
+  bool print_config = false;
+};
+
+int RunRecord(const GlobalOptions& global, const RecordFlags& flags, const CLI::App& cmd) {
+  auto source = std::make_shared<recorder::RecordConfigSource>();
+  source->file = flags.config_file;
+  source->defaults = flags.defaults;
+  source->flags = flags.values;
+  source->flags.store_path = global.store;
+  for (const recorder::RecordConfigField& f : recorder::RecordConfigFields()) {
+    if (cmd.get_option(std::string(f.flag))->count() > 0) source->given.emplace_back(f.path);
+  }
+  auto resolved = recorder::ResolveRecordConfig(*source, nullptr);
+  if (!resolved.ok()) return Fail(resolved.status());
+  recorder::SessionOptions options = std::move(resolved.value());
+  if (flags.print_config) {
+    std::cout << report::PrettyJson(boost::json::serialize(recorder::RecordConfigJson(options)))
+              << std::endl;
+    return kExitOk;
+  }
+  options.config_source = source;
+  options.on_reload = [&global](const recorder::ReloadOutcome& out) { ReportReload(global, out); };
+  // SIGINT/SIGTERM/SIGHUP are blocked in every thread (so before the session starts the
+  // store's and the proxy's threads) and taken synchronously by this one.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const Clock& clock = SystemClock::Instance();
@@ -219,6 +275,14 @@ int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
   while (caught <= 0) {
     timespec ts{1, 0};
     caught = sigtimedwait(&signals, nullptr, &ts);
+    if (caught == SIGHUP) {
+      // The --config file and the rules files read again (docs/operations.md).
+      if (tty) std::fprintf(stderr, "\n");
+      (void)sd_notify(0, "RELOADING=1");
+      (void)session.Reload(nullptr, "SIGHUP");
+      (void)sd_notify(0, "READY=1");
+      caught = 0;
+    }
     const uint64_t now_us = clock.NowUs();
     if (caught <= 0 && now_us - last_report_us >= interval_us) {
       const recorder::RecorderCounts c = session.recorder().counts();
@@ -264,14 +328,21 @@ void AddRedactFlags(CLI::App* cmd, redact::RedactOptions* options) {
 }
 
 void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
-  auto flags = std::make_shared<recorder::SessionOptions>();
-  flags->threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto all = std::make_shared<RecordFlags>();
+  all->defaults.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  all->values = all->defaults;
+  recorder::SessionOptions* flags = &all->values;
   CLI::App* cmd = app.add_subcommand(
       "record", "Proxy to the primary and record a sampled share of the traffic");
+  cmd->add_option("--config", all->config_file,
+                  "JSON or YAML file of everything the flags say (flags given win over it); "
+                  "SIGHUP and POST /config reload it (docs/operations.md)");
+  cmd->add_flag("--print-config", all->print_config,
+                "write the effective configuration (defaults, --config, flags) as JSON and exit");
   cmd->add_option("--listen", flags->listen, "ADDR:PORT to accept clients on (port 0: any)")
       ->capture_default_str();
-  cmd->add_option("--upstream", flags->upstream, "the primary: http[s]://host:port[/base]")
-      ->required();
+  cmd->add_option("--upstream", flags->upstream,
+                  "the primary: http[s]://host:port[/base] (required here or in --config)");
   cmd->add_option("--session", flags->name, "session name (default rec-DATE-TIME)");
   cmd->add_option("--sample", flags->sample, "percent of (matching) requests to record, 0-100")
       ->capture_default_str();
@@ -427,8 +498,9 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                   "faulted requests in flight at once; beyond, requests go through unfaulted "
                   "(0: no cap)")
       ->group(fg);
-  cmd->callback(
-      [&global, flags, run] { *run = [&global, flags] { return RunRecord(global, *flags); }; });
+  cmd->callback([&global, all, cmd, run] {
+    *run = [&global, all, cmd] { return RunRecord(global, *all, *cmd); };
+  });
 }
 
 }  // namespace doppel::cli
