@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -214,6 +215,25 @@ void ReportReload(const GlobalOptions& global, const recorder::ReloadOutcome& ou
   WriteAudit(global, "record", std::move(fields));
 }
 
+// The audit log's summary of adaptive mirrors (at most one line a minute, and one at the
+// end): per mirror whose percentage changed since the last line, how often and where it is.
+// `seen` holds the change counts already written, by mirror name.
+void AuditAdaptive(const GlobalOptions& global, const std::vector<recorder::MirrorCounts>& mirrors,
+                   std::map<std::string, uint64_t>* seen) {
+  if (global.audit == nullptr) return;
+  boost::json::array changed;
+  for (const recorder::MirrorCounts& m : mirrors) {
+    uint64_t& before = (*seen)[m.name];
+    if (m.adaptive_changes <= before) continue;
+    changed.push_back(boost::json::object{{"mirror", m.name},
+                                          {"changes", m.adaptive_changes - before},
+                                          {"effective_percent", m.effective_percent}});
+    before = m.adaptive_changes;
+  }
+  if (changed.empty()) return;
+  WriteAudit(global, "record", {{"event", "adaptive"}, {"mirrors", std::move(changed)}});
+}
+
 // Flags < --config file: the options `record` runs with. `cmd` tells which flags were given.
 struct RecordFlags {
   recorder::SessionOptions defaults;  // before parsing
@@ -270,6 +290,8 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags, const CLI::
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   const uint64_t interval_us = tty ? 1'000'000 : 5'000'000;
   uint64_t last_report_us = clock.NowUs();
+  uint64_t last_adaptive_us = last_report_us;
+  std::map<std::string, uint64_t> adaptive_seen;
   uint64_t last_requests = 0;
   int caught = 0;
   while (caught <= 0) {
@@ -284,6 +306,10 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags, const CLI::
       caught = 0;
     }
     const uint64_t now_us = clock.NowUs();
+    if (now_us - last_adaptive_us >= 60'000'000) {
+      AuditAdaptive(global, session.recorder().mirror_counts(), &adaptive_seen);
+      last_adaptive_us = now_us;
+    }
     if (caught <= 0 && now_us - last_report_us >= interval_us) {
       const recorder::RecorderCounts c = session.recorder().counts();
       PrintStatusLine(session.recorder(), c,
@@ -299,6 +325,7 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags, const CLI::
 
   const recorder::SessionSummary& summary = session.Stop();
   PrintSummary(summary);
+  AuditAdaptive(global, summary.mirrors, &adaptive_seen);
   boost::json::object& notes = *global.audit_notes;
   notes["session"] = summary.name;
   notes["requests"] = summary.counts.requests;
