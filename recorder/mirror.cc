@@ -200,7 +200,7 @@ struct MirrorHub::Target {
   std::unique_ptr<net::FaultInjector> faults;  // fault=: null without
   // The share copied now: spec.percent, or the adaptive controller's (set by doppel-adapt).
   std::atomic<double> effective_percent{0};
-  std::atomic<uint64_t> adaptive_changes{0};  // adaptive: changes so far
+  std::atomic<uint64_t> adaptive_changes{0};   // adaptive: changes so far
   std::unique_ptr<AimdController> controller;  // adaptive only; doppel-adapt's
   AdaptiveSignals last_signals;                // doppel-adapt's; read under the hub's adapt_mu_
   SignalWindow attempts{0};                    // sent, failed + dropped (adaptive only)

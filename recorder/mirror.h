@@ -137,7 +137,7 @@ struct MirrorCounts {
   uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
   uint64_t diff_skipped = 0;                        // the diff queue was full
   uint64_t faults_delayed = 0, faults_aborted = 0;  // fault=: copies delayed, not sent
-  double effective_percent = 0;  // the share copied now (adaptive: the controller's)
+  double effective_percent = 0;   // the share copied now (adaptive: the controller's)
   uint64_t adaptive_changes = 0;  // adaptive: changes of effective_percent so far
 };
 

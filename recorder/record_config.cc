@@ -17,8 +17,8 @@ namespace {
 
 namespace pb = google::protobuf;
 
-#define DOPPEL_CONFIG_FIELD(path, flag, live, member) \
-  RecordConfigField {                                 \
+#define DOPPEL_CONFIG_FIELD(path, flag, live, member)                               \
+  RecordConfigField {                                                               \
     path, flag, live, [](SessionOptions& o) -> ConfigFieldRef { return &o.member; } \
   }
 
@@ -137,8 +137,7 @@ const std::vector<RecordConfigField>& RecordConfigFields() {
       DOPPEL_CONFIG_FIELD("session", "--session", false, name),
       DOPPEL_CONFIG_FIELD("listener.listen", "--listen", false, listen),
       DOPPEL_CONFIG_FIELD("listener.threads", "--threads", false, threads),
-      DOPPEL_CONFIG_FIELD("listener.max_connections", "--max-connections", false,
-                          max_connections),
+      DOPPEL_CONFIG_FIELD("listener.max_connections", "--max-connections", false, max_connections),
       DOPPEL_CONFIG_FIELD("listener.idle_timeout", "--idle-timeout", false, idle_timeout),
       DOPPEL_CONFIG_FIELD("listener.request_timeout", "--request-timeout", false, request_timeout),
       DOPPEL_CONFIG_FIELD("listener.max_request_body", "--max-request-body", false,
@@ -191,8 +190,7 @@ const std::vector<RecordConfigField>& RecordConfigFields() {
                           mirror_max_inflight_bytes),
       DOPPEL_CONFIG_FIELD("mirroring.diff", "--mirror-diff", true, mirror_diff),
       DOPPEL_CONFIG_FIELD("mirroring.diff_rules", "--mirror-diff-rules", true, mirror_diff_rules),
-      DOPPEL_CONFIG_FIELD("mirroring.set_headers", "--mirror-set-header", true,
-                          mirror_set_headers),
+      DOPPEL_CONFIG_FIELD("mirroring.set_headers", "--mirror-set-header", true, mirror_set_headers),
       DOPPEL_CONFIG_FIELD("mirroring.remove_headers", "--mirror-remove-header", true,
                           mirror_remove_headers),
       DOPPEL_CONFIG_FIELD("mirroring.match", "--mirror-match", true, mirror_match),
@@ -211,35 +209,47 @@ const std::vector<RecordConfigField>& RecordConfigFields() {
 
 #undef DOPPEL_CONFIG_FIELD
 
-Result<SessionOptions> ResolveRecordConfig(const RecordConfigSource& src,
-                                           const net::ConfigDoc* doc) {
-  SessionOptions out = src.flags;
-  for (const RecordConfigField& f : RecordConfigFields()) {
-    if (!Given(src, f.path)) Copy(f, src.defaults, &out);
-  }
-  net::ConfigDoc read;
-  if (doc == nullptr && !src.file.empty()) {
-    DOPPEL_ASSIGN_OR_RETURN(read, net::LoadConfigFile(src.file));
-    doc = &read;
-  }
-  if (doc == nullptr) return out;
-  const std::string prefix = doc == &read ? src.file + ": " : "";
-  if (!doc->value.is_object()) {
+namespace {
+
+// `doc`'s fields over `*out`, but for the flags given. `prefix` starts every error message.
+Status Overlay(const RecordConfigSource& src, const net::ConfigDoc& doc, const std::string& prefix,
+               SessionOptions* out) {
+  if (!doc.value.is_object()) {
     return Status::InvalidArgument(prefix +
                                    "the configuration must be an object of sections (listener, "
                                    "upstream, sampling, capture, sinks, mirroring, faults, admin)");
   }
-  if (Status st = net::CheckAgainstSchema(*doc, *v1::RecordConfig::descriptor()); !st.ok()) {
+  if (Status st = net::CheckAgainstSchema(doc, *v1::RecordConfig::descriptor()); !st.ok()) {
     return Status::InvalidArgument(prefix + st.message());
   }
   for (const RecordConfigField& f : RecordConfigFields()) {
     if (Given(src, f.path)) continue;
-    const boost::json::value* v = Find(doc->value, f.path);
+    const boost::json::value* v = Find(doc.value, f.path);
     if (v == nullptr) continue;
-    if (Status st = Read(*doc, f, *v, &out); !st.ok()) {
+    if (Status st = Read(doc, f, *v, out); !st.ok()) {
       return Status::InvalidArgument(prefix + st.message());
     }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<SessionOptions> ResolveRecordConfig(const RecordConfigSource& src) {
+  SessionOptions out = src.flags;
+  for (const RecordConfigField& f : RecordConfigFields()) {
+    if (!Given(src, f.path)) Copy(f, src.defaults, &out);
+  }
+  if (src.file.empty()) return out;
+  DOPPEL_ASSIGN_OR_RETURN(net::ConfigDoc doc, net::LoadConfigFile(src.file));
+  DOPPEL_RETURN_IF_ERROR(Overlay(src, doc, src.file + ": ", &out));
+  return out;
+}
+
+Result<SessionOptions> ApplyRecordConfig(const RecordConfigSource& src, const SessionOptions& base,
+                                         const net::ConfigDoc& doc) {
+  SessionOptions out = base;
+  DOPPEL_RETURN_IF_ERROR(Overlay(src, doc, "", &out));
   return out;
 }
 

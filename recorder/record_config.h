@@ -4,7 +4,7 @@
 // flags, --print-config and a reload's "what changed" can never disagree.
 //
 //   RecordConfigSource src{.file = "record.yaml", .defaults = d, .flags = f, .given = {...}};
-//   auto options = ResolveRecordConfig(src, nullptr);  // defaults < file < flags given
+//   auto options = ResolveRecordConfig(src);  // defaults < file < flags given
 //   // "record.yaml: line 4, column 3: sampling.percnt: unknown field (expected one of: ...)"
 #pragma once
 
@@ -48,11 +48,15 @@ struct RecordConfigSource {
   std::vector<std::string> given;  // RecordConfigField::path of every flag the command line set
 };
 
-// defaults < `doc` (or, when null, `src.file` read anew; nothing when there is none) < the
-// flags given. Errors name the file, line, column and field path; unknown fields and wrong
-// types are refused.
-Result<SessionOptions> ResolveRecordConfig(const RecordConfigSource& src,
-                                           const net::ConfigDoc* doc);
+// defaults < `src.file` (read anew; nothing when there is none) < the flags given. Errors
+// name the file, line, column and field path; unknown fields and wrong types are refused.
+Result<SessionOptions> ResolveRecordConfig(const RecordConfigSource& src);
+
+// `base` < `doc` < the flags given: a document that names only some fields (POST /config)
+// changes those and leaves the rest as in `base`; a list given replaces the whole list.
+// Errors as above, without a file name.
+Result<SessionOptions> ApplyRecordConfig(const RecordConfigSource& src, const SessionOptions& base,
+                                         const net::ConfigDoc& doc);
 
 // The effective configuration as a document of the schema (every field, defaults included):
 // what --print-config writes, and what --config reads back.

@@ -341,7 +341,8 @@ ReloadOutcome Session::ReloadState(State& s, const net::ConfigDoc* doc, std::str
     return done();
   }
   out.generation = s.recorder->generation();
-  auto next = ResolveRecordConfig(*s.source, doc);
+  auto next = doc != nullptr ? ApplyRecordConfig(*s.source, s.current, *doc)
+                             : ResolveRecordConfig(*s.source);
   if (!next.ok()) {
     out.status = next.status();
     return done();

@@ -157,9 +157,10 @@ class Session {
   // (after Stop too, with the final counts).
   const Recorder& recorder() const;
 
-  // Live reconfiguration: resolves the configuration again — from `doc` in place of the
-  // --config file (POST /config), or with `doc` null from the file read anew (SIGHUP) —
-  // with the flags still winning, and applies what changed to the running recorder:
+  // Live reconfiguration: the configuration in force with `doc`'s fields over it (POST
+  // /config: fields it does not name keep their values), or with `doc` null resolved anew
+  // from the defaults and the --config file read again (SIGHUP: earlier POSTs are undone) —
+  // the flags given still winning either way — and applies what changed to the recorder:
   // sampling percent and key, capture rules (rules files are read again), mirrors and
   // mirroring settings, faults. A change to anything else (listener, upstream, sinks,
   // limits, ...) needs a restart and refuses the whole reload, as does any error; the

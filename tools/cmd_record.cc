@@ -251,7 +251,7 @@ int RunRecord(const GlobalOptions& global, const RecordFlags& flags, const CLI::
   for (const recorder::RecordConfigField& f : recorder::RecordConfigFields()) {
     if (cmd.get_option(std::string(f.flag))->count() > 0) source->given.emplace_back(f.path);
   }
-  auto resolved = recorder::ResolveRecordConfig(*source, nullptr);
+  auto resolved = recorder::ResolveRecordConfig(*source);
   if (!resolved.ok()) return Fail(resolved.status());
   recorder::SessionOptions options = std::move(resolved.value());
   if (flags.print_config) {

@@ -125,8 +125,8 @@ TEST_F(ConfigCliTest, SighupAndPostConfigReloadOrRefuseWhole) {
   ASSERT_TRUE(Eventually([&] { return rec.StatusStored() == 1; }, 20000));
 
   // SIGHUP: the file read again — a mirror added, recording off.
-  Write("record.yaml", "sampling: {percent: 0}\nmirroring:\n  mirrors: ['" + mirror.url() +
-                           ",name=shadow']\n");
+  Write("record.yaml",
+        "sampling: {percent: 0}\nmirroring:\n  mirrors: ['" + mirror.url() + ",name=shadow']\n");
   rec.child().Signal(SIGHUP);
   ASSERT_TRUE(Eventually([&] { return rec.Metric("doppel_config_generation") == 2; }, 20000))
       << rec.child().all_stderr();

@@ -74,18 +74,18 @@ TEST(RecordConfigTest, DefaultsThenFileThenFlagsGiven) {
   src.defaults.listen = "127.0.0.1:8080";
   src.flags = src.defaults;
   src.flags.store_path = "/var/lib/doppel";
-  src.flags.sample = 50;  // given: wins over the file's 12.5
+  src.flags.sample = 50;          // given: wins over the file's 12.5
   src.flags.idle_timeout = "5s";  // not given: the default stays
   src.given = {"sampling.percent"};
-  auto o = ResolveRecordConfig(src, nullptr);
+  auto o = ResolveRecordConfig(src);
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->upstream, "http://127.0.0.1:9000");
   EXPECT_EQ(o->threads, 3);
   EXPECT_EQ(o->tls_cert, "c.pem");
   EXPECT_EQ(o->sample, 50);
   EXPECT_EQ(o->sample_key, "header:X-User");
-  EXPECT_EQ(o->mirrors, (std::vector<std::string>{"http://127.0.0.1:9001,percent=5",
-                                                  "http://127.0.0.1:9002"}));
+  EXPECT_EQ(o->mirrors,
+            (std::vector<std::string>{"http://127.0.0.1:9001,percent=5", "http://127.0.0.1:9002"}));
   EXPECT_TRUE(o->mirror_same_sample);
   EXPECT_EQ(o->fault_seed, 42u);
   EXPECT_EQ(o->listen, "127.0.0.1:8080");
@@ -97,7 +97,7 @@ TEST(RecordConfigTest, DefaultsThenFileThenFlagsGiven) {
   auto doc = net::ParseConfig(json, net::ConfigFormat::kJson);
   ASSERT_TRUE(doc.ok()) << doc.status().ToString();
   RecordConfigSource again;
-  auto back = ResolveRecordConfig(again, &doc.value());
+  auto back = ApplyRecordConfig(again, SessionOptions{}, doc.value());
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << json;
   for (const RecordConfigField* f : ChangedRecordConfigFields(*o, *back)) {
     ADD_FAILURE() << f->path << ": " << RecordConfigValueText(*f, *o) << " vs "
@@ -123,7 +123,7 @@ TEST(RecordConfigTest, ErrorsNameTheFileLineAndField) {
     std::ofstream(file) << c.yaml;
     RecordConfigSource src;
     src.file = file;
-    auto o = ResolveRecordConfig(src, nullptr);
+    auto o = ResolveRecordConfig(src);
     ASSERT_FALSE(o.ok()) << c.yaml;
     const std::string msg = o.status().ToString();
     EXPECT_NE(msg.find(file), std::string::npos) << msg;
@@ -131,7 +131,7 @@ TEST(RecordConfigTest, ErrorsNameTheFileLineAndField) {
   }
   RecordConfigSource missing;
   missing.file = dir.path() + "/nope.yaml";
-  auto o = ResolveRecordConfig(missing, nullptr);
+  auto o = ResolveRecordConfig(missing);
   ASSERT_FALSE(o.ok());
   EXPECT_NE(o.status().ToString().find("nope.yaml"), std::string::npos) << o.status().ToString();
 }

@@ -389,16 +389,22 @@ TEST_F(SessionTest, ReloadChangesWhatIsLiveAndRefusesTheRest) {
   ASSERT_EQ(Fetch(port, "GET", "/keep/2").result_int(), 200u);
   EXPECT_TRUE(Eventually([&] { return mirror.requests().size() == 3; }));
 
-  // An empty document goes back to the starting options: no rules, no mirrors, no faults.
-  ReloadOutcome back = reload("{}\n");
+  // A document changes the fields it names and leaves the others: an empty one, nothing.
+  ReloadOutcome same = reload("{}\n");
+  ASSERT_TRUE(same.status.ok()) << same.status.ToString();
+  EXPECT_TRUE(same.changed.empty());
+  EXPECT_EQ(Fetch(port, "GET", "/boom").result_int(), 418u);
+  ReloadOutcome back =
+      reload("capture: {match: []}\nmirroring: {mirrors: []}\nfaults: {spec: '', rule: ''}\n");
   ASSERT_TRUE(back.status.ok()) << back.status.ToString();
-  EXPECT_EQ(back.generation, 3u);
+  EXPECT_EQ(back.generation, 4u);
+  EXPECT_EQ(back.changed.size(), 4u);
   EXPECT_EQ(Fetch(port, "GET", "/boom").result_int(), 200u);
   EXPECT_TRUE(session.recorder().mirror_counts().empty());
 
   const SessionSummary& summary = session.Stop();
   EXPECT_TRUE(summary.status.ok()) << summary.status.ToString();
-  EXPECT_EQ(summary.counts.faults[static_cast<int>(net::FaultKind::kAbort)], 1u);
+  EXPECT_EQ(summary.counts.faults[static_cast<int>(net::FaultKind::kAbort)], 2u);
   EXPECT_FALSE(session.Reload(nullptr, "late").status.ok());  // stopping: refused
   started.value().reset();
   Recorded recorded;
