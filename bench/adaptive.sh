@@ -28,14 +28,9 @@ LOAD_WAIT=${LOAD_WAIT:-30}
 NAME=adaptive
 source bench/common.sh
 bench_install nginx:nginx wrk:wrk curl:curl
-ECHO=${ECHO:-$root/$build_dir/tools/echo/doppel-echo}
-[[ -x "$ECHO" ]] || { echo "no $ECHO: build doppel-echo first" >&2; exit 2; }
 
 start_json_upstream upstream
-"$ECHO" --listen 127.0.0.1:0 --threads 1 --latency "$SLOW" >"$tmp/echo.stdout" 2>"$tmp/echo.stderr" &
-pids+=($!)
-SLOW_MIRROR=$(listening_url "$tmp/echo.stdout" "$!")
-[[ -n "$SLOW_MIRROR" ]] || { echo "doppel-echo did not start:" >&2; cat "$tmp/echo.stderr" >&2; exit 1; }
+start_slow_echo "$SLOW"
 
 MIRROR_SPEC="$SLOW_MIRROR,percent=50,adaptive,max-inflight=4,name=adapt"
 BUDGET="errors=5%"

@@ -46,6 +46,7 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
   cmake --build "$build_dir" -j2 --target doppel doppel-echo
 fi
 DOPPEL=${DOPPEL:-$root/$build_dir/tools/doppel}
+ECHO=${ECHO:-$root/$build_dir/tools/echo/doppel-echo}
 [[ -x "$DOPPEL" ]] || { echo "no $DOPPEL: build it first" >&2; exit 2; }
 build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' "$build_dir/CMakeCache.txt" 2>/dev/null || echo '?')
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)
@@ -229,6 +230,22 @@ run_pair() {  # NAME ROUND LABEL_A URL_A PID_A LABEL_B URL_B PID_B
   PAIR_CPU_RATIOS[$name]+="$(bench_ratio "$ca" "$cb" %.3f) "
   PAIR_ROWS+=("| $round | $la | $ra | $ca | $lb | $rb | $cb | $(bench_ratio "$rb" "$ra" %.3f)× | $(bench_ratio "$ca" "$cb" %.3f)× | $load |")
   log "pair $name.$round: $ra vs $rb req/s, $ca vs $cb µs/request"
+}
+
+# start_slow_echo DELAY -> SLOW_MIRROR (its URL), slow_check (seconds one request took): a
+# doppel-echo ($ECHO) answering every request after DELAY, holding any number at once (an asio
+# timer each): the slow mirror of bench/mirror.sh and bench/adaptive.sh.
+start_slow_echo() {
+  [[ -x "$ECHO" ]] || { echo "no $ECHO: build doppel-echo first" >&2; exit 2; }
+  "$ECHO" --listen 127.0.0.1:0 --threads 1 --latency "$1" >"$tmp/echo.stdout" 2>"$tmp/echo.stderr" &
+  pids+=($!)
+  SLOW_MIRROR=$(listening_url "$tmp/echo.stdout" "$!")
+  [[ -n "$SLOW_MIRROR" ]] || { echo "doppel-echo did not start:" >&2; cat "$tmp/echo.stderr" >&2; exit 1; }
+  local t0
+  t0=$(date +%s.%N)
+  curl -fsS -o /dev/null "$SLOW_MIRROR/healthz"
+  slow_check=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
+  log "slow mirror $SLOW_MIRROR answers after $slow_check s"
 }
 
 # start_doppel NAME ARGS...: `doppel record` ($DOPPEL) in the background, listening and with its

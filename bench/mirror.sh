@@ -38,9 +38,6 @@ LOAD_WAIT=${LOAD_WAIT:-30}
 NAME=mirror
 source bench/common.sh
 bench_install nginx:nginx wrk:wrk curl:curl
-ECHO=${ECHO:-$root/$build_dir/tools/echo/doppel-echo}
-[[ -x "$ECHO" ]] || { echo "no $ECHO: build doppel-echo first" >&2; exit 2; }
-
 # ---------------------------------------------------------------- upstreams
 start_json_upstream upstream
 
@@ -52,14 +49,7 @@ start_nginx mirror-target "  server {
 MIRROR=http://127.0.0.1:$mt_port
 wait_http "$MIRROR/"
 
-"$ECHO" --listen 127.0.0.1:0 --threads 1 --latency "$SLOW" >"$tmp/echo.stdout" 2>"$tmp/echo.stderr" &
-pids+=($!)
-SLOW_MIRROR=$(listening_url "$tmp/echo.stdout" "$!")
-[[ -n "$SLOW_MIRROR" ]] || { echo "doppel-echo did not start:" >&2; cat "$tmp/echo.stderr" >&2; exit 1; }
-t0=$(date +%s.%N)
-curl -fsS -o /dev/null "$SLOW_MIRROR/healthz"
-slow_check=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
-log "slow mirror $SLOW_MIRROR answers after $slow_check s"
+start_slow_echo "$SLOW"
 
 # ---------------------------------------------------------------- nginx proxies
 nginx_proxy() {  # NAME MIRROR_URL|"" -> sets proxy_url (not in a subshell: start_nginx records the pid)
