@@ -91,6 +91,7 @@ Result<std::unique_ptr<LivePlan>> RecorderImpl::BuildPlan(const RecorderOptions&
 }
 
 Status RecorderImpl::Reconfigure(const RecorderOptions& next, bool mirrors_changed) {
+  std::lock_guard<std::mutex> one_at_a_time(reconfigure_mu_);
   std::shared_ptr<MirrorHub> keep;
   if (!mirrors_changed) keep = current_plan().mirrors;
   DOPPEL_ASSIGN_OR_RETURN(auto plan, BuildPlan(next, keep));

@@ -141,6 +141,7 @@ class RecorderImpl : public Recorder {
   // Every plan so far, the current one last; they outlive the workers (their pending copies
   // and exchanges use them). plans_mu_ guards the vector, generation_ tells workers to look.
   mutable std::mutex plans_mu_;
+  std::mutex reconfigure_mu_;  // one Reconfigure at a time (it reads, builds, then appends)
   std::vector<std::unique_ptr<LivePlan>> plans_;
   std::atomic<uint64_t> generation_{0};
   std::shared_ptr<boost::asio::ssl::context> listener_tls_;  // --tls-cert; outlives the workers

@@ -148,9 +148,10 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
   auto listen = net::ParseHostPort(f.listen);
   if (!listen.ok()) return listen.status().WithContext("--listen");
   o.listen = listen.value();
-  if (f.upstream.empty())
+  if (f.upstream.empty()) {
     return Status::InvalidArgument(
         "--upstream URL is required (or upstream.url in the --config file)");
+  }
   auto upstream = net::ParseUrl(f.upstream);
   if (!upstream.ok()) return upstream.status().WithContext("--upstream");
   o.upstream = upstream.value();
@@ -468,8 +469,8 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
     named.insert(named.begin(), {"store", s->sinks.front().get()});
   }
 
-  // POST /config: the document in place of the --config file. Refused (400) with the reason;
-  // applied: the new generation and what changed.
+  // POST /config: the fields the document names, over the configuration in force. Refused
+  // (400) with the reason; applied: the new generation and what changed.
   o.post_config = [state = s.get()](std::string_view body) -> AdminReply {
     const bool json = body.find_first_not_of(" \t\r\n") != std::string_view::npos &&
                       body[body.find_first_not_of(" \t\r\n")] == '{';
@@ -480,8 +481,10 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
     } else {
       out.origin = "POST /config";
       out.status = doc.status();
-      std::lock_guard<std::mutex> lock(state->reload_mu);
-      if (state->recorder) out.generation = state->recorder->generation();
+      {
+        std::lock_guard<std::mutex> lock(state->reload_mu);
+        if (state->recorder) out.generation = state->recorder->generation();
+      }
       if (state->on_reload) state->on_reload(out);
     }
     boost::json::array changed;
