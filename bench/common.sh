@@ -1,6 +1,7 @@
-# Shared by bench/proxy.sh, bench/replay.sh and bench/mirror.sh: tools, build, temp dir and
+# Shared by the bench/*.sh scripts: tools, build, temp dir and
 # cleanup, ports, load average, the ~1 KB JSON body, an nginx started from a config fragment,
-# and the nginx upstream that answers every request with that body.
+# the nginx upstream that answers every request with that body, a process's CPU time and the
+# paired run of two proxies (run_pair).
 # REQUIRES before sourcing: the working directory is the repository (root is set to it) and
 # NAME is set (the script's name, used in log lines and the temp dir's name). Sets the
 # defaults the scripts share (a script sets its own value first to differ) and log().
@@ -45,6 +46,7 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
   cmake --build "$build_dir" -j2 --target doppel doppel-echo
 fi
 DOPPEL=${DOPPEL:-$root/$build_dir/tools/doppel}
+ECHO=${ECHO:-$root/$build_dir/tools/echo/doppel-echo}
 [[ -x "$DOPPEL" ]] || { echo "no $DOPPEL: build it first" >&2; exit 2; }
 build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' "$build_dir/CMakeCache.txt" 2>/dev/null || echo '?')
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)
@@ -198,6 +200,52 @@ listening_url() {
     sleep 0.1
   done
   echo "$url"
+}
+
+# CPU time (user + system, in clock ticks of clk_tck a second) a process has used so far.
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # utime + stime
+
+# Paired run: A and B loaded at the same time (wrk -c CONNS/2 each), so whatever else the
+# machine runs weighs on both alike; their ratio is far steadier than that of two runs
+# minutes apart. Appends a row to PAIR_ROWS and the B/A req/s ratio to PAIR_RATIOS[NAME].
+declare -a PAIR_ROWS=()
+declare -A PAIR_RATIOS PAIR_CPU_RATIOS
+run_pair() {  # NAME ROUND LABEL_A URL_A PID_A LABEL_B URL_B PID_B
+  local name=$1 round=$2 la=$3 ua=$4 pa=$5 lb=$6 ub=$7 pb=$8 half=$((CONNS / 2)) w a0 b0 a1 b1 load
+  local oa=$tmp/pair-$name-$round-a.txt ob=$tmp/pair-$name-$round-b.txt ra rb na nb ca cb
+  wrk -t1 -c"$half" -d"$WARMUP" --timeout 10s "$ua/api/items" >/dev/null & w=$!
+  wrk -t1 -c"$half" -d"$WARMUP" --timeout 10s "$ub/api/items" >/dev/null; wait "$w"
+  load=$(wait_load)
+  log "pair $name.$round: $la vs $lb, wrk -t1 -c$half -d$DURATION each, at once (load $load)"
+  a0=$(cpu_ticks "$pa"); b0=$(cpu_ticks "$pb")
+  wrk -t1 -c"$half" -d"$DURATION" --timeout 10s "$ua/api/items" >"$oa" & w=$!
+  wrk -t1 -c"$half" -d"$DURATION" --timeout 10s "$ub/api/items" >"$ob"; wait "$w"
+  a1=$(cpu_ticks "$pa"); b1=$(cpu_ticks "$pb")
+  ra=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$oa"); rb=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$ob")
+  na=$(awk '/requests in/ {print $1; exit}' "$oa"); nb=$(awk '/requests in/ {print $1; exit}' "$ob")
+  ca=$(awk -v c=$((a1 - a0)) -v n="$na" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
+  cb=$(awk -v c=$((b1 - b0)) -v n="$nb" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
+  PAIR_RATIOS[$name]+="$(bench_ratio "$rb" "$ra" %.3f) "
+  PAIR_CPU_RATIOS[$name]+="$(bench_ratio "$ca" "$cb" %.3f) "
+  PAIR_ROWS+=("| $round | $la | $ra | $ca | $lb | $rb | $cb | $(bench_ratio "$rb" "$ra" %.3f)× | $(bench_ratio "$ca" "$cb" %.3f)× | $load |")
+  log "pair $name.$round: $ra vs $rb req/s, $ca vs $cb µs/request"
+}
+
+# start_slow_echo DELAY -> SLOW_MIRROR (its URL), slow_check (seconds one request took): a
+# doppel-echo ($ECHO) answering every request after DELAY, holding any number at once (an asio
+# timer each): the slow mirror of bench/mirror.sh and bench/adaptive.sh.
+start_slow_echo() {
+  [[ -x "$ECHO" ]] || { echo "no $ECHO: build doppel-echo first" >&2; exit 2; }
+  "$ECHO" --listen 127.0.0.1:0 --threads 1 --latency "$1" >"$tmp/echo.stdout" 2>"$tmp/echo.stderr" &
+  pids+=($!)
+  SLOW_MIRROR=$(listening_url "$tmp/echo.stdout" "$!")
+  [[ -n "$SLOW_MIRROR" ]] || { echo "doppel-echo did not start:" >&2; cat "$tmp/echo.stderr" >&2; exit 1; }
+  local t0
+  t0=$(date +%s.%N)
+  curl -fsS -o /dev/null "$SLOW_MIRROR/healthz"
+  slow_check=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
+  log "slow mirror $SLOW_MIRROR answers after $slow_check s"
 }
 
 # start_doppel NAME ARGS...: `doppel record` ($DOPPEL) in the background, listening and with its

@@ -76,7 +76,6 @@ NGX_PID=""
 for _ in $(seq 50); do NGX_PID=$(pgrep -P "$NGX_MASTER" | head -1 || true); [[ -n "$NGX_PID" ]] && break; sleep 0.1; done
 [[ -n "$NGX_PID" ]] || { echo "no nginx worker" >&2; exit 1; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # utime + stime
 
 h2load_cmd() { echo "h2load -c$CONNS -m$STREAMS -t1 -D$1"; }
 

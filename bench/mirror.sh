@@ -38,9 +38,6 @@ LOAD_WAIT=${LOAD_WAIT:-30}
 NAME=mirror
 source bench/common.sh
 bench_install nginx:nginx wrk:wrk curl:curl
-ECHO=${ECHO:-$root/$build_dir/tools/echo/doppel-echo}
-[[ -x "$ECHO" ]] || { echo "no $ECHO: build doppel-echo first" >&2; exit 2; }
-
 # ---------------------------------------------------------------- upstreams
 start_json_upstream upstream
 
@@ -52,14 +49,7 @@ start_nginx mirror-target "  server {
 MIRROR=http://127.0.0.1:$mt_port
 wait_http "$MIRROR/"
 
-"$ECHO" --listen 127.0.0.1:0 --threads 1 --latency "$SLOW" >"$tmp/echo.stdout" 2>"$tmp/echo.stderr" &
-pids+=($!)
-SLOW_MIRROR=$(listening_url "$tmp/echo.stdout" "$!")
-[[ -n "$SLOW_MIRROR" ]] || { echo "doppel-echo did not start:" >&2; cat "$tmp/echo.stderr" >&2; exit 1; }
-t0=$(date +%s.%N)
-curl -fsS -o /dev/null "$SLOW_MIRROR/healthz"
-slow_check=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
-log "slow mirror $SLOW_MIRROR answers after $slow_check s"
+start_slow_echo "$SLOW"
 
 # ---------------------------------------------------------------- nginx proxies
 nginx_proxy() {  # NAME MIRROR_URL|"" -> sets proxy_url (not in a subshell: start_nginx records the pid)
@@ -111,8 +101,6 @@ NGX_SLOW_PID=$(nginx_worker "$NGX_SLOW_MASTER")
 
 # ---------------------------------------------------------------- wrk
 declare -A RPS P50 P99 LOAD ERRS SUMMARY CPU SYSC
-clk_tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # utime + stime
 # Syscalls per request (perf's raw_syscalls tracepoint), when perf may trace: a count of work
 # done that, unlike req/s and CPU time, does not depend on how busy the machine is.
 PERF_OK=""
@@ -156,32 +144,6 @@ for m in json.load(sys.stdin).get("mirrors", []):
     print("sent %d, succeeded %d, failed %d, dropped at max-inflight %d, in flight %d, mirror p50 <= %s us, primary p50 <= %s us" % (
         m["sent"], m["succeeded"], sum(m["failed"].values()), m["dropped"]["max_inflight"],
         m["inflight"], m["latency_p50_us_le"], m["primary_latency_p50_us_le"]))' 2>/dev/null || echo "?"
-}
-
-# Paired run: A and B loaded at the same time (wrk -c CONNS/2 each), so whatever else the
-# machine runs weighs on both alike; their ratio is far steadier than that of two runs
-# minutes apart. Appends a row to PAIR_ROWS and the B/A req/s ratio to PAIR_RATIOS[NAME].
-declare -a PAIR_ROWS=()
-declare -A PAIR_RATIOS PAIR_CPU_RATIOS
-run_pair() {  # NAME ROUND LABEL_A URL_A PID_A LABEL_B URL_B PID_B
-  local name=$1 round=$2 la=$3 ua=$4 pa=$5 lb=$6 ub=$7 pb=$8 half=$((CONNS / 2)) w a0 b0 a1 b1 load
-  local oa=$tmp/pair-$name-$round-a.txt ob=$tmp/pair-$name-$round-b.txt ra rb na nb ca cb
-  wrk -t1 -c"$half" -d"$WARMUP" --timeout 10s "$ua/api/items" >/dev/null & w=$!
-  wrk -t1 -c"$half" -d"$WARMUP" --timeout 10s "$ub/api/items" >/dev/null; wait "$w"
-  load=$(wait_load)
-  log "pair $name.$round: $la vs $lb, wrk -t1 -c$half -d$DURATION each, at once (load $load)"
-  a0=$(cpu_ticks "$pa"); b0=$(cpu_ticks "$pb")
-  wrk -t1 -c"$half" -d"$DURATION" --timeout 10s "$ua/api/items" >"$oa" & w=$!
-  wrk -t1 -c"$half" -d"$DURATION" --timeout 10s "$ub/api/items" >"$ob"; wait "$w"
-  a1=$(cpu_ticks "$pa"); b1=$(cpu_ticks "$pb")
-  ra=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$oa"); rb=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$ob")
-  na=$(awk '/requests in/ {print $1; exit}' "$oa"); nb=$(awk '/requests in/ {print $1; exit}' "$ob")
-  ca=$(awk -v c=$((a1 - a0)) -v n="$na" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
-  cb=$(awk -v c=$((b1 - b0)) -v n="$nb" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print "?" }')
-  PAIR_RATIOS[$name]+="$(bench_ratio "$rb" "$ra" %.3f) "
-  PAIR_CPU_RATIOS[$name]+="$(bench_ratio "$ca" "$cb" %.3f) "
-  PAIR_ROWS+=("| $round | $la | $ra | $ca | $lb | $rb | $cb | $(bench_ratio "$rb" "$ra" %.3f)× | $(bench_ratio "$ca" "$cb" %.3f)× | $load |")
-  log "pair $name.$round: $ra vs $rb req/s, $ca vs $cb µs/request"
 }
 
 CONFIGS=(nginx nginx_mirror nginx_slow doppel doppel_mirror doppel_slow)

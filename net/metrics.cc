@@ -45,40 +45,55 @@ uint64_t Histogram::ApproximateQuantileUs(double q) const {
 }
 
 MetricsRegistry::Entry& MetricsRegistry::Add(const std::string& name, const std::string& help,
-                                             const std::string& labels, Type t) {
+                                             const std::string& labels, Type t, bool* created) {
+  for (const auto& e : entries_) {
+    if (e->name == name && e->labels == labels && e->type == t) {
+      *created = false;
+      return *e;
+    }
+  }
   auto e = std::make_unique<Entry>();
   e->name = name;
   e->help = help;
   e->labels = labels;
   e->type = t;
   entries_.push_back(std::move(e));
+  *created = true;
   return *entries_.back();
 }
 
 Counter* MetricsRegistry::AddCounter(const std::string& name, const std::string& help,
                                      const std::string& labels) {
-  Entry& e = Add(name, help, labels, Type::kCounter);
-  e.counter = std::make_unique<Counter>();
+  std::lock_guard<std::mutex> lock(mu_);
+  bool created = false;
+  Entry& e = Add(name, help, labels, Type::kCounter, &created);
+  if (created) e.counter = std::make_unique<Counter>();
   return e.counter.get();
 }
 
 Gauge* MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
                                  const std::string& labels) {
-  Entry& e = Add(name, help, labels, Type::kGauge);
-  e.gauge = std::make_unique<Gauge>();
+  std::lock_guard<std::mutex> lock(mu_);
+  bool created = false;
+  Entry& e = Add(name, help, labels, Type::kGauge, &created);
+  if (created) e.gauge = std::make_unique<Gauge>();
   return e.gauge.get();
 }
 
 void MetricsRegistry::AddGaugeFunction(const std::string& name, const std::string& help,
                                        std::function<double()> read, const std::string& labels) {
-  Add(name, help, labels, Type::kGaugeFunction).read = std::move(read);
+  std::lock_guard<std::mutex> lock(mu_);
+  bool created = false;
+  Add(name, help, labels, Type::kGaugeFunction, &created).read = std::move(read);
 }
 
 Histogram* MetricsRegistry::AddHistogram(const std::string& name, const std::string& help,
                                          std::vector<uint64_t> bounds_us,
                                          const std::string& labels) {
-  Entry& e = Add(name, help, labels, Type::kHistogram);
-  e.histogram = std::make_unique<Histogram>(std::move(bounds_us));
+  std::lock_guard<std::mutex> lock(mu_);
+  bool created = false;
+  Entry& e = Add(name, help, labels, Type::kHistogram, &created);
+  if (created) e.histogram = std::make_unique<Histogram>(std::move(bounds_us));
   return e.histogram.get();
 }
 
@@ -106,6 +121,7 @@ std::string Braced(const std::string& labels, const std::string& extra = "") {
 }  // namespace
 
 std::string MetricsRegistry::RenderPrometheus() const {
+  std::lock_guard<std::mutex> lock(mu_);
   // Group by name, keeping first-registration order.
   std::vector<std::string> order;
   std::map<std::string, std::vector<const Entry*>> by_name;

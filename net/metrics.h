@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -66,7 +67,9 @@ class MetricsRegistry {
  public:
   // `labels` is the label set as Prometheus text without braces, e.g. `class="2xx"`; metrics
   // sharing a name share one HELP/TYPE header. The returned pointer lives as long as the
-  // registry.
+  // registry. Adding a series that exists (same name, labels and type) returns the existing
+  // one, so a part rebuilt at run time (a reloaded mirror) keeps counting where it was; a
+  // gauge function added again replaces the old one. Thread-safe.
   Counter* AddCounter(const std::string& name, const std::string& help,
                       const std::string& labels = "");
   Gauge* AddGauge(const std::string& name, const std::string& help, const std::string& labels = "");
@@ -89,7 +92,10 @@ class MetricsRegistry {
     std::function<double()> read;
     std::unique_ptr<Histogram> histogram;
   };
-  Entry& Add(const std::string& name, const std::string& help, const std::string& labels, Type t);
+  // The series (name, labels), new or existing; *created tells which. REQUIRES: mu_ held.
+  Entry& Add(const std::string& name, const std::string& help, const std::string& labels, Type t,
+             bool* created);
+  mutable std::mutex mu_;
   std::vector<std::unique_ptr<Entry>> entries_;
 };
 

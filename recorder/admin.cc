@@ -35,10 +35,15 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   void OnRead(beast::error_code ec) {
     if (ec) return Close();
     AdminReply reply;
-    if (request_.method() != http::verb::get && request_.method() != http::verb::head) {
-      reply = {405, "text/plain; charset=utf-8", "only GET\n"};
+    const http::verb method = request_.method();
+    if (method != http::verb::get && method != http::verb::head && method != http::verb::post) {
+      reply = {405, "text/plain; charset=utf-8", "only GET, HEAD and POST\n"};
     } else {
-      reply = (*handler_)(request_.target());
+      beast::error_code peer_ec;
+      const auto peer = stream_.socket().remote_endpoint(peer_ec);
+      AdminRequest request{request_.method_string(), request_.target(), request_.body(),
+                           !peer_ec && peer.address().is_loopback()};
+      reply = (*handler_)(request);
     }
     response_ = {};
     response_.version(request_.version());

@@ -1,5 +1,5 @@
-// A small HTTP/1.1 server for the admin endpoint (/metrics, /healthz, /status), on its own
-// thread so it answers even while the proxy threads are saturated or draining.
+// A small HTTP/1.1 server for the admin endpoint (/metrics, /healthz, /status, POST /config),
+// on its own thread so it answers even while the proxy threads are saturated or draining.
 #pragma once
 
 #include <functional>
@@ -17,8 +17,14 @@ struct AdminReply {
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
 };
-// Called on the admin thread with the request target; must be thread-safe w.r.t. the proxy.
-using AdminHandler = std::function<AdminReply(std::string_view target)>;
+struct AdminRequest {
+  std::string_view method;  // GET, HEAD or POST (others are refused before the handler)
+  std::string_view target;
+  std::string_view body;
+  bool from_loopback = false;  // the client's address is a loopback one
+};
+// Called on the admin thread; must be thread-safe w.r.t. the proxy.
+using AdminHandler = std::function<AdminReply(const AdminRequest& request)>;
 
 class AdminServer {
  public:

@@ -190,10 +190,17 @@ CoverageSampler::Decision CoverageSampler::Decide(uint64_t class_id, std::string
     // Rare first: a class over the water level may only spend the bucket down to a floor
     // that grows with its share, up to half the bucket for the most frequent class, and is
     // at least a tenth of the bucket: that much is kept for the classes under the level.
+    // Covered classes leave a token for a class not covered yet: a class's first envelope may
+    // take the last one, whatever its share looks like (a class new to a young estimate
+    // looks frequent), so while new classes arrive faster than the budget refills (the start
+    // of a recording, or hundreds of classes at a small budget) every class seen gets one.
     double floor = 0;
-    if (p < 1 && max_share_ > 0) {
-      floor = std::max(std::max(1.0, capacity_ / 10),
-                       capacity_ / 2 * std::min(1.0, e.weight / total_weight_ / max_share_));
+    if (e.kept > 0) {
+      floor = std::min(1.0, (capacity_ - 1) / 2);
+      if (p < 1 && max_share_ > 0) {
+        floor = std::max(std::max(1.0, capacity_ / 10),
+                         capacity_ / 2 * std::min(1.0, e.weight / total_weight_ / max_share_));
+      }
     }
     const bool granted = tokens_ >= 1 && tokens_ - 1 >= floor - 1e-9;
     // The share of the class's wanted envelopes the bucket lets through (moving average over

@@ -14,12 +14,13 @@
 //    and every 1024 decisions (64 for the first 8192).
 //  * Minimum: a class keeps all of its requests until it has `per_class_min` envelopes.
 //  * Hard cap: a token bucket (rate: R/s, burst R; fraction: f per request, burst
-//    max(1, 1000 f)). Every kept envelope takes a token; none left, nothing is kept. A class
-//    over the water level may only spend the bucket down to a floor proportional to its
-//    share (half the bucket for the most frequent class), and never below a tenth of it
-//    (kept for the classes under the level, which may spend it all), so when the budget cannot give
-//    every class its minimum the rare classes come first and the minimum gives way, never the
-//    budget.
+//    max(1, 1000 f)). Every kept envelope takes a token; none left, nothing is kept. A
+//    class's first envelope may take the last token; a covered class under the water level
+//    leaves one for a class not covered yet; a class over the level only spends the bucket
+//    down to a floor proportional to its share (half the bucket for the most frequent
+//    class), and never below a tenth of it. So when the budget cannot give every class its
+//    minimum, every class gets one envelope first, then the rare classes come first and the
+//    minimum gives way, never the budget.
 //  * Inclusion probability: p_c (1 under the minimum) times the share of the class's wanted
 //    envelopes the bucket let through lately (a moving average over about 20), so that the
 //    1/p weights still add up to each class's requests while the budget is short.

@@ -48,6 +48,11 @@ Exchange::Exchange(Worker& worker, RecorderImpl& recorder, const ClientInfo& cli
 
 Exchange::~Exchange() = default;
 
+const LivePlan& Exchange::plan() {
+  if (plan_ == nullptr) plan_ = &rec_.PlanFor(worker_);
+  return *plan_;
+}
+
 void Exchange::StartEnvelope(uint64_t arrival_us) {
   envelope_.emplace();
   envelope_->set_arrival_us(arrival_us);
@@ -62,21 +67,21 @@ void Exchange::StartEnvelope(uint64_t arrival_us) {
 
 void Exchange::DecideCapture(net::RequestView view, unsigned version, uint64_t arrival_us) {
   view.client_cert_subject = client_.client_cert_subject;
-  const RecorderOptions& opts = rec_.options();
-  if (net::FaultInjector* faults = rec_.faults()) fault_ = faults->Draw(view);
+  const LivePlan& live = plan();
+  if (live.faults) fault_ = live.faults->Draw(view);
   const net::MatchBlock* block = nullptr;
-  if (!opts.rules.empty()) {
-    block = opts.rules.Match(view);
+  if (!live.rules.empty()) {
+    block = live.rules.Match(view);
     if (block == nullptr) {
       rec_.metrics().unmatched->Inc();
       return;
     }
   }
   const uint64_t random = worker_.rng.Next();
-  if (!rec_.sampler().Sample(view, random)) return;
+  if (!live.sampler.Sample(view, random)) return;
   // Coverage sampling decides once the class is known (KeepEnvelope); until then every
   // candidate is captured.
-  if (worker_.coverage) draw_ = rec_.sampler().Draw(view, random);
+  if (worker_.coverage) draw_ = live.sampler.Draw(view, random);
   StartEnvelope(arrival_us);
   if (block != nullptr) envelope_->set_matched_rule(block->name);
   auto* r = envelope_->mutable_request();
@@ -112,7 +117,7 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   } else if (had_length || !req.body().empty()) {
     req.content_length(req.body().size());
   }
-  if (rec_.options().fault.from_headers) {
+  if (plan().fault_from_headers) {
     req.erase(net::kFaultDelayHeader);
     req.erase(net::kFaultAbortHeader);
   }
@@ -277,7 +282,7 @@ void Exchange::FinishCapture(uint64_t latency_us) {
 bool Exchange::KeepEnvelope() {
   if (!worker_.coverage) {
     // Unset (0) reads as 1: everything kept.
-    const double percent = rec_.sampler().percent();
+    const double percent = plan().sampler.percent();
     if (percent < 100) envelope_->set_inclusion_probability(percent / 100);
     return true;
   }
@@ -335,8 +340,8 @@ void Exchange::Fail(ProxyFailure failure, unsigned status, const std::string& re
         status, FailureName(failure),
         (request_complete ? logged_request_ : describe_request) + " from " + client_.addr, reason);
   }
-  if (!head_read && !envelope_ && rec_.options().rules.empty() &&
-      rec_.sampler().SampleRandom(worker_.rng.Next())) {
+  if (!head_read && !envelope_ && plan().rules.empty() &&
+      plan().sampler.SampleRandom(worker_.rng.Next())) {
     // Malformed before a header could be read: capture what is known, decided at random.
     StartEnvelope(rec_.options().clock->WallUs());
   }

@@ -26,6 +26,7 @@ namespace doppel::recorder {
 class RecorderImpl;
 class MirroredRequest;
 struct Worker;
+struct LivePlan;
 
 // The client connection as the envelopes record it.
 struct ClientInfo {
@@ -116,8 +117,13 @@ class Exchange {
   // sampling drops it.
   bool KeepEnvelope();
 
+  // The configuration this request runs under, taken when it is first needed (a reload while
+  // the connection idles applies to its next request).
+  const LivePlan& plan();
+
   Worker& worker_;
   RecorderImpl& rec_;
+  const LivePlan* plan_ = nullptr;
   const ClientInfo& client_;
   std::optional<doppel::v1::Envelope> envelope_;  // when sampled
   std::shared_ptr<MirroredRequest> mirrored_;     // the mirrors the request went to

@@ -201,6 +201,7 @@ struct MirrorHub::Target {
   std::unique_ptr<net::FaultInjector> faults;  // fault=: null without
   // The share copied now: spec.percent, or the adaptive controller's (set by doppel-adapt).
   std::atomic<double> effective_percent{0};
+  std::atomic<uint64_t> adaptive_changes{0};   // adaptive: changes so far
   std::unique_ptr<AimdController> controller;  // adaptive only; doppel-adapt's
   AdaptiveSignals last_signals;                // doppel-adapt's; read under the hub's adapt_mu_
   SignalWindow attempts{0};                    // sent, failed + dropped (adaptive only)
@@ -252,7 +253,9 @@ const MirrorHub::Target::Reason MirrorHub::Target::kReasons[] = {
 
 MirrorHub::MirrorHub(MirrorOptions options) : options_(std::move(options)) {}
 
-MirrorHub::~MirrorHub() {
+MirrorHub::~MirrorHub() { StopAdaptive(); }
+
+void MirrorHub::StopAdaptive() {
   {
     std::lock_guard<std::mutex> lock(adapt_mu_);
     adapt_stop_ = true;
@@ -433,6 +436,7 @@ std::vector<MirrorCounts> MirrorHub::counts() const {
       c.diff_skipped = t->diff_skipped->value();
     }
     c.effective_percent = t->effective_percent.load(std::memory_order_relaxed);
+    c.adaptive_changes = t->adaptive_changes.load(std::memory_order_relaxed);
     if (t->faults) {
       c.faults_delayed = t->faults->injected(net::FaultKind::kDelay);
       c.faults_aborted = t->faults->injected(net::FaultKind::kAbort);
@@ -496,6 +500,7 @@ void MirrorHub::AdaptLoop(const net::Histogram* primary_latency) {
       t->last_signals = signals;
       t->effective_percent.store(t->controller->effective(), std::memory_order_relaxed);
       if (!reason.empty()) {
+        t->adaptive_changes.fetch_add(1, std::memory_order_relaxed);
         char line[512];
         std::snprintf(line, sizeof line, "mirror '%s' at %.3g%% (was %.3g%%): %s",
                       t->spec.name.c_str(), t->controller->effective(), before, reason.c_str());

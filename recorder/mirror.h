@@ -137,7 +137,8 @@ struct MirrorCounts {
   uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
   uint64_t diff_skipped = 0;                        // the diff queue was full
   uint64_t faults_delayed = 0, faults_aborted = 0;  // fault=: copies delayed, not sent
-  double effective_percent = 0;  // the share copied now (adaptive: the controller's)
+  double effective_percent = 0;   // the share copied now (adaptive: the controller's)
+  uint64_t adaptive_changes = 0;  // adaptive: changes of effective_percent so far
 };
 
 class MirrorLane;
@@ -161,6 +162,9 @@ class MirrorHub {
   // Starts the adaptive controller's thread (doppel-adapt) when a mirror is adaptive;
   // `primary_latency` is the primary's latency histogram, which must outlive the hub.
   void StartAdaptive(const net::Histogram& primary_latency);
+  // Stops that thread (a reload replaced the hub); the effective percentages stay where they
+  // were. Idempotent; also done by the destructor.
+  void StopAdaptive();
 
   // A lane for one proxy thread: a keep-alive pool per mirror on `io`.
   Result<std::unique_ptr<MirrorLane>> MakeLane(boost::asio::io_context& io);

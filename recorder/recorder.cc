@@ -21,9 +21,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 RecorderImpl::RecorderImpl(RecorderOptions options, std::vector<NamedSink> sinks,
-                           const redact::Redactor* redactor, Sampler sampler)
+                           const redact::Redactor* redactor)
     : options_(std::move(options)),
-      sampler_(std::move(sampler)),
       redactor_(redactor),
       metrics_(registry_),
       started_us_(options_.clock->NowUs()) {
@@ -56,32 +55,108 @@ RecorderImpl::RecorderImpl(RecorderOptions options, std::vector<NamedSink> sinks
 
 RecorderImpl::~RecorderImpl() { Stop(); }
 
-Status RecorderImpl::Init() {
-  if (options_.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
-  if (!options_.mirror.mirrors.empty()) {
-    auto hub = MirrorHub::Create(options_.mirror, options_.rules, registry_);
+Result<std::unique_ptr<LivePlan>> RecorderImpl::BuildPlan(const RecorderOptions& o,
+                                                          std::shared_ptr<MirrorHub> mirrors) {
+  auto plan = std::make_unique<LivePlan>();
+  DOPPEL_ASSIGN_OR_RETURN(plan->sampler, Sampler::Create(o.sample_percent, o.sample_key));
+  plan->rules = o.rules;
+  plan->fault_rules = o.fault_rules;
+  plan->mirror_rules = o.mirror.rules;
+  plan->fault_rule = o.fault_rule;
+  plan->fault_from_headers = o.fault.from_headers;
+  if (mirrors == nullptr && !o.mirror.mirrors.empty()) {
+    auto hub = MirrorHub::Create(o.mirror, o.rules, registry_);
     if (!hub.ok()) return hub.status();
-    mirrors_ = std::move(hub.value());
-    mirrors_->StartAdaptive(*metrics_.latency);
+    mirrors = std::move(hub.value());
   }
-  if (!options_.fault.spec.empty() || options_.fault.from_headers) {
-    net::FaultInjector::Options fault = options_.fault;
-    if (!options_.fault_rule.empty()) {
-      for (const net::MatchRules* rules :
-           {&options_.fault_rules, &options_.rules, &options_.mirror.rules}) {
+  plan->mirrors = std::move(mirrors);
+  if (!o.fault.spec.empty() || o.fault.from_headers) {
+    net::FaultInjector::Options fault = o.fault;
+    if (!o.fault_rule.empty()) {
+      for (const net::MatchRules* rules : {&plan->fault_rules, &plan->rules, &plan->mirror_rules}) {
         for (const net::MatchBlock& b : rules->blocks()) {
-          if (b.name == options_.fault_rule && fault.rule == nullptr) fault.rule = &b;
+          if (b.name == o.fault_rule && fault.rule == nullptr) fault.rule = &b;
         }
       }
       if (fault.rule == nullptr) {
-        return Status::InvalidArgument("--fault-rule '" + options_.fault_rule +
+        return Status::InvalidArgument("--fault-rule '" + o.fault_rule +
                                        "' names no rule: give the rule itself (e.g. --fault-rule "
                                        "'uri^=/api') or name one of --match, --rules, "
                                        "--mirror-match, --mirror-rules");
       }
     }
-    faults_ = std::make_unique<net::FaultInjector>(std::move(fault), "primary", &registry_);
+    plan->faults = std::make_unique<net::FaultInjector>(std::move(fault), "primary", &registry_);
   }
+  return plan;
+}
+
+Status RecorderImpl::Reconfigure(const RecorderOptions& next, bool mirrors_changed) {
+  std::lock_guard<std::mutex> one_at_a_time(reconfigure_mu_);
+  std::shared_ptr<MirrorHub> keep;
+  if (!mirrors_changed) keep = current_plan().mirrors;
+  DOPPEL_ASSIGN_OR_RETURN(auto plan, BuildPlan(next, keep));
+  MirrorHub* old_hub = current_plan().mirrors.get();
+  if (plan->mirrors.get() != old_hub) {
+    if (plan->mirrors) plan->mirrors->StartAdaptive(*metrics_.latency);
+    if (old_hub != nullptr) old_hub->StopAdaptive();
+  }
+  std::lock_guard<std::mutex> lock(plans_mu_);
+  plan->generation = plans_.back()->generation + 1;
+  plans_.push_back(std::move(plan));
+  generation_.store(plans_.back()->generation, std::memory_order_release);
+  return Status::Ok();
+}
+
+const LivePlan& RecorderImpl::current_plan() const {
+  std::lock_guard<std::mutex> lock(plans_mu_);
+  return *plans_.back();
+}
+
+std::vector<MirrorHub*> RecorderImpl::hubs() const {
+  std::lock_guard<std::mutex> lock(plans_mu_);
+  std::vector<MirrorHub*> out;
+  for (const auto& p : plans_) {
+    MirrorHub* h = p->mirrors.get();
+    if (h != nullptr && std::find(out.begin(), out.end(), h) == out.end()) out.push_back(h);
+  }
+  return out;
+}
+
+void RecorderImpl::SwitchPlan(Worker& w) {
+  const LivePlan* next = &current_plan();
+  if (w.plan == nullptr || w.plan->mirrors != next->mirrors) {
+    if (w.mirror) {
+      w.mirror->Shutdown();
+      w.retired_lanes.push_back(std::move(w.mirror));
+    }
+    if (next->mirrors) {
+      auto lane = next->mirrors->MakeLane(w.io);
+      if (lane.ok()) {
+        w.mirror = std::move(lane.value());
+      } else {
+        // Not expected (the hub's targets were checked when it was built); the requests of
+        // this thread then go unmirrored rather than unanswered.
+        failure_log_.Write("doppel record: mirrors off on a proxy thread: " +
+                           lane.status().ToString());
+      }
+    }
+  }
+  w.plan = next;
+}
+
+Status RecorderImpl::Init() {
+  if (options_.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
+  {
+    DOPPEL_ASSIGN_OR_RETURN(auto plan, BuildPlan(options_, nullptr));
+    if (plan->mirrors) plan->mirrors->StartAdaptive(*metrics_.latency);
+    std::lock_guard<std::mutex> lock(plans_mu_);
+    plans_.push_back(std::move(plan));
+    generation_.store(1, std::memory_order_release);
+  }
+  registry_.AddGaugeFunction(
+      "doppel_config_generation",
+      "The configuration in force: 1 at start, +1 per accepted reload (SIGHUP, POST /config).",
+      [this] { return static_cast<double>(generation()); });
   if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
     return Status::InvalidArgument(
         "--tls-cert and --tls-key go together: give both (PEM files) for TLS on the listener");
@@ -128,8 +203,9 @@ Status RecorderImpl::Init() {
       }
       w->coverage->Publish();
     }
-    if (mirrors_) {
-      DOPPEL_ASSIGN_OR_RETURN(auto lane, mirrors_->MakeLane(w->io));
+    w->plan = &current_plan();
+    if (w->plan->mirrors) {
+      DOPPEL_ASSIGN_OR_RETURN(auto lane, w->plan->mirrors->MakeLane(w->io));
       w->mirror = std::move(lane);
     }
     const tcp::endpoint ep(ip, port);
@@ -175,8 +251,8 @@ Status RecorderImpl::Init() {
         });
   }
   if (options_.admin) {
-    auto admin =
-        AdminServer::Start(*options_.admin, [this](std::string_view t) { return HandleAdmin(t); });
+    auto admin = AdminServer::Start(
+        *options_.admin, [this](const AdminRequest& request) { return HandleAdmin(request); });
     if (!admin.ok()) return admin.status();
     admin_ = std::move(admin.value());
   }
@@ -239,17 +315,23 @@ void RecorderImpl::Stop() {
     }
   }
   // Mirror copies are fire-and-forget: give those still out a moment, not their timeout.
+  const std::vector<MirrorHub*> all_hubs = hubs();
+  auto mirrors_inflight = [&all_hubs] {
+    uint64_t n = 0;
+    for (const MirrorHub* h : all_hubs) n += h->inflight();
+    return n;
+  };
   const auto mirror_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  while (mirrors_ && mirrors_->inflight() > 0 &&
-         std::chrono::steady_clock::now() < mirror_deadline) {
+  while (mirrors_inflight() > 0 && std::chrono::steady_clock::now() < mirror_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  const bool mirrors_busy = mirrors_ && mirrors_->inflight() > 0;
+  const bool mirrors_busy = mirrors_inflight() > 0;
   for (auto& w : workers_) {
     Worker* raw = w.get();
     asio::post(raw->io, [raw] {
       raw->pool->Shutdown();
       if (raw->mirror) raw->mirror->Shutdown();
+      for (auto& lane : raw->retired_lanes) lane->Shutdown();
     });
     raw->work.reset();
     // Sessions still open after the drain timeout are cut: stopping the loop destroys them.
@@ -259,7 +341,8 @@ void RecorderImpl::Stop() {
     if (w->thread.joinable()) w->thread.join();
     if (w->coverage) w->coverage->Publish();  // the final counts (the thread has ended)
   }
-  if (mirrors_) mirrors_->DrainDiffs();  // the final counts include every handed-over diff
+  // The final counts include every handed-over diff.
+  for (MirrorHub* h : all_hubs) h->DrainDiffs();
   if (admin_) admin_->Stop();
   for (auto& s : sinks_) s.writer->Stop();
 }
@@ -278,10 +361,7 @@ Result<std::unique_ptr<Recorder>> Recorder::Start(RecorderOptions options,
         "--sample and --sample-mode coverage do not go together: coverage sampling spends "
         "--sample-budget (e.g. 5% or 200/s) instead");
   }
-  auto sampler = Sampler::Create(options.sample_percent, options.sample_key);
-  if (!sampler.ok()) return sampler.status();
-  auto rec = std::make_unique<RecorderImpl>(std::move(options), std::move(sinks), redactor,
-                                            std::move(sampler.value()));
+  auto rec = std::make_unique<RecorderImpl>(std::move(options), std::move(sinks), redactor);
   Status st = rec->Init();
   if (!st.ok()) {
     rec->Stop();

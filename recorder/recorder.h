@@ -8,9 +8,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -20,6 +22,7 @@
 #include "net/http_client.h"
 #include "net/match.h"
 #include "net/url.h"
+#include "recorder/admin.h"
 #include "recorder/capture_writer.h"
 #include "recorder/coverage_sampler.h"
 #include "recorder/mirror.h"
@@ -96,6 +99,10 @@ struct RecorderOptions {
   // the wait is not on `clock`).
   std::chrono::milliseconds drain_timeout{10000};
 
+  // POST /config on the admin endpoint (loopback clients only): called on the admin thread
+  // with the request body; unset: 404. The session sets it (Session::Reload).
+  std::function<AdminReply(std::string_view body)> post_config;
+
   // Where envelopes' arrival times (wall) and the /status uptime (monotonic) come from.
   // Must outlive the recorder. Socket and drain timeouts run on real time whatever it is.
   const Clock* clock = &SystemClock::Instance();
@@ -169,6 +176,16 @@ class Recorder {
   // First capture error (OK if none): with one sink, its first error; with several, the first
   // failing sink's, prefixed "sink NAME: ".
   virtual Status capture_error() const = 0;
+
+  // Live reconfiguration: takes the live fields of `next` (rules, sample_percent, sample_key,
+  // fault, fault_rule, fault_rules, mirror) — the rest is the business of a restart and is
+  // ignored. Requests that already began finish under the old settings; the next ones on
+  // every thread use the new. With `mirrors_changed` false the mirrors (their connections,
+  // counts and adaptive state) carry on as they are. On error (a fault rule that names no
+  // rule, a mirror rule unknown) nothing changes. Thread-safe; not during or after Stop().
+  virtual Status Reconfigure(const RecorderOptions& next, bool mirrors_changed) = 0;
+  // 1 at start, +1 per accepted Reconfigure (doppel_config_generation).
+  virtual uint64_t generation() const = 0;
 };
 using RecorderPtr = std::unique_ptr<Recorder>;
 

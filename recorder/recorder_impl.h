@@ -21,6 +21,7 @@
 #include "recorder/recorder_metrics.h"
 #include "recorder/request_log.h"
 #include "recorder/sampler.h"
+#include "recorder/worker.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -30,10 +31,28 @@ namespace doppel::recorder {
 
 struct Worker;
 
+// What a reload (Recorder::Reconfigure) can change, built whole and then published at once.
+// A request reads the plan its worker held when the request began, so it sees one
+// configuration from start to end. Plans live as long as the recorder: an exchange, a mirror
+// copy or a fault slot may still point into an old one (a plan is small, reloads are rare).
+struct LivePlan {
+  uint64_t generation = 1;
+  net::MatchRules rules;  // capture rules; empty: every request is a candidate
+  Sampler sampler;
+  bool fault_from_headers = false;
+  std::string fault_rule;                      // as given (for /status)
+  net::MatchRules fault_rules;                 // an inline --fault-rule
+  net::MatchRules mirror_rules;                // --fault-rule may name one of these
+  std::unique_ptr<net::FaultInjector> faults;  // null: no faults on the proxied path
+  // Null without mirrors; the previous plan's hub when the reload left the mirrors alone (so
+  // their connections and adaptive state carry on).
+  std::shared_ptr<MirrorHub> mirrors;
+};
+
 class RecorderImpl : public Recorder {
  public:
   RecorderImpl(RecorderOptions options, std::vector<NamedSink> sinks,
-               const redact::Redactor* redactor, Sampler sampler);
+               const redact::Redactor* redactor);
   ~RecorderImpl() override;
 
   // Binds the listeners and the admin endpoint and starts the threads.
@@ -47,16 +66,22 @@ class RecorderImpl : public Recorder {
   void Stop() override;
   RecorderCounts counts() const override;
   std::optional<CoverageSnapshot> coverage() const override;
-  std::vector<MirrorCounts> mirror_counts() const override {
-    return mirrors_ ? mirrors_->counts() : std::vector<MirrorCounts>{};
-  }
+  std::vector<MirrorCounts> mirror_counts() const override;
   std::string MetricsText() const override { return registry_.RenderPrometheus(); }
   std::string StatusJson() const override;
   Status capture_error() const override;
+  Status Reconfigure(const RecorderOptions& next, bool mirrors_changed) override;
+  uint64_t generation() const override { return generation_.load(std::memory_order_acquire); }
 
   // ---- used by sessions (from worker threads) ----
+  // The options the recorder started with. What a reload changes (rules, sampling, faults,
+  // mirrors) is read from the worker's plan instead.
   const RecorderOptions& options() const { return options_; }
-  const Sampler& sampler() const { return sampler_; }
+  // The plan for a request starting on `w` (its thread only): the latest one.
+  const LivePlan& PlanFor(Worker& w) {
+    if (w.plan == nullptr || w.plan->generation != generation()) SwitchPlan(w);
+    return *w.plan;
+  }
   RecorderMetrics& metrics() { return metrics_; }
   uint32_t NextSeq() { return seq_.fetch_add(1, std::memory_order_relaxed); }
   void Capture(doppel::v1::Envelope&& e) {
@@ -89,15 +114,20 @@ class RecorderImpl : public Recorder {
                        {{"client", ip}});
   }
   const redact::Redactor* redactor() const { return redactor_; }
-  // --fault / --fault-headers on the proxied path; null when off.
-  net::FaultInjector* faults() { return faults_.get(); }
 
  private:
   void Accept(Worker& w);
-  AdminReply HandleAdmin(std::string_view target) const;
+  AdminReply HandleAdmin(const AdminRequest& request) const;
+  // A plan from `o`'s live fields; `mirrors`: the hub to keep (null: build one when `o` has
+  // mirrors). Checks what Init and a reload must refuse (a fault rule naming no rule).
+  Result<std::unique_ptr<LivePlan>> BuildPlan(const RecorderOptions& o,
+                                              std::shared_ptr<MirrorHub> mirrors);
+  void SwitchPlan(Worker& w);
+  const LivePlan& current_plan() const;
+  // Every hub any plan has had, once each.
+  std::vector<MirrorHub*> hubs() const;
 
   RecorderOptions options_;
-  Sampler sampler_;
   const redact::Redactor* redactor_;
   RateLimitedLog failure_log_{{"proxy", "doppel record"}, 20};
   RateLimitedLog refused_log_{{"tls", "doppel record"}, 20};  // LogRefusedClient
@@ -109,9 +139,13 @@ class RecorderImpl : public Recorder {
     CaptureCounters counters;
     std::unique_ptr<CaptureWriter> writer;
   };
-  std::vector<SinkWriter> sinks_;       // at least one
-  std::unique_ptr<MirrorHub> mirrors_;  // outlives the workers (their pending copies use it)
-  std::unique_ptr<net::FaultInjector> faults_;               // outlives the workers
+  std::vector<SinkWriter> sinks_;  // at least one
+  // Every plan so far, the current one last; they outlive the workers (their pending copies
+  // and exchanges use them). plans_mu_ guards the vector, generation_ tells workers to look.
+  mutable std::mutex plans_mu_;
+  std::mutex reconfigure_mu_;  // one Reconfigure at a time (it reads, builds, then appends)
+  std::vector<std::unique_ptr<LivePlan>> plans_;
+  std::atomic<uint64_t> generation_{0};
   std::shared_ptr<boost::asio::ssl::context> listener_tls_;  // --tls-cert; outlives the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;

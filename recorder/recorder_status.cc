@@ -25,9 +25,14 @@ RecorderCounts RecorderImpl::counts() const {
     c.sinks.push_back(
         {s.name, s.writer->stored(), s.writer->dropped(), s.writer->depth(), s.writer->failing()});
   }
-  if (faults_) {
-    for (int k = 0; k <= static_cast<int>(net::FaultKind::kMaxValue); ++k) {
-      c.faults[k] = faults_->injected(static_cast<net::FaultKind>(k));
+  {
+    // Each plan has its own injector: the counts of all of them are the session's.
+    std::lock_guard<std::mutex> lock(plans_mu_);
+    for (const auto& plan : plans_) {
+      if (!plan->faults) continue;
+      for (int k = 0; k <= static_cast<int>(net::FaultKind::kMaxValue); ++k) {
+        c.faults[k] += plan->faults->injected(static_cast<net::FaultKind>(k));
+      }
     }
   }
   c.stored = c.sinks.front().stored;
@@ -54,16 +59,23 @@ std::optional<CoverageSnapshot> RecorderImpl::coverage() const {
   return MergeSnapshots(parts);
 }
 
+std::vector<MirrorCounts> RecorderImpl::mirror_counts() const {
+  const LivePlan& plan = current_plan();
+  return plan.mirrors ? plan.mirrors->counts() : std::vector<MirrorCounts>{};
+}
+
 std::string RecorderImpl::StatusJson() const {
   const RecorderCounts c = counts();
+  const LivePlan& plan = current_plan();
   boost::json::object o;
   o["session"] = options_.session;
   o["listen"] = listen_address_.ToString();
   o["upstream"] = options_.upstream.ToString();
   o["threads"] = options_.threads;
   o["uptime_s"] = static_cast<double>(options_.clock->NowUs() - started_us_) / 1e6;
-  o["sample_percent"] = sampler_.percent();
-  o["sample_key"] = sampler_.key();
+  o["config_generation"] = plan.generation;
+  o["sample_percent"] = plan.sampler.percent();
+  o["sample_key"] = plan.sampler.key();
   o["sample_mode"] = options_.coverage ? "coverage" : "uniform";
   if (const auto cov = coverage()) {
     // The 50 most frequent classes: the per-class rates; the counts cover all of them.
@@ -94,10 +106,10 @@ std::string RecorderImpl::StatusJson() const {
     o["coverage"] = std::move(s);
   }
   boost::json::array rules;
-  for (const auto& b : options_.rules.blocks()) rules.emplace_back(b.name);
+  for (const auto& b : plan.rules.blocks()) rules.emplace_back(b.name);
   o["rules"] = std::move(rules);
-  if (mirrors_) o["mirrors"] = mirrors_->StatusJson();
-  if (faults_) o["faults"] = faults_->StatusJson();
+  if (plan.mirrors) o["mirrors"] = plan.mirrors->StatusJson();
+  if (plan.faults) o["faults"] = plan.faults->StatusJson();
   o["requests"] = c.requests;
   o["sampled"] = c.sampled;
   o["stored"] = c.stored;
@@ -121,8 +133,18 @@ std::string RecorderImpl::StatusJson() const {
   return boost::json::serialize(o) + "\n";
 }
 
-AdminReply RecorderImpl::HandleAdmin(std::string_view target) const {
-  const std::string_view path = net::TargetPath(target);
+AdminReply RecorderImpl::HandleAdmin(const AdminRequest& request) const {
+  const std::string_view path = net::TargetPath(request.target);
+  if (request.method == "POST") {
+    if (path != "/config") return {404, "text/plain; charset=utf-8", "POST: only /config\n"};
+    if (!options_.post_config) return {404, "text/plain; charset=utf-8", "no /config here\n"};
+    if (!request.from_loopback) {
+      return {403, "text/plain; charset=utf-8",
+              "POST /config is taken from loopback clients only (run it on the recorder's "
+              "host)\n"};
+    }
+    return options_.post_config(request.body);
+  }
   if (path == "/metrics") {
     return {200, "text/plain; version=0.0.4; charset=utf-8", registry_.RenderPrometheus()};
   }

@@ -4,20 +4,26 @@
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 #include <utility>
 
 #include "base/units.h"
 #include "diff/rules.h"
 #include "net/match.h"
+#include "net/rules_file.h"
 #include "net/url.h"
 #include "recorder/capture_writer.h"
 #include "recorder/coverage_history.h"
 #include "recorder/mirror.h"
+#include "recorder/record_config.h"
 #include "recorder/redis_sink.h"
 #include "storage/store.h"
 #include "stream/redis_client.h"
@@ -142,7 +148,10 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
   auto listen = net::ParseHostPort(f.listen);
   if (!listen.ok()) return listen.status().WithContext("--listen");
   o.listen = listen.value();
-  if (f.upstream.empty()) return Status::InvalidArgument("--upstream URL is required");
+  if (f.upstream.empty()) {
+    return Status::InvalidArgument(
+        "--upstream URL is required (or upstream.url in the --config file)");
+  }
   auto upstream = net::ParseUrl(f.upstream);
   if (!upstream.ok()) return upstream.status().WithContext("--upstream");
   o.upstream = upstream.value();
@@ -310,9 +319,88 @@ struct Session::State {
   std::unique_ptr<redact::Redactor> redactor;  // null with --no-redact
   std::vector<CaptureSinkPtr> sinks;
   RecorderPtr recorder;
-  bool stopped = false;
   SessionSummary summary;
+  // Reloads: the configuration in force as options, and where a reload resolves it from.
+  std::mutex reload_mu;  // one reload at a time; guards current, options' live fields, stopped
+  SessionOptions current;
+  std::shared_ptr<const RecordConfigSource> source;
+  std::function<void(const ReloadOutcome&)> on_reload;
+  bool stopped = false;
 };
+
+ReloadOutcome Session::ReloadState(State& s, const net::ConfigDoc* doc, std::string origin) {
+  std::unique_lock<std::mutex> lock(s.reload_mu);
+  ReloadOutcome out;
+  out.origin = std::move(origin);
+  auto done = [&]() -> ReloadOutcome {
+    lock.unlock();
+    if (s.on_reload) s.on_reload(out);
+    return out;
+  };
+  if (s.stopped || s.recorder == nullptr) {
+    out.status = Status::Unavailable("the session is starting or stopping");
+    return done();
+  }
+  out.generation = s.recorder->generation();
+  auto next = doc != nullptr ? ApplyRecordConfig(*s.source, s.current, *doc)
+                             : ResolveRecordConfig(*s.source);
+  if (!next.ok()) {
+    out.status = next.status();
+    return done();
+  }
+  next->store_path = s.current.store_path;
+  const std::vector<const RecordConfigField*> changed = ChangedRecordConfigFields(s.current, *next);
+  std::string restart;
+  for (const RecordConfigField* f : changed) {
+    if (f->live) continue;
+    restart += std::string(restart.empty() ? "" : "; ") + std::string(f->path) + " (" +
+               std::string(f->flag) + ") '" + RecordConfigValueText(*f, s.current) + "' -> '" +
+               RecordConfigValueText(*f, *next) + "'";
+  }
+  if (!restart.empty()) {
+    out.status = Status::InvalidArgument(
+        "these need a restart of doppel record, not a reload: " + restart +
+        " (reloads change sampling percent and key, capture rules, mirroring and faults)");
+    return done();
+  }
+  auto parsed = ParseOptions(*next);
+  if (!parsed.ok()) {
+    out.status = parsed.status();
+    return done();
+  }
+  // The mirrors are rebuilt (new connections, adaptive state from the top) only when something
+  // they depend on may have changed: their settings, the capture rules a rule=NAME can name,
+  // the fault draws, or a rules file read again.
+  bool mirrors_changed = !next->mirror_rules_file.empty() || !next->mirror_diff_rules.empty() ||
+                         !next->rules_file.empty();
+  for (const RecordConfigField* f : changed) {
+    mirrors_changed = mirrors_changed || f->path.starts_with("mirroring.") ||
+                      f->path.starts_with("capture.") || f->path.starts_with("faults.");
+  }
+  if (Status st = s.recorder->Reconfigure(*parsed, mirrors_changed); !st.ok()) {
+    out.status = st;
+    return done();
+  }
+  RecorderOptions& o = s.options;
+  o.rules = parsed->rules;
+  o.sample_percent = parsed->sample_percent;
+  o.sample_key = parsed->sample_key;
+  o.mirror = parsed->mirror;
+  o.fault = parsed->fault;
+  o.fault_rule = parsed->fault_rule;
+  o.fault_rules = parsed->fault_rules;
+  for (const RecordConfigField* f : changed) {
+    out.changed.push_back(std::string(f->path) + ": " + RecordConfigValueText(*f, s.current) +
+                          " -> " + RecordConfigValueText(*f, *next));
+  }
+  s.current = std::move(next.value());
+  out.generation = s.recorder->generation();
+  return done();
+}
+
+ReloadOutcome Session::Reload(const net::ConfigDoc* doc, std::string origin) {
+  return ReloadState(*s_, doc, std::move(origin));
+}
 
 Session::Session(std::unique_ptr<State> state) : s_(std::move(state)) {}
 
@@ -381,6 +469,34 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
     named.insert(named.begin(), {"store", s->sinks.front().get()});
   }
 
+  // POST /config: the fields the document names, over the configuration in force. Refused
+  // (400) with the reason; applied: the new generation and what changed.
+  o.post_config = [state = s.get()](std::string_view body) -> AdminReply {
+    const bool json = body.find_first_not_of(" \t\r\n") != std::string_view::npos &&
+                      body[body.find_first_not_of(" \t\r\n")] == '{';
+    auto doc = net::ParseConfig(body, json ? net::ConfigFormat::kJson : net::ConfigFormat::kYaml);
+    ReloadOutcome out;
+    if (doc.ok()) {
+      out = ReloadState(*state, &doc.value(), "POST /config");
+    } else {
+      out.origin = "POST /config";
+      out.status = doc.status();
+      {
+        std::lock_guard<std::mutex> lock(state->reload_mu);
+        if (state->recorder) out.generation = state->recorder->generation();
+      }
+      if (state->on_reload) state->on_reload(out);
+    }
+    boost::json::array changed;
+    for (const std::string& c : out.changed) changed.emplace_back(c);
+    boost::json::object reply{{"applied", out.status.ok()},
+                              {"generation", out.generation},
+                              {"changed", std::move(changed)}};
+    if (!out.status.ok()) reply["error"] = out.status.ToString();
+    return {out.status.ok() ? 200u : 400u, "application/json",
+            boost::json::serialize(reply) + "\n"};
+  };
+  s->on_reload = f.on_reload;
   auto started = Recorder::Start(o, std::move(named), s->redactor.get());
   if (!started.ok()) {
     // Nothing was recorded: the session name is free again. A failure to delete leaves an
@@ -388,16 +504,28 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
     if (plan.store) (void)s->store->DeleteSession(o.session);
     return started.status();
   }
+  std::lock_guard<std::mutex> lock(s->reload_mu);
   s->recorder = std::move(started.value());
   s->summary.name = o.session;
+  s->source = std::move(f.config_source);
+  if (!s->source) {
+    auto own = std::make_shared<RecordConfigSource>();
+    own->defaults = f;
+    own->flags = f;
+    s->source = std::move(own);
+  }
+  s->current = std::move(f);
   s->summary.mirror_diff = o.mirror.diff;
   return std::unique_ptr<Session>(new Session(std::move(s)));
 }
 
 const SessionSummary& Session::Stop() {
   State& s = *s_;
-  if (s.stopped) return s.summary;
-  s.stopped = true;
+  {
+    std::lock_guard<std::mutex> lock(s.reload_mu);
+    if (s.stopped) return s.summary;
+    s.stopped = true;
+  }
   s.recorder->Stop();  // drain, then flush the capture queue
   SessionSummary& sum = s.summary;
   sum.counts = s.recorder->counts();

@@ -15,6 +15,7 @@
 // Socket timeouts and the drain wait run on real time.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,23 @@
 #include "recorder/recorder.h"
 #include "redact/redactor.h"
 
+namespace doppel::net {
+struct ConfigDoc;
+}  // namespace doppel::net
+
 namespace doppel::recorder {
+
+struct RecordConfigSource;  // recorder/record_config.h
+
+// What one reload (Session::Reload) did.
+struct ReloadOutcome {
+  std::string origin;  // who asked: "SIGHUP", "POST /config"
+  // OK: applied. Otherwise why it was refused (the file's line and field, a field that needs
+  // a restart); the configuration in force did not change.
+  Status status;
+  uint64_t generation = 0;           // in force after it (doppel_config_generation)
+  std::vector<std::string> changed;  // "sampling.percent: 100 -> 10", in schema order
+};
 
 // What `doppel record` was asked to do. Strings are flag values as the user typed them;
 // Session::Start parses and validates them, with errors that name the flag.
@@ -93,6 +110,14 @@ struct SessionOptions {
   bool fault_headers = false;
   uint64_t fault_seed = 0;
   size_t max_active_faults = 0;  // 0 = no cap
+
+  // Where a reload takes its configuration from (recorder/record_config.h): the --config file
+  // and the flags that win over it. Null: a reload's document applies over these options, and
+  // SIGHUP re-reads the rules files only.
+  std::shared_ptr<const RecordConfigSource> config_source;
+  // Told of every reload, applied or refused, on the thread that asked (the caller of
+  // Reload, or the admin thread for POST /config): for the log and the audit log.
+  std::function<void(const ReloadOutcome&)> on_reload;
 };
 
 // What a stopped session did: the data of `doppel record`'s final summary.
@@ -132,6 +157,16 @@ class Session {
   // (after Stop too, with the final counts).
   const Recorder& recorder() const;
 
+  // Live reconfiguration: the configuration in force with `doc`'s fields over it (POST
+  // /config: fields it does not name keep their values), or with `doc` null resolved anew
+  // from the defaults and the --config file read again (SIGHUP: earlier POSTs are undone) —
+  // the flags given still winning either way — and applies what changed to the recorder:
+  // sampling percent and key, capture rules (rules files are read again), mirrors and
+  // mirroring settings, faults. A change to anything else (listener, upstream, sinks,
+  // limits, ...) needs a restart and refuses the whole reload, as does any error; the
+  // configuration in force then stays. Thread-safe; refused once Stop() began.
+  ReloadOutcome Reload(const net::ConfigDoc* doc, std::string origin);
+
   // Graceful stop: stops accepting, lets in-flight requests finish (up to --drain-timeout),
   // writes every queued envelope, then closes the session record (state CLOSED, closed time
   // from the clock, the recorder's counts). Blocks until done. Idempotent: later calls
@@ -140,6 +175,8 @@ class Session {
 
  private:
   struct State;
+  // Reload's work, also reached from the admin thread (POST /config) through State alone.
+  static ReloadOutcome ReloadState(State& s, const net::ConfigDoc* doc, std::string origin);
   explicit Session(std::unique_ptr<State> state);
   std::unique_ptr<State> s_;
 };

@@ -22,6 +22,7 @@
 namespace doppel::recorder {
 
 class ProxySession;
+struct LivePlan;
 
 struct Worker {
   std::unordered_set<ProxySession*> sessions;
@@ -34,7 +35,11 @@ struct Worker {
   boost::asio::ip::tcp::acceptor acceptor{io};
   boost::asio::steady_timer accept_backoff{io};
   net::HttpClientPoolPtr pool;
-  std::unique_ptr<MirrorLane> mirror;         // --mirror only
+  // The plan of the requests starting now (RecorderImpl::PlanFor), and the lane of its hub;
+  // lanes of earlier hubs stay until the worker ends (their copies may be in flight).
+  const LivePlan* plan = nullptr;
+  std::unique_ptr<MirrorLane> mirror;  // --mirror only
+  std::vector<std::unique_ptr<MirrorLane>> retired_lanes;
   std::unique_ptr<CoverageSampler> coverage;  // --sample-mode coverage only
   std::thread thread;
 };

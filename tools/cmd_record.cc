@@ -7,10 +7,13 @@
 
 #include <algorithm>
 #include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -19,7 +22,9 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/units.h"
+#include "recorder/record_config.h"
 #include "recorder/session.h"
+#include "report/excerpt.h"
 #include "tools/cli.h"
 
 namespace doppel::cli {
@@ -219,14 +224,87 @@ void AuditListening(const GlobalOptions& global, const recorder::Session& sessio
               {"sinks", std::move(sink_list)}});
 }
 
-int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
-  options.store_path = global.store;
-  // SIGINT/SIGTERM are blocked in every thread (so before the session starts the store's and
-  // the proxy's threads) and taken synchronously by this one.
+// A reload's log line and audit line (applied or refused).
+void ReportReload(const GlobalOptions& global, const recorder::ReloadOutcome& out) {
+  if (out.status.ok()) {
+    std::string what;
+    for (const std::string& c : out.changed) what += (what.empty() ? "" : "; ") + c;
+    log::Info(kRecordLog,
+              out.origin + ": configuration " + std::to_string(out.generation) + " applied (" +
+                  (what.empty() ? "nothing changed; rules files read again" : what) + ")",
+              {{"origin", out.origin}, {"generation", out.generation}});
+  } else {
+    log::Warn(
+        kRecordLog,
+        out.origin + ": reload refused, configuration " + std::to_string(out.generation) +
+            " stays: " + out.status.ToString(),
+        {{"origin", out.origin}, {"generation", out.generation}, {"error", out.status.ToString()}});
+  }
+  if (global.audit == nullptr) return;
+  boost::json::array changed;
+  for (const std::string& c : audit::MaskArguments(out.changed)) changed.emplace_back(c);
+  boost::json::object fields{{"event", "reload"},
+                             {"origin", out.origin},
+                             {"applied", out.status.ok()},
+                             {"generation", out.generation},
+                             {"changed", std::move(changed)}};
+  if (!out.status.ok()) fields["error"] = out.status.ToString();
+  WriteAudit(global, "record", std::move(fields));
+}
+
+// The audit log's summary of adaptive mirrors (at most one line a minute, and one at the
+// end): per mirror whose percentage changed since the last line, how often and where it is.
+// `seen` holds the change counts already written, by mirror name.
+void AuditAdaptive(const GlobalOptions& global, const std::vector<recorder::MirrorCounts>& mirrors,
+                   std::map<std::string, uint64_t>* seen) {
+  if (global.audit == nullptr) return;
+  boost::json::array changed;
+  for (const recorder::MirrorCounts& m : mirrors) {
+    uint64_t& before = (*seen)[m.name];
+    if (m.adaptive_changes <= before) continue;
+    changed.push_back(boost::json::object{{"mirror", m.name},
+                                          {"changes", m.adaptive_changes - before},
+                                          {"effective_percent", m.effective_percent}});
+    before = m.adaptive_changes;
+  }
+  if (changed.empty()) return;
+  WriteAudit(global, "record", {{"event", "adaptive"}, {"mirrors", std::move(changed)}});
+}
+
+// Flags < --config file: the options `record` runs with. `cmd` tells which flags were given.
+struct RecordFlags {
+  recorder::SessionOptions defaults;  // before parsing
+  recorder::SessionOptions values;    // as parsed
+  std::string config_file;
+  bool print_config = false;
+};
+
+int RunRecord(const GlobalOptions& global, const RecordFlags& flags, const CLI::App& cmd) {
+  auto source = std::make_shared<recorder::RecordConfigSource>();
+  source->file = flags.config_file;
+  source->defaults = flags.defaults;
+  source->flags = flags.values;
+  source->flags.store_path = global.store;
+  for (const recorder::RecordConfigField& f : recorder::RecordConfigFields()) {
+    if (cmd.get_option(std::string(f.flag))->count() > 0) source->given.emplace_back(f.path);
+  }
+  auto resolved = recorder::ResolveRecordConfig(*source);
+  if (!resolved.ok()) return Fail(resolved.status());
+  recorder::SessionOptions options = std::move(resolved.value());
+  if (flags.print_config) {
+    std::cout << report::PrettyJson(boost::json::serialize(recorder::RecordConfigJson(options)))
+              << std::endl;
+    return kExitOk;
+  }
+  options.config_source = source;
+  options.on_reload = [&global](const recorder::ReloadOutcome& out) { ReportReload(global, out); };
+  // SIGINT/SIGTERM/SIGHUP are blocked in every thread (so before the session starts the
+  // store's and the proxy's threads) and taken synchronously by this one.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const Clock& clock = SystemClock::Instance();
@@ -249,12 +327,26 @@ int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   const uint64_t interval_us = tty ? 1'000'000 : 5'000'000;
   uint64_t last_report_us = clock.NowUs();
+  uint64_t last_adaptive_us = last_report_us;
+  std::map<std::string, uint64_t> adaptive_seen;
   uint64_t last_requests = 0;
   int caught = 0;
   while (caught <= 0) {
     timespec ts{1, 0};
     caught = sigtimedwait(&signals, nullptr, &ts);
+    if (caught == SIGHUP) {
+      // The --config file and the rules files read again (docs/operations.md). (A status
+      // line rewritten on the terminal is ended by the next log line.)
+      (void)sd_notify(0, "RELOADING=1");
+      (void)session.Reload(nullptr, "SIGHUP");
+      (void)sd_notify(0, "READY=1");
+      caught = 0;
+    }
     const uint64_t now_us = clock.NowUs();
+    if (now_us - last_adaptive_us >= 60'000'000) {
+      AuditAdaptive(global, session.recorder().mirror_counts(), &adaptive_seen);
+      last_adaptive_us = now_us;
+    }
     if (caught <= 0 && now_us - last_report_us >= interval_us) {
       const recorder::RecorderCounts c = session.recorder().counts();
       PrintStatusLine(session.recorder(), c,
@@ -272,6 +364,7 @@ int RunRecord(const GlobalOptions& global, recorder::SessionOptions options) {
 
   const recorder::SessionSummary& summary = session.Stop();
   PrintSummary(summary);
+  AuditAdaptive(global, summary.mirrors, &adaptive_seen);
   boost::json::object& notes = *global.audit_notes;
   notes["session"] = summary.name;
   notes["requests"] = summary.counts.requests;
@@ -301,14 +394,21 @@ void AddRedactFlags(CLI::App* cmd, redact::RedactOptions* options) {
 }
 
 void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
-  auto flags = std::make_shared<recorder::SessionOptions>();
-  flags->threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto all = std::make_shared<RecordFlags>();
+  all->defaults.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  all->values = all->defaults;
+  recorder::SessionOptions* flags = &all->values;
   CLI::App* cmd = app.add_subcommand(
       "record", "Proxy to the primary and record a sampled share of the traffic");
+  cmd->add_option("--config", all->config_file,
+                  "JSON or YAML file of everything the flags say (flags given win over it); "
+                  "SIGHUP and POST /config reload it (docs/operations.md)");
+  cmd->add_flag("--print-config", all->print_config,
+                "write the effective configuration (defaults, --config, flags) as JSON and exit");
   cmd->add_option("--listen", flags->listen, "ADDR:PORT to accept clients on (port 0: any)")
       ->capture_default_str();
-  cmd->add_option("--upstream", flags->upstream, "the primary: http[s]://host:port[/base]")
-      ->required();
+  cmd->add_option("--upstream", flags->upstream,
+                  "the primary: http[s]://host:port[/base] (required here or in --config)");
   cmd->add_option("--session", flags->name, "session name (default rec-DATE-TIME)");
   cmd->add_option("--sample", flags->sample, "percent of (matching) requests to record, 0-100")
       ->capture_default_str();
@@ -464,8 +564,9 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                   "faulted requests in flight at once; beyond, requests go through unfaulted "
                   "(0: no cap)")
       ->group(fg);
-  cmd->callback(
-      [&global, flags, run] { *run = [&global, flags] { return RunRecord(global, *flags); }; });
+  cmd->callback([&global, all, cmd, run] {
+    *run = [&global, all, cmd] { return RunRecord(global, *all, *cmd); };
+  });
 }
 
 }  // namespace doppel::cli

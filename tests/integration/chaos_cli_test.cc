@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -270,9 +271,10 @@ TEST_F(ChaosCliTest, AdaptiveMirrorBacksOffASlowMirrorAndRecovers) {
     ASSERT_TRUE(plain->started());
     baseline = rate(plain->port(), 2000);
   }
+  const std::string audit = dir_ + "/audit.log";
   auto rec = Record({"--sample", "0", "--mirror",
                      mirror.url() + ",percent=50,adaptive,max-inflight=4,name=adapt",
-                     "--mirror-budget", "errors=5%"});
+                     "--mirror-budget", "errors=5%", "--audit-log", audit});
   ASSERT_TRUE(rec->started());
   const std::string effective = "doppel_mirror_effective_percent{mirror=\"adapt\"}";
   EXPECT_EQ(rec->Metric(effective), 50);
@@ -317,6 +319,21 @@ TEST_F(ChaosCliTest, AdaptiveMirrorBacksOffASlowMirrorAndRecovers) {
             std::string::npos)
       << rec->child().all_stderr();
   EXPECT_NE(rec->child().all_stderr().find("(was 45%): within budget"), std::string::npos);
+  // The audit log sums the changes up (a line a minute at most, and one at the end).
+  std::istringstream lines(ReadFile(audit));
+  uint64_t changes = 0;
+  double last_percent = -1;
+  for (std::string line; std::getline(lines, line);) {
+    const json::value v = json::parse(line);
+    const json::value* event = v.as_object().if_contains("event");
+    if (event == nullptr || *event != json::value("adaptive")) continue;
+    const json::object& m = v.at("mirrors").at(0).as_object();
+    EXPECT_EQ(m.at("mirror").as_string(), "adapt");
+    changes += m.at("changes").to_number<uint64_t>();
+    last_percent = m.at("effective_percent").to_number<double>();
+  }
+  EXPECT_GE(changes, 4u) << ReadFile(audit);  // 50 -> 25 -> 12.5 -> 6.25 ... and back
+  EXPECT_EQ(last_percent, 50) << ReadFile(audit);
 }
 
 TEST_F(ChaosCliTest, BadFaultFlagsAreRefusedWithTheReason) {

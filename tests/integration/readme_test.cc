@@ -248,7 +248,7 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   static const std::set<std::string> kKnown = {
       "record-replay", "ci",       "load-test", "interop", "mirror",         "redis",
       "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc",
-      "mtls",          "audit",    "coverage",  "chaos",   "install"};
+      "mtls",          "audit",    "coverage",  "chaos",   "install",        "config"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -371,6 +371,30 @@ TEST_F(ReadmeTest, ChaosWorkflow) {
       << record_output_;
   EXPECT_NE(record_output_.find("faults injected: "), std::string::npos) << record_output_;
   EXPECT_NE(record_output_.find("abort "), std::string::npos) << record_output_;
+}
+
+// One configuration file: --print-config writes it, --config runs it, POST /config changes
+// the mirror of the running recorder (its answer says applied, the log says what changed).
+TEST_F(ReadmeTest, ConfigWorkflow) {
+  const Block* b = FindBlock("config");
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(b->commands.size(), 3u);
+  std::string out;
+  ASSERT_EQ(Run(Rewrite(b->commands[0]), &out), 0) << out;
+  const std::string config = ReadFile(work_ + "/record.json");
+  EXPECT_NE(config.find(",percent=10\""), std::string::npos) << config;
+  traffic_ =
+      "for i in $(seq 5); do curl -sf -o /dev/null $BASE/api/v1/products/$i || exit 1; done\n"
+      "reply=$(" +
+      Rewrite(b->commands[2]) +
+      ") || exit 1\n"
+      "echo \"$reply\"; case $reply in *'\"applied\":true'*) ;; *) exit 1 ;; esac\n"
+      "curl -sf -o /dev/null $BASE/api/v1/products/9";
+  ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[1]), 0));
+  EXPECT_NE(record_output_.find("POST /config: configuration 2 applied (mirroring.mirrors: "),
+            std::string::npos)
+      << record_output_;
+  EXPECT_NE(record_output_.find("percent=50"), std::string::npos) << record_output_;
 }
 
 // Installing: cmake --install of this build into a prefix under the test's directory puts the

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <iostream>
 #include <map>
 #include <string>
 #include <vector>
@@ -143,13 +146,75 @@ TEST(CoverageSamplerTest, BudgetIsAHardCapAndRareClassesComeFirst) {
     if (d.keep) {
       ++kept;
       ++rare_kept;
-      EXPECT_EQ(d.probability, 1);
+      // Under the minimum: kept at p = 1, times the share the bucket let through (a covered
+      // class leaves the last token to a class not covered yet, so once in a while it waits).
+      EXPECT_GT(d.probability, 0.9);
     }
   }
   // 200 classes x 20 minimum = 4000 envelopes wanted; the budget is 1 % of ~100 000 + burst.
   EXPECT_LE(static_cast<double>(kept), 0.01 * static_cast<double>(requests) + 10);
-  // Every rare request found a token once the hot classes were known to be hot.
-  EXPECT_GE(rare_kept, rare_seen - 2);
+  // Every rare request found a token once the hot classes were known to be hot, but for at
+  // most one each: while the 200 hot classes are first seen, their first envelopes (coverage)
+  // come before a covered rare class's next one.
+  EXPECT_GE(rare_kept, rare_seen - 5);
+}
+
+// Many classes at a small budget (the regime of bench/coverage.sh): 300 endpoints with
+// Zipf-distributed frequencies and 100 rare classes (an error status or an odd shape) seen
+// one to five times each, in random order, at a 5 % budget. Every class seen gets an envelope
+// but for a handful, and the budget holds.
+TEST(CoverageSamplerTest, ManyClassesAtASmallBudgetAreNearlyAllCovered) {
+  ManualClock clock(1'000'000);
+  CoverageSampler s(Fraction(0.05), clock);
+  std::vector<std::string> names;
+  std::vector<double> cumulative;
+  double total = 0;
+  for (int i = 1; i <= 300; ++i) {
+    names.push_back("GET /e" + std::to_string(i) + " 200 json:1");
+    total += 1 / std::pow(i, 1.1);
+    cumulative.push_back(total);
+  }
+  constexpr int kRequests = 20'000;
+  SplitMix64 rng(5);
+  // Rare requests: class r (0..99) r % 5 + 1 times, at random positions.
+  std::map<int, std::string> rare_at;
+  for (int r = 0; r < 100; ++r) {
+    for (int k = 0; k <= r % 5; ++k) {
+      rare_at[static_cast<int>(rng.Next() % kRequests)] =
+          "POST /r" + std::to_string(r) +
+          (r % 2 ? " 500 json:9" : " 200 json:" + std::to_string(r));
+    }
+  }
+  std::map<std::string, uint64_t> seen, kept;
+  uint64_t kept_total = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    clock.Advance(500);
+    std::string name;
+    if (auto it = rare_at.find(i); it != rare_at.end()) {
+      name = it->second;
+    } else {
+      const double u = static_cast<double>(rng.Next() >> 11) / 9007199254740992.0 * total;
+      name = names[std::lower_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin()];
+    }
+    ++seen[name];
+    if (s.Decide(Sampler::HashKey(name), name, rng.Next()).keep) {
+      ++kept[name];
+      ++kept_total;
+    }
+  }
+  size_t covered = 0;
+  std::string missed;
+  for (const auto& [name, n] : seen) {
+    if (kept[name] > 0) {
+      ++covered;
+    } else {
+      missed += " " + name + " (" + std::to_string(n) + ")";
+    }
+  }
+  std::cout << "[ coverage ] " << covered << " of " << seen.size() << " classes covered, "
+            << kept_total << " envelopes kept of " << kRequests << "\n";
+  EXPECT_GE(static_cast<double>(covered), 0.99 * static_cast<double>(seen.size())) << missed;
+  EXPECT_LE(static_cast<double>(kept_total), 0.05 * kRequests + 1000 * 0.05);
 }
 
 TEST(CoverageSamplerTest, RateBudgetFollowsTheClock) {

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "net/fault.h"
+#include "net/rules_file.h"
 #include "storage/store.h"
 #include "tests/base/gate.h"
 #include "tests/integration/hardening_util.h"  // Eventually
@@ -318,6 +320,99 @@ TEST_F(SessionTest, CoverageSessionStartsWithTheClassHistoryOfItsUpstream) {
   ASSERT_TRUE(third.ok()) << third.status().ToString();
   EXPECT_TRUE((*third)->recorder().coverage()->classes.empty());
   (void)(*third)->Stop();
+}
+
+// Live reconfiguration: a document applied to the running session changes sampling, rules,
+// mirrors and faults for the next requests; a document with an error, or one changing what
+// needs a restart, is refused whole and the configuration in force stays.
+TEST_F(SessionTest, ReloadChangesWhatIsLiveAndRefusesTheRest) {
+  TestUpstream mirror;
+  std::vector<ReloadOutcome> told;
+  options_.on_reload = [&told](const ReloadOutcome& o) { told.push_back(o); };
+  auto started = Session::Start(options_, clock_);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  Session& session = **started;
+  const uint16_t port = session.recorder().listen_address().port;
+  EXPECT_EQ(session.recorder().generation(), 1u);
+  ASSERT_EQ(Fetch(port, "GET", "/before").result_int(), 200u);
+
+  auto reload = [&session](std::string_view yaml) {
+    auto doc = net::ParseConfig(yaml, net::ConfigFormat::kYaml);
+    EXPECT_TRUE(doc.ok()) << doc.status().ToString();
+    return session.Reload(&doc.value(), "test");
+  };
+  // Only /keep is recorded from now on; every request is mirrored; /boom is aborted.
+  ReloadOutcome applied = reload(
+      "capture: {match: ['uri^=/keep']}\n"
+      "mirroring: {mirrors: ['" +
+      mirror.url() +
+      ",name=shadow']}\n"
+      "faults: {spec: 'abort:418:100%', rule: 'uri=/boom'}\n");
+  ASSERT_TRUE(applied.status.ok()) << applied.status.ToString();
+  EXPECT_EQ(applied.generation, 2u);
+  EXPECT_EQ(session.recorder().generation(), 2u);
+  ASSERT_EQ(applied.changed.size(), 4u);  // capture.match, mirroring.mirrors, faults.spec, .rule
+  EXPECT_EQ(applied.changed[0], "capture.match: [] -> [\"uri^=/keep\"]");
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(told[0].origin, "test");
+
+  ASSERT_EQ(Fetch(port, "GET", "/keep/1").result_int(), 200u);
+  ASSERT_EQ(Fetch(port, "GET", "/skip").result_int(), 200u);
+  EXPECT_EQ(Fetch(port, "GET", "/boom").result_int(), 418u);
+  EXPECT_TRUE(Eventually([&] { return mirror.requests().size() == 2; }))
+      << mirror.requests().size();  // /keep/1 and /skip (/boom was aborted before forwarding)
+  const boost::json::value status = boost::json::parse(session.recorder().StatusJson());
+  EXPECT_EQ(status.at("config_generation").to_number<uint64_t>(), 2u);
+  EXPECT_EQ(status.at("mirrors").as_array().size(), 1u);
+  EXPECT_NE(session.recorder().MetricsText().find("doppel_config_generation 2"), std::string::npos);
+
+  // Refused whole: a typo (with its line), a restart-only field, a mirror rule naming nothing.
+  ReloadOutcome typo = reload("sampling:\n  percnt: 5\n");
+  EXPECT_FALSE(typo.status.ok());
+  EXPECT_NE(typo.status.message().find("line 2"), std::string::npos) << typo.status.ToString();
+  EXPECT_NE(typo.status.message().find("percnt"), std::string::npos) << typo.status.ToString();
+  ReloadOutcome restart = reload("listener: {threads: 3}\n");
+  EXPECT_FALSE(restart.status.ok());
+  EXPECT_NE(restart.status.message().find("listener.threads"), std::string::npos)
+      << restart.status.ToString();
+  EXPECT_NE(restart.status.message().find("restart"), std::string::npos);
+  ReloadOutcome bad_rule =
+      reload("mirroring: {mirrors: ['" + mirror.url() + ",rule=nosuchrule']}\n");
+  EXPECT_FALSE(bad_rule.status.ok());
+  EXPECT_NE(bad_rule.status.message().find("nosuchrule"), std::string::npos)
+      << bad_rule.status.ToString();
+  EXPECT_EQ(session.recorder().generation(), 2u);
+  EXPECT_EQ(told.size(), 4u);
+  EXPECT_EQ(told.back().generation, 2u);
+
+  // The configuration in force is still generation 2's.
+  ASSERT_EQ(Fetch(port, "GET", "/keep/2").result_int(), 200u);
+  EXPECT_TRUE(Eventually([&] { return mirror.requests().size() == 3; }));
+
+  // A document changes the fields it names and leaves the others: an empty one, nothing.
+  ReloadOutcome same = reload("{}\n");
+  ASSERT_TRUE(same.status.ok()) << same.status.ToString();
+  EXPECT_TRUE(same.changed.empty());
+  EXPECT_EQ(Fetch(port, "GET", "/boom").result_int(), 418u);
+  ReloadOutcome back =
+      reload("capture: {match: []}\nmirroring: {mirrors: []}\nfaults: {spec: '', rule: ''}\n");
+  ASSERT_TRUE(back.status.ok()) << back.status.ToString();
+  EXPECT_EQ(back.generation, 4u);
+  EXPECT_EQ(back.changed.size(), 4u);
+  EXPECT_EQ(Fetch(port, "GET", "/boom").result_int(), 200u);
+  EXPECT_TRUE(session.recorder().mirror_counts().empty());
+
+  const SessionSummary& summary = session.Stop();
+  EXPECT_TRUE(summary.status.ok()) << summary.status.ToString();
+  EXPECT_EQ(summary.counts.faults[static_cast<int>(net::FaultKind::kAbort)], 2u);
+  EXPECT_FALSE(session.Reload(nullptr, "late").status.ok());  // stopping: refused
+  started.value().reset();
+  Recorded recorded;
+  ASSERT_NO_FATAL_FAILURE(ReadClosedSession("s1", &recorded));
+  std::vector<std::string> targets;
+  for (const auto& e : recorded.envelopes) targets.push_back(e.request().target());
+  // /before (everything recorded), /keep/1 and /keep/2 (the rule), the last /boom (no rule).
+  EXPECT_EQ(targets, (std::vector<std::string>{"/before", "/keep/1", "/keep/2", "/boom"}));
 }
 
 }  // namespace
