@@ -136,8 +136,8 @@ void RecorderImpl::SwitchPlan(Worker& w) {
       } else {
         // Not expected (the hub's targets were checked when it was built); the requests of
         // this thread then go unmirrored rather than unanswered.
-        failure_log_.Write("doppel record: mirrors off on a proxy thread: " +
-                           lane.status().ToString());
+        failure_log_.Write(log::Level::kError,
+                           "mirrors off on a proxy thread: " + lane.status().ToString());
       }
     }
   }
