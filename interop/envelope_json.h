@@ -9,11 +9,11 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "base/utf8.h"  // IsValidUtf8, used with these
 #include "doppel/v1/envelope.pb.h"
 
 namespace doppel::interop {
 
-bool IsValidUtf8(std::string_view s);
 std::string Base64Encode(std::string_view in);
 // Returns false on characters outside the base64 alphabet.
 bool Base64Decode(std::string_view in, std::string* out);

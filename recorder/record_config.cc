@@ -10,6 +10,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "base/utf8.h"
 #include "doppel/v1/config.pb.h"
 
 namespace doppel::recorder {
@@ -84,6 +85,7 @@ Status Read(const net::ConfigDoc& doc, const RecordConfigField& field, const boo
       [&](auto* member) -> Status {
         using T = std::remove_pointer_t<decltype(member)>;
         if constexpr (std::is_same_v<T, std::string>) {
+          if (!IsValidUtf8(v.as_string())) return doc.Error(path, "not valid UTF-8 text");
           *member = std::string(v.as_string());
         } else if constexpr (std::is_same_v<T, bool>) {
           *member = v.as_bool();
@@ -93,6 +95,9 @@ Status Read(const net::ConfigDoc& doc, const RecordConfigField& field, const boo
           member->clear();
           const boost::json::array& items = v.as_array();
           for (size_t i = 0; i < items.size(); ++i) {
+            if (!IsValidUtf8(items[i].as_string())) {
+              return doc.Error(path + "[" + std::to_string(i) + "]", "not valid UTF-8 text");
+            }
             member->emplace_back(items[i].as_string());
           }
         } else {

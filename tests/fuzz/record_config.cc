@@ -6,13 +6,14 @@
 // Properties: Ok or an error with a message; never a crash or an escaping exception; a flag
 // given keeps its value whatever the document says; an applied configuration written out as
 // --print-config does reads back to the same configuration.
+#include "recorder/record_config.h"
+
 #include <boost/json/serialize.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "net/rules_file.h"
-#include "recorder/record_config.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {

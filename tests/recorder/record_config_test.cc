@@ -117,6 +117,9 @@ TEST(RecordConfigTest, ErrorsNameTheFileLineAndField) {
       {"mirroring:\n  mirrors: http://x\n", {"line 2", "mirroring.mirrors", "expected a list"}},
       {"faults:\n  max_active: -1\n", {"line 2", "faults.max_active", "whole number"}},
       {"- just\n- a list\n", {"record.yaml", "object of sections", ""}},
+      // Found by the record_config fuzz target: YAML passes bytes through, and --print-config
+      // wrote them back as JSON nothing could read.
+      {"sinks:\n  urls: [store, \"\xe9t\xe9\"]\n", {"line 2", "sinks.urls[1]", "UTF-8"}},
   };
   for (const Case& c : cases) {
     const std::string file = dir.path() + "/record.yaml";
