@@ -56,7 +56,7 @@ out, n, m, rare, s, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(
 rng = random.Random(seed)
 vals = {"name": '"x"', "price": "12.5", "tags": '["a","b"]', "owner": '{"id":7,"login":"u"}',
         "created": '"2024-01-01"', "active": "true", "score": "3", "items": '[{"id":1},{"id":2}]',
-        "meta": '{"v":1}', "ref": "null"}
+        "extra": '{"v":1}', "ref": "null"}
 fields = list(vals)
 def main_body(e):  # the key set depends on e's bits
     keys = [f for b, f in enumerate(fields) if (e >> b) & 1 or b == e % len(fields)]
