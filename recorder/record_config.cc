@@ -84,23 +84,33 @@ Status Read(const net::ConfigDoc& doc, const RecordConfigField& field, const boo
   return std::visit(
       [&](auto* member) -> Status {
         using T = std::remove_pointer_t<decltype(member)>;
+        // The schema check vouched for the JSON types; checked again here all the same, so
+        // that what it lets through (a null list item, say) is an error, never a throw.
         if constexpr (std::is_same_v<T, std::string>) {
+          if (!v.is_string()) return doc.Error(path, "expected a string");
           if (!IsValidUtf8(v.as_string())) return doc.Error(path, "not valid UTF-8 text");
           *member = std::string(v.as_string());
         } else if constexpr (std::is_same_v<T, bool>) {
+          if (!v.is_bool()) return doc.Error(path, "expected true or false");
           *member = v.as_bool();
         } else if constexpr (std::is_same_v<T, double>) {
+          if (!v.is_number()) return doc.Error(path, "expected a number");
           *member = v.to_number<double>();
         } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
           member->clear();
+          if (!v.is_array()) return doc.Error(path, "expected a list");
           const boost::json::array& items = v.as_array();
           for (size_t i = 0; i < items.size(); ++i) {
+            if (!items[i].is_string()) {
+              return doc.Error(path + "[" + std::to_string(i) + "]", "expected a string");
+            }
             if (!IsValidUtf8(items[i].as_string())) {
               return doc.Error(path + "[" + std::to_string(i) + "]", "not valid UTF-8 text");
             }
             member->emplace_back(items[i].as_string());
           }
         } else {
+          if (!v.is_number()) return doc.Error(path, "expected a whole number");
           return ReadInteger(doc, path, v, member);
         }
         return Status::Ok();
