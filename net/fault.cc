@@ -267,6 +267,17 @@ Result<FaultSpec> ParseFaultSpec(std::string_view text) {
   return spec;
 }
 
+std::string FaultPlan::Kinds() const {
+  const bool drawn[] = {delay.has_value(), abort_status != 0, reset, bandwidth != 0, truncate};
+  std::string kinds;
+  for (int k = 0; k <= static_cast<int>(FaultKind::kMaxValue); ++k) {
+    if (!drawn[k]) continue;
+    if (!kinds.empty()) kinds += '+';
+    kinds += kFaultKindNames.Name(static_cast<FaultKind>(k));
+  }
+  return kinds;
+}
+
 FaultInjector::FaultInjector(Options options, std::string where, MetricsRegistry* registry)
     : options_(std::move(options)), where_(std::move(where)) {
   if (registry == nullptr) return;

@@ -71,6 +71,8 @@ struct FaultPlan {
   bool replaces_response() const { return abort_status != 0 || reset; }
   // The relayed body is changed (throttled or cut).
   bool shapes_body() const { return bandwidth != 0 || truncate; }
+  // The kinds in the plan in FaultKind order, joined with '+' ("delay+abort"); "" for none.
+  std::string Kinds() const;
 };
 
 // Header-controlled faults (`--fault-headers`, as Envoy's x-envoy-fault-*): a test asks for a

@@ -233,6 +233,15 @@ class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
     ++stats_.active;
     Dispatch(std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done)));
   }
+  // Request faults write HTTP/1.x bytes; `doppel replay` refuses them for h2c targets first.
+  void SendShaped(HttpRequest, RequestShape, ExchangeCallback done) override {
+    asio::post(io_, [done = std::move(done)]() mutable {
+      ExchangeResult result;
+      result.error = ClientError::kConnect;
+      result.detail = "request faults (reset, truncate, bandwidth) are HTTP/1.x only, not h2c";
+      done(std::move(result));
+    });
+  }
   void Shutdown() override {
     shutdown_ = true;
     if (conn_) conn_->CloseWhenIdle();

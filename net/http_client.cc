@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <optional>
+#include <sstream>
 #include <vector>
 
 #include "net/h2_client.h"
@@ -115,6 +116,13 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Streaming: `on_head` gets the head and a BodyReader.
   Exchange(std::shared_ptr<PoolImpl> pool, HttpRequest request, StreamCallback on_head)
       : pool_(std::move(pool)), request_(std::move(request)), on_head_(std::move(on_head)) {}
+  // Shaped (SendShaped): written as `shape` says on a connection of its own.
+  Exchange(std::shared_ptr<PoolImpl> pool, HttpRequest request, RequestShape shape,
+           ExchangeCallback done)
+      : pool_(std::move(pool)),
+        request_(std::move(request)),
+        done_(std::move(done)),
+        shape_(shape) {}
   void Start();
 
   // ---- streaming, used by the BodyReader ----
@@ -145,6 +153,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void OnHandshake(const boost::system::error_code& ec);
   void Write();
   void OnWrite(const boost::system::error_code& ec);
+  // Shaped: the serialized request goes out slice by slice (WriteSlice), then is read or cut.
+  void WriteShaped();
+  void WriteSlice();
+  void OnSlice(const boost::system::error_code& ec, size_t n);
   void Read();
   void OnRead(const boost::system::error_code& ec);
   void Retry();
@@ -169,6 +181,12 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool keep_ = false;        // the connection may go back to the pool after the body
   bool body_phase_ = false;  // the head went to on_head_; failures go to piece_done_
   bool over_ = false;        // the body ended, failed or was abandoned
+  // Shaped only.
+  std::optional<RequestShape> shape_;
+  std::string wire_;  // the serialized request
+  size_t limit_ = 0;  // bytes of wire_ to write (less than all when truncated)
+  size_t written_ = 0;
+  std::unique_ptr<asio::steady_timer> pace_;  // between throttled slices
 };
 
 class StreamBodyReader : public BodyReader {
@@ -208,6 +226,13 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
     ++stats_.exchanges;
     ++stats_.active;
     std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done))->Start();
+  }
+
+  void SendShaped(HttpRequest request, RequestShape shape, ExchangeCallback done) override {
+    ++stats_.exchanges;
+    ++stats_.active;
+    std::make_shared<Exchange>(shared_from_this(), std::move(request), shape, std::move(done))
+        ->Start();
   }
 
   void Shutdown() override {
@@ -265,6 +290,7 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
 };
 
 void Exchange::Start() {
+  if (shape_) return Connect();  // a connection of its own, since it is cut or held up
   conn_ = pool_->TakeIdle(!IsIdempotent(request_.method_string()));
   if (conn_) {
     reused_ = true;
@@ -374,6 +400,7 @@ void Exchange::Write() {
   if (pool_->options_.response_timeout.count() > 0) {
     deadline_ = start_ + pool_->options_.response_timeout;
   }
+  if (shape_) return WriteShaped();
   ArmTimer();
   conn_->Visit([&](auto& stream) {
     http::async_write(stream, request_,
@@ -392,6 +419,66 @@ void Exchange::OnWrite(const boost::system::error_code& ec) {
     return Finish(ClientError::kReset, "sending the request upstream: " + ec.message());
   }
   Read();
+}
+
+void Exchange::WriteShaped() {
+  std::ostringstream out;
+  out << request_;
+  wire_ = std::move(out).str();
+  limit_ = wire_.size();
+  if (shape_->truncate) {
+    const size_t body = std::min(request_.body().size(), wire_.size());
+    const size_t head = wire_.size() - body;
+    limit_ = body > 0 ? head + body / 2 : head / 2;
+  }
+  if (shape_->bytes_per_second != 0) pace_ = std::make_unique<asio::steady_timer>(pool_->io_);
+  WriteSlice();
+}
+
+void Exchange::WriteSlice() {
+  if (Clock::now() >= deadline_) {
+    return Finish(ClientError::kTimeout, "sending the request upstream timed out");
+  }
+  size_t n = limit_ - written_;
+  if (pace_) {
+    const uint64_t rate = shape_->bytes_per_second;
+    n = std::min<size_t>(n, std::max<uint64_t>(1, rate / 10));
+    const auto due = start_ + std::chrono::microseconds(written_ * 1'000'000 / rate);
+    if (due > Clock::now()) {
+      pace_->expires_at(due);
+      pace_->async_wait([self = shared_from_this(), n](const boost::system::error_code& ec) {
+        if (ec) return self->Finish(ClientError::kReset, "throttled request abandoned");
+        self->ArmTimer();
+        self->conn_->Visit([&](auto& stream) {
+          asio::async_write(stream, asio::buffer(self->wire_.data() + self->written_, n),
+                            [self](const boost::system::error_code& ec2, size_t wrote) {
+                              self->OnSlice(ec2, wrote);
+                            });
+        });
+      });
+      return;
+    }
+  }
+  ArmTimer();
+  conn_->Visit([&](auto& stream) {
+    asio::async_write(stream, asio::buffer(wire_.data() + written_, n),
+                      [self = shared_from_this()](const boost::system::error_code& ec,
+                                                  size_t wrote) { self->OnSlice(ec, wrote); });
+  });
+}
+
+void Exchange::OnSlice(const boost::system::error_code& ec, size_t n) {
+  if (ec) return OnWrite(ec);
+  written_ += n;
+  if (written_ < limit_) return WriteSlice();
+  if (!shape_->truncate && !shape_->reset) return Read();
+  // The client goes away: a TCP reset (SO_LINGER 0), with no answer read.
+  auto& sock = conn_->lowest().socket();
+  boost::system::error_code ignored;
+  sock.set_option(asio::socket_base::linger(true, 0), ignored);
+  sock.close(ignored);
+  Finish(ClientError::kReset,
+         std::string(shape_->truncate ? kRequestTruncatedByFault : kRequestResetByFault));
 }
 
 void Exchange::Read() {
@@ -440,7 +527,8 @@ void Exchange::OnRead(const boost::system::error_code& ec) {
   result.latency_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start_).count());
   result.reused_connection = reused_;
-  const bool keep = parser_->keep_alive() && request_.keep_alive() && status != 101;
+  const bool keep =
+      parser_->keep_alive() && request_.keep_alive() && status != 101 && !shape_.has_value();
   result.response = parser_->release();
   if (keep) pool_->ReturnIdle(std::move(conn_));
   conn_.reset();

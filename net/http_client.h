@@ -137,6 +137,24 @@ using BodyReaderPtr = std::unique_ptr<BodyReader>;
 // `body` reads its body; latency_us is the time to the head.
 using StreamCallback = std::function<void(ExchangeResult&& head, BodyReaderPtr body)>;
 
+// A request sent badly on purpose, as a misbehaving client would (`doppel replay --fault`,
+// docs/chaos.md). The kinds combine: a throttled request can also be truncated.
+struct RequestShape {
+  // The request's bytes (head, then body) go out no faster than this, in slices a tenth of a
+  // second's worth apart; 0: at once.
+  uint64_t bytes_per_second = 0;
+  // Half the body is written (no body: half the head), then the connection is reset.
+  bool truncate = false;
+  // The whole request is written, then the connection is reset before the answer is read.
+  bool reset = false;
+  bool any() const { return bytes_per_second != 0 || truncate || reset; }
+};
+// The details of the kReset a truncated or reset SendShaped() ends with.
+inline constexpr std::string_view kRequestTruncatedByFault =
+    "fault injected: truncate (half the request written, then the connection reset)";
+inline constexpr std::string_view kRequestResetByFault =
+    "fault injected: reset (the request written, then the connection reset before the answer)";
+
 struct PoolStats {
   uint64_t connections_opened = 0;
   uint64_t exchanges = 0;
@@ -169,6 +187,10 @@ class HttpClientPool {
   // the body (see BodyReader). Timeouts: read_idle_timeout between bytes, response_timeout
   // (when set) for the whole exchange.
   virtual void SendStreaming(HttpRequest request, StreamCallback done) = 0;
+
+  // As Send(), with the request written as `shape` says, on a connection of its own that is
+  // never pooled nor retried. HTTP/1.x only: an h2c pool fails the exchange with kConnect.
+  virtual void SendShaped(HttpRequest request, RequestShape shape, ExchangeCallback done) = 0;
 
   // Closes idle connections and makes later exchanges not return theirs to the pool.
   virtual void Shutdown() = 0;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "doppel/v1/rules.pb.h"
+#include "net/proto_headers.h"
 #include "net/regex.h"
 #include "net/rules_file.h"
 #include "net/url.h"
@@ -152,6 +153,15 @@ std::vector<std::string> SplitItems(std::string_view s) {
     }
   }
   return out;
+}
+
+RequestView ViewOf(const doppel::v1::HttpRequest& request) {
+  return RequestView{request.method(), request.target(),
+                     [&request](std::string_view name) -> std::optional<std::string_view> {
+                       const std::string* v = FindHeader(request.headers(), name);
+                       if (v == nullptr) return std::nullopt;
+                       return std::string_view(*v);
+                     }};
 }
 
 bool BlockMatches(const MatchBlock& block, const RequestView& request) {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "doppel/v1/envelope.pb.h"
 #include "net/rules_file.h"
 
 namespace doppel::net {
@@ -108,5 +109,9 @@ Result<MatchBlock> ReadMatchBlock(const ConfigDoc& doc, const boost::json::value
 
 // True when every field of `block` matches `request`.
 bool BlockMatches(const MatchBlock& block, const RequestView& request);
+
+// A recorded request as rules see it (headers looked up in place; no client certificate).
+// REQUIRES: `request` outlives the view.
+RequestView ViewOf(const doppel::v1::HttpRequest& request);
 
 }  // namespace doppel::net

@@ -201,13 +201,7 @@ Result<CorrelationRules> LoadCorrelationRules(const std::string& path) {
 }
 
 bool MatchesEndpoint(const net::MatchBlock& block, const doppel::v1::HttpRequest& request) {
-  net::RequestView view{request.method(), request.target(),
-                        [&](std::string_view name) -> std::optional<std::string_view> {
-                          const std::string* v = net::FindHeader(request.headers(), name);
-                          if (v == nullptr) return std::nullopt;
-                          return std::string_view(*v);
-                        }};
-  return net::BlockMatches(block, view);
+  return net::BlockMatches(block, net::ViewOf(request));
 }
 
 std::optional<std::string> ExtractValue(const CorrelationRule& rule,

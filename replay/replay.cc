@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "net/headers.h"
+#include "net/match.h"
 #include "replay/jwt_resign.h"
 
 namespace doppel::replay {
@@ -48,6 +49,8 @@ struct Job {
   size_t remaining = 0;
   std::string client;         // with a correlator: RequestCorrelator::ClientOf
   bool holds_client = false;  // this job is its client's one request in flight
+  net::FaultPlan fault;       // --fault: drawn once, for every target lane; holds its slot
+  std::string fault_kinds;    // fault.Kinds()
 };
 using JobPtr = std::shared_ptr<Job>;
 
@@ -90,7 +93,15 @@ class Engine {
   void ReleaseClient(const JobPtr& job);
   void FailAll(const JobPtr& job, const std::string& error, const std::string& detail);
   void StartOnLane(size_t lane, const JobPtr& job);
+  // Sends after an injected delay, if any; aborts, shapes or sends as the job's fault says.
+  void Launch(size_t lane, JobPtr job, net::HttpRequest req);
+  void Deliver(size_t lane, JobPtr job, net::HttpRequest req);
   void Send(size_t lane, JobPtr job, net::HttpRequest req);
+  // The lane's exchange for `job` is over (answered, failed or aborted by a fault).
+  void OnExchange(size_t lane, const JobPtr& job, net::ExchangeResult&& r);
+  bool Faulted(size_t lane, const Job& job) const {
+    return lane < n_targets_ && !job.fault_kinds.empty();
+  }
   void Finish(size_t lane, const JobPtr& job);
   void StopDispatching() {
     exhausted_ = true;
@@ -254,6 +265,10 @@ void Engine::Dispatch(JobPtr job) {
 }
 
 void Engine::StartAll(const JobPtr& job) {
+  if (opts_.faults != nullptr) {
+    job->fault = opts_.faults->Draw(net::ViewOf(job->envelope.request()));
+    job->fault_kinds = job->fault.Kinds();
+  }
   for (size_t i = 0; i < lanes_.size(); ++i) StartOnLane(i, job);
 }
 
@@ -312,52 +327,109 @@ void Engine::StartOnLane(size_t i, const JobPtr& job) {
     if (i == 0) stats_.resigned_tokens += resigned;
   }
   ++lane.in_flight;
-  ++lane.stats.sent;
   const uint64_t now = Now();
   job->outcomes[i].lag_us = now > job->due_us ? now - job->due_us : 0;
   lane.stats.lag.Add(job->outcomes[i].lag_us);
-  Send(i, job, ToBeast(out));
+  Launch(i, job, ToBeast(out));
+}
+
+void Engine::Launch(size_t i, JobPtr job, net::HttpRequest req) {
+  if (!Faulted(i, *job)) {
+    ++lanes_[i].stats.sent;
+    return Send(i, std::move(job), std::move(req));
+  }
+  job->outcomes[i].fault = job->fault_kinds;
+  ++lanes_[i].stats.faulted;
+  if (!job->fault.delay) return Deliver(i, std::move(job), std::move(req));
+  auto timer = std::make_shared<asio::steady_timer>(io_, *job->fault.delay);
+  timer->async_wait([this, i, job, timer, req = std::move(req)](boost::system::error_code) mutable {
+    Deliver(i, std::move(job), std::move(req));
+  });
+}
+
+void Engine::Deliver(size_t i, JobPtr job, net::HttpRequest req) {
+  const net::FaultPlan& fault = job->fault;
+  if (fault.abort_status != 0) {
+    // Not sent: the client gave up before sending (the status is the one the abort stands for).
+    net::ExchangeResult aborted;
+    aborted.detail = "fault injected: abort " + std::to_string(fault.abort_status) +
+                     (fault.abort_grpc >= 0 ? " grpc-status " + std::to_string(fault.abort_grpc)
+                                            : std::string()) +
+                     " (the request was not sent)";
+    // Finished later, as an exchange would be: never inside StartOnLane (no recursion through
+    // the lane's backlog).
+    asio::post(io_, [this, i, job, aborted = std::move(aborted)]() mutable {
+      OnExchange(i, job, std::move(aborted));
+    });
+    return;
+  }
+  // A request delayed past SIGINT/SIGTERM is in flight: it goes, like the others in flight.
+  ++lanes_[i].stats.sent;
+  net::RequestShape shape;
+  shape.bytes_per_second = fault.bandwidth;
+  shape.truncate = fault.truncate;
+  shape.reset = fault.reset;
+  if (!shape.any()) return Send(i, std::move(job), std::move(req));
+  ++job->outcomes[i].attempts;
+  lanes_[i].pool->SendShaped(std::move(req), shape, [this, i, job](net::ExchangeResult&& r) {
+    OnExchange(i, job, std::move(r));
+  });
 }
 
 void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
   ++job->outcomes[i].attempts;
   net::HttpRequest copy;
   if (opts_.retries > 0) copy = req;  // kept only when a retry may need it
-  lanes_[i].pool->Send(
-      std::move(req), [this, i, job, copy = std::move(copy)](net::ExchangeResult&& r) mutable {
-        TargetOutcome& out = job->outcomes[i];
-        // Requests still in flight when dispatching stopped (end of the session, --duration) are
-        // retried like any other; after SIGINT/SIGTERM the run only winds down.
-        if (r.error == net::ClientError::kConnect && out.attempts <= opts_.retries &&
-            !stats_.interrupted) {
-          Send(i, job, std::move(copy));
-          return;
-        }
-        Lane& lane = lanes_[i];
-        --lane.in_flight;
-        const uint64_t now = Now();
-        out.latency_us = now > job->due_us ? now - job->due_us : 0;
-        if (r.error != net::ClientError::kNone) {
-          out.error = net::kClientErrorNames.Name(r.error);
-          out.error_detail = r.detail;
-          ++lane.stats.errors;
-        } else {
-          net::ToProto(std::move(r.response), &out.response);  // moves the body only
-          net::CopyHeaders(r.trailers, out.response.mutable_trailers());
-          out.response.set_latency_us(out.latency_us);
-          ++lane.stats.ok;
-          const unsigned cls = r.response.result_int() / 100;
-          ++lane.stats.status_class[cls >= 2 && cls <= 5 ? cls : 0];
-          lane.stats.latency.Add(out.latency_us);
-        }
-        Finish(i, job);
-        // A slot is free: start the oldest waiting request of this lane.
-        while (!lane.backlog.empty() && lane.in_flight < opts_.concurrency) {
-          JobPtr next = std::move(lane.backlog.front());
-          lane.backlog.pop_front();
-          StartOnLane(i, next);
-        }
-      });
+  lanes_[i].pool->Send(std::move(req),
+                       [this, i, job, copy = std::move(copy)](net::ExchangeResult&& r) mutable {
+                         // Requests still in flight when dispatching stopped (end of the session,
+                         // --duration) are retried like any other; after SIGINT/SIGTERM the run
+                         // only winds down.
+                         if (r.error == net::ClientError::kConnect &&
+                             job->outcomes[i].attempts <= opts_.retries && !stats_.interrupted) {
+                           Send(i, job, std::move(copy));
+                           return;
+                         }
+                         OnExchange(i, job, std::move(r));
+                       });
+}
+
+void Engine::OnExchange(size_t i, const JobPtr& job, net::ExchangeResult&& r) {
+  TargetOutcome& out = job->outcomes[i];
+  Lane& lane = lanes_[i];
+  --lane.in_flight;
+  const bool faulted = Faulted(i, *job);
+  const uint64_t now = Now();
+  // An injected delay is the fault's, not the target's: latency counts from the send.
+  const uint64_t from =
+      job->due_us +
+      (faulted && job->fault.delay ? static_cast<uint64_t>(job->fault.delay->count()) * 1000 : 0);
+  out.latency_us = now > from ? now - from : 0;
+  if (faulted && job->fault.abort_status != 0) {
+    out.error = "abort";
+    out.error_detail = r.detail;
+    ++lane.stats.faulted_errors;
+  } else if (r.error != net::ClientError::kNone) {
+    out.error = net::kClientErrorNames.Name(r.error);
+    out.error_detail = r.detail;
+    ++(faulted ? lane.stats.faulted_errors : lane.stats.errors);
+  } else {
+    net::ToProto(std::move(r.response), &out.response);  // moves the body only
+    net::CopyHeaders(r.trailers, out.response.mutable_trailers());
+    out.response.set_latency_us(out.latency_us);
+    ++lane.stats.ok;
+    const unsigned cls = r.response.result_int() / 100;
+    ++lane.stats.status_class[cls >= 2 && cls <= 5 ? cls : 0];
+    // Faulted answers are timed by the fault (a throttled request): kept out of the latency.
+    if (!faulted) lane.stats.latency.Add(out.latency_us);
+  }
+  Finish(i, job);
+  // A slot is free: start the oldest waiting request of this lane.
+  while (!lane.backlog.empty() && lane.in_flight < opts_.concurrency) {
+    JobPtr next = std::move(lane.backlog.front());
+    lane.backlog.pop_front();
+    StartOnLane(i, next);
+  }
 }
 
 void Engine::Finish(size_t lane, const JobPtr& job) {
@@ -396,7 +468,7 @@ void Engine::Progress() {
     p.dispatched = stats_.dispatched;
     p.completed = stats_.completed;
     p.in_flight = active_;
-    for (const auto& l : lanes_) p.errors += l.stats.errors + l.stats.dropped_backlog;
+    for (const auto& l : lanes_) p.errors += l.stats.errors + l.stats.dropped_backlog;  // organic
     p.elapsed_us = started_ ? Now() - t0_ : 0;
     opts_.on_progress(p);
   }

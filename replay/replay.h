@@ -17,6 +17,7 @@
 #include "base/latency_histogram.h"
 #include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
+#include "net/fault.h"
 #include "net/http_client.h"
 #include "net/url.h"
 #include "replay/pacer.h"
@@ -62,16 +63,26 @@ struct ReplayOptions {
   const TimeShifter* time_shift = nullptr;  // --shift-time; not owned; null = off
   // --jwt-resign: applied last, after correlation and --shift-time; not owned; null = off.
   JwtResigner* jwt_resign = nullptr;
+  // --fault (docs/chaos.md, "Replay"): one plan drawn per request when it starts, applied on
+  // every target (never the secondary, whose answers are the noise baseline). A delay holds
+  // the request (and its lane slot) before it goes; an abort finishes it unsent; reset,
+  // truncate and bandwidth send it on a connection of its own (HttpClientPool::SendShaped).
+  // Not owned; null = off.
+  net::FaultInjector* faults = nullptr;
   // Called about once a second on the engine thread (progress display).
   std::function<void(const struct ReplayProgress&)> on_progress;
 };
 
 struct TargetOutcome {
   std::string error;  // "" or "connect", "timeout", "reset", "bad-response",
-                      // "too-large", "backlog", "interrupted"
+                      // "too-large", "backlog", "interrupted", "abort" (an injected abort)
   std::string error_detail;
+  // The injected faults (FaultPlan::Kinds: "delay+abort"), "" for none: whatever happened to
+  // a faulted request is the fault's doing, not the target's.
+  std::string fault;
   doppel::v1::HttpResponse response;  // valid when error is empty
-  uint64_t latency_us = 0;            // from the due time to the last response byte
+  uint64_t latency_us = 0;            // from the due time (after an injected delay) to the
+                                      // last response byte
   uint64_t lag_us = 0;                // from the due time to the first send attempt
   uint32_t attempts = 0;
 };
@@ -92,7 +103,9 @@ class ResultSink {
 
 struct LaneStats {
   std::string url;
-  uint64_t sent = 0, ok = 0, errors = 0, dropped_backlog = 0;
+  // `errors` are organic; requests with injected faults are counted in `faulted` (and their
+  // failures, aborts included, in `faulted_errors`), never in `errors`.
+  uint64_t sent = 0, ok = 0, errors = 0, dropped_backlog = 0, faulted = 0, faulted_errors = 0;
   uint64_t status_class[6] = {};  // [2] = 2xx ... [5] = 5xx, [0] = anything else
   LatencyHistogram latency;       // due time to last response byte, answered requests
   LatencyHistogram lag;           // send lag: due time to first send

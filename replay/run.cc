@@ -9,6 +9,8 @@
 #include "diff/diff.h"
 #include "diff/rules.h"
 #include "interop/interop.h"
+#include "net/fault.h"
+#include "net/match.h"
 #include "net/url.h"
 #include "redact/redactor.h"
 #include "replay/correlate.h"
@@ -59,7 +61,15 @@ void FillRunRecord(const ReplayStats& stats, const report::Report& rep, doppel::
     ts->set_latency_max_us(l.latency.max());
     ts->set_achieved_rate(stats.elapsed_us ? l.sent / (stats.elapsed_us / 1e6) : 0);
     ts->set_send_lag_p99_us(l.lag.Percentile(99));
+    ts->set_faulted(l.faulted);
+    ts->set_faulted_errors(l.faulted_errors);
   }
+}
+
+// The kinds that need HTTP/1.x bytes on a connection of their own (HttpClientPool::SendShaped).
+bool ShapesRequest(net::FaultKind kind) {
+  return kind == net::FaultKind::kReset || kind == net::FaultKind::kTruncate ||
+         kind == net::FaultKind::kBandwidth;
 }
 
 }  // namespace
@@ -112,8 +122,52 @@ struct Run::State {
   RunPlan plan;
   std::unique_ptr<CorrelationPlan> correlation;  // null with --correlate off
   std::optional<JwtKey> jwt_key;                 // --jwt-resign
+  net::MatchRules fault_rules;                   // --fault-rule (one inline rule)
+  std::unique_ptr<net::FaultInjector> faults;    // --fault; null without
   bool executed = false;
 };
+
+// --fault, --fault-rule, --fault-seed, --max-active-faults into s.faults (and s.plan.fault).
+Status Run::SetUpFaults(State& s) {
+  const RunOptions& f = s.opts;
+  if (f.fault.empty()) {
+    if (!f.fault_rule.empty() || f.fault_seed != 0 || f.max_active_faults != 0) {
+      return Status::InvalidArgument(
+          "--fault-rule, --fault-seed and --max-active-faults go with --fault SPEC");
+    }
+    return Status::Ok();
+  }
+  auto spec = net::ParseFaultSpec(f.fault);
+  if (!spec.ok()) return spec.status().WithContext("--fault");
+  for (const net::Fault& fault : spec->faults) {
+    if (!ShapesRequest(fault.kind)) continue;
+    for (const net::Url& t : s.replay.targets) {
+      if (!t.h2c()) continue;
+      return Status::InvalidArgument(
+          "--fault " + std::string(net::kFaultKindNames.Name(fault.kind)) +
+          ": reset, truncate and bandwidth shape the HTTP/1.x bytes of a request, and target " +
+          t.ToString() + " is h2c; use delay and abort with h2c targets");
+    }
+  }
+  net::FaultInjector::Options o;
+  o.spec = std::move(*spec);
+  o.seed = f.fault_seed;
+  o.max_active = f.max_active_faults;
+  if (!f.fault_rule.empty()) {
+    if (f.fault_rule.find('=') == std::string::npos) {
+      return Status::InvalidArgument("--fault-rule '" + f.fault_rule +
+                                     "' is not a rule: replay has no named rules, give the rule "
+                                     "itself, e.g. --fault-rule 'method=POST,uri^=/api'");
+    }
+    auto rules = net::MatchRules::FromFlags({f.fault_rule});
+    if (!rules.ok()) return rules.status().WithContext("--fault-rule");
+    s.fault_rules = std::move(*rules);
+    o.rule = &s.fault_rules.blocks().front();
+  }
+  s.plan.fault = f.fault;
+  s.faults = std::make_unique<net::FaultInjector>(std::move(o), "replay", nullptr);
+  return Status::Ok();
+}
 
 Run::Run(std::unique_ptr<State> state) : s_(std::move(state)) {}
 Run::~Run() = default;
@@ -245,6 +299,8 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
     s->plan.jwt_alg = std::string(kJwtAlgNames.Name(s->jwt_key->alg()));
   }
 
+  DOPPEL_RETURN_IF_ERROR(SetUpFaults(*s));
+
   if (!f.shift_time && !f.shift_time_headers.empty()) {
     return Status::InvalidArgument(
         "--shift-time-header names a header whose timestamps --shift-time moves: give "
@@ -353,6 +409,8 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   rs->set_seed(f.selection.seed);
   rs->set_concurrency(f.concurrency);
   rs->set_command_line(f.command_line);
+  rs->set_fault(f.fault);
+  rs->set_fault_seed(f.fault_seed);
   DOPPEL_ASSIGN_OR_RETURN(auto created, s.store->CreateRun(run));
   run = created;
 
@@ -395,6 +453,7 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
     correlator.emplace(*s.correlation, opts.targets.size() + (opts.secondary ? 1 : 0));
     opts.correlator = &*correlator;
   }
+  opts.faults = s.faults.get();
   if (on_progress)
     opts.on_progress = [&](const ReplayProgress& p) { on_progress(p, sink.mismatches()); };
   auto stats = RunReplay(opts, *s.source, *s.selector, *s.rewriter, sink);
@@ -403,6 +462,14 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   out.run_id = run.id();
   out.results_saved = sink.Flush();  // every comparison and result write done
   out.report = aggregator.Finish();
+  if (s.faults) {
+    for (int k = 0; k <= static_cast<int>(net::FaultKind::kMaxValue); ++k) {
+      const auto kind = static_cast<net::FaultKind>(k);
+      if (s.faults->injected(kind) == 0) continue;
+      out.faults_injected.emplace_back(net::kFaultKindNames.Name(kind), s.faults->injected(kind));
+    }
+    out.faults_skipped = s.faults->skipped();
+  }
   if (correlator)
     FillCorrelationReport(*s.correlation, correlator->counts(), out.report.mutable_correlation());
   run.set_finished_us(s.clock->WallUs());

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -98,6 +99,13 @@ struct RunOptions {
   std::string key_file;
   bool probe = true;         // check that targets accept connections first
   std::string command_line;  // saved in the run record
+  // --fault SPEC (net/fault.h grammar; docs/chaos.md, "Replay"): faults on the requests sent
+  // to the targets; "" = none. --fault-rule: only requests matching this rule ('method=POST,
+  // uri^=/api', as record's --match). --fault-seed, --max-active-faults: as on record.
+  std::string fault;
+  std::string fault_rule;
+  uint64_t fault_seed = 0;
+  size_t max_active_faults = 0;
 };
 
 // What the first pass over the source found (for the banner and the progress ETA).
@@ -113,6 +121,7 @@ struct RunPlan {
   uint64_t correlations = 0;       // learned from the recording, plus one per explicit rule
   uint64_t correlation_rules = 0;  // explicit rules (--correlate rules FILE)
   std::string jwt_alg;             // --jwt-resign: the alg tokens are signed with, or ""
+  std::string fault;               // --fault: the spec as given, or ""
 };
 
 struct RunOutcome {
@@ -128,6 +137,10 @@ struct RunOutcome {
   Status report_files;
   // 0 no regressions, 1 regressions, 2 report files could not be written.
   int exit_code = 0;
+  // --fault: requests that got each kind (every target lane shares one draw per request), and
+  // draws not injected because --max-active-faults were in flight. Empty without --fault.
+  std::vector<std::pair<std::string, uint64_t>> faults_injected;
+  uint64_t faults_skipped = 0;
 };
 
 // Called on the engine thread about once a second.
@@ -150,6 +163,7 @@ class Run {
  private:
   struct State;
   explicit Run(std::unique_ptr<State> state);
+  static Status SetUpFaults(State& s);
   std::unique_ptr<State> s_;
 };
 

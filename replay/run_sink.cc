@@ -129,6 +129,7 @@ void RunSink::Record(const Compared& c) {
       obs.secondary =
           (j.secondary && j.secondary->error.empty()) ? &j.secondary->response : nullptr;
       obs.latency_us = out.latency_us;
+      obs.fault = out.fault;
       // Add refuses only a target index out of range or a missing envelope; neither happens
       // here.
       (void)aggregator_->Add(obs);
@@ -140,6 +141,7 @@ void RunSink::Record(const Compared& c) {
     r.set_seq(env.seq());
     r.set_target(static_cast<uint32_t>(t));
     r.set_latency_us(out.latency_us);
+    r.set_fault(out.fault);
     if (!answered) {
       r.set_error(out.error + (out.error_detail.empty() ? "" : ": " + out.error_detail));
       r.set_verdict(doppel::v1::RunResult::VERDICT_ERROR);
@@ -157,7 +159,8 @@ void RunSink::Record(const Compared& c) {
           if (mask.Masks(fd.path) || listed++ >= kPathsPerResult) continue;
           r.add_diff_paths(fd.path);
         }
-        if (mismatch) mismatches_.fetch_add(1, std::memory_order_relaxed);
+        // A faulted request's difference is never a mismatch of the run (docs/chaos.md).
+        if (mismatch && out.fault.empty()) mismatches_.fetch_add(1, std::memory_order_relaxed);
         r.set_verdict(mismatch ? doppel::v1::RunResult::VERDICT_MISMATCH
                                : doppel::v1::RunResult::VERDICT_MATCH);
       }

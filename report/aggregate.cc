@@ -149,6 +149,7 @@ struct RunAggregator::State {
   };
   struct Endpoint {
     uint64_t requests = 0, errors = 0, compared = 0, matched = 0, mismatched = 0;
+    v1::FaultCounts faults;  // injected; reported when faults.injected() > 0
     uint64_t noise_compared = 0, untracked_fields = 0;
     std::map<std::string, uint64_t> errors_by_reason;
     StatusCounts status;
@@ -252,6 +253,37 @@ Exemplar MakeExemplar(const doppel::v1::Envelope& envelope, const diff::FieldDif
   return e;
 }
 
+// Counts a faulted exchange (Observation::fault) into `faults`.
+void CountFault(const Observation& obs, const NoiseMask& mask, v1::FaultCounts* faults) {
+  faults->set_injected(faults->injected() + 1);
+  std::string_view kinds = obs.fault;
+  while (!kinds.empty()) {
+    const size_t plus = kinds.find('+');
+    ++(*faults->mutable_by_kind())[SanitizeUtf8(kinds.substr(0, plus))];
+    kinds = plus == std::string_view::npos ? std::string_view() : kinds.substr(plus + 1);
+  }
+  if (obs.actual == nullptr) {
+    faults->set_errors(faults->errors() + 1);
+    ++(*faults->mutable_errors_by_reason())[obs.error.empty() ? std::string("unknown")
+                                                              : SanitizeUtf8(obs.error)];
+    return;
+  }
+  faults->set_answered(faults->answered() + 1);
+  if (obs.diff != nullptr && mask.IsMismatch(*obs.diff))
+    faults->set_mismatched(faults->mismatched() + 1);
+}
+
+// Adds the counts of `from` to `to`.
+void AddFaults(const v1::FaultCounts& from, v1::FaultCounts* to) {
+  to->set_injected(to->injected() + from.injected());
+  for (const auto& [kind, n] : from.by_kind()) (*to->mutable_by_kind())[kind] += n;
+  to->set_errors(to->errors() + from.errors());
+  for (const auto& [reason, n] : from.errors_by_reason())
+    (*to->mutable_errors_by_reason())[reason] += n;
+  to->set_answered(to->answered() + from.answered());
+  to->set_mismatched(to->mismatched() + from.mismatched());
+}
+
 }  // namespace
 
 Status RunAggregator::Add(const Observation& obs) {
@@ -307,6 +339,12 @@ Status RunAggregator::Add(const Observation& obs) {
     }
   }
 
+  if (!obs.fault.empty()) {
+    // The fault's doing, not the target's: counted apart, and nowhere else.
+    CountFault(obs, mask, &ep.faults);
+    target.timeline.Add(obs.envelope->arrival_us(), /*error=*/false, /*mismatch=*/false);
+    return Status::Ok();
+  }
   if (obs.actual == nullptr) {
     target.timeline.Add(obs.envelope->arrival_us(), /*error=*/true, /*mismatch=*/false);
     ++ep.errors;
@@ -461,7 +499,9 @@ Report RunAggregator::Finish() const {
       for (auto& [verdict, fr] : fields) er.mutable_fields()->Add(std::move(fr));
       AddSortedCounts(ep.normalized, er.mutable_normalized());
       AddSortedCounts(ep.ignored, er.mutable_ignored());
-      er.set_error_rate_exceeded(over_threshold(ep.errors, ep.requests));
+      if (ep.faults.injected() > 0) *er.mutable_faults() = ep.faults;
+      // The organic error rate: exchanges with injected faults are out of both counts.
+      er.set_error_rate_exceeded(over_threshold(ep.errors, ep.requests - ep.faults.injected()));
       er.set_failed(er.regressions() > 0 || er.error_rate_exceeded());
 
       tr.set_requests(tr.requests() + er.requests());
@@ -473,6 +513,7 @@ Report RunAggregator::Finish() const {
       for (const auto& [reason, count] : ep.errors_by_reason) {
         (*tr.mutable_errors_by_reason())[reason] += count;
       }
+      if (er.has_faults()) AddFaults(er.faults(), tr.mutable_faults());
       recorded.Merge(ep.recorded);
       latency.Merge(ep.latency);
       tr.set_regressions(tr.regressions() + er.regressions() + (er.error_rate_exceeded() ? 1 : 0));

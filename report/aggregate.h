@@ -16,8 +16,9 @@
 // Verdict per field: significant (IsRegression) → kRegression when its candidate rate in
 // percent is above --fail-threshold and its severity is at least --fail-on, else
 // kTolerated. An endpoint fails when it has a regression, or when its error rate (exchanges
-// with no response) in percent is above --fail-threshold. The exit code is 1 when any
-// endpoint of any target fails, else 0.
+// with no response, over the exchanges without an injected fault) in percent is above
+// --fail-threshold. The exit code is 1 when any endpoint of any target fails, else 0.
+// Exchanges with injected faults (Observation::fault) are counted apart and never fail one.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +49,10 @@ struct Observation {
   // its body for a side-by-side view.
   const doppel::v1::HttpResponse* secondary = nullptr;
   uint64_t latency_us = 0;  // measured from the due time
+  // `doppel replay --fault`: the faults injected into this exchange ("abort", "delay+reset"),
+  // "" for none. A faulted exchange is counted in EndpointReport.faults only (and in
+  // `requests`): never an error, a mismatch or a regression.
+  std::string fault;
 };
 
 struct AggregatorOptions {

@@ -140,6 +140,21 @@ std::string FormatPValue(double p) {
   return buf;
 }
 
+std::string FaultsLine(const v1::FaultCounts& faults) {
+  auto counts = [](const google::protobuf::Map<std::string, uint64_t>& by) {
+    std::string out;
+    for (const auto& [name, n] : SortedReasons(by)) {
+      out += (out.empty() ? "" : ", ") + name + " " + std::to_string(n);
+    }
+    return out;
+  };
+  std::string line = std::to_string(faults.injected()) + " injected (" + counts(faults.by_kind()) +
+                     "): " + std::to_string(faults.errors()) + " not answered";
+  if (faults.errors() > 0) line += " (" + counts(faults.errors_by_reason()) + ")";
+  return line + ", " + std::to_string(faults.answered()) + " answered, " +
+         std::to_string(faults.mismatched()) + " of them differed";
+}
+
 std::string VerdictLine(const Report& report) {
   const v1::ReportVerdict& v = report.verdict();
   std::string exit = " \xE2\x80\x94 exit " + std::to_string(v.exit_code());

@@ -6,6 +6,7 @@
 // this header adds names for its messages and the helpers the aggregator and renderers share.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -85,6 +86,13 @@ std::string FormatLatency(uint64_t us);
 std::string FormatChange(uint64_t from, uint64_t to);
 // Three significant digits: "0.0123", "1e-05".
 std::string FormatPValue(double p);
+// The exchanges of `e` without an injected fault: what its error rate is over.
+inline uint64_t OrganicRequests(const EndpointReport& e) {
+  return e.requests() - std::min(e.requests(), e.faults().injected());
+}
+// Injected faults (replay --fault) in one line: "12 injected (abort 10, delay 3): 10 not
+// answered (abort 10), 2 answered, 0 of them differed".
+std::string FaultsLine(const v1::FaultCounts& faults);
 // The headline: "3 regressions in 2 endpoints — exit 1" / "no regressions — exit 0".
 std::string VerdictLine(const Report& report);
 

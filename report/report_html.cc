@@ -236,6 +236,10 @@ std::string EndpointHtml(const EndpointReport& e, const std::string& anchor,
   if (e.error_rate_exceeded())
     out += " <span class=\"badge fail\">error rate over threshold</span>";
   out += "</p>\n";
+  if (e.has_faults()) {
+    out += "<p class=\"faults\">faults injected (replay --fault; not errors, never regressions): " +
+           E(FaultsLine(e.faults())) + "</p>\n";
+  }
   out += "<table><tr><th>latency</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n";
   out += "<tr><td>target</td>" + LatencyCells(e.latency()) + "</tr>\n";
   out += "<tr><td>recorded</td>" + LatencyCells(e.recorded_latency()) + "</tr></table>\n";
@@ -308,7 +312,7 @@ std::string EndpointHtml(const EndpointReport& e, const std::string& anchor,
 // Failing endpoints first, then those with differences, then the rest.
 int Rank(const EndpointReport& e) {
   if (e.failed()) return 0;
-  if (e.mismatched() > 0 || e.errors() > 0) return 1;
+  if (e.mismatched() > 0 || e.errors() > 0 || e.has_faults()) return 1;
   return 2;
 }
 
@@ -506,6 +510,12 @@ std::string RenderHtml(const Report& report, const HtmlOptions& options) {
            "</tr>\n";
   }
   out += "</table>\n";
+  for (const TargetReport& t : report.targets()) {
+    if (!t.has_faults()) continue;
+    out += "<p class=\"faults\">faults injected on <code>" + E(t.name()) +
+           "</code> (replay --fault; the errors above are organic only): " +
+           E(FaultsLine(t.faults())) + "</p>\n";
+  }
 
   for (const TargetReport& t : report.targets()) {
     out += "<h2>Latency and timeline of <code>" + E(t.name()) + "</code></h2>\n";

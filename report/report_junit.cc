@@ -47,16 +47,26 @@ std::string FailureMessage(const EndpointReport& e, const JUnitOptions& options)
   }
   if (e.error_rate_exceeded()) {
     if (!msg.empty()) msg += "; ";
-    msg += "errors " + std::to_string(e.errors()) + "/" + std::to_string(e.requests()) + " (" +
-           FormatRate(e.errors(), e.requests()) + ")";
+    msg += "errors " + std::to_string(e.errors()) + "/" + std::to_string(OrganicRequests(e)) +
+           " (" + FormatRate(e.errors(), OrganicRequests(e)) + ")";
   }
   return msg;
+}
+
+// Injected faults (replay --fault) of a passing endpoint: never a failure, shown as output.
+std::string FaultsOut(const EndpointReport& e) {
+  if (!e.has_faults()) return "";
+  return "      <system-out>" +
+         XmlEscape("faults injected (not errors, never regressions): " + FaultsLine(e.faults()),
+                   /*attribute=*/false) +
+         "</system-out>\n";
 }
 
 std::string FailureText(const EndpointReport& e, const JUnitOptions& options) {
   std::string text = e.name() + ": " + std::to_string(e.requests()) + " requests, " +
                      std::to_string(e.compared()) + " compared, " + std::to_string(e.mismatched()) +
                      " mismatched, " + std::to_string(e.errors()) + " errors\n";
+  if (e.has_faults()) text += "faults: " + FaultsLine(e.faults()) + "\n";
   if (e.errors() > 0) {
     text += "errors:";
     for (const auto& [reason, count] : SortedReasons(e.errors_by_reason())) {
@@ -156,8 +166,10 @@ std::string RenderJUnit(const Report& report, const JUnitOptions& options) {
                  "</failure>\n    </testcase>\n";
       } else if (e.compared() == 0 && e.errors() == 0) {
         ++suite_skipped;
-        cases += ">\n      <skipped" + Attr("message", "no response was compared") +
-                 "/>\n    </testcase>\n";
+        cases += ">\n      <skipped" + Attr("message", "no response was compared") + "/>\n" +
+                 FaultsOut(e) + "    </testcase>\n";
+      } else if (e.has_faults()) {
+        cases += ">\n" + FaultsOut(e) + "    </testcase>\n";
       } else {
         cases += "/>\n";
       }

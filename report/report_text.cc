@@ -172,6 +172,7 @@ std::string RenderText(const Report& report, const TextOptions& options) {
     out += paint.Dim(PadRight("  recorded", name_width + kCountColumnsWidth) +
                      Latencies(t.recorded_latency())) +
            "\n";
+    if (t.has_faults()) out += "  faults " + Safe(FaultsLine(t.faults())) + "\n";
   }
 
   // Regressions (and tolerated significant differences), per target and endpoint.
@@ -191,9 +192,10 @@ std::string RenderText(const Report& report, const TextOptions& options) {
              std::to_string(e.requests()) + " requests, " + std::to_string(e.mismatched()) +
              " mismatched (" + FormatRate(e.mismatched(), e.compared()) + ")\n";
       if (e.errors() > 0) {
-        std::string line =
-            "    errors " + std::to_string(e.errors()) + "/" + std::to_string(e.requests()) + " (" +
-            FormatRate(e.errors(), e.requests()) + "): " + ErrorsLine(e.errors_by_reason());
+        std::string line = "    errors " + std::to_string(e.errors()) + "/" +
+                           std::to_string(OrganicRequests(e)) + " (" +
+                           FormatRate(e.errors(), OrganicRequests(e)) +
+                           "): " + ErrorsLine(e.errors_by_reason());
         out += (e.error_rate_exceeded() ? paint.Red(line) : line) + "\n";
       }
       size_t rows = 0, significant = 0;
@@ -278,6 +280,10 @@ std::string RenderText(const Report& report, const TextOptions& options) {
   };
   section("normalized", [&](const EndpointReport& e) { return counted(e.normalized()); });
   section("ignored", [&](const EndpointReport& e) { return counted(e.ignored()); });
+  section("faults injected (replay --fault: not errors, never regressions)",
+          [&](const EndpointReport& e) {
+            return e.has_faults() ? Safe(FaultsLine(e.faults())) : std::string();
+          });
 
   // Stateful replay: what was carried from earlier answers into later requests.
   if (report.has_correlation()) {

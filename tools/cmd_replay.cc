@@ -171,6 +171,13 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
                                 ", when the recording started");
     if (plan.decisions.filtered)
       note(plan.decisions.filtered, " envelopes filtered out", "filtered");
+    if (!plan.fault.empty()) {
+      log::Warn(kReplayLog,
+                "WARNING: injecting faults into the requests sent to the targets (" + plan.fault +
+                    (f.run.fault_rule.empty() ? "" : ", rule '" + f.run.fault_rule + "'") +
+                    "): counted apart, never as errors or regressions",
+                {{"fault", plan.fault}, {"fault_rule", f.run.fault_rule}});
+    }
     if (plan.decisions.not_in_percent) {
       line.str("");
       line << plan.decisions.not_in_percent << " envelopes outside --percent "
@@ -240,6 +247,15 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
                     "values with --set-header Name=Value",
                 {{"dropped_redacted_headers", o.stats.dropped_redacted_headers}});
     PrintLaneSummary(o.stats);
+    if (!o.faults_injected.empty() || o.faults_skipped > 0) {
+      std::string line;
+      for (const auto& [kind, n] : o.faults_injected)
+        line += (line.empty() ? "" : ", ") + kind + " " + std::to_string(n);
+      if (line.empty()) line = "none";
+      if (o.faults_skipped > 0)
+        line += " (" + std::to_string(o.faults_skipped) + " skipped over --max-active-faults)";
+      std::printf("faults injected: %s\n", line.c_str());
+    }
     std::cout << "\n" << report::RenderText(o.report, TextOpts(f.log_bodies));
     if (o.run_saved.ok())
       std::cout << "run " << o.run_id << " saved; re-render with `doppel report --run " << o.run_id
@@ -380,6 +396,23 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_option("--target-key", f->key_file,
                 "mTLS: the PEM private key of --target-cert (mode 0600)");
   r->add_flag("--no-probe", flags->no_probe, "do not check that targets accept connections first");
+  const std::string fg =
+      "Fault injection (how a candidate takes misbehaving clients; docs/chaos.md)";
+  r->add_option("--fault", f->fault,
+                "inject faults into the requests sent to the targets: KIND[:ARG]:PERCENT% joined "
+                "with '+', e.g. delay:200ms:10%+abort:503:5% (delay: send late; abort: do not "
+                "send; reset: send, then reset the connection; truncate: half the body, then "
+                "reset; bandwidth: throttle the request)")
+      ->group(fg);
+  r->add_option("--fault-rule", f->fault_rule,
+                "only requests matching this rule get faults ('method=POST,uri^=/api', as "
+                "record's --match)")
+      ->group(fg);
+  r->add_option("--fault-seed", f->fault_seed, "seed of the fault draws (same seed, same draws)")
+      ->group(fg);
+  r->add_option("--max-active-faults", f->max_active_faults,
+                "faulted requests in flight at once; beyond, requests go unfaulted (0: no cap)")
+      ->group(fg);
   r->callback([run, &g, flags] { *run = [&g, flags] { return RunReplayCommand(g, *flags); }; });
 
   auto* rep = app.add_subcommand(

@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -19,7 +21,9 @@
 #include <utility>
 
 #include "base/time_format.h"
+#include "doppel/v1/run.pb.h"
 #include "net/url.h"
+#include "storage/store.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/store_dir_test.h"
 #include "tests/net/test_tls_upstream.h"
@@ -664,6 +668,303 @@ TEST_F(ReplayCliTest, ReportFilesAreOwnerOnlyAndReplacedWhole) {
 // between the answers to the same request, "price" does not. The rules file it writes names
 // the nonce only, and a replay with it passes against a build whose nonces are new, where a
 // replay without it fails.
+// `doppel replay --fault` (docs/chaos.md, "Replay"): faults on the requests sent to the targets,
+// counted apart from the target's own failures.
+class ReplayFaultTest : public ReplayCliTest {
+ protected:
+  // Session `name`: `n` GETs of /items/0 .. /items/N-1, recorded with TestUpstream's answer.
+  void MakeItems(const std::string& name, uint32_t n) {
+    std::vector<v1::Envelope> envelopes;
+    for (uint32_t i = 0; i < n; ++i)
+      envelopes.push_back(AnsweredGet(i, "/items/" + std::to_string(i)));
+    MakeSession(name, envelopes);
+  }
+  // The stored per-request results of run `run_id`: the recorded seq -> the result.
+  std::map<uint32_t, v1::RunResult> StoredResults(uint32_t run_id) {
+    std::unique_ptr<storage::Store> store;
+    storage::StoreOptions o;
+    o.read_only = true;
+    EXPECT_TRUE(storage::Store::Open(o, store_, &store).ok());
+    std::map<uint32_t, v1::RunResult> out;
+    if (!store) return out;
+    auto it = store->ScanRunResults(run_id);
+    EXPECT_TRUE(it.ok());
+    if (!it.ok()) return out;
+    for (; (*it)->Valid(); (*it)->Next()) out[(*it)->result().seq()] = (*it)->result();
+    return out;
+  }
+  static int64_t Count(const json::value& object, const char* key, const char* name) {
+    const json::object& o = object.as_object();
+    if (!o.contains(key) || !o.at(key).as_object().contains(name)) return 0;
+    return o.at(key).at(name).as_int64();
+  }
+};
+
+// abort:503:50%+delay:50ms:20% with a fixed seed against a target that otherwise matches: the
+// aborted requests never reach it, the report counts them (and the delays) apart from errors,
+// the exit code stays 0, and the same seed faults the same requests again.
+TEST_F(ReplayFaultTest, AbortedRequestsNeverReachTheTargetAndAreCountedApart) {
+  constexpr uint32_t kRequests = 100;
+  MakeItems("items", kRequests);
+  auto replay = [&](TestUpstream& up, const std::string& report) {
+    return Doppel({"replay", "--session", "items", "--target", up.url(), "--max", "--concurrency",
+                   "4", "--fault", "abort:503:50%+delay:50ms:20%", "--fault-seed", "7",
+                   "--no-progress", "--report-json", report, "--junit", dir_ + "/junit.xml",
+                   "--html", dir_ + "/report.html"});
+  };
+  TestUpstream up;
+  ASSERT_EQ(replay(up, dir_ + "/report.json"), 0) << child_->all_stderr() << child_->all_stdout();
+  EXPECT_NE(child_->all_stderr().find("WARNING: injecting faults into the requests sent to the "
+                                      "targets (abort:503:50%+delay:50ms:20%)"),
+            std::string::npos)
+      << child_->all_stderr();
+
+  const json::object rep = ReadJson(dir_ + "/report.json");
+  const json::value& target = rep.at("targets").at(0);
+  ASSERT_TRUE(target.as_object().contains("faults")) << json::serialize(target);
+  const json::value& faults = target.at("faults");
+  const int64_t aborted = Count(faults, "by_kind", "abort");
+  const int64_t delayed = Count(faults, "by_kind", "delay");
+  const int64_t injected = faults.at("injected").as_int64();
+  // About half aborted, a fifth delayed (wide bounds: 100 draws).
+  EXPECT_GT(aborted, 25);
+  EXPECT_LT(aborted, 75);
+  EXPECT_GT(delayed, 5);
+  EXPECT_LT(delayed, 40);
+  EXPECT_GE(injected, std::max(aborted, delayed));
+  EXPECT_LE(injected, aborted + delayed);
+  EXPECT_EQ(faults.at("errors").as_int64(), aborted);
+  EXPECT_EQ(Count(faults, "errors_by_reason", "abort"), aborted);
+  EXPECT_EQ(faults.at("answered").as_int64(), injected - aborted);
+  EXPECT_EQ(faults.at("mismatched").as_int64(), 0);
+  // Organic: no errors, every unfaulted request compared and matched.
+  EXPECT_EQ(target.at("errors").as_int64(), 0);
+  EXPECT_EQ(target.at("requests").as_int64(), kRequests);
+  EXPECT_EQ(target.at("compared").as_int64(), kRequests - injected);
+  EXPECT_EQ(target.at("matched").as_int64(), kRequests - injected);
+  EXPECT_EQ(rep.at("verdict").at("exit_code").as_int64(), 0);
+
+  // The target saw every request but the aborted ones, each once.
+  const std::vector<ReceivedRequest> seen = up.requests();
+  EXPECT_EQ(static_cast<int64_t>(seen.size()), kRequests - aborted);
+  std::set<std::string> reached;
+  for (const ReceivedRequest& r : seen) reached.insert(r.target);
+  EXPECT_EQ(reached.size(), seen.size());
+  // The stored results mark each faulted request with its kinds; aborted ones never arrived.
+  const std::map<uint32_t, v1::RunResult> results = StoredResults(1);
+  ASSERT_EQ(results.size(), kRequests);
+  int64_t marked_aborts = 0, marked = 0;
+  for (const auto& [seq, r] : results) {
+    const bool abort = r.fault().find("abort") != std::string::npos;
+    marked += !r.fault().empty();
+    marked_aborts += abort;
+    EXPECT_EQ(reached.count("/items/" + std::to_string(seq)), abort ? 0u : 1u) << seq;
+    if (abort) {
+      EXPECT_EQ(r.verdict(), v1::RunResult::VERDICT_ERROR);
+      EXPECT_NE(r.error().find("fault injected: abort 503"), std::string::npos) << r.error();
+    } else {
+      EXPECT_EQ(r.verdict(), v1::RunResult::VERDICT_MATCH) << seq << " " << r.error();
+    }
+  }
+  EXPECT_EQ(marked_aborts, aborted);
+  EXPECT_EQ(marked, injected);
+
+  // Every rendering shows the split.
+  const std::string out = child_->all_stdout();
+  EXPECT_NE(out.find("faults injected: delay " + std::to_string(delayed) + ", abort " +
+                     std::to_string(aborted)),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("faults injected (replay --fault: not errors, never regressions)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("no regressions"), std::string::npos) << out;
+  for (const char* file : {"/junit.xml", "/report.html"}) {
+    std::ifstream in(dir_ + file);
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(text.find(std::to_string(injected) + " injected (abort " + std::to_string(aborted)),
+              std::string::npos)
+        << file;
+  }
+
+  // The same seed faults the same requests.
+  TestUpstream again;
+  ASSERT_EQ(replay(again, dir_ + "/again.json"), 0) << child_->all_stderr();
+  std::set<std::string> reached_again;
+  for (const ReceivedRequest& r : again.requests()) reached_again.insert(r.target);
+  EXPECT_EQ(reached_again, reached);
+}
+
+// reset: the request is written, then the connection is reset before the answer. The target
+// saw each request on a connection of its own; the report counts resets apart from errors.
+TEST_F(ReplayFaultTest, ResetRequestsAreSentThenCutAndCountedApart) {
+  constexpr uint32_t kRequests = 40;
+  MakeItems("items", kRequests);
+  TestUpstream up;
+  const std::string report = dir_ + "/report.json";
+  ASSERT_EQ(Doppel({"replay", "--session", "items", "--target", up.url(), "--max", "--concurrency",
+                    "2", "--fault", "reset:30%", "--fault-seed", "3", "--no-progress",
+                    "--report-json", report}),
+            0)
+      << child_->all_stderr() << child_->all_stdout();
+  const json::object rep = ReadJson(report);
+  const json::value& target = rep.at("targets").at(0);
+  const json::value& faults = target.at("faults");
+  const int64_t resets = Count(faults, "by_kind", "reset");
+  EXPECT_GT(resets, 2);
+  EXPECT_LT(resets, 25);
+  EXPECT_EQ(faults.at("errors").as_int64(), resets);
+  EXPECT_EQ(Count(faults, "errors_by_reason", "reset"), resets);
+  EXPECT_EQ(target.at("errors").as_int64(), 0);
+  EXPECT_EQ(target.at("matched").as_int64(), kRequests - resets);
+  // Each reset request had a connection of its own (plus the probe's and the pooled ones).
+  EXPECT_GE(static_cast<int64_t>(up.connections()), resets + 1);
+  // The unfaulted requests all arrived; a reset one arrives unless the reset beat it.
+  const std::map<uint32_t, v1::RunResult> results = StoredResults(1);
+  std::set<std::string> reached;
+  for (const ReceivedRequest& r : up.requests()) reached.insert(r.target);
+  int64_t marked = 0;
+  for (const auto& [seq, r] : results) {
+    if (r.fault() == "reset") {
+      ++marked;
+      EXPECT_NE(r.error().find("fault injected: reset"), std::string::npos) << r.error();
+    } else {
+      EXPECT_EQ(reached.count("/items/" + std::to_string(seq)), 1u) << seq;
+    }
+  }
+  EXPECT_EQ(marked, resets);
+}
+
+// A target that timestamps the request body as it arrives: the slow client's body comes in
+// many small pieces over seconds. Answers 200 with no body and closes.
+class SlowBodyTarget {
+ public:
+  SlowBodyTarget() {
+    fd_ = ListenOnLoopback(8, &port_);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~SlowBodyTarget() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  struct Body {
+    std::string bytes;
+    size_t reads = 0;                            // recv() calls that returned body bytes
+    std::chrono::steady_clock::duration span{};  // first body byte to last
+  };
+  std::vector<Body> bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bodies_;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string head;
+      Body body;
+      char buf[4096];
+      size_t want = std::string::npos;
+      std::chrono::steady_clock::time_point first;
+      for (;;) {
+        const ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        const auto now = std::chrono::steady_clock::now();
+        if (want == std::string::npos) {
+          head.append(buf, static_cast<size_t>(n));
+          const size_t end = head.find("\r\n\r\n");
+          if (end == std::string::npos) continue;
+          const size_t cl = head.find("Content-Length: ");
+          want = cl == std::string::npos ? 0 : std::stoul(head.substr(cl + 16));
+          body.bytes = head.substr(end + 4);
+          if (!body.bytes.empty()) {
+            first = now;
+            ++body.reads;
+          }
+        } else {
+          if (body.bytes.empty()) first = now;
+          body.bytes.append(buf, static_cast<size_t>(n));
+          ++body.reads;
+        }
+        body.span = now - first;
+        if (body.bytes.size() >= want) {
+          const std::string answer =
+              "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+          SendAll(c, answer);
+          std::lock_guard<std::mutex> lock(mu_);
+          bodies_.push_back(body);
+          break;
+        }
+      }
+      ::close(c);
+    }
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Body> bodies_;
+  std::thread thread_;
+};
+
+// bandwidth: the request (head and body) goes out at the given rate; the target sees the body
+// arrive slowly, in many pieces, whole.
+TEST_F(ReplayFaultTest, BandwidthSendsASlowBodyTheTargetSeesWhole) {
+  v1::Envelope post = AnsweredGet(0, "/upload");
+  post.mutable_request()->set_method("POST");
+  post.mutable_request()->set_body(std::string(2000, 'u'));
+  MakeSession("upload", {post});
+  SlowBodyTarget target;
+  const std::string report = dir_ + "/report.json";
+  ASSERT_EQ(Doppel({"replay", "--session", "upload", "--target", target.url(), "--max",
+                    "--allow-unsafe-methods", "--fault", "bandwidth:1KiB:100%", "--no-progress",
+                    "--report-json", report}),
+            0)
+      << child_->all_stderr() << child_->all_stdout();
+  const std::vector<SlowBodyTarget::Body> bodies = target.bodies();
+  ASSERT_EQ(bodies.size(), 1u);
+  EXPECT_EQ(bodies[0].bytes, std::string(2000, 'u'));
+  // 1 KiB/s in tenth-of-a-second slices: ~20 pieces over ~2 s (bounds: throttling is never
+  // faster; a loaded machine only merges pieces).
+  EXPECT_GE(bodies[0].span, std::chrono::milliseconds(1200));
+  EXPECT_GE(bodies[0].reads, 5u);
+  const json::object rep = ReadJson(report);
+  const json::value& t = rep.at("targets").at(0);
+  EXPECT_EQ(Count(t.at("faults"), "by_kind", "bandwidth"), 1);
+  EXPECT_EQ(t.at("faults").at("answered").as_int64(), 1);
+  EXPECT_EQ(t.at("errors").as_int64(), 0);
+}
+
+// Specs the replay cannot use are refused at start (exit 2), naming what is wrong.
+TEST_F(ReplayFaultTest, BadSpecsAreExitTwoWithTheReason) {
+  TestUpstream up;
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  } cases[] = {
+      {{"--fault", "delay:50ms"}, "--fault: fault 'delay:50ms'"},
+      {{"--fault", "explode:5%"}, "explode"},
+      {{"--fault", "abort:503:5%+abort:500:5%"}, "names abort twice"},
+      {{"--fault", "reset:5%", "--target", "h2c://127.0.0.1:" + std::to_string(up.port())},
+       "--fault reset: reset, truncate and bandwidth shape the HTTP/1.x bytes"},
+      {{"--fault-seed", "3"}, "go with --fault SPEC"},
+      {{"--fault", "abort:503:5%", "--fault-rule", "api"}, "replay has no named rules"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"--target", up.url(), "--max"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    EXPECT_EQ(Replay(args), 2) << c.want;
+    EXPECT_NE(child_->all_stderr().find(c.want), std::string::npos) << c.want << "\n"
+                                                                    << child_->all_stderr();
+  }
+  EXPECT_TRUE(up.requests().empty());
+}
+
 class NoiseCliTest : public StoreDirTest {
  protected:
   void SetUp() override {

@@ -118,6 +118,39 @@ TEST(FaultInjectorTest, ResetWinsOverAbortAndAbortOverBodyFaults) {
   EXPECT_EQ(f.injected(FaultKind::kBandwidth), 0u);
 }
 
+TEST(FaultInjectorTest, PlanKindsNameWhatWasDrawnInKindOrder) {
+  EXPECT_EQ(FaultPlan().Kinds(), "");
+  FaultInjector both(Spec("abort:503:100%+delay:50ms:100%"), "replay", nullptr);
+  EXPECT_EQ(both.Draw(View("GET", "/")).Kinds(), "delay+abort");
+  FaultInjector shaped(Spec("truncate:100%+bandwidth:1KiB:100%"), "replay", nullptr);
+  EXPECT_EQ(shaped.Draw(View("POST", "/")).Kinds(), "bandwidth+truncate");
+  FaultInjector reset(Spec("reset:100%+abort:503:100%"), "replay", nullptr);
+  EXPECT_EQ(reset.Draw(View("GET", "/")).Kinds(), "reset");  // a reset wins over an abort
+}
+
+// The replay's mapping from the spec to plans: `abort:503:50%+delay:50ms:20%` with a seed
+// gives each kind about its share, the same requests every time.
+TEST(FaultInjectorTest, ReplaySpecDrawsItsSharesRepeatably) {
+  auto draw = [](uint64_t seed) {
+    FaultInjector f(Spec("abort:503:50%+delay:50ms:20%", seed), "replay", nullptr);
+    std::vector<std::string> kinds;
+    for (int i = 0; i < 2000; ++i) kinds.push_back(f.Draw(View("GET", "/")).Kinds());
+    return kinds;
+  };
+  const std::vector<std::string> first = draw(7);
+  EXPECT_EQ(first, draw(7));
+  EXPECT_NE(first, draw(8));
+  size_t aborts = 0, delays = 0;
+  for (const std::string& k : first) {
+    aborts += k.find("abort") != std::string::npos;
+    delays += k.find("delay") != std::string::npos;
+  }
+  EXPECT_GT(aborts, 850u);  // 50% of 2000, within a wide margin
+  EXPECT_LT(aborts, 1150u);
+  EXPECT_GT(delays, 300u);  // 20%
+  EXPECT_LT(delays, 500u);
+}
+
 TEST(FaultInjectorTest, MaxActiveCapsFaultedRequestsInFlight) {
   FaultInjector::Options o = Spec("delay:10ms:100%");
   o.max_active = 2;

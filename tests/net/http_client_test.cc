@@ -4,6 +4,9 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
+#include <functional>
+#include <thread>
 
 #include "tests/net/test_upstream.h"
 
@@ -28,11 +31,26 @@ class HttpClientTest : public ::testing::Test {
     return req;
   }
 
+  HttpRequest Post(const std::string& target, std::string body) {
+    HttpRequest req = Get(target, http::verb::post);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    return req;
+  }
+
   // Runs one exchange to completion.
   ExchangeResult Run(HttpClientPool& pool, HttpRequest req) {
+    return Await([&](ExchangeCallback done) { pool.Send(std::move(req), std::move(done)); });
+  }
+  ExchangeResult RunShaped(HttpClientPool& pool, HttpRequest req, RequestShape shape) {
+    return Await(
+        [&](ExchangeCallback done) { pool.SendShaped(std::move(req), shape, std::move(done)); });
+  }
+  // Starts an exchange with `start` and runs the io_context until it is over.
+  ExchangeResult Await(const std::function<void(ExchangeCallback)>& start) {
     ExchangeResult out;
     bool done = false;
-    pool.Send(std::move(req), [&](ExchangeResult&& r) {
+    start([&](ExchangeResult&& r) {
       out = std::move(r);
       done = true;
     });
@@ -42,10 +60,64 @@ class HttpClientTest : public ::testing::Test {
     EXPECT_TRUE(done);
     return out;
   }
+  // The upstream's threads record what they read: waits (bounded) until `seen` holds.
+  static bool Eventually(const std::function<bool()>& seen) {
+    for (int i = 0; i < 200 && !seen(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return seen();
+  }
 
   testing::TestUpstream upstream_;
   boost::asio::io_context io_;
 };
+
+// SendShaped (replay --fault): the request goes out as a misbehaving client sends it.
+TEST_F(HttpClientTest, ShapedResetSendsTheRequestThenResetsBeforeTheAnswer) {
+  auto pool = MakePool();
+  HttpRequest req = Get("/slow?ms=200");
+  RequestShape shape;
+  shape.reset = true;
+  ExchangeResult r = RunShaped(*pool, std::move(req), shape);
+  EXPECT_EQ(r.error, ClientError::kReset);
+  EXPECT_EQ(r.detail, kRequestResetByFault);
+  // The upstream read the whole request; the connection is not pooled.
+  ASSERT_TRUE(Eventually([&] { return upstream_.requests().size() >= 1; }));
+  EXPECT_EQ(upstream_.requests()[0].target, "/slow?ms=200");
+  EXPECT_EQ(pool->stats().idle, 0u);
+  EXPECT_EQ(pool->stats().active, 0u);
+}
+
+TEST_F(HttpClientTest, ShapedTruncateWritesHalfTheBodyThenResets) {
+  auto pool = MakePool();
+  HttpRequest req = Post("/echo", std::string(4000, 'b'));
+  RequestShape shape;
+  shape.truncate = true;
+  ExchangeResult r = RunShaped(*pool, std::move(req), shape);
+  EXPECT_EQ(r.error, ClientError::kReset);
+  EXPECT_EQ(r.detail, kRequestTruncatedByFault);
+  // The upstream never got a whole request (it saw a connection and half a body).
+  EXPECT_TRUE(Eventually([&] { return upstream_.connections() >= 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(upstream_.requests().empty());
+  // A second, unshaped exchange is untouched.
+  ExchangeResult ok = Run(*pool, Post("/echo", "whole"));
+  ASSERT_EQ(ok.error, ClientError::kNone) << ok.detail;
+  EXPECT_EQ(ok.response.body(), "whole");
+}
+
+TEST_F(HttpClientTest, ShapedBandwidthThrottlesTheRequestAndKeepsEveryByte) {
+  auto pool = MakePool();
+  HttpRequest req = Post("/echo", std::string(3000, 'x'));
+  RequestShape shape;
+  shape.bytes_per_second = 2000;  // ~3.1 KB with the head: at least 1.5 s
+  const auto start = std::chrono::steady_clock::now();
+  ExchangeResult r = RunShaped(*pool, std::move(req), shape);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+  EXPECT_EQ(r.response.body(), std::string(3000, 'x'));
+  EXPECT_GE(took, std::chrono::milliseconds(1500));  // throttling is never faster
+  EXPECT_EQ(pool->stats().idle, 0u);                 // a shaped connection is not pooled
+}
 
 TEST_F(HttpClientTest, KeepAliveReusesOneConnection) {
   auto pool = MakePool();

@@ -408,6 +408,94 @@ TEST(RunAggregatorTest, ErrorRateAgainstThreshold) {
   EXPECT_EQ(lenient.verdict().exit_code(), 0);
 }
 
+// replay --fault: exchanges with injected faults are counted apart and never fail the run,
+// even when every one of them failed or differed; organic errors still do.
+TEST(RunAggregatorTest, InjectedFaultsAreCountedApartAndNeverRegressions) {
+  Feeder feed(OneTarget());
+  for (int i = 0; i < 60; ++i) {
+    Exchange x = Answered("/f", Response(200, R"({"a":1})"), Response(200, R"({"a":1})"));
+    if (i % 3 == 0) {  // 20 aborted: no answer
+      x.actual.reset();
+      x.error = "abort";
+      x.fault = "abort";
+    } else if (i % 3 == 1 && i < 30) {  // 10 delayed and answered differently
+      x.actual = Response(503, R"({"a":2})");
+      x.fault = "delay";
+    }
+    x.arrival_us = 1'000'000;
+    feed.Add(x);
+  }
+  Report r = feed.Finish();
+  const EndpointReport* e = FindEndpoint(r, "GET /f");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->requests(), 60u);
+  EXPECT_EQ(e->errors(), 0u);  // organic only
+  EXPECT_TRUE(e->errors_by_reason().empty());
+  EXPECT_EQ(e->compared(), 30u);
+  EXPECT_EQ(e->matched(), 30u);
+  EXPECT_EQ(e->status().s5xx(), 0u);
+  EXPECT_EQ(FindField(e, "status"), nullptr);
+  ASSERT_TRUE(e->has_faults());
+  EXPECT_EQ(e->faults().injected(), 30u);
+  EXPECT_EQ(e->faults().by_kind().at("abort"), 20u);
+  EXPECT_EQ(e->faults().by_kind().at("delay"), 10u);
+  EXPECT_EQ(e->faults().errors(), 20u);
+  EXPECT_EQ(e->faults().errors_by_reason().at("abort"), 20u);
+  EXPECT_EQ(e->faults().answered(), 10u);
+  EXPECT_EQ(e->faults().mismatched(), 10u);
+  EXPECT_FALSE(e->failed());
+  EXPECT_EQ(r.verdict().exit_code(), 0);
+  const TargetReport& t = r.targets(0);
+  EXPECT_EQ(t.errors(), 0u);
+  ASSERT_TRUE(t.has_faults());
+  EXPECT_EQ(t.faults().injected(), 30u);
+  EXPECT_EQ(t.timeline().errors(0), 0u);
+  EXPECT_EQ(t.timeline().mismatches(0), 0u);
+  EXPECT_EQ(t.timeline().requests(0), 60u);
+  EXPECT_EQ(FaultsLine(e->faults()),
+            "30 injected (abort 20, delay 10): 20 not answered (abort 20), 10 answered, 10 of "
+            "them differed");
+
+  // An endpoint without faults has no `faults`; one organic error still fails at threshold 0,
+  // its rate taken over the exchanges without faults.
+  Feeder organic(OneTarget());
+  for (int i = 0; i < 10; ++i) {
+    Exchange x = Answered("/o", Response(200, "{}"), Response(200, "{}"));
+    if (i == 0) x.actual.reset();
+    organic.Add(x);
+  }
+  Report o = organic.Finish();
+  EXPECT_FALSE(FindEndpoint(o, "GET /o")->has_faults());
+  EXPECT_FALSE(o.targets(0).has_faults());
+  EXPECT_EQ(o.verdict().exit_code(), 1);
+}
+
+TEST(RunAggregatorTest, OrganicErrorRateLeavesInjectedFaultsOut) {
+  AggregatorOptions options = OneTarget();
+  options.fail_threshold_pct = 10;
+  Feeder feed(options);
+  // 2 organic errors in 40 exchanges, plus 60 aborted: 2/40 = 5% (under 10%), although
+  // 62 of 100 got no answer.
+  for (int i = 0; i < 100; ++i) {
+    Exchange x = Answered("/r", Response(200, "{}"), Response(200, "{}"));
+    if (i < 60) {
+      x.actual.reset();
+      x.error = "abort";
+      x.fault = "abort";
+    } else if (i < 62) {
+      x.actual.reset();
+      x.error = "reset";
+    }
+    feed.Add(x);
+  }
+  Report r = feed.Finish();
+  const EndpointReport* e = FindEndpoint(r, "GET /r");
+  EXPECT_EQ(e->errors(), 2u);
+  EXPECT_EQ(e->faults().errors(), 60u);
+  EXPECT_FALSE(e->error_rate_exceeded());
+  EXPECT_EQ(r.verdict().exit_code(), 0);
+}
+
 TEST(RunAggregatorTest, LatencyPercentilesPerEndpointAndTarget) {
   Feeder feed(OneTarget());
   for (int i = 1; i <= 1000; ++i) {

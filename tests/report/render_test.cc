@@ -32,7 +32,8 @@ constexpr uint64_t kSampleStartUs = 1'767'225'600'000'000;
 
 // A small run exercising everything a report can hold: two targets, a secondary, a
 // regression, a masked noisy field, normalized and ignored paths, transport errors, a text
-// body with markup, control characters and invalid UTF-8, and a passing endpoint.
+// body with markup, control characters and invalid UTF-8, a passing endpoint, and injected
+// faults (replay --fault) on both a passing and a failing endpoint.
 Report SampleReport() {
   AggregatorOptions options;
   options.targets = {"http://candidate:8080", "http://canary:8081"};
@@ -82,6 +83,30 @@ Report SampleReport() {
       feed.Add(x);
     }
   }
+  // replay --fault on the canary: an aborted and a delayed request on a passing endpoint, a
+  // reset one on the failing endpoint; counted apart, never errors.
+  for (const char* fault : {"abort", "delay"}) {
+    Exchange x;
+    x.target = 1;
+    x.path = std::string("/users/") + (fault[0] == 'a' ? "9" : "10");
+    x.recorded = Response(200, R"({"id":9})", 1000);
+    if (fault[0] == 'a') {
+      x.error = "abort";
+    } else {
+      x.actual = x.recorded;
+    }
+    x.fault = fault;
+    x.arrival_us = kSampleStartUs + 9'000'000;
+    feed.Add(x);
+  }
+  Exchange reset;
+  reset.target = 1;
+  reset.path = "/page?q=<a&b>\"'";
+  reset.recorded = Response(200, "line one\n", 500, {}, "text/plain");
+  reset.error = "reset";
+  reset.fault = "delay+reset";
+  reset.arrival_us = kSampleStartUs + 9'000'000;
+  feed.Add(reset);
   return feed.Finish();
 }
 
@@ -121,6 +146,16 @@ TEST(ReportSampleTest, HasWhatTheGoldenFilesShouldShow) {
   ASSERT_NE(rnd, nullptr);
   EXPECT_EQ(rnd->masked(), 4u);
   EXPECT_EQ(rnd->mismatches(), 0u);
+  // The injected faults: apart from the errors, on a passing and on a failing endpoint.
+  ASSERT_TRUE(users->has_faults());
+  EXPECT_EQ(users->faults().injected(), 2u);
+  EXPECT_EQ(users->errors(), 0u);
+  const EndpointReport* page = testing::FindEndpoint(r, "GET /page", 1);
+  ASSERT_NE(page, nullptr);
+  EXPECT_EQ(page->errors(), 1u);  // the organic timeout only
+  EXPECT_EQ(page->faults().errors_by_reason().at("reset"), 1u);
+  EXPECT_EQ(r.targets(1).faults().injected(), 3u);
+  EXPECT_FALSE(r.targets(0).has_faults());
 }
 
 TEST(ReportJsonTest, MatchesGoldenFile) {
@@ -434,6 +469,14 @@ TEST(ReportTextTest, SummarySectionsAndVerdict) {
   EXPECT_NE(text.find("normalized"), std::string::npos);
   EXPECT_NE(text.find("body.ts (8\xC3\x97)"), std::string::npos);
   EXPECT_NE(text.find("headers.date (8\xC3\x97)"), std::string::npos);
+  EXPECT_NE(text.find("  faults 3 injected (abort 1, delay 2, reset 1): 2 not answered (abort 1, "
+                      "reset 1), 1 answered, 0 of them differed\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("faults injected (replay --fault: not errors, never regressions)\n"
+                      "  http://canary:8081 GET /page: 1 injected"),
+            std::string::npos)
+      << text;
   std::string last = "3 regressions in 3 endpoints \xE2\x80\x94 exit 1\n";
   ASSERT_GE(text.size(), last.size());
   EXPECT_EQ(text.substr(text.size() - last.size()), last);

@@ -56,6 +56,7 @@ struct Exchange {
   std::optional<doppel::v1::HttpResponse> secondary;
   uint64_t latency_us = 1000;
   uint64_t arrival_us = 0;  // the recording's clock (Envelope.arrival_us), for the timeline
+  std::string fault;        // replay --fault: the injected kinds ("abort", "delay"), "" none
 };
 
 class Feeder {
@@ -76,6 +77,7 @@ class Feeder {
     obs.endpoint = differ_->Endpoint(x.method, x.path);
     obs.envelope = &envelope;
     obs.latency_us = x.latency_us;
+    obs.fault = x.fault;
     if (x.actual) {
       candidate = differ_->Compare(x.method, x.path, x.recorded, *x.actual);
       obs.actual = &*x.actual;
