@@ -95,6 +95,8 @@ Status Read(const net::ConfigDoc& doc, const RecordConfigField& field, const boo
           *member = v.as_bool();
         } else if constexpr (std::is_same_v<T, double>) {
           if (!v.is_number()) return doc.Error(path, "expected a number");
+          if (!std::isfinite(v.to_number<double>()))
+            return doc.Error(path, "expected a finite number");
           *member = v.to_number<double>();
         } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
           member->clear();

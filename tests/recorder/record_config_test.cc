@@ -116,6 +116,7 @@ TEST(RecordConfigTest, ErrorsNameTheFileLineAndField) {
       {"listener:\n  threads: 2.5\n", {"line 2", "listener.threads", "whole number"}},
       {"mirroring:\n  mirrors: http://x\n", {"line 2", "mirroring.mirrors", "expected a list"}},
       {"faults:\n  max_active: -1\n", {"line 2", "faults.max_active", "whole number"}},
+      {"sampling:\n  percent: 1e999\n", {"line 2", "sampling.percent", "finite"}},
       {"- just\n- a list\n", {"record.yaml", "object of sections", ""}},
       // Found by the record_config fuzz target: YAML passes bytes through, and --print-config
       // wrote them back as JSON nothing could read.
