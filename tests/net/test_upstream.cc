@@ -367,7 +367,9 @@ uint16_t DeadPort() {
   ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
+  // Left open, bound and not listening, for the life of the test process: a connect is refused
+  // as before, and no other listener of a parallel test can take the port meanwhile (closing it
+  // here once let another test's server answer on a "dead" mirror's port).
   return ntohs(a.sin_port);
 }
 

@@ -107,7 +107,8 @@ class TestClient {
 // send() until everything is written or the peer is gone; false then.
 bool SendAll(int fd, const std::string& data);
 
-// A port nothing listens on on 127.0.0.1 (bound, then closed).
+// A port nothing listens on on 127.0.0.1: bound and never listened on, and kept bound for the
+// life of the process (connects are refused; no other socket can take it).
 uint16_t DeadPort();
 
 // One request on a new connection.
