@@ -158,6 +158,11 @@ TEST_F(ConfigCliTest, SighupAndPostConfigReloadOrRefuseWhole) {
   EXPECT_NE(refused.body().find("listener.threads"), std::string::npos) << refused.body();
   EXPECT_EQ(rec.Status().at("sample_percent").to_number<double>(), 100);
   EXPECT_EQ(rec.Metric("doppel_config_generation"), 3);
+  // A body that is not a document at all: refused with where it broke.
+  auto broken = Fetch(rec.admin_port(), "POST", "/config", "{\"sampling\": {\"percent\": ");
+  EXPECT_EQ(broken.result_int(), 400u);
+  EXPECT_NE(broken.body().find("line 1"), std::string::npos) << broken.body();
+  EXPECT_EQ(rec.Metric("doppel_config_generation"), 3);
 
   rec.child().Signal(SIGTERM);
   EXPECT_EQ(rec.child().Wait(30000), 0) << rec.child().all_stderr();
@@ -171,9 +176,12 @@ TEST_F(ConfigCliTest, SighupAndPostConfigReloadOrRefuseWhole) {
 
   // Every reload is in the audit log, applied or not, and the log verifies.
   const auto reloads = AuditLines(audit, "reload");
-  ASSERT_EQ(reloads.size(), 4u) << ReadFile(audit);
-  const std::vector<std::pair<std::string, bool>> expected = {
-      {"SIGHUP", true}, {"SIGHUP", false}, {"POST /config", true}, {"POST /config", false}};
+  ASSERT_EQ(reloads.size(), 5u) << ReadFile(audit);
+  const std::vector<std::pair<std::string, bool>> expected = {{"SIGHUP", true},
+                                                              {"SIGHUP", false},
+                                                              {"POST /config", true},
+                                                              {"POST /config", false},
+                                                              {"POST /config", false}};
   for (size_t i = 0; i < reloads.size(); ++i) {
     EXPECT_EQ(reloads[i].at("origin").as_string(), expected[i].first) << i;
     EXPECT_EQ(reloads[i].at("applied").as_bool(), expected[i].second) << i;
