@@ -2,8 +2,12 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
+
+#include "base/strings.h"
 
 namespace doppel::net {
 
@@ -68,6 +72,58 @@ void AddForwardingHeaders(http::fields& fields, const ForwardingInfo& info) {
     if (host != fields.end()) fields.set("X-Forwarded-Host", host->value());
   }
   AppendVia(fields, info.version, info.via_name);
+}
+
+bool ReusableFraming(const boost::beast::http::fields& fields) {
+  const size_t te = fields.count(boost::beast::http::field::transfer_encoding);
+  if (te == 0) return true;
+  return te == 1 &&
+         EqualsIgnoreCase(TrimSpaces(fields[boost::beast::http::field::transfer_encoding]),
+                          "chunked");
+}
+
+void FlatFields::Assign(const boost::beast::http::fields& fields) {
+  bytes_.clear();
+  for (const auto& f : fields) {
+    const std::string_view name = f.name_string(), value = f.value();
+    const uint32_t sizes[2] = {static_cast<uint32_t>(name.size()),
+                               static_cast<uint32_t>(value.size())};
+    bytes_.append(reinterpret_cast<const char*>(sizes), sizeof sizes);
+    bytes_.append(name);
+    bytes_.append(value);
+  }
+}
+
+template <typename F>
+void FlatFields::ForEach(F&& f) const {
+  for (size_t at = 0; at < bytes_.size();) {
+    uint32_t sizes[2];
+    std::memcpy(sizes, bytes_.data() + at, sizeof sizes);
+    at += sizeof sizes;
+    const std::string_view name(bytes_.data() + at, sizes[0]);
+    const std::string_view value(bytes_.data() + at + sizes[0], sizes[1]);
+    at += sizes[0] + sizes[1];
+    if (!f(name, value)) return;
+  }
+}
+
+std::optional<std::string_view> FlatFields::Find(std::string_view name) const {
+  std::optional<std::string_view> found;
+  ForEach([&](std::string_view n, std::string_view v) {
+    if (!EqualsIgnoreCase(n, name)) return true;
+    found = v;
+    return false;
+  });
+  return found;
+}
+
+void FlatFields::CopyTo(ProtoHeaders* out) const {
+  ForEach([out](std::string_view n, std::string_view v) {
+    doppel::v1::Header* h = out->Add();
+    h->set_name(std::string(n));
+    h->set_value(std::string(v));
+    return true;
+  });
 }
 
 void CopyHeaders(const boost::beast::http::fields& fields, ProtoHeaders* out) {

@@ -156,6 +156,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Shaped: the serialized request goes out slice by slice (WriteSlice), then is read or cut.
   void WriteShaped();
   void WriteSlice();
+  void SendSlice(size_t n);  // the next `n` bytes of wire_, now
   void OnSlice(const boost::system::error_code& ec, size_t n);
   void Read();
   void OnRead(const boost::system::error_code& ec);
@@ -448,17 +449,15 @@ void Exchange::WriteSlice() {
       pace_->expires_at(due);
       pace_->async_wait([self = shared_from_this(), n](const boost::system::error_code& ec) {
         if (ec) return self->Finish(ClientError::kReset, "throttled request abandoned");
-        self->ArmTimer();
-        self->conn_->Visit([&](auto& stream) {
-          asio::async_write(stream, asio::buffer(self->wire_.data() + self->written_, n),
-                            [self](const boost::system::error_code& ec2, size_t wrote) {
-                              self->OnSlice(ec2, wrote);
-                            });
-        });
+        self->SendSlice(n);
       });
       return;
     }
   }
+  SendSlice(n);
+}
+
+void Exchange::SendSlice(size_t n) {
   ArmTimer();
   conn_->Visit([&](auto& stream) {
     asio::async_write(stream, asio::buffer(wire_.data() + written_, n),
@@ -527,8 +526,8 @@ void Exchange::OnRead(const boost::system::error_code& ec) {
   result.latency_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start_).count());
   result.reused_connection = reused_;
-  const bool keep =
-      parser_->keep_alive() && request_.keep_alive() && status != 101 && !shape_.has_value();
+  const bool keep = parser_->keep_alive() && request_.keep_alive() && status != 101 &&
+                    !shape_.has_value() && ReusableFraming(parser_->get());
   result.response = parser_->release();
   if (keep) pool_->ReturnIdle(std::move(conn_));
   conn_.reset();
@@ -565,7 +564,8 @@ void Exchange::OnHead(const boost::system::error_code& ec) {
   // Moved, not copied: the parser reads only the body from here on, and trailers of a
   // chunked body are not relayed (docs/http2-grpc.md).
   result.response.base() = std::move(stream_parser_->get().base());
-  keep_ = stream_parser_->keep_alive() && request_.keep_alive() && status != 101;
+  keep_ = stream_parser_->keep_alive() && request_.keep_alive() && status != 101 &&
+          ReusableFraming(stream_parser_->get());
   body_phase_ = true;
   StreamCallback done = std::move(on_head_);
   on_head_ = [](ExchangeResult&&, BodyReaderPtr) {};  // still streaming()

@@ -17,8 +17,8 @@
 #include "recorder/exchange.h"
 #include "recorder/h2_session.h"
 #include "recorder/recorder_impl.h"
-#include "recorder/request_checks.h"
 #include "recorder/request_log.h"
+#include "recorder/request_reader.h"
 #include "recorder/worker.h"
 
 namespace doppel::recorder {
@@ -49,7 +49,11 @@ template <class Stream>
 class Session final : public ProxySession, public std::enable_shared_from_this<Session<Stream>> {
  public:
   Session(Stream&& stream, Worker& worker, RecorderImpl& recorder, ClientInfo client)
-      : stream_(std::move(stream)), worker_(worker), rec_(recorder), client_(std::move(client)) {
+      : stream_(std::move(stream)),
+        worker_(worker),
+        rec_(recorder),
+        client_(std::move(client)),
+        reader_({rec_.options().max_header_bytes, rec_.options().max_request_body}, kPlaintext) {
     beast::error_code ec;
     Lowest().socket().set_option(tcp::no_delay(true), ec);
     // One recv for a typical request head instead of several 512-byte ones (Beast reads
@@ -90,54 +94,33 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     if (worker_.draining) return Close();
     in_request_ = false;
     exchange_.emplace(worker_, rec_, client_);
-    parser_.emplace();
-    parser_->header_limit(opts().max_header_bytes);
-    parser_->body_limit(opts().max_request_body);
-    empty_line_bytes_ = 0;
-    obs_fold_ = false;
+    reader_.Start();
     Lowest().expires_after(opts().idle_timeout);
-    ParseHead();
+    Parse();
   }
 
-  // Feeds buffered bytes to the parser until the request head is complete, reading more as
-  // needed: http::async_read_header by hand, because the proxy looks at the raw head. Empty
-  // lines before the request line are skipped (RFC 9112 2.2; Beast answers them "bad method")
-  // and obs-fold is noted to be refused (5.2; Beast would unfold it silently). The parser
-  // consumes the head in whole lines (a folded field with its continuation lines), so each
-  // consumed piece is checked on its own.
-  void ParseHead() {
-    for (;;) {
-      if (kPlaintext && first_request_ && !parser_->got_some() && buffer_.size() > 0) {
-        // HTTP/2 with prior knowledge: the connection goes to the HTTP/2 session.
-        const PrefaceMatch preface = MatchH2Preface(BufferedBytes());
-        if (preface == PrefaceMatch::kYes) return HandOffToH2();
-        if (preface == PrefaceMatch::kPrefix) break;  // read on
-      }
-      if (!parser_->got_some()) {
-        const size_t empty = LeadingEmptyLines(BufferedBytes());
-        buffer_.consume(empty);
-        empty_line_bytes_ += empty;
-        if (empty_line_bytes_ > opts().max_header_bytes) {
-          return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
-                      "malformed request: over " + std::to_string(opts().max_header_bytes) +
-                          " bytes of empty lines before the request line");
-        }
-        if (BufferedBytes() == "\r") break;  // one more empty line, or garbage: read on
-      }
-      if (buffer_.size() == 0) break;
-      beast::error_code ec;
-      const std::string_view data = BufferedBytes();
-      const size_t used = parser_->put(asio::buffer(data.data(), data.size()), ec);
-      obs_fold_ = obs_fold_ || HasObsFold(data.substr(0, used));
-      buffer_.consume(used);
-      if (ec == http::error::need_more) break;
-      if (ec || parser_->is_header_done()) return OnHeader(ec);
-      if (used == 0) break;
+  // Feeds the buffered bytes to the reader, reading more as needed, until it has the request
+  // head (checked), then the whole request, or refuses it (http::async_read_header and
+  // http::async_read's loops, by hand, because the reader looks at the raw head).
+  void Parse() {
+    size_t used = 0;
+    const RequestReader::Event event = reader_.Parse(BufferedBytes(), &used);
+    buffer_.consume(used);
+    switch (event) {
+      case RequestReader::Event::kNeedMore:
+        break;
+      case RequestReader::Event::kHttp2:
+        return HandOffToH2();
+      case RequestReader::Event::kHead:
+        return OnHeader();
+      case RequestReader::Event::kRequest:  // after kHead, from the body on
+        return OnRequest();
+      case RequestReader::Event::kRefused:
+        return Refuse();
     }
-    stream_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
-                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-                              self->OnHeadRead(ec, n);
-                            });
+    stream_.async_read_some(
+        buffer_.prepare(beast::read_size(buffer_, 65536)),
+        [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
   }
 
   // The connection speaks HTTP/2 (the client preface came first): the HTTP/2 session takes
@@ -152,87 +135,38 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     }
   }
 
-  void OnHeadRead(beast::error_code ec, size_t n) {
+  void OnRead(beast::error_code ec, size_t n) {
     buffer_.commit(n);
-    // End of stream as http::async_read_header reports it: inside a request head, or before.
-    if (ec == asio::error::eof) {
-      ec = parser_->got_some() ? http::error::partial_message : http::error::end_of_stream;
-    }
-    if (ec) return OnHeader(ec);
-    ParseHead();
-  }
-
-  void OnHeader(beast::error_code ec) {
     if (ec) {
-      if (ec == http::error::header_limit) {
-        return Fail(ProxyFailure::kHeaderTooLarge, http::status::request_header_fields_too_large,
-                    "request header over " + std::to_string(opts().max_header_bytes) + " bytes");
-      }
-      if (ec == http::error::body_limit) return FailBodyTooLarge();
-      if (ec == http::error::bad_version && UnsupportedVersion(BufferedBytes())) {
-        return Fail(ProxyFailure::kBadRequest, http::status::http_version_not_supported,
-                    "HTTP version not supported: use HTTP/1.1 or HTTP/1.0");
-      }
-      if (IsParseError(ec)) {
-        return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
-                    "malformed request: " + ec.message());
-      }
-      // A client that sent part of a request head and stalled (slowloris) was cut by the
-      // timer: nothing can be answered, but it is counted.
-      if (ec == beast::error::timeout && buffer_.size() > 0) {
+      // The timer cut a client in the middle of a request (tcp_stream closed the socket):
+      // one that sent part of a head and stalled (slowloris), or a body too slowly. Nothing
+      // can be answered, but it is counted.
+      if (ec == beast::error::timeout && (in_request_ || buffer_.size() > 0)) {
         rec_.metrics().errors[static_cast<int>(ProxyFailure::kRequestTimeout)]->Inc();
       }
-      return Close();  // client closed, idle timeout, or shutdown
+      return Close();  // client closed or left mid-body, idle timeout, or shutdown
     }
+    Parse();
+  }
+
+  // The reader refused the request: answered, the connection closed afterwards.
+  void Refuse() {
+    if (reader_.head_read() && !in_request_) BeginRequest();
+    const RequestReader::Refusal& refusal = reader_.refusal();
+    Fail(refusal.failure, static_cast<http::status>(refusal.status), refusal.reason);
+  }
+
+  // A request head was read whole: the request is under way.
+  void BeginRequest() {
     in_request_ = true;
-    first_request_ = false;
     arrival_us_ = opts().clock->WallUs();
-    auto& req = parser_->get();
-    if (obs_fold_) {
-      return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
-                  "malformed request: obs-fold (a header line continued on the next, which "
-                  "starts with a space or tab) is not allowed; send each header on one line");
-    }
-    switch (CheckMethod(req.method_string())) {
-      case MethodCheck::kForward:
-        break;
-      case MethodCheck::kConnect:
-        return Fail(ProxyFailure::kBadRequest, http::status::not_implemented,
-                    "CONNECT is not supported: doppel forwards requests, it does not open "
-                    "tunnels");
-      case MethodCheck::kNotToken:
-        return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
-                    "malformed request: the method is not a token");
-    }
-    // RFC 9112 6.1/6.3: a Transfer-Encoding whose last coding is not chunked cannot be
-    // framed; Transfer-Encoding together with Content-Length, or in an HTTP/1.0 request, is
-    // a smuggling vector.
-    const bool has_te = req.find(http::field::transfer_encoding) != req.end();
-    if (has_te && (!parser_->chunked() || req.version() < 11 ||
-                   req.find(http::field::content_length) != req.end())) {
-      return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
-                  "malformed request: Transfer-Encoding must be chunked, without "
-                  "Content-Length, and HTTP/1.1");
-    }
-    size_t hosts = 0;
-    for (const auto& f : req) hosts += f.name() == http::field::host;
-    const TargetCheck target = CheckRequestTarget(req.method_string(), req.target(), req.version(),
-                                                  hosts, req[http::field::host]);
-    if (!target.error.empty()) {
-      return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
-                  "malformed request: " + target.error);
-    }
-    if (target.absolute) {
-      req.set(http::field::host, target.authority);
-      req.target(target.origin);
-    }
+  }
+
+  void OnHeader() {
+    BeginRequest();
     DecideCapture();
-    auto expect = req.find(http::field::expect);
-    const bool wants_continue =
-        expect != req.end() && beast::iequals(expect->value(), "100-continue");
-    if (expect != req.end()) req.erase(http::field::expect);
-    if (parser_->is_done()) return OnRequest();
-    if (wants_continue && req.version() >= 11) {
+    if (reader_.body_done()) return OnRequest();
+    if (reader_.wants_continue() && reader_.request().version() >= 11) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       Lowest().expires_after(opts().request_timeout);
       asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
@@ -247,41 +181,12 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
 
   void ReadBody() {
     Lowest().expires_after(opts().request_timeout);
-    http::async_read(
-        stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
-  }
-
-  void OnBody(beast::error_code ec) {
-    if (ec) {
-      if (ec == http::error::body_limit) return FailBodyTooLarge();
-      if (ec == beast::error::timeout) {
-        // tcp_stream closed the socket when the timer fired: nothing can be answered.
-        rec_.metrics().errors[static_cast<int>(ProxyFailure::kRequestTimeout)]->Inc();
-        return Close();
-      }
-      if (IsParseError(ec)) {
-        return Fail(ProxyFailure::kBadRequest, http::status::bad_request,
-                    "malformed request body: " + ec.message());
-      }
-      return Close();
-    }
-    OnRequest();
-  }
-
-  void FailBodyTooLarge() {
-    Fail(ProxyFailure::kBodyTooLarge, http::status::payload_too_large,
-         "request body over " + std::to_string(opts().max_request_body) + " bytes");
-  }
-
-  static bool IsParseError(beast::error_code ec) {
-    return ec.category() == http::make_error_code(http::error::bad_version).category() &&
-           ec != http::error::end_of_stream && ec != http::error::partial_message;
+    Parse();
   }
 
   // Match rules, then sampling (Exchange::DecideCapture).
   void DecideCapture() {
-    const auto& req = parser_->get();
+    const auto& req = reader_.request();
     net::RequestView view{req.method_string(), req.target(),
                           [&req](std::string_view name) -> std::optional<std::string_view> {
                             auto it = req.find(name);
@@ -292,16 +197,15 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   }
 
   void OnRequest() {
-    HttpRequest req = parser_->release();
+    HttpRequest req = reader_.Release();
     client_version_ = req.version();
     client_keep_alive_ = req.keep_alive();
     is_head_ = req.method() == http::verb::head;
-    const bool chunked = req.chunked();
-    const bool had_length = req.find(http::field::content_length) != req.end();
+    const RequestReader::Framing framing = RequestReader::ForwardFraming(req);
     std::string logged;
     if (opts().log_bodies) logged = DescribeRequestForLog(req, req.body(), rec_.redactor());
     exchange_->Forward(
-        std::move(req), client_version_, chunked, had_length, std::move(logged),
+        std::move(req), client_version_, framing.chunked, framing.content_length, std::move(logged),
         [self = this->shared_from_this()](net::ExchangeResult&& head, net::BodyReaderPtr body) {
           self->OnUpstreamHead(std::move(head), std::move(body));
         });
@@ -454,12 +358,10 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     const bool request_complete = failure >= ProxyFailure::kUpstreamConnect;
     std::string request;
     if (opts().log_bodies && !request_complete) {
-      request = parser_
-                    ? DescribeRequestForLog(parser_->get(), parser_->get().body(), rec_.redactor())
-                    : "(no request)";
+      request = DescribeRequestForLog(reader_.request(), reader_.request().body(), rec_.redactor());
     }
     exchange_->Fail(failure, static_cast<unsigned>(status), reason, in_request_, request,
-                    parser_ ? &parser_->get().base() : nullptr);
+                    &reader_.request().base());
     HttpResponse res{status, client_version_ ? client_version_ : 11};
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.set(http::field::server, "doppel");
@@ -530,7 +432,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   Worker& worker_;
   RecorderImpl& rec_;
   ClientInfo client_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  RequestReader reader_;              // the current request's framing and checks
   std::optional<Exchange> exchange_;  // the current request's trip (capture, mirrors)
   HttpResponse response_;
   // The response being relayed: its head (and the current piece) as written to the client,
@@ -541,12 +443,9 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   bool no_body_ = false;             // HEAD, 1xx, 204, 304
   static constexpr size_t kDiscardBytes = 16 * 1024;
   std::unique_ptr<char[]> discard_;  // only while lingering
-  size_t empty_line_bytes_ = 0;      // skipped before the current request line
-  bool obs_fold_ = false;            // the current request head has an obs-fold
   bool linger_ = false;
   bool in_request_ = false;
-  bool first_request_ = true;  // no request head was read yet: HTTP/2 may start
-  bool handed_off_ = false;    // the connection went to the HTTP/2 session
+  bool handed_off_ = false;  // the connection went to the HTTP/2 session
   bool client_keep_alive_ = false;
   bool keep_alive_ = false;
   bool is_head_ = false;

@@ -76,6 +76,10 @@ bool HasObsFold(std::string_view head) {
   return false;
 }
 
+bool IsChunkedAlone(size_t fields, std::string_view value) {
+  return fields == 1 && EqualsIgnoreCase(TrimSpaces(value), "chunked");
+}
+
 bool IsToken(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return IsAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
@@ -122,6 +126,8 @@ bool UnsupportedVersion(std::string_view head) {
   head = head.substr(0, std::min<size_t>(head.size(), 8192));
   const size_t eol = head.find("\r\n");
   if (eol == std::string_view::npos || eol < 9) return false;
+  // A bare CR or LF before it: the line is malformed (a 400), whatever it ends with.
+  if (head.substr(0, eol).find_first_of("\r\n") != std::string_view::npos) return false;
   const std::string_view v = head.substr(eol - 9, 9);  // " HTTP/x.y"
   const auto digit = [](char c) { return c >= '0' && c <= '9'; };
   if (v.substr(0, 6) != " HTTP/" || !digit(v[6]) || v[7] != '.' || !digit(v[8])) return false;
@@ -159,6 +165,15 @@ TargetCheck CheckRequestTarget(std::string_view method, std::string_view target,
   const std::string_view authority = u.encoded_host_and_port();
   if (!u.has_authority() || authority.empty() || u.has_userinfo()) {
     out.error = "no host, or user info, in the absolute request target";
+    return out;
+  }
+  // After an authority, a path is empty or starts with "/" (RFC 3986 3.3, path-abempty).
+  // Boost.URL 1.81 ends a port at its first non-digit and takes the rest for the path
+  // ("http://h:8a/x": port "8", path "a/x"), which would be forwarded as the target "a/x".
+  const std::string_view path = u.encoded_path();
+  if (!path.empty() && path[0] != '/') {
+    out.error =
+        "the absolute request target's authority must end at /, ? or the end (a port is digits)";
     return out;
   }
   out.error = CheckHost(authority);

@@ -19,6 +19,13 @@ size_t LeadingEmptyLines(std::string_view bytes);
 // header value continued on the next line).
 bool HasObsFold(std::string_view head);
 
+// 6.1, 7: whether a request's Transfer-Encoding (`fields`: how many Transfer-Encoding fields
+// it has, `value` the first one's value) is chunked alone, the one transfer coding the proxy
+// takes. "chunked, gzip" (chunked not last), "gzip, chunked" (a coding it would have to
+// decode) and "chunked, chunked" are not; neither is a value Beast's list parser stops reading
+// early ("chunked, \x91zip" looked chunked to it).
+bool IsChunkedAlone(size_t fields, std::string_view value);
+
 // RFC 9110 5.6.2: token = 1*tchar.
 bool IsToken(std::string_view s);
 

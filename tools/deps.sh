@@ -1,7 +1,9 @@
 # Sourced by tools/*.sh and bench/*.sh: installs the Debian 12 packages doppel needs,
 # skipping what is already there. Usage: doppel_install_deps [extra packages...]
 # chromium (headless) renders the HTML report in its browser test; python3-jsonschema checks
-# docs/report.schema.json against the golden report.
+# docs/report.schema.json against the golden report. libhttp-parser-dev (nodejs's
+# http-parser) is the reference parser of the http_smuggling and http_response_smuggling
+# fuzz targets (tests/fuzz/README.md); their regression runs are part of the normal suite.
 doppel_install_deps() {
   local pkgs=(build-essential cmake pkg-config libboost1.81-dev librocksdb-dev libprotobuf-dev
               protobuf-compiler libzstd-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
@@ -10,7 +12,7 @@ doppel_install_deps() {
               chromium python3-jsonschema
               libnghttp2-dev nghttp2-client nghttp2-server
               libgrpc++-dev protobuf-compiler-grpc
-              libsystemd-dev help2man
+              libsystemd-dev help2man libhttp-parser-dev
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do

@@ -2,6 +2,13 @@
 // split at its first NUL byte into the expected (recorded) and the actual (replayed) text
 // (no NUL: both sides are the whole input).
 //
+// Structure-aware inputs: when the first byte is 0x80 or above (no JSON text starts so), the
+// rest drives a JSON generator instead (GeneratePair): objects whose member names are the ones
+// the rules below name, arrays, numbers, token-like strings; the actual side is the same
+// document generated again with every k-th choice moved by one. Raw bytes are almost never
+// two similar valid documents, which is what the rules and the JSON diff are for; both
+// generated documents must parse.
+//
 // Each pair goes through DiffJson directly, and through Differ::Compare as the bodies of a
 // recorded and a replayed 200 response with a JSON content type — once without rules and
 // once under a fixed rules file that uses every action on common member names — and once
@@ -12,9 +19,11 @@
 #include "diff/json_diff.h"
 
 #include <cstdint>
+#include <iterator>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "diff/diff.h"
 #include "diff/rules.h"
@@ -87,20 +96,111 @@ void CompareBodies(const Differ& differ, std::string_view content_type, std::str
                            (aa.diffs.empty() ? std::string("(omitted)") : aa.diffs[0].path));
 }
 
+// The generator's choices, read from the input's bytes (0 once they run out). With `every`
+// set, each every-th choice from `offset` on is moved by one: the second document of a pair.
+class Choices {
+ public:
+  Choices(std::span<const uint8_t> bytes, size_t every, size_t offset)
+      : bytes_(bytes), every_(every), offset_(offset) {}
+  unsigned Next(unsigned n) {
+    unsigned v = at_ < bytes_.size() ? bytes_[at_] : 0;
+    if (every_ != 0 && at_ >= offset_ && (at_ - offset_) % every_ == 0) ++v;
+    ++at_;
+    return v % n;
+  }
+  bool done() const { return at_ >= bytes_.size(); }
+
+ private:
+  std::span<const uint8_t> bytes_;
+  size_t every_, offset_, at_ = 0;
+};
+
+void Generate(Choices& c, int depth, std::string* out) {
+  // The member names the rules' paths use, and two they do not.
+  static constexpr std::string_view kKeys[] = {"id",   "updated_at", "token", "items", "price",
+                                               "tags", "session",    "x",     "b",     "name"};
+  const unsigned kind = c.Next(depth >= 6 || c.done() ? 6 : 8);
+  switch (kind) {
+    case 0:
+      out->append("true");
+      break;
+    case 1:
+      out->append("null");
+      break;
+    case 2:
+      out->append(std::to_string(static_cast<int>(c.Next(256)) - 128));
+      break;
+    case 3:  // near values: the tolerance rule's domain
+      out->append(std::to_string(c.Next(100))).append(".").append(std::to_string(c.Next(1000)));
+      break;
+    case 4:  // a token the ignore-if-value regex accepts, or one it does not
+      out->append(c.Next(2) ? "\"tok_" : "\"TOK-").append(std::to_string(c.Next(64))).append("\"");
+      break;
+    case 5:
+      out->append("\"").append(kKeys[c.Next(std::size(kKeys))]).append("\"");
+      break;
+    case 6: {
+      out->push_back('{');
+      const unsigned n = c.Next(5);
+      for (unsigned i = 0; i < n; ++i) {
+        if (i) out->push_back(',');
+        out->append("\"").append(kKeys[c.Next(std::size(kKeys))]).append("\":");
+        Generate(c, depth + 1, out);
+      }
+      out->push_back('}');
+      break;
+    }
+    default: {
+      out->push_back('[');
+      const unsigned n = c.Next(5);
+      for (unsigned i = 0; i < n; ++i) {
+        if (i) out->push_back(',');
+        Generate(c, depth + 1, out);
+      }
+      out->push_back(']');
+      break;
+    }
+  }
+}
+
+// The first byte's low bits choose how often the second document's choices move (never, or
+// every 2nd to 64th) and from where.
+std::pair<std::string, std::string> GeneratePair(std::span<const uint8_t> bytes) {
+  const size_t every = bytes.empty() ? 0 : bytes[0] & 0x3f;
+  const size_t offset = bytes.size() < 2 ? 0 : bytes[1];
+  const auto rest = bytes.size() < 2 ? bytes.subspan(bytes.size()) : bytes.subspan(2);
+  std::pair<std::string, std::string> pair;
+  Choices a(rest, 0, 0), b(rest, every, offset);
+  Generate(a, 0, &pair.first);
+  Generate(b, 0, &pair.second);
+  return pair;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const Differ* plain = MakeDiffer(false).release();
   static const Differ* with_rules = MakeDiffer(true).release();
-  const std::string_view input(reinterpret_cast<const char*>(data), size);
-  const size_t nul = input.find('\0');
-  const std::string_view a = input.substr(0, nul);
-  const std::string_view b = nul == std::string_view::npos ? input : input.substr(nul + 1);
+  const bool generated = size > 0 && data[0] >= 0x80;
+  std::pair<std::string, std::string> pair;
+  std::string_view a, b;
+  if (generated) {
+    pair = GeneratePair(std::span<const uint8_t>(data + 1, size - 1));
+    a = pair.first;
+    b = pair.second;
+  } else {
+    const std::string_view input(reinterpret_cast<const char*>(data), size);
+    const size_t nul = input.find('\0');
+    a = input.substr(0, nul);
+    b = nul == std::string_view::npos ? input : input.substr(nul + 1);
+  }
 
   doppel::diff::DiffResult result;
   doppel::diff::DiffSink sink(&result, 100, 100);
   const doppel::diff::JsonDiffOptions options;
   const doppel::Status s = doppel::diff::DiffJson(a, b, "body", {}, options, &sink);
+  FUZZ_CHECK(s.ok() || !generated, "a generated pair does not diff: " + s.message() + "\n" +
+                                       std::string(a) + "\n" + std::string(b));
   if (!s.ok()) {
     FUZZ_CHECK(!s.message().empty(), "DiffJson error without a message");
     FUZZ_CHECK(result.diffs.empty(), "DiffJson reported diffs and an error");

@@ -76,5 +76,64 @@ TEST(HeadersTest, ForwardingHeadersOnBareRequest) {
   EXPECT_EQ(f.find("X-Forwarded-Host"), f.end());
 }
 
+// Found by tests/fuzz/http_response_smuggling
+// (regressions/http_response_smuggling/te_chunked_with_trailing_byte.http): Beast read
+// "Transfer-Encoding: chunked\xa7" as chunked and the pool reused the connection, while a
+// strict reader takes the body to the close: the bytes after Beast's end would have been read
+// as the next client's response.
+// A coverage candidate's fields wait flat and are written as proto headers only when the
+// candidate is kept: the same headers, in the same order, as CopyHeaders writes.
+TEST(FlatFieldsTest, CopyToWritesWhatCopyHeadersWould) {
+  http::fields f;
+  f.insert("Host", "shop.test");
+  f.insert("X-Empty", "");
+  f.insert("Date", "Fri, 04 Dec 2026 23:00:00 GMT (a value longer than the SSO buffer)");
+  f.insert("Set-Cookie", "a=1");
+  f.insert("set-cookie", "b=2");
+  FlatFields flat;
+  EXPECT_TRUE(flat.empty());
+  flat.Assign(f);
+  EXPECT_FALSE(flat.empty());
+  ProtoHeaders direct, via_flat;
+  CopyHeaders(f, &direct);
+  flat.CopyTo(&via_flat);
+  ASSERT_EQ(via_flat.size(), direct.size());
+  for (int i = 0; i < direct.size(); ++i) {
+    EXPECT_EQ(via_flat[i].name(), direct[i].name()) << i;
+    EXPECT_EQ(via_flat[i].value(), direct[i].value()) << i;
+  }
+  EXPECT_EQ(flat.Find("SET-COOKIE"), "a=1");  // the first, case-insensitively
+  EXPECT_EQ(flat.Find("x-empty"), "");
+  EXPECT_FALSE(flat.Find("content-type").has_value());
+  // Assign replaces; clear empties (keeping the buffer for the next candidate).
+  http::fields g;
+  g.insert("Content-Type", "application/json");
+  flat.Assign(g);
+  EXPECT_FALSE(flat.Find("host").has_value());
+  EXPECT_EQ(flat.Find("content-type"), "application/json");
+  flat.clear();
+  EXPECT_TRUE(flat.empty());
+  ProtoHeaders none;
+  flat.CopyTo(&none);
+  EXPECT_EQ(none.size(), 0);
+}
+
+TEST(ReusableFramingTest, OnlyNoTransferEncodingOrChunkedAlone) {
+  const auto reusable = [](std::vector<std::string> te) {
+    http::fields f;
+    f.set(http::field::content_type, "text/plain");
+    for (const auto& v : te) f.insert(http::field::transfer_encoding, v);
+    return ReusableFraming(f);
+  };
+  EXPECT_TRUE(reusable({}));
+  EXPECT_TRUE(reusable({"chunked"}));
+  EXPECT_TRUE(reusable({"Chunked"}));
+  EXPECT_FALSE(reusable({"chunked\xa7"}));
+  EXPECT_FALSE(reusable({"gzip, chunked"}));
+  EXPECT_FALSE(reusable({"chunked, gzip"}));
+  EXPECT_FALSE(reusable({"gzip", "chunked"}));
+  EXPECT_FALSE(reusable({"chunked", "chunked"}));
+}
+
 }  // namespace
 }  // namespace doppel::net

@@ -27,10 +27,30 @@ TEST(UnsupportedVersionTest, OnlyWellFormedVersionsOtherThan10And11) {
       {"GET / HTTP/2.0", false},      // no complete line yet
       {"GET / HTTP/x.0\r\n", false},  // malformed: 400, not 505
       {"GET / HTTP/10.0\r\n", false},
+      // A bare CR or LF in the line (found by tests/fuzz/http_framing: a 505 when the line
+      // came whole, a 400 in pieces).
+      {"~OST / H\rPOST / HTTP/0.1\r\n", false},
+      {"GET / HTTP/1.1\nX / HTTP/2.0\r\n", false},
       {"HTTP/2\r\n", false},
       {"", false},
   };
   for (const Case& c : cases) EXPECT_EQ(UnsupportedVersion(c.input), c.expected) << c.input;
+}
+
+// "chunked, \x91zip" found by tests/fuzz/http_smuggling
+// (regressions/http_smuggling/chunked_then_non_token_coding.http): Beast stopped reading the
+// list at the non-token byte and took the body as chunked; chunked was not the last coding.
+TEST(IsChunkedAloneTest, OnlyOneFieldThatIsChunked) {
+  EXPECT_TRUE(IsChunkedAlone(1, "chunked"));
+  EXPECT_TRUE(IsChunkedAlone(1, "Chunked"));
+  EXPECT_TRUE(IsChunkedAlone(1, " chunked\t"));
+  EXPECT_FALSE(IsChunkedAlone(2, "chunked"));
+  EXPECT_FALSE(IsChunkedAlone(1, "chunked, chunked"));
+  EXPECT_FALSE(IsChunkedAlone(1, "gzip, chunked"));
+  EXPECT_FALSE(IsChunkedAlone(1, "chunked, gzip"));
+  EXPECT_FALSE(IsChunkedAlone(1, "chunked, \x91zip"));
+  EXPECT_FALSE(IsChunkedAlone(1, "chunked;q=1"));
+  EXPECT_FALSE(IsChunkedAlone(1, ""));
 }
 
 TEST(CheckRequestTargetTest, OriginFormNeedsOneHostInHttp11) {
@@ -72,6 +92,20 @@ TEST(CheckRequestTargetTest, OtherFormsAreRefused) {
   EXPECT_NE(CheckRequestTarget("GET", "", 11, 1, "x").error, "");
   EXPECT_NE(CheckRequestTarget("GET", "a/b", 11, 1, "x").error, "");
   EXPECT_NE(CheckRequestTarget("GET", "l6:?", 11, 1, "x").error, "");  // Boost.URL asserts on it
+}
+
+// Found by tests/fuzz/http_smuggling (regressions/http_smuggling/absolute_form_port_not_digits):
+// Boost.URL 1.81 parses "http://h:=x" as authority "h:" and path "=x", so the proxy forwarded
+// "GET =x HTTP/1.1", a target in no form the primary can read as the client meant.
+TEST(CheckRequestTargetTest, AnAbsoluteTargetsPathIsEmptyOrStartsWithSlash) {
+  for (const char* target :
+       {"http://h:=%26", "http://h:8a/x", "http://h:=/x", "http://h:8=?q", "http://h:@x/"}) {
+    const TargetCheck t = CheckRequestTarget("GET", target, 11, 1, "x");
+    EXPECT_NE(t.error, "") << target << " -> " << t.authority << " " << t.origin;
+  }
+  const TargetCheck t = CheckRequestTarget("GET", "http://h:/x", 11, 1, "x");
+  EXPECT_EQ(t.error, "");
+  EXPECT_EQ(t.origin, "/x");
 }
 
 TEST(CheckRequestTargetTest, TheForwardedHostMustBeValid) {
