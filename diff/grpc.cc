@@ -61,19 +61,15 @@ class SchemaImpl final : public GrpcSchema {
     return Status::Ok();
   }
 
+  bool HasNoSideEffects(std::string_view method_path) const override {
+    auto method = Method(method_path);
+    return method.ok() &&
+           (*method)->options().idempotency_level() == pb::MethodOptions::NO_SIDE_EFFECTS;
+  }
+
   Result<std::string> ToJson(std::string_view method_path, bool response,
                              const std::vector<std::string>& messages) const override {
-    // "/package.Service/Method" -> "package.Service.Method"
-    std::string full(method_path.substr(method_path.starts_with('/') ? 1 : 0));
-    const size_t slash = full.find('/');
-    if (slash == std::string::npos) {
-      return Status::NotFound("'" + std::string(method_path) + "' is not a gRPC method path");
-    }
-    full[slash] = '.';
-    const pb::MethodDescriptor* method = pool_.FindMethodByName(full);
-    if (method == nullptr) {
-      return Status::NotFound("the descriptor set has no method " + full);
-    }
+    DOPPEL_ASSIGN_OR_RETURN(const pb::MethodDescriptor* method, Method(method_path));
     const pb::Descriptor* type = response ? method->output_type() : method->input_type();
     const pb::Message* prototype = factory_.GetPrototype(type);
     pb::util::JsonPrintOptions print;
@@ -101,6 +97,19 @@ class SchemaImpl final : public GrpcSchema {
   size_t services() const override { return services_; }
 
  private:
+  // "/package.Service/Method" -> the method of "package.Service.Method".
+  Result<const pb::MethodDescriptor*> Method(std::string_view method_path) const {
+    std::string full(method_path.substr(method_path.starts_with('/') ? 1 : 0));
+    const size_t slash = full.find('/');
+    if (slash == std::string::npos) {
+      return Status::NotFound("'" + std::string(method_path) + "' is not a gRPC method path");
+    }
+    full[slash] = '.';
+    const pb::MethodDescriptor* method = pool_.FindMethodByName(full);
+    if (method == nullptr) return Status::NotFound("the descriptor set has no method " + full);
+    return method;
+  }
+
   pb::DescriptorPool pool_;
   // GetPrototype is thread-safe; prototypes live as long as the factory.
   mutable pb::DynamicMessageFactory factory_{&pool_};

@@ -50,6 +50,10 @@ class GrpcSchema {
   // (kNotFound), a message that does not parse as the type (kCorruption).
   virtual Result<std::string> ToJson(std::string_view method_path, bool response,
                                      const std::vector<std::string>& messages) const = 0;
+  // Whether `method_path` is marked `option idempotency_level = NO_SIDE_EFFECTS;` (a read, as
+  // GET is in HTTP): replay sends such calls without --allow-unsafe-methods. False for a
+  // method the set lacks.
+  virtual bool HasNoSideEffects(std::string_view method_path) const = 0;
   // The number of services in the set.
   virtual size_t services() const = 0;
 };

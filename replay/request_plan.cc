@@ -5,6 +5,8 @@
 #include <optional>
 
 #include "base/strings.h"
+#include "net/proto_headers.h"
+#include "net/url.h"
 #include "storage/proxy_error.h"
 
 namespace doppel::replay {
@@ -110,6 +112,13 @@ void DecisionCounts::Count(Decision d) {
   ++*by_decision[static_cast<size_t>(d)];
 }
 
+bool Selector::IsReadOnlyGrpcCall(const doppel::v1::HttpRequest& req) const {
+  if (!opts_.grpc_schema) return false;
+  const std::string* type = net::FindHeader(req.headers(), "content-type");
+  return type != nullptr && diff::IsGrpcContentType(*type) &&
+         opts_.grpc_schema->HasNoSideEffects(net::TargetPath(req.target()));
+}
+
 Decision Selector::Decide(const doppel::v1::Envelope& e) const {
   if (storage::ProxyRefused(e)) return Decision::kRefused;
   const auto& req = e.request();
@@ -125,7 +134,9 @@ Decision Selector::Decide(const doppel::v1::Envelope& e) const {
       if (EqualsIgnoreCase(h.name(), name) && re2::RE2::PartialMatch(h.value(), *re)) any = true;
     if (!any) return Decision::kFiltered;
   }
-  if (!opts_.allow_unsafe && IsUnsafeMethod(req.method())) return Decision::kUnsafe;
+  if (!opts_.allow_unsafe && IsUnsafeMethod(req.method()) && !IsReadOnlyGrpcCall(req)) {
+    return Decision::kUnsafe;
+  }
   return Decision::kSend;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "diff/grpc.h"
 #include "doppel/v1/envelope.pb.h"
 #include "net/regex.h"
 
@@ -31,6 +32,9 @@ struct SelectionOptions {
   std::string path_regex;                 // matched against the target (path and query)
   std::vector<std::string> header_regex;  // "Name: REGEX"; every one must match some value
   bool allow_unsafe = false;
+  // --proto-set: a gRPC call (a POST) to a method the set marks
+  // `idempotency_level = NO_SIDE_EFFECTS` is a read, sent without allow_unsafe.
+  std::shared_ptr<const diff::GrpcSchema> grpc_schema;
 };
 
 // kRefused: the recording proxy refused the request and never forwarded it to the primary
@@ -54,6 +58,7 @@ class Selector {
   Decision Decide(const doppel::v1::Envelope& envelope) const;
 
  private:
+  bool IsReadOnlyGrpcCall(const doppel::v1::HttpRequest& request) const;
   SelectionOptions opts_;
   std::vector<std::string> methods_upper_;
   std::unique_ptr<re2::RE2> path_;

@@ -1,5 +1,6 @@
 // Commands that read and manage the store: sessions, cat, export, import, runs.
 // export/import speak bundle, HAR, JSON Lines, GoReplay (in) and curl (out): interop/interop.h.
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdio>
 #include <iostream>
@@ -12,9 +13,13 @@
 #include "base/time_format.h"
 #include "base/units.h"
 #include "diff/endpoint.h"
+#include "diff/grpc.h"
+#include "diff/rules.h"
 #include "interop/envelope_json.h"
 #include "interop/interop.h"
 #include "interop/session_classes.h"
+#include "net/proto_headers.h"
+#include "net/url.h"
 #include "redact/redactor.h"
 #include "storage/store.h"
 #include "stream/redis_client.h"
@@ -101,25 +106,41 @@ int SessionsShow(const GlobalOptions& g, const std::string& name) {
   return kExitOk;
 }
 
-int SessionsClasses(const GlobalOptions& g, const std::string& name) {
+constexpr const char* kClassRulesHelp =
+    "diff rules file whose \"endpoints\" patterns name the endpoints of envelopes recorded "
+    "without a class (coverage sessions keep the class they were recorded with)";
+
+// --class-rules FILE: the endpoint patterns of a diff rules file; none: automatic templating.
+Result<diff::EndpointNamer> ClassNamer(const std::string& rules_file) {
+  if (rules_file.empty()) return diff::EndpointNamer();
+  auto namer = diff::LoadEndpointNamer(rules_file);
+  if (!namer.ok()) return namer.status().WithContext("--class-rules");
+  return namer;
+}
+
+int SessionsClasses(const GlobalOptions& g, const std::string& name,
+                    const std::string& class_rules) {
+  auto namer = ClassNamer(class_rules);
+  if (!namer.ok()) return Fail(namer.status());
   Status s;
   auto store = OpenStore(g, true, &s);
   if (!s.ok()) return Fail(s);
-  auto rows = interop::SessionClasses(*store, name, diff::EndpointNamer());
+  auto rows = interop::SessionClasses(*store, name, *namer);
   if (!rows.ok()) return Fail(rows.status());
   uint64_t total = 0;
-  double weighted = 0;
+  double requests = 0;
   for (const auto& r : *rows) {
     total += r.count;
-    weighted += r.weighted;
+    requests += r.requests;
   }
-  // SHARE: of the envelopes; MIX: of the requests they stand for (1/p each), the traffic's mix.
+  // SHARE: of the envelopes; MIX: of the requests they stand for (the recorder's count of the
+  // class, or 1/p each), the traffic's mix.
   std::printf("%8s %7s %7s  %-24s %-24s  %s\n", "COUNT", "SHARE", "MIX", "FIRST", "LAST",
               "CLASS  (example)");
   for (const auto& r : *rows) {
     std::printf("%8llu %6.2f%% %6.2f%%  %-24s %-24s  %s  (%s)\n",
                 static_cast<unsigned long long>(r.count), 100.0 * r.count / total,
-                100.0 * r.weighted / weighted, FormatTime(r.first_us).c_str(),
+                100.0 * r.requests / requests, FormatTime(r.first_us).c_str(),
                 FormatTime(r.last_us).c_str(), r.label.c_str(), r.example.c_str());
   }
   std::cout << rows->size() << " classes, " << total << " envelopes\n";
@@ -127,11 +148,13 @@ int SessionsClasses(const GlobalOptions& g, const std::string& name) {
 }
 
 int SessionsMinimize(const GlobalOptions& g, const std::string& name, const std::string& out,
-                     uint32_t per_class) {
+                     uint32_t per_class, const std::string& class_rules) {
+  auto namer = ClassNamer(class_rules);
+  if (!namer.ok()) return Fail(namer.status());
   Status s;
   auto store = OpenStore(g, false, &s);
   if (!s.ok()) return Fail(s);
-  auto r = interop::MinimizeSession(*store, name, out, per_class, diff::EndpointNamer());
+  auto r = interop::MinimizeSession(*store, name, out, per_class, *namer);
   if (!r.ok()) return Fail(r.status());
   const double saved = r->bytes_in == 0 ? 0
                                         : 100.0 * static_cast<double>(r->bytes_in - r->bytes_kept) /
@@ -173,7 +196,47 @@ int Retain(const GlobalOptions& g, const std::string& name, uint64_t older_than_
   return kExitOk;
 }
 
-int Cat(const GlobalOptions& g, const std::string& name, uint64_t limit, bool skip_corrupt) {
+// `cat --proto-set`: a gRPC call's request and response messages decoded to JSON beside the
+// raw bodies, as "grpc_messages" (one object for one message, an array for a stream), or
+// "grpc_messages_error" saying why they could not be (a cut body, a method the set lacks).
+// Import reads the bodies and ignores both.
+void AddGrpcMessages(const doppel::v1::Envelope& e, const diff::GrpcSchema& schema,
+                     boost::json::object* out) {
+  constexpr size_t kMaxMessageBytes = 64u << 20;
+  const std::string path(net::TargetPath(e.request().target()));
+  auto add = [&](const auto& part, bool response, const char* key) {
+    const std::string* type = net::FindHeader(part.headers(), "content-type");
+    if (type == nullptr || !diff::IsGrpcContentType(*type) || !out->contains(key)) return;
+    const std::string* coding = net::FindHeader(part.headers(), "grpc-encoding");
+    auto json = diff::DecodeGrpcBody(part.body(), coding ? *coding : "", path, response, &schema,
+                                     kMaxMessageBytes);
+    boost::json::object& o = (*out)[key].as_object();
+    boost::system::error_code ec;
+    if (json.ok()) {
+      boost::json::value v = boost::json::parse(*json, ec);
+      if (!ec) {
+        o["grpc_messages"] = std::move(v);
+        return;
+      }
+    }
+    o["grpc_messages_error"] =
+        json.ok() ? "decoded messages are not JSON: " + ec.message() : json.status().message();
+  };
+  // A request's content-type names the call; its response may be trailers-only.
+  const std::string* request_type = net::FindHeader(e.request().headers(), "content-type");
+  if (request_type == nullptr || !diff::IsGrpcContentType(*request_type)) return;
+  add(e.request(), false, "request");
+  add(e.response(), true, "response");
+}
+
+int Cat(const GlobalOptions& g, const std::string& name, uint64_t limit, bool skip_corrupt,
+        const std::string& proto_set) {
+  std::shared_ptr<const diff::GrpcSchema> schema;
+  if (!proto_set.empty()) {
+    auto loaded = diff::GrpcSchema::Load(proto_set);
+    if (!loaded.ok()) return Fail(loaded.status().WithContext("--proto-set"));
+    schema = std::move(*loaded);
+  }
   Status s;
   auto store = OpenStore(g, true, &s);
   if (!s.ok()) return Fail(s);
@@ -182,8 +245,11 @@ int Cat(const GlobalOptions& g, const std::string& name, uint64_t limit, bool sk
   auto it = store->Scan(name, so);
   if (!it.ok()) return Fail(it.status());
   uint64_t n = 0;
-  for (; (*it)->Valid() && (limit == 0 || n < limit); (*it)->Next(), ++n)
-    std::cout << boost::json::serialize(interop::EnvelopeToJson((*it)->envelope())) << "\n";
+  for (; (*it)->Valid() && (limit == 0 || n < limit); (*it)->Next(), ++n) {
+    boost::json::object o = interop::EnvelopeToJson((*it)->envelope());
+    if (schema) AddGrpcMessages((*it)->envelope(), *schema, &o);
+    std::cout << boost::json::serialize(o) << "\n";
+  }
   std::cout.flush();
   if ((*it)->skipped())
     log::Warn(kStoreLog,
@@ -455,8 +521,12 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
         "a session's request classes (method, endpoint, status, response shape): count, share, "
         "first and last seen, an example (docs/sampling.md)");
     auto name = std::make_shared<std::string>();
+    auto rules = std::make_shared<std::string>();
     classes->add_option("name", *name, "session name")->required();
-    classes->callback([run, &g, name] { *run = [&g, name] { return SessionsClasses(g, *name); }; });
+    classes->add_option("--class-rules", *rules, kClassRulesHelp);
+    classes->callback([run, &g, name, rules] {
+      *run = [&g, name, rules] { return SessionsClasses(g, *name, *rules); };
+    });
   }
   {
     auto* minimize = sessions->add_subcommand(
@@ -470,13 +540,15 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     minimize->add_option("--out", *out, "name of the new session")->required();
     minimize->add_option("--per-class", *per_class, "envelopes kept of each class")
         ->capture_default_str();
-    minimize->callback([run, &g, name, out, per_class] {
-      *run = [&g, name, out, per_class]() -> int {
+    auto rules = std::make_shared<std::string>();
+    minimize->add_option("--class-rules", *rules, kClassRulesHelp);
+    minimize->callback([run, &g, name, out, per_class, rules] {
+      *run = [&g, name, out, per_class, rules]() -> int {
         if (*per_class < 1 || *per_class > 1000000) {
           return UsageError("sessions minimize: --per-class must be between 1 and 1000000 (got " +
                             std::to_string(*per_class) + ")");
         }
-        return SessionsMinimize(g, *name, *out, static_cast<uint32_t>(*per_class));
+        return SessionsMinimize(g, *name, *out, static_cast<uint32_t>(*per_class), *rules);
       };
     });
   }
@@ -508,13 +580,17 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
     cat->add_option("--session", *name_opt, "session name (same as SESSION)");
     cat->add_option("--limit", *limit, "print at most N envelopes (0 = all)");
     cat->add_flag("--skip-corrupt", *skip, "skip envelopes that do not decode, and count them");
-    cat->callback([run, &g, name, name_opt, limit, skip] {
-      *run = [&g, name, name_opt, limit, skip] {
+    auto proto_set = std::make_shared<std::string>();
+    cat->add_option("--proto-set", *proto_set,
+                    "descriptor set (protoc --include_imports --descriptor_set_out): gRPC "
+                    "messages also printed as JSON, as grpc_messages");
+    cat->callback([run, &g, name, name_opt, limit, skip, proto_set] {
+      *run = [&g, name, name_opt, limit, skip, proto_set] {
         if (!name->empty() && !name_opt->empty() && *name != *name_opt)
           return UsageError("cat: give the session once (SESSION or --session)");
         const std::string& session = name->empty() ? *name_opt : *name;
         if (session.empty()) return UsageError("cat: which session? doppel cat SESSION");
-        return Cat(g, session, *limit, *skip);
+        return Cat(g, session, *limit, *skip, *proto_set);
       };
     });
   }

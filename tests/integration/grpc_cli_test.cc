@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,77 @@ TEST_F(GrpcCliTest, ChangedFieldsAreNamedWithTheDescriptorSet) {
   ASSERT_EQ(regressions["POST /doppel.demo.v1.Shop/ListItems"].size(), 1u) << output_;
   EXPECT_TRUE(regressions["POST /doppel.demo.v1.Shop/ListItems"].begin()->ends_with("].tags"))
       << *regressions["POST /doppel.demo.v1.Shop/ListItems"].begin();
+}
+
+// `doppel cat --proto-set`: each gRPC call's messages also as JSON ("grpc_messages": an object
+// for a unary call, an array for a stream); without the set, the bodies only.
+TEST_F(GrpcCliTest, CatDecodesMessagesWithTheDescriptorSet) {
+  auto cat = [](std::vector<std::string> extra) {
+    std::vector<std::string> args = {DoppelBinary(), "--store", *store_, "cat", "grpc"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ChildProcess p(args);
+    EXPECT_EQ(p.Wait(30000), 0) << p.all_stderr();
+    std::vector<json::object> lines;
+    std::istringstream in(p.all_stdout());
+    for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line).as_object());
+    return lines;
+  };
+  int unary = 0, streamed = 0;
+  for (const json::object& e : cat({"--proto-set", kProtoset})) {
+    const json::object& req = e.at("request").as_object();
+    const std::string target(req.at("target").as_string());
+    if (target == "/doppel.demo.v1.Shop/GetItem") {
+      ASSERT_TRUE(req.contains("grpc_messages")) << json::serialize(e);
+      const std::string id = json::serialize(req.at("grpc_messages").as_object().at("id"));
+      EXPECT_TRUE(id == "3" || id == "7" || id == "99" || id == "\"3\"" || id == "\"7\"" ||
+                  id == "\"99\"")
+          << id;
+      ++unary;
+    } else if (target == "/doppel.demo.v1.Shop/ListItems") {
+      const json::object& res = e.at("response").as_object();
+      ASSERT_TRUE(res.contains("grpc_messages")) << json::serialize(e);
+      EXPECT_TRUE(res.at("grpc_messages").is_array()) << json::serialize(e);
+      EXPECT_GT(res.at("grpc_messages").as_array().size(), 0u);
+      ++streamed;
+    }
+  }
+  EXPECT_EQ(unary, 6);  // 3 requests, each sent twice
+  EXPECT_EQ(streamed, 2);
+  for (const json::object& e : cat({})) {
+    EXPECT_FALSE(e.at("request").as_object().contains("grpc_messages")) << json::serialize(e);
+  }
+  ChildProcess bad(
+      {DoppelBinary(), "--store", *store_, "cat", "grpc", "--proto-set", *dir_ + "/missing.pb"});
+  EXPECT_EQ(bad.Wait(30000), 2);
+  EXPECT_NE(bad.all_stderr().find("missing.pb"), std::string::npos) << bad.all_stderr();
+}
+
+// Without --allow-unsafe-methods, the descriptor set's read-only methods (idempotency_level =
+// NO_SIDE_EFFECTS: GetItem, ListItems) are sent and CreateOrder is not; without the set, no
+// gRPC call is (they are POSTs), so there is nothing to replay (exit 2).
+TEST_F(GrpcCliTest, ReadOnlyMethodsReplayWithoutAllowUnsafe) {
+  ChildProcess target({kDemo, "serve", "--port", "0", "--version", "v1"});
+  const unsigned port = PortOf(target.WaitForLine("listening on "));
+  ASSERT_NE(port, 0u);
+  auto replay = [&](bool proto_set, int want_exit) {
+    std::vector<std::string> args = {
+        DoppelBinary(), "--store",       *store_,    "replay",
+        "--session",    "grpc",          "--target", "h2c://127.0.0.1:" + std::to_string(port),
+        "--max",        "--min-samples", "1",        "--no-progress"};
+    if (proto_set) {
+      args.push_back("--proto-set");
+      args.push_back(kProtoset);
+    }
+    ChildProcess p(args);
+    EXPECT_EQ(p.Wait(120000), want_exit) << p.all_stdout() << p.all_stderr();
+    return p.all_stdout() + p.all_stderr();
+  };
+  const std::string typed = replay(true, 0);
+  EXPECT_NE(typed.find("skipping 2 POST/PUT/PATCH/DELETE requests"), std::string::npos) << typed;
+  const std::string plain = replay(false, 2);
+  EXPECT_NE(plain.find("skipping 10 POST/PUT/PATCH/DELETE requests"), std::string::npos) << plain;
+  EXPECT_NE(plain.find("nothing to replay"), std::string::npos) << plain;
+  EXPECT_NE(typed.find("replaying 8 of 10 envelopes"), std::string::npos) << typed;
 }
 
 TEST_F(GrpcCliTest, WithoutDescriptorSetMessagesAreComparedAsBytes) {
