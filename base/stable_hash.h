@@ -6,22 +6,47 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace doppel {
 
-inline uint64_t StableHash64(std::string_view value) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : value) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
+// splitmix64's finalizer.
+inline uint64_t StableHashFinish(uint64_t h) {
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 27;
   h *= 0x94d049bb133111ebull;
   h ^= h >> 31;
   return h;
+}
+
+// FNV-1a, one byte at a time: StableHash64(s) is StableHashFinish of StableHashByte over the
+// bytes of s from kStableHashBasis, so a caller can hash bytes as it scans them.
+inline constexpr uint64_t kStableHashBasis = 0xcbf29ce484222325ull;
+inline uint64_t StableHashByte(uint64_t h, unsigned char c) { return (h ^ c) * 0x100000001b3ull; }
+
+inline uint64_t StableHash64(std::string_view value) {
+  uint64_t h = kStableHashBasis;
+  for (unsigned char c : value) h = StableHashByte(h, c);
+  return StableHashFinish(h);
+}
+
+// StableHash64 of the 8 bytes of `v` as they lie in memory, unrolled (request classes hash
+// two of these per JSON member).
+inline uint64_t StableHash64(uint64_t v) {
+  unsigned char b[sizeof v];
+  std::memcpy(b, &v, sizeof v);
+  uint64_t h = kStableHashBasis;
+  h = StableHashByte(h, b[0]);
+  h = StableHashByte(h, b[1]);
+  h = StableHashByte(h, b[2]);
+  h = StableHashByte(h, b[3]);
+  h = StableHashByte(h, b[4]);
+  h = StableHashByte(h, b[5]);
+  h = StableHashByte(h, b[6]);
+  h = StableHashByte(h, b[7]);
+  return StableHashFinish(h);
 }
 
 }  // namespace doppel

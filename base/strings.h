@@ -37,9 +37,14 @@ inline std::string_view TrimSpaces(std::string_view s) {
 // session unreadable. For a request target this is the RFC 3986 spelling of the same URI.
 inline std::string PercentEncodeNonAscii(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
+  // Almost every target is ASCII: copied whole (this runs for every recorded request).
+  size_t ascii = 0;
+  while (ascii < s.size() && static_cast<unsigned char>(s[ascii]) < 0x80) ++ascii;
+  if (ascii == s.size()) return std::string(s);
   std::string out;
-  out.reserve(s.size());
-  for (const char c : s) {
+  out.reserve(s.size() + 16);
+  out.append(s.substr(0, ascii));
+  for (const char c : s.substr(ascii)) {
     const auto b = static_cast<unsigned char>(c);
     if (b < 0x80) {
       out += c;

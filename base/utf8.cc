@@ -3,12 +3,8 @@
 #include <cstdint>
 
 namespace doppel {
-namespace {
 
-// The length of the valid UTF-8 sequence starting at s[i] (1 for ASCII), or 0 when the bytes
-// there are not one: a bad lead or continuation byte, a cut sequence, an overlong form, a
-// surrogate, a value past U+10FFFF.
-size_t SequenceAt(std::string_view s, size_t i) {
+size_t Utf8SequenceAt(std::string_view s, size_t i) {
   const auto c = static_cast<unsigned char>(s[i]);
   if (c < 0x80) return 1;
   size_t len = 0;
@@ -38,11 +34,9 @@ size_t SequenceAt(std::string_view s, size_t i) {
   return len;
 }
 
-}  // namespace
-
 bool IsValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
-    const size_t len = SequenceAt(s, i);
+    const size_t len = Utf8SequenceAt(s, i);
     if (len == 0) return false;
     i += len;
   }
@@ -54,7 +48,7 @@ std::string SanitizeUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    const size_t len = SequenceAt(s, i);
+    const size_t len = Utf8SequenceAt(s, i);
     if (len > 0) {
       out.append(s.substr(i, len));
       i += len;

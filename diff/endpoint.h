@@ -47,6 +47,8 @@ class EndpointNamer {
   EndpointNamer() = default;
   explicit EndpointNamer(std::vector<EndpointTemplate> patterns) : patterns_(std::move(patterns)) {}
   std::string Name(std::string_view method, std::string_view target) const;
+  // Name appended to `out` (a request class label is built on it).
+  void AppendName(std::string_view method, std::string_view target, std::string* out) const;
 
  private:
   std::vector<EndpointTemplate> patterns_;

@@ -41,6 +41,17 @@ std::optional<uint32_t> JsonShapeHash(std::string_view body);
 std::string ClassLabel(const EndpointNamer& namer, std::string_view method, std::string_view target,
                        unsigned status, std::string_view shape);
 
+// The requests an envelope stands for: 1/inclusion_probability, or 1 when the probability is
+// unknown (0: recorded before it existed, imports) or out of range.
+double InverseProbability(const doppel::v1::Envelope& envelope);
+
+// The requests a class of a session stood for (docs/sampling.md): `counted`, the recorder's
+// count of them (SessionCounts.classes), when it has one that covers the class's `envelopes`;
+// else `inverse_sum`, the sum of their InverseProbability (Horvitz-Thompson). A count below the
+// envelopes is not the whole class: it re-entered the recorder's bounded table after being
+// evicted.
+double ClassRequests(uint64_t envelopes, double inverse_sum, std::optional<uint64_t> counted);
+
 // The class of a recorded exchange: its stored `sample_class` when set, else computed from
 // the envelope. A request the proxy answered itself (`error` set) has the shape
 // "error:NAME" (upstream_connect, upstream_timeout, ...) and, without a response, the status
@@ -48,5 +59,10 @@ std::string ClassLabel(const EndpointNamer& namer, std::string_view method, std:
 std::string ClassOf(const doppel::v1::Envelope& envelope, const EndpointNamer& namer);
 // The same, always computed (the recorder, before it stores the label).
 std::string ComputeClass(const doppel::v1::Envelope& envelope, const EndpointNamer& namer);
+// The same, with the response's Content-Type and Content-Encoding given rather than looked
+// up in its headers (the recorder keeps a candidate's fields out of its envelope until the
+// class decided to keep it).
+std::string ComputeClass(const doppel::v1::Envelope& envelope, std::string_view content_type,
+                         std::string_view content_encoding, const EndpointNamer& namer);
 
 }  // namespace doppel::diff

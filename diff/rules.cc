@@ -270,4 +270,11 @@ std::vector<const CompiledRule*> RuleSet::ForRequest(std::string_view method,
   return out;
 }
 
+Result<EndpointNamer> LoadEndpointNamer(const std::string& path) {
+  DOPPEL_ASSIGN_OR_RETURN(doppel::v1::DiffRules rules, LoadRulesFile(path));
+  Result<RuleSet> set = RuleSet::Compile(rules);
+  if (!set.ok()) return set.status().WithContext(path);
+  return set->endpoints();
+}
+
 }  // namespace doppel::diff

@@ -78,6 +78,11 @@ inline Result<doppel::v1::DiffRules> ParseRulesJson(std::string_view text) {
 // Reads and parses a file: YAML for .yaml/.yml, else JSON. Errors start with "FILE: ".
 Result<doppel::v1::DiffRules> LoadRulesFile(const std::string& path);
 
+// The endpoint namer of a rules file: its "endpoints" patterns first, then automatic
+// templating (the rest of the file is checked, not used). Request classes use it
+// (`--class-rules`, docs/sampling.md).
+Result<EndpointNamer> LoadEndpointNamer(const std::string& path);
+
 // One rule, compiled. Immutable; safe to use from many threads.
 struct CompiledRule {
   RuleAction action = RuleAction::kIgnore;

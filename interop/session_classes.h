@@ -15,9 +15,12 @@ namespace doppel::interop {
 
 // One class of a session's envelopes.
 struct ClassRow {
-  std::string label;      // "GET /users/{id} 200 json:5f3a9c1e"
-  uint64_t count = 0;     // envelopes
-  double weighted = 0;    // requests they stand for: the sum of 1/inclusion_probability
+  std::string label;    // "GET /users/{id} 200 json:5f3a9c1e"
+  uint64_t count = 0;   // envelopes
+  double weighted = 0;  // the sum of their 1/inclusion_probability
+  // The requests the class stood for (diff::ClassRequests): the recorder's count of them
+  // when the session record has it, else `weighted`.
+  double requests = 0;
   uint64_t first_us = 0;  // arrival of the first and the last
   uint64_t last_us = 0;
   std::string example;  // "METHOD TARGET" of the first envelope

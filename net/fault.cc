@@ -278,6 +278,23 @@ std::string FaultPlan::Kinds() const {
   return kinds;
 }
 
+std::string FaultCountsText(const FaultCounts& counts) {
+  std::string out;
+  for (size_t k = 0; k < counts.size(); ++k) {
+    if (counts[k] == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += kFaultKindNames.Name(static_cast<FaultKind>(k));
+    out += ' ' + std::to_string(counts[k]);
+  }
+  return out;
+}
+
+FaultCounts FaultInjector::injected_by_kind() const {
+  FaultCounts out{};
+  for (size_t k = 0; k < out.size(); ++k) out[k] = injected(static_cast<FaultKind>(k));
+  return out;
+}
+
 FaultInjector::FaultInjector(Options options, std::string where, MetricsRegistry* registry)
     : options_(std::move(options)), where_(std::move(where)) {
   if (registry == nullptr) return;

@@ -13,6 +13,7 @@
 // Aborts and resets win over the body faults, since no body follows them.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/json/object.hpp>
@@ -35,6 +36,12 @@ namespace doppel::net {
 enum class FaultKind { kDelay, kAbort, kReset, kBandwidth, kTruncate, kMaxValue = kTruncate };
 inline constexpr EnumNames<FaultKind, 5> kFaultKindNames{
     {"delay", "abort", "reset", "bandwidth", "truncate"}};
+
+// Faults injected, by kind (indexed by FaultKind).
+using FaultCounts = std::array<uint64_t, static_cast<size_t>(FaultKind::kMaxValue) + 1>;
+// "abort 3, delay 1": the kinds injected, in FaultKind order; "" when none (the record and
+// replay summaries' "faults injected:" line).
+std::string FaultCountsText(const FaultCounts& counts);
 
 struct Fault {
   FaultKind kind = FaultKind::kDelay;
@@ -101,6 +108,7 @@ class FaultInjector {
   FaultPlan Draw(const RequestView& request);
 
   uint64_t injected(FaultKind kind) const;
+  FaultCounts injected_by_kind() const;
   uint64_t injected_total() const;
   uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
   size_t active() const { return active_->load(std::memory_order_relaxed); }

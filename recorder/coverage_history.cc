@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "diff/request_class.h"
+
 namespace doppel::recorder {
 
 Result<ClassHistory> LoadClassHistory(storage::Store& store, const std::string& upstream,
@@ -25,6 +27,14 @@ Result<ClassHistory> LoadClassHistory(storage::Store& store, const std::string& 
   uint64_t budget = options.max_envelopes;
   for (const auto* info : candidates) {
     if (out.sessions.size() >= options.max_sessions || budget == 0) break;
+    if (info->counts().classes_size() > 0) {
+      // The recorder counted its classes: exact, and nothing to read.
+      out.sessions.push_back(info->name());
+      for (const auto& k : info->counts().classes()) {
+        requests[k.label()] += static_cast<double>(k.requests());
+      }
+      continue;
+    }
     DOPPEL_ASSIGN_OR_RETURN(auto it, store.Scan(info->name()));
     uint64_t read = 0;
     bool classified = false;
@@ -34,8 +44,7 @@ Result<ClassHistory> LoadClassHistory(storage::Store& store, const std::string& 
       ++read;
       if (!e.sample_class().empty()) {
         classified = true;
-        const double p = e.inclusion_probability();
-        here[e.sample_class()] += p > 0 && p <= 1 ? 1 / p : 1;
+        here[e.sample_class()] += diff::InverseProbability(e);
       }
       if (!classified && read >= options.probe_envelopes) break;
     }

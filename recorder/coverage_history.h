@@ -2,10 +2,13 @@
 // same upstream say about each class's frequency, so that a new recording starts knowing
 // which classes are rare instead of learning it from its first requests.
 //
-// Nothing extra is stored: a coverage session's envelopes carry their class and inclusion
-// probability, so the requests a class had are estimated from them (Horvitz-Thompson: the
-// sum of 1/p over the class's envelopes). The sessions read are the latest `max_sessions`
-// closed (or interrupted) recordings of the same upstream that hold classified envelopes.
+// A coverage session's record holds the requests the recorder counted of each class
+// (SessionCounts.classes, written when it closes); those counts are used as they are. A
+// session without them (interrupted, or recorded before they existed) has its counts
+// estimated from its envelopes, which carry their class and inclusion probability
+// (Horvitz-Thompson: the sum of 1/p over the class's envelopes). The sessions read are the
+// latest `max_sessions` closed (or interrupted) recordings of the same upstream that hold
+// classified envelopes.
 #pragma once
 
 #include <cstdint>

@@ -20,6 +20,13 @@ constexpr double kMinProbability = 1e-6;
 
 double ToUnit(uint64_t draw) { return static_cast<double>(draw >> 11) * 0x1.0p-53; }
 
+// Most frequent first; equal shares by label, so the order does not depend on the table's.
+void SortByShare(std::vector<ClassStat>* classes) {
+  std::sort(classes->begin(), classes->end(), [](const ClassStat& a, const ClassStat& b) {
+    return a.share != b.share ? a.share > b.share : *a.label < *b.label;
+  });
+}
+
 }  // namespace
 
 Result<SampleBudget> ParseSampleBudget(std::string_view text) {
@@ -90,7 +97,7 @@ CoverageSampler::Entry& CoverageSampler::Find(uint64_t class_id, std::string_vie
   const std::string_view shown = label.substr(0, options_.max_label_bytes);
   if (entries_.size() < std::max<size_t>(1, options_.max_classes)) {
     index_.emplace(class_id, entries_.size());
-    entries_.push_back(Entry{class_id, std::string(shown)});
+    entries_.push_back(Entry{class_id, std::make_shared<const std::string>(shown)});
     return entries_.back();
   }
   // Space-saving: the least weighty class makes room; the newcomer inherits its weight as
@@ -103,7 +110,7 @@ CoverageSampler::Entry& CoverageSampler::Find(uint64_t class_id, std::string_vie
   index_.erase(e.id);
   index_.emplace(class_id, min_i);
   const double inherited = e.weight;
-  e = Entry{class_id, std::string(shown)};
+  e = Entry{class_id, std::make_shared<const std::string>(shown)};
   e.weight = e.error = inherited;
   return e;
 }
@@ -233,7 +240,7 @@ void CoverageSampler::Seed(uint64_t class_id, std::string_view label, double cou
   since_recompute_ = kRecomputeEvery;  // the first Decide recomputes (once for all seeds)
 }
 
-CoverageSnapshot CoverageSampler::Snapshot() const {
+CoverageSnapshot CoverageSampler::Unsorted() const {
   CoverageSnapshot s;
   s.decisions = decisions_;
   s.kept = kept_;
@@ -251,14 +258,18 @@ CoverageSnapshot CoverageSampler::Snapshot() const {
     c.probability = e.kept < options_.per_class_min ? 1 : ProbabilityOf(e);
     s.classes.push_back(std::move(c));
   }
-  std::sort(s.classes.begin(), s.classes.end(),
-            [](const ClassStat& a, const ClassStat& b) { return a.share > b.share; });
+  return s;
+}
+
+CoverageSnapshot CoverageSampler::Snapshot() const {
+  CoverageSnapshot s = Unsorted();
+  SortByShare(&s.classes);
   return s;
 }
 
 void CoverageSampler::Publish() {
   last_publish_us_ = clock_.NowUs();
-  auto snap = std::make_shared<const CoverageSnapshot>(Snapshot());
+  auto snap = std::make_shared<const CoverageSnapshot>(Unsorted());
   std::lock_guard<std::mutex> lock(published_mu_);
   published_ = std::move(snap);
 }
@@ -270,7 +281,11 @@ std::shared_ptr<const CoverageSnapshot> CoverageSampler::Published() const {
 
 CoverageSnapshot MergeSnapshots(const std::vector<std::shared_ptr<const CoverageSnapshot>>& parts) {
   CoverageSnapshot out;
-  if (parts.size() == 1 && parts[0]) return *parts[0];
+  if (parts.size() == 1 && parts[0]) {
+    out = *parts[0];
+    SortByShare(&out.classes);
+    return out;
+  }
   out.water_level = kInf;
   std::unordered_map<uint64_t, size_t> index;
   std::vector<double> weight_sum;  // per merged class: the decisions its shares were weighted by
@@ -311,8 +326,7 @@ CoverageSnapshot MergeSnapshots(const std::vector<std::shared_ptr<const Coverage
     c.share /= total;
     c.error /= total;
   }
-  std::sort(out.classes.begin(), out.classes.end(),
-            [](const ClassStat& a, const ClassStat& b) { return a.share > b.share; });
+  SortByShare(&out.classes);
   return out;
 }
 

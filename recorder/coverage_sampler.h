@@ -72,7 +72,8 @@ struct CoverageOptions {
 // One class as /status shows it.
 struct ClassStat {
   uint64_t id = 0;
-  std::string label;
+  // Shared with the sampler's table (never null): publishing a snapshot copies no label.
+  std::shared_ptr<const std::string> label;
   uint64_t seen = 0;       // decisions since the class entered the table
   uint64_t kept = 0;       // envelopes kept
   double share = 0;        // estimated share of the traffic (decayed)
@@ -83,9 +84,11 @@ struct ClassStat {
 struct CoverageSnapshot {
   uint64_t decisions = 0;
   uint64_t kept = 0;
-  uint64_t denied_by_budget = 0;   // would have been kept, no token left
-  double water_level = 0;          // t; +inf when every class keeps everything
-  std::vector<ClassStat> classes;  // tracked classes, most frequent first
+  uint64_t denied_by_budget = 0;  // would have been kept, no token left
+  double water_level = 0;         // t; +inf when every class keeps everything
+  // Tracked classes, most frequent first (from Snapshot and MergeSnapshots; a Published()
+  // snapshot is in no particular order).
+  std::vector<ClassStat> classes;
 };
 
 // Several proxy threads' snapshots as one: classes matched by id, seen and kept summed,
@@ -110,9 +113,10 @@ class CoverageSampler {
   // half-life ago. Call before the first Decide; the water level is recomputed on it.
   void Seed(uint64_t class_id, std::string_view label, double count);
 
-  // The current state (owning thread).
+  // The current state (owning thread), classes most frequent first.
   CoverageSnapshot Snapshot() const;
-  // The last published snapshot (any thread).
+  // The last published snapshot (any thread). A snapshot is published whenever a class is
+  // first seen or first kept, so it costs O(classes) without a sort or a copied label.
   std::shared_ptr<const CoverageSnapshot> Published() const;
   // Publishes now (owning thread; e.g. before the recorder reports its final counts).
   void Publish();
@@ -122,7 +126,7 @@ class CoverageSampler {
  private:
   struct Entry {
     uint64_t id;
-    std::string label;
+    std::shared_ptr<const std::string> label;
     double weight = 0;  // decayed count, scaled by the forward-decay factor
     double error = 0;
     uint64_t seen = 0;
@@ -130,6 +134,7 @@ class CoverageSampler {
     double granted = 1;  // moving average: wanted envelopes the bucket let through
   };
 
+  CoverageSnapshot Unsorted() const;
   double Gain(uint64_t now_us);  // the forward-decay weight of an event now
   Entry& Find(uint64_t class_id, std::string_view label, bool* changed);
   void Refill(uint64_t now_us);

@@ -48,21 +48,52 @@ Exchange::Exchange(Worker& worker, RecorderImpl& recorder, const ClientInfo& cli
 
 Exchange::~Exchange() = default;
 
+doppel::v1::Envelope Exchange::TakeEnvelope() {
+  if (!candidate_) return std::move(*owned_);
+  // Off the arena here, on the proxy thread, rather than under the capture queue's lock.
+  doppel::v1::Envelope out;
+  out.CopyFrom(*envelope_);
+  return out;
+}
+
+void Exchange::DropEnvelope() {
+  envelope_ = nullptr;
+  owned_.reset();
+  if (candidate_ && worker_.free_candidates.size() < Worker::kMaxFreeCandidates) {
+    candidate_->Reset();
+    worker_.free_candidates.push_back(std::move(candidate_));
+  }
+  candidate_.reset();
+}
+
 const LivePlan& Exchange::plan() {
   if (plan_ == nullptr) plan_ = &rec_.PlanFor(worker_);
   return *plan_;
 }
 
 void Exchange::StartEnvelope(uint64_t arrival_us) {
-  envelope_.emplace();
+  if (worker_.coverage) {
+    if (worker_.free_candidates.empty()) {
+      candidate_ = std::make_unique<Candidate>();
+    } else {
+      candidate_ = std::move(worker_.free_candidates.back());
+      worker_.free_candidates.pop_back();
+    }
+    envelope_ = google::protobuf::Arena::CreateMessage<doppel::v1::Envelope>(&candidate_->arena);
+  } else {
+    envelope_ = &owned_.emplace();
+  }
   envelope_->set_arrival_us(arrival_us);
   envelope_->set_seq(rec_.NextSeq());
   envelope_->set_client_addr(client_.addr);
   envelope_->set_scheme(client_.scheme);
   envelope_->set_client_protocol(client_.protocol);
-  envelope_->set_tls_version(client_.tls_version);
-  envelope_->set_alpn(client_.alpn);
-  envelope_->set_client_cert_subject(client_.client_cert_subject);
+  // Empty for plaintext: not set, rather than an empty string allocated (on the arena too).
+  if (!client_.tls_version.empty()) envelope_->set_tls_version(client_.tls_version);
+  if (!client_.alpn.empty()) envelope_->set_alpn(client_.alpn);
+  if (!client_.client_cert_subject.empty()) {
+    envelope_->set_client_cert_subject(client_.client_cert_subject);
+  }
 }
 
 void Exchange::DecideCapture(net::RequestView view, unsigned version, uint64_t arrival_us) {
@@ -99,7 +130,11 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   rec_.metrics().request_bytes->Inc(req.body().size());
   if (envelope_) {
     auto* r = envelope_->mutable_request();
-    net::CopyHeaders(req, r->mutable_headers());
+    if (candidate_) {
+      candidate_->request_fields.Assign(req);
+    } else {
+      net::CopyHeaders(req, r->mutable_headers());
+    }
     uint64_t size = 0;
     bool truncated = false;
     FillBody(req.body(), rec_.options().capture_body_limit, r->mutable_body(), &truncated, &size);
@@ -123,7 +158,7 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   }
   if (fault_.replaces_response()) {
     // The primary never sees it: nothing to capture or to copy.
-    envelope_.reset();
+    DropEnvelope();
   } else if (worker_.mirror) {
     // The copy is the request as forwarded, target as the client sent it (each mirror
     // applies its own base path); sent now, never waited for.
@@ -202,7 +237,7 @@ bool Exchange::OnResponseHead(net::HttpResponse& res, net::BodyReaderPtr body, b
       }
       body_ = net::TruncateBody(std::move(body_), keep, worker_.io.get_executor());
       // The client sees a cut response; the primary's whole one is not what is captured.
-      envelope_.reset();
+      DropEnvelope();
     }
     if (fault_.bandwidth != 0) {
       body_ = net::ThrottleBody(std::move(body_), fault_.bandwidth, worker_.io.get_executor());
@@ -218,7 +253,11 @@ bool Exchange::OnResponseHead(net::HttpResponse& res, net::BodyReaderPtr body, b
     r->set_status(status);
     r->set_reason(PercentEncodeNonAscii(res.reason()));
     r->set_version(upstream_version);
-    net::CopyHeaders(res, r->mutable_headers());
+    if (candidate_) {
+      candidate_->response_fields.Assign(res);
+    } else {
+      net::CopyHeaders(res, r->mutable_headers());
+    }
     auto type = res.find(http::field::content_type);
     static constexpr std::string_view kEventStream = "text/event-stream";
     event_stream_ = type != res.end() &&
@@ -275,8 +314,8 @@ void Exchange::FinishCapture(uint64_t latency_us) {
   r->set_body_size(body_size_);
   r->set_body_truncated(body_cut_ || r->body().size() < body_size_);
   r->set_latency_us(latency_us);
-  if (KeepEnvelope()) rec_.Capture(std::move(*envelope_));
-  envelope_.reset();
+  if (KeepEnvelope()) rec_.Capture(TakeEnvelope());
+  DropEnvelope();
 }
 
 bool Exchange::KeepEnvelope() {
@@ -286,9 +325,15 @@ bool Exchange::KeepEnvelope() {
     if (percent < 100) envelope_->set_inclusion_probability(percent / 100);
     return true;
   }
-  std::string label = diff::ComputeClass(*envelope_, rec_.options().class_endpoints);
+  const auto field = [this](std::string_view name) {
+    return candidate_->response_fields.Find(name).value_or(std::string_view());
+  };
+  std::string label = diff::ComputeClass(*envelope_, field("content-type"),
+                                         field("content-encoding"), rec_.options().class_endpoints);
   const auto d = worker_.coverage->Decide(Sampler::HashKey(label), label, draw_);
   if (!d.keep) return false;
+  candidate_->request_fields.CopyTo(envelope_->mutable_request()->mutable_headers());
+  candidate_->response_fields.CopyTo(envelope_->mutable_response()->mutable_headers());
   envelope_->set_inclusion_probability(d.probability);
   envelope_->set_sample_class(std::move(label));
   return true;
@@ -349,7 +394,7 @@ void Exchange::Fail(ProxyFailure failure, unsigned status, const std::string& re
   if (!request_complete && partial_headers != nullptr) {
     // Keep the headers we did read (the body is incomplete by definition).
     auto* r = envelope_->mutable_request();
-    if (r->headers_size() == 0) {
+    if (r->headers_size() == 0 && (!candidate_ || candidate_->request_fields.empty())) {
       http::fields copy = *partial_headers;
       net::StripHopByHop(copy);
       net::CopyHeaders(copy, r->mutable_headers());
@@ -357,8 +402,8 @@ void Exchange::Fail(ProxyFailure failure, unsigned status, const std::string& re
   }
   envelope_->set_error(ToProxyError(failure));
   envelope_->set_error_detail(reason);
-  if (KeepEnvelope()) rec_.Capture(std::move(*envelope_));
-  envelope_.reset();
+  if (KeepEnvelope()) rec_.Capture(TakeEnvelope());
+  DropEnvelope();
 }
 
 }  // namespace doppel::recorder

@@ -26,6 +26,7 @@ namespace doppel::recorder {
 class RecorderImpl;
 class MirroredRequest;
 struct Worker;
+struct Candidate;
 struct LivePlan;
 
 // The client connection as the envelopes record it.
@@ -62,7 +63,7 @@ class Exchange {
   // headers; `version` is the client's (11, 20, ...). `view` gets the client's certificate
   // subject here (ClientInfo), for the match rules.
   void DecideCapture(net::RequestView view, unsigned version, uint64_t arrival_us);
-  bool capturing() const { return envelope_.has_value(); }
+  bool capturing() const { return envelope_ != nullptr; }
 
   // Forwards the complete request to the primary and calls `done` with its response head.
   // `req` is the request as the client sent it (`client_version`: 10, 11 or 20); it goes out
@@ -110,6 +111,9 @@ class Exchange {
 
  private:
   void StartEnvelope(uint64_t arrival_us);
+  void DropEnvelope();
+  // The envelope, on the heap, for the capture sinks.
+  doppel::v1::Envelope TakeEnvelope();
   void FinishCapture(uint64_t latency_us);
   void SendToPrimary(net::HttpRequest&& req, net::StreamCallback done);
   // The sampling decision on the finished envelope (error and response filled in): its
@@ -125,9 +129,15 @@ class Exchange {
   RecorderImpl& rec_;
   const LivePlan* plan_ = nullptr;
   const ClientInfo& client_;
-  std::optional<doppel::v1::Envelope> envelope_;  // when sampled
-  std::shared_ptr<MirroredRequest> mirrored_;     // the mirrors the request went to
-  std::string logged_request_;                    // --log-bodies: the request, described
+  // The envelope being built, when sampled: in `owned_`, or with coverage sampling (which
+  // builds one for every candidate and drops most) on the arena of `candidate_`, taken from
+  // the worker's free candidates and given back reset; the header fields wait in the
+  // candidate until KeepEnvelope keeps it.
+  doppel::v1::Envelope* envelope_ = nullptr;
+  std::optional<doppel::v1::Envelope> owned_;
+  std::unique_ptr<Candidate> candidate_;
+  std::shared_ptr<MirroredRequest> mirrored_;  // the mirrors the request went to
+  std::string logged_request_;                 // --log-bodies: the request, described
   net::BodyReaderPtr body_;
   std::optional<net::HttpResponse> mirror_copy_;  // with mirrors: head and first body bytes
   net::FaultPlan fault_;                          // --fault: this request's faults

@@ -18,6 +18,7 @@
 #include "base/units.h"
 #include "base/worker_pool.h"
 #include "diff/diff.h"
+#include "diff/request_class.h"
 #include "net/headers.h"
 #include "recorder/sampler.h"
 
@@ -83,6 +84,7 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
   if (!url.ok()) return url.status().WithContext(where);
   spec.url = url.value();
   spec.name = net::HostPort{spec.url.host, spec.url.port}.ToString();
+  bool items_have_percent = false;
   for (size_t i = 1; i < items.size(); ++i) {
     const std::string& item = items[i];
     const size_t eq = item.find('=');
@@ -102,9 +104,11 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
     if (eq == std::string::npos) {
       return bad("'" + item +
                  "' is not KEY=VALUE; known keys: percent, timeout, max-inflight, rule, name, "
-                 "set-header, remove-header, ca, cert, key, insecure, fault, adaptive");
+                 "set-header, remove-header, ca, cert, key, insecure, fault, adaptive, mode, "
+                 "budget");
     }
     if (key == "percent") {
+      items_have_percent = true;
       char* end = nullptr;
       const double p = std::strtod(value.c_str(), &end);
       if (value.empty() || *end != '\0' || !(p >= 0 && p <= 100)) {
@@ -163,11 +167,33 @@ Result<MirrorSpec> ParseMirrorSpec(std::string_view text) {
         }
       }
       spec.fault = std::move(fault.value());
+    } else if (key == "mode") {
+      if (value != "coverage" && value != "uniform") {
+        return bad("mode='" + value + "': give uniform (percent=, the default) or coverage");
+      }
+      spec.coverage = value == "coverage";
+    } else if (key == "budget") {
+      auto budget = ParseSampleBudget(value);
+      if (!budget.ok()) return bad("budget=: " + budget.status().message());
+      spec.budget = std::move(budget.value());
     } else {
       return bad("unknown key '" + key +
                  "'; known keys: percent, timeout, max-inflight, rule, name, set-header, "
-                 "remove-header, ca, cert, key, insecure, fault, adaptive");
+                 "remove-header, ca, cert, key, insecure, fault, adaptive, mode, budget");
     }
+  }
+  const bool has_budget = !spec.budget.text.empty();
+  if (spec.coverage && !has_budget) {
+    return Status::InvalidArgument(where +
+                                   ": mode=coverage needs budget=, e.g. budget=50/s or budget=5%");
+  }
+  if (has_budget && !spec.coverage) {
+    return Status::InvalidArgument(where + ": budget= is for mode=coverage");
+  }
+  if (spec.coverage && (spec.adaptive || items_have_percent)) {
+    return Status::InvalidArgument(
+        where + ": mode=coverage chooses copies by class within budget=; it does not go with " +
+        (spec.adaptive ? "adaptive" : "percent="));
   }
   if (spec.tls.cert_file.empty() != spec.tls.key_file.empty()) {
     return Status::InvalidArgument(where +
@@ -207,6 +233,9 @@ struct MirrorHub::Target {
   SignalWindow attempts{0};                    // sent, failed + dropped (adaptive only)
   // Steady-clock ns until which copies are dropped after a failed connect (0: never failed).
   std::atomic<int64_t> unavailable_until_ns{0};
+  // mode=coverage: every lane's sampler, for /status (Published() is thread-safe).
+  mutable std::mutex samplers_mu;
+  std::vector<std::shared_ptr<const CoverageSampler>> samplers;
 
   // Copies that failed and requests not copied, by reason: each row names a counter above,
   // its count in MirrorCounts, and the reason as /metrics labels it and /status keys it.
@@ -413,7 +442,22 @@ Result<std::unique_ptr<MirrorLane>> MirrorHub::MakeLane(boost::asio::io_context&
   }
   std::random_device rd;
   const uint64_t seed = (uint64_t{rd()} << 32) ^ rd();
-  return std::unique_ptr<MirrorLane>(new MirrorLane(*this, io, std::move(pools), seed));
+  std::unique_ptr<MirrorLane> lane(new MirrorLane(*this, io, std::move(pools), seed));
+  for (const auto& t : targets_) {
+    std::shared_ptr<CoverageSampler> sampler;
+    if (t->spec.coverage) {
+      CoverageOptions c;
+      c.budget = t->spec.budget;
+      // Each lane spends its share of a rate; a share of the requests is the same share of
+      // each lane's.
+      c.budget.per_second /= static_cast<double>(std::max<size_t>(1, options_.threads));
+      sampler = std::make_shared<CoverageSampler>(std::move(c), *options_.clock);
+      std::lock_guard<std::mutex> lock(t->samplers_mu);
+      t->samplers.push_back(sampler);
+    }
+    lane->coverage_.push_back(std::move(sampler));
+  }
+  return lane;
 }
 
 std::vector<MirrorCounts> MirrorHub::counts() const {
@@ -566,6 +610,22 @@ boost::json::array MirrorHub::StatusJson() const {
                                                : boost::json::value(nullptr);
       o["adaptive"] = std::move(a);
     }
+    if (t.spec.coverage) {
+      std::vector<std::shared_ptr<const CoverageSnapshot>> parts;
+      {
+        std::lock_guard<std::mutex> lock(t.samplers_mu);
+        for (const auto& s : t.samplers) parts.push_back(s->Published());
+      }
+      const CoverageSnapshot cov = MergeSnapshots(parts);
+      uint64_t covered = 0;
+      for (const ClassStat& k : cov.classes) covered += k.kept > 0;
+      o["mode"] = "coverage";
+      o["coverage"] = {{"budget", t.spec.budget.text},
+                       {"classes_seen", cov.classes.size()},
+                       {"classes_covered", covered},
+                       {"decisions", cov.decisions},
+                       {"kept", cov.kept}};
+    }
     // Paired: the primary's latency over the same requests that went to this mirror.
     o["latency_p50_us_le"] = t.latency->ApproximateQuantileUs(0.5);
     o["latency_p99_us_le"] = t.latency->ApproximateQuantileUs(0.99);
@@ -631,7 +691,7 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
       continue;
     }
     const double draw = o.same_sample ? shared_draw : NextUniform();
-    if (!(draw < t.effective_percent.load(std::memory_order_relaxed))) {
+    if (!t.spec.coverage && !(draw < t.effective_percent.load(std::memory_order_relaxed))) {
       t.skipped_sample->Inc();
       continue;
     }
@@ -677,25 +737,33 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
     MirroredRequest::Slot& new_slot = mirrored->slots_.emplace_back();
     new_slot.mirror = i;
     new_slot.bytes = bytes;
-    t.sent->Inc();
-    // The callback runs later on this thread (never inside Send). A fault's slot is held
-    // until the copy ends.
-    auto send = [pool = pools_[i].get(), copy = std::move(copy), mirrored, slot,
-                 active = fault.active]() mutable {
-      pool->Send(std::move(copy), [mirrored, slot, active](net::ExchangeResult&& r) {
-        mirrored->OnMirror(slot, std::move(r));
+    // Sends the copy for `owner` (taken when it goes, so a held copy does not keep its own
+    // MirroredRequest alive). The callback runs later on this thread (never inside Send). A
+    // fault's slot is held until the copy ends.
+    auto go = [pool = pools_[i].get(), io = &io_, copy = std::move(copy), slot,
+               active = fault.active,
+               delay = fault.delay](const std::shared_ptr<MirroredRequest>& owner) mutable {
+      auto send = [pool, copy = std::move(copy), owner, slot, active]() mutable {
+        pool->Send(std::move(copy), [owner, slot, active](net::ExchangeResult&& r) {
+          owner->OnMirror(slot, std::move(r));
+        });
+      };
+      if (!delay) return send();
+      // A delayed copy waits on its own timer (in flight meanwhile); at shutdown the io
+      // context drops the timer, its copy and the MirroredRequest with it.
+      auto timer = std::make_shared<boost::asio::steady_timer>(*io, *delay);
+      timer->async_wait([timer, send = std::move(send)](boost::system::error_code ec) mutable {
+        if (!ec) send();
       });
     };
-    if (!fault.delay) {
-      send();
+    if (t.spec.coverage) {
+      new_slot.deferred = std::move(go);
+      new_slot.sampler = coverage_[i].get();
+      new_slot.draw = rng_.Next();
       continue;
     }
-    // A delayed copy waits on its own timer (in flight meanwhile); at shutdown the io
-    // context drops the timer, its copy and the MirroredRequest with it.
-    auto timer = std::make_shared<boost::asio::steady_timer>(io_, *fault.delay);
-    timer->async_wait([timer, send = std::move(send)](boost::system::error_code ec) mutable {
-      if (!ec) send();
-    });
+    t.sent->Inc();
+    go(mirrored);
   }
   return mirrored;
 }
@@ -710,10 +778,49 @@ MirroredRequest::MirroredRequest(MirrorHub& hub, std::string method, std::string
     : hub_(hub), method_(std::move(method)), target_(std::move(target)) {}
 
 MirroredRequest::~MirroredRequest() {
-  // The client went away before the primary answered: answered copies were never compared.
+  // The client went away before the primary answered: held copies are not sent, answered
+  // copies were never compared.
+  for (Slot& s : slots_) {
+    if (s.deferred) Release(s);
+  }
   if (!hub_.differ_ || primary_ != Primary::kPending) return;
   for (const Slot& s : slots_) {
-    if (s.done) hub_.targets_[s.mirror]->diff_uncompared->Inc();
+    if (s.done && !s.skipped) hub_.targets_[s.mirror]->diff_uncompared->Inc();
+  }
+}
+
+void MirroredRequest::Release(Slot& slot) {
+  MirrorHub::Target& t = *hub_.targets_[slot.mirror];
+  t.inflight.fetch_sub(1, std::memory_order_relaxed);
+  hub_.inflight_bytes_.fetch_sub(slot.bytes, std::memory_order_relaxed);
+  t.skipped_sample->Inc();
+  slot.deferred = nullptr;
+  slot.skipped = slot.done = true;
+}
+
+void MirroredRequest::Decide(const net::HttpResponse* response, bool body_complete) {
+  std::shared_ptr<MirroredRequest> self;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    if (!s.deferred) continue;
+    if (response == nullptr) {
+      Release(s);
+      continue;
+    }
+    const std::string shape = diff::ResponseShape((*response)[http::field::content_type],
+                                                  (*response)[http::field::content_encoding],
+                                                  response->body(), body_complete);
+    const std::string label = diff::ClassLabel(hub_.options_.class_endpoints, method_, target_,
+                                               response->result_int(), shape);
+    if (!s.sampler->Decide(Sampler::HashKey(label), label, s.draw).keep) {
+      Release(s);
+      continue;
+    }
+    if (!self) self = shared_from_this();
+    hub_.targets_[s.mirror]->sent->Inc();
+    auto go = std::move(s.deferred);
+    s.deferred = nullptr;
+    go(self);
   }
 }
 
@@ -757,7 +864,10 @@ void MirroredRequest::OnMirror(size_t index, net::ExchangeResult&& result) {
 void MirroredRequest::OnPrimary(const net::HttpResponse& response,
                                 const boost::beast::http::fields& trailers, uint64_t latency_us,
                                 bool body_complete) {
-  for (const Slot& s : slots_) hub_.targets_[s.mirror]->primary_latency->ObserveUs(latency_us);
+  Decide(&response, body_complete);
+  for (const Slot& s : slots_) {
+    if (!s.skipped) hub_.targets_[s.mirror]->primary_latency->ObserveUs(latency_us);
+  }
   if (!body_complete) return OnPrimaryFailed();
   primary_ = Primary::kOk;
   if (!hub_.differ_) return;
@@ -767,15 +877,16 @@ void MirroredRequest::OnPrimary(const net::HttpResponse& response,
   net::CopyHeaders(trailers, primary->mutable_trailers());
   primary_response_ = std::move(primary);
   for (Slot& s : slots_) {
-    if (s.done) Compare(s);
+    if (s.done && !s.skipped) Compare(s);
   }
 }
 
 void MirroredRequest::OnPrimaryFailed() {
+  Decide(nullptr, false);
   primary_ = Primary::kFailed;
   if (!hub_.differ_) return;
   for (Slot& s : slots_) {
-    if (s.done) Compare(s);
+    if (s.done && !s.skipped) Compare(s);
   }
 }
 

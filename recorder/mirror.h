@@ -32,7 +32,9 @@
 #include <utility>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
+#include "diff/endpoint.h"
 #include "doppel/v1/envelope.pb.h"
 #include "doppel/v1/rules.pb.h"
 #include "net/fault.h"
@@ -41,6 +43,7 @@
 #include "net/metrics.h"
 #include "net/url.h"
 #include "recorder/adaptive_mirror.h"
+#include "recorder/coverage_sampler.h"
 #include "recorder/sampler.h"
 
 namespace boost::asio {
@@ -60,7 +63,7 @@ namespace doppel::recorder {
 // One --mirror flag:
 //   URL[,percent=P][,timeout=D][,max-inflight=N][,rule=NAME][,name=LABEL]
 //      [,set-header=NAME:VALUE][,remove-header=NAME][,ca=FILE][,insecure]
-//      [,cert=FILE,key=FILE][,fault=SPEC][,adaptive]
+//      [,cert=FILE,key=FILE][,fault=SPEC][,adaptive][,mode=coverage,budget=RATE|PCT]
 struct MirrorSpec {
   std::string text;  // as given, for messages
   net::Url url;
@@ -80,6 +83,12 @@ struct MirrorSpec {
   // The percentage adapts to MirrorOptions::budget (recorder/adaptive_mirror.h): `percent`
   // is then the most it goes up to.
   bool adaptive = false;
+  // mode=coverage,budget=50/s (or 5%): the copies are chosen by class, as the recorder's
+  // --sample-mode coverage chooses envelopes (recorder/coverage_sampler.h), within the
+  // budget. A copy then leaves once the primary has answered whole, since the class needs
+  // the response; a request the primary failed is not copied.
+  bool coverage = false;
+  SampleBudget budget;
 };
 
 // Parses one --mirror value; errors name the item and say what is expected.
@@ -117,6 +126,11 @@ struct MirrorOptions {
   std::chrono::milliseconds adaptive_tick{1000};
   size_t adaptive_window = 5;
   std::function<void(const std::string&)> log;
+  // Coverage mirrors (MirrorSpec::coverage): proxy threads (each lane spends its share of a
+  // rate budget), the clock the samplers read, and how classes name endpoints.
+  size_t threads = 1;
+  const Clock* clock = &SystemClock::Instance();
+  diff::EndpointNamer class_endpoints;
 };
 
 // A mirror's counters (monotonic) as shown in /status and the record summary.
@@ -131,7 +145,7 @@ struct MirrorCounts {
   uint64_t dropped_cap = 0;          // over max-inflight
   uint64_t dropped_unavailable = 0;  // within kUnavailableHold of a failed connect
   uint64_t dropped_bytes = 0;        // over the hub's max_inflight_bytes
-  uint64_t skipped_sample = 0;       // not picked by percent
+  uint64_t skipped_sample = 0;       // not picked by percent (mode=coverage: by its class)
   uint64_t skipped_rule = 0;         // did not match the mirror's rule
   uint64_t inflight = 0;
   uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
@@ -223,6 +237,8 @@ class MirrorLane {
   MirrorHub& hub_;
   boost::asio::io_context& io_;  // delayed copies wait on its timers
   std::vector<net::HttpClientPoolPtr> pools_;
+  // Per mirror: this lane's sampler for a coverage mirror, else null.
+  std::vector<std::shared_ptr<CoverageSampler>> coverage_;
   SplitMix64 rng_;
   double NextUniform();  // [0, 100)
 };
@@ -249,12 +265,22 @@ class MirroredRequest : public std::enable_shared_from_this<MirroredRequest> {
     bool done = false;
     bool ok = false;  // a response arrived
     doppel::v1::HttpResponse response;
+    // A coverage mirror's copy, held until the primary's answer gives its class: sends it.
+    std::function<void(const std::shared_ptr<MirroredRequest>&)> deferred;
+    CoverageSampler* sampler = nullptr;  // the lane's, for `deferred`
+    uint64_t draw = 0;
+    bool skipped = false;  // the class's sample left it out: never sent
   };
   void OnMirror(size_t slot, net::ExchangeResult&& result);
   void Compare(Slot& slot);
+  // Coverage mirrors: sends or releases the held copies once the primary's outcome is known
+  // (`response` null: the primary failed).
+  void Decide(const net::HttpResponse* response, bool body_complete);
+  void Release(Slot& slot);
 
   MirrorHub& hub_;
   std::string method_, target_;
+  std::string endpoint_;  // coverage mirrors: the class's endpoint template
   std::vector<Slot> slots_;
   enum class Primary { kPending, kOk, kFailed } primary_ = Primary::kPending;
   // --mirror-diff only; shared with the comparisons handed to the diff threads.

@@ -183,6 +183,7 @@ const std::vector<RecordConfigField>& RecordConfigFields() {
       DOPPEL_CONFIG_FIELD("sampling.per_class_min", "--per-class-min", false, per_class_min),
       DOPPEL_CONFIG_FIELD("sampling.no_class_history", "--no-class-history", false,
                           no_class_history),
+      DOPPEL_CONFIG_FIELD("sampling.class_rules", "--class-rules", false, class_rules),
       DOPPEL_CONFIG_FIELD("capture.match", "--match", true, match),
       DOPPEL_CONFIG_FIELD("capture.rules_file", "--rules", true, rules_file),
       DOPPEL_CONFIG_FIELD("capture.body_limit", "--capture-body-limit", false, capture_body_limit),

@@ -65,7 +65,11 @@ Result<std::unique_ptr<LivePlan>> RecorderImpl::BuildPlan(const RecorderOptions&
   plan->fault_rule = o.fault_rule;
   plan->fault_from_headers = o.fault.from_headers;
   if (mirrors == nullptr && !o.mirror.mirrors.empty()) {
-    auto hub = MirrorHub::Create(o.mirror, o.rules, registry_);
+    MirrorOptions mirror = o.mirror;
+    mirror.threads = o.threads;
+    mirror.clock = o.clock;
+    mirror.class_endpoints = o.class_endpoints;
+    auto hub = MirrorHub::Create(std::move(mirror), o.rules, registry_);
     if (!hub.ok()) return hub.status();
     mirrors = std::move(hub.value());
   }

@@ -77,7 +77,8 @@ struct RecorderOptions {
   // or dropped by a CoverageSampler. Each proxy thread has its own sampler (no lock per
   // request) with 1/threads of a rate budget. REQUIRES: sample_percent 100 when set.
   std::optional<CoverageOptions> coverage;
-  diff::EndpointNamer class_endpoints;  // endpoint templates of classes (automatic {id})
+  // Endpoint templates of classes: --class-rules patterns, then automatic {id}.
+  diff::EndpointNamer class_endpoints;
   CaptureWriterOptions queue;
 
   // Live mirroring (--mirror ...); no mirror when `mirror.mirrors` is empty.
@@ -139,7 +140,7 @@ struct RecorderCounts {
   uint64_t last_arrival_us = 0;
   std::vector<SinkCounts> sinks;  // every sink, in the order given to Start
   // --fault on the proxied path: faults injected, by net::FaultKind.
-  uint64_t faults[static_cast<int>(net::FaultKind::kMaxValue) + 1] = {};
+  net::FaultCounts faults{};
 };
 
 class Recorder {

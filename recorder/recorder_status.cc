@@ -30,9 +30,8 @@ RecorderCounts RecorderImpl::counts() const {
     std::lock_guard<std::mutex> lock(plans_mu_);
     for (const auto& plan : plans_) {
       if (!plan->faults) continue;
-      for (int k = 0; k <= static_cast<int>(net::FaultKind::kMaxValue); ++k) {
-        c.faults[k] += plan->faults->injected(static_cast<net::FaultKind>(k));
-      }
+      const net::FaultCounts injected = plan->faults->injected_by_kind();
+      for (size_t k = 0; k < injected.size(); ++k) c.faults[k] += injected[k];
     }
   }
   c.stored = c.sinks.front().stored;
@@ -96,7 +95,7 @@ std::string RecorderImpl::StatusJson() const {
     boost::json::array classes;
     for (size_t i = 0; i < cov->classes.size() && i < kShown; ++i) {
       const ClassStat& c = cov->classes[i];
-      classes.push_back(boost::json::object{{"class", c.label},
+      classes.push_back(boost::json::object{{"class", *c.label},
                                             {"seen", c.seen},
                                             {"kept", c.kept},
                                             {"share", c.share},

@@ -276,6 +276,18 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
   o.upstream_tls.cert_file = f.upstream_cert;
   o.upstream_tls.key_file = f.upstream_key;
   DOPPEL_RETURN_IF_ERROR(ParseMirrorOptions(f, &o.mirror));
+  if (!f.class_rules.empty()) {
+    const bool coverage_mirror = std::any_of(o.mirror.mirrors.begin(), o.mirror.mirrors.end(),
+                                             [](const MirrorSpec& m) { return m.coverage; });
+    if (!o.coverage && !coverage_mirror) {
+      return Status::InvalidArgument(
+          "--class-rules names the endpoints of request classes: it needs --sample-mode "
+          "coverage or a --mirror with mode=coverage");
+    }
+    auto namer = diff::LoadEndpointNamer(f.class_rules);
+    if (!namer.ok()) return namer.status().WithContext("--class-rules");
+    o.class_endpoints = std::move(*namer);
+  }
   if (!f.fault.empty()) {
     auto spec = net::ParseFaultSpec(f.fault);
     if (!spec.ok()) return spec.status().WithContext("--fault");
@@ -539,6 +551,14 @@ const SessionSummary& Session::Stop() {
   counts.set_errors(c.errors);
   counts.set_first_arrival_us(c.first_arrival_us);
   counts.set_last_arrival_us(c.last_arrival_us);
+  if (sum.coverage) {
+    for (const ClassStat& k : sum.coverage->classes) {
+      v1::ClassCount* row = counts.add_classes();
+      row->set_label(*k.label);
+      row->set_requests(k.seen);
+      row->set_id(k.id);
+    }
+  }
   const Status closed =
       s.store_is_sink ? s.store->CloseSession(s.options.session, counts) : Status::Ok();
   if (closed.ok() && s.store_is_sink) {

@@ -59,6 +59,9 @@ struct SessionOptions {
   // coverage: seed class frequencies from earlier sessions of the same upstream
   // (recorder/coverage_history.h) unless --no-class-history.
   bool no_class_history = false;
+  // coverage: a diff rules file (docs/diff-rules.md) whose `endpoints` patterns name the
+  // classes' endpoints before automatic {id} templating.
+  std::string class_rules;
   std::vector<std::string> match;  // --match rules (OR'd)
   std::string rules_file;          // --rules: JSON or YAML
   int threads = 1;

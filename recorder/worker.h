@@ -3,6 +3,8 @@
 // the worker's own thread, except `live_sessions` (read by Stop()).
 #pragma once
 
+#include <google/protobuf/arena.h>
+
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,6 +16,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "net/headers.h"
 #include "net/http_client.h"
 #include "recorder/coverage_sampler.h"
 #include "recorder/mirror.h"
@@ -23,6 +26,29 @@ namespace doppel::recorder {
 
 class ProxySession;
 struct LivePlan;
+
+// What coverage sampling builds for every request it may keep, and drops for most once the
+// class is known (recorder/exchange.h): the envelope, on an arena with a first block of its
+// own, and the request's and response's header fields, kept flat and written into the
+// envelope only when it is kept. Reused by the worker's next requests: Reset() keeps the
+// arena's first block and the buffers' capacity, so a dropped candidate allocates nothing.
+struct Candidate {
+  static constexpr size_t kBlockBytes = 4096;
+  static google::protobuf::ArenaOptions Options(char* block) {
+    google::protobuf::ArenaOptions o;
+    o.initial_block = block;
+    o.initial_block_size = kBlockBytes;
+    return o;
+  }
+  void Reset() {
+    arena.Reset();
+    request_fields.clear();
+    response_fields.clear();
+  }
+  std::unique_ptr<char[]> block{new char[kBlockBytes]};
+  google::protobuf::Arena arena{Options(block.get())};
+  net::FlatFields request_fields, response_fields;
+};
 
 struct Worker {
   std::unordered_set<ProxySession*> sessions;
@@ -41,6 +67,10 @@ struct Worker {
   std::unique_ptr<MirrorLane> mirror;  // --mirror only
   std::vector<std::unique_ptr<MirrorLane>> retired_lanes;
   std::unique_ptr<CoverageSampler> coverage;  // --sample-mode coverage only
+  // Finished candidates, reset, for the next ones (at most kMaxFreeCandidates: about one per
+  // request in flight on the thread).
+  static constexpr size_t kMaxFreeCandidates = 64;
+  std::vector<std::unique_ptr<Candidate>> free_candidates;
   std::thread thread;
 };
 

@@ -1,6 +1,7 @@
 #include "replay/run.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <thread>
 
@@ -244,7 +245,13 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   opts.tls.cert_file = f.cert_file;
   opts.tls.key_file = f.key_file;
 
-  auto selector = Selector::Create(f.selection);
+  std::shared_ptr<const diff::GrpcSchema> grpc_schema;
+  if (!f.proto_set.empty()) {
+    DOPPEL_ASSIGN_OR_RETURN(grpc_schema, diff::GrpcSchema::Load(f.proto_set));
+  }
+  SelectionOptions selection = f.selection;
+  selection.grpc_schema = grpc_schema;
+  auto selector = Selector::Create(selection);
   if (!selector.ok()) return selector.status();
   s->selector = *selector;
 
@@ -326,9 +333,7 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
       if (!rules.ok()) return rules.status();
       dc.rules = *rules;
     }
-    if (!f.proto_set.empty()) {
-      DOPPEL_ASSIGN_OR_RETURN(dc.grpc_schema, diff::GrpcSchema::Load(f.proto_set));
-    }
+    dc.grpc_schema = grpc_schema;
     DOPPEL_ASSIGN_OR_RETURN(auto d, diff::Differ::Create(dc));
     s->differ = std::move(d);
   }
@@ -341,7 +346,12 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
     if (!src.ok()) return src.status();
     s->source = std::move(*src);
     if (f.reweight) {
-      DOPPEL_ASSIGN_OR_RETURN(s->source, ReweightSource(std::move(s->source), f.selection.seed));
+      if (!(f.reweight_scale > 0) || !std::isfinite(f.reweight_scale)) {
+        return Status::InvalidArgument("--reweight-scale must be a number above 0, such as 0.1");
+      }
+      DOPPEL_ASSIGN_OR_RETURN(
+          s->source, ReweightSource(std::move(s->source),
+                                    {.scale = f.reweight_scale, .seed = f.selection.seed}));
     }
   }
 
@@ -463,11 +473,7 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   out.results_saved = sink.Flush();  // every comparison and result write done
   out.report = aggregator.Finish();
   if (s.faults) {
-    for (int k = 0; k <= static_cast<int>(net::FaultKind::kMaxValue); ++k) {
-      const auto kind = static_cast<net::FaultKind>(k);
-      if (s.faults->injected(kind) == 0) continue;
-      out.faults_injected.emplace_back(net::kFaultKindNames.Name(kind), s.faults->injected(kind));
-    }
+    out.faults_injected = s.faults->injected_by_kind();
     out.faults_skipped = s.faults->skipped();
   }
   if (correlator)

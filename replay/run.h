@@ -22,6 +22,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "net/fault.h"
 #include "replay/replay.h"
 #include "replay/request_plan.h"
 #include "report/report.h"
@@ -65,9 +66,10 @@ struct RunOptions {
   uint64_t limit = 0;  // 0 = no limit
   uint32_t retries = 0;
   bool loop = false;
-  // --reweight: each envelope sent about 1/p times, scaled to the sample's size
+  // --reweight: each class sent as many times as the traffic had it, times reweight_scale
   // (replay/reweight.h), so a coverage sample replays with the traffic's mix.
   bool reweight = false;
+  double reweight_scale = 1;
   std::vector<std::string> set_headers;  // Name=Value
   std::vector<std::string> remove_headers;
   std::vector<std::string> rewrite_paths;  // REGEX=REPLACEMENT
@@ -139,7 +141,7 @@ struct RunOutcome {
   int exit_code = 0;
   // --fault: requests that got each kind (every target lane shares one draw per request), and
   // draws not injected because --max-active-faults were in flight. Empty without --fault.
-  std::vector<std::pair<std::string, uint64_t>> faults_injected;
+  net::FaultCounts faults_injected{};  // --fault, by kind
   uint64_t faults_skipped = 0;
 };
 

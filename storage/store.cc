@@ -377,6 +377,7 @@ Status RocksStore::CloseSession(std::string_view name, const SessionCounts& rc,
   c->set_sampled(rc.sampled());
   c->set_dropped(rc.dropped());
   c->set_errors(rc.errors());
+  *c->mutable_classes() = rc.classes();
   DOPPEL_RETURN_IF_ERROR(
       FromRocks(db_->Put(write_options_, sessions(), info.name(), info.SerializeAsString()),
                 "closing session '" + info.name() + "'"));
@@ -558,6 +559,7 @@ Result<DeletedCounts> RocksStore::DeleteEnvelopesBefore(std::string_view session
   c->set_raw_bytes(c->raw_bytes() - std::min(raw, c->raw_bytes()));
   c->set_stored_bytes(c->stored_bytes() - std::min(stored, c->stored_bytes()));
   if (n > 0 && c->first_arrival_us() < cutoff_us) c->set_first_arrival_us(cutoff_us);
+  if (n > 0) c->clear_classes();  // they counted the deleted envelopes' requests too
   rocksdb::WriteBatch wb;
   wb.DeleteRange(envelopes(), lower, upper);
   wb.Put(sessions(), info.name(), info.SerializeAsString());

@@ -119,7 +119,7 @@ class Store {
   // batch. `envelopes` is the session record's count.
   virtual Result<DeletedCounts> DeleteSession(std::string_view name) = 0;
   // Sets the final state (CLOSED unless given) and closed_us; merges recorder-side counts
-  // (requests_seen, sampled, dropped, errors) from `recorder_counts`. Then flushes the
+  // (requests_seen, sampled, dropped, errors, classes) from `recorder_counts`. Then flushes the
   // memtables, so a closed session is in compressed table files rather than only in the
   // uncompressed write-ahead log (an error there still leaves the session closed and its
   // envelopes in the log: the message says so).

@@ -84,8 +84,13 @@ void PrintBanner(const recorder::Session& session) {
   }
   for (const auto& m : o.mirror.mirrors) {
     line.str("");
-    line << "mirroring " << (m.adaptive ? "up to " : "") << m.percent << "%"
-         << (m.rule.empty() ? "" : " of rule '" + m.rule + "'") << " to " << m.url.ToString()
+    line << "mirroring ";
+    if (m.coverage) {
+      line << "by class within " << m.budget.text;
+    } else {
+      line << (m.adaptive ? "up to " : "") << m.percent << "%";
+    }
+    line << (m.rule.empty() ? "" : " of rule '" + m.rule + "'") << " to " << m.url.ToString()
          << " as '" << m.name << "' (timeout " << m.timeout.count() << " ms, max in flight "
          << m.max_inflight << (o.mirror.diff ? ", diffed" : "")
          << (m.adaptive ? ", adaptive within " + o.mirror.budget.ToString() : "")
@@ -94,6 +99,7 @@ void PrintBanner(const recorder::Session& session) {
               {{"mirror", m.name},
                {"url", m.url.ToString()},
                {"percent", m.percent},
+               {"mode", m.coverage ? "coverage" : "uniform"},
                {"adaptive", m.adaptive},
                {"timeout_ms", m.timeout.count()},
                {"max_inflight", m.max_inflight}});
@@ -152,13 +158,7 @@ void PrintSummary(const recorder::SessionSummary& sum) {
             << FormatBytes(c.response_bytes)
             << (sum.disk_bytes ? ", on disk " + FormatBytes(*sum.disk_bytes) : std::string())
             << std::endl;
-  std::string faults;
-  for (int k = 0; k <= static_cast<int>(net::FaultKind::kMaxValue); ++k) {
-    if (c.faults[k] == 0) continue;
-    faults += (faults.empty() ? "" : ", ") +
-              std::string(net::kFaultKindNames.Name(static_cast<net::FaultKind>(k))) + " " +
-              std::to_string(c.faults[k]);
-  }
+  const std::string faults = net::FaultCountsText(c.faults);
   if (!faults.empty()) std::cout << "faults injected: " << faults << std::endl;
   if (sum.coverage) {
     size_t covered = 0;
@@ -425,6 +425,9 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       ->capture_default_str();
   cmd->add_flag("--no-class-history", flags->no_class_history,
                 "coverage: do not seed class frequencies from earlier sessions of the upstream");
+  cmd->add_option("--class-rules", flags->class_rules,
+                  "coverage: diff rules file whose \"endpoints\" patterns name the classes' "
+                  "endpoints (docs/diff-rules.md); others are templated automatically");
   cmd->add_option("--match", flags->match,
                   "capture rule, e.g. 'name=api,method=GET,uri^=/api,header.X-User' "
                   "(repeatable; rules are OR'd)");

@@ -247,10 +247,8 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
                     "values with --set-header Name=Value",
                 {{"dropped_redacted_headers", o.stats.dropped_redacted_headers}});
     PrintLaneSummary(o.stats);
-    if (!o.faults_injected.empty() || o.faults_skipped > 0) {
-      std::string line;
-      for (const auto& [kind, n] : o.faults_injected)
-        line += (line.empty() ? "" : ", ") + kind + " " + std::to_string(n);
+    std::string line = net::FaultCountsText(o.faults_injected);
+    if (!line.empty() || o.faults_skipped > 0) {
       if (line.empty()) line = "none";
       if (o.faults_skipped > 0)
         line += " (" + std::to_string(o.faults_skipped) + " skipped over --max-active-faults)";
@@ -331,9 +329,16 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_option("--limit", f->limit, "stop after N requests")
       ->check(AboveZero("leave --limit out to replay the whole session"));
   r->add_flag("--loop", f->loop, "start over at the end of the session");
-  r->add_flag("--reweight", f->reweight,
-              "send each envelope about 1/p times (p: its inclusion probability), scaled to the "
-              "sample's size: a coverage sample replays with the traffic's mix");
+  CLI::Option* reweight = r->add_flag(
+      "--reweight", f->reweight,
+      "send each request class as many times as the recorded traffic had it, spread over "
+      "its envelopes by 1/p (p: inclusion probability): a coverage sample replays with "
+      "the traffic's mix and volume");
+  r->add_option("--reweight-scale", f->reweight_scale,
+                "with --reweight: this share of the traffic's requests (0.1: a tenth; 2: twice)")
+      ->check(CLI::PositiveNumber)
+      ->needs(reweight)
+      ->capture_default_str();
   r->add_option("--timeout", f->timeout, "per request (default 10s)");
   r->add_option("--retries", f->retries, "retries after connection failures only (default 0)");
   r->add_option("--set-header", f->set_headers, "Name=Value, set on every request (repeatable)");
@@ -372,7 +377,8 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   r->add_option("--proto-set", f->proto_set,
                 "descriptor set of the gRPC services replayed (protoc --include_imports "
                 "--descriptor_set_out FILE): messages are diffed as JSON, field by field "
-                "(docs/http2-grpc.md); without it, message by message as bytes");
+                "(docs/http2-grpc.md), without it message by message as bytes; methods marked "
+                "idempotency_level = NO_SIDE_EFFECTS are sent without --allow-unsafe-methods");
   r->add_flag("--no-diff", f->no_diff, "send and measure only; compare nothing");
   r->add_option("--compare-threads", f->compare_threads,
                 "threads that decode and diff answers, 0 to 64; 0 diffs on the sending thread "

@@ -1,4 +1,4 @@
-// A fresh directory for one test's files, and reading a file back.
+// A fresh directory for one test's files, and writing and reading a file.
 #pragma once
 
 #include <unistd.h>
@@ -26,6 +26,11 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Writes `text` to `path` (replacing it).
+inline void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
 }  // namespace doppel::testing

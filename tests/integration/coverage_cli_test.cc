@@ -13,7 +13,9 @@
 #include <set>
 #include <string>
 
+#include "net/proto_headers.h"
 #include "storage/store.h"
+#include "tests/base/temp_dir.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/hardening_util.h"
 #include "tests/net/test_upstream.h"
@@ -68,10 +70,11 @@ class CoverageCliTest : public ::testing::Test {
   }
 
   // Records the skewed mix at a 2 % budget into session "cov"; returns /status's "coverage".
-  json::object RecordSkewedMix() {
-    RecordProcess rec(store_, upstream_.url(),
-                      {"--session", "cov", "--threads", "1", "--sample-mode", "coverage",
-                       "--sample-budget", "2%"});
+  json::object RecordSkewedMix(std::vector<std::string> extra = {}) {
+    std::vector<std::string> flags = {"--session",     "cov",      "--threads",       "1",
+                                      "--sample-mode", "coverage", "--sample-budget", "2%"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    RecordProcess rec(store_, upstream_.url(), flags);
     EXPECT_TRUE(rec.started());
     {
       TestClient c(rec.port());
@@ -130,6 +133,13 @@ TEST_F(CoverageCliTest, RareErrorAndRareShapeSurviveATwoPercentBudget) {
     ++by_class[e.sample_class()];
     EXPECT_GT(e.inclusion_probability(), 0);
     EXPECT_LE(e.inclusion_probability(), 1);
+    // A kept candidate gets the header fields it waited with (net::FlatFields), in order.
+    ASSERT_GE(e.request().headers_size(), 1) << e.DebugString();
+    EXPECT_EQ(e.request().headers(0).name(), "Host");
+    EXPECT_EQ(e.request().headers(0).value(), "shop.test");
+    const std::string* type = net::FindHeader(e.response().headers(), "content-type");
+    ASSERT_NE(type, nullptr) << e.DebugString();
+    EXPECT_EQ(*type, "application/json");
   }
   ASSERT_TRUE(it.value()->status().ok());
   // The budget is a hard cap: 2 % of the requests plus the bucket's burst (1000 x 2 %).
@@ -167,14 +177,17 @@ TEST_F(CoverageCliTest, ClassesMinimizeAndReweight) {
             2);
   EXPECT_NE(err.find("--per-class"), std::string::npos) << err;
 
-  // Replayed as stored, the rare classes are 10 of the ~60 requests; reweighted (each envelope
-  // about 1/p times, scaled to the sample's size) they are about as rare as in the traffic.
-  auto rare_share = [&](bool reweight, int* sent) {
+  // Replayed as stored, the rare classes are 10 of the ~60 requests. Reweighted, each class is
+  // sent as many times as the recorder counted it: the traffic's 3000 requests, 10 of them
+  // rare, exactly; at --reweight-scale 0.02, 60 (59 or 60 of the hot class, 0 or 1 of each
+  // rare one).
+  auto rare_count = [&](std::vector<std::string> extra, int* sent,
+                        const std::string& session = "cov") {
     TestUpstream target;
     target.SetHandler(Shop);
-    std::vector<std::string> args = {"replay",     "--session", "cov",       "--target",
+    std::vector<std::string> args = {"replay",     "--session", session,     "--target",
                                      target.url(), "--max",     "--no-diff", "--no-progress"};
-    if (reweight) args.push_back("--reweight");
+    args.insert(args.end(), extra.begin(), extra.end());
     EXPECT_EQ(Doppel(args, &out, &err), 0) << err;
     int rare = 0;
     const auto got = target.requests();
@@ -183,18 +196,58 @@ TEST_F(CoverageCliTest, ClassesMinimizeAndReweight) {
       rare += id % 600 == 599 || id % 600 == 299;
     }
     *sent = static_cast<int>(got.size());
-    return got.empty() ? 1.0 : static_cast<double>(rare) / static_cast<double>(got.size());
+    return rare;
   };
-  int plain_sent = 0, reweighted_sent = 0;
-  const double plain = rare_share(false, &plain_sent);
-  const double reweighted = rare_share(true, &reweighted_sent);
-  EXPECT_GT(plain, 0.1);
-  EXPECT_LT(reweighted, 0.05);  // 10 of 3000 in the traffic: 0.3 %
-  EXPECT_NEAR(reweighted_sent, plain_sent, plain_sent * 0.25);
+  int plain_sent = 0, reweighted_sent = 0, scaled_sent = 0;
+  const int plain = rare_count({}, &plain_sent);
+  EXPECT_GT(plain, plain_sent / 10);
+  EXPECT_EQ(rare_count({"--reweight"}, &reweighted_sent), 10);
+  EXPECT_EQ(reweighted_sent, kRequests);
+  EXPECT_LE(rare_count({"--reweight", "--reweight-scale", "0.02"}, &scaled_sent), 2);
+  EXPECT_GE(scaled_sent, 59);
+  EXPECT_LE(scaled_sent, 62);
+  // The minimized copy (6 envelopes) carries the counts: reweighted, it is the traffic again.
+  int minimized_sent = 0;
+  EXPECT_EQ(rare_count({"--reweight"}, &minimized_sent, "ci"), 10);
+  EXPECT_EQ(minimized_sent, kRequests);
   // Deterministic: the same requests again.
   int again = 0;
-  EXPECT_EQ(rare_share(true, &again), reweighted);
-  EXPECT_EQ(again, reweighted_sent);
+  const int rare_again = rare_count({"--reweight", "--reweight-scale", "0.02"}, &again);
+  EXPECT_EQ(again, scaled_sent);
+  EXPECT_LE(rare_again, 2);
+  // The scale needs --reweight, and a number above 0.
+  EXPECT_EQ(Doppel({"replay", "--session", "cov", "--target", "http://127.0.0.1:9",
+                    "--reweight-scale", "2"},
+                   &out, &err),
+            2);
+  EXPECT_NE(err.find("--reweight"), std::string::npos) << err;
+  EXPECT_EQ(Doppel({"replay", "--session", "cov", "--target", "http://127.0.0.1:9", "--reweight",
+                    "--reweight-scale", "0"},
+                   &out, &err),
+            2);
+}
+
+// --class-rules: a diff rules file's endpoint patterns name the classes' endpoints; the session
+// record keeps what the recorder counted of each class.
+TEST_F(CoverageCliTest, ClassRulesNameTheEndpointsAndTheRecordKeepsTheCounts) {
+  WriteFile(dir_ + "/rules.json", R"({"endpoints": [{"pattern": "GET /api/items/{item}"}]})");
+  RecordSkewedMix({"--class-rules", dir_ + "/rules.json"});
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto info = store->GetSession("cov");
+  ASSERT_TRUE(info.ok());
+  uint64_t counted = 0;
+  for (const auto& k : info->counts().classes()) {
+    EXPECT_EQ(k.label().rfind("GET /api/items/{item} ", 0), 0u) << k.label();
+    counted += k.requests();
+  }
+  EXPECT_EQ(info->counts().classes_size(), 3);
+  EXPECT_EQ(counted, static_cast<uint64_t>(kRequests));
+  std::string out, err;
+  ASSERT_EQ(Doppel({"sessions", "classes", "cov"}, &out, &err), 0) << err;
+  EXPECT_NE(out.find("GET /api/items/{item} 500 json:"), std::string::npos) << out;
+  // The rare classes' MIX is their share of the traffic (5 of 3000: 0.17 %), not of the sample.
+  EXPECT_NE(out.find("  0.17%"), std::string::npos) << out;
 }
 
 TEST_F(CoverageCliTest, BadFlagsAreUsageErrors) {
@@ -213,6 +266,9 @@ TEST_F(CoverageCliTest, BadFlagsAreUsageErrors) {
        "--per-class-min"},
       {{"--sample-mode", "fancy"}, "uniform"},
       {{"--sample-budget", "5%"}, "--sample-mode coverage"},
+      {{"--class-rules", dir_ + "/none.json"}, "needs --sample-mode coverage"},
+      {{"--sample-mode", "coverage", "--sample-budget", "5%", "--class-rules", dir_ + "/none.json"},
+       "none.json"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = {"record", "--listen", "127.0.0.1:0", "--upstream", up};

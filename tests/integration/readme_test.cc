@@ -411,8 +411,8 @@ TEST_F(ReadmeTest, InstallWorkflow) {
   EXPECT_TRUE(fs::exists(prefix + "/share/doc/doppel/operations.md"));
 }
 
-// Coverage sampling: record by class within a 5 % budget, the class table, a minimized copy,
-// a reweighted replay.
+// Coverage sampling: record by class within a 5 % budget (and a mirror by class within 2 %),
+// the class table, a minimized copy, reweighted replays of the session and of the copy.
 TEST_F(ReadmeTest, CoverageWorkflow) {
   const Block* b = FindBlock("coverage");
   ASSERT_NE(b, nullptr);
@@ -420,6 +420,8 @@ TEST_F(ReadmeTest, CoverageWorkflow) {
   EXPECT_NE(record_output_.find("sampling by coverage, budget 5%"), std::string::npos)
       << record_output_;
   EXPECT_NE(record_output_.find("classes: seen "), std::string::npos) << record_output_;
+  EXPECT_NE(record_output_.find("mirroring by class within 2%"), std::string::npos)
+      << record_output_;
   std::string out;
   ASSERT_EQ(Run("doppel sessions classes sampled-ci", &out), 0) << out;
   EXPECT_NE(out.find("GET /api/v1/products/{id} 200 json:"), std::string::npos) << out;
@@ -597,7 +599,7 @@ TEST_F(ReadmeTest, AuditWorkflow) {
 TEST_F(ReadmeTest, GrpcWorkflow) {
   const Block* b = FindBlock("grpc");
   ASSERT_NE(b, nullptr);
-  ASSERT_EQ(b->commands.size(), 3u);
+  ASSERT_EQ(b->commands.size(), 4u);
   fs::create_symlink(DOPPEL_GRPC_DEMO_BINARY, bin_ + "/doppel-grpc-demo");
   std::vector<std::unique_ptr<ChildProcess>> demos;
   for (const char* version : {"v1", "v2"}) {
@@ -622,6 +624,8 @@ TEST_F(ReadmeTest, GrpcWorkflow) {
   EXPECT_NE(out.find("body.price_cents"), std::string::npos) << out;
   EXPECT_NE(out.find("body.status"), std::string::npos) << out;
   EXPECT_NE(out.find(".tags"), std::string::npos) << out;
+  ASSERT_EQ(Run(Rewrite(b->commands[3]), &out), 0) << out;
+  EXPECT_NE(out.find(R"("grpc_messages":{"id")"), std::string::npos) << out;
 }
 
 }  // namespace

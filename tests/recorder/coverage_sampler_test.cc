@@ -120,7 +120,7 @@ TEST(CoverageSamplerTest, SkewedMixCoversEveryClassWithinBudget) {
   EXPECT_NEAR(hot.weighted, static_cast<double>(hot.seen), 0.15 * static_cast<double>(hot.seen));
   const CoverageSnapshot snap = s.Snapshot();
   EXPECT_EQ(snap.classes.size(), total.size());
-  EXPECT_EQ(snap.classes.front().label, "GET /hot 200 json:1");  // most frequent first
+  EXPECT_EQ(*snap.classes.front().label, "GET /hot 200 json:1");  // most frequent first
   EXPECT_EQ(snap.kept, kept);
 }
 
@@ -294,7 +294,7 @@ TEST(CoverageSamplerTest, MemoryIsBoundedAndTheHeavyClassStaysTracked) {
   }
   const CoverageSnapshot snap = s.Snapshot();
   ASSERT_EQ(snap.classes.size(), 8u);
-  EXPECT_EQ(snap.classes.front().label, "heavy");
+  EXPECT_EQ(*snap.classes.front().label, "heavy");
   EXPECT_NEAR(snap.classes.front().share, 0.5, 1.0 / 8 + 0.01);
   EXPECT_LE(snap.classes.front().error, 1.0 / 8 + 1e-9);
 }
@@ -314,7 +314,7 @@ TEST(CoverageSamplerTest, PublishedSnapshotsMergeAcrossThreads) {
   uint64_t seen_x = 0;
   double shares = 0;
   for (const ClassStat& c : m.classes) {
-    if (c.label == "x") seen_x = c.seen;
+    if (*c.label == "x") seen_x = c.seen;
     shares += c.share;
     EXPECT_GT(c.kept, 0u);
   }

@@ -549,5 +549,76 @@ TEST_F(MirrorExchangeTest, PrimaryBodyOverTheCaptureLimitIsNotCompared) {
   EXPECT_EQ(c.diff_uncompared, 1u);
 }
 
+// mode=coverage: copies are chosen by class once the primary answered, within the budget;
+// every rare class reaches the mirror, the hot one gets what is left.
+TEST_F(MirrorExchangeTest, CoverageMirrorGetsEveryRareClassWithinItsBudget) {
+  constexpr int kRequests = 1500;
+  // /api/items/{id}: every 300th answers 500, every 300th (offset 149) has a shape of its own.
+  primary_.SetHandler(
+      [](const doppel::testing::ReceivedRequest& r) -> std::optional<net::HttpResponse> {
+        const int id = std::atoi(r.target.c_str() + std::string("/api/items/").size());
+        net::HttpResponse res{http::status::ok, 11};
+        res.set(http::field::content_type, "application/json");
+        if (id % 300 == 299) {
+          res.result(http::status::internal_server_error);
+          res.body() = R"({"error":"boom"})";
+        } else if (id % 300 == 149) {
+          res.body() = R"({"id":1,"promo":{"code":"X"}})";
+        } else {
+          res.body() = R"({"id":1,"name":"item"})";
+        }
+        return res;
+      });
+  Start(/*shadow_suffix=*/false, mirror_.url() + ",mode=coverage,budget=2%");
+  {
+    TestClient client(rec_->listen_address().port);
+    for (int i = 0; i < kRequests; ++i) {
+      net::HttpRequest r{http::verb::get, "/api/items/" + std::to_string(i), 11};
+      r.set(http::field::host, "api");
+      ASSERT_NE(client.Send(std::move(r)).result_int(), 0u) << i;
+    }
+  }
+  auto settled = [&] {
+    const MirrorCounts c = rec_->mirror_counts().at(0);
+    return c.sent + c.skipped_sample == kRequests && c.sent == mirror_.requests().size() &&
+           c.inflight == 0;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!settled() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(settled()) << rec_->StatusJson();
+  int errors = 0, promos = 0;
+  for (const auto& r : mirror_.requests()) {
+    const int id = std::atoi(r.target.c_str() + std::string("/api/items/").size());
+    errors += id % 300 == 299;
+    promos += id % 300 == 149;
+  }
+  EXPECT_EQ(errors, 5);
+  EXPECT_EQ(promos, 5);
+  // A hard cap: 2 % of the requests plus the bucket's burst (1000 x 2 %).
+  const MirrorCounts c = rec_->mirror_counts().at(0);
+  EXPECT_LE(c.sent, kRequests * 2 / 100 + 20);
+  EXPECT_GE(c.sent, 10u + 1);
+  const std::string status = rec_->StatusJson();
+  EXPECT_TRUE(Contains(status, R"("mode":"coverage")")) << status;
+  EXPECT_TRUE(Contains(status, R"("classes_covered":3)")) << status;
+}
+
+TEST(ParseMirrorSpecTest, CoverageModeAndBudget) {
+  auto spec = ParseMirrorSpec("http://m:1,mode=coverage,budget=50/s");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_TRUE(spec->coverage);
+  EXPECT_EQ(spec->budget.kind, SampleBudget::Kind::kRate);
+  EXPECT_DOUBLE_EQ(spec->budget.per_second, 50);
+  EXPECT_FALSE(ParseMirrorSpec("http://m:1,mode=uniform").value().coverage);
+  EXPECT_TRUE(Contains(SpecError("http://m:1,mode=coverage"), "needs budget="));
+  EXPECT_TRUE(Contains(SpecError("http://m:1,budget=5%"), "budget= is for mode=coverage"));
+  EXPECT_TRUE(Contains(SpecError("http://m:1,mode=coverage,budget=5%,percent=10"), "percent="));
+  EXPECT_TRUE(Contains(SpecError("http://m:1,mode=coverage,budget=5%,adaptive"), "adaptive"));
+  EXPECT_TRUE(Contains(SpecError("http://m:1,mode=smart"), "uniform"));
+  EXPECT_TRUE(Contains(SpecError("http://m:1,mode=coverage,budget=lots"), "budget="));
+}
+
 }  // namespace
 }  // namespace doppel::recorder

@@ -308,7 +308,7 @@ TEST_F(SessionTest, CoverageSessionStartsWithTheClassHistoryOfItsUpstream) {
   const auto snap = (*second)->recorder().coverage();
   ASSERT_TRUE(snap.has_value());
   ASSERT_EQ(snap->classes.size(), 2u);
-  EXPECT_EQ(snap->classes[0].label, hot);
+  EXPECT_EQ(*snap->classes[0].label, hot);
   EXPECT_EQ(snap->classes[0].seen, 0u);
   EXPECT_GT(snap->classes[0].share, 0.9);
   (void)(*second)->Stop();

@@ -14,6 +14,7 @@
 #include "redact/redactor.h"
 #include "replay/replay.h"
 #include "tests/net/test_upstream.h"
+#include "tests/replay/vector_source.h"
 
 namespace doppel::replay {
 namespace {
@@ -392,27 +393,6 @@ rules:
 }
 
 // ---- the engine with a correlator: one request in flight per client, in recorded order ----
-
-class VectorSource : public EnvelopeSource {
- public:
-  explicit VectorSource(std::vector<Envelope> envelopes) : envelopes_(std::move(envelopes)) {}
-  bool Next(Envelope* e) override {
-    if (next_ == envelopes_.size()) return false;
-    *e = envelopes_[next_++];
-    return true;
-  }
-  Status status() const override { return Status::Ok(); }
-  Status Rewind() override {
-    next_ = 0;
-    return Status::Ok();
-  }
-  const doppel::v1::SessionInfo& session() const override { return info_; }
-
- private:
-  std::vector<Envelope> envelopes_;
-  size_t next_ = 0;
-  doppel::v1::SessionInfo info_;
-};
 
 // Sends each client's previous live answer along (X-Previous), as a live value would be.
 class ChainCorrelator : public RequestCorrelator {
