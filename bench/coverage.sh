@@ -132,7 +132,7 @@ classes() {
 # analyze.py covered FULL REC: "covered<TAB>total<TAB>missed" (classes of the class table FULL
 # with an envelope in REC; those without, each with its requests in FULL). analyze.py tvd REC|REPLAY_LOG [top]: the total variation distance between
 # the endpoint-template mix of $tmp/paths.txt and that of a class table (its MIX column: the
-# shares by 1/p) or of a file of paths (a replay's access log); "top" adds the 5 hottest
+# shares of the requests each class stood for, printed to 0.01 %) or of a file of paths (a replay's access log); "top" adds the 5 hottest
 # endpoints' shares in both. Only /svc... counts: start_doppel's readiness check (GET /, 204)
 # is recorded too and is not part of the traffic. analyze.py weights JSONL: Σ 1/p over a
 # session's envelopes (what they stand for: the requests, were the p right) and the heaviest
@@ -232,7 +232,7 @@ for round in $(seq "$ROUNDS"); do
   uni_ht=$(analyze tvd "$tmp/paths.txt" "$tmp/classes-uniform$round.txt")
   tvd_list+="$tvd "; ht_list+="$ht "; uni_ht_list+="$uni_ht "
   REPLAY_ROWS+=("| $round | $sent | $tvd | $ht | $uni_ht | $sum_w | $heaviest % | $top |")
-  log "round $round: replay --reweight sent $sent, TVD $tvd (the sample's 1/p mix: $ht; uniform sample's mix: $uni_ht)"
+  log "round $round: replay --reweight sent $sent, TVD $tvd (the class table's MIX: $ht; uniform sample's mix: $uni_ht)"
 done
 
 # ---------------------------------------------------------------- report
@@ -262,9 +262,9 @@ section=$tmp/section.md
   echo
   echo "### Endpoint mix of \`doppel replay --reweight\`"
   echo
-  echo "Each round's coverage session replayed with \`doppel replay --reweight --max --no-diff --concurrency $PARALLEL\` to a second server block of the upstream that logs each request's \`\$uri\`; the log's paths, as endpoint templates, against the traffic's: total variation distance ½ Σ |p_i − q_i| over the $t_endpoints templates. For reference: the TVD of the mix the coverage sample's envelopes stand for (the class table's \`MIX\` column, shares by 1/p: what \`--reweight\` aims at before its rounding), and that of the uniform sample's own mix (sampling noise alone at this sample size); and, from \`doppel export --format jsonl\` of the coverage session, the sum of its envelopes' 1/p (the requests they stand for: $REQUESTS were the inclusion probabilities right, plus the readiness check) and the largest single 1/p as a share of that sum."
+  echo "Each round's coverage session replayed with \`doppel replay --reweight --max --no-diff --concurrency $PARALLEL\` to a second server block of the upstream that logs each request's \`\$uri\`; the log's paths, as endpoint templates, against the traffic's: total variation distance ½ Σ |p_i − q_i| over the $t_endpoints templates. \`--reweight\` sends each class as many times as the recorder counted it (the session record's class counts), spread over the class's envelopes by 1/p. For reference: the TVD of the class table's \`MIX\` column (each class's share of the requests it stood for, printed to 0.01 %, which is most of its distance), and that of the uniform sample's own mix (sampling noise alone at this sample size); and, from \`doppel export --format jsonl\` of the coverage session, the sum of its envelopes' 1/p (what 1/p weights alone would stand for: $REQUESTS were they exact, plus the readiness check) and the largest single 1/p as a share of that sum."
   echo
-  echo "| round | requests the replay sent | TVD replay vs traffic | TVD coverage sample's 1/p mix vs traffic | TVD uniform sample's mix vs traffic | coverage sample's Σ 1/p (of $REQUESTS requests) | heaviest envelope's share of Σ 1/p | the 5 hottest endpoints: traffic → replay |"
+  echo "| round | requests the replay sent | TVD replay vs traffic | TVD of the class table's MIX vs traffic | TVD uniform sample's mix vs traffic | coverage sample's Σ 1/p (of $REQUESTS requests) | heaviest envelope's share of Σ 1/p | the 5 hottest endpoints: traffic → replay |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|"
   for row in "${REPLAY_ROWS[@]}"; do echo "$row"; done
   echo
@@ -275,7 +275,7 @@ section=$tmp/section.md
   echo "| class coverage, coverage mode at $BUDGET % | $m_cov % | $min_cov % | ≥ 99 % | $(bench_verdict "$m_cov" ">=" 99) |"
   echo "| class coverage, uniform at $BUDGET % (reference) | $m_uni % | | | |"
   echo "| TVD of the \`--reweight\` replay's endpoint mix vs the traffic's | $m_tvd | $max_tvd | ≤ 0.02 | $(bench_verdict "$m_tvd" "<=" 0.02) |"
-  echo "| TVD of the coverage sample's 1/p mix (reference) | $m_ht | | | |"
+  echo "| TVD of the class table's MIX (reference) | $m_ht | | | |"
   echo "| TVD of the uniform sample's mix (reference) | $m_uni_ht | | | |"
   echo "| recorder CPU per request, coverage / uniform | ${m_cpu}× | ${max_cpu}× | ≤ 1.1× | $(bench_verdict "$m_cpu" "<=" 1.1) |"
   echo
