@@ -83,6 +83,7 @@ class RocksStore final : public Store {
   Result<DeletedCounts> DeleteEnvelopesBefore(std::string_view session,
                                               uint64_t cutoff_us) override;
   Result<uint64_t> ApproximateSessionBytes(std::string_view session) override;
+  Result<CompactedBytes> CompactSession(std::string_view session) override;
   Result<RunInfo> CreateRun(RunInfo info) override;
   Status UpdateRun(const RunInfo& info) override;
   Result<RunInfo> GetRun(uint32_t run_id) override;

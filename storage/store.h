@@ -95,6 +95,12 @@ struct DeletedCounts {
   uint64_t runs = 0;
 };
 
+// What Store::CompactSession did: the session's bytes on disk (ApproximateSessionBytes).
+struct CompactedBytes {
+  uint64_t before = 0;
+  uint64_t after = 0;
+};
+
 // Thread safety: all methods may be called from several threads; appends to one session
 // are serialized internally. Intended use is one writer thread per session.
 class Store {
@@ -144,6 +150,14 @@ class Store {
 
   // Approximate bytes the session's envelopes take on disk (SST files and memtables).
   virtual Result<uint64_t> ApproximateSessionBytes(std::string_view session) = 0;
+  // Rewrites a closed session's envelopes into the bottommost level with the settings for
+  // settled data (kBlockZstdDict: zstd level 12 over 1 MiB blocks with a 112 KiB dictionary
+  // trained on 16 MiB, against ingest's level 3, 64 KiB blocks and 64 KiB dictionary;
+  // docs/storage-format.md). Takes seconds per 100 MB of envelopes, on the calling thread;
+  // the ingest settings are back in force when it returns. A later compaction that rewrites
+  // the same files (a later session's data merged into them) uses the ingest settings again.
+  // Refuses a session still RECORDING. Returns the session's bytes on disk before and after.
+  virtual Result<CompactedBytes> CompactSession(std::string_view session) = 0;
 
   // ---- runs ----
   // Allocates an id, stores the run (state RUNNING unless set) and returns it.

@@ -2,7 +2,9 @@
 // export/import speak bundle, HAR, JSON Lines, GoReplay (in) and curl (out): interop/interop.h.
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <chrono>
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -193,6 +195,28 @@ int Retain(const GlobalOptions& g, const std::string& name, uint64_t older_than_
   std::cout << "deleted " << deleted->envelopes << " envelopes older than " << FormatTime(cutoff)
             << " from '" << name << "', and " << Runs(deleted->runs)
             << " that replayed envelopes that old\n";
+  return kExitOk;
+}
+
+int SessionsCompact(const GlobalOptions& g, const std::string& name) {
+  Status s;
+  auto store = OpenStore(g, false, &s);
+  if (!s.ok()) return Fail(s);
+  auto info = store->GetSession(name);
+  if (!info.ok()) return Fail(info.status());
+  const auto start = std::chrono::steady_clock::now();
+  auto bytes = store->CompactSession(name);
+  if (!bytes.ok()) return Fail(bytes.status());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const uint64_t n = info->counts().envelopes();
+  std::ostringstream line;
+  line << std::fixed << std::setprecision(0) << "compacted session '" << name << "' (" << n
+       << " envelopes): on disk " << FormatBytes(bytes->before) << " -> "
+       << FormatBytes(bytes->after) << " ("
+       << (n > 0 ? static_cast<double>(bytes->after) / static_cast<double>(n) : 0.0)
+       << " B/envelope), " << std::setprecision(1) << seconds << " s\n";
+  std::cout << line.str();
   return kExitOk;
 }
 
@@ -551,6 +575,15 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
         return SessionsMinimize(g, *name, *out, static_cast<uint32_t>(*per_class), *rules);
       };
     });
+  }
+  {
+    auto* compact = sessions->add_subcommand(
+        "compact",
+        "rewrite a closed session's envelopes with the stronger compression kept for settled "
+        "data (docs/storage-format.md)");
+    auto name = std::make_shared<std::string>();
+    compact->add_option("name", *name, "session name")->required();
+    compact->callback([run, &g, name] { *run = [&g, name] { return SessionsCompact(g, *name); }; });
   }
   {
     auto* retain = sessions->add_subcommand(

@@ -246,9 +246,9 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
-      "record-replay", "ci",       "load-test", "interop", "mirror",         "redis",
-      "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc",
-      "mtls",          "audit",    "coverage",  "chaos",   "install",        "config"};
+      "record-replay", "ci",      "load-test", "interop",        "mirror", "redis", "streaming",
+      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",  "audit",
+      "coverage",      "chaos",   "install",   "config",         "store"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -341,6 +341,21 @@ TEST_F(ReadmeTest, InteropWorkflow) {
   subst_.emplace_back("1714558830123456.0", arrival[1].str() + "." + seq[1].str());
   RunBlock(*b, {});
   EXPECT_TRUE(fs::exists(work_ + "/checkout.har"));
+}
+
+// Keeping the store small: compact a recorded session (it reads back whole), then retention.
+TEST_F(ReadmeTest, StoreWorkflow) {
+  const Block* b = FindBlock("store");
+  ASSERT_NE(b, nullptr);
+  ASSERT_NO_FATAL_FAILURE(RecordCheckout(20));
+  std::string before, after, out;
+  ASSERT_EQ(Run("doppel cat checkout", &before), 0) << before;
+  RunBlock(*b, {});
+  ASSERT_EQ(Run("doppel sessions compact checkout", &out), 0) << out;
+  EXPECT_NE(out.find("compacted session 'checkout' (60 envelopes): on disk "), std::string::npos)
+      << out;
+  ASSERT_EQ(Run("doppel cat checkout", &after), 0) << after;
+  EXPECT_EQ(after, before);
 }
 
 // Live mirroring: the record command with mirrors runs, mirrors get copies, Ctrl-C prints
