@@ -239,25 +239,25 @@ Status MeasureStore(const Config& config, const std::vector<Envelope>& corpus, s
     store.reset();
 
     if (first) {
+      // A rewritten store must still read back whole.
+      auto read_back = [&]() -> Status {
+        storage::StorePtr reopened;
+        DOPPEL_RETURN_IF_ERROR(OpenStore(config, dir.string(), &reopened));
+        uint64_t mismatches = 0;
+        DOPPEL_RETURN_IF_ERROR(ScanSession(*reopened, &corpus, &scanned, &mismatches));
+        m->mismatches += mismatches;
+        return Status::Ok();
+      };
       m->compaction_error = CompactFully(dir.string());
       if (m->compaction_error.empty()) {
         m->sst_bytes_compacted = SstBytes(dir, &m->sst_files_compacted);
-        // The compacted store must still read back whole.
-        DOPPEL_RETURN_IF_ERROR(OpenStore(config, dir.string(), &store));
-        uint64_t mismatches = 0;
-        DOPPEL_RETURN_IF_ERROR(ScanSession(*store, &corpus, &scanned, &mismatches));
-        m->mismatches += mismatches;
-        store.reset();
+        DOPPEL_RETURN_IF_ERROR(read_back());
       }
       const Status settled = Settle(config, dir.string(), &m->settle_s);
       m->settle_error = settled.ok() ? "" : settled.ToString();
       if (settled.ok()) {
         m->sst_bytes_settled = SstBytes(dir, &m->sst_files_settled);
-        DOPPEL_RETURN_IF_ERROR(OpenStore(config, dir.string(), &store));
-        uint64_t mismatches = 0;
-        DOPPEL_RETURN_IF_ERROR(ScanSession(*store, &corpus, &scanned, &mismatches));
-        m->mismatches += mismatches;
-        store.reset();
+        DOPPEL_RETURN_IF_ERROR(read_back());
       }
     }
     fs::remove_all(dir);
