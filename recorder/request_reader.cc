@@ -5,6 +5,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
+#include <cctype>
 #include <iterator>
 
 #include "recorder/request_checks.h"
@@ -160,6 +161,24 @@ RequestReader::Event RequestReader::OnHead(beast::error_code ec, std::string_vie
   return Event::kHead;
 }
 
+namespace {
+
+// Whether `left` (bytes Beast did not consume) starts with a whole last-chunk line, after the
+// CRLF that ends the previous chunk's data: "0" (or "00"...), an extension maybe, then CRLF.
+// (A chunk size with another digit in it, "05", is not the last chunk.)
+bool IsLastChunkLine(std::string_view left) {
+  if (left.starts_with("\r\n")) left.remove_prefix(2);
+  size_t zeros = 0;
+  while (zeros < left.size() && left[zeros] == '0') ++zeros;
+  if (zeros == 0 ||
+      (zeros < left.size() && std::isxdigit(static_cast<unsigned char>(left[zeros])))) {
+    return false;
+  }
+  return left.find("\r\n", zeros) != std::string_view::npos;
+}
+
+}  // namespace
+
 // http::async_read's loop after the head: eager, so each call parses all it can.
 RequestReader::Event RequestReader::ParseBody(std::string_view bytes, size_t* consumed) {
   size_t& pos = *consumed;
@@ -172,15 +191,15 @@ RequestReader::Event RequestReader::ParseBody(std::string_view bytes, size_t* co
     // parse_chunk_header: BOOST_ASSERT(n >= 5)), which a client sending "0\r\n\r" in pieces
     // breaks; a build without assertions parses on correctly. Fewer than 5 bytes cannot end
     // the body there ("0\r\n\r\n" is the shortest end), so they are not given to it: the
-    // answer is the need_more it would give. The line was read whole when a CRLF follows
-    // the first byte (a stall before it has no CRLF there, and a chunk with data does not
-    // stall on its line).
+    // answer is the need_more it would give. Beast is in that state when what it left
+    // unconsumed is a whole last-chunk line (IsLastChunkLine); a chunk's data it consumes.
     if (last_chunk_short_ && data.size() < 5) return Event::kNeedMore;
     beast::error_code ec;
     const size_t used = parser_->put(asio::buffer(data.data(), data.size()), ec);
     pos += used;
     if (ec == http::error::need_more) {
-      last_chunk_short_ = data.size() < 5 && data.find("\r\n", 1) != std::string_view::npos;
+      const std::string_view left = data.substr(used);
+      last_chunk_short_ = left.size() < 5 && IsLastChunkLine(left);
       return Event::kNeedMore;
     }
     if (ec == http::error::body_limit) return RefuseBodyTooLarge();
