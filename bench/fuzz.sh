@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Longer fuzzing than `tools/test.sh --fuzz`: builds the libFuzzer targets into build-fuzz/
-# (clang, ASan + UBSan) and runs each for SECONDS (default 600), one after another, then
+# Longer fuzzing than `tools/test.sh --fuzz`: builds the libFuzzer targets into build-asan/
+# (clang, ASan + UBSan; the build tools/test.sh --sanitize and --fuzz use) and runs each for SECONDS (default 600), one after another, then
 # prints target / execs / exec/s / coverage / new inputs / crashes. A crash does not stop
-# the other targets; its input is in build-fuzz/fuzz-bench/<target>/artifacts/.
+# the other targets; its input is in build-asan/fuzz-bench/<target>/artifacts/.
 #   bench/fuzz.sh [SECONDS] [TARGET...]
-# Environment: SKIP_BUILD=1 uses build-fuzz as it is.
+# Environment: SKIP_BUILD=1 uses build-asan as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
@@ -16,21 +16,16 @@ targets=("$@")
   targets=(envelope_decode bundle_reader envelope_json rules_loader json_diff http_request)
 
 if [[ -z "${SKIP_BUILD:-}" ]]; then
-  doppel_install_deps "${DOPPEL_FUZZ_PACKAGES[@]}"
-  fuzz_cmake=(-DDOPPEL_FUZZ=ON)
-  # The compiler only on the first configure (see tools/test.sh).
-  [ -f build-fuzz/CMakeCache.txt ] ||
-    fuzz_cmake+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++)
-  cmake -S . -B build-fuzz "${fuzz_cmake[@]}" >/dev/null
-  cmake --build build-fuzz -j2 --target doppel_fuzz
+  doppel_configure_sanitize_build
+  cmake --build build-asan -j2 --target doppel_fuzz
 fi
 
-out=build-fuzz/fuzz-bench
+out=build-asan/fuzz-bench
 rm -rf "$out"
 failed=0
 echo "fuzzing ${#targets[@]} targets for ${seconds} s each; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for t in "${targets[@]}"; do
-  tests/fuzz/run_fuzzer.sh "build-fuzz/tests/fuzz/fuzz_$t" "$seconds" "$out/$t" \
+  tests/fuzz/run_fuzzer.sh "build-asan/tests/fuzz/fuzz_$t" "$seconds" "$out/$t" \
     "tests/fuzz/corpus/$t" "tests/fuzz/regressions/$t" || failed=1
 done
 echo

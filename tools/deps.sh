@@ -31,3 +31,22 @@ doppel_install_deps() {
 # (libclang_rt.fuzzer and the ASan/UBSan runtimes; the clang package only recommends them),
 # and llvm for llvm-symbolizer, which turns crash stacks into file:line.
 DOPPEL_FUZZ_PACKAGES=(clang libclang-rt-14-dev llvm)
+
+# doppel_configure_sanitize_build [CMAKE_ARGS...]: configures build-asan/, the build that
+# tools/test.sh --sanitize and --fuzz and bench/fuzz.sh share (CMakeLists.txt,
+# DOPPEL_SANITIZE): clang, so that one set of objects serves the sanitizer suite and the
+# libFuzzer binaries.
+doppel_configure_sanitize_build() {
+  doppel_install_deps "${DOPPEL_FUZZ_PACKAGES[@]}"
+  local args=(-DDOPPEL_SANITIZE=ON "$@")
+  if [ -f build-asan/CMakeCache.txt ] &&
+     ! grep -q '^CMAKE_CXX_COMPILER:.*clang' build-asan/CMakeCache.txt; then
+    echo "doppel: build-asan/ was configured with gcc (an older tools/test.sh); configuring it again with clang" >&2
+    rm -rf build-asan
+  fi
+  # The compiler only on the first configure: naming it again (even the same one by another
+  # path) makes CMake drop the cache and rebuild everything.
+  [ -f build-asan/CMakeCache.txt ] ||
+    args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++)
+  cmake -S . -B build-asan "${args[@]}" >/dev/null
+}

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds doppel into build/ and runs the whole test suite.
 # Re-running is incremental. Options:
-#   --sanitize   build into build-asan/ with AddressSanitizer + UBSan and run the suite there
+#   --sanitize   build into build-asan/ (clang, AddressSanitizer + UBSan, libFuzzer's coverage
+#                instrumentation) and run the suite there
 #   -R REGEX     only run tests whose name matches (passed to ctest)
-#   --fuzz [SECONDS]  build the libFuzzer targets with clang into build-fuzz/ and run each for
-#                SECONDS (default 30); prints execs per target (tests/fuzz/README.md)
+#   --fuzz [SECONDS]  build the libFuzzer targets in the same build-asan/ and run each for
+#                SECONDS (default 30); prints execs per target (tests/fuzz/README.md). After
+#                --sanitize this builds nothing new: CI's two passes share one build.
 # A test that did not run (skipped or disabled) fails the run unless tests/skip-allowlist.txt
 # lists it with the reason (tools/check_skips.sh); ctest alone counts a skip as a pass.
 set -euo pipefail
@@ -12,9 +14,9 @@ cd "$(dirname "$0")/.."
 source tools/deps.sh
 
 build_dir=build
-cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 ctest_args=()
 fuzz_seconds=""
+sanitize=""
 
 # run_ctest BUILD_DIR ARGS...: ctest, then the skip check on its JUnit output; the first
 # failure's exit code.
@@ -31,7 +33,9 @@ run_ctest() {
 while [ $# -gt 0 ]; do
   case "$1" in
     --sanitize)
-      build_dir=build-asan; cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DDOPPEL_SANITIZE=ON)
+      sanitize=1
+      # The timed fuzzing tests belong to --fuzz; the regression runners stay in the suite.
+      ctest_args+=(-LE '^fuzz$')
       # Under ASan a process is 2-5x slower, and a few integration tests that race a signal
       # or a kill against a running replay can lose the race on a loaded 2-core machine: a
       # failed test is run once more. A deterministic sanitizer finding aborts the process in
@@ -46,31 +50,29 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+if [ -n "$sanitize$fuzz_seconds" ]; then
+  build_dir=build-asan
+  doppel_configure_sanitize_build ${fuzz_seconds:+-DDOPPEL_FUZZ_SECONDS="$fuzz_seconds"}
+fi
+
 if [ -n "$fuzz_seconds" ]; then
-  doppel_install_deps "${DOPPEL_FUZZ_PACKAGES[@]}"
   start=$(date +%s)
-  fuzz_cmake=(-DDOPPEL_FUZZ=ON -DDOPPEL_FUZZ_SECONDS="$fuzz_seconds")
-  # The compiler only on the first configure: naming it again (even the same one by another
-  # path) makes CMake drop the cache and rebuild everything.
-  [ -f build-fuzz/CMakeCache.txt ] ||
-    fuzz_cmake+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++)
-  cmake -S . -B build-fuzz "${fuzz_cmake[@]}" >/dev/null
   # Only the fuzz targets and the libraries they link.
-  cmake --build build-fuzz -j2 --target doppel_fuzz
+  cmake --build "$build_dir" -j2 --target doppel_fuzz
   built=$(date +%s)
   # One target at a time, so each gets a core and the exec counts mean something.
   rc=0
-  rm -rf build-fuzz/fuzz-out
-  run_ctest build-fuzz -L '^fuzz$' --output-on-failure "${ctest_args[@]}" || rc=$?
+  rm -rf "$build_dir/fuzz-out"
+  run_ctest "$build_dir" -L '^fuzz$' --no-tests=error --output-on-failure "${ctest_args[@]}" || rc=$?
   echo "fuzz build: $((built - start)) s, fuzzing: $(( $(date +%s) - built )) s"
-  tests/fuzz/fuzz_table.sh build-fuzz/fuzz-out
+  tests/fuzz/fuzz_table.sh "$build_dir/fuzz-out"
   exit $rc
 fi
 
 # nginx and wrk are test peers for integration tests and benchmarks; curl runs the commands
 # `doppel export --format curl` writes (tests/integration/interop_cli_test.cc).
 doppel_install_deps nginx wrk zstd curl
-cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
+[ -n "$sanitize" ] || cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 start=$(date +%s)
 cmake --build "$build_dir" -j2
 built=$(date +%s)
