@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for a fixed time (the fuzz_<target> CTest tests, bench/fuzz.sh).
-#   run_fuzzer.sh BINARY SECONDS OUT_DIR CORPUS_DIR... [-- EXTRA_LIBFUZZER_FLAGS...]
-# New inputs go to OUT_DIR/corpus (the first corpus libFuzzer is given, so the only one it
-# writes to); the CORPUS_DIRs (the committed seeds and regressions) are read, never grown.
+#   run_fuzzer.sh [--keep-corpus DIR] BINARY SECONDS OUT_DIR CORPUS_DIR... [-- EXTRA_LIBFUZZER_FLAGS...]
+# New inputs go to OUT_DIR/corpus, or to DIR with --keep-corpus (a campaign's corpus kept
+# between runs, bench/fuzz.sh): the first corpus libFuzzer is given, so the only one it
+# writes to. The CORPUS_DIRs (the committed seeds and regressions) are read, never grown.
 # A crash, leak, timeout or OOM input is saved in OUT_DIR/artifacts/ — add it under
 # tests/fuzz/regressions/<target>/ once fixed. The full log is OUT_DIR/log; a one-line
 # summary is printed and written to OUT_DIR/summary as key=value pairs.
 set -uo pipefail
+keep=""
+if [ "${1:-}" = "--keep-corpus" ]; then keep=$2; shift 2; fi
 bin=$1 seconds=$2 out=$3
 shift 3
 dirs=()
@@ -19,6 +22,8 @@ done
 name=$(basename "$bin")
 rm -rf "$out"
 mkdir -p "$out/corpus" "$out/artifacts"
+corpus=${keep:-$out/corpus}
+mkdir -p "$corpus"
 
 # Leak checks stay on (libFuzzer's per-input check needs ASan's LSan); symbolized traces.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
@@ -29,7 +34,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 start=$(date +%s)
 "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=300 -timeout=10 \
   -print_final_stats=1 \
-  -artifact_prefix="$out/artifacts/" "${extra[@]}" "$out/corpus" "${dirs[@]}" >"$out/log" 2>&1
+  -artifact_prefix="$out/artifacts/" "${extra[@]}" "$corpus" "${dirs[@]}" >"$out/log" 2>&1
 rc=$?
 elapsed=$(( $(date +%s) - start ))
 
