@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Fuzzing campaigns, longer than `tools/test.sh --fuzz` (tests/fuzz/README.md). Builds the
 # libFuzzer targets in build-asan/ (clang, ASan + UBSan: the build tools/test.sh --sanitize
-# and --fuzz use) and runs each target in turn until it has run RUNS inputs or SECONDS have
+# and --fuzz use) and runs each target (J at a time) until it has run N inputs or SECONDS have
 # passed, whichever comes first. A crash does not stop the other targets; its input is in
 # build-asan/fuzz-bench/<target>/artifacts/.
 #
-#   bench/fuzz.sh [SECONDS] [--runs N] [--corpus DIR] [--merge] [--write-doc] [TARGET...]
+#   bench/fuzz.sh [SECONDS] [--runs N] [--jobs J] [--corpus DIR] [--merge] [--write-doc] [TARGET...]
 #
 #   SECONDS       time cap per target (default 600)
 #   --runs N      stop a target after N executions (default: the time cap only)
+#   --jobs J      run J targets at a time (default 1; each libFuzzer process uses one core)
 #   --corpus DIR  keep what the fuzzer finds in DIR/<target>/ (outside the repository), so the
 #                 next campaign starts from it; default: a scratch directory per run
 #   --merge       afterwards, libFuzzer's -merge=1 picks the kept inputs that add coverage over
@@ -28,14 +29,15 @@ source tools/deps.sh
 source bench/results_section.sh
 
 usage() {
-  echo "usage: bench/fuzz.sh [SECONDS] [--runs N] [--corpus DIR] [--merge] [--write-doc] [TARGET...]" >&2
+  echo "usage: bench/fuzz.sh [SECONDS] [--runs N] [--jobs J] [--corpus DIR] [--merge] [--write-doc] [TARGET...]" >&2
   exit 2
 }
-seconds=600 runs="" keep="" merge="" write_doc=""
+seconds=600 runs="" jobs=1 keep="" merge="" write_doc=""
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) [[ "${2:-}" =~ ^[0-9]+$ ]] || usage; runs=$2; shift ;;
+    --jobs) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || usage; jobs=$2; shift ;;
     --corpus) [ -n "${2:-}" ] || usage; keep=$2; shift ;;
     --merge) merge=1 ;;
     --write-doc) write_doc=1 ;;
@@ -74,13 +76,26 @@ out=build-asan/fuzz-bench
 rm -rf "$out"
 failed=0
 started=$(date -u +%Y-%m-%dT%H:%MZ)
-echo "fuzzing ${#targets[@]} targets, each for ${runs:+$runs runs or }${seconds} s; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for t in "${targets[@]}"; do
   [ -x "build-asan/tests/fuzz/fuzz_$t" ] || { echo "bench/fuzz.sh: no fuzz target $t" >&2; exit 2; }
+done
+echo "fuzzing ${#targets[@]} targets, $jobs at a time, each for ${runs:+$runs runs or }${seconds} s;" \
+  "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
   corpus_arg=()
   [ -n "$keep" ] && corpus_arg=(--keep-corpus "$keep/$t")
   tests/fuzz/run_fuzzer.sh "${corpus_arg[@]}" "build-asan/tests/fuzz/fuzz_$t" "$seconds" "$out/$t" \
-    "tests/fuzz/corpus/$t" "tests/fuzz/regressions/$t" -- ${runs:+-runs=$runs} || failed=1
+    "tests/fuzz/corpus/$t" "tests/fuzz/regressions/$t" -- ${runs:+-runs=$runs} &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
 done
 
 # --merge: inputs that add coverage over the committed seeds and regressions.
@@ -122,9 +137,9 @@ if [ -n "$write_doc" ]; then
     echo "<!-- fuzz-campaign:begin -->"
     echo "### Last fuzzing campaign"
     echo
-    echo "\`bench/fuzz.sh $seconds${runs:+ --runs $runs}${keep:+ --corpus DIR}${merge:+ --merge} --write-doc\`," \
+    echo "\`bench/fuzz.sh $seconds${runs:+ --runs $runs} --jobs $jobs${keep:+ --corpus DIR}${merge:+ --merge} --write-doc\`," \
          "started $started on commit $(git rev-parse --short HEAD 2>/dev/null || echo none)," \
-         "$(nproc) cores, one target at a time; each target stops at" \
+         "$(nproc) cores, $jobs target(s) at a time; each target stops at" \
          "${runs:+$runs executions or }$seconds s. \"cov\" is libFuzzer's edge coverage after" \
          "loading the corpus → at the end; \"new\" the inputs that added coverage."
     echo
