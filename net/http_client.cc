@@ -133,8 +133,15 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool ready() const {
     return over_ || stream_parser_->is_done() || (conn_ && conn_->buffer.size() > 0);
   }
+  const http::fields& trailers() const { return trailers_; }
 
  private:
+  // Has the current parser note where a chunked body's trailer section starts.
+  template <class Parser>
+  void WatchForTrailers(Parser& parser);
+  // Moves what the trailer section added to `message` (parsed into the message's fields, after
+  // its header) into `out`.
+  void TakeTrailers(http::fields& message, http::fields& out);
   bool streaming() const { return static_cast<bool>(on_head_); }
   // Arms the stream's timer for the next operation: response_timeout (left) for Send();
   // for streaming the sooner of read_idle_timeout and what is left of response_timeout.
@@ -168,6 +175,11 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   ExchangeCallback done_;
   std::unique_ptr<Connection> conn_;
   std::optional<http::response_parser<http::string_body>> parser_;
+  // The number of fields the message had when the last chunk's line arrived: the fields after
+  // them are the trailer section's. Unset when the body had no last chunk (yet).
+  std::optional<size_t> trailers_from_;
+  std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> on_chunk_header_;
+  http::fields trailers_;  // streaming: the trailers once the body ended
   Clock::time_point start_;
   Clock::time_point deadline_ = Clock::time_point::max();  // start_ + response_timeout, if set
   bool reused_ = false;
@@ -197,11 +209,7 @@ class StreamBodyReader : public BodyReader {
   void ReadSome(Callback done) override { exchange_->ReadPiece(std::move(done)); }
   uint64_t latency_us() const override { return exchange_->latency_us(); }
   bool ready() const override { return exchange_->ready(); }
-  // HTTP/1.1 chunked trailers are not read (docs/http2-grpc.md).
-  const http::fields& trailers() const override {
-    static const http::fields kNone;
-    return kNone;
-  }
+  const http::fields& trailers() const override { return exchange_->trailers(); }
 
  private:
   std::shared_ptr<Exchange> exchange_;
@@ -486,6 +494,7 @@ void Exchange::Read() {
   parser_->header_limit(pool_->options_.max_response_header);
   parser_->body_limit(pool_->options_.max_response_body);
   if (request_.method() == http::verb::head) parser_->skip(true);
+  WatchForTrailers(*parser_);
   conn_->Visit([&](auto& stream) {
     http::async_read(stream, conn_->buffer, *parser_,
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
@@ -529,6 +538,7 @@ void Exchange::OnRead(const boost::system::error_code& ec) {
   const bool keep = parser_->keep_alive() && request_.keep_alive() && status != 101 &&
                     !shape_.has_value() && ReusableFraming(parser_->get());
   result.response = parser_->release();
+  TakeTrailers(result.response, result.trailers);
   if (keep) pool_->ReturnIdle(std::move(conn_));
   conn_.reset();
   --pool_->stats_.active;
@@ -536,11 +546,41 @@ void Exchange::OnRead(const boost::system::error_code& ec) {
   done(std::move(result));
 }
 
+template <class Parser>
+void Exchange::WatchForTrailers(Parser& parser) {
+  trailers_from_.reset();
+  // Beast calls this for each chunk's line; the last one (size 0) comes before the trailer
+  // section is parsed, and the parser adds those fields to the message after its header's.
+  on_chunk_header_ = [this, &parser](std::uint64_t size, beast::string_view, beast::error_code&) {
+    if (size != 0) return;
+    const http::fields& fields = parser.get();
+    trailers_from_ = static_cast<size_t>(std::distance(fields.begin(), fields.end()));
+  };
+  parser.on_chunk_header(on_chunk_header_);
+}
+
+void Exchange::TakeTrailers(http::fields& message, http::fields& out) {
+  if (!trailers_from_) return;
+  auto it = message.begin();
+  for (size_t i = 0; i < *trailers_from_ && it != message.end(); ++i) ++it;
+  while (it != message.end()) {
+    // Framing and hop-by-hop fields have no meaning after the body (RFC 9110 6.5.1): they
+    // are not passed on, nor recorded as the response's.
+    if (!IsHopByHop(it->name_string()) && it->name() != http::field::content_length &&
+        it->name() != http::field::host) {
+      out.insert(it->name_string(), it->value());
+    }
+    it = message.erase(it);
+  }
+  trailers_from_.reset();
+}
+
 void Exchange::ReadHead() {
   stream_parser_.emplace();
   stream_parser_->header_limit(pool_->options_.max_response_header);
   stream_parser_->body_limit(boost::none);  // the body is not held: the reader passes it on
   if (request_.method() == http::verb::head) stream_parser_->skip(true);
+  WatchForTrailers(*stream_parser_);
   ArmTimer();
   conn_->Visit([&](auto& stream) {
     http::async_read_header(stream, conn_->buffer, *stream_parser_,
@@ -561,9 +601,11 @@ void Exchange::OnHead(const boost::system::error_code& ec) {
   ExchangeResult result;
   result.latency_us = latency_us();
   result.reused_connection = reused_;
-  // Moved, not copied: the parser reads only the body from here on, and trailers of a
-  // chunked body are not relayed (docs/http2-grpc.md).
+  // Moved, not copied: the parser reads only the body from here on, and a chunked body's
+  // trailer section lands in its emptied fields (TakeTrailers).
   result.response.base() = std::move(stream_parser_->get().base());
+  stream_parser_->get().clear();
+  trailers_from_.reset();
   keep_ = stream_parser_->keep_alive() && request_.keep_alive() && status != 101 &&
           ReusableFraming(stream_parser_->get());
   body_phase_ = true;
@@ -605,6 +647,7 @@ void Exchange::OnPiece(const boost::system::error_code& ec) {
   last_byte_ = Clock::now();
   const size_t n = piece_bytes_ - stream_parser_->get().body().size;
   if (stream_parser_->is_done()) {
+    TakeTrailers(stream_parser_->get(), trailers_);
     over_ = true;
     if (keep_) pool_->ReturnIdle(std::move(conn_));
     conn_.reset();
@@ -616,6 +659,7 @@ void Exchange::OnPiece(const boost::system::error_code& ec) {
 
 void Exchange::EndOfBody() {
   if (over_) return;
+  TakeTrailers(stream_parser_->get(), trailers_);
   over_ = true;
   last_byte_ = Clock::now();
   if (keep_) pool_->ReturnIdle(std::move(conn_));

@@ -92,7 +92,8 @@ struct ExchangeResult {
   ClientError error = ClientError::kNone;
   std::string detail;     // human-readable reason when error != kNone
   HttpResponse response;  // the final (non-1xx) response when error == kNone
-  // Fields the upstream sent after the body (HTTP/2 trailers: gRPC's grpc-status); Send()
+  // Fields the upstream sent after the body (HTTP/2 trailers: gRPC's grpc-status; an
+  // HTTP/1.1 chunked body's trailer section, without framing and hop-by-hop fields); Send()
   // only, SendStreaming() has BodyReader::trailers().
   boost::beast::http::fields trailers;
   uint64_t latency_us = 0;  // from starting to send the request to the last response byte
@@ -120,8 +121,8 @@ class BodyReader {
   virtual void ReadSome(Callback done) = 0;
   // From starting to send the request to the last byte read so far.
   virtual uint64_t latency_us() const = 0;
-  // The fields sent after the body (HTTP/2 trailers); complete once a ReadSome reported
-  // `end`, empty before and when there were none. HTTP/1.1 chunked trailers are not read.
+  // The fields sent after the body (HTTP/2 trailers, an HTTP/1.1 chunked trailer section);
+  // complete once a ReadSome reported `end`, empty before and when there were none.
   virtual const boost::beast::http::fields& trailers() const = 0;
   // True when the next ReadSome() needs nothing more from the upstream (the body ended, or
   // bytes of it arrived with the head): a caller can then send the head and the first piece

@@ -160,6 +160,60 @@ TEST_F(HttpClientTest, ChunkedResponseIsDecoded) {
   EXPECT_TRUE(r.response.chunked());
 }
 
+// An HTTP/1.1 chunked trailer section is the response's trailers, not its headers, both when
+// the response is read whole (replay targets, mirrors) and piece by piece (the proxy); framing
+// and hop-by-hop fields in it are dropped; the connection is reused after it.
+TEST_F(HttpClientTest, ChunkedTrailersAreTrailersNotHeaders) {
+  auto pool = MakePool();
+  ExchangeResult whole = Run(*pool, Get("/trailers"));
+  ASSERT_EQ(whole.error, ClientError::kNone) << whole.detail;
+  EXPECT_EQ(whole.response.body(), "hello");
+  EXPECT_EQ(whole.response.count("X-Checksum"), 0u);
+  EXPECT_EQ(whole.response[http::field::trailer], "X-Checksum");
+  ASSERT_EQ(std::distance(whole.trailers.begin(), whole.trailers.end()), 1);
+  EXPECT_EQ(whole.trailers["X-Checksum"], "sha-abc");
+
+  BodyReaderPtr reader;
+  ExchangeResult head;
+  bool got_head = false;
+  pool->SendStreaming(Get("/trailers"), [&](ExchangeResult&& r, BodyReaderPtr body) {
+    head = std::move(r);
+    reader = std::move(body);
+    got_head = true;
+  });
+  io_.restart();
+  while (!got_head && io_.run_one_for(std::chrono::seconds(10)) > 0) {
+  }
+  ASSERT_TRUE(got_head);
+  ASSERT_EQ(head.error, ClientError::kNone) << head.detail;
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(head.response.count("X-Checksum"), 0u);
+  std::string body;
+  bool end = false;
+  while (!end) {
+    bool piece = false;
+    reader->ReadSome([&](ClientError error, std::string detail, std::string_view data, bool last) {
+      ASSERT_EQ(error, ClientError::kNone) << detail;
+      body += data;
+      end = last;
+      piece = true;
+    });
+    io_.restart();  // run_one_for stopped it when it ran out of work
+    while (!piece && io_.run_one_for(std::chrono::seconds(10)) > 0) {
+    }
+    ASSERT_TRUE(piece);
+  }
+  EXPECT_EQ(body, "hello");
+  ASSERT_EQ(std::distance(reader->trailers().begin(), reader->trailers().end()), 1);
+  EXPECT_EQ(reader->trailers()["X-Checksum"], "sha-abc");
+  reader.reset();
+
+  ExchangeResult next = Run(*pool, Get("/size?n=2"));
+  ASSERT_EQ(next.error, ClientError::kNone) << next.detail;
+  EXPECT_TRUE(next.reused_connection);
+  EXPECT_TRUE(next.trailers.begin() == next.trailers.end());
+}
+
 TEST_F(HttpClientTest, HeadHasNoBodyAndKeepsTheConnection) {
   auto pool = MakePool();
   ExchangeResult r = Run(*pool, Get("/size?n=123", http::verb::head));

@@ -231,6 +231,16 @@ void TestUpstream::Serve(int fd, uint64_t id) {
     } else if (path == "/interim") {
       if (!SendAll(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n")) break;
       res.body() = "final";
+    } else if (path == "/trailers") {
+      // A chunked body with a trailer section: a field to keep and a hop-by-hop one that must
+      // not pass on.
+      std::string out =
+          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+          "Trailer: X-Checksum\r\n";
+      if (!req.keep_alive()) out += "Connection: close\r\n";
+      out += "\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-abc\r\nKeep-Alive: timeout=5\r\n\r\n";
+      if (!SendAll(fd, out) || !req.keep_alive()) break;
+      continue;
     } else if (path == "/hop") {
       res.set(http::field::connection, "X-Hop-Secret");
       res.set("X-Hop-Secret", "1");

@@ -38,6 +38,8 @@ struct ReceivedRequest {
 //   /reset             closes the connection without answering
 //   /interim           sends "100 Continue" and a 102 first, then 200 "final"
 //   /hop               200 with hop-by-hop headers and Set-Cookie: upstream-secret
+//   /trailers          200, chunked "hello" with the trailers X-Checksum: sha-abc and
+//                      Keep-Alive: timeout=5
 //   anything else      200, echoes the request body
 // HEAD gets the GET headers (Content-Length included) and no body.
 class TestUpstream {

@@ -510,6 +510,33 @@ TEST_F(H2ProxyTest, H2cUpstreamServesBothClientProtocolsWithTrailers) {
   std::filesystem::remove_all(dir);
 }
 
+// An HTTP/1.1 primary's chunked trailer section reaches HTTP/2 clients after the body and is
+// recorded as the response's trailers, not its headers; its hop-by-hop fields do neither.
+TEST_F(H2ProxyTest, Http11PrimarysChunkedTrailersReachHttp2ClientsAndTheEnvelope) {
+  Start();
+  ClientRun h2 = RunClient({"/usr/bin/nghttp", "-v", Url("/trailers")});
+  ASSERT_EQ(h2.code, 0) << h2.err;
+  const size_t data = h2.out.find("recv DATA frame <length=5");
+  ASSERT_NE(data, std::string::npos) << h2.out;
+  EXPECT_NE(h2.out.find("x-checksum: sha-abc", data), std::string::npos) << h2.out;
+  EXPECT_EQ(h2.out.find("keep-alive"), std::string::npos) << h2.out;
+  EXPECT_NE(h2.out.find("hello"), std::string::npos) << h2.out;
+  auto h1 = testing::Fetch(port_, "GET", "/trailers");
+  EXPECT_EQ(h1.result_int(), 200u);
+  EXPECT_EQ(h1.body(), "hello");
+
+  rec_->Stop();
+  auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), 2u);
+  for (const auto& e : env) {
+    EXPECT_EQ(e.response().body(), "hello");
+    ASSERT_EQ(e.response().trailers_size(), 1) << e.client_protocol();
+    EXPECT_EQ(e.response().trailers(0).name(), "X-Checksum");
+    EXPECT_EQ(e.response().trailers(0).value(), "sha-abc");
+    for (const auto& h : e.response().headers()) EXPECT_NE(h.name(), "X-Checksum");
+  }
+}
+
 TEST_F(H2ProxyTest, UnreachableH2cUpstreamIsA502) {
   const unsigned port = testing::FreePort();
   Start([&](RecorderOptions& o) {
