@@ -26,13 +26,18 @@ json::array HeadersToJson(const google::protobuf::RepeatedPtrField<Header>& head
   return out;
 }
 
-void PutBody(json::object& o, const std::string& body, bool truncated, uint64_t size) {
-  if (IsValidUtf8(body)) {
-    o["body"] = body;
+// Bytes as `key` (the text when it is UTF-8, else base64 with `key`_encoding "base64").
+void PutBytes(json::object& o, const std::string& key, const std::string& bytes) {
+  if (IsValidUtf8(bytes)) {
+    o[key] = bytes;
   } else {
-    o["body"] = Base64Encode(body);
-    o["body_encoding"] = "base64";
+    o[key] = Base64Encode(bytes);
+    o[key + "_encoding"] = "base64";
   }
+}
+
+void PutBody(json::object& o, const std::string& body, bool truncated, uint64_t size) {
+  PutBytes(o, "body", body);
   if (truncated) o["body_truncated"] = true;
   o["body_size"] = size;
 }
@@ -92,20 +97,26 @@ Status GetHeaders(const json::object& o, const char* where,
   return Status::Ok();
 }
 
+// Reads what PutBytes wrote.
+Status GetBytes(const json::object& o, const std::string& where, const std::string& key,
+                std::string* out) {
+  std::string text, encoding;
+  DOPPEL_RETURN_IF_ERROR(GetString(o, key.c_str(), &text));
+  DOPPEL_RETURN_IF_ERROR(GetString(o, (key + "_encoding").c_str(), &encoding));
+  if (encoding == "base64") {
+    if (!Base64Decode(text, out))
+      return Status::InvalidArgument(where + "." + key + " is not valid base64");
+  } else if (encoding.empty() || encoding == "utf-8") {
+    *out = std::move(text);
+  } else {
+    return Status::InvalidArgument(where + "." + key + "_encoding must be \"base64\" or absent");
+  }
+  return Status::Ok();
+}
+
 Status GetBody(const json::object& o, const char* where, std::string* body, bool* truncated,
                uint64_t* size) {
-  std::string text, encoding;
-  DOPPEL_RETURN_IF_ERROR(GetString(o, "body", &text));
-  DOPPEL_RETURN_IF_ERROR(GetString(o, "body_encoding", &encoding));
-  if (encoding == "base64") {
-    if (!Base64Decode(text, body))
-      return Status::InvalidArgument(std::string(where) + ".body is not valid base64");
-  } else if (encoding.empty() || encoding == "utf-8") {
-    *body = std::move(text);
-  } else {
-    return Status::InvalidArgument(std::string(where) +
-                                   ".body_encoding must be \"base64\" or absent");
-  }
+  DOPPEL_RETURN_IF_ERROR(GetBytes(o, where, "body", body));
   DOPPEL_RETURN_IF_ERROR(GetBool(o, "body_truncated", truncated));
   *size = body->size();
   return GetUint(o, "body_size", size);
@@ -154,6 +165,93 @@ bool Base64Decode(std::string_view in, std::string* out) {
   return true;
 }
 
+namespace {
+
+json::object WebSocketToJson(const doppel::v1::WebSocketSession& w) {
+  json::array messages;
+  for (const auto& m : w.messages()) {
+    json::object j;
+    j["from"] = m.from_client() ? "client" : "primary";
+    j["opcode"] = m.opcode();
+    PutBytes(j, "payload", m.payload());
+    if (m.payload_truncated()) j["payload_truncated"] = true;
+    j["payload_size"] = m.payload_size();
+    if (m.compressed()) j["compressed"] = true;
+    j["at_us"] = m.at_us();
+    messages.push_back(std::move(j));
+  }
+  json::object o;
+  o["messages"] = std::move(messages);
+  if (w.messages_truncated()) o["messages_truncated"] = true;
+  o["client_messages"] = w.client_messages();
+  o["server_messages"] = w.server_messages();
+  o["client_bytes"] = w.client_bytes();
+  o["server_bytes"] = w.server_bytes();
+  o["duration_us"] = w.duration_us();
+  if (!w.ended().empty()) o["ended"] = w.ended();
+  if (!w.framing_error().empty()) o["framing_error"] = w.framing_error();
+  return o;
+}
+
+Status WebSocketMessageFromJson(const json::value& item, doppel::v1::WebSocketMessage* m) {
+  if (!item.is_object()) return Status::InvalidArgument("websocket.messages[] must hold objects");
+  const auto& j = item.get_object();
+  std::string from;
+  DOPPEL_RETURN_IF_ERROR(GetString(j, "from", &from));
+  if (from != "client" && from != "primary") {
+    return Status::InvalidArgument("websocket.messages[].from must be \"client\" or \"primary\"");
+  }
+  m->set_from_client(from == "client");
+  uint64_t u = 0;
+  DOPPEL_RETURN_IF_ERROR(GetUint(j, "opcode", &u));
+  if (u > 15) return Status::InvalidArgument("websocket.messages[].opcode must be 0..15");
+  m->set_opcode(static_cast<uint32_t>(u));
+  DOPPEL_RETURN_IF_ERROR(GetBytes(j, "websocket.messages[]", "payload", m->mutable_payload()));
+  bool b = false;
+  DOPPEL_RETURN_IF_ERROR(GetBool(j, "payload_truncated", &b));
+  m->set_payload_truncated(b);
+  u = m->payload().size();
+  DOPPEL_RETURN_IF_ERROR(GetUint(j, "payload_size", &u));
+  m->set_payload_size(u);
+  b = false;
+  DOPPEL_RETURN_IF_ERROR(GetBool(j, "compressed", &b));
+  m->set_compressed(b);
+  u = 0;
+  DOPPEL_RETURN_IF_ERROR(GetUint(j, "at_us", &u));
+  m->set_at_us(u);
+  return Status::Ok();
+}
+
+Status WebSocketFromJson(const json::value& v, doppel::v1::WebSocketSession* w) {
+  if (!v.is_object()) return Status::InvalidArgument("'websocket' must be an object");
+  const auto& o = v.get_object();
+  if (auto* list = o.if_contains("messages"); list && !list->is_null()) {
+    if (!list->is_array()) return Status::InvalidArgument("websocket.messages must be an array");
+    for (const auto& item : list->get_array()) {
+      DOPPEL_RETURN_IF_ERROR(WebSocketMessageFromJson(item, w->add_messages()));
+    }
+  }
+  bool truncated = false;
+  DOPPEL_RETURN_IF_ERROR(GetBool(o, "messages_truncated", &truncated));
+  w->set_messages_truncated(truncated);
+  using Setter = void (doppel::v1::WebSocketSession::*)(uint64_t);
+  const std::pair<const char*, Setter> counts[] = {
+      {"client_messages", &doppel::v1::WebSocketSession::set_client_messages},
+      {"server_messages", &doppel::v1::WebSocketSession::set_server_messages},
+      {"client_bytes", &doppel::v1::WebSocketSession::set_client_bytes},
+      {"server_bytes", &doppel::v1::WebSocketSession::set_server_bytes},
+      {"duration_us", &doppel::v1::WebSocketSession::set_duration_us}};
+  for (const auto& [key, set] : counts) {
+    uint64_t u = 0;
+    DOPPEL_RETURN_IF_ERROR(GetUint(o, key, &u));
+    (w->*set)(u);
+  }
+  DOPPEL_RETURN_IF_ERROR(GetString(o, "ended", w->mutable_ended()));
+  return GetString(o, "framing_error", w->mutable_framing_error());
+}
+
+}  // namespace
+
 json::object EnvelopeToJson(const Envelope& e) {
   json::object o;
   o["arrival_us"] = e.arrival_us();
@@ -192,6 +290,7 @@ json::object EnvelopeToJson(const Envelope& e) {
     if (e.response().trailers_size() > 0) resp["trailers"] = HeadersToJson(e.response().trailers());
     o["response"] = std::move(resp);
   }
+  if (e.has_websocket()) o["websocket"] = WebSocketToJson(e.websocket());
   return o;
 }
 
@@ -270,6 +369,9 @@ Status EnvelopeFromJson(const json::object& o, Envelope* e) {
     ms->set_latency_us(u);
   } else if (resp && !resp->is_null()) {
     return Status::InvalidArgument("'response' must be an object");
+  }
+  if (auto* w = o.if_contains("websocket"); w && !w->is_null()) {
+    DOPPEL_RETURN_IF_ERROR(WebSocketFromJson(*w, e->mutable_websocket()));
   }
   return Status::Ok();
 }

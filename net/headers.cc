@@ -23,6 +23,25 @@ bool IsHopByHop(std::string_view name) {
   return false;
 }
 
+namespace {
+
+bool ListsToken(const http::fields& fields, http::field name, std::string_view token) {
+  for (const auto& f : fields) {
+    if (f.name() != name) continue;
+    for (auto t : http::token_list(f.value())) {
+      if (boost::beast::iequals(t, token)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool IsWebSocketUpgrade(const http::fields& fields) {
+  return ListsToken(fields, http::field::upgrade, "websocket") &&
+         ListsToken(fields, http::field::connection, "upgrade");
+}
+
 void StripHopByHop(http::fields& fields) {
   // Collect the names Connection lists first (there may be several Connection lines).
   std::vector<std::string> named;

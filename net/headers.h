@@ -25,6 +25,11 @@ bool ReusableFraming(const boost::beast::http::fields& fields);
 // True when `name` is a hop-by-hop header by itself (not counting names listed in Connection).
 bool IsHopByHop(std::string_view name);
 
+// True when the request asks to switch to WebSocket (RFC 6455 4.1): Upgrade lists
+// "websocket" and Connection lists "upgrade" (tokens, any case). The caller checks that the
+// request is an HTTP/1.1 GET.
+bool IsWebSocketUpgrade(const boost::beast::http::fields& fields);
+
 struct ForwardingInfo {
   std::string_view client_ip;  // appended to X-Forwarded-For
   std::string_view proto;      // X-Forwarded-Proto, "http" or "https"

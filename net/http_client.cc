@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -134,6 +135,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     return over_ || stream_parser_->is_done() || (conn_ && conn_->buffer.size() > 0);
   }
   const http::fields& trailers() const { return trailers_; }
+  // After a 101 head: the connection, as a Tunnel; nullptr otherwise.
+  TunnelPtr TakeTunnel();
 
  private:
   // Has the current parser note where a chunked body's trailer section starts.
@@ -194,12 +197,42 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool keep_ = false;        // the connection may go back to the pool after the body
   bool body_phase_ = false;  // the head went to on_head_; failures go to piece_done_
   bool over_ = false;        // the body ended, failed or was abandoned
+  bool upgraded_ = false;    // the head was a 101: the connection may become a Tunnel
   // Shaped only.
   std::optional<RequestShape> shape_;
   std::string wire_;  // the serialized request
   size_t limit_ = 0;  // bytes of wire_ to write (less than all when truncated)
   size_t written_ = 0;
   std::unique_ptr<asio::steady_timer> pace_;  // between throttled slices
+};
+
+// A connection after its 101, for the caller to relay raw bytes over.
+class ConnectionTunnel final : public Tunnel {
+ public:
+  explicit ConnectionTunnel(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {
+    conn_->lowest().expires_never();
+  }
+  std::string TakeReceived() override {
+    const auto data = conn_->buffer.cdata();
+    std::string out(static_cast<const char*>(data.data()), data.size());
+    conn_->buffer.consume(data.size());
+    return out;
+  }
+  void ReadSome(char* data, size_t size, Handler done) override {
+    conn_->Visit([&](auto& stream) { stream.async_read_some(asio::buffer(data, size), done); });
+  }
+  void Write(const char* data, size_t size, Handler done) override {
+    conn_->Visit([&](auto& stream) { asio::async_write(stream, asio::buffer(data, size), done); });
+  }
+  void ShutdownSend() override {
+    if (conn_->tls_stream) return Close();
+    boost::system::error_code ignored;
+    conn_->lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+  void Close() override { conn_->lowest().close(); }
+
+ private:
+  std::unique_ptr<Connection> conn_;
 };
 
 class StreamBodyReader : public BodyReader {
@@ -210,6 +243,7 @@ class StreamBodyReader : public BodyReader {
   uint64_t latency_us() const override { return exchange_->latency_us(); }
   bool ready() const override { return exchange_->ready(); }
   const http::fields& trailers() const override { return exchange_->trailers(); }
+  TunnelPtr TakeTunnel() override { return exchange_->TakeTunnel(); }
 
  private:
   std::shared_ptr<Exchange> exchange_;
@@ -606,6 +640,7 @@ void Exchange::OnHead(const boost::system::error_code& ec) {
   result.response.base() = std::move(stream_parser_->get().base());
   stream_parser_->get().clear();
   trailers_from_.reset();
+  upgraded_ = status == 101;
   keep_ = stream_parser_->keep_alive() && request_.keep_alive() && status != 101 &&
           ReusableFraming(stream_parser_->get());
   body_phase_ = true;
@@ -667,6 +702,13 @@ void Exchange::EndOfBody() {
   --pool_->stats_.active;
   BodyReader::Callback done = std::move(piece_done_);
   done(ClientError::kNone, "", {}, true);
+}
+
+TunnelPtr Exchange::TakeTunnel() {
+  if (!upgraded_ || over_ || !conn_) return nullptr;
+  over_ = true;
+  --pool_->stats_.active;
+  return std::make_unique<ConnectionTunnel>(std::move(conn_));
 }
 
 void Exchange::Abandon() {

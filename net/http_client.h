@@ -101,6 +101,29 @@ struct ExchangeResult {
 };
 using ExchangeCallback = std::function<void(ExchangeResult&&)>;
 
+// The connection of an exchange the upstream answered with 101 Switching Protocols (a
+// WebSocket handshake): raw bytes both ways from then on, plain or TLS, never pooled. One read
+// and one write may be outstanding at a time; handlers run on the pool's io_context.
+class Tunnel {
+ public:
+  using Handler = std::function<void(const boost::system::error_code& ec, size_t n)>;
+  virtual ~Tunnel() = default;
+  // The bytes the upstream sent after the 101's head that were read along with it; the
+  // first call takes them, later calls return "".
+  virtual std::string TakeReceived() = 0;
+  // Reads some bytes into [data, data + size); `n` read, or an error (eof when the upstream
+  // closed). No timeout: the caller bounds idleness.
+  virtual void ReadSome(char* data, size_t size, Handler done) = 0;
+  // Writes all of [data, data + size).
+  virtual void Write(const char* data, size_t size, Handler done) = 0;
+  // Tells the upstream no more bytes come (TCP: shutdown of the sending side; TLS cannot
+  // half-close, so it closes).
+  virtual void ShutdownSend() = 0;
+  // Closes the connection; outstanding operations end with operation_aborted.
+  virtual void Close() = 0;
+};
+using TunnelPtr = std::unique_ptr<Tunnel>;
+
 // The body of a response read by SendStreaming(): read piece by piece as the caller asks for
 // it, so a caller that forwards each piece before asking for the next one bounds its memory
 // and lets a slow reader slow the upstream down. Dropping the reader before the body ended
@@ -132,8 +155,13 @@ class BodyReader {
   // END_STREAM, as in a gRPC trailers-only answer), so a relay can end its own head the same
   // way instead of sending an empty body. HTTP/1.1: false (framing says it).
   virtual bool ended_with_head() const { return false; }
+  // After a 101 head (the request asked to upgrade, and the upstream agreed): the connection,
+  // taken over by the caller; the reader reads nothing after. nullptr for any other response,
+  // and from an HTTP/2 upstream.
+  virtual TunnelPtr TakeTunnel() { return nullptr; }
 };
 using BodyReaderPtr = std::unique_ptr<BodyReader>;
+
 // `head.response` holds the final response's head (empty body) when error == kNone, and then
 // `body` reads its body; latency_us is the time to the head.
 using StreamCallback = std::function<void(ExchangeResult&& head, BodyReaderPtr body)>;

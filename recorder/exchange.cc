@@ -8,6 +8,7 @@
 #include "base/strings.h"
 #include "diff/request_class.h"
 #include "net/headers.h"
+#include "net/websocket_frames.h"
 #include "recorder/mirror.h"
 #include "recorder/recorder_impl.h"
 #include "recorder/worker.h"
@@ -42,6 +43,19 @@ net::RequestView ViewOf(const net::HttpRequest& req, std::string_view client_cer
 }
 
 }  // namespace
+
+// The capture of a relayed WebSocket connection: a frame reader each way, and the envelope's
+// WebSocketSession being filled.
+struct Exchange::WebSocketCapture {
+  WebSocketCapture(uint64_t limit, doppel::v1::WebSocketSession* out)
+      : from_client(limit, /*masked=*/true), from_primary(limit, /*masked=*/false), session(out) {}
+  net::WebSocketFrameReader from_client;
+  net::WebSocketFrameReader from_primary;
+  doppel::v1::WebSocketSession* session;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  int kept[2] = {0, 0};  // messages kept, [from_client]
+  uint64_t latency_us = 0;
+};
 
 Exchange::Exchange(Worker& worker, RecorderImpl& recorder, const ClientInfo& client)
     : worker_(worker), rec_(recorder), client_(client) {}
@@ -124,7 +138,8 @@ void Exchange::DecideCapture(net::RequestView view, unsigned version, uint64_t a
 }
 
 void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chunked,
-                       bool had_length, std::string logged_request, net::StreamCallback done) {
+                       bool had_length, bool websocket, std::string logged_request,
+                       net::StreamCallback done) {
   logged_request_ = std::move(logged_request);
   net::StripHopByHop(req);
   rec_.metrics().request_bytes->Inc(req.body().size());
@@ -142,6 +157,11 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
     r->set_body_size(size);
   }
   net::AddForwardingHeaders(req, {client_.ip, client_.scheme, client_version});
+  if (websocket) {
+    // Hop-by-hop, but the handshake itself (RFC 6455 4.1): asked for again on this hop.
+    req.set(http::field::connection, "Upgrade");
+    req.set(http::field::upgrade, "websocket");
+  }
   // HTTP/1.0 allows a request without Host; the upstream gets HTTP/1.1, which does not.
   if (req.find(http::field::host) == req.end()) {
     req.set(http::field::host, rec_.options().upstream.Authority());
@@ -159,7 +179,7 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   if (fault_.replaces_response()) {
     // The primary never sees it: nothing to capture or to copy.
     DropEnvelope();
-  } else if (worker_.mirror) {
+  } else if (worker_.mirror && !websocket) {
     // The copy is the request as forwarded, target as the client sent it (each mirror
     // applies its own base path); sent now, never waited for.
     mirrored_ = worker_.mirror->Dispatch(req, ViewOf(req, client_.client_cert_subject));
@@ -368,6 +388,70 @@ void Exchange::Abort() {
   }
   FinishCapture(body_ ? body_->latency_us() : 0);
   body_.reset();
+}
+
+void Exchange::StartWebSocket() {
+  primary_done_ = true;
+  const uint64_t latency_us = body_->latency_us();
+  rec_.metrics().latency->ObserveUs(latency_us);
+  rec_.metrics().websockets->Inc();
+  rec_.metrics().websockets_open->Add(1);
+  body_.reset();
+  if (!envelope_) return;
+  websocket_ = std::make_unique<WebSocketCapture>(rec_.options().capture_body_limit,
+                                                  envelope_->mutable_websocket());
+  websocket_->latency_us = latency_us;
+}
+
+void Exchange::OnWebSocketBytes(bool from_client, std::string_view bytes) {
+  if (!websocket_) return;
+  WebSocketCapture& w = *websocket_;
+  auto* session = w.session;
+  if (from_client) {
+    session->set_client_bytes(session->client_bytes() + bytes.size());
+  } else {
+    session->set_server_bytes(session->server_bytes() + bytes.size());
+  }
+  net::WebSocketFrameReader& reader = from_client ? w.from_client : w.from_primary;
+  const bool framed = reader.Feed(bytes, [&](net::WebSocketMessage&& m) {
+    if (from_client) {
+      session->set_client_messages(session->client_messages() + 1);
+    } else {
+      session->set_server_messages(session->server_messages() + 1);
+    }
+    if (w.kept[from_client] >= kWebSocketMessages) {
+      session->set_messages_truncated(true);
+      return;
+    }
+    ++w.kept[from_client];
+    auto* out = session->add_messages();
+    out->set_from_client(from_client);
+    out->set_opcode(static_cast<uint32_t>(m.opcode));
+    out->set_payload(std::move(m.payload));
+    out->set_payload_truncated(m.truncated);
+    out->set_payload_size(m.size);
+    out->set_compressed(m.compressed);
+    out->set_at_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::steady_clock::now() - w.start)
+                                             .count()));
+  });
+  if (!framed && session->framing_error().empty()) {
+    session->set_framing_error((from_client ? "client: " : "primary: ") + reader.error());
+  }
+}
+
+void Exchange::EndWebSocket(std::string how) {
+  rec_.metrics().websockets_open->Add(-1);
+  if (!websocket_) return;
+  auto* session = websocket_->session;
+  session->set_duration_us(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::steady_clock::now() - websocket_->start)
+                                .count()));
+  session->set_ended(std::move(how));
+  const uint64_t latency_us = websocket_->latency_us;
+  websocket_.reset();
+  FinishCapture(latency_us);
 }
 
 void Exchange::Fail(ProxyFailure failure, unsigned status, const std::string& reason,

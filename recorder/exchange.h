@@ -73,8 +73,11 @@ class Exchange {
   // Faults drawn for it apply here: a delay holds it (on a timer that dies with the
   // exchange), an abort or a reset answers `done` without the primary (and without a capture
   // or a mirror copy), a bandwidth or truncate fault wraps the primary's body reader.
+  // `websocket`: the request asks to switch to WebSocket (net::IsWebSocketUpgrade, an
+  // HTTP/1.1 GET): it keeps "Connection: Upgrade" and "Upgrade: websocket", and goes to no
+  // mirror (a mirror could not relay the connection).
   void Forward(net::HttpRequest&& req, unsigned client_version, bool chunked, bool had_length,
-               std::string logged_request, net::StreamCallback done);
+               bool websocket, std::string logged_request, net::StreamCallback done);
 
   // The failure to answer when the primary gave no response head; nullopt when it did.
   // Counts a reused upstream connection.
@@ -101,6 +104,17 @@ class Exchange {
   // The relay ends before the body did: the mirrors are told, what was read is captured as
   // truncated, the body reader dropped.
   void Abort();
+
+  // The primary answered 101 to a WebSocket upgrade and the proxy relays the connection
+  // (after OnResponseHead): the latency to the 101 is counted, and with a capture the
+  // messages are recorded as they go by, up to kWebSocketMessages each way.
+  void StartWebSocket();
+  // Bytes relayed one way over the WebSocket connection: counted and read for messages, when
+  // captured.
+  void OnWebSocketBytes(bool from_client, std::string_view bytes);
+  // The connection ended (`how`: see WebSocketSession.ended): the envelope is written.
+  void EndWebSocket(std::string how);
+  static constexpr int kWebSocketMessages = 64;
 
   // The proxy answers the request itself: counted, logged (`describe_request` says what the
   // request was when it was not forwarded), the envelope recorded with the error. A failure
@@ -148,6 +162,8 @@ class Exchange {
   bool primary_done_ = false;  // OnPrimaryDone ran
   bool event_stream_ = false;
   uint64_t draw_ = 0;  // coverage sampling: the key's hash or a random number
+  struct WebSocketCapture;
+  std::unique_ptr<WebSocketCapture> websocket_;  // a relayed WebSocket connection, captured
 };
 
 }  // namespace doppel::recorder

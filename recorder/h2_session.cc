@@ -454,7 +454,8 @@ class Connection final : public H2Session,
     if (opts().log_bodies) logged = DescribeRequestForLog(req, req.body(), rec_.redactor());
     st.answered = true;  // the primary answers from here on
     StreamPtr ptr = streams_.at(st.id);
-    st.exchange.Forward(std::move(req), 20, /*chunked=*/false, had_length, std::move(logged),
+    st.exchange.Forward(std::move(req), 20, /*chunked=*/false, had_length,
+                        /*websocket=*/false, std::move(logged),
                         [self = this->shared_from_this(), ptr](net::ExchangeResult&& head,
                                                                net::BodyReaderPtr body) {
                           self->OnUpstreamHead(*ptr, std::move(head), std::move(body));

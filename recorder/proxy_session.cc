@@ -1,6 +1,7 @@
 #include "recorder/proxy_session.h"
 
 #include <algorithm>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -62,6 +63,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   }
 
   ~Session() override {
+    if (tunnel_ && !tunnel_ended_) exchange_->EndWebSocket("shutdown");
     exchange_.reset();
     worker_.sessions.erase(this);
     worker_.live_sessions.fetch_sub(1, std::memory_order_relaxed);
@@ -78,6 +80,10 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   }
 
   void OnDrain() override {
+    if (tunnel_) {
+      if (!tunnel_ended_) EndTunnel("shutdown");
+      return;
+    }
     if (!in_request_ && buffer_.size() == 0) Lowest().cancel();
   }
 
@@ -201,11 +207,14 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     client_version_ = req.version();
     client_keep_alive_ = req.keep_alive();
     is_head_ = req.method() == http::verb::head;
+    websocket_ =
+        req.method() == http::verb::get && req.version() == 11 && net::IsWebSocketUpgrade(req);
     const RequestReader::Framing framing = RequestReader::ForwardFraming(req);
     std::string logged;
     if (opts().log_bodies) logged = DescribeRequestForLog(req, req.body(), rec_.redactor());
     exchange_->Forward(
-        std::move(req), client_version_, framing.chunked, framing.content_length, std::move(logged),
+        std::move(req), client_version_, framing.chunked, framing.content_length, websocket_,
+        std::move(logged),
         [self = this->shared_from_this()](net::ExchangeResult&& head, net::BodyReaderPtr body) {
           self->OnUpstreamHead(std::move(head), std::move(body));
         });
@@ -222,6 +231,14 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
                   std::move(failure->reason));
     }
     HttpResponse& res = result.response;
+    if (websocket_ && res.result_int() == 101) {
+      net::TunnelPtr tunnel = body ? body->TakeTunnel() : nullptr;
+      if (!tunnel) {
+        return Fail(ProxyFailure::kUpstreamReset, http::status::bad_gateway,
+                    "primary answered 101 on a connection that cannot be relayed");
+      }
+      return StartTunnel(std::move(res), std::move(body), std::move(tunnel));
+    }
     const bool upstream_chunked = res.chunked();
     const bool upstream_length = res.has_content_length();
     const unsigned upstream_version = res.version();
@@ -352,6 +369,142 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     Lowest().close();
   }
 
+  // ---- WebSocket: after the primary's 101, raw bytes both ways ----
+  //
+  // The 101 goes to the client, then two pipes run until both sides closed, or either failed,
+  // or no byte went either way for --upstream-idle-timeout: client to primary (ReadClient,
+  // ForwardUp) and primary to client (ReadPrimary, ForwardDown). Each reads the next bytes only
+  // after the previous ones were written, so a slow reader slows its writer down and each
+  // pipe holds at most kTunnelBytes. The exchange reads the messages off the bytes as they go.
+
+  void StartTunnel(HttpResponse&& res, net::BodyReaderPtr body, net::TunnelPtr tunnel) {
+    const unsigned upstream_version = res.version();
+    exchange_->OnResponseHead(res, std::move(body), /*is_head=*/false);
+    exchange_->StartWebSocket();
+    tunnel_ = std::move(tunnel);
+    net::AppendVia(res, upstream_version, "doppel");
+    res.set(http::field::connection, "Upgrade");
+    res.set(http::field::upgrade, "websocket");
+    res.version(11);
+    CountAnswer(res.result_int(), /*keep_alive=*/false);
+    response_ = std::move(res);
+    Lowest().expires_after(opts().request_timeout);
+    http::async_write(stream_, response_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->EndTunnel("client: " + ec.message());
+                        self->RelayTunnel();
+                      });
+  }
+
+  void RelayTunnel() {
+    response_ = {};
+    if (tunnel_ended_) return;  // shutdown while the 101 was being written
+    Lowest().expires_never();
+    up_ = std::make_unique<char[]>(kTunnelBytes);
+    down_ = std::make_unique<char[]>(kTunnelBytes);
+    Touch();
+    if (opts().upstream_client.read_idle_timeout.count() > 0) {
+      tunnel_timer_.emplace(worker_.io);
+      ArmTunnelTimer();
+    }
+    // Bytes that came along with the handshake go first: the client's after its request,
+    // the primary's after its 101.
+    early_up_ = std::string(BufferedBytes());
+    buffer_.consume(buffer_.size());
+    early_down_ = tunnel_->TakeReceived();
+    if (early_up_.empty()) {
+      ReadClient();
+    } else {
+      ForwardUp(early_up_.data(), early_up_.size());
+    }
+    if (early_down_.empty()) {
+      ReadPrimary();
+    } else {
+      ForwardDown(early_down_.data(), early_down_.size());
+    }
+  }
+
+  void ReadClient() {
+    stream_.async_read_some(asio::buffer(up_.get(), kTunnelBytes),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->EndPipe(/*from_client=*/true, ec);
+                              self->ForwardUp(self->up_.get(), n);
+                            });
+  }
+
+  void ForwardUp(const char* data, size_t n) {
+    Touch();
+    exchange_->OnWebSocketBytes(/*from_client=*/true, {data, n});
+    tunnel_->Write(data, n, [self = this->shared_from_this()](const beast::error_code& ec, size_t) {
+      if (ec) return self->EndTunnel("primary: " + ec.message());
+      self->ReadClient();
+    });
+  }
+
+  void ReadPrimary() {
+    tunnel_->ReadSome(down_.get(), kTunnelBytes,
+                      [self = this->shared_from_this()](const beast::error_code& ec, size_t n) {
+                        if (ec) return self->EndPipe(/*from_client=*/false, ec);
+                        self->ForwardDown(self->down_.get(), n);
+                      });
+  }
+
+  void ForwardDown(const char* data, size_t n) {
+    Touch();
+    exchange_->OnWebSocketBytes(/*from_client=*/false, {data, n});
+    asio::async_write(stream_, asio::buffer(data, n),
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->EndTunnel("client: " + ec.message());
+                        self->ReadPrimary();
+                      });
+  }
+
+  // A pipe's read ended. A clean close ends that direction only (the other side is told, and
+  // may still answer); anything else ends the connection.
+  void EndPipe(bool from_client, const beast::error_code& ec) {
+    if (tunnel_ended_) return;
+    const bool closed = ec == asio::error::eof;
+    if (!closed) return EndTunnel((from_client ? "client: " : "primary: ") + ec.message());
+    if (closed_first_.empty()) closed_first_ = from_client ? "client closed" : "primary closed";
+    if (from_client) {
+      up_done_ = true;
+      tunnel_->ShutdownSend();
+    } else {
+      down_done_ = true;
+      if constexpr (kPlaintext) {
+        beast::error_code ignored;
+        Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      } else {
+        return EndTunnel(closed_first_);  // TLS cannot half-close
+      }
+    }
+    if (up_done_ && down_done_) EndTunnel(closed_first_);
+  }
+
+  void EndTunnel(std::string how) {
+    if (tunnel_ended_) return;
+    tunnel_ended_ = true;
+    in_request_ = false;
+    if (tunnel_timer_) tunnel_timer_->cancel();
+    tunnel_->Close();
+    Lowest().close();
+    exchange_->EndWebSocket(std::move(how));
+  }
+
+  void Touch() { last_byte_ = std::chrono::steady_clock::now(); }
+
+  void ArmTunnelTimer() {
+    tunnel_timer_->expires_at(last_byte_ + opts().upstream_client.read_idle_timeout);
+    tunnel_timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || self->tunnel_ended_) return;
+      if (std::chrono::steady_clock::now() - self->last_byte_ >=
+          self->opts().upstream_client.read_idle_timeout) {
+        return self->EndTunnel("idle timeout");
+      }
+      self->ArmTunnelTimer();
+    });
+  }
+
   // Answers the request itself. Before a complete request was read the connection cannot be
   // reused (the rest of the request is unread), so it is closed after the answer.
   void Fail(ProxyFailure failure, http::status status, std::string reason) {
@@ -449,7 +602,20 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   bool client_keep_alive_ = false;
   bool keep_alive_ = false;
   bool is_head_ = false;
+  bool websocket_ = false;  // the request asks to switch to WebSocket
   unsigned client_version_ = 11;
+  // WebSocket, after the 101 (StartTunnel): the primary's connection, a buffer each way, the
+  // handshake's early bytes, and the idle timer.
+  static constexpr size_t kTunnelBytes = 16 * 1024;
+  net::TunnelPtr tunnel_;
+  std::unique_ptr<char[]> up_, down_;
+  std::string early_up_, early_down_;
+  std::optional<asio::steady_timer> tunnel_timer_;
+  std::chrono::steady_clock::time_point last_byte_;
+  std::string closed_first_;  // "client closed" or "primary closed", once one side has
+  bool up_done_ = false;
+  bool down_done_ = false;
+  bool tunnel_ended_ = false;
   uint64_t arrival_us_ = 0;
 };
 

@@ -83,6 +83,9 @@ RecorderMetrics::RecorderMetrics(net::MetricsRegistry& r) {
   tls_handshake_failed =
       r.AddCounter("doppel_tls_handshakes_failed_total",
                    "TLS handshakes on the listener that failed or timed out (--tls-cert).");
+  websockets = r.AddCounter("doppel_websockets_total",
+                            "WebSocket connections relayed (the primary answered 101).");
+  websockets_open = r.AddGauge("doppel_websockets_open", "WebSocket connections open now.");
 }
 
 uint64_t RecorderMetrics::errors_total() const {

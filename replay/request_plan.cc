@@ -108,7 +108,8 @@ Result<std::shared_ptr<const Selector>> Selector::Create(const SelectionOptions&
 
 void DecisionCounts::Count(Decision d) {
   // In the order of Decision's values.
-  uint64_t* const by_decision[] = {&send, &refused, &not_in_percent, &filtered, &unsafe};
+  uint64_t* const by_decision[] = {&send,     &refused, &not_in_percent,
+                                   &filtered, &unsafe,  &websocket};
   ++*by_decision[static_cast<size_t>(d)];
 }
 
@@ -121,6 +122,7 @@ bool Selector::IsReadOnlyGrpcCall(const doppel::v1::HttpRequest& req) const {
 
 Decision Selector::Decide(const doppel::v1::Envelope& e) const {
   if (storage::ProxyRefused(e)) return Decision::kRefused;
+  if (e.has_websocket()) return Decision::kWebSocket;
   const auto& req = e.request();
   if (!InPercent(e.arrival_us(), e.seq(), opts_.percent, opts_.seed))
     return Decision::kNotInPercent;

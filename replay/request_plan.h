@@ -40,14 +40,15 @@ struct SelectionOptions {
 // kRefused: the recording proxy refused the request and never forwarded it to the primary
 // (storage::ProxyRefused); never sent, whatever the options. DecisionCounts::Count relies on
 // this order.
-enum class Decision { kSend, kRefused, kNotInPercent, kFiltered, kUnsafe };
+// kWebSocket: a relayed WebSocket connection (Envelope.websocket); replaying one is not built.
+enum class Decision { kSend, kRefused, kNotInPercent, kFiltered, kUnsafe, kWebSocket };
 
 // Envelopes by the selector's decision: the run's first pass counts them for its plan, the
 // replayer while it sends.
 struct DecisionCounts {
   uint64_t send = 0;
   uint64_t refused = 0;  // the recording proxy refused them: they never reached the primary
-  uint64_t not_in_percent = 0, filtered = 0, unsafe = 0;
+  uint64_t not_in_percent = 0, filtered = 0, unsafe = 0, websocket = 0;
   void Count(Decision d);
 };
 

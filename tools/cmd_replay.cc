@@ -143,6 +143,10 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
       note(plan.decisions.refused,
            " envelopes the proxy refused were not replayed (they never reached the primary)",
            "refused");
+    if (plan.decisions.websocket)
+      note(plan.decisions.websocket,
+           " WebSocket connections were not replayed (replaying WebSocket is not built yet)",
+           "websocket");
     if (plan.decisions.unsafe)
       log::Info(kReplayLog,
                 "skipping " + std::to_string(plan.decisions.unsafe) +

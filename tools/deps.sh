@@ -4,12 +4,13 @@
 # docs/report.schema.json against the golden report. libhttp-parser-dev (nodejs's
 # http-parser) is the reference parser of the http_smuggling and http_response_smuggling
 # fuzz targets (tests/fuzz/README.md); their regression runs are part of the normal suite.
+# python3-websockets runs docs/examples/websocket_chat.py, the README's WebSocket client.
 doppel_install_deps() {
   local pkgs=(build-essential cmake pkg-config libboost1.81-dev librocksdb-dev libprotobuf-dev
               protobuf-compiler libzstd-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
               libyaml-cpp-dev libbrotli-dev libre2-dev clang-format-14
               libhiredis-dev redis-server redis-tools
-              chromium python3-jsonschema
+              chromium python3-jsonschema python3-websockets
               libnghttp2-dev nghttp2-client nghttp2-server
               libgrpc++-dev protobuf-compiler-grpc
               libsystemd-dev help2man libhttp-parser-dev

@@ -246,9 +246,9 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
-      "record-replay", "ci",      "load-test", "interop",        "mirror", "redis", "streaming",
-      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",  "audit",
-      "coverage",      "chaos",   "install",   "config",         "store"};
+      "record-replay", "ci",      "load-test", "interop",        "mirror", "redis",    "streaming",
+      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",     "audit",
+      "coverage",      "chaos",   "install",   "config",         "store",  "websocket"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -461,6 +461,28 @@ TEST_F(ReadmeTest, StreamingWorkflow) {
   ASSERT_NE(b, nullptr);
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("session live: requests "), std::string::npos) << record_output_;
+}
+
+// WebSocket: the README's client says two messages through the recorder to doppel-echo's
+// WebSocket echo and prints the answers; `doppel cat` shows the messages each way.
+TEST_F(ReadmeTest, WebSocketWorkflow) {
+  const Block* b = FindBlock("websocket");
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(b->commands.size(), 3u);
+  // Debian's python3, which has python3-websockets (tools/deps.sh), whatever else is on PATH.
+  subst_.emplace_back("python3 docs/examples/",
+                      "/usr/bin/python3 " + std::string(DOPPEL_SOURCE_DIR) + "/docs/examples/");
+  traffic_ = Rewrite(b->commands[1]) + " > chat.out";
+  ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[0]), 0));
+  std::string out;
+  ASSERT_EQ(Run("cat chat.out", &out), 0);
+  EXPECT_EQ(out, "hello\nworld\n");
+  ASSERT_EQ(Run(Rewrite(b->commands[2]), &out), 0) << out;
+  EXPECT_NE(out.find(R"("status":101)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"({"from":"client","opcode":1,"payload":"hello")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"({"from":"primary","opcode":1,"payload":"world")"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find(R"("client_messages":3)"), std::string::npos) << out;  // and the close
 }
 
 // Stateful replay: three users' login -> order -> account flows recorded against one

@@ -57,6 +57,53 @@ TEST(EnvelopeJson, BinaryBodiesAreBase64AndMarked) {
   EXPECT_EQ(back.request().headers(2).value(), "\xc3\x28");
 }
 
+// A relayed WebSocket connection's messages (text and binary payloads) are printed by
+// `doppel cat` and read back whole.
+TEST(EnvelopeJson, WebSocketSessionRoundTrip) {
+  auto e = storage::testing::MakeEnvelope(9, 1);
+  EXPECT_FALSE(EnvelopeToJson(e).contains("websocket"));
+  auto* w = e.mutable_websocket();
+  auto* text = w->add_messages();
+  text->set_from_client(true);
+  text->set_opcode(1);
+  text->set_payload("hello");
+  text->set_payload_size(5);
+  text->set_at_us(10);
+  auto* binary = w->add_messages();
+  binary->set_opcode(2);
+  binary->set_payload(std::string("\0\xff\x01", 3));
+  binary->set_payload_size(900);
+  binary->set_payload_truncated(true);
+  binary->set_compressed(true);
+  binary->set_at_us(20);
+  w->set_messages_truncated(true);
+  w->set_client_messages(70);
+  w->set_server_messages(71);
+  w->set_client_bytes(1234);
+  w->set_server_bytes(5678);
+  w->set_duration_us(99);
+  w->set_ended("client closed");
+  w->set_framing_error("primary: frame with reserved opcode 3");
+  auto o = EnvelopeToJson(e);
+  const auto& messages = o.at("websocket").at("messages").as_array();
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(messages[0].at("from").as_string(), "client");
+  EXPECT_EQ(messages[0].at("payload").as_string(), "hello");
+  EXPECT_EQ(messages[1].at("from").as_string(), "primary");
+  EXPECT_EQ(messages[1].at("payload_encoding").as_string(), "base64");
+  v1::Envelope back;
+  ASSERT_TRUE(
+      EnvelopeFromJson(boost::json::parse(boost::json::serialize(o)).as_object(), &back).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(e, back)) << back.DebugString();
+
+  auto bad =
+      boost::json::parse(
+          R"({"request":{"method":"GET","target":"/"},"websocket":{"messages":[{"from":"x"}]}})")
+          .as_object();
+  EXPECT_NE(EnvelopeFromJson(bad, &back).message().find("websocket.messages[].from"),
+            std::string::npos);
+}
+
 TEST(EnvelopeJson, WrongTypesNameTheField) {
   auto o = boost::json::parse(R"({"request":{"method":"GET","target":"/"},"seq":"x"})").as_object();
   v1::Envelope e;

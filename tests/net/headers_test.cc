@@ -50,6 +50,23 @@ TEST(HeadersTest, HopByHopNames) {
   EXPECT_FALSE(IsHopByHop("Host"));
 }
 
+TEST(HeadersTest, WebSocketUpgradeNeedsBothTokens) {
+  const auto fields = [](std::initializer_list<std::pair<const char*, const char*>> list) {
+    http::fields f;
+    for (const auto& [name, value] : list) f.insert(name, value);
+    return f;
+  };
+  EXPECT_TRUE(IsWebSocketUpgrade(fields({{"Connection", "Upgrade"}, {"Upgrade", "websocket"}})));
+  EXPECT_TRUE(IsWebSocketUpgrade(
+      fields({{"Connection", "keep-alive, upgrade"}, {"Upgrade", "WebSocket"}})));
+  EXPECT_TRUE(IsWebSocketUpgrade(
+      fields({{"Connection", "close"}, {"Connection", "UPGRADE"}, {"Upgrade", "websocket"}})));
+  EXPECT_FALSE(IsWebSocketUpgrade(fields({{"Upgrade", "websocket"}})));
+  EXPECT_FALSE(IsWebSocketUpgrade(fields({{"Connection", "Upgrade"}, {"Upgrade", "h2c"}})));
+  EXPECT_FALSE(IsWebSocketUpgrade(fields({{"Connection", "Upgrade"}})));
+  EXPECT_FALSE(IsWebSocketUpgrade(fields({{"Connection", "Upgraded"}, {"Upgrade", "websocket"}})));
+}
+
 TEST(HeadersTest, ForwardingHeadersAppendAndKeepHost) {
   http::fields f = Fields({{"Host", "shop.example:8080"},
                            {"X-Forwarded-For", "10.0.0.1"},

@@ -63,6 +63,23 @@ TEST(Selector, UnsafeMethodsAreSkippedUnlessAllowed) {
   EXPECT_EQ((*Selector::Create(o))->Decide(Env("POST", "/a")), Decision::kSend);
 }
 
+// A relayed WebSocket connection is not replayed (yet), whatever the options, and is counted
+// apart.
+TEST(Selector, WebSocketSessionsAreSkippedAndCounted) {
+  auto e = Env("GET", "/chat");
+  e.mutable_websocket()->set_client_messages(1);
+  SelectionOptions o;
+  o.allow_unsafe = true;
+  auto s = *Selector::Create(o);
+  EXPECT_EQ(s->Decide(e), Decision::kWebSocket);
+  DecisionCounts counts;
+  counts.Count(s->Decide(e));
+  counts.Count(s->Decide(Env("GET", "/a")));
+  EXPECT_EQ(counts.websocket, 1u);
+  EXPECT_EQ(counts.send, 1u);
+  EXPECT_EQ(counts.unsafe, 0u);
+}
+
 TEST(Selector, Filters) {
   SelectionOptions o;
   o.methods = {"get"};

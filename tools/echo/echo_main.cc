@@ -59,7 +59,9 @@ bool WritePortFile(const std::string& path, uint16_t port) {
 
 int main(int argc, char** argv) {
   using doppel::echo::EchoOptions;
-  CLI::App app{"doppel-echo: a deterministic JSON shop API used as the demo upstream"};
+  CLI::App app{
+      "doppel-echo: a deterministic JSON shop API used as the demo upstream; a GET that asks "
+      "to upgrade to WebSocket (any path) gets an echo of each message"};
   std::string listen = "127.0.0.1:8080";
   std::string variant = "v1";
   std::string latency = "0", jitter = "0";

@@ -25,6 +25,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket.hpp>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
@@ -107,6 +108,39 @@ struct ServerConfig {
 };
 
 // ---------------------------------------------------------------------------------------
+// A WebSocket connection: a GET (any path) that asks to upgrade. Each message comes back as it
+// came, text as text and binary as binary, until the client closes.
+
+class WebSocketEcho : public std::enable_shared_from_this<WebSocketEcho> {
+ public:
+  explicit WebSocketEcho(beast::tcp_stream&& stream) : ws_(std::move(stream)) {}
+
+  void Start(http::request<http::string_body>&& handshake) {
+    beast::get_lowest_layer(ws_).expires_never();  // the stream's own timeouts from here on
+    ws_.set_option(beast::websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.async_accept(handshake, [self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->Read();
+    });
+  }
+
+ private:
+  void Read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return;  // closed (the close handshake is Beast's), or broken
+      self->ws_.text(self->ws_.got_text());
+      self->ws_.async_write(self->buffer_.data(), [self](beast::error_code ec, size_t) {
+        if (ec) return;
+        self->buffer_.consume(self->buffer_.size());
+        self->Read();
+      });
+    });
+  }
+
+  beast::websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+};
+
+// ---------------------------------------------------------------------------------------
 // One connection.
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -185,6 +219,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnRequest() {
+    if (beast::websocket::is_upgrade(parser_->get())) {
+      return std::make_shared<WebSocketEcho>(std::move(stream_))->Start(parser_->release());
+    }
     const auto& req = parser_->get();
     version_ = req.version();
     error_reply_ = false;

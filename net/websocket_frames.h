@@ -1,0 +1,80 @@
+// Reading WebSocket framing (RFC 6455 section 5) off one direction of a relayed connection, so
+// the capture proxy can record the messages it relays. The proxy relays the bytes unchanged
+// whatever this reader makes of them; the reader only looks.
+//
+// Thread safety: none; one reader per direction of one connection.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace doppel::net {
+
+// RFC 6455 5.2 opcodes.
+enum class WebSocketOpcode : uint8_t {
+  kContinuation = 0,
+  kText = 1,
+  kBinary = 2,
+  kClose = 8,
+  kPing = 9,
+  kPong = 10,
+};
+
+// One message as it went by: a data message's fragments joined, or one control frame.
+struct WebSocketMessage {
+  WebSocketOpcode opcode = WebSocketOpcode::kText;
+  std::string payload;     // unmasked; at most the reader's payload limit
+  uint64_t size = 0;       // the whole payload's size
+  bool truncated = false;  // payload holds less than size
+  // RSV1 on the message's first frame: compressed by an extension (permessage-deflate,
+  // RFC 7692); payload is as sent, compressed.
+  bool compressed = false;
+};
+
+class WebSocketFrameReader {
+ public:
+  using OnMessage = std::function<void(WebSocketMessage&&)>;
+
+  // Keeps at most `payload_limit` bytes of each message's payload (the size is counted
+  // whole). `masked`: the direction is client to server, whose frames must be masked
+  // (RFC 6455 5.1).
+  WebSocketFrameReader(uint64_t payload_limit, bool masked)
+      : payload_limit_(payload_limit), masked_(masked) {}
+
+  // Reads `bytes`, the next bytes of the direction, and calls `on_message` for each message
+  // they complete. Returns false once the bytes are not WebSocket framing (error() says why);
+  // from then on it reads nothing.
+  bool Feed(std::string_view bytes, const OnMessage& on_message);
+
+  // Why the bytes stopped being WebSocket framing; empty while they are.
+  const std::string& error() const { return error_; }
+
+ private:
+  enum class State { kHeader, kPayload, kFailed };
+  // The frame header in header_ is complete (`need` bytes of it): checks it and starts the
+  // frame. False (and error_ set) when it breaks the rules.
+  bool StartFrame();
+  void EndFrame(const OnMessage& on_message);
+  bool Fail(std::string why);
+
+  const uint64_t payload_limit_;
+  const bool masked_;
+  State state_ = State::kHeader;
+  std::string error_;
+  // The current frame.
+  uint8_t header_[14] = {};
+  size_t header_size_ = 0;
+  uint8_t opcode_ = 0;
+  bool fin_ = false;
+  uint64_t remaining_ = 0;  // payload bytes of the frame still to read
+  uint8_t mask_[4] = {};
+  uint64_t mask_offset_ = 0;  // payload bytes of the frame read so far
+  // The message being read: the data message (fragments so far) or the control frame.
+  WebSocketMessage data_;
+  bool in_data_ = false;  // a fragmented data message waits for its continuation
+  WebSocketMessage control_;
+};
+
+}  // namespace doppel::net
