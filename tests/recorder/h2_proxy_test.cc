@@ -62,16 +62,10 @@ ClientRun RunClient(std::vector<std::string> args) {
   return r;
 }
 
-class H2ProxyTest : public ::testing::Test {
+class H2ProxyTest : public LoopbackRecorderTest {
  protected:
   void Start(const std::function<void(RecorderOptions&)>& tweak = {}) {
-    RecorderOptions o = LoopbackOptions(upstream_.url());
-    if (tweak) tweak(o);
-    rec_ = StartLoopback(std::move(o), &sink_, nullptr, &port_);
-    ASSERT_NE(rec_, nullptr);
-  }
-  void TearDown() override {
-    if (rec_) rec_->Stop();
+    StartRecorder(upstream_.url(), "test", tweak);
   }
   std::string Url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
@@ -79,9 +73,6 @@ class H2ProxyTest : public ::testing::Test {
   double Metric(const std::string& series) { return MetricIn(rec_->MetricsText(), series); }
 
   TestUpstream upstream_;
-  MemorySink sink_;
-  RecorderPtr rec_;
-  uint16_t port_ = 0;
 };
 
 TEST_F(H2ProxyTest, PriorKnowledgeGetAndPostAreForwardedAndCaptured) {

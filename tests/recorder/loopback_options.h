@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "net/url.h"
 #include "recorder/recorder.h"
+#include "tests/recorder/memory_sink.h"
 
 namespace doppel::recorder {
 
@@ -33,5 +36,32 @@ inline RecorderPtr StartLoopback(RecorderOptions options, CaptureSink* sink,
   *port = (*rec)->listen_address().port;
   return std::move(rec.value());
 }
+
+// A fixture with an in-process recorder on loopback in front of an upstream the test chooses,
+// its envelopes kept in memory; stopped after the test.
+class LoopbackRecorderTest : public ::testing::Test {
+ protected:
+  // Starts the recorder in front of `upstream_url` (session `session`), with `tweak` applied
+  // to the options first.
+  void StartRecorder(const std::string& upstream_url, const std::string& session,
+                     const std::function<void(RecorderOptions&)>& tweak = {}) {
+    RecorderOptions o = LoopbackOptions(upstream_url, session);
+    if (tweak) tweak(o);
+    rec_ = StartLoopback(std::move(o), &sink_, nullptr, &port_);
+    ASSERT_NE(rec_, nullptr);
+  }
+  void TearDown() override {
+    if (rec_) rec_->Stop();
+  }
+  // Stops the recorder (the capture queue flushed) and returns what it captured.
+  std::vector<doppel::v1::Envelope> StopAndCaptured() {
+    rec_->Stop();
+    return sink_.envelopes();
+  }
+
+  MemorySink sink_;
+  RecorderPtr rec_;
+  uint16_t port_ = 0;  // the recorder's
+};
 
 }  // namespace doppel::recorder

@@ -82,25 +82,11 @@ class ScriptedUpstream {
   std::vector<std::thread> conns_;
 };
 
-class StreamTest : public ::testing::Test {
+class StreamTest : public LoopbackRecorderTest {
  protected:
   void Start(const std::string& upstream, const std::function<void(RecorderOptions&)>& tweak = {}) {
-    RecorderOptions o = LoopbackOptions(upstream, "stream");
-    if (tweak) tweak(o);
-    rec_ = StartLoopback(std::move(o), &sink_, nullptr, &port_);
-    ASSERT_NE(rec_, nullptr);
+    StartRecorder(upstream, "stream", tweak);
   }
-  void TearDown() override {
-    if (rec_) rec_->Stop();
-  }
-  std::vector<doppel::v1::Envelope> StopAndCaptured() {
-    rec_->Stop();
-    return sink_.envelopes();
-  }
-
-  MemorySink sink_;
-  RecorderPtr rec_;
-  uint16_t port_ = 0;
 };
 
 constexpr const char* kGet = "GET /stream HTTP/1.1\r\nHost: shop.test\r\n\r\n";

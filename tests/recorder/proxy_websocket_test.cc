@@ -19,7 +19,6 @@
 #include "recorder/recorder.h"
 #include "tests/net/test_upstream.h"
 #include "tests/recorder/loopback_options.h"
-#include "tests/recorder/memory_sink.h"
 
 namespace doppel::recorder {
 namespace {
@@ -142,20 +141,10 @@ class Watchdog {
   std::thread thread_;
 };
 
-class WebSocketTest : public ::testing::Test {
+class WebSocketTest : public LoopbackRecorderTest {
  protected:
   void Start(const std::function<void(RecorderOptions&)>& tweak = {}) {
-    RecorderOptions o = LoopbackOptions(server_.url(), "ws");
-    if (tweak) tweak(o);
-    rec_ = StartLoopback(std::move(o), &sink_, nullptr, &port_);
-    ASSERT_NE(rec_, nullptr);
-  }
-  void TearDown() override {
-    if (rec_) rec_->Stop();
-  }
-  std::vector<doppel::v1::Envelope> StopAndCaptured() {
-    rec_->Stop();
-    return sink_.envelopes();
+    StartRecorder(server_.url(), "ws", tweak);
   }
   // Waits (up to 10 s) until `n` envelopes were written, then stops the recorder: an envelope
   // that was written before the stop was not ended by it.
@@ -166,17 +155,24 @@ class WebSocketTest : public ::testing::Test {
     }
     return StopAndCaptured();
   }
-  // A client connected to the proxy, its handshake for `target` done; the 101 in *res.
-  void Connect(websocket::stream<tcp::socket>& ws, const std::string& target,
-               websocket::response_type* res) {
-    ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), port_});
-    ws.handshake(*res, "chat.test", target);
+
+  // A client of the proxy, its handshake done, its socket shut down after 15 s whatever
+  // happens (a failed test cannot hang on a blocking read).
+  struct Client {
+    asio::io_context io;
+    websocket::stream<tcp::socket> ws{io};
+    websocket::response_type handshake;  // the 101
+    std::unique_ptr<Watchdog> watchdog;
+  };
+  std::unique_ptr<Client> Connect(const std::string& target) {
+    auto c = std::make_unique<Client>();
+    c->ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), port_});
+    c->watchdog = std::make_unique<Watchdog>(c->ws.next_layer().native_handle(), 15);
+    c->ws.handshake(c->handshake, "chat.test", target);
+    return c;
   }
 
   EchoServer server_;
-  MemorySink sink_;
-  RecorderPtr rec_;
-  uint16_t port_ = 0;
 };
 
 std::string Read(websocket::stream<tcp::socket>& ws, bool* text) {
@@ -190,13 +186,11 @@ std::string Read(websocket::stream<tcp::socket>& ws, bool* text) {
 // handshake and the messages each way, in order, unmasked.
 TEST_F(WebSocketTest, EchoOfATextAndABinaryMessagePassesAndIsRecorded) {
   Start();
-  asio::io_context io;
-  websocket::stream<tcp::socket> ws(io);
-  websocket::response_type res;
-  ASSERT_NO_THROW(Connect(ws, "/chat?room=1", &res));
-  Watchdog watchdog(ws.next_layer().native_handle(), 15);
-  EXPECT_EQ(res.result_int(), 101);
-  EXPECT_NE(std::string(res[http::field::via]).find("1.1 doppel"), std::string::npos);
+  std::unique_ptr<Client> client;
+  ASSERT_NO_THROW(client = Connect("/chat?room=1"));
+  auto& ws = client->ws;
+  EXPECT_EQ(client->handshake.result_int(), 101);
+  EXPECT_NE(std::string(client->handshake[http::field::via]).find("1.1 doppel"), std::string::npos);
 
   const std::string binary("\x00\x01\x02\xff\xfe", 5);
   bool text = false;
@@ -236,9 +230,13 @@ TEST_F(WebSocketTest, EchoOfATextAndABinaryMessagePassesAndIsRecorded) {
     const auto& m = w.messages(i);
     EXPECT_EQ(m.from_client(), want[i].from_client) << i;
     EXPECT_EQ(m.opcode(), want[i].opcode) << i;
-    if (want[i].opcode != 8) EXPECT_EQ(m.payload(), want[i].payload) << i;
+    if (want[i].opcode != 8) {
+      EXPECT_EQ(m.payload(), want[i].payload) << i;
+    }
     EXPECT_EQ(m.payload_size(), m.payload().size()) << i;
-    if (i > 0) EXPECT_GE(m.at_us(), w.messages(i - 1).at_us()) << i;
+    if (i > 0) {
+      EXPECT_GE(m.at_us(), w.messages(i - 1).at_us()) << i;
+    }
   }
   EXPECT_EQ(w.messages(4).payload().substr(0, 2), "\x03\xe8");  // 1000, normal closure
   EXPECT_EQ(w.client_messages(), 3u);
@@ -260,11 +258,9 @@ TEST_F(WebSocketTest, EchoOfATextAndABinaryMessagePassesAndIsRecorded) {
 // More messages than an envelope keeps: all counted, the first 64 each way kept.
 TEST_F(WebSocketTest, MessagesPastTheCapAreCountedNotKept) {
   Start();
-  asio::io_context io;
-  websocket::stream<tcp::socket> ws(io);
-  websocket::response_type res;
-  ASSERT_NO_THROW(Connect(ws, "/chat", &res));
-  Watchdog watchdog(ws.next_layer().native_handle(), 15);
+  std::unique_ptr<Client> client;
+  ASSERT_NO_THROW(client = Connect("/chat"));
+  auto& ws = client->ws;
   bool text = false;
   for (int i = 0; i < 70; ++i) {
     ws.write(asio::buffer("m" + std::to_string(i)));
@@ -333,11 +329,9 @@ TEST_F(WebSocketTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
   Start([](RecorderOptions& o) {
     o.upstream_client.read_idle_timeout = std::chrono::milliseconds(300);
   });
-  asio::io_context io;
-  websocket::stream<tcp::socket> ws(io);
-  websocket::response_type res;
-  ASSERT_NO_THROW(Connect(ws, "/chat", &res));
-  Watchdog watchdog(ws.next_layer().native_handle(), 15);
+  std::unique_ptr<Client> client;
+  ASSERT_NO_THROW(client = Connect("/chat"));
+  auto& ws = client->ws;
   bool text = false;
   ws.write(asio::buffer(std::string("ping?")));
   EXPECT_EQ(Read(ws, &text), "ping?");
@@ -356,11 +350,9 @@ TEST_F(WebSocketTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
 // Stopping the recorder closes open WebSocket connections and records them.
 TEST_F(WebSocketTest, ShutdownClosesOpenConnectionsAndRecordsThem) {
   Start();
-  asio::io_context io;
-  websocket::stream<tcp::socket> ws(io);
-  websocket::response_type res;
-  ASSERT_NO_THROW(Connect(ws, "/chat", &res));
-  Watchdog watchdog(ws.next_layer().native_handle(), 15);
+  std::unique_ptr<Client> client;
+  ASSERT_NO_THROW(client = Connect("/chat"));
+  auto& ws = client->ws;
   bool text = false;
   ws.write(asio::buffer(std::string("still here")));
   EXPECT_EQ(Read(ws, &text), "still here");
