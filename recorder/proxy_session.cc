@@ -463,7 +463,10 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   // may still answer); anything else ends the connection.
   void EndPipe(bool from_client, const beast::error_code& ec) {
     if (tunnel_ended_) return;
-    const bool closed = ec == asio::error::eof;
+    // A TLS tunnel cannot half-close: telling the primary that the client closed closed it,
+    // which ends the read from the primary with operation_aborted.
+    const bool closed = ec == asio::error::eof ||
+                        (!from_client && up_done_ && ec == asio::error::operation_aborted);
     if (!closed) return EndTunnel((from_client ? "client: " : "primary: ") + ec.message());
     if (closed_first_.empty()) closed_first_ = from_client ? "client closed" : "primary closed";
     if (from_client) {

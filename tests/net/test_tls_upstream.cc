@@ -14,14 +14,11 @@
 #include "net/tls_server.h"
 
 namespace doppel::testing {
-namespace {
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-// A fresh P-256 key and a self-signed certificate for IP:127.0.0.1 and DNS:localhost, valid
-// for a day. Returns the certificate as PEM.
 std::string UseSelfSignedCertificate(asio::ssl::context& ctx) {
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();
@@ -62,8 +59,6 @@ std::string UseSelfSignedCertificate(asio::ssl::context& ctx) {
   if (!ok || pem.empty()) throw std::runtime_error("TestTlsUpstream: cannot make a certificate");
   return pem;
 }
-
-}  // namespace
 
 TestTlsUpstream::TestTlsUpstream(TestTlsUpstreamOptions options)
     : options_(options), ctx_(asio::ssl::context::tls_server), acceptor_(io_) {

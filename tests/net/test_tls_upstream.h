@@ -18,6 +18,11 @@
 
 namespace doppel::testing {
 
+// Makes `ctx` (a server context) use a fresh P-256 key and a self-signed certificate for
+// IP:127.0.0.1 and DNS:localhost, valid for a day. Returns the certificate as PEM, for clients
+// to trust. Throws when OpenSSL cannot make it.
+std::string UseSelfSignedCertificate(boost::asio::ssl::context& ctx);
+
 struct TestTlsUpstreamOptions {
   // false: one response a connection, with Connection: close, so every request needs a new
   // connection. true: every request of a connection is answered, kept alive while the client

@@ -6,17 +6,23 @@
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "recorder/recorder.h"
+#include "tests/base/temp_dir.h"
+#include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
 #include "tests/recorder/loopback_options.h"
 
@@ -30,10 +36,15 @@ namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
 // A WebSocket echo server: each message comes back as it came (text as text, binary as
-// binary) until the client closes. A handshake for /refuse is answered 403 instead.
+// binary) until the client closes. A handshake for /refuse is answered 403 instead. With
+// `tls`, over TLS with a fresh self-signed certificate (cert_pem()).
 class EchoServer {
  public:
-  EchoServer() {
+  explicit EchoServer(bool tls = false) {
+    if (tls) {
+      tls_.emplace(asio::ssl::context::tls_server);
+      cert_pem_ = testing::UseSelfSignedCertificate(*tls_);
+    }
     fd_ = testing::ListenOnLoopback(16, &port_);
     accept_ = std::thread([this] {
       for (;;) {
@@ -58,7 +69,10 @@ class EchoServer {
     }
     for (auto& t : conns_) t.join();
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_);
+  }
+  const std::string& cert_pem() const { return cert_pem_; }
   // The handshakes the server read, as they arrived through the proxy.
   std::vector<http::request<http::string_body>> handshakes() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -70,6 +84,16 @@ class EchoServer {
   void Serve(int fd, size_t i) {
     asio::io_context io;
     beast::error_code ec;
+    if (tls_) {
+      websocket::stream<asio::ssl::stream<tcp::socket>> ws(io, *tls_);
+      beast::get_lowest_layer(ws).assign(tcp::v4(), fd, ec);
+      ws.next_layer().handshake(asio::ssl::stream_base::server, ec);
+      if (!ec) Serve(ws);
+      std::lock_guard<std::mutex> lock(mu_);
+      beast::get_lowest_layer(ws).close(ec);
+      fds_[i] = -1;
+      return;
+    }
     websocket::stream<tcp::socket> ws(io);
     ws.next_layer().assign(tcp::v4(), fd, ec);
     Serve(ws);
@@ -78,7 +102,8 @@ class EchoServer {
     fds_[i] = -1;
   }
 
-  void Serve(websocket::stream<tcp::socket>& ws) {
+  template <class WebSocketStream>
+  void Serve(WebSocketStream& ws) {
     beast::error_code ec;
     beast::flat_buffer buffer;
     http::request<http::string_body> req;
@@ -105,6 +130,8 @@ class EchoServer {
     }
   }
 
+  std::optional<asio::ssl::context> tls_;
+  std::string cert_pem_;
   int fd_ = -1;
   uint16_t port_ = 0;
   std::thread accept_;
@@ -291,6 +318,33 @@ TEST_F(WebSocketTest, AnUpgradeThePrimaryRefusesIsAnsweredAsUsual) {
   ASSERT_EQ(env.size(), 1u);
   EXPECT_EQ(env[0].response().status(), 403u);
   EXPECT_FALSE(env[0].has_websocket());
+}
+
+// A primary behind TLS (https://): the relay runs over the TLS connection the pool opened,
+// and a close from either side ends it as a close, not as an error (TLS cannot half-close).
+TEST_F(WebSocketTest, APrimaryOverTlsIsRelayedToo) {
+  EchoServer tls_server(/*tls=*/true);
+  const std::string dir = testing::MakeTempDir("ws-tls");
+  testing::WriteFile(dir + "/ca.pem", tls_server.cert_pem());
+  StartRecorder(tls_server.url(), "ws-tls",
+                [&](RecorderOptions& o) { o.upstream_tls.ca_file = dir + "/ca.pem"; });
+  std::unique_ptr<Client> client;
+  ASSERT_NO_THROW(client = Connect("/secure"));
+  auto& ws = client->ws;
+  bool text = false;
+  for (const std::string message : {"over tls", "again"}) {
+    ws.write(asio::buffer(message));
+    EXPECT_EQ(Read(ws, &text), message);
+  }
+  ws.close(websocket::close_code::normal);
+  const auto env = CapturedThenStop(1);
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(env.size(), 1u);
+  const auto& w = env[0].websocket();
+  EXPECT_EQ(w.messages_size(), 6);
+  EXPECT_EQ(w.client_messages(), 3u);
+  EXPECT_EQ(w.server_messages(), 3u);
+  EXPECT_TRUE(w.ended() == "client closed" || w.ended() == "primary closed") << w.ended();
 }
 
 // Only an HTTP/1.1 GET can switch to WebSocket (RFC 6455 4.1): an HTTP/1.0 GET or a POST that
