@@ -167,6 +167,37 @@ bool Base64Decode(std::string_view in, std::string* out) {
 
 namespace {
 
+// A streamed response's pieces (event streams): [{"offset", "size", "at_us"}, ...].
+json::array ChunksToJson(const google::protobuf::RepeatedPtrField<doppel::v1::StreamChunk>& in) {
+  json::array out;
+  for (const auto& c : in) {
+    out.push_back(json::object{{"offset", c.offset()}, {"size", c.size()}, {"at_us", c.at_us()}});
+  }
+  return out;
+}
+
+Status ChunksFromJson(const json::object& response,
+                      google::protobuf::RepeatedPtrField<doppel::v1::StreamChunk>* out) {
+  auto* v = response.if_contains("chunks");
+  if (!v || v->is_null()) return Status::Ok();
+  if (!v->is_array()) return Status::InvalidArgument("response.chunks must be an array");
+  for (const auto& item : v->get_array()) {
+    if (!item.is_object()) return Status::InvalidArgument("response.chunks[] must hold objects");
+    const auto& j = item.get_object();
+    auto* c = out->Add();
+    uint64_t u = 0;
+    DOPPEL_RETURN_IF_ERROR(GetUint(j, "offset", &u));
+    c->set_offset(u);
+    u = 0;
+    DOPPEL_RETURN_IF_ERROR(GetUint(j, "size", &u));
+    c->set_size(u);
+    u = 0;
+    DOPPEL_RETURN_IF_ERROR(GetUint(j, "at_us", &u));
+    c->set_at_us(u);
+  }
+  return Status::Ok();
+}
+
 json::object WebSocketToJson(const doppel::v1::WebSocketSession& w) {
   json::array messages;
   for (const auto& m : w.messages()) {
@@ -288,6 +319,8 @@ json::object EnvelopeToJson(const Envelope& e) {
     PutBody(resp, e.response().body(), e.response().body_truncated(), e.response().body_size());
     resp["latency_us"] = e.response().latency_us();
     if (e.response().trailers_size() > 0) resp["trailers"] = HeadersToJson(e.response().trailers());
+    if (e.response().chunks_size() > 0) resp["chunks"] = ChunksToJson(e.response().chunks());
+    if (e.response().chunks_truncated()) resp["chunks_truncated"] = true;
     o["response"] = std::move(resp);
   }
   if (e.has_websocket()) o["websocket"] = WebSocketToJson(e.websocket());
@@ -367,6 +400,10 @@ Status EnvelopeFromJson(const json::object& o, Envelope* e) {
     u = 0;
     DOPPEL_RETURN_IF_ERROR(GetUint(s, "latency_us", &u));
     ms->set_latency_us(u);
+    DOPPEL_RETURN_IF_ERROR(ChunksFromJson(s, ms->mutable_chunks()));
+    truncated = false;
+    DOPPEL_RETURN_IF_ERROR(GetBool(s, "chunks_truncated", &truncated));
+    ms->set_chunks_truncated(truncated);
   } else if (resp && !resp->is_null()) {
     return Status::InvalidArgument("'response' must be an object");
   }

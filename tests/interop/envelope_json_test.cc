@@ -104,6 +104,30 @@ TEST(EnvelopeJson, WebSocketSessionRoundTrip) {
             std::string::npos);
 }
 
+// An event stream's piece timings survive an export and an import.
+TEST(EnvelopeJson, StreamChunksRoundTrip) {
+  auto e = storage::testing::MakeEnvelope(10, 1);
+  EXPECT_FALSE(EnvelopeToJson(e).at("response").as_object().contains("chunks"));
+  auto* r = e.mutable_response();
+  for (uint64_t i = 0; i < 3; ++i) {
+    auto* c = r->add_chunks();
+    c->set_offset(i * 16);
+    c->set_size(16);
+    c->set_at_us(1000 * i);
+  }
+  r->set_chunks_truncated(true);
+  auto o = EnvelopeToJson(e);
+  EXPECT_EQ(o.at("response").at("chunks").as_array().size(), 3u);
+  v1::Envelope back;
+  ASSERT_TRUE(
+      EnvelopeFromJson(boost::json::parse(boost::json::serialize(o)).as_object(), &back).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(e, back)) << back.DebugString();
+  auto bad =
+      boost::json::parse(R"({"request":{"method":"GET","target":"/"},"response":{"chunks":[1]}})")
+          .as_object();
+  EXPECT_NE(EnvelopeFromJson(bad, &back).message().find("response.chunks[]"), std::string::npos);
+}
+
 TEST(EnvelopeJson, WrongTypesNameTheField) {
   auto o = boost::json::parse(R"({"request":{"method":"GET","target":"/"},"seq":"x"})").as_object();
   v1::Envelope e;
