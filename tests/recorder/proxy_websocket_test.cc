@@ -347,6 +347,39 @@ TEST_F(WebSocketTest, APrimaryOverTlsIsRelayedToo) {
   EXPECT_TRUE(w.ended() == "client closed" || w.ended() == "primary closed") << w.ended();
 }
 
+// Bytes that are not WebSocket framing still go through (the proxy relays, the primary
+// judges): the echo server fails the connection with a close frame (1002, protocol error),
+// and the envelope says where the framing broke.
+TEST_F(WebSocketTest, BytesThatAreNotFramingAreRelayedAndTheBreakRecorded) {
+  Start();
+  {
+    testing::TestClient client(port_);
+    ASSERT_TRUE(
+        client.Write("GET /chat HTTP/1.1\r\nHost: chat.test\r\nConnection: Upgrade\r\n"
+                     "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+    const std::string head = client.ReadUntil("\r\n\r\n");
+    ASSERT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u) << head;
+    ASSERT_TRUE(client.Write("GET / HTTP/1.1\r\n\r\n"));  // 'G': opcode 7, reserved
+    // A close frame (FIN, opcode 8) with code 1002, protocol error.
+    const std::string close("\x88\x02\x03\xea", 4);
+    const std::string frames = client.ReadUntil(close);
+    EXPECT_EQ(frames, close);
+  }  // the client leaves without answering the close
+  const auto env = CapturedThenStop(1);
+  ASSERT_EQ(env.size(), 1u);
+  const auto& w = env[0].websocket();
+  EXPECT_EQ(w.framing_error(), "client: frame with reserved opcode 7");
+  EXPECT_EQ(w.client_messages(), 0u);
+  EXPECT_EQ(w.client_bytes(), 18u);
+  ASSERT_EQ(w.messages_size(), 1);
+  EXPECT_FALSE(w.messages(0).from_client());
+  EXPECT_EQ(w.messages(0).opcode(), 8u);
+  // The echo server fails the connection (it closes after its close frame), the client
+  // leaves: a clean end either way.
+  EXPECT_TRUE(w.ended() == "primary closed" || w.ended() == "client closed") << w.ended();
+}
+
 // Only an HTTP/1.1 GET can switch to WebSocket (RFC 6455 4.1): an HTTP/1.0 GET or a POST that
 // asks goes to the primary without its Upgrade header, as any request, and gets no 101.
 TEST_F(WebSocketTest, AnUpgradeThatIsNotAnHttp11GetIsNotRelayed) {
