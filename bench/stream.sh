@@ -94,6 +94,8 @@ nginx_files_port=$(free_port)
 start_nginx proxy "  proxy_http_version 1.1;
   proxy_buffering off;
   proxy_buffer_size 64k;
+  proxy_buffers 8 64k;
+  proxy_busy_buffers_size 128k;
   proxy_set_header Connection '';
   upstream events { server 127.0.0.1:$events_port; keepalive 16; }
   upstream files { server 127.0.0.1:$files_port; keepalive 16; }
@@ -192,7 +194,7 @@ section=$tmp/section.md
   echo
   run_header " (ROUNDS=$ROUNDS, TTFB_N=$TTFB_N, SIZE_MB=$SIZE_MB, PARALLEL=$PARALLEL)"
   echo
-  echo "Setup, all on 127.0.0.1: event origin = a Python asyncio server answering each GET at once with a chunked \`text/event-stream\` head and its first event, the second event $HOLD s later; file origin = nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, sendfile (the files in the page cache). nginx proxy = 1 worker, \`proxy_pass\` with \`proxy_buffering off\` and \`proxy_buffer_size 64k\` (doppel's piece size), HTTP/1.1 keep-alive upstreams. doppel = \`doppel record --threads 1\` (every exchange captured, default \`--capture-body-limit\` 1 MiB). Clients: curl, one request per process."
+  echo "Setup, all on 127.0.0.1: event origin = a Python asyncio server answering each GET at once with a chunked \`text/event-stream\` head and its first event, the second event $HOLD s later; file origin = nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, sendfile (the files in the page cache). nginx proxy = 1 worker, \`proxy_pass\` with \`proxy_buffering off\` and \`proxy_buffer_size 64k\` (doppel's piece size; \`proxy_buffers 8 64k\`, which nginx then requires), HTTP/1.1 keep-alive upstreams. doppel = \`doppel record --threads 1\` (every exchange captured, default \`--capture-body-limit\` 1 MiB). Clients: curl, one request per process."
   echo
   echo "**1. Time to first byte of a streamed response** ($TTFB_N requests each, interleaved; curl \`time_starttransfer\`; load before: $load_ttfb):"
   echo
