@@ -312,6 +312,11 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
 
   void ReturnIdle(std::unique_ptr<Connection> c) {
     if (shutdown_ || idle_.size() >= options_.max_idle_connections) return;
+    if (c->buffer.capacity() > kReadBufferBytes && c->buffer.size() == 0) {
+      // A streamed body grew it (ReadPiece): an idle connection keeps the usual size.
+      c->buffer.shrink_to_fit();
+      c->buffer.reserve(kReadBufferBytes);
+    }
     c->idle_since = Clock::now();
     idle_.push_back(std::move(c));
   }
@@ -668,6 +673,9 @@ void Exchange::ReadPiece(BodyReader::Callback done) {
   auto& body = stream_parser_->get().body();
   body.data = piece_.get();
   body.size = piece_bytes_;
+  // Beast reads as much as the connection's buffer has room for: with the 16 KiB that suit
+  // heads, a large body would come in 16 KiB pieces, each its own recv, timer and write.
+  if (piece_bytes_ > conn_->buffer.capacity()) conn_->buffer.reserve(piece_bytes_);
   ArmTimer();
   conn_->Visit([&](auto& stream) {
     http::async_read_some(
