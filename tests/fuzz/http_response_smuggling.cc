@@ -51,16 +51,23 @@ struct Response {
   bool te_tab = false;
 };
 
-// Whether a Transfer-Encoding field line of `head` (the raw bytes) has a tab in its value.
+// Whether a Transfer-Encoding field of `head` (the raw bytes) has a tab in its value, on its
+// line or on a line folded into it (obs-fold: a line that starts with SP or HTAB continues
+// the field, RFC 9112 5.2; "Transfer-Encoding: \r\n chunked\t" is " chunked\t" unfolded).
 bool TransferEncodingHasTab(std::string_view head) {
   static constexpr std::string_view kName = "transfer-encoding:";
+  bool in_te = false;  // the line before was (part of) a Transfer-Encoding field
   for (size_t at = 0; at < head.size();) {
     size_t end = head.find('\n', at);
     if (end == std::string_view::npos) end = head.size();
     const std::string_view line = head.substr(at, end - at);
-    if (line.size() > kName.size() && boost::beast::iequals(line.substr(0, kName.size()), kName) &&
-        line.find('\t', kName.size()) != std::string_view::npos) {
-      return true;
+    const bool folded = !line.empty() && (line[0] == ' ' || line[0] == '\t');
+    if (in_te && folded) {
+      if (line.find('\t', 1) != std::string_view::npos) return true;
+    } else {
+      in_te =
+          line.size() >= kName.size() && boost::beast::iequals(line.substr(0, kName.size()), kName);
+      if (in_te && line.find('\t', kName.size()) != std::string_view::npos) return true;
     }
     at = end + 1;
   }
