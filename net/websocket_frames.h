@@ -51,6 +51,10 @@ class WebSocketFrameReader {
   // Why the bytes stopped being WebSocket framing; empty while they are.
   const std::string& error() const { return error_; }
 
+  // Keeps at most `limit` bytes of each payload from here on (0: counts messages only, no
+  // payload copied or unmasked).
+  void set_payload_limit(uint64_t limit) { payload_limit_ = limit; }
+
  private:
   enum class State { kHeader, kPayload, kFailed };
   // The frame header in header_ is complete (`need` bytes of it): checks it and starts the
@@ -59,7 +63,7 @@ class WebSocketFrameReader {
   void EndFrame(const OnMessage& on_message);
   bool Fail(std::string why);
 
-  const uint64_t payload_limit_;
+  uint64_t payload_limit_;
   const bool masked_;
   State state_ = State::kHeader;
   std::string error_;

@@ -423,7 +423,9 @@ void Exchange::OnWebSocketBytes(bool from_client, std::string_view bytes) {
       session->set_messages_truncated(true);
       return;
     }
-    ++w.kept[from_client];
+    // Past the cap this direction's messages are only counted: no payload is copied or
+    // unmasked for them on the relay's path.
+    if (++w.kept[from_client] == kWebSocketMessages) reader.set_payload_limit(0);
     auto* out = session->add_messages();
     out->set_from_client(from_client);
     out->set_opcode(static_cast<uint32_t>(m.opcode));

@@ -100,6 +100,18 @@ TEST(WebSocketFramesTest, PayloadsAreKeptUpToTheLimitAndCountedWhole) {
   EXPECT_FALSE(m[1].truncated);
 }
 
+// With the limit at 0 messages are only counted (what the capture does past its cap).
+TEST(WebSocketFramesTest, ALimitOfZeroCountsWithoutKeeping) {
+  WebSocketFrameReader reader(1024, /*masked=*/true);
+  reader.set_payload_limit(0);
+  const auto m = ReadAll(reader, Frame(0x81, "hello", true) + Frame(0x89, "p", true));
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].payload, "");
+  EXPECT_EQ(m[0].size, 5u);
+  EXPECT_TRUE(m[0].truncated);
+  EXPECT_EQ(m[1].opcode, WebSocketOpcode::kPing);
+}
+
 TEST(WebSocketFramesTest, BytesThatAreNotWebSocketFramingStopTheReader) {
   struct Case {
     std::string bytes;
