@@ -57,6 +57,27 @@ void LatencyHistogram::Merge(const LatencyHistogram& other) {
   max_ = std::max(max_, other.max_);
 }
 
+bool LatencyHistogram::MergeBuckets(const std::vector<uint64_t>& counts, uint64_t sum, uint64_t min,
+                                    uint64_t max) {
+  uint64_t total = 0;
+  for (uint64_t c : counts) {
+    if (c > UINT64_MAX - total) return false;
+    total += c;
+  }
+  if (total == 0) return true;
+  if (counts.size() > BucketOf(UINT64_MAX) + 1 || min > max || BucketOf(max) >= counts.size() ||
+      total > UINT64_MAX - count_) {
+    return false;
+  }
+  if (counts.size() > counts_.size()) counts_.resize(counts.size(), 0);
+  for (size_t i = 0; i < counts.size(); ++i) counts_[i] += counts[i];
+  count_ += total;
+  sum_ += sum;
+  min_ = std::min(min_, min);
+  max_ = std::max(max_, max);
+  return true;
+}
+
 uint64_t LatencyHistogram::Percentile(double percent) const {
   if (count_ == 0) return 0;
   if (!(percent > 0)) return min_;

@@ -24,6 +24,10 @@ class LatencyHistogram {
  public:
   void Add(uint64_t value_us, uint64_t count = 1);
   void Merge(const LatencyHistogram& other);
+  // Merges a histogram given by its parts (bucket_counts(), sum(), min(), max() of another),
+  // as read back from a saved state. False, and nothing merged, when the parts cannot be a
+  // histogram's (more buckets than any uint64_t needs, min above max, counts that overflow).
+  bool MergeBuckets(const std::vector<uint64_t>& counts, uint64_t sum, uint64_t min, uint64_t max);
 
   // The smallest bucket value v such that at least `percent` % of the recorded values are
   // <= v (the highest value of that bucket, capped at max()); 0 when empty. `percent` is

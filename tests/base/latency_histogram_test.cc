@@ -83,6 +83,39 @@ TEST(LatencyHistogramTest, MergeEqualsAddingEverything) {
   EXPECT_EQ(empty.Summary(), all.Summary());
 }
 
+// A histogram saved as its parts (a worker group's state) and merged back.
+TEST(LatencyHistogramTest, MergeBucketsEqualsMerge) {
+  LatencyHistogram a, b;
+  for (uint64_t v = 1; v < 3000; ++v) (v % 2 ? a : b).Add(v * 37 % 90'001);
+  LatencyHistogram want = a;
+  want.Merge(b);
+  LatencyHistogram got = a;
+  ASSERT_TRUE(got.MergeBuckets(b.bucket_counts(), b.sum(), b.min(), b.max()));
+  EXPECT_EQ(got.Summary(), want.Summary());
+  EXPECT_EQ(got.bucket_counts(), want.bucket_counts());
+  EXPECT_EQ(got.min(), want.min());
+  // Empty parts merge as nothing.
+  ASSERT_TRUE(got.MergeBuckets({}, 0, 0, 0));
+  EXPECT_EQ(got.Summary(), want.Summary());
+}
+
+TEST(LatencyHistogramTest, MergeBucketsRefusesWhatNoHistogramHas) {
+  LatencyHistogram h;
+  h.Add(500);
+  const LatencySummary before = h.Summary();
+  std::vector<uint64_t> counts(LatencyHistogram::BucketOf(1000) + 1, 0);
+  counts.back() = 1;
+  EXPECT_FALSE(h.MergeBuckets(counts, 1000, 2000, 1000));        // min above max
+  EXPECT_FALSE(h.MergeBuckets(counts, 1000, 1000, UINT64_MAX));  // max past the buckets
+  EXPECT_FALSE(h.MergeBuckets({UINT64_MAX, 1}, 1, 0, 1));        // counts overflow
+  EXPECT_FALSE(h.MergeBuckets(std::vector<uint64_t>(LatencyHistogram::BucketOf(UINT64_MAX) + 2, 1),
+                              0, 0, UINT64_MAX));  // more buckets than any value needs
+  EXPECT_EQ(h.Summary(), before);
+  EXPECT_TRUE(h.MergeBuckets(counts, 1000, 1000, 1000));
+  EXPECT_EQ(h.count(), 2u);
+  EXPECT_EQ(h.max(), 1000u);
+}
+
 TEST(LatencyHistogramTest, BucketsCoverEveryValueWithBoundedWidth) {
   std::vector<uint64_t> values = {0,
                                   1,
