@@ -79,21 +79,34 @@ double Rate(uint64_t count, uint64_t total) {
 class TimelineCounter {
  public:
   void Add(uint64_t arrival_us, bool error, bool mismatch) {
-    uint64_t key = arrival_us / 1'000'000 / width_;
-    if (!buckets_.empty()) {
-      uint64_t lo = std::min(key, buckets_.begin()->first);
-      uint64_t hi = std::max(key, buckets_.rbegin()->first);
-      while (hi - lo >= kMaxTimelineBuckets) {
-        Coarsen();
-        key /= 2;
-        lo /= 2;
-        hi /= 2;
-      }
+    AddAt(arrival_us / 1'000'000, Counts{1, mismatch ? 1u : 0u, error ? 1u : 0u});
+  }
+
+  void Save(v1::TimelineState* out) const {
+    out->set_bucket_seconds(width_);
+    for (const auto& [key, c] : buckets_) {
+      out->add_keys(key);
+      out->add_requests(c.requests);
+      out->add_mismatches(c.mismatches);
+      out->add_errors(c.errors);
     }
-    Counts& c = buckets_[key];
-    ++c.requests;
-    if (error) ++c.errors;
-    if (mismatch) ++c.mismatches;
+  }
+
+  // Adds a saved timeline (Save); false, with nothing added, when it is not one.
+  bool Merge(const v1::TimelineState& in) {
+    const int n = in.keys_size();
+    if (n == 0) return true;
+    const uint64_t w = in.bucket_seconds();
+    if (w == 0 || (w & (w - 1)) != 0 || in.requests_size() != n || in.mismatches_size() != n ||
+        in.errors_size() != n) {
+      return false;
+    }
+    for (uint64_t key : in.keys())
+      if (key > UINT64_MAX / w) return false;
+    while (width_ < w) Coarsen();
+    for (int i = 0; i < n; ++i)
+      AddAt(in.keys(i) * w, Counts{in.requests(i), in.mismatches(i), in.errors(i)});
+    return true;
   }
 
   v1::Timeline ToProto() const {
@@ -117,6 +130,25 @@ class TimelineCounter {
     uint64_t requests = 0, mismatches = 0, errors = 0;
   };
 
+  // Adds `add` to the bucket holding second `second` of the recording's clock.
+  void AddAt(uint64_t second, const Counts& add) {
+    uint64_t key = second / width_;
+    if (!buckets_.empty()) {
+      uint64_t lo = std::min(key, buckets_.begin()->first);
+      uint64_t hi = std::max(key, buckets_.rbegin()->first);
+      while (hi - lo >= kMaxTimelineBuckets) {
+        Coarsen();
+        key /= 2;
+        lo /= 2;
+        hi /= 2;
+      }
+    }
+    Counts& c = buckets_[key];
+    c.requests += add.requests;
+    c.mismatches += add.mismatches;
+    c.errors += add.errors;
+  }
+
   void Coarsen() {
     std::map<uint64_t, Counts> wider;
     for (const auto& [key, c] : buckets_) {
@@ -132,6 +164,18 @@ class TimelineCounter {
   uint64_t width_ = 1;  // seconds per bucket
   std::map<uint64_t, Counts> buckets_;
 };
+
+// The decision rules `o` aggregates under, as reports show them.
+ReportSettings SettingsOf(const AggregatorOptions& o) {
+  ReportSettings settings;
+  settings.set_fail_threshold_pct(o.fail_threshold_pct);
+  settings.set_fail_on(std::string(diff::SeverityName(o.fail_on)));
+  settings.set_alpha(o.thresholds.alpha);
+  settings.set_min_samples(o.thresholds.min_samples);
+  settings.set_min_rate_difference(o.thresholds.min_rate_difference);
+  settings.set_secondary(SanitizeUtf8(o.secondary));
+  return settings;
+}
 
 }  // namespace
 
@@ -420,13 +464,7 @@ Report RunAggregator::Finish() const {
   if (!options_.run_id.empty()) report.set_run_id(SanitizeUtf8(options_.run_id));
   if (!options_.session.empty()) report.set_session(SanitizeUtf8(options_.session));
   if (!options_.generated_at.empty()) report.set_generated_at(SanitizeUtf8(options_.generated_at));
-  ReportSettings& settings = *report.mutable_settings();
-  settings.set_fail_threshold_pct(options_.fail_threshold_pct);
-  settings.set_fail_on(std::string(diff::SeverityName(options_.fail_on)));
-  settings.set_alpha(options_.thresholds.alpha);
-  settings.set_min_samples(options_.thresholds.min_samples);
-  settings.set_min_rate_difference(options_.thresholds.min_rate_difference);
-  settings.set_secondary(SanitizeUtf8(options_.secondary));
+  *report.mutable_settings() = SettingsOf(options_);
 
   auto over_threshold = [&](uint64_t count, uint64_t total) {
     return total > 0 && 100.0 * static_cast<double>(count) / static_cast<double>(total) >
@@ -532,6 +570,221 @@ Report RunAggregator::Finish() const {
   verdict.set_failed_endpoints(failed_endpoints);
   verdict.set_exit_code(failed_endpoints > 0 ? 1 : 0);
   return report;
+}
+
+}  // namespace doppel::report
+
+namespace doppel::report {
+namespace {
+
+void SaveHistogram(const LatencyHistogram& h, v1::HistogramState* out) {
+  out->mutable_counts()->Add(h.bucket_counts().begin(), h.bucket_counts().end());
+  out->set_sum(h.sum());
+  out->set_min(h.min());
+  out->set_max(h.max());
+}
+
+bool MergeHistogram(const v1::HistogramState& in, LatencyHistogram* h) {
+  return h->MergeBuckets({in.counts().begin(), in.counts().end()}, in.sum(), in.min(), in.max());
+}
+
+bool ValidSeverity(int32_t severity) {
+  return severity >= -1 && severity <= static_cast<int32_t>(diff::Severity::kMaxValue);
+}
+
+template <typename Map>
+void AddCounts(const google::protobuf::Map<std::string, uint64_t>& from, size_t max_keys, Map* to) {
+  for (const auto& [key, n] : from) {
+    auto it = to->find(key);
+    if (it == to->end()) {
+      if (to->size() >= max_keys) continue;
+      it = to->try_emplace(SanitizeUtf8(key), 0).first;
+    }
+    it->second += n;
+  }
+}
+
+}  // namespace
+
+v1::AggregatorState RunAggregator::SaveState() const {
+  v1::AggregatorState out;
+  for (const std::string& t : options_.targets) out.add_targets(SanitizeUtf8(t));
+  *out.mutable_settings() = SettingsOf(options_);
+  for (const State::Target& ts : state_->targets) {
+    v1::TargetState& to = *out.add_target_states();
+    ts.timeline.Save(to.mutable_timeline());
+    for (const auto& [name, ep] : ts.endpoints) {
+      v1::EndpointState& e = *to.add_endpoints();
+      e.set_name(name);
+      e.set_requests(ep.requests);
+      e.set_errors(ep.errors);
+      e.set_compared(ep.compared);
+      e.set_matched(ep.matched);
+      e.set_mismatched(ep.mismatched);
+      if (ep.faults.injected() > 0) *e.mutable_faults() = ep.faults;
+      e.set_noise_compared(ep.noise_compared);
+      e.set_untracked_fields(ep.untracked_fields);
+      e.mutable_errors_by_reason()->insert(ep.errors_by_reason.begin(), ep.errors_by_reason.end());
+      *e.mutable_status() = ep.status;
+      SaveHistogram(ep.recorded, e.mutable_recorded());
+      SaveHistogram(ep.latency, e.mutable_latency());
+      e.mutable_normalized()->insert(ep.normalized.begin(), ep.normalized.end());
+      e.mutable_ignored()->insert(ep.ignored.begin(), ep.ignored.end());
+      std::vector<const std::string*> paths;  // sorted: the same state, the same bytes
+      for (const auto& [path, f] : ep.fields) paths.push_back(&path);
+      std::sort(paths.begin(), paths.end(), [](auto* a, auto* b) { return *a < *b; });
+      for (const std::string* path : paths) {
+        const State::Field& f = ep.fields.at(*path);
+        v1::FieldState& fs = *e.add_fields();
+        fs.set_path(*path);
+        fs.set_mismatches(f.mismatches);
+        fs.set_masked(f.masked);
+        fs.set_masked_requests(f.masked_requests);
+        fs.set_noise_mismatches(f.noise_mismatches);
+        fs.set_kinds(f.kinds);
+        fs.set_severity(f.severity);
+        fs.set_other_severity(f.other_severity);
+        fs.set_offered(f.offered);
+        fs.set_noise_offered(f.noise_offered);
+        fs.mutable_exemplars()->Add(f.exemplars.begin(), f.exemplars.end());
+        fs.mutable_noise_exemplars()->Add(f.noise_exemplars.begin(), f.noise_exemplars.end());
+      }
+    }
+  }
+  return out;
+}
+
+Result<AggregatorOptions> RunAggregator::OptionsOf(const v1::AggregatorState& state) {
+  AggregatorOptions o;
+  o.targets.assign(state.targets().begin(), state.targets().end());
+  const ReportSettings& s = state.settings();
+  o.secondary = s.secondary();
+  o.fail_threshold_pct = s.fail_threshold_pct();
+  auto fail_on = ParseSeverity(s.fail_on());
+  if (!fail_on.ok()) return fail_on.status().WithContext("saved aggregator state");
+  o.fail_on = *fail_on;
+  o.thresholds.alpha = s.alpha();
+  o.thresholds.min_samples = s.min_samples();
+  o.thresholds.min_rate_difference = s.min_rate_difference();
+  return o;
+}
+
+Status RunAggregator::MergeState(const v1::AggregatorState& in) {
+  const std::vector<std::string> targets(in.targets().begin(), in.targets().end());
+  std::vector<std::string> mine;
+  for (const std::string& t : options_.targets) mine.push_back(SanitizeUtf8(t));
+  if (targets != mine || in.target_states_size() != static_cast<int>(mine.size())) {
+    std::string theirs;
+    for (const std::string& t : targets) theirs += (theirs.empty() ? "" : ", ") + t;
+    return Status::InvalidArgument("the saved state was replayed to other targets (" + theirs +
+                                   "); states merge only when their --target lists are equal");
+  }
+  if (in.settings().SerializeAsString() != SettingsOf(options_).SerializeAsString()) {
+    return Status::InvalidArgument(
+        "the saved state was aggregated under other settings (--secondary, --fail-threshold, "
+        "--fail-on or the significance thresholds differ); states merge only under equal ones");
+  }
+  const auto bad = [](const std::string& what) {
+    return Status::InvalidArgument("the saved state is not one a replay could write: " + what);
+  };
+  State merged = *state_;  // merged apart, so that an error leaves this aggregator as it was
+  const size_t capacity = options_.exemplars_per_field;
+  // Keeps up to `capacity` of both reservoirs, each item of `b` with the weight of what `b`
+  // was offered against what `a` was.
+  auto merge_reservoir = [&](std::vector<Exemplar>* a, uint64_t* a_offered,
+                             const google::protobuf::RepeatedPtrField<Exemplar>& b,
+                             uint64_t b_offered) {
+    std::vector<Exemplar> out;
+    size_t ia = 0;
+    int ib = 0;
+    while (out.size() < capacity && (ia < a->size() || ib < b.size())) {
+      bool from_a = ib == b.size();
+      if (ia < a->size() && ib < b.size()) {
+        const uint64_t total = *a_offered + b_offered;
+        from_a = total == 0 || merged.Next() % total < *a_offered;
+      }
+      out.push_back(from_a ? std::move((*a)[ia++]) : b[ib++]);
+    }
+    *a = std::move(out);
+    *a_offered += b_offered;
+  };
+  for (int t = 0; t < in.target_states_size(); ++t) {
+    const v1::TargetState& ts = in.target_states(t);
+    State::Target& target = merged.targets[t];
+    if (!target.timeline.Merge(ts.timeline())) return bad("a timeline is malformed");
+    for (const v1::EndpointState& e : ts.endpoints()) {
+      auto it = target.endpoints.find(e.name());
+      if (it == target.endpoints.end()) {
+        std::string name = target.endpoints.size() < options_.max_endpoints
+                               ? SanitizeUtf8(e.name())
+                               : std::string(kOtherEndpoints);
+        it = target.endpoints.try_emplace(std::move(name)).first;
+      }
+      State::Endpoint& ep = it->second;
+      ep.requests += e.requests();
+      ep.errors += e.errors();
+      ep.compared += e.compared();
+      ep.matched += e.matched();
+      ep.mismatched += e.mismatched();
+      AddFaults(e.faults(), &ep.faults);
+      ep.noise_compared += e.noise_compared();
+      ep.untracked_fields += e.untracked_fields();
+      for (const auto& [reason, n] : e.errors_by_reason()) ep.errors_by_reason[reason] += n;
+      AddStatus(e.status(), &ep.status);
+      if (!MergeHistogram(e.recorded(), &ep.recorded) || !MergeHistogram(e.latency(), &ep.latency))
+        return bad("a latency histogram is malformed");
+      AddCounts(e.normalized(), options_.max_fields_per_endpoint, &ep.normalized);
+      AddCounts(e.ignored(), options_.max_fields_per_endpoint, &ep.ignored);
+      for (const v1::FieldState& fs : e.fields()) {
+        if (!ValidSeverity(fs.severity()) || !ValidSeverity(fs.other_severity()))
+          return bad("field '" + SanitizeUtf8(fs.path()) + "' has an unknown severity");
+        if (static_cast<uint64_t>(fs.exemplars_size()) > fs.offered() ||
+            static_cast<uint64_t>(fs.noise_exemplars_size()) > fs.noise_offered()) {
+          return bad("field '" + SanitizeUtf8(fs.path()) + "' has more exemplars than offered");
+        }
+        auto f = ep.fields.find(fs.path());
+        if (f == ep.fields.end()) {
+          if (ep.fields.size() >= options_.max_fields_per_endpoint) {
+            ep.untracked_fields += fs.mismatches();
+            continue;
+          }
+          f = ep.fields.try_emplace(SanitizeUtf8(fs.path())).first;
+        }
+        State::Field& field = f->second;
+        field.mismatches += fs.mismatches();
+        field.masked += fs.masked();
+        field.masked_requests += fs.masked_requests();
+        field.noise_mismatches += fs.noise_mismatches();
+        field.kinds |= fs.kinds();
+        field.severity = std::max(field.severity, fs.severity());
+        field.other_severity = std::max(field.other_severity, fs.other_severity());
+        merge_reservoir(&field.exemplars, &field.offered, fs.exemplars(), fs.offered());
+        merge_reservoir(&field.noise_exemplars, &field.noise_offered, fs.noise_exemplars(),
+                        fs.noise_offered());
+      }
+    }
+  }
+  // Exemplar bodies past the bound lose their bodies, as Add's would have.
+  merged.body_bytes = 0;
+  for (State::Target& target : merged.targets) {
+    for (auto& [name, ep] : target.endpoints) {
+      for (auto& [path, field] : ep.fields) {
+        for (auto* items : {&field.exemplars, &field.noise_exemplars}) {
+          for (Exemplar& e : *items) {
+            const size_t bytes = e.expected_body().size() + e.actual_body().size();
+            if (merged.body_bytes + bytes > options_.max_exemplar_body_bytes) {
+              e.clear_expected_body();
+              e.clear_actual_body();
+              continue;
+            }
+            merged.body_bytes += bytes;
+          }
+        }
+      }
+    }
+  }
+  *state_ = std::move(merged);
+  return Status::Ok();
 }
 
 }  // namespace doppel::report

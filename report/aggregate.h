@@ -31,6 +31,7 @@
 #include "diff/result.h"
 #include "diff/significance.h"
 #include "doppel/v1/envelope.pb.h"
+#include "doppel/v1/group.pb.h"
 #include "report/report.h"
 
 namespace doppel::report {
@@ -95,6 +96,20 @@ class RunAggregator {
   // The report over everything added so far, with the verdict and exit code. May be called
   // more than once.
   Report Finish() const;
+
+  // Everything added so far, whole (counts, latency histograms, exemplar reservoirs), with
+  // the targets and settings it was aggregated under: what a replay worker of a group saves
+  // (proto/doppel/v1/group.proto).
+  v1::AggregatorState SaveState() const;
+  // Adds a saved state, as if its observations had been added here: counts add, histograms
+  // merge bucket by bucket, exemplar reservoirs merge weighted by what each was offered, and
+  // the bounds (endpoints, fields per endpoint, exemplar bytes) hold as for Add. Errors
+  // (InvalidArgument, nothing merged): the state's targets or settings differ from this
+  // aggregator's, or its contents are not a state SaveState could write.
+  Status MergeState(const v1::AggregatorState& state);
+  // The options a saved state was aggregated under (targets, secondary, thresholds, --fail-*);
+  // the report fields (run_id, session, generated_at) are left empty.
+  static Result<AggregatorOptions> OptionsOf(const v1::AggregatorState& state);
 
  private:
   struct State;
