@@ -135,13 +135,6 @@ Result<SinkPlan> ParseSinks(const SessionOptions& f) {
   return plan;
 }
 
-// "HOSTNAME-PID": tells the entries of recorders sharing a stream apart.
-std::string DefaultRecorderId() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "host");
-  return std::string(host) + "-" + std::to_string(::getpid());
-}
-
 // Everything that can be checked without the store or the network; errors name the flag.
 Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
   RecorderOptions o;
@@ -458,7 +451,7 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
   std::vector<NamedSink> named;
   for (const stream::RedisUrl& url : plan.redis) {
     RedisSinkOptions ro;
-    ro.writer.recorder_id = f.recorder_id.empty() ? DefaultRecorderId() : f.recorder_id;
+    ro.writer.recorder_id = f.recorder_id.empty() ? stream::DefaultClientName() : f.recorder_id;
     ro.writer.maxlen = f.sink_maxlen;
     ro.optional = f.sink_optional;
     DOPPEL_ASSIGN_OR_RETURN(auto sink, MakeRedisSink(url, ro));

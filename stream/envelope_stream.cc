@@ -95,13 +95,13 @@ Result<std::unique_ptr<StreamReader>> StreamReader::Open(const RedisUrl& url,
                                    type.str + ", not a stream");
   }
   std::unique_ptr<StreamReader> reader(new StreamReader(std::move(client)));
-  DOPPEL_RETURN_IF_ERROR(reader->LoadDictionaries());
+  DOPPEL_RETURN_IF_ERROR(reader->decoder_.LoadDictionaries(*reader->client_));
   return reader;
 }
 
-Status StreamReader::LoadDictionaries() {
-  const std::string key = DictionariesKey(client_->url().stream);
-  DOPPEL_ASSIGN_OR_RETURN(auto all, client_->Command({"HGETALL", key}));
+Status EntryDecoder::LoadDictionaries(RedisClient& client) {
+  const std::string key = DictionariesKey(client.url().stream);
+  DOPPEL_ASSIGN_OR_RETURN(auto all, client.Command({"HGETALL", key}));
   DOPPEL_RETURN_IF_ERROR(ExpectType(all, RedisReply::Type::kArray, "HGETALL " + key));
   for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
     const RedisReply& id = all.elements[i];
@@ -120,12 +120,12 @@ Status StreamReader::LoadDictionaries() {
   return Status::Ok();
 }
 
-Status StreamReader::DecodeEntry(const RedisReply& entry, StreamEnvelope* out) {
-  const std::string& stream = client_->url().stream;
+Status EntryDecoder::Decode(RedisClient& client, const RedisReply& entry, StreamEnvelope* out) {
+  const std::string& stream = client.url().stream;
   if (entry.type != RedisReply::Type::kArray || entry.elements.size() != 2 ||
       entry.elements[0].type != RedisReply::Type::kString ||
       entry.elements[1].type != RedisReply::Type::kArray) {
-    return Status::Internal("XRANGE " + stream + ": an entry is " + DescribeReply(entry) +
+    return Status::Internal(stream + ": an entry is " + DescribeReply(entry) +
                             ", expected [id, [field, value, ...]]");
   }
   out->entry_id = entry.elements[0].str;
@@ -145,7 +145,7 @@ Status StreamReader::DecodeEntry(const RedisReply& entry, StreamEnvelope* out) {
   Status s = codec_.Decode(value->str, &out->envelope);
   if (!s.ok()) {
     // A writer may have published its dictionary after we loaded them: load again, once.
-    DOPPEL_RETURN_IF_ERROR(LoadDictionaries());
+    DOPPEL_RETURN_IF_ERROR(LoadDictionaries(client));
     s = codec_.Decode(value->str, &out->envelope);
   }
   return s.WithContext(where);
@@ -159,7 +159,7 @@ Result<std::vector<StreamEnvelope>> StreamReader::Next(size_t count) {
   DOPPEL_RETURN_IF_ERROR(ExpectType(reply, RedisReply::Type::kArray, "XRANGE " + stream));
   std::vector<StreamEnvelope> out(reply.elements.size());
   for (size_t i = 0; i < reply.elements.size(); ++i) {
-    DOPPEL_RETURN_IF_ERROR(DecodeEntry(reply.elements[i], &out[i]));
+    DOPPEL_RETURN_IF_ERROR(decoder_.Decode(*client_, reply.elements[i], &out[i]));
     last_id_ = out[i].entry_id;
   }
   return out;

@@ -74,6 +74,21 @@ struct StreamEnvelope {
   doppel::v1::Envelope envelope;
 };
 
+// Decodes the entries of one stream, with the dictionaries of its DictionariesKey hash:
+// loaded by LoadDictionaries, and again, once, when an entry names one not loaded yet (a
+// writer may publish its dictionary after a reader started).
+class EntryDecoder {
+ public:
+  Status LoadDictionaries(RedisClient& client);
+  // `entry` as XRANGE and XREADGROUP return it: [id, [field, value, ...]]. Errors: Internal
+  // when the reply has another shape; Corruption, naming the entry, when it has no envelope
+  // or the envelope does not decode.
+  Status Decode(RedisClient& client, const RedisReply& entry, StreamEnvelope* out);
+
+ private:
+  storage::EnvelopeCodec codec_;
+};
+
 class StreamReader {
  public:
   // Connects and checks that the key is a stream (NotFound when there is no such key).
@@ -87,11 +102,9 @@ class StreamReader {
 
  private:
   explicit StreamReader(RedisClientPtr client);
-  Status LoadDictionaries();
-  Status DecodeEntry(const RedisReply& entry, StreamEnvelope* out);
 
   RedisClientPtr client_;
-  storage::EnvelopeCodec codec_;
+  EntryDecoder decoder_;
   std::string last_id_;  // "" before the first entry
 };
 

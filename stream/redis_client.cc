@@ -4,12 +4,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 #include <cctype>
 #include <charconv>
+#include <cstring>
 
 #include "base/enum_names.h"
 #include "net/url.h"
@@ -87,6 +89,12 @@ class ScopedNoSigpipe {
 
 std::string RedisUrl::ToString() const {
   return "redis://" + net::HostPort{host, port}.ToString() + "/" + stream;
+}
+
+std::string DefaultClientName() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "host");
+  return std::string(host) + "-" + std::to_string(::getpid());
 }
 
 bool IsRedisUrl(std::string_view text) {

@@ -27,6 +27,10 @@ struct RedisUrl {
   std::string ToString() const;
 };
 
+// "HOSTNAME-PID": the default name of a recorder writing to a stream (--recorder-id) and of a
+// replay worker in a group (--consumer), telling processes sharing a stream apart.
+std::string DefaultClientName();
+
 // True when `text` names a Redis URL (redis:// or rediss://), whatever else is wrong with it.
 bool IsRedisUrl(std::string_view text);
 

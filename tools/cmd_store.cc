@@ -294,6 +294,28 @@ int UsageError(const std::string& what) {
   return kExitError;
 }
 
+// `doppel export SESSION redis://HOST:PORT/STREAM`: the session appended to a stream, as a
+// recorder writes it, for a group of replay workers (docs/distributed.md).
+int ExportRedis(const GlobalOptions& g, const std::string& name, const std::string& text,
+                const ExportArgs& a) {
+  if (!a.format.empty() || !a.id.empty() || !a.target.empty())
+    return UsageError("export: --format, --id and --target do not apply to a Redis stream");
+  auto url = stream::ParseRedisUrl(text);
+  if (!url.ok()) return UsageError("export: " + url.status().message());
+  Status s;
+  auto store = OpenStore(g, true, &s);
+  if (!s.ok()) return Fail(s);
+  uint64_t exported = 0;
+  s = stream::ExportToStream(*store, name, *url, "export:" + name, &exported);
+  if (!s.ok() && exported > 0)
+    s = s.WithContext("export to " + url->ToString() + " stopped after " +
+                      std::to_string(exported) + " envelopes");
+  if (!s.ok()) return Fail(s);
+  std::cout << "exported " << exported << " envelopes of '" << name << "' to " << url->ToString()
+            << "\n";
+  return kExitOk;
+}
+
 int Export(const GlobalOptions& g, const ExportArgs& a) {
   if (!a.session.empty() && !a.session_opt.empty() && a.session != a.session_opt)
     return UsageError("export: give the session once (SESSION or --session)");
@@ -302,6 +324,7 @@ int Export(const GlobalOptions& g, const ExportArgs& a) {
   const std::string name = a.session.empty() ? a.session_opt : a.session;
   std::string file = a.file.empty() ? a.out_opt : a.file;
   if (name.empty()) return UsageError("export: which session? doppel export SESSION FILE");
+  if (stream::IsRedisUrl(file)) return ExportRedis(g, name, file, a);
   interop::InteropFormat format = interop::ExportFormatForPath(file);
   if (!a.format.empty()) {
     auto f = interop::ParseInteropFormat(a.format);
@@ -630,13 +653,14 @@ void AddStoreCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   {
     auto* exp = app.add_subcommand(
         "export",
-        "write a session to a file (doppel bundle, HAR, JSON Lines) or one envelope "
-        "as a curl command");
+        "write a session to a file (doppel bundle, HAR, JSON Lines) or a Redis stream "
+        "(redis://HOST:PORT/STREAM), or one envelope as a curl command");
     auto a = std::make_shared<ExportArgs>();
     exp->add_option("SESSION", a->session, "session name");
-    exp->add_option("FILE", a->file,
-                    "file to write ('-' = stdout for har, jsonl, curl); its extension picks the "
-                    "format: .har, .jsonl, else a bundle");
+    exp->add_option(
+        "FILE", a->file,
+        "file to write ('-' = stdout for har, jsonl, curl); its extension picks the "
+        "format: .har, .jsonl, else a bundle; or redis://[:PASSWORD@]HOST[:PORT]/STREAM");
     exp->add_option("--session", a->session_opt, "session name (same as SESSION)");
     exp->add_option("--out", a->out_opt, "file to write (same as FILE)");
     exp->add_option("--format", a->format, "bundle, har, jsonl or curl (default: by FILE)");
