@@ -60,7 +60,17 @@ Result<PacingSpec> ParseRate(std::string_view text) {
 }
 
 uint64_t Pacer::RateDueUs(const PacingSpec& spec, uint64_t index) {
-  const double i = static_cast<double>(index);
+  return DueOfCount(spec, static_cast<double>(index));
+}
+
+void Pacer::SetShare(double share) {
+  if (!(share > 0) || share > 1 || share == share_) return;
+  share_count_ += static_cast<double>(index_ - share_index_) / share_;
+  share_index_ = index_;
+  share_ = share;
+}
+
+uint64_t Pacer::DueOfCount(const PacingSpec& spec, double i) {
   const double r0 = spec.rate_from, r1 = spec.rate_to;
   if (spec.ramp_us == 0 || r0 == r1) return static_cast<uint64_t>(std::llround(i / r0 * 1e6));
   // Requests sent by time t (s) during the ramp: N(t) = r0 t + (r1 - r0) t² / (2T).
@@ -82,8 +92,10 @@ uint64_t Pacer::Next(uint64_t recorded_us) {
     case PacingSpec::Mode::kMax:
       ++index_;
       return 0;
-    case PacingSpec::Mode::kRate:
-      return RateDueUs(spec_, index_++);
+    case PacingSpec::Mode::kRate: {
+      const double count = share_count_ + static_cast<double>(index_++ - share_index_) / share_;
+      return DueOfCount(spec_, count);
+    }
     case PacingSpec::Mode::kSpeed: {
       if (have_prev_ && recorded_us > prev_recorded_us_) {
         uint64_t gap = recorded_us - prev_recorded_us_;

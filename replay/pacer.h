@@ -41,12 +41,23 @@ class Pacer {
   // kMax mode.
   uint64_t Next(uint64_t recorded_us);
 
+  // kRate: from the next request on, send this share (0 < share <= 1) of the spec's rate
+  // (a worker of a group sends its share of the group's --rate). The schedule goes on from
+  // where it is: the next request is due one new-rate gap after the previous one's due time.
+  void SetShare(double share);
+
   // The rate-mode schedule on its own: due time of request `index` (0-based).
   static uint64_t RateDueUs(const PacingSpec& spec, uint64_t index);
 
  private:
+  // Due time of the point of the schedule where `count` requests have been sent (fractional).
+  static uint64_t DueOfCount(const PacingSpec& spec, double count);
+
   PacingSpec spec_;
   uint64_t index_ = 0;
+  double share_ = 1;
+  uint64_t share_index_ = 0;  // the index from which share_ holds
+  double share_count_ = 0;    // the schedule's count at share_index_
   bool have_prev_ = false;
   uint64_t prev_recorded_us_ = 0;
   double due_us_ = 0;  // speed mode accumulates fractional µs

@@ -86,7 +86,8 @@ class Engine {
 
  private:
   uint64_t Now() const { return clock_.NowUs(); }
-  bool ReadNext(doppel::v1::Envelope* e);
+  enum class Read { kEnvelope, kEnd, kLater };
+  Read ReadNext(doppel::v1::Envelope* e);
   void Pump();
   void Dispatch(JobPtr job);
   void StartAll(const JobPtr& job);
@@ -176,25 +177,26 @@ Status Engine::Setup() {
   return Status::Ok();
 }
 
-bool Engine::ReadNext(doppel::v1::Envelope* e) {
+Engine::Read Engine::ReadNext(doppel::v1::Envelope* e) {
   for (;;) {
-    if (opts_.limit && stats_.dispatched >= opts_.limit) return false;
+    if (opts_.limit && stats_.dispatched >= opts_.limit) return Read::kEnd;
     if (!source_.Next(e)) {
       if (!source_.status().ok()) {
         source_status_ = source_.status();
-        return false;
+        return Read::kEnd;
       }
+      if (source_.RetryAfterUs() > 0) return Read::kLater;
       ++stats_.passes;
-      if (!opts_.loop || stats_.read == 0) return false;
+      if (!opts_.loop || stats_.read == 0) return Read::kEnd;
       if (Status s = source_.Rewind(); !s.ok()) {
         source_status_ = s;
-        return false;
+        return Read::kEnd;
       }
       continue;
     }
     ++stats_.read;
     const Decision d = selector_.Decide(*e);
-    if (d == Decision::kSend) return true;
+    if (d == Decision::kSend) return Read::kEnvelope;
     stats_.skipped.Count(d);
   }
 }
@@ -208,8 +210,20 @@ void Engine::Pump() {
     if (closed_loop && active_ >= opts_.concurrency) return;
     if (!next_) {
       doppel::v1::Envelope e;
-      if (!ReadNext(&e)) {
+      const Read read = ReadNext(&e);
+      if (read == Read::kEnd) {
         StopDispatching();
+        return;
+      }
+      if (read == Read::kLater) {  // nothing yet; a completion may also pump again sooner
+        if (started_ && opts_.duration_us && Now() - t0_ >= opts_.duration_us) {
+          StopDispatching();
+          return;
+        }
+        timer_.expires_after(std::chrono::microseconds(source_.RetryAfterUs()));
+        timer_.async_wait([this](boost::system::error_code ec) {
+          if (!ec) Pump();
+        });
         return;
       }
       next_ = std::move(e);
@@ -217,6 +231,7 @@ void Engine::Pump() {
         started_ = true;
         t0_ = Now();
       }
+      pacer_.SetShare(source_.RateShare());
       next_due_ = t0_ + pacer_.Next(next_->arrival_us());
     }
     const uint64_t now = Now();

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/enum_names.h"
 #include "base/status.h"
 #include "diff/grpc.h"
 #include "doppel/v1/envelope.pb.h"
@@ -41,7 +42,18 @@ struct SelectionOptions {
 // (storage::ProxyRefused); never sent, whatever the options. DecisionCounts::Count relies on
 // this order.
 // kWebSocket: a relayed WebSocket connection (Envelope.websocket); replaying one is not built.
-enum class Decision { kSend, kRefused, kNotInPercent, kFiltered, kUnsafe, kWebSocket };
+enum class Decision {
+  kSend,
+  kRefused,
+  kNotInPercent,
+  kFiltered,
+  kUnsafe,
+  kWebSocket,
+  kMaxValue = kWebSocket
+};
+// As DecisionCounts' members and a worker group's WorkerState.skipped keys.
+inline constexpr EnumNames<Decision, 6> kDecisionNames{
+    {"send", "refused", "not_in_percent", "filtered", "unsafe", "websocket"}};
 
 // Envelopes by the selector's decision: the run's first pass counts them for its plan, the
 // replayer while it sends.

@@ -68,6 +68,33 @@ TEST(Pacer, RampRisesLinearlyThenHolds) {
   }
 }
 
+// A worker of a group sends its share of the group's --rate; the schedule goes on from the
+// next request's due time at the new rate.
+TEST(Pacer, ShareStretchesTheScheduleFromTheNextRequest) {
+  Pacer p(*ParseRate("100"));
+  for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(p.Next(0), i * 10'000);
+  p.SetShare(0.5);  // two workers: 50 req/s each
+  for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(p.Next(0), 100'000 + i * 20'000) << i;
+  p.SetShare(0.25);  // four
+  EXPECT_EQ(p.Next(0), 300'000u);
+  EXPECT_EQ(p.Next(0), 340'000u);
+  p.SetShare(1);  // alone again
+  EXPECT_EQ(p.Next(0), 380'000u);
+  EXPECT_EQ(p.Next(0), 390'000u);
+  // Out of range: ignored.
+  p.SetShare(0);
+  p.SetShare(2);
+  EXPECT_EQ(p.Next(0), 400'000u);
+}
+
+TEST(Pacer, ShareOfARampFollowsTheRampsClock) {
+  const PacingSpec spec = *ParseRate("100:1000:10s");
+  Pacer half(spec);
+  half.SetShare(0.5);
+  // Every other request of the whole schedule: two workers together send it all.
+  for (uint64_t i = 0; i < 3000; ++i) ASSERT_EQ(half.Next(0), Pacer::RateDueUs(spec, 2 * i)) << i;
+}
+
 TEST(Pacer, DownwardRamp) {
   PacingSpec spec = *ParseRate("1000:100:10s");
   for (uint64_t i = 1; i < 6000; ++i)
