@@ -15,6 +15,7 @@
 #include "net/url.h"
 #include "redact/redactor.h"
 #include "replay/correlate.h"
+#include "replay/group.h"
 #include "replay/jwt_resign.h"
 #include "replay/reweight.h"
 #include "replay/run_sink.h"
@@ -24,6 +25,7 @@
 #include "report/report_json.h"
 #include "report/report_junit.h"
 #include "storage/store.h"
+#include "stream/redis_client.h"
 
 namespace doppel::replay {
 namespace {
@@ -120,6 +122,7 @@ struct Run::State {
   diff::DifferPtr differ;  // null with --no-diff
   std::unique_ptr<storage::Store> store;
   EnvelopeSourcePtr source;
+  GroupSource* group = nullptr;  // `source`, when this run is a worker of a group
   RunPlan plan;
   std::unique_ptr<CorrelationPlan> correlation;  // null with --correlate off
   std::optional<JwtKey> jwt_key;                 // --jwt-resign
@@ -185,6 +188,27 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   // ---- validate everything before touching the store or the network ----
   if (f.session.empty() == f.from.empty())
     return Status::InvalidArgument("give exactly one of --session NAME or --from BUNDLE");
+  const bool group_mode = stream::IsRedisUrl(f.from);
+  if (group_mode && f.group.empty())
+    return Status::InvalidArgument(
+        "--from " + f.from +
+        " replays a stream as one worker of a group: add --group NAME (the same name on every "
+        "worker), or import the stream first (doppel import URL --as NAME)");
+  if (!group_mode && (!f.group.empty() || !f.consumer.empty() || !f.claim_idle.empty()))
+    return Status::InvalidArgument(
+        "--group, --consumer and --claim-idle go with --from redis://HOST:PORT/STREAM");
+  if (group_mode) {
+    const char* refused = f.loop                                         ? "--loop"
+                          : f.reweight                                   ? "--reweight"
+                          : !f.correlate.empty() && f.correlate != "off" ? "--correlate"
+                                                                         : nullptr;
+    if (refused != nullptr)
+      return Status::InvalidArgument(
+          std::string(refused) +
+          " is not available with --group: a group reads its stream once and spreads it over "
+          "its workers, so no worker sees a whole client's requests in order; import the "
+          "stream (doppel import URL --as NAME) and replay the session from one process");
+  }
   if (f.targets.empty())
     return Status::InvalidArgument("give at least one --target URL to replay to");
   int modes = (!f.rate.empty()) + (f.speed > 0) + f.max;
@@ -275,7 +299,7 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   s->rewriter = *rewriter;
 
   std::string correlate = f.correlate;
-  if (correlate.empty()) correlate = f.selection.allow_unsafe ? "auto" : "off";
+  if (correlate.empty()) correlate = f.selection.allow_unsafe && !group_mode ? "auto" : "off";
   if (correlate != "auto" && correlate != "off" && correlate != "rules")
     return Status::InvalidArgument("--correlate '" + f.correlate +
                                    "' is not a mode: give auto (carry values from earlier "
@@ -340,7 +364,30 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
 
   // ---- the store (runs are always recorded there) and the source ----
   DOPPEL_RETURN_IF_ERROR(storage::Store::Open(storage::StoreOptions{}, f.store_path, &s->store));
-  {
+  RunPlan& plan = s->plan;
+  if (group_mode) {
+    GroupOptions go;
+    go.url = f.from;
+    go.group = f.group;
+    go.consumer = f.consumer;
+    if (opts.pacing.mode == PacingSpec::Mode::kRate)
+      go.rate = std::max(opts.pacing.rate_from, opts.pacing.rate_to);
+    if (!f.claim_idle.empty()) {
+      auto idle = ParseDurationUs(f.claim_idle);
+      if (!idle.ok()) return idle.status().WithContext("--claim-idle");
+      go.claim_idle_us = *idle;
+    }
+    if (go.claim_idle_us <= opts.timeout_us)
+      return Status::InvalidArgument(
+          "--claim-idle must be longer than --timeout: an entry in flight that long would be "
+          "claimed by another worker while this one still waits for its answer");
+    DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<GroupSource> group, GroupSource::Join(go, s->selector));
+    plan.total = group->entries();
+    plan.to_send = group->unread();
+    plan.consumer = group->consumer();
+    s->group = group.get();
+    s->source = std::move(group);
+  } else {
     auto src =
         f.from.empty() ? OpenStoreSource(s->store.get(), f.session) : OpenBundleSource(f.from);
     if (!src.ok()) return src.status();
@@ -356,8 +403,8 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   }
 
   // A first pass counts what will be sent and skipped, for the banner and the ETA, and learns
-  // the correlations (with the store's redaction key, so that redacted sinks match).
-  RunPlan& plan = s->plan;
+  // the correlations (with the store's redaction key, so that redacted sinks match). Not for
+  // a group's stream, which its workers share: each counts what it reads.
   std::optional<CorrelationLearner> learner;
   if (correlate != "off") {
     DOPPEL_ASSIGN_OR_RETURN(std::string key, redact::Redactor::LoadOrCreateKey(f.store_path));
@@ -366,7 +413,7 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
         s->source->session().sampling().key(),
         [redactor](std::string_view v) { return redactor->Hash(v); }, correlation_rules);
   }
-  {
+  if (!group_mode) {
     doppel::v1::Envelope e;
     while (s->source->Next(&e)) {
       ++plan.total;
@@ -398,7 +445,7 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   const RunOptions& f = s.opts;
   if (s.executed) return Status::Internal("Run::Execute called twice");
   s.executed = true;
-  if (s.plan.to_send == 0)
+  if (s.plan.to_send == 0 && s.group == nullptr)
     return Status::InvalidArgument("nothing to replay: every envelope was skipped (see above)");
 
   if (f.probe) {
@@ -437,6 +484,21 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   RunSinkOptions so;
   so.compare_threads = f.compare_threads;
   RunSink sink(s.differ.get(), &aggregator, s.store.get(), run.id(), so);
+  // Marks the run FAILED in the store, keeping `failed` as the error to return.
+  auto fail_run = [&](Status failed) {
+    run.set_finished_us(s.clock->WallUs());
+    run.set_state(doppel::v1::RUN_STATE_FAILED);
+    if (Status us = s.store->UpdateRun(run); !us.ok())
+      failed = failed.WithContext("run " + std::to_string(run.id()) +
+                                  " could not be marked FAILED (" + us.ToString() + ")");
+    return failed;
+  };
+  std::optional<GroupSink> group_sink;
+  if (s.group != nullptr) {
+    if (Status started = s.group->Start(&sink, &aggregator); !started.ok())
+      return fail_run(started);
+    group_sink.emplace(&sink, s.group);
+  }
 
   ReplayOptions opts = s.replay;
   std::optional<TimeShifter> time_shift;
@@ -466,11 +528,20 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   opts.faults = s.faults.get();
   if (on_progress)
     opts.on_progress = [&](const ReplayProgress& p) { on_progress(p, sink.mismatches()); };
-  auto stats = RunReplay(opts, *s.source, *s.selector, *s.rewriter, sink);
+  auto stats = RunReplay(opts, *s.source, *s.selector, *s.rewriter,
+                         group_sink ? static_cast<ResultSink&>(*group_sink) : sink);
 
   RunOutcome out;
   out.run_id = run.id();
   out.results_saved = sink.Flush();  // every comparison and result write done
+  if (s.group != nullptr && stats.ok()) {
+    // The last commit: what is left is acknowledged, and the worker marked finished. An
+    // interrupted worker leaves what it did not finish to the others.
+    if (Status committed = s.group->Commit(/*finished=*/!stats->interrupted, /*leaving=*/true);
+        !committed.ok())
+      stats = committed;
+    out.group_worker = s.group->counters();
+  }
   out.report = aggregator.Finish();
   if (s.faults) {
     out.faults_injected = s.faults->injected_by_kind();
@@ -478,15 +549,8 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
   }
   if (correlator)
     FillCorrelationReport(*s.correlation, correlator->counts(), out.report.mutable_correlation());
+  if (!stats.ok()) return fail_run(stats.status());
   run.set_finished_us(s.clock->WallUs());
-  if (!stats.ok()) {
-    run.set_state(doppel::v1::RUN_STATE_FAILED);
-    Status failed = stats.status();
-    if (Status us = s.store->UpdateRun(run); !us.ok())
-      failed = failed.WithContext("run " + std::to_string(run.id()) +
-                                  " could not be marked FAILED (" + us.ToString() + ")");
-    return failed;
-  }
   out.stats = std::move(*stats);
   run.set_state(out.stats.interrupted ? doppel::v1::RUN_STATE_INTERRUPTED
                                       : doppel::v1::RUN_STATE_COMPLETED);

@@ -16,12 +16,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "doppel/v1/group.pb.h"
 #include "net/fault.h"
 #include "replay/replay.h"
 #include "replay/request_plan.h"
@@ -50,9 +52,13 @@ inline constexpr uint32_t kMaxCompareThreads = 64;
 // What `doppel replay` was asked to do. Strings are flag values as the user typed them;
 // Run::Create parses and validates them, with errors that name the flag.
 struct RunOptions {
-  std::string store_path;            // --store: runs are always recorded there
-  std::string session;               // exactly one of session and from
-  std::string from;                  // bundle file
+  std::string store_path;  // --store: runs are always recorded there
+  std::string session;     // exactly one of session and from
+  std::string from;        // bundle file, or redis://HOST:PORT/STREAM with group
+  // --group NAME, --consumer ID, --claim-idle DURATION: with a redis:// --from, this process
+  // is one worker of a group replaying the stream (replay/group.h, docs/distributed.md).
+  std::string group, consumer;
+  std::string claim_idle;            // "" = 30s
   std::vector<std::string> targets;  // URLs, at least one
   std::string secondary;             // URL or ""
   std::string rate;                  // --rate; at most one of rate, speed > 0 and max
@@ -124,6 +130,9 @@ struct RunPlan {
   uint64_t correlation_rules = 0;  // explicit rules (--correlate rules FILE)
   std::string jwt_alg;             // --jwt-resign: the alg tokens are signed with, or ""
   std::string fault;               // --fault: the spec as given, or ""
+  // A worker of a group (--group): its name, and the stream's entries (total) and those the
+  // group had not read when it joined (to_send); they are shared by the group's workers.
+  std::string consumer;
 };
 
 struct RunOutcome {
@@ -143,6 +152,9 @@ struct RunOutcome {
   // draws not injected because --max-active-faults were in flight. Empty without --fault.
   net::FaultCounts faults_injected{};  // --fault, by kind
   uint64_t faults_skipped = 0;
+  // A worker of a group: its counters (replayed, claimed, skipped, ...) as committed at the
+  // end; `report` is this worker's share (`doppel report --from ... --group` merges them).
+  std::optional<doppel::v1::WorkerState> group_worker;
 };
 
 // Called on the engine thread about once a second.

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -17,6 +18,7 @@
 #include "base/log.h"
 #include "base/time_format.h"
 #include "interop/interop.h"
+#include "replay/group.h"
 #include "replay/replay.h"
 #include "replay/run.h"
 #include "report/compare.h"
@@ -107,6 +109,38 @@ void PrintLaneSummary(const replay::ReplayStats& st) {
     std::printf("%llu JWTs re-signed by --jwt-resign\n", (unsigned long long)st.resigned_tokens);
 }
 
+// "skipped 3 (unsafe 2, filtered 1)", or "" when none were.
+std::string SkippedText(const doppel::v1::WorkerState& w) {
+  uint64_t total = 0;
+  std::string parts;
+  std::map<std::string, uint64_t> sorted(w.skipped().begin(), w.skipped().end());
+  for (const auto& [reason, n] : sorted) {
+    total += n;
+    parts += (parts.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+  }
+  return total == 0 ? "" : "skipped " + std::to_string(total) + " (" + parts + ")";
+}
+
+// A worker's or a group's counters on one line.
+std::string CountersText(const doppel::v1::WorkerState& w) {
+  std::string line = "replayed " + std::to_string(w.replayed()) + " (claimed from other workers " +
+                     std::to_string(w.claimed()) + ")";
+  if (std::string skipped = SkippedText(w); !skipped.empty()) line += ", " + skipped;
+  if (w.undecodable() > 0)
+    line += ", " + std::to_string(w.undecodable()) + " entries did not decode";
+  if (w.trimmed() > 0)
+    line += ", " + std::to_string(w.trimmed()) + " pending entries were trimmed from the stream";
+  return line;
+}
+
+void PrintWorkerSummary(const doppel::v1::WorkerState& w, const replay::RunOptions& run) {
+  std::printf("worker '%s': %s\n", w.consumer().c_str(), CountersText(w).c_str());
+  std::printf(
+      "the report below is this worker's share; the group's: doppel report --from %s --group "
+      "%s\n",
+      audit::MaskArguments({run.from})[0].c_str(), run.group.c_str());
+}
+
 int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   f.run.store_path = g.store;
   f.run.command_line = g.command_line;
@@ -126,7 +160,18 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   for (const std::string& t : audit::MaskArguments(f.run.targets)) targets.emplace_back(t);
   notes["targets"] = std::move(targets);
   notes["envelopes"] = plan.to_send;
-  if (!f.quiet) {
+  if (!f.quiet && !plan.consumer.empty()) {
+    std::ostringstream line;
+    line << "worker '" << plan.consumer << "' of group '" << f.run.group << "' replaying stream '"
+         << plan.session_name << "' (" << plan.total << " entries, " << plan.to_send
+         << " not yet read by the group) to " << f.run.targets.size() << " target(s) at "
+         << plan.pacing << (f.run.secondary.empty() ? "" : ", secondary " + f.run.secondary);
+    log::Info(kReplayLog, line.str(),
+              {{"consumer", plan.consumer},
+               {"group", f.run.group},
+               {"entries", plan.total},
+               {"unread", plan.to_send}});
+  } else if (!f.quiet) {
     std::ostringstream line;
     line << "replaying " << plan.to_send << " of " << plan.total << " envelopes of '"
          << plan.session_name << "' to " << f.run.targets.size() << " target(s) at " << plan.pacing
@@ -258,6 +303,7 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
         line += " (" + std::to_string(o.faults_skipped) + " skipped over --max-active-faults)";
       std::printf("faults injected: %s\n", line.c_str());
     }
+    if (o.group_worker) PrintWorkerSummary(*o.group_worker, f.run);
     std::cout << "\n" << report::RenderText(o.report, TextOpts(f.log_bodies));
     if (o.run_saved.ok())
       std::cout << "run " << o.run_id << " saved; re-render with `doppel report --run " << o.run_id
@@ -270,6 +316,36 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
                   (o.run_saved.ok() ? " is saved" : " could not be saved"),
               {{"run", o.run_id}, {"saved", o.run_saved.ok()}});
   return o.exit_code;
+}
+
+// `doppel report --from redis://... --group NAME`: every worker's state merged.
+int GroupReportCommand(const std::string& from, const std::string& group, bool partial,
+                       const ReportFlags& flags) {
+  auto loaded = replay::LoadGroupReport(from, group);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const replay::GroupReport& r = *loaded;
+  if ((r.unread > 0 || r.pending > 0) && !partial) {
+    return Fail(Status::Unavailable(
+        "group '" + group + "' has not finished: " + std::to_string(r.unread) +
+        " entries not read yet and " + std::to_string(r.pending) +
+        " read but not acknowledged (in flight, or held by a worker that stopped: another "
+        "worker claims them after --claim-idle); wait for the workers, or pass --partial for "
+        "a report of what is counted so far"));
+  }
+  std::printf("group '%s': %zu workers, %llu entries in the stream%s\n", group.c_str(),
+              r.workers.size(), static_cast<unsigned long long>(r.entries),
+              r.unread > 0 || r.pending > 0 ? (", PARTIAL: " + std::to_string(r.unread) +
+                                               " unread, " + std::to_string(r.pending) + " pending")
+                                                  .c_str()
+                                            : "");
+  for (const doppel::v1::WorkerState& w : r.workers) {
+    std::printf("  %-24s %s%s\n", w.consumer().c_str(), CountersText(w).c_str(),
+                w.finished() ? "" : "  (not finished)");
+  }
+  std::printf("  %-24s %s\n", "total", CountersText(r.totals).c_str());
+  std::cout << "\n" << report::RenderText(r.report, TextOpts(flags.log_bodies));
+  if (Status ws = replay::WriteReportFiles(r.report, flags.files); !ws.ok()) return Fail(ws);
+  return r.report.verdict().exit_code();
 }
 
 int ReportCommand(const GlobalOptions& g, uint32_t run_id, const ReportFlags& flags) {
@@ -314,7 +390,22 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   auto* r =
       app.add_subcommand("replay", "replay a recorded session to targets and diff the answers");
   r->add_option("--session", f->session, "session in the store to replay");
-  r->add_option("--from", f->from, "bundle file to replay instead of a stored session");
+  r->add_option("--from", f->from,
+                "bundle file to replay instead of a stored session, or redis://HOST:PORT/STREAM "
+                "with --group");
+  const std::string gg = "Worker group (docs/distributed.md)";
+  r->add_option("--group", f->group,
+                "with --from redis://...: replay the stream as one worker of this consumer group; "
+                "start the same command on every worker")
+      ->group(gg);
+  r->add_option("--consumer", f->consumer,
+                "this worker's name in the group (default HOSTNAME-PID); a worker restarted "
+                "under its old name goes on where it stopped")
+      ->group(gg);
+  r->add_option("--claim-idle", f->claim_idle,
+                "entries a worker has held this long without a sign of life are claimed by the "
+                "others (default 30s; longer than --timeout)")
+      ->group(gg);
   r->add_option("--target", f->targets, "URL to replay to (repeatable)");
   r->add_option("--secondary", f->secondary,
                 "known-good build: fields that differ there too are treated as noise");
@@ -441,11 +532,33 @@ void AddReplayCommands(CLI::App& app, const GlobalOptions& g, Runner* run) {
   rep->add_option("--format", *format, "with --compare: text or json (default text)")
       ->check(CLI::IsMember({"text", "json"}))
       ->needs(compare_opt);
+  auto from = std::make_shared<std::string>();
+  auto group = std::make_shared<std::string>();
+  auto partial = std::make_shared<bool>(false);
+  auto* group_opt =
+      rep->add_option("--group", *group, "with --from: the worker group whose results to merge")
+          ->excludes(run_opt)
+          ->excludes(compare_opt);
+  auto* from_opt =
+      rep->add_option("--from", *from,
+                      "redis://HOST:PORT/STREAM: merge the results of a group of replay workers "
+                      "(with --group)")
+          ->needs(group_opt);
+  group_opt->needs(from_opt);
+  rep->add_flag("--partial", *partial,
+                "with --group: report what is counted while the group still has entries to "
+                "replay (otherwise exit 2)")
+      ->needs(group_opt);
   AddReportFileOptions(rep, &files->files, &files->log_bodies);
-  rep->callback([run, &g, run_id, files, compare, format, run_opt, compare_opt] {
-    if (run_opt->count() == 0 && compare_opt->count() == 0)
-      throw CLI::RequiredError("--run ID or --compare RUN_A RUN_B");
-    if (compare_opt->count() > 0) {
+  rep->callback([run, &g, run_id, files, compare, format, run_opt, compare_opt, from, group,
+                 partial, group_opt] {
+    if (run_opt->count() == 0 && compare_opt->count() == 0 && group_opt->count() == 0)
+      throw CLI::RequiredError("--run ID, --compare RUN_A RUN_B or --from URL --group NAME");
+    if (group_opt->count() > 0) {
+      *run = [from, group, partial, files] {
+        return GroupReportCommand(*from, *group, *partial, *files);
+      };
+    } else if (compare_opt->count() > 0) {
       *run = [&g, compare, format, files] { return CompareCommand(g, *compare, *format, *files); };
     } else {
       *run = [&g, run_id, files] { return ReportCommand(g, *run_id, *files); };

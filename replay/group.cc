@@ -1,0 +1,528 @@
+#include "replay/group.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
+#include <utility>
+
+#include "replay/run_sink.h"
+
+namespace doppel::replay {
+namespace {
+
+using stream::RedisReply;
+
+// Both scripts keep the workers set: a worker's last sign of life on Redis's clock (ZADD),
+// those silent longer than the window dropped, one that leaves removed; `active` is how many
+// are left, whose share of --rate each worker sends.
+
+// KEYS: the workers set. ARGV: consumer, window (ms). Returns the active workers. Sent at
+// Join and every heartbeat interval, so a worker that joins is counted at once.
+constexpr char kHeartbeatScript[] = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+return redis.call('ZCARD', KEYS[1])
+)lua";
+
+// KEYS: the stream, the results hash, the workers set. ARGV: group, consumer, the worker's
+// state, window (ms), "1" when the worker leaves, the number of entries to acknowledge, those
+// entries, then the entries the worker still holds. Returns {-1, 0}, writing nothing, when
+// any entry given is no longer pending for this consumer (another worker claimed it); else
+// {acknowledged, active workers}.
+constexpr char kCommitScript[] = R"lua(
+local stream, results, workers = KEYS[1], KEYS[2], KEYS[3]
+local group, consumer, state = ARGV[1], ARGV[2], ARGV[3]
+local n_done = tonumber(ARGV[6])
+local first, last = 7, #ARGV
+for i = first, last do
+  local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1)
+  if #p == 0 or p[1][2] ~= consumer then return {-1, 0} end
+end
+redis.call('HSET', results, consumer, state)
+local function in_chunks(from, to, head, tail)
+  local i = from
+  while i <= to do
+    local args = {}
+    for _, a in ipairs(head) do args[#args + 1] = a end
+    local j = math.min(i + 499, to)
+    for k = i, j do args[#args + 1] = ARGV[k] end
+    for _, a in ipairs(tail) do args[#args + 1] = a end
+    redis.call(unpack(args))
+    i = j + 1
+  end
+end
+in_chunks(first, first + n_done - 1, {'XACK', stream, group}, {})
+in_chunks(first + n_done, last, {'XCLAIM', stream, group, consumer, '0'}, {'JUSTID'})
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[5] == '1' then
+  redis.call('ZREM', workers, consumer)
+else
+  redis.call('ZADD', workers, now, consumer)
+end
+redis.call('ZREMRANGEBYSCORE', workers, '-inf', now - tonumber(ARGV[4]))
+return {n_done, redis.call('ZCARD', workers)}
+)lua";
+
+// A group name goes into key names and error messages: printable, no spaces.
+Status CheckGroupName(const std::string& group) {
+  if (group.empty()) return Status::InvalidArgument("--group needs a name (e.g. --group ci-42)");
+  if (group.size() > 200 || std::any_of(group.begin(), group.end(), [](unsigned char c) {
+        return c <= ' ' || c >= 0x7f;
+      })) {
+    return Status::InvalidArgument("--group '" + group +
+                                   "' must be 1 to 200 printable characters without spaces");
+  }
+  return Status::Ok();
+}
+
+// TYPE of the stream's key: NotFound when there is none, InvalidArgument when it is not a
+// stream.
+Status CheckStream(stream::RedisClient& client, const stream::RedisUrl& url) {
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply type, client.Command({"TYPE", url.stream}));
+  DOPPEL_RETURN_IF_ERROR(stream::ExpectType(type, RedisReply::Type::kStatus, "TYPE"));
+  if (type.str == "none")
+    return Status::NotFound(url.ToString() +
+                            ": no such stream; record into it first (doppel record --sink " +
+                            url.ToString() + ")");
+  if (type.str != "stream")
+    return Status::InvalidArgument(url.ToString() + ": the key holds a " + type.str +
+                                   ", not a stream");
+  return Status::Ok();
+}
+
+// The fields of a flat [name, value, name, value, ...] reply (XINFO).
+const RedisReply* Field(const RedisReply& flat, std::string_view name) {
+  for (size_t i = 0; i + 1 < flat.elements.size(); i += 2)
+    if (flat.elements[i].str == name) return &flat.elements[i + 1];
+  return nullptr;
+}
+
+struct GroupInfo {
+  bool found = false;
+  uint64_t pending = 0;
+  std::optional<uint64_t> lag;  // Redis 7: unknown (nil) after some deletions
+  std::vector<std::string> names;
+};
+
+Result<GroupInfo> InfoOf(stream::RedisClient& client, const std::string& key,
+                         const std::string& group) {
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply groups, client.Command({"XINFO", "GROUPS", key}));
+  DOPPEL_RETURN_IF_ERROR(stream::ExpectType(groups, RedisReply::Type::kArray, "XINFO GROUPS"));
+  GroupInfo info;
+  for (const RedisReply& g : groups.elements) {
+    const RedisReply* name = Field(g, "name");
+    if (name == nullptr) continue;
+    info.names.push_back(name->str);
+    if (name->str != group) continue;
+    info.found = true;
+    if (const RedisReply* p = Field(g, "pending"); p && p->type == RedisReply::Type::kInteger)
+      info.pending = static_cast<uint64_t>(std::max(0LL, p->integer));
+    if (const RedisReply* l = Field(g, "lag"); l && l->type == RedisReply::Type::kInteger)
+      info.lag = static_cast<uint64_t>(std::max(0LL, l->integer));
+  }
+  return info;
+}
+
+Result<uint64_t> LengthOf(stream::RedisClient& client, const std::string& key) {
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply len, client.Command({"XLEN", key}));
+  DOPPEL_RETURN_IF_ERROR(stream::ExpectType(len, RedisReply::Type::kInteger, "XLEN"));
+  return static_cast<uint64_t>(std::max(0LL, len.integer));
+}
+
+Result<doppel::v1::WorkerState> ParseWorkerState(const std::string& key, const std::string& field,
+                                                 const std::string& value) {
+  doppel::v1::WorkerState w;
+  if (!w.ParseFromString(value))
+    return Status::Corruption(key + " field '" + field +
+                              "' is not a replay worker's state (it does not parse)");
+  return w;
+}
+
+void AddCounters(const doppel::v1::WorkerState& from, doppel::v1::WorkerState* to) {
+  to->set_replayed(to->replayed() + from.replayed());
+  to->set_claimed(to->claimed() + from.claimed());
+  to->set_undecodable(to->undecodable() + from.undecodable());
+  to->set_trimmed(to->trimmed() + from.trimmed());
+  for (const auto& [reason, n] : from.skipped()) (*to->mutable_skipped())[reason] += n;
+}
+
+}  // namespace
+
+std::string GroupResultsKey(const std::string& stream, const std::string& group) {
+  return stream + ":doppel:group:" + group + ":results";
+}
+
+std::string GroupWorkersKey(const std::string& stream, const std::string& group) {
+  return stream + ":doppel:group:" + group + ":workers";
+}
+
+GroupSource::GroupSource(GroupOptions options, stream::RedisUrl url,
+                         stream::RedisClientPtr client, std::shared_ptr<const Selector> selector)
+    : options_(std::move(options)),
+      url_(std::move(url)),
+      client_(std::move(client)),
+      selector_(std::move(selector)) {}
+
+GroupSource::~GroupSource() = default;
+
+uint64_t GroupSource::NowUs() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+Result<std::unique_ptr<GroupSource>> GroupSource::Join(const GroupOptions& options,
+                                                       std::shared_ptr<const Selector> selector) {
+  DOPPEL_RETURN_IF_ERROR(CheckGroupName(options.group));
+  DOPPEL_ASSIGN_OR_RETURN(stream::RedisUrl url, stream::ParseRedisUrl(options.url));
+  if (options.claim_idle_us < 1'000'000)
+    return Status::InvalidArgument(
+        "--claim-idle must be at least 1s: a worker's entries are claimed by the others once "
+        "they have been idle that long, and a live worker refreshes them once a second");
+  GroupOptions o = options;
+  if (o.consumer.empty()) o.consumer = stream::DefaultClientName();
+  DOPPEL_ASSIGN_OR_RETURN(stream::RedisClientPtr client, stream::RedisClient::Connect(url));
+  DOPPEL_RETURN_IF_ERROR(CheckStream(*client, url));
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply created,
+                          client->Command({"XGROUP", "CREATE", url.stream, o.group, "0"}));
+  if (created.is_error() && created.str.rfind("BUSYGROUP", 0) != 0)
+    return Status::Internal("XGROUP CREATE " + url.stream + " " + o.group + ": " + created.str);
+  std::unique_ptr<GroupSource> source(
+      new GroupSource(std::move(o), url, std::move(client), std::move(selector)));
+  GroupSource& s = *source;
+  DOPPEL_RETURN_IF_ERROR(s.decoder_.LoadDictionaries(*s.client_));
+  DOPPEL_ASSIGN_OR_RETURN(s.entries_, LengthOf(*s.client_, url.stream));
+  DOPPEL_ASSIGN_OR_RETURN(GroupInfo info, InfoOf(*s.client_, url.stream, s.options_.group));
+  s.unread_ = info.lag.value_or(s.entries_);
+  s.session_.set_name(url.stream);
+  s.counters_.set_consumer(s.options_.consumer);
+  DOPPEL_RETURN_IF_ERROR(s.Heartbeat());
+  return source;
+}
+
+Status GroupSource::Heartbeat() {
+  DOPPEL_ASSIGN_OR_RETURN(
+      RedisReply active,
+      Call({"EVAL", kHeartbeatScript, "1", GroupWorkersKey(url_.stream, options_.group),
+            options_.consumer, std::to_string(options_.claim_idle_us / 1000)}));
+  if (active.type != RedisReply::Type::kInteger || active.integer < 1)
+    return Status::Internal("heartbeat to group '" + options_.group + "': Redis answered " +
+                            stream::DescribeReply(active));
+  rate_share_ = 1.0 / static_cast<double>(active.integer);
+  last_heartbeat_us_ = NowUs();
+  return Status::Ok();
+}
+
+void GroupSource::MaybeHeartbeat() {
+  if (!status_.ok() || NowUs() - last_heartbeat_us_ < options_.heartbeat_interval_us) return;
+  if (Status s = Heartbeat(); !s.ok()) status_ = s;
+}
+
+Status GroupSource::Rewind() {
+  return Status::InvalidArgument(
+      "a worker group's stream is read once; --loop is not available with --group");
+}
+
+Result<RedisReply> GroupSource::Call(std::vector<std::string> argv) {
+  auto reply = client_->Command(argv);
+  if (!reply.ok() && client_->broken()) {
+    // One reconnect: a dropped idle connection is not a reason to stop a worker.
+    DOPPEL_RETURN_IF_ERROR(client_->Reconnect());
+    reply = client_->Command(std::move(argv));
+  }
+  return reply;
+}
+
+Status GroupSource::Start(RunSink* sink, report::RunAggregator* aggregator) {
+  sink_ = sink;
+  aggregator_ = aggregator;
+  const std::string key = GroupResultsKey(url_.stream, options_.group);
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply all, Call({"HGETALL", key}));
+  DOPPEL_RETURN_IF_ERROR(stream::ExpectType(all, RedisReply::Type::kArray, "HGETALL " + key));
+  const v1::AggregatorState mine = aggregator->SaveState();
+  DOPPEL_ASSIGN_OR_RETURN(report::AggregatorOptions options, report::RunAggregator::OptionsOf(mine));
+  for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+    const std::string& consumer = all.elements[i].str;
+    DOPPEL_ASSIGN_OR_RETURN(doppel::v1::WorkerState w,
+                            ParseWorkerState(key, consumer, all.elements[i + 1].str));
+    if (consumer == options_.consumer) {
+      Status merged = aggregator->MergeState(w.aggregator());
+      if (!merged.ok())
+        return merged.WithContext("consumer '" + consumer + "' of group '" + options_.group +
+                                  "' has results from a replay with other flags; give another "
+                                  "--consumer, or a new --group");
+      AddCounters(w, &counters_);
+      continue;
+    }
+    report::RunAggregator check(options);
+    if (Status s = check.MergeState(w.aggregator()); !s.ok())
+      return s.WithContext("worker '" + consumer + "' of group '" + options_.group +
+                           "' replays with other flags; every worker of a group needs the same "
+                           "--target list, --secondary and --fail-* settings");
+  }
+  last_commit_us_ = NowUs();
+  return Status::Ok();
+}
+
+Status GroupSource::Take(const RedisReply& entries, bool claimed) {
+  for (const RedisReply& entry : entries.elements) {
+    // A pending entry deleted from the stream (MAXLEN) comes back as [id, nil].
+    if (entry.type == RedisReply::Type::kArray && entry.elements.size() == 2 &&
+        entry.elements[0].type == RedisReply::Type::kString &&
+        entry.elements[1].type == RedisReply::Type::kNil) {
+      counters_.set_trimmed(counters_.trimmed() + 1);
+      done_.push_back(entry.elements[0].str);
+      continue;
+    }
+    stream::StreamEnvelope decoded;
+    Status s = decoder_.Decode(*client_, entry, &decoded);
+    if (!s.ok()) {
+      if (s.code() != Status::Code::kCorruption) return s;
+      // Acknowledged and counted, never retried: no worker could decode it either.
+      counters_.set_undecodable(counters_.undecodable() + 1);
+      done_.push_back(entry.elements[0].str);
+      continue;
+    }
+    if (claimed) counters_.set_claimed(counters_.claimed() + 1);
+    const Decision d = selector_->Decide(decoded.envelope);
+    if (d != Decision::kSend) {
+      ++(*counters_.mutable_skipped())[std::string(kDecisionNames.Name(d))];
+      done_.push_back(std::move(decoded.entry_id));
+      continue;
+    }
+    Held held{std::move(decoded.entry_id), decoded.envelope.arrival_us(), decoded.envelope.seq()};
+    buffer_.emplace_back(std::move(held), std::move(decoded.envelope));
+  }
+  return Status::Ok();
+}
+
+// Refills the buffer: this consumer's own pending entries first (left by an earlier process
+// under the same --consumer), then entries idle past --claim-idle (a worker died), then new
+// ones. Sets retry_after_us_ when there are none but other workers still hold entries.
+Status GroupSource::Fetch() {
+  size_t n = options_.read_count;
+  if (options_.rate > 0) {
+    const double half_second = std::ceil(options_.rate * rate_share_ * 0.5);
+    n = static_cast<size_t>(std::clamp(half_second, 1.0, static_cast<double>(n)));
+  }
+  const std::string count = std::to_string(n);
+  const std::string& key = url_.stream;
+  const std::string& group = options_.group;
+  const std::string& me = options_.consumer;
+  // [[stream, [entries]]], or nil when there are none.
+  auto entries_of = [&](const RedisReply& r) -> const RedisReply* {
+    if (r.type != RedisReply::Type::kArray || r.elements.size() != 1) return nullptr;
+    const RedisReply& s = r.elements[0];
+    if (s.type != RedisReply::Type::kArray || s.elements.size() != 2 ||
+        s.elements[1].type != RedisReply::Type::kArray) {
+      return nullptr;
+    }
+    return &s.elements[1];
+  };
+  if (!history_done_) {
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call({"XREADGROUP", "GROUP", group, me, "COUNT", count,
+                                                "STREAMS", key, history_cursor_}));
+    if (r.is_error()) return Status::Internal("XREADGROUP " + key + ": " + r.str);
+    const RedisReply* entries = entries_of(r);
+    if (entries == nullptr || entries->elements.empty()) {
+      history_done_ = true;
+    } else {
+      const RedisReply& last = entries->elements.back();
+      if (last.type == RedisReply::Type::kArray && !last.elements.empty())
+        history_cursor_ = last.elements[0].str;
+      return Take(*entries, /*claimed=*/false);
+    }
+  }
+  {
+    DOPPEL_ASSIGN_OR_RETURN(
+        RedisReply r, Call({"XAUTOCLAIM", key, group, me,
+                            std::to_string(options_.claim_idle_us / 1000), claim_cursor_, "COUNT",
+                            count}));
+    if (r.is_error()) return Status::Internal("XAUTOCLAIM " + key + ": " + r.str);
+    if (r.type != RedisReply::Type::kArray || r.elements.size() < 2 ||
+        r.elements[1].type != RedisReply::Type::kArray)
+      return Status::Internal("XAUTOCLAIM " + key + " answered " + stream::DescribeReply(r));
+    claim_cursor_ = r.elements[0].str.empty() ? "0-0" : r.elements[0].str;
+    if (r.elements.size() >= 3 && r.elements[2].type == RedisReply::Type::kArray)
+      counters_.set_trimmed(counters_.trimmed() + r.elements[2].elements.size());
+    if (!r.elements[1].elements.empty()) return Take(r.elements[1], /*claimed=*/true);
+  }
+  {
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call({"XREADGROUP", "GROUP", group, me, "COUNT", count,
+                                                "STREAMS", key, ">"}));
+    if (r.is_error()) {
+      if (r.str.rfind("NOGROUP", 0) == 0)
+        return Status::NotFound("group '" + group + "' on " + url_.ToString() +
+                                " was deleted while this worker ran");
+      return Status::Internal("XREADGROUP " + key + ": " + r.str);
+    }
+    if (const RedisReply* entries = entries_of(r); entries && !entries->elements.empty())
+      return Take(*entries, /*claimed=*/false);
+  }
+  // Nothing to read: the end, unless other workers still hold entries (which may come back).
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply p, Call({"XPENDING", key, group}));
+  if (p.type != RedisReply::Type::kArray || p.elements.empty() ||
+      p.elements[0].type != RedisReply::Type::kInteger)
+    return Status::Internal("XPENDING " + key + " answered " + stream::DescribeReply(p));
+  uint64_t others = static_cast<uint64_t>(std::max(0LL, p.elements[0].integer));
+  if (p.elements.size() >= 4 && p.elements[3].type == RedisReply::Type::kArray) {
+    for (const RedisReply& c : p.elements[3].elements) {
+      if (c.elements.size() != 2 || c.elements[0].str != me) continue;
+      const uint64_t mine = std::strtoull(c.elements[1].str.c_str(), nullptr, 10);
+      others -= std::min(others, mine);
+    }
+  }
+  if (others > 0) retry_after_us_ = options_.retry_us;
+  return Status::Ok();
+}
+
+bool GroupSource::Next(doppel::v1::Envelope* envelope) {
+  retry_after_us_ = 0;
+  while (status_.ok()) {
+    if (!buffer_.empty()) {
+      MaybeHeartbeat();
+      auto& [held, e] = buffer_.front();
+      *envelope = std::move(e);
+      dispatched_.emplace(next_index_++, std::move(held));
+      buffer_.pop_front();
+      return true;
+    }
+    if (!done_.empty() && NowUs() - last_commit_us_ >= options_.commit_interval_us) {
+      if (Status s = Commit(false, false); !s.ok()) return false;
+    }
+    const size_t acknowledged = done_.size();
+    if (Status s = Fetch(); !s.ok()) {
+      status_ = s.WithContext("group '" + options_.group + "' on " + url_.ToString());
+      return false;
+    }
+    // Entries the selection left out (or that did not decode) are no reason to stop.
+    if (buffer_.empty() && done_.size() == acknowledged) return false;  // the end, or later
+  }
+  return false;
+}
+
+void GroupSource::Completed(const replay::Completed& c) {
+  if (!status_.ok()) return;
+  auto it = dispatched_.find(c.index);
+  if (it == dispatched_.end() || it->second.arrival_us != c.envelope->arrival_us() ||
+      it->second.seq != c.envelope->seq()) {
+    status_ = Status::Internal("request " + std::to_string(c.index) +
+                               " finished but is not the entry the group source handed out for "
+                               "it; stopping without acknowledging it");
+    return;
+  }
+  done_.push_back(std::move(it->second.id));
+  dispatched_.erase(it);
+  counters_.set_replayed(counters_.replayed() + 1);
+  if (NowUs() - last_commit_us_ >= options_.commit_interval_us) {
+    (void)Commit(false, false);  // an error is in status_
+    return;
+  }
+  MaybeHeartbeat();
+}
+
+Status GroupSource::Commit(bool finished, bool leaving) {
+  if (!status_.ok()) return status_;
+  if (sink_ == nullptr || aggregator_ == nullptr)
+    return status_ = Status::Internal("GroupSource::Commit before Start");
+  // Results not saved in the store are reported by the run at its end; they do not hold the
+  // group back.
+  (void)sink_->Flush();
+  doppel::v1::WorkerState w = counters_;
+  *w.mutable_aggregator() = aggregator_->SaveState();
+  w.set_updated_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count()));
+  w.set_finished(finished);
+  std::vector<std::string> argv = {"EVAL",
+                                   kCommitScript,
+                                   "3",
+                                   url_.stream,
+                                   GroupResultsKey(url_.stream, options_.group),
+                                   GroupWorkersKey(url_.stream, options_.group),
+                                   options_.group,
+                                   options_.consumer,
+                                   w.SerializeAsString(),
+                                   std::to_string(options_.claim_idle_us / 1000),
+                                   leaving ? "1" : "0",
+                                   std::to_string(done_.size())};
+  argv.insert(argv.end(), done_.begin(), done_.end());
+  for (const auto& [index, held] : dispatched_) argv.push_back(held.id);
+  for (const auto& [held, e] : buffer_) argv.push_back(held.id);
+  auto reply = Call(std::move(argv));
+  if (!reply.ok()) return status_ = reply.status().WithContext("committing results to the group");
+  if (reply->is_error())
+    return status_ = Status::Internal("committing results to the group: " + reply->str);
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2 ||
+      reply->elements[0].type != RedisReply::Type::kInteger ||
+      reply->elements[1].type != RedisReply::Type::kInteger)
+    return status_ = Status::Internal("committing results to the group: Redis answered " +
+                                      stream::DescribeReply(*reply));
+  if (reply->elements[0].integer < 0) {
+    return status_ = Status::Unavailable(
+               "entries this worker held were claimed by another worker (was it paused longer "
+               "than --claim-idle?); its results since its last commit are left out and the "
+               "others replay those entries");
+  }
+  if (reply->elements[1].integer >= 1)
+    rate_share_ = 1.0 / static_cast<double>(reply->elements[1].integer);
+  last_heartbeat_us_ = NowUs();
+  done_.clear();
+  last_commit_us_ = NowUs();
+  return Status::Ok();
+}
+
+Result<GroupReport> LoadGroupReport(const std::string& url_text, const std::string& group) {
+  DOPPEL_RETURN_IF_ERROR(CheckGroupName(group));
+  DOPPEL_ASSIGN_OR_RETURN(stream::RedisUrl url, stream::ParseRedisUrl(url_text));
+  DOPPEL_ASSIGN_OR_RETURN(stream::RedisClientPtr client, stream::RedisClient::Connect(url));
+  DOPPEL_RETURN_IF_ERROR(CheckStream(*client, url));
+  DOPPEL_ASSIGN_OR_RETURN(GroupInfo info, InfoOf(*client, url.stream, group));
+  if (!info.found) {
+    std::string names;
+    for (const std::string& n : info.names) names += (names.empty() ? "" : ", ") + n;
+    return Status::NotFound("no group '" + group + "' on " + url.ToString() +
+                            (names.empty() ? " (it has none"
+                                           : " (its groups: " + names) +
+                            "); a group is created by the first `doppel replay --from " +
+                            url.ToString() + " --group NAME`");
+  }
+  GroupReport out;
+  DOPPEL_ASSIGN_OR_RETURN(out.entries, LengthOf(*client, url.stream));
+  out.pending = info.pending;
+  out.unread = info.lag.value_or(0);
+  const std::string key = GroupResultsKey(url.stream, group);
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply all, client->Command({"HGETALL", key}));
+  DOPPEL_RETURN_IF_ERROR(stream::ExpectType(all, RedisReply::Type::kArray, "HGETALL " + key));
+  if (all.elements.empty())
+    return Status::NotFound("group '" + group + "' on " + url.ToString() +
+                            " has no results yet: no worker has committed any");
+  std::unique_ptr<report::RunAggregator> merged;
+  for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+    const std::string& consumer = all.elements[i].str;
+    DOPPEL_ASSIGN_OR_RETURN(doppel::v1::WorkerState w,
+                            ParseWorkerState(key, consumer, all.elements[i + 1].str));
+    if (!merged) {
+      auto options = report::RunAggregator::OptionsOf(w.aggregator());
+      if (!options.ok()) return options.status().WithContext(key + " field '" + consumer + "'");
+      options->session = url.stream;
+      merged = std::make_unique<report::RunAggregator>(std::move(*options));
+    }
+    if (Status s = merged->MergeState(w.aggregator()); !s.ok())
+      return s.WithContext("worker '" + consumer + "'");
+    AddCounters(w, &out.totals);
+    w.clear_aggregator();
+    out.workers.push_back(std::move(w));
+  }
+  std::sort(out.workers.begin(), out.workers.end(),
+            [](const auto& a, const auto& b) { return a.consumer() < b.consumer(); });
+  out.report = merged->Finish();
+  return out;
+}
+
+}  // namespace doppel::replay

@@ -1,0 +1,314 @@
+// A group of replay workers sharing a Redis stream (replay/group.h, docs/distributed.md), as
+// real processes: a real redis-server, doppel-echo v2 as the target, `doppel replay --from
+// redis://... --group` workers, `doppel report --from redis://... --group`. A worker is
+// killed (SIGKILL) or paused (SIGSTOP) mid-run, and every entry is still counted exactly once
+// in the merged report, which agrees with a single-process replay of the same session.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "doppel/v1/group.pb.h"
+#include "replay/group.h"
+#include "stream/redis_client.h"
+#include "tests/integration/hardening_util.h"
+#include "tests/integration/redis_server.h"
+
+namespace doppel::testing {
+namespace {
+
+namespace http = boost::beast::http;
+namespace json = boost::json;
+
+constexpr int kEntries = 300;
+
+// `doppel --store STORE ARGS...` run to its end.
+int Doppel(const std::string& store, std::vector<std::string> args, std::string* out,
+           std::string* err) {
+  args.insert(args.begin(), {DoppelBinary(), "--store", store});
+  ChildProcess p(args);
+  const int code = p.Wait(120000);
+  *out = p.all_stdout();
+  *err = p.all_stderr();
+  return code;
+}
+
+json::object ReadJson(const std::string& path) {
+  std::ifstream f(path);
+  return json::parse(std::string(std::istreambuf_iterator<char>(f), {})).as_object();
+}
+
+class RedisGroupTest : public ::testing::Test {
+ protected:
+  // Records the session once: GETs of products, users and /healthz through `doppel record`
+  // in front of doppel-echo v1, so a v2 target differs on some fields and not on others.
+  static void SetUpTestSuite() {
+    dir_ = new std::string(MakeTempDir("redis-group"));
+    ChildProcess v1({EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1"});
+    const unsigned port = PortOf(v1.WaitForLine("listening on "));
+    ASSERT_NE(port, 0u) << v1.all_stderr();
+    RecordProcess rec(*dir_ + "/src", "http://127.0.0.1:" + std::to_string(port),
+                      {"--session", "shop"});
+    ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
+    {
+      TestClient client(rec.port());
+      for (int i = 0; i < kEntries; ++i) {
+        const std::string path = i % 3 == 0   ? "/api/v1/products/" + std::to_string(1 + i % 20)
+                                 : i % 3 == 1 ? "/api/v1/users/" + std::to_string(1 + i % 10)
+                                              : "/healthz";
+        net::HttpRequest r{http::verb::get, path, 11};
+        r.set(http::field::host, "shop.test");
+        ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u) << path;
+      }
+    }
+    rec.child().Signal(SIGINT);
+    ASSERT_EQ(rec.child().Wait(), 0) << rec.child().all_stderr();
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+
+  void SetUp() override {
+    ASSERT_TRUE(redis_.Start()) << redis_.error();
+    target_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1", "--variant", "v2"});
+    const unsigned port = PortOf(target_->WaitForLine("listening on "));
+    ASSERT_NE(port, 0u) << target_->all_stderr();
+    target_url_ = "http://127.0.0.1:" + std::to_string(port);
+    url_ = redis_.Url("shop");
+    std::string out, err;
+    ASSERT_EQ(Doppel(Store(), {"export", "shop", url_}, &out, &err), 0) << err;
+    ASSERT_NE(out.find("exported 300 envelopes"), std::string::npos) << out;
+  }
+
+  static std::string Store() { return *dir_ + "/src"; }
+
+  // A worker of group "g": 150 requests/s for the group, entries claimed after 2 s idle.
+  std::unique_ptr<ChildProcess> Worker(const std::string& name, const std::string& target = "",
+                                       const std::string& extra = "--no-progress") const {
+    return std::make_unique<ChildProcess>(std::vector<std::string>{
+        DoppelBinary(), "--store", *dir_ + "/" + name, "replay", "--from", url_, "--group", "g",
+        "--consumer", name, "--target", target.empty() ? target_url_ : target, "--rate", "150",
+        "--timeout", "1s", "--claim-idle", "2s", "--no-progress", extra});
+  }
+
+  stream::RedisClientPtr Client() const {
+    auto url = stream::ParseRedisUrl(url_);
+    EXPECT_TRUE(url.ok());
+    auto client = stream::RedisClient::Connect(*url);
+    EXPECT_TRUE(client.ok()) << client.status().ToString();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+
+  // The workers' states in Redis, by consumer.
+  std::map<std::string, doppel::v1::WorkerState> States() const {
+    std::map<std::string, doppel::v1::WorkerState> out;
+    auto client = Client();
+    if (!client) return out;
+    auto all = client->Command({"HGETALL", replay::GroupResultsKey("shop", "g")});
+    if (!all.ok()) return out;
+    for (size_t i = 0; i + 1 < all->elements.size(); i += 2)
+      EXPECT_TRUE(out[all->elements[i].str].ParseFromString(all->elements[i + 1].str));
+    return out;
+  }
+
+  bool HasCommitted(const std::string& consumer) const {
+    auto client = Client();
+    if (!client) return false;
+    auto r = client->Command({"HEXISTS", replay::GroupResultsKey("shop", "g"), consumer});
+    return r.ok() && r->integer == 1;
+  }
+
+  // Entries read by a worker and not acknowledged.
+  long long Pending() const {
+    auto client = Client();
+    if (!client) return -1;
+    auto r = client->Command({"XPENDING", "shop", "g"});
+    if (!r.ok() || r->elements.empty()) return -1;
+    return r->elements[0].integer;
+  }
+
+  // Checks the states: every entry replayed once over all workers.
+  void ExpectEachEntryOnce(uint64_t* claimed = nullptr) const {
+    uint64_t replayed = 0, claims = 0;
+    for (const auto& [name, w] : States()) {
+      replayed += w.replayed();
+      claims += w.claimed();
+    }
+    EXPECT_EQ(replayed, static_cast<uint64_t>(kEntries));
+    EXPECT_EQ(Pending(), 0);
+    if (claimed) *claimed = claims;
+  }
+
+  // `doppel report --from URL --group g`, its JSON report checked against a single-process
+  // replay of the same session to the same target: the same counts and verdicts.
+  void ExpectMergedReportEqualsSingleReplay() {
+    const std::string merged = *dir_ + "/merged.json", single = *dir_ + "/single.json";
+    std::string out, err;
+    ASSERT_EQ(Doppel(Store(), {"report", "--from", url_, "--group", "g", "--report-json", merged},
+                     &out, &err),
+              1)
+        << out << err;
+    ASSERT_EQ(Doppel(Store(),
+                     {"replay", "--session", "shop", "--target", target_url_, "--max",
+                      "--no-progress", "--report-json", single},
+                     &out, &err),
+              1)
+        << out << err;
+    const json::object m = ReadJson(merged), s = ReadJson(single);
+    EXPECT_EQ(m.at("verdict"), s.at("verdict"));
+    const json::object& mt = m.at("targets").as_array()[0].as_object();
+    const json::object& st = s.at("targets").as_array()[0].as_object();
+    EXPECT_EQ(mt.at("requests").as_int64(), kEntries);
+    for (const char* key : {"requests", "errors", "compared", "matched", "mismatched", "status",
+                            "regressions", "failed_endpoints", "timeline"}) {
+      EXPECT_EQ(mt.at(key), st.at(key)) << key;
+    }
+    const json::array& me = mt.at("endpoints").as_array();
+    const json::array& se = st.at("endpoints").as_array();
+    ASSERT_EQ(me.size(), se.size());
+    for (size_t i = 0; i < me.size(); ++i) {
+      const json::object& a = me[i].as_object();
+      const json::object& b = se[i].as_object();
+      EXPECT_EQ(a.at("name"), b.at("name"));
+      EXPECT_EQ(a.at("requests"), b.at("requests")) << a.at("name");
+      const json::array& af = a.at("fields").as_array();
+      const json::array& bf = b.at("fields").as_array();
+      ASSERT_EQ(af.size(), bf.size()) << a.at("name");
+      for (size_t j = 0; j < af.size(); ++j) {
+        for (const char* key : {"path", "verdict", "mismatches", "compared", "p_value"})
+          EXPECT_EQ(af[j].as_object().at(key), bf[j].as_object().at(key)) << a.at("name") << key;
+      }
+    }
+  }
+
+  static std::string* dir_;
+  RedisServer redis_;
+  std::unique_ptr<ChildProcess> target_;
+  std::string target_url_, url_;
+};
+
+std::string* RedisGroupTest::dir_ = nullptr;
+
+// Three workers, one killed (SIGKILL) after its first commit while it holds entries: the
+// others claim them after --claim-idle, and the merged report counts every entry once.
+TEST_F(RedisGroupTest, ThreeWorkersOneKilledCountEachEntryOnce) {
+  auto w1 = Worker("w1"), w2 = Worker("w2"), w3 = Worker("w3");
+  ASSERT_TRUE(Eventually([&] { return HasCommitted("w2"); }, 30000)) << w2->all_stderr();
+  w2->Signal(SIGKILL);
+  w2->Wait();
+  // Each survivor's share has regressions (v2 changed prices and emails): exit 1.
+  EXPECT_EQ(w1->Wait(120000), 1) << w1->all_stdout() << w1->all_stderr();
+  EXPECT_EQ(w3->Wait(120000), 1) << w3->all_stdout() << w3->all_stderr();
+  EXPECT_NE(w1->all_stdout().find("worker 'w1': replayed "), std::string::npos)
+      << w1->all_stdout();
+  uint64_t claimed = 0;
+  ExpectEachEntryOnce(&claimed);
+  EXPECT_GT(claimed, 0u) << "the killed worker held entries; the others should have claimed them";
+  const auto states = States();
+  ASSERT_EQ(states.size(), 3u);
+  EXPECT_FALSE(states.at("w2").finished());
+  EXPECT_TRUE(states.at("w1").finished());
+  EXPECT_TRUE(states.at("w3").finished());
+  ExpectMergedReportEqualsSingleReplay();
+}
+
+// A worker paused (SIGSTOP) longer than --claim-idle: its entries go to the other worker.
+// When it wakes, its next commit finds them gone: it writes nothing more and exits 2, and the
+// merged report still counts every entry once.
+TEST_F(RedisGroupTest, PausedWorkerWhoseEntriesWereClaimedStopsWithoutCountingThem) {
+  auto w1 = Worker("w1"), w2 = Worker("w2");
+  ASSERT_TRUE(Eventually([&] { return HasCommitted("w2"); }, 30000)) << w2->all_stderr();
+  w2->Signal(SIGSTOP);
+  // w1 claims w2's entries once they have been idle 2 s; it cannot finish before.
+  ASSERT_TRUE(Eventually([&] { return States()["w1"].claimed() > 0; }, 30000));
+  w2->Signal(SIGCONT);
+  EXPECT_EQ(w2->Wait(60000), 2) << w2->all_stdout() << w2->all_stderr();
+  EXPECT_NE(w2->all_stderr().find("claimed by another worker"), std::string::npos)
+      << w2->all_stderr();
+  EXPECT_EQ(w1->Wait(120000), 1) << w1->all_stdout() << w1->all_stderr();
+  ExpectEachEntryOnce();
+  ExpectMergedReportEqualsSingleReplay();
+}
+
+// A group's report before its work is done is an error (exit 2) unless --partial; a worker
+// restarted under the killed one's name replays what that one held, and the group completes.
+TEST_F(RedisGroupTest, UnfinishedGroupAndARestartedWorker) {
+  std::string out, err;
+  // No such group yet.
+  EXPECT_EQ(Doppel(Store(), {"report", "--from", url_, "--group", "g"}, &out, &err), 2);
+  EXPECT_NE(err.find("no group 'g'"), std::string::npos) << err;
+
+  auto w1 = Worker("w1");
+  ASSERT_TRUE(Eventually([&] { return HasCommitted("w1"); }, 30000)) << w1->all_stderr();
+  w1->Signal(SIGKILL);
+  w1->Wait();
+  EXPECT_EQ(Doppel(Store(), {"report", "--from", url_, "--group", "g"}, &out, &err), 2);
+  EXPECT_NE(err.find("has not finished"), std::string::npos) << err;
+  EXPECT_NE(err.find("--partial"), std::string::npos) << err;
+  const int partial =
+      Doppel(Store(), {"report", "--from", url_, "--group", "g", "--partial"}, &out, &err);
+  EXPECT_TRUE(partial == 0 || partial == 1) << partial << err;
+  EXPECT_NE(out.find("PARTIAL"), std::string::npos) << out;
+  EXPECT_NE(out.find("(not finished)"), std::string::npos) << out;
+
+  // A worker with another --target cannot join the group (not probed: it would fail first).
+  auto other = Worker("w9", "http://127.0.0.1:1", "--no-probe");
+  EXPECT_EQ(other->Wait(60000), 2);
+  EXPECT_NE(other->all_stderr().find("replays with other flags"), std::string::npos)
+      << other->all_stderr();
+
+  // Restarted under its name: it reads back the entries it held, goes on counting from its
+  // last commit, and the group completes with every entry once, none claimed.
+  auto again = Worker("w1");
+  EXPECT_EQ(again->Wait(120000), 1) << again->all_stdout() << again->all_stderr();
+  uint64_t claimed = 0;
+  ExpectEachEntryOnce(&claimed);
+  EXPECT_EQ(claimed, 0u);
+  ExpectMergedReportEqualsSingleReplay();
+}
+
+// Start-up errors name what is wrong and exit 2.
+TEST_F(RedisGroupTest, BadGroupUsageIsAClearError) {
+  std::string out, err;
+  EXPECT_EQ(Doppel(*dir_ + "/e", {"replay", "--from", url_, "--target", target_url_}, &out, &err),
+            2);
+  EXPECT_NE(err.find("add --group NAME"), std::string::npos) << err;
+  EXPECT_EQ(Doppel(*dir_ + "/e",
+                   {"replay", "--session", "shop", "--group", "g", "--target", target_url_}, &out,
+                   &err),
+            2);
+  EXPECT_NE(err.find("go with --from redis://"), std::string::npos) << err;
+  EXPECT_EQ(Doppel(*dir_ + "/e",
+                   {"replay", "--from", redis_.Url("nothing"), "--group", "g", "--target",
+                    target_url_},
+                   &out, &err),
+            2);
+  EXPECT_NE(err.find("no such stream"), std::string::npos) << err;
+  EXPECT_EQ(Doppel(*dir_ + "/e",
+                   {"replay", "--from", url_, "--group", "g", "--loop", "--target", target_url_},
+                   &out, &err),
+            2);
+  EXPECT_NE(err.find("--loop is not available with --group"), std::string::npos) << err;
+  EXPECT_EQ(Doppel(*dir_ + "/e",
+                   {"replay", "--from", url_, "--group", "g", "--claim-idle", "5s", "--timeout",
+                    "10s", "--target", target_url_},
+                   &out, &err),
+            2);
+  EXPECT_NE(err.find("--claim-idle must be longer than --timeout"), std::string::npos) << err;
+  // Export refuses a stream that exists: it would mix sessions.
+  EXPECT_EQ(Doppel(Store(), {"export", "shop", url_}, &out, &err), 2);
+  EXPECT_NE(err.find("the key exists already"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace doppel::testing
