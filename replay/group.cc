@@ -71,9 +71,8 @@ return {n_done, redis.call('ZCARD', workers)}
 // A group name goes into key names and error messages: printable, no spaces.
 Status CheckGroupName(const std::string& group) {
   if (group.empty()) return Status::InvalidArgument("--group needs a name (e.g. --group ci-42)");
-  if (group.size() > 200 || std::any_of(group.begin(), group.end(), [](unsigned char c) {
-        return c <= ' ' || c >= 0x7f;
-      })) {
+  if (group.size() > 200 || std::any_of(group.begin(), group.end(),
+                                        [](unsigned char c) { return c <= ' ' || c >= 0x7f; })) {
     return Status::InvalidArgument("--group '" + group +
                                    "' must be 1 to 200 printable characters without spaces");
   }
@@ -161,8 +160,8 @@ std::string GroupWorkersKey(const std::string& stream, const std::string& group)
   return stream + ":doppel:group:" + group + ":workers";
 }
 
-GroupSource::GroupSource(GroupOptions options, stream::RedisUrl url,
-                         stream::RedisClientPtr client, std::shared_ptr<const Selector> selector)
+GroupSource::GroupSource(GroupOptions options, stream::RedisUrl url, stream::RedisClientPtr client,
+                         std::shared_ptr<const Selector> selector)
     : options_(std::move(options)),
       url_(std::move(url)),
       client_(std::move(client)),
@@ -245,7 +244,8 @@ Status GroupSource::Start(RunSink* sink, report::RunAggregator* aggregator) {
   DOPPEL_ASSIGN_OR_RETURN(RedisReply all, Call({"HGETALL", key}));
   DOPPEL_RETURN_IF_ERROR(stream::ExpectType(all, RedisReply::Type::kArray, "HGETALL " + key));
   const v1::AggregatorState mine = aggregator->SaveState();
-  DOPPEL_ASSIGN_OR_RETURN(report::AggregatorOptions options, report::RunAggregator::OptionsOf(mine));
+  DOPPEL_ASSIGN_OR_RETURN(report::AggregatorOptions options,
+                          report::RunAggregator::OptionsOf(mine));
   for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
     const std::string& consumer = all.elements[i].str;
     DOPPEL_ASSIGN_OR_RETURN(doppel::v1::WorkerState w,
@@ -339,10 +339,9 @@ Status GroupSource::Fetch() {
     }
   }
   {
-    DOPPEL_ASSIGN_OR_RETURN(
-        RedisReply r, Call({"XAUTOCLAIM", key, group, me,
-                            std::to_string(options_.claim_idle_us / 1000), claim_cursor_, "COUNT",
-                            count}));
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call({"XAUTOCLAIM", key, group, me,
+                                                std::to_string(options_.claim_idle_us / 1000),
+                                                claim_cursor_, "COUNT", count}));
     if (r.is_error()) return Status::Internal("XAUTOCLAIM " + key + ": " + r.str);
     if (r.type != RedisReply::Type::kArray || r.elements.size() < 2 ||
         r.elements[1].type != RedisReply::Type::kArray)
@@ -406,7 +405,7 @@ bool GroupSource::Next(doppel::v1::Envelope* envelope) {
   return false;
 }
 
-void GroupSource::Completed(const replay::Completed& c) {
+void GroupSource::Completed(const replay::Completed& c, bool counted) {
   if (!status_.ok()) return;
   auto it = dispatched_.find(c.index);
   if (it == dispatched_.end() || it->second.arrival_us != c.envelope->arrival_us() ||
@@ -416,9 +415,11 @@ void GroupSource::Completed(const replay::Completed& c) {
                                "it; stopping without acknowledging it");
     return;
   }
-  done_.push_back(std::move(it->second.id));
+  if (counted) {
+    done_.push_back(std::move(it->second.id));
+    counters_.set_replayed(counters_.replayed() + 1);
+  }
   dispatched_.erase(it);
-  counters_.set_replayed(counters_.replayed() + 1);
   if (NowUs() - last_commit_us_ >= options_.commit_interval_us) {
     (void)Commit(false, false);  // an error is in status_
     return;
@@ -436,8 +437,8 @@ Status GroupSource::Commit(bool finished, bool leaving) {
   doppel::v1::WorkerState w = counters_;
   *w.mutable_aggregator() = aggregator_->SaveState();
   w.set_updated_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count()));
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count()));
   w.set_finished(finished);
   std::vector<std::string> argv = {"EVAL",
                                    kCommitScript,
@@ -487,8 +488,7 @@ Result<GroupReport> LoadGroupReport(const std::string& url_text, const std::stri
     std::string names;
     for (const std::string& n : info.names) names += (names.empty() ? "" : ", ") + n;
     return Status::NotFound("no group '" + group + "' on " + url.ToString() +
-                            (names.empty() ? " (it has none"
-                                           : " (its groups: " + names) +
+                            (names.empty() ? " (it has none" : " (its groups: " + names) +
                             "); a group is created by the first `doppel replay --from " +
                             url.ToString() + " --group NAME`");
   }

@@ -62,7 +62,7 @@ struct GroupOptions {
   // worker then reads about half a second of its share at a time, so that at the end no
   // worker still holds much while the others have nothing left.
   double rate = 0;
-  uint64_t retry_us = 200'000;               // nothing to read, others hold entries: wait
+  uint64_t retry_us = 200'000;  // nothing to read, others hold entries: wait
 };
 
 // The hash of a group's worker states.
@@ -95,8 +95,9 @@ class GroupSource final : public EnvelopeSource {
   // REQUIRES: `sink` and `aggregator` outlive the replay.
   Status Start(RunSink* sink, report::RunAggregator* aggregator);
   // The engine finished the request it dispatched as `c.index` (every envelope Next returns
-  // is dispatched, in order). Commits when --commit-interval has passed.
-  void Completed(const Completed& c);
+  // is dispatched, in order): acknowledged at the next commit when `counted`, else left
+  // pending for another worker. Commits when the commit interval has passed.
+  void Completed(const Completed& c, bool counted);
   // Flushes the sink and writes the state, acknowledging every entry it counts; `finished`
   // marks the worker done, `leaving` takes it out of the workers sharing --rate. An error
   // stops the worker (status() says why).
@@ -139,7 +140,7 @@ class GroupSource final : public EnvelopeSource {
   uint64_t entries_ = 0, unread_ = 0;
 
   std::deque<std::pair<Held, doppel::v1::Envelope>> buffer_;  // read, not yet returned
-  std::unordered_map<uint64_t, Held> dispatched_;              // by dispatch index
+  std::unordered_map<uint64_t, Held> dispatched_;             // by dispatch index
   uint64_t next_index_ = 0;
   std::vector<std::string> done_;  // counted or skipped, to acknowledge at the next commit
   bool history_done_ = false;      // this consumer's own pending entries read back
@@ -159,10 +160,17 @@ class GroupSource final : public EnvelopeSource {
 // The ResultSink a worker's engine reports to: the run's sink first, then the group.
 class GroupSink final : public ResultSink {
  public:
+  static bool Interrupted(const Completed& c) {
+    for (const TargetOutcome& t : *c.targets)
+      if (t.error == "interrupted") return true;
+    return c.secondary != nullptr && c.secondary->error == "interrupted";
+  }
   GroupSink(ResultSink* run_sink, GroupSource* group) : run_sink_(run_sink), group_(group) {}
+  // A request cut short by SIGINT/SIGTERM on some lane is not counted here: its entry stays
+  // pending and another worker replays it whole.
   void OnCompleted(const Completed& c) override {
-    run_sink_->OnCompleted(c);
-    group_->Completed(c);
+    if (!Interrupted(c)) run_sink_->OnCompleted(c);
+    group_->Completed(c, /*counted=*/!Interrupted(c));
   }
 
  private:
@@ -176,10 +184,10 @@ class GroupSink final : public ResultSink {
 struct GroupReport {
   report::Report report;
   std::vector<doppel::v1::WorkerState> workers;  // without their aggregator states
-  uint64_t entries = 0;  // in the stream (XLEN)
-  uint64_t pending = 0;  // read by a worker, not acknowledged
-  uint64_t unread = 0;   // not read by any worker yet
-  doppel::v1::WorkerState totals;  // the workers' counters added
+  uint64_t entries = 0;                          // in the stream (XLEN)
+  uint64_t pending = 0;                          // read by a worker, not acknowledged
+  uint64_t unread = 0;                           // not read by any worker yet
+  doppel::v1::WorkerState totals;                // the workers' counters added
 };
 
 // Errors: a bad URL, Redis not reachable, no such stream or group (NotFound, listing the

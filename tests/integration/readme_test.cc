@@ -246,9 +246,9 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
-      "record-replay", "ci",      "load-test", "interop",        "mirror", "redis",    "streaming",
-      "stateful",      "compare", "http2",     "stateful-rules", "grpc",   "mtls",     "audit",
-      "coverage",      "chaos",   "install",   "config",         "store",  "websocket"};
+      "record-replay", "ci",       "load-test", "interop", "mirror",         "redis", "redis-group",
+      "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc",  "mtls",
+      "audit",         "coverage", "chaos",     "install", "config",         "store", "websocket"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -453,6 +453,14 @@ TEST_F(ReadmeTest, RedisWorkflow) {
   RunBlock(*b, {});
   EXPECT_NE(record_output_.find("/checkout: stored 105, dropped 0"), std::string::npos)
       << record_output_;
+  // The recorders' stream replayed by a group (of one worker here) against v2, whose changes
+  // are regressions: the worker and the merged report exit 1; the report counts every entry.
+  const Block* group = FindBlock("redis-group");
+  ASSERT_NE(group, nullptr);
+  RunBlock(*group, {{"doppel replay", 1}, {"doppel report", 1}});
+  std::string out;
+  ASSERT_EQ(Run("tr -d ' \\n' < group.json | grep -o '\"requests\":[0-9]*' | head -1", &out), 0);
+  EXPECT_EQ(out, "\"requests\":105\n");
 }
 
 // Streaming: the record command with the streaming flags runs, relays and records traffic.

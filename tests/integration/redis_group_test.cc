@@ -96,9 +96,11 @@ class RedisGroupTest : public ::testing::Test {
   std::unique_ptr<ChildProcess> Worker(const std::string& name, const std::string& target = "",
                                        const std::string& extra = "--no-progress") const {
     return std::make_unique<ChildProcess>(std::vector<std::string>{
-        DoppelBinary(), "--store", *dir_ + "/" + name, "replay", "--from", url_, "--group", "g",
-        "--consumer", name, "--target", target.empty() ? target_url_ : target, "--rate", "150",
-        "--timeout", "1s", "--claim-idle", "2s", "--no-progress", extra});
+        DoppelBinary(), "--store", *dir_ + "/" + name, "replay",
+        "--from",       url_,      "--group",          "g",
+        "--consumer",   name,      "--target",         target.empty() ? target_url_ : target,
+        "--rate",       "150",     "--timeout",        "1s",
+        "--claim-idle", "2s",      "--no-progress",    extra});
   }
 
   stream::RedisClientPtr Client() const {
@@ -209,8 +211,7 @@ TEST_F(RedisGroupTest, ThreeWorkersOneKilledCountEachEntryOnce) {
   // Each survivor's share has regressions (v2 changed prices and emails): exit 1.
   EXPECT_EQ(w1->Wait(120000), 1) << w1->all_stdout() << w1->all_stderr();
   EXPECT_EQ(w3->Wait(120000), 1) << w3->all_stdout() << w3->all_stderr();
-  EXPECT_NE(w1->all_stdout().find("worker 'w1': replayed "), std::string::npos)
-      << w1->all_stdout();
+  EXPECT_NE(w1->all_stdout().find("worker 'w1': replayed "), std::string::npos) << w1->all_stdout();
   uint64_t claimed = 0;
   ExpectEachEntryOnce(&claimed);
   EXPECT_GT(claimed, 0u) << "the killed worker held entries; the others should have claimed them";
@@ -283,16 +284,16 @@ TEST_F(RedisGroupTest, BadGroupUsageIsAClearError) {
   EXPECT_EQ(Doppel(*dir_ + "/e", {"replay", "--from", url_, "--target", target_url_}, &out, &err),
             2);
   EXPECT_NE(err.find("add --group NAME"), std::string::npos) << err;
-  EXPECT_EQ(Doppel(*dir_ + "/e",
-                   {"replay", "--session", "shop", "--group", "g", "--target", target_url_}, &out,
-                   &err),
-            2);
+  EXPECT_EQ(
+      Doppel(*dir_ + "/e", {"replay", "--session", "shop", "--group", "g", "--target", target_url_},
+             &out, &err),
+      2);
   EXPECT_NE(err.find("go with --from redis://"), std::string::npos) << err;
-  EXPECT_EQ(Doppel(*dir_ + "/e",
-                   {"replay", "--from", redis_.Url("nothing"), "--group", "g", "--target",
-                    target_url_},
-                   &out, &err),
-            2);
+  EXPECT_EQ(
+      Doppel(*dir_ + "/e",
+             {"replay", "--from", redis_.Url("nothing"), "--group", "g", "--target", target_url_},
+             &out, &err),
+      2);
   EXPECT_NE(err.find("no such stream"), std::string::npos) << err;
   EXPECT_EQ(Doppel(*dir_ + "/e",
                    {"replay", "--from", url_, "--group", "g", "--loop", "--target", target_url_},

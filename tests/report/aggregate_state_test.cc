@@ -27,11 +27,12 @@ std::vector<Exchange> Traffic() {
     x.path = i % 3 == 0 ? "/orders/" + std::to_string(i) : "/users/" + std::to_string(i);
     const std::string id = std::to_string(i);
     x.recorded = Response(200, R"({"id":)" + id + R"(,"name":"ann","n":1})", 500 + i);
-    x.actual = Response(200, R"({"id":)" + id + (i % 4 == 0 ? R"(,"name":"bob")" : R"(,"name":"ann")") +
-                                 R"(,"n":)" + std::to_string(i % 7 == 0 ? 2 : 1) + "}",
+    x.actual = Response(200,
+                        R"({"id":)" + id + (i % 4 == 0 ? R"(,"name":"bob")" : R"(,"name":"ann")") +
+                            R"(,"n":)" + std::to_string(i % 7 == 0 ? 2 : 1) + "}",
                         700 + 13 * i);
-    x.secondary = Response(200, R"({"id":)" + id + R"(,"name":"ann","n":)" +
-                                    std::to_string(i % 7 == 0 ? 3 : 1) + "}");
+    x.secondary = Response(
+        200, R"({"id":)" + id + R"(,"name":"ann","n":)" + std::to_string(i % 7 == 0 ? 3 : 1) + "}");
     x.latency_us = 300 + static_cast<uint64_t>(i) * 977;
     x.arrival_us = 1'700'000'000'000'000ull + static_cast<uint64_t>(i) * 6'000'000ull;
     if (i % 25 == 0) x.actual.reset();
