@@ -297,3 +297,42 @@ stop_doppel() {
     rec_summary="$rec_summary (exit $rc)"
   fi
 }
+
+# Records at least N envelopes of GET /api/items through doppel record into $STORE (set by the
+# caller), session NAME,
+# from UPSTREAM (default $UP); WRK_ARGS are added to wrk's.
+record_session() {  # NAME N [UPSTREAM [WRK_ARGS...]] -> rec_summary, rec_secs
+  local name=$1 n=$2 upstream=${3:-$UP} dir=$tmp/record-$1 admin rec_pid wrk_pid t0 count=0 rc=0
+  shift 2; (($#)) && shift
+  mkdir -p "$dir"
+  admin=$(free_port)
+  "$DOPPEL" --store "$STORE" record --listen 127.0.0.1:0 --admin "127.0.0.1:$admin" \
+    --upstream "$upstream" --session "$name" --threads 1 --sample 100 >"$dir/stdout" 2>"$dir/stderr" &
+  rec_pid=$!
+  pids+=($rec_pid)
+  local url
+  url=$(listening_url "$dir/stdout" "$rec_pid")
+  [[ -n "$url" ]] || { echo "doppel record did not start:" >&2; cat "$dir/stderr" >&2; exit 1; }
+  wait_http "http://127.0.0.1:$admin/healthz"
+  t0=$(date +%s.%N)
+  wrk -t1 -c"$CONNS" -d3600s "$@" "$url/api/items" >"$dir/wrk.txt" 2>&1 &
+  wrk_pid=$!
+  pids+=($wrk_pid)
+  while ((count < n)); do
+    sleep 0.2
+    kill -0 "$rec_pid" 2>/dev/null || { echo "doppel record died while recording:" >&2; tail -5 "$dir/stderr" >&2; exit 1; }
+    count=$(curl -fsS "http://127.0.0.1:$admin/status" | sed -n 's/.*"stored":\([0-9]*\).*/\1/p')
+    count=${count:-0}
+  done
+  kill -INT "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" 2>/dev/null || true
+  rec_secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+  kill -INT "$rec_pid"
+  for _ in $(seq 600); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$rec_pid" 2>/dev/null && { echo "doppel record still running 60 s after SIGINT" >&2; exit 1; }
+  wait "$rec_pid" || rc=$?
+  ((rc == 0)) || { echo "doppel record exited with $rc:" >&2; tail -5 "$dir/stderr" >&2; exit 1; }
+  rec_summary=$(grep '^session ' "$dir/stdout" | tail -1)
+  log "recorded in ${rec_secs}s: $rec_summary"
+}
+

@@ -266,6 +266,7 @@ Status GroupSource::Start(RunSink* sink, report::RunAggregator* aggregator) {
                            "--target list, --secondary and --fail-* settings");
   }
   last_commit_us_ = NowUs();
+  commit_every_us_ = options_.commit_interval_us;
   return Status::Ok();
 }
 
@@ -391,7 +392,7 @@ bool GroupSource::Next(doppel::v1::Envelope* envelope) {
       buffer_.pop_front();
       return true;
     }
-    if (!done_.empty() && NowUs() - last_commit_us_ >= options_.commit_interval_us) {
+    if (!done_.empty() && NowUs() - last_commit_us_ >= commit_every_us_) {
       if (Status s = Commit(false, false); !s.ok()) return false;
     }
     const size_t acknowledged = done_.size();
@@ -420,7 +421,7 @@ void GroupSource::Completed(const replay::Completed& c, bool counted) {
     counters_.set_replayed(counters_.replayed() + 1);
   }
   dispatched_.erase(it);
-  if (NowUs() - last_commit_us_ >= options_.commit_interval_us) {
+  if (NowUs() - last_commit_us_ >= commit_every_us_) {
     (void)Commit(false, false);  // an error is in status_
     return;
   }
@@ -440,6 +441,12 @@ Status GroupSource::Commit(bool finished, bool leaving) {
                                              std::chrono::system_clock::now().time_since_epoch())
                                              .count()));
   w.set_finished(finished);
+  std::string state = w.SerializeAsString();
+  // A large state (many fields, exemplar bodies) is written less often: a second per 4 MiB,
+  // but at most a third of --claim-idle, as the commit is also what keeps held entries alive.
+  const uint64_t per_4mib = 1 + state.size() / (4u << 20);
+  commit_every_us_ = std::clamp(options_.commit_interval_us * per_4mib, options_.commit_interval_us,
+                                std::max(options_.commit_interval_us, options_.claim_idle_us / 3));
   std::vector<std::string> argv = {"EVAL",
                                    kCommitScript,
                                    "3",
@@ -448,7 +455,7 @@ Status GroupSource::Commit(bool finished, bool leaving) {
                                    GroupWorkersKey(url_.stream, options_.group),
                                    options_.group,
                                    options_.consumer,
-                                   w.SerializeAsString(),
+                                   std::move(state),
                                    std::to_string(options_.claim_idle_us / 1000),
                                    leaving ? "1" : "0",
                                    std::to_string(done_.size())};

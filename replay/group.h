@@ -148,6 +148,7 @@ class GroupSource final : public EnvelopeSource {
   std::string claim_cursor_ = "0-0";
   uint64_t retry_after_us_ = 0;
   uint64_t last_commit_us_ = 0;
+  uint64_t commit_every_us_ = 0;  // commit_interval_us, longer for large states
   uint64_t last_heartbeat_us_ = 0;
   double rate_share_ = 1;
   Status status_;

@@ -243,7 +243,8 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
   auto progress = [&](const replay::ReplayProgress& p, uint64_t mismatches) {
     double secs = p.elapsed_us / 1e6;
     double rate = secs > 0 ? p.completed / secs : 0;
-    double eta = (rate > 0 && !f.run.loop && plan.to_send > p.completed)
+    // A worker of a group knows the group's unread entries, not its own share: no ETA.
+    double eta = (rate > 0 && !f.run.loop && plan.consumer.empty() && plan.to_send > p.completed)
                      ? (plan.to_send - p.completed) / rate
                      : 0;
     char line[256];

@@ -146,7 +146,9 @@ TEST_F(ReportViewsTest, CompareTwoRealRuns) {
   EXPECT_EQ(Doppel({"report", "--compare", "1"}), 2);
   EXPECT_EQ(Doppel({"report", "--compare", "1", "2", "--run", "1"}), 2);
   EXPECT_EQ(Doppel({"report"}), 2);
-  EXPECT_NE(Output().find("--run ID or --compare RUN_A RUN_B"), std::string::npos) << Output();
+  EXPECT_NE(Output().find("--run ID, --compare RUN_A RUN_B or --from URL --group NAME"),
+            std::string::npos)
+      << Output();
   EXPECT_EQ(Doppel({"report", "--compare", "1", "2", "--format", "xml"}), 2);
   EXPECT_EQ(Doppel({"report", "--compare", "1", "2", "--junit", dir_ + "/j.xml"}), 2);
   EXPECT_NE(Output().find("--junit are for one run"), std::string::npos) << Output();
