@@ -18,29 +18,51 @@ using stream::RedisReply;
 // those silent longer than the window dropped, one that leaves removed; `active` is how many
 // are left, whose share of --rate each worker sends.
 
-// KEYS: the workers set. ARGV: consumer, window (ms). Returns the active workers. Sent at
-// Join and every heartbeat interval, so a worker that joins is counted at once.
+// KEYS: the workers set. ARGV: consumer, window (ms), "1" when joining. Returns {active
+// workers, -1}; when joining while a worker of the same name showed a sign of life within the
+// window, {0, milliseconds since}, writing nothing. Sent at Join and every heartbeat interval,
+// so a worker that joins is counted at once.
 constexpr char kHeartbeatScript[] = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-return redis.call('ZCARD', KEYS[1])
+if ARGV[3] == '1' then
+  local seen = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if seen then return {0, now - tonumber(seen)} end
+end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+return {redis.call('ZCARD', KEYS[1]), -1}
 )lua";
 
 // KEYS: the stream, the results hash, the workers set. ARGV: group, consumer, the worker's
-// state, window (ms), "1" when the worker leaves, the number of entries to acknowledge, those
-// entries, then the entries the worker still holds. Returns {-1, 0}, writing nothing, when
-// any entry given is no longer pending for this consumer (another worker claimed it); else
-// {acknowledged, active workers}.
+// state, window (ms), "1" when the worker leaves, the number of entries to acknowledge, "1"
+// when the worker has read back all its own pending entries (then its pending count is
+// checked; else each entry's owner), the number of entries released, the entries to
+// acknowledge, the entries released (left pending, to go idle and be claimed by another
+// worker), then the entries the worker still holds (their idle time is reset). Returns {-1, 0},
+// writing nothing, when any entry given is no longer pending for this consumer (another worker
+// claimed it); else {acknowledged, active workers}.
 constexpr char kCommitScript[] = R"lua(
 local stream, results, workers = KEYS[1], KEYS[2], KEYS[3]
 local group, consumer, state = ARGV[1], ARGV[2], ARGV[3]
-local n_done = tonumber(ARGV[6])
-local first, last = 7, #ARGV
-for i = first, last do
-  local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1)
-  if #p == 0 or p[1][2] ~= consumer then return {-1, 0} end
+local n_done, n_released = tonumber(ARGV[6]), tonumber(ARGV[8])
+local first, last = 9, #ARGV
+if ARGV[7] == '1' then
+  -- The worker knows every entry pending for it: it holds them all exactly when its count
+  -- of pending entries is theirs (entries leave a consumer only by XACK or a claim).
+  local summary = redis.call('XPENDING', stream, group)
+  local mine = 0
+  if summary[4] then
+    for _, c in ipairs(summary[4]) do
+      if c[1] == consumer then mine = tonumber(c[2]) end
+    end
+  end
+  if mine ~= last - first + 1 then return {-1, 0} end
+else
+  for i = first, last do
+    local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1)
+    if #p == 0 or p[1][2] ~= consumer then return {-1, 0} end
+  end
 end
 redis.call('HSET', results, consumer, state)
 local function in_chunks(from, to, head, tail)
@@ -56,7 +78,8 @@ local function in_chunks(from, to, head, tail)
   end
 end
 in_chunks(first, first + n_done - 1, {'XACK', stream, group}, {})
-in_chunks(first + n_done, last, {'XCLAIM', stream, group, consumer, '0'}, {'JUSTID'})
+in_chunks(first + n_done + n_released, last, {'XCLAIM', stream, group, consumer, '0'},
+          {'JUSTID'})
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[5] == '1' then
@@ -200,26 +223,35 @@ Result<std::unique_ptr<GroupSource>> GroupSource::Join(const GroupOptions& optio
   s.unread_ = info.lag.value_or(s.entries_);
   s.session_.set_name(url.stream);
   s.counters_.set_consumer(s.options_.consumer);
-  DOPPEL_RETURN_IF_ERROR(s.Heartbeat());
+  DOPPEL_RETURN_IF_ERROR(s.Heartbeat(/*joining=*/true));
   return source;
 }
 
-Status GroupSource::Heartbeat() {
+Status GroupSource::Heartbeat(bool joining) {
   DOPPEL_ASSIGN_OR_RETURN(
-      RedisReply active,
-      Call({"EVAL", kHeartbeatScript, "1", GroupWorkersKey(url_.stream, options_.group),
-            options_.consumer, std::to_string(options_.claim_idle_us / 1000)}));
-  if (active.type != RedisReply::Type::kInteger || active.integer < 1)
+      RedisReply r, Call({"EVAL", kHeartbeatScript, "1",
+                          GroupWorkersKey(url_.stream, options_.group), options_.consumer,
+                          std::to_string(options_.claim_idle_us / 1000), joining ? "1" : "0"}));
+  if (r.type != RedisReply::Type::kArray || r.elements.size() != 2 ||
+      r.elements[0].type != RedisReply::Type::kInteger ||
+      r.elements[1].type != RedisReply::Type::kInteger)
     return Status::Internal("heartbeat to group '" + options_.group + "': Redis answered " +
-                            stream::DescribeReply(active));
-  rate_share_ = 1.0 / static_cast<double>(active.integer);
+                            stream::DescribeReply(r));
+  if (r.elements[0].integer < 1) {
+    return Status::InvalidArgument(
+        "a worker named '" + options_.consumer + "' showed a sign of life in group '" +
+        options_.group + "' " + std::to_string(r.elements[1].integer) +
+        " ms ago: give each worker its own --consumer (a worker that died may take its name "
+        "again once --claim-idle has passed)");
+  }
+  rate_share_ = 1.0 / static_cast<double>(r.elements[0].integer);
   last_heartbeat_us_ = NowUs();
   return Status::Ok();
 }
 
 void GroupSource::MaybeHeartbeat() {
   if (!status_.ok() || NowUs() - last_heartbeat_us_ < options_.heartbeat_interval_us) return;
-  if (Status s = Heartbeat(); !s.ok()) status_ = s;
+  if (Status s = Heartbeat(/*joining=*/false); !s.ok()) status_ = s;
 }
 
 Status GroupSource::Rewind() {
@@ -339,7 +371,11 @@ Status GroupSource::Fetch() {
       return Take(*entries, /*claimed=*/false);
     }
   }
-  {
+  // Entries of a dead worker are looked for at most once a second while new ones come, and
+  // every time there are none.
+  const uint64_t now = NowUs();
+  if (now - last_claim_us_ >= 1'000'000 || !new_entries_) {
+    last_claim_us_ = now;
     DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call({"XAUTOCLAIM", key, group, me,
                                                 std::to_string(options_.claim_idle_us / 1000),
                                                 claim_cursor_, "COUNT", count}));
@@ -361,8 +397,9 @@ Status GroupSource::Fetch() {
                                 " was deleted while this worker ran");
       return Status::Internal("XREADGROUP " + key + ": " + r.str);
     }
-    if (const RedisReply* entries = entries_of(r); entries && !entries->elements.empty())
-      return Take(*entries, /*claimed=*/false);
+    const RedisReply* entries = entries_of(r);
+    new_entries_ = entries != nullptr && !entries->elements.empty();
+    if (new_entries_) return Take(*entries, /*claimed=*/false);
   }
   // Nothing to read: the end, unless other workers still hold entries (which may come back).
   DOPPEL_ASSIGN_OR_RETURN(RedisReply p, Call({"XPENDING", key, group}));
@@ -419,6 +456,8 @@ void GroupSource::Completed(const replay::Completed& c, bool counted) {
   if (counted) {
     done_.push_back(std::move(it->second.id));
     counters_.set_replayed(counters_.replayed() + 1);
+  } else {
+    released_.push_back(std::move(it->second.id));
   }
   dispatched_.erase(it);
   if (NowUs() - last_commit_us_ >= commit_every_us_) {
@@ -458,8 +497,11 @@ Status GroupSource::Commit(bool finished, bool leaving) {
                                    std::move(state),
                                    std::to_string(options_.claim_idle_us / 1000),
                                    leaving ? "1" : "0",
-                                   std::to_string(done_.size())};
+                                   std::to_string(done_.size()),
+                                   history_done_ ? "1" : "0",
+                                   std::to_string(released_.size())};
   argv.insert(argv.end(), done_.begin(), done_.end());
+  argv.insert(argv.end(), released_.begin(), released_.end());
   for (const auto& [index, held] : dispatched_) argv.push_back(held.id);
   for (const auto& [held, e] : buffer_) argv.push_back(held.id);
   auto reply = Call(std::move(argv));

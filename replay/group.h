@@ -124,7 +124,7 @@ class GroupSource final : public EnvelopeSource {
               std::shared_ptr<const Selector> selector);
   Status Fetch();
   // The workers set: this worker's sign of life, and the share of --rate it sends.
-  Status Heartbeat();
+  Status Heartbeat(bool joining);
   void MaybeHeartbeat();  // when heartbeat_interval_us has passed; an error goes to status_
   // Entries of an XREADGROUP / XAUTOCLAIM reply into the buffer (or the acknowledged-unsent).
   Status Take(const stream::RedisReply& entries, bool claimed);
@@ -143,9 +143,13 @@ class GroupSource final : public EnvelopeSource {
   std::unordered_map<uint64_t, Held> dispatched_;             // by dispatch index
   uint64_t next_index_ = 0;
   std::vector<std::string> done_;  // counted or skipped, to acknowledge at the next commit
-  bool history_done_ = false;      // this consumer's own pending entries read back
+  // Left to the others (cut short by SIGINT): still pending for this worker, not refreshed.
+  std::vector<std::string> released_;
+  bool history_done_ = false;  // this consumer's own pending entries read back
   std::string history_cursor_ = "0";
   std::string claim_cursor_ = "0-0";
+  uint64_t last_claim_us_ = 0;
+  bool new_entries_ = true;  // the last XREADGROUP > had entries
   uint64_t retry_after_us_ = 0;
   uint64_t last_commit_us_ = 0;
   uint64_t commit_every_us_ = 0;  // commit_interval_us, longer for large states

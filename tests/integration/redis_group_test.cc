@@ -8,6 +8,7 @@
 
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -253,6 +254,12 @@ TEST_F(RedisGroupTest, UnfinishedGroupAndARestartedWorker) {
   ASSERT_TRUE(Eventually([&] { return HasCommitted("w1"); }, 30000)) << w1->all_stderr();
   w1->Signal(SIGKILL);
   w1->Wait();
+  // Its name is taken until --claim-idle (2 s) after its last sign of life: two workers of
+  // one name would share their pending entries.
+  auto twin = Worker("w1");
+  EXPECT_EQ(twin->Wait(60000), 2);
+  EXPECT_NE(twin->all_stderr().find("give each worker its own --consumer"), std::string::npos)
+      << twin->all_stderr();
   EXPECT_EQ(Doppel(Store(), {"report", "--from", url_, "--group", "g"}, &out, &err), 2);
   EXPECT_NE(err.find("has not finished"), std::string::npos) << err;
   EXPECT_NE(err.find("--partial"), std::string::npos) << err;
@@ -268,8 +275,10 @@ TEST_F(RedisGroupTest, UnfinishedGroupAndARestartedWorker) {
   EXPECT_NE(other->all_stderr().find("replays with other flags"), std::string::npos)
       << other->all_stderr();
 
-  // Restarted under its name: it reads back the entries it held, goes on counting from its
-  // last commit, and the group completes with every entry once, none claimed.
+  // Restarted under its name once --claim-idle has passed: it reads back the entries it held,
+  // goes on counting from its last commit, and the group completes with every entry once,
+  // none claimed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   auto again = Worker("w1");
   EXPECT_EQ(again->Wait(120000), 1) << again->all_stdout() << again->all_stderr();
   uint64_t claimed = 0;
