@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "diff/diff.h"
 #include "interop/bundle.h"
 #include "interop/envelope_json.h"
+#include "report/aggregate.h"
 #include "storage/envelope_codec.h"
 #include "storage/store.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -126,6 +128,47 @@ void JsonLines(const fs::path& out) {
         boost::json::serialize(doppel::interop::EnvelopeToJson(OddEnvelope())) + "\n");
 }
 
+// Worker states as a replay worker of a group writes them (replay/group.h): the sample
+// envelopes against two targets and a secondary, some answers changed, one failed.
+void AggregatorStates(const fs::path& out) {
+  auto differ = doppel::diff::Differ::Create(doppel::diff::DiffConfig());
+  if (!differ.ok()) std::exit(1);
+  doppel::report::AggregatorOptions o;
+  o.targets = {"http://candidate:8080", "http://other:8080"};
+  o.secondary = "http://secondary:8080";
+  doppel::report::RunAggregator agg(o);
+  const auto samples = doppel::fuzz::SampleEnvelopes(6);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const Envelope& e = samples[i];
+    doppel::v1::HttpResponse actual = e.response();
+    if (i % 2 == 1) actual.set_body(actual.body() + " ");
+    if (i == 3) actual.set_status(500);
+    const auto& req = e.request();
+    const auto diff = (*differ)->Compare(req.method(), req.target(), e.response(), actual);
+    const auto noise = (*differ)->Compare(req.method(), req.target(), e.response(), e.response());
+    for (uint32_t t = 0; t < 2; ++t) {
+      doppel::report::Observation obs;
+      obs.target = t;
+      obs.endpoint = (*differ)->Endpoint(req.method(), req.target());
+      obs.envelope = &e;
+      obs.latency_us = 100 + 37 * i;
+      if (t == 1 && i == 2) {
+        obs.error = "timeout";
+      } else {
+        obs.actual = &actual;
+        obs.diff = &diff;
+        obs.noise = &noise;
+      }
+      if (!agg.Add(obs).ok()) std::exit(1);
+    }
+  }
+  Write(out / "aggregator_state" / "two_targets.bin", agg.SaveState().SerializeAsString());
+  doppel::report::AggregatorOptions one;
+  one.targets = {"http://candidate:8080"};
+  Write(out / "aggregator_state" / "empty.bin",
+        doppel::report::RunAggregator(one).SaveState().SerializeAsString());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,5 +180,6 @@ int main(int argc, char** argv) {
   Bundles(out);
   CodecValues(out);
   JsonLines(out);
+  AggregatorStates(out);
   return 0;
 }
