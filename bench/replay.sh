@@ -8,12 +8,14 @@
 #   max        wrk -t1 -c64 -d10s against the target  vs
 #              doppel replay --session S --target URL --max --concurrency 64 --loop --duration 10s
 #              (diffing on, the default); ratio doppel/wrk (target >= 0.8)
+#   max-nodiff the same replay with --no-diff (answers counted, not compared); ratio doppel/wrk
+#              (target >= 0.95)
 #   max-diff   the same --max replay where every answer must be decoded and diffed: session G
 #              recorded from (and replayed to) an nginx answering gzip JSON that differs per
 #              request ("rid": $request_id), so each comparison gunzips both bodies and finds
 #              body.rid in a structural JSON diff (exit code 1, regressions, is expected);
 #              compare binaries with DOPPEL=old/doppel vs DOPPEL=new/doppel
-#   rate       doppel replay --session S --rate 2000 --duration 10s --loop (diffing on):
+#   rate       doppel replay --session S --rate 20000 --duration 10s --loop (diffing on):
 #              achieved rate (target within +-1 %) and p99 send lag (target <= 2 ms)
 #   rss        peak RSS (/usr/bin/time -v) of doppel replay --max of a 1M-envelope replay
 #              (target <= 150 MB). RSS_MODE=loop (default): S looped with --loop --limit 1000000;
@@ -23,7 +25,7 @@
 #
 # Environment: BUILD_DIR (default build), SKIP_BUILD=1, DOPPEL (binary to measure, default
 # $BUILD_DIR/tools/doppel), RECORD_N (default 40000), DURATION
-# (default 10s), WARMUP (default 2s), CONNS (default 64), RATE (default 2000), RSS_N (default
+# (default 10s), WARMUP (default 2s), CONNS (default 64), RATE (default 20000), RSS_N (default
 # 1000000), RSS_MODE (loop|real|both), LOAD_MAX (default 1.5), LOAD_WAIT (default 60 s; before
 # each measurement wait up to this long for the 1-minute load to drop under LOAD_MAX; the load
 # is recorded either way), NO_RESULTS=1 (do not touch bench/RESULTS.md), KEEP_TMP=1.
@@ -31,7 +33,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 RECORD_N=${RECORD_N:-40000}
-RATE=${RATE:-2000}
+RATE=${RATE:-20000}
 RSS_N=${RSS_N:-1000000}
 RSS_MODE=${RSS_MODE:-loop}
 
@@ -100,6 +102,18 @@ MAX_SENT=$R_SENT MAX_2XX=$R_2XX MAX_ERR=$R_ERR MAX_P50=$R_P50 MAX_P99=$R_P99 MAX
 MAX_CPU=$(cpu_us_per_request "$tmp/max.cpu" "$MAX_N")
 log "replay --max: $MAX_RPS req/s ($MAX_N in ${MAX_SECS}s), p50 $MAX_P50 p99 $MAX_P99, errors $MAX_ERR, match $MAX_MATCH, CPU $MAX_CPU us/request"
 
+# ---------------------------------------------------------------- max without diffing
+NODIFF_CMD=("${MAX_CMD[@]}" --no-diff)
+LOAD_NODIFF=$(wait_load)
+log "doppel ${NODIFF_CMD[*]} (load $LOAD_NODIFF)"
+rc=0
+/usr/bin/time -f '%U %S' -o "$tmp/nodiff.cpu" "$DOPPEL" --store "$STORE" "${NODIFF_CMD[@]}" >"$tmp/nodiff.txt" 2>"$tmp/nodiff.err" || rc=$?
+((rc == 0)) || { echo "replay --max --no-diff exited with $rc:" >&2; tail -20 "$tmp/nodiff.txt" "$tmp/nodiff.err" >&2; exit 1; }
+parse_replay "$tmp/nodiff.txt"
+NODIFF_2XX=$R_2XX NODIFF_ERR=$R_ERR NODIFF_P50=$R_P50 NODIFF_P99=$R_P99 NODIFF_N=$R_N NODIFF_SECS=$R_SECS NODIFF_RPS=$R_RPS
+NODIFF_CPU=$(cpu_us_per_request "$tmp/nodiff.cpu" "$NODIFF_N")
+log "replay --max --no-diff: $NODIFF_RPS req/s ($NODIFF_N in ${NODIFF_SECS}s), p50 $NODIFF_P50 p99 $NODIFF_P99, errors $NODIFF_ERR, CPU $NODIFF_CPU us/request"
+
 # ---------------------------------------------------------------- max with decoding + JSON diff
 MAXDIFF_CMD=(replay --session "$G" --target "$UP_GZ" --max --concurrency "$CONNS" --loop --duration "$DURATION" --no-progress)
 LOAD_MAXDIFF=$(wait_load)
@@ -161,6 +175,8 @@ fi
 # ---------------------------------------------------------------- report
 R_MAX=$(bench_ratio "$MAX_RPS" "$WRK_RPS")
 v_max=$(bench_verdict "$R_MAX" ">=" 0.8)
+R_NODIFF=$(bench_ratio "$NODIFF_RPS" "$WRK_RPS")
+v_nodiff=$(bench_verdict "$R_NODIFF" ">=" 0.95)
 dev=$(bench_calc %+.2f '(a - r) / r * 100' a="$RATE_RPS" r="$RATE")
 dev2=$(bench_calc %+.2f '(a - r) / r * 100' a="$RATE_OVER_DUR" r="$RATE")
 v_rate=$(bench_verdict "${dev#[+-]}" "<=" 1 %)  # off by at most 1 %, either way
@@ -174,7 +190,7 @@ section=$tmp/section.md
   echo
   run_header "$([[ "$RSS_MODE" != loop ]] && echo " (RSS_MODE=$RSS_MODE)")"
   echo
-  echo "Target: nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`return 200\` of a fixed $body_len B JSON body, access_log off, on 127.0.0.1. Session S: \`wrk -t1 -c$CONNS URL/api/items\` through \`doppel record --threads 1 --sample 100\` (stopped once doppel's /status said ≥ $RECORD_N stored, ${S_SECS} s): $S_COUNT envelopes, $S_STORED in the store (\`$S_SUMMARY\`). All replays below run with diffing on (the default) against the same target, so every answer is compared with the recorded one."
+  echo "Target: nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`return 200\` of a fixed $body_len B JSON body, access_log off, on 127.0.0.1. Session S: \`wrk -t1 -c$CONNS URL/api/items\` through \`doppel record --threads 1 --sample 100\` (stopped once doppel's /status said ≥ $RECORD_N stored, ${S_SECS} s): $S_COUNT envelopes, $S_STORED in the store (\`$S_SUMMARY\`). All replays below but the one marked "no diffing" run with diffing on (the default) against the same target, so every answer is compared with the recorded one."
   echo
   echo "### Closed loop: \`--max\` vs wrk"
   echo
@@ -182,8 +198,9 @@ section=$tmp/section.md
   echo "|---|---|---:|---:|---:|---|---:|---|"
   echo "| wrk | \`wrk -t1 -c$CONNS -d$DURATION --latency URL/api/items\` (after a $WARMUP warm-up) | $WRK_RPS | $WRK_P50 | $WRK_P99 | ${WRK_ERR:-none} | | $LOAD_WRK |"
   echo "| doppel replay | \`doppel ${MAX_CMD[*]/$UP/URL}\` (after a $WARMUP warm-up) | $MAX_RPS ($MAX_N in ${MAX_SECS} s) | $MAX_P50 | $MAX_P99 | $MAX_ERR; 2xx $MAX_2XX; diff match ${MAX_MATCH:-?} | $MAX_CPU | $LOAD_MAX_RUN |"
+  echo "| doppel replay, no diffing | \`doppel ${NODIFF_CMD[*]/$UP/URL}\` | $NODIFF_RPS ($NODIFF_N in ${NODIFF_SECS} s) | $NODIFF_P50 | $NODIFF_P99 | $NODIFF_ERR; 2xx $NODIFF_2XX | $NODIFF_CPU | $LOAD_NODIFF |"
   echo
-  echo "**doppel replay --max / wrk = ${R_MAX}× (target ≥ 0.8×): $v_max.**"
+  echo "**doppel replay --max / wrk = ${R_MAX}× (target ≥ 0.8×): $v_max. Without diffing ${R_NODIFF}× (target ≥ 0.95×): $v_nodiff.**"
   echo
   echo "### Closed loop with decoding and diffing: \`--max\` on gzip JSON that differs per request"
   echo
