@@ -42,6 +42,17 @@ bool IsWebSocketUpgrade(const http::fields& fields) {
          ListsToken(fields, http::field::connection, "upgrade");
 }
 
+bool AcceptsTrailers(const http::fields& fields) {
+  for (const auto& f : fields) {
+    if (f.name() != http::field::te) continue;
+    // t-codings with parameters ("gzip;q=0.5") are extensions, not bare tokens.
+    for (const auto& coding : http::ext_list(f.value())) {
+      if (boost::beast::iequals(coding.first, "trailers")) return true;
+    }
+  }
+  return false;
+}
+
 void StripHopByHop(http::fields& fields) {
   // Collect the names Connection lists first (there may be several Connection lines).
   std::vector<std::string> named;

@@ -30,6 +30,10 @@ bool IsHopByHop(std::string_view name);
 // request is an HTTP/1.1 GET.
 bool IsWebSocketUpgrade(const boost::beast::http::fields& fields);
 
+// True when a request's TE lists "trailers" (RFC 9110 10.1.4): its client takes a trailer
+// section after a chunked response body. TE is hop-by-hop: ask before StripHopByHop.
+bool AcceptsTrailers(const boost::beast::http::fields& fields);
+
 struct ForwardingInfo {
   std::string_view client_ip;  // appended to X-Forwarded-For
   std::string_view proto;      // X-Forwarded-Proto, "http" or "https"

@@ -207,6 +207,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     client_version_ = req.version();
     client_keep_alive_ = req.keep_alive();
     is_head_ = req.method() == http::verb::head;
+    client_takes_trailers_ = net::AcceptsTrailers(req);
     websocket_ =
         req.method() == http::verb::get && req.version() == 11 && net::IsWebSocketUpgrade(req);
     const RequestReader::Framing framing = RequestReader::ForwardFraming(req);
@@ -289,6 +290,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     exchange_->CopyAside(piece);
     // Before the last write: the capture never waits for the client.
     if (end && !exchange_->primary_done()) OnPrimaryDone();
+    if (end && TrailersToClient()) return EndWithTrailers(piece);
     if (no_body_ || piece.empty()) {
       if (end) return EndBody();
       if (!no_body_ && !serializer_->is_header_done()) {
@@ -309,6 +311,43 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
                         if (ec) return self->AbortStream(ec);
                         if (end) return self->OnStreamDone();
                         self->ReadPiece();
+                      });
+  }
+
+  // The primary's trailer section goes to the client when the body goes out chunked and the
+  // client's TE listed "trailers" (RFC 9110 6.5, 10.1.4); hop-by-hop fields never do.
+  bool TrailersToClient() const {
+    if (no_body_ || !client_takes_trailers_ || !stream_res_.chunked()) return false;
+    for (const auto& f : body_->trailers())
+      if (!net::IsHopByHop(f.name_string())) return true;
+    return false;
+  }
+
+  // The last piece as a chunk of its own, then the last chunk with the trailer section,
+  // written here: Beast's serializer ends a chunked body without one.
+  void EndWithTrailers(std::string_view piece) {
+    last_chunk_ = "0\r\n";
+    for (const auto& f : body_->trailers()) {
+      if (net::IsHopByHop(f.name_string())) continue;
+      last_chunk_.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+    }
+    last_chunk_ += "\r\n";
+    auto& b = stream_res_.body();
+    // Only read from; none (need_buffer at once) for an empty piece.
+    b.data = piece.empty() ? nullptr : const_cast<char*>(piece.data());
+    b.size = piece.size();
+    b.more = true;
+    Lowest().expires_after(opts().request_timeout);
+    // With an empty piece this writes the head if it is still here, and nothing else.
+    http::async_write(stream_, *serializer_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec == http::error::need_buffer) ec = {};
+                        if (ec) return self->AbortStream(ec);
+                        asio::async_write(self->stream_, asio::buffer(self->last_chunk_),
+                                          [self](beast::error_code ec2, size_t) {
+                                            if (ec2) return self->AbortStream(ec2);
+                                            self->OnStreamDone();
+                                          });
                       });
   }
 
@@ -605,7 +644,9 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   bool client_keep_alive_ = false;
   bool keep_alive_ = false;
   bool is_head_ = false;
-  bool websocket_ = false;  // the request asks to switch to WebSocket
+  bool client_takes_trailers_ = false;  // the request's TE listed "trailers"
+  std::string last_chunk_;              // the last chunk with trailers, while it is written
+  bool websocket_ = false;              // the request asks to switch to WebSocket
   unsigned client_version_ = 11;
   // WebSocket, after the 101 (StartTunnel): the primary's connection, a buffer each way, the
   // handshake's early bytes, and the idle timer.

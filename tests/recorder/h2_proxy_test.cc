@@ -496,7 +496,7 @@ TEST_F(H2ProxyTest, H2cUpstreamServesBothClientProtocolsWithTrailers) {
   EXPECT_EQ(env[0].response().trailers(0).name(), "grpc-status");
   EXPECT_EQ(env[0].response().trailers(0).value(), "0");
   EXPECT_EQ(env[1].client_protocol(), "http/1.1");
-  EXPECT_EQ(env[1].response().trailers_size(), 2);  // recorded, though HTTP/1.1 cannot carry them
+  EXPECT_EQ(env[1].response().trailers_size(), 2);  // recorded (not chunked: not relayed)
   EXPECT_EQ(env[2].response().body_size(), big.size());
   std::filesystem::remove_all(dir);
 }
@@ -526,6 +526,34 @@ TEST_F(H2ProxyTest, Http11PrimarysChunkedTrailersReachHttp2ClientsAndTheEnvelope
     EXPECT_EQ(e.response().trailers(0).value(), "sha-abc");
     for (const auto& h : e.response().headers()) EXPECT_NE(h.name(), "X-Checksum");
   }
+}
+
+// An HTTP/1.1 client whose TE lists "trailers" gets the primary's trailer section after the
+// chunked body (hop-by-hop fields left out); one that did not ask gets none. Both on one
+// kept-alive connection, so the message ends where the client expects.
+TEST_F(H2ProxyTest, Http11ClientsThatAskGetTheTrailers) {
+  Start();
+  testing::TestClient c(port_);
+  ASSERT_TRUE(
+      c.Write("GET /trailers HTTP/1.1\r\nHost: shop.test\r\nTE: gzip;q=0.5, trailers\r\n\r\n"));
+  const std::string with = c.ReadUntil("\r\n0\r\n");
+  std::string rest = c.ReadUntil("\r\n\r\n", 5000);
+  EXPECT_NE(with.find("\r\n5\r\nhello\r\n0\r\n"), std::string::npos) << with;
+  EXPECT_EQ(rest, "X-Checksum: sha-abc\r\n\r\n");
+  ASSERT_TRUE(c.Write("GET /trailers HTTP/1.1\r\nHost: shop.test\r\n\r\n"));
+  const std::string without = c.ReadUntil("\r\n0\r\n\r\n");
+  EXPECT_NE(without.find("hello\r\n0\r\n\r\n"), std::string::npos) << without;
+  EXPECT_EQ(without.find("X-Checksum"), std::string::npos) << without;
+  // curl reads the trailer section as headers after the body: -D shows it.
+  const std::string dir = testing::MakeTempDir("h1-trailers");
+  ClientRun curl = RunClient({"/usr/bin/curl", "-sS", "-H", "TE: trailers", "-D", dir + "/headers",
+                              "-o", "/dev/null", Url("/trailers")});
+  ASSERT_EQ(curl.code, 0) << curl.err;
+  std::ifstream h(dir + "/headers");
+  const std::string headers((std::istreambuf_iterator<char>(h)), {});
+  EXPECT_NE(headers.find("X-Checksum: sha-abc"), std::string::npos) << headers;
+  EXPECT_EQ(headers.find("Keep-Alive: timeout=5"), std::string::npos) << headers;
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(H2ProxyTest, UnreachableH2cUpstreamIsA502) {
