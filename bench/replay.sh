@@ -78,6 +78,19 @@ cpu_us_per_request() {  # CPU_FILE REQUESTS
   awk -v n="$2" 'NF == 2 && $1 ~ /^[0-9.]+$/ { c = $1 + $2 } END { if (n > 0 && c > 0) printf "%.1f", c * 1e6 / n; else print "?" }' "$1"
 }
 
+# Runs `doppel --store $STORE CMD...` under /usr/bin/time, output in $tmp/LABEL.{txt,err,cpu};
+# stops the benchmark when its exit code is above MAX_RC. Sets R_* (parse_replay), T_RC and
+# T_CPU (µs of CPU per request).
+timed_replay() {  # LABEL MAX_RC CMD...
+  local label=$1 max_rc=$2 rc=0
+  shift 2
+  /usr/bin/time -f '%U %S' -o "$tmp/$label.cpu" "$DOPPEL" --store "$STORE" "$@" >"$tmp/$label.txt" 2>"$tmp/$label.err" || rc=$?
+  ((rc <= max_rc)) || { echo "doppel $* exited with $rc:" >&2; tail -20 "$tmp/$label.txt" "$tmp/$label.err" >&2; exit 1; }
+  T_RC=$rc
+  parse_replay "$tmp/$label.txt"
+  T_CPU=$(cpu_us_per_request "$tmp/$label.cpu" "$R_N")
+}
+
 # ---------------------------------------------------------------- max: wrk vs doppel replay --max
 wrk -t1 -c"$CONNS" -d"$WARMUP" "$UP/api/items" >/dev/null
 LOAD_WRK=$(wait_load)
@@ -94,39 +107,30 @@ MAX_CMD=(replay --session "$S" --target "$UP" --max --concurrency "$CONNS" --loo
   --loop --duration "$WARMUP" --no-progress >/dev/null 2>&1 || true
 LOAD_MAX_RUN=$(wait_load)
 log "doppel ${MAX_CMD[*]} (load $LOAD_MAX_RUN)"
-rc=0
-/usr/bin/time -f '%U %S' -o "$tmp/max.cpu" "$DOPPEL" --store "$STORE" "${MAX_CMD[@]}" >"$tmp/max.txt" 2>"$tmp/max.err" || rc=$?
-((rc == 0)) || { echo "replay --max exited with $rc:" >&2; tail -20 "$tmp/max.txt" "$tmp/max.err" >&2; exit 1; }
-parse_replay "$tmp/max.txt"
+timed_replay max 0 "${MAX_CMD[@]}"
 MAX_SENT=$R_SENT MAX_2XX=$R_2XX MAX_ERR=$R_ERR MAX_P50=$R_P50 MAX_P99=$R_P99 MAX_N=$R_N MAX_SECS=$R_SECS MAX_RPS=$R_RPS MAX_MATCH=$R_MATCH
-MAX_CPU=$(cpu_us_per_request "$tmp/max.cpu" "$MAX_N")
+MAX_CPU=$T_CPU
 log "replay --max: $MAX_RPS req/s ($MAX_N in ${MAX_SECS}s), p50 $MAX_P50 p99 $MAX_P99, errors $MAX_ERR, match $MAX_MATCH, CPU $MAX_CPU us/request"
 
 # ---------------------------------------------------------------- max without diffing
 NODIFF_CMD=("${MAX_CMD[@]}" --no-diff)
 LOAD_NODIFF=$(wait_load)
 log "doppel ${NODIFF_CMD[*]} (load $LOAD_NODIFF)"
-rc=0
-/usr/bin/time -f '%U %S' -o "$tmp/nodiff.cpu" "$DOPPEL" --store "$STORE" "${NODIFF_CMD[@]}" >"$tmp/nodiff.txt" 2>"$tmp/nodiff.err" || rc=$?
-((rc == 0)) || { echo "replay --max --no-diff exited with $rc:" >&2; tail -20 "$tmp/nodiff.txt" "$tmp/nodiff.err" >&2; exit 1; }
-parse_replay "$tmp/nodiff.txt"
+timed_replay nodiff 0 "${NODIFF_CMD[@]}"
 NODIFF_2XX=$R_2XX NODIFF_ERR=$R_ERR NODIFF_P50=$R_P50 NODIFF_P99=$R_P99 NODIFF_N=$R_N NODIFF_SECS=$R_SECS NODIFF_RPS=$R_RPS
-NODIFF_CPU=$(cpu_us_per_request "$tmp/nodiff.cpu" "$NODIFF_N")
+NODIFF_CPU=$T_CPU
 log "replay --max --no-diff: $NODIFF_RPS req/s ($NODIFF_N in ${NODIFF_SECS}s), p50 $NODIFF_P50 p99 $NODIFF_P99, errors $NODIFF_ERR, CPU $NODIFF_CPU us/request"
 
 # ---------------------------------------------------------------- max with decoding + JSON diff
 MAXDIFF_CMD=(replay --session "$G" --target "$UP_GZ" --max --concurrency "$CONNS" --loop --duration "$DURATION" --no-progress)
 LOAD_MAXDIFF=$(wait_load)
 log "doppel ${MAXDIFF_CMD[*]} (load $LOAD_MAXDIFF)"
-rc=0
-/usr/bin/time -f '%U %S' -o "$tmp/maxdiff.cpu" "$DOPPEL" --store "$STORE" "${MAXDIFF_CMD[@]}" >"$tmp/maxdiff.txt" 2>"$tmp/maxdiff.err" || rc=$?
 # Exit 1 is the expected verdict: every answer differs from its recording at body.rid.
-((rc <= 1)) || { echo "replay --max (diffing) exited with $rc:" >&2; tail -20 "$tmp/maxdiff.txt" "$tmp/maxdiff.err" >&2; exit 1; }
+timed_replay maxdiff 1 "${MAXDIFF_CMD[@]}"
 grep -q 'body.rid' "$tmp/maxdiff.txt" || { echo "replay --max (diffing) reported no body.rid difference:" >&2; tail -30 "$tmp/maxdiff.txt" >&2; exit 1; }
-parse_replay "$tmp/maxdiff.txt"
 MAXDIFF_ERR=$R_ERR MAXDIFF_P50=$R_P50 MAXDIFF_P99=$R_P99 MAXDIFF_LAG=$R_LAG MAXDIFF_N=$R_N MAXDIFF_SECS=$R_SECS MAXDIFF_RPS=$R_RPS
-MAXDIFF_CPU=$(cpu_us_per_request "$tmp/maxdiff.cpu" "$MAXDIFF_N")
-log "replay --max with diffing: $MAXDIFF_RPS req/s ($MAXDIFF_N in ${MAXDIFF_SECS}s), p50 $MAXDIFF_P50 p99 $MAXDIFF_P99, lag p99 $MAXDIFF_LAG, errors $MAXDIFF_ERR, exit $rc, CPU $MAXDIFF_CPU us/request"
+MAXDIFF_CPU=$T_CPU
+log "replay --max with diffing: $MAXDIFF_RPS req/s ($MAXDIFF_N in ${MAXDIFF_SECS}s), p50 $MAXDIFF_P50 p99 $MAXDIFF_P99, lag p99 $MAXDIFF_LAG, errors $MAXDIFF_ERR, exit $T_RC, CPU $MAXDIFF_CPU us/request"
 
 # ---------------------------------------------------------------- fixed rate
 RATE_CMD=(replay --session "$S" --target "$UP" --rate "$RATE" --duration "$DURATION" --loop --no-progress)
