@@ -202,10 +202,10 @@ Result<std::unique_ptr<GroupSource>> GroupSource::Join(const GroupOptions& optio
                                                        std::shared_ptr<const Selector> selector) {
   DOPPEL_RETURN_IF_ERROR(CheckGroupName(options.group));
   DOPPEL_ASSIGN_OR_RETURN(stream::RedisUrl url, stream::ParseRedisUrl(options.url));
-  if (options.claim_idle_us < 1'000'000)
+  if (options.claim_idle_us < 3'000'000)
     return Status::InvalidArgument(
-        "--claim-idle must be at least 1s: a worker's entries are claimed by the others once "
-        "they have been idle that long, and a live worker refreshes them once a second");
+        "--claim-idle must be at least 3s: a worker's entries are claimed by the others once "
+        "they have been idle that long, and a live worker refreshes them about once a second");
   GroupOptions o = options;
   if (o.consumer.empty()) o.consumer = stream::DefaultClientName();
   DOPPEL_ASSIGN_OR_RETURN(stream::RedisClientPtr client, stream::RedisClient::Connect(url));
@@ -460,6 +460,11 @@ void GroupSource::Completed(const replay::Completed& c, bool counted) {
     released_.push_back(std::move(it->second.id));
   }
   dispatched_.erase(it);
+  Tick();
+}
+
+void GroupSource::Tick() {
+  if (!status_.ok() || sink_ == nullptr) return;
   if (NowUs() - last_commit_us_ >= commit_every_us_) {
     (void)Commit(false, false);  // an error is in status_
     return;

@@ -98,6 +98,10 @@ class GroupSource final : public EnvelopeSource {
   // is dispatched, in order): acknowledged at the next commit when `counted`, else left
   // pending for another worker. Commits when the commit interval has passed.
   void Completed(const Completed& c, bool counted);
+  // Called about once a second whatever the engine does (its progress timer): commits when
+  // the commit interval has passed, else sends a heartbeat when that is due, so the entries a
+  // worker holds stay its own however slowly it sends (--rate 0.01 keeps one for 100 s).
+  void Tick();
   // Flushes the sink and writes the state, acknowledging every entry it counts; `finished`
   // marks the worker done, `leaving` takes it out of the workers sharing --rate. An error
   // stops the worker (status() says why).

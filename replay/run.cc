@@ -526,8 +526,12 @@ Result<RunOutcome> Run::Execute(const RunProgressFn& on_progress) {
     opts.correlator = &*correlator;
   }
   opts.faults = s.faults.get();
-  if (on_progress)
-    opts.on_progress = [&](const ReplayProgress& p) { on_progress(p, sink.mismatches()); };
+  if (on_progress || s.group != nullptr) {
+    opts.on_progress = [&](const ReplayProgress& p) {
+      if (s.group != nullptr) s.group->Tick();
+      if (on_progress) on_progress(p, sink.mismatches());
+    };
+  }
   auto stats = RunReplay(opts, *s.source, *s.selector, *s.rewriter,
                          group_sink ? static_cast<ResultSink&>(*group_sink) : sink);
 

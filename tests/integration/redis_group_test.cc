@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
@@ -93,7 +94,7 @@ class RedisGroupTest : public ::testing::Test {
 
   static std::string Store() { return *dir_ + "/src"; }
 
-  // A worker of group "g": 150 requests/s for the group, entries claimed after 2 s idle.
+  // A worker of group "g": 150 requests/s for the group, entries claimed after 3 s idle.
   std::unique_ptr<ChildProcess> Worker(const std::string& name, const std::string& target = "",
                                        const std::string& extra = "--no-progress") const {
     return std::make_unique<ChildProcess>(std::vector<std::string>{
@@ -101,7 +102,7 @@ class RedisGroupTest : public ::testing::Test {
         "--from",       url_,      "--group",          "g",
         "--consumer",   name,      "--target",         target.empty() ? target_url_ : target,
         "--rate",       "150",     "--timeout",        "1s",
-        "--claim-idle", "2s",      "--no-progress",    extra});
+        "--claim-idle", "3s",      "--no-progress",    extra});
   }
 
   stream::RedisClientPtr Client() const {
@@ -231,7 +232,7 @@ TEST_F(RedisGroupTest, PausedWorkerWhoseEntriesWereClaimedStopsWithoutCountingTh
   auto w1 = Worker("w1"), w2 = Worker("w2");
   ASSERT_TRUE(Eventually([&] { return HasCommitted("w2"); }, 30000)) << w2->all_stderr();
   w2->Signal(SIGSTOP);
-  // w1 claims w2's entries once they have been idle 2 s; it cannot finish before.
+  // w1 claims w2's entries once they have been idle 3 s; it cannot finish before.
   ASSERT_TRUE(Eventually([&] { return States()["w1"].claimed() > 0; }, 30000));
   w2->Signal(SIGCONT);
   EXPECT_EQ(w2->Wait(60000), 2) << w2->all_stdout() << w2->all_stderr();
@@ -254,7 +255,7 @@ TEST_F(RedisGroupTest, UnfinishedGroupAndARestartedWorker) {
   ASSERT_TRUE(Eventually([&] { return HasCommitted("w1"); }, 30000)) << w1->all_stderr();
   w1->Signal(SIGKILL);
   w1->Wait();
-  // Its name is taken until --claim-idle (2 s) after its last sign of life: two workers of
+  // Its name is taken until --claim-idle (3 s) after its last sign of life: two workers of
   // one name would share their pending entries.
   auto twin = Worker("w1");
   EXPECT_EQ(twin->Wait(60000), 2);
@@ -278,13 +279,38 @@ TEST_F(RedisGroupTest, UnfinishedGroupAndARestartedWorker) {
   // Restarted under its name once --claim-idle has passed: it reads back the entries it held,
   // goes on counting from its last commit, and the group completes with every entry once,
   // none claimed.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
   auto again = Worker("w1");
   EXPECT_EQ(again->Wait(120000), 1) << again->all_stdout() << again->all_stderr();
   uint64_t claimed = 0;
   ExpectEachEntryOnce(&claimed);
   EXPECT_EQ(claimed, 0u);
   ExpectMergedReportEqualsSingleReplay();
+}
+
+// A worker sending slower than --claim-idle per request keeps its entries: it refreshes them
+// about once a second whatever it sends (here one request every 5 s), so their idle time
+// never comes near --claim-idle and no other worker can claim them.
+TEST_F(RedisGroupTest, SlowWorkerKeepsItsEntriesFresh) {
+  ChildProcess slow({DoppelBinary(), "--store", *dir_ + "/slow", "replay", "--from",    url_,
+                     "--group",      "g",       "--consumer",    "slow",   "--target",  target_url_,
+                     "--rate",       "0.2",     "--limit",       "2",      "--timeout", "1s",
+                     "--claim-idle", "3s",      "--no-progress"});
+  ASSERT_TRUE(Eventually([&] { return HasCommitted("slow"); }, 30000)) << slow.all_stderr();
+  long long most_idle = -1;
+  for (int i = 0; i < 20; ++i) {  // 4 s, while the second request waits for its time
+    auto client = Client();
+    ASSERT_TRUE(client);
+    auto r = client->Command({"XPENDING", "shop", "g", "-", "+", "100", "slow"});
+    ASSERT_TRUE(r.ok());
+    for (const auto& entry : r->elements)
+      if (entry.elements.size() >= 3) most_idle = std::max(most_idle, entry.elements[2].integer);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_GE(most_idle, 0) << "the worker held no entry while it waited";
+  EXPECT_LT(most_idle, 2500) << "held entries went unrefreshed for most of --claim-idle";
+  EXPECT_EQ(slow.Wait(60000), 0) << slow.all_stdout() << slow.all_stderr();
+  EXPECT_EQ(States()["slow"].replayed(), 2u);
 }
 
 // Start-up errors name what is wrong and exit 2.
