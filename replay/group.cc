@@ -1,7 +1,6 @@
 #include "replay/group.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -184,22 +183,18 @@ std::string GroupWorkersKey(const std::string& stream, const std::string& group)
 }
 
 GroupSource::GroupSource(GroupOptions options, stream::RedisUrl url, stream::RedisClientPtr client,
-                         std::shared_ptr<const Selector> selector)
+                         std::shared_ptr<const Selector> selector, const Clock& clock)
     : options_(std::move(options)),
       url_(std::move(url)),
       client_(std::move(client)),
-      selector_(std::move(selector)) {}
+      selector_(std::move(selector)),
+      clock_(clock) {}
 
 GroupSource::~GroupSource() = default;
 
-uint64_t GroupSource::NowUs() const {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
-
 Result<std::unique_ptr<GroupSource>> GroupSource::Join(const GroupOptions& options,
-                                                       std::shared_ptr<const Selector> selector) {
+                                                       std::shared_ptr<const Selector> selector,
+                                                       const Clock& clock) {
   DOPPEL_RETURN_IF_ERROR(CheckGroupName(options.group));
   DOPPEL_ASSIGN_OR_RETURN(stream::RedisUrl url, stream::ParseRedisUrl(options.url));
   if (options.claim_idle_us < 3'000'000)
@@ -215,7 +210,7 @@ Result<std::unique_ptr<GroupSource>> GroupSource::Join(const GroupOptions& optio
   if (created.is_error() && created.str.rfind("BUSYGROUP", 0) != 0)
     return Status::Internal("XGROUP CREATE " + url.stream + " " + o.group + ": " + created.str);
   std::unique_ptr<GroupSource> source(
-      new GroupSource(std::move(o), url, std::move(client), std::move(selector)));
+      new GroupSource(std::move(o), url, std::move(client), std::move(selector), clock));
   GroupSource& s = *source;
   DOPPEL_RETURN_IF_ERROR(s.decoder_.LoadDictionaries(*s.client_));
   DOPPEL_ASSIGN_OR_RETURN(s.entries_, LengthOf(*s.client_, url.stream));
@@ -481,9 +476,7 @@ Status GroupSource::Commit(bool finished, bool leaving) {
   (void)sink_->Flush();
   doppel::v1::WorkerState w = counters_;
   *w.mutable_aggregator() = aggregator_->SaveState();
-  w.set_updated_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                             std::chrono::system_clock::now().time_since_epoch())
-                                             .count()));
+  w.set_updated_us(clock_.WallUs());
   w.set_finished(finished);
   std::string state = w.SerializeAsString();
   // A large state (many fields, exemplar bodies) is written less often: a second per 4 MiB,

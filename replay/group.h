@@ -37,6 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "doppel/v1/group.pb.h"
 #include "replay/replay.h"
@@ -77,9 +78,11 @@ class GroupSource final : public EnvelopeSource {
   // or joins it, and loads the dictionaries. The selector is applied here: entries it leaves
   // out are acknowledged at the next commit and counted in WorkerState.skipped, and Next
   // returns only entries it sends. Errors: a bad URL or group name, Redis not reachable, no
-  // such stream (InvalidArgument/Unavailable/NotFound, for exit 2).
+  // such stream (InvalidArgument/Unavailable/NotFound, for exit 2). Intervals are timed and
+  // states stamped with `clock`. REQUIRES: `clock` outlives the source.
   static Result<std::unique_ptr<GroupSource>> Join(const GroupOptions& options,
-                                                   std::shared_ptr<const Selector> selector);
+                                                   std::shared_ptr<const Selector> selector,
+                                                   const Clock& clock);
   ~GroupSource() override;
 
   bool Next(doppel::v1::Envelope* envelope) override;
@@ -125,7 +128,7 @@ class GroupSource final : public EnvelopeSource {
     uint32_t seq = 0;
   };
   GroupSource(GroupOptions options, stream::RedisUrl url, stream::RedisClientPtr client,
-              std::shared_ptr<const Selector> selector);
+              std::shared_ptr<const Selector> selector, const Clock& clock);
   Status Fetch();
   // The workers set: this worker's sign of life, and the share of --rate it sends.
   Status Heartbeat(bool joining);
@@ -133,12 +136,13 @@ class GroupSource final : public EnvelopeSource {
   // Entries of an XREADGROUP / XAUTOCLAIM reply into the buffer (or the acknowledged-unsent).
   Status Take(const stream::RedisReply& entries, bool claimed);
   Result<stream::RedisReply> Call(std::vector<std::string> argv);
-  uint64_t NowUs() const;
+  uint64_t NowUs() const { return clock_.NowUs(); }
 
   GroupOptions options_;
   stream::RedisUrl url_;
   stream::RedisClientPtr client_;
   std::shared_ptr<const Selector> selector_;
+  const Clock& clock_;
   stream::EntryDecoder decoder_;
   doppel::v1::SessionInfo session_;
   uint64_t entries_ = 0, unread_ = 0;
@@ -178,8 +182,9 @@ class GroupSink final : public ResultSink {
   // A request cut short by SIGINT/SIGTERM on some lane is not counted here: its entry stays
   // pending and another worker replays it whole.
   void OnCompleted(const Completed& c) override {
-    if (!Interrupted(c)) run_sink_->OnCompleted(c);
-    group_->Completed(c, /*counted=*/!Interrupted(c));
+    const bool counted = !Interrupted(c);
+    if (counted) run_sink_->OnCompleted(c);
+    group_->Completed(c, counted);
   }
 
  private:

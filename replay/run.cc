@@ -381,7 +381,8 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
       return Status::InvalidArgument(
           "--claim-idle must be longer than --timeout: an entry in flight that long would be "
           "claimed by another worker while this one still waits for its answer");
-    DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<GroupSource> group, GroupSource::Join(go, s->selector));
+    DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<GroupSource> group,
+                            GroupSource::Join(go, s->selector, clock));
     plan.total = group->entries();
     plan.to_send = group->unread();
     plan.consumer = group->consumer();
