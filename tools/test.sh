@@ -60,10 +60,11 @@ if [ -n "$fuzz_seconds" ]; then
   # Only the fuzz targets and the libraries they link.
   cmake --build "$build_dir" -j2 --target doppel_fuzz
   built=$(date +%s)
-  # One target at a time, so each gets a core and the exec counts mean something.
+  # Two targets at a time: a libFuzzer process uses one core, so each still has a core of
+  # its own and the exec counts stay comparable, and the pass takes half the time.
   rc=0
   rm -rf "$build_dir/fuzz-out"
-  run_ctest "$build_dir" -L '^fuzz$' --no-tests=error --output-on-failure "${ctest_args[@]}" || rc=$?
+  run_ctest "$build_dir" -L '^fuzz$' -j2 --no-tests=error --output-on-failure "${ctest_args[@]}" || rc=$?
   echo "fuzz build: $((built - start)) s, fuzzing: $(( $(date +%s) - built )) s"
   tests/fuzz/fuzz_table.sh "$build_dir/fuzz-out"
   exit $rc
