@@ -1,5 +1,5 @@
-// HTTP/2 (h2c) upstream client: see net/h2_client.h. nghttp2 does framing, HPACK and flow
-// control; this file drives it from the pool's io_context.
+// HTTP/2 upstream client (h2c, and h2 over TLS): see net/h2_client.h. nghttp2 does framing, HPACK
+// and flow control; this file drives it from the pool's io_context.
 #include "net/h2_client.h"
 
 #include <nghttp2/nghttp2.h>
@@ -9,6 +9,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -42,6 +44,34 @@ bool IsConnectionSpecific(std::string_view lower_name) {
          lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
          lower_name == "upgrade" || lower_name == "host" || lower_name == "te" ||
          lower_name == "http2-settings";
+}
+
+// ALPN protocol lists, in the wire format (RFC 7301 3.1: length-prefixed names).
+constexpr std::string_view kAlpnH2("\x02h2", 3);
+
+using TlsStream = asio::ssl::stream<tcp::socket&>;
+
+// A client TLS stream over `socket` for `host`: SNI (names only, not addresses), the peer's
+// certificate checked against `host` (when the context verifies at all), and the ALPN offer.
+std::unique_ptr<TlsStream> NewTlsStream(tcp::socket& socket, asio::ssl::context& ctx,
+                                        const std::string& host, std::string_view alpn) {
+  auto tls = std::make_unique<TlsStream>(socket, ctx);
+  error_code ec;
+  if (asio::ip::make_address(host, ec); ec) {
+    SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+  }
+  tls->set_verify_callback(asio::ssl::host_name_verification(host), ec);
+  SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(alpn.data()),
+                      static_cast<unsigned>(alpn.size()));
+  return tls;
+}
+
+// The protocol the server chose by ALPN; "" when it chose none.
+std::string AlpnSelected(TlsStream& tls) {
+  const unsigned char* data = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(tls.native_handle(), &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
 }
 
 uint64_t MicrosSince(Clock::time_point from, Clock::time_point to) {
@@ -149,12 +179,15 @@ class H2BodyReader : public BodyReader {
 // One HTTP/2 connection to the upstream, multiplexing the pool's exchanges.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  // `tls`: h2 over TLS to `host` (ALPN must choose h2); nullptr: h2c.
   Connection(asio::io_context& io, std::weak_ptr<Pool> pool, const ClientOptions& options,
-             std::string authority)
+             std::string authority, std::shared_ptr<asio::ssl::context> tls, std::string host)
       : socket_(io),
         pool_(std::move(pool)),
         options_(options),
         authority_(std::move(authority)),
+        tls_context_(std::move(tls)),
+        host_(std::move(host)),
         connect_timer_(io),
         idle_timer_(io) {}
   ~Connection() {
@@ -174,6 +207,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close(ClientError error, const std::string& detail);
 
  private:
+  void Handshake();
+  // The connection is open (and TLS set up): the HTTP/2 session starts.
+  void Start();
   bool InitSession();
   void SubmitNow(const std::shared_ptr<Exchange>& ex);
   void Read();
@@ -199,6 +235,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::weak_ptr<Pool> pool_;
   const ClientOptions options_;
   const std::string authority_;
+  const std::shared_ptr<asio::ssl::context> tls_context_;
+  const std::string host_;
+  std::unique_ptr<TlsStream> tls_;  // over socket_, when tls_context_
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::shared_ptr<Exchange>> streams_;
   std::vector<std::shared_ptr<Exchange>> waiting_;  // submitted while connecting
@@ -217,8 +256,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
  public:
-  Pool(asio::io_context& io, Url upstream, ClientOptions options)
-      : io_(io), upstream_(std::move(upstream)), options_(options), resolver_(io) {}
+  Pool(asio::io_context& io, Url upstream, ClientOptions options,
+       std::shared_ptr<asio::ssl::context> tls)
+      : io_(io),
+        upstream_(std::move(upstream)),
+        options_(options),
+        tls_(std::move(tls)),
+        resolver_(io) {}
   ~Pool() override {
     if (conn_) conn_->CloseWhenIdle();
   }
@@ -238,7 +282,7 @@ class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
     asio::post(io_, [done = std::move(done)]() mutable {
       ExchangeResult result;
       result.error = ClientError::kConnect;
-      result.detail = "request faults (reset, truncate, bandwidth) are HTTP/1.x only, not h2c";
+      result.detail = "request faults (reset, truncate, bandwidth) are HTTP/1.x only, not HTTP/2";
       done(std::move(result));
     });
   }
@@ -258,7 +302,8 @@ class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
     if (!conn_ || !conn_->accepting()) {
       if (conn_) conn_->CloseWhenIdle();
       ++stats_.connections_opened;
-      conn_ = std::make_shared<Connection>(io_, weak_from_this(), options_, upstream_.Authority());
+      conn_ = std::make_shared<Connection>(io_, weak_from_this(), options_, upstream_.Authority(),
+                                           tls_, upstream_.host);
       conn_->Submit(std::move(ex));
       Connect(conn_);
       return;
@@ -290,6 +335,7 @@ class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
   asio::io_context& io_;
   Url upstream_;
   ClientOptions options_;
+  std::shared_ptr<asio::ssl::context> tls_;
   tcp::resolver resolver_;
   std::optional<tcp::resolver::results_type> endpoints_;
   std::shared_ptr<Connection> conn_;
@@ -561,7 +607,6 @@ void Connection::Connect(const tcp::resolver::results_type& endpoints) {
   });
   asio::async_connect(
       socket_, endpoints, [self = shared_from_this()](const error_code& ec, const tcp::endpoint&) {
-        self->connect_timer_.cancel();
         if (self->dead_) return;
         if (ec) {
           return self->Close(ClientError::kConnect,
@@ -569,16 +614,39 @@ void Connection::Connect(const tcp::resolver::results_type& endpoints) {
         }
         error_code ignored;
         self->socket_.set_option(tcp::no_delay(true), ignored);
-        if (!self->InitSession()) {
-          return self->Close(ClientError::kConnect, "cannot start an HTTP/2 session");
-        }
-        self->connected_ = true;
-        std::vector<std::shared_ptr<Exchange>> waiting;
-        waiting.swap(self->waiting_);
-        for (auto& ex : waiting) self->SubmitNow(ex);
-        self->Flush();
-        self->Read();
+        if (self->tls_context_) return self->Handshake();
+        self->Start();
       });
+}
+
+void Connection::Handshake() {
+  tls_ = NewTlsStream(socket_, *tls_context_, host_, kAlpnH2);
+  tls_->async_handshake(
+      asio::ssl::stream_base::client, [self = shared_from_this()](const error_code& ec) {
+        if (self->dead_) return;
+        if (ec) {
+          return self->Close(ClientError::kConnect,
+                             "TLS handshake with " + self->authority_ + ": " + ec.message());
+        }
+        if (const std::string alpn = AlpnSelected(*self->tls_); alpn != "h2") {
+          return self->Close(ClientError::kConnect,
+                             "TLS handshake with " + self->authority_ + ": the server chose " +
+                                 (alpn.empty() ? std::string("no protocol") : "'" + alpn + "'") +
+                                 " by ALPN, not h2");
+        }
+        self->Start();
+      });
+}
+
+void Connection::Start() {
+  connect_timer_.cancel();
+  if (!InitSession()) return Close(ClientError::kConnect, "cannot start an HTTP/2 session");
+  connected_ = true;
+  std::vector<std::shared_ptr<Exchange>> waiting;
+  waiting.swap(waiting_);
+  for (auto& ex : waiting) SubmitNow(ex);
+  Flush();
+  Read();
 }
 
 bool Connection::InitSession() {
@@ -626,7 +694,7 @@ void Connection::SubmitNow(const std::shared_ptr<Exchange>& ex) {
   H2Fields strings;
   strings.reserve(8);
   strings.emplace_back(":method", std::string(req.method_string()));
-  strings.emplace_back(":scheme", "http");
+  strings.emplace_back(":scheme", tls_ ? "https" : "http");
   auto host = req.find(http::field::host);
   strings.emplace_back(":authority",
                        host != req.end() ? std::string(host->value()) : std::string(authority_));
@@ -700,25 +768,26 @@ void Connection::Close(ClientError error, const std::string& detail) {
 
 void Connection::Read() {
   if (dead_) return;
-  socket_.async_read_some(
-      asio::buffer(read_buf_), [self = shared_from_this()](error_code ec, size_t n) {
-        if (self->dead_) return;
-        if (ec) {
-          return self->Close(ClientError::kReset,
-                             "the upstream closed the connection: " + ec.message());
-        }
-        const ssize_t rv = nghttp2_session_mem_recv(
-            self->session_, reinterpret_cast<const uint8_t*>(self->read_buf_.data()), n);
-        if (rv < 0) {
-          self->Dispatch();
-          return self->Close(ClientError::kBadResponse,
-                             std::string("HTTP/2 protocol error from the upstream: ") +
-                                 nghttp2_strerror(static_cast<int>(rv)));
-        }
-        self->Dispatch();
-        self->Flush();
-        if (!self->dead_) self->Read();
-      });
+  auto on_read = [self = shared_from_this()](error_code ec, size_t n) {
+    if (self->dead_) return;
+    if (ec) {
+      return self->Close(ClientError::kReset,
+                         "the upstream closed the connection: " + ec.message());
+    }
+    const ssize_t rv = nghttp2_session_mem_recv(
+        self->session_, reinterpret_cast<const uint8_t*>(self->read_buf_.data()), n);
+    if (rv < 0) {
+      self->Dispatch();
+      return self->Close(ClientError::kBadResponse,
+                         std::string("HTTP/2 protocol error from the upstream: ") +
+                             nghttp2_strerror(static_cast<int>(rv)));
+    }
+    self->Dispatch();
+    self->Flush();
+    if (!self->dead_) self->Read();
+  };
+  if (tls_) return tls_->async_read_some(asio::buffer(read_buf_), std::move(on_read));
+  socket_.async_read_some(asio::buffer(read_buf_), std::move(on_read));
 }
 
 // Reports to the exchanges the frames just read changed, after nghttp2 returned: a caller's
@@ -741,15 +810,17 @@ void Connection::Flush() {
     }
   } else {
     writing_ = true;
-    asio::async_write(
-        socket_, asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
-          self->writing_ = false;
-          if (self->dead_) return;
-          if (ec) {
-            return self->Close(ClientError::kReset, "sending to the upstream: " + ec.message());
-          }
-          self->Flush();
-        });
+    auto on_written = [self = shared_from_this()](error_code ec, size_t) {
+      self->writing_ = false;
+      if (self->dead_) return;
+      if (ec) return self->Close(ClientError::kReset, "sending to the upstream: " + ec.message());
+      self->Flush();
+    };
+    if (tls_) {
+      asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
+    } else {
+      asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
+    }
   }
   Dispatch();  // streams our own resets closed while sending; out_ is not touched again
 }
@@ -844,12 +915,14 @@ ssize_t Connection::ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t len
 
 }  // namespace
 
-Result<HttpClientPoolPtr> NewH2cClientPool(asio::io_context& io, Url upstream,
-                                           ClientOptions options) {
-  if (!upstream.h2c()) {
-    return Status::InvalidArgument(upstream.ToString() + " is not an h2c:// URL");
+Result<HttpClientPoolPtr> NewH2ClientPool(asio::io_context& io, Url upstream, ClientOptions options,
+                                          std::shared_ptr<asio::ssl::context> tls) {
+  if (!upstream.http2() || upstream.tls() != (tls != nullptr)) {
+    return Status::InvalidArgument(upstream.ToString() +
+                                   (tls ? " is not an h2:// URL" : " is not an h2c:// URL"));
   }
-  return HttpClientPoolPtr(std::make_shared<Pool>(io, std::move(upstream), options));
+  return HttpClientPoolPtr(
+      std::make_shared<Pool>(io, std::move(upstream), options, std::move(tls)));
 }
 
 }  // namespace doppel::net

@@ -1,6 +1,7 @@
-// HTTP/2 toward an upstream that speaks it in plaintext with prior knowledge (h2c, RFC 9113
-// 3.3): HttpClientPool's interface over one multiplexed connection per pool, driven by
-// nghttp2. HttpClientPool::Create returns it for h2c:// URLs; nothing else names it.
+// HTTP/2 toward an upstream, in plaintext with prior knowledge (h2c://, RFC 9113 3.3) or over
+// TLS (h2://, RFC 9113 3.2: the handshake offers only h2 by ALPN): HttpClientPool's interface
+// over one multiplexed connection per pool, driven by nghttp2. HttpClientPool::Create returns
+// it for h2c:// and h2:// URLs; nothing else names it.
 //
 // What callers see, beyond HttpClientPool's contract:
 // - Requests are sent as the caller built them, translated to HTTP/2: Host becomes
@@ -22,14 +23,19 @@
 //   with no stream open.
 #pragma once
 
+#include <memory>
+
 #include "base/status.h"
 #include "net/http_client.h"
 #include "net/url.h"
 
 namespace doppel::net {
 
-// REQUIRES: upstream.h2c().
-Result<HttpClientPoolPtr> NewH2cClientPool(boost::asio::io_context& io, Url upstream,
-                                           ClientOptions options);
+// REQUIRES: upstream.http2(), and `tls` (a client context: verification, CA, client
+// certificate) exactly when upstream.tls(). A TLS server that does not choose h2 by ALPN fails
+// the exchanges with kConnect, saying what it chose.
+Result<HttpClientPoolPtr> NewH2ClientPool(boost::asio::io_context& io, Url upstream,
+                                          ClientOptions options,
+                                          std::shared_ptr<boost::asio::ssl::context> tls);
 
 }  // namespace doppel::net

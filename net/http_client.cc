@@ -766,12 +766,12 @@ void Exchange::Finish(ClientError error, std::string detail) {
 Result<std::shared_ptr<HttpClientPool>> HttpClientPool::Create(
     asio::io_context& io, Url upstream, ClientOptions options,
     std::shared_ptr<asio::ssl::context> tls) {
-  if (upstream.h2c()) return NewH2cClientPool(io, std::move(upstream), options);
   if (upstream.tls() && !tls) {
-    return Status::InvalidArgument("https upstream " + upstream.ToString() +
+    return Status::InvalidArgument(upstream.scheme + " upstream " + upstream.ToString() +
                                    " needs a TLS context");
   }
   if (!upstream.tls()) tls.reset();
+  if (upstream.http2()) return NewH2ClientPool(io, std::move(upstream), options, std::move(tls));
   return std::shared_ptr<HttpClientPool>(
       std::make_shared<PoolImpl>(io, std::move(upstream), options, std::move(tls)));
 }

@@ -1,7 +1,8 @@
 // Async HTTP client for one upstream (scheme, host, port) and one io_context, used by the
 // recorder (primary, mirrors) and the replayer (targets): HTTP/1.1 with a keep-alive
 // connection pool for http:// and https://, HTTP/2 over one multiplexed connection for h2c://
-// (net/h2_client.cc). Callers see one interface and the same results for both.
+// and, over TLS, h2:// (net/h2_client.cc). Callers see one interface and the same results for
+// all.
 //
 // Thread safety: none. A pool belongs to one io_context and is used only from the thread
 // that runs it; create one pool per thread, so the hot path takes no lock.
@@ -195,7 +196,7 @@ struct PoolStats {
 
 class HttpClientPool {
  public:
-  // `tls` is required for https upstreams and ignored otherwise.
+  // `tls` is required for https and h2 upstreams and ignored otherwise.
   static Result<std::shared_ptr<HttpClientPool>> Create(
       boost::asio::io_context& io, Url upstream, ClientOptions options,
       std::shared_ptr<boost::asio::ssl::context> tls);

@@ -132,9 +132,10 @@ Result<Url> ParseUrl(std::string_view text) {
   Url url;
   url.scheme = std::string(u.scheme());
   for (char& c : url.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (url.scheme != "http" && url.scheme != "https" && url.scheme != "h2c") {
+  if (url.scheme != "http" && url.scheme != "https" && url.scheme != "h2c" && url.scheme != "h2") {
     return Status::InvalidArgument("'" + std::string(text) +
-                                   "': scheme must be http, https or h2c (HTTP/2 in plaintext)");
+                                   "': scheme must be http, https, h2c (HTTP/2 in plaintext) or "
+                                   "h2 (HTTP/2 over TLS)");
   }
   if (u.has_userinfo() || u.has_query() || u.has_fragment()) {
     return Status::InvalidArgument("'" + std::string(text) +

@@ -13,13 +13,14 @@
 namespace doppel::net {
 
 struct Url {
-  // "http", "https" or "h2c" (HTTP/2 with prior knowledge, in plaintext: RFC 9113 3.3)
+  // "http", "https", "h2c" (HTTP/2 with prior knowledge, in plaintext: RFC 9113 3.3) or "h2"
+  // (HTTP/2 over TLS, chosen by ALPN: RFC 9113 3.2)
   std::string scheme;
   std::string host;       // name or address, without IPv6 brackets
   uint16_t port = 0;      // explicit, or 80/443 by scheme
   std::string base_path;  // path prefix without a trailing '/', "" for none
-  bool tls() const { return scheme == "https"; }
-  bool h2c() const { return scheme == "h2c"; }
+  bool tls() const { return scheme == "https" || scheme == "h2"; }
+  bool http2() const { return scheme == "h2c" || scheme == "h2"; }
   // "host[:port]" as it would go into a Host header (port omitted when it is the default).
   std::string Authority() const;
   // The request target to send upstream for a client target ("/a?b" -> base_path + "/a?b").
@@ -27,8 +28,8 @@ struct Url {
   std::string ToString() const;
 };
 
-// Parses an absolute http, https or h2c URL. Query, fragment and user-info are refused: they have
-// no meaning for an upstream.
+// Parses an absolute http, https, h2c or h2 URL. Query, fragment and user-info are refused: they
+// have no meaning for an upstream.
 Result<Url> ParseUrl(std::string_view text);
 
 // True for "scheme://..." (a scheme of letters, digits, '+', '-', '.' starting with a letter):

@@ -146,11 +146,11 @@ Status Run::SetUpFaults(State& s) {
   for (const net::Fault& fault : spec->faults) {
     if (!ShapesRequest(fault.kind)) continue;
     for (const net::Url& t : s.replay.targets) {
-      if (!t.h2c()) continue;
+      if (!t.http2()) continue;
       return Status::InvalidArgument(
           "--fault " + std::string(net::kFaultKindNames.Name(fault.kind)) +
           ": reset, truncate and bandwidth shape the HTTP/1.x bytes of a request, and target " +
-          t.ToString() + " is h2c; use delay and abort with h2c targets");
+          t.ToString() + " is HTTP/2; use delay and abort with HTTP/2 targets");
     }
   }
   net::FaultInjector::Options o;

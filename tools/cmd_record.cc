@@ -408,7 +408,8 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--listen", flags->listen, "ADDR:PORT to accept clients on (port 0: any)")
       ->capture_default_str();
   cmd->add_option("--upstream", flags->upstream,
-                  "the primary: http[s]://host:port[/base] (required here or in --config)");
+                  "the primary: http[s]://, h2c:// (HTTP/2) or h2:// (HTTP/2 over TLS), then "
+                  "host:port[/base] (required here or in --config)");
   cmd->add_option("--session", flags->name, "session name (default rec-DATE-TIME)");
   cmd->add_option("--sample", flags->sample, "percent of (matching) requests to record, 0-100")
       ->capture_default_str();

@@ -576,11 +576,12 @@ TEST_F(ReadmeTest, StatefulRulesWorkflow) {
 }
 
 // HTTP/2 and TLS: the certificate is made, the recorder starts with it and answers curl over
-// HTTP/2 (ALPN h2) and HTTP/1.1 over TLS; both requests are in the session's counts.
+// HTTP/2 (ALPN h2) and HTTP/1.1 over TLS; a second recorder in front of it speaks h2 over TLS
+// (h2://) to it; every request is in the sessions' counts.
 TEST_F(ReadmeTest, Http2Workflow) {
   const Block* b = FindBlock("http2");
   ASSERT_NE(b, nullptr);
-  ASSERT_EQ(b->commands.size(), 2u);
+  ASSERT_EQ(b->commands.size(), 3u);
   std::string out;
   ASSERT_EQ(Run(Rewrite(b->commands[0]), &out), 0) << out;
   const std::string cmd = Rewrite(b->commands[1]);
@@ -591,10 +592,32 @@ TEST_F(ReadmeTest, Http2Workflow) {
   EXPECT_EQ(out, "2");
   EXPECT_EQ(Run("curl -sfk --http1.1 -o /dev/null -w '%{http_version}' " + url, &out), 0) << out;
   EXPECT_EQ(out, "1.1");
+  // The second recorder speaks h2 over TLS to the first, verifying its certificate with the
+  // README's cert.pem (made for CN=localhost).
+  const unsigned edge_port = FreePort();
+  subst_.emplace_back("127.0.0.1:8081", "127.0.0.1:" + std::to_string(edge_port));
+  subst_.emplace_back("localhost:8080", "localhost:" + std::to_string(proxy_port_));
+  const std::string edge_cmd = Rewrite(b->commands[2]);
+  ChildProcess edge({"/bin/bash", "-c", "cd '" + work_ + "' && exec " + edge_cmd}, Env());
+  ASSERT_FALSE(edge.WaitForLine("listening on ").empty()) << edge_cmd << "\n" << edge.all_stderr();
+  EXPECT_EQ(
+      Run("curl -sf http://127.0.0.1:" + std::to_string(edge_port) + "/api/v1/products/1", &out), 0)
+      << out << edge.all_stderr();
+  EXPECT_NE(out.find("\"id\""), std::string::npos) << out;
+  edge.Signal(SIGINT);
+  EXPECT_EQ(edge.Wait(30000), 0) << edge_cmd << "\n" << edge.all_stderr();
+  EXPECT_NE(edge.all_stdout().find("session edge: requests 1, sampled 1, stored 1, dropped 0, "
+                                   "errors 0"),
+            std::string::npos)
+      << edge.all_stdout();
   rec.Signal(SIGINT);
   EXPECT_EQ(rec.Wait(30000), 0) << cmd << "\n" << rec.all_stderr();
-  EXPECT_NE(rec.all_stdout().find("session secure: requests 2,"), std::string::npos)
+  EXPECT_NE(rec.all_stdout().find("session secure: requests 3,"), std::string::npos)
       << rec.all_stdout();
+  // The first recorder saw the edge's request arrive over h2.
+  ASSERT_EQ(Run("doppel cat secure --limit 3 | grep -c '\"client_protocol\":\"h2\"'", &out), 0)
+      << out;
+  EXPECT_EQ(out, "2\n");
 }
 
 // mTLS: the CA, the server and the client certificate are made as the README makes them; the

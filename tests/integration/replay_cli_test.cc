@@ -952,6 +952,8 @@ TEST_F(ReplayFaultTest, BadSpecsAreExitTwoWithTheReason) {
       {{"--fault", "abort:503:5%+abort:500:5%"}, "names abort twice"},
       {{"--fault", "reset:5%", "--target", "h2c://127.0.0.1:" + std::to_string(up.port())},
        "--fault reset: reset, truncate and bandwidth shape the HTTP/1.x bytes"},
+      {{"--fault", "truncate:5%", "--target", "h2://127.0.0.1:" + std::to_string(up.port())},
+       "is HTTP/2; use delay and abort with HTTP/2 targets"},
       {{"--fault-seed", "3"}, "go with --fault SPEC"},
       {{"--fault", "abort:503:5%", "--fault-rule", "api"}, "replay has no named rules"},
   };

@@ -1,5 +1,6 @@
-// The h2c upstream client (net/h2_client.h) through HttpClientPool's interface, against a real
-// HTTP/2 server (nghttpd) and against peers that fail in the ways upstreams do.
+// The HTTP/2 upstream client (net/h2_client.h), h2c and h2 over TLS, through HttpClientPool's
+// interface, against a real HTTP/2 server (nghttpd) and against peers that fail in the ways
+// upstreams do.
 #include "net/h2_client.h"
 
 #include <gtest/gtest.h>
@@ -7,10 +8,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "tests/base/temp_dir.h"
+#include "tests/integration/test_pki.h"
 #include "tests/net/nghttpd.h"
+#include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
 
 namespace doppel::net {
@@ -20,10 +25,17 @@ namespace http = boost::beast::http;
 
 class H2ClientTest : public ::testing::Test {
  protected:
-  HttpClientPoolPtr MakePool(const std::string& url, ClientOptions options = {}) {
+  HttpClientPoolPtr MakePool(const std::string& url, ClientOptions options = {},
+                             const TlsClientOptions& tls = {}) {
     auto parsed = ParseUrl(url);
     EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
-    auto pool = HttpClientPool::Create(io_, parsed.value(), options, nullptr);
+    std::shared_ptr<boost::asio::ssl::context> ctx;
+    if (parsed->tls()) {
+      auto made = MakeClientTlsContext(tls);
+      EXPECT_TRUE(made.ok()) << made.status().ToString();
+      ctx = made.value();
+    }
+    auto pool = HttpClientPool::Create(io_, parsed.value(), options, ctx);
     EXPECT_TRUE(pool.ok()) << pool.status().ToString();
     return pool.value();
   }
@@ -195,10 +207,67 @@ TEST_F(H2ClientTest, SilentServerTimesOut) {
 TEST_F(H2ClientTest, UrlSchemeH2cIsParsed) {
   auto u = ParseUrl("h2c://example.test:8080/base");
   ASSERT_TRUE(u.ok());
-  EXPECT_TRUE(u->h2c());
+  EXPECT_TRUE(u->http2());
   EXPECT_FALSE(u->tls());
   EXPECT_EQ(u->Authority(), "example.test:8080");
   EXPECT_EQ(ParseUrl("h2c://example.test")->port, 80u);
+  auto tls = ParseUrl("H2://example.test/");
+  ASSERT_TRUE(tls.ok());
+  EXPECT_TRUE(tls->http2());
+  EXPECT_TRUE(tls->tls());
+  EXPECT_EQ(tls->port, 443u);
+  EXPECT_FALSE(ParseUrl("https://example.test")->http2());
+}
+
+// h2:// is HTTP/2 over TLS: the certificate is verified against the CA given (and the host),
+// the server must choose h2 by ALPN, and requests are multiplexed on one connection, trailers
+// included.
+TEST_F(H2ClientTest, H2OverTlsVerifiesTheServerAndMultiplexes) {
+  const std::string dir = testing::MakeTempDir("h2-tls-client");
+  testing::TestPki pki(dir);
+  const testing::TestCertFiles cert = pki.Issue("server", "/CN=h2 upstream");
+  ASSERT_EQ(pki.error(), "");
+  testing::Nghttpd server({"grpc-status: 0"}, cert.cert, cert.key);
+  ASSERT_TRUE(server.ok());
+  server.WriteFile("a.txt", "hello over h2 and TLS");
+  ASSERT_EQ(server.url().rfind("h2://", 0), 0u) << server.url();
+
+  auto pool = MakePool(server.url(), {}, {.verify = true, .ca_file = pki.ca()});
+  ExchangeResult r = Run(*pool, Get("/a.txt"));
+  ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+  EXPECT_EQ(r.response.version(), 20u);
+  EXPECT_EQ(r.response.body(), "hello over h2 and TLS");
+  EXPECT_EQ(r.trailers["grpc-status"], "0");
+  int answered = 0;
+  bool all_answered = false;
+  for (int i = 0; i < 20; ++i) {
+    pool->Send(Get("/a.txt"), [&](ExchangeResult&& x) {
+      EXPECT_EQ(x.error, ClientError::kNone) << x.detail;
+      EXPECT_EQ(x.response.body(), "hello over h2 and TLS");
+      all_answered = ++answered == 20;
+    });
+  }
+  RunUntil(all_answered);
+  EXPECT_EQ(pool->stats().connections_opened, 1u);
+
+  // Without the CA the certificate is refused, and the exchange says it was the handshake.
+  auto untrusting = MakePool(server.url(), {}, {.verify = true, .ca_file = ""});
+  ExchangeResult refused = Run(*untrusting, Get("/a.txt"));
+  EXPECT_EQ(refused.error, ClientError::kConnect);
+  EXPECT_NE(refused.detail.find("TLS handshake"), std::string::npos) << refused.detail;
+  std::filesystem::remove_all(dir);
+}
+
+// A TLS server that does not choose h2 by ALPN (an HTTP/1.1-only HTTPS server) fails an h2://
+// exchange with kConnect and a reason naming ALPN, instead of sending HTTP/2 frames to it.
+TEST_F(H2ClientTest, H2OverTlsRefusesAServerThatDoesNotChooseH2) {
+  testing::TestTlsUpstream http11({.keep_alive = true});
+  auto pool = MakePool("h2://127.0.0.1:" + std::to_string(http11.port()), {},
+                       {.verify = false, .ca_file = ""});
+  ExchangeResult r = Run(*pool, Get("/a"));
+  EXPECT_EQ(r.error, ClientError::kConnect);
+  EXPECT_NE(r.detail.find("by ALPN, not h2"), std::string::npos) << r.detail;
+  EXPECT_TRUE(http11.answered().empty());
 }
 
 }  // namespace

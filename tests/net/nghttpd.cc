@@ -29,14 +29,20 @@ bool Accepts(unsigned port) {
 
 }  // namespace
 
-Nghttpd::Nghttpd(const std::vector<std::string>& trailers) : docroot_(MakeTempDir("nghttpd")) {
+Nghttpd::Nghttpd(const std::vector<std::string>& trailers, const std::string& tls_cert,
+                 const std::string& tls_key)
+    : docroot_(MakeTempDir("nghttpd")), tls_(!tls_cert.empty()) {
   // A port taken meanwhile by another process makes nghttpd exit: try a few.
   for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
     port_ = FreePort();
-    std::vector<std::string> args = {"/usr/sbin/nghttpd", "--no-tls", "-a",
-                                     "127.0.0.1",         "-d",       docroot_};
+    std::vector<std::string> args = {"/usr/sbin/nghttpd", "-a", "127.0.0.1", "-d", docroot_};
+    if (!tls_) args.push_back("--no-tls");
     for (const std::string& t : trailers) args.push_back("--trailer=" + t);
     args.push_back(std::to_string(port_));
+    if (tls_) {
+      args.push_back(tls_key);  // nghttpd PORT KEY CERT
+      args.push_back(tls_cert);
+    }
     process_ = std::make_unique<ChildProcess>(std::move(args));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!ok_ && std::chrono::steady_clock::now() < deadline) {

@@ -16,6 +16,7 @@
 #include "tests/base/temp_dir.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/hardening_util.h"
+#include "tests/integration/test_pki.h"
 #include "tests/net/nghttpd.h"
 #include "tests/net/test_upstream.h"
 #include "tests/recorder/loopback_options.h"
@@ -498,6 +499,39 @@ TEST_F(H2ProxyTest, H2cUpstreamServesBothClientProtocolsWithTrailers) {
   EXPECT_EQ(env[1].client_protocol(), "http/1.1");
   EXPECT_EQ(env[1].response().trailers_size(), 2);  // recorded (not chunked: not relayed)
   EXPECT_EQ(env[2].response().body_size(), big.size());
+  std::filesystem::remove_all(dir);
+}
+
+// An h2 primary over TLS (--upstream h2://, its certificate verified with --upstream-ca):
+// HTTP/2 and HTTP/1.1 clients are served over HTTP/2 and TLS, trailers included.
+TEST_F(H2ProxyTest, H2UpstreamOverTlsServesBothClientProtocols) {
+  const std::string dir = testing::MakeTempDir("h2-tls-upstream");
+  testing::TestPki pki(dir);
+  const testing::TestCertFiles cert = pki.Issue("primary", "/CN=primary");
+  ASSERT_EQ(pki.error(), "");
+  testing::Nghttpd primary({"grpc-status: 0"}, cert.cert, cert.key);
+  ASSERT_TRUE(primary.ok());
+  primary.WriteFile("hello.txt", "hello from h2 over TLS");
+  Start([&](RecorderOptions& o) {
+    o.upstream = net::ParseUrl(primary.url()).value();
+    o.upstream_tls.ca_file = pki.ca();
+  });
+  ClientRun h2 = RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-w",
+                            " %{http_version}", Url("/hello.txt")});
+  ASSERT_EQ(h2.code, 0) << h2.err;
+  EXPECT_EQ(h2.out, "hello from h2 over TLS 2");
+  auto h1 = testing::Fetch(port_, "GET", "/hello.txt");
+  EXPECT_EQ(h1.result_int(), 200u);
+  EXPECT_EQ(h1.body(), "hello from h2 over TLS");
+
+  rec_->Stop();
+  auto env = sink_.envelopes();
+  ASSERT_EQ(env.size(), 2u);
+  for (const auto& e : env) {
+    EXPECT_EQ(e.response().version(), 20u);
+    ASSERT_EQ(e.response().trailers_size(), 1);
+    EXPECT_EQ(e.response().trailers(0).value(), "0");
+  }
   std::filesystem::remove_all(dir);
 }
 

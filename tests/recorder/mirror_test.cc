@@ -194,7 +194,7 @@ TEST(ParseMirrorSpecTest, BadNameRuleCaAndUrl) {
   EXPECT_TRUE(Contains(err, "ca= needs a PEM file")) << err;
   err = SpecError("ftp://m:1,percent=5");
   EXPECT_TRUE(Contains(err, "--mirror 'ftp://m:1,percent=5'")) << err;
-  EXPECT_TRUE(Contains(err, "scheme must be http, https or h2c")) << err;
+  EXPECT_TRUE(Contains(err, "scheme must be http, https, h2c (HTTP/2 in plaintext) or h2")) << err;
   err = SpecError("");
   EXPECT_FALSE(err.empty());
 }
