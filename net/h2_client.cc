@@ -46,23 +46,23 @@ bool IsConnectionSpecific(std::string_view lower_name) {
          lower_name == "http2-settings";
 }
 
-// ALPN protocol lists, in the wire format (RFC 7301 3.1: length-prefixed names).
+// The ALPN offer over TLS, in the wire format (RFC 7301 3.1: length-prefixed names): h2 only.
 constexpr std::string_view kAlpnH2("\x02h2", 3);
 
 using TlsStream = asio::ssl::stream<tcp::socket&>;
 
 // A client TLS stream over `socket` for `host`: SNI (names only, not addresses), the peer's
-// certificate checked against `host` (when the context verifies at all), and the ALPN offer.
+// certificate checked against `host` (when the context verifies at all), and ALPN offering h2.
 std::unique_ptr<TlsStream> NewTlsStream(tcp::socket& socket, asio::ssl::context& ctx,
-                                        const std::string& host, std::string_view alpn) {
+                                        const std::string& host) {
   auto tls = std::make_unique<TlsStream>(socket, ctx);
   error_code ec;
   if (asio::ip::make_address(host, ec); ec) {
     SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
   }
   tls->set_verify_callback(asio::ssl::host_name_verification(host), ec);
-  SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(alpn.data()),
-                      static_cast<unsigned>(alpn.size()));
+  SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(kAlpnH2.data()),
+                      static_cast<unsigned>(kAlpnH2.size()));
   return tls;
 }
 
@@ -620,7 +620,7 @@ void Connection::Connect(const tcp::resolver::results_type& endpoints) {
 }
 
 void Connection::Handshake() {
-  tls_ = NewTlsStream(socket_, *tls_context_, host_, kAlpnH2);
+  tls_ = NewTlsStream(socket_, *tls_context_, host_);
   tls_->async_handshake(
       asio::ssl::stream_base::client, [self = shared_from_this()](const error_code& ec) {
         if (self->dead_) return;
