@@ -1,7 +1,7 @@
 // One request's trip through the capture proxy, whichever protocol the client spoke: match
 // rules and sampling, the envelope, the request as forwarded (hop-by-hop headers stripped,
 // forwarding headers added), the mirror copies, the primary's answer and its capture. The
-// client sessions parse and write (proxy_session_impl.h for HTTP/1.x, h2_session.cc for HTTP/2);
+// client sessions parse and write (proxy_session.cc for HTTP/1.x, h2_session.cc for HTTP/2);
 // this is the part they share, so both behave alike. Internal to recorder/.
 //
 // Thread safety: none; an Exchange lives on its worker's thread.

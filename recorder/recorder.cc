@@ -1,5 +1,5 @@
 // The recorder's lifecycle: Start (listeners, workers, threads), the accept loops, and the
-// graceful Stop. Client connections are served by ProxySession (proxy_session_impl.h); counts and
+// graceful Stop. Client connections are served by ProxySession (proxy_session.cc); counts and
 // /status by recorder_status.cc.
 #include <algorithm>
 #include <boost/asio/post.hpp>

@@ -1,5 +1,5 @@
 // The Recorder behind recorder.h, shared by its parts: the lifecycle (recorder.cc: threads,
-// listeners, Stop), the client sessions (proxy_session_impl.h, which use the "used by sessions"
+// listeners, Stop), the client sessions (proxy_session.cc, which use the "used by sessions"
 // members from the proxy threads) and the reports (recorder_status.cc: counts, /status,
 // /metrics). Internal to recorder/.
 #pragma once

@@ -58,7 +58,7 @@ struct RecorderMetrics {
   net::Counter* h2_closed_rapid_reset;
   net::Counter* h2_closed_flood;
   net::Counter* tls_handshake_failed;  // --tls-cert: handshakes that failed or timed out
-  // WebSocket connections relayed after a 101 (recorder/proxy_session_impl.h): all of them, and
+  // WebSocket connections relayed after a 101 (recorder/proxy_session.cc): all of them, and
   // those open now.
   net::Counter* websockets;
   net::Gauge* websockets_open;

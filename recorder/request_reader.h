@@ -1,5 +1,5 @@
 // The HTTP/1.x request framing and checks of the capture proxy, without I/O: bytes in, per
-// request a decision out. ProxySession (proxy_session_impl.h) reads the socket and feeds what
+// request a decision out. ProxySession (proxy_session.cc) reads the socket and feeds what
 // it read here; the in-process fuzz targets (tests/fuzz/http_framing.cc, http_smuggling.cc)
 // feed their input the same way, so they exercise the code the proxy runs.
 //
