@@ -1,8 +1,7 @@
 // One client connection of the capture proxy: reads each request, checks it, forwards it to
 // the primary through the worker's pool (and its mirror lane), answers the client and
-// captures the exchange when sampled. The HTTP/1.x session is a template over the stream
-// (proxy_session_impl.h), instantiated in proxy_session.cc (plaintext) and
-// proxy_session_tls.cc (TLS).
+// captures the exchange when sampled. All Beast HTTP server templates of the proxy are
+// instantiated in proxy_session.cc.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
