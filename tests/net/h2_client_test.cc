@@ -8,12 +8,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
-#include <filesystem>
 #include <string>
 #include <vector>
 
-#include "tests/base/temp_dir.h"
-#include "tests/integration/test_pki.h"
 #include "tests/net/nghttpd.h"
 #include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
@@ -223,16 +220,12 @@ TEST_F(H2ClientTest, UrlSchemeH2cIsParsed) {
 // the server must choose h2 by ALPN, and requests are multiplexed on one connection, trailers
 // included.
 TEST_F(H2ClientTest, H2OverTlsVerifiesTheServerAndMultiplexes) {
-  const std::string dir = testing::MakeTempDir("h2-tls-client");
-  testing::TestPki pki(dir);
-  const testing::TestCertFiles cert = pki.Issue("server", "/CN=h2 upstream");
-  ASSERT_EQ(pki.error(), "");
-  testing::Nghttpd server({"grpc-status: 0"}, cert.cert, cert.key);
+  testing::Nghttpd server({"grpc-status: 0"}, testing::Nghttpd::Transport::kTls);
   ASSERT_TRUE(server.ok());
   server.WriteFile("a.txt", "hello over h2 and TLS");
   ASSERT_EQ(server.url().rfind("h2://", 0), 0u) << server.url();
 
-  auto pool = MakePool(server.url(), {}, {.verify = true, .ca_file = pki.ca()});
+  auto pool = MakePool(server.url(), {}, {.verify = true, .ca_file = server.tls_ca()});
   ExchangeResult r = Run(*pool, Get("/a.txt"));
   ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
   EXPECT_EQ(r.response.version(), 20u);
@@ -255,7 +248,6 @@ TEST_F(H2ClientTest, H2OverTlsVerifiesTheServerAndMultiplexes) {
   ExchangeResult refused = Run(*untrusting, Get("/a.txt"));
   EXPECT_EQ(refused.error, ClientError::kConnect);
   EXPECT_NE(refused.detail.find("TLS handshake"), std::string::npos) << refused.detail;
-  std::filesystem::remove_all(dir);
 }
 
 // A TLS server that does not choose h2 by ALPN (an HTTP/1.1-only HTTPS server) fails an h2://

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/base/temp_dir.h"
+#include "tests/integration/test_pki.h"
 
 namespace doppel::testing {
 namespace {
@@ -29,9 +30,16 @@ bool Accepts(unsigned port) {
 
 }  // namespace
 
-Nghttpd::Nghttpd(const std::vector<std::string>& trailers, const std::string& tls_cert,
-                 const std::string& tls_key)
-    : docroot_(MakeTempDir("nghttpd")), tls_(!tls_cert.empty()) {
+Nghttpd::Nghttpd(const std::vector<std::string>& trailers, Transport transport)
+    : docroot_(MakeTempDir("nghttpd")), tls_(transport == Transport::kTls) {
+  TestCertFiles cert;
+  if (tls_) {
+    tls_dir_ = MakeTempDir("nghttpd-tls");
+    TestPki pki(tls_dir_);
+    cert = pki.Issue("server", "/CN=nghttpd");
+    tls_ca_ = pki.ca();
+    if (!pki.error().empty()) return;  // not ok()
+  }
   // A port taken meanwhile by another process makes nghttpd exit: try a few.
   for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
     port_ = FreePort();
@@ -40,8 +48,8 @@ Nghttpd::Nghttpd(const std::vector<std::string>& trailers, const std::string& tl
     for (const std::string& t : trailers) args.push_back("--trailer=" + t);
     args.push_back(std::to_string(port_));
     if (tls_) {
-      args.push_back(tls_key);  // nghttpd PORT KEY CERT
-      args.push_back(tls_cert);
+      args.push_back(cert.key);  // nghttpd PORT KEY CERT
+      args.push_back(cert.cert);
     }
     process_ = std::make_unique<ChildProcess>(std::move(args));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -55,6 +63,7 @@ Nghttpd::Nghttpd(const std::vector<std::string>& trailers, const std::string& tl
 Nghttpd::~Nghttpd() {
   process_.reset();  // SIGKILL if still running
   std::filesystem::remove_all(docroot_);
+  if (!tls_dir_.empty()) std::filesystem::remove_all(tls_dir_);
 }
 
 void Nghttpd::WriteFile(const std::string& name, const std::string& content) const {

@@ -16,7 +16,6 @@
 #include "tests/base/temp_dir.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/hardening_util.h"
-#include "tests/integration/test_pki.h"
 #include "tests/net/nghttpd.h"
 #include "tests/net/test_upstream.h"
 #include "tests/recorder/loopback_options.h"
@@ -505,16 +504,12 @@ TEST_F(H2ProxyTest, H2cUpstreamServesBothClientProtocolsWithTrailers) {
 // An h2 primary over TLS (--upstream h2://, its certificate verified with --upstream-ca):
 // HTTP/2 and HTTP/1.1 clients are served over HTTP/2 and TLS, trailers included.
 TEST_F(H2ProxyTest, H2UpstreamOverTlsServesBothClientProtocols) {
-  const std::string dir = testing::MakeTempDir("h2-tls-upstream");
-  testing::TestPki pki(dir);
-  const testing::TestCertFiles cert = pki.Issue("primary", "/CN=primary");
-  ASSERT_EQ(pki.error(), "");
-  testing::Nghttpd primary({"grpc-status: 0"}, cert.cert, cert.key);
+  testing::Nghttpd primary({"grpc-status: 0"}, testing::Nghttpd::Transport::kTls);
   ASSERT_TRUE(primary.ok());
   primary.WriteFile("hello.txt", "hello from h2 over TLS");
   Start([&](RecorderOptions& o) {
     o.upstream = net::ParseUrl(primary.url()).value();
-    o.upstream_tls.ca_file = pki.ca();
+    o.upstream_tls.ca_file = primary.tls_ca();
   });
   ClientRun h2 = RunClient({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "-w",
                             " %{http_version}", Url("/hello.txt")});
@@ -532,7 +527,6 @@ TEST_F(H2ProxyTest, H2UpstreamOverTlsServesBothClientProtocols) {
     ASSERT_EQ(e.response().trailers_size(), 1);
     EXPECT_EQ(e.response().trailers(0).value(), "0");
   }
-  std::filesystem::remove_all(dir);
 }
 
 // An HTTP/1.1 primary's chunked trailer section reaches HTTP/2 clients after the body and is
