@@ -24,6 +24,7 @@
 #include "tests/base/temp_dir.h"
 #include "tests/net/test_tls_upstream.h"
 #include "tests/net/test_upstream.h"
+#include "tests/net/websocket_echo.h"
 #include "tests/recorder/loopback_options.h"
 
 namespace doppel::recorder {
@@ -35,111 +36,7 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
-// A WebSocket echo server: each message comes back as it came (text as text, binary as
-// binary) until the client closes. A handshake for /refuse is answered 403 instead. With
-// `tls`, over TLS with a fresh self-signed certificate (cert_pem()).
-class EchoServer {
- public:
-  explicit EchoServer(bool tls = false) {
-    if (tls) {
-      tls_.emplace(asio::ssl::context::tls_server);
-      cert_pem_ = testing::UseSelfSignedCertificate(*tls_);
-    }
-    fd_ = testing::ListenOnLoopback(16, &port_);
-    accept_ = std::thread([this] {
-      for (;;) {
-        const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (c < 0) return;
-        std::lock_guard<std::mutex> lock(mu_);
-        fds_.push_back(c);
-        conns_.emplace_back([this, c, i = fds_.size() - 1] { Serve(c, i); });
-      }
-    });
-  }
-  ~EchoServer() {
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    accept_.join();
-    {
-      // Connections the proxy still holds end now (closed ones are -1: no fd reused since).
-      std::lock_guard<std::mutex> lock(mu_);
-      for (int c : fds_) {
-        if (c >= 0) ::shutdown(c, SHUT_RDWR);
-      }
-    }
-    for (auto& t : conns_) t.join();
-  }
-  std::string url() const {
-    return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_);
-  }
-  const std::string& cert_pem() const { return cert_pem_; }
-  // The handshakes the server read, as they arrived through the proxy.
-  std::vector<http::request<http::string_body>> handshakes() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return handshakes_;
-  }
-
- private:
-  // Serves connection `i` (socket `fd`, which it owns) until the client leaves.
-  void Serve(int fd, size_t i) {
-    asio::io_context io;
-    beast::error_code ec;
-    if (tls_) {
-      websocket::stream<asio::ssl::stream<tcp::socket>> ws(io, *tls_);
-      beast::get_lowest_layer(ws).assign(tcp::v4(), fd, ec);
-      ws.next_layer().handshake(asio::ssl::stream_base::server, ec);
-      if (!ec) Serve(ws);
-      std::lock_guard<std::mutex> lock(mu_);
-      beast::get_lowest_layer(ws).close(ec);
-      fds_[i] = -1;
-      return;
-    }
-    websocket::stream<tcp::socket> ws(io);
-    ws.next_layer().assign(tcp::v4(), fd, ec);
-    Serve(ws);
-    std::lock_guard<std::mutex> lock(mu_);
-    ws.next_layer().close(ec);
-    fds_[i] = -1;
-  }
-
-  template <class WebSocketStream>
-  void Serve(WebSocketStream& ws) {
-    beast::error_code ec;
-    beast::flat_buffer buffer;
-    http::request<http::string_body> req;
-    http::read(ws.next_layer(), buffer, req, ec);
-    if (ec) return;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      handshakes_.push_back(req);
-    }
-    if (req.target() == "/refuse") {
-      http::response<http::string_body> res{http::status::forbidden, 11};
-      res.body() = "no sockets here\n";
-      res.prepare_payload();
-      http::write(ws.next_layer(), res, ec);
-      return;
-    }
-    ws.accept(req, ec);
-    while (!ec) {
-      beast::flat_buffer message;
-      ws.read(message, ec);
-      if (ec) break;
-      ws.text(ws.got_text());
-      ws.write(message.data(), ec);
-    }
-  }
-
-  std::optional<asio::ssl::context> tls_;
-  std::string cert_pem_;
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::thread accept_;
-  std::mutex mu_;
-  std::vector<int> fds_;
-  std::vector<std::thread> conns_;
-  std::vector<http::request<http::string_body>> handshakes_;
-};
+using EchoServer = testing::WebSocketEchoServer;
 
 // Shuts `fd` down after `seconds` unless disarmed first, so a blocking client cannot hang a
 // failed test.
