@@ -32,10 +32,6 @@ bool IsUtf8Text(std::string_view s) {
   return true;
 }
 
-std::string SizeAndHash(std::string_view body) {
-  return std::to_string(body.size()) + " bytes, sha256 " + Sha256Hex(body).substr(0, 16);
-}
-
 // The rule at the body root of the ignore family, if any.
 const CompiledRule* RootIgnoreRule(std::span<const CompiledRule* const> rules) {
   for (const CompiledRule* r : rules) {
@@ -88,6 +84,10 @@ std::string Sha256Hex(std::string_view data) {
     out.push_back(kHex[md[i] & 0xF]);
   }
   return out;
+}
+
+std::string SizeAndHash(std::string_view bytes) {
+  return std::to_string(bytes.size()) + " bytes, sha256 " + Sha256Hex(bytes).substr(0, 16);
 }
 
 // A body as compared: Content-Encoding and charset undone, gRPC messages as JSON.

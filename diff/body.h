@@ -43,6 +43,9 @@ BodyKind BodyKindOf(std::string_view content_type, std::string_view body);
 
 // Lowercase hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
+// "<size> bytes, sha256 <first 16 hex digits>": how bytes that are compared without a type
+// (a binary body, an untyped gRPC message, a binary WebSocket message) are shown.
+std::string SizeAndHash(std::string_view bytes);
 
 struct BodyDiffOptions {
   JsonDiffOptions json;

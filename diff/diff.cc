@@ -8,6 +8,7 @@
 #include "diff/body.h"
 #include "diff/headers.h"
 #include "diff/rules.h"
+#include "diff/websocket.h"
 #include "net/url.h"
 
 namespace doppel::diff {
@@ -17,20 +18,24 @@ namespace {
 class PreparedExpected final : public Expected {
  public:
   PreparedExpected(std::string endpoint, std::vector<const CompiledRule*> rules,
-                   const doppel::v1::HttpResponse& response, const BodyDiffOptions& options,
+                   const doppel::v1::HttpResponse& response,
+                   const doppel::v1::WebSocketSession* websocket, const BodyDiffOptions& options,
                    std::string_view target)
       : endpoint_(std::move(endpoint)),
         rules_(std::move(rules)),
+        websocket_(websocket),
         body_(response, options, net::TargetPath(target)) {}
 
   const std::string& endpoint() const override { return endpoint_; }
   const std::vector<const CompiledRule*>& rules() const { return rules_; }
   const PreparedBody& body() const { return body_; }
   const doppel::v1::HttpResponse& response() const { return body_.response(); }
+  const doppel::v1::WebSocketSession* websocket() const { return websocket_; }
 
  private:
   const std::string endpoint_;
   const std::vector<const CompiledRule*> rules_;
+  const doppel::v1::WebSocketSession* const websocket_;
   const PreparedBody body_;
 };
 
@@ -62,6 +67,7 @@ Fields GrpcFields(const doppel::v1::HttpResponse& r) {
 class RuleDiffer final : public Differ {
  public:
   using Differ::Compare;
+  using Differ::Prepare;
 
   RuleDiffer(DiffConfig config, RuleSet rules)
       : config_(std::move(config)),
@@ -77,13 +83,15 @@ class RuleDiffer final : public Differ {
   }
 
   ExpectedPtr Prepare(std::string_view method, std::string_view target,
-                      const doppel::v1::HttpResponse& expected) const override {
-    return std::make_unique<PreparedExpected>(
-        Endpoint(method, target), rules_.ForRequest(method, target), expected, body_, target);
+                      const doppel::v1::HttpResponse& expected,
+                      const doppel::v1::WebSocketSession* websocket) const override {
+    return std::make_unique<PreparedExpected>(Endpoint(method, target),
+                                              rules_.ForRequest(method, target), expected,
+                                              websocket, body_, target);
   }
 
-  DiffResult Compare(const Expected& prepared,
-                     const doppel::v1::HttpResponse& actual) const override {
+  DiffResult Compare(const Expected& prepared, const doppel::v1::HttpResponse& actual,
+                     const doppel::v1::WebSocketSession* websocket) const override {
     const auto& p = static_cast<const PreparedExpected&>(prepared);
     const doppel::v1::HttpResponse& expected = p.response();
     const std::vector<const CompiledRule*>& rules = p.rules();
@@ -127,6 +135,11 @@ class RuleDiffer final : public Differ {
     for (std::string& p : body.normalized) sink.Normalized(std::move(p));
     for (std::string& p : body.ignored) sink.Ignored(std::move(p));
     result.omitted_paths += body.omitted_paths;
+    if (p.websocket() != nullptr) {
+      DiffWebSocketMessages(
+          *p.websocket(), websocket ? *websocket : doppel::v1::WebSocketSession::default_instance(),
+          rules, body_.json, &sink);
+    }
     return result;
   }
 

@@ -11,7 +11,8 @@
 //   DiffResult a = (*differ)->Compare(*e, from_target_a), b = (*differ)->Compare(*e, ...);
 //
 // What is compared, in report order: the status ("status", kind value), headers
-// (headers.h: "headers.<name>"), the body decoded (body.h: "body", "body.a.b[2]").
+// (headers.h: "headers.<name>"), the body decoded (body.h: "body", "body.a.b[2]"), and for
+// a WebSocket handshake the server's messages (websocket.h: "websocket[0].a").
 // A rule with path "status" and action "ignore" ignores status differences.
 #pragma once
 
@@ -68,16 +69,29 @@ class Differ {
   static Result<DifferPtr> Create(DiffConfig config);
 
   // Prepares `expected` (the recording of the request `method target`) for Compare.
-  // Thread-safe. REQUIRES: `expected` and this Differ outlive the result.
+  // `websocket`: the connection that followed, when the request was a WebSocket handshake the
+  // primary accepted (Envelope.websocket); null otherwise.
+  // Thread-safe. REQUIRES: `expected`, `websocket` and this Differ outlive the result.
   virtual ExpectedPtr Prepare(std::string_view method, std::string_view target,
-                              const doppel::v1::HttpResponse& expected) const = 0;
+                              const doppel::v1::HttpResponse& expected,
+                              const doppel::v1::WebSocketSession* websocket) const = 0;
+  ExpectedPtr Prepare(std::string_view method, std::string_view target,
+                      const doppel::v1::HttpResponse& expected) const {
+    return Prepare(method, target, expected, nullptr);
+  }
 
-  // Compares `actual` against `expected` (the recording). Thread-safe: may be called
-  // concurrently on one Differ, with one Expected. Never fails and never throws on any
-  // input: what cannot be compared is reported as a kUncompared diff.
+  // Compares `actual` against `expected` (the recording). When the recording has a WebSocket
+  // connection, its server messages are compared with those of `websocket` (the replayed
+  // connection; null or empty when there was none) under the path root `websocket`
+  // (diff/websocket.h). Thread-safe: may be called concurrently on one Differ, with one
+  // Expected. Never fails and never throws on any input: what cannot be compared is reported
+  // as a kUncompared diff.
   // REQUIRES: `expected` came from this Differ's Prepare.
-  virtual DiffResult Compare(const Expected& expected,
-                             const doppel::v1::HttpResponse& actual) const = 0;
+  virtual DiffResult Compare(const Expected& expected, const doppel::v1::HttpResponse& actual,
+                             const doppel::v1::WebSocketSession* websocket) const = 0;
+  DiffResult Compare(const Expected& expected, const doppel::v1::HttpResponse& actual) const {
+    return Compare(expected, actual, nullptr);
+  }
 
   // One comparison: Compare(*Prepare(method, target, expected), actual).
   DiffResult Compare(std::string_view method, std::string_view target,

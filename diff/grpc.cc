@@ -22,11 +22,6 @@ constexpr size_t kFrameHeader = 5;
 // Quotes `s` as a JSON string (s is ASCII here: sizes and hex digits).
 std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-// "<size> bytes, sha256 <16 hex digits>": how a message is shown without its type.
-std::string Fingerprint(std::string_view message) {
-  return std::to_string(message.size()) + " bytes, sha256 " + Sha256Hex(message).substr(0, 16);
-}
-
 class SchemaImpl final : public GrpcSchema {
  public:
   Status Build(const pb::FileDescriptorSet& set, const std::string& name) {
@@ -206,7 +201,7 @@ Result<std::string> DecodeGrpcBody(std::string_view body, std::string_view grpc_
   if (messages.size() != 1) out += '[';
   for (size_t i = 0; i < messages.size(); ++i) {
     if (i > 0) out += ',';
-    out += Quoted(Fingerprint(messages[i]));
+    out += Quoted(SizeAndHash(messages[i]));
   }
   if (messages.size() != 1) out += ']';
   return out;

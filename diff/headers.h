@@ -16,7 +16,8 @@
 //     x-cloud-trace-context, x-runtime, x-response-time, x-envoy-upstream-service-time,
 //     content-encoding and transfer-encoding (bodies are compared decoded), and gRPC's
 //     grpc-encoding (messages are compared decompressed) and grpc-accept-encoding (what the
-//     server could decompress: negotiation, absent from trailers-only answers)
+//     server could decompress: negotiation, absent from trailers-only answers), and
+//     sec-websocket-accept (derived from the handshake's random key)
 //   content-length: ignored when the bodies were compared (the body diff already says what
 //     changed, and a changed body changes its length); compared when the body could not be
 //   set-cookie: presence only — a cookie that appears or disappears is reported, a new

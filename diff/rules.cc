@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "base/strings.h"
+#include "diff/websocket.h"
 #include "net/regex.h"
 #include "net/url.h"
 
@@ -36,10 +37,11 @@ Status CompileRule(const doppel::v1::DiffRule& r, CompiledRule* out, std::string
   Result<PathPattern> path = PathPattern::Parse(r.path());
   if (!path.ok()) return path.status();
   out->path = std::move(path).value();
-  if (out->path.root() != "body" && !(out->path.root() == "status" && out->path.depth() == 0)) {
+  if (out->path.root() != "body" && out->path.root() != kWebSocketRoot &&
+      !(out->path.root() == "status" && out->path.depth() == 0)) {
     return Status::InvalidArgument(
-        "path must start with \"body\" (or be \"status\"); headers are configured in the "
-        "\"headers\" section");
+        "path must start with \"body\" or \"websocket\" (or be \"status\"); headers are "
+        "configured in the \"headers\" section");
   }
   if (!r.endpoint().empty()) {
     *field = "endpoint";

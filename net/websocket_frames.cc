@@ -14,6 +14,33 @@ bool IsKnownOpcode(uint8_t op) { return op <= 2 || (op >= 8 && op <= 10); }
 
 }  // namespace
 
+std::string EncodeWebSocketFrame(WebSocketOpcode opcode, std::string_view payload,
+                                 const uint8_t* mask) {
+  std::string out;
+  out.reserve(payload.size() + 14);
+  out.push_back(static_cast<char>(kFin | static_cast<uint8_t>(opcode)));
+  const uint8_t mask_bit = mask != nullptr ? kMaskBit : 0;
+  const uint64_t n = payload.size();
+  if (n < 126) {
+    out.push_back(static_cast<char>(mask_bit | n));
+  } else if (n <= 0xffff) {
+    out.push_back(static_cast<char>(mask_bit | 126));
+    for (int shift = 8; shift >= 0; shift -= 8) out.push_back(static_cast<char>(n >> shift));
+  } else {
+    out.push_back(static_cast<char>(mask_bit | 127));
+    for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(n >> shift));
+  }
+  if (mask == nullptr) {
+    out.append(payload);
+    return out;
+  }
+  out.append(reinterpret_cast<const char*>(mask), 4);
+  const size_t at = out.size();
+  out.append(payload);
+  for (size_t i = 0; i < payload.size(); ++i) out[at + i] ^= static_cast<char>(mask[i % 4]);
+  return out;
+}
+
 bool WebSocketFrameReader::Fail(std::string why) {
   state_ = State::kFailed;
   error_ = std::move(why);

@@ -1,6 +1,7 @@
 // Reading WebSocket framing (RFC 6455 section 5) off one direction of a relayed connection, so
 // the capture proxy can record the messages it relays. The proxy relays the bytes unchanged
-// whatever this reader makes of them; the reader only looks.
+// whatever this reader makes of them; the reader only looks. The replayer reads a target's
+// messages with it, and writes its own with EncodeWebSocketFrame.
 //
 // Thread safety: none; one reader per direction of one connection.
 #pragma once
@@ -32,6 +33,11 @@ struct WebSocketMessage {
   // RFC 7692); payload is as sent, compressed.
   bool compressed = false;
 };
+
+// One unfragmented frame (FIN set) carrying `payload` (RFC 6455 5.2). `mask`: the 4-byte
+// masking key of a client's frame (5.3), or null for a server's unmasked one.
+std::string EncodeWebSocketFrame(WebSocketOpcode opcode, std::string_view payload,
+                                 const uint8_t* mask);
 
 class WebSocketFrameReader {
  public:

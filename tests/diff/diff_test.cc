@@ -6,6 +6,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "diff/rules.h"
@@ -227,6 +228,77 @@ TEST(DifferTest, PreparedExpectedDecodesNothingForByteEqualBodies) {
   ExpectedPtr expected = d->Prepare("GET", "/", recorded);
   EXPECT_TRUE(d->Compare(*expected, recorded).match);
   EXPECT_EQ(decodes.load(), 0);
+}
+
+// A WebSocket handshake's comparison covers the server's data messages, in order, as JSON
+// values under `websocket`: JSON text by field, other text and binary whole, a message the
+// recording cut by its size and first bytes; control frames and the client's messages are not
+// compared, and a recording that kept only its first messages compares only those.
+TEST(DifferTest, WebSocketServerMessagesAreComparedInOrderUnderWebsocket) {
+  DifferPtr d = MustCreate();
+  auto session = [](std::vector<std::tuple<bool, uint32_t, std::string>> messages) {
+    doppel::v1::WebSocketSession s;
+    for (auto& [from_client, opcode, payload] : messages) {
+      auto* m = s.add_messages();
+      m->set_from_client(from_client);
+      m->set_opcode(opcode);
+      m->set_payload(payload);
+      m->set_payload_size(payload.size());
+    }
+    return s;
+  };
+  doppel::v1::HttpResponse handshake;
+  handshake.set_status(101);
+  const auto recorded = session({{true, 1, "{\"q\":1}"},
+                                 {false, 1, "{\"price\":10,\"sku\":\"A\"}"},
+                                 {false, 9, "ping"},
+                                 {false, 1, "plain text"},
+                                 {false, 2, std::string("\x00\x01", 2)}});
+  const ExpectedPtr e = d->Prepare("GET", "/chat", handshake, &recorded);
+  EXPECT_TRUE(d->Compare(*e, handshake, &recorded).match);
+
+  const auto changed = session({{true, 1, "{\"q\":2}"},  // the client's side: not compared
+                                {false, 1, "{\"price\":11,\"sku\":\"A\"}"},
+                                {false, 1, "other text"},
+                                {false, 2, std::string("\x00\x02", 2)},
+                                {false, 1, "one more"}});
+  DiffResult r = d->Compare(*e, handshake, &changed);
+  EXPECT_FALSE(r.match);
+  // One message more: the list's size differs, as for any JSON array.
+  EXPECT_EQ(Summary(r), (Paths{"websocket[0].price:value", "websocket[1]:value",
+                               "websocket[2]:value", "websocket:array-size"}));
+
+  // No replayed connection at all (the target refused the handshake): no message came.
+  r = d->Compare(*e, handshake, nullptr);
+  EXPECT_EQ(Summary(r), (Paths{"websocket:array-size"}));
+  EXPECT_EQ(r.diffs[0].expected, "3 elements") << r.diffs[0].expected;
+
+  // The recording kept only its first messages: later replayed ones are not compared.
+  auto kept = recorded;
+  kept.set_messages_truncated(true);
+  const ExpectedPtr k = d->Prepare("GET", "/chat", handshake, &kept);
+  auto longer = recorded;
+  *longer.add_messages() = longer.messages(1);
+  EXPECT_TRUE(d->Compare(*k, handshake, &longer).match);
+
+  // A message the recording cut after 4 bytes: equal when the replayed one starts the same and
+  // has the recorded size.
+  auto cut = session({{false, 1, "abcd"}});
+  cut.mutable_messages(0)->set_payload_truncated(true);
+  cut.mutable_messages(0)->set_payload_size(8);
+  const ExpectedPtr c = d->Prepare("GET", "/chat", handshake, &cut);
+  for (const auto& [payload, match] : std::vector<std::pair<std::string, bool>>{
+           {"abcdefgh", true}, {"abcdefghi", false}, {"abcXefgh", false}}) {
+    const auto replayed = session({{false, 1, payload}});
+    EXPECT_EQ(d->Compare(*c, handshake, &replayed).match, match) << payload;
+  }
+
+  // Rules reach into messages.
+  DifferPtr ruled = MustCreate(R"({"rules":[{"path":"websocket[*].price","action":"ignore"}]})");
+  const ExpectedPtr p = ruled->Prepare("GET", "/chat", handshake, &recorded);
+  auto priced = recorded;
+  priced.mutable_messages(1)->set_payload("{\"price\":99,\"sku\":\"A\"}");
+  EXPECT_TRUE(ruled->Compare(*p, handshake, &priced).match);
 }
 
 }  // namespace

@@ -142,5 +142,29 @@ TEST(WebSocketFramesTest, BytesThatAreNotWebSocketFramingStopTheReader) {
   }
 }
 
+// What EncodeWebSocketFrame writes is one frame as RFC 6455 lays it out (the same bytes as
+// Frame() above), and reads back whole: every length encoding, masked and not.
+TEST(EncodeWebSocketFrame, WritesFramesTheReaderReadsBack) {
+  const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
+  for (size_t size : {size_t{0}, size_t{5}, size_t{125}, size_t{126}, size_t{300}, size_t{70000}}) {
+    std::string payload(size, '\0');
+    for (size_t i = 0; i < size; ++i) payload[i] = static_cast<char>(i * 7);
+    for (bool masked : {true, false}) {
+      const std::string bytes =
+          EncodeWebSocketFrame(WebSocketOpcode::kBinary, payload, masked ? key : nullptr);
+      EXPECT_EQ(bytes, Frame(0x82, payload, masked)) << size << " " << masked;
+      WebSocketFrameReader reader(1 << 20, masked);
+      bool ok = false;
+      const auto messages = ReadAll(reader, bytes, 0, &ok);
+      ASSERT_TRUE(ok) << reader.error();
+      ASSERT_EQ(messages.size(), 1u);
+      EXPECT_EQ(messages[0].opcode, WebSocketOpcode::kBinary);
+      EXPECT_EQ(messages[0].payload, payload);
+    }
+  }
+  EXPECT_EQ(EncodeWebSocketFrame(WebSocketOpcode::kClose, "\x03\xe8", nullptr),
+            std::string("\x88\x02\x03\xe8"));
+}
+
 }  // namespace
 }  // namespace doppel::net
