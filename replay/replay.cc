@@ -1,6 +1,8 @@
 // The replay engine (all Asio/Beast code of the replayer lives in this file).
 #include "replay/replay.h"
 
+#include <openssl/evp.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -10,13 +12,18 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <memory>
+#include <random>
 #include <unordered_map>
 
 #include "base/clock.h"
+#include "base/strings.h"
+#include "interop/envelope_json.h"
 #include "net/headers.h"
 #include "net/match.h"
+#include "net/websocket_frames.h"
 #include "replay/jwt_resign.h"
 
 namespace doppel::replay {
@@ -39,6 +46,312 @@ net::HttpRequest ToBeast(const OutgoingRequest& r) {
   req.prepare_payload();
   return req;
 }
+
+// ---------------------------------------------------------------------------------------
+// WebSocket (docs/replay.md, "WebSocket").
+
+// RFC 6455 1.3: the GUID a server appends to the key for Sec-WebSocket-Accept.
+constexpr std::string_view kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+// How long past its recorded gap the replayer waits for a server message before it goes on
+// without it, and for the server's close after its own.
+constexpr uint64_t kWebSocketGraceUs = 1'000'000;
+// Messages kept each way, as many as the capture proxy keeps (recorder/exchange.h).
+constexpr int kWebSocketMessagesKept = 64;
+// Frames the replayer queues for a target that does not read them before it gives up.
+constexpr size_t kWebSocketQueuedFrames = 256;
+// Bytes kept of each message the target sends: at least this, and twice the largest message
+// the primary sent, so that a bigger answer still shows as bigger.
+constexpr uint64_t kWebSocketPayloadLimit = 1ull << 20;
+
+// The Sec-WebSocket-Accept a server answers `key` with (RFC 6455 4.2.2).
+std::string WebSocketAccept(std::string_view key) {
+  const std::string text = std::string(key) + std::string(kWebSocketGuid);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha1(), nullptr);
+  return interop::Base64Encode(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+// Makes `out` (the recorded handshake, rewritten for the target) a fresh handshake: a new
+// Sec-WebSocket-Key, the upgrade headers, version 13, and no Sec-WebSocket-Extensions (the
+// recorded messages are sent uncompressed).
+void MakeWebSocketHandshake(OutgoingRequest* out, std::mt19937_64& rng) {
+  std::string nonce(16, '\0');
+  for (char& c : nonce) c = static_cast<char>(rng());
+  std::string key = interop::Base64Encode(nonce);
+  auto& h = out->headers;
+  std::erase_if(h, [](const std::pair<std::string, std::string>& f) {
+    return EqualsIgnoreCase(f.first, "connection") || EqualsIgnoreCase(f.first, "upgrade") ||
+           EqualsIgnoreCase(f.first, "sec-websocket-key") ||
+           EqualsIgnoreCase(f.first, "sec-websocket-version") ||
+           EqualsIgnoreCase(f.first, "sec-websocket-extensions");
+  });
+  h.emplace_back("Connection", "Upgrade");
+  h.emplace_back("Upgrade", "websocket");
+  h.emplace_back("Sec-WebSocket-Version", "13");
+  h.emplace_back("Sec-WebSocket-Key", std::move(key));
+  out->method = "GET";
+  out->body.clear();
+}
+
+// Replays the messages of one recorded WebSocket connection over `tunnel`, the replayed
+// handshake's connection. The client's data messages go in the recorded order, each once the
+// server's data messages recorded before it have arrived, or once waiting for the next one took
+// its recorded gap plus kWebSocketGraceUs (it is then missing from the comparison); then a
+// close (1000), answered or not within kWebSocketGraceUs. Pings are answered, a close from the
+// target is echoed and ends the conversation, and the whole conversation is bounded by
+// `budget_us`. What went each way is recorded as the capture proxy records it.
+class WebSocketConversation : public std::enable_shared_from_this<WebSocketConversation> {
+ public:
+  using Done = std::function<void(doppel::v1::WebSocketSession&&)>;
+
+  WebSocketConversation(asio::io_context& io, const doppel::v1::WebSocketSession& recorded,
+                        net::TunnelPtr tunnel, uint64_t budget_us, std::mt19937_64& rng, Done done)
+      : recorded_(recorded),
+        tunnel_(std::move(tunnel)),
+        rng_(rng),
+        done_(std::move(done)),
+        deadline_(io),
+        wait_(io),
+        start_(std::chrono::steady_clock::now()),
+        budget_us_(budget_us),
+        reader_(PayloadLimit(recorded), /*masked=*/false) {}
+
+  void Start() {
+    deadline_.expires_after(std::chrono::microseconds(budget_us_));
+    deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->Finish("timeout");
+    });
+    const std::string early = tunnel_->TakeReceived();
+    if (!early.empty()) OnBytes(early);
+    if (finished_) return;
+    Read();
+    Advance();
+  }
+
+ private:
+  static bool IsData(uint32_t opcode) { return opcode == 1 || opcode == 2; }
+
+  static uint64_t PayloadLimit(const doppel::v1::WebSocketSession& recorded) {
+    uint64_t largest = 0;
+    for (const auto& m : recorded.messages()) {
+      if (!m.from_client()) largest = std::max<uint64_t>(largest, m.payload().size());
+    }
+    return std::max(kWebSocketPayloadLimit, 2 * largest);
+  }
+
+  uint64_t ElapsedUs() const {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - start_)
+                                     .count());
+  }
+
+  // Sends the client messages that are due; waits for the next recorded server message.
+  void Advance() {
+    if (finished_ || waiting_) return;
+    const auto& messages = recorded_.messages();
+    while (!finished_ && cursor_ < messages.size()) {
+      const doppel::v1::WebSocketMessage& m = messages[static_cast<int>(cursor_)];
+      if (!IsData(m.opcode())) {  // control frames are the connection's own business
+        ++cursor_;
+        continue;
+      }
+      if (!m.from_client()) {
+        if (received_ <= passed_) {
+          Wait(m.at_us() > previous_at_us_ ? m.at_us() - previous_at_us_ : 0);
+          return;
+        }
+        ++passed_;
+      } else {
+        Send(static_cast<net::WebSocketOpcode>(m.opcode()), m.payload());
+      }
+      previous_at_us_ = m.at_us();
+      ++cursor_;
+    }
+    if (!finished_ && !close_sent_) {
+      SendClose("\x03\xe8");  // 1000, normal closure
+      if (!finished_) Wait(0);
+    }
+  }
+
+  // Waits `gap_us` + kWebSocketGraceUs for the next server message (or, once the close went,
+  // for the target's close); then goes on without it.
+  void Wait(uint64_t gap_us) {
+    waiting_ = true;
+    wait_.expires_after(std::chrono::microseconds(gap_us + kWebSocketGraceUs));
+    wait_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->finished_) return;
+      self->waiting_ = false;
+      if (self->close_sent_) return self->Finish("no close from the target");
+      ++self->passed_;  // given up: missing from the comparison
+      self->previous_at_us_ = self->recorded_.messages()[static_cast<int>(self->cursor_)].at_us();
+      ++self->cursor_;
+      self->Advance();
+    });
+  }
+
+  void Send(net::WebSocketOpcode opcode, std::string_view payload) {
+    if (finished_) return;
+    // Frames queue only while the target does not read (pongs to a ping flood): bounded.
+    if (writes_.size() >= kWebSocketQueuedFrames)
+      return Finish("the target does not read what the replayer sends");
+    uint8_t mask[4];
+    const uint64_t r = rng_();
+    std::memcpy(mask, &r, sizeof mask);
+    Keep(true, opcode, std::string(payload), payload.size(), false);
+    session_.set_client_messages(session_.client_messages() + 1);
+    writes_.push_back(net::EncodeWebSocketFrame(opcode, payload, mask));
+    session_.set_client_bytes(session_.client_bytes() + writes_.back().size());
+    if (writes_.size() == 1) WriteNext();
+  }
+  void SendClose(std::string_view payload) {
+    close_sent_ = true;
+    closed_first_ = !close_received_;
+    Send(net::WebSocketOpcode::kClose, payload);
+  }
+
+  void WriteNext() {
+    tunnel_->Write(writes_.front().data(), writes_.front().size(),
+                   [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                     if (self->finished_) return;
+                     if (ec) return self->Finish("write: " + ec.message());
+                     self->writes_.pop_front();
+                     if (!self->writes_.empty()) return self->WriteNext();
+                     if (self->close_received_) self->Finish("closed");
+                   });
+  }
+
+  void Read() {
+    tunnel_->ReadSome(buffer_, sizeof buffer_,
+                      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+                        if (self->finished_) return;
+                        if (ec) {
+                          return self->Finish(ec == asio::error::eof
+                                                  ? "target closed the connection"
+                                                  : "read: " + ec.message());
+                        }
+                        self->OnBytes(std::string_view(self->buffer_, n));
+                        if (!self->finished_ && !self->close_received_) self->Read();
+                      });
+  }
+
+  void OnBytes(std::string_view bytes) {
+    session_.set_server_bytes(session_.server_bytes() + bytes.size());
+    const bool framed = reader_.Feed(bytes, [this](net::WebSocketMessage&& m) {
+      session_.set_server_messages(session_.server_messages() + 1);
+      const auto opcode = m.opcode;
+      if (opcode == net::WebSocketOpcode::kPing && !close_sent_)
+        Send(net::WebSocketOpcode::kPong, m.payload);
+      if (opcode == net::WebSocketOpcode::kClose) {
+        close_received_ = true;
+        if (!close_sent_) SendClose(m.payload.substr(0, 2));
+      }
+      Keep(false, opcode, std::move(m.payload), m.size, m.truncated);
+      if (IsData(static_cast<uint32_t>(opcode))) ++received_;
+    });
+    if (!framed) {
+      session_.set_framing_error("target: " + reader_.error());
+      return Finish("target: " + reader_.error());
+    }
+    if (close_received_) {
+      if (writes_.empty()) Finish("closed");
+      return;
+    }
+    if (waiting_ && received_ > passed_ && !close_sent_) {
+      waiting_ = false;
+      wait_.cancel();
+      Advance();
+    }
+  }
+
+  void Keep(bool from_client, net::WebSocketOpcode opcode, std::string payload, uint64_t size,
+            bool truncated) {
+    int& kept = kept_[from_client ? 1 : 0];
+    if (kept >= kWebSocketMessagesKept) {
+      session_.set_messages_truncated(true);
+      return;
+    }
+    ++kept;
+    auto* out = session_.add_messages();
+    out->set_from_client(from_client);
+    out->set_opcode(static_cast<uint32_t>(opcode));
+    out->set_payload(std::move(payload));
+    out->set_payload_size(size);
+    out->set_payload_truncated(truncated);
+    out->set_at_us(ElapsedUs());
+  }
+
+  void Finish(std::string how) {
+    if (finished_) return;
+    finished_ = true;
+    if (how == "closed") how = closed_first_ ? "client closed" : "target closed";
+    deadline_.cancel();
+    wait_.cancel();
+    tunnel_->Close();
+    session_.set_duration_us(ElapsedUs());
+    session_.set_ended(std::move(how));
+    Done done = std::move(done_);
+    done(std::move(session_));
+  }
+
+  const doppel::v1::WebSocketSession& recorded_;
+  net::TunnelPtr tunnel_;
+  std::mt19937_64& rng_;
+  Done done_;
+  asio::steady_timer deadline_, wait_;
+  const std::chrono::steady_clock::time_point start_;
+  const uint64_t budget_us_;
+  net::WebSocketFrameReader reader_;
+  char buffer_[16 * 1024];
+  std::deque<std::string> writes_;  // frames to write, the front one being written
+  doppel::v1::WebSocketSession session_;
+  int kept_[2] = {0, 0};         // messages kept: [0] from the target, [1] sent
+  size_t cursor_ = 0;            // the next recorded message to act on
+  uint64_t previous_at_us_ = 0;  // the recorded time of the message before the cursor
+  uint64_t received_ = 0;        // data messages the target sent
+  uint64_t passed_ = 0;          // recorded server data messages the cursor went past
+  bool waiting_ = false, close_sent_ = false, close_received_ = false, finished_ = false;
+  bool closed_first_ = false;  // the replayer's close went before the target's
+};
+
+// Reads the rest of a response whose head was not a 101 (a handshake the target refused), then
+// calls `done` with it whole, as HttpClientPool::Send would have.
+class WholeBodyReader : public std::enable_shared_from_this<WholeBodyReader> {
+ public:
+  WholeBodyReader(net::ExchangeResult head, net::BodyReaderPtr body, uint64_t max_bytes,
+                  net::ExchangeCallback done)
+      : result_(std::move(head)),
+        body_(std::move(body)),
+        max_bytes_(max_bytes),
+        done_(std::move(done)) {}
+
+  void Next() {
+    body_->ReadSome([self = shared_from_this()](net::ClientError error, std::string detail,
+                                                std::string_view piece, bool end) {
+      net::ExchangeResult& r = self->result_;
+      if (error != net::ClientError::kNone) {
+        r.error = error;
+        r.detail = std::move(detail);
+      } else if (r.response.body().size() + piece.size() > self->max_bytes_) {
+        r.error = net::ClientError::kTooLarge;
+        r.detail = "the response body is over " + std::to_string(self->max_bytes_) + " bytes";
+      } else {
+        r.response.body().append(piece);
+        if (!end) return self->Next();
+        r.trailers = self->body_->trailers();
+        r.latency_us = self->body_->latency_us();
+      }
+      self->body_.reset();
+      self->done_(std::move(r));
+    });
+  }
+
+ private:
+  net::ExchangeResult result_;
+  net::BodyReaderPtr body_;
+  const uint64_t max_bytes_;
+  net::ExchangeCallback done_;
+};
 
 // One dispatched envelope, shared by the lanes until all of them answered.
 struct Job {
@@ -98,8 +411,12 @@ class Engine {
   void Launch(size_t lane, JobPtr job, net::HttpRequest req);
   void Deliver(size_t lane, JobPtr job, net::HttpRequest req);
   void Send(size_t lane, JobPtr job, net::HttpRequest req);
+  // Sends a WebSocket handshake; after a 101, replays the recorded connection's messages.
+  void SendWebSocket(size_t lane, JobPtr job, net::HttpRequest req);
   // The lane's exchange for `job` is over (answered, failed or aborted by a fault).
-  void OnExchange(size_t lane, const JobPtr& job, net::ExchangeResult&& r);
+  // `answered_us`: when the answer came (a WebSocket's 101), if not now.
+  void OnExchange(size_t lane, const JobPtr& job, net::ExchangeResult&& r,
+                  uint64_t answered_us = 0);
   bool Faulted(size_t lane, const Job& job) const {
     return lane < n_targets_ && !job.fault_kinds.empty();
   }
@@ -132,7 +449,9 @@ class Engine {
   asio::steady_timer timer_, progress_timer_;
   asio::signal_set signals_;
   std::shared_ptr<asio::ssl::context> tls_;
+  uint64_t max_response_body_ = 0;
   std::vector<Lane> lanes_;
+  std::mt19937_64 websocket_rng_{std::random_device{}()};  // handshake keys, masks
   size_t n_targets_ = 0;
   std::unordered_map<std::string, ClientQueue> clients_;  // with a correlator only
 
@@ -156,6 +475,7 @@ Status Engine::Setup() {
   co.connect_timeout = std::min(co.response_timeout, std::chrono::milliseconds(5000));
   co.max_idle_connections = opts_.concurrency + 8;
   co.max_response_body = 256ull << 20;
+  max_response_body_ = co.max_response_body;
   for (const auto& u : urls) {
     if (u.tls() && !tls_) {
       auto ctx = net::MakeClientTlsContext(opts_.tls);
@@ -341,6 +661,7 @@ void Engine::StartOnLane(size_t i, const JobPtr& job) {
     const uint64_t resigned = opts_.jwt_resign->Resign(job->envelope.request(), &out);
     if (i == 0) stats_.resigned_tokens += resigned;
   }
+  if (job->envelope.has_websocket()) MakeWebSocketHandshake(&out, websocket_rng_);
   ++lane.in_flight;
   const uint64_t now = Now();
   job->outcomes[i].lag_us = now > job->due_us ? now - job->due_us : 0;
@@ -392,6 +713,7 @@ void Engine::Deliver(size_t i, JobPtr job, net::HttpRequest req) {
 }
 
 void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
+  if (job->envelope.has_websocket()) return SendWebSocket(i, std::move(job), std::move(req));
   ++job->outcomes[i].attempts;
   net::HttpRequest copy;
   if (opts_.retries > 0) copy = req;  // kept only when a retry may need it
@@ -409,12 +731,59 @@ void Engine::Send(size_t i, JobPtr job, net::HttpRequest req) {
                        });
 }
 
-void Engine::OnExchange(size_t i, const JobPtr& job, net::ExchangeResult&& r) {
+void Engine::SendWebSocket(size_t i, JobPtr job, net::HttpRequest req) {
+  ++job->outcomes[i].attempts;
+  std::string key(req[http::field::sec_websocket_key]);
+  net::HttpRequest copy;
+  if (opts_.retries > 0) copy = req;  // kept only when a retry may need it
+  lanes_[i].pool->SendStreaming(
+      std::move(req), [this, i, job, key = std::move(key), copy = std::move(copy)](
+                          net::ExchangeResult&& head, net::BodyReaderPtr body) mutable {
+        if (head.error == net::ClientError::kConnect &&
+            job->outcomes[i].attempts <= opts_.retries && !stats_.interrupted) {
+          return SendWebSocket(i, job, std::move(copy));
+        }
+        if (head.error != net::ClientError::kNone) return OnExchange(i, job, std::move(head));
+        if (head.response.result_int() != 101) {  // refused: compared as any answer
+          auto reader = std::make_shared<WholeBodyReader>(
+              std::move(head), std::move(body), max_response_body_,
+              [this, i, job](net::ExchangeResult&& r) { OnExchange(i, job, std::move(r)); });
+          return reader->Next();
+        }
+        net::TunnelPtr tunnel = body->TakeTunnel();
+        const std::string accept(head.response[http::field::sec_websocket_accept]);
+        if (tunnel == nullptr || accept != WebSocketAccept(key)) {
+          if (tunnel) tunnel->Close();
+          head.error = net::ClientError::kBadResponse;
+          head.detail = "the 101's Sec-WebSocket-Accept '" + accept +
+                        "' does not answer the handshake's key (RFC 6455 4.2.2)";
+          return OnExchange(i, job, std::move(head));
+        }
+        // Compared as the capture proxy recorded the primary's 101: without its hop-by-hop
+        // headers (Connection, Upgrade).
+        net::StripHopByHop(head.response);
+        const auto& recorded = job->envelope.websocket();
+        const uint64_t last_at_us =
+            recorded.messages().empty() ? 0 : recorded.messages().rbegin()->at_us();
+        const uint64_t answered_us = Now();
+        auto conversation = std::make_shared<WebSocketConversation>(
+            io_, recorded, std::move(tunnel), last_at_us + opts_.timeout_us, websocket_rng_,
+            [this, i, job, head = std::move(head),
+             answered_us](doppel::v1::WebSocketSession&& session) mutable {
+              job->outcomes[i].websocket = std::move(session);
+              OnExchange(i, job, std::move(head), answered_us);
+            });
+        conversation->Start();
+      });
+}
+
+void Engine::OnExchange(size_t i, const JobPtr& job, net::ExchangeResult&& r,
+                        uint64_t answered_us) {
   TargetOutcome& out = job->outcomes[i];
   Lane& lane = lanes_[i];
   --lane.in_flight;
   const bool faulted = Faulted(i, *job);
-  const uint64_t now = Now();
+  const uint64_t now = answered_us != 0 ? answered_us : Now();
   // An injected delay is the fault's, not the target's: latency counts from the send.
   const uint64_t from =
       job->due_us +

@@ -81,9 +81,12 @@ struct TargetOutcome {
   // a faulted request is the fault's doing, not the target's.
   std::string fault;
   doppel::v1::HttpResponse response;  // valid when error is empty
-  uint64_t latency_us = 0;            // from the due time (after an injected delay) to the
-                                      // last response byte
-  uint64_t lag_us = 0;                // from the due time to the first send attempt
+  // A WebSocket handshake the target accepted (101): the connection that followed, its
+  // messages both ways as the replayer sent and read them (docs/replay.md, "WebSocket").
+  std::optional<doppel::v1::WebSocketSession> websocket;
+  uint64_t latency_us = 0;  // from the due time (after an injected delay) to the last
+                            // response byte; for a WebSocket handshake, to the 101
+  uint64_t lag_us = 0;      // from the due time to the first send attempt
   uint32_t attempts = 0;
 };
 

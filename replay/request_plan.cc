@@ -120,9 +120,17 @@ bool Selector::IsReadOnlyGrpcCall(const doppel::v1::HttpRequest& req) const {
          opts_.grpc_schema->HasNoSideEffects(net::TargetPath(req.target()));
 }
 
+bool ReplayableWebSocket(const doppel::v1::WebSocketSession& session) {
+  for (const auto& m : session.messages()) {
+    if (m.compressed() || (m.from_client() && m.payload_truncated())) return false;
+  }
+  return true;
+}
+
 Decision Selector::Decide(const doppel::v1::Envelope& e) const {
   if (storage::ProxyRefused(e)) return Decision::kRefused;
-  if (e.has_websocket()) return Decision::kWebSocket;
+  if (e.has_websocket() && !(opts_.websocket && ReplayableWebSocket(e.websocket())))
+    return Decision::kWebSocket;
   const auto& req = e.request();
   if (!InPercent(e.arrival_us(), e.seq(), opts_.percent, opts_.seed))
     return Decision::kNotInPercent;

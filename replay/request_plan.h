@@ -36,12 +36,21 @@ struct SelectionOptions {
   // --proto-set: a gRPC call (a POST) to a method the set marks
   // `idempotency_level = NO_SIDE_EFFECTS` is a read, sent without allow_unsafe.
   std::shared_ptr<const diff::GrpcSchema> grpc_schema;
+  // False when a target is HTTP/2, which has no Upgrade: WebSocket connections are skipped.
+  bool websocket = true;
 };
+
+// Whether a recorded WebSocket connection can be sent again as recorded: no message was
+// compressed by permessage-deflate (RFC 7692; the replayed handshake offers no extension, and
+// a compressed recording cannot be compared with plain messages), and no client message was
+// cut at --capture-body-limit.
+bool ReplayableWebSocket(const doppel::v1::WebSocketSession& session);
 
 // kRefused: the recording proxy refused the request and never forwarded it to the primary
 // (storage::ProxyRefused); never sent, whatever the options. DecisionCounts::Count relies on
 // this order.
-// kWebSocket: a relayed WebSocket connection (Envelope.websocket); replaying one is not built.
+// kWebSocket: a relayed WebSocket connection (Envelope.websocket) that cannot be replayed: not
+// ReplayableWebSocket, or SelectionOptions::websocket is false.
 enum class Decision {
   kSend,
   kRefused,

@@ -275,6 +275,8 @@ Result<std::unique_ptr<Run>> Run::Create(RunOptions options, const Clock& clock)
   }
   SelectionOptions selection = f.selection;
   selection.grpc_schema = grpc_schema;
+  for (const net::Url& t : opts.targets) selection.websocket &= !t.http2();
+  if (opts.secondary) selection.websocket &= !opts.secondary->http2();
   auto selector = Selector::Create(selection);
   if (!selector.ok()) return selector.status();
   s->selector = *selector;

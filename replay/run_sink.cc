@@ -84,15 +84,17 @@ std::unique_ptr<RunSink::Compared> RunSink::Diff(std::shared_ptr<const Job> job)
     return compared;
   }
   const diff::ExpectedPtr expected =
-      differ_->Prepare(req.method(), req.target(), j.envelope->response());
+      differ_->Prepare(req.method(), req.target(), j.envelope->response(),
+                       j.envelope->has_websocket() ? &j.envelope->websocket() : nullptr);
   compared->endpoint = expected->endpoint();
   const bool recorded = j.envelope->has_response() && j.envelope->response().status() != 0;
   if (!recorded) return compared;
-  if (j.secondary && j.secondary->error.empty())
-    compared->noise = differ_->Compare(*expected, j.secondary->response);
+  auto compare = [&](const TargetOutcome& out) {
+    return differ_->Compare(*expected, out.response, out.websocket ? &*out.websocket : nullptr);
+  };
+  if (j.secondary && j.secondary->error.empty()) compared->noise = compare(*j.secondary);
   for (size_t t = 0; t < j.targets->size(); ++t) {
-    if ((*j.targets)[t].error.empty())
-      compared->diffs[t] = differ_->Compare(*expected, (*j.targets)[t].response);
+    if ((*j.targets)[t].error.empty()) compared->diffs[t] = compare((*j.targets)[t]);
   }
   return compared;
 }

@@ -190,7 +190,9 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
            "refused");
     if (plan.decisions.websocket)
       note(plan.decisions.websocket,
-           " WebSocket connections were not replayed (replaying WebSocket is not built yet)",
+           " WebSocket connections were not replayed: a target is HTTP/2 (it has no Upgrade), "
+           "or their messages were compressed (permessage-deflate) or a client message was cut "
+           "at --capture-body-limit",
            "websocket");
     if (plan.decisions.unsafe)
       log::Info(kReplayLog,

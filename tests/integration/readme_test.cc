@@ -472,11 +472,13 @@ TEST_F(ReadmeTest, StreamingWorkflow) {
 }
 
 // WebSocket: the README's client says two messages through the recorder to doppel-echo's
-// WebSocket echo and prints the answers; `doppel cat` shows the messages each way.
+// WebSocket echo and prints the answers; `doppel cat` shows the messages each way; the replay
+// against the other doppel-echo (whose WebSocket echo did not change) sends them again and
+// finds every answer the same.
 TEST_F(ReadmeTest, WebSocketWorkflow) {
   const Block* b = FindBlock("websocket");
   ASSERT_NE(b, nullptr);
-  ASSERT_EQ(b->commands.size(), 3u);
+  ASSERT_EQ(b->commands.size(), 4u);
   // Debian's python3, which has python3-websockets (tools/deps.sh), whatever else is on PATH.
   subst_.emplace_back("python3 docs/examples/",
                       "/usr/bin/python3 " + std::string(DOPPEL_SOURCE_DIR) + "/docs/examples/");
@@ -491,6 +493,15 @@ TEST_F(ReadmeTest, WebSocketWorkflow) {
   EXPECT_NE(out.find(R"({"from":"primary","opcode":1,"payload":"world")"), std::string::npos)
       << out;
   EXPECT_NE(out.find(R"("client_messages":3)"), std::string::npos) << out;  // and the close
+  ASSERT_EQ(Run(Rewrite(b->commands[3]) + " --report-json ws.json", &out), 0) << out;
+  std::ifstream f(work_ + "/ws.json");
+  const std::string report((std::istreambuf_iterator<char>(f)), {});
+  // The handshake and the two answers compared: one exchange, matched.
+  EXPECT_NE(report.find(R"("name": "GET /chat")"), std::string::npos) << report;
+  EXPECT_NE(report.find(R"("compared": 1,
+          "matched": 1,)"),
+            std::string::npos)
+      << report;
 }
 
 // Stateful replay: three users' login -> order -> account flows recorded against one

@@ -63,21 +63,38 @@ TEST(Selector, UnsafeMethodsAreSkippedUnlessAllowed) {
   EXPECT_EQ((*Selector::Create(o))->Decide(Env("POST", "/a")), Decision::kSend);
 }
 
-// A relayed WebSocket connection is not replayed (yet), whatever the options, and is counted
-// apart.
-TEST(Selector, WebSocketSessionsAreSkippedAndCounted) {
+// A relayed WebSocket connection is replayed when it can be sent again as recorded; one whose
+// messages were compressed or whose client message was cut, or any with an HTTP/2 target, is
+// skipped and counted apart, whatever the other options.
+TEST(Selector, WebSocketSessionsThatCannotBeReplayedAreSkippedAndCounted) {
   auto e = Env("GET", "/chat");
-  e.mutable_websocket()->set_client_messages(1);
+  auto* m = e.mutable_websocket()->add_messages();
+  m->set_from_client(true);
+  m->set_opcode(1);
+  m->set_payload("hi");
   SelectionOptions o;
   o.allow_unsafe = true;
   auto s = *Selector::Create(o);
-  EXPECT_EQ(s->Decide(e), Decision::kWebSocket);
+  EXPECT_EQ(s->Decide(e), Decision::kSend);
+
+  auto compressed = e;
+  compressed.mutable_websocket()->mutable_messages(0)->set_compressed(true);
+  auto cut = e;
+  cut.mutable_websocket()->mutable_messages(0)->set_payload_truncated(true);
+  auto server_cut = e;  // a cut server message is compared by its first bytes: replayed
+  server_cut.mutable_websocket()->mutable_messages(0)->set_from_client(false);
+  server_cut.mutable_websocket()->mutable_messages(0)->set_payload_truncated(true);
+  EXPECT_EQ(s->Decide(server_cut), Decision::kSend);
   DecisionCounts counts;
-  counts.Count(s->Decide(e));
+  counts.Count(s->Decide(compressed));
+  counts.Count(s->Decide(cut));
   counts.Count(s->Decide(Env("GET", "/a")));
-  EXPECT_EQ(counts.websocket, 1u);
+  EXPECT_EQ(counts.websocket, 2u);
   EXPECT_EQ(counts.send, 1u);
   EXPECT_EQ(counts.unsafe, 0u);
+
+  o.websocket = false;  // an HTTP/2 target
+  EXPECT_EQ((*Selector::Create(o))->Decide(e), Decision::kWebSocket);
 }
 
 TEST(Selector, Filters) {
