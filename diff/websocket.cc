@@ -32,8 +32,7 @@ json::value MessageValue(const doppel::v1::WebSocketMessage& m, size_t cut,
   if (cut != std::string::npos) {
     const std::string_view head = std::string_view(payload).substr(0, cut);
     return json::value(std::to_string(m.payload_size()) + " bytes, the first " +
-                       std::to_string(head.size()) + " sha256 " +
-                       Sha256Hex(head).substr(0, 16));
+                       std::to_string(head.size()) + " sha256 " + Sha256Hex(head).substr(0, 16));
   }
   if (m.opcode() == kBinary) return json::value(SizeAndHash(payload));
   const size_t start = payload.find_first_not_of(" \t\r\n");

@@ -156,6 +156,23 @@ TEST_F(WebSocketReplayTest, AServerThatAnswersAsRecordedMatches) {
   EXPECT_EQ(h.count("Sec-WebSocket-Extensions"), 0u);  // the messages go uncompressed
 }
 
+// An https:// target: the handshake and the conversation go over TLS, the certificate verified.
+TEST_F(WebSocketReplayTest, ATargetOverTlsIsReplayedToo) {
+  Echo echo(/*tls=*/true);
+  Write({WebSocketEnvelope(1, "/chat", Conversation())});
+  const std::string ca = dir_ + "/ca.pem";
+  std::ofstream(ca) << echo.cert_pem();
+  RunOptions o = Options(echo.url());
+  o.ca_file = ca;
+  RunOutcome out;
+  ASSERT_NO_FATAL_FAILURE(RunToEnd(o, &out));
+  EXPECT_EQ(out.exit_code, 0);
+  const auto results = Results(out.run_id);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status(), 101u);
+  EXPECT_EQ(results[0].verdict(), v1::RunResult::VERDICT_MATCH) << results[0].DebugString();
+}
+
 // A server whose answer changed: the changed field is named under `websocket`, the run fails;
 // a rule on that path makes it pass.
 TEST_F(WebSocketReplayTest, AChangedMessageIsNamedByItsPathAndRulesApply) {
