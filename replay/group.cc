@@ -126,7 +126,10 @@ const RedisReply* Field(const RedisReply& flat, std::string_view name) {
 struct GroupInfo {
   bool found = false;
   uint64_t pending = 0;
-  std::optional<uint64_t> lag;  // Redis 7: unknown (nil) after some deletions
+  // Entries not yet delivered to the group. Redis 7 answers nil when it cannot tell (entries
+  // deleted after the group's position, a group set to an id in mid-stream): UnreadOf counts.
+  std::optional<uint64_t> lag;
+  std::string last_delivered;  // the id of the last entry delivered to the group
   std::vector<std::string> names;
 };
 
@@ -145,8 +148,30 @@ Result<GroupInfo> InfoOf(stream::RedisClient& client, const std::string& key,
       info.pending = static_cast<uint64_t>(std::max(0LL, p->integer));
     if (const RedisReply* l = Field(g, "lag"); l && l->type == RedisReply::Type::kInteger)
       info.lag = static_cast<uint64_t>(std::max(0LL, l->integer));
+    if (const RedisReply* id = Field(g, "last-delivered-id")) info.last_delivered = id->str;
   }
   return info;
+}
+
+// The entries of stream `key` the group has not been delivered yet: its lag, or, where Redis
+// cannot tell it, a count of the entries after its last delivered id (XRANGE, a page at a time).
+Result<uint64_t> UnreadOf(stream::RedisClient& client, const std::string& key,
+                          const GroupInfo& info) {
+  if (info.lag) return *info.lag;
+  constexpr int kPage = 1000;
+  uint64_t unread = 0;
+  std::string after = info.last_delivered.empty() ? "0-0" : info.last_delivered;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply page, client.Command({"XRANGE", key, "(" + after, "+",
+                                                             "COUNT", std::to_string(kPage)}));
+    DOPPEL_RETURN_IF_ERROR(stream::ExpectType(page, RedisReply::Type::kArray, "XRANGE " + key));
+    unread += page.elements.size();
+    if (page.elements.size() < static_cast<size_t>(kPage)) return unread;
+    const RedisReply& last = page.elements.back();
+    if (last.elements.empty() || last.elements[0].str.empty())
+      return Status::Internal("XRANGE " + key + " answered an entry without an id");
+    after = last.elements[0].str;
+  }
 }
 
 Result<uint64_t> LengthOf(stream::RedisClient& client, const std::string& key) {
@@ -215,7 +240,7 @@ Result<std::unique_ptr<GroupSource>> GroupSource::Join(const GroupOptions& optio
   DOPPEL_RETURN_IF_ERROR(s.decoder_.LoadDictionaries(*s.client_));
   DOPPEL_ASSIGN_OR_RETURN(s.entries_, LengthOf(*s.client_, url.stream));
   DOPPEL_ASSIGN_OR_RETURN(GroupInfo info, InfoOf(*s.client_, url.stream, s.options_.group));
-  s.unread_ = info.lag.value_or(s.entries_);
+  DOPPEL_ASSIGN_OR_RETURN(s.unread_, UnreadOf(*s.client_, url.stream, info));
   s.session_.set_name(url.stream);
   s.counters_.set_consumer(s.options_.consumer);
   DOPPEL_RETURN_IF_ERROR(s.Heartbeat(/*joining=*/true));
@@ -542,7 +567,7 @@ Result<GroupReport> LoadGroupReport(const std::string& url_text, const std::stri
   GroupReport out;
   DOPPEL_ASSIGN_OR_RETURN(out.entries, LengthOf(*client, url.stream));
   out.pending = info.pending;
-  out.unread = info.lag.value_or(0);
+  DOPPEL_ASSIGN_OR_RETURN(out.unread, UnreadOf(*client, url.stream, info));
   const std::string key = GroupResultsKey(url.stream, group);
   DOPPEL_ASSIGN_OR_RETURN(RedisReply all, client->Command({"HGETALL", key}));
   DOPPEL_RETURN_IF_ERROR(stream::ExpectType(all, RedisReply::Type::kArray, "HGETALL " + key));
