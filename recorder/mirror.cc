@@ -322,6 +322,7 @@ Result<std::unique_ptr<MirrorHub>> MirrorHub::Create(MirrorOptions options,
     } else {
       diff::DiffConfig config;
       config.rules = o.diff_rules;
+      config.grpc_schema = o.grpc_schema;
       config.max_diffs = 20;
       config.max_listed_paths = 20;
       auto d = diff::Differ::Create(std::move(config));

@@ -56,6 +56,7 @@ class WorkerPool;
 
 namespace doppel::diff {
 class Differ;
+class GrpcSchema;
 }  // namespace doppel::diff
 
 namespace doppel::recorder {
@@ -100,6 +101,8 @@ struct MirrorOptions {
   bool same_sample = false;          // one draw per request for all mirrors (nested subsets)
   bool diff = false;                 // compare each mirror response with the primary's
   doppel::v1::DiffRules diff_rules;  // noise rules for --mirror-diff (same file as replay)
+  // --mirror-proto-set: gRPC message types for --mirror-diff; null: messages as bytes.
+  std::shared_ptr<const diff::GrpcSchema> grpc_schema;
   // --mirror-diff comparisons: threads (doppel-mdiff-N), and comparisons waiting for one;
   // past that a comparison is skipped and counted (`skipped` in /status).
   size_t diff_threads = 1;

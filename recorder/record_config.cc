@@ -208,6 +208,7 @@ const std::vector<RecordConfigField>& RecordConfigFields() {
                           mirror_max_inflight_bytes),
       DOPPEL_CONFIG_FIELD("mirroring.diff", "--mirror-diff", true, mirror_diff),
       DOPPEL_CONFIG_FIELD("mirroring.diff_rules", "--mirror-diff-rules", true, mirror_diff_rules),
+      DOPPEL_CONFIG_FIELD("mirroring.proto_set", "--mirror-proto-set", true, mirror_proto_set),
       DOPPEL_CONFIG_FIELD("mirroring.set_headers", "--mirror-set-header", true, mirror_set_headers),
       DOPPEL_CONFIG_FIELD("mirroring.remove_headers", "--mirror-remove-header", true,
                           mirror_remove_headers),

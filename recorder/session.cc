@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "base/units.h"
+#include "diff/grpc.h"
 #include "diff/rules.h"
 #include "net/match.h"
 #include "net/rules_file.h"
@@ -52,7 +53,7 @@ Status ParseMirrorOptions(const SessionOptions& f, MirrorOptions* m) {
   const bool any_mirror_flag = f.no_shadow_suffix || f.mirror_same_sample || f.mirror_diff ||
                                !f.mirror_diff_rules.empty() || !f.mirror_set_headers.empty() ||
                                !f.mirror_remove_headers.empty() || !f.mirror_match.empty() ||
-                               !f.mirror_rules_file.empty();
+                               !f.mirror_rules_file.empty() || !f.mirror_proto_set.empty();
   if (f.mirrors.empty()) {
     if (any_mirror_flag) {
       return Status::InvalidArgument(
@@ -69,11 +70,16 @@ Status ParseMirrorOptions(const SessionOptions& f, MirrorOptions* m) {
   auto max_bytes = ParseSize("--mirror-max-inflight-bytes", f.mirror_max_inflight_bytes);
   if (!max_bytes.ok()) return max_bytes.status();
   m->max_inflight_bytes = max_bytes.value();
-  m->diff = f.mirror_diff || !f.mirror_diff_rules.empty();
+  m->diff = f.mirror_diff || !f.mirror_diff_rules.empty() || !f.mirror_proto_set.empty();
   if (!f.mirror_diff_rules.empty()) {
     auto rules = diff::LoadRulesFile(f.mirror_diff_rules);
     if (!rules.ok()) return rules.status().WithContext("--mirror-diff-rules");
     m->diff_rules = std::move(rules.value());
+  }
+  if (!f.mirror_proto_set.empty()) {
+    auto schema = diff::GrpcSchema::Load(f.mirror_proto_set);
+    if (!schema.ok()) return schema.status().WithContext("--mirror-proto-set");
+    m->grpc_schema = std::move(schema.value());
   }
   for (const std::string& kv : f.mirror_set_headers) {
     const size_t eq = kv.find_first_of("=:");
@@ -377,7 +383,7 @@ ReloadOutcome Session::ReloadState(State& s, const net::ConfigDoc* doc, std::str
   // they depend on may have changed: their settings, the capture rules a rule=NAME can name,
   // the fault draws, or a rules file read again.
   bool mirrors_changed = !next->mirror_rules_file.empty() || !next->mirror_diff_rules.empty() ||
-                         !next->rules_file.empty();
+                         !next->mirror_proto_set.empty() || !next->rules_file.empty();
   for (const RecordConfigField* f : changed) {
     mirrors_changed = mirrors_changed || f->path.starts_with("mirroring.") ||
                       f->path.starts_with("capture.") || f->path.starts_with("faults.");

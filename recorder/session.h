@@ -102,6 +102,7 @@ struct SessionOptions {
   std::string mirror_max_inflight_bytes = "256MiB";
   bool mirror_diff = false;
   std::string mirror_diff_rules;                // implies mirror_diff
+  std::string mirror_proto_set;                 // gRPC message types; implies mirror_diff
   std::vector<std::string> mirror_set_headers;  // NAME=VALUE (or NAME:VALUE)
   std::vector<std::string> mirror_remove_headers;
   std::vector<std::string> mirror_match;

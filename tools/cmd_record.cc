@@ -536,6 +536,10 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--mirror-diff-rules", flags->mirror_diff_rules,
                   "diff rules file (as for replay) for --mirror-diff; implies --mirror-diff")
       ->group(mg);
+  cmd->add_option("--mirror-proto-set", flags->mirror_proto_set,
+                  "gRPC descriptor set (as for replay; written by protoc with its imports) for "
+                  "--mirror-diff: messages compared field by field; implies --mirror-diff")
+      ->group(mg);
   cmd->add_option("--mirror-budget", flags->mirror_budget,
                   "what adaptive mirrors (--mirror URL,...,adaptive) keep within: "
                   "p99=DURATION,cpu=PERCENT%,errors=PERCENT% (any subset); the percentage halves "

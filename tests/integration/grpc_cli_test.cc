@@ -2,7 +2,8 @@
 // primary of `doppel record --upstream h2c://`, its own gRPC client calling through the proxy
 // (unary, server-streaming, an error status); the session replayed against v1 (no regression)
 // and against v2 with --proto-set (the changed fields named: body.price_cents, a streamed
-// item's tags, body.status, trailers.grpc-status) and without (messages compared as bytes).
+// item's tags, body.status, trailers.grpc-status) and without (messages compared as bytes);
+// the same comparison live, with v2 as a mirror of `doppel record --mirror-proto-set`.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -17,6 +18,7 @@
 
 #include "tests/base/temp_dir.h"
 #include "tests/integration/child_process.h"
+#include "tests/integration/hardening_util.h"
 
 namespace doppel::testing {
 namespace {
@@ -242,6 +244,53 @@ TEST_F(GrpcCliTest, WithoutDescriptorSetMessagesAreComparedAsBytes) {
 // A descriptor set that cannot be read or is not one: exit 2 naming the file and what to do.
 // --fault on HTTP/2 (issue #17): a gRPC abort is a trailers-only answer the gRPC client reads
 // as the status asked for, scoped to one method; other methods pass untouched.
+// `doppel record --mirror h2c://v2 --mirror-proto-set FILE`: each call also goes to the v2
+// mirror, and the live comparison names the changed message field; without the set the
+// messages are compared as bytes, and the whole body is what differs.
+TEST(GrpcMirrorTest, MirrorDiffNamesChangedFieldsWithTheDescriptorSet) {
+  ChildProcess primary({kDemo, "serve", "--port", "0", "--version", "v1"});
+  const unsigned pport = PortOf(primary.WaitForLine("listening on "));
+  ASSERT_NE(pport, 0u) << primary.all_stderr();
+  ChildProcess candidate({kDemo, "serve", "--port", "0", "--version", "v2"});
+  const unsigned cport = PortOf(candidate.WaitForLine("listening on "));
+  ASSERT_NE(cport, 0u) << candidate.all_stderr();
+  const std::string dir = MakeTempDir("grpc-mirror");
+  for (const bool typed : {true, false}) {
+    std::vector<std::string> flags = {"--session",
+                                      typed ? "typed" : "bytes",
+                                      "--sample",
+                                      "0",
+                                      "--mirror-diff",
+                                      "--mirror",
+                                      "h2c://127.0.0.1:" + std::to_string(cport) + ",name=v2"};
+    if (typed) flags.insert(flags.end(), {"--mirror-proto-set", kProtoset});
+    RecordProcess rec(dir + "/store", "h2c://127.0.0.1:" + std::to_string(pport), flags);
+    ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
+    const CallOutput call = Call(rec.port(), "GetItem", R"({"id":3})", 2);
+    EXPECT_EQ(call.code, 0) << call.out;
+    json::object mirror;
+    ASSERT_TRUE(Eventually(
+        [&] {
+          const json::object s = rec.Status();
+          if (!s.contains("mirrors")) return false;
+          mirror = s.at("mirrors").as_array().at(0).as_object();
+          return mirror.at("diff").as_object().at("mismatch").to_number<int>() == 2;
+        },
+        10000))
+        << json::serialize(rec.Status());
+    const json::array& top = mirror.at("diff").as_object().at("top_paths").as_array();
+    std::set<std::string> paths;
+    for (const auto& t : top) {
+      EXPECT_EQ(t.as_object().at("endpoint").as_string(), "POST /doppel.demo.v1.Shop/GetItem");
+      paths.insert(std::string(t.as_object().at("path").as_string()));
+    }
+    EXPECT_EQ(paths,
+              (typed ? std::set<std::string>{"body.price_cents"} : std::set<std::string>{"body"}))
+        << json::serialize(top);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(GrpcFaultTest, AbortAnswersTheGrpcStatusForOneMethod) {
   const std::string dir = MakeTempDir("grpc-fault");
   ChildProcess primary({kDemo, "serve", "--port", "0", "--version", "v1"});
