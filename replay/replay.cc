@@ -117,6 +117,9 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
         budget_us_(budget_us),
         reader_(PayloadLimit(recorded), /*masked=*/false) {}
 
+  // Ends the conversation now (SIGINT/SIGTERM): it is compared as far as it went.
+  void Stop() { Finish("interrupted"); }
+
   void Start() {
     deadline_.expires_after(std::chrono::microseconds(budget_us_));
     deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -452,6 +455,8 @@ class Engine {
   uint64_t max_response_body_ = 0;
   std::vector<Lane> lanes_;
   std::mt19937_64 websocket_rng_{std::random_device{}()};  // handshake keys, masks
+  // WebSocket conversations that may be in flight, ended at once by SIGINT/SIGTERM.
+  std::vector<std::weak_ptr<WebSocketConversation>> conversations_;
   size_t n_targets_ = 0;
   std::unordered_map<std::string, ClientQueue> clients_;  // with a correlator only
 
@@ -773,6 +778,8 @@ void Engine::SendWebSocket(size_t i, JobPtr job, net::HttpRequest req) {
               job->outcomes[i].websocket = std::move(session);
               OnExchange(i, job, std::move(head), answered_us);
             });
+        std::erase_if(conversations_, [](const auto& c) { return c.expired(); });
+        conversations_.push_back(conversation);
         conversation->Start();
       });
 }
@@ -878,6 +885,11 @@ Result<ReplayStats> Engine::Run() {
       queue.waiting.clear();
       for (const JobPtr& job : waiting) FailAll(job, "interrupted", "");
     }
+    // WebSocket conversations end where they are; their messages so far are compared.
+    for (const auto& weak : conversations_) {
+      if (auto c = weak.lock()) c->Stop();
+    }
+    conversations_.clear();
     // Requests still waiting for a slot are not sent; those in flight finish (bounded by
     // --timeout).
     for (size_t i = 0; i < lanes_.size(); ++i) {

@@ -3,10 +3,13 @@
 // recordings are written as the capture proxy writes them (tests/recorder/
 // proxy_websocket_test.cc checks that side).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/clock.h"
@@ -216,6 +219,30 @@ TEST_F(WebSocketReplayTest, AServerThatDoesNotAnswerIsReportedMissingMessages) {
   // Two messages recorded, none came: the list's size differs (diff/websocket.h).
   ASSERT_EQ(results[0].diff_paths_size(), 1) << results[0].DebugString();
   EXPECT_EQ(results[0].diff_paths(0), "websocket");
+}
+
+// SIGINT ends a conversation in flight at once, however long the recording lasted: here the
+// server never answers and the recorded answer came a minute after the question.
+TEST_F(WebSocketReplayTest, AnInterruptEndsAConversationInFlight) {
+  Echo silent(false, [](const Echo::Message&) { return std::vector<Echo::Message>{}; });
+  Write({WebSocketEnvelope(1, "/chat",
+                           {{true, 1, "question", 1000}, {false, 1, "answer", 60'000'000}})});
+  std::thread interrupt([&] {
+    // The handshake reached the server: the replay runs and its signal handler is armed.
+    for (int i = 0; i < 500 && silent.handshakes().empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ::kill(::getpid(), SIGINT);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  RunOutcome out;
+  RunToEnd(Options(silent.url()), &out);
+  interrupt.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  EXPECT_TRUE(out.stats.interrupted);
+  const auto results = Results(out.run_id);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status(), 101u);
 }
 
 // A handshake the target refuses is compared as any answer: 403 against the recorded 101.
