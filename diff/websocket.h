@@ -10,7 +10,8 @@
 // diff applies unchanged:
 // - a text message that is a JSON object or array is that value;
 // - other text is a JSON string;
-// - a binary message is the string SizeAndHash (body.h) of its payload;
+// - a binary message, or text that is not UTF-8, is the string SizeAndHash (body.h) of its
+//   payload;
 // - a recorded message whose payload was cut at --capture-body-limit is compared by its size
 //   and first bytes only: both sides read "<size> bytes, the first <n> sha256 <hex>".
 #pragma once
