@@ -14,6 +14,32 @@ bool IsKnownOpcode(uint8_t op) { return op <= 2 || (op >= 8 && op <= 10); }
 
 }  // namespace
 
+bool RecordWebSocketMessage(bool from_client, WebSocketMessage&& m,
+                            std::chrono::steady_clock::time_point start, int* kept,
+                            doppel::v1::WebSocketSession* session) {
+  if (from_client) {
+    session->set_client_messages(session->client_messages() + 1);
+  } else {
+    session->set_server_messages(session->server_messages() + 1);
+  }
+  if (*kept >= kWebSocketMessagesKept) {
+    session->set_messages_truncated(true);
+    return false;
+  }
+  ++*kept;
+  auto* out = session->add_messages();
+  out->set_from_client(from_client);
+  out->set_opcode(static_cast<uint32_t>(m.opcode));
+  out->set_payload(std::move(m.payload));
+  out->set_payload_truncated(m.truncated);
+  out->set_payload_size(m.size);
+  out->set_compressed(m.compressed);
+  out->set_at_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                           std::chrono::steady_clock::now() - start)
+                                           .count()));
+  return true;
+}
+
 std::string EncodeWebSocketFrame(WebSocketOpcode opcode, std::string_view payload,
                                  const uint8_t* mask) {
   std::string out;

@@ -6,10 +6,13 @@
 // Thread safety: none; one reader per direction of one connection.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+
+#include "doppel/v1/envelope.pb.h"
 
 namespace doppel::net {
 
@@ -33,6 +36,18 @@ struct WebSocketMessage {
   // RFC 7692); payload is as sent, compressed.
   bool compressed = false;
 };
+
+// Messages a recorded connection keeps each way (WebSocketSession.messages), in the capture
+// proxy's envelopes and in the replayer's record of what a target sent.
+inline constexpr int kWebSocketMessagesKept = 64;
+
+// Records `m`, a message that went one way over a connection that began at `start`, into
+// *session: counted (client_messages or server_messages) and, while fewer than
+// kWebSocketMessagesKept were kept that way (`*kept` counts them), kept with its time since
+// `start`; past that, messages_truncated is set. Returns whether it was kept.
+bool RecordWebSocketMessage(bool from_client, WebSocketMessage&& m,
+                            std::chrono::steady_clock::time_point start, int* kept,
+                            doppel::v1::WebSocketSession* session);
 
 // One unfragmented frame (FIN set) carrying `payload` (RFC 6455 5.2). `mask`: the 4-byte
 // masking key of a client's frame (5.3), or null for a server's unmasked one.

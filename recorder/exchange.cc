@@ -414,28 +414,13 @@ void Exchange::OnWebSocketBytes(bool from_client, std::string_view bytes) {
   }
   net::WebSocketFrameReader& reader = from_client ? w.from_client : w.from_primary;
   const bool framed = reader.Feed(bytes, [&](net::WebSocketMessage&& m) {
-    if (from_client) {
-      session->set_client_messages(session->client_messages() + 1);
-    } else {
-      session->set_server_messages(session->server_messages() + 1);
-    }
-    if (w.kept[from_client] >= kWebSocketMessages) {
-      session->set_messages_truncated(true);
-      return;
-    }
+    int& kept = w.kept[from_client];
     // Past the cap this direction's messages are only counted: no payload is copied or
     // unmasked for them on the relay's path.
-    if (++w.kept[from_client] == kWebSocketMessages) reader.set_payload_limit(0);
-    auto* out = session->add_messages();
-    out->set_from_client(from_client);
-    out->set_opcode(static_cast<uint32_t>(m.opcode));
-    out->set_payload(std::move(m.payload));
-    out->set_payload_truncated(m.truncated);
-    out->set_payload_size(m.size);
-    out->set_compressed(m.compressed);
-    out->set_at_us(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                             std::chrono::steady_clock::now() - w.start)
-                                             .count()));
+    if (net::RecordWebSocketMessage(from_client, std::move(m), w.start, &kept, session) &&
+        kept == net::kWebSocketMessagesKept) {
+      reader.set_payload_limit(0);
+    }
   });
   if (!framed && session->framing_error().empty()) {
     session->set_framing_error((from_client ? "client: " : "primary: ") + reader.error());

@@ -107,14 +107,13 @@ class Exchange {
 
   // The primary answered 101 to a WebSocket upgrade and the proxy relays the connection
   // (after OnResponseHead): the latency to the 101 is counted, and with a capture the
-  // messages are recorded as they go by, up to kWebSocketMessages each way.
+  // messages are recorded as they go by, up to net::kWebSocketMessagesKept each way.
   void StartWebSocket();
   // Bytes relayed one way over the WebSocket connection: counted and read for messages, when
   // captured.
   void OnWebSocketBytes(bool from_client, std::string_view bytes);
   // The connection ended (`how`: see WebSocketSession.ended): the envelope is written.
   void EndWebSocket(std::string how);
-  static constexpr int kWebSocketMessages = 64;
 
   // The proxy answers the request itself: counted, logged (`describe_request` says what the
   // request was when it was not forwarded), the envelope recorded with the error. A failure

@@ -55,8 +55,6 @@ constexpr std::string_view kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B1
 // How long past its recorded gap the replayer waits for a server message before it goes on
 // without it, and for the server's close after its own.
 constexpr uint64_t kWebSocketGraceUs = 1'000'000;
-// Messages kept each way, as many as the capture proxy keeps (recorder/exchange.h).
-constexpr int kWebSocketMessagesKept = 64;
 // Frames the replayer queues for a target that does not read them before it gives up.
 constexpr size_t kWebSocketQueuedFrames = 256;
 // Bytes kept of each message the target sends: at least this, and twice the largest message
@@ -201,8 +199,10 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
     uint8_t mask[4];
     const uint64_t r = rng_();
     std::memcpy(mask, &r, sizeof mask);
-    Keep(true, opcode, std::string(payload), payload.size(), false);
-    session_.set_client_messages(session_.client_messages() + 1);
+    net::RecordWebSocketMessage(
+        /*from_client=*/true,
+        {.opcode = opcode, .payload = std::string(payload), .size = payload.size()}, start_,
+        &kept_[1], &session_);
     writes_.push_back(net::EncodeWebSocketFrame(opcode, payload, mask));
     session_.set_client_bytes(session_.client_bytes() + writes_.back().size());
     if (writes_.size() == 1) WriteNext();
@@ -241,7 +241,6 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
   void OnBytes(std::string_view bytes) {
     session_.set_server_bytes(session_.server_bytes() + bytes.size());
     const bool framed = reader_.Feed(bytes, [this](net::WebSocketMessage&& m) {
-      session_.set_server_messages(session_.server_messages() + 1);
       const auto opcode = m.opcode;
       if (opcode == net::WebSocketOpcode::kPing && !close_sent_)
         Send(net::WebSocketOpcode::kPong, m.payload);
@@ -249,7 +248,8 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
         close_received_ = true;
         if (!close_sent_) SendClose(m.payload.substr(0, 2));
       }
-      Keep(false, opcode, std::move(m.payload), m.size, m.truncated);
+      net::RecordWebSocketMessage(/*from_client=*/false, std::move(m), start_, &kept_[0],
+                                  &session_);
       if (IsData(static_cast<uint32_t>(opcode))) ++received_;
     });
     if (!framed) {
@@ -265,23 +265,6 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
       wait_.cancel();
       Advance();
     }
-  }
-
-  void Keep(bool from_client, net::WebSocketOpcode opcode, std::string payload, uint64_t size,
-            bool truncated) {
-    int& kept = kept_[from_client ? 1 : 0];
-    if (kept >= kWebSocketMessagesKept) {
-      session_.set_messages_truncated(true);
-      return;
-    }
-    ++kept;
-    auto* out = session_.add_messages();
-    out->set_from_client(from_client);
-    out->set_opcode(static_cast<uint32_t>(opcode));
-    out->set_payload(std::move(payload));
-    out->set_payload_size(size);
-    out->set_payload_truncated(truncated);
-    out->set_at_us(ElapsedUs());
   }
 
   void Finish(std::string how) {

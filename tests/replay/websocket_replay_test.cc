@@ -16,6 +16,7 @@
 #include "replay/run.h"
 #include "storage/store.h"
 #include "tests/base/temp_dir.h"
+#include "tests/net/test_upstream.h"
 #include "tests/net/websocket_echo.h"
 #include "tests/storage/test_envelopes.h"
 
@@ -257,6 +258,31 @@ TEST_F(WebSocketReplayTest, ARefusedHandshakeIsAStatusDifference) {
   EXPECT_EQ(results[0].status(), 403u);
   ASSERT_GE(results[0].diff_paths_size(), 1);
   EXPECT_EQ(results[0].diff_paths(0), "status");
+}
+
+// A 101 whose Sec-WebSocket-Accept does not answer the handshake's key (a middlebox that
+// switches protocols on its own) is an error of the target, not a conversation.
+TEST_F(WebSocketReplayTest, A101ThatDoesNotAnswerTheKeyIsABadResponse) {
+  testing::TestUpstream up;
+  up.SetHandler([](const testing::ReceivedRequest&) -> std::optional<net::HttpResponse> {
+    net::HttpResponse r;
+    r.result(101);
+    r.set("Upgrade", "websocket");
+    r.set("Connection", "Upgrade");
+    r.set("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");  // the recorded key's
+    return r;
+  });
+  Write({WebSocketEnvelope(1, "/chat", Conversation())});
+  RunOutcome out;
+  ASSERT_NO_FATAL_FAILURE(RunToEnd(Options(up.url()), &out));
+  ASSERT_EQ(out.stats.lanes.size(), 1u);
+  EXPECT_EQ(out.stats.lanes[0].errors, 1u);
+  const auto results = Results(out.run_id);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].verdict(), v1::RunResult::VERDICT_ERROR);
+  EXPECT_NE(results[0].error().find("bad-response: the 101's Sec-WebSocket-Accept"),
+            std::string::npos)
+      << results[0].error();
 }
 
 // Connections that cannot be sent again as recorded are skipped and counted: compressed
