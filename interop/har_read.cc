@@ -87,6 +87,23 @@ Status GetNumber(const json::object& o, std::string_view key, const std::string&
   return Status::Ok();
 }
 
+// A HAR byte count (`bodySize`, `content.size`): a number, where -1 (any negative) means
+// unknown; a fraction is cut to whole bytes. One past 2^53 cannot have been counted and is
+// refused rather than cast, since a double out of uint64_t's range has no conversion.
+Status GetByteCount(const json::object& o, std::string_view key, const std::string& path,
+                    uint64_t* out, bool* present) {
+  double n = 0;
+  DOPPEL_RETURN_IF_ERROR(GetNumber(o, key, path, &n, present));
+  if (!*present) return Status::Ok();
+  constexpr double kMaxCount = 9007199254740992.0;  // 2^53
+  if (n > kMaxCount)
+    return Status::InvalidArgument(path + " is " + json::serialize(*Member(o, key)) +
+                                   ": a byte count must be at most 2^53 (-1 for unknown)");
+  *present = n >= 0;
+  *out = *present ? static_cast<uint64_t>(n) : 0;
+  return Status::Ok();
+}
+
 Status GetUint(const json::object& o, std::string_view key, const std::string& path, uint64_t* out,
                bool* present) {
   const json::value* v = Member(o, key);
@@ -285,12 +302,13 @@ Status RequestFromHar(const json::object& req, const Extension& ext, Envelope* e
   DOPPEL_RETURN_IF_ERROR(ext.Uint("request_body_size", &size, &present));
   if (!has_text && !present) {
     // No body recorded but HAR says there was one: the browser did not keep it.
-    double body_size = 0;
+    uint64_t body_size = 0;
     bool har_size = false;
-    DOPPEL_RETURN_IF_ERROR(GetNumber(req, "bodySize", "request.bodySize", &body_size, &har_size));
+    DOPPEL_RETURN_IF_ERROR(
+        GetByteCount(req, "bodySize", "request.bodySize", &body_size, &har_size));
     if (har_size && body_size > 0) {
       truncated = true;
-      size = static_cast<uint64_t>(body_size);
+      size = body_size;
       present = true;
     }
   }
@@ -328,13 +346,13 @@ Status ResponseFromHar(const json::object& resp, const Extension& ext, Envelope*
     } else if (has_text) {
       s->set_body(std::move(text));
     } else {
-      double size = 0;
+      uint64_t size = 0;
       bool has_size = false;
       DOPPEL_RETURN_IF_ERROR(
-          GetNumber(*content, "size", "response.content.size", &size, &has_size));
+          GetByteCount(*content, "size", "response.content.size", &size, &has_size));
       if (has_size && size > 0) {  // the browser did not keep the body
         truncated = true;
-        s->set_body_size(static_cast<uint64_t>(size));
+        s->set_body_size(size);
       }
     }
   }

@@ -281,6 +281,26 @@ TEST(HarImport, BodyTheBrowserDidNotKeepIsFlaggedTruncated) {
   EXPECT_EQ(p.envelopes[0].response().body_size(), 777u);
 }
 
+TEST(HarImport, ByteCountPastWhatCanBeCountedIsAClearError) {
+  // Found by fuzz_har_import: a size out of uint64_t's range was cast (undefined behaviour).
+  for (const char* size : {"8.88889e+56", "1e300", "18446744073709551616"}) {
+    Parsed p = Read(ReadHar, Har(std::string(R"({"startedDateTime":"2024-05-01T10:20:30Z",)"
+                                             R"("request":{"method":"POST","url":"http://h/up",)"
+                                             R"("bodySize":)") +
+                                 size + R"(},"response":{"status":200,"content":{}}})"));
+    ASSERT_FALSE(p.status.ok()) << size;
+    EXPECT_NE(p.status.message().find("request.bodySize is"), std::string::npos)
+        << p.status.message();
+    EXPECT_NE(p.status.message().find("at most 2^53"), std::string::npos) << p.status.message();
+  }
+  Parsed p = Read(ReadHar, Har(R"({"startedDateTime":"2024-05-01T10:20:30Z",)"
+                               R"("request":{"method":"GET","url":"http://h/"},)"
+                               R"("response":{"status":200,"content":{"size":1e57}}})"));
+  ASSERT_FALSE(p.status.ok());
+  EXPECT_NE(p.status.message().find("response.content.size is"), std::string::npos)
+      << p.status.message();
+}
+
 // Envelopes that use every field, for round trips.
 std::vector<Envelope> VariedEnvelopes() {
   std::vector<Envelope> out;
