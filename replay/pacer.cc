@@ -1,5 +1,6 @@
 #include "replay/pacer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -26,6 +27,19 @@ std::string PacingSpec::ToString() const {
       return "max";
   }
   return "?";
+}
+
+uint64_t PacingSpec::ThinkTimeUs(uint64_t recorded_gap_us) const {
+  switch (mode) {
+    case Mode::kRate:
+      return recorded_gap_us;
+    case Mode::kSpeed:
+      return static_cast<uint64_t>(static_cast<double>(std::min(recorded_gap_us, max_gap_us)) /
+                                   speed);
+    case Mode::kMax:
+      return 0;
+  }
+  return 0;
 }
 
 Result<PacingSpec> ParseRate(std::string_view text) {

@@ -27,6 +27,11 @@ struct PacingSpec {
   double speed = 1;                  // kSpeed
   uint64_t max_gap_us = UINT64_MAX;  // kSpeed: longest recorded gap honoured
   std::string ToString() const;      // "rate=500", "rate=100:2000:60s", "speed=2", "max"
+
+  // A recorded gap inside one connection (the client's think time before a WebSocket message)
+  // under this pacing: divided by `speed` and capped at max_gap with --speed, as recorded with
+  // --rate (the rate paces connections, not what happens in them), none with --max.
+  uint64_t ThinkTimeUs(uint64_t recorded_gap_us) const;
 };
 
 // Parses --rate values: "500", "0.5", or a ramp "FROM:TO:OVER" ("100:2000:60s").

@@ -95,7 +95,9 @@ void MakeWebSocketHandshake(OutgoingRequest* out, std::mt19937_64& rng) {
 // Replays the messages of one recorded WebSocket connection over `tunnel`, the replayed
 // handshake's connection. The client's data messages go in the recorded order, each once the
 // server's data messages recorded before it have arrived, or once waiting for the next one took
-// its recorded gap plus kWebSocketGraceUs (it is then missing from the comparison); then a
+// its recorded gap plus kWebSocketGraceUs (it is then missing from the comparison), and once
+// its think time has passed: its recorded gap after the message before it, under the run's
+// pacing (PacingSpec::ThinkTimeUs), counted from when that message went or came; then a
 // close (1000), answered or not within kWebSocketGraceUs. Pings are answered, a close from the
 // target is echoed and ends the conversation, and the whole conversation is bounded by
 // `budget_us`. What went each way is recorded as the capture proxy records it.
@@ -104,15 +106,17 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
   using Done = std::function<void(doppel::v1::WebSocketSession&&)>;
 
   WebSocketConversation(asio::io_context& io, const doppel::v1::WebSocketSession& recorded,
-                        net::TunnelPtr tunnel, uint64_t budget_us, std::mt19937_64& rng, Done done)
+                        net::TunnelPtr tunnel, const PacingSpec& pacing, uint64_t timeout_us,
+                        std::mt19937_64& rng, Done done)
       : recorded_(recorded),
         tunnel_(std::move(tunnel)),
+        pacing_(pacing),
         rng_(rng),
         done_(std::move(done)),
         deadline_(io),
         wait_(io),
         start_(std::chrono::steady_clock::now()),
-        budget_us_(budget_us),
+        budget_us_(BudgetUs(recorded, pacing, timeout_us)),
         reader_(PayloadLimit(recorded), /*masked=*/false) {}
 
   // Ends the conversation now (SIGINT/SIGTERM): it is compared as far as it went.
@@ -133,6 +137,15 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
  private:
   static bool IsData(uint32_t opcode) { return opcode == 1 || opcode == 2; }
 
+  // The whole conversation's bound: the recorded one's length, stretched by a --speed below 1,
+  // plus `timeout_us`.
+  static uint64_t BudgetUs(const doppel::v1::WebSocketSession& recorded, const PacingSpec& pacing,
+                           uint64_t timeout_us) {
+    const uint64_t last_at_us =
+        recorded.messages().empty() ? 0 : recorded.messages().rbegin()->at_us();
+    return std::max(last_at_us, pacing.ThinkTimeUs(last_at_us)) + timeout_us;
+  }
+
   static uint64_t PayloadLimit(const doppel::v1::WebSocketSession& recorded) {
     uint64_t largest = 0;
     for (const auto& m : recorded.messages()) {
@@ -147,7 +160,8 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
                                      .count());
   }
 
-  // Sends the client messages that are due; waits for the next recorded server message.
+  // Sends the client messages that are due; waits for the next recorded server message or the
+  // next client message's think time.
   void Advance() {
     if (finished_ || waiting_) return;
     const auto& messages = recorded_.messages();
@@ -157,16 +171,18 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
         ++cursor_;
         continue;
       }
+      const uint64_t gap_us = m.at_us() > previous_at_us_ ? m.at_us() - previous_at_us_ : 0;
       if (!m.from_client()) {
-        if (received_ <= passed_) {
-          Wait(m.at_us() > previous_at_us_ ? m.at_us() - previous_at_us_ : 0);
-          return;
-        }
+        if (received_ <= passed_) return Wait(gap_us);
         ++passed_;
       } else {
+        const uint64_t due_us = previous_happened_us_ + pacing_.ThinkTimeUs(gap_us);
+        const uint64_t now_us = ElapsedUs();
+        if (now_us < due_us) return Pause(due_us - now_us);
         Send(static_cast<net::WebSocketOpcode>(m.opcode()), m.payload());
       }
       previous_at_us_ = m.at_us();
+      previous_happened_us_ = ElapsedUs();
       ++cursor_;
     }
     if (!finished_ && !close_sent_) {
@@ -186,7 +202,22 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
       if (self->close_sent_) return self->Finish("no close from the target");
       ++self->passed_;  // given up: missing from the comparison
       self->previous_at_us_ = self->recorded_.messages()[static_cast<int>(self->cursor_)].at_us();
+      // It was due when its gap had passed, before the grace.
+      const uint64_t now_us = self->ElapsedUs();
+      self->previous_happened_us_ = now_us > kWebSocketGraceUs ? now_us - kWebSocketGraceUs : 0;
       ++self->cursor_;
+      self->Advance();
+    });
+  }
+
+  // Holds the next client message for `delay_us`, its think time; what the target sends
+  // meanwhile is counted and taken up after it.
+  void Pause(uint64_t delay_us) {
+    waiting_ = pausing_ = true;
+    wait_.expires_after(std::chrono::microseconds(delay_us));
+    wait_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->finished_) return;
+      self->waiting_ = self->pausing_ = false;
       self->Advance();
     });
   }
@@ -260,7 +291,7 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
       if (writes_.empty()) Finish("closed");
       return;
     }
-    if (waiting_ && received_ > passed_ && !close_sent_) {
+    if (waiting_ && !pausing_ && received_ > passed_ && !close_sent_) {
       waiting_ = false;
       wait_.cancel();
       Advance();
@@ -282,6 +313,7 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
 
   const doppel::v1::WebSocketSession& recorded_;
   net::TunnelPtr tunnel_;
+  const PacingSpec pacing_;
   std::mt19937_64& rng_;
   Done done_;
   asio::steady_timer deadline_, wait_;
@@ -291,12 +323,14 @@ class WebSocketConversation : public std::enable_shared_from_this<WebSocketConve
   char buffer_[16 * 1024];
   std::deque<std::string> writes_;  // frames to write, the front one being written
   doppel::v1::WebSocketSession session_;
-  int kept_[2] = {0, 0};         // messages kept: [0] from the target, [1] sent
-  size_t cursor_ = 0;            // the next recorded message to act on
-  uint64_t previous_at_us_ = 0;  // the recorded time of the message before the cursor
-  uint64_t received_ = 0;        // data messages the target sent
-  uint64_t passed_ = 0;          // recorded server data messages the cursor went past
-  bool waiting_ = false, close_sent_ = false, close_received_ = false, finished_ = false;
+  int kept_[2] = {0, 0};               // messages kept: [0] from the target, [1] sent
+  size_t cursor_ = 0;                  // the next recorded message to act on
+  uint64_t previous_at_us_ = 0;        // the recorded time of the message before the cursor
+  uint64_t previous_happened_us_ = 0;  // when it went, came or was given up on (ElapsedUs)
+  uint64_t received_ = 0;              // data messages the target sent
+  uint64_t passed_ = 0;                // recorded server data messages the cursor went past
+  bool waiting_ = false;  // for a server message, the target's close, or (pausing_) a think time
+  bool pausing_ = false, close_sent_ = false, close_received_ = false, finished_ = false;
   bool closed_first_ = false;  // the replayer's close went before the target's
 };
 
@@ -750,12 +784,10 @@ void Engine::SendWebSocket(size_t i, JobPtr job, net::HttpRequest req) {
         // Compared as the capture proxy recorded the primary's 101: without its hop-by-hop
         // headers (Connection, Upgrade).
         net::StripHopByHop(head.response);
-        const auto& recorded = job->envelope.websocket();
-        const uint64_t last_at_us =
-            recorded.messages().empty() ? 0 : recorded.messages().rbegin()->at_us();
         const uint64_t answered_us = Now();
         auto conversation = std::make_shared<WebSocketConversation>(
-            io_, recorded, std::move(tunnel), last_at_us + opts_.timeout_us, websocket_rng_,
+            io_, job->envelope.websocket(), std::move(tunnel), opts_.pacing, opts_.timeout_us,
+            websocket_rng_,
             [this, i, job, head = std::move(head),
              answered_us](doppel::v1::WebSocketSession&& session) mutable {
               job->outcomes[i].websocket = std::move(session);

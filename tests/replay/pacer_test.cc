@@ -126,6 +126,18 @@ TEST(Pacer, HugeGapsAreCapped) {
   EXPECT_EQ(p.Next(3600ull * 1'000'000 + 10), 2'000'010u);
 }
 
+// The think time inside a connection (a WebSocket client's gap before a message).
+TEST(Pacer, ThinkTimeFollowsTheMode) {
+  PacingSpec speed = Speed(4);
+  speed.max_gap_us = 2'000'000;
+  EXPECT_EQ(speed.ThinkTimeUs(1'000'000), 250'000u);
+  EXPECT_EQ(speed.ThinkTimeUs(3'600'000'000), 500'000u);  // capped at 2 s, then divided
+  auto rate = ParseRate("500");
+  ASSERT_TRUE(rate.ok());
+  EXPECT_EQ(rate->ThinkTimeUs(1'000'000), 1'000'000u);  // --rate paces connections only
+  EXPECT_EQ(PacingSpec{}.ThinkTimeUs(1'000'000), 0u);   // --max
+}
+
 TEST(Pacer, MaxModeHasNoSchedule) {
   Pacer p(PacingSpec{});
   EXPECT_EQ(p.Next(1), 0u);

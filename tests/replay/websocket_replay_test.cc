@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -220,6 +221,45 @@ TEST_F(WebSocketReplayTest, AServerThatDoesNotAnswerIsReportedMissingMessages) {
   // Two messages recorded, none came: the list's size differs (diff/websocket.h).
   ASSERT_EQ(results[0].diff_paths_size(), 1) << results[0].DebugString();
   EXPECT_EQ(results[0].diff_paths(0), "websocket");
+}
+
+// The client's think time is kept as the run's pacing says: the second question was recorded
+// 1.5 s after the first answer; --speed 1 keeps the gap, --speed 3 a third of it, --max none.
+TEST_F(WebSocketReplayTest, ClientThinkTimeFollowsThePacing) {
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> arrivals;  // as the server read them
+  Echo echo(false, [&](const Echo::Message& in) {
+    std::lock_guard<std::mutex> lock(mu);
+    arrivals.push_back(std::chrono::steady_clock::now());
+    return std::vector<Echo::Message>{in};
+  });
+  Write({WebSocketEnvelope(1, "/chat",
+                           {{true, 1, "first", 1000},
+                            {false, 1, "first", 2000},
+                            {true, 1, "second", 1'502'000},
+                            {false, 1, "second", 1'503'000}})});
+  auto gap_ms = [&](double speed) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      arrivals.clear();
+    }
+    RunOptions o = Options(echo.url());
+    o.max = speed == 0;
+    o.speed = speed;
+    RunOutcome out;
+    RunToEnd(o, &out);
+    EXPECT_EQ(out.exit_code, 0) << "speed " << speed;
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(arrivals.size(), 2u) << "speed " << speed;
+    if (arrivals.size() != 2) return int64_t{-1};
+    return static_cast<int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(arrivals[1] - arrivals[0]).count());
+  };
+  EXPECT_GE(gap_ms(1), 1500);
+  const int64_t third = gap_ms(3);
+  EXPECT_GE(third, 500);
+  EXPECT_LT(third, 1500);
+  EXPECT_LT(gap_ms(0), 500);  // --max: as soon as the answer came
 }
 
 // SIGINT ends a conversation in flight at once, however long the recording lasted: here the
