@@ -17,9 +17,10 @@ constexpr std::string_view kDefaultIgnored[] = {
     "x-amzn-trace-id", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "b3",
     "x-cloud-trace-context", "x-runtime", "x-response-time", "x-envoy-upstream-service-time",
     "content-encoding", "transfer-encoding", "grpc-encoding", "grpc-accept-encoding",
-    // Derived from the handshake's fresh random
-    // key (RFC 6455 4.2.2): differs every time.
-    "sec-websocket-accept"};
+    // Derived from the handshake's fresh random key (RFC 6455 4.2.2): differs every time.
+    "sec-websocket-accept",
+    // Negotiation: WebSocket messages are compared decompressed, and the replayer offers none.
+    "sec-websocket-extensions"};
 
 // Headers whose single values contain commas: never split into list elements.
 constexpr std::string_view kUnsplit[] = {"set-cookie",

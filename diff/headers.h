@@ -17,7 +17,8 @@
 //     content-encoding and transfer-encoding (bodies are compared decoded), and gRPC's
 //     grpc-encoding (messages are compared decompressed) and grpc-accept-encoding (what the
 //     server could decompress: negotiation, absent from trailers-only answers), and
-//     sec-websocket-accept (derived from the handshake's random key)
+//     sec-websocket-accept (derived from the handshake's random key) and
+//     sec-websocket-extensions (negotiation: messages are compared decompressed)
 //   content-length: ignored when the bodies were compared (the body diff already says what
 //     changed, and a changed body changes its length); compared when the body could not be
 //   set-cookie: presence only — a cookie that appears or disappears is reported, a new

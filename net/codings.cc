@@ -352,4 +352,57 @@ Result<size_t> GzipStreamDecoder::Decode(std::string_view* in, char* out, size_t
   return size_t{0};
 }
 
+// ---------------------------------------------------------------------------------------
+
+struct WebSocketInflater::State {
+  z_stream zs{};
+  bool ok = false;
+  ~State() {
+    if (ok) inflateEnd(&zs);
+  }
+};
+
+WebSocketInflater::WebSocketInflater() : state_(std::make_unique<State>()) {
+  state_->ok = inflateInit2(&state_->zs, -15) == Z_OK;
+}
+
+WebSocketInflater::~WebSocketInflater() = default;
+
+Result<std::string> WebSocketInflater::Inflate(std::string_view payload, size_t max_output_bytes) {
+  if (!state_->ok) return Status::Internal("cannot initialize zlib");
+  if (payload.size() > UINT_MAX - 4) return TooLarge(max_output_bytes);
+  // The sender took off the empty stored block a sync flush ends with (RFC 7692 7.2.1).
+  std::string in(payload);
+  in.append("\x00\x00\xff\xff", 4);
+  z_stream& zs = state_->zs;
+  zs.next_in = In(in);
+  zs.avail_in = static_cast<uInt>(in.size());
+  std::string out;
+  char buf[kChunk];
+  for (;;) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof(buf);
+    const int rc = inflate(&zs, Z_SYNC_FLUSH);
+    const size_t produced = sizeof(buf) - zs.avail_out;
+    if (out.size() + produced > max_output_bytes) {
+      state_->ok = false;
+      return TooLarge(max_output_bytes);
+    }
+    out.append(buf, produced);
+    if (rc == Z_STREAM_END) {
+      // A sender may end a message with a final block (7.2.3.4): the next one starts a new
+      // stream.
+      if (inflateReset(&zs) != Z_OK) return Status::Internal("inflateReset failed");
+      return out;
+    }
+    if (rc == Z_OK || rc == Z_BUF_ERROR) {
+      if (zs.avail_in == 0 && zs.avail_out != 0) return out;  // all read, all out
+      if (rc == Z_OK) continue;
+    }
+    state_->ok = false;
+    return Status::Corruption("bad permessage-deflate message" +
+                              (zs.msg ? std::string(": ") + zs.msg : std::string()));
+  }
+}
+
 }  // namespace doppel::net

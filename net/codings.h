@@ -86,4 +86,26 @@ class GzipStreamDecoder {
   std::unique_ptr<State> state_;
 };
 
+// permessage-deflate (RFC 7692 7.2.2): decompresses the compressed messages of one direction
+// of a WebSocket connection, one after another in the order they went. The LZ77 window is
+// kept from message to message, as context takeover needs; a peer that negotiated
+// no_context_takeover never refers back, so the same decoder serves it, and any
+// max_window_bits fits in the 15-bit window. Not thread-safe; one per direction.
+class WebSocketInflater {
+ public:
+  WebSocketInflater();
+  ~WebSocketInflater();
+  WebSocketInflater(const WebSocketInflater&) = delete;
+  WebSocketInflater& operator=(const WebSocketInflater&) = delete;
+
+  // The payload of the next compressed message, decompressed. Errors: kCorruption for a
+  // payload that is not the next part of the direction's DEFLATE stream, kResourceExhausted
+  // past max_output_bytes; the inflater is of no use after either.
+  Result<std::string> Inflate(std::string_view payload, size_t max_output_bytes);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
 }  // namespace doppel::net

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "net/codings.h"
+
 namespace doppel::net {
 
 namespace {
@@ -38,6 +40,34 @@ bool RecordWebSocketMessage(bool from_client, WebSocketMessage&& m,
                                            std::chrono::steady_clock::now() - start)
                                            .count()));
   return true;
+}
+
+Result<doppel::v1::WebSocketSession> InflateWebSocketSession(
+    const doppel::v1::WebSocketSession& session, size_t max_bytes) {
+  doppel::v1::WebSocketSession out = session;
+  WebSocketInflater inflaters[2];  // [0] the server's messages, [1] the client's
+  size_t total = 0;
+  for (int i = 0; i < out.messages_size(); ++i) {
+    doppel::v1::WebSocketMessage& m = *out.mutable_messages(i);
+    if (!m.compressed()) continue;
+    const std::string which = std::string(m.from_client() ? "client" : "server") + " message " +
+                              std::to_string(i + 1) + " of the recording";
+    if (m.payload_truncated()) {
+      return Status::Unsupported(which + " is compressed and was cut at the capture limit (" +
+                                 std::to_string(m.payload().size()) + " of " +
+                                 std::to_string(m.payload_size()) + " bytes kept)");
+    }
+    Result<std::string> plain = inflaters[m.from_client() ? 1 : 0].Inflate(
+        m.payload(), max_bytes > total ? max_bytes - total : 0);
+    if (!plain.ok()) {
+      return plain.status().WithContext(which + " does not decompress");
+    }
+    total += plain->size();
+    m.set_payload_size(plain->size());
+    m.set_payload(std::move(plain).value());
+    m.set_compressed(false);
+  }
+  return out;
 }
 
 std::string EncodeWebSocketFrame(WebSocketOpcode opcode, std::string_view payload,

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
 #include "doppel/v1/envelope.pb.h"
 
 namespace doppel::net {
@@ -48,6 +49,15 @@ inline constexpr int kWebSocketMessagesKept = 64;
 bool RecordWebSocketMessage(bool from_client, WebSocketMessage&& m,
                             std::chrono::steady_clock::time_point start, int* kept,
                             doppel::v1::WebSocketSession* session);
+
+// `session` with its compressed messages (permessage-deflate, RFC 7692) decompressed: each
+// direction's in order (net::WebSocketInflater), payload_size the decompressed size, compressed
+// cleared; the rest as it was. Errors name the message that stands in the way: kUnsupported
+// for one cut at the capture limit while compressed (it and what follows it that way cannot
+// be decompressed), kCorruption for one that is not valid DEFLATE, kResourceExhausted past
+// `max_bytes` decompressed in all.
+Result<doppel::v1::WebSocketSession> InflateWebSocketSession(
+    const doppel::v1::WebSocketSession& session, size_t max_bytes);
 
 // One unfragmented frame (FIN set) carrying `payload` (RFC 6455 5.2). `mask`: the 4-byte
 // masking key of a client's frame (5.3), or null for a server's unmasked one.

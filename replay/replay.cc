@@ -538,7 +538,10 @@ Engine::Read Engine::ReadNext(doppel::v1::Envelope* e) {
     }
     ++stats_.read;
     const Decision d = selector_.Decide(*e);
-    if (d == Decision::kSend) return Read::kEnvelope;
+    if (d == Decision::kSend) {
+      if (e->has_websocket()) DecompressWebSocketForReplay(e->mutable_websocket());
+      return Read::kEnvelope;
+    }
     stats_.skipped.Count(d);
   }
 }

@@ -7,6 +7,7 @@
 #include "base/strings.h"
 #include "net/proto_headers.h"
 #include "net/url.h"
+#include "net/websocket_frames.h"
 #include "storage/proxy_error.h"
 
 namespace doppel::replay {
@@ -120,11 +121,31 @@ bool Selector::IsReadOnlyGrpcCall(const doppel::v1::HttpRequest& req) const {
          opts_.grpc_schema->HasNoSideEffects(net::TargetPath(req.target()));
 }
 
+namespace {
+
+// Decompressed bytes a replayed WebSocket connection may hold: a bound on what a hostile
+// recording (a decompression bomb) costs.
+constexpr size_t kMaxDecompressedWebSocketBytes = 64u << 20;
+
+bool AnyCompressed(const doppel::v1::WebSocketSession& session) {
+  return std::any_of(session.messages().begin(), session.messages().end(),
+                     [](const auto& m) { return m.compressed(); });
+}
+
+}  // namespace
+
 bool ReplayableWebSocket(const doppel::v1::WebSocketSession& session) {
   for (const auto& m : session.messages()) {
-    if (m.compressed() || (m.from_client() && m.payload_truncated())) return false;
+    if (m.from_client() && m.payload_truncated()) return false;
   }
-  return true;
+  return !AnyCompressed(session) ||
+         net::InflateWebSocketSession(session, kMaxDecompressedWebSocketBytes).ok();
+}
+
+void DecompressWebSocketForReplay(doppel::v1::WebSocketSession* session) {
+  if (!AnyCompressed(*session)) return;
+  auto plain = net::InflateWebSocketSession(*session, kMaxDecompressedWebSocketBytes);
+  if (plain.ok()) *session = std::move(plain).value();
 }
 
 Decision Selector::Decide(const doppel::v1::Envelope& e) const {

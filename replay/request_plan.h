@@ -40,11 +40,15 @@ struct SelectionOptions {
   bool websocket = true;
 };
 
-// Whether a recorded WebSocket connection can be sent again as recorded: no message was
-// compressed by permessage-deflate (RFC 7692; the replayed handshake offers no extension, and
-// a compressed recording cannot be compared with plain messages), and no client message was
-// cut at --capture-body-limit.
+// Whether a recorded WebSocket connection can be sent again as recorded: no client message was
+// cut at --capture-body-limit, and the messages compressed by permessage-deflate (RFC 7692)
+// decompress (net::InflateWebSocketSession, at most 64 MiB in all).
 bool ReplayableWebSocket(const doppel::v1::WebSocketSession& session);
+
+// Replaces the compressed messages of a ReplayableWebSocket session by their decompressed
+// payloads: the replayed handshake offers no extension, so the messages go uncompressed and
+// the target's are compared with the primary's decompressed.
+void DecompressWebSocketForReplay(doppel::v1::WebSocketSession* session);
 
 // kRefused: the recording proxy refused the request and never forwarded it to the primary
 // (storage::ProxyRefused); never sent, whatever the options. DecisionCounts::Count relies on

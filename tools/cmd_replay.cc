@@ -191,8 +191,8 @@ int RunReplayCommand(const GlobalOptions& g, ReplayFlags f) {
     if (plan.decisions.websocket)
       note(plan.decisions.websocket,
            " WebSocket connections were not replayed: a target is HTTP/2 (it has no Upgrade), "
-           "or their messages were compressed (permessage-deflate) or a client message was cut "
-           "at --capture-body-limit",
+           "a client message was cut at --capture-body-limit, or compressed messages "
+           "(permessage-deflate) do not decompress (cut at the limit, or damaged)",
            "websocket");
     if (plan.decisions.unsafe)
       log::Info(kReplayLog,

@@ -5,9 +5,12 @@
 // fed in (bits 1-4); the rest are the connection's bytes.
 // Properties: never a crash; the same messages and the same error whether the bytes come
 // whole or in pieces; every message keeps at most the limit, says truncated exactly when it
-// kept less than its size, and no message claims more payload than the bytes held.
+// kept less than its size, and no message claims more payload than the bytes held; recorded,
+// the messages decompress (net::InflateWebSocketSession) within the limit or the error names
+// the message.
 #include "net/websocket_frames.h"
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -67,5 +70,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     kept += a.size;
   }
   FUZZ_CHECK(kept <= bytes.size(), "messages hold more payload than the bytes");
+
+  // As recorded, the messages decompress (permessage-deflate, as the replayer does) within
+  // the limit, or the error says which one stands in the way.
+  doppel::v1::WebSocketSession session;
+  int kept_count = 0;
+  for (WebSocketMessage& m : Read(bytes, masked, bytes.size() + 1).messages) {
+    doppel::net::RecordWebSocketMessage(masked, std::move(m), std::chrono::steady_clock::now(),
+                                        &kept_count, &session);
+  }
+  constexpr size_t kInflateLimit = 1 << 20;
+  auto plain = doppel::net::InflateWebSocketSession(session, kInflateLimit);
+  if (plain.ok()) {
+    FUZZ_CHECK(plain->messages_size() == session.messages_size(), "messages lost decompressing");
+    size_t inflated = 0;
+    for (int i = 0; i < plain->messages_size(); ++i) {
+      const auto& m = plain->messages(i);
+      FUZZ_CHECK(!m.compressed(), "a message still compressed");
+      if (session.messages(i).compressed()) {
+        FUZZ_CHECK(m.payload_size() == m.payload().size(), "payload_size is not the size");
+        inflated += m.payload().size();
+      }
+    }
+    FUZZ_CHECK(inflated <= kInflateLimit, "decompressed past the limit");
+  } else {
+    FUZZ_CHECK(plain.status().message().find("message ") != std::string::npos,
+               "an error that does not name the message: " + plain.status().message());
+  }
   return 0;
 }

@@ -4,6 +4,10 @@
 #include <zlib.h>
 
 #include <string>
+#include <vector>
+
+#include "net/websocket_frames.h"
+#include "tests/net/websocket_echo.h"
 
 namespace doppel::net {
 namespace {
@@ -197,6 +201,80 @@ TEST(CodingsTest, GzipStreamDecoderTruncatedAndTrailingGarbage) {
   Result<std::string> bad = StreamDecode(bad_member, 4, &complete);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("not a valid gzip stream"), std::string::npos);
+}
+
+// permessage-deflate (RFC 7692): a later message refers back into the earlier ones' window.
+TEST(CodingsTest, WebSocketInflaterKeepsTheWindowBetweenMessages) {
+  const std::vector<std::string> plain = {R"({"op":"quote","sku":"A-7","qty":1})",
+                                          R"({"op":"quote","sku":"A-7","qty":2})", "", "x"};
+  const std::vector<std::string> sent = testing::PerMessageDeflate(plain);
+  ASSERT_EQ(sent.size(), plain.size());
+  EXPECT_LT(sent[1].size(), sent[0].size());  // the second one refers back
+  WebSocketInflater inflater;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    Result<std::string> r = inflater.Inflate(sent[i], 1 << 20);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
+    EXPECT_EQ(*r, plain[i]) << i;
+  }
+  // Without the first message's window the second cannot be read.
+  WebSocketInflater fresh;
+  Result<std::string> alone = fresh.Inflate(sent[1], 1 << 20);
+  EXPECT_FALSE(alone.ok() && *alone == plain[1]);
+}
+
+TEST(CodingsTest, WebSocketInflaterStopsAtTheLimitAndOnDamage) {
+  const std::vector<std::string> bomb = testing::PerMessageDeflate({std::string(8 << 20, 'a')});
+  ASSERT_LT(bomb[0].size(), 64u << 10);
+  WebSocketInflater inflater;
+  EXPECT_EQ(inflater.Inflate(bomb[0], 1 << 20).status().code(), Status::Code::kResourceExhausted);
+  WebSocketInflater damaged;
+  EXPECT_EQ(damaged.Inflate("\xff\xff\xff\xff not deflate", 1 << 20).status().code(),
+            Status::Code::kCorruption);
+}
+
+// A recorded connection: each direction decompressed with its own window, plain messages
+// left as they were; a compressed message cut at the capture limit is named.
+TEST(CodingsTest, InflateWebSocketSessionDecompressesEachDirection) {
+  const std::vector<std::string> client = {"hello server", "hello server, again"};
+  const std::vector<std::string> server = {"hello client", "hello client, again"};
+  const auto client_sent = testing::PerMessageDeflate(client);
+  const auto server_sent = testing::PerMessageDeflate(server);
+  doppel::v1::WebSocketSession s;
+  auto add = [&](bool from_client, const std::string& payload, bool compressed) {
+    auto* m = s.add_messages();
+    m->set_from_client(from_client);
+    m->set_opcode(1);
+    m->set_payload(payload);
+    m->set_payload_size(payload.size());
+    m->set_compressed(compressed);
+    m->set_at_us(static_cast<uint64_t>(s.messages_size()) * 1000);
+  };
+  add(true, client_sent[0], true);
+  add(false, server_sent[0], true);
+  add(false, "sent plain", false);  // RSV1 is per message
+  add(true, client_sent[1], true);
+  add(false, server_sent[1], true);
+  Result<doppel::v1::WebSocketSession> plain = InflateWebSocketSession(s, 1 << 20);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  const std::vector<std::string> want = {client[0], server[0], "sent plain", client[1], server[1]};
+  ASSERT_EQ(plain->messages_size(), 5);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(plain->messages(i).payload(), want[static_cast<size_t>(i)]) << i;
+    EXPECT_EQ(plain->messages(i).payload_size(), want[static_cast<size_t>(i)].size()) << i;
+    EXPECT_FALSE(plain->messages(i).compressed()) << i;
+    EXPECT_EQ(plain->messages(i).at_us(), s.messages(i).at_us()) << i;
+  }
+  EXPECT_EQ(InflateWebSocketSession(s, 20).status().code(), Status::Code::kResourceExhausted);
+
+  s.mutable_messages(4)->set_payload_truncated(true);
+  s.mutable_messages(4)->set_payload_size(4096);
+  Result<doppel::v1::WebSocketSession> cut = InflateWebSocketSession(s, 1 << 20);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.status().code(), Status::Code::kUnsupported);
+  EXPECT_NE(cut.status().message().find("server message 5 of the recording is compressed and was "
+                                        "cut at the capture limit"),
+            std::string::npos)
+      << cut.status().message();
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -76,6 +77,9 @@ struct WebSocketEchoServer::State {
       http::write(ws.next_layer(), res, ec);
       return;
     }
+    websocket::permessage_deflate deflate;
+    deflate.server_enable = true;
+    ws.set_option(deflate);
     ws.accept(req, ec);
     while (!ec) {
       beast::flat_buffer message;
@@ -135,6 +139,29 @@ const std::string& WebSocketEchoServer::cert_pem() const { return state_->cert_p
 std::vector<http::request<http::string_body>> WebSocketEchoServer::handshakes() {
   std::lock_guard<std::mutex> lock(state_->mu);
   return state_->handshakes;
+}
+
+std::vector<std::string> PerMessageDeflate(const std::vector<std::string>& messages) {
+  z_stream zs{};
+  if (deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return {};
+  std::vector<std::string> out;
+  for (const std::string& m : messages) {
+    std::string compressed(deflateBound(&zs, m.size()) + 16, '\0');
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(m.data()));
+    zs.avail_in = static_cast<uInt>(m.size());
+    zs.next_out = reinterpret_cast<Bytef*>(compressed.data());
+    zs.avail_out = static_cast<uInt>(compressed.size());
+    deflate(&zs, Z_SYNC_FLUSH);
+    compressed.resize(compressed.size() - zs.avail_out);
+    if (compressed.size() >= 4 && compressed.ends_with(std::string_view("\0\0\xff\xff", 4))) {
+      compressed.resize(compressed.size() - 4);
+    } else if (compressed.empty()) {
+      compressed = std::string(1, '\0');  // nothing to flush: an empty stored block (7.2.3.6)
+    }
+    out.push_back(std::move(compressed));
+  }
+  deflateEnd(&zs);
+  return out;
 }
 
 }  // namespace doppel::testing

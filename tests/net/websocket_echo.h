@@ -1,7 +1,8 @@
 // A WebSocket echo server on loopback for tests, Beast's WebSocket on blocking threads: each
 // message is answered as `reply` says (by default it comes back as it came, text as text and
 // binary as binary) until the client closes. A handshake for /refuse is answered 403 instead.
-// With `tls`, over TLS with a fresh self-signed certificate (cert_pem()).
+// With `tls`, over TLS with a fresh self-signed certificate (cert_pem()). A client that offers
+// permessage-deflate (RFC 7692) gets it, with context takeover: Beast compresses every message.
 #pragma once
 
 #include <boost/beast/http/message.hpp>
@@ -37,5 +38,10 @@ class WebSocketEchoServer {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// The payloads of `messages` as a permessage-deflate peer with context takeover sends them
+// (RFC 7692 7.2.1: raw DEFLATE, sync-flushed, the trailing 00 00 ff ff taken off), each
+// compressed after the ones before it (zlib).
+std::vector<std::string> PerMessageDeflate(const std::vector<std::string>& messages);
 
 }  // namespace doppel::testing

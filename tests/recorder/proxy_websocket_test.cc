@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/websocket_frames.h"
 #include "recorder/recorder.h"
 #include "tests/base/temp_dir.h"
 #include "tests/net/test_tls_upstream.h"
@@ -88,10 +89,16 @@ class WebSocketTest : public LoopbackRecorderTest {
     websocket::response_type handshake;  // the 101
     std::unique_ptr<Watchdog> watchdog;
   };
-  std::unique_ptr<Client> Connect(const std::string& target) {
+  // `deflate`: the client offers permessage-deflate (RFC 7692), which the echo server takes.
+  std::unique_ptr<Client> Connect(const std::string& target, bool deflate = false) {
     auto c = std::make_unique<Client>();
     c->ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), port_});
     c->watchdog = std::make_unique<Watchdog>(c->ws.next_layer().native_handle(), 15);
+    if (deflate) {
+      websocket::permessage_deflate offer;
+      offer.client_enable = true;
+      c->ws.set_option(offer);
+    }
     c->ws.handshake(c->handshake, "chat.test", target);
     return c;
   }
@@ -177,6 +184,43 @@ TEST_F(WebSocketTest, EchoOfATextAndABinaryMessagePassesAndIsRecorded) {
   EXPECT_EQ(w.server_bytes(), server_bytes);
   EXPECT_TRUE(w.framing_error().empty()) << w.framing_error();
   EXPECT_TRUE(w.ended() == "client closed" || w.ended() == "primary closed") << w.ended();
+}
+
+// A client and a server that negotiated permessage-deflate (Beast's DEFLATE, context
+// takeover): the proxy relays and records the messages as they went, compressed, and
+// net::InflateWebSocketSession gives back what was sent, as the replayer needs it.
+TEST_F(WebSocketTest, CompressedMessagesAreRecordedAsSentAndDecompressToWhatWasSent) {
+  Start();
+  std::unique_ptr<Client> client;
+  ASSERT_NO_THROW(client = Connect("/chat", /*deflate=*/true));
+  auto& ws = client->ws;
+  EXPECT_NE(std::string(client->handshake["Sec-WebSocket-Extensions"]).find("permessage-deflate"),
+            std::string::npos);
+  const std::vector<std::string> sent = {R"({"op":"quote","sku":"A-7","qty":1})",
+                                         R"({"op":"quote","sku":"A-7","qty":2})"};
+  bool text = false;
+  for (const std::string& m : sent) {
+    ws.text(true);
+    ws.write(asio::buffer(m));
+    EXPECT_EQ(Read(ws, &text), m);
+  }
+  ws.close(websocket::close_code::normal);
+
+  const auto env = CapturedThenStop(1);
+  ASSERT_EQ(env.size(), 1u);
+  const auto& w = env[0].websocket();
+  ASSERT_GE(w.messages_size(), 4) << env[0].DebugString();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(w.messages(i).compressed()) << i;
+    EXPECT_NE(w.messages(i).payload(), sent[static_cast<size_t>(i / 2)]) << i;
+  }
+  auto plain = net::InflateWebSocketSession(w, 1 << 20);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(plain->messages(i).from_client(), i % 2 == 0) << i;
+    EXPECT_EQ(plain->messages(i).payload(), sent[static_cast<size_t>(i / 2)]) << i;
+    EXPECT_FALSE(plain->messages(i).compressed()) << i;
+  }
 }
 
 // More messages than an envelope keeps: all counted, the first 64 each way kept.

@@ -325,20 +325,64 @@ TEST_F(WebSocketReplayTest, A101ThatDoesNotAnswerTheKeyIsABadResponse) {
       << results[0].error();
 }
 
-// Connections that cannot be sent again as recorded are skipped and counted: compressed
-// messages (permessage-deflate), a client message cut at the capture limit. Other envelopes
-// of the session go.
-TEST_F(WebSocketReplayTest, CompressedOrCutRecordingsAreSkipped) {
-  Echo echo;
-  v1::Envelope compressed = WebSocketEnvelope(1, "/chat", Conversation());
-  compressed.mutable_websocket()->mutable_messages(1)->set_compressed(true);
-  v1::Envelope cut = WebSocketEnvelope(2, "/chat", Conversation());
-  cut.mutable_websocket()->mutable_messages(0)->set_payload_truncated(true);
-  Write({compressed, cut, WebSocketEnvelope(3, "/chat", Conversation())});
+// A connection whose messages the primary's peers compressed (permessage-deflate, context
+// takeover) is replayed decompressed: the target gets the plain messages, and its answers are
+// compared with the primary's decompressed ones; the recorded 101's Sec-WebSocket-Extensions
+// is negotiation, not a difference.
+TEST_F(WebSocketReplayTest, CompressedRecordingIsReplayedDecompressed) {
+  std::mutex mu;
+  std::vector<std::string> got;
+  Echo echo(false, [&](const Echo::Message& in) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.push_back(in.payload);
+    return std::vector<Echo::Message>{in};
+  });
+  const std::vector<std::string> plain = {R"({"op":"quote","sku":"A-7","qty":1})",
+                                          R"({"op":"quote","sku":"A-7","qty":2})"};
+  const std::vector<std::string> sent = testing::PerMessageDeflate(plain);  // each way
+  std::vector<Recorded> messages;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    messages.push_back({true, 1, sent[i], 1000 + i * 1000});
+    messages.push_back({false, 1, sent[i], 1500 + i * 1000});
+  }
+  v1::Envelope e = WebSocketEnvelope(1, "/chat", messages);
+  for (auto& m : *e.mutable_websocket()->mutable_messages()) m.set_compressed(true);
+  auto* extension = e.mutable_response()->add_headers();
+  extension->set_name("Sec-WebSocket-Extensions");
+  extension->set_value("permessage-deflate");
+  Write({e});
   RunOutcome out;
   ASSERT_NO_FATAL_FAILURE(RunToEnd(Options(echo.url()), &out));
   EXPECT_EQ(out.exit_code, 0);
-  EXPECT_EQ(out.stats.skipped.websocket, 2u);
+  EXPECT_EQ(out.stats.skipped.websocket, 0u);
+  const auto results = Results(out.run_id);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].verdict(), v1::RunResult::VERDICT_MATCH) << results[0].DebugString();
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(got, plain);
+}
+
+// Connections that cannot be sent again as recorded are skipped and counted: a client message
+// cut at the capture limit, compressed messages that do not decompress (damaged, or one cut
+// at the capture limit). Other envelopes of the session go.
+TEST_F(WebSocketReplayTest, CutOrUndecodableRecordingsAreSkipped) {
+  Echo echo;
+  v1::Envelope damaged = WebSocketEnvelope(1, "/chat", Conversation());
+  damaged.mutable_websocket()->mutable_messages(1)->set_payload("\xff\xff\xff\xff");
+  damaged.mutable_websocket()->mutable_messages(1)->set_compressed(true);
+  v1::Envelope cut = WebSocketEnvelope(2, "/chat", Conversation());
+  cut.mutable_websocket()->mutable_messages(0)->set_payload_truncated(true);
+  v1::Envelope compressed_cut = WebSocketEnvelope(
+      3, "/chat",
+      {{true, 1, "q", 1000}, {false, 1, testing::PerMessageDeflate({"answer"})[0], 1500}});
+  compressed_cut.mutable_websocket()->mutable_messages(1)->set_compressed(true);
+  compressed_cut.mutable_websocket()->mutable_messages(1)->set_payload_truncated(true);
+  compressed_cut.mutable_websocket()->mutable_messages(1)->set_payload_size(100'000);
+  Write({damaged, cut, compressed_cut, WebSocketEnvelope(4, "/chat", Conversation())});
+  RunOutcome out;
+  ASSERT_NO_FATAL_FAILURE(RunToEnd(Options(echo.url()), &out));
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_EQ(out.stats.skipped.websocket, 3u);
   EXPECT_EQ(out.stats.dispatched, 1u);
   EXPECT_EQ(echo.handshakes().size(), 1u);
 }
