@@ -23,6 +23,7 @@
 
 #include "base/strings.h"
 #include "net/h2_frames.h"
+#include "net/tls_server.h"
 
 namespace doppel::net {
 
@@ -64,14 +65,6 @@ std::unique_ptr<TlsStream> NewTlsStream(tcp::socket& socket, asio::ssl::context&
   SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(kAlpnH2.data()),
                       static_cast<unsigned>(kAlpnH2.size()));
   return tls;
-}
-
-// The protocol the server chose by ALPN; "" when it chose none.
-std::string AlpnSelected(TlsStream& tls) {
-  const unsigned char* data = nullptr;
-  unsigned len = 0;
-  SSL_get0_alpn_selected(tls.native_handle(), &data, &len);
-  return std::string(reinterpret_cast<const char*>(data), len);
 }
 
 uint64_t MicrosSince(Clock::time_point from, Clock::time_point to) {
@@ -628,7 +621,7 @@ void Connection::Handshake() {
           return self->Close(ClientError::kConnect,
                              "TLS handshake with " + self->authority_ + ": " + ec.message());
         }
-        if (const std::string alpn = AlpnSelected(*self->tls_); alpn != "h2") {
+        if (const std::string alpn(NegotiatedAlpn(self->tls_->native_handle())); alpn != "h2") {
           return self->Close(ClientError::kConnect,
                              "TLS handshake with " + self->authority_ + ": the server chose " +
                                  (alpn.empty() ? std::string("no protocol") : "'" + alpn + "'") +

@@ -70,6 +70,12 @@ bool IsIpLiteral(const std::string& host) {
 
 constexpr size_t kReadBufferBytes = 16 * 1024;
 
+// The ALPN offer of an https:// connection, in the wire format (RFC 7301 3.1): h2, then
+// http/1.1. An upstream that chooses h2 gets its exchanges over HTTP/2 (PoolImpl::SwitchToH2).
+constexpr std::string_view kAlpnH2AndHttp11("\x02h2\x08http/1.1", 12);
+
+bool AsksToUpgrade(const HttpRequest& request) { return request.count(http::field::upgrade) > 0; }
+
 // One upstream connection, plain or TLS.
 struct Connection {
   Connection(asio::io_context& io, asio::ssl::context* tls) {
@@ -146,6 +152,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // its header) into `out`.
   void TakeTrailers(http::fields& message, http::fields& out);
   bool streaming() const { return static_cast<bool>(on_head_); }
+  // Whether the TLS handshake offers h2 by ALPN: not for an upgrade (HTTP/2 has none) nor a
+  // shaped request (HTTP/1.x only).
+  bool OffersH2() const { return !shape_ && !AsksToUpgrade(request_); }
   // Arms the stream's timer for the next operation: response_timeout (left) for Send();
   // for streaming the sooner of read_idle_timeout and what is left of response_timeout.
   void ArmTimer();
@@ -260,12 +269,16 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
         resolver_(io) {}
 
   void Send(HttpRequest request, ExchangeCallback done) override {
+    if (h2_ && !AsksToUpgrade(request)) return h2_->Send(std::move(request), std::move(done));
     ++stats_.exchanges;
     ++stats_.active;
     std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done))->Start();
   }
 
   void SendStreaming(HttpRequest request, StreamCallback done) override {
+    if (h2_ && !AsksToUpgrade(request)) {
+      return h2_->SendStreaming(std::move(request), std::move(done));
+    }
     ++stats_.exchanges;
     ++stats_.active;
     std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done))->Start();
@@ -281,12 +294,33 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   void Shutdown() override {
     shutdown_ = true;
     idle_.clear();
+    if (h2_) h2_->Shutdown();
   }
 
   PoolStats stats() const override {
     PoolStats s = stats_;
     s.idle = idle_.size();
+    if (h2_) {
+      const PoolStats h2 = h2_->stats();
+      s.connections_opened += h2.connections_opened;
+      s.exchanges += h2.exchanges;
+      s.reused += h2.reused;
+      s.retried += h2.retried;
+      s.idle += h2.idle;
+      s.active += h2.active;
+    }
     return s;
+  }
+
+  // The upstream chose h2 by ALPN: from now on every exchange but an upgrade (HTTP/2 has
+  // none) and a shaped one goes over HTTP/2, on a pool of its own (net/h2_client.h).
+  HttpClientPool& SwitchToH2() {
+    if (!h2_) {
+      Url h2 = upstream_;
+      h2.scheme = "h2";
+      h2_ = NewH2ClientPool(io_, std::move(h2), options_, tls_).value();
+    }
+    return *h2_;
   }
   const Url& upstream() const override { return upstream_; }
 
@@ -335,6 +369,7 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   std::vector<std::unique_ptr<Connection>> idle_;
   PoolStats stats_;
   bool shutdown_ = false;
+  HttpClientPoolPtr h2_;  // once the upstream chose h2
 };
 
 void Exchange::Start() {
@@ -397,6 +432,11 @@ void Exchange::OnConnected(const boost::system::error_code& ec) {
   const std::string& host = pool_->upstream_.host;
   if (!IsIpLiteral(host)) SSL_set_tlsext_host_name(tls.native_handle(), host.c_str());
   tls.set_verify_callback(asio::ssl::host_name_verification(host), ignored);
+  if (OffersH2()) {
+    SSL_set_alpn_protos(tls.native_handle(),
+                        reinterpret_cast<const unsigned char*>(kAlpnH2AndHttp11.data()),
+                        static_cast<unsigned>(kAlpnH2AndHttp11.size()));
+  }
   tls.async_handshake(
       asio::ssl::stream_base::client,
       [self = shared_from_this()](const boost::system::error_code& ec) { self->OnHandshake(ec); });
@@ -410,6 +450,15 @@ void Exchange::OnHandshake(const boost::system::error_code& ec) {
     }
     return Finish(ClientError::kConnect,
                   "TLS handshake with " + pool_->upstream_.Authority() + ": " + ec.message());
+  }
+  if (OffersH2() && NegotiatedAlpn(conn_->tls_stream->native_handle()) == "h2") {
+    // Not a word was sent on this connection: the exchange goes over HTTP/2 instead.
+    conn_.reset();
+    --pool_->stats_.active;
+    --pool_->stats_.exchanges;  // the HTTP/2 pool counts it
+    HttpClientPool& h2 = pool_->SwitchToH2();
+    if (streaming()) return h2.SendStreaming(std::move(request_), std::move(on_head_));
+    return h2.Send(std::move(request_), std::move(done_));
   }
   Write();
 }

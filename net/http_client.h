@@ -4,6 +4,13 @@
 // and, over TLS, h2:// (net/h2_client.cc). Callers see one interface and the same results for
 // all.
 //
+// https:// lets the upstream choose: the TLS handshake offers h2 and http/1.1 by ALPN
+// (RFC 7301), as browsers do. When the upstream chooses h2, the exchange goes over HTTP/2
+// instead (nothing was sent on that connection), and so does every later one of the pool but
+// an upgrade (WebSocket: HTTP/2 has no Upgrade, so its handshake offers only HTTP/1.1) and a
+// SendShaped one. The choice is made once per pool: the exchanges in flight before it each
+// spend one TLS handshake on it.
+//
 // Thread safety: none. A pool belongs to one io_context and is used only from the thread
 // that runs it; create one pool per thread, so the hot path takes no lock.
 #pragma once

@@ -54,7 +54,7 @@ std::string PeerCertificateSubject(void* ssl);
 // failed; `ssl` is its OpenSSL SSL*.
 std::string PeerVerifyError(void* ssl);
 
-// The ALPN protocol a server-side TLS connection agreed on ("" for none).
+// The ALPN protocol a TLS connection, server or client side, agreed on ("" for none).
 // REQUIRES: `ssl` is an OpenSSL SSL* whose handshake completed.
 std::string_view NegotiatedAlpn(void* ssl);
 // The connection's TLS version, e.g. "TLSv1.3". REQUIRES: as NegotiatedAlpn.

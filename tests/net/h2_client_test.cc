@@ -250,6 +250,44 @@ TEST_F(H2ClientTest, H2OverTlsVerifiesTheServerAndMultiplexes) {
   EXPECT_NE(refused.detail.find("TLS handshake"), std::string::npos) << refused.detail;
 }
 
+// https:// lets the server choose by ALPN: nghttpd chooses h2, so the exchanges go over
+// HTTP/2 (trailers included), multiplexed on one connection after the one handshake that
+// found out; an HTTP/1.1-only server keeps HTTP/1.1 (the same URL scheme).
+TEST_F(H2ClientTest, HttpsGoesOverH2WhenTheServerChoosesIt) {
+  testing::Nghttpd server({"grpc-status: 0"}, testing::Nghttpd::Transport::kTls);
+  ASSERT_TRUE(server.ok());
+  server.WriteFile("a.txt", "chosen by ALPN");
+  auto pool = MakePool("https://127.0.0.1:" + std::to_string(server.port()), {},
+                       {.verify = true, .ca_file = server.tls_ca()});
+  ExchangeResult r = Run(*pool, Get("/a.txt"));
+  ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
+  EXPECT_EQ(r.response.version(), 20u);
+  EXPECT_EQ(r.response.body(), "chosen by ALPN");
+  EXPECT_EQ(r.trailers["grpc-status"], "0");
+  int answered = 0;
+  bool all_answered = false;
+  for (int i = 0; i < 20; ++i) {
+    pool->SendStreaming(Get("/a.txt"), [&](ExchangeResult&& head, BodyReaderPtr body) {
+      EXPECT_EQ(head.error, ClientError::kNone) << head.detail;
+      EXPECT_EQ(head.response.version(), 20u);
+      EXPECT_NE(body, nullptr);
+      all_answered = ++answered == 20;
+    });
+  }
+  RunUntil(all_answered);
+  // The handshake that found h2, then the HTTP/2 connection.
+  EXPECT_EQ(pool->stats().connections_opened, 2u);
+  EXPECT_EQ(pool->stats().exchanges, 21u);
+
+  testing::TestTlsUpstream http11({.keep_alive = true});
+  auto plain = MakePool("https://127.0.0.1:" + std::to_string(http11.port()), {},
+                        {.verify = false, .ca_file = ""});
+  ExchangeResult one = Run(*plain, Get("/a"));
+  ASSERT_EQ(one.error, ClientError::kNone) << one.detail;
+  EXPECT_EQ(one.response.version(), 11u);
+  EXPECT_EQ(http11.answered().size(), 1u);
+}
+
 // A TLS server that does not choose h2 by ALPN (an HTTP/1.1-only HTTPS server) fails an h2://
 // exchange with kConnect and a reason naming ALPN, instead of sending HTTP/2 frames to it.
 TEST_F(H2ClientTest, H2OverTlsRefusesAServerThatDoesNotChooseH2) {
