@@ -356,7 +356,8 @@ Result<size_t> GzipStreamDecoder::Decode(std::string_view* in, char* out, size_t
 
 struct WebSocketInflater::State {
   z_stream zs{};
-  bool ok = false;
+  bool ok = false;      // initialized: inflateEnd() is owed
+  bool broken = false;  // a message failed: the stream cannot go on
   ~State() {
     if (ok) inflateEnd(&zs);
   }
@@ -370,6 +371,7 @@ WebSocketInflater::~WebSocketInflater() = default;
 
 Result<std::string> WebSocketInflater::Inflate(std::string_view payload, size_t max_output_bytes) {
   if (!state_->ok) return Status::Internal("cannot initialize zlib");
+  if (state_->broken) return Status::Corruption("an earlier message did not decompress");
   if (payload.size() > UINT_MAX - 4) return TooLarge(max_output_bytes);
   // The sender took off the empty stored block a sync flush ends with (RFC 7692 7.2.1).
   std::string in(payload);
@@ -385,7 +387,7 @@ Result<std::string> WebSocketInflater::Inflate(std::string_view payload, size_t 
     const int rc = inflate(&zs, Z_SYNC_FLUSH);
     const size_t produced = sizeof(buf) - zs.avail_out;
     if (out.size() + produced > max_output_bytes) {
-      state_->ok = false;
+      state_->broken = true;
       return TooLarge(max_output_bytes);
     }
     out.append(buf, produced);
@@ -399,7 +401,7 @@ Result<std::string> WebSocketInflater::Inflate(std::string_view payload, size_t 
       if (zs.avail_in == 0 && zs.avail_out != 0) return out;  // all read, all out
       if (rc == Z_OK) continue;
     }
-    state_->ok = false;
+    state_->broken = true;
     return Status::Corruption("bad permessage-deflate message" +
                               (zs.msg ? std::string(": ") + zs.msg : std::string()));
   }
