@@ -1,7 +1,11 @@
 #include "interop/envelope_json.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstring>
+#include <optional>
+
+#include "net/websocket_frames.h"
 
 namespace doppel::interop {
 namespace {
@@ -199,20 +203,31 @@ Status ChunksFromJson(const json::object& response,
 }
 
 json::object WebSocketToJson(const doppel::v1::WebSocketSession& w) {
+  // Compressed messages are also written decompressed, for reading; import ignores it.
+  std::optional<Result<doppel::v1::WebSocketSession>> plain;
+  if (std::any_of(w.messages().begin(), w.messages().end(),
+                  [](const auto& m) { return m.compressed(); })) {
+    plain = net::InflateWebSocketSession(w, net::kMaxDecompressedWebSocketBytes);
+  }
   json::array messages;
-  for (const auto& m : w.messages()) {
+  for (int i = 0; i < w.messages_size(); ++i) {
+    const doppel::v1::WebSocketMessage& m = w.messages(i);
     json::object j;
     j["from"] = m.from_client() ? "client" : "primary";
     j["opcode"] = m.opcode();
     PutBytes(j, "payload", m.payload());
     if (m.payload_truncated()) j["payload_truncated"] = true;
     j["payload_size"] = m.payload_size();
-    if (m.compressed()) j["compressed"] = true;
+    if (m.compressed()) {
+      j["compressed"] = true;
+      if (plain->ok()) PutBytes(j, "decompressed", (*plain)->messages(i).payload());
+    }
     j["at_us"] = m.at_us();
     messages.push_back(std::move(j));
   }
   json::object o;
   o["messages"] = std::move(messages);
+  if (plain && !plain->ok()) o["decompress_error"] = plain->status().message();
   if (w.messages_truncated()) o["messages_truncated"] = true;
   o["client_messages"] = w.client_messages();
   o["server_messages"] = w.server_messages();

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -49,6 +50,10 @@ inline constexpr int kWebSocketMessagesKept = 64;
 bool RecordWebSocketMessage(bool from_client, WebSocketMessage&& m,
                             std::chrono::steady_clock::time_point start, int* kept,
                             doppel::v1::WebSocketSession* session);
+
+// What a recorded connection's messages may come to decompressed, in all: the bound on what a
+// hostile recording (a decompression bomb) costs the replayer or `doppel cat`.
+inline constexpr size_t kMaxDecompressedWebSocketBytes = 64u << 20;
 
 // `session` with its compressed messages (permessage-deflate, RFC 7692) decompressed: each
 // direction's in order (net::WebSocketInflater), payload_size the decompressed size, compressed

@@ -123,10 +123,6 @@ bool Selector::IsReadOnlyGrpcCall(const doppel::v1::HttpRequest& req) const {
 
 namespace {
 
-// Decompressed bytes a replayed WebSocket connection may hold: a bound on what a hostile
-// recording (a decompression bomb) costs.
-constexpr size_t kMaxDecompressedWebSocketBytes = 64u << 20;
-
 bool AnyCompressed(const doppel::v1::WebSocketSession& session) {
   return std::any_of(session.messages().begin(), session.messages().end(),
                      [](const auto& m) { return m.compressed(); });
@@ -139,12 +135,12 @@ bool ReplayableWebSocket(const doppel::v1::WebSocketSession& session) {
     if (m.from_client() && m.payload_truncated()) return false;
   }
   return !AnyCompressed(session) ||
-         net::InflateWebSocketSession(session, kMaxDecompressedWebSocketBytes).ok();
+         net::InflateWebSocketSession(session, net::kMaxDecompressedWebSocketBytes).ok();
 }
 
 void DecompressWebSocketForReplay(doppel::v1::WebSocketSession* session) {
   if (!AnyCompressed(*session)) return;
-  auto plain = net::InflateWebSocketSession(*session, kMaxDecompressedWebSocketBytes);
+  auto plain = net::InflateWebSocketSession(*session, net::kMaxDecompressedWebSocketBytes);
   if (plain.ok()) *session = std::move(plain).value();
 }
 

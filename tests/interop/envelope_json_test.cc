@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include "tests/net/websocket_echo.h"
 #include "tests/storage/test_envelopes.h"
 
 namespace doppel::interop {
@@ -102,6 +103,41 @@ TEST(EnvelopeJson, WebSocketSessionRoundTrip) {
           .as_object();
   EXPECT_NE(EnvelopeFromJson(bad, &back).message().find("websocket.messages[].from"),
             std::string::npos);
+}
+
+// Compressed messages (permessage-deflate) are also written decompressed, for reading, and
+// read back as they were recorded; a session that does not decompress says why.
+TEST(EnvelopeJson, CompressedWebSocketMessagesAreAlsoWrittenDecompressed) {
+  auto e = storage::testing::MakeEnvelope(9, 1);
+  const std::vector<std::string> plain = {R"({"op":"quote"})", R"({"op":"quote","n":2})"};
+  const std::vector<std::string> sent = testing::PerMessageDeflate(plain);
+  for (size_t i = 0; i < sent.size(); ++i) {
+    auto* m = e.mutable_websocket()->add_messages();
+    m->set_from_client(true);
+    m->set_opcode(1);
+    m->set_payload(sent[i]);
+    m->set_payload_size(sent[i].size());
+    m->set_compressed(true);
+  }
+  auto o = EnvelopeToJson(e);
+  const auto& messages = o.at("websocket").at("messages").as_array();
+  ASSERT_EQ(messages.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(messages[i].at("decompressed").as_string(), plain[i]) << i;
+  }
+  EXPECT_FALSE(o.at("websocket").as_object().contains("decompress_error"));
+  v1::Envelope back;
+  ASSERT_TRUE(
+      EnvelopeFromJson(boost::json::parse(boost::json::serialize(o)).as_object(), &back).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(e, back)) << back.DebugString();
+
+  e.mutable_websocket()->mutable_messages(0)->set_payload("\xff\xff not deflate");
+  o = EnvelopeToJson(e);
+  EXPECT_FALSE(o.at("websocket").at("messages").as_array()[0].as_object().contains("decompressed"));
+  EXPECT_NE(std::string(o.at("websocket").at("decompress_error").as_string())
+                .find("client message 1 of the recording does not decompress"),
+            std::string::npos)
+      << o.at("websocket").at("decompress_error");
 }
 
 // An event stream's piece timings survive an export and an import.
