@@ -1,5 +1,6 @@
 // https upstreams: certificate verification by default, a custom CA, and --upstream-insecure.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl.hpp>
@@ -9,6 +10,7 @@
 
 #include "net/http_client.h"
 #include "tests/net/test_tls_upstream.h"
+#include "tests/net/test_upstream.h"
 
 namespace doppel::net {
 namespace {
@@ -67,6 +69,31 @@ TEST_F(TlsClientTest, InsecureSkipsVerification) {
   ExchangeResult r = Get(*pool, "/x");
   ASSERT_EQ(r.error, ClientError::kNone) << r.detail;
   EXPECT_EQ(r.response.body(), "tls ok /x");
+}
+
+// A server that takes the connection and never answers the TLS handshake (a listening socket
+// nobody accepts on: the kernel completes the TCP handshake) fails the exchange as a timeout
+// within connect_timeout, over HTTP/1.1 (https://) and HTTP/2 (h2://) alike.
+TEST_F(TlsClientTest, AHandshakeThatNeverAnswersTimesOut) {
+  uint16_t port = 0;
+  const int fd = doppel::testing::ListenOnLoopback(16, &port);
+  ASSERT_GE(fd, 0);
+  auto ctx = MakeClientTlsContext({false, ""});
+  ASSERT_TRUE(ctx.ok());
+  ClientOptions options;
+  options.connect_timeout = std::chrono::milliseconds(300);
+  for (const char* scheme : {"https", "h2"}) {
+    auto url = ParseUrl(std::string(scheme) + "://127.0.0.1:" + std::to_string(port));
+    ASSERT_TRUE(url.ok());
+    auto pool = HttpClientPool::Create(io_, url.value(), options, ctx.value()).value();
+    const auto start = std::chrono::steady_clock::now();
+    ExchangeResult r = Get(*pool, "/a");
+    EXPECT_EQ(r.error, ClientError::kTimeout) << scheme << ": " << r.detail;
+    EXPECT_NE(r.detail.find("timed out"), std::string::npos) << scheme << ": " << r.detail;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << scheme;
+    pool->Shutdown();
+  }
+  ::close(fd);
 }
 
 }  // namespace
