@@ -68,6 +68,14 @@ bool DoubleEqualsUint(double d, uint64_t u) {
   return static_cast<uint64_t>(d) == u;
 }
 
+// The value of a parsed JSON double. Boost.JSON 1.81 parses a zero whose exponent is past the
+// double range ("0e400") as NaN (0 × inf), which would differ from itself; JSON has no NaN, so
+// a NaN is always that zero.
+double DoubleOf(const json::value& v) {
+  const double d = v.get_double();
+  return std::isnan(d) ? 0.0 : d;
+}
+
 // Exact numeric equality by value across representations.
 bool NumbersEqual(const json::value& a, const json::value& b) {
   using json::kind;
@@ -76,23 +84,23 @@ bool NumbersEqual(const json::value& a, const json::value& b) {
       if (b.is_int64()) return a.get_int64() == b.get_int64();
       if (b.is_uint64())
         return a.get_int64() >= 0 && static_cast<uint64_t>(a.get_int64()) == b.get_uint64();
-      return DoubleEqualsInt(b.get_double(), a.get_int64());
+      return DoubleEqualsInt(DoubleOf(b), a.get_int64());
     case kind::uint64:
       if (b.is_uint64()) return a.get_uint64() == b.get_uint64();
       if (b.is_int64())
         return b.get_int64() >= 0 && static_cast<uint64_t>(b.get_int64()) == a.get_uint64();
-      return DoubleEqualsUint(b.get_double(), a.get_uint64());
+      return DoubleEqualsUint(DoubleOf(b), a.get_uint64());
     default:
-      if (b.is_double()) return a.get_double() == b.get_double();
-      if (b.is_int64()) return DoubleEqualsInt(a.get_double(), b.get_int64());
-      return DoubleEqualsUint(a.get_double(), b.get_uint64());
+      if (b.is_double()) return DoubleOf(a) == DoubleOf(b);
+      if (b.is_int64()) return DoubleEqualsInt(DoubleOf(a), b.get_int64());
+      return DoubleEqualsUint(DoubleOf(a), b.get_uint64());
   }
 }
 
 double AsDouble(const json::value& v) {
   if (v.is_int64()) return static_cast<double>(v.get_int64());
   if (v.is_uint64()) return static_cast<double>(v.get_uint64());
-  return v.get_double();
+  return DoubleOf(v);
 }
 
 // Structural equality with numbers by value; no rules, no normalizers. Recursion is bounded
@@ -179,7 +187,7 @@ std::string ScalarText(const json::value& v) {
       return std::to_string(v.get_uint64());
     case json::kind::double_: {
       char buf[32];
-      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_double());
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, DoubleOf(v));
       return ec == std::errc() ? std::string(buf, end) : json::serialize(v);
     }
     case json::kind::bool_:

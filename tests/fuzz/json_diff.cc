@@ -139,8 +139,9 @@ void CompareWebSockets(const Differ& differ, std::string_view a, std::string_vie
   CheckResult(ba, kLimits);
   // A recording cut short compares less than the whole message: no symmetry to expect.
   if (!cut) FUZZ_CHECK(ab.match == ba.match, "WebSocket A vs B and B vs A disagree");
-  FUZZ_CHECK(differ.Compare(*ea, handshake, &pa).match,
-             "a connection's messages differ from themselves");
+  const auto aa = differ.Compare(*ea, handshake, &pa);
+  FUZZ_CHECK(aa.match, "a connection's messages differ from themselves: " +
+                           (aa.diffs.empty() ? std::string("(omitted)") : aa.diffs[0].path));
 }
 
 // The generator's choices, read from the input's bytes (0 once they run out). With `every`
