@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <boost/beast/core/string.hpp>
 #include <filesystem>
 #include <fstream>
 
@@ -54,6 +55,26 @@ const std::string& SampleDictionary() {
     return new std::string(storage::TrainDictionary(samples, 8 * 1024));
   }();
   return *dict;
+}
+
+bool TransferEncodingHasTab(std::string_view head) {
+  static constexpr std::string_view kName = "transfer-encoding:";
+  bool in_te = false;  // the line before was (part of) a Transfer-Encoding field
+  for (size_t at = 0; at < head.size();) {
+    size_t end = head.find('\n', at);
+    if (end == std::string_view::npos) end = head.size();
+    const std::string_view line = head.substr(at, end - at);
+    const bool folded = !line.empty() && (line[0] == ' ' || line[0] == '\t');
+    if (in_te && folded) {
+      if (line.find('\t', 1) != std::string_view::npos) return true;
+    } else {
+      in_te =
+          line.size() >= kName.size() && boost::beast::iequals(line.substr(0, kName.size()), kName);
+      if (in_te && line.find('\t', kName.size()) != std::string_view::npos) return true;
+    }
+    at = end + 1;
+  }
+  return false;
 }
 
 }  // namespace doppel::fuzz

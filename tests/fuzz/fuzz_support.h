@@ -27,6 +27,14 @@ namespace doppel::fuzz {
 
 // A per-process file path on tmpfs (/dev/shm when it exists, else $TMPDIR or /tmp), for
 // APIs that read a path. `name` tells the targets apart.
+// Whether a Transfer-Encoding field of `head` (an HTTP message head's raw bytes) has a tab in
+// its value, on its line or on a line folded into it (obs-fold: a line that starts with SP or
+// HTAB continues the field, RFC 9112 5.2; "Transfer-Encoding: \r\n chunked\t" is " chunked\t"
+// unfolded). The smuggling targets' allowance for http-parser 2.9.4, which ends a coding name
+// at a space only and refuses "chunked<HTAB>" (RFC 9110 5.5: OWS, SP or HTAB, is not part of
+// a field value).
+bool TransferEncodingHasTab(std::string_view head);
+
 std::string TempFilePath(std::string_view name);
 
 // Writes `data` to `path` (truncating); false on error.

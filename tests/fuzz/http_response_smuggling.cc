@@ -51,29 +51,6 @@ struct Response {
   bool te_tab = false;
 };
 
-// Whether a Transfer-Encoding field of `head` (the raw bytes) has a tab in its value, on its
-// line or on a line folded into it (obs-fold: a line that starts with SP or HTAB continues
-// the field, RFC 9112 5.2; "Transfer-Encoding: \r\n chunked\t" is " chunked\t" unfolded).
-bool TransferEncodingHasTab(std::string_view head) {
-  static constexpr std::string_view kName = "transfer-encoding:";
-  bool in_te = false;  // the line before was (part of) a Transfer-Encoding field
-  for (size_t at = 0; at < head.size();) {
-    size_t end = head.find('\n', at);
-    if (end == std::string_view::npos) end = head.size();
-    const std::string_view line = head.substr(at, end - at);
-    const bool folded = !line.empty() && (line[0] == ' ' || line[0] == '\t');
-    if (in_te && folded) {
-      if (line.find('\t', 1) != std::string_view::npos) return true;
-    } else {
-      in_te =
-          line.size() >= kName.size() && boost::beast::iequals(line.substr(0, kName.size()), kName);
-      if (in_te && line.find('\t', kName.size()) != std::string_view::npos) return true;
-    }
-    at = end + 1;
-  }
-  return false;
-}
-
 // `size`: the body's length, or nullopt for the answer to a HEAD (no body: the values need
 // only agree).
 bool OneLength(const http::fields& fields, std::optional<uint64_t> size) {
@@ -139,7 +116,8 @@ std::vector<Response> DoppelRead(std::string_view bytes, uint8_t head_mask) {
       }
       break;
     }
-    const bool te_tab = TransferEncodingHasTab(bytes.substr(head_start, pos - head_start));
+    const bool te_tab =
+        doppel::fuzz::TransferEncodingHasTab(bytes.substr(head_start, pos - head_start));
     bool chunk_ext = false;
     auto on_chunk = [&chunk_ext](uint64_t, std::string_view ext, boost::system::error_code&) {
       chunk_ext = chunk_ext || !ext.empty();

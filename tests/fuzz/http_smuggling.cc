@@ -190,6 +190,21 @@ const Allowed kAllowed[] = {
     // side then checks that framing).
     {HPE_INVALID_CHUNK_SIZE, "RFC 9112 7.1.1 (BWS before a chunk-ext), RFC 9110 5.6.3",
      [](const RequestReader::Request&) { return true; }, TabAfterChunkSize},
+    // "Transfer-Encoding: chunked" with a tab after it (or on a line folded into it): a field
+    // value excludes the whitespace, SP or HTAB, around it, and Beast trims both; http-parser
+    // 2.9.4 ends the coding name at a space only and refuses "chunked<HTAB>". The forwarded
+    // request is chunked alone (checked here), and so was the message: every earlier one
+    // passed http-parser, so the tab is in the head it refused. The response target has the
+    // same allowance.
+    {HPE_INVALID_TRANSFER_ENCODING, "RFC 9110 5.5 (OWS around a field value)",
+     [](const RequestReader::Request& req) {
+       const size_t te = req.count(boost::beast::http::field::transfer_encoding);
+       return te != 0 && doppel::recorder::IsChunkedAlone(
+                             te, req[boost::beast::http::field::transfer_encoding]);
+     },
+     [](std::string_view bytes, size_t at) {
+       return doppel::fuzz::TransferEncodingHasTab(bytes.substr(0, at));
+     }},
     {HPE_INVALID_TRANSFER_ENCODING, "RFC 9110 5.1 (a field name is the whole token)",
      [](const RequestReader::Request& req) {
        const size_t te = req.count(boost::beast::http::field::transfer_encoding);
