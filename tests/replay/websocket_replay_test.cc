@@ -286,6 +286,32 @@ TEST_F(WebSocketReplayTest, AnInterruptEndsAConversationInFlight) {
   EXPECT_EQ(results[0].status(), 101u);
 }
 
+// SIGINT also ends a conversation that holds a client message for its think time (a minute
+// here, under the default real-time pacing).
+TEST_F(WebSocketReplayTest, AnInterruptEndsAThinkTime) {
+  Echo echo;
+  Write({WebSocketEnvelope(
+      1, "/chat",
+      {{true, 1, "now", 1000}, {false, 1, "now", 2000}, {true, 1, "in a minute", 60'000'000}})});
+  std::thread interrupt([&] {
+    for (int i = 0; i < 500 && echo.handshakes().empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::kill(::getpid(), SIGINT);
+  });
+  RunOptions o = Options(echo.url());
+  o.max = false;
+  const auto start = std::chrono::steady_clock::now();
+  RunOutcome out;
+  RunToEnd(o, &out);
+  interrupt.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  EXPECT_TRUE(out.stats.interrupted);
+  const auto results = Results(out.run_id);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status(), 101u);
+}
+
 // A handshake the target refuses is compared as any answer: 403 against the recorded 101.
 TEST_F(WebSocketReplayTest, ARefusedHandshakeIsAStatusDifference) {
   Echo echo;
