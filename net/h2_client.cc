@@ -595,7 +595,9 @@ void Connection::Connect(const tcp::resolver::results_type& endpoints) {
   connect_timer_.expires_after(options_.connect_timeout);
   connect_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
     if (!ec && !self->connected_) {
-      self->Close(ClientError::kTimeout, "connect to " + self->authority_ + " timed out");
+      // The one timer bounds the connect and the TLS handshake after it: name the step.
+      self->Close(ClientError::kTimeout, (self->tls_ ? "TLS handshake with " : "connect to ") +
+                                             self->authority_ + " timed out");
     }
   });
   asio::async_connect(
