@@ -163,6 +163,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void OnReadError(const boost::system::error_code& ec, bool got_some);
   void ReadHead();
   void OnHead(const boost::system::error_code& ec);
+  void OnRawPiece(const boost::system::error_code& ec, size_t n);
   void OnPiece(const boost::system::error_code& ec);
   void EndOfBody();
   void Connect();
@@ -201,6 +202,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::optional<http::response_parser<http::buffer_body>> stream_parser_;
   std::unique_ptr<char[]> piece_;  // the reader's buffer, piece_bytes_ long
   size_t piece_bytes_ = 0;
+  // Set once a Content-Length body is read straight from the socket into piece_ (ReadPiece):
+  // the body bytes still to come. The parser is not used for the rest of that body.
+  std::optional<uint64_t> raw_left_;
   BodyReader::Callback piece_done_;
   Clock::time_point last_byte_;
   bool keep_ = false;        // the connection may go back to the pool after the body
@@ -725,7 +729,6 @@ void Exchange::ReadPiece(BodyReader::Callback done) {
   // Beast reads as much as the connection's buffer has room for: with the 16 KiB that suit
   // heads, a large body would come in 16 KiB pieces, each its own recv, timer and write.
   if (piece_bytes_ > conn_->buffer.capacity()) conn_->buffer.reserve(piece_bytes_);
-  ArmTimer();
   conn_->Visit([&](auto& stream) {
     http::async_read_some(
         stream, conn_->buffer, *stream_parser_,
@@ -738,7 +741,7 @@ void Exchange::OnPiece(const boost::system::error_code& ec) {
   if (ec && ec != http::error::need_buffer) return OnReadError(ec, true);
   last_byte_ = Clock::now();
   const size_t n = piece_bytes_ - stream_parser_->get().body().size;
-  if (stream_parser_->is_done()) {
+  if (!raw_left_ && stream_parser_->is_done()) {
     TakeTrailers(stream_parser_->get(), trailers_);
     over_ = true;
     if (keep_) pool_->ReturnIdle(std::move(conn_));
@@ -761,6 +764,26 @@ void Exchange::EndOfBody() {
   done(ClientError::kNone, "", {}, true);
 }
 
+  // A Content-Length body with nothing of it buffered is read straight into piece_: through
+  // the parser every byte would be copied twice (socket -> connection buffer -> piece_). Only
+  // as many bytes as the body has left are asked for, so the connection's next response is
+  // never read here and the connection can go back to the pool as it is.
+  if (!raw_left_ && conn_->buffer.size() == 0) {
+    if (const auto left = stream_parser_->content_length_remaining(); left && *left > 0) {
+      raw_left_ = *left;
+    }
+  }
+  ArmTimer();
+  if (raw_left_) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(*raw_left_, piece_bytes_));
+    conn_->Visit([&](auto& stream) {
+      stream.async_read_some(asio::buffer(piece_.get(), want),
+                             [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                               self->OnRawPiece(ec, n);
+                             });
+    });
+    return;
+  }
 TunnelPtr Exchange::TakeTunnel() {
   if (!upgraded_ || over_ || !conn_) return nullptr;
   over_ = true;
@@ -783,6 +806,23 @@ void Exchange::Retry() {
 }
 
 void Exchange::Finish(ClientError error, std::string detail) {
+    if (keep_) pool_->ReturnIdle(std::move(conn_));
+    conn_.reset();
+    --pool_->stats_.active;
+  }
+  BodyReader::Callback done = std::move(piece_done_);
+  done(ClientError::kNone, "", std::string_view(piece_.get(), n), over_);
+}
+
+void Exchange::OnRawPiece(const boost::system::error_code& ec, size_t n) {
+  if (over_) return;  // abandoned meanwhile
+  // The upstream closing before the Content-Length was reached fails the exchange, as the
+  // parser's partial_message does.
+  if (ec) return OnReadError(ec, true);
+  last_byte_ = Clock::now();
+  *raw_left_ -= n;
+  if (*raw_left_ == 0) {
+    over_ = true;
   if (body_phase_) {
     over_ = true;
     conn_.reset();

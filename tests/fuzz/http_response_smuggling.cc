@@ -17,7 +17,10 @@
 // gives one client another's answer.
 //
 // The parser settings are repeated from net/http_client.cc (its read is asynchronous and
-// bound to a socket); the parser is the same Beast code.
+// bound to a socket); the parser is the same Beast code. The pool reads the rest of a
+// Content-Length body from the socket around the parser once nothing of it is buffered
+// (Exchange::ReadPiece), asking for no more than the parser's content_length_remaining():
+// the body ends where the parser would end it, which is what this target reads.
 #include <http_parser.h>
 
 #include <boost/beast/http.hpp>

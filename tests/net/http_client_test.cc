@@ -1,6 +1,8 @@
 #include "net/http_client.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http.hpp>
@@ -58,6 +60,47 @@ class HttpClientTest : public ::testing::Test {
     io_.restart();
     io_.run_for(std::chrono::seconds(20));
     EXPECT_TRUE(done);
+    return out;
+  }
+  // SendStreaming(req) read to its end (or its first error): the head, the body pieces.
+  struct Streamed {
+    ExchangeResult head;
+    BodyReaderPtr reader;  // kept for its trailers()
+    std::string body;
+    size_t pieces = 0;
+    ClientError error = ClientError::kNone;  // of the body
+    std::string detail;
+  };
+  Streamed RunStreaming(HttpClientPool& pool, HttpRequest req) {
+    Streamed out;
+    bool got_head = false;
+    pool.SendStreaming(std::move(req), [&](ExchangeResult&& r, BodyReaderPtr body) {
+      out.head = std::move(r);
+      out.reader = std::move(body);
+      got_head = true;
+    });
+    io_.restart();
+    while (!got_head && io_.run_one_for(std::chrono::seconds(10)) > 0) {
+    }
+    EXPECT_TRUE(got_head);
+    if (!got_head || out.head.error != ClientError::kNone || !out.reader) return out;
+    for (bool end = false; !end && out.error == ClientError::kNone;) {
+      bool piece = false;
+      out.reader->ReadSome(
+          [&](ClientError error, std::string detail, std::string_view data, bool last) {
+            out.error = error;
+            out.detail = std::move(detail);
+            out.body += data;
+            ++out.pieces;
+            end = last;
+            piece = true;
+          });
+      io_.restart();  // run_one_for stopped it when it ran out of work
+      while (!piece && io_.run_one_for(std::chrono::seconds(10)) > 0) {
+      }
+      EXPECT_TRUE(piece);
+      if (!piece) break;
+    }
     return out;
   }
   // The upstream's threads record what they read: waits (bounded) until `seen` holds.
@@ -173,45 +216,120 @@ TEST_F(HttpClientTest, ChunkedTrailersAreTrailersNotHeaders) {
   ASSERT_EQ(std::distance(whole.trailers.begin(), whole.trailers.end()), 1);
   EXPECT_EQ(whole.trailers["X-Checksum"], "sha-abc");
 
-  BodyReaderPtr reader;
-  ExchangeResult head;
-  bool got_head = false;
-  pool->SendStreaming(Get("/trailers"), [&](ExchangeResult&& r, BodyReaderPtr body) {
-    head = std::move(r);
-    reader = std::move(body);
-    got_head = true;
-  });
-  io_.restart();
-  while (!got_head && io_.run_one_for(std::chrono::seconds(10)) > 0) {
-  }
-  ASSERT_TRUE(got_head);
-  ASSERT_EQ(head.error, ClientError::kNone) << head.detail;
-  ASSERT_NE(reader, nullptr);
-  EXPECT_EQ(head.response.count("X-Checksum"), 0u);
-  std::string body;
-  bool end = false;
-  while (!end) {
-    bool piece = false;
-    reader->ReadSome([&](ClientError error, std::string detail, std::string_view data, bool last) {
-      ASSERT_EQ(error, ClientError::kNone) << detail;
-      body += data;
-      end = last;
-      piece = true;
-    });
-    io_.restart();  // run_one_for stopped it when it ran out of work
-    while (!piece && io_.run_one_for(std::chrono::seconds(10)) > 0) {
-    }
-    ASSERT_TRUE(piece);
-  }
-  EXPECT_EQ(body, "hello");
-  ASSERT_EQ(std::distance(reader->trailers().begin(), reader->trailers().end()), 1);
-  EXPECT_EQ(reader->trailers()["X-Checksum"], "sha-abc");
-  reader.reset();
+  Streamed streamed = RunStreaming(*pool, Get("/trailers"));
+  ASSERT_EQ(streamed.head.error, ClientError::kNone) << streamed.head.detail;
+  ASSERT_EQ(streamed.error, ClientError::kNone) << streamed.detail;
+  EXPECT_EQ(streamed.head.response.count("X-Checksum"), 0u);
+  EXPECT_EQ(streamed.body, "hello");
+  const http::fields& trailers = streamed.reader->trailers();
+  ASSERT_EQ(std::distance(trailers.begin(), trailers.end()), 1);
+  EXPECT_EQ(trailers["X-Checksum"], "sha-abc");
+  streamed.reader.reset();
 
   ExchangeResult next = Run(*pool, Get("/size?n=2"));
   ASSERT_EQ(next.error, ClientError::kNone) << next.detail;
   EXPECT_TRUE(next.reused_connection);
   EXPECT_TRUE(next.trailers.begin() == next.trailers.end());
+}
+
+// A streamed Content-Length body is read from the socket straight into the reader's buffer,
+// around the parser: it must end exactly at its length, so that the kept-alive connection's
+// next response is read whole, and come in pieces of at most BodyReader::kPieceBytes.
+TEST_F(HttpClientTest, StreamedBodyEndsAtItsLengthAndKeepsTheConnection) {
+  auto pool = MakePool();
+  constexpr size_t kSize = 5 * BodyReader::kPieceBytes + 123;
+  Streamed big = RunStreaming(*pool, Get("/size?n=" + std::to_string(kSize)));
+  ASSERT_EQ(big.head.error, ClientError::kNone) << big.head.detail;
+  ASSERT_EQ(big.error, ClientError::kNone) << big.detail;
+  EXPECT_EQ(big.body, std::string(kSize, 's'));
+  EXPECT_GE(big.pieces, 6u);
+  big.reader.reset();
+  for (const char* target : {"/size?n=7", "/chunked?n=9"}) {
+    Streamed next = RunStreaming(*pool, Get(target));
+    ASSERT_EQ(next.head.error, ClientError::kNone) << target << ": " << next.head.detail;
+    ASSERT_EQ(next.error, ClientError::kNone) << target << ": " << next.detail;
+    EXPECT_TRUE(next.head.reused_connection) << target;
+    EXPECT_EQ(next.body, std::string(target[1] == 's' ? "sssssss" : "ccccccccc")) << target;
+  }
+  EXPECT_EQ(upstream_.connections(), 1u);
+}
+
+// A one-connection upstream on loopback: reads one request, writes `answer`, then closes
+// the connection, or holds it until the client does when `hold`.
+class RawUpstream {
+ public:
+  RawUpstream(std::string answer, bool hold) {
+    fd_ = testing::ListenOnLoopback(4, &port_);
+    thread_ = std::thread([this, answer = std::move(answer), hold] {
+      const int conn = ::accept(fd_, nullptr, nullptr);
+      if (conn < 0) return;
+      char buf[4096];
+      (void)!::read(conn, buf, sizeof buf);  // the request (one small GET)
+      for (size_t at = 0; at < answer.size();) {
+        const ssize_t n = ::write(conn, answer.data() + at, answer.size() - at);
+        if (n <= 0) break;
+        at += static_cast<size_t>(n);
+      }
+      if (hold) {
+        while (::read(conn, buf, sizeof buf) > 0) {
+        }
+      }
+      ::close(conn);
+    });
+  }
+  ~RawUpstream() {
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// An upstream that closes before its Content-Length was sent fails the streamed body (the
+// proxy then cuts the client's connection): what arrived is passed on, the end is not.
+TEST_F(HttpClientTest, StreamedBodyCutShortIsAnError) {
+  Streamed cut;
+  {
+    RawUpstream upstream(
+        "HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + std::string(100000, 'x'),
+        /*hold=*/false);
+    auto url = ParseUrl(upstream.url());
+    ASSERT_TRUE(url.ok());
+    auto pool = HttpClientPool::Create(io_, url.value(), {}, nullptr).value();
+    cut = RunStreaming(*pool, Get("/"));
+  }
+  ASSERT_EQ(cut.head.error, ClientError::kNone) << cut.head.detail;
+  EXPECT_EQ(cut.error, ClientError::kReset) << cut.detail;
+  EXPECT_NE(cut.detail.find("the upstream closed the connection"), std::string::npos) << cut.detail;
+  EXPECT_EQ(cut.body, std::string(100000, 'x'));
+}
+
+// Bytes an upstream sends after a Content-Length body (in the same write) are not part of it:
+// the body ends at its length, and the pieces never hold more.
+TEST_F(HttpClientTest, StreamedBodyStopsAtItsLengthWhateverFollows) {
+  constexpr size_t kSize = 3 * BodyReader::kPieceBytes + 5;
+  Streamed streamed;
+  {
+    RawUpstream upstream("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kSize) +
+                             "\r\n\r\n" + std::string(kSize, 'b') +
+                             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra",
+                         /*hold=*/true);
+    auto url = ParseUrl(upstream.url());
+    ASSERT_TRUE(url.ok());
+    auto pool = HttpClientPool::Create(io_, url.value(), {}, nullptr).value();
+    streamed = RunStreaming(*pool, Get("/"));
+    streamed.reader.reset();
+    pool->Shutdown();  // closes the kept connection: the upstream's thread ends
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(streamed.head.error, ClientError::kNone) << streamed.head.detail;
+  ASSERT_EQ(streamed.error, ClientError::kNone) << streamed.detail;
+  EXPECT_EQ(streamed.body, std::string(kSize, 'b'));
 }
 
 TEST_F(HttpClientTest, HeadHasNoBodyAndKeepsTheConnection) {
