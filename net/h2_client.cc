@@ -47,23 +47,27 @@ bool IsConnectionSpecific(std::string_view lower_name) {
          lower_name == "http2-settings";
 }
 
-// The ALPN offer over TLS, in the wire format (RFC 7301 3.1: length-prefixed names): h2 only.
+// The ALPN offer of h2:// over TLS, in the wire format (RFC 7301 3.1: length-prefixed
+// names): h2 only. An https:// pool that switched to HTTP/2 offers kAlpnH2AndHttp11, and
+// takes an http/1.1 choice back (HttpFallback).
 constexpr std::string_view kAlpnH2("\x02h2", 3);
 
 using TlsStream = asio::ssl::stream<tcp::socket&>;
 
 // A client TLS stream over `socket` for `host`: SNI (names only, not addresses), the peer's
-// certificate checked against `host` (when the context verifies at all), and ALPN offering h2.
+// certificate checked against `host` (when the context verifies at all), and ALPN offering h2
+// (and http/1.1 when `offer_http11`).
 std::unique_ptr<TlsStream> NewTlsStream(tcp::socket& socket, asio::ssl::context& ctx,
-                                        const std::string& host) {
+                                        const std::string& host, bool offer_http11) {
   auto tls = std::make_unique<TlsStream>(socket, ctx);
   error_code ec;
   if (asio::ip::make_address(host, ec); ec) {
     SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
   }
   tls->set_verify_callback(asio::ssl::host_name_verification(host), ec);
-  SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(kAlpnH2.data()),
-                      static_cast<unsigned>(kAlpnH2.size()));
+  const std::string_view offer = offer_http11 ? kAlpnH2AndHttp11 : kAlpnH2;
+  SSL_set_alpn_protos(tls->native_handle(), reinterpret_cast<const unsigned char*>(offer.data()),
+                      static_cast<unsigned>(offer.size()));
   return tls;
 }
 
@@ -100,6 +104,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool OnClosed(uint32_t error_code, bool connection_lost, const std::string& why);
   // The connection could not be opened; the exchange fails.
   void OnConnectFailed(ClientError error, const std::string& detail);
+  // The server chose HTTP/1.1 by ALPN: the exchange, not yet started, goes to `fallback`
+  // (request and callback) and is over here.
+  void HandBack(const HttpFallback& fallback);
   // Reports what happened since the last call (head, a piece, the end, a failure) to the
   // caller. Called after nghttp2 returned, never from inside a caller's call.
   void Progress();
@@ -250,11 +257,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
  public:
   Pool(asio::io_context& io, Url upstream, ClientOptions options,
-       std::shared_ptr<asio::ssl::context> tls)
+       std::shared_ptr<asio::ssl::context> tls, HttpFallback fallback)
       : io_(io),
         upstream_(std::move(upstream)),
         options_(options),
         tls_(std::move(tls)),
+        fallback_(std::move(fallback)),
         resolver_(io) {}
   ~Pool() override {
     if (conn_) conn_->CloseWhenIdle();
@@ -306,6 +314,12 @@ class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
   void Retried() { ++stats_.retried; }
   void Reused() { ++stats_.reused; }
   void Finished() { --stats_.active; }
+  // An exchange went to fallback_: the HTTP/1.1 pool counts it.
+  void HandedBack() {
+    --stats_.exchanges;
+    --stats_.active;
+  }
+  const HttpFallback& fallback() const { return fallback_; }
   bool shutting_down() const { return shutdown_; }
   const ClientOptions& options() const { return options_; }
   asio::io_context& io() { return io_; }
@@ -329,6 +343,7 @@ class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
   Url upstream_;
   ClientOptions options_;
   std::shared_ptr<asio::ssl::context> tls_;
+  HttpFallback fallback_;  // https:// pools only: where an http/1.1 choice sends exchanges
   tcp::resolver resolver_;
   std::optional<tcp::resolver::results_type> endpoints_;
   std::shared_ptr<Connection> conn_;
@@ -478,6 +493,13 @@ void Exchange::OnConnectFailed(ClientError error, const std::string& detail) {
   Progress();
 }
 
+void Exchange::HandBack(const HttpFallback& fallback) {
+  over_ = true;
+  head_reported_ = true;
+  pool_->HandedBack();
+  fallback(std::move(request_), std::move(done_), std::move(on_head_));
+}
+
 void Exchange::Fail(ClientError error, std::string detail) {
   if (error_ != ClientError::kNone || ended_) return;
   error_ = error;
@@ -615,7 +637,9 @@ void Connection::Connect(const tcp::resolver::results_type& endpoints) {
 }
 
 void Connection::Handshake() {
-  tls_ = NewTlsStream(socket_, *tls_context_, host_);
+  const auto pool = pool_.lock();
+  const bool fallback = pool && pool->fallback();
+  tls_ = NewTlsStream(socket_, *tls_context_, host_, fallback);
   tls_->async_handshake(
       asio::ssl::stream_base::client, [self = shared_from_this()](const error_code& ec) {
         if (self->dead_) return;
@@ -623,7 +647,19 @@ void Connection::Handshake() {
           return self->Close(ClientError::kConnect,
                              "TLS handshake with " + self->authority_ + ": " + ec.message());
         }
-        if (const std::string alpn(NegotiatedAlpn(self->tls_->native_handle())); alpn != "h2") {
+        const std::string alpn(NegotiatedAlpn(self->tls_->native_handle()));
+        const auto pool = self->pool_.lock();
+        if (alpn != "h2" && pool && pool->fallback()) {  // no ALPN: HTTP/1.1 as well
+          // An https:// upstream that chose h2 before chose HTTP/1.1 now (a rolling deploy,
+          // or a balancer in front of both kinds): nothing was sent on this connection, so
+          // its exchanges go back to be sent over HTTP/1.1.
+          std::vector<std::shared_ptr<Exchange>> waiting;
+          waiting.swap(self->waiting_);
+          self->Close(ClientError::kNone, "");
+          for (auto& ex : waiting) ex->HandBack(pool->fallback());
+          return;
+        }
+        if (alpn != "h2") {
           return self->Close(ClientError::kConnect,
                              "TLS handshake with " + self->authority_ + ": the server chose " +
                                  (alpn.empty() ? std::string("no protocol") : "'" + alpn + "'") +
@@ -911,13 +947,14 @@ ssize_t Connection::ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t len
 }  // namespace
 
 Result<HttpClientPoolPtr> NewH2ClientPool(asio::io_context& io, Url upstream, ClientOptions options,
-                                          std::shared_ptr<asio::ssl::context> tls) {
+                                          std::shared_ptr<asio::ssl::context> tls,
+                                          HttpFallback fallback) {
   if (!upstream.http2() || upstream.tls() != (tls != nullptr)) {
     return Status::InvalidArgument(upstream.ToString() +
                                    (tls ? " is not an h2:// URL" : " is not an h2c:// URL"));
   }
-  return HttpClientPoolPtr(
-      std::make_shared<Pool>(io, std::move(upstream), options, std::move(tls)));
+  return HttpClientPoolPtr(std::make_shared<Pool>(io, std::move(upstream), options, std::move(tls),
+                                                  std::move(fallback)));
 }
 
 }  // namespace doppel::net

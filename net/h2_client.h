@@ -23,6 +23,7 @@
 //   with no stream open.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "base/status.h"
@@ -31,11 +32,19 @@
 
 namespace doppel::net {
 
+// Where an https:// pool that switched to HTTP/2 (net/http_client.cc) sends the exchanges
+// of a connection whose server chose http/1.1 instead: the request and its callback (one of
+// the two is set, as the caller passed it to Send or SendStreaming).
+using HttpFallback = std::function<void(HttpRequest, ExchangeCallback, StreamCallback)>;
+
 // REQUIRES: upstream.http2(), and `tls` (a client context: verification, CA, client
 // certificate) exactly when upstream.tls(). A TLS server that does not choose h2 by ALPN fails
-// the exchanges with kConnect, saying what it chose.
+// the exchanges with kConnect, saying what it chose; with a `fallback`, the handshake offers
+// http/1.1 too, and a server that chooses it gets the connection's exchanges handed to
+// `fallback` instead (they were not sent).
 Result<HttpClientPoolPtr> NewH2ClientPool(boost::asio::io_context& io, Url upstream,
                                           ClientOptions options,
-                                          std::shared_ptr<boost::asio::ssl::context> tls);
+                                          std::shared_ptr<boost::asio::ssl::context> tls,
+                                          HttpFallback fallback = nullptr);
 
 }  // namespace doppel::net

@@ -70,10 +70,6 @@ bool IsIpLiteral(const std::string& host) {
 
 constexpr size_t kReadBufferBytes = 16 * 1024;
 
-// The ALPN offer of an https:// connection, in the wire format (RFC 7301 3.1): h2, then
-// http/1.1. An upstream that chooses h2 gets its exchanges over HTTP/2 (PoolImpl::SwitchToH2).
-constexpr std::string_view kAlpnH2AndHttp11("\x02h2\x08http/1.1", 12);
-
 bool AsksToUpgrade(const HttpRequest& request) { return request.count(http::field::upgrade) > 0; }
 
 // One upstream connection, plain or TLS.
@@ -131,6 +127,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
         done_(std::move(done)),
         shape_(shape) {}
   void Start();
+  // The handshake offers http/1.1 only: for an exchange an HTTP/2 connection handed back
+  // (the server chose http/1.1 there), so that it is not handed to and fro.
+  void OfferOnlyHttp11() { offer_h2_ = false; }
 
   // ---- streaming, used by the BodyReader ----
   void ReadPiece(BodyReader::Callback done);
@@ -154,7 +153,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool streaming() const { return static_cast<bool>(on_head_); }
   // Whether the TLS handshake offers h2 by ALPN: not for an upgrade (HTTP/2 has none) nor a
   // shaped request (HTTP/1.x only).
-  bool OffersH2() const { return !shape_ && !AsksToUpgrade(request_); }
+  bool OffersH2() const { return offer_h2_ && !shape_ && !AsksToUpgrade(request_); }
   // Arms the stream's timer for the next operation: response_timeout (left) for Send();
   // for streaming the sooner of read_idle_timeout and what is left of response_timeout.
   void ArmTimer();
@@ -163,8 +162,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void OnReadError(const boost::system::error_code& ec, bool got_some);
   void ReadHead();
   void OnHead(const boost::system::error_code& ec);
-  void OnRawPiece(const boost::system::error_code& ec, size_t n);
   void OnPiece(const boost::system::error_code& ec);
+  void OnRawPiece(const boost::system::error_code& ec, size_t n);
   void EndOfBody();
   void Connect();
   void OnResolved(const boost::system::error_code& ec, tcp::resolver::results_type results);
@@ -197,6 +196,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   Clock::time_point deadline_ = Clock::time_point::max();  // start_ + response_timeout, if set
   bool reused_ = false;
   bool retried_ = false;
+  bool offer_h2_ = true;
   // Streaming only.
   StreamCallback on_head_;
   std::optional<http::response_parser<http::buffer_body>> stream_parser_;
@@ -304,6 +304,10 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   PoolStats stats() const override {
     PoolStats s = stats_;
     s.idle = idle_.size();
+    s.connections_opened += h2_before_.connections_opened;
+    s.exchanges += h2_before_.exchanges;
+    s.reused += h2_before_.reused;
+    s.retried += h2_before_.retried;
     if (h2_) {
       const PoolStats h2 = h2_->stats();
       s.connections_opened += h2.connections_opened;
@@ -317,14 +321,48 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   }
 
   // The upstream chose h2 by ALPN: from now on every exchange but an upgrade (HTTP/2 has
-  // none) and a shaped one goes over HTTP/2, on a pool of its own (net/h2_client.h).
+  // none) and a shaped one goes over HTTP/2, on a pool of its own (net/h2_client.h), until a
+  // new connection's handshake chooses http/1.1 again (SwitchToHttp11).
   HttpClientPool& SwitchToH2() {
     if (!h2_) {
       Url h2 = upstream_;
       h2.scheme = "h2";
-      h2_ = NewH2ClientPool(io_, std::move(h2), options_, tls_).value();
+      h2_ = NewH2ClientPool(io_, std::move(h2), options_, tls_,
+                            [weak = weak_from_this()](HttpRequest request, ExchangeCallback done,
+                                                      StreamCallback on_head) {
+                              if (auto self = weak.lock()) {
+                                self->SwitchToHttp11(std::move(request), std::move(done),
+                                                     std::move(on_head));
+                              }
+                            })
+                .value();
     }
     return *h2_;
+  }
+
+  // The HTTP/2 pool's new connection found the upstream choosing http/1.1 (a rolling deploy
+  // back, or a balancer in front of both kinds): exchanges go over HTTP/1.1 again, this one
+  // first, without offering h2 (it is not handed back and forth); the next new connection
+  // offers h2 again, so the pool keeps following the upstream. Streams open on the HTTP/2
+  // pool's connections finish there.
+  void SwitchToHttp11(HttpRequest request, ExchangeCallback done, StreamCallback on_head) {
+    if (h2_) {
+      const PoolStats h2 = h2_->stats();
+      h2_before_.connections_opened += h2.connections_opened;
+      h2_before_.exchanges += h2.exchanges;
+      h2_before_.reused += h2.reused;
+      h2_before_.retried += h2.retried;
+      h2_->Shutdown();
+      h2_.reset();
+    }
+    ++stats_.exchanges;
+    ++stats_.active;
+    auto ex =
+        on_head
+            ? std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(on_head))
+            : std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done));
+    ex->OfferOnlyHttp11();
+    ex->Start();
   }
   const Url& upstream() const override { return upstream_; }
 
@@ -373,7 +411,8 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   std::vector<std::unique_ptr<Connection>> idle_;
   PoolStats stats_;
   bool shutdown_ = false;
-  HttpClientPoolPtr h2_;  // once the upstream chose h2
+  HttpClientPoolPtr h2_;  // while the upstream chooses h2
+  PoolStats h2_before_;   // what the HTTP/2 pools before h2_ counted
 };
 
 void Exchange::Start() {
@@ -597,9 +636,12 @@ void Exchange::Read() {
 
 void Exchange::OnReadError(const boost::system::error_code& ec, bool got_some) {
   if (ec == beast::error::timeout) return Finish(ClientError::kTimeout, TimeoutDetail());
+  // stream_truncated: a TLS peer that closed without close_notify, as servers and balancers
+  // closing an idle connection often do.
   const bool closed_before_answer =
       !got_some && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-                    ec == asio::error::eof || ec == asio::error::broken_pipe);
+                    ec == asio::error::eof || ec == asio::error::broken_pipe ||
+                    ec == asio::ssl::error::stream_truncated);
   if (closed_before_answer && !body_phase_ && reused_ && !retried_ &&
       IsIdempotent(request_.method_string())) {
     return Retry();
@@ -709,7 +751,7 @@ void Exchange::OnHead(const boost::system::error_code& ec) {
 
 void Exchange::ReadPiece(BodyReader::Callback done) {
   piece_done_ = std::move(done);
-  if (stream_parser_->is_done()) {
+  if (!raw_left_ && stream_parser_->is_done()) {
     // Nothing (more) to read: HEAD, 204/304, Content-Length: 0, or all of it came along
     // with the head.
     asio::post(pool_->io_, [self = shared_from_this()] { self->EndOfBody(); });
@@ -722,6 +764,26 @@ void Exchange::ReadPiece(BodyReader::Callback done) {
     piece_bytes_ =
         left && *left > 0 && *left < BodyReader::kPieceBytes ? *left : BodyReader::kPieceBytes;
     piece_.reset(new char[piece_bytes_]);
+  }
+  // A Content-Length body with nothing of it buffered is read straight into piece_: through
+  // the parser every byte would be copied twice (socket -> connection buffer -> piece_). Only
+  // as many bytes as the body has left are asked for, so the connection's next response is
+  // never read here and the connection can go back to the pool as it is.
+  if (!raw_left_ && conn_->buffer.size() == 0) {
+    if (const auto left = stream_parser_->content_length_remaining(); left && *left > 0) {
+      raw_left_ = *left;
+    }
+  }
+  ArmTimer();
+  if (raw_left_) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(*raw_left_, piece_bytes_));
+    conn_->Visit([&](auto& stream) {
+      stream.async_read_some(asio::buffer(piece_.get(), want),
+                             [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                               self->OnRawPiece(ec, n);
+                             });
+    });
+    return;
   }
   auto& body = stream_parser_->get().body();
   body.data = piece_.get();
@@ -741,8 +803,25 @@ void Exchange::OnPiece(const boost::system::error_code& ec) {
   if (ec && ec != http::error::need_buffer) return OnReadError(ec, true);
   last_byte_ = Clock::now();
   const size_t n = piece_bytes_ - stream_parser_->get().body().size;
-  if (!raw_left_ && stream_parser_->is_done()) {
+  if (stream_parser_->is_done()) {
     TakeTrailers(stream_parser_->get(), trailers_);
+    over_ = true;
+    if (keep_) pool_->ReturnIdle(std::move(conn_));
+    conn_.reset();
+    --pool_->stats_.active;
+  }
+  BodyReader::Callback done = std::move(piece_done_);
+  done(ClientError::kNone, "", std::string_view(piece_.get(), n), over_);
+}
+
+void Exchange::OnRawPiece(const boost::system::error_code& ec, size_t n) {
+  if (over_) return;  // abandoned meanwhile
+  // The upstream closing before the Content-Length was reached fails the exchange, as the
+  // parser's partial_message does.
+  if (ec) return OnReadError(ec, true);
+  last_byte_ = Clock::now();
+  *raw_left_ -= n;
+  if (*raw_left_ == 0) {
     over_ = true;
     if (keep_) pool_->ReturnIdle(std::move(conn_));
     conn_.reset();
@@ -764,26 +843,6 @@ void Exchange::EndOfBody() {
   done(ClientError::kNone, "", {}, true);
 }
 
-  // A Content-Length body with nothing of it buffered is read straight into piece_: through
-  // the parser every byte would be copied twice (socket -> connection buffer -> piece_). Only
-  // as many bytes as the body has left are asked for, so the connection's next response is
-  // never read here and the connection can go back to the pool as it is.
-  if (!raw_left_ && conn_->buffer.size() == 0) {
-    if (const auto left = stream_parser_->content_length_remaining(); left && *left > 0) {
-      raw_left_ = *left;
-    }
-  }
-  ArmTimer();
-  if (raw_left_) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(*raw_left_, piece_bytes_));
-    conn_->Visit([&](auto& stream) {
-      stream.async_read_some(asio::buffer(piece_.get(), want),
-                             [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                               self->OnRawPiece(ec, n);
-                             });
-    });
-    return;
-  }
 TunnelPtr Exchange::TakeTunnel() {
   if (!upgraded_ || over_ || !conn_) return nullptr;
   over_ = true;
@@ -806,23 +865,6 @@ void Exchange::Retry() {
 }
 
 void Exchange::Finish(ClientError error, std::string detail) {
-    if (keep_) pool_->ReturnIdle(std::move(conn_));
-    conn_.reset();
-    --pool_->stats_.active;
-  }
-  BodyReader::Callback done = std::move(piece_done_);
-  done(ClientError::kNone, "", std::string_view(piece_.get(), n), over_);
-}
-
-void Exchange::OnRawPiece(const boost::system::error_code& ec, size_t n) {
-  if (over_) return;  // abandoned meanwhile
-  // The upstream closing before the Content-Length was reached fails the exchange, as the
-  // parser's partial_message does.
-  if (ec) return OnReadError(ec, true);
-  last_byte_ = Clock::now();
-  *raw_left_ -= n;
-  if (*raw_left_ == 0) {
-    over_ = true;
   if (body_phase_) {
     over_ = true;
     conn_.reset();

@@ -8,8 +8,11 @@
 // (RFC 7301), as browsers do. When the upstream chooses h2, the exchange goes over HTTP/2
 // instead (nothing was sent on that connection), and so does every later one of the pool but
 // an upgrade (WebSocket: HTTP/2 has no Upgrade, so its handshake offers only HTTP/1.1) and a
-// SendShaped one. The choice is made once per pool: the exchanges in flight before it each
-// spend one TLS handshake on it.
+// SendShaped one; the exchanges in flight before the switch each spend one TLS handshake on
+// it. The pool follows the upstream both ways: when a later HTTP/2 connection's handshake
+// finds it choosing http/1.1 (a rolling deploy, a balancer in front of both kinds), the
+// exchanges waiting for that connection and every later one go over HTTP/1.1 again, until a
+// new connection's handshake chooses h2.
 //
 // Thread safety: none. A pool belongs to one io_context and is used only from the thread
 // that runs it; create one pool per thread, so the hot path takes no lock.

@@ -20,14 +20,13 @@ namespace {
 
 namespace asio = boost::asio;
 
-// ALPN protocols in wire format (length-prefixed), in the server's order of preference.
-constexpr unsigned char kAlpn[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                unsigned int inlen, void*) {
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kAlpn, sizeof kAlpn, in, inlen) !=
-      OPENSSL_NPN_NEGOTIATED) {
+  // The server's order of preference: h2 first.
+  const auto* ours = reinterpret_cast<const unsigned char*>(kAlpnH2AndHttp11.data());
+  if (SSL_select_next_proto(&selected, outlen, ours, static_cast<unsigned>(kAlpnH2AndHttp11.size()),
+                            in, inlen) != OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_NOACK;  // no protocol in common: go on without ALPN (HTTP/1.1)
   }
   *out = selected;

@@ -54,6 +54,10 @@ std::string PeerCertificateSubject(void* ssl);
 // failed; `ssl` is its OpenSSL SSL*.
 std::string PeerVerifyError(void* ssl);
 
+// The ALPN protocols doppel offers (client) and prefers (server), in the wire format of RFC
+// 7301 3.1 (length-prefixed names): h2, then http/1.1.
+inline constexpr std::string_view kAlpnH2AndHttp11("\x02h2\x08http/1.1", 12);
+
 // The ALPN protocol a TLS connection, server or client side, agreed on ("" for none).
 // REQUIRES: `ssl` is an OpenSSL SSL* whose handshake completed.
 std::string_view NegotiatedAlpn(void* ssl);

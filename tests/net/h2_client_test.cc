@@ -4,11 +4,17 @@
 #include "net/h2_client.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/net/nghttpd.h"
@@ -286,6 +292,112 @@ TEST_F(H2ClientTest, HttpsGoesOverH2WhenTheServerChoosesIt) {
   ASSERT_EQ(one.error, ClientError::kNone) << one.detail;
   EXPECT_EQ(one.response.version(), 11u);
   EXPECT_EQ(http11.answered().size(), 1u);
+}
+
+// A TCP balancer on 127.0.0.1 in front of one backend at a time: each connection it accepts
+// is relayed byte for byte to the backend set last. Switch() also cuts the connections relayed
+// so far, as a backend leaving in a rolling deploy does.
+class SwitchingBalancer {
+ public:
+  explicit SwitchingBalancer(uint16_t backend) : backend_(backend) {
+    listen_fd_ = testing::ListenOnLoopback(16, &port_);
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~SwitchingBalancer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
+    accept_thread_.join();
+    Cut();
+    for (auto& relay : relays_) relay.join();
+    for (int fd : fds_) ::close(fd);
+    ::close(listen_fd_);
+  }
+  uint16_t port() const { return port_; }
+  void Switch(uint16_t backend) {
+    backend_ = backend;
+    Cut();
+  }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      const int client = ::accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) return;
+      const int backend = testing::ConnectToLoopback(backend_.load());
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(client);
+      if (backend < 0) {
+        ::shutdown(client, SHUT_RDWR);
+        continue;
+      }
+      fds_.push_back(backend);
+      relays_.emplace_back([client, backend] { Relay(client, backend); });
+    }
+  }
+  // Until either side closes (or 10 s without a byte); then both are cut.
+  static void Relay(int a, int b) {
+    pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    char buf[16384];
+    for (bool open = true; open && ::poll(fds, 2, 10000) > 0;) {
+      for (int i = 0; i < 2 && open; ++i) {
+        if (!fds[i].revents) continue;
+        const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+        open = n > 0 && ::send(fds[1 - i].fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) == n;
+      }
+    }
+    ::shutdown(a, SHUT_RDWR);
+    ::shutdown(b, SHUT_RDWR);
+  }
+  void Cut() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<uint16_t> backend_;
+  std::mutex mu_;
+  std::vector<int> fds_;  // guarded by mu_, closed at the end
+  std::vector<std::thread> relays_;
+  std::thread accept_thread_;
+};
+
+// An https:// pool follows its upstream both ways: behind one address, an h2 server (nghttpd)
+// is replaced by an HTTP/1.1-only one and then comes back. The exchange that finds HTTP/1.1
+// on the HTTP/2 pool's new connection goes over HTTP/1.1 instead of failing, and so do the
+// later ones; a later new connection that finds h2 switches again. On the way back, the idle
+// HTTP/1.1 connection the balancer cut (a TCP close, no TLS close_notify: stream_truncated)
+// is retried on a new connection, as a plain one's end of stream is.
+TEST_F(H2ClientTest, HttpsFollowsTheServerFromH2BackToHttp11AndAgain) {
+  testing::Nghttpd h2_server({}, testing::Nghttpd::Transport::kTls);
+  ASSERT_TRUE(h2_server.ok());
+  h2_server.WriteFile("a", "over h2");
+  testing::TestTlsUpstream http11({.keep_alive = true});
+  SwitchingBalancer balancer(static_cast<uint16_t>(h2_server.port()));
+  auto pool = MakePool("https://127.0.0.1:" + std::to_string(balancer.port()), {},
+                       {.verify = false, .ca_file = ""});
+
+  ExchangeResult first = Run(*pool, Get("/a"));
+  ASSERT_EQ(first.error, ClientError::kNone) << first.detail;
+  EXPECT_EQ(first.response.version(), 20u);
+  EXPECT_EQ(first.response.body(), "over h2");
+
+  balancer.Switch(http11.port());
+  for (const char* target : {"/b", "/c"}) {
+    ExchangeResult r = Run(*pool, Get(target));
+    ASSERT_EQ(r.error, ClientError::kNone) << target << ": " << r.detail;
+    EXPECT_EQ(r.response.version(), 11u) << target;
+    EXPECT_EQ(r.response.body(), std::string("tls ok ") + target);
+  }
+  EXPECT_EQ(http11.answered(), (std::vector<std::string>{"/b", "/c"}));
+
+  balancer.Switch(static_cast<uint16_t>(h2_server.port()));
+  ExchangeResult again = Run(*pool, Get("/a"));
+  ASSERT_EQ(again.error, ClientError::kNone) << again.detail;
+  EXPECT_EQ(again.response.version(), 20u);
+  EXPECT_EQ(again.response.body(), "over h2");
+  // Each exchange counted once, over whichever pool answered it.
+  EXPECT_EQ(pool->stats().exchanges, 4u);
+  pool->Shutdown();
 }
 
 // A TLS server that does not choose h2 by ALPN (an HTTP/1.1-only HTTPS server) fails an h2://
