@@ -304,16 +304,10 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   PoolStats stats() const override {
     PoolStats s = stats_;
     s.idle = idle_.size();
-    s.connections_opened += h2_before_.connections_opened;
-    s.exchanges += h2_before_.exchanges;
-    s.reused += h2_before_.reused;
-    s.retried += h2_before_.retried;
+    AddCounts(h2_before_, s);
     if (h2_) {
       const PoolStats h2 = h2_->stats();
-      s.connections_opened += h2.connections_opened;
-      s.exchanges += h2.exchanges;
-      s.reused += h2.reused;
-      s.retried += h2.retried;
+      AddCounts(h2, s);
       s.idle += h2.idle;
       s.active += h2.active;
     }
@@ -347,11 +341,7 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   // pool's connections finish there.
   void SwitchToHttp11(HttpRequest request, ExchangeCallback done, StreamCallback on_head) {
     if (h2_) {
-      const PoolStats h2 = h2_->stats();
-      h2_before_.connections_opened += h2.connections_opened;
-      h2_before_.exchanges += h2.exchanges;
-      h2_before_.reused += h2.reused;
-      h2_before_.retried += h2.retried;
+      AddCounts(h2_->stats(), h2_before_);
       h2_->Shutdown();
       h2_.reset();
     }
@@ -400,6 +390,14 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   std::unique_ptr<Connection> NewConnection() {
     ++stats_.connections_opened;
     return std::make_unique<Connection>(io_, tls_.get());
+  }
+
+  // The running totals of `from` (not its idle and active gauges) added to `into`.
+  static void AddCounts(const PoolStats& from, PoolStats& into) {
+    into.connections_opened += from.connections_opened;
+    into.exchanges += from.exchanges;
+    into.reused += from.reused;
+    into.retried += from.retried;
   }
 
   asio::io_context& io_;
