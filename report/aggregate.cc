@@ -666,6 +666,23 @@ Result<AggregatorOptions> RunAggregator::OptionsOf(const v1::AggregatorState& st
   o.thresholds.alpha = s.alpha();
   o.thresholds.min_samples = s.min_samples();
   o.thresholds.min_rate_difference = s.min_rate_difference();
+  // What a replay writes: the --fail-threshold range replay checks, and the significance
+  // thresholds' sense (a NaN would also make a report differ from itself).
+  const auto refuse = [](const std::string& what) {
+    return Status::InvalidArgument("saved aggregator state: " + what +
+                                   "; it is not one a replay could write");
+  };
+  if (!(o.fail_threshold_pct >= 0 && o.fail_threshold_pct <= 100)) {
+    return refuse("fail_threshold_pct " + std::to_string(o.fail_threshold_pct) +
+                  " is not a percentage, 0 to 100");
+  }
+  if (!(o.thresholds.alpha > 0 && o.thresholds.alpha < 1)) {
+    return refuse("alpha " + std::to_string(o.thresholds.alpha) + " is not between 0 and 1");
+  }
+  if (!(o.thresholds.min_rate_difference >= 0 && o.thresholds.min_rate_difference <= 1)) {
+    return refuse("min_rate_difference " + std::to_string(o.thresholds.min_rate_difference) +
+                  " is not a rate, 0 to 1");
+  }
   return o;
 }
 

@@ -4,6 +4,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,39 @@ TEST(AggregatorStateTest, OptionsOfAStateRebuildTheSettings) {
   EXPECT_EQ(back->thresholds.min_samples, 7u);
   RunAggregator again(*back);
   EXPECT_TRUE(again.MergeState(agg.SaveState()).ok());
+}
+
+// A state in Redis can be written by anyone with access to it: settings no replay could
+// write (a NaN made a report differ from itself, found by fuzz_aggregator_state) are refused
+// with what is wrong, not taken.
+TEST(AggregatorStateTest, OptionsOfRefusesSettingsNoReplayWrites) {
+  const v1::AggregatorState good = RunAggregator(OneTarget()).SaveState();
+  ASSERT_TRUE(RunAggregator::OptionsOf(good).ok());
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const struct {
+    void (*spoil)(v1::AggregatorState&, double);
+    double value;
+    const char* named;
+  } cases[] = {
+      {[](v1::AggregatorState& s, double v) { s.mutable_settings()->set_min_rate_difference(v); },
+       nan, "min_rate_difference"},
+      {[](v1::AggregatorState& s, double v) { s.mutable_settings()->set_min_rate_difference(v); },
+       -0.5, "min_rate_difference"},
+      {[](v1::AggregatorState& s, double v) { s.mutable_settings()->set_alpha(v); }, nan, "alpha"},
+      {[](v1::AggregatorState& s, double v) { s.mutable_settings()->set_alpha(v); }, 0, "alpha"},
+      {[](v1::AggregatorState& s, double v) { s.mutable_settings()->set_fail_threshold_pct(v); },
+       101, "fail_threshold_pct"},
+      {[](v1::AggregatorState& s, double v) { s.mutable_settings()->set_fail_threshold_pct(v); },
+       nan, "fail_threshold_pct"},
+  };
+  for (const auto& c : cases) {
+    v1::AggregatorState bad = good;
+    c.spoil(bad, c.value);
+    auto options = RunAggregator::OptionsOf(bad);
+    ASSERT_FALSE(options.ok()) << c.named << " " << c.value;
+    EXPECT_NE(options.status().message().find(c.named), std::string::npos)
+        << options.status().ToString();
+  }
 }
 
 TEST(AggregatorStateTest, StatesOfOtherTargetsOrSettingsDoNotMerge) {
