@@ -278,6 +278,23 @@ class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
     ++stats_.active;
     Dispatch(std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done)));
   }
+  // The body is read whole first: an HTTP/2 request's DATA frames come from a body in
+  // memory (the caller bounds its size).
+  void SendUpload(HttpRequest head, BodySourcePtr body, StreamCallback done) override {
+    ReadWholeBody(std::move(body),
+                  [self = shared_from_this(), head = std::move(head), done = std::move(done)](
+                      ClientError error, std::string detail, std::string bytes) mutable {
+                    if (error != ClientError::kNone) {
+                      ExchangeResult result;
+                      result.error = error;
+                      result.detail = "the request body: " + detail;
+                      return done(std::move(result), nullptr);
+                    }
+                    head.body() = std::move(bytes);
+                    if (!head.chunked()) head.content_length(head.body().size());
+                    self->SendStreaming(std::move(head), std::move(done));
+                  });
+  }
   // Request faults write HTTP/1.x bytes; `doppel replay` refuses them for h2c targets first.
   void SendShaped(HttpRequest, RequestShape, ExchangeCallback done) override {
     asio::post(io_, [done = std::move(done)]() mutable {

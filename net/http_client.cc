@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
@@ -10,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cstdio>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -119,6 +121,13 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Streaming: `on_head` gets the head and a BodyReader.
   Exchange(std::shared_ptr<PoolImpl> pool, HttpRequest request, StreamCallback on_head)
       : pool_(std::move(pool)), request_(std::move(request)), on_head_(std::move(on_head)) {}
+  // Upload (SendUpload): streaming, the body read from `body` as it is written.
+  Exchange(std::shared_ptr<PoolImpl> pool, HttpRequest head, BodySourcePtr body,
+           StreamCallback on_head)
+      : pool_(std::move(pool)),
+        request_(std::move(head)),
+        on_head_(std::move(on_head)),
+        upload_(std::move(body)) {}
   // Shaped (SendShaped): written as `shape` says on a connection of its own.
   Exchange(std::shared_ptr<PoolImpl> pool, HttpRequest request, RequestShape shape,
            ExchangeCallback done)
@@ -172,6 +181,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void OnHandshake(const boost::system::error_code& ec);
   void Write();
   void OnWrite(const boost::system::error_code& ec);
+  // Upload: the head, then each piece of the body as the source gives it (chunked when the
+  // head says so), then the response is read.
+  void WriteUploadHead();
+  void ReadUploadPiece();
+  void OnUploadPiece(ClientError error, std::string detail, std::string_view piece, bool end);
+  // Whether a failed exchange may go again on a new connection: not once an upload's body
+  // was asked for (its bytes are gone).
+  bool MayRetry() const { return reused_ && !retried_ && !upload_taken_; }
   // Shaped: the serialized request goes out slice by slice (WriteSlice), then is read or cut.
   void WriteShaped();
   void WriteSlice();
@@ -211,6 +228,11 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool body_phase_ = false;  // the head went to on_head_; failures go to piece_done_
   bool over_ = false;        // the body ended, failed or was abandoned
   bool upgraded_ = false;    // the head was a 101: the connection may become a Tunnel
+  // Upload only.
+  BodySourcePtr upload_;  // dropped once the body was written whole
+  std::optional<http::request_serializer<http::string_body>> upload_head_;
+  std::string chunk_line_;     // the current chunk's size line
+  bool upload_taken_ = false;  // a piece of the body was asked for
   // Shaped only.
   std::optional<RequestShape> shape_;
   std::string wire_;  // the serialized request
@@ -286,6 +308,15 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
     ++stats_.exchanges;
     ++stats_.active;
     std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done))->Start();
+  }
+
+  void SendUpload(HttpRequest head, BodySourcePtr body, StreamCallback done) override {
+    if (h2_) return h2_->SendUpload(std::move(head), std::move(body), std::move(done));
+    ++stats_.exchanges;
+    ++stats_.active;
+    std::make_shared<Exchange>(shared_from_this(), std::move(head), std::move(body),
+                               std::move(done))
+        ->Start();
   }
 
   void SendShaped(HttpRequest request, RequestShape shape, ExchangeCallback done) override {
@@ -415,7 +446,7 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
 
 void Exchange::Start() {
   if (shape_) return Connect();  // a connection of its own, since it is cut or held up
-  conn_ = pool_->TakeIdle(!IsIdempotent(request_.method_string()));
+  conn_ = pool_->TakeIdle(upload_ || !IsIdempotent(request_.method_string()));
   if (conn_) {
     reused_ = true;
     Write();
@@ -498,6 +529,7 @@ void Exchange::OnHandshake(const boost::system::error_code& ec) {
     --pool_->stats_.active;
     --pool_->stats_.exchanges;  // the HTTP/2 pool counts it
     HttpClientPool& h2 = pool_->SwitchToH2();
+    if (upload_) return h2.SendUpload(std::move(request_), std::move(upload_), std::move(on_head_));
     if (streaming()) return h2.SendStreaming(std::move(request_), std::move(on_head_));
     return h2.Send(std::move(request_), std::move(done_));
   }
@@ -539,6 +571,7 @@ void Exchange::Write() {
     deadline_ = start_ + pool_->options_.response_timeout;
   }
   if (shape_) return WriteShaped();
+  if (upload_) return WriteUploadHead();
   ArmTimer();
   conn_->Visit([&](auto& stream) {
     http::async_write(stream, request_,
@@ -553,10 +586,68 @@ void Exchange::OnWrite(const boost::system::error_code& ec) {
     if (ec == beast::error::timeout) {
       return Finish(ClientError::kTimeout, "sending the request upstream timed out");
     }
-    if (reused_ && !retried_) return Retry();
+    if (MayRetry()) return Retry();
     return Finish(ClientError::kReset, "sending the request upstream: " + ec.message());
   }
   Read();
+}
+
+void Exchange::WriteUploadHead() {
+  ArmTimer();
+  upload_head_.emplace(request_);
+  conn_->Visit([&](auto& stream) {
+    http::async_write_header(
+        stream, *upload_head_,
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+          if (ec) return self->OnWrite(ec);
+          self->ReadUploadPiece();
+        });
+  });
+}
+
+void Exchange::ReadUploadPiece() {
+  // The source takes its time (a slow client): the upstream's timers wait for the writes.
+  conn_->lowest().expires_never();
+  upload_taken_ = true;
+  upload_->ReadSome([self = shared_from_this()](ClientError error, std::string detail,
+                                                std::string_view piece, bool end) {
+    self->OnUploadPiece(error, std::move(detail), piece, end);
+  });
+}
+
+void Exchange::OnUploadPiece(ClientError error, std::string detail, std::string_view piece,
+                             bool end) {
+  if (error != ClientError::kNone) return Finish(error, "the request body: " + detail);
+  static constexpr std::string_view kCrlf = "\r\n", kLastChunk = "0\r\n\r\n";
+  // By value into the write: the unused ones stay empty.
+  std::array<asio::const_buffer, 4> out{};
+  size_t n = 0;
+  const bool chunked = request_.chunked();
+  if (chunked && !piece.empty()) {
+    char size[20];
+    chunk_line_.assign(
+        size, static_cast<size_t>(std::snprintf(size, sizeof size, "%zx\r\n", piece.size())));
+    out[n++] = asio::buffer(chunk_line_);
+    out[n++] = asio::buffer(piece.data(), piece.size());
+    out[n++] = asio::buffer(kCrlf.data(), kCrlf.size());
+  } else if (!piece.empty()) {
+    out[n++] = asio::buffer(piece.data(), piece.size());
+  }
+  if (chunked && end) out[n++] = asio::buffer(kLastChunk.data(), kLastChunk.size());
+  if (end) upload_.reset();
+  if (n == 0) {
+    if (end) return Read();
+    return ReadUploadPiece();
+  }
+  ArmTimer();
+  conn_->Visit([&](auto& stream) {
+    asio::async_write(
+        stream, out, [self = shared_from_this(), end](const boost::system::error_code& ec, size_t) {
+          if (ec) return self->OnWrite(ec);
+          if (end) return self->Read();
+          self->ReadUploadPiece();
+        });
+  });
 }
 
 void Exchange::WriteShaped() {
@@ -640,7 +731,7 @@ void Exchange::OnReadError(const boost::system::error_code& ec, bool got_some) {
       !got_some && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
                     ec == asio::error::eof || ec == asio::error::broken_pipe ||
                     ec == asio::ssl::error::stream_truncated);
-  if (closed_before_answer && !body_phase_ && reused_ && !retried_ &&
+  if (closed_before_answer && !body_phase_ && MayRetry() &&
       IsIdempotent(request_.method_string())) {
     return Retry();
   }
@@ -891,6 +982,33 @@ void Exchange::Finish(ClientError error, std::string detail) {
 }
 
 }  // namespace
+
+namespace {
+
+struct WholeBody {
+  BodySourcePtr source;
+  std::string body;
+  std::function<void(ClientError, std::string, std::string)> done;
+};
+
+void ReadRest(std::shared_ptr<WholeBody> whole) {
+  BodySource& source = *whole->source;
+  source.ReadSome(
+      [whole](ClientError error, std::string detail, std::string_view piece, bool end) mutable {
+        if (error != ClientError::kNone) return whole->done(error, std::move(detail), {});
+        whole->body.append(piece);
+        if (end) return whole->done(ClientError::kNone, {}, std::move(whole->body));
+        ReadRest(std::move(whole));
+      });
+}
+
+}  // namespace
+
+void ReadWholeBody(
+    BodySourcePtr source,
+    std::function<void(ClientError error, std::string detail, std::string body)> done) {
+  ReadRest(std::make_shared<WholeBody>(WholeBody{std::move(source), {}, std::move(done)}));
+}
 
 Result<std::shared_ptr<HttpClientPool>> HttpClientPool::Create(
     asio::io_context& io, Url upstream, ClientOptions options,

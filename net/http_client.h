@@ -173,6 +173,28 @@ class BodyReader {
 };
 using BodyReaderPtr = std::unique_ptr<BodyReader>;
 
+// The body of a request sent by SendUpload(): the pool asks for the next piece only after
+// the previous one was written upstream, so an upload goes no faster than the upstream takes
+// it and memory stays one piece (the proxy's client connection is such a source).
+class BodySource {
+ public:
+  // `piece` is valid until the next ReadSome() or the source is dropped; `end`: the body is
+  // complete with it (the last piece may be empty). An error: the body cannot be had (the
+  // client left, stalled, or sent a body that is malformed or too large), and the exchange
+  // fails with it.
+  using Callback = BodyReader::Callback;
+  virtual ~BodySource() = default;
+  // Calls `done` exactly once, possibly from inside ReadSome. REQUIRES: the previous callback
+  // ran, and it reported neither end nor error.
+  virtual void ReadSome(Callback done) = 0;
+};
+using BodySourcePtr = std::unique_ptr<BodySource>;
+
+// Reads `source` to its end and calls `done` with the whole body (or the source's error).
+void ReadWholeBody(
+    BodySourcePtr source,
+    std::function<void(ClientError error, std::string detail, std::string body)> done);
+
 // `head.response` holds the final response's head (empty body) when error == kNone, and then
 // `body` reads its body; latency_us is the time to the head.
 using StreamCallback = std::function<void(ExchangeResult&& head, BodyReaderPtr body)>;
@@ -227,6 +249,13 @@ class HttpClientPool {
   // the body (see BodyReader). Timeouts: read_idle_timeout between bytes, response_timeout
   // (when set) for the whole exchange.
   virtual void SendStreaming(HttpRequest request, StreamCallback done) = 0;
+
+  // As SendStreaming(), with the body read from `body` while it is written: `head` is the
+  // request without its body, framed by a Content-Length or as chunked (the pieces are
+  // chunked as they go). An upload is never retried, so it goes out on a new connection or
+  // a pooled one that a liveness probe found open. An HTTP/2 pool reads the body whole
+  // before it sends the request (the caller bounds it).
+  virtual void SendUpload(HttpRequest head, BodySourcePtr body, StreamCallback done) = 0;
 
   // As Send(), with the request written as `shape` says, on a connection of its own that is
   // never pooled nor retried. HTTP/1.x only: an h2c pool fails the exchange with kConnect.

@@ -139,7 +139,7 @@ void Exchange::DecideCapture(net::RequestView view, unsigned version, uint64_t a
 
 void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chunked,
                        bool had_length, bool websocket, std::string logged_request,
-                       net::StreamCallback done) {
+                       net::StreamCallback done, net::BodySourcePtr upload) {
   logged_request_ = std::move(logged_request);
   net::StripHopByHop(req);
   rec_.metrics().request_bytes->Inc(req.body().size());
@@ -169,7 +169,7 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   req.version(11);
   if (chunked) {
     req.chunked(true);
-  } else if (had_length || !req.body().empty()) {
+  } else if (!upload && (had_length || !req.body().empty())) {
     req.content_length(req.body().size());
   }
   if (plan().fault_from_headers) {
@@ -182,24 +182,36 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   } else if (worker_.mirror && !websocket) {
     // The copy is the request as forwarded, target as the client sent it (each mirror
     // applies its own base path); sent now, never waited for.
-    mirrored_ = worker_.mirror->Dispatch(req, ViewOf(req, client_.client_cert_subject));
+    mirrored_ =
+        worker_.mirror->Dispatch(req, ViewOf(req, client_.client_cert_subject), upload != nullptr);
   }
   const net::Url& upstream = rec_.options().upstream;
   if (!upstream.base_path.empty()) req.target(upstream.TargetFor(req.target()));
   if (fault_.delay) {
     fault_delay_ = std::make_unique<boost::asio::steady_timer>(worker_.io, *fault_.delay);
     // The timer dies with the exchange (the client left): then the handler only returns.
-    fault_delay_->async_wait(
-        [this, req = std::move(req), done = std::move(done)](boost::system::error_code ec) mutable {
-          if (ec) return;
-          SendToPrimary(std::move(req), std::move(done));
-        });
+    fault_delay_->async_wait([this, req = std::move(req), upload = std::move(upload),
+                              done = std::move(done)](boost::system::error_code ec) mutable {
+      if (ec) return;
+      SendToPrimary(std::move(req), std::move(upload), std::move(done));
+    });
     return;
   }
-  SendToPrimary(std::move(req), std::move(done));
+  SendToPrimary(std::move(req), std::move(upload), std::move(done));
 }
 
-void Exchange::SendToPrimary(net::HttpRequest&& req, net::StreamCallback done) {
+void Exchange::CopyRequestAside(std::string_view piece) {
+  rec_.metrics().request_bytes->Inc(piece.size());
+  request_body_size_ += piece.size();
+  if (!envelope_) return;
+  auto* r = envelope_->mutable_request();
+  AppendUpTo(piece, rec_.options().capture_body_limit, r->mutable_body());
+  r->set_body_size(request_body_size_);
+  r->set_body_truncated(r->body().size() < request_body_size_);
+}
+
+void Exchange::SendToPrimary(net::HttpRequest&& req, net::BodySourcePtr upload,
+                             net::StreamCallback done) {
   if (fault_.replaces_response()) {
     net::ExchangeResult result;
     net::BodyReaderPtr body;
@@ -218,6 +230,7 @@ void Exchange::SendToPrimary(net::HttpRequest&& req, net::StreamCallback done) {
     });
     return;
   }
+  if (upload) return worker_.pool->SendUpload(std::move(req), std::move(upload), std::move(done));
   worker_.pool->SendStreaming(std::move(req), std::move(done));
 }
 

@@ -76,8 +76,15 @@ class Exchange {
   // `websocket`: the request asks to switch to WebSocket (net::IsWebSocketUpgrade, an
   // HTTP/1.1 GET): it keeps "Connection: Upgrade" and "Upgrade: websocket", and goes to no
   // mirror (a mirror could not relay the connection).
+  // `upload`: the body is not in `req` but streams from the client (over --request-buffer):
+  // `req` keeps the client's Content-Length (or goes chunked), the pieces reach the capture
+  // through CopyRequestAside as the pool reads them, and no mirror gets a copy (counted).
   void Forward(net::HttpRequest&& req, unsigned client_version, bool chunked, bool had_length,
-               bool websocket, std::string logged_request, net::StreamCallback done);
+               bool websocket, std::string logged_request, net::StreamCallback done,
+               net::BodySourcePtr upload = nullptr);
+  // A piece of a streamed request body, on its way to the primary: counted, and copied into
+  // the capture up to --capture-body-limit.
+  void CopyRequestAside(std::string_view piece);
 
   // The failure to answer when the primary gave no response head; nullopt when it did.
   // Counts a reused upstream connection.
@@ -128,7 +135,7 @@ class Exchange {
   // The envelope, on the heap, for the capture sinks.
   doppel::v1::Envelope TakeEnvelope();
   void FinishCapture(uint64_t latency_us);
-  void SendToPrimary(net::HttpRequest&& req, net::StreamCallback done);
+  void SendToPrimary(net::HttpRequest&& req, net::BodySourcePtr upload, net::StreamCallback done);
   // The sampling decision on the finished envelope (error and response filled in): its
   // inclusion probability, and with coverage sampling its class, set. False when coverage
   // sampling drops it.
@@ -156,9 +163,10 @@ class Exchange {
   net::FaultPlan fault_;                          // --fault: this request's faults
   std::unique_ptr<boost::asio::steady_timer> fault_delay_;  // a delay fault's timer
   std::chrono::steady_clock::time_point head_time_;
-  uint64_t body_size_ = 0;     // body bytes relayed so far
-  bool body_cut_ = false;      // the relay ended before the body did
-  bool primary_done_ = false;  // OnPrimaryDone ran
+  uint64_t request_body_size_ = 0;  // a streamed request body's bytes so far
+  uint64_t body_size_ = 0;          // body bytes relayed so far
+  bool body_cut_ = false;           // the relay ended before the body did
+  bool primary_done_ = false;       // OnPrimaryDone ran
   bool event_stream_ = false;
   uint64_t draw_ = 0;  // coverage sampling: the key's hash or a random number
   struct WebSocketCapture;

@@ -217,7 +217,7 @@ struct MirrorHub::Target {
   net::Counter *failed_connect = nullptr, *failed_timeout = nullptr, *failed_reset = nullptr,
                *failed_5xx = nullptr, *failed_other = nullptr;
   net::Counter *dropped_cap = nullptr, *dropped_unavailable = nullptr, *dropped_bytes = nullptr,
-               *skipped_sample = nullptr, *skipped_rule = nullptr;
+               *skipped_sample = nullptr, *skipped_rule = nullptr, *skipped_upload = nullptr;
   // --mirror-diff only (null without it).
   net::Counter *diff_match = nullptr, *diff_mismatch = nullptr, *diff_uncompared = nullptr,
                *diff_skipped = nullptr;
@@ -245,7 +245,7 @@ struct MirrorHub::Target {
     net::Counter* Target::*counter;
     uint64_t MirrorCounts::*count;
   };
-  static const Reason kReasons[10];
+  static const Reason kReasons[11];
 
   // --mirror-diff: how often each (endpoint, field path) differed — the field path alone
   // ("body.id") does not say which endpoint differs. Bounded; the rest is counted under
@@ -278,6 +278,7 @@ const MirrorHub::Target::Reason MirrorHub::Target::kReasons[] = {
     {false, "rule", &Target::skipped_rule, &MirrorCounts::skipped_rule},
     {false, "unavailable", &Target::dropped_unavailable, &MirrorCounts::dropped_unavailable},
     {false, "max_bytes", &Target::dropped_bytes, &MirrorCounts::dropped_bytes},
+    {false, "request_streamed", &Target::skipped_upload, &MirrorCounts::skipped_upload},
 };
 
 MirrorHub::MirrorHub(MirrorOptions options) : options_(std::move(options)) {}
@@ -680,7 +681,7 @@ double MirrorLane::NextUniform() {
 }
 
 std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& request,
-                                                      const net::RequestView& view) {
+                                                      const net::RequestView& view, bool upload) {
   const MirrorOptions& o = hub_.options_;
   std::shared_ptr<MirroredRequest> mirrored;
   const double shared_draw = o.same_sample ? NextUniform() : 0;
@@ -694,6 +695,10 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
     const double draw = o.same_sample ? shared_draw : NextUniform();
     if (!t.spec.coverage && !(draw < t.effective_percent.load(std::memory_order_relaxed))) {
       t.skipped_sample->Inc();
+      continue;
+    }
+    if (upload) {
+      t.skipped_upload->Inc();
       continue;
     }
     net::FaultPlan fault;

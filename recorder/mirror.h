@@ -150,6 +150,7 @@ struct MirrorCounts {
   uint64_t dropped_bytes = 0;        // over the hub's max_inflight_bytes
   uint64_t skipped_sample = 0;       // not picked by percent (mode=coverage: by its class)
   uint64_t skipped_rule = 0;         // did not match the mirror's rule
+  uint64_t skipped_upload = 0;       // the request body streamed (over --request-buffer)
   uint64_t inflight = 0;
   uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
   uint64_t diff_skipped = 0;                        // the diff queue was full
@@ -228,8 +229,10 @@ class MirrorLane {
   // primary's base path is applied), copies and sends it. Never blocks. Returns null when no
   // copy went out; otherwise the proxy passes the primary's outcome to the result, which
   // ties primary and mirror latencies (and responses, with --mirror-diff) together.
+  // `upload`: the body streams to the primary (over --request-buffer) and is not held for
+  // copies: a mirror that would have got it counts it as dropped ("request_streamed").
   std::shared_ptr<MirroredRequest> Dispatch(const net::HttpRequest& request,
-                                            const net::RequestView& view);
+                                            const net::RequestView& view, bool upload = false);
   // Closes idle mirror connections; outstanding copies finish or time out.
   void Shutdown();
 

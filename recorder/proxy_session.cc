@@ -99,6 +99,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   void ReadHeader() {
     if (worker_.draining) return Close();
     in_request_ = false;
+    upload_ = {};
     exchange_.emplace(worker_, rec_, client_);
     reader_.Start();
     Lowest().expires_after(opts().idle_timeout);
@@ -114,6 +115,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     buffer_.consume(used);
     switch (event) {
       case RequestReader::Event::kNeedMore:
+        if (ShouldUpload()) return StartUpload();
         break;
       case RequestReader::Event::kHttp2:
         return HandOffToH2();
@@ -202,15 +204,19 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     exchange_->DecideCapture(std::move(view), req.version(), arrival_us_);
   }
 
-  void OnRequest() {
-    HttpRequest req = reader_.Release();
+  void OnRequest() { ForwardRequest(reader_.Release(), nullptr); }
+
+  // `upload`: `req` is the head only, and the body streams from the client (StartUpload).
+  void ForwardRequest(HttpRequest&& req, net::BodySourcePtr upload) {
     client_version_ = req.version();
     client_keep_alive_ = req.keep_alive();
     is_head_ = req.method() == http::verb::head;
     client_takes_trailers_ = net::AcceptsTrailers(req);
     websocket_ =
         req.method() == http::verb::get && req.version() == 11 && net::IsWebSocketUpgrade(req);
-    const RequestReader::Framing framing = RequestReader::ForwardFraming(req);
+    const RequestReader::Framing framing =
+        upload ? RequestReader::Framing{req.chunked(), !req.chunked()}
+               : RequestReader::ForwardFraming(req);
     std::string logged;
     if (opts().log_bodies) logged = DescribeRequestForLog(req, req.body(), rec_.redactor());
     exchange_->Forward(
@@ -218,7 +224,87 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
         std::move(logged),
         [self = this->shared_from_this()](net::ExchangeResult&& head, net::BodyReaderPtr body) {
           self->OnUpstreamHead(std::move(head), std::move(body));
-        });
+        },
+        std::move(upload));
+  }
+
+  // ---- A request body over --request-buffer streams to the primary ----
+  //
+  // Once the declared length, or the part of a chunked body read so far, is over
+  // --request-buffer, the head goes to the primary and the pool reads the body from this
+  // connection piece by piece (UploadSource), asking for the next piece only after it wrote
+  // the last, so a slow primary slows the client down and the session holds one piece. The
+  // limits stay: --max-request-body (a chunked body that passes it is refused 413 when the
+  // primary has not answered), --request-timeout between the client's bytes.
+
+  class UploadSource final : public net::BodySource {
+   public:
+    explicit UploadSource(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+    void ReadSome(Callback done) override { session_->NextUploadPiece(std::move(done)); }
+
+   private:
+    std::shared_ptr<Session> session_;
+  };
+
+  bool ShouldUpload() const {
+    if (!in_request_ || !reader_.head_read() || upload_.started) return false;
+    const uint64_t buffer = opts().request_buffer;
+    return reader_.body_buffered() > buffer || reader_.content_length().value_or(0) > buffer;
+  }
+
+  void StartUpload() {
+    upload_.started = upload_.open = true;
+    HttpRequest head;
+    head.base() = reader_.request().base();
+    ForwardRequest(std::move(head), std::make_unique<UploadSource>(this->shared_from_this()));
+  }
+
+  void NextUploadPiece(net::BodySource::Callback done) {
+    upload_.done = std::move(done);
+    PumpUpload();
+  }
+
+  // The body parsed from what is buffered goes out as the next piece; with nothing new, more
+  // is read from the client first.
+  void PumpUpload() {
+    size_t used = 0;
+    const RequestReader::Event event = reader_.Parse(BufferedBytes(), &used);
+    buffer_.consume(used);
+    reader_.TakeBody(&upload_.piece);
+    if (event == RequestReader::Event::kRefused) {
+      upload_.refused = true;  // answered in OnUpstreamHead, when the pool gives up
+      return DeliverUpload(net::ClientError::kReset, reader_.refusal().reason, false);
+    }
+    const bool end = event == RequestReader::Event::kRequest;
+    if (end || !upload_.piece.empty()) {
+      if (end) upload_.open = false;
+      exchange_->CopyRequestAside(upload_.piece);
+      return DeliverUpload(net::ClientError::kNone, {}, end);
+    }
+    Lowest().expires_after(opts().request_timeout);
+    stream_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              self->OnUploadRead(ec, n);
+                            });
+  }
+
+  void OnUploadRead(beast::error_code ec, size_t n) {
+    buffer_.commit(n);
+    if (!ec) return PumpUpload();
+    upload_.lost = true;  // the connection is closed in OnUpstreamHead
+    if (ec == beast::error::timeout) {
+      rec_.metrics().errors[static_cast<int>(ProxyFailure::kRequestTimeout)]->Inc();
+      return DeliverUpload(net::ClientError::kTimeout,
+                           "the client sent no byte of it for " +
+                               std::to_string(opts().request_timeout.count()) + " ms",
+                           false);
+    }
+    DeliverUpload(net::ClientError::kReset, "the client left: " + ec.message(), false);
+  }
+
+  void DeliverUpload(net::ClientError error, std::string detail, bool end) {
+    net::BodySource::Callback done = std::move(upload_.done);
+    done(error, std::move(detail), error == net::ClientError::kNone ? upload_.piece : "", end);
   }
 
   // The primary's response head arrived (or the exchange failed before it): checks it, starts
@@ -226,6 +312,9 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   // piece (RelayPiece), each read from the primary only after the previous piece was written
   // to the client, so a slow client slows the primary down and memory stays bounded.
   void OnUpstreamHead(net::ExchangeResult&& result, net::BodyReaderPtr body) {
+    // The upload failed on the client's side (the pool gave up on it): not the primary's.
+    if (upload_.refused) return Refuse();
+    if (upload_.lost) return Close();
     if (auto failure = exchange_->CheckUpstream(result)) {
       if (failure->reset_by_fault) return ResetByFault();
       return Fail(failure->failure, static_cast<http::status>(failure->status),
@@ -247,7 +336,10 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     body_ = exchange_->body();
     net::AppendVia(res, upstream_version, "doppel");
     res.version(client_version_);
-    bool keep_alive = client_keep_alive_;
+    // A primary that answered before the upload ended (or a fault that answered for it)
+    // leaves the rest of the body unread: the connection closes after the answer.
+    bool keep_alive = client_keep_alive_ && !upload_.open;
+    linger_ = upload_.open;
     if (!no_body_ && upstream_chunked && client_version_ >= 11) {
       res.chunked(true);
     } else if (!no_body_ && !upstream_length) {
@@ -550,7 +642,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   // Answers the request itself. Before a complete request was read the connection cannot be
   // reused (the rest of the request is unread), so it is closed after the answer.
   void Fail(ProxyFailure failure, http::status status, std::string reason) {
-    const bool request_complete = failure >= ProxyFailure::kUpstreamConnect;
+    const bool request_complete = failure >= ProxyFailure::kUpstreamConnect && !upload_.open;
     std::string request;
     if (opts().log_bodies && !request_complete) {
       request = DescribeRequestForLog(reader_.request(), reader_.request().body(), rec_.redactor());
@@ -640,6 +732,15 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   std::unique_ptr<char[]> discard_;  // only while lingering
   bool linger_ = false;
   bool in_request_ = false;
+  // The current request's body streaming to the primary (StartUpload).
+  struct Upload {
+    bool started = false;
+    bool open = false;     // the body's end was not read yet
+    bool refused = false;  // the body was refused (too large, malformed): reader_.refusal()
+    bool lost = false;     // the client left or stalled mid-body
+    std::string piece;     // the piece the pool is writing
+    net::BodySource::Callback done;
+  } upload_;
   bool handed_off_ = false;  // the connection went to the HTTP/2 session
   bool client_keep_alive_ = false;
   bool keep_alive_ = false;

@@ -159,6 +159,7 @@ const std::vector<RecordConfigField>& RecordConfigFields() {
       DOPPEL_CONFIG_FIELD("listener.request_timeout", "--request-timeout", false, request_timeout),
       DOPPEL_CONFIG_FIELD("listener.max_request_body", "--max-request-body", false,
                           max_request_body),
+      DOPPEL_CONFIG_FIELD("listener.request_buffer", "--request-buffer", false, request_buffer),
       DOPPEL_CONFIG_FIELD("listener.max_header_size", "--max-header-size", false, max_header_size),
       DOPPEL_CONFIG_FIELD("listener.h2_max_concurrent_streams", "--h2-max-concurrent-streams",
                           false, h2_max_concurrent_streams),

@@ -38,8 +38,11 @@ struct RecorderOptions {
   std::string session;                 // shown in /status
 
   // Client side limits.
-  uint32_t max_header_bytes = 16 * 1024;             // request line + headers (431 beyond)
-  uint64_t max_request_body = 64ull << 20;           // 413 beyond
+  uint32_t max_header_bytes = 16 * 1024;    // request line + headers (431 beyond)
+  uint64_t max_request_body = 64ull << 20;  // 413 beyond
+  // Request bodies up to this are read whole before they are forwarded (so they can be
+  // retried and mirrored); a larger one streams to the primary as it arrives.
+  uint64_t request_buffer = 1ull << 20;
   std::chrono::milliseconds idle_timeout{60000};     // keep-alive wait for the next request
   std::chrono::milliseconds request_timeout{30000};  // reading a request / writing a response
   size_t max_connections = 10000;                    // client connections; over it: closed

@@ -228,6 +228,11 @@ void RequestReader::DropTrailers() {
   }
 }
 
+void RequestReader::TakeBody(std::string* out) {
+  out->clear();
+  out->swap(parser_->get().body());
+}
+
 RequestReader::Framing RequestReader::ForwardFraming(const Request& request) {
   const bool chunked = request.chunked();
   if (chunked && request.body().empty()) return {false, true};

@@ -68,8 +68,8 @@ class RequestReader {
   // (it returns kRequest without consuming anything when there is none). After kRefused or
   // kHttp2, only Start resets the reader.
   //
-  // The body is parsed in one step into the request; a streaming body (issue #23) would
-  // return its pieces here instead.
+  // The body is parsed into the request's body, where it stays until the request is complete
+  // or TakeBody() takes what came so far (a body that streams to the primary).
   Event Parse(std::string_view bytes, size_t* consumed);
 
   // Whether the current request's head was read whole and parsed (kHead, or a refusal by
@@ -79,6 +79,16 @@ class RequestReader {
   bool body_done() const { return parser_->is_done(); }
   // After kHead: whether the body is chunked (Transfer-Encoding: chunked, checked).
   bool chunked() const { return parser_->chunked(); }
+  // After kHead: the body's length, when the client declared it (Content-Length).
+  std::optional<uint64_t> content_length() const {
+    const auto length = parser_->content_length();
+    return length ? std::optional<uint64_t>(*length) : std::nullopt;
+  }
+  // After kHead: the body bytes parsed and not yet taken.
+  size_t body_buffered() const { return parser_->get().body().size(); }
+  // After kHead: moves the body bytes parsed so far into `*out` (its old contents are
+  // dropped); later Parse calls collect the next ones.
+  void TakeBody(std::string* out);
   // After kHead: the client asked for "100 Continue" (the Expect field is removed from the
   // request, the proxy answers it itself).
   bool wants_continue() const { return wants_continue_; }

@@ -219,6 +219,7 @@ Result<RecorderOptions> ParseOptions(const SessionOptions& f) {
   uint64_t header_size = 0;
   for (const SizeFlag& s :
        {SizeFlag{"--max-request-body", &f.max_request_body, &o.max_request_body},
+        SizeFlag{"--request-buffer", &f.request_buffer, &o.request_buffer},
         SizeFlag{"--max-header-size", &f.max_header_size, &header_size},
         SizeFlag{"--capture-body-limit", &f.capture_body_limit, &o.capture_body_limit}}) {
     DOPPEL_ASSIGN_OR_RETURN(auto v, ParseSize(s.name, *s.text));

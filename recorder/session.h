@@ -69,6 +69,7 @@ struct SessionOptions {
   bool admin_allow_remote = false;  // otherwise a non-loopback --admin is refused
   bool log_bodies = false;
   std::string max_request_body = "64MiB";
+  std::string request_buffer = "1MiB";
   std::string max_header_size = "16KiB";  // 1KiB to 1MiB
   std::string capture_body_limit = "1MiB";
   std::string idle_timeout = "60s";

@@ -180,6 +180,9 @@ void PrintSummary(const recorder::SessionSummary& sum) {
               << m.dropped_cap << ", over max-inflight-bytes " << m.dropped_bytes
               << ", while unavailable " << m.dropped_unavailable << ", not picked "
               << m.skipped_sample + m.skipped_rule;
+    if (m.skipped_upload > 0) {
+      std::cout << ", not copied (request body streamed) " << m.skipped_upload;
+    }
     if (m.faults_delayed + m.faults_aborted > 0) {
       std::cout << ", faults: delayed " << m.faults_delayed << ", aborted (not sent) "
                 << m.faults_aborted;
@@ -441,6 +444,10 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_flag("--log-bodies", flags->log_bodies,
                 "log requests the proxy answered itself (4xx/5xx) with headers and body");
   cmd->add_option("--max-request-body", flags->max_request_body, "413 beyond")
+      ->capture_default_str();
+  cmd->add_option("--request-buffer", flags->request_buffer,
+                  "request bodies up to this are read whole before they go to the primary "
+                  "(mirrored, retried); larger ones stream to it as they arrive")
       ->capture_default_str();
   cmd->add_option("--max-header-size", flags->max_header_size, "431 beyond")->capture_default_str();
   cmd->add_option("--capture-body-limit", flags->capture_body_limit,

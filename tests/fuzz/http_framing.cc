@@ -3,7 +3,8 @@
 // no sockets, no threads. The input is read as the proxy reads it (pipelined requests until
 // the bytes end, a refusal, the HTTP/2 preface or a request without keep-alive), three
 // times: with the proxy's default limits whole, with them in pieces of 1-16 bytes (the first
-// byte picks the size: TCP may split the stream anywhere), and whole with small limits
+// byte picks the size: TCP may split the stream anywhere; each body's bytes are taken out as
+// they come, as for a body that streams to the primary), and whole with small limits
 // (256-byte head, 64-byte body) so the 431/413 paths are reached. For each request read,
 // what the proxy would forward (ForwardedBytes: hop-by-hop removal and framing as in
 // Exchange::Forward) and the capture envelope's request are built; for a refusal, the
@@ -112,7 +113,13 @@ void Run(std::string_view bytes, RequestReader::Limits limits, size_t piece) {
   for (const auto& r : whole.requests) CheckForwarded(r, limits);
   if (whole.end == ReadResult::End::kRefused) CheckRefusal(whole);
   if (piece != 0) {
-    const ReadResult split = doppel::fuzz::ReadRequests(bytes, limits, piece);
+    // In pieces, each body's bytes are taken out as they come, as for a body that streams
+    // to the primary (ProxySession's upload): put back together, they are the same body.
+    const ReadResult split = doppel::fuzz::ReadRequests(bytes, limits, piece, /*take_body=*/true);
+    for (size_t i = 0; i < whole.requests.size() && i < split.requests.size(); ++i) {
+      FUZZ_CHECK(whole.requests[i].request.body() == split.requests[i].request.body(),
+                 "request " + std::to_string(i) + ": the body taken in pieces differs");
+    }
     const std::string a = Describe(whole), b = Describe(split);
     if (a != b) {
       // Beast parses the lines of a head as they come when it gets them at once, but after a

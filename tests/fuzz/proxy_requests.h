@@ -37,9 +37,11 @@ struct ReadResult {
 // Feeds `bytes` to a reader with `limits`, `piece` bytes at a time (0: all at once; the
 // unconsumed bytes stay in front of the next piece, as in the proxy's buffer), until the
 // input is exhausted, a refusal or the HTTP/2 preface. Like the proxy, stops after a request
-// that does not keep the connection alive (kClosed).
+// that does not keep the connection alive (kClosed). `take_body`: a body's bytes are taken
+// out (RequestReader::TakeBody) after each piece, as ProxySession does for a body that
+// streams to the primary, and put back together in the request given.
 inline ReadResult ReadRequests(std::string_view bytes, recorder::RequestReader::Limits limits,
-                               size_t piece = 0) {
+                               size_t piece = 0, bool take_body = false) {
   using Event = recorder::RequestReader::Event;
   recorder::RequestReader reader(limits, /*h2_preface=*/true);
   reader.Start();
@@ -47,6 +49,7 @@ inline ReadResult ReadRequests(std::string_view bytes, recorder::RequestReader::
   size_t offered = piece == 0 ? bytes.size() : std::min(piece, bytes.size());
   size_t pos = 0;  // the front of the proxy's buffer: bytes[pos, offered)
   bool in_body = false;
+  std::string taken, piece_taken;  // take_body: the current body's bytes taken so far
   for (;;) {
     size_t used = 0;
     const Event event = reader.Parse(bytes.substr(pos, offered - pos), &used);
@@ -59,6 +62,10 @@ inline ReadResult ReadRequests(std::string_view bytes, recorder::RequestReader::
         in_body = false;
         ReadRequest r;
         r.request = reader.Release();
+        if (take_body) {
+          r.request.body().insert(0, taken);
+          taken.clear();
+        }
         const auto framing = recorder::RequestReader::ForwardFraming(r.request);
         r.chunked = framing.chunked;
         r.had_length = framing.content_length;
@@ -84,6 +91,10 @@ inline ReadResult ReadRequests(std::string_view bytes, recorder::RequestReader::
         out.consumed = pos;
         return out;
       case Event::kNeedMore:
+        if (take_body && in_body) {
+          reader.TakeBody(&piece_taken);
+          taken += piece_taken;
+        }
         break;
     }
     if (offered == bytes.size()) break;

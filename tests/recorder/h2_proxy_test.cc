@@ -595,5 +595,28 @@ TEST_F(H2ProxyTest, UnreachableH2cUpstreamIsA502) {
   EXPECT_NE(get.out.find("502"), std::string::npos) << get.out;
 }
 
+// An HTTP/1.1 upload over --request-buffer to an HTTP/2 primary: the body is read whole first
+// (HTTP/2's DATA frames come from memory) and arrives intact. The primary is a second proxy
+// whose h2c listener fronts the echoing test upstream, so the answer is what it received.
+TEST_F(H2ProxyTest, StreamedUploadToAnH2cPrimaryArrivesWhole) {
+  Start();  // the h2c "primary": this fixture's proxy in front of the echo upstream
+  MemorySink front_sink;
+  uint16_t front_port = 0;
+  RecorderOptions front = LoopbackOptions("h2c://127.0.0.1:" + std::to_string(port_), "front");
+  front.request_buffer = 64 * 1024;
+  RecorderPtr front_rec = StartLoopback(std::move(front), &front_sink, nullptr, &front_port);
+  ASSERT_NE(front_rec, nullptr);
+
+  std::string body(3 << 20, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 7919) >> 3);
+  auto res = testing::Fetch(front_port, "POST", "/echo", body);
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_TRUE(res.body() == body) << res.body().size() << " bytes came back of " << body.size();
+  front_rec->Stop();
+  auto env = front_sink.envelopes();
+  ASSERT_EQ(env.size(), 1u);
+  EXPECT_EQ(env[0].request().body_size(), body.size());
+}
+
 }  // namespace
 }  // namespace doppel::recorder

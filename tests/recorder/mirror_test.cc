@@ -334,6 +334,7 @@ class MirrorExchangeTest : public ::testing::Test {
     o.session = "mirror-unit";
     o.sample_percent = 0;
     o.capture_body_limit = capture_body_limit_;
+    o.request_buffer = request_buffer_;
     if (mirror_url.empty()) mirror_url = mirror_.url();
     o.mirror.mirrors.push_back(Spec(mirror_url + ",name=m"));
     o.mirror.shadow_suffix = shadow_suffix;
@@ -372,6 +373,7 @@ class MirrorExchangeTest : public ::testing::Test {
 
   TestUpstream primary_, mirror_;
   uint64_t capture_body_limit_ = 1ull << 20;
+  uint64_t request_buffer_ = 1ull << 20;
   doppel::testing::Gate gate_;  // outlives rec_: its diff threads may wait here
   NullSink sink_;
   redact::Redactor redactor_{"0123456789abcdef0123456789abcdef", {}};
@@ -426,6 +428,40 @@ TEST_F(MirrorExchangeTest, ExtensionMethodsReachTheMirrorUnchanged) {
   for (const auto& r : mirror_.requests()) mirror.insert(r.method);
   EXPECT_EQ(primary, want);
   EXPECT_EQ(mirror, want);
+}
+
+// A request body over --request-buffer streams to the primary and is not held for a copy:
+// the mirror does not get that request, and it is counted (reason "request_streamed"); a
+// body within the buffer goes to both.
+TEST_F(MirrorExchangeTest, StreamedRequestBodyIsNotMirroredAndIsCounted) {
+  request_buffer_ = 64 * 1024;
+  Start(/*shadow_suffix=*/false);
+  TestClient client(rec_->listen_address().port);
+  const std::string large(200 * 1024, 'L'), small(1000, 's');
+  for (const std::string* body : {&large, &small}) {
+    net::HttpRequest r{http::verb::post, "/upload", 11};
+    r.set(http::field::host, "api");
+    r.body() = *body;
+    r.prepare_payload();
+    const auto res = client.Send(std::move(r));
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(res.body().size(), body->size()) << "the primary echoes what it got";
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (mirror_.requests().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(primary_.requests().size(), 2u);
+  EXPECT_EQ(primary_.requests()[0].body, large);
+  ASSERT_EQ(mirror_.requests().size(), 1u);
+  EXPECT_EQ(mirror_.requests()[0].body, small);
+  const auto counts = rec_->mirror_counts();
+  ASSERT_EQ(counts.size(), 1u);
+  EXPECT_EQ(counts[0].sent, 1u);
+  EXPECT_EQ(counts[0].skipped_upload, 1u);
+  EXPECT_TRUE(Contains(rec_->MetricsText(),
+                       "doppel_mirror_dropped_total{mirror=\"m\",reason=\"request_streamed\"} 1"))
+      << rec_->MetricsText();
 }
 
 // A port nothing listens on.

@@ -35,8 +35,9 @@ using testing::SendAll;
 using testing::TestClient;
 
 // An upstream that reads one request head per connection and hands the socket to `script`,
-// which writes the response as it likes (one thread per connection). A script may wait at
-// `hold` until the test opens it; the destructor opens it too, so a failed test cannot hang.
+// which reads the body (none of it was read) and writes the response as it likes (one thread
+// per connection). A script may wait at `hold` until the test opens it; the destructor opens
+// it too, so a failed test cannot hang. head() is the last request head read.
 class ScriptedUpstream {
  public:
   using Script = std::function<void(int fd, Gate& hold)>;
@@ -49,11 +50,13 @@ class ScriptedUpstream {
         std::lock_guard<std::mutex> lock(mu_);
         conns_.emplace_back([this, c] {
           std::string head;
-          char buf[4096];
-          while (head.find("\r\n\r\n") == std::string::npos) {
-            const ssize_t n = ::recv(c, buf, sizeof buf, 0);
-            if (n <= 0) break;
-            head.append(buf, static_cast<size_t>(n));
+          char byte;  // one at a time: the body stays in the socket for the script
+          while (head.find("\r\n\r\n") == std::string::npos && ::recv(c, &byte, 1, 0) == 1) {
+            head += byte;
+          }
+          {
+            std::lock_guard<std::mutex> lock(head_mu_);
+            head_ = head;
           }
           script_(c, hold_);
           ::close(c);
@@ -71,6 +74,10 @@ class ScriptedUpstream {
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   Gate& hold() { return hold_; }
+  std::string head() {
+    std::lock_guard<std::mutex> lock(head_mu_);
+    return head_;
+  }
 
  private:
   Script script_;
@@ -80,6 +87,8 @@ class ScriptedUpstream {
   std::thread accept_;
   std::mutex mu_;
   std::vector<std::thread> conns_;
+  std::mutex head_mu_;
+  std::string head_;
 };
 
 class StreamTest : public LoopbackRecorderTest {
@@ -317,6 +326,259 @@ TEST_F(StreamTest, CloseDelimitedStaysCloseDelimited) {
   EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
   EXPECT_EQ(head.find("chunked"), std::string::npos) << head;
   EXPECT_EQ(all.substr(end + 4), std::string(100000, 'z'));
+}
+
+// ---- Request bodies over --request-buffer stream to the upstream ----
+
+// Reads exactly `n` bytes from `fd` (fewer when the connection ends first).
+std::string RecvExactly(int fd, size_t n) {
+  std::string out;
+  char buf[16 * 1024];
+  while (out.size() < n) {
+    const ssize_t got = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), 0);
+    if (got <= 0) break;
+    out.append(buf, static_cast<size_t>(got));
+  }
+  return out;
+}
+
+// Reads a line ending in CRLF into *line (without it); false when the connection ends first.
+bool RecvLine(int fd, std::string* line) {
+  line->clear();
+  char byte;
+  while (::recv(fd, &byte, 1, 0) == 1) {
+    *line += byte;
+    if (line->size() >= 2 && line->compare(line->size() - 2, 2, "\r\n") == 0) {
+      line->resize(line->size() - 2);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Decodes a chunked body from `fd`; sets *complete when its last chunk and end came.
+std::string RecvChunked(int fd, bool* complete) {
+  *complete = false;
+  std::string body;
+  std::string line;
+  while (RecvLine(fd, &line) && !line.empty()) {
+    const size_t size = std::stoul(line, nullptr, 16);
+    if (size == 0) {
+      *complete = RecvLine(fd, &line) && line.empty();
+      return body;
+    }
+    const std::string data = RecvExactly(fd, size);
+    body += data;
+    if (data.size() != size || RecvExactly(fd, 2) != "\r\n") return body;
+  }
+  return body;
+}
+
+// Waits up to `ms` for `flag`.
+bool WaitFor(const std::atomic<bool>& flag, int ms) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (!flag && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return flag;
+}
+
+// A 200 MiB upload: the upstream has the head while the client is still sending, an upstream
+// that does not read holds the client back (the proxy does not buffer the body), the body
+// arrives intact, the proxy's memory does not grow with it, and the capture keeps the first
+// --capture-body-limit bytes with the whole size.
+TEST_F(StreamTest, LargeUploadStreamsWithBackpressureBothWays) {
+  constexpr uint64_t kBody = 200ull << 20;
+  std::atomic<uint64_t> received{0};
+  std::atomic<bool> intact{true};
+  ScriptedUpstream up([&](int fd, Gate& hold) {
+    hold.Wait();  // reads nothing of the body until the test saw the client held back
+    char buf[64 * 1024];
+    uint64_t got = 0;
+    bool ok = true;
+    while (got < kBody) {
+      const ssize_t n = ::recv(fd, buf, std::min<uint64_t>(sizeof buf, kBody - got), 0);
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n; ++i) ok = ok && buf[i] == PatternByte(got + i);
+      got += static_cast<uint64_t>(n);
+    }
+    received = got;
+    intact = ok;
+    SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+  Start(up.url(), [](RecorderOptions& o) {
+    o.capture_body_limit = 1000;
+    o.max_request_body = 1ull << 30;
+  });
+  { std::ofstream("/proc/self/clear_refs") << "5"; }
+  const uint64_t rss_before_kb = ProcStatusKb("VmRSS:");
+
+  const int fd = testing::ConnectToLoopback(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "POST /upload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: " +
+                              std::to_string(kBody) + "\r\n\r\n"));
+  std::string block(64 * 1024, ' ');
+  uint64_t sent = 0;
+  // Sends what the chain takes without waiting; true once nothing more went for 1 s.
+  auto send_until_held = [&] {
+    while (sent < kBody) {
+      const uint64_t n = std::min<uint64_t>(block.size(), kBody - sent);
+      for (uint64_t i = 0; i < n; ++i) block[i] = PatternByte(sent + i);
+      const ssize_t w = ::send(fd, block.data(), n, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (w > 0) {
+        sent += static_cast<uint64_t>(w);
+        continue;
+      }
+      if (w < 0 && errno != EAGAIN) return false;
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 1000) == 0) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(send_until_held()) << "the client was never held back; sent " << sent;
+  EXPECT_EQ(up.head().find("POST /upload HTTP/1.1"), 0u) << "the upstream had no head yet";
+  EXPECT_LT(sent, 48ull << 20) << "the proxy kept reading a body the upstream did not take";
+  const uint64_t sent_when_held = sent;
+
+  up.hold().Open();
+  while (sent < kBody) {
+    const uint64_t n = std::min<uint64_t>(block.size(), kBody - sent);
+    for (uint64_t i = 0; i < n; ++i) block[i] = PatternByte(sent + i);
+    ASSERT_TRUE(SendAll(fd, block.substr(0, n)));
+    sent += n;
+  }
+  std::string answer;
+  char buf[256];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+    if (answer.find("\r\n\r\nok") != std::string::npos) break;
+  }
+  ::close(fd);
+  EXPECT_EQ(answer.find("HTTP/1.1 200 OK"), 0u) << answer;
+  EXPECT_EQ(received, kBody);
+  EXPECT_TRUE(intact);
+  const uint64_t peak_kb = ProcStatusKb("VmHWM:");
+  std::cout << "client held back after " << (sent_when_held >> 20) << " MiB of " << (kBody >> 20)
+            << "; peak RSS " << rss_before_kb / 1024 << " -> " << peak_kb / 1024 << " MiB\n";
+  EXPECT_LT(peak_kb, rss_before_kb + 64 * 1024) << "peak RSS grew with the body";
+
+  auto env = StopAndCaptured();
+  ASSERT_EQ(env.size(), 1u);
+  const auto& r = env[0].request();
+  EXPECT_EQ(r.body_size(), kBody);
+  EXPECT_EQ(r.body().size(), 1000u);
+  EXPECT_TRUE(r.body_truncated());
+  EXPECT_EQ(r.body().substr(0, 3), std::string({PatternByte(0), PatternByte(1), PatternByte(2)}));
+  EXPECT_EQ(env[0].response().body(), "ok");
+}
+
+// A chunked body that grows past --request-buffer streams from there on, still chunked, and
+// "Expect: 100-continue" keeps working: the upstream has the head and the first chunks while
+// the client still holds back its last ones.
+TEST_F(StreamTest, ChunkedUploadStreamsOncePastTheBuffer) {
+  constexpr size_t kChunk = 50000;
+  constexpr int kChunks = 20;
+  std::string body;
+  for (size_t i = 0; i < kChunk * kChunks; ++i) body += PatternByte(i);
+  std::atomic<bool> upstream_has_head{false};
+  std::atomic<bool> complete{false};
+  std::string received;
+  ScriptedUpstream up([&](int fd, Gate&) {
+    upstream_has_head = true;
+    bool done = false;
+    received = RecvChunked(fd, &done);
+    complete = done;
+    SendAll(fd, "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone");
+  });
+  Start(up.url(), [](RecorderOptions& o) {
+    o.request_buffer = 64 * 1024;
+    o.capture_body_limit = 4096;
+  });
+  TestClient client(port_);
+  ASSERT_TRUE(
+      client.Write("PUT /files/a HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n"
+                   "Expect: 100-continue\r\n\r\n"));
+  const std::string interim = client.ReadUntil("\r\n\r\n", 10000);
+  ASSERT_EQ(interim.find("HTTP/1.1 100 Continue"), 0u) << interim;
+  for (int i = 0; i < kChunks / 2; ++i)
+    ASSERT_TRUE(client.Write(Chunk(body.substr(i * kChunk, kChunk))));
+  ASSERT_TRUE(WaitFor(upstream_has_head, 10000))
+      << "the upstream got nothing while half of a body over the buffer was in";
+  for (int i = kChunks / 2; i < kChunks; ++i)
+    ASSERT_TRUE(client.Write(Chunk(body.substr(i * kChunk, kChunk))));
+  ASSERT_TRUE(client.Write("0\r\n\r\n"));
+  const std::string answer = client.ReadUntil("done", 10000);
+  EXPECT_EQ(answer.find("HTTP/1.1 201 Created"), 0u) << answer;
+  EXPECT_TRUE(complete);
+  EXPECT_TRUE(received == body) << received.size() << " bytes arrived of " << body.size();
+  const std::string head = up.head();
+  EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
+  EXPECT_EQ(head.find("Expect"), std::string::npos) << head;
+
+  auto env = StopAndCaptured();
+  ASSERT_EQ(env.size(), 1u);
+  EXPECT_EQ(env[0].request().body_size(), body.size());
+  EXPECT_EQ(env[0].request().body(), body.substr(0, 4096));
+  EXPECT_TRUE(env[0].request().body_truncated());
+}
+
+// A chunked body that passes --max-request-body while it streams: the upstream's connection is
+// cut (it never gets a complete request) and the client, not yet answered, gets 413.
+TEST_F(StreamTest, StreamedChunkedBodyOverTheLimitIsRefused) {
+  std::atomic<bool> upstream_done{false};
+  std::atomic<bool> upstream_complete{true};
+  ScriptedUpstream up([&](int fd, Gate&) {
+    bool done = false;
+    RecvChunked(fd, &done);
+    upstream_complete = done;
+    upstream_done = true;
+  });
+  Start(up.url(), [](RecorderOptions& o) {
+    o.request_buffer = 64 * 1024;
+    o.max_request_body = 256 * 1024;
+  });
+  TestClient client(port_);
+  ASSERT_TRUE(
+      client.Write("POST /big HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  const std::string chunk = Chunk(std::string(16 * 1024, 'x'));
+  for (int i = 0; i < 32; ++i) {
+    if (!client.Write(chunk)) break;  // the proxy may close once it answered
+  }
+  const std::string answer = client.ReadUntil("\r\n\r\n", 10000);
+  EXPECT_EQ(answer.find("HTTP/1.1 413"), 0u) << answer;
+  ASSERT_TRUE(WaitFor(upstream_done, 10000)) << "the upstream's connection stayed open";
+  EXPECT_FALSE(upstream_complete) << "the upstream got a complete request";
+  const std::string m = rec_->MetricsText();
+  EXPECT_NE(m.find("doppel_proxy_errors_total{reason=\"body_too_large\"} 1"), std::string::npos)
+      << m;
+}
+
+// A client that leaves mid-upload: the upstream's connection is closed (it never gets a
+// complete request), and the proxy serves the next client.
+TEST_F(StreamTest, ClientLeavingMidUploadClosesTheUpstreamConnection) {
+  std::atomic<bool> upstream_done{false};
+  std::atomic<size_t> upstream_got{0};
+  ScriptedUpstream up([&](int fd, Gate&) {
+    if (up.head().find("POST") != 0) {
+      SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh");
+      return;
+    }
+    upstream_got = RecvExactly(fd, 4u << 20).size();
+    upstream_done = true;
+  });
+  Start(up.url(), [](RecorderOptions& o) { o.request_buffer = 64 * 1024; });
+  {
+    TestClient client(port_);
+    ASSERT_TRUE(client.Write("POST /up HTTP/1.1\r\nHost: shop.test\r\nContent-Length: " +
+                             std::to_string(4u << 20) + "\r\n\r\n" + std::string(300000, 'y')));
+  }  // closed after 300,000 of 4 MiB
+  ASSERT_TRUE(WaitFor(upstream_done, 10000)) << "the upstream's connection stayed open";
+  EXPECT_EQ(upstream_got, 300000u);
+  auto res = testing::Fetch(port_, "GET", "/next");
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body(), "fresh");
 }
 
 }  // namespace
