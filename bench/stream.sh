@@ -18,7 +18,11 @@
 #   2. throughput of one SIZE_MB download, doppel vs nginx, ROUNDS interleaved pairs (curl -o
 #      /dev/null, speed_download); target ≥ 0.9× nginx;
 #   3. doppel's peak RSS (VmHWM) while 64 clients download 100 MB each at once; target
-#      < 150 MB.
+#      < 150 MB;
+#   4. throughput of one SIZE_MB upload (curl -T, a PUT with Content-Length) to the file
+#      origin's WebDAV PUT (written to /dev/shm), ROUNDS interleaved pairs, doppel (its body
+#      over --request-buffer streams) vs nginx with `proxy_request_buffering off`; doppel's
+#      peak RSS over the uploads (VmHWM reset before them).
 # Replaces the "stream" section of bench/RESULTS.md. Takes 1-3 min.
 #
 # Environment: BUILD_DIR (default build), SKIP_BUILD=1, DOPPEL, ROUNDS (5), TTFB_N (30),
@@ -80,10 +84,21 @@ pids+=($!)
 EVENTS=http://127.0.0.1:$events_port
 
 files_port=$(free_port)
+# PUT /upload/NAME is written to $shm/upload/NAME (memory, so a disk does not set the pace).
+shm=$(mktemp -d /dev/shm/doppel-bench-stream.XXXXXX)
+chmod 777 "$shm"
+trap 'rc=$?; rm -rf "$shm"; (exit $rc); cleanup' EXIT  # common.sh's cleanup, with its exit code
 start_nginx files "  sendfile on;
+  client_max_body_size 0;
   server {
     listen 127.0.0.1:$files_port;
     root $files;
+    location /upload/ {
+      root $shm;
+      client_body_temp_path $shm/body;
+      dav_methods PUT;
+      create_full_put_path on;
+    }
   }"
 FILES=http://127.0.0.1:$files_port
 wait_http "$FILES/100m.bin" 2>/dev/null || true
@@ -96,6 +111,8 @@ start_nginx proxy "  proxy_http_version 1.1;
   proxy_buffer_size 64k;
   proxy_buffers 8 64k;
   proxy_busy_buffers_size 128k;
+  proxy_request_buffering off;
+  client_max_body_size 0;
   proxy_set_header Connection '';
   upstream events { server 127.0.0.1:$events_port; keepalive 16; }
   upstream files { server 127.0.0.1:$files_port; keepalive 16; }
@@ -110,7 +127,7 @@ start_doppel events
 doppel_events=$rec_url
 events_pid=$rec_pid
 UP=$FILES
-start_doppel files
+start_doppel files --max-request-body 2GiB
 doppel_files=$rec_url
 files_pid=$rec_pid
 
@@ -184,6 +201,29 @@ hwm_mb=$(bench_calc %.1f 'a / 1024' a="$hwm")
 par_secs=$(bench_calc %.1f 'b - a' a="$t0" b="$t1")
 log "RSS: peak (VmHWM) $hwm_mb MB, $complete of $PARALLEL downloads complete in $par_secs s"
 
+# ---------------------------------------------------------------- 4. one big upload
+upload() { curl -fsS -o /dev/null -T "$files/big.bin" -w '%{speed_upload}' "$1/upload/big.bin"; }
+echo 5 >"/proc/$files_pid/clear_refs"  # VmHWM from here on
+rss_before_up=$(awk '/VmRSS/ {print $2}' "/proc/$files_pid/status")
+declare -a UP_ROWS=()
+up_ratios=""
+for round in $(seq "$ROUNDS"); do
+  load=$(wait_load)
+  if ((round % 2)); then
+    u_nginx=$(upload "$NGINX_FILES"); u_doppel=$(upload "$doppel_files")
+  else
+    u_doppel=$(upload "$doppel_files"); u_nginx=$(upload "$NGINX_FILES")
+  fi
+  u_direct=$(upload "$FILES")
+  r=$(bench_ratio "$u_doppel" "$u_nginx" %.3f)
+  up_ratios+="$r "
+  UP_ROWS+=("| $round | $(mb "$u_direct") | $(mb "$u_nginx") | $(mb "$u_doppel") | ${r}× | $load |")
+  log "upload $round: direct $(mb "$u_direct"), nginx $(mb "$u_nginx"), doppel $(mb "$u_doppel") MB/s"
+done
+up_ratio=$(bench_mean "$up_ratios")
+up_hwm_mb=$(bench_calc %.1f 'a / 1024' a="$(awk '/VmHWM/ {print $2}' "/proc/$files_pid/status")")
+log "uploads: doppel / nginx ${up_ratio}x, doppel peak RSS $up_hwm_mb MB"
+
 UP=$FILES; rec_pid=$events_pid; stop_doppel events; events_summary=$rec_summary
 rec_pid=$files_pid; stop_doppel files; files_summary=$rec_summary
 
@@ -214,9 +254,17 @@ section=$tmp/section.md
   echo
   echo "**3. Memory:** $PARALLEL clients downloading 100 MB each at once through doppel ($complete of $PARALLEL complete, in $par_secs s; load before: $load_rss): doppel's peak RSS (VmHWM) $hwm_mb MB (${rss_before} kB before; highest sampled VmRSS during the run $(bench_calc %.1f 'a / 1024' a="$peak_sampled") MB)."
   echo
+  echo "**4. One ${SIZE_MB} MB upload** (MB/s, curl \`-T\` = PUT with \`Content-Length\` and \`Expect: 100-continue\`, curl \`speed_upload\`; to the file origin's WebDAV \`PUT\`, written to /dev/shm; nginx proxy with \`proxy_request_buffering off\`, doppel with \`--max-request-body 2GiB\` and the default \`--request-buffer\` 1 MiB, so the body streams; interleaved, the order alternating by round):"
+  echo
+  echo "| round | direct | nginx | doppel | doppel / nginx | load before |"
+  echo "|---|---:|---:|---:|---:|---|"
+  for row in "${UP_ROWS[@]}"; do echo "$row"; done
+  echo
+  echo "doppel's peak RSS (VmHWM, reset before the uploads) over the ${ROUNDS} uploads: $up_hwm_mb MB (${rss_before_up} kB before)."
+  echo
   echo "doppel's summaries: events: $events_summary; files: $files_summary."
   echo
-  echo "**Verdicts: added time to first byte through doppel ${add_doppel} ms (nginx ${add_nginx} ms); ${SIZE_MB} MB download doppel / nginx ${dl_ratio}× — $(bench_verdict "$dl_ratio" ">=" 0.9) (target ≥ 0.9×); peak RSS under $PARALLEL × 100 MB downloads ${hwm_mb} MB — $(bench_verdict "$hwm_mb" "<=" 150 MB) (target < 150 MB).**"
+  echo "**Verdicts: added time to first byte through doppel ${add_doppel} ms (nginx ${add_nginx} ms); ${SIZE_MB} MB download doppel / nginx ${dl_ratio}× — $(bench_verdict "$dl_ratio" ">=" 0.9) (target ≥ 0.9×); peak RSS under $PARALLEL × 100 MB downloads ${hwm_mb} MB — $(bench_verdict "$hwm_mb" "<=" 150 MB) (target < 150 MB); ${SIZE_MB} MB upload doppel / nginx ${up_ratio}× — $(bench_verdict "$up_ratio" ">=" 0.9) (the download's bar), peak RSS over the uploads ${up_hwm_mb} MB.**"
   echo "<!-- stream:end -->"
 } >"$section"
 

@@ -99,7 +99,11 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   void ReadHeader() {
     if (worker_.draining) return Close();
     in_request_ = false;
-    upload_ = {};
+    if (upload_.started) {  // the buffer and the piece go back to a request head's size
+      buffer_.shrink_to_fit();
+      buffer_.reserve(4096);
+      upload_ = {};
+    }
     exchange_.emplace(worker_, rec_, client_);
     reader_.Start();
     Lowest().expires_after(opts().idle_timeout);
@@ -282,7 +286,9 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
       return DeliverUpload(net::ClientError::kNone, {}, end);
     }
     Lowest().expires_after(opts().request_timeout);
-    stream_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
+    // A whole piece at a time (the buffer grows from its 4 KiB to kUploadRead; it is given
+    // back before the next request): 4 KiB reads held a 1 GiB upload to 0.31x nginx's pace.
+    stream_.async_read_some(buffer_.prepare(kUploadRead),
                             [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                               self->OnUploadRead(ec, n);
                             });
@@ -732,7 +738,9 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
   std::unique_ptr<char[]> discard_;  // only while lingering
   bool linger_ = false;
   bool in_request_ = false;
-  // The current request's body streaming to the primary (StartUpload).
+  // The current request's body streaming to the primary (StartUpload), read from the client
+  // kUploadRead bytes at a time.
+  static constexpr size_t kUploadRead = net::BodyReader::kPieceBytes;
   struct Upload {
     bool started = false;
     bool open = false;     // the body's end was not read yet
