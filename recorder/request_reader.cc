@@ -228,6 +228,11 @@ void RequestReader::DropTrailers() {
   }
 }
 
+RequestReader::Request RequestReader::Release() {
+  Parsed parsed = parser_->release();
+  return Request(std::move(parsed.base()), std::move(parsed.body()));
+}
+
 void RequestReader::TakeBody(std::string* out) {
   out->clear();
   out->swap(parser_->get().body());

@@ -12,10 +12,13 @@
 // Thread safety: none; one reader per connection.
 #pragma once
 
+#include <algorithm>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +31,43 @@ namespace doppel::recorder {
 class RequestReader {
  public:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+  // The body as the parser fills it: a std::string, as Beast's string_body, but for a
+  // declared length it reserves no more than kReserveBytes up front. string_body reserves the
+  // whole Content-Length, which for a body that streams to the primary in pieces (TakeBody)
+  // was address space for all of it (1 GiB for a 1 GiB upload), and for a length under a
+  // large --max-request-body an allocation that could fail and throw.
+  struct Body {
+    static constexpr uint64_t kReserveBytes = 1 << 20;
+    using value_type = std::string;
+    class reader {
+     public:
+      template <bool isRequest, class Fields>
+      reader(boost::beast::http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+      void init(const boost::optional<std::uint64_t>& length, boost::beast::error_code& ec) {
+        if (length) body_.reserve(static_cast<size_t>(std::min<uint64_t>(*length, kReserveBytes)));
+        ec = {};
+      }
+      template <class ConstBufferSequence>
+      size_t put(const ConstBufferSequence& buffers, boost::beast::error_code& ec) {
+        const size_t extra = boost::beast::buffer_bytes(buffers);
+        const size_t size = body_.size();
+        body_.resize(size + extra);
+        char* dest = body_.data() + size;
+        for (auto b : boost::beast::buffers_range_ref(buffers)) {
+          std::memcpy(dest, b.data(), b.size());
+          dest += b.size();
+        }
+        ec = {};
+        return extra;
+      }
+      void finish(boost::beast::error_code& ec) { ec = {}; }
+
+     private:
+      value_type& body_;
+    };
+  };
+  using Parsed = boost::beast::http::request<Body>;
 
   struct Limits {
     uint32_t max_header_bytes = 0;  // request line and headers (and empty lines before them)
@@ -98,9 +138,9 @@ class RequestReader {
   // The request being read: after kHead its checked head (an absolute-form target already
   // rewritten to origin form with its authority as Host), after a refusal what was read of
   // it. REQUIRES: Start was called.
-  const Request& request() const { return parser_->get(); }
+  const Parsed& request() const { return parser_->get(); }
   // After kRequest: the complete request, moved out.
-  Request Release() { return parser_->release(); }
+  Request Release();
 
   // How a complete request is framed toward the primary (Exchange::Forward's `chunked` and
   // `had_length`): a chunked body is re-chunked; otherwise a Content-Length is sent when the
@@ -115,7 +155,7 @@ class RequestReader {
   static Framing ForwardFraming(const Request& request);
 
  private:
-  using Parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+  using Parser = boost::beast::http::request_parser<Body>;
 
   Event ParseHead(std::string_view bytes, size_t* consumed);
   Event ParseBody(std::string_view bytes, size_t* consumed);

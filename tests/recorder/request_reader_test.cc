@@ -268,5 +268,31 @@ TEST(RequestReaderTest, IncompleteInputAsksForMore) {
   EXPECT_EQ(Read("\r").unparsed, 1u);
 }
 
+// A declared length is not reserved up front (Beast's string_body would): a 1 TiB body under
+// a 2 TiB limit is parsed piece by piece, each piece taken out as an upload does, with memory
+// for what came only; reserving the length would throw.
+TEST(RequestReaderTest, ADeclaredLengthIsNotReservedAndTakenPiecesAddUp) {
+  RequestReader reader({1024, 2ull << 40}, /*h2_preface=*/false);
+  reader.Start();
+  const std::string head =
+      "PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(1ull << 40) + "\r\n\r\n";
+  size_t used = 0;
+  ASSERT_EQ(reader.Parse(head, &used), Event::kHead);
+  EXPECT_EQ(reader.content_length(), std::optional<uint64_t>(1ull << 40));
+  std::string taken, piece;
+  for (int i = 0; i < 3; ++i) {
+    const std::string bytes(1000, static_cast<char>('a' + i));
+    EXPECT_EQ(reader.Parse(bytes, &used), Event::kNeedMore);
+    EXPECT_EQ(used, bytes.size());
+    EXPECT_EQ(reader.body_buffered(), bytes.size());
+    reader.TakeBody(&piece);
+    EXPECT_EQ(piece, bytes);
+    EXPECT_EQ(reader.body_buffered(), 0u);
+    EXPECT_LE(piece.capacity(), RequestReader::Body::kReserveBytes + 1000);
+    taken += piece;
+  }
+  EXPECT_EQ(taken.size(), 3000u);
+}
+
 }  // namespace
 }  // namespace doppel::recorder
