@@ -157,24 +157,32 @@ add_doppel=$(bench_calc %.3f 'a - b' a="$t_doppel" b="$t_direct")
 log "TTFB medians: direct $t_direct ms, nginx $t_nginx ms, doppel $t_doppel ms"
 
 # ---------------------------------------------------------------- 2. one big download
-speed() { curl -fsS -o /dev/null -w '%{speed_download}' "$1/big.bin"; }
 mb() { bench_calc %.0f 'a / 1048576' a="$1"; }
+# paired ROWS LABEL FN: ROUNDS rounds of FN URL (prints bytes/s) through nginx and doppel,
+# interleaved with the order alternating by round, then direct; a table row per round is
+# appended to the array ROWS, and paired_ratio is the mean doppel / nginx.
+paired() {
+  local -n rows=$1
+  local label=$2 fn=$3 ratios="" round load v_nginx v_doppel v_direct r
+  for round in $(seq "$ROUNDS"); do
+    load=$(wait_load)
+    if ((round % 2)); then
+      v_nginx=$($fn "$NGINX_FILES"); v_doppel=$($fn "$doppel_files")
+    else
+      v_doppel=$($fn "$doppel_files"); v_nginx=$($fn "$NGINX_FILES")
+    fi
+    v_direct=$($fn "$FILES")
+    r=$(bench_ratio "$v_doppel" "$v_nginx" %.3f)
+    ratios+="$r "
+    rows+=("| $round | $(mb "$v_direct") | $(mb "$v_nginx") | $(mb "$v_doppel") | ${r}× | $load |")
+    log "$label $round: direct $(mb "$v_direct"), nginx $(mb "$v_nginx"), doppel $(mb "$v_doppel") MB/s"
+  done
+  paired_ratio=$(bench_mean "$ratios")
+}
+speed() { curl -fsS -o /dev/null -w '%{speed_download}' "$1/big.bin"; }
 declare -a DL_ROWS=()
-dl_ratios=""
-for round in $(seq "$ROUNDS"); do
-  load=$(wait_load)
-  if ((round % 2)); then
-    s_nginx=$(speed "$NGINX_FILES"); s_doppel=$(speed "$doppel_files")
-  else
-    s_doppel=$(speed "$doppel_files"); s_nginx=$(speed "$NGINX_FILES")
-  fi
-  s_direct=$(speed "$FILES")
-  r=$(bench_ratio "$s_doppel" "$s_nginx" %.3f)
-  dl_ratios+="$r "
-  DL_ROWS+=("| $round | $(mb "$s_direct") | $(mb "$s_nginx") | $(mb "$s_doppel") | ${r}× | $load |")
-  log "download $round: direct $(mb "$s_direct"), nginx $(mb "$s_nginx"), doppel $(mb "$s_doppel") MB/s"
-done
-dl_ratio=$(bench_mean "$dl_ratios")
+paired DL_ROWS download speed
+dl_ratio=$paired_ratio
 
 # ---------------------------------------------------------------- 3. RSS under 64 downloads
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$files_pid/status")
@@ -206,21 +214,8 @@ upload() { curl -fsS -o /dev/null -T "$files/big.bin" -w '%{speed_upload}' "$1/u
 echo 5 >"/proc/$files_pid/clear_refs"  # VmHWM from here on
 rss_before_up=$(awk '/VmRSS/ {print $2}' "/proc/$files_pid/status")
 declare -a UP_ROWS=()
-up_ratios=""
-for round in $(seq "$ROUNDS"); do
-  load=$(wait_load)
-  if ((round % 2)); then
-    u_nginx=$(upload "$NGINX_FILES"); u_doppel=$(upload "$doppel_files")
-  else
-    u_doppel=$(upload "$doppel_files"); u_nginx=$(upload "$NGINX_FILES")
-  fi
-  u_direct=$(upload "$FILES")
-  r=$(bench_ratio "$u_doppel" "$u_nginx" %.3f)
-  up_ratios+="$r "
-  UP_ROWS+=("| $round | $(mb "$u_direct") | $(mb "$u_nginx") | $(mb "$u_doppel") | ${r}× | $load |")
-  log "upload $round: direct $(mb "$u_direct"), nginx $(mb "$u_nginx"), doppel $(mb "$u_doppel") MB/s"
-done
-up_ratio=$(bench_mean "$up_ratios")
+paired UP_ROWS upload upload
+up_ratio=$paired_ratio
 up_hwm_mb=$(bench_calc %.1f 'a / 1024' a="$(awk '/VmHWM/ {print $2}' "/proc/$files_pid/status")")
 log "uploads: doppel / nginx ${up_ratio}x, doppel peak RSS $up_hwm_mb MB"
 
