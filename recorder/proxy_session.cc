@@ -310,7 +310,10 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
 
   void DeliverUpload(net::ClientError error, std::string detail, bool end) {
     net::BodySource::Callback done = std::move(upload_.done);
-    done(error, std::move(detail), error == net::ClientError::kNone ? upload_.piece : "", end);
+    // A view of the piece itself, which stays until the next ReadSome: the pool writes from it.
+    const std::string_view piece =
+        error == net::ClientError::kNone ? std::string_view(upload_.piece) : std::string_view();
+    done(error, std::move(detail), piece, end);
   }
 
   // The primary's response head arrived (or the exchange failed before it): checks it, starts

@@ -26,6 +26,15 @@
 #include "tests/recorder/loopback_options.h"
 #include "tests/recorder/memory_sink.h"
 
+// AddressSanitizer: gcc defines __SANITIZE_ADDRESS__, clang has the feature test.
+#if defined(__SANITIZE_ADDRESS__)
+#define DOPPEL_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DOPPEL_TEST_UNDER_ASAN 1
+#endif
+#endif
+
 namespace doppel::recorder {
 namespace {
 
@@ -462,7 +471,12 @@ TEST_F(StreamTest, LargeUploadStreamsWithBackpressureBothWays) {
   const uint64_t peak_kb = ProcStatusKb("VmHWM:");
   std::cout << "client held back after " << (sent_when_held >> 20) << " MiB of " << (kBody >> 20)
             << "; peak RSS " << rss_before_kb / 1024 << " -> " << peak_kb / 1024 << " MiB\n";
+#if !defined(DOPPEL_TEST_UNDER_ASAN)
+  // Under ASan, freed memory stays resident in its quarantine (256 MiB by default), so the
+  // bound is checked by the plain build; the held-back client above shows the proxy did not
+  // take the body in either build.
   EXPECT_LT(peak_kb, rss_before_kb + 64 * 1024) << "peak RSS grew with the body";
+#endif
 
   auto env = StopAndCaptured();
   ASSERT_EQ(env.size(), 1u);
