@@ -185,6 +185,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // head says so), then the response is read.
   void WriteUploadHead();
   void ReadUploadPiece();
+  void EndUpload();
   void OnUploadPiece(ClientError error, std::string detail, std::string_view piece, bool end);
   // Whether a failed exchange may go again on a new connection: not once an upload's body
   // was asked for (its bytes are gone).
@@ -605,6 +606,12 @@ void Exchange::WriteUploadHead() {
   });
 }
 
+// The last piece was written: the source (which owns it) is dropped, the answer read.
+void Exchange::EndUpload() {
+  upload_.reset();
+  Read();
+}
+
 void Exchange::ReadUploadPiece() {
   // The source takes its time (a slow client): the upstream's timers wait for the writes.
   conn_->lowest().expires_never();
@@ -634,9 +641,8 @@ void Exchange::OnUploadPiece(ClientError error, std::string detail, std::string_
     out[n++] = asio::buffer(piece.data(), piece.size());
   }
   if (chunked && end) out[n++] = asio::buffer(kLastChunk.data(), kLastChunk.size());
-  if (end) upload_.reset();
   if (n == 0) {
-    if (end) return Read();
+    if (end) return EndUpload();
     return ReadUploadPiece();
   }
   ArmTimer();
@@ -644,7 +650,7 @@ void Exchange::OnUploadPiece(ClientError error, std::string detail, std::string_
     asio::async_write(
         stream, out, [self = shared_from_this(), end](const boost::system::error_code& ec, size_t) {
           if (ec) return self->OnWrite(ec);
-          if (end) return self->Read();
+          if (end) return self->EndUpload();
           self->ReadUploadPiece();
         });
   });
