@@ -148,9 +148,14 @@ struct BlockCompression {
 // 6.4 MB of samples training took about as long as compressing the whole 64 MB memtable, so
 // flushes fell behind and the writer stalled for seconds. 1 MiB of samples keeps the
 // dictionary almost as good (+1% bytes/env) at a fraction of the cost.
+constexpr size_t kIngestBlockBytes = 64 << 10;
 BlockCompression IngestCompression(const StoreOptions& o) {
-  return {o.zstd_level, 64 << 10, kDictSize, 16 * kDictSize};
+  return {o.zstd_level, kIngestBlockBytes, kDictSize, 16 * kDictSize};
 }
+
+// kBlockZstdDict: a serialized envelope over this size is written as its own zstd frame
+// (tag 0x01, no dictionary) instead of raw; see RocksStore::Append.
+constexpr size_t kOwnFrameBytes = kIngestBlockBytes;
 
 // For Store::CompactSession, once a session is closed: blocks of 1 MiB give zstd 16 times the
 // context, and a dictionary trained on 16 MiB of them (112 KiB, zstd's recommended size)
@@ -524,6 +529,16 @@ Status RocksStore::Append(std::string_view session, std::span<const Envelope> ba
       value.assign(1, static_cast<char>(kCodecRaw));
       e.AppendToString(&value);
       raw_size = value.size() - 1;
+      if (raw_size > kOwnFrameBytes) {
+        // Larger than a table block, so it fills blocks of its own: block compression would
+        // give zstd no neighbouring envelopes to share structure with, and the value would sit
+        // raw in the memtable (64 MB, up to 4) and in the flush's dictionary buffer until
+        // then. A recorder capturing large bodies kept hundreds of MB resident that way
+        // (bench/RESULTS.md, Streaming). It is compressed here, as its own zstd frame.
+        serialized.swap(value);
+        DOPPEL_RETURN_IF_ERROR(
+            w.codec.EncodeZstdSerialized(std::string_view(serialized).substr(1), &value));
+      }
     }
     wb.Put(envelopes(), key, value);
     raw_bytes += raw_size;

@@ -25,7 +25,7 @@ enum class Compression {
   // first envelopes; RocksDB block compression off for envelopes.
   kEnvelopeZstdDict,
   // Values are raw protobuf; RocksDB compresses 64 KiB blocks with ZSTD and a dictionary
-  // trained per SST file.
+  // trained per SST file. An envelope larger than a block is its own zstd frame instead.
   kBlockZstdDict,
 };
 
