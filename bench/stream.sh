@@ -7,7 +7,7 @@
 #                    event and the end
 #   origin (files)   nginx (1 worker, sendfile) serving a SIZE_MB file and a 100 MB file
 #   nginx proxy      nginx (1 worker) proxy_pass to either origin with `proxy_buffering off`
-#                    (how nginx is set up in front of a stream) and `proxy_buffer_size 64k`
+#                    (how nginx is set up in front of a stream) and `proxy_buffer_size 256k`
 #                    (doppel's piece size; with nginx's default 4 KiB it reads 4 KiB at a time)
 #   doppel           doppel record --threads 1 in front of either origin (capture on, 100 %,
 #                    default --capture-body-limit)
@@ -17,7 +17,8 @@
 #      from the origin); the added ms is the median through the proxy minus the median direct;
 #   2. throughput of one SIZE_MB download, doppel vs nginx, ROUNDS interleaved pairs (curl -o
 #      /dev/null, speed_download); target ≥ 0.9× nginx;
-#   3. doppel's peak RSS (VmHWM) while 64 clients download 100 MB each at once; target
+#   3. doppel's peak RSS (VmHWM) while 64 clients download 100 MB each at once, RSS_ROUNDS
+#      rounds one after another (what a round leaves behind shows in the next); target
 #      < 150 MB;
 #   4. throughput of one SIZE_MB upload (curl -T, a PUT with Content-Length) to the file
 #      origin's WebDAV PUT (written to /dev/shm), ROUNDS interleaved pairs, doppel (its body
@@ -26,8 +27,8 @@
 # Replaces the "stream" section of bench/RESULTS.md. Takes 1-3 min.
 #
 # Environment: BUILD_DIR (default build), SKIP_BUILD=1, DOPPEL, ROUNDS (5), TTFB_N (30),
-# SIZE_MB (1024), HOLD (0.3), PARALLEL (64), LOAD_MAX (1.5), LOAD_WAIT (60), NO_RESULTS=1 (do
-# not touch bench/RESULTS.md).
+# SIZE_MB (1024), HOLD (0.3), PARALLEL (64), RSS_ROUNDS (3), LOAD_MAX (1.5), LOAD_WAIT (60),
+# NO_RESULTS=1 (do not touch bench/RESULTS.md).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -36,6 +37,7 @@ TTFB_N=${TTFB_N:-30}
 SIZE_MB=${SIZE_MB:-1024}
 HOLD=${HOLD:-0.3}
 PARALLEL=${PARALLEL:-64}
+RSS_ROUNDS=${RSS_ROUNDS:-3}
 
 NAME=stream
 source bench/common.sh
@@ -108,9 +110,9 @@ nginx_events_port=$(free_port)
 nginx_files_port=$(free_port)
 start_nginx proxy "  proxy_http_version 1.1;
   proxy_buffering off;
-  proxy_buffer_size 64k;
-  proxy_buffers 8 64k;
-  proxy_busy_buffers_size 128k;
+  proxy_buffer_size 256k;
+  proxy_buffers 8 256k;
+  proxy_busy_buffers_size 512k;
   proxy_request_buffering off;
   client_max_body_size 0;
   proxy_set_header Connection '';
@@ -185,29 +187,39 @@ paired DL_ROWS download speed
 dl_ratio=$paired_ratio
 
 # ---------------------------------------------------------------- 3. RSS under 64 downloads
+# RSS_ROUNDS rounds one after another: memory the process keeps after a round (a memtable of
+# captured bodies, allocator caches) shows in the later rounds' peaks, not in the first's.
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$files_pid/status")
 load_rss=$(wait_load)
-log "RSS: $PARALLEL downloads of 100 MB at once through doppel (load $load_rss)"
-t0=$(date +%s.%N)
 peak_sampled=0
-curls=()
-for i in $(seq "$PARALLEL"); do
-  curl -sS -o /dev/null -w '%{size_download}\n' "$doppel_files/100m.bin" >"$tmp/par-$i" &
-  curls+=($!)
-done
+complete=0
+par_secs=""
+rss_after=""
 running() { local p; for p in "${curls[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
-while running; do
-  now=$(awk '/VmRSS/ {print $2}' "/proc/$files_pid/status")
-  ((now > peak_sampled)) && peak_sampled=$now
-  sleep 0.05
+for round in $(seq "$RSS_ROUNDS"); do
+  log "RSS $round: $PARALLEL downloads of 100 MB at once through doppel (load $(cut -d" " -f1-3 /proc/loadavg))"
+  t0=$(date +%s.%N)
+  curls=()
+  for i in $(seq "$PARALLEL"); do
+    curl -sS -o /dev/null -w '%{size_download}\n' "$doppel_files/100m.bin" >"$tmp/par-$round-$i" &
+    curls+=($!)
+  done
+  while running; do
+    now=$(awk '/VmRSS/ {print $2}' "/proc/$files_pid/status")
+    ((now > peak_sampled)) && peak_sampled=$now
+    sleep 0.05
+  done
+  for p in "${curls[@]}"; do wait "$p" || true; done
+  t1=$(date +%s.%N)
+  par_secs+="$(bench_calc %.1f 'b - a' a="$t0" b="$t1") s, "
+  rss_after+="$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$files_pid/status") MB, "
 done
-for p in "${curls[@]}"; do wait "$p" || true; done
-t1=$(date +%s.%N)
+par_secs=${par_secs%, }
+rss_after=${rss_after%, }
 complete=$(cat "$tmp"/par-* | awk -v want=$((100 * 1024 * 1024)) '$1 == want {n++} END {print n + 0}')
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$files_pid/status")
 hwm_mb=$(bench_calc %.1f 'a / 1024' a="$hwm")
-par_secs=$(bench_calc %.1f 'b - a' a="$t0" b="$t1")
-log "RSS: peak (VmHWM) $hwm_mb MB, $complete of $PARALLEL downloads complete in $par_secs s"
+log "RSS: peak (VmHWM) $hwm_mb MB, $complete of $((RSS_ROUNDS * PARALLEL)) downloads complete ($par_secs); RSS after each round $rss_after"
 
 # ---------------------------------------------------------------- 4. one big upload
 upload() { curl -fsS -o /dev/null -T "$files/big.bin" -w '%{speed_upload}' "$1/upload/big.bin"; }
@@ -227,9 +239,9 @@ section=$tmp/section.md
   echo "<!-- stream:begin -->"
   echo "## Streaming"
   echo
-  run_header " (ROUNDS=$ROUNDS, TTFB_N=$TTFB_N, SIZE_MB=$SIZE_MB, PARALLEL=$PARALLEL)"
+  run_header " (ROUNDS=$ROUNDS, TTFB_N=$TTFB_N, SIZE_MB=$SIZE_MB, PARALLEL=$PARALLEL, RSS_ROUNDS=$RSS_ROUNDS)"
   echo
-  echo "Setup, all on 127.0.0.1: event origin = a Python asyncio server answering each GET at once with a chunked \`text/event-stream\` head and its first event, the second event $HOLD s later; file origin = nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, sendfile (the files in the page cache). nginx proxy = 1 worker, \`proxy_pass\` with \`proxy_buffering off\` and \`proxy_buffer_size 64k\` (doppel's piece size; \`proxy_buffers 8 64k\`, which nginx then requires), HTTP/1.1 keep-alive upstreams. doppel = \`doppel record --threads 1\` (every exchange captured, default \`--capture-body-limit\` 1 MiB). Clients: curl, one request per process."
+  echo "Setup, all on 127.0.0.1: event origin = a Python asyncio server answering each GET at once with a chunked \`text/event-stream\` head and its first event, the second event $HOLD s later; file origin = nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker, sendfile (the files in the page cache). nginx proxy = 1 worker, \`proxy_pass\` with \`proxy_buffering off\` and \`proxy_buffer_size 256k\` (doppel's piece size; \`proxy_buffers 8 256k\`, which nginx then requires), HTTP/1.1 keep-alive upstreams. doppel = \`doppel record --threads 1\` (every exchange captured, default \`--capture-body-limit\` 1 MiB). Clients: curl, one request per process."
   echo
   echo "**1. Time to first byte of a streamed response** ($TTFB_N requests each, interleaved; curl \`time_starttransfer\`; load before: $load_ttfb):"
   echo
@@ -247,7 +259,7 @@ section=$tmp/section.md
   echo "|---|---:|---:|---:|---:|---|"
   for row in "${DL_ROWS[@]}"; do echo "$row"; done
   echo
-  echo "**3. Memory:** $PARALLEL clients downloading 100 MB each at once through doppel ($complete of $PARALLEL complete, in $par_secs s; load before: $load_rss): doppel's peak RSS (VmHWM) $hwm_mb MB (${rss_before} kB before; highest sampled VmRSS during the run $(bench_calc %.1f 'a / 1024' a="$peak_sampled") MB)."
+  echo "**3. Memory:** $PARALLEL clients downloading 100 MB each at once through doppel, $RSS_ROUNDS rounds one after another ($complete of $((RSS_ROUNDS * PARALLEL)) complete; the rounds took $par_secs; load before: $load_rss): doppel's peak RSS (VmHWM, since it started) $hwm_mb MB (${rss_before} kB before; RSS after each round $rss_after; highest sampled VmRSS $(bench_calc %.1f 'a / 1024' a="$peak_sampled") MB)."
   echo
   echo "**4. One ${SIZE_MB} MB upload** (MB/s, curl \`-T\` = PUT with \`Content-Length\` and \`Expect: 100-continue\`, curl \`speed_upload\`; to the file origin's WebDAV \`PUT\`, written to /dev/shm; nginx proxy with \`proxy_request_buffering off\`, doppel with \`--max-request-body 2GiB\` and the default \`--request-buffer\` 1 MiB, so the body streams; interleaved, the order alternating by round):"
   echo

@@ -142,7 +142,7 @@ using TunnelPtr = std::unique_ptr<Tunnel>;
 class BodyReader {
  public:
   // Bytes of the body read at most per piece (the reader's buffer).
-  static constexpr size_t kPieceBytes = 64 * 1024;
+  static constexpr size_t kPieceBytes = 256 * 1024;
   // `piece` is valid until the next ReadSome() or the reader is dropped. `end`: the body is
   // complete (the last piece may be empty); the connection went back to the pool when both
   // sides allow keep-alive. On an error the exchange is over and the connection closed.

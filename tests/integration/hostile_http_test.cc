@@ -238,12 +238,13 @@ std::vector<Case> Cases() {
                kOnce, kHold, {200, 200, 200}, 3, nullptr, {"s", "ss", "sss"}});
   c.push_back({"pipelined GET then garbage", Get("/size?n=4") + "GARBAGE\r\n\r\n" + Get("/never"),
                kOnce, kHold, {200, 400}, 1, nullptr, {"ssss"}});
-  // Streamed responses (many 64 KiB pieces) keep the connection in step: the next pipelined
-  // request is answered after the whole body, chunked or with Content-Length.
+  // Streamed responses (several pieces of net::BodyReader::kPieceBytes) keep the connection in
+  // step: the next pipelined request is answered after the whole body, chunked or with
+  // Content-Length.
   c.push_back({"pipelined after a large streamed chunked response",
-               Get("/chunked?n=300000") + Get("/size?n=300000") + Get("/size?n=5"), kOnce, kHold,
+               Get("/chunked?n=1000000") + Get("/size?n=1000000") + Get("/size?n=5"), kOnce, kHold,
                {200, 200, 200}, 3, nullptr,
-               {std::string(300000, 'c'), std::string(300000, 's'), "sssss"}});
+               {std::string(1000000, 'c'), std::string(1000000, 's'), "sssss"}});
   return c;
 }
 // clang-format on
