@@ -181,9 +181,14 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
     DropEnvelope();
   } else if (worker_.mirror && !websocket) {
     // The copy is the request as forwarded, target as the client sent it (each mirror
-    // applies its own base path); sent now, never waited for.
-    mirrored_ =
-        worker_.mirror->Dispatch(req, ViewOf(req, client_.client_cert_subject), upload != nullptr);
+    // applies its own base path); sent now, never waited for. A streamed body's copy is
+    // filled as the body passes and sent when it is complete (CopyRequestAside).
+    const net::RequestView view = ViewOf(req, client_.client_cert_subject);
+    if (upload) {
+      mirror_upload_ = worker_.mirror->HoldUpload(req, view);
+    } else {
+      mirrored_ = worker_.mirror->Dispatch(req, view);
+    }
   }
   const net::Url& upstream = rec_.options().upstream;
   if (!upstream.base_path.empty()) req.target(upstream.TargetFor(req.target()));
@@ -200,9 +205,18 @@ void Exchange::Forward(net::HttpRequest&& req, unsigned client_version, bool chu
   SendToPrimary(std::move(req), std::move(upload), std::move(done));
 }
 
-void Exchange::CopyRequestAside(std::string_view piece) {
+void Exchange::CopyRequestAside(std::string_view piece, bool end) {
   rec_.metrics().request_bytes->Inc(piece.size());
   request_body_size_ += piece.size();
+  if (mirror_upload_) {
+    if (!mirror_upload_->Append(piece)) {
+      mirror_upload_.reset();  // over the cap: given up, counted
+    } else if (end) {
+      mirrored_ =
+          mirror_upload_->Send(ViewOf(mirror_upload_->request(), client_.client_cert_subject));
+      mirror_upload_.reset();
+    }
+  }
   if (!envelope_) return;
   auto* r = envelope_->mutable_request();
   AppendUpTo(piece, rec_.options().capture_body_limit, r->mutable_body());
@@ -280,6 +294,9 @@ bool Exchange::OnResponseHead(net::HttpResponse& res, net::BodyReaderPtr body, b
   body_cut_ = false;
   primary_done_ = false;
   head_time_ = std::chrono::steady_clock::now();
+  // The primary answered before the streamed request body ended: a copy would arrive after
+  // the answer it is compared with, so it is not sent (counted).
+  mirror_upload_.reset();
   if (mirrored_) mirror_copy_.emplace(res);  // the body follows in CopyAside
   if (envelope_) {
     auto* r = envelope_->mutable_response();

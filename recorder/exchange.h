@@ -25,6 +25,7 @@ namespace doppel::recorder {
 
 class RecorderImpl;
 class MirroredRequest;
+class MirrorUpload;
 struct Worker;
 struct Candidate;
 struct LivePlan;
@@ -78,13 +79,14 @@ class Exchange {
   // mirror (a mirror could not relay the connection).
   // `upload`: the body is not in `req` but streams from the client (over --request-buffer):
   // `req` keeps the client's Content-Length (or goes chunked), the pieces reach the capture
-  // through CopyRequestAside as the pool reads them, and no mirror gets a copy (counted).
+  // through CopyRequestAside as the pool reads them, and so do the mirrors' (MirrorUpload),
+  // which go out once the body is complete.
   void Forward(net::HttpRequest&& req, unsigned client_version, bool chunked, bool had_length,
                bool websocket, std::string logged_request, net::StreamCallback done,
                net::BodySourcePtr upload = nullptr);
-  // A piece of a streamed request body, on its way to the primary: counted, and copied into
-  // the capture up to --capture-body-limit.
-  void CopyRequestAside(std::string_view piece);
+  // A piece of a streamed request body, on its way to the primary (`end`: the last): counted,
+  // copied into the capture up to --capture-body-limit and into the mirrors' copy.
+  void CopyRequestAside(std::string_view piece, bool end);
 
   // The failure to answer when the primary gave no response head; nullopt when it did.
   // Counts a reused upstream connection.
@@ -156,8 +158,9 @@ class Exchange {
   doppel::v1::Envelope* envelope_ = nullptr;
   std::optional<doppel::v1::Envelope> owned_;
   std::unique_ptr<Candidate> candidate_;
-  std::shared_ptr<MirroredRequest> mirrored_;  // the mirrors the request went to
-  std::string logged_request_;                 // --log-bodies: the request, described
+  std::shared_ptr<MirroredRequest> mirrored_;    // the mirrors the request went to
+  std::unique_ptr<MirrorUpload> mirror_upload_;  // a streamed body, held for the mirrors
+  std::string logged_request_;                   // --log-bodies: the request, described
   net::BodyReaderPtr body_;
   std::optional<net::HttpResponse> mirror_copy_;  // with mirrors: head and first body bytes
   net::FaultPlan fault_;                          // --fault: this request's faults

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -681,11 +682,14 @@ double MirrorLane::NextUniform() {
 }
 
 std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& request,
-                                                      const net::RequestView& view, bool upload) {
+                                                      const net::RequestView& view) {
+  return Send(request, view, Select(view));
+}
+
+std::vector<size_t> MirrorLane::Select(const net::RequestView& view) {
   const MirrorOptions& o = hub_.options_;
-  std::shared_ptr<MirroredRequest> mirrored;
+  std::vector<size_t> chosen;
   const double shared_draw = o.same_sample ? NextUniform() : 0;
-  uint64_t bytes = 0;  // of `request`, computed for the first copy
   for (size_t i = 0; i < hub_.targets_.size(); ++i) {
     MirrorHub::Target& t = *hub_.targets_[i];
     if (t.rule != nullptr && !net::BlockMatches(*t.rule, view)) {
@@ -697,10 +701,35 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
       t.skipped_sample->Inc();
       continue;
     }
-    if (upload) {
-      t.skipped_upload->Inc();
-      continue;
-    }
+    chosen.push_back(i);
+  }
+  return chosen;
+}
+
+std::unique_ptr<MirrorUpload> MirrorLane::HoldUpload(const net::HttpRequest& head,
+                                                     const net::RequestView& view) {
+  std::vector<size_t> chosen = Select(view);
+  if (chosen.empty()) return nullptr;
+  std::unique_ptr<MirrorUpload> upload(new MirrorUpload(*this, head, std::move(chosen)));
+  // The proxy checked the Content-Length (digits only) before forwarding.
+  uint64_t length = 0;
+  const auto declared = head[http::field::content_length];
+  std::from_chars(declared.data(), declared.data() + declared.size(), length);
+  if (length > hub_.options_.max_inflight_bytes) {  // it could never be held
+    upload->GiveUp();
+    return nullptr;
+  }
+  return upload;
+}
+
+std::shared_ptr<MirroredRequest> MirrorLane::Send(const net::HttpRequest& request,
+                                                  const net::RequestView& view,
+                                                  const std::vector<size_t>& chosen) {
+  const MirrorOptions& o = hub_.options_;
+  std::shared_ptr<MirroredRequest> mirrored;
+  uint64_t bytes = 0;  // of `request`, computed for the first copy
+  for (const size_t i : chosen) {
+    MirrorHub::Target& t = *hub_.targets_[i];
     net::FaultPlan fault;
     if (t.faults) {
       fault = t.faults->Draw(view);
@@ -776,6 +805,48 @@ std::shared_ptr<MirroredRequest> MirrorLane::Dispatch(const net::HttpRequest& re
 
 void MirrorLane::Shutdown() {
   for (auto& p : pools_) p->Shutdown();
+}
+
+// ---------------------------------------------------------------- a streamed request's copy
+
+MirrorUpload::MirrorUpload(MirrorLane& lane, net::HttpRequest head, std::vector<size_t> chosen)
+    : hub_(lane.hub_), lane_(lane), request_(std::move(head)), chosen_(std::move(chosen)) {
+  request_.body().clear();
+}
+
+MirrorUpload::~MirrorUpload() {
+  if (!over_) GiveUp();
+}
+
+bool MirrorUpload::Append(std::string_view piece) {
+  if (over_) return false;
+  std::atomic<uint64_t>& inflight = hub_.inflight_bytes_;
+  if (inflight.fetch_add(piece.size(), std::memory_order_relaxed) + piece.size() >
+      hub_.options_.max_inflight_bytes) {
+    inflight.fetch_sub(piece.size(), std::memory_order_relaxed);
+    GiveUp();
+    return false;
+  }
+  held_ += piece.size();
+  request_.body().append(piece);
+  return true;
+}
+
+void MirrorUpload::GiveUp() {
+  over_ = true;
+  hub_.inflight_bytes_.fetch_sub(held_, std::memory_order_relaxed);
+  held_ = 0;
+  for (const size_t i : chosen_) hub_.targets_[i]->skipped_upload->Inc();
+  request_ = {};
+}
+
+std::shared_ptr<MirroredRequest> MirrorUpload::Send(const net::RequestView& view) {
+  if (over_) return nullptr;
+  over_ = true;
+  // The held bytes become the copies' own (each counted as it goes, as Dispatch does).
+  hub_.inflight_bytes_.fetch_sub(held_, std::memory_order_relaxed);
+  held_ = 0;
+  return lane_.Send(request_, view, chosen_);
 }
 
 // ---------------------------------------------------------------- one mirrored request

@@ -150,7 +150,9 @@ struct MirrorCounts {
   uint64_t dropped_bytes = 0;        // over the hub's max_inflight_bytes
   uint64_t skipped_sample = 0;       // not picked by percent (mode=coverage: by its class)
   uint64_t skipped_rule = 0;         // did not match the mirror's rule
-  uint64_t skipped_upload = 0;       // the request body streamed (over --request-buffer)
+  // A streamed request body (over --request-buffer) that could not be held for the copy: over
+  // the hub's max_inflight_bytes, or the request did not complete before the primary answered.
+  uint64_t skipped_upload = 0;
   uint64_t inflight = 0;
   uint64_t diff_match = 0, diff_mismatch = 0, diff_uncompared = 0;
   uint64_t diff_skipped = 0;                        // the diff queue was full
@@ -161,6 +163,7 @@ struct MirrorCounts {
 
 class MirrorLane;
 class MirroredRequest;
+class MirrorUpload;
 
 class MirrorHub {
  public:
@@ -201,6 +204,7 @@ class MirrorHub {
  private:
   friend class MirrorLane;
   friend class MirroredRequest;
+  friend class MirrorUpload;
   struct Target;
   explicit MirrorHub(MirrorOptions options);
 
@@ -229,17 +233,29 @@ class MirrorLane {
   // primary's base path is applied), copies and sends it. Never blocks. Returns null when no
   // copy went out; otherwise the proxy passes the primary's outcome to the result, which
   // ties primary and mirror latencies (and responses, with --mirror-diff) together.
-  // `upload`: the body streams to the primary (over --request-buffer) and is not held for
-  // copies: a mirror that would have got it counts it as dropped ("request_streamed").
   std::shared_ptr<MirroredRequest> Dispatch(const net::HttpRequest& request,
-                                            const net::RequestView& view, bool upload = false);
+                                            const net::RequestView& view);
+  // A request whose body streams to the primary (over --request-buffer; `head` without its
+  // body): decides which mirrors get it, as Dispatch does, and returns the copy to be filled
+  // as the body passes (null when no mirror takes it, or when the head's Content-Length alone
+  // is over max_inflight_bytes: counted).
+  std::unique_ptr<MirrorUpload> HoldUpload(const net::HttpRequest& head,
+                                           const net::RequestView& view);
   // Closes idle mirror connections; outstanding copies finish or time out.
   void Shutdown();
 
  private:
   friend class MirrorHub;
+  friend class MirrorUpload;
   MirrorLane(MirrorHub& hub, boost::asio::io_context& io, std::vector<net::HttpClientPoolPtr> pools,
              uint64_t seed);
+  // The mirrors that take a request: its rule matches and its draw falls under its percent
+  // (counted otherwise).
+  std::vector<size_t> Select(const net::RequestView& view);
+  // Copies `request` to the `chosen` mirrors that have room, and sends the copies.
+  std::shared_ptr<MirroredRequest> Send(const net::HttpRequest& request,
+                                        const net::RequestView& view,
+                                        const std::vector<size_t>& chosen);
   MirrorHub& hub_;
   boost::asio::io_context& io_;  // delayed copies wait on its timers
   std::vector<net::HttpClientPoolPtr> pools_;
@@ -247,6 +263,37 @@ class MirrorLane {
   std::vector<std::shared_ptr<CoverageSampler>> coverage_;
   SplitMix64 rng_;
   double NextUniform();  // [0, 100)
+};
+
+// A request whose body streams to the primary, held for the mirrors that drew it until the
+// body is complete (Envoy's shadows get the body as it streams; here the copy goes whole, so a
+// mirror's request is exactly what a buffered body would have sent). The bytes held count in
+// the hub's inflight bytes as they come; past max_inflight_bytes the copy is given up. Dropped
+// unsent (the request did not complete, the primary answered first), it is counted as
+// skipped_upload and its bytes are released. Used on its lane's thread only.
+class MirrorUpload {
+ public:
+  ~MirrorUpload();
+  MirrorUpload(const MirrorUpload&) = delete;
+  MirrorUpload& operator=(const MirrorUpload&) = delete;
+  // The next piece of the body. False: over the cap; the copy is given up (counted), drop it.
+  bool Append(std::string_view piece);
+  // The request as held: the head, and the body so far.
+  const net::HttpRequest& request() const { return request_; }
+  // The body is complete: the copies go out (`view` of request()).
+  std::shared_ptr<MirroredRequest> Send(const net::RequestView& view);
+
+ private:
+  friend class MirrorLane;
+  MirrorUpload(MirrorLane& lane, net::HttpRequest head, std::vector<size_t> chosen);
+  void GiveUp();
+
+  MirrorHub& hub_;
+  MirrorLane& lane_;  // only while the exchange runs on its thread (Send)
+  net::HttpRequest request_;
+  std::vector<size_t> chosen_;
+  uint64_t held_ = 0;  // body bytes counted in the hub's inflight_bytes_
+  bool over_ = false;  // sent or given up
 };
 
 // The mirrors one request was sent to, waiting for the primary's outcome and the mirrors'

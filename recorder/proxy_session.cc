@@ -282,7 +282,7 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     const bool end = event == RequestReader::Event::kRequest;
     if (end || !upload_.piece.empty()) {
       if (end) upload_.open = false;
-      exchange_->CopyRequestAside(upload_.piece);
+      exchange_->CopyRequestAside(upload_.piece, end);
       return DeliverUpload(net::ClientError::kNone, {}, end);
     }
     Lowest().expires_after(opts().request_timeout);

@@ -181,7 +181,8 @@ void PrintSummary(const recorder::SessionSummary& sum) {
               << ", while unavailable " << m.dropped_unavailable << ", not picked "
               << m.skipped_sample + m.skipped_rule;
     if (m.skipped_upload > 0) {
-      std::cout << ", not copied (request body streamed) " << m.skipped_upload;
+      std::cout << ", not copied (streamed request body over max-inflight-bytes or incomplete) "
+                << m.skipped_upload;
     }
     if (m.faults_delayed + m.faults_aborted > 0) {
       std::cout << ", faults: delayed " << m.faults_delayed << ", aborted (not sent) "

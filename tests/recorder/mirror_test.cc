@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -430,37 +431,86 @@ TEST_F(MirrorExchangeTest, ExtensionMethodsReachTheMirrorUnchanged) {
   EXPECT_EQ(mirror, want);
 }
 
-// A request body over --request-buffer streams to the primary and is not held for a copy:
-// the mirror does not get that request, and it is counted (reason "request_streamed"); a
-// body within the buffer goes to both.
-TEST_F(MirrorExchangeTest, StreamedRequestBodyIsNotMirroredAndIsCounted) {
+// Whether `done` holds within 10 s.
+bool WaitFor(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+// Sends a 200 KiB body with Content-Length, the same body chunked, and a small body: the two
+// large ones stream to the primary (over the 64 KiB --request-buffer), the small one is read
+// whole. The primary echoes each.
+void SendLargeAndSmallBodies(TestClient& client, const std::string& large,
+                             const std::string& small) {
+  for (int i = 0; i < 3; ++i) {
+    net::HttpRequest r{http::verb::post, "/upload/" + std::to_string(i), 11};
+    r.set(http::field::host, "api");
+    r.body() = i == 2 ? small : large;
+    if (i == 1) {
+      r.chunked(true);
+    } else {
+      r.prepare_payload();
+    }
+    const auto res = client.Send(std::move(r));
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(res.body().size(), i == 2 ? small.size() : large.size())
+        << "the primary echoes what it got";
+  }
+}
+
+// Issue #23: a request body over --request-buffer streams to the primary; the mirror's copy
+// is filled as it passes and goes out whole once the body is complete, with Content-Length or
+// chunked as the client sent it.
+TEST_F(MirrorExchangeTest, StreamedRequestBodyIsMirroredWholeOnceComplete) {
   request_buffer_ = 64 * 1024;
   Start(/*shadow_suffix=*/false);
   TestClient client(rec_->listen_address().port);
   const std::string large(200 * 1024, 'L'), small(1000, 's');
-  for (const std::string* body : {&large, &small}) {
-    net::HttpRequest r{http::verb::post, "/upload", 11};
-    r.set(http::field::host, "api");
-    r.body() = *body;
-    r.prepare_payload();
-    const auto res = client.Send(std::move(r));
-    EXPECT_EQ(res.result_int(), 200u);
-    EXPECT_EQ(res.body().size(), body->size()) << "the primary echoes what it got";
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (mirror_.requests().empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(primary_.requests().size(), 2u);
+  SendLargeAndSmallBodies(client, large, small);
+  WaitFor([&] { return mirror_.requests().size() >= 3; });
+  ASSERT_EQ(primary_.requests().size(), 3u);
+  ASSERT_EQ(mirror_.requests().size(), 3u);
+  std::map<std::string, std::string> got;  // target -> body; the copies may arrive in any order
+  for (const auto& r : mirror_.requests()) got[r.target] = r.body;
+  EXPECT_EQ(got["/upload/0"], large);
+  EXPECT_EQ(got["/upload/1"], large);
+  EXPECT_EQ(got["/upload/2"], small);
+  const auto counts = rec_->mirror_counts();
+  ASSERT_EQ(counts.size(), 1u);
+  EXPECT_EQ(counts[0].sent, 3u);
+  EXPECT_EQ(counts[0].skipped_upload, 0u);
+  EXPECT_TRUE(WaitFor([&] { return rec_->mirror_counts()[0].inflight == 0; }));
+  EXPECT_TRUE(WaitFor([&] {
+    return Contains(rec_->MetricsText(), "doppel_mirror_inflight_bytes 0");
+  })) << "the held bytes are given back: "
+      << rec_->MetricsText();
+}
+
+// A streamed body larger than --mirror-max-inflight-bytes cannot be held for the copy: a
+// declared Content-Length over it is given up at once, a chunked body when it passes it. The
+// mirror gets neither, both are counted (reason "request_streamed"), the primary gets all.
+TEST_F(MirrorExchangeTest, StreamedRequestBodyOverTheMirrorByteCapIsNotMirroredAndIsCounted) {
+  request_buffer_ = 64 * 1024;
+  Start(/*shadow_suffix=*/false, "", [](MirrorOptions& o) { o.max_inflight_bytes = 100 * 1024; });
+  TestClient client(rec_->listen_address().port);
+  const std::string large(200 * 1024, 'L'), small(1000, 's');
+  SendLargeAndSmallBodies(client, large, small);
+  WaitFor([&] { return !mirror_.requests().empty(); });
+  ASSERT_EQ(primary_.requests().size(), 3u);
   EXPECT_EQ(primary_.requests()[0].body, large);
+  EXPECT_EQ(primary_.requests()[1].body, large);
   ASSERT_EQ(mirror_.requests().size(), 1u);
   EXPECT_EQ(mirror_.requests()[0].body, small);
   const auto counts = rec_->mirror_counts();
   ASSERT_EQ(counts.size(), 1u);
   EXPECT_EQ(counts[0].sent, 1u);
-  EXPECT_EQ(counts[0].skipped_upload, 1u);
+  EXPECT_EQ(counts[0].skipped_upload, 2u);
   EXPECT_TRUE(Contains(rec_->MetricsText(),
-                       "doppel_mirror_dropped_total{mirror=\"m\",reason=\"request_streamed\"} 1"))
+                       "doppel_mirror_dropped_total{mirror=\"m\",reason=\"request_streamed\"} 2"))
       << rec_->MetricsText();
 }
 
