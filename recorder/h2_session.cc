@@ -112,6 +112,12 @@ class Connection final : public H2Session,
     Flush();
   }
 
+  void OnCut() override {
+    boost::system::error_code ignored;
+    Socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Socket().close(ignored);
+  }
+
  private:
   const RecorderOptions& opts() const { return rec_.options(); }
   tcp::socket& Socket() {

@@ -87,6 +87,12 @@ class Session final : public ProxySession, public std::enable_shared_from_this<S
     if (!in_request_ && buffer_.size() == 0) Lowest().cancel();
   }
 
+  void OnCut() override {
+    beast::error_code ignored;
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Lowest().close();
+  }
+
  private:
   static constexpr bool kPlaintext = std::is_same_v<Stream, beast::tcp_stream>;
   const RecorderOptions& opts() const { return rec_.options(); }

@@ -32,6 +32,11 @@ class ProxySession {
   // Shutdown: a connection waiting for its next request is closed now; one in the middle of
   // a request finishes it and closes afterwards. REQUIRES: on the worker's thread.
   virtual void OnDrain() = 0;
+  // Shutdown, once the drain timeout has passed: the connection is closed now, mid-request or
+  // not, and what was in flight unwinds as it does when a client leaves (a streamed upload's
+  // pool exchange included, which the session would otherwise keep waiting for its next
+  // piece). REQUIRES: on the worker's thread.
+  virtual void OnCut() = 0;
 
  protected:
   virtual ~ProxySession() = default;

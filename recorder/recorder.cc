@@ -318,6 +318,25 @@ void RecorderImpl::Stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+  // Sessions still open are cut: their connections closed, what they had in flight unwinds on
+  // their threads (a moment; whatever is left then goes with the stopped loop below).
+  for (auto& w : workers_) {
+    if (w->live_sessions.load() == 0) continue;
+    Worker* raw = w.get();
+    asio::post(raw->io, [raw] {
+      // A copy: a session that ends while it is cut leaves the set.
+      const std::vector<ProxySession*> open(raw->sessions.begin(), raw->sessions.end());
+      for (ProxySession* s : open) {
+        if (raw->sessions.count(s) != 0) s->OnCut();
+      }
+    });
+  }
+  const auto cut_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (auto& w : workers_) {
+    while (w->live_sessions.load() > 0 && std::chrono::steady_clock::now() < cut_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   // Mirror copies are fire-and-forget: give those still out a moment, not their timeout.
   const std::vector<MirrorHub*> all_hubs = hubs();
   auto mirrors_inflight = [&all_hubs] {
@@ -338,7 +357,7 @@ void RecorderImpl::Stop() {
       for (auto& lane : raw->retired_lanes) lane->Shutdown();
     });
     raw->work.reset();
-    // Sessions still open after the drain timeout are cut: stopping the loop destroys them.
+    // Sessions still open after the cut (waiting on the primary) go with the stopped loop.
     if (raw->live_sessions.load() > 0 || mirrors_busy) raw->io.stop();
   }
   for (auto& w : workers_) {

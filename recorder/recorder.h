@@ -164,7 +164,8 @@ class Recorder {
   virtual std::optional<net::HostPort> admin_address() const = 0;
 
   // Graceful stop: stops accepting, closes idle keep-alive connections, lets in-flight
-  // requests finish (up to drain_timeout), then writes every queued envelope. Idempotent;
+  // requests finish (up to drain_timeout; then their connections are closed), then writes
+  // every queued envelope. Idempotent;
   // call from any thread but a recorder thread.
   virtual void Stop() = 0;
 

@@ -319,6 +319,27 @@ TEST_F(StreamTest, IdleTimeoutIsNotATotalTimeout) {
   EXPECT_EQ(res.body(), "0123456789");
 }
 
+// Issue #23's long poll: the primary answers after 40 s, over the 30 s total the proxy used to
+// allow, and the answer arrives, with only the idle timeout set above the wait (as
+// `--upstream-idle-timeout 45s` does) and no total (the default). Takes 40 s of real time.
+TEST_F(StreamTest, LongPollAnsweredAfterFortySecondsArrives) {
+  ScriptedUpstream up([&](int fd, Gate&) {
+    std::this_thread::sleep_for(std::chrono::seconds(40));
+    SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nupdated");
+  });
+  Start(up.url(),
+        [](RecorderOptions& o) { o.upstream_client.read_idle_timeout = std::chrono::seconds(45); });
+  const auto t0 = std::chrono::steady_clock::now();
+  TestClient client(port_);
+  ASSERT_TRUE(client.Write("GET /poll HTTP/1.1\r\nHost: shop.test\r\n\r\n"));
+  const std::string got = client.ReadUntil("updated", 60000);
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK", 0), 0u) << got;
+  EXPECT_NE(got.find("updated"), std::string::npos) << got;
+  EXPECT_GE(waited, 39.0);
+}
+
 // Framing is kept: a close-delimited response stays close-delimited (no Content-Length
 // invented, the connection closes after it), whole.
 TEST_F(StreamTest, CloseDelimitedStaysCloseDelimited) {
@@ -593,6 +614,43 @@ TEST_F(StreamTest, ClientLeavingMidUploadClosesTheUpstreamConnection) {
   auto res = testing::Fetch(port_, "GET", "/next");
   EXPECT_EQ(res.result_int(), 200u);
   EXPECT_EQ(res.body(), "fresh");
+}
+
+// Stopping the recorder (Ctrl-C) while a body streams: the upload cannot finish, so once the
+// drain timeout has passed Stop() closes the client's connection, the upload unwinds as if
+// the client had left (the primary's connection closed, nothing recorded: the request never
+// completed), and Stop() returns. Before the cut, the session, the upload source and the
+// pool's exchange held each other, and both connections stayed open for good.
+TEST_F(StreamTest, StoppingTheRecorderMidUploadClosesBothSidesAfterTheDrain) {
+  std::atomic<bool> upstream_done{false};
+  std::atomic<size_t> upstream_got{0};
+  ScriptedUpstream up([&](int fd, Gate&) {
+    timeval wait{20, 0};  // a connection left open fails the test instead of hanging it
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    upstream_got = RecvExactly(fd, 4u << 20).size();
+    upstream_done = true;
+  });
+  Start(up.url(), [](RecorderOptions& o) {
+    o.request_buffer = 64 * 1024;
+    o.drain_timeout = std::chrono::milliseconds(500);
+  });
+  TestClient client(port_);
+  ASSERT_TRUE(client.Write("POST /up HTTP/1.1\r\nHost: shop.test\r\nContent-Length: " +
+                           std::to_string(4u << 20) + "\r\n\r\n" + std::string(300000, 'y')));
+  // The upload is under way: what was sent reached the upstream.
+  for (int i = 0; i < 1000 && upstream_got == 0 && up.head().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(up.head().empty()) << "the head never reached the upstream";
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto captured = StopAndCaptured();
+  const double stop_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(stop_s, 10.0) << "Stop() waited on the upload past its drain timeout";
+  EXPECT_TRUE(client.PeerClosed(5000)) << "the client's connection stayed open";
+  ASSERT_TRUE(WaitFor(upstream_done, 10000)) << "the upstream's connection stayed open";
+  EXPECT_EQ(upstream_got, 300000u);
+  EXPECT_TRUE(captured.empty());
 }
 
 }  // namespace
