@@ -724,11 +724,12 @@ std::unique_ptr<MirrorUpload> MirrorLane::HoldUpload(const net::HttpRequest& hea
 
 std::shared_ptr<MirroredRequest> MirrorLane::Send(const net::HttpRequest& request,
                                                   const net::RequestView& view,
-                                                  const std::vector<size_t>& chosen) {
+                                                  const std::vector<size_t>& chosen,
+                                                  net::HttpRequest* spare) {
   const MirrorOptions& o = hub_.options_;
   std::shared_ptr<MirroredRequest> mirrored;
   uint64_t bytes = 0;  // of `request`, computed for the first copy
-  for (const size_t i : chosen) {
+  for (const size_t& i : chosen) {
     MirrorHub::Target& t = *hub_.targets_[i];
     net::FaultPlan fault;
     if (t.faults) {
@@ -753,8 +754,13 @@ std::shared_ptr<MirroredRequest> MirrorLane::Send(const net::HttpRequest& reques
       t.dropped_bytes->Inc();
       continue;
     }
-    net::HttpRequest copy = request;
-    if (!t.spec.url.base_path.empty()) copy.target(t.spec.url.TargetFor(request.target()));
+    if (!mirrored) {
+      mirrored = std::make_shared<MirroredRequest>(hub_, std::string(request.method_string()),
+                                                   std::string(request.target()));
+    }
+    // `request` is *spare when there is one: not read after it was moved from.
+    net::HttpRequest copy = spare != nullptr && &i == &chosen.back() ? std::move(*spare) : request;
+    if (!t.spec.url.base_path.empty()) copy.target(t.spec.url.TargetFor(copy.target()));
     if (o.shadow_suffix) {
       auto host = copy.find(http::field::host);
       if (host != copy.end()) copy.set(http::field::host, ShadowHost(host->value()));
@@ -764,10 +770,6 @@ std::shared_ptr<MirroredRequest> MirrorLane::Send(const net::HttpRequest& reques
     for (const auto& [name, value] : o.set_headers) copy.set(name, value);
     for (const auto& name : t.spec.remove_headers) copy.erase(name);
     for (const auto& [name, value] : t.spec.set_headers) copy.set(name, value);
-    if (!mirrored) {
-      mirrored = std::make_shared<MirroredRequest>(hub_, std::string(request.method_string()),
-                                                   std::string(request.target()));
-    }
     const size_t slot = mirrored->slots_.size();
     MirroredRequest::Slot& new_slot = mirrored->slots_.emplace_back();
     new_slot.mirror = i;
@@ -843,10 +845,11 @@ void MirrorUpload::GiveUp() {
 std::shared_ptr<MirroredRequest> MirrorUpload::Send(const net::RequestView& view) {
   if (over_) return nullptr;
   over_ = true;
-  // The held bytes become the copies' own (each counted as it goes, as Dispatch does).
+  // The held bytes become the copies' own (each counted as it goes, as Dispatch does); the
+  // last copy takes the held request itself, so a large body is not held twice.
   hub_.inflight_bytes_.fetch_sub(held_, std::memory_order_relaxed);
   held_ = 0;
-  return lane_.Send(request_, view, chosen_);
+  return lane_.Send(request_, view, chosen_, &request_);
 }
 
 // ---------------------------------------------------------------- one mirrored request

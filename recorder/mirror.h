@@ -252,10 +252,13 @@ class MirrorLane {
   // The mirrors that take a request: its rule matches and its draw falls under its percent
   // (counted otherwise).
   std::vector<size_t> Select(const net::RequestView& view);
-  // Copies `request` to the `chosen` mirrors that have room, and sends the copies.
+  // Copies `request` to the `chosen` mirrors that have room, and sends the copies. `spare`
+  // (the request itself, no longer needed by the caller): the last chosen mirror's copy is
+  // moved out of it instead of copied.
   std::shared_ptr<MirroredRequest> Send(const net::HttpRequest& request,
                                         const net::RequestView& view,
-                                        const std::vector<size_t>& chosen);
+                                        const std::vector<size_t>& chosen,
+                                        net::HttpRequest* spare = nullptr);
   MirrorHub& hub_;
   boost::asio::io_context& io_;  // delayed copies wait on its timers
   std::vector<net::HttpClientPoolPtr> pools_;
@@ -280,7 +283,7 @@ class MirrorUpload {
   bool Append(std::string_view piece);
   // The request as held: the head, and the body so far.
   const net::HttpRequest& request() const { return request_; }
-  // The body is complete: the copies go out (`view` of request()).
+  // The body is complete: the copies go out (`view` of request(); request() is spent).
   std::shared_ptr<MirroredRequest> Send(const net::RequestView& view);
 
  private:

@@ -312,31 +312,26 @@ void RecorderImpl::Stop() {
       for (ProxySession* s : raw->sessions) s->OnDrain();
     });
   }
-  const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
-  for (auto& w : workers_) {
-    while (w->live_sessions.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto wait_for_sessions = [this](std::chrono::steady_clock::duration limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (auto& w : workers_) {
+      while (w->live_sessions.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
     }
-  }
-  // Sessions still open are cut: their connections closed, what they had in flight unwinds on
-  // their threads (a moment; whatever is left then goes with the stopped loop below).
+  };
+  wait_for_sessions(options_.drain_timeout);
+  // Sessions still open are cut: their connections closed (OnCut ends none at once: their
+  // handlers run later), what they had in flight unwinds on their threads. A moment for that;
+  // whatever is left then goes with the stopped loop below.
   for (auto& w : workers_) {
     if (w->live_sessions.load() == 0) continue;
     Worker* raw = w.get();
     asio::post(raw->io, [raw] {
-      // A copy: a session that ends while it is cut leaves the set.
-      const std::vector<ProxySession*> open(raw->sessions.begin(), raw->sessions.end());
-      for (ProxySession* s : open) {
-        if (raw->sessions.count(s) != 0) s->OnCut();
-      }
+      for (ProxySession* s : raw->sessions) s->OnCut();
     });
   }
-  const auto cut_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  for (auto& w : workers_) {
-    while (w->live_sessions.load() > 0 && std::chrono::steady_clock::now() < cut_deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
+  wait_for_sessions(std::chrono::seconds(1));
   // Mirror copies are fire-and-forget: give those still out a moment, not their timeout.
   const std::vector<MirrorHub*> all_hubs = hubs();
   auto mirrors_inflight = [&all_hubs] {
