@@ -84,9 +84,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(std::shared_ptr<Pool> pool, HttpRequest request, ExchangeCallback done);
   Exchange(std::shared_ptr<Pool> pool, HttpRequest request, StreamCallback on_head);
+  // Upload (SendUpload): streaming, the body read from `upload` as DATA frames go out.
+  Exchange(std::shared_ptr<Pool> pool, HttpRequest head, BodySourcePtr upload,
+           StreamCallback on_head);
 
   bool streaming() const { return static_cast<bool>(on_head_); }
   const HttpRequest& request() const { return request_; }
+  // The request has a body (DATA frames after HEADERS).
+  bool has_body() const { return upload_ != nullptr || !request_.body().empty(); }
 
   // ---- the connection's side ----
   // The stream was submitted as `stream_id` on `conn`.
@@ -110,7 +115,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Reports what happened since the last call (head, a piece, the end, a failure) to the
   // caller. Called after nghttp2 returned, never from inside a caller's call.
   void Progress();
-  // Request body for nghttp2's data provider.
+  // Request body for nghttp2's data provider. An upload's next piece is asked for once the
+  // last went into DATA frames (NGHTTP2_ERR_DEFERRED until it comes).
   ssize_t ReadRequestBody(uint8_t* buf, size_t length, uint32_t* data_flags);
 
   // ---- the body reader's side ----
@@ -127,6 +133,11 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void Fail(ClientError error, std::string detail);  // records; Progress() reports
   void Reset(uint32_t h2_error);                     // RST_STREAM if still open
   void Over();
+  void ReadUploadPiece();
+  void OnUploadPiece(ClientError error, std::string detail, std::string_view piece, bool end);
+  // Lets go of the upload's source, after the current call (it may be inside the source's own
+  // callback): its client is told, and what it held is freed.
+  void DropUpload();
 
   std::shared_ptr<Pool> pool_;
   HttpRequest request_;
@@ -136,6 +147,13 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   int32_t stream_id_ = -1;
   bool stream_open_ = false;  // nghttp2 has the stream (a reset can still be sent)
   size_t body_sent_ = 0;
+  // Upload: the source, and its piece going out in DATA frames (valid until the next ReadSome).
+  BodySourcePtr upload_;
+  std::string_view upload_piece_;
+  size_t upload_sent_ = 0;
+  bool upload_end_ = false;      // `upload_piece_` is the body's last
+  bool upload_reading_ = false;  // a ReadSome is outstanding: the client is slow, not the upstream
+  bool upload_taken_ = false;    // a piece was asked for: the request cannot go again
   HttpResponse response_;
   http::fields trailers_;
   unsigned block_status_ = 0;  // :status of the HEADERS block being read; 0 in trailers
@@ -201,6 +219,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Submit(std::shared_ptr<Exchange> ex);
   // Gives `n` bytes of `stream_id` back to the flow-control windows.
   void Consume(int32_t stream_id, size_t n);
+  // An upload's next piece came: its DATA frames go on.
+  void ResumeData(int32_t stream_id);
   void ResetStream(int32_t stream_id, uint32_t h2_error);
   // Closes the connection when no stream is open (the pool shut down, or went away).
   void CloseWhenIdle();
@@ -278,22 +298,14 @@ class Pool : public HttpClientPool, public std::enable_shared_from_this<Pool> {
     ++stats_.active;
     Dispatch(std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done)));
   }
-  // The body is read whole first: an HTTP/2 request's DATA frames come from a body in
-  // memory (the caller bounds its size).
+  // The body goes out in DATA frames as the source gives it, each piece asked for once the last
+  // went out, so an upload goes no faster than the stream's window lets it.
   void SendUpload(HttpRequest head, BodySourcePtr body, StreamCallback done) override {
-    ReadWholeBody(std::move(body),
-                  [self = shared_from_this(), head = std::move(head), done = std::move(done)](
-                      ClientError error, std::string detail, std::string bytes) mutable {
-                    if (error != ClientError::kNone) {
-                      ExchangeResult result;
-                      result.error = error;
-                      result.detail = "the request body: " + detail;
-                      return done(std::move(result), nullptr);
-                    }
-                    head.body() = std::move(bytes);
-                    if (!head.chunked()) head.content_length(head.body().size());
-                    self->SendStreaming(std::move(head), std::move(done));
-                  });
+    ++stats_.exchanges;
+    ++stats_.active;
+    head.body().clear();
+    Dispatch(std::make_shared<Exchange>(shared_from_this(), std::move(head), std::move(body),
+                                        std::move(done)));
   }
   // Request faults write HTTP/1.x bytes; `doppel replay` refuses them for h2c targets first.
   void SendShaped(HttpRequest, RequestShape, ExchangeCallback done) override {
@@ -377,11 +389,19 @@ Exchange::Exchange(std::shared_ptr<Pool> pool, HttpRequest request, ExchangeCall
 Exchange::Exchange(std::shared_ptr<Pool> pool, HttpRequest request, StreamCallback on_head)
     : pool_(std::move(pool)), request_(std::move(request)), on_head_(std::move(on_head)) {}
 
+Exchange::Exchange(std::shared_ptr<Pool> pool, HttpRequest head, BodySourcePtr upload,
+                   StreamCallback on_head)
+    : pool_(std::move(pool)),
+      request_(std::move(head)),
+      on_head_(std::move(on_head)),
+      upload_(std::move(upload)) {}
+
 void Exchange::Started(std::shared_ptr<Connection> conn, int32_t stream_id, bool reused) {
   conn_ = conn;
   stream_id_ = stream_id;
   stream_open_ = true;
   reused_ = reused;
+  body_sent_ = 0;  // a refused stream goes again from the start
   if (reused) pool_->Reused();
   if (start_ == Clock::time_point()) {
     start_ = Clock::now();
@@ -414,7 +434,7 @@ void Exchange::OnTimer() {
     Fail(ClientError::kTimeout, "the upstream did not answer within " +
                                     std::to_string(pool_->options().response_timeout.count()) +
                                     " ms");
-  } else if (streaming() && idle.count() > 0 && now - idle_from_ >= idle &&
+  } else if (streaming() && idle.count() > 0 && now - idle_from_ >= idle && !upload_reading_ &&
              (!head_reported_ || (piece_done_ && data_.empty()))) {
     Fail(ClientError::kTimeout,
          "no byte from the upstream for " + std::to_string(idle.count()) + " ms");
@@ -488,7 +508,7 @@ bool Exchange::OnClosed(uint32_t error_code, bool connection_lost, const std::st
   const bool nothing_back = !head_done_ && block_status_ == 0;
   // Refused streams were not processed (RFC 9113 8.7); a lost connection may have been, so
   // only idempotent requests on a connection used before go again, as over HTTP/1.1.
-  const bool may_retry = nothing_back && !retried_ &&
+  const bool may_retry = nothing_back && !retried_ && !upload_taken_ &&
                          (error_code == NGHTTP2_REFUSED_STREAM ||
                           (connection_lost && reused_ && IsIdempotent(request_.method_string())));
   if (may_retry) {
@@ -513,8 +533,9 @@ void Exchange::OnConnectFailed(ClientError error, const std::string& detail) {
 void Exchange::HandBack(const HttpFallback& fallback) {
   over_ = true;
   head_reported_ = true;
+  if (timer_) timer_->cancel();  // armed when a lost connection had started it once
   pool_->HandedBack();
-  fallback(std::move(request_), std::move(done_), std::move(on_head_));
+  fallback(std::move(request_), std::move(done_), std::move(on_head_), std::move(upload_));
 }
 
 void Exchange::Fail(ClientError error, std::string detail) {
@@ -532,6 +553,7 @@ void Exchange::Over() {
   over_ = true;
   if (timer_) timer_->cancel();
   pool_->Finished();
+  DropUpload();  // an answer that came before the body's end ends the upload
 }
 
 void Exchange::Progress() {
@@ -619,12 +641,61 @@ void Exchange::Abandon() {
 }
 
 ssize_t Exchange::ReadRequestBody(uint8_t* buf, size_t length, uint32_t* data_flags) {
+  if (upload_ || upload_end_) {
+    const size_t n = std::min(length, upload_piece_.size() - upload_sent_);
+    std::memcpy(buf, upload_piece_.data() + upload_sent_, n);
+    upload_sent_ += n;
+    if (upload_sent_ < upload_piece_.size()) return static_cast<ssize_t>(n);
+    if (upload_end_) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      DropUpload();
+      return static_cast<ssize_t>(n);
+    }
+    if (n > 0) return static_cast<ssize_t>(n);
+    if (!upload_reading_) ReadUploadPiece();
+    return NGHTTP2_ERR_DEFERRED;
+  }
   const std::string& body = request_.body();
   const size_t n = std::min(length, body.size() - body_sent_);
   std::memcpy(buf, body.data() + body_sent_, n);
   body_sent_ += n;
   if (body_sent_ == body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   return static_cast<ssize_t>(n);
+}
+
+// Posted: nghttp2 is inside mem_send here, and the source may answer from inside ReadSome.
+void Exchange::ReadUploadPiece() {
+  upload_reading_ = true;
+  upload_taken_ = true;
+  asio::post(pool_->io(), [self = shared_from_this()] {
+    if (!self->upload_) return;  // the exchange is over
+    self->upload_->ReadSome(
+        [self](ClientError error, std::string detail, std::string_view piece, bool end) {
+          self->OnUploadPiece(error, std::move(detail), piece, end);
+        });
+  });
+}
+
+void Exchange::OnUploadPiece(ClientError error, std::string detail, std::string_view piece,
+                             bool end) {
+  upload_reading_ = false;
+  idle_from_ = Clock::now();  // waiting for the upstream again from here
+  if (over_) return;
+  if (error != ClientError::kNone) {
+    Fail(error, "the request body: " + detail);
+    Reset(NGHTTP2_CANCEL);
+    DropUpload();
+    return Progress();
+  }
+  upload_piece_ = piece;
+  upload_sent_ = 0;
+  upload_end_ = end;
+  if (auto conn = conn_.lock(); conn && stream_open_) conn->ResumeData(stream_id_);
+}
+
+void Exchange::DropUpload() {
+  if (!upload_) return;
+  asio::post(pool_->io(), [upload = std::move(upload_)] {});
 }
 
 // ---------------------------------------------------------------------------------------
@@ -758,7 +829,7 @@ void Connection::SubmitNow(const std::shared_ptr<Exchange>& ex) {
   provider.source.ptr = ex.get();
   provider.read_callback = &Connection::ReadBody;
   const int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
-                                            req.body().empty() ? nullptr : &provider, ex.get());
+                                            ex->has_body() ? &provider : nullptr, ex.get());
   if (id < 0) {
     // Stream ids used up: this connection takes no more; a new one gets the request.
     goaway_ = true;
@@ -776,6 +847,12 @@ void Connection::SubmitNow(const std::shared_ptr<Exchange>& ex) {
 void Connection::Consume(int32_t stream_id, size_t n) {
   if (dead_ || n == 0) return;
   (void)nghttp2_session_consume(session_, stream_id, n);  // fails only for stream 0 or OOM
+  Flush();
+}
+
+void Connection::ResumeData(int32_t stream_id) {
+  if (dead_) return;
+  (void)nghttp2_session_resume_data(session_, stream_id);  // fails only for a closed stream
   Flush();
 }
 

@@ -35,7 +35,8 @@ namespace doppel::net {
 // Where an https:// pool that switched to HTTP/2 (net/http_client.cc) sends the exchanges
 // of a connection whose server chose http/1.1 instead: the request and its callback (one of
 // the two is set, as the caller passed it to Send or SendStreaming).
-using HttpFallback = std::function<void(HttpRequest, ExchangeCallback, StreamCallback)>;
+using HttpFallback =
+    std::function<void(HttpRequest, ExchangeCallback, StreamCallback, BodySourcePtr)>;
 
 // REQUIRES: upstream.http2(), and `tls` (a client context: verification, CA, client
 // certificate) exactly when upstream.tls(). A TLS server that does not choose h2 by ALPN fails

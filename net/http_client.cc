@@ -353,15 +353,16 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
     if (!h2_) {
       Url h2 = upstream_;
       h2.scheme = "h2";
-      h2_ = NewH2ClientPool(io_, std::move(h2), options_, tls_,
-                            [weak = weak_from_this()](HttpRequest request, ExchangeCallback done,
-                                                      StreamCallback on_head) {
-                              if (auto self = weak.lock()) {
-                                self->SwitchToHttp11(std::move(request), std::move(done),
-                                                     std::move(on_head));
-                              }
-                            })
-                .value();
+      h2_ =
+          NewH2ClientPool(io_, std::move(h2), options_, tls_,
+                          [weak = weak_from_this()](HttpRequest request, ExchangeCallback done,
+                                                    StreamCallback on_head, BodySourcePtr upload) {
+                            if (auto self = weak.lock()) {
+                              self->SwitchToHttp11(std::move(request), std::move(done),
+                                                   std::move(on_head), std::move(upload));
+                            }
+                          })
+              .value();
     }
     return *h2_;
   }
@@ -371,7 +372,8 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
   // first, without offering h2 (it is not handed back and forth); the next new connection
   // offers h2 again, so the pool keeps following the upstream. Streams open on the HTTP/2
   // pool's connections finish there.
-  void SwitchToHttp11(HttpRequest request, ExchangeCallback done, StreamCallback on_head) {
+  void SwitchToHttp11(HttpRequest request, ExchangeCallback done, StreamCallback on_head,
+                      BodySourcePtr upload) {
     if (h2_) {
       AddCounts(h2_->stats(), h2_before_);
       h2_->Shutdown();
@@ -379,10 +381,15 @@ class PoolImpl : public HttpClientPool, public std::enable_shared_from_this<Pool
     }
     ++stats_.exchanges;
     ++stats_.active;
-    auto ex =
-        on_head
-            ? std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(on_head))
-            : std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done));
+    std::shared_ptr<Exchange> ex;
+    if (upload) {
+      ex = std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(upload),
+                                      std::move(on_head));
+    } else if (on_head) {
+      ex = std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(on_head));
+    } else {
+      ex = std::make_shared<Exchange>(shared_from_this(), std::move(request), std::move(done));
+    }
     ex->OfferOnlyHttp11();
     ex->Start();
   }
@@ -988,33 +995,6 @@ void Exchange::Finish(ClientError error, std::string detail) {
 }
 
 }  // namespace
-
-namespace {
-
-struct WholeBody {
-  BodySourcePtr source;
-  std::string body;
-  std::function<void(ClientError, std::string, std::string)> done;
-};
-
-void ReadRest(std::shared_ptr<WholeBody> whole) {
-  BodySource& source = *whole->source;
-  source.ReadSome(
-      [whole](ClientError error, std::string detail, std::string_view piece, bool end) mutable {
-        if (error != ClientError::kNone) return whole->done(error, std::move(detail), {});
-        whole->body.append(piece);
-        if (end) return whole->done(ClientError::kNone, {}, std::move(whole->body));
-        ReadRest(std::move(whole));
-      });
-}
-
-}  // namespace
-
-void ReadWholeBody(
-    BodySourcePtr source,
-    std::function<void(ClientError error, std::string detail, std::string body)> done) {
-  ReadRest(std::make_shared<WholeBody>(WholeBody{std::move(source), {}, std::move(done)}));
-}
 
 Result<std::shared_ptr<HttpClientPool>> HttpClientPool::Create(
     asio::io_context& io, Url upstream, ClientOptions options,

@@ -190,11 +190,6 @@ class BodySource {
 };
 using BodySourcePtr = std::unique_ptr<BodySource>;
 
-// Reads `source` to its end and calls `done` with the whole body (or the source's error).
-void ReadWholeBody(
-    BodySourcePtr source,
-    std::function<void(ClientError error, std::string detail, std::string body)> done);
-
 // `head.response` holds the final response's head (empty body) when error == kNone, and then
 // `body` reads its body; latency_us is the time to the head.
 using StreamCallback = std::function<void(ExchangeResult&& head, BodyReaderPtr body)>;

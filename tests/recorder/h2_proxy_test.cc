@@ -595,9 +595,10 @@ TEST_F(H2ProxyTest, UnreachableH2cUpstreamIsA502) {
   EXPECT_NE(get.out.find("502"), std::string::npos) << get.out;
 }
 
-// An HTTP/1.1 upload over --request-buffer to an HTTP/2 primary: the body is read whole first
-// (HTTP/2's DATA frames come from memory) and arrives intact. The primary is a second proxy
-// whose h2c listener fronts the echoing test upstream, so the answer is what it received.
+// An HTTP/1.1 upload over --request-buffer to an HTTP/2 primary: the body goes out in DATA
+// frames as it arrives and comes back intact. The primary is a second proxy whose h2c listener
+// fronts the echoing test upstream, so the answer is what it received (the backpressure of
+// this path: proxy_stream_test's UploadToAnH2cPrimaryStreamsWithBackpressure).
 TEST_F(H2ProxyTest, StreamedUploadToAnH2cPrimaryArrivesWhole) {
   Start();  // the h2c "primary": this fixture's proxy in front of the echo upstream
   MemorySink front_sink;
