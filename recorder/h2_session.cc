@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "base/strings.h"
+#include "diff/grpc.h"
 #include "net/h2_frames.h"
 #include "net/headers.h"
 #include "recorder/recorder_impl.h"
@@ -34,10 +36,35 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
 // Receive windows we announce: a stream's (SETTINGS_INITIAL_WINDOW_SIZE) and the
-// connection's. nghttp2 sends WINDOW_UPDATE as request bytes are consumed; request bodies are
-// buffered up to --max-request-body, as over HTTP/1.1.
+// connection's. The connection's window is given back as soon as DATA arrives, so one slow
+// stream never holds the others back; a stream's, once its bytes were taken: at once while
+// its body is buffered (up to --request-buffer), and when the primary's connection took them
+// once the body streams (Upload), so a streamed body holds at most one window in the proxy.
 constexpr int32_t kStreamWindow = 256 * 1024;
 constexpr int32_t kConnectionWindow = 1 << 20;
+
+// A request body over --request-buffer, on its way to the primary: what arrived and was not
+// yet handed to the pool, and the piece the pool is writing (Connection::StartUpload).
+struct Upload {
+  std::string pending;             // DATA received, not yet handed to the pool
+  std::string piece;               // handed to the pool; valid until its next ReadSome
+  uint64_t pending_window = 0;     // bytes of `pending` whose stream window is not given back
+  uint64_t piece_window = 0;       // the same for `piece`
+  uint64_t received = 0;           // body bytes received in all
+  net::BodySource::Callback done;  // the pool waits for the next piece
+  std::unique_ptr<asio::steady_timer> timer;  // --request-timeout while it waits
+  uint64_t waits = 0;                         // which wait the timer is for
+  bool ended = false;     // END_STREAM arrived: `pending` holds the rest of the body
+  bool released = false;  // the pool let go of the body (written whole, or the exchange failed)
+  // The body cannot be had: the client reset the stream, left or stalled, or sent more than
+  // --max-request-body (`refused`: answered 413 when the pool gives up).
+  net::ClientError error = net::ClientError::kNone;
+  std::string detail;
+  bool refused = false;
+
+  // DATA still goes to the primary (otherwise it is dropped, its window given back at once).
+  bool taking() const { return !ended && !released && error == net::ClientError::kNone; }
+};
 
 // One request and its response on the connection. Shared by the connection's map (while
 // nghttp2 has the stream open) and the callbacks of the upstream exchange in flight.
@@ -62,10 +89,11 @@ struct Stream {
   net::BodyReader* body = nullptr;
   std::string piece;
   size_t piece_offset = 0;
-  net::H2Fields trailers;  // the primary's, sent at the end
-  bool piece_end = false;  // `piece` is the body's last
-  bool reading = false;    // a ReadSome is outstanding
-  bool closed = false;     // nghttp2 closed the stream, or the connection went away
+  net::H2Fields trailers;          // the primary's, sent at the end
+  bool piece_end = false;          // `piece` is the body's last
+  bool reading = false;            // a ReadSome is outstanding
+  bool closed = false;             // nghttp2 closed the stream, or the connection went away
+  std::unique_ptr<Upload> upload;  // the request body streams to the primary
 };
 using StreamPtr = std::shared_ptr<Stream>;
 
@@ -143,6 +171,7 @@ class Connection final : public H2Session,
       return false;
     }
     nghttp2_option_set_max_outbound_ack(opt, kMaxOutboundAck);
+    nghttp2_option_set_no_auto_window_update(opt, 1);  // OnDataChunk and Upload give it back
     const int rv = nghttp2_session_server_new2(&session_, cb, this, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
@@ -178,8 +207,10 @@ class Connection final : public H2Session,
   // Hands bytes to nghttp2. False (and the connection closed) when nghttp2 found them fatal:
   // a bad preface, or a flood of frames it must acknowledge (NGHTTP2_ERR_FLOODED).
   bool Feed(const char* data, size_t n) {
+    in_recv_ = true;
     const ssize_t rv =
         nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), n);
+    in_recv_ = false;
     if (rv >= 0) return true;
     if (rv == NGHTTP2_ERR_FLOODED) {
       rec_.metrics().h2_closed_flood->Inc();
@@ -218,6 +249,11 @@ class Connection final : public H2Session,
                       });
   }
 
+  // Flush, unless nghttp2 is inside mem_recv (a callback may not send): Read flushes after it.
+  void FlushLater() {
+    if (!in_recv_) Flush();
+  }
+
   // No stream open for idle_timeout: the connection is closed with GOAWAY NO_ERROR.
   void ArmIdle() {
     idle_timer_.expires_after(opts().idle_timeout);
@@ -245,6 +281,9 @@ class Connection final : public H2Session,
   void Drop(Stream& st) {
     st.closed = true;
     rec_.metrics().h2_streams->Add(-1);
+    if (st.upload && st.upload->taking()) {
+      FailUpload(st, net::ClientError::kReset, "the client reset the stream or left");
+    }
     if (st.body != nullptr && !st.reading) {
       st.exchange.Abort();
       st.body = nullptr;
@@ -303,19 +342,25 @@ class Connection final : public H2Session,
     return 0;
   }
 
-  static int OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+  static int OnDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id, const uint8_t* data,
                          size_t len, void* user_data) {
     Connection& c = Self(user_data);
+    (void)nghttp2_session_consume_connection(session, len);  // fails only for a fatal session
     Stream* st = c.Find(stream_id);
+    if (st != nullptr && st->upload && st->upload->taking()) {
+      c.OnUploadData(*st, data, len);  // its stream window comes back as the primary takes it
+      return 0;
+    }
+    (void)nghttp2_session_consume_stream(session, stream_id, len);
     if (st == nullptr || st->answered) return 0;  // refused already: the rest is dropped
     std::string& body = st->request.body();
     if (body.size() + len > c.opts().max_request_body) {
       body.clear();
-      c.Refuse(*st, ProxyFailure::kBodyTooLarge, 413,
-               "request body over " + std::to_string(c.opts().max_request_body) + " bytes");
+      c.Refuse(*st, ProxyFailure::kBodyTooLarge, 413, c.BodyTooLarge());
       return 0;
     }
     body.append(reinterpret_cast<const char*>(data), len);
+    if (body.size() > c.opts().request_buffer) c.StartUpload(*st);
     return 0;
   }
 
@@ -326,10 +371,16 @@ class Connection final : public H2Session,
       case NGHTTP2_DATA: {
         Stream* st = c.Find(frame->hd.stream_id);
         if (st == nullptr) return 0;
+        const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
         if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
           c.OnRequestHead(*st);
+          if (!end && !st->answered) c.OnBodyAhead(*st);
         }
-        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !st->answered) c.Forward(*st);
+        if (end && st->upload) {
+          c.EndUpload(*st);
+        } else if (end && !st->answered) {
+          c.Forward(*st);
+        }
         return 0;
       }
       case NGHTTP2_RST_STREAM:
@@ -452,23 +503,191 @@ class Connection final : public H2Session,
     st.exchange.DecideCapture(std::move(view), 20, st.arrival_us);
   }
 
-  void Forward(Stream& st) {
+  // `upload`: the body streams from the client (StartUpload); `st.request` is its head.
+  void Forward(Stream& st, net::BodySourcePtr upload = nullptr) {
     if (!st.head_done) return;  // trailers without a head cannot happen; be safe
     net::HttpRequest& req = st.request;
     const bool had_length = req.find(http::field::content_length) != req.end();
+    // A streamed body of unknown length goes to an HTTP/1.1 primary chunked.
+    const bool chunked = upload != nullptr && !had_length;
     std::string logged;
     if (opts().log_bodies) logged = DescribeRequestForLog(req, req.body(), rec_.redactor());
     st.answered = true;  // the primary answers from here on
     StreamPtr ptr = streams_.at(st.id);
-    st.exchange.Forward(std::move(req), 20, /*chunked=*/false, had_length,
-                        /*websocket=*/false, std::move(logged),
-                        [self = this->shared_from_this(), ptr](net::ExchangeResult&& head,
-                                                               net::BodyReaderPtr body) {
-                          self->OnUpstreamHead(*ptr, std::move(head), std::move(body));
-                        });
+    st.exchange.Forward(
+        std::move(req), 20, chunked, had_length,
+        /*websocket=*/false, std::move(logged),
+        [self = this->shared_from_this(), ptr](net::ExchangeResult&& head,
+                                               net::BodyReaderPtr body) {
+          self->OnUpstreamHead(*ptr, std::move(head), std::move(body));
+        },
+        std::move(upload));
+  }
+
+  // ---- a request body over --request-buffer streams to the primary ----
+  //
+  // Once the declared content-length, or the body received so far, is over --request-buffer,
+  // the head goes to the primary and the pool reads the body from the stream piece by piece
+  // (UploadSource). DATA waits in Upload::pending with its stream window not given back, and
+  // the window returns only when the pool asks for the next piece (it wrote the last), so a
+  // slow primary slows the client down and the stream holds at most one window. The limits
+  // stay as over HTTP/1.1: --max-request-body (413 when the primary has not answered),
+  // --request-timeout between the client's DATA while the pool waits for it.
+
+  class UploadSource final : public net::BodySource {
+   public:
+    UploadSource(std::shared_ptr<Connection> connection, StreamPtr stream)
+        : connection_(std::move(connection)), stream_(std::move(stream)) {}
+    ~UploadSource() override { connection_->ReleaseUpload(*stream_); }
+    void ReadSome(Callback done) override {
+      // `done` may drop this source: the connection and the stream stay for the call.
+      const std::shared_ptr<Connection> connection = connection_;
+      const StreamPtr stream = stream_;
+      connection->NextUploadPiece(stream, std::move(done));
+    }
+
+   private:
+    std::shared_ptr<Connection> connection_;
+    StreamPtr stream_;
+  };
+
+  std::string BodyTooLarge() const {
+    return "request body over " + std::to_string(opts().max_request_body) + " bytes";
+  }
+
+  // A request head without END_STREAM: a declared length over --max-request-body is refused
+  // before any of the body is read; one over --request-buffer streams from the start, and so
+  // does every gRPC call: a client-streaming or bidirectional call's client may wait for an
+  // answer before it sends its next message, so its messages cannot wait for the body's end.
+  void OnBodyAhead(Stream& st) {
+    auto it = st.request.find(http::field::content_length);
+    uint64_t length = 0;
+    if (it != st.request.end()) {
+      const std::string_view v = it->value();
+      // nghttp2 checked that it is a number (RFC 9113 8.1.1).
+      (void)std::from_chars(v.data(), v.data() + v.size(), length);
+    }
+    if (length > opts().max_request_body) {
+      return Refuse(st, ProxyFailure::kBodyTooLarge, 413, BodyTooLarge());
+    }
+    auto type = st.request.find(http::field::content_type);
+    const bool grpc = type != st.request.end() && diff::IsGrpcContentType(type->value());
+    if (grpc || length > opts().request_buffer) StartUpload(st);
+  }
+
+  void StartUpload(Stream& st) {
+    auto upload = std::make_unique<Upload>();
+    upload->pending = std::move(st.request.body());  // its window was given back
+    upload->received = upload->pending.size();
+    st.request.body().clear();
+    st.upload = std::move(upload);
+    StreamPtr ptr = streams_.at(st.id);
+    Forward(st, std::make_unique<UploadSource>(this->shared_from_this(), std::move(ptr)));
+  }
+
+  void OnUploadData(Stream& st, const uint8_t* data, size_t len) {
+    Upload& up = *st.upload;
+    up.received += len;
+    if (up.received > opts().max_request_body) {
+      (void)nghttp2_session_consume_stream(session_, st.id, len);
+      up.refused = true;
+      return FailUpload(st, net::ClientError::kReset, BodyTooLarge());
+    }
+    up.pending.append(reinterpret_cast<const char*>(data), len);
+    up.pending_window += len;
+    if (up.done) DeliverUpload(st);
+  }
+
+  void EndUpload(Stream& st) {
+    Upload& up = *st.upload;
+    if (!up.taking()) return;
+    up.ended = true;
+    if (up.done) DeliverUpload(st);
+  }
+
+  // The body cannot be had: the pool gets the error now when it waits, or at its next ReadSome.
+  void FailUpload(Stream& st, net::ClientError error, std::string detail) {
+    Upload& up = *st.upload;
+    up.error = error;
+    up.detail = std::move(detail);
+    GiveBack(st, up.pending_window);
+    up.pending_window = 0;
+    up.pending.clear();
+    if (up.done) DeliverUpload(st);
+  }
+
+  // The pool wrote the last piece and asks for the next one.
+  void NextUploadPiece(const StreamPtr& ptr, net::BodySource::Callback done) {
+    Stream& st = *ptr;
+    Upload& up = *st.upload;
+    GiveBack(st, up.piece_window);
+    up.piece_window = 0;
+    up.piece.clear();
+    up.done = std::move(done);
+    if (up.error != net::ClientError::kNone || up.ended || !up.pending.empty()) {
+      return DeliverUpload(st);
+    }
+    if (!up.timer) up.timer = std::make_unique<asio::steady_timer>(socket_.get_executor());
+    up.timer->expires_after(opts().request_timeout);
+    up.timer->async_wait([self = this->shared_from_this(), ptr, wait = ++up.waits](error_code ec) {
+      Upload& up = *ptr->upload;
+      if (ec || up.waits != wait || !up.done || self->closed_) return;
+      self->rec_.metrics().errors[static_cast<int>(ProxyFailure::kRequestTimeout)]->Inc();
+      self->FailUpload(*ptr, net::ClientError::kTimeout,
+                       "the client sent no byte of it for " +
+                           std::to_string(self->opts().request_timeout.count()) + " ms");
+      if (!ptr->closed) {
+        (void)nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, ptr->id,
+                                        NGHTTP2_CANCEL);  // the stream is open: cannot fail
+      }
+      self->Flush();
+    });
+  }
+
+  // Answers the pool's ReadSome: the error, or what arrived (the body's end with it).
+  void DeliverUpload(Stream& st) {
+    Upload& up = *st.upload;
+    if (up.timer) up.timer->cancel();
+    net::BodySource::Callback done = std::move(up.done);
+    up.done = nullptr;
+    if (up.error != net::ClientError::kNone) return done(up.error, up.detail, {}, false);
+    up.piece = std::move(up.pending);
+    up.pending.clear();
+    up.piece_window = up.pending_window;
+    up.pending_window = 0;
+    const bool end = up.ended;
+    st.exchange.CopyRequestAside(up.piece, end);
+    done(net::ClientError::kNone, {}, up.piece, end);
+  }
+
+  // The pool let go of the body (the source was dropped): what it held is given back, and
+  // DATA still to come is dropped as it arrives.
+  void ReleaseUpload(Stream& st) {
+    Upload& up = *st.upload;
+    up.released = true;
+    if (up.timer) up.timer->cancel();
+    GiveBack(st, up.pending_window + up.piece_window);
+    up.pending_window = up.piece_window = 0;
+    up.pending.clear();
+    up.piece.clear();
+  }
+
+  // Bytes of the stream's body were taken: its window grows by as much (WINDOW_UPDATE when
+  // nghttp2 finds it worth sending).
+  void GiveBack(Stream& st, uint64_t bytes) {
+    if (bytes == 0 || st.closed || closed_) return;
+    (void)nghttp2_session_consume_stream(session_, st.id, bytes);  // the stream is open
+    FlushLater();
   }
 
   void OnUpstreamHead(Stream& st, net::ExchangeResult&& result, net::BodyReaderPtr body) {
+    if (st.upload && st.upload->error != net::ClientError::kNone) {
+      // The pool gave up on the body, which failed on the client's side, not the primary's.
+      if (!st.upload->refused || st.closed || closed_) return;  // the stream was reset
+      st.answered = false;
+      Refuse(st, ProxyFailure::kBodyTooLarge, 413, st.upload->detail);
+      return Flush();
+    }
     std::optional<UpstreamFailure> failure = st.exchange.CheckUpstream(result);
     if (failure && failure->reset_by_fault) {
       // A reset fault: the stream is reset instead of answered.
@@ -612,6 +831,7 @@ class Connection final : public H2Session,
   uint64_t resets_ = 0;    // streams the client reset
   uint64_t finished_ = 0;  // responses sent in full
   bool writing_ = false;
+  bool in_recv_ = false;  // inside nghttp2_session_mem_recv (Feed)
   bool draining_ = false;
   bool calmed_ = false;  // GOAWAY ENHANCE_YOUR_CALM was submitted
   bool closed_ = false;
