@@ -3,7 +3,8 @@
 // (unary, server-streaming, an error status); the session replayed against v1 (no regression)
 // and against v2 with --proto-set (the changed fields named: body.price_cents, a streamed
 // item's tags, body.status, trailers.grpc-status) and without (messages compared as bytes);
-// the same comparison live, with v2 as a mirror of `doppel record --mirror-proto-set`.
+// the same comparison live, with v2 as a mirror of `doppel record --mirror-proto-set`; a
+// bidirectional call that waits for each answer passes through and replays.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -314,6 +315,74 @@ TEST(GrpcFaultTest, AbortAnswersTheGrpcStatusForOneMethod) {
   EXPECT_EQ(recorder.Wait(30000), 0) << recorder.all_stderr();
   EXPECT_NE(recorder.all_stdout().find("faults injected: abort 1"), std::string::npos)
       << recorder.all_stdout();
+  std::filesystem::remove_all(dir);
+}
+
+// A bidirectional call whose client waits for each answer before it sends its next message:
+// the proxy passes each message on as it comes (a body buffered until its end would hold the
+// call until its deadline), the call is recorded with all its messages both ways, and its
+// replay against v2 names the changed field of the streamed answer.
+TEST(GrpcBidiTest, PingPongCallPassesThroughAndReplays) {
+  const std::string dir = MakeTempDir("grpc-bidi");
+  ChildProcess primary({kDemo, "serve", "--port", "0", "--version", "v1"});
+  const unsigned pport = PortOf(primary.WaitForLine("listening on "));
+  ASSERT_NE(pport, 0u) << primary.all_stderr();
+  ChildProcess recorder({DoppelBinary(), "--store", dir + "/store", "record", "--listen",
+                         "127.0.0.1:0", "--upstream", "h2c://127.0.0.1:" + std::to_string(pport),
+                         "--session", "bidi"});
+  const unsigned rport = PortOf(recorder.WaitForLine("listening on "));
+  ASSERT_NE(rport, 0u) << recorder.all_stderr();
+  auto quote = [](unsigned port) {
+    ChildProcess p({kDemo, "call", "--addr", "127.0.0.1:" + std::to_string(port), "--method",
+                    "QuoteItems", "--json", R"({"id":1})", "--json", R"({"id":3})", "--json",
+                    R"({"id":5})", "--deadline-ms", "5000"});
+    CallOutput r;
+    r.code = p.Wait(30000);
+    r.out = p.all_stdout() + p.all_stderr();
+    return r;
+  };
+  const CallOutput direct = quote(pport);
+  ASSERT_EQ(direct.code, 0) << direct.out;
+  const CallOutput proxied = quote(rport);
+  EXPECT_EQ(proxied.code, 0) << proxied.out;
+  EXPECT_EQ(proxied.out, direct.out);
+  recorder.Signal(SIGINT);
+  ASSERT_EQ(recorder.Wait(30000), 0) << recorder.all_stderr();
+
+  ChildProcess cat(
+      {DoppelBinary(), "--store", dir + "/store", "cat", "bidi", "--proto-set", kProtoset});
+  ASSERT_EQ(cat.Wait(30000), 0) << cat.all_stderr();
+  const json::object e = json::parse(cat.all_stdout()).as_object();
+  EXPECT_EQ(e.at("request").at("grpc_messages").as_array().size(), 3u) << cat.all_stdout();
+  EXPECT_EQ(e.at("response").at("grpc_messages").as_array().size(), 3u) << cat.all_stdout();
+
+  ChildProcess v2({kDemo, "serve", "--port", "0", "--version", "v2"});
+  const unsigned v2port = PortOf(v2.WaitForLine("listening on "));
+  ASSERT_NE(v2port, 0u);
+  const std::string report = dir + "/report.json";
+  ChildProcess replay({DoppelBinary(), "--store", dir + "/store", "replay", "--session", "bidi",
+                       "--target", "h2c://127.0.0.1:" + std::to_string(v2port), "--max",
+                       "--min-samples", "1", "--no-progress", "--proto-set", kProtoset,
+                       "--report-json", report});
+  EXPECT_EQ(replay.Wait(60000), 1) << replay.all_stdout() << replay.all_stderr();
+  std::ifstream f(report);
+  const json::object r =
+      json::parse(std::string((std::istreambuf_iterator<char>(f)), {})).as_object();
+  std::set<std::string> paths, exemplars;
+  const auto& target = r.at("targets").as_array().at(0).as_object();
+  for (const auto& endpoint : target.at("endpoints").as_array()) {
+    EXPECT_EQ(endpoint.at("name").as_string(), "POST /doppel.demo.v1.Shop/QuoteItems");
+    for (const auto& field : endpoint.at("fields").as_array()) {
+      if (field.at("verdict").as_string() != "regression") continue;
+      paths.insert(std::string(field.at("path").as_string()));
+      for (const auto& x : field.at("exemplars").as_array()) {
+        exemplars.insert(std::string(x.at("path").as_string()));
+      }
+    }
+  }
+  // v2 changed item 3's price: the second message of the streamed answer.
+  EXPECT_EQ(paths, (std::set<std::string>{"body[*].price_cents"})) << json::serialize(r);
+  EXPECT_EQ(exemplars, (std::set<std::string>{"body[1].price_cents"})) << json::serialize(r);
   std::filesystem::remove_all(dir);
 }
 

@@ -262,6 +262,23 @@ TEST_F(GrpcDemoTest, RepeatMakesTheCallsOneAfterTheOther) {
                                                      "status: UNAVAILABLE maintenance"}));
 }
 
+// QuoteItems answers each message as GetItem does, one answer per request (the client sends
+// the next only after it read the last), and ends with the first unknown id.
+TEST_F(GrpcDemoTest, QuoteItemsAnswersEachMessageInTurn) {
+  Output a = Call(v1, "QuoteItems", R"({"id":3})", {"--json", R"({"id":5})"});
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.lines, (std::vector<std::string>{kItem3V1, kItem5V1, "status: OK"}));
+  Output b = Call(v2, "QuoteItems", R"({"id":3})", {"--json", R"({"id":99})", "--json", "{}"});
+  EXPECT_EQ(b.exit_code, 3) << b.err;
+  EXPECT_EQ(b.lines, (std::vector<std::string>{kItem3V2, "status: NOT_FOUND no item 99"}));
+  Output two = Call(v1, "GetItem", R"({"id":3})", {"--json", R"({"id":5})"});
+  EXPECT_EQ(two.exit_code, 2);
+  EXPECT_NE(two.err.find("only QuoteItems takes several"), std::string::npos) << two.err;
+  Output bad = Call(v1, "QuoteItems", R"({"id":3})", {"--json", R"({"id":)"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(bad.lines.empty()) << "no call is made";
+}
+
 TEST_F(GrpcDemoTest, BadUsageExits2WithAMessage) {
   Output truncated = Call(v1, "GetItem", R"({"id":)");
   EXPECT_EQ(truncated.exit_code, 2);
@@ -346,13 +363,17 @@ TEST(GrpcDemoProtoset, IsAFileDescriptorSetWithTheShopService) {
   for (const auto& file : set.file()) ASSERT_NE(pool.BuildFile(file), nullptr) << file.name();
   const auto* shop = pool.FindServiceByName("doppel.demo.v1.Shop");
   ASSERT_NE(shop, nullptr);
-  ASSERT_EQ(shop->method_count(), 3);
+  ASSERT_EQ(shop->method_count(), 4);
   const auto* get = shop->FindMethodByName("GetItem");
   const auto* list = shop->FindMethodByName("ListItems");
   const auto* create = shop->FindMethodByName("CreateOrder");
+  const auto* quote = shop->FindMethodByName("QuoteItems");
   ASSERT_NE(get, nullptr);
   ASSERT_NE(list, nullptr);
   ASSERT_NE(create, nullptr);
+  ASSERT_NE(quote, nullptr);
+  EXPECT_TRUE(quote->client_streaming());
+  EXPECT_TRUE(quote->server_streaming());
   EXPECT_EQ(get->input_type()->full_name(), "doppel.demo.v1.GetItemRequest");
   EXPECT_EQ(get->output_type()->full_name(), "doppel.demo.v1.Item");
   EXPECT_FALSE(get->server_streaming());

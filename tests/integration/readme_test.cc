@@ -672,9 +672,9 @@ TEST_F(ReadmeTest, AuditWorkflow) {
   EXPECT_NE(out.find("intact, 5 lines"), std::string::npos) << out;
 }
 
-// gRPC: doppel-grpc-demo v1 and v2 for the README's 127.0.0.1:50051 and :50052; unary and
-// streaming calls through the recorder; the descriptor set made with protoc from the
-// repository's shop.proto; the replay against v2 names the changed fields (exit 1).
+// gRPC: doppel-grpc-demo v1 and v2 for the README's 127.0.0.1:50051 and :50052; unary,
+// server-streaming and bidirectional calls through the recorder; the descriptor set made with
+// protoc from the repository's shop.proto; the replay against v2 names the changed fields (exit 1).
 TEST_F(ReadmeTest, GrpcWorkflow) {
   const Block* b = FindBlock("grpc");
   ASSERT_NE(b, nullptr);
@@ -694,15 +694,17 @@ TEST_F(ReadmeTest, GrpcWorkflow) {
   traffic_ = R"sh(a=$BASE; a=${a#http://}
   doppel-grpc-demo call --addr $a --method GetItem --json '{"id":3}' --repeat 3 &&
   doppel-grpc-demo call --addr $a --method ListItems --json '{"tag":"kitchen"}' &&
-  doppel-grpc-demo call --addr $a --method CreateOrder --json '{"item_id":2,"quantity":1}')sh";
+  doppel-grpc-demo call --addr $a --method CreateOrder --json '{"item_id":2,"quantity":1}' &&
+  doppel-grpc-demo call --addr $a --method QuoteItems --json '{"id":1}' --json '{"id":3}')sh";
   ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[0]), 0));
-  EXPECT_NE(record_output_.find("session grpc: requests 5,"), std::string::npos) << record_output_;
+  EXPECT_NE(record_output_.find("session grpc: requests 6,"), std::string::npos) << record_output_;
   std::string out;
   ASSERT_EQ(Run(Rewrite(b->commands[1]), &out), 0) << out;
   ASSERT_EQ(Run(Rewrite(b->commands[2]), &out), 1) << out;
   EXPECT_NE(out.find("body.price_cents"), std::string::npos) << out;
   EXPECT_NE(out.find("body.status"), std::string::npos) << out;
   EXPECT_NE(out.find(".tags"), std::string::npos) << out;
+  EXPECT_NE(out.find("QuoteItems"), std::string::npos) << out;  // the bidirectional call
   ASSERT_EQ(Run(Rewrite(b->commands[3]), &out), 0) << out;
   EXPECT_NE(out.find(R"("grpc_messages":{"id")"), std::string::npos) << out;
 }

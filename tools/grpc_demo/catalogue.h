@@ -1,5 +1,6 @@
-// doppel-grpc-demo's data and rules: a fixed catalogue of ten items and the answers of the three
-// Shop methods (shop.proto), for v1 and v2. No I/O here: grpc_demo_main.cc serves it.
+// doppel-grpc-demo's data and rules: a fixed catalogue of ten items and the answers of the Shop
+// methods (shop.proto; QuoteItems answers each of its messages as GetItem), for v1 and v2. No I/O
+// here: grpc_demo_main.cc serves it.
 //
 // The catalogue (ids 1..10, the same in every run):
 //   id  name                  price_cents  tags                 stock
@@ -20,7 +21,8 @@
 // price_cents * quantity, "CONFIRMED"}.
 //
 // v2 makes exactly four deliberate changes, and nothing else:
-//   1. Item 3's price_cents is 9499 (everywhere: GetItem, ListItems, and CreateOrder's total).
+//   1. Item 3's price_cents is 9499 (everywhere: GetItem, ListItems, QuoteItems, and
+//      CreateOrder's total).
 //   2. ListItems gives item 5 a third tag, "sale" (so ListItems {"tag":"sale"} streams item 5);
 //      GetItem 5 is unchanged.
 //   3. CreateOrder answers status "PENDING" instead of "CONFIRMED".

@@ -3,8 +3,8 @@
 // catalogue.h.
 //
 //   doppel-grpc-demo serve --port P [--host 127.0.0.1] [--version v1|v2]
-//   doppel-grpc-demo call --addr HOST:PORT --method GetItem|ListItems|CreateOrder --json '{...}'
-//                         [--repeat N] [--deadline-ms 5000]
+//   doppel-grpc-demo call --addr HOST:PORT --method GetItem|ListItems|CreateOrder|QuoteItems
+//                         --json '{...}' [--json '{...}' ...] [--repeat N] [--deadline-ms 5000]
 //
 // serve prints "listening on HOST:PORT" on stdout once it accepts (--port 0: an ephemeral
 // port); SIGINT or SIGTERM stop it with exit code 0; exit code 2 when it cannot listen.
@@ -13,8 +13,10 @@
 // one channel, one after the other, and prints each response message as one JSON line (proto
 // field names; int64 fields are strings, fields with default values are left out, as the
 // mapping says), then "status: CODE_NAME[ message]" after each call, e.g. "status: OK" or
-// "status: NOT_FOUND no item 99". Exit code 0 when every call ended OK, 3 when any ended with
-// another status (also when the server cannot be reached: UNAVAILABLE), 2 on bad usage.
+// "status: NOT_FOUND no item 99". QuoteItems (bidirectional) takes one --json per request
+// message and sends each only after the answer to the one before arrived. Exit code 0 when every
+// call ended OK, 3 when any ended with another status (also when the server cannot be reached:
+// UNAVAILABLE), 2 on bad usage.
 //
 // All of the tool's gRPC code is in this file, to keep it to one heavy translation unit.
 #include <google/protobuf/util/json_util.h>
@@ -79,6 +81,20 @@ class ShopService final : public Shop::Service {
   grpc::Status CreateOrder(grpc::ServerContext*, const CreateOrderRequest* request,
                            Order* order) override {
     return catalogue_.CreateOrder(*request, order);
+  }
+
+  grpc::Status QuoteItems(grpc::ServerContext*,
+                          grpc::ServerReaderWriter<Item, GetItemRequest>* stream) override {
+    GetItemRequest request;
+    while (stream->Read(&request)) {
+      Item item;
+      grpc::Status status = catalogue_.GetItem(request, &item);
+      if (!status.ok()) return status;
+      if (!stream->Write(item)) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      }
+    }
+    return grpc::Status::OK;
   }
 
  private:
@@ -184,27 +200,54 @@ bool PrintStatus(const grpc::Status& status) {
 struct CallOptions {
   std::string addr;
   std::string method;
-  std::string json;
+  std::vector<std::string> json;  // one request message; QuoteItems: one or more
   int repeat = 1;
   int deadline_ms = 5000;
 };
+
+// Parses `json` into `message`; false (and why on stderr) when it is not one.
+bool ParseRequest(const std::string& json, const std::string& method, pb::Message* message) {
+  const auto parsed = pb::util::JsonStringToMessage(json, message);
+  if (parsed.ok()) return true;
+  // protobuf's parse errors may span lines (a caret under the input): one line here.
+  std::string why(parsed.message());
+  std::replace(why.begin(), why.end(), '\n', ' ');
+  while (!why.empty() && why.back() == ' ') why.pop_back();
+  std::cerr << "doppel-grpc-demo call: --json is not a valid "
+            << message->GetDescriptor()->full_name() << " for " << method << ": " << why << "\n";
+  return false;
+}
+
+// QuoteItems: each request written after the answer to the one before was read.
+grpc::Status QuoteItems(Shop::Stub& stub, grpc::ClientContext* context,
+                        const std::vector<GetItemRequest>& requests) {
+  std::unique_ptr<grpc::ClientReaderWriter<GetItemRequest, Item>> stream = stub.QuoteItems(context);
+  for (const GetItemRequest& request : requests) {
+    Item item;
+    if (!stream->Write(request) || !stream->Read(&item)) break;  // the call ended: Finish says why
+    PrintMessage(item);
+  }
+  stream->WritesDone();
+  return stream->Finish();
+}
 
 int Call(const CallOptions& options) {
   GetItemRequest get_item;
   ListItemsRequest list_items;
   CreateOrderRequest create_order;
+  std::vector<GetItemRequest> quotes;
   pb::Message* request = &get_item;
   if (options.method == "ListItems") request = &list_items;
   if (options.method == "CreateOrder") request = &create_order;
-  const auto parsed = pb::util::JsonStringToMessage(options.json, request);
-  if (!parsed.ok()) {
-    // protobuf's parse errors may span lines (a caret under the input): one line here.
-    std::string why(parsed.message());
-    std::replace(why.begin(), why.end(), '\n', ' ');
-    while (!why.empty() && why.back() == ' ') why.pop_back();
-    std::cerr << "doppel-grpc-demo call: --json is not a valid "
-              << request->GetDescriptor()->full_name() << " for " << options.method << ": " << why
-              << "\n";
+  if (options.method == "QuoteItems") {
+    for (const std::string& json : options.json) {
+      if (!ParseRequest(json, options.method, &quotes.emplace_back())) return kExitUsage;
+    }
+  } else if (options.json.size() != 1) {
+    std::cerr << "doppel-grpc-demo call: " << options.method
+              << " takes one --json (only QuoteItems takes several)\n";
+    return kExitUsage;
+  } else if (!ParseRequest(options.json.front(), options.method, request)) {
     return kExitUsage;
   }
 
@@ -216,7 +259,9 @@ int Call(const CallOptions& options) {
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::milliseconds(options.deadline_ms));
     grpc::Status status;
-    if (request == &get_item) {
+    if (!quotes.empty()) {
+      status = QuoteItems(*stub, &context, quotes);
+    } else if (request == &get_item) {
       Item item;
       status = stub->GetItem(&context, get_item, &item);
       if (status.ok()) PrintMessage(item);
@@ -257,10 +302,12 @@ int main(int argc, char** argv) {
   CallOptions call_options;
   CLI::App* call = app.add_subcommand("call", "call one Shop method, print the answers as JSON");
   call->add_option("--addr", call_options.addr, "the server, HOST:PORT")->required();
-  call->add_option("--method", call_options.method, "GetItem, ListItems or CreateOrder")
+  call->add_option("--method", call_options.method,
+                   "GetItem, ListItems, CreateOrder or QuoteItems (bidirectional)")
       ->required()
-      ->check(CLI::IsMember({"GetItem", "ListItems", "CreateOrder"}));
-  call->add_option("--json", call_options.json, "the request message as JSON, e.g. '{\"id\":3}'")
+      ->check(CLI::IsMember({"GetItem", "ListItems", "CreateOrder", "QuoteItems"}));
+  call->add_option("--json", call_options.json,
+                   "the request message as JSON, e.g. '{\"id\":3}'; QuoteItems: one per message")
       ->required();
   call->add_option("--repeat", call_options.repeat, "calls to make, one after the other")
       ->capture_default_str()
