@@ -643,7 +643,7 @@ void Exchange::Abandon() {
 ssize_t Exchange::ReadRequestBody(uint8_t* buf, size_t length, uint32_t* data_flags) {
   if (upload_ || upload_end_) {
     const size_t n = std::min(length, upload_piece_.size() - upload_sent_);
-    std::memcpy(buf, upload_piece_.data() + upload_sent_, n);
+    if (n > 0) std::memcpy(buf, upload_piece_.data() + upload_sent_, n);  // data() may be null
     upload_sent_ += n;
     if (upload_sent_ < upload_piece_.size()) return static_cast<ssize_t>(n);
     if (upload_end_) {
