@@ -5,6 +5,7 @@
 # http-parser) is the reference parser of the http_smuggling and http_response_smuggling
 # fuzz targets (tests/fuzz/README.md); their regression runs are part of the normal suite.
 # python3-websockets runs docs/examples/websocket_chat.py, the README's WebSocket client.
+# libjemalloc-dev: the doppel binary allocates with jemalloc (tools/CMakeLists.txt).
 doppel_install_deps() {
   local pkgs=(build-essential cmake pkg-config libboost1.81-dev librocksdb-dev libprotobuf-dev
               protobuf-compiler libzstd-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
@@ -13,7 +14,7 @@ doppel_install_deps() {
               chromium python3-jsonschema python3-websockets
               libnghttp2-dev nghttp2-client nghttp2-server
               libgrpc++-dev protobuf-compiler-grpc
-              libsystemd-dev help2man libhttp-parser-dev
+              libsystemd-dev help2man libhttp-parser-dev libjemalloc-dev
               ca-certificates "$@")
   local missing=()
   for p in "${pkgs[@]}"; do
