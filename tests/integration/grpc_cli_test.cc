@@ -327,11 +327,10 @@ TEST(GrpcBidiTest, PingPongCallPassesThroughAndReplays) {
   ChildProcess primary({kDemo, "serve", "--port", "0", "--version", "v1"});
   const unsigned pport = PortOf(primary.WaitForLine("listening on "));
   ASSERT_NE(pport, 0u) << primary.all_stderr();
-  ChildProcess recorder({DoppelBinary(), "--store", dir + "/store", "record", "--listen",
-                         "127.0.0.1:0", "--upstream", "h2c://127.0.0.1:" + std::to_string(pport),
-                         "--session", "bidi"});
-  const unsigned rport = PortOf(recorder.WaitForLine("listening on "));
-  ASSERT_NE(rport, 0u) << recorder.all_stderr();
+  RecordProcess recorder(dir + "/store", "h2c://127.0.0.1:" + std::to_string(pport),
+                         {"--session", "bidi"});
+  ASSERT_TRUE(recorder.started()) << recorder.child().all_stderr();
+  const unsigned rport = recorder.port();
   auto quote = [](unsigned port) {
     ChildProcess p({kDemo, "call", "--addr", "127.0.0.1:" + std::to_string(port), "--method",
                     "QuoteItems", "--json", R"({"id":1})", "--json", R"({"id":3})", "--json",
@@ -346,8 +345,8 @@ TEST(GrpcBidiTest, PingPongCallPassesThroughAndReplays) {
   const CallOutput proxied = quote(rport);
   EXPECT_EQ(proxied.code, 0) << proxied.out;
   EXPECT_EQ(proxied.out, direct.out);
-  recorder.Signal(SIGINT);
-  ASSERT_EQ(recorder.Wait(30000), 0) << recorder.all_stderr();
+  recorder.child().Signal(SIGINT);
+  ASSERT_EQ(recorder.child().Wait(30000), 0) << recorder.child().all_stderr();
 
   ChildProcess cat(
       {DoppelBinary(), "--store", dir + "/store", "cat", "bidi", "--proto-set", kProtoset});

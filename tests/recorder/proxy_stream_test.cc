@@ -419,29 +419,60 @@ bool WaitFor(const std::atomic<bool>& flag, int ms) {
   return flag;
 }
 
+// A file of `size` PatternByte bytes in `dir`; its path.
+std::string PatternFile(const std::string& dir, uint64_t size) {
+  const std::string path = dir + "/body.bin";
+  std::ofstream out(path, std::ios::binary);
+  std::string block(1 << 20, '\0');
+  for (uint64_t off = 0; off < size; off += block.size()) {
+    const uint64_t n = std::min<uint64_t>(block.size(), size - off);
+    for (uint64_t i = 0; i < n; ++i) block[i] = PatternByte(off + i);
+    out.write(block.data(), static_cast<std::streamsize>(n));
+  }
+  return path;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// An upstream script for an upload of `size` PatternByte bytes: it tells that the head came,
+// reads nothing until the test opens `hold`, then reads and checks the body and answers "ok".
+struct HeldUpload {
+  explicit HeldUpload(uint64_t body_size) : size(body_size) {}
+  ScriptedUpstream::Script Script() {
+    return [this](int fd, Gate& hold) {
+      has_head = true;
+      hold.Wait();
+      char buf[64 * 1024];
+      uint64_t got = 0;
+      bool ok = true;
+      while (got < size) {
+        const ssize_t n = ::recv(fd, buf, std::min<uint64_t>(sizeof buf, size - got), 0);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; ++i) ok = ok && buf[i] == PatternByte(got + i);
+        got += static_cast<uint64_t>(n);
+      }
+      received = got;
+      intact = ok;
+      SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    };
+  }
+  const uint64_t size;
+  std::atomic<bool> has_head{false};
+  std::atomic<uint64_t> received{0};
+  std::atomic<bool> intact{true};
+};
+
 // A 200 MiB upload: the upstream has the head while the client is still sending, an upstream
 // that does not read holds the client back (the proxy does not buffer the body), the body
 // arrives intact, the proxy's memory does not grow with it, and the capture keeps the first
 // --capture-body-limit bytes with the whole size.
 TEST_F(StreamTest, LargeUploadStreamsWithBackpressureBothWays) {
   constexpr uint64_t kBody = 200ull << 20;
-  std::atomic<uint64_t> received{0};
-  std::atomic<bool> intact{true};
-  ScriptedUpstream up([&](int fd, Gate& hold) {
-    hold.Wait();  // reads nothing of the body until the test saw the client held back
-    char buf[64 * 1024];
-    uint64_t got = 0;
-    bool ok = true;
-    while (got < kBody) {
-      const ssize_t n = ::recv(fd, buf, std::min<uint64_t>(sizeof buf, kBody - got), 0);
-      if (n <= 0) break;
-      for (ssize_t i = 0; i < n; ++i) ok = ok && buf[i] == PatternByte(got + i);
-      got += static_cast<uint64_t>(n);
-    }
-    received = got;
-    intact = ok;
-    SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-  });
+  HeldUpload held(kBody);  // reads nothing of the body until the test saw the client held back
+  ScriptedUpstream up(held.Script());
   Start(up.url(), [](RecorderOptions& o) {
     o.capture_body_limit = 1000;
     o.max_request_body = 1ull << 30;
@@ -493,8 +524,8 @@ TEST_F(StreamTest, LargeUploadStreamsWithBackpressureBothWays) {
   }
   ::close(fd);
   EXPECT_EQ(answer.find("HTTP/1.1 200 OK"), 0u) << answer;
-  EXPECT_EQ(received, kBody);
-  EXPECT_TRUE(intact);
+  EXPECT_EQ(held.received, kBody);
+  EXPECT_TRUE(held.intact);
   const uint64_t peak_kb = ProcStatusKb("VmHWM:");
   std::cout << "client held back after " << (sent_when_held >> 20) << " MiB of " << (kBody >> 20)
             << "; peak RSS " << rss_before_kb / 1024 << " -> " << peak_kb / 1024 << " MiB\n";
@@ -660,52 +691,6 @@ TEST_F(StreamTest, StoppingTheRecorderMidUploadClosesBothSidesAfterTheDrain) {
 }
 
 // ---- HTTP/2 request bodies (h2c, curl as the client) ----
-
-// A file of `size` PatternByte bytes in `dir`; its path.
-std::string PatternFile(const std::string& dir, uint64_t size) {
-  const std::string path = dir + "/body.bin";
-  std::ofstream out(path, std::ios::binary);
-  std::string block(1 << 20, '\0');
-  for (uint64_t off = 0; off < size; off += block.size()) {
-    const uint64_t n = std::min<uint64_t>(block.size(), size - off);
-    for (uint64_t i = 0; i < n; ++i) block[i] = PatternByte(off + i);
-    out.write(block.data(), static_cast<std::streamsize>(n));
-  }
-  return path;
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-// An upstream script for an upload of `size` PatternByte bytes: it tells that the head came,
-// reads nothing until the test opens `hold`, then reads and checks the body and answers "ok".
-struct HeldUpload {
-  explicit HeldUpload(uint64_t body_size) : size(body_size) {}
-  ScriptedUpstream::Script Script() {
-    return [this](int fd, Gate& hold) {
-      has_head = true;
-      hold.Wait();
-      char buf[64 * 1024];
-      uint64_t got = 0;
-      bool ok = true;
-      while (got < size) {
-        const ssize_t n = ::recv(fd, buf, std::min<uint64_t>(sizeof buf, size - got), 0);
-        if (n <= 0) break;
-        for (ssize_t i = 0; i < n; ++i) ok = ok && buf[i] == PatternByte(got + i);
-        got += static_cast<uint64_t>(n);
-      }
-      received = got;
-      intact = ok;
-      SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    };
-  }
-  const uint64_t size;
-  std::atomic<bool> has_head{false};
-  std::atomic<uint64_t> received{0};
-  std::atomic<bool> intact{true};
-};
 
 // Uploads `file` with curl (`args` before it) to `port` while `held` holds the upstream: the
 // upstream must have the head while the client is held back, the body must arrive intact
