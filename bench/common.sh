@@ -94,7 +94,8 @@ free_port() {
   echo "no free port" >&2; return 1
 }
 wait_http() {  # URL
-  for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  # -k: a TLS listener of a benchmark has a certificate made for the run.
+  for _ in $(seq 100); do curl -kfsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "nothing answers at $1" >&2; return 1
 }
 
@@ -253,7 +254,8 @@ start_slow_echo() {
 # bench-$NAME(script)-NAME-PID, its store and output under $tmp/doppel-NAME; ARGS are added
 # (--sample ..., --mirror ...). DOPPEL_PREFIX (an array, empty by default) goes in front of the
 # command: a tool that runs doppel (valgrind, strace). Returns once it answers (up to 60 s);
-# sets rec_pid, rec_url, rec_admin.
+# sets rec_pid, rec_url (https:// with REC_SCHEME=https, for a listener given --tls-cert),
+# rec_admin.
 DOPPEL_PREFIX=()
 start_doppel() {
   local name=$1 dir=$tmp/doppel-$1
@@ -269,7 +271,7 @@ start_doppel() {
   pids+=($rec_pid)
   rec_url="" rec_admin=""
   for _ in $(seq 600); do
-    rec_url=$(sed -n 's/^listening on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
+    rec_url=$(sed -n "s/^listening on \\(.*\\)$/${REC_SCHEME:-http}:\\/\\/\\1/p" "$dir/stdout" | head -1)
     rec_admin=$(sed -n 's/^admin on \(.*\)$/http:\/\/\1/p' "$dir/stdout" | head -1)
     [[ -n "$rec_url" && -n "$rec_admin" ]] && break
     kill -0 "$rec_pid" 2>/dev/null || break

@@ -18,7 +18,10 @@
 # 100 % (median over the rounds).
 # Then, unless H2C_UPSTREAM=0, doppel alone in front of an HTTP/2 upstream (no nginx peer:
 # nginx 1.22 proxies HTTP/2 upstream only as grpc_pass): h2load -> nghttpd --no-tls directly,
-# and -> doppel record --upstream h2c://nghttpd at 0 % and 100 %, absolute figures, one run each.
+# and -> doppel record --upstream h2c://nghttpd at 0 % and 100 %, absolute figures, one run each;
+# the same over TLS (nghttpd with a certificate made for the run, doppel --upstream h2://); and
+# TLS on the listener, h2load over TLS to nginx `listen ... ssl http2` and to doppel
+# --tls-cert, one run each in a row.
 # Every run's raw output is kept under bench/runs/h2-<UTC time>/; the section between
 # <!-- h2:begin --> and <!-- h2:end --> of bench/RESULTS.md is replaced (NO_RESULTS=1: left
 # alone).
@@ -163,7 +166,8 @@ v0=$(bench_verdict "$med0" ">=" 1.0)
 v100=$(bench_verdict "$med100" ">=" 0.9)
 
 # ---------------------------------------------------------------- HTTP/2 upstream (doppel alone)
-h2c_rows=()
+h2c_rows=() tls_rows=()
+declare -A TLS_RPS
 if [[ $H2C_UPSTREAM != 0 ]]; then
   mkdir -p "$tmp/htdocs/api"
   printf '%s' "$body" >"$tmp/htdocs/api/items"
@@ -190,7 +194,63 @@ if [[ $H2C_UPSTREAM != 0 ]]; then
     cp "$tmp/doppel-h2c-$cfg/stderr" "$out/doppel-h2c-$cfg.stderr"
     h2c_rows+=("| h2load → doppel record --sample ${cfg#d} → h2c nghttpd | $m_rps | $m_mean | $m_cpu (doppel) | $m_ok / $m_fail / $m_err | $m_load | $rec_summary |")
   done
+
+  # The same over TLS: nghttpd with a certificate made for 127.0.0.1, doppel's upstream
+  # h2:// (ALPN h2, the certificate checked against it as the CA).
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$tmp/tls.key" -out "$tmp/tls.crt" 2>/dev/null
+  h2s_port=$(free_port)
+  "$NGHTTPD" -a 127.0.0.1 -d "$tmp/htdocs" "$h2s_port" "$tmp/tls.key" "$tmp/tls.crt" \
+    >"$out/nghttpd-tls.log" 2>&1 &
+  H2S_PID=$!
+  pids+=($H2S_PID)
+  for _ in $(seq 100); do
+    curl -kfsS --http2 -o /dev/null "https://127.0.0.1:$h2s_port/api/items" 2>/dev/null && break
+    sleep 0.1
+  done
+  measure "h2 direct" "https://127.0.0.1:$h2s_port" "$H2S_PID" "$out/h2load-h2-direct.txt"
+  h2c_rows+=("| h2load → nghttpd over TLS directly | $m_rps | $m_mean | $m_cpu (nghttpd) | $m_ok / $m_fail / $m_err | $m_load | |")
+  UP=h2://127.0.0.1:$h2s_port
+  for cfg in d0 d100; do
+    start_doppel_h2 "h2-$cfg" --sample "${cfg#d}" --upstream-ca "$tmp/tls.crt"
+    measure "h2 $cfg" "$rec_url" "$rec_pid" "$out/h2load-h2-$cfg.txt"
+    stop_doppel "h2-$cfg"
+    cp "$tmp/doppel-h2-$cfg/stdout" "$out/doppel-h2-$cfg.stdout"
+    cp "$tmp/doppel-h2-$cfg/stderr" "$out/doppel-h2-$cfg.stderr"
+    h2c_rows+=("| h2load → doppel record --sample ${cfg#d} → h2:// nghttpd (TLS) | $m_rps | $m_mean | $m_cpu (doppel) | $m_ok / $m_fail / $m_err | $m_load | $rec_summary |")
+  done
   UP=$UP_SAVED
+
+  # TLS on the listener: h2load over TLS (ALPN h2) to nginx `listen ... ssl http2` and to
+  # doppel --tls-cert, both in front of the HTTP/1.1 upstream, one run each in a row.
+  pxs_port=$(free_port)
+  start_nginx tlsproxy "  upstream backend { server 127.0.0.1:$up_port; keepalive $NGX_KEEPALIVE; }
+  server {
+    listen 127.0.0.1:$pxs_port ssl http2;
+    ssl_certificate $tmp/tls.crt;
+    ssl_certificate_key $tmp/tls.key;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+    }
+  }"
+  NGXS_MASTER=${pids[-1]}
+  wait_http "https://127.0.0.1:$pxs_port/"
+  NGXS_PID=$(pgrep -P "$NGXS_MASTER" | head -1 || true)
+  measure "tls nginx" "https://127.0.0.1:$pxs_port" "$NGXS_PID" "$out/h2load-tls-nginx.txt"
+  tls_rows+=("| nginx \`listen ... ssl http2\` + proxy_pass | $m_rps | $m_mean | $m_cpu (nginx) | $m_ok / $m_fail / $m_err | $m_load | |")
+  TLS_RPS[nginx]=$m_rps
+  for cfg in d0 d100; do
+    REC_SCHEME=https start_doppel_h2 "tls-$cfg" --sample "${cfg#d}" --tls-cert "$tmp/tls.crt" \
+      --tls-key "$tmp/tls.key"
+    measure "tls $cfg" "$rec_url" "$rec_pid" "$out/h2load-tls-$cfg.txt"
+    stop_doppel "tls-$cfg"
+    cp "$tmp/doppel-tls-$cfg/stdout" "$out/doppel-tls-$cfg.stdout"
+    cp "$tmp/doppel-tls-$cfg/stderr" "$out/doppel-tls-$cfg.stderr"
+    tls_rows+=("| doppel record --tls-cert --sample ${cfg#d} | $m_rps | $m_mean | $m_cpu (doppel) | $m_ok / $m_fail / $m_err | $m_load | $rec_summary |")
+    TLS_RPS[$cfg]=$m_rps
+  done
 fi
 cp "$tmp/nginx-proxy/logs/error.log" "$out/nginx-proxy-error.log" 2>/dev/null || true
 cp "$tmp/nginx-upstream/logs/error.log" "$out/nginx-upstream-error.log" 2>/dev/null || true
@@ -226,6 +286,16 @@ elapsed=$(($(date +%s) - script_start))
     echo "| path | req/s | mean request time ms | CPU µs/request | h2load succeeded / failed / errored | load before | doppel's summary |"
     echo "|---|---:|---:|---:|---|---|---|"
     printf '%s\n' "${h2c_rows[@]}"
+    echo
+    echo "### TLS on the listener"
+    echo
+    echo "h2load over TLS (ALPN h2, a 2048-bit RSA certificate made for the run) to nginx \`listen 127.0.0.1:PORT ssl http2\` (\`proxy_pass\` as above) and to \`doppel record --tls-cert FILE --tls-key FILE\`, both in front of the same HTTP/1.1 upstream; one run each, in a row, same h2load settings (the $CONNS connections' handshakes are part of each run)."
+    echo
+    echo "| proxy | req/s | mean request time ms | CPU µs/request | h2load succeeded / failed / errored | load before | doppel's summary |"
+    echo "|---|---:|---:|---:|---|---|---|"
+    printf '%s\n' "${tls_rows[@]}"
+    echo
+    echo "TLS listener, doppel/nginx req/s (one run each): 0 % $(bench_ratio "${TLS_RPS[d0]}" "${TLS_RPS[nginx]}" %.3f)×, 100 % $(bench_ratio "${TLS_RPS[d100]}" "${TLS_RPS[nginx]}" %.3f)×."
   fi
   echo
   echo "Script run time: $elapsed s."
