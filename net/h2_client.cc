@@ -553,7 +553,10 @@ void Exchange::Over() {
   over_ = true;
   if (timer_) timer_->cancel();
   pool_->Finished();
-  DropUpload();  // an answer that came before the body's end ends the upload
+  // An answer that came before the body went out whole ends the upload: the stream is reset,
+  // so nghttp2 asks for no more of it, and the source is let go.
+  if (upload_) Reset(NGHTTP2_CANCEL);
+  DropUpload();
 }
 
 void Exchange::Progress() {
@@ -642,6 +645,8 @@ void Exchange::Abandon() {
 
 ssize_t Exchange::ReadRequestBody(uint8_t* buf, size_t length, uint32_t* data_flags) {
   if (upload_ || upload_end_) {
+    // Over (Over() reset the stream): the source, which owns the piece, may be gone.
+    if (over_) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     const size_t n = std::min(length, upload_piece_.size() - upload_sent_);
     if (n > 0) std::memcpy(buf, upload_piece_.data() + upload_sent_, n);  // data() may be null
     upload_sent_ += n;
