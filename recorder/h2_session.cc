@@ -211,7 +211,10 @@ class Connection final : public H2Session,
     const ssize_t rv =
         nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), n);
     in_recv_ = false;
-    if (rv >= 0) return true;
+    if (rv >= 0) {
+      StartWaitingCalls();
+      return true;
+    }
     if (rv == NGHTTP2_ERR_FLOODED) {
       rec_.metrics().h2_closed_flood->Inc();
     } else {
@@ -556,9 +559,12 @@ class Connection final : public H2Session,
   }
 
   // A request head without END_STREAM: a declared length over --max-request-body is refused
-  // before any of the body is read; one over --request-buffer streams from the start, and so
-  // does every gRPC call: a client-streaming or bidirectional call's client may wait for an
-  // answer before it sends its next message, so its messages cannot wait for the body's end.
+  // before any of the body is read; one over --request-buffer streams from the start; and a
+  // gRPC call whose END_STREAM is not among the bytes just read streams from there
+  // (StartWaitingCalls): a client-streaming or bidirectional call's client may wait for an
+  // answer before it sends its next message, so its messages cannot wait for the body's end,
+  // while a unary call, whose message and END_STREAM come with its head, still goes out whole
+  // (and so may go again on a fresh upstream stream when the upstream refused it).
   void OnBodyAhead(Stream& st) {
     auto it = st.request.find(http::field::content_length);
     uint64_t length = 0;
@@ -570,9 +576,22 @@ class Connection final : public H2Session,
     if (length > opts().max_request_body) {
       return Refuse(st, ProxyFailure::kBodyTooLarge, 413, BodyTooLarge());
     }
+    if (length > opts().request_buffer) return StartUpload(st);
     auto type = st.request.find(http::field::content_type);
-    const bool grpc = type != st.request.end() && diff::IsGrpcContentType(type->value());
-    if (grpc || length > opts().request_buffer) StartUpload(st);
+    if (type != st.request.end() && diff::IsGrpcContentType(type->value())) {
+      waiting_calls_.push_back(st.id);
+    }
+  }
+
+  // After the bytes read went through nghttp2: the gRPC calls among them whose body has not
+  // ended stream from here.
+  void StartWaitingCalls() {
+    std::vector<int32_t> ids;
+    ids.swap(waiting_calls_);
+    for (int32_t id : ids) {
+      Stream* st = Find(id);
+      if (st != nullptr && !st->answered && !st->upload) StartUpload(*st);
+    }
   }
 
   void StartUpload(Stream& st) {
@@ -824,6 +843,7 @@ class Connection final : public H2Session,
   const ClientInfo client_;  // the exchanges refer to it
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, StreamPtr> streams_;  // open streams by id
+  std::vector<int32_t> waiting_calls_;              // gRPC calls read without END_STREAM
   std::array<char, net::kH2ReadBytes> read_buf_;
   std::string out_;  // the frames being written
   asio::steady_timer idle_timer_;
