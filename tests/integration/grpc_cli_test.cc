@@ -331,29 +331,48 @@ TEST(GrpcBidiTest, PingPongCallPassesThroughAndReplays) {
                          {"--session", "bidi"});
   ASSERT_TRUE(recorder.started()) << recorder.child().all_stderr();
   const unsigned rport = recorder.port();
-  auto quote = [](unsigned port) {
-    ChildProcess p({kDemo, "call", "--addr", "127.0.0.1:" + std::to_string(port), "--method",
-                    "QuoteItems", "--json", R"({"id":1})", "--json", R"({"id":3})", "--json",
-                    R"({"id":5})", "--deadline-ms", "5000"});
+  auto quote = [](unsigned port, const std::vector<int>& ids) {
+    std::vector<std::string> args = {
+        kDemo,      "call",       "--addr",        "127.0.0.1:" + std::to_string(port),
+        "--method", "QuoteItems", "--deadline-ms", "5000"};
+    for (int id : ids) args.insert(args.end(), {"--json", R"({"id":)" + std::to_string(id) + "}"});
+    ChildProcess p(args);
     CallOutput r;
     r.code = p.Wait(30000);
     r.out = p.all_stdout() + p.all_stderr();
     return r;
   };
-  const CallOutput direct = quote(pport);
+  const CallOutput direct = quote(pport, {1, 3, 5});
   ASSERT_EQ(direct.code, 0) << direct.out;
-  const CallOutput proxied = quote(rport);
+  const CallOutput proxied = quote(rport, {1, 3, 5});
   EXPECT_EQ(proxied.code, 0) << proxied.out;
   EXPECT_EQ(proxied.out, direct.out);
+  // The service ends the call at an unknown id while the client's side is still open: the
+  // proxy's upstream stream is reset, and the client gets the same answer as directly.
+  const CallOutput direct_nf = quote(pport, {1, 99, 3});
+  ASSERT_EQ(direct_nf.code, 3) << direct_nf.out;
+  const CallOutput proxied_nf = quote(rport, {1, 99, 3});
+  EXPECT_EQ(proxied_nf.code, 3) << proxied_nf.out;
+  EXPECT_EQ(proxied_nf.out, direct_nf.out);
   recorder.child().Signal(SIGINT);
   ASSERT_EQ(recorder.child().Wait(30000), 0) << recorder.child().all_stderr();
 
   ChildProcess cat(
       {DoppelBinary(), "--store", dir + "/store", "cat", "bidi", "--proto-set", kProtoset});
   ASSERT_EQ(cat.Wait(30000), 0) << cat.all_stderr();
-  const json::object e = json::parse(cat.all_stdout()).as_object();
-  EXPECT_EQ(e.at("request").at("grpc_messages").as_array().size(), 3u) << cat.all_stdout();
-  EXPECT_EQ(e.at("response").at("grpc_messages").as_array().size(), 3u) << cat.all_stdout();
+  std::vector<json::object> calls;
+  std::istringstream lines(cat.all_stdout());
+  for (std::string line; std::getline(lines, line);) calls.push_back(json::parse(line).as_object());
+  ASSERT_EQ(calls.size(), 2u) << cat.all_stdout();
+  // "grpc_messages": an array of several messages, one message as an object.
+  auto messages = [](const json::object& call, const char* side) -> size_t {
+    const json::value& m = call.at(side).at("grpc_messages");
+    return m.is_array() ? m.as_array().size() : 1;
+  };
+  EXPECT_EQ(messages(calls[0], "request"), 3u) << cat.all_stdout();
+  EXPECT_EQ(messages(calls[0], "response"), 3u) << cat.all_stdout();
+  EXPECT_EQ(messages(calls[1], "request"), 2u) << cat.all_stdout();  // 1 and 99
+  EXPECT_EQ(messages(calls[1], "response"), 1u) << cat.all_stdout();
 
   ChildProcess v2({kDemo, "serve", "--port", "0", "--version", "v2"});
   const unsigned v2port = PortOf(v2.WaitForLine("listening on "));
