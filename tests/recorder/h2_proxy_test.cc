@@ -6,8 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -228,6 +231,7 @@ class RawH2Client {
         cb, [](nghttp2_session*, const nghttp2_frame* frame, void* self) {
           auto* c = static_cast<RawH2Client*>(self);
           if (frame->hd.type == NGHTTP2_GOAWAY) c->goaway_error_ = frame->goaway.error_code;
+          if (frame->hd.type == NGHTTP2_RST_STREAM) c->rst_error_ = frame->rst_stream.error_code;
           return 0;
         });
     nghttp2_session_client_new(&session_, cb, this);
@@ -243,6 +247,26 @@ class RawH2Client {
     const nghttp2_nv nva[] = {Nv(":method", m), Nv(":scheme", s), Nv(":authority", a),
                               Nv(":path", p)};
     return nghttp2_submit_request(session_, nullptr, nva, 4, nullptr, nullptr);
+  }
+  // A POST declaring `content_length` whose body stops after `sent` (the rest never comes).
+  int32_t StalledPost(const std::string& path, size_t content_length, std::string sent) {
+    body_ = std::move(sent);
+    std::string m = "POST", s = "http", a = "shop.test", p = path,
+                l = std::to_string(content_length);
+    const nghttp2_nv nva[] = {Nv(":method", m), Nv(":scheme", s), Nv(":authority", a),
+                              Nv(":path", p), Nv("content-length", l)};
+    nghttp2_data_provider provider{};
+    provider.source.ptr = this;
+    provider.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t*,
+                                nghttp2_data_source* source, void*) -> ssize_t {
+      auto* c = static_cast<RawH2Client*>(source->ptr);
+      const size_t n = std::min(length, c->body_.size() - c->body_sent_);
+      if (n == 0) return NGHTTP2_ERR_DEFERRED;
+      std::memcpy(buf, c->body_.data() + c->body_sent_, n);
+      c->body_sent_ += n;
+      return static_cast<ssize_t>(n);
+    };
+    return nghttp2_submit_request(session_, nullptr, nva, 5, &provider, nullptr);
   }
   void Reset(int32_t stream) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, NGHTTP2_CANCEL);
@@ -271,8 +295,25 @@ class RawH2Client {
                                static_cast<size_t>(n));
     }
   }
+  // Reads (and parses) until `done()` or the proxy closes the connection; false on a timeout.
+  bool ReadUntil(const std::function<bool()>& done, int timeout_ms = 10000) {
+    timeval tv{0, 100 * 1000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[16384];
+    for (int waited = 0; !done(); waited += 100) {
+      if (waited >= timeout_ms) return false;
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0) return done();
+      if (n > 0) {
+        nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(buf),
+                                 static_cast<size_t>(n));
+      }
+    }
+    return true;
+  }
   int fd() const { return fd_; }
   int64_t goaway_error() const { return goaway_error_; }
+  int64_t rst_error() const { return rst_error_; }
 
  private:
   static nghttp2_nv Nv(const char* name, std::string& value) {
@@ -283,7 +324,32 @@ class RawH2Client {
   int fd_;
   nghttp2_session* session_ = nullptr;
   int64_t goaway_error_ = -1;
+  int64_t rst_error_ = -1;
+  std::string body_;  // StalledPost's
+  size_t body_sent_ = 0;
 };
+
+// A client that stops sending in the middle of a streamed HTTP/2 body: after
+// --request-timeout its stream is reset (CANCEL), request_timeout is counted, the primary
+// never gets a complete request, and the proxy serves the next request.
+TEST_F(H2ProxyTest, StalledStreamedBodyIsResetAfterTheRequestTimeout) {
+  Start([](RecorderOptions& o) {
+    o.request_buffer = 16 * 1024;
+    o.request_timeout = std::chrono::milliseconds(300);
+  });
+  RawH2Client client(port_);
+  const int32_t id = client.StalledPost("/echo", 1 << 20, std::string(40000, 'x'));
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(client.Send());
+  ASSERT_TRUE(client.ReadUntil([&] { return client.rst_error() >= 0; }))
+      << "the stalled stream was not reset";
+  EXPECT_EQ(client.rst_error(), NGHTTP2_CANCEL);
+  EXPECT_TRUE(Eventually(
+      [&] { return Metric("doppel_proxy_errors_total{reason=\"request_timeout\"}") == 1; }));
+  EXPECT_TRUE(upstream_.requests().empty()) << "the upstream got a complete request";
+  auto next = testing::Fetch(port_, "GET", "/size?n=3");
+  EXPECT_EQ(next.result_int(), 200u);
+}
 
 // CVE-2023-44487: a client that opens and resets streams in a tight loop gets GOAWAY
 // ENHANCE_YOUR_CALM and is cut off; no stream stays behind and other clients are served.
