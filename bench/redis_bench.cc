@@ -91,7 +91,7 @@ Result<Run> RunRedis(const std::vector<Envelope>& corpus, size_t batch, const st
   DOPPEL_ASSIGN_OR_RETURN(
       auto del, (*client)->Command({"DEL", url.stream, stream::DictionariesKey(url.stream)}));
   (void)del;  // a fresh stream for every run
-  stream::StreamWriter writer(url, {"bench", 0, {}});
+  stream::StreamWriter writer(url, {"bench", 0, {}, {}, 0});
   DOPPEL_RETURN_IF_ERROR(writer.Connect());
   Run r;
   const double cpu0 = ThreadCpuSeconds();

@@ -127,7 +127,7 @@ void CaptureWriter::Run() {
     for (size_t i = 0; i < work.size(); i += options_.max_batch) {
       const size_t n = std::min(options_.max_batch, work.size() - i);
       Status st;
-      if (failing_) {
+      if (failing_ && !sink_->StoresInParts()) {
         // The sink failed: retry (recover, then append) at most once a second, drop between.
         const auto now = std::chrono::steady_clock::now();
         if (now - last_retry_ < std::chrono::seconds(1)) {
@@ -137,7 +137,8 @@ void CaptureWriter::Run() {
           st = sink_->Recover();
         }
       }
-      if (st.ok()) st = sink_->Append(std::span<const doppel::v1::Envelope>(work.data() + i, n));
+      const bool appended = st.ok();
+      if (appended) st = sink_->Append(std::span<const doppel::v1::Envelope>(work.data() + i, n));
       if (st.ok()) {
         counters_.stored->Inc(n);
         if (failing_) {
@@ -150,11 +151,13 @@ void CaptureWriter::Run() {
         }
         continue;
       }
-      counters_.dropped_store_error->Inc(n);
-      dropped_while_failing_ += n;
+      const size_t kept = appended ? std::min(n, sink_->StoredOfFailedAppend()) : 0;
+      counters_.stored->Inc(kept);
+      counters_.dropped_store_error->Inc(n - kept);
+      dropped_while_failing_ += n - kept;
       if (!failing_) {
         failing_ = true;
-        dropped_while_failing_ = n;
+        dropped_while_failing_ = n - kept;
         last_retry_ = std::chrono::steady_clock::now();
         log::Error(kCaptureLog,
                    LogPrefix() + "storing envelopes failed: " + st.ToString() +

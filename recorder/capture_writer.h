@@ -33,6 +33,12 @@ class CaptureSink {
   // Called before retrying after a failed Append (at most once a second): lets a sink that
   // stops writing after an error (RocksDB after a full disk) go on. OK when it may.
   virtual Status Recover() { return Status::Ok(); }
+  // True for a sink that can store a part of a batch (a sharded sink, whose shards fail one
+  // by one): it retries what failed itself, so the writer appends every batch to it even
+  // while it fails, instead of once a second.
+  virtual bool StoresInParts() const { return false; }
+  // After a failed Append: how many envelopes of its batch were stored all the same.
+  virtual size_t StoredOfFailedAppend() const { return 0; }
 };
 using CaptureSinkPtr = std::unique_ptr<CaptureSink>;
 

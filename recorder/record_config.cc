@@ -199,6 +199,7 @@ const std::vector<RecordConfigField>& RecordConfigFields() {
       DOPPEL_CONFIG_FIELD("sinks.urls", "--sink", false, sinks),
       DOPPEL_CONFIG_FIELD("sinks.recorder_id", "--recorder-id", false, recorder_id),
       DOPPEL_CONFIG_FIELD("sinks.maxlen", "--sink-maxlen", false, sink_maxlen),
+      DOPPEL_CONFIG_FIELD("sinks.shards", "--sink-shards", false, sink_shards),
       DOPPEL_CONFIG_FIELD("sinks.optional", "--sink-optional", false, sink_optional),
       DOPPEL_CONFIG_FIELD("mirroring.mirrors", "--mirror", true, mirrors),
       DOPPEL_CONFIG_FIELD("mirroring.no_shadow_suffix", "--no-shadow-suffix", true,

@@ -27,6 +27,7 @@
 #include "recorder/record_config.h"
 #include "recorder/redis_sink.h"
 #include "storage/store.h"
+#include "stream/envelope_stream.h"
 #include "stream/redis_client.h"
 
 namespace doppel::recorder {
@@ -133,10 +134,23 @@ Result<SinkPlan> ParseSinks(const SessionOptions& f) {
     }
     plan.redis.push_back(std::move(url.value()));
   }
-  if (plan.redis.empty() && (f.sink_maxlen > 0 || f.sink_optional || !f.recorder_id.empty())) {
+  if (plan.redis.empty() &&
+      (f.sink_maxlen > 0 || f.sink_optional || !f.recorder_id.empty() || f.sink_shards > 0)) {
     return Status::InvalidArgument(
-        "--sink-maxlen, --sink-optional and --recorder-id apply to redis:// sinks: add --sink "
-        "redis://HOST:PORT/STREAM");
+        "--sink-maxlen, --sink-shards, --sink-optional and --recorder-id apply to redis:// "
+        "sinks: add --sink redis://HOST:PORT/STREAM");
+  }
+  if (f.sink_shards > stream::kMaxShards) {
+    return Status::InvalidArgument("--sink-shards " + std::to_string(f.sink_shards) + ": at most " +
+                                   std::to_string(stream::kMaxShards));
+  }
+  for (const auto& url : plan.redis) {
+    if (f.sink_shards > 0 && url.stream.find_first_of("{}") != std::string::npos) {
+      return Status::InvalidArgument(
+          "--sink " + url.ToString() + " with --sink-shards: the shards are named " +
+          stream::ShardStreamName(url.stream, 0) +
+          ", ..., whose hash tags place them; give a stream name without braces");
+    }
   }
   return plan;
 }
@@ -460,6 +474,8 @@ Result<std::unique_ptr<Session>> Session::Start(SessionOptions f, const Clock& c
     RedisSinkOptions ro;
     ro.writer.recorder_id = f.recorder_id.empty() ? stream::DefaultClientName() : f.recorder_id;
     ro.writer.maxlen = f.sink_maxlen;
+    ro.shards = f.sink_shards;
+    ro.sample_key = f.sample_key;
     ro.optional = f.sink_optional;
     DOPPEL_ASSIGN_OR_RETURN(auto sink, MakeRedisSink(url, ro));
     named.push_back({url.ToString(), sink.get()});

@@ -90,6 +90,7 @@ struct SessionOptions {
   std::vector<std::string> sinks;
   std::string recorder_id;     // --recorder-id: written with each Redis entry; "" = HOSTNAME-PID
   uint64_t sink_maxlen = 0;    // --sink-maxlen: XADD MAXLEN ~ N; 0 = unbounded
+  uint32_t sink_shards = 0;    // --sink-shards K: each Redis sink over K streams STREAM{i}
   bool sink_optional = false;  // --sink-optional: start even when a Redis sink is down
   redact::RedactOptions redact;
   bool upstream_insecure = false;

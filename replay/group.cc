@@ -102,18 +102,32 @@ Status CheckGroupName(const std::string& group) {
 }
 
 // TYPE of the stream's key: NotFound when there is none, InvalidArgument when it is not a
-// stream.
-Status CheckStream(stream::RedisClient& client, const stream::RedisUrl& url) {
+// stream, or names a sharded one, or when, on a Redis Cluster, the group's keys would not
+// live beside the stream.
+Status CheckStream(stream::RedisClient& client, const stream::RedisUrl& url,
+                   const std::string& group) {
   DOPPEL_ASSIGN_OR_RETURN(RedisReply type, client.Command({"TYPE", url.stream}));
   DOPPEL_RETURN_IF_ERROR(stream::ExpectType(type, RedisReply::Type::kStatus, "TYPE"));
-  if (type.str == "none")
+  if (type.str == "none") {
+    DOPPEL_ASSIGN_OR_RETURN(const uint32_t shards, stream::ShardCount(url));
+    if (shards > 0) {
+      return Status::InvalidArgument(
+          url.ToString() + " is sharded " + std::to_string(shards) + " ways (--sink-shards; " +
+          stream::ShardStreamName(url.stream, 0) +
+          ", ...), and a group of workers reads one stream: import it into a store (doppel "
+          "import " +
+          url.ToString() + " --as NAME) and replay the session, or run a group per shard");
+    }
     return Status::NotFound(url.ToString() +
                             ": no such stream; record into it first (doppel record --sink " +
                             url.ToString() + ")");
+  }
   if (type.str != "stream")
     return Status::InvalidArgument(url.ToString() + ": the key holds a " + type.str +
                                    ", not a stream");
-  return Status::Ok();
+  return stream::CheckSameSlot(
+      client, {stream::DictionariesKey(url.stream), GroupResultsKey(url.stream, group),
+               GroupWorkersKey(url.stream, group)});
 }
 
 // The fields of a flat [name, value, name, value, ...] reply (XINFO).
@@ -229,7 +243,7 @@ Result<std::unique_ptr<GroupSource>> GroupSource::Join(const GroupOptions& optio
   GroupOptions o = options;
   if (o.consumer.empty()) o.consumer = stream::DefaultClientName();
   DOPPEL_ASSIGN_OR_RETURN(stream::RedisClientPtr client, stream::RedisClient::Connect(url));
-  DOPPEL_RETURN_IF_ERROR(CheckStream(*client, url));
+  DOPPEL_RETURN_IF_ERROR(CheckStream(*client, url, o.group));
   DOPPEL_ASSIGN_OR_RETURN(RedisReply created,
                           client->Command({"XGROUP", "CREATE", url.stream, o.group, "0"}));
   if (created.is_error() && created.str.rfind("BUSYGROUP", 0) != 0)
@@ -554,7 +568,7 @@ Result<GroupReport> LoadGroupReport(const std::string& url_text, const std::stri
   DOPPEL_RETURN_IF_ERROR(CheckGroupName(group));
   DOPPEL_ASSIGN_OR_RETURN(stream::RedisUrl url, stream::ParseRedisUrl(url_text));
   DOPPEL_ASSIGN_OR_RETURN(stream::RedisClientPtr client, stream::RedisClient::Connect(url));
-  DOPPEL_RETURN_IF_ERROR(CheckStream(*client, url));
+  DOPPEL_RETURN_IF_ERROR(CheckStream(*client, url, group));
   DOPPEL_ASSIGN_OR_RETURN(GroupInfo info, InfoOf(*client, url.stream, group));
   if (!info.found) {
     std::string names;

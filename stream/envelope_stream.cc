@@ -1,6 +1,9 @@
 #include "stream/envelope_stream.h"
 
+#include <algorithm>
 #include <charconv>
+#include <deque>
+#include <utility>
 
 namespace doppel::stream {
 namespace {
@@ -12,16 +15,75 @@ constexpr char kRecorderField[] = "r";
 
 std::string DictionariesKey(const std::string& stream) { return stream + ":dicts"; }
 
+std::string ShardStreamName(const std::string& stream, uint32_t shard) {
+  return stream + "{" + std::to_string(shard) + "}";
+}
+
+std::string ShardsKey(const std::string& stream) { return ShardStreamName(stream, 0) + ":shards"; }
+
+Result<uint32_t> ShardCount(const RedisUrl& url, RedisClientOptions options) {
+  RedisUrl shard0 = url;
+  shard0.stream = ShardStreamName(url.stream, 0);
+  DOPPEL_ASSIGN_OR_RETURN(auto client, RedisClient::Connect(shard0, options));
+  const std::string key = ShardsKey(url.stream);
+  DOPPEL_ASSIGN_OR_RETURN(auto reply, client->Command({"GET", key}));
+  if (reply.type == RedisReply::Type::kNil) return 0u;
+  DOPPEL_RETURN_IF_ERROR(ExpectType(reply, RedisReply::Type::kString, "GET " + key));
+  uint32_t n = 0;
+  const auto [p, ec] = std::from_chars(reply.str.data(), reply.str.data() + reply.str.size(), n);
+  if (ec != std::errc() || p != reply.str.data() + reply.str.size() || n == 0 || n > kMaxShards) {
+    return Status::Corruption(key + " holds '" + reply.str.substr(0, 40) +
+                              "', not a shard count (1.." + std::to_string(kMaxShards) + ")");
+  }
+  return n;
+}
+
+Status CheckSameSlot(const RedisClient& client, const std::vector<std::string>& keys) {
+  if (!client.cluster()) return Status::Ok();
+  const std::string& stream = client.url().stream;
+  for (const std::string& key : keys) {
+    if (KeySlot(key) == KeySlot(stream)) continue;
+    return Status::InvalidArgument(
+        client.url().ToString() + " is a Redis Cluster, and the key '" + key +
+        "' doppel keeps beside the stream would live on another node: name the stream with a "
+        "hash tag, e.g. redis://HOST:PORT/{" +
+        stream + "}, or record with --sink-shards K (streams " + stream + "{0}, " + stream +
+        "{1}, ...)");
+  }
+  return Status::Ok();
+}
+
 StreamWriter::StreamWriter(RedisUrl url, StreamWriterOptions options)
     : url_(std::move(url)), options_(std::move(options)) {}
 
 StreamWriter::~StreamWriter() = default;
 
 Status StreamWriter::Connect() {
-  if (client_) return client_->Reconnect();
-  auto client = RedisClient::Connect(url_, options_.client);
-  if (!client.ok()) return client.status();
-  client_ = std::move(client.value());
+  if (client_) {
+    DOPPEL_RETURN_IF_ERROR(client_->Reconnect());
+  } else {
+    auto client = RedisClient::Connect(url_, options_.client);
+    if (!client.ok()) return client.status();
+    client_ = std::move(client.value());
+  }
+  std::vector<std::string> keys = {DictionariesKey(url_.stream)};
+  if (!options_.shards_key.empty()) keys.push_back(options_.shards_key);
+  DOPPEL_RETURN_IF_ERROR(CheckSameSlot(*client_, keys));
+  if (options_.shards_key.empty()) return Status::Ok();
+  const std::string count = std::to_string(options_.shard_count);
+  DOPPEL_ASSIGN_OR_RETURN(
+      auto replies,
+      client_->Pipeline({std::vector<std::string>{"SET", options_.shards_key, count, "NX"},
+                         std::vector<std::string>{"GET", options_.shards_key}}));
+  DOPPEL_RETURN_IF_ERROR(
+      ExpectType(replies[1], RedisReply::Type::kString, "GET " + options_.shards_key));
+  if (replies[1].str != count) {
+    return Status::InvalidArgument(
+        url_.ToString() + ": the stream is sharded " + replies[1].str.substr(0, 40) +
+        " ways already (its recorders were started with "
+        "--sink-shards " +
+        replies[1].str.substr(0, 40) + "); give the same count, not " + count);
+  }
   return Status::Ok();
 }
 
@@ -78,7 +140,15 @@ Status StreamWriter::Append(std::span<const doppel::v1::Envelope> batch) {
   return Status::Ok();
 }
 
-StreamReader::StreamReader(RedisClientPtr client) : client_(std::move(client)) {}
+struct StreamReader::Shard {
+  RedisClientPtr client;
+  EntryDecoder decoder;
+  std::string last_id;  // "" before the first entry
+  std::deque<StreamEnvelope> buffered;
+  bool done = false;
+};
+
+StreamReader::StreamReader() = default;
 StreamReader::~StreamReader() = default;
 
 Result<std::unique_ptr<StreamReader>> StreamReader::Open(const RedisUrl& url,
@@ -86,16 +156,36 @@ Result<std::unique_ptr<StreamReader>> StreamReader::Open(const RedisUrl& url,
   DOPPEL_ASSIGN_OR_RETURN(auto client, RedisClient::Connect(url, options));
   DOPPEL_ASSIGN_OR_RETURN(auto type, client->Command({"TYPE", url.stream}));
   DOPPEL_RETURN_IF_ERROR(ExpectType(type, RedisReply::Type::kStatus, "TYPE"));
-  if (type.str == "none") {
-    return Status::NotFound("there is no stream '" + url.stream + "' on " + url.ToString() +
-                            " (check the name: nothing was recorded into it yet?)");
-  }
-  if (type.str != "stream") {
+  if (type.str != "none" && type.str != "stream") {
     return Status::InvalidArgument("'" + url.stream + "' on " + url.ToString() + " is a " +
                                    type.str + ", not a stream");
   }
-  std::unique_ptr<StreamReader> reader(new StreamReader(std::move(client)));
-  DOPPEL_RETURN_IF_ERROR(reader->decoder_.LoadDictionaries(*reader->client_));
+  DOPPEL_ASSIGN_OR_RETURN(const uint32_t shards, ShardCount(url, options));
+  if (type.str == "none" && shards == 0) {
+    return Status::NotFound("there is no stream '" + url.stream + "' on " + url.ToString() +
+                            " (check the name: nothing was recorded into it yet?)");
+  }
+  if (type.str == "stream" && shards > 0) {
+    return Status::InvalidArgument(
+        url.ToString() + " names both a stream and a stream sharded " + std::to_string(shards) +
+        " ways (" + ShardStreamName(url.stream, 0) + ", ...): read one of them under another name");
+  }
+  std::unique_ptr<StreamReader> reader(new StreamReader());
+  reader->sharded_ = shards > 0;
+  for (uint32_t i = 0; i < std::max(shards, 1u); ++i) {
+    auto shard = std::make_unique<Shard>();
+    if (shards == 0) {
+      shard->client = std::move(client);
+    } else {
+      RedisUrl u = url;
+      u.stream = ShardStreamName(url.stream, i);
+      DOPPEL_ASSIGN_OR_RETURN(shard->client, RedisClient::Connect(u, options));
+    }
+    DOPPEL_RETURN_IF_ERROR(
+        CheckSameSlot(*shard->client, {DictionariesKey(shard->client->url().stream)}));
+    DOPPEL_RETURN_IF_ERROR(shard->decoder.LoadDictionaries(*shard->client));
+    reader->shards_.push_back(std::move(shard));
+  }
   return reader;
 }
 
@@ -151,16 +241,58 @@ Status EntryDecoder::Decode(RedisClient& client, const RedisReply& entry, Stream
   return s.WithContext(where);
 }
 
-Result<std::vector<StreamEnvelope>> StreamReader::Next(size_t count) {
-  const std::string& stream = client_->url().stream;
-  const std::string start = last_id_.empty() ? "-" : "(" + last_id_;
-  DOPPEL_ASSIGN_OR_RETURN(
-      auto reply, client_->Command({"XRANGE", stream, start, "+", "COUNT", std::to_string(count)}));
+namespace {
+
+// The order in which shards are merged: by capture time, then by entry id within a stream
+// ("1700000000000-3" as (1700000000000, 3)): entry ids alone order entries of one stream
+// only, and several streams' entries share milliseconds.
+struct MergeOrder {
+  uint64_t arrival_us, ms, seq;
+  auto operator<=>(const MergeOrder&) const = default;
+};
+MergeOrder MergeOrderOf(const StreamEnvelope& e) {
+  MergeOrder out{e.envelope.arrival_us(), 0, 0};
+  const std::string& id = e.entry_id;
+  const size_t dash = std::min(id.find('-'), id.size());
+  std::from_chars(id.data(), id.data() + dash, out.ms);
+  if (dash < id.size()) std::from_chars(id.data() + dash + 1, id.data() + id.size(), out.seq);
+  return out;
+}
+
+}  // namespace
+
+Status StreamReader::Fill(Shard& shard, size_t count) {
+  const std::string& stream = shard.client->url().stream;
+  const std::string start = shard.last_id.empty() ? "-" : "(" + shard.last_id;
+  DOPPEL_ASSIGN_OR_RETURN(auto reply, shard.client->Command({"XRANGE", stream, start, "+", "COUNT",
+                                                             std::to_string(count)}));
   DOPPEL_RETURN_IF_ERROR(ExpectType(reply, RedisReply::Type::kArray, "XRANGE " + stream));
-  std::vector<StreamEnvelope> out(reply.elements.size());
-  for (size_t i = 0; i < reply.elements.size(); ++i) {
-    DOPPEL_RETURN_IF_ERROR(decoder_.Decode(*client_, reply.elements[i], &out[i]));
-    last_id_ = out[i].entry_id;
+  if (reply.elements.empty()) shard.done = true;
+  for (const RedisReply& entry : reply.elements) {
+    StreamEnvelope& out = shard.buffered.emplace_back();
+    DOPPEL_RETURN_IF_ERROR(shard.decoder.Decode(*shard.client, entry, &out));
+    shard.last_id = out.entry_id;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<StreamEnvelope>> StreamReader::Next(size_t count) {
+  std::vector<StreamEnvelope> out;
+  while (out.size() < count) {
+    Shard* first = nullptr;
+    MergeOrder first_order{};
+    for (auto& shard : shards_) {
+      if (shard->buffered.empty() && !shard->done) DOPPEL_RETURN_IF_ERROR(Fill(*shard, count));
+      if (shard->buffered.empty()) continue;
+      const MergeOrder order = MergeOrderOf(shard->buffered.front());
+      if (first == nullptr || order < first_order) {
+        first = shard.get();
+        first_order = order;
+      }
+    }
+    if (first == nullptr) break;  // every shard read to its end
+    out.push_back(std::move(first->buffered.front()));
+    first->buffered.pop_front();
   }
   return out;
 }

@@ -12,6 +12,11 @@
 //     pipeline before the first entry that needs it; until then it compresses without one.
 // Several writers may share one stream: entries keep their recorder id; readers load every
 // dictionary of the hash.
+//
+// Sharded (`--sink-shards K`): shard i is the stream STREAM{i}, with its own dictionaries
+// (STREAM{i}:dicts); the hash tag keeps each shard and its keys on one Redis Cluster slot and
+// puts the shards on different slots. The shard count is kept in STREAM{0}:shards, so a
+// reader given STREAM finds the shards.
 #pragma once
 
 #include <cstdint>
@@ -31,10 +36,30 @@ namespace doppel::stream {
 // The key of the dictionaries of `stream`.
 std::string DictionariesKey(const std::string& stream);
 
+// Shard `shard` of the sharded stream `stream`: "STREAM{SHARD}".
+std::string ShardStreamName(const std::string& stream, uint32_t shard);
+// Where a sharded stream keeps its shard count: "STREAM{0}:shards".
+std::string ShardsKey(const std::string& stream);
+// The most shards a stream may have (--sink-shards).
+inline constexpr uint32_t kMaxShards = 1024;
+
+// The number of shards of `url`'s stream (0: it is not sharded). An error when Redis cannot
+// be reached or the count is not one doppel wrote.
+Result<uint32_t> ShardCount(const RedisUrl& url, RedisClientOptions options = {});
+
+// On a Redis Cluster, every key doppel keeps beside the client's stream must hash to the
+// stream's slot (a client talks to that slot's node only): InvalidArgument, saying to name
+// the stream with a hash tag, when one of `keys` does not. OK on a single server.
+Status CheckSameSlot(const RedisClient& client, const std::vector<std::string>& keys);
+
 struct StreamWriterOptions {
   std::string recorder_id;  // the "r" field; required
   uint64_t maxlen = 0;      // XADD MAXLEN ~ maxlen; 0 = unbounded
   RedisClientOptions client;
+  // Set for shard 0 of a sharded stream: Connect() records the shard count under this key
+  // (ShardsKey) and refuses a stream already sharded another number of ways.
+  std::string shards_key;
+  uint32_t shard_count = 0;
 };
 
 // Not thread-safe: the capture writer thread owns it.
@@ -91,21 +116,27 @@ class EntryDecoder {
 
 class StreamReader {
  public:
-  // Connects and checks that the key is a stream (NotFound when there is no such key).
+  // Connects and checks that the key is a stream, or names a sharded stream, whose shards
+  // are read together (NotFound when it is neither).
   static Result<std::unique_ptr<StreamReader>> Open(const RedisUrl& url,
                                                     RedisClientOptions options = {});
   ~StreamReader();
 
-  // The next up to `count` entries (XRANGE after the last one read); empty at the end.
-  // An entry that does not decode is a Corruption error naming its id.
+  // The next up to `count` entries (XRANGE after the last one read); empty at the end. The
+  // shards are merged by capture time (arrival_us), each read in its own order. An entry that does
+  // not decode is a Corruption error naming its id.
   Result<std::vector<StreamEnvelope>> Next(size_t count = 500);
+  // The shards read (0: the stream is not sharded).
+  uint32_t shards() const { return sharded_ ? static_cast<uint32_t>(shards_.size()) : 0; }
 
  private:
-  explicit StreamReader(RedisClientPtr client);
+  struct Shard;
+  StreamReader();
+  // Reads the next entries of `shard` into its buffer; marks it done at its end.
+  Status Fill(Shard& shard, size_t count);
 
-  RedisClientPtr client_;
-  EntryDecoder decoder_;
-  std::string last_id_;  // "" before the first entry
+  std::vector<std::unique_ptr<Shard>> shards_;
+  bool sharded_ = false;
 };
 
 }  // namespace doppel::stream

@@ -113,7 +113,9 @@ Result<RedisUrl> ParseRedisUrl(std::string_view text) {
                                    "); expected " + kForm);
   };
   if (!IsRedisUrl(text) || !net::HasSchemeAndAuthority(text)) return bad("no redis:// scheme");
-  auto parsed = boost::urls::parse_absolute_uri(text);
+  std::string escaped;  // a hash tag's braces, which a URL may not hold as they are
+  for (char c : text) escaped += c == '{' ? "%7B" : c == '}' ? "%7D" : std::string(1, c);
+  auto parsed = boost::urls::parse_absolute_uri(escaped);
   if (!parsed) return bad("not a URL");
   const boost::urls::url_view& u = *parsed;
   std::string scheme(u.scheme());
@@ -176,6 +178,24 @@ std::string DescribeReply(const RedisReply& r) {
   return out;
 }
 
+uint16_t KeySlot(std::string_view key) {
+  const size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    const size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  uint16_t crc = 0;  // CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0
+  for (char ch : key) {
+    crc ^= static_cast<uint16_t>(static_cast<unsigned char>(ch) << 8);
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = static_cast<uint16_t>((crc & 0x8000) != 0 ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+  }
+  return static_cast<uint16_t>(crc & 16383);
+}
+
 Status ExpectType(const RedisReply& reply, RedisReply::Type type, std::string_view command) {
   if (reply.type == type) return Status::Ok();
   if (reply.is_error()) {
@@ -194,7 +214,7 @@ struct RedisClient::Context {
 };
 
 RedisClient::RedisClient(RedisUrl url, RedisClientOptions options)
-    : url_(std::move(url)), options_(options) {}
+    : url_(std::move(url)), options_(options), node_host_(url_.host), node_port_(url_.port) {}
 
 RedisClient::~RedisClient() = default;
 
@@ -207,13 +227,26 @@ Result<std::unique_ptr<RedisClient>> RedisClient::Connect(const RedisUrl& url,
 
 Status RedisClient::Reconnect() { return Open(); }
 
+std::string RedisClient::node() const { return net::HostPort{node_host_, node_port_}.ToString(); }
+
 Status RedisClient::Open() {
+  // A cluster client tries the node it was talking to first: the URL's node may be the one
+  // that failed.
+  if (cluster_ && !(node_host_ == url_.host && node_port_ == url_.port)) {
+    if (OpenNode(node_host_, node_port_).ok() && RouteToSlotOwner().ok()) return Status::Ok();
+  }
+  DOPPEL_RETURN_IF_ERROR(OpenNode(url_.host, url_.port));
+  return RouteToSlotOwner();
+}
+
+Status RedisClient::OpenNode(const std::string& host, uint16_t port) {
   broken_ = true;
   ctx_.reset();
-  const std::string where = "redis " + net::HostPort{url_.host, url_.port}.ToString();
+  node_host_ = host;
+  node_port_ = port;
+  const std::string where = "redis " + node();
   auto ctx = std::make_unique<Context>();
-  ctx->c =
-      redisConnectWithTimeout(url_.host.c_str(), url_.port, ToTimeval(options_.connect_timeout));
+  ctx->c = redisConnectWithTimeout(host.c_str(), port, ToTimeval(options_.connect_timeout));
   if (ctx->c == nullptr) return Status::ResourceExhausted(where + ": cannot allocate a context");
   if (ctx->c->err != 0) {
     return Status::Unavailable("cannot connect to " + where + ": " + ctx->c->errstr +
@@ -229,28 +262,90 @@ Status RedisClient::Open() {
     std::vector<std::string> auth = {"AUTH"};
     if (!url_.user.empty()) auth.push_back(url_.user);
     auth.push_back(url_.password);
-    DOPPEL_ASSIGN_OR_RETURN(auto reply, Command(std::move(auth)));
-    if (reply.is_error()) {
+    DOPPEL_ASSIGN_OR_RETURN(auto replies, Send({std::move(auth)}));
+    if (replies[0].is_error()) {
       broken_ = true;
-      return Status::InvalidArgument(where + " refused the password (" + reply.str +
+      return Status::InvalidArgument(where + " refused the password (" + replies[0].str +
                                      "); check PASSWORD in redis://:PASSWORD@HOST:PORT/STREAM");
     }
   }
-  DOPPEL_ASSIGN_OR_RETURN(auto pong, Command({"PING"}));
-  if (pong.is_error()) {
+  DOPPEL_ASSIGN_OR_RETURN(auto pong, Send({std::vector<std::string>{"PING"}}));
+  if (pong[0].is_error()) {
     broken_ = true;
-    if (pong.str.rfind("NOAUTH", 0) == 0) {
-      return Status::InvalidArgument(where + " needs a password (" + pong.str +
+    if (pong[0].str.rfind("NOAUTH", 0) == 0) {
+      return Status::InvalidArgument(where + " needs a password (" + pong[0].str +
                                      "): give it as redis://:PASSWORD@HOST:PORT/STREAM");
     }
-    return Status::Unavailable(where + " refused PING: " + pong.str);
+    return Status::Unavailable(where + " refused PING: " + pong[0].str);
   }
   return Status::Ok();
 }
 
+Status RedisClient::RouteToSlotOwner() {
+  DOPPEL_ASSIGN_OR_RETURN(auto replies, Send({std::vector<std::string>{"CLUSTER", "SLOTS"}}));
+  const RedisReply& slots = replies[0];
+  if (slots.is_error()) {  // "ERR This instance has cluster support disabled"
+    cluster_ = false;
+    return Status::Ok();
+  }
+  DOPPEL_RETURN_IF_ERROR(ExpectType(slots, RedisReply::Type::kArray, "CLUSTER SLOTS"));
+  cluster_ = true;
+  const uint16_t slot = KeySlot(url_.stream);
+  for (const RedisReply& range : slots.elements) {
+    // [start, end, [host, port, id, ...], replicas...]
+    if (range.type != RedisReply::Type::kArray || range.elements.size() < 3 ||
+        range.elements[0].type != RedisReply::Type::kInteger ||
+        range.elements[1].type != RedisReply::Type::kInteger ||
+        range.elements[2].type != RedisReply::Type::kArray ||
+        range.elements[2].elements.size() < 2 ||
+        range.elements[2].elements[1].type != RedisReply::Type::kInteger) {
+      return Status::Internal("redis " + node() + " answered CLUSTER SLOTS with an entry " +
+                              DescribeReply(range) + ", expected [start, end, [host, port], ...]");
+    }
+    if (slot < range.elements[0].integer || slot > range.elements[1].integer) continue;
+    std::string host = range.elements[2].elements[0].str;
+    const long long port = range.elements[2].elements[1].integer;
+    if (host.empty() || host == "?") host = node_host_;  // "the node you asked"
+    if (port <= 0 || port > 65535) {
+      return Status::Internal("redis " + node() + ": CLUSTER SLOTS names port " +
+                              std::to_string(port) + " for slot " + std::to_string(slot));
+    }
+    if (host == node_host_ && port == node_port_) return Status::Ok();
+    return OpenNode(host, static_cast<uint16_t>(port));
+  }
+  broken_ = true;
+  return Status::Unavailable("redis cluster at " + node() + ": no node serves slot " +
+                             std::to_string(slot) + " (key '" + url_.stream +
+                             "'); check `redis-cli -p PORT cluster info` for cluster_state:ok");
+}
+
 Result<std::vector<RedisReply>> RedisClient::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
-  const std::string where = "redis " + net::HostPort{url_.host, url_.port}.ToString();
+  DOPPEL_ASSIGN_OR_RETURN(auto replies, Send(commands));
+  if (!cluster_ || replies.empty()) return replies;
+  // "MOVED 3999 127.0.0.1:6381" for every command: none ran, send them where the slot is now.
+  std::string to;
+  for (const RedisReply& r : replies) {
+    if (!r.is_error() || r.str.rfind("MOVED ", 0) != 0) return replies;
+    to = r.str.substr(r.str.rfind(' ') + 1);
+  }
+  const size_t colon = to.rfind(':');
+  unsigned port = 0;
+  const char* digits = to.data() + colon + 1;
+  if (colon == std::string::npos ||
+      std::from_chars(digits, to.data() + to.size(), port).ec != std::errc() || port == 0 ||
+      port > 65535) {
+    return replies;  // a redirection doppel cannot read: the caller sees the error replies
+  }
+  std::string host = to.substr(0, colon);
+  if (host.empty()) host = node_host_;
+  DOPPEL_RETURN_IF_ERROR(OpenNode(host, static_cast<uint16_t>(port)));
+  return Send(commands);
+}
+
+Result<std::vector<RedisReply>> RedisClient::Send(
+    const std::vector<std::vector<std::string>>& commands) {
+  const std::string where = "redis " + node();
   if (broken_ || !ctx_) return Status::Unavailable(where + ": not connected");
   redisContext* c = ctx_->c;
   std::vector<const char*> argv;

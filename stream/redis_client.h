@@ -35,7 +35,8 @@ std::string DefaultClientName();
 bool IsRedisUrl(std::string_view text);
 
 // Parses a Redis URL; errors say what is wrong and show the expected form. rediss:// (TLS)
-// is refused as not supported yet.
+// is refused as not supported yet. Braces may be written as they are (redis://h/{checkout}):
+// they are taken as %7B and %7D, so a hash tag needs no percent-encoding.
 Result<RedisUrl> ParseRedisUrl(std::string_view text);
 
 // One reply, owned. Errors from Redis ("-ERR ...") are replies of type kError: a command
@@ -54,12 +55,23 @@ std::string DescribeReply(const RedisReply& reply);
 // OK when `reply` has the type `what` expects; else an Internal error naming the command.
 Status ExpectType(const RedisReply& reply, RedisReply::Type type, std::string_view command);
 
+// The Redis Cluster hash slot of `key` (0..16383): CRC16 (XMODEM) of its hash tag, the part
+// between the first '{' and the next '}' when that part is not empty, else of the whole key.
+uint16_t KeySlot(std::string_view key);
+
 struct RedisClientOptions {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds io_timeout{5000};  // each read or write of a command
 };
 
 // Not thread-safe: one connection, used by one thread.
+//
+// Redis Cluster: the URL names any node. A client talks to the one master that owns the
+// slot of its URL's stream key, found with CLUSTER SLOTS when it connects, so every key it
+// names must hash to that slot (a stream named with a hash tag, {checkout}, and the keys
+// doppel derives from it, {checkout}:dicts, do). A pipeline that every reply answers with
+// MOVED (the slot moved: a failover, a resharding) is sent again, once, to the node named.
+// ASK redirections (a slot being migrated) are returned as error replies.
 class RedisClient {
  public:
   // Connects, authenticates when the URL has a password, and PINGs. Errors: Unavailable when
@@ -80,16 +92,28 @@ class RedisClient {
   Status Reconnect();
   bool broken() const { return broken_; }
   const RedisUrl& url() const { return url_; }
+  // True when the server is a Redis Cluster node (cluster_enabled).
+  bool cluster() const { return cluster_; }
+  // "HOST:PORT" of the node this client talks to (the URL's, or the slot owner's).
+  std::string node() const;
 
  private:
   struct Context;
   RedisClient(RedisUrl url, RedisClientOptions options);
   Status Open();
+  // Connects to host:port, with AUTH and PING.
+  Status OpenNode(const std::string& host, uint16_t port);
+  // On a cluster node: connects to the master owning the slot of url_.stream.
+  Status RouteToSlotOwner();
+  Result<std::vector<RedisReply>> Send(const std::vector<std::vector<std::string>>& commands);
 
   RedisUrl url_;
   RedisClientOptions options_;
   std::unique_ptr<Context> ctx_;
+  std::string node_host_;  // the node connected to
+  uint16_t node_port_ = 0;
   bool broken_ = true;
+  bool cluster_ = false;
 };
 using RedisClientPtr = std::unique_ptr<RedisClient>;
 

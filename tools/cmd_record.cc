@@ -501,6 +501,11 @@ void AddRecordCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cmd->add_option("--sink-maxlen", flags->sink_maxlen,
                   "trim Redis streams to about N entries (XADD MAXLEN ~ N; 0 = unbounded)")
       ->group(sg);
+  cmd->add_option("--sink-shards", flags->sink_shards,
+                  "spread each Redis sink over K streams STREAM{0}..STREAM{K-1}, by the "
+                  "--sample-key value or the client's address (a Redis Cluster spreads them "
+                  "over its masters; 0 = one stream)")
+      ->group(sg);
   cmd->add_flag("--sink-optional", flags->sink_optional,
                 "start even when a Redis sink is down (its captures are dropped and counted "
                 "until it answers)")

@@ -246,9 +246,11 @@ TEST(ReadmeBlocksTest, EveryShellBlockHasACase) {
   const std::vector<Block> blocks = ReadmeBlocks(&error);
   EXPECT_TRUE(error.empty()) << error;
   static const std::set<std::string> kKnown = {
-      "record-replay", "ci",       "load-test", "interop", "mirror",         "redis", "redis-group",
-      "streaming",     "stateful", "compare",   "http2",   "stateful-rules", "grpc",  "mtls",
-      "audit",         "coverage", "chaos",     "install", "config",         "store", "websocket"};
+      "record-replay", "ci",          "load-test",      "interop",   "mirror",
+      "redis",         "redis-group", "redis-cluster",  "streaming", "stateful",
+      "compare",       "http2",       "stateful-rules", "grpc",      "mtls",
+      "audit",         "coverage",    "chaos",          "install",   "config",
+      "store",         "websocket"};
   size_t run = 0;
   for (const Block& b : blocks) {
     if (b.marker.rfind("skip:", 0) == 0) continue;
@@ -461,6 +463,25 @@ TEST_F(ReadmeTest, RedisWorkflow) {
   std::string out;
   ASSERT_EQ(Run("tr -d ' \\n' < group.json | grep -o '\"requests\":[0-9]*' | head -1", &out), 0);
   EXPECT_EQ(out, "\"requests\":105\n");
+}
+
+// Redis Cluster: the README's sharded recording into a 3-master cluster (free ports for its
+// 127.0.0.1:7000 and :7001), imported whole through another node.
+TEST_F(ReadmeTest, RedisClusterWorkflow) {
+  const Block* b = FindBlock("redis-cluster");
+  ASSERT_NE(b, nullptr);
+  RedisCluster cluster;
+  ASSERT_TRUE(cluster.Start()) << cluster.error();
+  subst_.emplace_back("127.0.0.1:7000", "127.0.0.1:" + std::to_string(cluster.node(0).port()));
+  subst_.emplace_back("127.0.0.1:7001", "127.0.0.1:" + std::to_string(cluster.node(1).port()));
+  ASSERT_EQ(b->commands.size(), 2u);
+  ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[0]), 35));
+  EXPECT_NE(record_output_.find("/checkout: stored 105, dropped 0"), std::string::npos)
+      << record_output_;
+  std::string out;
+  ASSERT_EQ(Run(Rewrite(b->commands[1]), &out), 0) << out;
+  EXPECT_NE(out.find("imported 105 envelopes as session 'checkout-sharded'"), std::string::npos)
+      << out;
 }
 
 // Streaming: the record command with the streaming flags runs, relays and records traffic.

@@ -5,9 +5,15 @@
 #include <signal.h>
 
 #include <boost/beast/http.hpp>
+#include <boost/json.hpp>
 #include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
 
+#include "net/proto_headers.h"
 #include "storage/store.h"
+#include "stream/envelope_stream.h"
 #include "stream/redis_client.h"
 #include "tests/integration/hardening_util.h"
 #include "tests/integration/redis_server.h"
@@ -210,6 +216,182 @@ TEST_F(RedisCliTest, WrongPasswordAndBadUrlsAreUsageErrors) {
   EXPECT_NE(err.find("no stream name"), std::string::npos) << err;
   EXPECT_EQ(Record({"--sink-maxlen", "10"}, &err), 2);
   EXPECT_NE(err.find("apply to redis:// sinks"), std::string::npos) << err;
+  EXPECT_EQ(Record({"--sink-shards", "4"}, &err), 2);
+  EXPECT_NE(err.find("apply to redis:// sinks"), std::string::npos) << err;
+  EXPECT_EQ(Record({"--sink", redis_.Url("{t}"), "--sink-shards", "4"}, &err), 2);
+  EXPECT_NE(err.find("without braces"), std::string::npos) << err;
+  EXPECT_EQ(Record({"--sink", redis_.Url("t"), "--sink-shards", "5000"}, &err), 2);
+  EXPECT_NE(err.find("at most 1024"), std::string::npos) << err;
+}
+
+// --sink-shards 6 into a 3-master Redis Cluster (redis-cli --cluster create on loopback),
+// by --sample-key: the shards spread over all three masters, each user's requests stay on one
+// shard, `doppel import` through another node merges the shards into one session that
+// replays; a recorder with another shard count and an untagged single stream are refused.
+TEST_F(RedisCliTest, ShardedSessionSpreadsOverAClusterAndReplays) {
+  RedisCluster cluster;
+  ASSERT_TRUE(cluster.Start()) << cluster.error();
+  const std::string url = cluster.node(0).Url("checkout");
+  RecordProcess rec(dir_ + "/s", upstream_.url(),
+                    {"--sink", url, "--sink-shards", "6", "--sample-key", "header:X-User",
+                     "--recorder-id", "web-1"});
+  ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
+  {
+    TestClient client(rec.port());
+    for (int i = 0; i < 60; ++i) {
+      net::HttpRequest r{http::verb::get, "/cart/" + std::to_string(i), 11};
+      r.set(http::field::host, "shop.test");
+      r.set("X-User", "user-" + std::to_string(i % 12));
+      ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u);
+    }
+  }
+  rec.child().Signal(SIGTERM);
+  ASSERT_EQ(rec.child().Wait(), 0) << rec.child().all_stderr();
+  EXPECT_NE(rec.child().all_stdout().find("sink " + url + ": stored 60, dropped 0"),
+            std::string::npos)
+      << rec.child().all_stdout();
+
+  // Each master holds keys; each shard, read alone, holds whole users.
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    ChildProcess dbsize({"redis-cli", "-p", std::to_string(cluster.node(i).port()), "dbsize"});
+    ASSERT_EQ(dbsize.Wait(10000), 0);
+    EXPECT_GT(std::stoi(dbsize.all_stdout()), 0) << "master " << i << " got no shard";
+  }
+  std::map<std::string, int> shard_of_user;
+  int entries = 0;
+  for (int shard = 0; shard < 6; ++shard) {
+    auto shard_url = stream::ParseRedisUrl(
+        cluster.node(1).Url(stream::ShardStreamName("checkout", static_cast<uint32_t>(shard))));
+    ASSERT_TRUE(shard_url.ok());
+    auto reader = stream::StreamReader::Open(*shard_url);
+    if (!reader.ok() && reader.status().code() == Status::Code::kNotFound) continue;  // no user
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    for (;;) {
+      auto batch = (*reader)->Next();
+      ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+      if (batch->empty()) break;
+      for (const stream::StreamEnvelope& e : *batch) {
+        ++entries;
+        const std::string* user = net::FindHeader(e.envelope.request().headers(), "X-User");
+        ASSERT_NE(user, nullptr);
+        const auto [it, inserted] = shard_of_user.emplace(*user, shard);
+        EXPECT_EQ(it->second, shard) << *user << " is on two shards";
+      }
+    }
+  }
+  EXPECT_EQ(entries, 60);
+  EXPECT_EQ(shard_of_user.size(), 12u);
+
+  std::string out, err;
+  ASSERT_EQ(
+      Doppel(dir_ + "/c", {"import", cluster.node(2).Url("checkout"), "--as", "cart"}, &out, &err),
+      0)
+      << err;
+  EXPECT_NE(out.find("imported 60 envelopes as session 'cart'"), std::string::npos) << out;
+  const std::string json = dir_ + "/cart.json";
+  ASSERT_EQ(Doppel(dir_ + "/c",
+                   {"replay", "--session", "cart", "--target", upstream_.url(), "--max",
+                    "--no-progress", "--report-json", json},
+                   &out, &err),
+            0)
+      << out << err;
+  const auto report = boost::json::parse(ReadFile(json)).as_object();
+  EXPECT_EQ(report.at("targets").as_array()[0].as_object().at("requests").as_int64(), 60)
+      << ReadFile(json);
+
+  EXPECT_EQ(Record({"--sink", cluster.node(1).Url("checkout"), "--sink-shards", "4"}, &err), 2);
+  EXPECT_NE(err.find("sharded 6 ways already"), std::string::npos) << err;
+  EXPECT_EQ(Record({"--sink", cluster.node(1).Url("orders")}, &err), 2);
+  EXPECT_NE(err.find("hash tag"), std::string::npos) << err;
+}
+
+// One master of the cluster stops while a recorder writes six shards: requests are still
+// answered, the shards on the other masters go on storing, and exactly the envelopes of the
+// users whose shard was on the stopped master are dropped and counted.
+TEST_F(RedisCliTest, AShardWhoseMasterStopsDropsAloneWhileTheOthersStore) {
+  RedisCluster cluster;
+  ASSERT_TRUE(cluster.Start()) << cluster.error();
+  const std::string url = cluster.node(0).Url("live");
+  RecordProcess rec(dir_ + "/s", upstream_.url(),
+                    {"--sink", url, "--sink-shards", "6", "--sample-key", "header:X-User"});
+  ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
+  TestClient client(rec.port());
+  const auto send_all_users = [&] {
+    for (int u = 0; u < 12; ++u) {
+      net::HttpRequest r{http::verb::get, "/u/" + std::to_string(u), 11};
+      r.set(http::field::host, "shop.test");
+      r.set("X-User", "user-" + std::to_string(u));
+      ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u);
+    }
+  };
+  send_all_users();
+  // Wait until all 12 are in Redis, then stop the master holding neither node 0's nor the
+  // URL's keys (node 2), and learn which users' shards live on the others.
+  for (int i = 0; i < 200 && rec.StatusStored() < 12; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the writer
+  }
+  ASSERT_EQ(rec.StatusStored(), 12);
+  cluster.node(2).Stop();
+  std::set<std::string> alive_users;
+  for (int shard = 0; shard < 6; ++shard) {
+    auto shard_url = stream::ParseRedisUrl(
+        cluster.node(0).Url(stream::ShardStreamName("live", static_cast<uint32_t>(shard))));
+    ASSERT_TRUE(shard_url.ok());
+    auto reader = stream::StreamReader::Open(*shard_url);
+    if (!reader.ok()) continue;  // no user there, or its master is the stopped one
+    auto batch = (*reader)->Next();
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    for (const stream::StreamEnvelope& e : *batch) {
+      alive_users.insert(*net::FindHeader(e.envelope.request().headers(), "X-User"));
+    }
+  }
+  ASSERT_GT(alive_users.size(), 0u);
+  ASSERT_LT(alive_users.size(), 12u) << "node 2 held no user's shard: nothing to test";
+
+  send_all_users();  // proxied all the same
+  send_all_users();
+  rec.child().Signal(SIGTERM);
+  EXPECT_EQ(rec.child().Wait(), 2) << "envelopes were dropped";
+  const size_t alive = alive_users.size(), lost = 12 - alive;
+  EXPECT_NE(
+      rec.child().all_stdout().find("sink " + url + ": stored " + std::to_string(12 + 2 * alive) +
+                                    ", dropped " + std::to_string(2 * lost)),
+      std::string::npos)
+      << "alive users " << alive << "\n"
+      << rec.child().all_stdout();
+}
+
+// A single stream named with a hash tag on a Redis Cluster: recorded through one node, shared
+// by a group of replay workers through another, reported through the third.
+TEST_F(RedisCliTest, TaggedStreamOnAClusterReplaysWithAGroup) {
+  RedisCluster cluster;
+  ASSERT_TRUE(cluster.Start()) << cluster.error();
+  RecordProcess rec(dir_ + "/s", upstream_.url(), {"--sink", cluster.node(0).Url("{orders}")});
+  ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
+  {
+    TestClient client(rec.port());
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(Get(client, "/o/" + std::to_string(i)), 200u);
+  }
+  rec.child().Signal(SIGTERM);
+  ASSERT_EQ(rec.child().Wait(), 0) << rec.child().all_stderr();
+
+  std::string out, err;
+  ASSERT_EQ(Doppel(dir_ + "/w",
+                   {"replay", "--from", cluster.node(1).Url("{orders}"), "--group", "g", "--target",
+                    upstream_.url(), "--max", "--no-progress"},
+                   &out, &err),
+            0)
+      << out << err;
+  const std::string json = dir_ + "/group.json";
+  ASSERT_EQ(Doppel(dir_ + "/w",
+                   {"report", "--from", cluster.node(2).Url("{orders}"), "--group", "g",
+                    "--report-json", json},
+                   &out, &err),
+            0)
+      << out << err;
+  const auto report = boost::json::parse(ReadFile(json)).as_object();
+  EXPECT_EQ(report.at("targets").as_array()[0].as_object().at("requests").as_int64(), 20)
+      << ReadFile(json);
 }
 
 }  // namespace

@@ -28,8 +28,10 @@ bool Accepts(unsigned port) {
 
 }  // namespace
 
-RedisServer::RedisServer(std::string password)
-    : password_(std::move(password)), dir_(MakeTempDir("redis")), port_(FreePort()) {}
+RedisServer::RedisServer(std::string password, bool cluster)
+    : password_(std::move(password)), port_(FreePort()), bus_port_(cluster ? FreePort() : 0) {
+  dir_ = MakeTempDir("redis-" + std::to_string(port_));  // a cluster's nodes share a process
+}
 
 RedisServer::~RedisServer() {
   Stop();
@@ -45,6 +47,13 @@ bool RedisServer::Start() {
   if (!password_.empty()) {
     args.push_back("--requirepass");
     args.push_back(password_);
+  }
+  if (bus_port_ != 0) {
+    args.insert(args.end(),
+                {"--cluster-enabled", "yes", "--cluster-config-file", dir_ + "/nodes.conf",
+                 "--cluster-port", std::to_string(bus_port_), "--cluster-node-timeout", "5000",
+                 // A test may stop one master: the others go on serving theirs.
+                 "--cluster-require-full-coverage", "no"});
   }
   process_ = std::make_unique<ChildProcess>(args);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -70,6 +79,44 @@ void RedisServer::Stop() {
 std::string RedisServer::Url(const std::string& stream) const {
   return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") +
          "127.0.0.1:" + std::to_string(port_) + "/" + stream;
+}
+
+RedisCluster::RedisCluster() {
+  for (int i = 0; i < 3; ++i) nodes_.push_back(std::make_unique<RedisServer>("", true));
+}
+
+bool RedisCluster::Start() {
+  std::vector<std::string> create = {"redis-cli", "--cluster", "create"};
+  for (auto& n : nodes_) {
+    if (!n->Start()) {
+      error_ = n->error();
+      return false;
+    }
+    create.push_back("127.0.0.1:" + std::to_string(n->port()));
+  }
+  create.insert(create.end(), {"--cluster-replicas", "0", "--cluster-yes"});
+  ChildProcess cli(create);
+  if (cli.Wait(60000) != 0) {
+    error_ = "redis-cli --cluster create failed: " + cli.all_stdout() + cli.all_stderr();
+    return false;
+  }
+  // The nodes agree through their bus: wait until each says the cluster is up.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  size_t ok = 0;
+  while (ok < nodes_.size() && std::chrono::steady_clock::now() < deadline) {
+    ChildProcess info({"redis-cli", "-p", std::to_string(nodes_[ok]->port()), "cluster", "info"});
+    info.Wait(10000);
+    if (info.all_stdout().find("cluster_state:ok") != std::string::npos) {
+      ++ok;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling the gossip
+    }
+  }
+  if (ok < nodes_.size()) {
+    error_ = "the cluster did not reach cluster_state:ok within 30 s";
+    return false;
+  }
+  return true;
 }
 
 }  // namespace doppel::testing

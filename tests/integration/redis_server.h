@@ -1,9 +1,11 @@
 // RedisServer: a real redis-server for tests, on 127.0.0.1 and a free port, with nothing
 // persisted (--save '' --appendonly no), its files in a temp directory. Killed with the test.
+// RedisCluster: three of them in cluster mode, joined with `redis-cli --cluster create`.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/integration/child_process.h"
 
@@ -11,8 +13,9 @@ namespace doppel::testing {
 
 class RedisServer {
  public:
-  // `password` set: --requirepass. Start() must be called.
-  explicit RedisServer(std::string password = "");
+  // `password` set: --requirepass. `cluster`: --cluster-enabled, with its bus on another
+  // free port. Start() must be called.
+  explicit RedisServer(std::string password = "", bool cluster = false);
   ~RedisServer();
 
   // Starts redis-server (again on the same port after Stop) and waits until it accepts
@@ -29,7 +32,23 @@ class RedisServer {
  private:
   std::string password_, dir_, error_;
   unsigned port_ = 0;
+  unsigned bus_port_ = 0;  // cluster mode only
   std::unique_ptr<ChildProcess> process_;
+};
+
+class RedisCluster {
+ public:
+  RedisCluster();
+  // Starts three masters, assigns them the 16384 slots (redis-cli --cluster create) and waits
+  // until every node says cluster_state:ok. False (reason in error()) when that fails.
+  bool Start();
+  RedisServer& node(size_t i) { return *nodes_[i]; }
+  size_t size() const { return nodes_.size(); }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
+  std::string error_;
 };
 
 }  // namespace doppel::testing

@@ -136,5 +136,58 @@ TEST_F(CaptureWriterTest, StoreErrorsAreCountedAndReported) {
   EXPECT_NE(w.first_error().message().find("disk on fire"), std::string::npos);
 }
 
+// A sink that stores a part of each batch and fails the rest, as a sharded Redis sink with one
+// shard down does: the part is counted as stored, the rest as dropped, and the next batch is
+// appended at once, not after the once-a-second retry of a sink that fails whole.
+class HalfShardSink : public CaptureSink {
+ public:
+  Status Append(std::span<const doppel::v1::Envelope> batch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    stored_of_failed_ = 0;
+    for (const auto& e : batch) {
+      if (e.seq() % 2 == 0) {
+        kept_.push_back(e.seq());
+        ++stored_of_failed_;
+      }
+    }
+    ++calls_;
+    called_.notify_all();
+    return Status::Unavailable("redis redis://127.0.0.1:1/s{1}: connection lost");
+  }
+  bool StoresInParts() const override { return true; }
+  size_t StoredOfFailedAppend() const override { return stored_of_failed_; }
+  void WaitForCalls(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    called_.wait(lock, [&] { return calls_ >= n; });
+  }
+  std::vector<uint32_t> kept() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return kept_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable called_;
+  int calls_ = 0;
+  size_t stored_of_failed_ = 0;
+  std::vector<uint32_t> kept_;
+};
+
+TEST_F(CaptureWriterTest, APartlyFailedAppendCountsItsPartsAndTheNextBatchIsAppended) {
+  HalfShardSink sink;
+  CaptureWriter w(&sink, nullptr, {}, counters());
+  w.Start();
+  for (uint32_t i = 0; i < 10; ++i) {
+    ASSERT_TRUE(w.Push(Make(i)));
+    sink.WaitForCalls(static_cast<int>(i) + 1);  // one batch each, well within a second
+  }
+  w.Stop();
+  EXPECT_EQ(sink.kept(), (std::vector<uint32_t>{0, 2, 4, 6, 8}));
+  EXPECT_EQ(w.stored(), 5u);
+  EXPECT_EQ(dropped_error_.value(), 5u);
+  EXPECT_TRUE(w.failing());
+  EXPECT_NE(w.first_error().message().find("connection lost"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace doppel::recorder

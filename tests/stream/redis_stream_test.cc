@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "storage/store.h"
 #include "stream/envelope_stream.h"
@@ -66,6 +67,30 @@ TEST(RedisUrlTest, RefusesBadUrlsWithTheExpectedForm) {
   EXPECT_FALSE(IsRedisUrl("session.har"));
 }
 
+TEST(RedisUrlTest, TakesHashTagBracesAsTheyAre) {
+  auto u = ParseRedisUrl("redis://127.0.0.1:7000/{checkout}");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->stream, "{checkout}");
+}
+
+// The examples of the Redis Cluster specification ("Keys hash tags"), and CRC16-XMODEM's
+// check value (0x31C3 for "123456789").
+TEST(RedisKeySlotTest, FollowsTheClusterSpecification) {
+  EXPECT_EQ(KeySlot("123456789"), 0x31C3);
+  EXPECT_EQ(KeySlot("foo"), 12182);
+  EXPECT_EQ(KeySlot("{user1000}.following"), KeySlot("{user1000}.followers"));
+  EXPECT_EQ(KeySlot("{user1000}.following"), KeySlot("user1000"));
+  EXPECT_NE(KeySlot("foo{}{bar}"), KeySlot("bar"));  // an empty tag: the whole key is hashed
+  EXPECT_EQ(KeySlot("foo{{bar}}zap"), KeySlot("{bar"));
+  EXPECT_EQ(KeySlot("foo{bar}{zap}"), KeySlot("bar"));
+  // What doppel derives from a tagged stream lives beside it; from an untagged one it need not.
+  EXPECT_EQ(KeySlot(DictionariesKey("{checkout}")), KeySlot("{checkout}"));
+  EXPECT_EQ(KeySlot(DictionariesKey(ShardStreamName("checkout", 3))),
+            KeySlot(ShardStreamName("checkout", 3)));
+  EXPECT_EQ(KeySlot(ShardsKey("checkout")), KeySlot(ShardStreamName("checkout", 0)));
+  EXPECT_NE(KeySlot(DictionariesKey("checkout")), KeySlot("checkout"));
+}
+
 class RedisStreamTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(redis_.Start()) << redis_.error(); }
@@ -94,7 +119,7 @@ class RedisStreamTest : public ::testing::Test {
 // 600 envelopes: the first 500 are compressed without a dictionary, the rest with the one the
 // writer trained on them and published beside the stream; all read back equal.
 TEST_F(RedisStreamTest, EnvelopesRoundTripWithThePublishedDictionary) {
-  StreamWriter writer(Url("cap"), {"rec-a", 0, {}});
+  StreamWriter writer(Url("cap"), {"rec-a", 0, {}, {}, 0});
   ASSERT_TRUE(writer.Connect().ok());
   const auto envelopes = Envelopes(600);
   for (size_t i = 0; i < envelopes.size(); i += 100) {
@@ -123,7 +148,7 @@ TEST_F(RedisStreamTest, EnvelopesRoundTripWithThePublishedDictionary) {
 }
 
 TEST_F(RedisStreamTest, MaxlenTrimsTheStream) {
-  StreamWriter writer(Url("trim"), {"rec-a", 100, {}});
+  StreamWriter writer(Url("trim"), {"rec-a", 100, {}, {}, 0});
   ASSERT_TRUE(writer.Connect().ok());
   const auto envelopes = Envelopes(1000);
   ASSERT_TRUE(writer.Append(envelopes).ok());
@@ -134,7 +159,7 @@ TEST_F(RedisStreamTest, MaxlenTrimsTheStream) {
 }
 
 TEST_F(RedisStreamTest, AppendFailsWhileRedisIsGoneAndWorksAfterConnectingAgain) {
-  StreamWriter writer(Url("gone"), {"rec-a", 0, {}});
+  StreamWriter writer(Url("gone"), {"rec-a", 0, {}, {}, 0});
   ASSERT_TRUE(writer.Connect().ok());
   ASSERT_TRUE(writer.Append(Envelopes(5)).ok());
   redis_.Stop();
@@ -156,7 +181,7 @@ TEST_F(RedisStreamTest, AppendFailsWhileRedisIsGoneAndWorksAfterConnectingAgain)
 // Redis answering something the writer or reader did not expect is an error, not a crash.
 TEST_F(RedisStreamTest, AKeyThatIsNotAStreamIsAnError) {
   ASSERT_TRUE(Command({"SET", "plain", "x"}).ok());
-  StreamWriter writer(Url("plain"), {"rec-a", 0, {}});
+  StreamWriter writer(Url("plain"), {"rec-a", 0, {}, {}, 0});
   ASSERT_TRUE(writer.Connect().ok());
   Status s = writer.Append(Envelopes(2));
   EXPECT_EQ(s.code(), Status::Code::kInternal);
@@ -208,8 +233,8 @@ TEST(RedisAuthTest, WrongOrMissingPasswordIsAClearError) {
 // Two writers (two recorders) into one stream; the import holds every envelope of both, with
 // sequence numbers that keep them apart even where arrival times and seqs collide.
 TEST_F(RedisStreamTest, ImportTakesEveryEnvelopeOfEveryRecorder) {
-  StreamWriter a(Url("shared"), {"rec-a", 0, {}});
-  StreamWriter b(Url("shared"), {"rec-b", 0, {}});
+  StreamWriter a(Url("shared"), {"rec-a", 0, {}, {}, 0});
+  StreamWriter b(Url("shared"), {"rec-b", 0, {}, {}, 0});
   ASSERT_TRUE(a.Connect().ok());
   ASSERT_TRUE(b.Connect().ok());
   const auto envelopes = Envelopes(520);  // a trains a dictionary; b does not
@@ -235,6 +260,134 @@ TEST_F(RedisStreamTest, ImportTakesEveryEnvelopeOfEveryRecorder) {
   EXPECT_EQ(scanned, 550u);
   store.reset();
   std::filesystem::remove_all(dir);
+}
+
+// A stream sharded three ways (what `--sink-shards 3` writes): a reader given the stream's name
+// finds the shards and returns every entry once, in capture time order across them; a writer
+// with another shard count is refused.
+TEST_F(RedisStreamTest, ShardedStreamIsReadWholeInEntryOrder) {
+  std::vector<std::unique_ptr<StreamWriter>> shards;
+  for (uint32_t i = 0; i < 3; ++i) {
+    StreamWriterOptions o{"rec-a", 0, {}, {}, 0};
+    if (i == 0) {
+      o.shards_key = ShardsKey("orders");
+      o.shard_count = 3;
+    }
+    shards.push_back(std::make_unique<StreamWriter>(Url(ShardStreamName("orders", i)), o));
+    ASSERT_TRUE(shards.back()->Connect().ok());
+  }
+  const auto envelopes = Envelopes(90);
+  for (size_t i = 0; i < envelopes.size(); ++i) {  // shard 0 gets 0, 3, 6, ...
+    ASSERT_TRUE(shards[i % 3]->Append(std::span(envelopes).subspan(i, 1)).ok());
+  }
+  for (uint32_t i = 0; i < 3; ++i) {
+    auto len = Command({"XLEN", ShardStreamName("orders", i)});
+    ASSERT_TRUE(len.ok());
+    EXPECT_EQ(len->integer, 30) << i;
+  }
+  auto count = ShardCount(Url("orders"));
+  ASSERT_TRUE(count.ok()) << count.status().ToString();
+  EXPECT_EQ(*count, 3u);
+  EXPECT_EQ(*ShardCount(Url("plain")), 0u);
+
+  auto reader = StreamReader::Open(Url("orders"));
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->shards(), 3u);
+  size_t n = 0;
+  for (;;) {
+    auto batch = (*reader)->Next(7);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (batch->empty()) break;
+    for (const StreamEnvelope& e : *batch) {
+      ASSERT_LT(n, envelopes.size());
+      // MakeEnvelope's arrival times grow with i.
+      EXPECT_EQ(e.envelope.SerializeAsString(), envelopes[n].SerializeAsString()) << n;
+      ++n;
+    }
+  }
+  EXPECT_EQ(n, envelopes.size());
+
+  StreamWriterOptions two{"rec-b", 0, {}, {}, 0};
+  two.shards_key = ShardsKey("orders");
+  two.shard_count = 2;
+  StreamWriter other(Url(ShardStreamName("orders", 0)), two);
+  Status st = other.Connect();
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("sharded 3 ways already"), std::string::npos) << st.ToString();
+
+  // A plain stream of the same name beside the shards: which one is meant is not clear.
+  ASSERT_TRUE(Command({"XADD", "orders", "*", "e", "x"}).ok());
+  auto both = StreamReader::Open(Url("orders"));
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.status().code(), Status::Code::kInvalidArgument) << both.status().ToString();
+}
+
+// A 3-master Redis Cluster (redis-cli --cluster create on loopback): clients given any node
+// talk to the master owning their stream's slot, follow a MOVED when the slot changes hands,
+// and refuse an untagged stream whose dictionaries would live on another node.
+TEST(RedisClusterTest, ClientsTalkToTheSlotOwnerAndFollowMoved) {
+  doppel::testing::RedisCluster cluster;
+  ASSERT_TRUE(cluster.Start()) << cluster.error();
+  const auto url = [&](size_t node, const std::string& stream) {
+    auto u = ParseRedisUrl(cluster.node(node).Url(stream));
+    EXPECT_TRUE(u.ok());
+    return *u;
+  };
+  // Streams tagged {0} .. {7}, each written through node 0: they land on all three masters.
+  std::set<std::string> owners;
+  for (int i = 0; i < 8; ++i) {
+    const std::string stream = ShardStreamName("c", static_cast<uint32_t>(i));
+    StreamWriter writer(url(0, stream), {"rec-a", 0, {}, {}, 0});
+    Status st = writer.Connect();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    const auto envelopes = std::vector<doppel::v1::Envelope>{MakeEnvelope(1, 1, 1)};
+    st = writer.Append(envelopes);
+    ASSERT_TRUE(st.ok()) << stream << ": " << st.ToString();
+    auto client = RedisClient::Connect(url(2, stream));
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    EXPECT_TRUE((*client)->cluster());
+    owners.insert((*client)->node());
+    auto len = (*client)->Command({"XLEN", stream});
+    ASSERT_TRUE(len.ok());
+    EXPECT_EQ(len->integer, 1) << stream;
+  }
+  EXPECT_EQ(owners.size(), 3u);
+
+  // Untagged: "checkout" and "checkout:dicts" hash to different slots.
+  StreamWriter untagged(url(1, "checkout"), {"rec-a", 0, {}, {}, 0});
+  Status st = untagged.Connect();
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("hash tag"), std::string::npos) << st.ToString();
+
+  // The (empty) slot of {moving} is given to another master, on every node: a client
+  // connected to the old owner is answered MOVED and follows.
+  auto client = RedisClient::Connect(url(0, "{moving}"));
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  const std::string old_owner = (*client)->node();
+  std::string new_owner, new_id;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    const std::string node = "127.0.0.1:" + std::to_string(cluster.node(i).port());
+    if (node == old_owner) continue;
+    new_owner = node;
+    // redis-cli, not RedisClient: a RedisClient talks to the owner of its key's slot.
+    doppel::testing::ChildProcess myid(
+        {"redis-cli", "-p", std::to_string(cluster.node(i).port()), "cluster", "myid"});
+    ASSERT_EQ(myid.Wait(10000), 0);
+    new_id = myid.all_stdout().substr(0, myid.all_stdout().find('\n'));
+    break;
+  }
+  ASSERT_FALSE(new_id.empty());
+  const std::string slot = std::to_string(KeySlot("{moving}"));
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    doppel::testing::ChildProcess set({"redis-cli", "-p", std::to_string(cluster.node(i).port()),
+                                       "cluster", "setslot", slot, "node", new_id});
+    ASSERT_EQ(set.Wait(10000), 0);
+    EXPECT_NE(set.all_stdout().find("OK"), std::string::npos) << set.all_stdout();
+  }
+  auto added = (*client)->Command({"XADD", "{moving}", "*", "f", "v"});
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  EXPECT_EQ(added->type, RedisReply::Type::kString) << DescribeReply(*added);
+  EXPECT_EQ((*client)->node(), new_owner);
 }
 
 }  // namespace
