@@ -1,12 +1,23 @@
 #include "stream/redis_client.h"
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 #include <cctype>
@@ -14,12 +25,15 @@
 #include <cstring>
 
 #include "base/enum_names.h"
+#include "net/http_client.h"
 #include "net/url.h"
 
 namespace doppel::stream {
 namespace {
 
 constexpr char kForm[] = "redis://[:PASSWORD@]HOST[:PORT]/STREAM";
+constexpr char kTlsForm[] =
+    "rediss://[:PASSWORD@]HOST[:PORT]/STREAM[?cacert=FILE&cert=FILE&key=FILE]";
 
 timeval ToTimeval(std::chrono::milliseconds ms) {
   timeval tv{};
@@ -88,7 +102,8 @@ class ScopedNoSigpipe {
 }  // namespace
 
 std::string RedisUrl::ToString() const {
-  return "redis://" + net::HostPort{host, port}.ToString() + "/" + stream;
+  return std::string(tls ? "rediss://" : "redis://") + net::HostPort{host, port}.ToString() + "/" +
+         stream;
 }
 
 std::string DefaultClientName() {
@@ -110,7 +125,7 @@ bool IsRedisUrl(std::string_view text) {
 Result<RedisUrl> ParseRedisUrl(std::string_view text) {
   const auto bad = [&](const std::string& why) {
     return Status::InvalidArgument("'" + std::string(text) + "' is not a Redis stream URL (" + why +
-                                   "); expected " + kForm);
+                                   "); expected " + kForm + " or " + kTlsForm);
   };
   if (!IsRedisUrl(text) || !net::HasSchemeAndAuthority(text)) return bad("no redis:// scheme");
   std::string escaped;  // a hash tag's braces, which a URL may not hold as they are
@@ -120,13 +135,29 @@ Result<RedisUrl> ParseRedisUrl(std::string_view text) {
   const boost::urls::url_view& u = *parsed;
   std::string scheme(u.scheme());
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme == "rediss") {
-    return Status::Unsupported("'" + std::string(text) +
-                               "': rediss:// (Redis over TLS) is not supported yet; use "
-                               "redis:// on a trusted network");
-  }
-  if (u.has_query() || u.has_fragment()) return bad("a query or fragment is not allowed");
   RedisUrl url;
+  url.tls = scheme == "rediss";
+  if (u.has_fragment()) return bad("a fragment is not allowed");
+  if (u.has_query() && !url.tls) {
+    return bad("a query is not allowed (rediss:// takes cacert, cert and key)");
+  }
+  for (const auto& param : u.params()) {
+    const std::string key(param.key), value(param.value);
+    if (!param.has_value || value.empty())
+      return bad("'" + key + "' needs a file: " + key + "=FILE");
+    if (key == "cacert") {
+      url.ca_file = value;
+    } else if (key == "cert") {
+      url.cert_file = value;
+    } else if (key == "key") {
+      url.key_file = value;
+    } else {
+      return bad("unknown parameter '" + key + "'; rediss:// takes cacert, cert and key");
+    }
+  }
+  if (url.cert_file.empty() != url.key_file.empty()) {
+    return bad("cert and key go together: give both");
+  }
   url.host = std::string(u.host_address());
   if (url.host.empty()) return bad("no host");
   if (u.has_port()) {
@@ -206,12 +237,105 @@ Status ExpectType(const RedisReply& reply, RedisReply::Type type, std::string_vi
                           std::string(kReplyTypeNames.Name(type)));
 }
 
+// One connection: a socket, TLS over it for rediss://, and the RESP reader of its replies.
 struct RedisClient::Context {
-  redisContext* c = nullptr;
+  int fd = -1;
+  SSL* ssl = nullptr;
+  redisReader* reader = nullptr;
   ~Context() {
-    if (c != nullptr) redisFree(c);
+    if (ssl != nullptr) SSL_free(ssl);
+    if (fd >= 0) ::close(fd);
+    if (reader != nullptr) redisReaderFree(reader);
   }
 };
+
+namespace {
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+// A blocking TCP connection to host:port within `timeout`, with `io_timeout` on every read
+// and write. Errors: Unavailable, with the reason.
+Result<int> ConnectTcp(const std::string& host, uint16_t port, std::chrono::milliseconds timeout,
+                       std::chrono::milliseconds io_timeout) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int gai = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+  if (gai != 0) return Status::Unavailable(std::string("cannot resolve: ") + gai_strerror(gai));
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
+  std::string why = "no address";
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      why = ErrnoText(errno);
+      continue;
+    }
+    int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+      if (rc == 0) {
+        ::close(fd);
+        why = "Connection timed out";
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (rc < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      rc = err == 0 ? 0 : -1;
+      errno = err;
+    }
+    if (rc != 0) {
+      why = ErrnoText(errno);
+      ::close(fd);
+      continue;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    const timeval tv = ToTimeval(io_timeout);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // A lost peer is also found by the I/O timeout.
+    ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    return fd;
+  }
+  return Status::Unavailable(why);
+}
+
+bool IsIpAddress(const std::string& host) {
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// The reason of the last OpenSSL failure, or of a verification that failed.
+std::string TlsFailure(SSL* ssl,
+                       const char* otherwise = "no answer within the I/O timeout, or closed") {
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    return std::string("the server's certificate was refused: ") +
+           X509_verify_cert_error_string(verify);
+  }
+  const unsigned long err = ERR_get_error();
+  if (err == 0) return otherwise;
+  char text[256];
+  ERR_error_string_n(err, text, sizeof text);
+  return text;
+}
+
+// "*N\r\n$LEN\r\nARG\r\n...": one command in RESP, appended to `out`.
+void AppendResp(const std::vector<std::string>& argv, std::string* out) {
+  *out += "*" + std::to_string(argv.size()) + "\r\n";
+  for (const std::string& a : argv) {
+    *out += "$" + std::to_string(a.size()) + "\r\n";
+    *out += a;
+    *out += "\r\n";
+  }
+}
+
+}  // namespace
 
 RedisClient::RedisClient(RedisUrl url, RedisClientOptions options)
     : url_(std::move(url)), options_(options), node_host_(url_.host), node_port_(url_.port) {}
@@ -246,30 +370,74 @@ Status RedisClient::OpenNode(const std::string& host, uint16_t port) {
   node_port_ = port;
   const std::string where = "redis " + node();
   auto ctx = std::make_unique<Context>();
-  ctx->c = redisConnectWithTimeout(host.c_str(), port, ToTimeval(options_.connect_timeout));
-  if (ctx->c == nullptr) return Status::ResourceExhausted(where + ": cannot allocate a context");
-  if (ctx->c->err != 0) {
-    return Status::Unavailable("cannot connect to " + where + ": " + ctx->c->errstr +
+  auto fd = ConnectTcp(host, port, options_.connect_timeout, options_.io_timeout);
+  if (!fd.ok()) {
+    return Status::Unavailable("cannot connect to " + where + ": " + fd.status().message() +
                                " (is redis-server running there?)");
   }
-  if (redisSetTimeout(ctx->c, ToTimeval(options_.io_timeout)) != REDIS_OK) {
-    return Status::Unavailable(where + ": cannot set the I/O timeout");
+  ctx->fd = *fd;
+  ctx->reader = redisReaderCreate();
+  if (ctx->reader == nullptr)
+    return Status::ResourceExhausted(where + ": cannot allocate a reader");
+  if (url_.tls) {
+    if (!tls_) {
+      net::TlsClientOptions o;
+      o.ca_file = url_.ca_file;
+      o.cert_file = url_.cert_file;
+      o.key_file = url_.key_file;
+      auto made = net::MakeClientTlsContext(o);
+      if (!made.ok()) return made.status().WithContext(url_.ToString());
+      tls_ = std::move(made.value());
+    }
+    ctx->ssl = SSL_new(tls_->native_handle());
+    if (ctx->ssl == nullptr) return Status::ResourceExhausted(where + ": cannot allocate TLS");
+    if (IsIpAddress(host)) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ctx->ssl), host.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ctx->ssl, host.c_str());
+      SSL_set1_host(ctx->ssl, host.c_str());
+    }
+    SSL_set_fd(ctx->ssl, ctx->fd);
+    ERR_clear_error();
+    ScopedNoSigpipe no_sigpipe;
+    if (SSL_connect(ctx->ssl) != 1) {
+      const std::string why =
+          TlsFailure(ctx->ssl, "the connection was closed during the handshake");
+      // A wrong certificate or CA is not a server that is down: --sink-optional does not
+      // start past it.
+      if (SSL_get_verify_result(ctx->ssl) != X509_V_OK) {
+        return Status::InvalidArgument("TLS to " + where + ": " + why +
+                                       " (give its CA as ?cacert=FILE)");
+      }
+      return Status::Unavailable("TLS to " + where + " failed: " + why +
+                                 " (is it a TLS port, tls-port? does it want a client "
+                                 "certificate, ?cert=FILE&key=FILE?)");
+    }
   }
-  (void)redisEnableKeepAlive(ctx->c);  // a lost peer is also found by the I/O timeout
   ctx_ = std::move(ctx);
   broken_ = false;
+  // The first answer: a TLS server that wants a client certificate closes the connection
+  // here (TLS 1.3 checks it after the handshake), and a plaintext client to a TLS port too.
+  const auto first = [&](std::vector<std::string> argv) -> Result<std::vector<RedisReply>> {
+    auto replies = Send({std::move(argv)});
+    if (replies.ok()) return replies;
+    return Status::Unavailable(
+        replies.status().message() +
+        (url_.tls ? "; over TLS: does the server want a client certificate (?cert=FILE&key=FILE)?"
+                  : "; is it a TLS port (rediss://)?"));
+  };
   if (!url_.password.empty()) {
     std::vector<std::string> auth = {"AUTH"};
     if (!url_.user.empty()) auth.push_back(url_.user);
     auth.push_back(url_.password);
-    DOPPEL_ASSIGN_OR_RETURN(auto replies, Send({std::move(auth)}));
+    DOPPEL_ASSIGN_OR_RETURN(auto replies, first(std::move(auth)));
     if (replies[0].is_error()) {
       broken_ = true;
       return Status::InvalidArgument(where + " refused the password (" + replies[0].str +
                                      "); check PASSWORD in redis://:PASSWORD@HOST:PORT/STREAM");
     }
   }
-  DOPPEL_ASSIGN_OR_RETURN(auto pong, Send({std::vector<std::string>{"PING"}}));
+  DOPPEL_ASSIGN_OR_RETURN(auto pong, first({"PING"}));
   if (pong[0].is_error()) {
     broken_ = true;
     if (pong[0].str.rfind("NOAUTH", 0) == 0) {
@@ -347,35 +515,52 @@ Result<std::vector<RedisReply>> RedisClient::Send(
     const std::vector<std::vector<std::string>>& commands) {
   const std::string where = "redis " + node();
   if (broken_ || !ctx_) return Status::Unavailable(where + ": not connected");
-  redisContext* c = ctx_->c;
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& cmd : commands) {
-    argv.clear();
-    lens.clear();
-    for (const auto& a : cmd) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
+  Context& c = *ctx_;
+  std::string out;
+  for (const auto& cmd : commands) AppendResp(cmd, &out);
+  const auto lost = [&](const std::string& why) -> Status {
+    broken_ = true;
+    return Status::Unavailable(where + ": connection lost (" + why + ")");
+  };
+  ScopedNoSigpipe no_sigpipe;
+  for (size_t done = 0; done < out.size();) {
+    const size_t n = std::min<size_t>(out.size() - done, 1 << 20);
+    const ssize_t w = c.ssl != nullptr ? SSL_write(c.ssl, out.data() + done, static_cast<int>(n))
+                                       : ::send(c.fd, out.data() + done, n, MSG_NOSIGNAL);
+    if (w <= 0) {
+      if (c.ssl == nullptr && w < 0 && errno == EINTR) continue;
+      return lost(c.ssl == nullptr && (errno == EAGAIN || errno == EWOULDBLOCK)
+                      ? "no progress writing within the I/O timeout"
+                  : c.ssl == nullptr ? ErrnoText(errno)
+                                     : TlsFailure(c.ssl));
     }
-    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-        REDIS_OK) {
-      broken_ = true;
-      return Status::ResourceExhausted(where + ": cannot buffer a command");
-    }
+    done += static_cast<size_t>(w);
   }
   std::vector<RedisReply> replies;
   replies.reserve(commands.size());
-  ScopedNoSigpipe no_sigpipe;
-  for (size_t i = 0; i < commands.size(); ++i) {
+  char buf[16 * 1024];
+  while (replies.size() < commands.size()) {
     void* raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-      broken_ = true;
-      return Status::Unavailable(where + ": connection lost (" +
-                                 (c->err != 0 ? std::string(c->errstr) : "no reply") + ")");
+    if (redisReaderGetReply(c.reader, &raw) != REDIS_OK) {
+      return lost(std::string("a reply that is not RESP: ") + c.reader->errstr);
     }
-    auto* r = static_cast<redisReply*>(raw);
-    replies.push_back(Copy(*r));
-    freeReplyObject(r);
+    if (raw != nullptr) {
+      auto* r = static_cast<redisReply*>(raw);
+      replies.push_back(Copy(*r));
+      freeReplyObject(r);
+      continue;
+    }
+    const ssize_t got =
+        c.ssl != nullptr ? SSL_read(c.ssl, buf, sizeof buf) : ::recv(c.fd, buf, sizeof buf, 0);
+    if (got == 0) return lost("closed by the server");
+    if (got < 0) {
+      if (c.ssl == nullptr && errno == EINTR) continue;
+      return lost(c.ssl == nullptr && (errno == EAGAIN || errno == EWOULDBLOCK)
+                      ? "no reply within the I/O timeout"
+                  : c.ssl == nullptr ? ErrnoText(errno)
+                                     : TlsFailure(c.ssl));
+    }
+    redisReaderFeed(c.reader, buf, static_cast<size_t>(got));
   }
   return replies;
 }

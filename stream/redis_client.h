@@ -1,8 +1,9 @@
-// A small synchronous Redis client (hiredis underneath) for the stream sink and import:
-// `redis://` URLs, connect with a timeout, AUTH, commands one at a time or pipelined, and
-// replies copied into RedisReply so no hiredis type leaks out. Every reply is the caller's to
-// check against what it expects (the Expect* helpers): an unexpected reply is an error Status,
-// never a crash.
+// A small synchronous Redis client for the stream sink and import: `redis://` and `rediss://`
+// (TLS, OpenSSL) URLs, connect with a timeout, AUTH, commands one at a time or pipelined, and
+// replies read with hiredis's RESP reader and copied into RedisReply so no hiredis type leaks
+// out. (Debian's hiredis 0.14 has no TLS: the client keeps its own socket.) Every reply is the
+// caller's to check against what it expects (the Expect* helpers): an unexpected reply is an error
+// Status, never a crash.
 #pragma once
 
 #include <chrono>
@@ -14,16 +15,26 @@
 
 #include "base/status.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace doppel::stream {
 
-// redis://[[USER]:PASSWORD@]HOST[:PORT]/STREAM
+// redis://[[USER]:PASSWORD@]HOST[:PORT]/STREAM, or
+// rediss://[[USER]:PASSWORD@]HOST[:PORT]/STREAM[?cacert=FILE&cert=FILE&key=FILE]
 struct RedisUrl {
   std::string host;
   uint16_t port = 6379;
   std::string user;      // "" = the default user (AUTH PASSWORD)
   std::string password;  // "" = no AUTH
   std::string stream;    // the stream's key, percent-decoded
-  // "redis://HOST:PORT/STREAM", the password left out: for messages and logs.
+  // rediss://: TLS 1.2+, the server's certificate verified (against `ca_file`, else the
+  // system's CAs) and its name or IP address checked against HOST; cert_file and key_file
+  // (both or neither) are the client certificate a server with tls-auth-clients asks for.
+  bool tls = false;
+  std::string ca_file, cert_file, key_file;
+  // "redis://HOST:PORT/STREAM" (rediss://), the password and files left out: for messages.
   std::string ToString() const;
 };
 
@@ -34,9 +45,9 @@ std::string DefaultClientName();
 // True when `text` names a Redis URL (redis:// or rediss://), whatever else is wrong with it.
 bool IsRedisUrl(std::string_view text);
 
-// Parses a Redis URL; errors say what is wrong and show the expected form. rediss:// (TLS)
-// is refused as not supported yet. Braces may be written as they are (redis://h/{checkout}):
-// they are taken as %7B and %7D, so a hash tag needs no percent-encoding.
+// Parses a Redis URL; errors say what is wrong and show the expected forms. Braces may be written
+// as they are (redis://h/{checkout}): they are taken as %7B and %7D, so a hash tag needs no
+// percent-encoding.
 Result<RedisUrl> ParseRedisUrl(std::string_view text);
 
 // One reply, owned. Errors from Redis ("-ERR ...") are replies of type kError: a command
@@ -109,6 +120,7 @@ class RedisClient {
 
   RedisUrl url_;
   RedisClientOptions options_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // rediss://, made at the first Open
   std::unique_ptr<Context> ctx_;
   std::string node_host_;  // the node connected to
   uint16_t node_port_ = 0;

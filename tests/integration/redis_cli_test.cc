@@ -17,6 +17,7 @@
 #include "stream/redis_client.h"
 #include "tests/integration/hardening_util.h"
 #include "tests/integration/redis_server.h"
+#include "tests/integration/test_pki.h"
 
 namespace doppel::testing {
 namespace {
@@ -222,6 +223,44 @@ TEST_F(RedisCliTest, WrongPasswordAndBadUrlsAreUsageErrors) {
   EXPECT_NE(err.find("without braces"), std::string::npos) << err;
   EXPECT_EQ(Record({"--sink", redis_.Url("t"), "--sink-shards", "5000"}, &err), 2);
   EXPECT_NE(err.find("at most 1024"), std::string::npos) << err;
+}
+
+// rediss://: a recorder writes over TLS (client certificate required by the server), the
+// stream imports over TLS; a CA that does not vouch for the server is an error at start, also
+// with --sink-optional, and says which certificate was refused.
+TEST_F(RedisCliTest, RecordsAndImportsOverTls) {
+  TestPki pki(dir_);
+  const auto server = pki.Issue("redis", "/CN=redis.test");
+  const auto client = pki.Issue("client", "/CN=recorder");
+  ASSERT_TRUE(pki.error().empty()) << pki.error();
+  RedisServer tls;
+  tls.UseTls(server.cert, server.key, pki.ca(), /*require_client_cert=*/true);
+  ASSERT_TRUE(tls.Start()) << tls.error();
+  const std::string url =
+      tls.Url("secure") + "?cacert=" + pki.ca() + "&cert=" + client.cert + "&key=" + client.key;
+  RecordProcess rec(dir_ + "/s", upstream_.url(), {"--sink", url});
+  ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
+  {
+    TestClient c(rec.port());
+    for (int i = 0; i < 15; ++i) ASSERT_EQ(Get(c, "/t/" + std::to_string(i)), 200u);
+  }
+  rec.child().Signal(SIGTERM);
+  ASSERT_EQ(rec.child().Wait(), 0) << rec.child().all_stderr();
+  EXPECT_NE(rec.child().all_stdout().find("sink rediss://127.0.0.1:" + std::to_string(tls.port()) +
+                                          "/secure: stored 15, dropped 0"),
+            std::string::npos)
+      << rec.child().all_stdout();
+  std::string out, err;
+  ASSERT_EQ(Doppel(dir_ + "/c", {"import", url, "--as", "secure"}, &out, &err), 0) << err;
+  EXPECT_NE(out.find("imported 15 envelopes as session 'secure'"), std::string::npos) << out;
+
+  std::filesystem::create_directories(dir_ + "/other-ca-dir");
+  TestPki stranger(dir_ + "/other-ca-dir", "another CA");
+  ASSERT_TRUE(stranger.error().empty()) << stranger.error();
+  const std::string wrong_ca = tls.Url("secure") + "?cacert=" + stranger.ca() +
+                               "&cert=" + client.cert + "&key=" + client.key;
+  EXPECT_EQ(Record({"--sink", wrong_ca, "--sink-optional"}, &err), 2);
+  EXPECT_NE(err.find("certificate was refused"), std::string::npos) << err;
 }
 
 // --sink-shards 6 into a 3-master Redis Cluster (redis-cli --cluster create on loopback),

@@ -39,11 +39,32 @@ RedisServer::~RedisServer() {
   std::filesystem::remove_all(dir_, ec);
 }
 
+void RedisServer::UseTls(std::string cert, std::string key, std::string ca,
+                         bool require_client_cert) {
+  tls_args_ = {"--tls-cert-file",    std::move(cert),
+               "--tls-key-file",     std::move(key),
+               "--tls-ca-cert-file", std::move(ca),
+               "--tls-auth-clients", require_client_cert ? "yes" : "optional"};
+}
+
 bool RedisServer::Start() {
-  std::vector<std::string> args = {
-      "redis-server", "--port",    std::to_string(port_), "--bind", "127.0.0.1",
-      "--save",       "",          "--appendonly",        "no",     "--dir",
-      dir_,           "--logfile", dir_ + "/redis.log"};
+  std::vector<std::string> args = {"redis-server",
+                                   "--port",
+                                   tls_args_.empty() ? std::to_string(port_) : "0",
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--dir",
+                                   dir_,
+                                   "--logfile",
+                                   dir_ + "/redis.log"};
+  if (!tls_args_.empty()) {
+    args.insert(args.end(), {"--tls-port", std::to_string(port_)});
+    args.insert(args.end(), tls_args_.begin(), tls_args_.end());
+  }
   if (!password_.empty()) {
     args.push_back("--requirepass");
     args.push_back(password_);
@@ -77,8 +98,9 @@ void RedisServer::Stop() {
 }
 
 std::string RedisServer::Url(const std::string& stream) const {
-  return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") +
-         "127.0.0.1:" + std::to_string(port_) + "/" + stream;
+  return (tls_args_.empty() ? "redis://" : "rediss://") +
+         (password_.empty() ? "" : ":" + password_ + "@") + "127.0.0.1:" + std::to_string(port_) +
+         "/" + stream;
 }
 
 RedisCluster::RedisCluster() {

@@ -18,6 +18,10 @@ class RedisServer {
   explicit RedisServer(std::string password = "", bool cluster = false);
   ~RedisServer();
 
+  // TLS only (before Start): the port is a tls-port with this PEM certificate and key;
+  // client certificates signed by `ca` are asked for, and required when `require_client_cert`.
+  void UseTls(std::string cert, std::string key, std::string ca, bool require_client_cert);
+
   // Starts redis-server (again on the same port after Stop) and waits until it accepts
   // connections. False (with the reason in error()) when it did not within 20 s.
   bool Start();
@@ -33,6 +37,7 @@ class RedisServer {
   std::string password_, dir_, error_;
   unsigned port_ = 0;
   unsigned bus_port_ = 0;  // cluster mode only
+  std::vector<std::string> tls_args_;
   std::unique_ptr<ChildProcess> process_;
 };
 

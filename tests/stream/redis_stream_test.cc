@@ -12,6 +12,7 @@
 #include "stream/stream_import.h"
 #include "tests/base/temp_dir.h"
 #include "tests/integration/redis_server.h"
+#include "tests/integration/test_pki.h"
 #include "tests/storage/test_envelopes.h"
 
 namespace doppel::stream {
@@ -59,12 +60,33 @@ TEST(RedisUrlTest, RefusesBadUrlsWithTheExpectedForm) {
               std::string::npos)
         << u.status().message();
   }
-  auto tls = ParseRedisUrl("rediss://h:6380/s");
-  ASSERT_FALSE(tls.ok());
-  EXPECT_EQ(tls.status().code(), Status::Code::kUnsupported);
-  EXPECT_NE(tls.status().message().find("not supported yet"), std::string::npos);
+  for (const char* text : {"rediss://h/s?cacert", "rediss://h/s?ca=x.pem",
+                           "rediss://h/s?cert=c.pem", "redis://h/s?cacert=ca.pem"}) {
+    auto u = ParseRedisUrl(text);
+    ASSERT_FALSE(u.ok()) << text;
+    EXPECT_EQ(u.status().code(), Status::Code::kInvalidArgument) << text;
+    EXPECT_NE(u.status().message().find("rediss://[:PASSWORD@]HOST[:PORT]/STREAM[?cacert=FILE"),
+              std::string::npos)
+        << u.status().message();
+  }
   EXPECT_TRUE(IsRedisUrl("Redis://x"));
   EXPECT_FALSE(IsRedisUrl("session.har"));
+}
+
+TEST(RedisUrlTest, RedissTakesItsFiles) {
+  auto u = ParseRedisUrl(
+      "rediss://:pw@cache.internal:6380/s?cacert=/etc/ca%20x.pem&cert=c.pem&key=k.pem");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->port, 6380);
+  EXPECT_EQ(u->ca_file, "/etc/ca x.pem");
+  EXPECT_EQ(u->cert_file, "c.pem");
+  EXPECT_EQ(u->key_file, "k.pem");
+  EXPECT_EQ(u->ToString(), "rediss://cache.internal:6380/s") << "no files or password in messages";
+  u = ParseRedisUrl("rediss://h/s");
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->tls);
+  EXPECT_TRUE(u->ca_file.empty()) << "the system's CAs";
 }
 
 TEST(RedisUrlTest, TakesHashTagBracesAsTheyAre) {
@@ -388,6 +410,60 @@ TEST(RedisClusterTest, ClientsTalkToTheSlotOwnerAndFollowMoved) {
   ASSERT_TRUE(added.ok()) << added.status().ToString();
   EXPECT_EQ(added->type, RedisReply::Type::kString) << DescribeReply(*added);
   EXPECT_EQ((*client)->node(), new_owner);
+}
+
+// rediss:// against redis-server's tls-port, with client certificates required: envelopes
+// written and read back; the server's certificate is verified (a client without the CA is
+// refused, saying so), and a client without a certificate or speaking plaintext gets no
+// further than the first command.
+TEST(RedisTlsTest, RedissVerifiesTheServerAndCarriesTheStream) {
+  const std::string dir = doppel::testing::MakeTempDir("redis-tls");
+  doppel::testing::TestPki pki(dir);
+  const auto server = pki.Issue("redis", "/CN=redis.test");
+  const auto client = pki.Issue("client", "/CN=recorder");
+  ASSERT_TRUE(pki.error().empty()) << pki.error();
+  RedisServer redis;
+  redis.UseTls(server.cert, server.key, pki.ca(), /*require_client_cert=*/true);
+  ASSERT_TRUE(redis.Start()) << redis.error();
+  const std::string base = redis.Url("tls");
+  ASSERT_EQ(base.rfind("rediss://", 0), 0u);
+  auto url =
+      ParseRedisUrl(base + "?cacert=" + pki.ca() + "&cert=" + client.cert + "&key=" + client.key);
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+
+  StreamWriter writer(*url, {"rec-a", 0, {}, {}, 0});
+  Status st = writer.Connect();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  std::vector<doppel::v1::Envelope> envelopes;
+  for (int i = 0; i < 10; ++i) envelopes.push_back(MakeEnvelope(1000 + i, i, i));
+  ASSERT_TRUE(writer.Append(envelopes).ok());
+  auto reader = StreamReader::Open(*url);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  auto batch = (*reader)->Next();
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_EQ(batch->size(), 10u);
+  EXPECT_EQ((*batch)[9].envelope.SerializeAsString(), envelopes[9].SerializeAsString());
+
+  // Without the CA: the system's CAs do not know the test CA.
+  auto no_ca = ParseRedisUrl(base + "?cert=" + client.cert + "&key=" + client.key);
+  ASSERT_TRUE(no_ca.ok());
+  auto refused = RedisClient::Connect(*no_ca);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("certificate was refused"), std::string::npos)
+      << refused.status().ToString();
+  // Without a client certificate, and in plaintext: no PING answered.
+  auto no_cert = ParseRedisUrl(base + "?cacert=" + pki.ca());
+  ASSERT_TRUE(no_cert.ok());
+  EXPECT_FALSE(RedisClient::Connect(*no_cert).ok());
+  auto plain = ParseRedisUrl("redis://127.0.0.1:" + std::to_string(redis.port()) + "/tls");
+  ASSERT_TRUE(plain.ok());
+  RedisClientOptions quick;
+  quick.io_timeout = std::chrono::milliseconds(1000);
+  auto plaintext = RedisClient::Connect(*plain, quick);
+  ASSERT_FALSE(plaintext.ok());
+  EXPECT_EQ(plaintext.status().code(), Status::Code::kUnavailable) << plaintext.status().ToString();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
