@@ -31,6 +31,7 @@ void RequestReader::Start() {
   obs_fold_ = false;
   wants_continue_ = false;
   last_chunk_short_ = false;
+  chunk_data_read_ = false;
   refusal_ = {};
 }
 
@@ -163,11 +164,16 @@ RequestReader::Event RequestReader::OnHead(beast::error_code ec, std::string_vie
 
 namespace {
 
-// Whether `left` (bytes Beast did not consume) starts with a whole last-chunk line, after the
-// CRLF that ends the previous chunk's data: "0" (or "00"...), an extension maybe, then CRLF.
-// (A chunk size with another digit in it, "05", is not the last chunk.)
-bool IsLastChunkLine(std::string_view left) {
-  if (left.starts_with("\r\n")) left.remove_prefix(2);
+// Whether `left` (bytes Beast did not consume) starts with a whole last-chunk line: "0" (or
+// "00"...), an extension maybe, then CRLF; after a chunk's data (`after_data`), first the CRLF
+// that ends that data, which Beast reads as the start of the next chunk's line. (A chunk size
+// with another digit in it, "05", is not the last chunk; without that CRLF, "hel\r\n0\r\n"
+// for a 5-byte chunk, it is a bad chunk, which Beast must see.)
+bool IsLastChunkLine(std::string_view left, bool after_data) {
+  if (after_data) {
+    if (!left.starts_with("\r\n")) return false;
+    left.remove_prefix(2);
+  }
   size_t zeros = 0;
   while (zeros < left.size() && left[zeros] == '0') ++zeros;
   if (zeros == 0 ||
@@ -197,9 +203,11 @@ RequestReader::Event RequestReader::ParseBody(std::string_view bytes, size_t* co
     beast::error_code ec;
     const size_t used = parser_->put(asio::buffer(data.data(), data.size()), ec);
     pos += used;
+    // Body bytes came out of this put (TakeBody empties the body between calls).
+    chunk_data_read_ = chunk_data_read_ || !parser_->get().body().empty();
     if (ec == http::error::need_more) {
       const std::string_view left = data.substr(used);
-      last_chunk_short_ = left.size() < 5 && IsLastChunkLine(left);
+      last_chunk_short_ = left.size() < 5 && IsLastChunkLine(left, chunk_data_read_);
       return Event::kNeedMore;
     }
     if (ec == http::error::body_limit) return RefuseBodyTooLarge();

@@ -177,6 +177,7 @@ class RequestReader {
   bool wants_continue_ = false;
   // Beast stopped on the last chunk's line with fewer than 5 bytes buffered (ParseBody).
   bool last_chunk_short_ = false;
+  bool chunk_data_read_ = false;  // a chunk's data was read: a CRLF ends it
   // A chunked request's header fields when its head was read (Beast adds the trailer fields
   // to them): their addresses, stable in Beast's field list.
   std::vector<const void*> head_fields_;

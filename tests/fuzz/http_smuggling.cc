@@ -275,6 +275,18 @@ void Compare(const std::vector<ReadRequest>& doppel, const HpResult& hp, std::st
                                      http_errno_name(hp.error) + ": " + where);
       return;  // http-parser read no further
     }
+    // The "chunked<HTAB>" divergence of kAllowed (RFC 9110 5.5), on an upgrade request:
+    // http-parser 2.9.4 does not see the body as chunked, so the request has no body to it,
+    // and with Connection: upgrade it ends the message at the head and takes what follows as
+    // the new protocol's, where it would otherwise refuse the Transfer-Encoding. The proxy
+    // reads (and forwards) the chunked body, re-chunked.
+    if (hp.upgrade && i + 1 == hp.messages.size() && hp.messages[i].body.empty() &&
+        doppel[i].chunked &&
+        doppel::recorder::IsChunkedAlone(req.count(boost::beast::http::field::transfer_encoding),
+                                         req[boost::beast::http::field::transfer_encoding]) &&
+        doppel::fuzz::TransferEncodingHasTab(bytes.substr(0, doppel[i].end))) {
+      return;
+    }
     FUZZ_CHECK(hp.messages[i].body == req.body(),
                "body differs: proxy " + std::to_string(req.body().size()) + " bytes, http-parser " +
                    std::to_string(hp.messages[i].body.size()) + ": " + where);

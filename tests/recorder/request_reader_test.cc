@@ -246,10 +246,13 @@ TEST(RequestReaderTest, TheLastChunkInAnyPiecesEndsTheRequest) {
 // CI's fuzzing pass (http_framing): a chunk whose data ended in "0\r" and then had no CRLF
 // after it was refused when it came at once but waited on in pieces of 4, because the guard
 // above took the consumed data "0\r\n" for a last-chunk line. A bad chunk is refused however
-// it arrives.
+// it arrives. The 10M-run campaign of 2026-12-07 found the same guard waiting on a last-chunk
+// line where the CRLF after a chunk's data belongs ("5\r\nhel\r\n0\r\n;", in pieces of 1):
+// after data, only "\r\n0...\r\n" is a last-chunk line.
 TEST(RequestReaderTest, ABadChunkIsRefusedInAnyPieces) {
   const std::string head = "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
-  for (const std::string body : {"5\r\na\r\n0\r\nz\r\n", "1\r\n0\r\n\r\n", "3\r\n0\r\nxy\r\n"}) {
+  for (const std::string body : {"5\r\na\r\n0\r\nz\r\n", "1\r\n0\r\n\r\n", "3\r\n0\r\nxy\r\n",
+                                 "5\r\nhel\r\n0\r\n;", "5\r\nhel\r\n0\r\n\r\n"}) {
     const std::string bytes = head + body;
     const Outcome whole = Read(bytes);
     EXPECT_NE(whole.end.find("400"), std::string::npos) << body << ": " << whole.end;
