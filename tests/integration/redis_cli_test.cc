@@ -67,6 +67,40 @@ class RedisCliTest : public ::testing::Test {
     return Doppel(dir_ + "/s", std::move(flags), &out, err);
   }
 
+  // GET /u/N with X-User: USER through `client`: 200 expected.
+  static void SendAs(TestClient& client, const std::string& user, int n) {
+    net::HttpRequest r{http::verb::get, "/u/" + std::to_string(n), 11};
+    r.set(http::field::host, "shop.test");
+    r.set("X-User", user);
+    ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u);
+  }
+
+  // The X-User of every entry of each shard of the sharded `stream`, read through `node`, by
+  // shard. A shard that cannot be read (nothing was written to it, or its master is stopped)
+  // is left out.
+  static std::map<int, std::vector<std::string>> UsersByShard(RedisServer& node,
+                                                              const std::string& stream,
+                                                              int shards) {
+    std::map<int, std::vector<std::string>> out;
+    for (int shard = 0; shard < shards; ++shard) {
+      auto url = stream::ParseRedisUrl(
+          node.Url(stream::ShardStreamName(stream, static_cast<uint32_t>(shard))));
+      EXPECT_TRUE(url.ok());
+      auto reader = stream::StreamReader::Open(*url);
+      if (!reader.ok()) continue;
+      for (;;) {
+        auto batch = (*reader)->Next();
+        EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+        if (!batch.ok() || batch->empty()) break;
+        for (const stream::StreamEnvelope& e : *batch) {
+          const std::string* user = net::FindHeader(e.envelope.request().headers(), "X-User");
+          out[shard].push_back(user != nullptr ? *user : "");
+        }
+      }
+    }
+    return out;
+  }
+
   std::string dir_;
   RedisServer redis_;
   TestUpstream upstream_;
@@ -277,12 +311,7 @@ TEST_F(RedisCliTest, ShardedSessionSpreadsOverAClusterAndReplays) {
   ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
   {
     TestClient client(rec.port());
-    for (int i = 0; i < 60; ++i) {
-      net::HttpRequest r{http::verb::get, "/cart/" + std::to_string(i), 11};
-      r.set(http::field::host, "shop.test");
-      r.set("X-User", "user-" + std::to_string(i % 12));
-      ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u);
-    }
+    for (int i = 0; i < 60; ++i) SendAs(client, "user-" + std::to_string(i % 12), i);
   }
   rec.child().Signal(SIGTERM);
   ASSERT_EQ(rec.child().Wait(), 0) << rec.child().all_stderr();
@@ -298,24 +327,11 @@ TEST_F(RedisCliTest, ShardedSessionSpreadsOverAClusterAndReplays) {
   }
   std::map<std::string, int> shard_of_user;
   int entries = 0;
-  for (int shard = 0; shard < 6; ++shard) {
-    auto shard_url = stream::ParseRedisUrl(
-        cluster.node(1).Url(stream::ShardStreamName("checkout", static_cast<uint32_t>(shard))));
-    ASSERT_TRUE(shard_url.ok());
-    auto reader = stream::StreamReader::Open(*shard_url);
-    if (!reader.ok() && reader.status().code() == Status::Code::kNotFound) continue;  // no user
-    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-    for (;;) {
-      auto batch = (*reader)->Next();
-      ASSERT_TRUE(batch.ok()) << batch.status().ToString();
-      if (batch->empty()) break;
-      for (const stream::StreamEnvelope& e : *batch) {
-        ++entries;
-        const std::string* user = net::FindHeader(e.envelope.request().headers(), "X-User");
-        ASSERT_NE(user, nullptr);
-        const auto [it, inserted] = shard_of_user.emplace(*user, shard);
-        EXPECT_EQ(it->second, shard) << *user << " is on two shards";
-      }
+  for (const auto& [shard, users] : UsersByShard(cluster.node(1), "checkout", 6)) {
+    for (const std::string& user : users) {
+      ++entries;
+      const auto [it, inserted] = shard_of_user.emplace(user, shard);
+      EXPECT_EQ(it->second, shard) << user << " is on two shards";
     }
   }
   EXPECT_EQ(entries, 60);
@@ -356,12 +372,7 @@ TEST_F(RedisCliTest, AShardWhoseMasterStopsDropsAloneWhileTheOthersStore) {
   ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
   TestClient client(rec.port());
   const auto send_all_users = [&] {
-    for (int u = 0; u < 12; ++u) {
-      net::HttpRequest r{http::verb::get, "/u/" + std::to_string(u), 11};
-      r.set(http::field::host, "shop.test");
-      r.set("X-User", "user-" + std::to_string(u));
-      ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u);
-    }
+    for (int u = 0; u < 12; ++u) SendAs(client, "user-" + std::to_string(u), u);
   };
   send_all_users();
   // Wait until all 12 are in Redis, then stop the master holding neither node 0's nor the
@@ -372,17 +383,8 @@ TEST_F(RedisCliTest, AShardWhoseMasterStopsDropsAloneWhileTheOthersStore) {
   ASSERT_EQ(rec.StatusStored(), 12);
   cluster.node(2).Stop();
   std::set<std::string> alive_users;
-  for (int shard = 0; shard < 6; ++shard) {
-    auto shard_url = stream::ParseRedisUrl(
-        cluster.node(0).Url(stream::ShardStreamName("live", static_cast<uint32_t>(shard))));
-    ASSERT_TRUE(shard_url.ok());
-    auto reader = stream::StreamReader::Open(*shard_url);
-    if (!reader.ok()) continue;  // no user there, or its master is the stopped one
-    auto batch = (*reader)->Next();
-    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
-    for (const stream::StreamEnvelope& e : *batch) {
-      alive_users.insert(*net::FindHeader(e.envelope.request().headers(), "X-User"));
-    }
+  for (const auto& [shard, users] : UsersByShard(cluster.node(0), "live", 6)) {
+    alive_users.insert(users.begin(), users.end());
   }
   ASSERT_GT(alive_users.size(), 0u);
   ASSERT_LT(alive_users.size(), 12u) << "node 2 held no user's shard: nothing to test";
