@@ -3,7 +3,7 @@
 # libFuzzer targets in build-asan/ (clang, ASan + UBSan: the build tools/test.sh --sanitize
 # and --fuzz use) and runs each target (J at a time) until it has run N inputs or SECONDS have
 # passed, whichever comes first. A crash does not stop the other targets; its input is in
-# build-asan/fuzz-bench/<target>/artifacts/.
+# build-asan/fuzz-bench/<run>/<target>/artifacts/ (a directory per run, named by its start).
 #
 #   bench/fuzz.sh [SECONDS] [--runs N] [--jobs J] [--corpus DIR] [--merge] [--write-doc] [TARGET...]
 #
@@ -72,8 +72,10 @@ if [ ${#targets[@]} -eq 0 ]; then
   done
 fi
 
-out=build-asan/fuzz-bench
-rm -rf "$out"
+# A directory per run: runs side by side (other targets on the other core) keep their own
+# logs, artifacts and table.
+out=build-asan/fuzz-bench/$(date -u +%Y%m%dT%H%M%SZ)-$$
+mkdir -p "$out"
 failed=0
 started=$(date -u +%Y-%m-%dT%H:%MZ)
 for t in "${targets[@]}"; do
