@@ -14,6 +14,17 @@
 namespace doppel::report {
 namespace {
 
+// The bucket an endpoint is counted in: its own name while fewer than `max` named endpoints
+// exist, else kOtherEndpoints, which is not one of them (so a merged state that lists
+// "(other endpoints)" before named ones folds the same endpoints as the run that wrote it).
+template <typename Map>
+std::string BucketName(const Map& endpoints, std::string_view name, size_t max) {
+  const std::string other(kOtherEndpoints);
+  if (name == kOtherEndpoints) return other;
+  const size_t named = endpoints.size() - endpoints.count(other);
+  return named < max ? SanitizeUtf8(name) : other;
+}
+
 // The diffs of one comparison grouped by field (FieldOf): one entry per field.
 struct FieldGroup {
   const diff::FieldDiff* first = nullptr;  // the first concrete diff, for an exemplar
@@ -340,10 +351,9 @@ Status RunAggregator::Add(const Observation& obs) {
   State::Target& target = state_->targets[obs.target];
   auto it = target.endpoints.find(obs.endpoint);
   if (it == target.endpoints.end()) {
-    std::string name = target.endpoints.size() < options_.max_endpoints
-                           ? SanitizeUtf8(obs.endpoint)
-                           : std::string(kOtherEndpoints);
-    it = target.endpoints.try_emplace(std::move(name)).first;
+    it = target.endpoints
+             .try_emplace(BucketName(target.endpoints, obs.endpoint, options_.max_endpoints))
+             .first;
   }
   State::Endpoint& ep = it->second;
   ++ep.requests;
@@ -732,10 +742,9 @@ Status RunAggregator::MergeState(const v1::AggregatorState& in) {
     for (const v1::EndpointState& e : ts.endpoints()) {
       auto it = target.endpoints.find(e.name());
       if (it == target.endpoints.end()) {
-        std::string name = target.endpoints.size() < options_.max_endpoints
-                               ? SanitizeUtf8(e.name())
-                               : std::string(kOtherEndpoints);
-        it = target.endpoints.try_emplace(std::move(name)).first;
+        it = target.endpoints
+                 .try_emplace(BucketName(target.endpoints, e.name(), options_.max_endpoints))
+                 .first;
       }
       State::Endpoint& ep = it->second;
       ep.requests += e.requests();
