@@ -23,7 +23,10 @@ class ShardWriter {
       : options_(options), writer_(url, std::move(writer)), backoff_(options.min_backoff) {}
 
   Status Connect() { return writer_.Connect(); }
-  Status Append(std::span<const doppel::v1::Envelope> batch) { return writer_.Append(batch); }
+  template <typename Batch>
+  Status Append(const Batch& batch) {
+    return writer_.Append(batch);
+  }
 
   Status Recover() {
     if (writer_.connected()) return Status::Ok();  // Redis refused a command: try again
@@ -87,13 +90,13 @@ class RedisSink : public CaptureSink {
     if (shards_.size() == 1) return shards_[0]->Append(batch);
     for (auto& p : parts_) p.clear();
     for (const auto& e : batch) {
-      parts_[ShardOf(e, keys_, static_cast<uint32_t>(shards_.size()))].push_back(e);
+      parts_[ShardOf(e, keys_, static_cast<uint32_t>(shards_.size()))].push_back(&e);
     }
     Status first;
     for (size_t i = 0; i < shards_.size(); ++i) {
       if (parts_[i].empty()) continue;
       Status st = shards_[i]->Recover();  // a shard that failed before: reconnect first
-      if (st.ok()) st = shards_[i]->Append(parts_[i]);
+      if (st.ok()) st = shards_[i]->Append(std::span<const doppel::v1::Envelope* const>(parts_[i]));
       if (st.ok()) {
         stored_of_failed_ += parts_[i].size();
       } else if (first.ok()) {
@@ -116,7 +119,7 @@ class RedisSink : public CaptureSink {
   RedisSinkOptions options_;
   Sampler keys_;
   std::vector<std::unique_ptr<ShardWriter>> shards_;
-  std::vector<std::vector<doppel::v1::Envelope>> parts_;
+  std::vector<std::vector<const doppel::v1::Envelope*>> parts_;  // into the batch: no copies
   size_t stored_of_failed_ = 0;
 };
 

@@ -90,13 +90,20 @@ Status StreamWriter::Connect() {
 bool StreamWriter::connected() const { return client_ && !client_->broken(); }
 
 Status StreamWriter::Append(std::span<const doppel::v1::Envelope> batch) {
+  std::vector<const doppel::v1::Envelope*> all;
+  all.reserve(batch.size());
+  for (const auto& e : batch) all.push_back(&e);
+  return Append(std::span<const doppel::v1::Envelope* const>(all));
+}
+
+Status StreamWriter::Append(std::span<const doppel::v1::Envelope* const> batch) {
   if (!connected()) {
     return Status::Unavailable("redis " + url_.ToString() + ": not connected");
   }
   commands_.clear();
-  for (const auto& e : batch) {
+  for (const doppel::v1::Envelope* e : batch) {
     serialized_.clear();
-    e.AppendToString(&serialized_);
+    e->AppendToString(&serialized_);
     if (!dict_trained_) {
       samples_.push_back(serialized_);
       sample_bytes_ += serialized_.size();

@@ -74,6 +74,8 @@ class StreamWriter {
   // XADDs one entry per envelope in one pipeline. Unavailable when not connected or the
   // connection was lost (Connect() again); Internal when Redis refused an entry.
   Status Append(std::span<const doppel::v1::Envelope> batch);
+  // The same for envelopes that do not lie together (a sharded sink's part of a batch).
+  Status Append(std::span<const doppel::v1::Envelope* const> batch);
 
   const RedisUrl& url() const { return url_; }
 
