@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -101,33 +102,23 @@ Status CheckGroupName(const std::string& group) {
   return Status::Ok();
 }
 
-// TYPE of the stream's key: NotFound when there is none, InvalidArgument when it is not a
-// stream, or names a sharded one, or when, on a Redis Cluster, the group's keys would not
-// live beside the stream.
-Status CheckStream(stream::RedisClient& client, const stream::RedisUrl& url,
-                   const std::string& group) {
-  DOPPEL_ASSIGN_OR_RETURN(RedisReply type, client.Command({"TYPE", url.stream}));
+// The group's checks of one stream it reads (a client's url().stream): a stream, or, for a
+// shard, no key yet (*exists false); on a Redis Cluster, the group's keys beside it in its slot.
+Status CheckStream(stream::RedisClient& client, const std::string& group, bool shard,
+                   bool* exists) {
+  const std::string& key = client.url().stream;
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply type, client.Command({"TYPE", key}));
   DOPPEL_RETURN_IF_ERROR(stream::ExpectType(type, RedisReply::Type::kStatus, "TYPE"));
-  if (type.str == "none") {
-    DOPPEL_ASSIGN_OR_RETURN(const uint32_t shards, stream::ShardCount(url));
-    if (shards > 0) {
-      return Status::InvalidArgument(
-          url.ToString() + " is sharded " + std::to_string(shards) + " ways (--sink-shards; " +
-          stream::ShardStreamName(url.stream, 0) +
-          ", ...), and a group of workers reads one stream: import it into a store (doppel "
-          "import " +
-          url.ToString() + " --as NAME) and replay the session, or run a group per shard");
-    }
-    return Status::NotFound(url.ToString() +
+  *exists = type.str != "none";
+  if (type.str == "none" && !shard)
+    return Status::NotFound(client.url().ToString() +
                             ": no such stream; record into it first (doppel record --sink " +
-                            url.ToString() + ")");
-  }
-  if (type.str != "stream")
-    return Status::InvalidArgument(url.ToString() + ": the key holds a " + type.str +
+                            client.url().ToString() + ")");
+  if (*exists && type.str != "stream")
+    return Status::InvalidArgument(client.url().ToString() + ": the key holds a " + type.str +
                                    ", not a stream");
-  return stream::CheckSameSlot(
-      client, {stream::DictionariesKey(url.stream), GroupResultsKey(url.stream, group),
-               GroupWorkersKey(url.stream, group)});
+  return stream::CheckSameSlot(client, {stream::DictionariesKey(key), GroupResultsKey(key, group),
+                                        GroupWorkersKey(key, group)});
 }
 
 // The fields of a flat [name, value, name, value, ...] reply (XINFO).
@@ -213,6 +204,30 @@ void AddCounters(const doppel::v1::WorkerState& from, doppel::v1::WorkerState* t
 
 }  // namespace
 
+struct GroupSource::Lane {
+  stream::RedisClientPtr client;  // its url().stream is the lane's stream
+  stream::EntryDecoder decoder;
+  const std::string& key() const { return client->url().stream; }
+
+  std::deque<std::pair<Held, doppel::v1::Envelope>> buffer;  // read, not yet returned
+  size_t in_flight = 0;                                      // returned by Next, not completed yet
+  std::vector<std::string> done;  // counted or skipped, to acknowledge at the next commit
+  // Left to the others (cut short by SIGINT): still pending for this worker, not refreshed.
+  std::vector<std::string> released;
+  bool history_done = false;  // this consumer's own pending entries read back
+  std::string history_cursor = "0";
+  std::string claim_cursor = "0-0";
+  uint64_t last_claim_us = 0;
+  bool new_entries = true;    // the last XREADGROUP > had entries
+  bool others_hold = false;   // the last fetch found nothing, and other workers hold entries
+  uint64_t dry_since_us = 0;  // the last fetch found nothing (0: it found entries)
+  bool written = false;       // this worker has a state here (read an entry, or before)
+
+  doppel::v1::WorkerState counters;             // of this lane's entries
+  report::RunAggregator* aggregator = nullptr;  // counts this lane's entries
+  std::unique_ptr<report::RunAggregator> part;  // sharded: the lane's own aggregator
+};
+
 std::string GroupResultsKey(const std::string& stream, const std::string& group) {
   return stream + ":doppel:group:" + group + ":results";
 }
@@ -221,11 +236,16 @@ std::string GroupWorkersKey(const std::string& stream, const std::string& group)
   return stream + ":doppel:group:" + group + ":workers";
 }
 
-GroupSource::GroupSource(GroupOptions options, stream::RedisUrl url, stream::RedisClientPtr client,
+void GroupSink::OnCompleted(const Completed& c) {
+  const bool counted = !Interrupted(c);
+  if (counted) run_sink_->OnCompleted(c, group_->PartOf(c.index));
+  group_->Completed(c, counted);
+}
+
+GroupSource::GroupSource(GroupOptions options, stream::RedisUrl url,
                          std::shared_ptr<const Selector> selector, const Clock& clock)
     : options_(std::move(options)),
       url_(std::move(url)),
-      client_(std::move(client)),
       selector_(std::move(selector)),
       clock_(clock) {}
 
@@ -242,30 +262,44 @@ Result<std::unique_ptr<GroupSource>> GroupSource::Join(const GroupOptions& optio
         "they have been idle that long, and a live worker refreshes them about once a second");
   GroupOptions o = options;
   if (o.consumer.empty()) o.consumer = stream::DefaultClientName();
-  DOPPEL_ASSIGN_OR_RETURN(stream::RedisClientPtr client, stream::RedisClient::Connect(url));
-  DOPPEL_RETURN_IF_ERROR(CheckStream(*client, url, o.group));
-  DOPPEL_ASSIGN_OR_RETURN(RedisReply created,
-                          client->Command({"XGROUP", "CREATE", url.stream, o.group, "0"}));
-  if (created.is_error() && created.str.rfind("BUSYGROUP", 0) != 0)
-    return Status::Internal("XGROUP CREATE " + url.stream + " " + o.group + ": " + created.str);
+  DOPPEL_ASSIGN_OR_RETURN(stream::StreamSet streams, stream::OpenStreams(url));
   std::unique_ptr<GroupSource> source(
-      new GroupSource(std::move(o), url, std::move(client), std::move(selector), clock));
+      new GroupSource(std::move(o), url, std::move(selector), clock));
   GroupSource& s = *source;
-  DOPPEL_RETURN_IF_ERROR(s.decoder_.LoadDictionaries(*s.client_));
-  DOPPEL_ASSIGN_OR_RETURN(s.entries_, LengthOf(*s.client_, url.stream));
-  DOPPEL_ASSIGN_OR_RETURN(GroupInfo info, InfoOf(*s.client_, url.stream, s.options_.group));
-  DOPPEL_ASSIGN_OR_RETURN(s.unread_, UnreadOf(*s.client_, url.stream, info));
+  const std::string& group = s.options_.group;
+  for (stream::RedisClientPtr& client : streams.clients) {
+    auto lane = std::make_unique<Lane>();
+    lane->client = std::move(client);
+    const std::string& key = lane->key();
+    bool exists = false;
+    DOPPEL_RETURN_IF_ERROR(CheckStream(*lane->client, group, streams.shards > 0, &exists));
+    // A shard nothing was written to yet is created empty: a recorder may still fill it.
+    std::vector<std::string> create = {"XGROUP", "CREATE", key, group, "0"};
+    if (!exists) create.push_back("MKSTREAM");
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply created, lane->client->Command(std::move(create)));
+    if (created.is_error() && created.str.rfind("BUSYGROUP", 0) != 0)
+      return Status::Internal("XGROUP CREATE " + key + " " + group + ": " + created.str);
+    DOPPEL_RETURN_IF_ERROR(lane->decoder.LoadDictionaries(*lane->client));
+    DOPPEL_ASSIGN_OR_RETURN(const uint64_t entries, LengthOf(*lane->client, key));
+    DOPPEL_ASSIGN_OR_RETURN(GroupInfo info, InfoOf(*lane->client, key, group));
+    DOPPEL_ASSIGN_OR_RETURN(const uint64_t unread, UnreadOf(*lane->client, key, info));
+    s.entries_ += entries;
+    s.unread_ += unread;
+    lane->counters.set_consumer(s.options_.consumer);
+    s.lanes_.push_back(std::move(lane));
+  }
   s.session_.set_name(url.stream);
-  s.counters_.set_consumer(s.options_.consumer);
   DOPPEL_RETURN_IF_ERROR(s.Heartbeat(/*joining=*/true));
   return source;
 }
 
 Status GroupSource::Heartbeat(bool joining) {
+  Lane& lane = *lanes_[0];
   DOPPEL_ASSIGN_OR_RETURN(
-      RedisReply r, Call({"EVAL", kHeartbeatScript, "1",
-                          GroupWorkersKey(url_.stream, options_.group), options_.consumer,
-                          std::to_string(options_.claim_idle_us / 1000), joining ? "1" : "0"}));
+      RedisReply r,
+      Call(lane, {"EVAL", kHeartbeatScript, "1", GroupWorkersKey(lane.key(), options_.group),
+                  options_.consumer, std::to_string(options_.claim_idle_us / 1000),
+                  joining ? "1" : "0"}));
   if (r.type != RedisReply::Type::kArray || r.elements.size() != 2 ||
       r.elements[0].type != RedisReply::Type::kInteger ||
       r.elements[1].type != RedisReply::Type::kInteger)
@@ -293,92 +327,121 @@ Status GroupSource::Rewind() {
       "a worker group's stream is read once; --loop is not available with --group");
 }
 
-Result<RedisReply> GroupSource::Call(std::vector<std::string> argv) {
-  auto reply = client_->Command(argv);
-  if (!reply.ok() && client_->broken()) {
+Result<RedisReply> GroupSource::Call(Lane& lane, std::vector<std::string> argv) {
+  auto reply = lane.client->Command(argv);
+  if (!reply.ok() && lane.client->broken()) {
     // One reconnect: a dropped idle connection is not a reason to stop a worker.
-    DOPPEL_RETURN_IF_ERROR(client_->Reconnect());
-    reply = client_->Command(std::move(argv));
+    DOPPEL_RETURN_IF_ERROR(lane.client->Reconnect());
+    reply = lane.client->Command(std::move(argv));
   }
   return reply;
+}
+
+doppel::v1::WorkerState GroupSource::counters() const {
+  doppel::v1::WorkerState total;
+  total.set_consumer(options_.consumer);
+  for (const auto& lane : lanes_) AddCounters(lane->counters, &total);
+  return total;
+}
+
+report::RunAggregator* GroupSource::PartOf(uint64_t index) const {
+  if (lanes_.size() == 1) return nullptr;
+  auto it = dispatched_.find(index);
+  return it == dispatched_.end() ? nullptr : it->second.first->aggregator;
 }
 
 Status GroupSource::Start(RunSink* sink, report::RunAggregator* aggregator) {
   sink_ = sink;
   aggregator_ = aggregator;
-  const std::string key = GroupResultsKey(url_.stream, options_.group);
-  DOPPEL_ASSIGN_OR_RETURN(RedisReply all, Call({"HGETALL", key}));
-  DOPPEL_RETURN_IF_ERROR(stream::ExpectType(all, RedisReply::Type::kArray, "HGETALL " + key));
   const v1::AggregatorState mine = aggregator->SaveState();
   DOPPEL_ASSIGN_OR_RETURN(report::AggregatorOptions options,
                           report::RunAggregator::OptionsOf(mine));
-  for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
-    const std::string& consumer = all.elements[i].str;
-    DOPPEL_ASSIGN_OR_RETURN(doppel::v1::WorkerState w,
-                            ParseWorkerState(key, consumer, all.elements[i + 1].str));
-    if (consumer == options_.consumer) {
-      Status merged = aggregator->MergeState(w.aggregator());
-      if (!merged.ok())
-        return merged.WithContext("consumer '" + consumer + "' of group '" + options_.group +
-                                  "' has results from a replay with other flags; give another "
-                                  "--consumer, or a new --group");
-      AddCounters(w, &counters_);
-      continue;
+  for (auto& lane_ptr : lanes_) {
+    Lane& lane = *lane_ptr;
+    if (lanes_.size() == 1) {
+      lane.aggregator = aggregator;
+    } else {
+      lane.part = std::make_unique<report::RunAggregator>(options);
+      lane.aggregator = lane.part.get();
     }
-    report::RunAggregator check(options);
-    if (Status s = check.MergeState(w.aggregator()); !s.ok())
-      return s.WithContext("worker '" + consumer + "' of group '" + options_.group +
-                           "' replays with other flags; every worker of a group needs the same "
-                           "--target list, --secondary and --fail-* settings");
+    const std::string key = GroupResultsKey(lane.key(), options_.group);
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply all, Call(lane, {"HGETALL", key}));
+    DOPPEL_RETURN_IF_ERROR(stream::ExpectType(all, RedisReply::Type::kArray, "HGETALL " + key));
+    for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+      const std::string& consumer = all.elements[i].str;
+      DOPPEL_ASSIGN_OR_RETURN(doppel::v1::WorkerState w,
+                              ParseWorkerState(key, consumer, all.elements[i + 1].str));
+      if (consumer == options_.consumer) {
+        Status merged = aggregator->MergeState(w.aggregator());
+        if (merged.ok() && lane.part) merged = lane.part->MergeState(w.aggregator());
+        if (!merged.ok())
+          return merged.WithContext("consumer '" + consumer + "' of group '" + options_.group +
+                                    "' has results from a replay with other flags; give another "
+                                    "--consumer, or a new --group");
+        AddCounters(w, &lane.counters);
+        lane.written = true;
+        continue;
+      }
+      report::RunAggregator check(options);
+      if (Status s = check.MergeState(w.aggregator()); !s.ok())
+        return s.WithContext("worker '" + consumer + "' of group '" + options_.group +
+                             "' replays with other flags; every worker of a group needs the "
+                             "same --target list, --secondary and --fail-* settings");
+    }
   }
   last_commit_us_ = NowUs();
   commit_every_us_ = options_.commit_interval_us;
   return Status::Ok();
 }
 
-Status GroupSource::Take(const RedisReply& entries, bool claimed) {
+Status GroupSource::Take(Lane& lane, const RedisReply& entries, bool claimed) {
   for (const RedisReply& entry : entries.elements) {
+    lane.written = true;
     // A pending entry deleted from the stream (MAXLEN) comes back as [id, nil].
     if (entry.type == RedisReply::Type::kArray && entry.elements.size() == 2 &&
         entry.elements[0].type == RedisReply::Type::kString &&
         entry.elements[1].type == RedisReply::Type::kNil) {
-      counters_.set_trimmed(counters_.trimmed() + 1);
-      done_.push_back(entry.elements[0].str);
+      lane.counters.set_trimmed(lane.counters.trimmed() + 1);
+      lane.done.push_back(entry.elements[0].str);
       continue;
     }
     stream::StreamEnvelope decoded;
-    Status s = decoder_.Decode(*client_, entry, &decoded);
+    Status s = lane.decoder.Decode(*lane.client, entry, &decoded);
     if (!s.ok()) {
       if (s.code() != Status::Code::kCorruption) return s;
       // Acknowledged and counted, never retried: no worker could decode it either.
-      counters_.set_undecodable(counters_.undecodable() + 1);
-      done_.push_back(entry.elements[0].str);
+      lane.counters.set_undecodable(lane.counters.undecodable() + 1);
+      lane.done.push_back(entry.elements[0].str);
       continue;
     }
-    if (claimed) counters_.set_claimed(counters_.claimed() + 1);
+    if (claimed) lane.counters.set_claimed(lane.counters.claimed() + 1);
     const Decision d = selector_->Decide(decoded.envelope);
     if (d != Decision::kSend) {
-      ++(*counters_.mutable_skipped())[std::string(kDecisionNames.Name(d))];
-      done_.push_back(std::move(decoded.entry_id));
+      ++(*lane.counters.mutable_skipped())[std::string(kDecisionNames.Name(d))];
+      lane.done.push_back(std::move(decoded.entry_id));
       continue;
     }
     Held held{std::move(decoded.entry_id), decoded.envelope.arrival_us(), decoded.envelope.seq()};
-    buffer_.emplace_back(std::move(held), std::move(decoded.envelope));
+    lane.buffer.emplace_back(std::move(held), std::move(decoded.envelope));
   }
   return Status::Ok();
 }
 
-// Refills the buffer: this consumer's own pending entries first (left by an earlier process
-// under the same --consumer), then entries idle past --claim-idle (a worker died), then new
-// ones. Sets retry_after_us_ when there are none but other workers still hold entries.
-Status GroupSource::Fetch() {
+// Refills the lane's buffer: this consumer's own pending entries first (left by an earlier
+// process under the same --consumer), then entries idle past --claim-idle (a worker died),
+// then new ones. Sets lane.others_hold when there are none but other workers still hold
+// entries.
+Status GroupSource::Fetch(Lane& lane) {
+  lane.others_hold = false;
   size_t n = options_.read_count;
   if (options_.rate > 0) {
-    const double half_second = std::ceil(options_.rate * rate_share_ * 0.5);
+    // About half a second of this worker's share, over all its lanes.
+    const double half_second =
+        std::ceil(options_.rate * rate_share_ * 0.5 / static_cast<double>(lanes_.size()));
     n = static_cast<size_t>(std::clamp(half_second, 1.0, static_cast<double>(n)));
   }
   const std::string count = std::to_string(n);
-  const std::string& key = url_.stream;
+  const std::string& key = lane.key();
   const std::string& group = options_.group;
   const std::string& me = options_.consumer;
   // [[stream, [entries]]], or nil when there are none.
@@ -391,52 +454,52 @@ Status GroupSource::Fetch() {
     }
     return &s.elements[1];
   };
-  if (!history_done_) {
-    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call({"XREADGROUP", "GROUP", group, me, "COUNT", count,
-                                                "STREAMS", key, history_cursor_}));
+  if (!lane.history_done) {
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call(lane, {"XREADGROUP", "GROUP", group, me, "COUNT",
+                                                      count, "STREAMS", key, lane.history_cursor}));
     if (r.is_error()) return Status::Internal("XREADGROUP " + key + ": " + r.str);
     const RedisReply* entries = entries_of(r);
     if (entries == nullptr || entries->elements.empty()) {
-      history_done_ = true;
+      lane.history_done = true;
     } else {
       const RedisReply& last = entries->elements.back();
       if (last.type == RedisReply::Type::kArray && !last.elements.empty())
-        history_cursor_ = last.elements[0].str;
-      return Take(*entries, /*claimed=*/false);
+        lane.history_cursor = last.elements[0].str;
+      return Take(lane, *entries, /*claimed=*/false);
     }
   }
   // Entries of a dead worker are looked for at most once a second while new ones come, and
   // every time there are none.
   const uint64_t now = NowUs();
-  if (now - last_claim_us_ >= 1'000'000 || !new_entries_) {
-    last_claim_us_ = now;
-    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call({"XAUTOCLAIM", key, group, me,
-                                                std::to_string(options_.claim_idle_us / 1000),
-                                                claim_cursor_, "COUNT", count}));
+  if (now - lane.last_claim_us >= 1'000'000 || !lane.new_entries) {
+    lane.last_claim_us = now;
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call(lane, {"XAUTOCLAIM", key, group, me,
+                                                      std::to_string(options_.claim_idle_us / 1000),
+                                                      lane.claim_cursor, "COUNT", count}));
     if (r.is_error()) return Status::Internal("XAUTOCLAIM " + key + ": " + r.str);
     if (r.type != RedisReply::Type::kArray || r.elements.size() < 2 ||
         r.elements[1].type != RedisReply::Type::kArray)
       return Status::Internal("XAUTOCLAIM " + key + " answered " + stream::DescribeReply(r));
-    claim_cursor_ = r.elements[0].str.empty() ? "0-0" : r.elements[0].str;
+    lane.claim_cursor = r.elements[0].str.empty() ? "0-0" : r.elements[0].str;
     if (r.elements.size() >= 3 && r.elements[2].type == RedisReply::Type::kArray)
-      counters_.set_trimmed(counters_.trimmed() + r.elements[2].elements.size());
-    if (!r.elements[1].elements.empty()) return Take(r.elements[1], /*claimed=*/true);
+      lane.counters.set_trimmed(lane.counters.trimmed() + r.elements[2].elements.size());
+    if (!r.elements[1].elements.empty()) return Take(lane, r.elements[1], /*claimed=*/true);
   }
   {
-    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call({"XREADGROUP", "GROUP", group, me, "COUNT", count,
-                                                "STREAMS", key, ">"}));
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply r, Call(lane, {"XREADGROUP", "GROUP", group, me, "COUNT",
+                                                      count, "STREAMS", key, ">"}));
     if (r.is_error()) {
       if (r.str.rfind("NOGROUP", 0) == 0)
-        return Status::NotFound("group '" + group + "' on " + url_.ToString() +
+        return Status::NotFound("group '" + group + "' on " + lane.client->url().ToString() +
                                 " was deleted while this worker ran");
       return Status::Internal("XREADGROUP " + key + ": " + r.str);
     }
     const RedisReply* entries = entries_of(r);
-    new_entries_ = entries != nullptr && !entries->elements.empty();
-    if (new_entries_) return Take(*entries, /*claimed=*/false);
+    lane.new_entries = entries != nullptr && !entries->elements.empty();
+    if (lane.new_entries) return Take(lane, *entries, /*claimed=*/false);
   }
   // Nothing to read: the end, unless other workers still hold entries (which may come back).
-  DOPPEL_ASSIGN_OR_RETURN(RedisReply p, Call({"XPENDING", key, group}));
+  DOPPEL_ASSIGN_OR_RETURN(RedisReply p, Call(lane, {"XPENDING", key, group}));
   if (p.type != RedisReply::Type::kArray || p.elements.empty() ||
       p.elements[0].type != RedisReply::Type::kInteger)
     return Status::Internal("XPENDING " + key + " answered " + stream::DescribeReply(p));
@@ -448,31 +511,63 @@ Status GroupSource::Fetch() {
       others -= std::min(others, mine);
     }
   }
-  if (others > 0) retry_after_us_ = options_.retry_us;
+  lane.others_hold = others > 0;
   return Status::Ok();
 }
 
 bool GroupSource::Next(doppel::v1::Envelope* envelope) {
   retry_after_us_ = 0;
+  // A lane that came up empty is asked again when no lane has entries left, or after a
+  // second: while the other shards keep the worker busy, an empty one costs no round trips.
+  constexpr uint64_t kDryRecheckUs = 1'000'000;
+  auto done_entries = [this] {
+    size_t n = 0;
+    for (const auto& lane : lanes_) n += lane->done.size();
+    return n;
+  };
   while (status_.ok()) {
-    if (!buffer_.empty()) {
-      MaybeHeartbeat();
-      auto& [held, e] = buffer_.front();
-      *envelope = std::move(e);
-      dispatched_.emplace(next_index_++, std::move(held));
-      buffer_.pop_front();
-      return true;
-    }
-    if (!done_.empty() && NowUs() - last_commit_us_ >= commit_every_us_) {
+    if (done_entries() > 0 && NowUs() - last_commit_us_ >= commit_every_us_) {
       if (Status s = Commit(false, false); !s.ok()) return false;
     }
-    const size_t acknowledged = done_.size();
-    if (Status s = Fetch(); !s.ok()) {
-      status_ = s.WithContext("group '" + options_.group + "' on " + url_.ToString());
-      return false;
+    const size_t acknowledged = done_entries();
+    bool buffered = false;
+    for (const auto& lane : lanes_) buffered = buffered || !lane->buffer.empty();
+    for (auto& lane_ptr : lanes_) {
+      Lane& lane = *lane_ptr;
+      if (!lane.buffer.empty()) continue;
+      if (buffered && lane.dry_since_us != 0 && NowUs() - lane.dry_since_us < kDryRecheckUs)
+        continue;
+      if (Status s = Fetch(lane); !s.ok()) {
+        status_ = s.WithContext("group '" + options_.group + "' on " + url_.ToString());
+        return false;
+      }
+      lane.dry_since_us = lane.buffer.empty() ? std::max<uint64_t>(NowUs(), 1) : 0;
+      buffered = buffered || !lane.buffer.empty();
+    }
+    // The shards merge by capture time, as a sharded stream's reader does.
+    Lane* next = nullptr;
+    for (auto& lane : lanes_) {
+      if (lane->buffer.empty()) continue;
+      if (next == nullptr ||
+          lane->buffer.front().first.arrival_us < next->buffer.front().first.arrival_us)
+        next = lane.get();
+    }
+    if (next != nullptr) {
+      MaybeHeartbeat();
+      auto& [held, e] = next->buffer.front();
+      *envelope = std::move(e);
+      dispatched_.emplace(next_index_++, std::make_pair(next, std::move(held)));
+      ++next->in_flight;
+      next->buffer.pop_front();
+      return true;
     }
     // Entries the selection left out (or that did not decode) are no reason to stop.
-    if (buffer_.empty() && done_.size() == acknowledged) return false;  // the end, or later
+    if (done_entries() == acknowledged) {
+      // The end, unless other workers still hold entries (which may come back).
+      for (const auto& lane : lanes_)
+        if (lane->others_hold) retry_after_us_ = options_.retry_us;
+      return false;
+    }
   }
   return false;
 }
@@ -480,18 +575,20 @@ bool GroupSource::Next(doppel::v1::Envelope* envelope) {
 void GroupSource::Completed(const replay::Completed& c, bool counted) {
   if (!status_.ok()) return;
   auto it = dispatched_.find(c.index);
-  if (it == dispatched_.end() || it->second.arrival_us != c.envelope->arrival_us() ||
-      it->second.seq != c.envelope->seq()) {
+  if (it == dispatched_.end() || it->second.second.arrival_us != c.envelope->arrival_us() ||
+      it->second.second.seq != c.envelope->seq()) {
     status_ = Status::Internal("request " + std::to_string(c.index) +
                                " finished but is not the entry the group source handed out for "
                                "it; stopping without acknowledging it");
     return;
   }
+  auto& [lane, held] = it->second;
+  --lane->in_flight;
   if (counted) {
-    done_.push_back(std::move(it->second.id));
-    counters_.set_replayed(counters_.replayed() + 1);
+    lane->done.push_back(std::move(held.id));
+    lane->counters.set_replayed(lane->counters.replayed() + 1);
   } else {
-    released_.push_back(std::move(it->second.id));
+    lane->released.push_back(std::move(held.id));
   }
   dispatched_.erase(it);
   Tick();
@@ -513,100 +610,141 @@ Status GroupSource::Commit(bool finished, bool leaving) {
   // Results not saved in the store are reported by the run at its end; they do not hold the
   // group back.
   (void)sink_->Flush();
-  doppel::v1::WorkerState w = counters_;
-  *w.mutable_aggregator() = aggregator_->SaveState();
+  size_t largest = 0;
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    Lane& lane = *lanes_[i];
+    // Lane 0 keeps the worker in the workers set; another lane is written when it has
+    // something to acknowledge, release or keep, and at the end when it has a state.
+    const bool busy =
+        !lane.done.empty() || !lane.released.empty() || lane.in_flight > 0 || !lane.buffer.empty();
+    if (i > 0 && !busy && !((finished || leaving) && lane.written)) continue;
+    size_t bytes = 0;
+    if (Status s = CommitLane(lane, finished, leaving, &bytes); !s.ok()) return status_ = s;
+    largest = std::max(largest, bytes);
+  }
+  // A large state (many fields, exemplar bodies) is written less often: a second per 4 MiB,
+  // but at most a third of --claim-idle, as the commit is also what keeps held entries alive.
+  const uint64_t per_4mib = 1 + largest / (4u << 20);
+  commit_every_us_ = std::clamp(options_.commit_interval_us * per_4mib, options_.commit_interval_us,
+                                std::max(options_.commit_interval_us, options_.claim_idle_us / 3));
+  last_heartbeat_us_ = NowUs();
+  last_commit_us_ = NowUs();
+  return Status::Ok();
+}
+
+Status GroupSource::CommitLane(Lane& lane, bool finished, bool leaving, size_t* state_bytes) {
+  doppel::v1::WorkerState w = lane.counters;
+  *w.mutable_aggregator() = lane.aggregator->SaveState();
   w.set_updated_us(clock_.WallUs());
   w.set_finished(finished);
   std::string state = w.SerializeAsString();
-  // A large state (many fields, exemplar bodies) is written less often: a second per 4 MiB,
-  // but at most a third of --claim-idle, as the commit is also what keeps held entries alive.
-  const uint64_t per_4mib = 1 + state.size() / (4u << 20);
-  commit_every_us_ = std::clamp(options_.commit_interval_us * per_4mib, options_.commit_interval_us,
-                                std::max(options_.commit_interval_us, options_.claim_idle_us / 3));
+  *state_bytes = state.size();
   std::vector<std::string> argv = {"EVAL",
                                    kCommitScript,
                                    "3",
-                                   url_.stream,
-                                   GroupResultsKey(url_.stream, options_.group),
-                                   GroupWorkersKey(url_.stream, options_.group),
+                                   lane.key(),
+                                   GroupResultsKey(lane.key(), options_.group),
+                                   GroupWorkersKey(lane.key(), options_.group),
                                    options_.group,
                                    options_.consumer,
                                    std::move(state),
                                    std::to_string(options_.claim_idle_us / 1000),
                                    leaving ? "1" : "0",
-                                   std::to_string(done_.size()),
-                                   history_done_ ? "1" : "0",
-                                   std::to_string(released_.size())};
-  argv.insert(argv.end(), done_.begin(), done_.end());
-  argv.insert(argv.end(), released_.begin(), released_.end());
-  for (const auto& [index, held] : dispatched_) argv.push_back(held.id);
-  for (const auto& [held, e] : buffer_) argv.push_back(held.id);
-  auto reply = Call(std::move(argv));
-  if (!reply.ok()) return status_ = reply.status().WithContext("committing results to the group");
-  if (reply->is_error())
-    return status_ = Status::Internal("committing results to the group: " + reply->str);
+                                   std::to_string(lane.done.size()),
+                                   lane.history_done ? "1" : "0",
+                                   std::to_string(lane.released.size())};
+  argv.insert(argv.end(), lane.done.begin(), lane.done.end());
+  argv.insert(argv.end(), lane.released.begin(), lane.released.end());
+  for (const auto& [index, dispatched] : dispatched_)
+    if (dispatched.first == &lane) argv.push_back(dispatched.second.id);
+  for (const auto& [held, e] : lane.buffer) argv.push_back(held.id);
+  auto reply = Call(lane, std::move(argv));
+  const std::string what = "committing results to the group on " + lane.client->url().ToString();
+  if (!reply.ok()) return reply.status().WithContext(what);
+  if (reply->is_error()) return Status::Internal(what + ": " + reply->str);
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2 ||
       reply->elements[0].type != RedisReply::Type::kInteger ||
       reply->elements[1].type != RedisReply::Type::kInteger)
-    return status_ = Status::Internal("committing results to the group: Redis answered " +
-                                      stream::DescribeReply(*reply));
+    return Status::Internal(what + ": Redis answered " + stream::DescribeReply(*reply));
   if (reply->elements[0].integer < 0) {
-    return status_ = Status::Unavailable(
-               "entries this worker held were claimed by another worker (was it paused longer "
-               "than --claim-idle?); its results since its last commit are left out and the "
-               "others replay those entries");
+    return Status::Unavailable(
+        "entries this worker held were claimed by another worker (was it paused longer than "
+        "--claim-idle?); its results since its last commit are left out and the others replay "
+        "those entries");
   }
-  if (reply->elements[1].integer >= 1)
+  if (&lane == lanes_[0].get() && reply->elements[1].integer >= 1)
     rate_share_ = 1.0 / static_cast<double>(reply->elements[1].integer);
-  last_heartbeat_us_ = NowUs();
-  done_.clear();
-  last_commit_us_ = NowUs();
+  lane.done.clear();
+  lane.written = true;
   return Status::Ok();
 }
 
 Result<GroupReport> LoadGroupReport(const std::string& url_text, const std::string& group) {
   DOPPEL_RETURN_IF_ERROR(CheckGroupName(group));
   DOPPEL_ASSIGN_OR_RETURN(stream::RedisUrl url, stream::ParseRedisUrl(url_text));
-  DOPPEL_ASSIGN_OR_RETURN(stream::RedisClientPtr client, stream::RedisClient::Connect(url));
-  DOPPEL_RETURN_IF_ERROR(CheckStream(*client, url, group));
-  DOPPEL_ASSIGN_OR_RETURN(GroupInfo info, InfoOf(*client, url.stream, group));
-  if (!info.found) {
-    std::string names;
-    for (const std::string& n : info.names) names += (names.empty() ? "" : ", ") + n;
+  DOPPEL_ASSIGN_OR_RETURN(stream::StreamSet streams, stream::OpenStreams(url));
+  GroupReport out;
+  bool found = false;
+  std::vector<std::string> names;  // the groups there are, for the error
+  std::map<std::string, doppel::v1::WorkerState> workers;
+  std::unique_ptr<report::RunAggregator> merged;
+  for (stream::RedisClientPtr& client : streams.clients) {
+    const std::string& key = client->url().stream;
+    bool exists = false;
+    DOPPEL_RETURN_IF_ERROR(CheckStream(*client, group, streams.shards > 0, &exists));
+    if (!exists) continue;  // a shard nothing was written to, nor any worker read
+    DOPPEL_ASSIGN_OR_RETURN(const uint64_t entries, LengthOf(*client, key));
+    out.entries += entries;
+    DOPPEL_ASSIGN_OR_RETURN(GroupInfo info, InfoOf(*client, key, group));
+    for (const std::string& n : info.names)
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    if (!info.found) {  // no worker has read this shard: all of it is unread
+      out.unread += entries;
+      continue;
+    }
+    found = true;
+    out.pending += info.pending;
+    DOPPEL_ASSIGN_OR_RETURN(const uint64_t unread, UnreadOf(*client, key, info));
+    out.unread += unread;
+    const std::string results = GroupResultsKey(key, group);
+    DOPPEL_ASSIGN_OR_RETURN(RedisReply all, client->Command({"HGETALL", results}));
+    DOPPEL_RETURN_IF_ERROR(stream::ExpectType(all, RedisReply::Type::kArray, "HGETALL " + results));
+    for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+      const std::string& consumer = all.elements[i].str;
+      DOPPEL_ASSIGN_OR_RETURN(doppel::v1::WorkerState w,
+                              ParseWorkerState(results, consumer, all.elements[i + 1].str));
+      if (!merged) {
+        auto options = report::RunAggregator::OptionsOf(w.aggregator());
+        if (!options.ok())
+          return options.status().WithContext(results + " field '" + consumer + "'");
+        options->session = url.stream;
+        merged = std::make_unique<report::RunAggregator>(std::move(*options));
+      }
+      if (Status s = merged->MergeState(w.aggregator()); !s.ok())
+        return s.WithContext("worker '" + consumer + "'");
+      AddCounters(w, &out.totals);
+      // A worker's states on several shards are one worker: counts add, and it has finished
+      // when it said so on each.
+      auto [it, first] = workers.emplace(consumer, doppel::v1::WorkerState());
+      doppel::v1::WorkerState& whole = it->second;
+      AddCounters(w, &whole);
+      whole.set_consumer(consumer);
+      whole.set_finished(w.finished() && (first || whole.finished()));
+      whole.set_updated_us(std::max(whole.updated_us(), w.updated_us()));
+    }
+  }
+  if (!found) {
+    std::string list;
+    for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
     return Status::NotFound("no group '" + group + "' on " + url.ToString() +
-                            (names.empty() ? " (it has none" : " (its groups: " + names) +
+                            (list.empty() ? " (it has none" : " (its groups: " + list) +
                             "); a group is created by the first `doppel replay --from " +
                             url.ToString() + " --group NAME`");
   }
-  GroupReport out;
-  DOPPEL_ASSIGN_OR_RETURN(out.entries, LengthOf(*client, url.stream));
-  out.pending = info.pending;
-  DOPPEL_ASSIGN_OR_RETURN(out.unread, UnreadOf(*client, url.stream, info));
-  const std::string key = GroupResultsKey(url.stream, group);
-  DOPPEL_ASSIGN_OR_RETURN(RedisReply all, client->Command({"HGETALL", key}));
-  DOPPEL_RETURN_IF_ERROR(stream::ExpectType(all, RedisReply::Type::kArray, "HGETALL " + key));
-  if (all.elements.empty())
+  if (!merged)
     return Status::NotFound("group '" + group + "' on " + url.ToString() +
                             " has no results yet: no worker has committed any");
-  std::unique_ptr<report::RunAggregator> merged;
-  for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
-    const std::string& consumer = all.elements[i].str;
-    DOPPEL_ASSIGN_OR_RETURN(doppel::v1::WorkerState w,
-                            ParseWorkerState(key, consumer, all.elements[i + 1].str));
-    if (!merged) {
-      auto options = report::RunAggregator::OptionsOf(w.aggregator());
-      if (!options.ok()) return options.status().WithContext(key + " field '" + consumer + "'");
-      options->session = url.stream;
-      merged = std::make_unique<report::RunAggregator>(std::move(*options));
-    }
-    if (Status s = merged->MergeState(w.aggregator()); !s.ok())
-      return s.WithContext("worker '" + consumer + "'");
-    AddCounters(w, &out.totals);
-    w.clear_aggregator();
-    out.workers.push_back(std::move(w));
-  }
-  std::sort(out.workers.begin(), out.workers.end(),
-            [](const auto& a, const auto& b) { return a.consumer() < b.consumer(); });
+  for (auto& [consumer, w] : workers) out.workers.push_back(std::move(w));  // by name
   out.report = merged->Finish();
   return out;
 }

@@ -28,6 +28,14 @@
 // Keys beside the stream: STREAM:doppel:group:NAME:results, a hash from consumer name to its
 // WorkerState (proto/doppel/v1/group.proto); STREAM:doppel:group:NAME:workers, a sorted set
 // of the workers by their last commit.
+//
+// A sharded stream (`doppel record --sink-shards K`: streams STREAM{0} .. STREAM{K-1}, each on
+// its own Redis Cluster slot) is read through one group per shard, under the same NAME, each
+// with the keys above beside its shard. A worker reads every shard on a connection of its own
+// (to the shard's master) and keeps one aggregator per shard beside its whole one: a commit
+// writes, in each shard's slot, the state counting exactly the entries it acknowledges there,
+// so exactly-once holds shard by shard without a transaction across nodes. The workers set of
+// shard 0 is the one --rate is shared by. `doppel report` merges every shard's states.
 #pragma once
 
 #include <cstdint>
@@ -75,11 +83,11 @@ std::string GroupWorkersKey(const std::string& stream, const std::string& group)
 class GroupSource final : public EnvelopeSource {
  public:
   // Connects, checks that the stream exists, creates the group on it (from its first entry)
-  // or joins it, and loads the dictionaries. The selector is applied here: entries it leaves
-  // out are acknowledged at the next commit and counted in WorkerState.skipped, and Next
-  // returns only entries it sends. Errors: a bad URL or group name, Redis not reachable, no
-  // such stream (InvalidArgument/Unavailable/NotFound, for exit 2). Intervals are timed and
-  // states stamped with `clock`. REQUIRES: `clock` outlives the source.
+  // or joins it, and loads the dictionaries; for a sharded stream, on each shard. The selector is
+  // applied here: entries it leaves out are acknowledged at the next commit and counted in
+  // WorkerState.skipped, and Next returns only entries it sends. Errors: a bad URL or group name,
+  // Redis not reachable, no such stream (InvalidArgument/Unavailable/NotFound, for exit 2).
+  // Intervals are timed and states stamped with `clock`. REQUIRES: `clock` outlives the source.
   static Result<std::unique_ptr<GroupSource>> Join(const GroupOptions& options,
                                                    std::shared_ptr<const Selector> selector,
                                                    const Clock& clock);
@@ -113,11 +121,15 @@ class GroupSource final : public EnvelopeSource {
   // of the last commit.
   double RateShare() const override { return rate_share_; }
 
-  // The counters of this worker (no aggregator state), as last committed or since.
-  const doppel::v1::WorkerState& counters() const { return counters_; }
+  // The counters of this worker (no aggregator state), as last committed or since, over
+  // every shard.
+  doppel::v1::WorkerState counters() const;
+  // The aggregator counting the entry dispatched as `index` apart (its shard's, for the
+  // commits there), or null when the stream is not sharded (the whole one does).
+  report::RunAggregator* PartOf(uint64_t index) const;
   const std::string& consumer() const { return options_.consumer; }
-  // At Join: entries in the stream (XLEN) and entries the group has not read yet (its lag;
-  // the stream's length when Redis cannot tell).
+  // At Join: entries in the stream (XLEN; over every shard) and entries the group has not
+  // read yet (its lag; the stream's length when Redis cannot tell).
   uint64_t entries() const { return entries_; }
   uint64_t unread() const { return unread_; }
 
@@ -127,37 +139,29 @@ class GroupSource final : public EnvelopeSource {
     uint64_t arrival_us = 0;
     uint32_t seq = 0;
   };
-  GroupSource(GroupOptions options, stream::RedisUrl url, stream::RedisClientPtr client,
-              std::shared_ptr<const Selector> selector, const Clock& clock);
-  Status Fetch();
+  struct Lane;  // one stream the worker reads: the URL's, or one shard of a sharded stream
+  GroupSource(GroupOptions options, stream::RedisUrl url, std::shared_ptr<const Selector> selector,
+              const Clock& clock);
+  Status Fetch(Lane& lane);
   // The workers set: this worker's sign of life, and the share of --rate it sends.
   Status Heartbeat(bool joining);
   void MaybeHeartbeat();  // when heartbeat_interval_us has passed; an error goes to status_
   // Entries of an XREADGROUP / XAUTOCLAIM reply into the buffer (or the acknowledged-unsent).
-  Status Take(const stream::RedisReply& entries, bool claimed);
-  Result<stream::RedisReply> Call(std::vector<std::string> argv);
+  Status Take(Lane& lane, const stream::RedisReply& entries, bool claimed);
+  Status CommitLane(Lane& lane, bool finished, bool leaving, size_t* state_bytes);
+  Result<stream::RedisReply> Call(Lane& lane, std::vector<std::string> argv);
   uint64_t NowUs() const { return clock_.NowUs(); }
 
   GroupOptions options_;
   stream::RedisUrl url_;
-  stream::RedisClientPtr client_;
   std::shared_ptr<const Selector> selector_;
   const Clock& clock_;
-  stream::EntryDecoder decoder_;
   doppel::v1::SessionInfo session_;
   uint64_t entries_ = 0, unread_ = 0;
 
-  std::deque<std::pair<Held, doppel::v1::Envelope>> buffer_;  // read, not yet returned
-  std::unordered_map<uint64_t, Held> dispatched_;             // by dispatch index
+  std::vector<std::unique_ptr<Lane>> lanes_;  // lanes_[0] keeps the workers set for --rate
+  std::unordered_map<uint64_t, std::pair<Lane*, Held>> dispatched_;  // by dispatch index
   uint64_t next_index_ = 0;
-  std::vector<std::string> done_;  // counted or skipped, to acknowledge at the next commit
-  // Left to the others (cut short by SIGINT): still pending for this worker, not refreshed.
-  std::vector<std::string> released_;
-  bool history_done_ = false;  // this consumer's own pending entries read back
-  std::string history_cursor_ = "0";
-  std::string claim_cursor_ = "0-0";
-  uint64_t last_claim_us_ = 0;
-  bool new_entries_ = true;  // the last XREADGROUP > had entries
   uint64_t retry_after_us_ = 0;
   uint64_t last_commit_us_ = 0;
   uint64_t commit_every_us_ = 0;  // commit_interval_us, longer for large states
@@ -167,7 +171,6 @@ class GroupSource final : public EnvelopeSource {
 
   RunSink* sink_ = nullptr;
   report::RunAggregator* aggregator_ = nullptr;
-  doppel::v1::WorkerState counters_;
 };
 
 // The ResultSink a worker's engine reports to: the run's sink first, then the group.
@@ -178,17 +181,13 @@ class GroupSink final : public ResultSink {
       if (t.error == "interrupted") return true;
     return c.secondary != nullptr && c.secondary->error == "interrupted";
   }
-  GroupSink(ResultSink* run_sink, GroupSource* group) : run_sink_(run_sink), group_(group) {}
+  GroupSink(RunSink* run_sink, GroupSource* group) : run_sink_(run_sink), group_(group) {}
   // A request cut short by SIGINT/SIGTERM on some lane is not counted here: its entry stays
   // pending and another worker replays it whole.
-  void OnCompleted(const Completed& c) override {
-    const bool counted = !Interrupted(c);
-    if (counted) run_sink_->OnCompleted(c);
-    group_->Completed(c, counted);
-  }
+  void OnCompleted(const Completed& c) override;
 
  private:
-  ResultSink* run_sink_;
+  RunSink* run_sink_;
   GroupSource* group_;
 };
 

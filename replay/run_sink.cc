@@ -18,6 +18,7 @@ constexpr size_t kQueuePerCompareThread = 256;
 struct RunSink::Job {
   uint64_t seq = 0;  // OnCompleted order
   uint64_t index = 0;
+  report::RunAggregator* part = nullptr;  // counted here too (OnCompleted's `part`)
   const doppel::v1::Envelope* envelope = nullptr;
   const std::vector<TargetOutcome>* targets = nullptr;
   const TargetOutcome* secondary = nullptr;  // null: no secondary
@@ -53,10 +54,11 @@ RunSink::~RunSink() {
   (void)Flush();
 }
 
-void RunSink::OnCompleted(const Completed& c) {
+void RunSink::OnCompleted(const Completed& c, report::RunAggregator* part) {
   auto job = std::make_shared<Job>();
   job->seq = next_seq_++;
   job->index = c.index;
+  job->part = part;
   if (options_.compare_threads == 0) {  // inline: no copy, no hand-over
     job->envelope = c.envelope;
     job->targets = c.targets;
@@ -135,6 +137,7 @@ void RunSink::Record(const Compared& c) {
       // Add refuses only a target index out of range or a missing envelope; neither happens
       // here.
       (void)aggregator_->Add(obs);
+      if (j.part) (void)j.part->Add(obs);
     }
 
     doppel::v1::RunResult r;

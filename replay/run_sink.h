@@ -53,7 +53,11 @@ class RunSink final : public ResultSink {
 
   // Copies the finished request and hands it to a compare thread. Called on one thread (the
   // engine's).
-  void OnCompleted(const Completed& c) override;
+  void OnCompleted(const Completed& c) override { OnCompleted(c, nullptr); }
+  // The same, and the request is also counted in `part` (a group worker's aggregator for the
+  // shard the request came from, replay/group.h). REQUIRES: `part` outlives the sink and is
+  // used by no one else until Flush returns.
+  void OnCompleted(const Completed& c, report::RunAggregator* part);
   // Waits until every request handed over is compared, aggregated and written. Returns the
   // first store error seen (results are best-effort: a store error never stops a replay,
   // it is reported at the end). Called on the thread that calls OnCompleted.

@@ -158,8 +158,7 @@ struct StreamReader::Shard {
 StreamReader::StreamReader() = default;
 StreamReader::~StreamReader() = default;
 
-Result<std::unique_ptr<StreamReader>> StreamReader::Open(const RedisUrl& url,
-                                                         RedisClientOptions options) {
+Result<StreamSet> OpenStreams(const RedisUrl& url, RedisClientOptions options) {
   DOPPEL_ASSIGN_OR_RETURN(auto client, RedisClient::Connect(url, options));
   DOPPEL_ASSIGN_OR_RETURN(auto type, client->Command({"TYPE", url.stream}));
   DOPPEL_RETURN_IF_ERROR(ExpectType(type, RedisReply::Type::kStatus, "TYPE"));
@@ -167,27 +166,37 @@ Result<std::unique_ptr<StreamReader>> StreamReader::Open(const RedisUrl& url,
     return Status::InvalidArgument("'" + url.stream + "' on " + url.ToString() + " is a " +
                                    type.str + ", not a stream");
   }
-  DOPPEL_ASSIGN_OR_RETURN(const uint32_t shards, ShardCount(url, options));
-  if (type.str == "none" && shards == 0) {
+  StreamSet set;
+  DOPPEL_ASSIGN_OR_RETURN(set.shards, ShardCount(url, options));
+  if (type.str == "none" && set.shards == 0) {
     return Status::NotFound("there is no stream '" + url.stream + "' on " + url.ToString() +
                             " (check the name: nothing was recorded into it yet?)");
   }
-  if (type.str == "stream" && shards > 0) {
+  if (type.str == "stream" && set.shards > 0) {
     return Status::InvalidArgument(
-        url.ToString() + " names both a stream and a stream sharded " + std::to_string(shards) +
+        url.ToString() + " names both a stream and a stream sharded " + std::to_string(set.shards) +
         " ways (" + ShardStreamName(url.stream, 0) + ", ...): read one of them under another name");
   }
+  if (set.shards == 0) {
+    set.clients.push_back(std::move(client));
+    return set;
+  }
+  for (uint32_t i = 0; i < set.shards; ++i) {
+    RedisUrl u = url;
+    u.stream = ShardStreamName(url.stream, i);
+    DOPPEL_ASSIGN_OR_RETURN(set.clients.emplace_back(), RedisClient::Connect(u, options));
+  }
+  return set;
+}
+
+Result<std::unique_ptr<StreamReader>> StreamReader::Open(const RedisUrl& url,
+                                                         RedisClientOptions options) {
+  DOPPEL_ASSIGN_OR_RETURN(StreamSet streams, OpenStreams(url, options));
   std::unique_ptr<StreamReader> reader(new StreamReader());
-  reader->sharded_ = shards > 0;
-  for (uint32_t i = 0; i < std::max(shards, 1u); ++i) {
+  reader->sharded_ = streams.shards > 0;
+  for (RedisClientPtr& client : streams.clients) {
     auto shard = std::make_unique<Shard>();
-    if (shards == 0) {
-      shard->client = std::move(client);
-    } else {
-      RedisUrl u = url;
-      u.stream = ShardStreamName(url.stream, i);
-      DOPPEL_ASSIGN_OR_RETURN(shard->client, RedisClient::Connect(u, options));
-    }
+    shard->client = std::move(client);
     DOPPEL_RETURN_IF_ERROR(
         CheckSameSlot(*shard->client, {DictionariesKey(shard->client->url().stream)}));
     DOPPEL_RETURN_IF_ERROR(shard->decoder.LoadDictionaries(*shard->client));

@@ -47,6 +47,17 @@ inline constexpr uint32_t kMaxShards = 1024;
 // be reached or the count is not one doppel wrote.
 Result<uint32_t> ShardCount(const RedisUrl& url, RedisClientOptions options = {});
 
+// The streams `url` names: its own (`shards` 0), or each shard of a sharded stream, with a
+// client connected to each (to the master owning its slot on a Redis Cluster; a client's
+// url().stream is its stream's key). A shard nothing was written to may have no key yet.
+// Errors: NotFound when the URL names neither; InvalidArgument when the key is not a stream,
+// or when it names both a stream and a sharded one; Redis not reachable.
+struct StreamSet {
+  std::vector<RedisClientPtr> clients;
+  uint32_t shards = 0;
+};
+Result<StreamSet> OpenStreams(const RedisUrl& url, RedisClientOptions options = {});
+
 // On a Redis Cluster, every key doppel keeps beside the client's stream must hash to the
 // stream's slot (a client talks to that slot's node only): InvalidArgument, saying to name
 // the stream with a hash tag, when one of `keys` does not. OK on a single server.

@@ -487,28 +487,56 @@ Status RedisClient::RouteToSlotOwner() {
                              "'); check `redis-cli -p PORT cluster info` for cluster_state:ok");
 }
 
+namespace {
+
+// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381" (an empty host: the node asked):
+// the node named, or false when the reply is not that redirection or doppel cannot read it.
+bool Redirection(const RedisReply& r, std::string_view kind, std::string* host, uint16_t* port) {
+  if (!r.is_error() || r.str.size() <= kind.size() || r.str.compare(0, kind.size(), kind) != 0 ||
+      r.str[kind.size()] != ' ')
+    return false;
+  const std::string to = r.str.substr(r.str.rfind(' ') + 1);
+  const size_t colon = to.rfind(':');
+  unsigned p = 0;
+  if (colon == std::string::npos) return false;
+  const char* digits = to.data() + colon + 1;
+  const auto [end, ec] = std::from_chars(digits, to.data() + to.size(), p);
+  if (ec != std::errc() || end != to.data() + to.size() || p == 0 || p > 65535) return false;
+  *host = to.substr(0, colon);
+  *port = static_cast<uint16_t>(p);
+  return true;
+}
+
+}  // namespace
+
 Result<std::vector<RedisReply>> RedisClient::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
   DOPPEL_ASSIGN_OR_RETURN(auto replies, Send(commands));
   if (!cluster_ || replies.empty()) return replies;
-  // "MOVED 3999 127.0.0.1:6381" for every command: none ran, send them where the slot is now.
-  std::string to;
-  for (const RedisReply& r : replies) {
-    if (!r.is_error() || r.str.rfind("MOVED ", 0) != 0) return replies;
-    to = r.str.substr(r.str.rfind(' ') + 1);
+  // MOVED for every command: none ran, send them where the slot is now.
+  std::string host;
+  uint16_t port = 0;
+  bool moved = true;
+  for (const RedisReply& r : replies) moved = moved && Redirection(r, "MOVED", &host, &port);
+  if (moved) {
+    DOPPEL_RETURN_IF_ERROR(OpenNode(host.empty() ? node_host_ : host, port));
+    DOPPEL_ASSIGN_OR_RETURN(replies, Send(commands));
   }
-  const size_t colon = to.rfind(':');
-  unsigned port = 0;
-  const char* digits = to.data() + colon + 1;
-  if (colon == std::string::npos ||
-      std::from_chars(digits, to.data() + to.size(), port).ec != std::errc() || port == 0 ||
-      port > 65535) {
-    return replies;  // a redirection doppel cannot read: the caller sees the error replies
+  // ASK: the slot is being migrated and the command's key has gone to the node named. The
+  // command is sent there once, after ASKING; the slot stays with this node until the
+  // migration ends (and a later command is answered MOVED).
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (!Redirection(replies[i], "ASK", &host, &port)) continue;
+    if (host.empty()) host = node_host_;
+    if (!ask_ || ask_->broken_ || ask_->node_host_ != host || ask_->node_port_ != port) {
+      ask_.reset(new RedisClient(url_, options_));
+      ask_->tls_ = tls_;
+      DOPPEL_RETURN_IF_ERROR(ask_->OpenNode(host, port).WithContext("following ASK"));
+    }
+    DOPPEL_ASSIGN_OR_RETURN(auto asked, ask_->Send({{"ASKING"}, commands[i]}));
+    replies[i] = std::move(asked[1]);
   }
-  std::string host = to.substr(0, colon);
-  if (host.empty()) host = node_host_;
-  DOPPEL_RETURN_IF_ERROR(OpenNode(host, static_cast<uint16_t>(port)));
-  return Send(commands);
+  return replies;
 }
 
 Result<std::vector<RedisReply>> RedisClient::Send(

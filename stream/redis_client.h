@@ -81,8 +81,9 @@ struct RedisClientOptions {
 // slot of its URL's stream key, found with CLUSTER SLOTS when it connects, so every key it
 // names must hash to that slot (a stream named with a hash tag, {checkout}, and the keys
 // doppel derives from it, {checkout}:dicts, do). A pipeline that every reply answers with
-// MOVED (the slot moved: a failover, a resharding) is sent again, once, to the node named.
-// ASK redirections (a slot being migrated) are returned as error replies.
+// MOVED (the slot moved: a failover, a resharding) is sent again, once, to the node named. A
+// command answered ASK (its key has gone to the node its slot is being migrated to) is sent
+// there, once, after ASKING, on a second connection kept for that.
 class RedisClient {
  public:
   // Connects, authenticates when the URL has a password, and PINGs. Errors: Unavailable when
@@ -122,7 +123,8 @@ class RedisClient {
   RedisClientOptions options_;
   std::shared_ptr<boost::asio::ssl::context> tls_;  // rediss://, made at the first Open
   std::unique_ptr<Context> ctx_;
-  std::string node_host_;  // the node connected to
+  std::unique_ptr<RedisClient> ask_;  // to the node of the last ASK redirection
+  std::string node_host_;             // the node connected to
   uint16_t node_port_ = 0;
   bool broken_ = true;
   bool cluster_ = false;

@@ -466,7 +466,9 @@ TEST_F(ReadmeTest, RedisWorkflow) {
 }
 
 // Redis Cluster: the README's sharded recording into a 3-master cluster (free ports for its
-// 127.0.0.1:7000 and :7001), imported whole through another node.
+// 127.0.0.1:7000 and :7001), imported whole through another node, and replayed by a group
+// (of one worker here) against v2 through one node, reported through another: every entry
+// of the six shards counted once.
 TEST_F(ReadmeTest, RedisClusterWorkflow) {
   const Block* b = FindBlock("redis-cluster");
   ASSERT_NE(b, nullptr);
@@ -474,7 +476,7 @@ TEST_F(ReadmeTest, RedisClusterWorkflow) {
   ASSERT_TRUE(cluster.Start()) << cluster.error();
   subst_.emplace_back("127.0.0.1:7000", "127.0.0.1:" + std::to_string(cluster.node(0).port()));
   subst_.emplace_back("127.0.0.1:7001", "127.0.0.1:" + std::to_string(cluster.node(1).port()));
-  ASSERT_EQ(b->commands.size(), 2u);
+  ASSERT_EQ(b->commands.size(), 4u);
   ASSERT_NO_FATAL_FAILURE(RunRecorder(Rewrite(b->commands[0]), 35));
   EXPECT_NE(record_output_.find("/checkout: stored 105, dropped 0"), std::string::npos)
       << record_output_;
@@ -482,6 +484,13 @@ TEST_F(ReadmeTest, RedisClusterWorkflow) {
   ASSERT_EQ(Run(Rewrite(b->commands[1]), &out), 0) << out;
   EXPECT_NE(out.find("imported 105 envelopes as session 'checkout-sharded'"), std::string::npos)
       << out;
+  // v2's changes are regressions: the worker and the merged report exit 1.
+  ASSERT_EQ(Run(Rewrite(b->commands[2]), &out), 1) << out;
+  ASSERT_EQ(Run(Rewrite(b->commands[3]), &out), 1) << out;
+  EXPECT_NE(out.find("group 'load-1': 1 workers, 105 entries in the stream\n"), std::string::npos)
+      << out;
+  ASSERT_EQ(Run("tr -d ' \\n' < sharded.json | grep -o '\"requests\":[0-9]*' | head -1", &out), 0);
+  EXPECT_EQ(out, "\"requests\":105\n");
 }
 
 // Streaming: the record command with the streaming flags runs, relays and records traffic.

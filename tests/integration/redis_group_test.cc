@@ -54,11 +54,16 @@ class RedisGroupTest : public ::testing::Test {
   // in front of doppel-echo v1, so a v2 target differs on some fields and not on others.
   static void SetUpTestSuite() {
     dir_ = new std::string(MakeTempDir("redis-group"));
+    Record(*dir_ + "/src", {"--session", "shop"});
+  }
+
+  // Records the session through `doppel record --store STORE FLAGS...` in front of a fresh
+  // doppel-echo v1: kEntries GETs, each from one of 10 users (X-User).
+  static void Record(const std::string& store, const std::vector<std::string>& flags) {
     ChildProcess v1({EchoBinary(), "--listen", "127.0.0.1:0", "--threads", "1"});
     const unsigned port = PortOf(v1.WaitForLine("listening on "));
     ASSERT_NE(port, 0u) << v1.all_stderr();
-    RecordProcess rec(*dir_ + "/src", "http://127.0.0.1:" + std::to_string(port),
-                      {"--session", "shop"});
+    RecordProcess rec(store, "http://127.0.0.1:" + std::to_string(port), flags);
     ASSERT_TRUE(rec.started()) << rec.child().all_stderr();
     {
       TestClient client(rec.port());
@@ -68,6 +73,7 @@ class RedisGroupTest : public ::testing::Test {
                                               : "/healthz";
         net::HttpRequest r{http::verb::get, path, 11};
         r.set(http::field::host, "shop.test");
+        r.set("X-User", "user-" + std::to_string(i % 10));
         ASSERT_EQ(client.Send(std::move(r)).result_int(), 200u) << path;
       }
     }
@@ -96,49 +102,74 @@ class RedisGroupTest : public ::testing::Test {
 
   // A worker of group "g": 150 requests/s for the group, entries claimed after 3 s idle.
   std::unique_ptr<ChildProcess> Worker(const std::string& name, const std::string& target = "",
-                                       const std::string& extra = "--no-progress") const {
-    return std::make_unique<ChildProcess>(std::vector<std::string>{
-        DoppelBinary(), "--store", *dir_ + "/" + name, "replay",
-        "--from",       url_,      "--group",          "g",
-        "--consumer",   name,      "--target",         target.empty() ? target_url_ : target,
-        "--rate",       "150",     "--timeout",        "1s",
-        "--claim-idle", "3s",      "--no-progress",    extra});
+                                       const std::string& extra = "--no-progress",
+                                       const std::string& from = "") const {
+    return std::make_unique<ChildProcess>(
+        std::vector<std::string>{DoppelBinary(),     "--store",
+                                 *dir_ + "/" + name, "replay",
+                                 "--from",           from.empty() ? url_ : from,
+                                 "--group",          "g",
+                                 "--consumer",       name,
+                                 "--target",         target.empty() ? target_url_ : target,
+                                 "--rate",           "150",
+                                 "--timeout",        "1s",
+                                 "--claim-idle",     "3s",
+                                 "--no-progress",    extra});
   }
 
-  stream::RedisClientPtr Client() const {
+  // The streams the group reads: the session's, or each shard of it (shards_ > 0).
+  std::vector<std::string> Streams() const {
+    if (shards_ == 0) return {"shop"};
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < shards_; ++i) out.push_back(stream::ShardStreamName("shop", i));
+    return out;
+  }
+
+  // A client for `stream` (on a cluster, connected to the node that owns it).
+  stream::RedisClientPtr Client(const std::string& stream = "shop") const {
     auto url = stream::ParseRedisUrl(url_);
     EXPECT_TRUE(url.ok());
+    url->stream = stream;
     auto client = stream::RedisClient::Connect(*url);
     EXPECT_TRUE(client.ok()) << client.status().ToString();
     return client.ok() ? std::move(*client) : nullptr;
   }
 
-  // The workers' states in Redis, by consumer.
+  // The workers' states in Redis, by consumer; a worker's states on several shards added up
+  // (finished when it is on each).
   std::map<std::string, doppel::v1::WorkerState> States() const {
     std::map<std::string, doppel::v1::WorkerState> out;
-    auto client = Client();
-    if (!client) return out;
-    auto all = client->Command({"HGETALL", replay::GroupResultsKey("shop", "g")});
-    if (!all.ok()) return out;
-    for (size_t i = 0; i + 1 < all->elements.size(); i += 2)
-      EXPECT_TRUE(out[all->elements[i].str].ParseFromString(all->elements[i + 1].str));
+    for (const std::string& s : Streams()) {
+      auto client = Client(s);
+      if (!client) return out;
+      auto all = client->Command({"HGETALL", replay::GroupResultsKey(s, "g")});
+      if (!all.ok()) return out;
+      for (size_t i = 0; i + 1 < all->elements.size(); i += 2) {
+        doppel::v1::WorkerState w;
+        EXPECT_TRUE(w.ParseFromString(all->elements[i + 1].str));
+        auto [it, first] = out.emplace(all->elements[i].str, w);
+        if (first) continue;
+        it->second.set_replayed(it->second.replayed() + w.replayed());
+        it->second.set_claimed(it->second.claimed() + w.claimed());
+        it->second.set_finished(it->second.finished() && w.finished());
+      }
+    }
     return out;
   }
 
-  bool HasCommitted(const std::string& consumer) const {
-    auto client = Client();
-    if (!client) return false;
-    auto r = client->Command({"HEXISTS", replay::GroupResultsKey("shop", "g"), consumer});
-    return r.ok() && r->integer == 1;
-  }
+  bool HasCommitted(const std::string& consumer) const { return States().count(consumer) > 0; }
 
-  // Entries read by a worker and not acknowledged.
+  // Entries read by a worker and not acknowledged, over every stream.
   long long Pending() const {
-    auto client = Client();
-    if (!client) return -1;
-    auto r = client->Command({"XPENDING", "shop", "g"});
-    if (!r.ok() || r->elements.empty()) return -1;
-    return r->elements[0].integer;
+    long long pending = 0;
+    for (const std::string& s : Streams()) {
+      auto client = Client(s);
+      if (!client) return -1;
+      auto r = client->Command({"XPENDING", s, "g"});
+      if (!r.ok() || r->elements.empty()) return -1;
+      pending += r->elements[0].integer;
+    }
+    return pending;
   }
 
   // Checks the states: every entry replayed once over all workers.
@@ -154,15 +185,15 @@ class RedisGroupTest : public ::testing::Test {
   }
 
   // `doppel report --from URL --group g`, its JSON report checked against a single-process
-  // replay of the same session to the same target: the same counts and verdicts.
-  void ExpectMergedReportEqualsSingleReplay() {
+  // replay of the same session (in `store`) to the same target: the same counts and verdicts.
+  void ExpectMergedReportEqualsSingleReplay(const std::string& store = Store()) {
     const std::string merged = *dir_ + "/merged.json", single = *dir_ + "/single.json";
     std::string out, err;
     ASSERT_EQ(Doppel(Store(), {"report", "--from", url_, "--group", "g", "--report-json", merged},
                      &out, &err),
               1)
         << out << err;
-    ASSERT_EQ(Doppel(Store(),
+    ASSERT_EQ(Doppel(store,
                      {"replay", "--session", "shop", "--target", target_url_, "--max",
                       "--no-progress", "--report-json", single},
                      &out, &err),
@@ -199,6 +230,7 @@ class RedisGroupTest : public ::testing::Test {
   RedisServer redis_;
   std::unique_ptr<ChildProcess> target_;
   std::string target_url_, url_;
+  uint32_t shards_ = 0;  // the group reads a stream sharded this many ways
 };
 
 std::string* RedisGroupTest::dir_ = nullptr;
@@ -345,6 +377,55 @@ TEST_F(RedisGroupTest, SlowWorkerKeepsItsEntriesFresh) {
   EXPECT_EQ(States()["slow"].replayed(), 2u);
 }
 
+// A session sharded four ways over a 3-master Redis Cluster (doppel record --sink-shards 4,
+// by user): three workers, each given another node, one killed after its first commit. Each
+// worker reads every shard on the shard's master and commits there; every entry of every
+// shard is counted once, and `doppel report` merges the shards' states into the report of a
+// single-process replay of the same session.
+TEST_F(RedisGroupTest, ShardedStreamOnAClusterOneWorkerKilled) {
+  RedisCluster cluster;
+  ASSERT_TRUE(cluster.Start()) << cluster.error();
+  url_ = cluster.node(0).Url("shop");
+  shards_ = 4;
+  Record(*dir_ + "/sharded-rec",
+         {"--sink", url_, "--sink-shards", "4", "--sample-key", "header:X-User"});
+  const std::string store = *dir_ + "/sharded";
+  std::string out, err;
+  ASSERT_EQ(Doppel(store, {"import", url_, "--as", "shop"}, &out, &err), 0) << err;
+  ASSERT_NE(out.find("imported 300 envelopes"), std::string::npos) << out;
+
+  auto w1 = Worker("w1", "", "--no-progress", cluster.node(0).Url("shop"));
+  auto w2 = Worker("w2", "", "--no-progress", cluster.node(1).Url("shop"));
+  auto w3 = Worker("w3", "", "--no-progress", cluster.node(2).Url("shop"));
+  ASSERT_TRUE(Eventually([&] { return HasCommitted("w2"); }, 30000)) << w2->all_stderr();
+  w2->Signal(SIGKILL);
+  w2->Wait();
+  EXPECT_EQ(w1->Wait(120000), 1) << w1->all_stdout() << w1->all_stderr();
+  EXPECT_EQ(w3->Wait(120000), 1) << w3->all_stdout() << w3->all_stderr();
+  uint64_t claimed = 0;
+  ExpectEachEntryOnce(&claimed);
+  EXPECT_GT(claimed, 0u) << "the killed worker held entries; the others should have claimed them";
+  // Every shard was read by the group and holds results.
+  for (const std::string& s : Streams()) {
+    auto client = Client(s);
+    ASSERT_TRUE(client);
+    auto n = client->Command({"HLEN", replay::GroupResultsKey(s, "g")});
+    ASSERT_TRUE(n.ok());
+    EXPECT_GT(n->integer, 0) << s;
+  }
+  const auto states = States();
+  ASSERT_EQ(states.size(), 3u);
+  EXPECT_FALSE(states.at("w2").finished());
+  EXPECT_TRUE(states.at("w1").finished());
+  ExpectMergedReportEqualsSingleReplay(store);
+  ASSERT_EQ(
+      Doppel(store, {"report", "--from", cluster.node(2).Url("shop"), "--group", "g"}, &out, &err),
+      1)
+      << err;
+  EXPECT_NE(out.find("group 'g': 3 workers, 300 entries in the stream\n"), std::string::npos)
+      << out;
+}
+
 // Start-up errors name what is wrong and exit 2.
 TEST_F(RedisGroupTest, BadGroupUsageIsAClearError) {
   std::string out, err;
@@ -361,7 +442,7 @@ TEST_F(RedisGroupTest, BadGroupUsageIsAClearError) {
              {"replay", "--from", redis_.Url("nothing"), "--group", "g", "--target", target_url_},
              &out, &err),
       2);
-  EXPECT_NE(err.find("no such stream"), std::string::npos) << err;
+  EXPECT_NE(err.find("there is no stream"), std::string::npos) << err;
   EXPECT_EQ(Doppel(*dir_ + "/e",
                    {"replay", "--from", url_, "--group", "g", "--loop", "--target", target_url_},
                    &out, &err),

@@ -346,8 +346,9 @@ TEST_F(RedisStreamTest, ShardedStreamIsReadWholeInEntryOrder) {
 
 // A 3-master Redis Cluster (redis-cli --cluster create on loopback): clients given any node
 // talk to the master owning their stream's slot, follow a MOVED when the slot changes hands,
-// and refuse an untagged stream whose dictionaries would live on another node.
-TEST(RedisClusterTest, ClientsTalkToTheSlotOwnerAndFollowMoved) {
+// follow an ASK while it is being migrated, and refuse an untagged stream whose dictionaries
+// would live on another node.
+TEST(RedisClusterTest, ClientsTalkToTheSlotOwnerAndFollowMovedAndAsk) {
   doppel::testing::RedisCluster cluster;
   ASSERT_TRUE(cluster.Start()) << cluster.error();
   const auto url = [&](size_t node, const std::string& stream) {
@@ -410,6 +411,48 @@ TEST(RedisClusterTest, ClientsTalkToTheSlotOwnerAndFollowMoved) {
   ASSERT_TRUE(added.ok()) << added.status().ToString();
   EXPECT_EQ(added->type, RedisReply::Type::kString) << DescribeReply(*added);
   EXPECT_EQ((*client)->node(), new_owner);
+
+  // The slot of {moving} in migration back to the old owner (IMPORTING there, MIGRATING at
+  // the new one, as redis-cli --cluster reshard sets them): a key still at the source is
+  // answered there; a key not at the source is answered ASK, and the client sends the command
+  // to the target after ASKING, without moving the rest of its traffic.
+  const auto redis_cli = [&](const std::string& node, std::vector<std::string> args) {
+    args.insert(args.begin(), {"redis-cli", "-p", node.substr(node.rfind(':') + 1)});
+    doppel::testing::ChildProcess p(args);
+    EXPECT_EQ(p.Wait(10000), 0);
+    return p.all_stdout();
+  };
+  const auto id_of = [&](const std::string& node) {
+    const std::string out = redis_cli(node, {"cluster", "myid"});
+    return out.substr(0, out.find('\n'));
+  };
+  EXPECT_NE(
+      redis_cli(old_owner, {"cluster", "setslot", slot, "importing", id_of(new_owner)}).find("OK"),
+      std::string::npos);
+  EXPECT_NE(
+      redis_cli(new_owner, {"cluster", "setslot", slot, "migrating", id_of(old_owner)}).find("OK"),
+      std::string::npos);
+  auto pipeline = (*client)->Pipeline({{"XADD", "{moving}", "*", "f", "v2"},
+                                       {"XADD", "{moving}:new", "*", "f", "v"},
+                                       {"XLEN", "{moving}"}});
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  EXPECT_EQ((*pipeline)[0].type, RedisReply::Type::kString) << DescribeReply((*pipeline)[0]);
+  EXPECT_EQ((*pipeline)[1].type, RedisReply::Type::kString) << DescribeReply((*pipeline)[1]);
+  EXPECT_EQ((*pipeline)[2].integer, 2) << DescribeReply((*pipeline)[2]);
+  EXPECT_EQ((*client)->node(), new_owner);
+  // The key created through ASK is at the target: once the slot is the old owner's again on
+  // every node, a fresh client finds it there.
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    doppel::testing::ChildProcess set({"redis-cli", "-p", std::to_string(cluster.node(i).port()),
+                                       "cluster", "setslot", slot, "node", id_of(old_owner)});
+    ASSERT_EQ(set.Wait(10000), 0);
+  }
+  auto fresh = RedisClient::Connect(url(2, "{moving}:new"));
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ((*fresh)->node(), old_owner);
+  auto len = (*fresh)->Command({"XLEN", "{moving}:new"});
+  ASSERT_TRUE(len.ok());
+  EXPECT_EQ(len->integer, 1);
 }
 
 // rediss:// against redis-server's tls-port, with client certificates required: envelopes
