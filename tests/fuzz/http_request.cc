@@ -19,7 +19,8 @@
 // Slow per input (real sockets, two round trips); that is expected.
 //
 // tests/fuzz/h2_session.cc builds this harness again with DOPPEL_FUZZ_H2: every input then
-// follows the HTTP/2 client preface, so it is frames into recorder/h2_session.cc, and what
+// follows the HTTP/2 client preface, so it is frames into recorder/h2_session.cc (an input
+// whose first byte is 0x80 or above drives that file's frame generator instead), and what
 // the proxy sends back must start as HTTP/2 (its SETTINGS frame) instead of HTTP/1.x.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -337,7 +338,7 @@ void RunOne(const Proxy& p, std::string_view data) {
   bool closed = false;
   static constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #ifdef DOPPEL_FUZZ_H2
-  const std::string input = std::string(kH2Preface) + std::string(data);
+  const std::string input = std::string(kH2Preface) + H2Input(data);  // h2_session.cc
 #else
   const std::string input(data);
 #endif
