@@ -65,20 +65,38 @@ std::string Frame(uint8_t type, uint8_t flags, uint32_t stream, std::string_view
 // A header block: a request head or trailers, HPACK-encoded by nghttp2 (with its dynamic
 // table, as a client keeps one per connection).
 std::string HeaderBlock(Choices& c, nghttp2_hd_deflater* deflater, bool trailers) {
-  static constexpr const char* kMethods[] = {"GET",     "POST",  "PUT", "HEAD", "DELETE",
-                                             "OPTIONS", "PATCH", "CONNECT", "G T", ""};
-  static constexpr const char* kPaths[] = {
-      "/", "/api/v1/items?id=7", "/doppel.demo.v1.Catalog/GetItem", "*", "", "relative",
-      "/a/../b", "/%00", "http://other.test/x"};
+  static constexpr const char* kMethods[] = {"GET",     "POST",  "PUT",     "HEAD", "DELETE",
+                                             "OPTIONS", "PATCH", "CONNECT", "G T",  ""};
+  static constexpr const char* kPaths[] = {"/",
+                                           "/api/v1/items?id=7",
+                                           "/doppel.demo.v1.Catalog/GetItem",
+                                           "*",
+                                           "",
+                                           "relative",
+                                           "/a/../b",
+                                           "/%00",
+                                           "http://other.test/x"};
   static constexpr const char* kAuthorities[] = {"shop.test", "", "shop.test:8080", "a b",
                                                  "x:99999"};
-  static constexpr const char* kNames[] = {"content-length", "content-type", "te", "cookie",
-                                           "x-user", "grpc-timeout", "connection", "host",
-                                           "transfer-encoding", ":status", "grpc-status",
-                                           "upgrade", "accept-encoding", ":path", "x-a"};
-  static constexpr const char* kValues[] = {"0", "5", "100", "100000000", "-1", "application/grpc",
-                                            "application/json", "trailers", "gzip", "a=1; b=2",
-                                            "chunked", "1S", "close", ""};
+  static constexpr const char* kNames[] = {"content-length",  "content-type", "te",
+                                           "cookie",          "x-user",       "grpc-timeout",
+                                           "connection",      "host",         "transfer-encoding",
+                                           ":status",         "grpc-status",  "upgrade",
+                                           "accept-encoding", ":path",        "x-a"};
+  static constexpr const char* kValues[] = {"0",
+                                            "5",
+                                            "100",
+                                            "100000000",
+                                            "-1",
+                                            "application/grpc",
+                                            "application/json",
+                                            "trailers",
+                                            "gzip",
+                                            "a=1; b=2",
+                                            "chunked",
+                                            "1S",
+                                            "close",
+                                            ""};
   std::vector<std::pair<std::string, std::string>> fields;
   if (!trailers) {
     const uint32_t omit = c.Below(16);  // now and then a pseudo-header left out
@@ -93,8 +111,9 @@ std::string HeaderBlock(Choices& c, nghttp2_hd_deflater* deflater, bool trailers
   }
   std::vector<nghttp2_nv> nva;
   for (auto& [name, value] : fields) {
-    nva.push_back({reinterpret_cast<uint8_t*>(name.data()), reinterpret_cast<uint8_t*>(value.data()),
-                   name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+    nva.push_back({reinterpret_cast<uint8_t*>(name.data()),
+                   reinterpret_cast<uint8_t*>(value.data()), name.size(), value.size(),
+                   NGHTTP2_NV_FLAG_NONE});
   }
   std::string block(nghttp2_hd_deflate_bound(deflater, nva.data(), nva.size()), '\0');
   const ssize_t n = nghttp2_hd_deflate_hd(deflater, reinterpret_cast<uint8_t*>(block.data()),
@@ -119,8 +138,8 @@ std::string H2Frames(std::string_view data) {
   std::string out;
   static constexpr uint32_t kStreams[] = {1, 3, 5, 1, 3, 7, 0, 2, 0x7fffffff};
   static constexpr uint32_t kWindows[] = {0, 1, 1024, 65535, 65536, 0x7fffffff, 0x80000000u};
-  static constexpr uint32_t kSettingValues[] = {0, 1, 100, 4096, 16384, 65535, 16777215,
-                                                0x7fffffff, 0xffffffffu};
+  static constexpr uint32_t kSettingValues[] = {0,     1,        100,        4096,       16384,
+                                                65535, 16777215, 0x7fffffff, 0xffffffffu};
   auto settings = [&](bool ack) {
     std::string payload;
     if (!ack) {
@@ -151,8 +170,8 @@ std::string H2Frames(std::string_view data) {
           Put32(&prefix, c.Below(2) == 0 ? stream : 0);
           prefix.push_back(static_cast<char>(c.Byte()));
         }
-        const size_t split = c.Below(5) == 0 ? c.Below(static_cast<uint32_t>(block.size()) + 1)
-                                             : block.size();
+        const size_t split =
+            c.Below(5) == 0 ? c.Below(static_cast<uint32_t>(block.size()) + 1) : block.size();
         if (split == block.size()) flags |= NGHTTP2_FLAG_END_HEADERS;
         out += Frame(NGHTTP2_HEADERS, flags, stream,
                      Padded(c, prefix + block.substr(0, split), &flags));
