@@ -50,8 +50,11 @@ RequestReader::Event RequestReader::ParseHead(std::string_view bytes, size_t* co
   size_t& pos = *consumed;
   for (;;) {
     const std::string_view rest = bytes.substr(pos);
-    if (h2_preface_ && first_request_ && !parser_->got_some() && !rest.empty()) {
-      // HTTP/2 with prior knowledge (RFC 9113 3.4): the connection is not HTTP/1.x.
+    if (h2_preface_ && first_request_ && !parser_->got_some() && empty_line_bytes_ == 0 &&
+        !rest.empty()) {
+      // HTTP/2 with prior knowledge (RFC 9113 3.4): the connection is not HTTP/1.x. The
+      // preface is the connection's first bytes; after empty lines it is an HTTP/1.x request
+      // line with version 2.0, however the bytes arrived.
       const PrefaceMatch preface = MatchH2Preface(rest);
       if (preface == PrefaceMatch::kYes) return Event::kHttp2;
       if (preface == PrefaceMatch::kPrefix) break;  // read on

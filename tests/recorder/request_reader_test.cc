@@ -161,6 +161,13 @@ TEST(RequestReaderTest, Http2PrefaceOnlyOnTheFirstRequest) {
   const Outcome after = Read("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + preface);
   EXPECT_EQ(after.requests, std::vector<std::string>{"GET / "});
   EXPECT_EQ(after.end.substr(0, 15), "refused 505: HT");
+  // Found by tests/fuzz/http_framing (regressions/http_framing/preface_after_empty_lines):
+  // the preface after empty lines was HTTP/2 when the empty lines came in a read of their own
+  // and a 505 when it all came at once. It is not the connection's first bytes: a 505 both
+  // ways.
+  for (size_t step : {size_t{0}, size_t{1}, size_t{3}}) {
+    EXPECT_EQ(Read("\n\n\r\n" + preface, step).end.substr(0, 15), "refused 505: HT") << step;
+  }
   // Without HTTP/2 (TLS: ALPN decides), the preface is an HTTP/1.x request with version 2.0.
   RequestReader tls({1024, 64}, /*h2_preface=*/false);
   tls.Start();
