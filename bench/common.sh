@@ -157,6 +157,22 @@ EOF
   pids+=($!)
 }
 
+# start_redis -> sets redis_port, redis_pid and REDIS (redis://127.0.0.1:PORT): a fresh
+# redis-server on a free port, 127.0.0.1 only, no persistence (--save '' --appendonly no),
+# its files in $tmp; waits until it answers PING.
+start_redis() {
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+    --logfile "$tmp/redis.log" &
+  redis_pid=$!
+  pids+=($redis_pid)
+  for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+  done
+  REDIS=redis://127.0.0.1:$redis_port
+}
+
 # start_json_upstream NAME -> sets UP and up_port: an nginx (1 worker) answering every
 # request with the fixed $body as application/json; checks one answer before returning.
 start_json_upstream() {

@@ -37,15 +37,7 @@ bench_install nginx:nginx wrk:wrk curl:curl redis-server:redis-server
 out=bench/runs/group-rate-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-  --logfile "$tmp/redis.log" &
-pids+=($!)
-for _ in $(seq 100); do
-  redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
-  sleep 0.1
-done
-REDIS=redis://127.0.0.1:$redis_port
+start_redis
 
 start_json_upstream upstream
 STORE=$tmp/store

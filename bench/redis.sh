@@ -35,16 +35,7 @@ fi
 out=bench/runs/redis-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-  --logfile "$tmp/redis.log" &
-redis_pid=$!
-pids+=($redis_pid)
-for _ in $(seq 100); do
-  redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
-  sleep 0.1
-done
-REDIS=redis://127.0.0.1:$redis_port
+start_redis
 
 # ---------------------------------------------------------------- ingest
 log "ingest: doppel-bench-redis --n $N --rounds $INGEST_ROUNDS"
